@@ -1,0 +1,10 @@
+//! overlay: a Chord-like structured peer-to-peer overlay with a zero-copy io_uring data plane.
+//!
+//! Layers (see docs/ARCHITECTURE.md): the protocol core (`wire`, `routing`, `registry`,
+//! `node`) does no I/O; `io` is the io_uring driver, the only place with unsafe code.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod io;
+pub mod limits;
+pub mod machine;

@@ -1,0 +1,51 @@
+//! Every bound in the system, in one place, with the checks of how they relate.
+
+/// Bits of the default ID space: IDs 0..=127, as in the reference.
+pub const ID_BITS_DEFAULT: u32 = 7;
+/// The widest ID space the registry accepts (`--id-bits`); the native header's IDs are 32 bits.
+pub const ID_BITS_MAX: u32 = 32;
+
+/// Most routing-table entries a node can have.
+pub const NR_MAX: usize = 32;
+
+/// Most registered nodes (the registry's connection slab is sized from this).
+pub const NODES_MAX: usize = 4096;
+
+/// Most relay slots a data frame's hop trace may have. The registry sets the trace capacity of
+/// an overlay to its longest path and refuses a setup that would need more.
+pub const TRACE_SLOTS_MAX: usize = 64;
+
+/// Largest frame (length prefix included) either side accepts. A declared length above this is
+/// refused before anything is buffered.
+pub const FRAME_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest data payload (the 4-byte value plus the optional extra bytes of `start`).
+pub const PAYLOAD_BYTES_MAX: usize = 32 * 1024;
+
+/// Bytes a connection's receive buffer holds (the driver's; a whole frame always fits).
+pub const RECV_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Bytes of console line the driver buffers before giving up on a line.
+pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
+
+/// Most connections a node keeps (table entries, their reverse links, the registry, strays).
+pub const NODE_CONNECTIONS_MAX: usize = 512;
+
+/// Most connections the registry keeps (every node, plus strays that have not registered).
+pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
+
+/// Bytes of data frames that may be in flight in the whole overlay at once, summed over every
+/// source's window. The registry gives each source `IN_FLIGHT_BUDGET_BYTES / nodes` (but never
+/// less than [`WINDOW_BYTES_MIN`]), so no node ever holds more than this in its queues.
+pub const IN_FLIGHT_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The smallest per-source window: room for a few of the largest frames.
+pub const WINDOW_BYTES_MIN: u64 = 4 * FRAME_BYTES_MAX as u64;
+
+/// Frames a node originates per tick before it lets the loop look at its completions.
+pub const ORIGINATE_BATCH_FRAMES: usize = 4096;
+
+const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
+const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
+const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
+const _: () = assert!(NR_MAX <= u8::MAX as usize);

@@ -1,0 +1,96 @@
+//! The contract between a protocol state machine (registry or node) and whatever drives it.
+//!
+//! A machine does no I/O and reads no clock: the driver (the io_uring loop in `crate::io`, or
+//! the in-memory simulator in `crate::sim`) calls the `on_*` methods with events and the
+//! current time, then collects the machine's [`Effect`]s and carries them out.
+//!
+//! Outgoing bytes never pass through an effect: the machine appends frames to a pending buffer
+//! per connection, says [`Effect::Send`] when that buffer goes from empty to non-empty, and the
+//! driver swaps the pending buffer out with [`Machine::swap_outgoing`] whenever it has no send
+//! in flight on that connection. No byte is copied between the two.
+
+use std::net::SocketAddr;
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC: shared by every process on one machine).
+pub type Nanos = u64;
+
+/// A connection, named once and never reused.
+///
+/// The driver names connections it accepts (top bit clear); a machine names the connections it
+/// asks for with [`Effect::Connect`] (top bit set, see [`ConnIds`]), so both can pick an
+/// identifier without asking the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    const OUTBOUND: u64 = 1 << 63;
+
+    /// An identifier for a connection the driver accepted.
+    pub fn inbound(sequence: u64) -> ConnId {
+        assert!(sequence & Self::OUTBOUND == 0, "inbound connection sequence overflow");
+        ConnId(sequence)
+    }
+
+    /// True for connections a machine opened.
+    pub fn is_outbound(self) -> bool {
+        self.0 & Self::OUTBOUND != 0
+    }
+}
+
+/// Hands out identifiers for connections a machine opens.
+#[derive(Debug, Default)]
+pub struct ConnIds {
+    next: u64,
+}
+
+impl ConnIds {
+    pub fn next_outbound(&mut self) -> ConnId {
+        self.next += 1;
+        ConnId(ConnId::OUTBOUND | self.next)
+    }
+}
+
+/// What a machine asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Open a TCP connection to `addr` (from the driver's configured local address, if any).
+    /// The driver answers with `on_connected`, or with `on_closed` if it fails.
+    Connect { conn: ConnId, addr: SocketAddr },
+    /// `conn` has bytes pending: the driver takes them with `swap_outgoing` as soon as it has
+    /// no send in flight on that connection.
+    Send(ConnId),
+    /// Send whatever is pending on `conn`, then close it. No `on_closed` follows.
+    Close(ConnId),
+    /// A line for the operator (standard output).
+    Print(String),
+    /// Stop the loop; the process exits with this status.
+    Exit(i32),
+}
+
+/// A protocol state machine: the registry or a messaging node.
+pub trait Machine {
+    /// The loop is about to run; the listener (if any) is open.
+    fn on_start(&mut self, now: Nanos);
+    /// A peer connected to our listener.
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr);
+    /// A connection asked for with [`Effect::Connect`] is established.
+    fn on_connected(&mut self, now: Nanos, conn: ConnId);
+    /// Bytes arrived on `conn`, after any bytes that were not consumed last time. Returns how
+    /// many bytes were consumed (whole frames); the rest are offered again with more behind
+    /// them. A machine that finds garbage emits [`Effect::Close`] and may return any count.
+    fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize;
+    /// `conn` is gone: the peer closed it, it failed, or the connect failed. `reason` says why.
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str);
+    /// One line from the operator's console, without its line ending.
+    fn on_command(&mut self, now: Nanos, line: &str);
+    /// Called when the time returned by [`Machine::next_tick`] has come.
+    fn on_tick(&mut self, now: Nanos);
+    /// When `on_tick` should run next: `None` for "only when something happens", a time at or
+    /// before now for "as soon as the loop has looked at its completions".
+    fn next_tick(&self) -> Option<Nanos>;
+    /// Moves the effects produced so far into `into` (which the driver keeps empty).
+    fn take_effects(&mut self, into: &mut Vec<Effect>);
+    /// Exchanges `conn`'s pending outgoing bytes with `buf` (which the driver passes empty).
+    /// After the call the machine's pending buffer is `buf`'s old, empty allocation.
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>);
+}
