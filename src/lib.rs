@@ -8,3 +8,5 @@
 pub mod io;
 pub mod limits;
 pub mod machine;
+pub mod routing;
+pub mod wire;

@@ -1,0 +1,117 @@
+//! Control messages between nodes and the registry, independent of any encoding.
+
+use std::net::SocketAddr;
+
+use super::NodeId;
+
+/// The status field of a reply: the reference sends an ID (or the node's own ID) for success and
+/// -1 for failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok(NodeId),
+    Failed,
+}
+
+/// One routing-table entry as the manifest carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+}
+
+/// What the registry tells a node at setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The node's table, in hop order (entry i is 2^i positions ahead).
+    pub entries: Vec<ManifestEntry>,
+    /// Every node ID in the overlay.
+    pub all_ids: Vec<NodeId>,
+    /// Relay slots of every data frame's trace in this overlay (native only).
+    pub trace_slots: u8,
+    /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window).
+    pub window_bytes: u64,
+}
+
+/// A node's traffic counters. Sums are 64-bit like the reference's longs, added with
+/// wrapping arithmetic (the registry totals them in i128).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets this node originated.
+    pub sent: u64,
+    /// Packets for which this node was the sink and that passed every check.
+    pub received: u64,
+    /// Packets this node forwarded.
+    pub relayed: u64,
+    pub sum_sent: i64,
+    pub sum_received: i64,
+    /// Packets that reached this node as sink but failed a check (CRC, layout, trace).
+    pub corrupted: u64,
+    /// Packets this node held but could not forward (its next hop's link was gone).
+    pub dropped: u64,
+}
+
+impl Counters {
+    /// Adds `other` field by field (wrapping sums, like the reference's longs).
+    pub fn add(&mut self, other: &Counters) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.relayed += other.relayed;
+        self.sum_sent = self.sum_sent.wrapping_add(other.sum_sent);
+        self.sum_received = self.sum_received.wrapping_add(other.sum_received);
+        self.corrupted += other.corrupted;
+        self.dropped += other.dropped;
+    }
+}
+
+/// Every control message of the system. The data plane (data packets, acks) is not here: it
+/// goes through the codec's in-place functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Node -> registry: register me at this listening address.
+    Register { addr: SocketAddr },
+    /// Registry -> node: the ID given, or a refusal; `info` says which.
+    RegisterStatus { status: Status, info: String },
+    /// Node -> registry: remove me.
+    Deregister { addr: SocketAddr, id: NodeId },
+    /// Registry -> node.
+    DeregisterStatus { status: Status, info: String },
+    /// Registry -> node: your routing table and the overlay's node IDs.
+    Manifest(Manifest),
+    /// Node -> registry: my table's connections are up (my ID) or failed (-1).
+    SetupStatus { status: Status, info: String },
+    /// Registry -> node: originate `packets` packets (run number `run`, native only).
+    TaskInitiate {
+        run: u32,
+        packets: u64,
+        extra_payload_bytes: u32,
+    },
+    /// Node -> registry: I have originated every packet of the run.
+    TaskFinished { addr: SocketAddr, id: NodeId },
+    /// Registry -> node: report counters; `reset` = final report (counters restart after it).
+    /// The classic encoding only knows the final report.
+    SummaryRequest { reset: bool },
+    /// Node -> registry: my counters; `reset` echoes the request.
+    Summary {
+        id: NodeId,
+        reset: bool,
+        counters: Counters,
+    },
+}
+
+impl Control {
+    /// The message's name in logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Control::Register { .. } => "registration",
+            Control::RegisterStatus { .. } => "registration status",
+            Control::Deregister { .. } => "deregistration",
+            Control::DeregisterStatus { .. } => "deregistration status",
+            Control::Manifest(_) => "manifest",
+            Control::SetupStatus { .. } => "setup status",
+            Control::TaskInitiate { .. } => "task initiate",
+            Control::TaskFinished { .. } => "task finished",
+            Control::SummaryRequest { .. } => "summary request",
+            Control::Summary { .. } => "traffic summary",
+        }
+    }
+}

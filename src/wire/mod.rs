@@ -1,0 +1,135 @@
+//! Wire formats: what travels on the connections, and the seam between an encoding and the
+//! state machines.
+//!
+//! The registry and node state machines speak in [`Control`] messages and move data frames
+//! through a [`Codec`]: they never look at bytes themselves. `native` is our encoding (a fixed
+//! little-endian header read in place with zerocopy); a second encoding (the classic one of
+//! REFERENCE.md) is another `Codec` implementation, and nothing in the state machines changes.
+
+pub mod control;
+pub mod native;
+mod reader;
+
+pub use control::{Control, Counters, Manifest, ManifestEntry, Status};
+
+/// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
+pub type NodeId = u32;
+
+/// What is wrong with bytes that arrived. Every variant closes the connection that sent them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// A frame declared a length above the bound (or below the smallest frame).
+    #[error("frame length {declared} is outside 1..={max} bytes")]
+    FrameLength { declared: u64, max: usize },
+    /// The frame's type byte is not one this encoding defines.
+    #[error("unknown message type {0}")]
+    UnknownType(u8),
+    /// The frame ended before a field it must hold.
+    #[error("truncated {what}")]
+    Truncated { what: &'static str },
+    /// The frame holds bytes after its last field.
+    #[error("{extra} stray bytes after {what}")]
+    Trailing { what: &'static str, extra: usize },
+    /// A field holds a value its type does not allow.
+    #[error("bad {what}: {detail}")]
+    BadField { what: &'static str, detail: String },
+}
+
+/// What a relay needs to know of a whole frame, read in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// A data packet for `sink`: routed by its sink, counted, checked at the sink.
+    Data { sink: NodeId },
+    /// A flow-control acknowledgement for `sink`: routed like data, never counted.
+    Ack { sink: NodeId },
+    /// A control message between a node and the registry.
+    Control,
+}
+
+/// A data packet that reached its sink, as the sink's checks saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub source: NodeId,
+    /// The reference's random 32-bit value (first four payload bytes).
+    pub value: i32,
+    /// When the source sent it (its clock; comparable on one machine).
+    pub send_time_ns: u64,
+    /// Relays the packet passed through.
+    pub relays: usize,
+}
+
+/// Why a data packet that reached its sink is counted as corrupted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Corruption {
+    #[error("header does not match the frame: {0}")]
+    Header(String),
+    #[error("payload CRC32 {computed:#010x} differs from the header's {declared:#010x}")]
+    Crc { declared: u32, computed: u32 },
+    #[error("hop trace {trace:?} is not the route from {origin} (expected {expected:?})")]
+    Trace {
+        origin: NodeId,
+        trace: Vec<NodeId>,
+        expected: Vec<NodeId>,
+    },
+    #[error("hop trace overflowed its {slots} slots")]
+    TraceOverflow { slots: usize },
+}
+
+/// The parameters every data frame of one run shares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataShape {
+    /// Relay slots in each frame's trace (set by the registry per overlay).
+    pub trace_slots: usize,
+    /// Payload bytes after the 4-byte value.
+    pub extra_payload_bytes: usize,
+}
+
+/// An encoding of frames. Implementations are stateless.
+pub trait Codec {
+    /// A short name for logs and `--wire`.
+    const NAME: &'static str;
+
+    /// Length of the whole frame at the front of `bytes`, once its length field is there:
+    /// `Ok(None)` means more bytes are needed. Refuses a declared length outside the bound
+    /// before anything is buffered.
+    fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError>;
+
+    /// Classifies a whole frame and, for data and acks, checks that its routed header is
+    /// consistent with its length (so that relaying it cannot fail).
+    fn peek(frame: &[u8]) -> Result<Peek, WireError>;
+
+    /// Appends `frame`, which [`Codec::peek`] accepted as data or ack, to `out` as relay
+    /// `self_id` forwards it: a data packet's trace gains `self_id`.
+    fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>);
+
+    /// Appends a new data packet to `out`; `payload` is the value then the extra bytes.
+    /// Returns the frame's length.
+    fn append_data(
+        out: &mut Vec<u8>,
+        source: NodeId,
+        sink: NodeId,
+        shape: DataShape,
+        send_time_ns: u64,
+        payload: &[u8],
+    ) -> usize;
+
+    /// Checks a data frame at its sink (layout, CRC) and copies its hop trace into `trace`
+    /// (cleared first) so the sink can compare it with the route it expects.
+    fn check_delivered(
+        frame: &[u8],
+        shape: DataShape,
+        trace: &mut Vec<NodeId>,
+    ) -> Result<Delivered, Corruption>;
+
+    /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).
+    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, run: u32, acked_bytes: u64);
+
+    /// Reads an ack frame addressed to us: (who acknowledges, run, cumulative bytes).
+    fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError>;
+
+    /// Appends a control message.
+    fn encode_control(message: &Control, out: &mut Vec<u8>);
+
+    /// Decodes a whole control frame.
+    fn decode_control(frame: &[u8]) -> Result<Control, WireError>;
+}

@@ -1,0 +1,527 @@
+//! The native encoding: little-endian, one 4-byte length prefix per frame, and a fixed 32-byte
+//! header for the data plane that relays read and patch in place (docs/PROTOCOL.md has the
+//! byte tables).
+
+use std::net::SocketAddr;
+
+use zerocopy::little_endian::{I64, U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::reader::{Reader, put_ip, put_string};
+use super::{
+    Codec, Control, Corruption, Counters, DataShape, Delivered, Manifest, ManifestEntry, NodeId,
+    Peek, Status, WireError,
+};
+use crate::limits::{FRAME_BYTES_MAX, TRACE_SLOTS_MAX};
+
+/// Message type codes. Control codes match the classic format's numbering.
+pub mod kind {
+    pub const REGISTER: u8 = 2;
+    pub const REGISTER_STATUS: u8 = 3;
+    pub const DEREGISTER: u8 = 4;
+    pub const DEREGISTER_STATUS: u8 = 5;
+    pub const MANIFEST: u8 = 6;
+    pub const SETUP_STATUS: u8 = 7;
+    pub const TASK_INITIATE: u8 = 8;
+    pub const DATA: u8 = 9;
+    pub const TASK_FINISHED: u8 = 10;
+    pub const SUMMARY_REQUEST: u8 = 11;
+    pub const SUMMARY: u8 = 12;
+    pub const ACK: u8 = 13;
+}
+
+/// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
+pub const FLAG_TRACE_OVERFLOW: u8 = 1;
+
+/// Bytes of the length prefix.
+pub const PREFIX_BYTES: usize = 4;
+
+/// The fixed header of a data frame. The trace (`trace_slots` little-endian u32 relay IDs)
+/// and then the payload follow it.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct DataHeader {
+    /// Bytes after this field: header rest + trace + payload.
+    pub len: U32,
+    /// [`kind::DATA`].
+    pub kind: u8,
+    /// Relay slots in the trace; the same for every frame of an overlay.
+    pub trace_slots: u8,
+    /// Relays so far = trace slots used.
+    pub hop_count: u8,
+    /// [`FLAG_TRACE_OVERFLOW`]; other bits zero.
+    pub flags: u8,
+    /// The node that originated the packet.
+    pub source: U32,
+    /// The node the packet is for: the only field a relay routes on.
+    pub sink: U32,
+    /// Payload bytes after the trace (4-byte value + extra bytes).
+    pub payload_len: U32,
+    /// CRC32 (IEEE) of the payload.
+    pub crc32: U32,
+    /// The source's CLOCK_MONOTONIC at sending, for latency.
+    pub send_time_ns: U64,
+}
+
+/// A flow-control acknowledgement, routed to `sink` like data.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct AckFrame {
+    /// Always 28.
+    pub len: U32,
+    /// [`kind::ACK`].
+    pub kind: u8,
+    pub reserved: [u8; 3],
+    /// The sink that acknowledges.
+    pub source: U32,
+    /// The source whose packets are acknowledged.
+    pub sink: U32,
+    /// The run the packets belong to (late acks of an earlier run are ignored).
+    pub run: U32,
+    pub reserved2: U32,
+    /// Frame bytes received from `sink` in this run, cumulative.
+    pub acked_bytes: U64,
+}
+
+pub const DATA_HEADER_BYTES: usize = size_of::<DataHeader>();
+pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
+const _: () = assert!(DATA_HEADER_BYTES == 32);
+const _: () = assert!(ACK_FRAME_BYTES == 32);
+
+/// Bytes of one data frame of `shape`.
+pub fn data_frame_bytes(shape: DataShape) -> usize {
+    DATA_HEADER_BYTES + 4 * shape.trace_slots + 4 + shape.extra_payload_bytes
+}
+
+/// The native encoding.
+pub struct Native;
+
+impl Codec for Native {
+    const NAME: &'static str = "native";
+
+    fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError> {
+        let Some(prefix) = bytes.first_chunk::<PREFIX_BYTES>() else {
+            return Ok(None);
+        };
+        let declared = u32::from_le_bytes(*prefix) as usize;
+        if declared == 0 || declared > FRAME_BYTES_MAX - PREFIX_BYTES {
+            return Err(WireError::FrameLength {
+                declared: declared as u64,
+                max: FRAME_BYTES_MAX - PREFIX_BYTES,
+            });
+        }
+        let total = PREFIX_BYTES + declared;
+        Ok((bytes.len() >= total).then_some(total))
+    }
+
+    fn peek(frame: &[u8]) -> Result<Peek, WireError> {
+        match frame.get(PREFIX_BYTES) {
+            Some(&kind::DATA) => {
+                let (header, rest) = DataHeader::ref_from_prefix(frame)
+                    .map_err(|_| WireError::Truncated { what: "data header" })?;
+                let slots = usize::from(header.trace_slots);
+                let payload = header.payload_len.get() as usize;
+                if slots > TRACE_SLOTS_MAX
+                    || usize::from(header.hop_count) > slots
+                    || rest.len() != 4 * slots + payload
+                {
+                    return Err(WireError::BadField {
+                        what: "data header",
+                        detail: format!(
+                            "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
+                            slots,
+                            header.hop_count,
+                            payload,
+                            rest.len()
+                        ),
+                    });
+                }
+                Ok(Peek::Data {
+                    sink: header.sink.get(),
+                })
+            }
+            Some(&kind::ACK) => {
+                let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
+                    what: "ack frame",
+                    detail: format!("{} bytes (must be {ACK_FRAME_BYTES})", frame.len()),
+                })?;
+                Ok(Peek::Ack {
+                    sink: ack.sink.get(),
+                })
+            }
+            Some(&code) if (kind::REGISTER..=kind::SUMMARY).contains(&code) => Ok(Peek::Control),
+            Some(&code) => Err(WireError::UnknownType(code)),
+            None => Err(WireError::Truncated { what: "frame" }),
+        }
+    }
+
+    fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(frame);
+        if frame[PREFIX_BYTES] != kind::DATA {
+            return;
+        }
+        let Ok((header, rest)) = DataHeader::mut_from_prefix(&mut out[start..]) else {
+            debug_assert!(false, "relayed a data frame that peek did not accept");
+            return;
+        };
+        let hop = usize::from(header.hop_count);
+        if hop < usize::from(header.trace_slots) {
+            header.hop_count += 1;
+            rest[4 * hop..4 * hop + 4].copy_from_slice(&self_id.to_le_bytes());
+        } else {
+            header.flags |= FLAG_TRACE_OVERFLOW;
+        }
+    }
+
+    fn append_data(
+        out: &mut Vec<u8>,
+        source: NodeId,
+        sink: NodeId,
+        shape: DataShape,
+        send_time_ns: u64,
+        payload: &[u8],
+    ) -> usize {
+        debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
+        let trace_bytes = 4 * shape.trace_slots;
+        let total = DATA_HEADER_BYTES + trace_bytes + payload.len();
+        let header = DataHeader {
+            len: U32::new((total - PREFIX_BYTES) as u32),
+            kind: kind::DATA,
+            trace_slots: shape.trace_slots as u8,
+            hop_count: 0,
+            flags: 0,
+            source: U32::new(source),
+            sink: U32::new(sink),
+            payload_len: U32::new(payload.len() as u32),
+            crc32: U32::new(crc32fast::hash(payload)),
+            send_time_ns: U64::new(send_time_ns),
+        };
+        out.extend_from_slice(header.as_bytes());
+        out.resize(out.len() + trace_bytes, 0);
+        out.extend_from_slice(payload);
+        total
+    }
+
+    fn check_delivered(
+        frame: &[u8],
+        shape: DataShape,
+        trace: &mut Vec<NodeId>,
+    ) -> Result<Delivered, Corruption> {
+        trace.clear();
+        let (header, rest) = DataHeader::ref_from_prefix(frame)
+            .map_err(|_| Corruption::Header("shorter than a data header".into()))?;
+        let slots = usize::from(header.trace_slots);
+        if slots != shape.trace_slots {
+            return Err(Corruption::Header(format!(
+                "{slots} trace slots, this overlay uses {}",
+                shape.trace_slots
+            )));
+        }
+        if header.flags & FLAG_TRACE_OVERFLOW != 0 {
+            return Err(Corruption::TraceOverflow { slots });
+        }
+        let payload_len = header.payload_len.get() as usize;
+        if payload_len != 4 + shape.extra_payload_bytes || rest.len() != 4 * slots + payload_len
+        {
+            return Err(Corruption::Header(format!(
+                "payload of {payload_len} bytes, this run sends {}",
+                4 + shape.extra_payload_bytes
+            )));
+        }
+        let (trace_bytes, payload) = rest.split_at(4 * slots);
+        let computed = crc32fast::hash(payload);
+        if computed != header.crc32.get() {
+            return Err(Corruption::Crc {
+                declared: header.crc32.get(),
+                computed,
+            });
+        }
+        let hops = usize::from(header.hop_count).min(slots);
+        trace.extend(
+            trace_bytes[..4 * hops]
+                .chunks_exact(4)
+                .map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])),
+        );
+        Ok(Delivered {
+            source: header.source.get(),
+            value: i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]),
+            send_time_ns: header.send_time_ns.get(),
+            relays: hops,
+        })
+    }
+
+    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, run: u32, acked_bytes: u64) {
+        let ack = AckFrame {
+            len: U32::new((ACK_FRAME_BYTES - PREFIX_BYTES) as u32),
+            kind: kind::ACK,
+            reserved: [0; 3],
+            source: U32::new(source),
+            sink: U32::new(sink),
+            run: U32::new(run),
+            reserved2: U32::new(0),
+            acked_bytes: U64::new(acked_bytes),
+        };
+        out.extend_from_slice(ack.as_bytes());
+    }
+
+    fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError> {
+        let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::Truncated {
+            what: "ack frame",
+        })?;
+        Ok((ack.source.get(), ack.run.get(), ack.acked_bytes.get()))
+    }
+
+    fn encode_control(message: &Control, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; PREFIX_BYTES]);
+        encode_body(message, out);
+        let declared = (out.len() - start - PREFIX_BYTES) as u32;
+        out[start..start + PREFIX_BYTES].copy_from_slice(&declared.to_le_bytes());
+    }
+
+    fn decode_control(frame: &[u8]) -> Result<Control, WireError> {
+        let body = frame
+            .get(PREFIX_BYTES..)
+            .ok_or(WireError::Truncated { what: "frame" })?;
+        decode_body(body)
+    }
+}
+
+fn put_u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(U16::new(value).as_bytes());
+}
+fn put_u32(out: &mut Vec<u8>, value: u32) {
+    out.extend_from_slice(U32::new(value).as_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(U64::new(value).as_bytes());
+}
+fn put_i64(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(I64::new(value).as_bytes());
+}
+fn put_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+    put_ip(out, addr.ip());
+    put_u16(out, addr.port());
+}
+fn put_status(out: &mut Vec<u8>, status: Status, info: &str) {
+    put_i64(
+        out,
+        match status {
+            Status::Ok(id) => i64::from(id),
+            Status::Failed => -1,
+        },
+    );
+    put_string(out, info);
+}
+
+fn encode_body(message: &Control, out: &mut Vec<u8>) {
+    match message {
+        Control::Register { addr } => {
+            out.push(kind::REGISTER);
+            put_addr(out, addr);
+        }
+        Control::RegisterStatus { status, info } => {
+            out.push(kind::REGISTER_STATUS);
+            put_status(out, *status, info);
+        }
+        Control::Deregister { addr, id } => {
+            out.push(kind::DEREGISTER);
+            put_addr(out, addr);
+            put_u32(out, *id);
+        }
+        Control::DeregisterStatus { status, info } => {
+            out.push(kind::DEREGISTER_STATUS);
+            put_status(out, *status, info);
+        }
+        Control::Manifest(manifest) => {
+            out.push(kind::MANIFEST);
+            out.push(manifest.entries.len() as u8);
+            out.push(manifest.trace_slots);
+            put_u64(out, manifest.window_bytes);
+            for entry in &manifest.entries {
+                put_u32(out, entry.id);
+                put_addr(out, &entry.addr);
+            }
+            put_u32(out, manifest.all_ids.len() as u32);
+            for id in &manifest.all_ids {
+                put_u32(out, *id);
+            }
+        }
+        Control::SetupStatus { status, info } => {
+            out.push(kind::SETUP_STATUS);
+            put_status(out, *status, info);
+        }
+        Control::TaskInitiate {
+            run,
+            packets,
+            extra_payload_bytes,
+        } => {
+            out.push(kind::TASK_INITIATE);
+            put_u32(out, *run);
+            put_u64(out, *packets);
+            put_u32(out, *extra_payload_bytes);
+        }
+        Control::TaskFinished { addr, id } => {
+            out.push(kind::TASK_FINISHED);
+            put_addr(out, addr);
+            put_u32(out, *id);
+        }
+        Control::SummaryRequest { reset } => {
+            out.push(kind::SUMMARY_REQUEST);
+            out.push(u8::from(*reset));
+        }
+        Control::Summary {
+            id,
+            reset,
+            counters,
+        } => {
+            out.push(kind::SUMMARY);
+            put_u32(out, *id);
+            out.push(u8::from(*reset));
+            put_u64(out, counters.sent);
+            put_u64(out, counters.received);
+            put_u64(out, counters.relayed);
+            put_i64(out, counters.sum_sent);
+            put_i64(out, counters.sum_received);
+            put_u64(out, counters.corrupted);
+            put_u64(out, counters.dropped);
+        }
+    }
+}
+
+impl Reader<'_> {
+    fn u16_le(&mut self) -> Result<u16, WireError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32_le(&mut self) -> Result<u32, WireError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64_le(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64_le(&mut self) -> Result<i64, WireError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn addr_le(&mut self) -> Result<SocketAddr, WireError> {
+        let ip = self.ip()?;
+        Ok(SocketAddr::new(ip, self.u16_le()?))
+    }
+    fn bool(&mut self) -> Result<bool, WireError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(WireError::BadField {
+                what: "flag",
+                detail: format!("{other} (must be 0 or 1)"),
+            }),
+        }
+    }
+    fn status_le(&mut self) -> Result<(Status, String), WireError> {
+        let raw = self.i64_le()?;
+        let status = match raw {
+            -1 => Status::Failed,
+            id if (0..=i64::from(u32::MAX)).contains(&id) => Status::Ok(id as u32),
+            other => {
+                return Err(WireError::BadField {
+                    what: "status",
+                    detail: format!("{other} (must be an ID or -1)"),
+                });
+            }
+        };
+        Ok((status, self.string()?))
+    }
+}
+
+fn decode_body(body: &[u8]) -> Result<Control, WireError> {
+    let mut reader = Reader::new(body, "control message");
+    let code = reader.u8()?;
+    let message = match code {
+        kind::REGISTER => Control::Register {
+            addr: reader.addr_le()?,
+        },
+        kind::REGISTER_STATUS => {
+            let (status, info) = reader.status_le()?;
+            Control::RegisterStatus { status, info }
+        }
+        kind::DEREGISTER => Control::Deregister {
+            addr: reader.addr_le()?,
+            id: reader.u32_le()?,
+        },
+        kind::DEREGISTER_STATUS => {
+            let (status, info) = reader.status_le()?;
+            Control::DeregisterStatus { status, info }
+        }
+        kind::MANIFEST => {
+            let count = usize::from(reader.u8()?);
+            let trace_slots = reader.u8()?;
+            if usize::from(trace_slots) > TRACE_SLOTS_MAX {
+                return Err(WireError::BadField {
+                    what: "manifest trace slots",
+                    detail: format!("{trace_slots} (at most {TRACE_SLOTS_MAX})"),
+                });
+            }
+            let window_bytes = reader.u64_le()?;
+            let mut entries = Vec::with_capacity(count);
+            for _ in 0..count {
+                let id = reader.u32_le()?;
+                entries.push(ManifestEntry {
+                    id,
+                    addr: reader.addr_le()?,
+                });
+            }
+            let id_count = reader.u32_le()? as usize;
+            // Bound the allocation by what the frame can hold before reserving anything.
+            if id_count > reader.remaining() / 4 {
+                return Err(WireError::Truncated {
+                    what: "manifest ID list",
+                });
+            }
+            let mut all_ids = Vec::with_capacity(id_count);
+            for _ in 0..id_count {
+                all_ids.push(reader.u32_le()?);
+            }
+            Control::Manifest(Manifest {
+                entries,
+                all_ids,
+                trace_slots,
+                window_bytes,
+            })
+        }
+        kind::SETUP_STATUS => {
+            let (status, info) = reader.status_le()?;
+            Control::SetupStatus { status, info }
+        }
+        kind::TASK_INITIATE => Control::TaskInitiate {
+            run: reader.u32_le()?,
+            packets: reader.u64_le()?,
+            extra_payload_bytes: reader.u32_le()?,
+        },
+        kind::TASK_FINISHED => Control::TaskFinished {
+            addr: reader.addr_le()?,
+            id: reader.u32_le()?,
+        },
+        kind::SUMMARY_REQUEST => Control::SummaryRequest {
+            reset: reader.bool()?,
+        },
+        kind::SUMMARY => Control::Summary {
+            id: reader.u32_le()?,
+            reset: reader.bool()?,
+            counters: Counters {
+                sent: reader.u64_le()?,
+                received: reader.u64_le()?,
+                relayed: reader.u64_le()?,
+                sum_sent: reader.i64_le()?,
+                sum_received: reader.i64_le()?,
+                corrupted: reader.u64_le()?,
+                dropped: reader.u64_le()?,
+            },
+        },
+        other => return Err(WireError::UnknownType(other)),
+    };
+    reader.finish()?;
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+use super::*;
+use proptest::prelude::*;
+
+fn encode(message: &Control) -> Vec<u8> {
+    let mut out = Vec::new();
+    Native::encode_control(message, &mut out);
+    out
+}
+
+fn roundtrip(message: Control) {
+    let bytes = encode(&message);
+    assert_eq!(Native::frame_len(&bytes), Ok(Some(bytes.len())));
+    assert_eq!(Native::peek(&bytes), Ok(Peek::Control));
+    assert_eq!(Native::decode_control(&bytes), Ok(message));
+}
+
+#[test]
+fn registration_golden_vector() {
+    let message = Control::Register {
+        addr: "127.0.0.1:43765".parse().unwrap(),
+    };
+    let expected = [
+        0x08, 0x00, 0x00, 0x00, 0x02, 0x04, 0x7F, 0x00, 0x00, 0x01, 0xF5, 0xAA,
+    ];
+    assert_eq!(encode(&message), expected);
+    assert_eq!(Native::decode_control(&expected), Ok(message));
+}
+
+#[test]
+fn status_golden_vectors() {
+    let ok = Control::RegisterStatus {
+        status: Status::Ok(97),
+        info: "ok".into(),
+    };
+    assert_eq!(
+        encode(&ok),
+        [12, 0, 0, 0, 3, 97, 0, 0, 0, 0, 0, 0, 0, 2, b'o', b'k']
+    );
+    let failed = Control::SetupStatus {
+        status: Status::Failed,
+        info: String::new(),
+    };
+    assert_eq!(
+        encode(&failed),
+        [10, 0, 0, 0, 7, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0]
+    );
+}
+
+#[test]
+fn summary_request_golden_vector() {
+    assert_eq!(
+        encode(&Control::SummaryRequest { reset: true }),
+        [2, 0, 0, 0, 11, 1]
+    );
+}
+
+#[test]
+fn every_control_message_roundtrips() {
+    let addr: SocketAddr = "10.1.2.3:9000".parse().unwrap();
+    let v6: SocketAddr = "[::1]:5".parse().unwrap();
+    roundtrip(Control::Register { addr: v6 });
+    roundtrip(Control::Deregister { addr, id: 5 });
+    roundtrip(Control::DeregisterStatus {
+        status: Status::Failed,
+        info: "not registered".into(),
+    });
+    roundtrip(Control::Manifest(Manifest {
+        entries: vec![
+            ManifestEntry { id: 19, addr },
+            ManifestEntry { id: 60, addr: v6 },
+        ],
+        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119],
+        trace_slots: 3,
+        window_bytes: 1 << 20,
+    }));
+    roundtrip(Control::TaskInitiate {
+        run: 2,
+        packets: 100_000,
+        extra_payload_bytes: 4096,
+    });
+    roundtrip(Control::TaskFinished { addr, id: u32::MAX });
+    roundtrip(Control::SummaryRequest { reset: false });
+    roundtrip(Control::Summary {
+        id: 7,
+        reset: true,
+        counters: Counters {
+            sent: 1,
+            received: 2,
+            relayed: 3,
+            sum_sent: -4,
+            sum_received: i64::MIN,
+            corrupted: 5,
+            dropped: 6,
+        },
+    });
+}
+
+#[test]
+fn long_strings_are_cut_to_127_bytes() {
+    let bytes = encode(&Control::RegisterStatus {
+        status: Status::Failed,
+        info: "é".repeat(100),
+    });
+    let Ok(Control::RegisterStatus { info, .. }) = Native::decode_control(&bytes) else {
+        panic!("decodes");
+    };
+    assert_eq!(info.len(), 126);
+}
+
+#[test]
+fn frame_length_is_checked_before_buffering() {
+    assert_eq!(Native::frame_len(&[1, 0]), Ok(None));
+    assert_eq!(Native::frame_len(&[5, 0, 0, 0, 2]), Ok(None));
+    assert!(Native::frame_len(&[0, 0, 0, 0]).is_err());
+    assert!(Native::frame_len(&[0xFF, 0xFF, 0xFF, 0xFF]).is_err());
+    let max = (FRAME_BYTES_MAX - 4) as u32;
+    assert_eq!(Native::frame_len(&max.to_le_bytes()), Ok(None));
+    assert!(Native::frame_len(&(max + 1).to_le_bytes()).is_err());
+}
+
+#[test]
+fn bad_control_frames_are_errors() {
+    assert_eq!(
+        Native::peek(&[1, 0, 0, 0, 99]),
+        Err(WireError::UnknownType(99))
+    );
+    // A registration with a 5-byte address.
+    assert!(Native::decode_control(&[8, 0, 0, 0, 2, 5, 1, 2, 3, 4, 5, 0]).is_err());
+    // Trailing byte.
+    assert!(Native::decode_control(&[3, 0, 0, 0, 11, 1, 0]).is_err());
+    // Manifest claiming a billion IDs.
+    let mut manifest = vec![0, 0, 0, 0, kind::MANIFEST, 0, 0];
+    manifest.extend_from_slice(&0u64.to_le_bytes());
+    manifest.extend_from_slice(&1_000_000_000u32.to_le_bytes());
+    let len = (manifest.len() - 4) as u32;
+    manifest[..4].copy_from_slice(&len.to_le_bytes());
+    assert!(Native::decode_control(&manifest).is_err());
+}
+
+const SHAPE: DataShape = DataShape {
+    trace_slots: 2,
+    extra_payload_bytes: 0,
+};
+
+#[test]
+fn data_frame_golden_vector() {
+    let mut out = Vec::new();
+    let len = Native::append_data(&mut out, 97, 82, SHAPE, 0x0102, &1i32.to_le_bytes());
+    #[rustfmt::skip]
+    let expected = [
+        40, 0, 0, 0,  9, 2, 0, 0,     // len (after itself), kind, trace slots, hops, flags
+        97, 0, 0, 0,  82, 0, 0, 0,    // source, sink
+        4, 0, 0, 0,   0x79, 0xb8, 0xf8, 0x99, // payload length, CRC32
+        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        0, 0, 0, 0,   0, 0, 0, 0,     // trace
+        1, 0, 0, 0,                   // payload
+    ];
+    assert_eq!(out, expected);
+    assert_eq!(len, expected.len());
+    assert_eq!(len, data_frame_bytes(SHAPE));
+}
+
+#[test]
+fn relays_fill_the_trace_and_the_sink_reads_it() {
+    let mut frame = Vec::new();
+    Native::append_data(&mut frame, 97, 82, SHAPE, 5, &(-7i32).to_le_bytes());
+    assert_eq!(Native::peek(&frame), Ok(Peek::Data { sink: 82 }));
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&frame, 19, &mut hop1);
+    let mut hop2 = vec![0xAA]; // relays append behind what is queued
+    Native::append_relayed(&hop1, 60, &mut hop2);
+    let mut trace = Vec::new();
+    let delivered = Native::check_delivered(&hop2[1..], SHAPE, &mut trace).unwrap();
+    assert_eq!(trace, [19, 60]);
+    assert_eq!(
+        delivered,
+        Delivered {
+            source: 97,
+            value: -7,
+            send_time_ns: 5,
+            relays: 2
+        }
+    );
+    // A third relay has no slot left: flagged, and the sink calls it corrupted.
+    let mut hop3 = Vec::new();
+    Native::append_relayed(&hop2[1..], 61, &mut hop3);
+    assert_eq!(
+        Native::check_delivered(&hop3, SHAPE, &mut trace),
+        Err(Corruption::TraceOverflow { slots: 2 })
+    );
+}
+
+#[test]
+fn a_flipped_payload_bit_fails_the_crc() {
+    let mut frame = Vec::new();
+    let shape = DataShape {
+        trace_slots: 1,
+        extra_payload_bytes: 100,
+    };
+    let payload: Vec<u8> = (0..104u8).collect();
+    Native::append_data(&mut frame, 1, 2, shape, 0, &payload);
+    let last = frame.len() - 1;
+    frame[last] ^= 0x10;
+    let mut trace = Vec::new();
+    assert!(matches!(
+        Native::check_delivered(&frame, shape, &mut trace),
+        Err(Corruption::Crc { .. })
+    ));
+}
+
+#[test]
+fn inconsistent_data_headers_are_refused_by_peek() {
+    let mut frame = Vec::new();
+    Native::append_data(&mut frame, 1, 2, SHAPE, 0, &[0; 4]);
+    frame[5] = 3; // claims a third trace slot it does not have
+    assert!(Native::peek(&frame).is_err());
+    frame[5] = 2;
+    frame[6] = 3; // more hops than slots
+    assert!(Native::peek(&frame).is_err());
+    assert!(Native::peek(&frame[..20]).is_err());
+}
+
+#[test]
+fn acks_roundtrip_and_route_by_sink() {
+    let mut out = Vec::new();
+    Native::append_ack(&mut out, 3, 9, 4, 123_456);
+    assert_eq!(out.len(), ACK_FRAME_BYTES);
+    assert_eq!(Native::frame_len(&out), Ok(Some(ACK_FRAME_BYTES)));
+    assert_eq!(Native::peek(&out), Ok(Peek::Ack { sink: 9 }));
+    let mut relayed = Vec::new();
+    Native::append_relayed(&out, 77, &mut relayed);
+    assert_eq!(relayed, out, "acks are forwarded unchanged");
+    assert_eq!(Native::read_ack(&out), Ok((3, 4, 123_456)));
+}
+
+proptest! {
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Ok(Some(len)) = Native::frame_len(&bytes) {
+            let frame = &bytes[..len];
+            if let Ok(peek) = Native::peek(frame) {
+                match peek {
+                    Peek::Control => { let _ = Native::decode_control(frame); }
+                    Peek::Data { .. } | Peek::Ack { .. } => {
+                        let mut out = Vec::new();
+                        Native::append_relayed(frame, 1, &mut out);
+                        let mut trace = Vec::new();
+                        let _ = Native::check_delivered(frame, SHAPE, &mut trace);
+                        let _ = Native::read_ack(frame);
+                    }
+                }
+            }
+        }
+    }
+}
