@@ -4,9 +4,12 @@
 //! `node`) does no I/O; `io` is the io_uring driver, the only place with unsafe code.
 #![deny(unsafe_code)]
 
+pub mod console;
 #[allow(unsafe_code)]
 pub mod io;
 pub mod limits;
 pub mod machine;
+pub mod node;
 pub mod routing;
+pub mod summary;
 pub mod wire;

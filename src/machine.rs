@@ -27,7 +27,10 @@ impl ConnId {
 
     /// An identifier for a connection the driver accepted.
     pub fn inbound(sequence: u64) -> ConnId {
-        assert!(sequence & Self::OUTBOUND == 0, "inbound connection sequence overflow");
+        assert!(
+            sequence & Self::OUTBOUND == 0,
+            "inbound connection sequence overflow"
+        );
         ConnId(sequence)
     }
 

@@ -230,7 +230,11 @@ mod tests {
             (119, [4, 18, 33]),
         ];
         for (node, table) in expected {
-            assert_eq!(ring.table(ring.position(node).unwrap(), 3), table, "node {node}");
+            assert_eq!(
+                ring.table(ring.position(node).unwrap(), 3),
+                table,
+                "node {node}"
+            );
         }
     }
 

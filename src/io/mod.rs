@@ -1,1 +1,114 @@
-//! The io_uring driver (being written).
+//! The io_uring driver: one thread, one ring, every socket of the process.
+//!
+//! It carries out a [`Machine`]'s effects (connect, send, close, print, exit) and feeds it
+//! events (accepted, connected, received, closed, console lines, ticks). Module map:
+//! `setup` (ring creation, capability checks, pinning), `event_loop` (the loop), `conn`
+//! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
+//! `console` (the standard-input thread), `clock`.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::multiple_unsafe_ops_per_block)]
+
+pub mod clock;
+mod conn;
+mod console;
+mod event_loop;
+mod ops;
+mod setup;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::machine::Machine;
+
+/// How the driver runs.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Pin the loop thread to this core; `None` picks `process id % number of cores`.
+    pub core: Option<usize>,
+    /// Bind outgoing connections to this local address (port 0) before connecting.
+    pub local_ip: Option<IpAddr>,
+    /// Most connections open at once (slab capacity, fixed at start-up). Accepted connections
+    /// beyond it are closed; connects beyond it fail with `on_closed`.
+    pub max_connections: usize,
+    /// Bytes of each connection's receive buffer (normally `limits::RECV_BUFFER_BYTES`).
+    pub recv_buffer_bytes: usize,
+    /// Read standard input lines and deliver them with `Machine::on_command`.
+    pub console: bool,
+}
+
+/// Why the driver could not start, or had to stop.
+#[derive(thiserror::Error, Debug)]
+pub enum DriverError {
+    /// The kernel refused to create a ring (too old, disabled by sysctl, seccomp, ...).
+    #[error(
+        "io_uring is unavailable (kernel {kernel}): {source}; overlay needs Linux 5.19 or later with io_uring enabled"
+    )]
+    Unavailable {
+        kernel: String,
+        source: std::io::Error,
+    },
+    /// The ring works but lacks an operation the driver uses.
+    #[error(
+        "io_uring on kernel {kernel} lacks the {operation} operation; overlay needs Linux 5.19 or later"
+    )]
+    MissingOperation {
+        kernel: String,
+        operation: &'static str,
+    },
+    /// The kernel is older than the first one with every feature the driver uses.
+    #[error("kernel {kernel} is too old; overlay needs Linux 5.19 or later with io_uring enabled")]
+    KernelTooOld { kernel: String },
+    /// A resource the loop needs at start-up could not be created.
+    #[error("driver setup failed ({what}): {source}")]
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// Submitting to or waiting on the ring failed in a way the loop cannot recover from.
+    #[error("io_uring submission failed: {0}")]
+    Ring(std::io::Error),
+}
+
+/// Opens a listening TCP socket (SO_REUSEADDR, nonblocking, backlog 1024) on `addr` (port 0
+/// picks one); returns it and its actual local address.
+pub fn listen(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let listener: TcpListener = socket.into();
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Runs the loop until the machine emits `Effect::Exit(code)`; returns `code`.
+///
+/// Errors only for setup failures (io_uring unavailable, ...) or fatal ring errors.
+pub fn run<M: Machine>(
+    machine: &mut M,
+    listener: Option<TcpListener>,
+    config: &DriverConfig,
+) -> Result<i32, DriverError> {
+    assert!(
+        config.max_connections > 0,
+        "max_connections must be positive"
+    );
+    assert!(
+        config.recv_buffer_bytes > 0,
+        "recv_buffer_bytes must be positive"
+    );
+    let ring = setup::ring(config.max_connections)?;
+    setup::ignore_sigpipe();
+    setup::pin(config.core);
+    let console = if config.console {
+        console::start().map_err(|source| DriverError::Setup {
+            what: "console thread",
+            source,
+        })?
+    } else {
+        None
+    };
+    event_loop::Driver::new(machine, ring, listener, console, config).run()
+}

@@ -117,8 +117,10 @@ impl Codec for Native {
     fn peek(frame: &[u8]) -> Result<Peek, WireError> {
         match frame.get(PREFIX_BYTES) {
             Some(&kind::DATA) => {
-                let (header, rest) = DataHeader::ref_from_prefix(frame)
-                    .map_err(|_| WireError::Truncated { what: "data header" })?;
+                let (header, rest) =
+                    DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+                        what: "data header",
+                    })?;
                 let slots = usize::from(header.trace_slots);
                 let payload = header.payload_len.get() as usize;
                 if slots > TRACE_SLOTS_MAX
@@ -222,8 +224,7 @@ impl Codec for Native {
             return Err(Corruption::TraceOverflow { slots });
         }
         let payload_len = header.payload_len.get() as usize;
-        if payload_len != 4 + shape.extra_payload_bytes || rest.len() != 4 * slots + payload_len
-        {
+        if payload_len != 4 + shape.extra_payload_bytes || rest.len() != 4 * slots + payload_len {
             return Err(Corruption::Header(format!(
                 "payload of {payload_len} bytes, this run sends {}",
                 4 + shape.extra_payload_bytes
@@ -266,9 +267,8 @@ impl Codec for Native {
     }
 
     fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError> {
-        let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::Truncated {
-            what: "ack frame",
-        })?;
+        let ack = AckFrame::ref_from_bytes(frame)
+            .map_err(|_| WireError::Truncated { what: "ack frame" })?;
         Ok((ack.source.get(), ack.run.get(), ack.acked_bytes.get()))
     }
 

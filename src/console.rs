@@ -1,0 +1,149 @@
+//! The operator's commands at the registry and at a node, parsed from one console line.
+
+/// A command typed at the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryCommand {
+    ListMessagingNodes,
+    SetupOverlay {
+        nr: usize,
+    },
+    ListRoutingTables,
+    Start {
+        packets: u64,
+        extra_payload_bytes: u32,
+    },
+    Help,
+}
+
+/// A command typed at a messaging node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeCommand {
+    PrintCountersAndDiagnostics,
+    ExitOverlay,
+    Help,
+}
+
+/// The routing-table size `setup-overlay` uses without an argument (the reference's).
+pub const DEFAULT_NR: usize = 3;
+
+pub const REGISTRY_HELP: &str = "\
+registry commands:
+  list-messaging-nodes      host, port and ID of every registered node
+  setup-overlay [NR]        build every node's routing table with NR entries (default 3)
+  list-routing-tables       every node's address, ID and table
+  start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
+  help                      this list";
+
+pub const NODE_HELP: &str = "\
+node commands:
+  print-counters-and-diagnostics   this node's counters, table, connections and run state
+  exit-overlay                     deregister from the registry and exit
+  help                             this list";
+
+fn number<T: std::str::FromStr>(word: &str, what: &str) -> Result<T, String> {
+    word.parse()
+        .map_err(|_| format!("{what} must be a non-negative whole number, not '{word}'"))
+}
+
+/// Parses a registry command. `Ok(None)` for a blank line; `Err` says what is wrong.
+pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&name, args)) = words.split_first() else {
+        return Ok(None);
+    };
+    let command = match (name, args) {
+        ("list-messaging-nodes", []) => RegistryCommand::ListMessagingNodes,
+        ("list-routing-tables", []) => RegistryCommand::ListRoutingTables,
+        ("setup-overlay", []) => RegistryCommand::SetupOverlay { nr: DEFAULT_NR },
+        ("setup-overlay", [nr]) => RegistryCommand::SetupOverlay {
+            nr: number(nr, "NR")?,
+        },
+        ("start", [packets]) => RegistryCommand::Start {
+            packets: number(packets, "N")?,
+            extra_payload_bytes: 0,
+        },
+        ("start", [packets, bytes]) => RegistryCommand::Start {
+            packets: number(packets, "N")?,
+            extra_payload_bytes: number(bytes, "BYTES")?,
+        },
+        ("help", []) => RegistryCommand::Help,
+        (
+            "list-messaging-nodes" | "list-routing-tables" | "setup-overlay" | "start" | "help",
+            _,
+        ) => {
+            return Err(format!("wrong arguments for '{name}'\n{REGISTRY_HELP}"));
+        }
+        _ => return Err(format!("unknown command '{name}'\n{REGISTRY_HELP}")),
+    };
+    Ok(Some(command))
+}
+
+/// Parses a node command. `Ok(None)` for a blank line; `Err` says what is wrong.
+pub fn parse_node(line: &str) -> Result<Option<NodeCommand>, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&name, args)) = words.split_first() else {
+        return Ok(None);
+    };
+    let command = match (name, args) {
+        ("print-counters-and-diagnostics", []) => NodeCommand::PrintCountersAndDiagnostics,
+        ("exit-overlay", []) => NodeCommand::ExitOverlay,
+        ("help", []) => NodeCommand::Help,
+        ("print-counters-and-diagnostics" | "exit-overlay" | "help", _) => {
+            return Err(format!("'{name}' takes no arguments\n{NODE_HELP}"));
+        }
+        _ => return Err(format!("unknown command '{name}'\n{NODE_HELP}")),
+    };
+    Ok(Some(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_commands() {
+        assert_eq!(parse_registry("  "), Ok(None));
+        assert_eq!(
+            parse_registry("setup-overlay"),
+            Ok(Some(RegistryCommand::SetupOverlay { nr: 3 }))
+        );
+        assert_eq!(
+            parse_registry("setup-overlay 5"),
+            Ok(Some(RegistryCommand::SetupOverlay { nr: 5 }))
+        );
+        assert_eq!(
+            parse_registry(" start  100 4096 "),
+            Ok(Some(RegistryCommand::Start {
+                packets: 100,
+                extra_payload_bytes: 4096
+            }))
+        );
+        assert!(
+            parse_registry("start")
+                .unwrap_err()
+                .contains("wrong arguments")
+        );
+        assert!(parse_registry("start -5").unwrap_err().contains("not '-5'"));
+        assert!(parse_registry("setup-overlay x").is_err());
+        assert!(
+            parse_registry("frobnicate")
+                .unwrap_err()
+                .contains("setup-overlay [NR]")
+        );
+    }
+
+    #[test]
+    fn node_commands() {
+        assert_eq!(parse_node(""), Ok(None));
+        assert_eq!(
+            parse_node("exit-overlay"),
+            Ok(Some(NodeCommand::ExitOverlay))
+        );
+        assert_eq!(
+            parse_node("print-counters-and-diagnostics"),
+            Ok(Some(NodeCommand::PrintCountersAndDiagnostics))
+        );
+        assert!(parse_node("exit-overlay now").is_err());
+        assert!(parse_node("start 5").unwrap_err().contains("exit-overlay"));
+    }
+}

@@ -1,0 +1,84 @@
+//! Connection slots and the buffers the kernel reads from and writes into.
+//!
+//! # Buffer-lifetime invariant
+//!
+//! Every operation the driver submits points into memory owned by one [`Connection`] (or by the
+//! console reader, under the same rules): a `Recv` into the unused tail of `recv_buffer`, a
+//! `Send` from `send_buffer[send_offset..]`, a `Connect` from `connect_address`. That memory is
+//! on the heap (a `Vec`'s buffer, a `Box`), so it does not move when the slab moves the
+//! `Connection` value. While an operation is in flight:
+//! - its buffer is not resized, reallocated, swapped out or dropped: `recv_buffer` keeps its
+//!   length from allocation to release and is only read by the driver after the receive
+//!   completed; `send_buffer` is swapped with the machine and cleared only while
+//!   `send_in_flight` is false; `connect_address` is dropped only by the connect completion;
+//! - the slot is not removed from the slab: removal happens only in the driver's `release`,
+//!   which requires `ops_in_flight == 0` (so a late completion never lands on a reused slot,
+//!   and the descriptor is closed only after the kernel is done with it).
+//!
+//! Each submission increments `ops_in_flight`, each completion decrements it (asserted never to
+//! underflow). At exit the driver shuts every socket down and waits for the count to reach
+//! zero; buffers still in use after that wait are leaked, never freed.
+
+use std::net::SocketAddr;
+
+use socket2::{SockAddr, Socket};
+
+use crate::machine::ConnId;
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// An outbound connect is in flight.
+    Connecting,
+    /// Established; receiving and sending.
+    Open,
+    /// The machine closed it: pending bytes are being sent, then it is shut down.
+    Flushing,
+    /// Shut down; the slot is released when its last operation completes.
+    Closed,
+}
+
+/// One connection slot in the driver's slab.
+pub(crate) struct Connection {
+    pub socket: Socket,
+    pub conn: ConnId,
+    /// Matches completions to this use of the slot (see `ops`).
+    pub generation: u32,
+    /// The peer, for log lines.
+    pub peer: SocketAddr,
+    pub state: State,
+    /// True once the TCP connection is established (accepted, or connect completed).
+    pub connected: bool,
+    /// Fixed-length receive window; `recv_filled` bytes at its front are data.
+    pub recv_buffer: Vec<u8>,
+    pub recv_filled: usize,
+    /// The bytes being sent (taken from the machine with `swap_outgoing`); sent up to
+    /// `send_offset`.
+    pub send_buffer: Vec<u8>,
+    pub send_offset: usize,
+    /// The address a connect in flight reads.
+    pub connect_address: Option<Box<SockAddr>>,
+    pub recv_in_flight: bool,
+    pub send_in_flight: bool,
+    pub connect_in_flight: bool,
+    pub ops_in_flight: u32,
+}
+
+impl Connection {
+    /// Counts one more operation submitted on this slot.
+    pub fn op_submitted(&mut self) {
+        self.ops_in_flight += 1;
+        assert!(
+            self.ops_in_flight <= 3,
+            "at most recv, send and connect are in flight"
+        );
+    }
+
+    /// Counts one operation completed on this slot.
+    pub fn op_completed(&mut self) {
+        self.ops_in_flight = self
+            .ops_in_flight
+            .checked_sub(1)
+            .expect("a completion arrived for a slot with no operation in flight");
+    }
+}

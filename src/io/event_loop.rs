@@ -1,0 +1,851 @@
+//! The event loop: submissions, completions, and the machine's effects.
+//!
+//! Each iteration submits what is queued and waits (until the machine's next tick at most),
+//! copies every completion out of the ring into a local queue, dispatches them one by one
+//! (each machine call is followed by carrying out its effects, in order), then runs the tick
+//! if it is due. No borrow of the ring is held while the machine runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use slab::Slab;
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+use super::conn::{Connection, State};
+use super::console::ConsoleReader;
+use super::ops::{GENERATION_MASK, OpKind, Token};
+use super::{DriverConfig, DriverError, clock};
+use crate::machine::{ConnId, Effect, Machine, Nanos};
+
+/// How long the loop waits at exit for the kernel to finish with its buffers.
+const EXIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A completion copied out of the ring.
+#[derive(Clone, Copy, Debug)]
+struct Completion {
+    user_data: u64,
+    result: i32,
+    flags: u32,
+}
+
+/// The errno text of a negative completion result.
+fn errno_text(result: i32) -> String {
+    std::io::Error::from_raw_os_error(-result).to_string()
+}
+
+pub(crate) struct Driver<'m, M: Machine> {
+    machine: &'m mut M,
+    ring: IoUring,
+    connections: Slab<Connection>,
+    /// Which slot holds each connection the machine can still name.
+    slots: HashMap<ConnId, usize>,
+    connections_max: usize,
+    recv_buffer_bytes: usize,
+    /// Buffers of released slots, reused by the next slots.
+    spare_recv_buffers: Vec<Vec<u8>>,
+    spare_send_buffers: Vec<Vec<u8>>,
+    listener: Option<TcpListener>,
+    accept_armed: bool,
+    console: Option<ConsoleReader>,
+    local_ip: Option<IpAddr>,
+    inbound_sequence: u64,
+    generation: u32,
+    effects: Vec<Effect>,
+    completions: VecDeque<Completion>,
+    /// Operations submitted whose last completion has not been reaped (all kinds).
+    ops_in_flight: usize,
+    exit_code: Option<i32>,
+    now: Nanos,
+}
+
+impl<'m, M: Machine> Driver<'m, M> {
+    pub(crate) fn new(
+        machine: &'m mut M,
+        ring: IoUring,
+        listener: Option<TcpListener>,
+        console: Option<ConsoleReader>,
+        config: &DriverConfig,
+    ) -> Self {
+        let connections_max = config.max_connections;
+        Driver {
+            machine,
+            ring,
+            connections: Slab::with_capacity(connections_max),
+            slots: HashMap::with_capacity(connections_max),
+            connections_max,
+            recv_buffer_bytes: config.recv_buffer_bytes,
+            spare_recv_buffers: Vec::with_capacity(connections_max),
+            spare_send_buffers: Vec::with_capacity(connections_max),
+            listener,
+            accept_armed: false,
+            console,
+            local_ip: config.local_ip,
+            inbound_sequence: 0,
+            generation: 0,
+            effects: Vec::new(),
+            completions: VecDeque::with_capacity(1024),
+            ops_in_flight: 0,
+            exit_code: None,
+            now: clock::now(),
+        }
+    }
+
+    /// Runs until the machine exits; then waits for the kernel to release every buffer.
+    pub(crate) fn run(mut self) -> Result<i32, DriverError> {
+        let result = self.run_until_exit();
+        self.drain_for_exit();
+        result
+    }
+
+    fn run_until_exit(&mut self) -> Result<i32, DriverError> {
+        self.arm_accept()?;
+        self.arm_console()?;
+        self.now = clock::now();
+        self.machine.on_start(self.now);
+        self.apply_effects()?;
+        loop {
+            if let Some(code) = self.exit_code {
+                return Ok(code);
+            }
+            self.now = clock::now();
+            match self.machine.next_tick() {
+                Some(tick) if tick <= self.now => self.submit()?,
+                Some(tick) => self.submit_and_wait(Some(Duration::from_nanos(tick - self.now)))?,
+                None => self.submit_and_wait(None)?,
+            }
+            self.reap();
+            self.now = clock::now();
+            while let Some(completion) = self.completions.pop_front() {
+                self.dispatch(completion)?;
+            }
+            if self.exit_code.is_some() {
+                continue;
+            }
+            self.now = clock::now();
+            if self
+                .machine
+                .next_tick()
+                .is_some_and(|tick| tick <= self.now)
+            {
+                self.machine.on_tick(self.now);
+                self.apply_effects()?;
+            }
+        }
+    }
+
+    // ----- Ring plumbing -----
+
+    /// Pushes one submission, submitting a full queue first; never drops an entry.
+    ///
+    /// # Safety
+    /// Every buffer `entry` points to stays valid and unmoved until its completion is reaped
+    /// (the invariant in `conn`).
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> Result<(), DriverError> {
+        loop {
+            // SAFETY: the caller guarantees the buffers `entry` points to outlive the
+            // operation.
+            let pushed = unsafe { self.ring.submission().push(entry) };
+            if pushed.is_ok() {
+                self.ops_in_flight += 1;
+                return Ok(());
+            }
+            self.submit()?;
+            // A busy kernel (completion queue overflow) frees room once completions are
+            // reaped; they are dispatched by the loop in order.
+            self.reap();
+        }
+    }
+
+    /// Submits queued entries without waiting.
+    fn submit(&mut self) -> Result<(), DriverError> {
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(error) if is_transient(&error) => Ok(()),
+            Err(error) => Err(DriverError::Ring(error)),
+        }
+    }
+
+    /// Submits queued entries and waits for one completion, or until `timeout`.
+    fn submit_and_wait(&mut self, timeout: Option<Duration>) -> Result<(), DriverError> {
+        let waited = match timeout {
+            Some(timeout) => {
+                let timespec = types::Timespec::from(timeout);
+                let args = types::SubmitArgs::new().timespec(&timespec);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+            None => self.ring.submit_and_wait(1),
+        };
+        match waited {
+            Ok(_) => Ok(()),
+            Err(error) if is_transient(&error) => Ok(()),
+            Err(error) => Err(DriverError::Ring(error)),
+        }
+    }
+
+    /// Copies every completion out of the ring into the local queue.
+    fn reap(&mut self) {
+        for entry in self.ring.completion() {
+            self.completions.push_back(Completion {
+                user_data: entry.user_data(),
+                result: entry.result(),
+                flags: entry.flags(),
+            });
+        }
+    }
+
+    // ----- Arming operations -----
+
+    fn arm_accept(&mut self) -> Result<(), DriverError> {
+        let Some(listener) = &self.listener else {
+            return Ok(());
+        };
+        assert!(!self.accept_armed, "one accept in flight at most");
+        let entry = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(Token::unslotted(OpKind::Accept).encode());
+        // SAFETY: a multishot accept reads and writes no memory of ours (no address buffer);
+        // the listener stays open until the loop has drained at exit.
+        unsafe { self.push(&entry)? };
+        self.accept_armed = true;
+        Ok(())
+    }
+
+    fn arm_console(&mut self) -> Result<(), DriverError> {
+        let Some(console) = &mut self.console else {
+            return Ok(());
+        };
+        if !console.open || console.recv_in_flight {
+            return Ok(());
+        }
+        let window = &mut console.buffer[console.filled..];
+        assert!(
+            !window.is_empty(),
+            "console lines are split before re-arming"
+        );
+        let entry = opcode::Recv::new(
+            types::Fd(console.stream.as_raw_fd()),
+            window.as_mut_ptr(),
+            u32::try_from(window.len()).expect("console buffer fits in u32"),
+        )
+        .build()
+        .user_data(Token::unslotted(OpKind::Console).encode());
+        console.recv_in_flight = true;
+        // SAFETY: the window is inside `console.buffer`, whose heap allocation is never resized
+        // and is read only after this receive completes (`recv_in_flight`); the reader is
+        // dropped only after the exit drain (or leaked).
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
+        let slot = &mut self.connections[key];
+        assert!(!slot.recv_in_flight, "one receive in flight per connection");
+        assert_eq!(slot.state, State::Open);
+        let window = &mut slot.recv_buffer[slot.recv_filled..];
+        assert!(
+            !window.is_empty(),
+            "a full receive buffer is closed, never re-armed"
+        );
+        let entry = opcode::Recv::new(
+            types::Fd(slot.socket.as_raw_fd()),
+            window.as_mut_ptr(),
+            u32::try_from(window.len()).unwrap_or(u32::MAX),
+        )
+        .build()
+        .user_data(token(OpKind::Recv, key, slot.generation));
+        slot.recv_in_flight = true;
+        slot.op_submitted();
+        // SAFETY: the window is the unused tail of `recv_buffer`, whose heap allocation keeps
+        // its length until the slot is released, and the slot is not released while this
+        // receive is counted in `ops_in_flight`.
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    /// Sends the rest of the send buffer, or takes the machine's pending bytes and sends
+    /// them; shuts a flushing connection down once nothing is left.
+    fn start_send(&mut self, key: usize) -> Result<(), DriverError> {
+        let slot = &mut self.connections[key];
+        if slot.send_in_flight || !slot.connected {
+            return Ok(());
+        }
+        if !matches!(slot.state, State::Open | State::Flushing) {
+            return Ok(());
+        }
+        if slot.send_offset == slot.send_buffer.len() {
+            slot.send_buffer.clear();
+            slot.send_offset = 0;
+            self.machine.swap_outgoing(slot.conn, &mut slot.send_buffer);
+        }
+        if slot.send_buffer.is_empty() {
+            if slot.state == State::Flushing {
+                self.shut_down(key);
+                self.release_if_idle(key);
+            }
+            return Ok(());
+        }
+        let remaining = &slot.send_buffer[slot.send_offset..];
+        let entry = opcode::Send::new(
+            types::Fd(slot.socket.as_raw_fd()),
+            remaining.as_ptr(),
+            u32::try_from(remaining.len()).unwrap_or(u32::MAX),
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(token(OpKind::Send, key, slot.generation));
+        slot.send_in_flight = true;
+        slot.op_submitted();
+        // SAFETY: `send_buffer` is not cleared, swapped or dropped while `send_in_flight`, and
+        // the slot is not released while this send is counted in `ops_in_flight`.
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    // ----- Connection life -----
+
+    /// A new slot for `socket`, or `None` if the slab is full.
+    fn insert(
+        &mut self,
+        socket: Socket,
+        conn: ConnId,
+        peer: SocketAddr,
+        state: State,
+    ) -> Option<usize> {
+        if self.connections.len() >= self.connections_max {
+            return None;
+        }
+        assert!(!self.slots.contains_key(&conn), "{conn:?} is already open");
+        self.generation = self.generation.wrapping_add(1) & GENERATION_MASK;
+        let recv_buffer = self
+            .spare_recv_buffers
+            .pop()
+            .unwrap_or_else(|| vec![0; self.recv_buffer_bytes]);
+        assert_eq!(recv_buffer.len(), self.recv_buffer_bytes);
+        let send_buffer = self.spare_send_buffers.pop().unwrap_or_default();
+        assert!(send_buffer.is_empty());
+        let key = self.connections.insert(Connection {
+            socket,
+            conn,
+            generation: self.generation,
+            peer,
+            state,
+            connected: state == State::Open,
+            recv_buffer,
+            recv_filled: 0,
+            send_buffer,
+            send_offset: 0,
+            connect_address: None,
+            recv_in_flight: false,
+            send_in_flight: false,
+            connect_in_flight: false,
+            ops_in_flight: 0,
+        });
+        assert!(
+            self.connections.capacity() == self.connections_max,
+            "the connection slab never grows"
+        );
+        self.slots.insert(conn, key);
+        Some(key)
+    }
+
+    /// Shuts the socket down (a pending receive then completes) and forgets the connection's
+    /// name; the slot is released when its operations are done.
+    fn shut_down(&mut self, key: usize) {
+        let slot = &mut self.connections[key];
+        if slot.state == State::Closed {
+            return;
+        }
+        slot.state = State::Closed;
+        // Fails harmlessly (ENOTCONN) on a socket that never connected.
+        let _ = slot.socket.shutdown(Shutdown::Both);
+        self.slots.remove(&slot.conn);
+    }
+
+    /// The connection failed or the peer closed it: tell the machine (unless the machine
+    /// closed it itself) and shut it down.
+    fn fail(&mut self, key: usize, reason: &str) {
+        let slot = &self.connections[key];
+        if slot.state == State::Closed {
+            return;
+        }
+        let notify = slot.state != State::Flushing;
+        let (conn, peer) = (slot.conn, slot.peer);
+        self.shut_down(key);
+        if notify {
+            tracing::warn!(?conn, %peer, reason, "connection closed");
+            self.machine.on_closed(self.now, conn, reason);
+        } else {
+            tracing::debug!(?conn, %peer, reason, "closing connection ended");
+        }
+        self.release_if_idle(key);
+    }
+
+    /// Releases a closed slot whose operations have all completed: closes the descriptor and
+    /// keeps the buffers for the next slot.
+    fn release_if_idle(&mut self, key: usize) {
+        let slot = &self.connections[key];
+        if slot.state != State::Closed || slot.ops_in_flight != 0 {
+            return;
+        }
+        assert!(!slot.recv_in_flight && !slot.send_in_flight && !slot.connect_in_flight);
+        let slot = self.connections.remove(key);
+        let Connection {
+            socket,
+            recv_buffer,
+            mut send_buffer,
+            ..
+        } = slot;
+        drop(socket);
+        send_buffer.clear();
+        self.spare_recv_buffers.push(recv_buffer);
+        self.spare_send_buffers.push(send_buffer);
+    }
+
+    /// The slot at `key` if it still holds the use `generation` names.
+    fn slot_is(&self, key: usize, generation: u32) -> bool {
+        self.connections
+            .get(key)
+            .is_some_and(|slot| slot.generation == generation)
+    }
+
+    // ----- Effects -----
+
+    /// Carries out the machine's effects in order, until it has none left or it exits.
+    fn apply_effects(&mut self) -> Result<(), DriverError> {
+        loop {
+            if self.exit_code.is_some() {
+                return Ok(());
+            }
+            let mut batch = std::mem::take(&mut self.effects);
+            self.machine.take_effects(&mut batch);
+            if batch.is_empty() {
+                self.effects = batch;
+                return Ok(());
+            }
+            let mut result = Ok(());
+            for effect in batch.drain(..) {
+                if self.exit_code.is_some() || result.is_err() {
+                    break;
+                }
+                result = self.apply(effect);
+            }
+            batch.clear();
+            self.effects = batch;
+            result?;
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) -> Result<(), DriverError> {
+        match effect {
+            Effect::Connect { conn, addr } => self.connect(conn, addr),
+            Effect::Send(conn) => match self.slots.get(&conn) {
+                Some(&key) => self.start_send(key),
+                None => Ok(()),
+            },
+            Effect::Close(conn) => {
+                let Some(&key) = self.slots.get(&conn) else {
+                    return Ok(());
+                };
+                let slot = &mut self.connections[key];
+                tracing::debug!(?conn, peer = %slot.peer, "closing connection");
+                slot.state = State::Flushing;
+                self.start_send(key)
+            }
+            Effect::Print(line) => {
+                let mut stdout = std::io::stdout().lock();
+                // Standard output may be closed; the loop carries on.
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+                Ok(())
+            }
+            Effect::Exit(code) => {
+                tracing::debug!(code, "machine exits");
+                self.exit_code = Some(code);
+                Ok(())
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: SocketAddr) -> Result<(), DriverError> {
+        if self.connections.len() >= self.connections_max {
+            let reason = format!(
+                "connect to {addr} failed: connection limit ({}) reached",
+                self.connections_max
+            );
+            tracing::warn!(?conn, %addr, "{reason}");
+            self.machine.on_closed(self.now, conn, &reason);
+            return Ok(());
+        }
+        let socket = match self.outbound_socket(addr) {
+            Ok(socket) => socket,
+            Err(error) => {
+                let reason = format!("connect to {addr} failed: {error}");
+                tracing::warn!(?conn, %addr, "{reason}");
+                self.machine.on_closed(self.now, conn, &reason);
+                return Ok(());
+            }
+        };
+        let key = self
+            .insert(socket, conn, addr, State::Connecting)
+            .expect("room was checked above");
+        let slot = &mut self.connections[key];
+        let address = slot.connect_address.insert(Box::new(SockAddr::from(addr)));
+        let entry = opcode::Connect::new(
+            types::Fd(slot.socket.as_raw_fd()),
+            address.as_ptr().cast::<libc::sockaddr>(),
+            address.len(),
+        )
+        .build()
+        .user_data(token(OpKind::Connect, key, slot.generation));
+        slot.connect_in_flight = true;
+        slot.op_submitted();
+        tracing::debug!(?conn, %addr, "connecting");
+        // SAFETY: the address is boxed in the slot and dropped only by the connect completion;
+        // the slot is not released while the connect is counted in `ops_in_flight`.
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    fn outbound_socket(&self, addr: SocketAddr) -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_tcp_nodelay(true)?;
+        if let Some(ip) = self.local_ip {
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        Ok(socket)
+    }
+
+    // ----- Completions -----
+
+    fn dispatch(&mut self, completion: Completion) -> Result<(), DriverError> {
+        let token = Token::decode(completion.user_data);
+        let more = cqueue::more(completion.flags);
+        if !more {
+            self.ops_in_flight = self
+                .ops_in_flight
+                .checked_sub(1)
+                .expect("more completions than submissions");
+        }
+        match token.kind {
+            OpKind::Accept => self.on_accept(completion.result, more),
+            OpKind::Console => self.on_console(completion.result),
+            OpKind::Cancel => Ok(()),
+            OpKind::Recv | OpKind::Send | OpKind::Connect => {
+                assert!(!more, "connection operations are single-shot");
+                let slot = self
+                    .connections
+                    .get_mut(token.slot)
+                    .expect("a slot is released only when its operations completed");
+                assert_eq!(
+                    slot.generation, token.generation,
+                    "completion for a reused slot"
+                );
+                slot.op_completed();
+                match token.kind {
+                    OpKind::Recv => self.on_recv(token.slot, completion.result),
+                    OpKind::Send => self.on_send(token.slot, completion.result),
+                    _ => self.on_connect(token.slot, completion.result),
+                }
+            }
+        }
+    }
+
+    fn exiting(&self) -> bool {
+        self.exit_code.is_some()
+    }
+
+    fn on_accept(&mut self, result: i32, more: bool) -> Result<(), DriverError> {
+        if !more {
+            self.accept_armed = false;
+        }
+        if result >= 0 {
+            // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+            let descriptor = unsafe { OwnedFd::from_raw_fd(result) };
+            if !self.exiting() {
+                self.accepted(Socket::from(descriptor))?;
+            }
+        } else if !self.exiting() && result != -libc::ECANCELED {
+            tracing::warn!(error = %errno_text(result), "accept failed");
+        }
+        if self.exiting() || self.accept_armed {
+            return Ok(());
+        }
+        if result == -libc::EINVAL || result == -libc::EBADF {
+            tracing::warn!(error = %errno_text(result), "listener unusable; no longer accepting");
+            return Ok(());
+        }
+        self.arm_accept()
+    }
+
+    fn accepted(&mut self, socket: Socket) -> Result<(), DriverError> {
+        let peer = match SockRef::from(&socket).peer_addr() {
+            Ok(address) => address.as_socket(),
+            Err(error) => {
+                tracing::warn!(%error, "accepted connection has no peer address; closed");
+                return Ok(());
+            }
+        };
+        let Some(peer) = peer else {
+            tracing::warn!("accepted connection is not TCP/IP; closed");
+            return Ok(());
+        };
+        if let Err(error) = socket.set_tcp_nodelay(true) {
+            tracing::warn!(%peer, %error, "TCP_NODELAY failed on accepted connection");
+        }
+        if self.connections.len() >= self.connections_max {
+            tracing::warn!(%peer, limit = self.connections_max, "connection limit reached; accepted connection closed");
+            return Ok(());
+        }
+        let conn = ConnId::inbound(self.inbound_sequence);
+        self.inbound_sequence += 1;
+        let key = self
+            .insert(socket, conn, peer, State::Open)
+            .expect("room was checked above");
+        let generation = self.connections[key].generation;
+        tracing::debug!(?conn, %peer, "accepted");
+        self.machine.on_accepted(self.now, conn, peer);
+        self.apply_effects()?;
+        if self.slot_is(key, generation) && self.connections[key].state == State::Open {
+            self.arm_recv(key)?;
+        }
+        Ok(())
+    }
+
+    fn on_connect(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        slot.connect_in_flight = false;
+        slot.connect_address = None;
+        if exiting {
+            return Ok(());
+        }
+        let (conn, peer, generation, state) = (slot.conn, slot.peer, slot.generation, slot.state);
+        if result < 0 {
+            self.fail(
+                key,
+                &format!("connect to {peer} failed: {}", errno_text(result)),
+            );
+            return self.apply_effects();
+        }
+        slot.connected = true;
+        match state {
+            State::Closed => {
+                self.release_if_idle(key);
+                Ok(())
+            }
+            State::Flushing => self.start_send(key),
+            State::Open => unreachable!("an open connection has no connect in flight"),
+            State::Connecting => {
+                slot.state = State::Open;
+                tracing::debug!(?conn, %peer, "connected");
+                self.machine.on_connected(self.now, conn);
+                self.apply_effects()?;
+                if self.slot_is(key, generation) && self.connections[key].state == State::Open {
+                    self.arm_recv(key)?;
+                    self.start_send(key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        slot.recv_in_flight = false;
+        if exiting {
+            return Ok(());
+        }
+        match slot.state {
+            State::Closed => {
+                self.release_if_idle(key);
+                return Ok(());
+            }
+            // The machine closed it: what the peer sends now is not read.
+            State::Flushing => return Ok(()),
+            State::Connecting => unreachable!("no receive before the connection is established"),
+            State::Open => {}
+        }
+        if result < 0 {
+            self.fail(key, &errno_text(result));
+            return self.apply_effects();
+        }
+        if result == 0 {
+            self.fail(key, "closed by peer");
+            return self.apply_effects();
+        }
+        let count = result as usize;
+        slot.recv_filled += count;
+        assert!(slot.recv_filled <= slot.recv_buffer.len());
+        let (conn, generation, filled) = (slot.conn, slot.generation, slot.recv_filled);
+        let consumed = self
+            .machine
+            .on_received(self.now, conn, &slot.recv_buffer[..filled])
+            .min(filled);
+        self.apply_effects()?;
+        if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
+            return Ok(());
+        }
+        let slot = &mut self.connections[key];
+        slot.recv_buffer.copy_within(consumed..filled, 0);
+        slot.recv_filled = filled - consumed;
+        if slot.recv_filled == slot.recv_buffer.len() {
+            self.fail(key, "frame larger than the receive buffer");
+            return self.apply_effects();
+        }
+        self.arm_recv(key)
+    }
+
+    fn on_send(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        slot.send_in_flight = false;
+        if exiting {
+            return Ok(());
+        }
+        if slot.state == State::Closed {
+            self.release_if_idle(key);
+            return Ok(());
+        }
+        if result < 0 {
+            self.fail(key, &format!("send failed: {}", errno_text(result)));
+            return self.apply_effects();
+        }
+        slot.send_offset += result as usize;
+        assert!(slot.send_offset <= slot.send_buffer.len());
+        self.start_send(key)
+    }
+
+    fn on_console(&mut self, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let console = self
+            .console
+            .as_mut()
+            .expect("console completions need a console");
+        console.recv_in_flight = false;
+        if exiting {
+            return Ok(());
+        }
+        if result <= 0 {
+            if result < 0 {
+                tracing::debug!(error = %errno_text(result), "console read failed; console closed");
+            } else {
+                tracing::debug!("console input ended");
+            }
+            console.open = false;
+            return Ok(());
+        }
+        console.filled += result as usize;
+        assert!(console.filled <= console.buffer.len());
+        loop {
+            let console = self.console.as_mut().expect("console still present");
+            let filled = console.filled;
+            let end = match console.buffer[..filled]
+                .iter()
+                .position(|&byte| byte == b'\n')
+            {
+                Some(newline) => newline,
+                // The thread caps lines, so a full buffer without a newline cannot happen;
+                // deliver it whole rather than stall.
+                None if filled == console.buffer.len() => filled,
+                None => break,
+            };
+            let line = String::from_utf8_lossy(&console.buffer[..end]).into_owned();
+            let next = (end + 1).min(filled);
+            console.buffer.copy_within(next..filled, 0);
+            console.filled = filled - next;
+            self.machine.on_command(self.now, &line);
+            self.apply_effects()?;
+            if self.exiting() {
+                return Ok(());
+            }
+        }
+        self.arm_console()
+    }
+
+    // ----- Exit -----
+
+    /// Shuts every socket down, cancels the accept, and waits (bounded) for every operation to
+    /// complete, so no buffer is freed while the kernel may still use it. Whatever is still in
+    /// flight after the wait is leaked.
+    fn drain_for_exit(&mut self) {
+        if self.exit_code.is_none() {
+            // A fatal error: no machine calls from here on.
+            self.exit_code = Some(1);
+        }
+        for (_, slot) in self.connections.iter() {
+            let _ = slot.socket.shutdown(Shutdown::Both);
+        }
+        if let Some(console) = &self.console {
+            let _ = console.stream.shutdown(Shutdown::Both);
+        }
+        if self.accept_armed {
+            let entry = opcode::AsyncCancel::new(Token::unslotted(OpKind::Accept).encode())
+                .build()
+                .user_data(Token::unslotted(OpKind::Cancel).encode());
+            // SAFETY: a cancellation reads and writes no memory of ours.
+            if unsafe { self.push(&entry) }.is_err() {
+                tracing::warn!("could not cancel the accept at exit");
+            }
+        }
+        let deadline = clock::now() + EXIT_DRAIN_TIMEOUT.as_nanos() as u64;
+        while self.ops_in_flight > 0 {
+            let now = clock::now();
+            if now >= deadline {
+                break;
+            }
+            if self
+                .submit_and_wait(Some(Duration::from_nanos(deadline - now)))
+                .is_err()
+            {
+                break;
+            }
+            self.reap();
+            while let Some(completion) = self.completions.pop_front() {
+                // In exit mode dispatch only counts and closes; it calls no machine method.
+                let _ = self.dispatch(completion);
+            }
+        }
+        if self.ops_in_flight > 0 {
+            // `Drop` leaks the buffers.
+            tracing::warn!(
+                operations = self.ops_in_flight,
+                "operations still in flight at exit; their buffers are leaked"
+            );
+        }
+    }
+}
+
+impl<M: Machine> Drop for Driver<'_, M> {
+    /// Leaks, rather than frees, whatever the kernel may still use (reached with operations in
+    /// flight only when the machine panicked, or the exit drain timed out).
+    fn drop(&mut self) {
+        if self.ops_in_flight > 0 {
+            std::mem::forget(std::mem::take(&mut self.connections));
+            std::mem::forget(self.console.take());
+            std::mem::forget(self.listener.take());
+        }
+    }
+}
+
+/// Errors from submit or wait that are part of normal operation.
+fn is_transient(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EINTR | libc::ETIME | libc::EAGAIN | libc::EBUSY)
+    )
+}
+
+fn token(kind: OpKind, key: usize, generation: u32) -> u64 {
+    Token {
+        kind,
+        slot: key,
+        generation,
+    }
+    .encode()
+}

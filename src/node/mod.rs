@@ -1,0 +1,829 @@
+//! The messaging node's state machine: registration, setup, origination, relaying, delivery,
+//! counters. No I/O: see `crate::machine`.
+
+pub mod flow;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+
+use crate::console::{NODE_HELP, NodeCommand, parse_node};
+use crate::limits::ORIGINATE_BATCH_FRAMES;
+use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
+use crate::routing::{Ring, Router};
+use crate::summary::thousands;
+use crate::wire::{
+    Codec, Control, Corruption, Counters, DataShape, Manifest, NodeId, Peek, Status,
+};
+use flow::Flow;
+
+/// What a node is told at start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The address this node listens on, and registers.
+    pub listen: SocketAddr,
+    /// Where the registry listens.
+    pub registry: SocketAddr,
+    /// Seeds the node's random choices (sinks, payloads).
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connecting to the registry.
+    Connecting,
+    /// Registration sent, waiting for the answer.
+    Registering,
+    /// Registered; no overlay yet, or it was set up.
+    Registered,
+    /// Deregistration sent, waiting for the answer.
+    Exiting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Registry,
+    Entry(usize),
+    Inbound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Connecting,
+    Up,
+    Down,
+}
+
+/// One routing-table entry and the connection to it.
+#[derive(Debug)]
+struct Entry {
+    id: NodeId,
+    addr: SocketAddr,
+    conn: ConnId,
+    link: Link,
+    /// Frames queued for this entry, not yet taken by the driver.
+    pending: Vec<u8>,
+    /// Bytes the driver took with the last swap (being sent).
+    with_driver: usize,
+}
+
+/// The current run, from `TaskInitiate` to the last packet originated.
+#[derive(Debug)]
+struct Run {
+    number: u32,
+    remaining: u64,
+    /// The value (overwritten per packet) followed by the run's extra payload bytes.
+    payload: Vec<u8>,
+}
+
+/// The overlay as this node knows it after a manifest.
+#[derive(Debug)]
+struct Overlay {
+    router: Router,
+    shape: DataShape,
+    entries: Vec<Entry>,
+    connected: usize,
+    setup_reported: bool,
+}
+
+/// A messaging node.
+pub struct Node<C: Codec> {
+    config: NodeConfig,
+    conn_ids: ConnIds,
+    registry: ConnId,
+    registry_pending: Vec<u8>,
+    phase: Phase,
+    id: Option<NodeId>,
+    roles: HashMap<ConnId, Role>,
+    overlay: Option<Overlay>,
+    flow: Flow,
+    run: Option<Run>,
+    counters: Counters,
+    rng: SmallRng,
+    effects: Vec<Effect>,
+    trace: Vec<NodeId>,
+    expected: Vec<NodeId>,
+    /// Problems reported so far (corrupted packets, unknown sinks), to keep logs short.
+    problems_logged: u64,
+    codec: PhantomData<C>,
+}
+
+/// Most individual problem lines a node prints; the counters keep counting after that.
+const PROBLEM_LINES_MAX: u64 = 20;
+
+impl<C: Codec> Node<C> {
+    pub fn new(config: NodeConfig) -> Node<C> {
+        let mut conn_ids = ConnIds::default();
+        let registry = conn_ids.next_outbound();
+        let rng = SmallRng::seed_from_u64(config.seed);
+        Node {
+            config,
+            conn_ids,
+            registry,
+            registry_pending: Vec::new(),
+            phase: Phase::Connecting,
+            id: None,
+            roles: HashMap::from([(registry, Role::Registry)]),
+            overlay: None,
+            flow: Flow::default(),
+            run: None,
+            counters: Counters::default(),
+            rng,
+            effects: Vec::new(),
+            trace: Vec::new(),
+            expected: Vec::new(),
+            problems_logged: 0,
+            codec: PhantomData,
+        }
+    }
+
+    /// This node's ID, once registered.
+    pub fn id(&self) -> Option<NodeId> {
+        self.id
+    }
+
+    /// The counters since the last final report.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Bytes queued for the table entries (pending plus being sent): what this node holds.
+    pub fn queued_bytes(&self) -> usize {
+        self.overlay.as_ref().map_or(0, |overlay| {
+            overlay
+                .entries
+                .iter()
+                .map(|entry| entry.pending.len() + entry.with_driver)
+                .sum()
+        })
+    }
+
+    fn say(&mut self, line: impl Into<String>) {
+        self.effects.push(Effect::Print(line.into()));
+    }
+
+    fn problem(&mut self, line: impl Into<String>) {
+        self.problems_logged += 1;
+        if self.problems_logged <= PROBLEM_LINES_MAX {
+            let line = line.into();
+            tracing::warn!("{line}");
+            self.say(line);
+        }
+    }
+
+    fn send_control(&mut self, message: &Control) {
+        if self.registry_pending.is_empty() {
+            self.effects.push(Effect::Send(self.registry));
+        }
+        C::encode_control(message, &mut self.registry_pending);
+    }
+
+    fn close(&mut self, conn: ConnId, why: String) {
+        tracing::warn!("closing connection: {why}");
+        self.say(why);
+        self.roles.remove(&conn);
+        self.effects.push(Effect::Close(conn));
+    }
+
+    fn handle_control(&mut self, now: Nanos, message: Control) {
+        match message {
+            Control::RegisterStatus { status, info } => self.on_register_status(status, info),
+            Control::DeregisterStatus { status, info } => match status {
+                Status::Ok(_) if self.phase == Phase::Exiting => {
+                    self.say(format!("Deregistered: {info}"));
+                    self.effects.push(Effect::Exit(0));
+                }
+                Status::Ok(_) => self.say(format!("Unrequested deregistration status: {info}")),
+                Status::Failed => {
+                    self.phase = Phase::Registered;
+                    self.say(format!("Deregistration refused: {info}"));
+                }
+            },
+            Control::Manifest(manifest) => self.on_manifest(manifest),
+            Control::TaskInitiate {
+                run,
+                packets,
+                extra_payload_bytes,
+            } => self.on_task_initiate(now, run, packets, extra_payload_bytes),
+            Control::SummaryRequest { reset } => self.on_summary_request(reset),
+            other => {
+                let why = format!(
+                    "registry sent a {} message, which only nodes send; closing the registry \
+                     connection",
+                    other.name()
+                );
+                self.close(self.registry, why);
+                self.effects.push(Effect::Exit(1));
+            }
+        }
+    }
+
+    fn on_register_status(&mut self, status: Status, info: String) {
+        if self.phase != Phase::Registering {
+            self.say(format!(
+                "Ignoring an unrequested registration status: {info}"
+            ));
+            return;
+        }
+        match status {
+            Status::Ok(id) => {
+                self.id = Some(id);
+                self.phase = Phase::Registered;
+                self.say(format!("Registered as node {id}: {info}"));
+            }
+            Status::Failed => {
+                self.say(format!("Registration refused: {info}"));
+                self.effects.push(Effect::Exit(1));
+            }
+        }
+    }
+
+    fn on_manifest(&mut self, manifest: Manifest) {
+        let Some(id) = self.id else {
+            self.send_control(&Control::SetupStatus {
+                status: Status::Failed,
+                info: "got a manifest before being registered".into(),
+            });
+            return;
+        };
+        // A new setup replaces the old overlay and its connections.
+        if let Some(old) = self.overlay.take() {
+            for entry in old.entries {
+                self.roles.remove(&entry.conn);
+                self.effects.push(Effect::Close(entry.conn));
+            }
+        }
+        self.run = None;
+        let nodes = manifest.all_ids.len();
+        let ring = Ring::new(manifest.all_ids);
+        let nr = manifest.entries.len();
+        let failure = if nr == 0 {
+            Some("the manifest has no table entries".to_string())
+        } else if ring.len() != nodes {
+            Some("the manifest lists an ID twice".to_string())
+        } else {
+            match Router::new(ring, nr, id) {
+                None => Some(format!("the manifest does not list this node's ID {id}")),
+                Some(router) => {
+                    let table = router.ring().table(router.self_position(), nr);
+                    let ids: Vec<NodeId> = manifest.entries.iter().map(|e| e.id).collect();
+                    if table != ids {
+                        Some(format!(
+                            "the manifest's table {ids:?} is not the ring's {table:?}"
+                        ))
+                    } else {
+                        let mut entries = Vec::with_capacity(nr);
+                        for entry in &manifest.entries {
+                            let conn = self.conn_ids.next_outbound();
+                            self.roles.insert(conn, Role::Entry(entries.len()));
+                            self.effects.push(Effect::Connect {
+                                conn,
+                                addr: entry.addr,
+                            });
+                            entries.push(Entry {
+                                id: entry.id,
+                                addr: entry.addr,
+                                conn,
+                                link: Link::Connecting,
+                                pending: Vec::new(),
+                                with_driver: 0,
+                            });
+                        }
+                        self.flow = Flow::new(nodes, manifest.window_bytes);
+                        self.overlay = Some(Overlay {
+                            router,
+                            shape: DataShape {
+                                trace_slots: usize::from(manifest.trace_slots),
+                                extra_payload_bytes: 0,
+                            },
+                            entries,
+                            connected: 0,
+                            setup_reported: false,
+                        });
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(info) = failure {
+            self.say(format!("Overlay setup failed: {info}"));
+            self.send_control(&Control::SetupStatus {
+                status: Status::Failed,
+                info,
+            });
+        }
+    }
+
+    fn on_entry_connected(&mut self, index: usize) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let entry = &mut overlay.entries[index];
+        if entry.link != Link::Connecting {
+            return;
+        }
+        entry.link = Link::Up;
+        overlay.connected += 1;
+        if overlay.connected == overlay.entries.len() && !overlay.setup_reported {
+            overlay.setup_reported = true;
+            let count = overlay.entries.len();
+            let id = self.id.unwrap_or_default();
+            self.send_control(&Control::SetupStatus {
+                status: Status::Ok(id),
+                info: format!("node {id} connected to its {count} table entries"),
+            });
+        }
+    }
+
+    fn on_entry_closed(&mut self, index: usize, reason: &str) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let entry = &mut overlay.entries[index];
+        let was = entry.link;
+        entry.link = Link::Down;
+        // Frames still queued for the entry can no longer be delivered: account for them.
+        let mut lost = 0;
+        let mut offset = 0;
+        while let Ok(Some(len)) = C::frame_len(&entry.pending[offset..]) {
+            if matches!(
+                C::peek(&entry.pending[offset..offset + len]),
+                Ok(Peek::Data { .. })
+            ) {
+                lost += 1;
+            }
+            offset += len;
+        }
+        entry.pending.clear();
+        let line = format!(
+            "lost the link to table entry {} (node {} at {}): {reason}; {lost} queued packets \
+             counted as dropped",
+            index, entry.id, entry.addr
+        );
+        let report_failure = was == Link::Connecting && !overlay.setup_reported;
+        if report_failure {
+            overlay.setup_reported = true;
+        }
+        self.counters.dropped += lost;
+        self.problem(line);
+        if report_failure {
+            let entry = &self.overlay.as_ref().expect("overlay").entries[index];
+            let info = format!(
+                "could not connect to node {} at {}: {reason}",
+                entry.id, entry.addr
+            );
+            self.send_control(&Control::SetupStatus {
+                status: Status::Failed,
+                info,
+            });
+        }
+    }
+
+    fn on_task_initiate(&mut self, _now: Nanos, number: u32, packets: u64, extra: u32) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            self.say("Task initiate refused: the overlay is not set up");
+            return;
+        };
+        let extra = extra as usize;
+        overlay.shape.extra_payload_bytes = extra;
+        let mut payload = vec![0u8; 4 + extra];
+        self.rng.fill_bytes(&mut payload[4..]);
+        self.run = Some(Run {
+            number,
+            remaining: packets,
+            payload,
+        });
+        if packets == 0 {
+            self.finish_run();
+        }
+    }
+
+    fn finish_run(&mut self) {
+        if let (Some(id), Some(run)) = (self.id, self.run.take()) {
+            tracing::debug!("run {} originated", run.number);
+            self.send_control(&Control::TaskFinished {
+                addr: self.config.listen,
+                id,
+            });
+        }
+    }
+
+    fn on_summary_request(&mut self, reset: bool) {
+        let id = self.id.unwrap_or_default();
+        self.send_control(&Control::Summary {
+            id,
+            reset,
+            counters: self.counters,
+        });
+        if reset {
+            self.counters = Counters::default();
+            self.flow.next_epoch();
+            self.problems_logged = 0;
+        }
+    }
+
+    /// Originates up to one batch of packets, as far as the window allows.
+    fn originate(&mut self, now: Nanos) {
+        let (Some(id), Some(overlay), Some(run)) =
+            (self.id, self.overlay.as_mut(), self.run.as_mut())
+        else {
+            return;
+        };
+        let ring_len = overlay.router.ring().len();
+        let self_position = overlay.router.self_position();
+        let mut batch = ORIGINATE_BATCH_FRAMES;
+        while batch > 0 && run.remaining > 0 && self.flow.may_send() {
+            batch -= 1;
+            run.remaining -= 1;
+            // A random position other than our own, then its ID.
+            let mut position = self.rng.random_range(0..ring_len - 1);
+            if position >= self_position {
+                position += 1;
+            }
+            let sink = overlay.router.ring().ids()[position];
+            let value: i32 = self.rng.random();
+            run.payload[..4].copy_from_slice(&value.to_le_bytes());
+            self.counters.sent += 1;
+            self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
+            let index = overlay
+                .router
+                .next_hop(sink)
+                .expect("a ring position other than our own has a next hop");
+            let entry = &mut overlay.entries[index];
+            if entry.link != Link::Up {
+                self.counters.dropped += 1;
+                continue;
+            }
+            if entry.pending.is_empty() {
+                self.effects.push(Effect::Send(entry.conn));
+            }
+            let bytes = C::append_data(
+                &mut entry.pending,
+                id,
+                sink,
+                overlay.shape,
+                now,
+                &run.payload,
+            );
+            self.flow.on_originated(bytes);
+        }
+        if run.remaining == 0 {
+            self.finish_run();
+        }
+    }
+
+    /// Routes every whole frame of `bytes` (from a data connection). Returns bytes consumed.
+    fn on_data_bytes(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
+        let Some(id) = self.id else {
+            self.close(conn, "data arrived before this node registered".into());
+            return bytes.len();
+        };
+        if self.overlay.is_none() {
+            self.close(
+                conn,
+                "data arrived before the overlay was set up; closing that connection".into(),
+            );
+            return bytes.len();
+        }
+        let mut offset = 0;
+        loop {
+            let len = match C::frame_len(&bytes[offset..]) {
+                Ok(Some(len)) => len,
+                Ok(None) => return offset,
+                Err(error) => {
+                    self.close(conn, format!("bad frame from a peer: {error}"));
+                    return bytes.len();
+                }
+            };
+            let frame = &bytes[offset..offset + len];
+            offset += len;
+            match C::peek(frame) {
+                Ok(Peek::Data { sink }) if sink == id => self.deliver(frame),
+                Ok(Peek::Ack { sink }) if sink == id => self.on_ack(frame),
+                Ok(Peek::Data { sink }) => self.relay(frame, sink, true),
+                Ok(Peek::Ack { sink }) => self.relay(frame, sink, false),
+                Ok(Peek::Control) => {
+                    self.close(conn, "a peer sent a control message on a data link".into());
+                    return bytes.len();
+                }
+                Err(error) => {
+                    self.close(conn, format!("bad frame from a peer: {error}"));
+                    return bytes.len();
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn relay(&mut self, frame: &[u8], sink: NodeId, data: bool) {
+        let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
+        let Some(index) = overlay.router.next_hop(sink) else {
+            if data {
+                self.counters.dropped += 1;
+            }
+            self.problem(format!("dropped a packet for unknown node {sink}"));
+            return;
+        };
+        let entry = &mut overlay.entries[index];
+        if entry.link != Link::Up {
+            if data {
+                self.counters.dropped += 1;
+            }
+            return;
+        }
+        if entry.pending.is_empty() {
+            self.effects.push(Effect::Send(entry.conn));
+        }
+        C::append_relayed(frame, self.id.unwrap_or_default(), &mut entry.pending);
+        if data {
+            self.counters.relayed += 1;
+        }
+    }
+
+    fn deliver(&mut self, frame: &[u8]) {
+        let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
+        let checked = C::check_delivered(frame, overlay.shape, &mut self.trace).and_then(|d| {
+            if overlay
+                .router
+                .expected_relays_from(d.source, &mut self.expected)
+                && self.trace == self.expected
+            {
+                Ok(d)
+            } else {
+                Err(Corruption::Trace {
+                    origin: d.source,
+                    trace: self.trace.clone(),
+                    expected: self.expected.clone(),
+                })
+            }
+        });
+        match checked {
+            Ok(delivered) => {
+                self.counters.received += 1;
+                self.counters.sum_received = self
+                    .counters
+                    .sum_received
+                    .wrapping_add(i64::from(delivered.value));
+                let position = overlay
+                    .router
+                    .position(delivered.source)
+                    .expect("trace check found the source");
+                if let Some(acked) = self.flow.on_delivered(position, frame.len()) {
+                    let index = overlay
+                        .router
+                        .next_hop(delivered.source)
+                        .expect("source is another node");
+                    let entry = &mut overlay.entries[index];
+                    if entry.link == Link::Up {
+                        if entry.pending.is_empty() {
+                            self.effects.push(Effect::Send(entry.conn));
+                        }
+                        let id = self.id.unwrap_or_default();
+                        C::append_ack(
+                            &mut entry.pending,
+                            id,
+                            delivered.source,
+                            self.flow.epoch,
+                            acked,
+                        );
+                    }
+                }
+            }
+            Err(corruption) => {
+                self.counters.corrupted += 1;
+                self.problem(format!("corrupted packet: {corruption}"));
+            }
+        }
+    }
+
+    fn on_ack(&mut self, frame: &[u8]) {
+        let overlay = self.overlay.as_ref().expect("checked by on_data_bytes");
+        match C::read_ack(frame) {
+            Ok((from, epoch, acked)) => match overlay.router.position(from) {
+                Some(position) => {
+                    if !self.flow.on_ack(position, epoch, acked) {
+                        tracing::debug!("ignored ack from {from} (epoch {epoch}, {acked} bytes)");
+                    }
+                }
+                None => self.problem(format!("ack from unknown node {from}")),
+            },
+            Err(error) => self.problem(format!("bad ack: {error}")),
+        }
+    }
+
+    fn on_registry_bytes(&mut self, now: Nanos, bytes: &[u8]) -> usize {
+        let mut offset = 0;
+        loop {
+            let len = match C::frame_len(&bytes[offset..]) {
+                Ok(Some(len)) => len,
+                Ok(None) => return offset,
+                Err(error) => {
+                    self.registry_failed(format!("bad frame from the registry: {error}"));
+                    return bytes.len();
+                }
+            };
+            let frame = &bytes[offset..offset + len];
+            offset += len;
+            match C::decode_control(frame) {
+                Ok(message) => self.handle_control(now, message),
+                Err(error) => {
+                    self.registry_failed(format!("bad message from the registry: {error}"));
+                    return bytes.len();
+                }
+            }
+        }
+    }
+
+    fn registry_failed(&mut self, why: String) {
+        self.close(self.registry, format!("{why}; exiting"));
+        self.effects.push(Effect::Exit(1));
+    }
+
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "{:>10} {:>16} {:>16} {:>16} {:>22} {:>22} {:>10} {:>10}",
+            "Node",
+            "Packets Sent",
+            "Packets Received",
+            "Packets Relayed",
+            "Sum Values Sent",
+            "Sum Values Received",
+            "Corrupted",
+            "Dropped"
+        );
+        let _ = writeln!(
+            out,
+            "{:>10} {:>16} {:>16} {:>16} {:>22} {:>22} {:>10} {:>10}",
+            self.id.map_or("-".to_string(), |id| id.to_string()),
+            thousands(c.sent.into()),
+            thousands(c.received.into()),
+            thousands(c.relayed.into()),
+            thousands(c.sum_sent.into()),
+            thousands(c.sum_received.into()),
+            thousands(c.corrupted.into()),
+            thousands(c.dropped.into()),
+        );
+        let _ = writeln!(
+            out,
+            "node {} listening on {}, registry {} ({:?})",
+            self.id
+                .map_or("(unregistered)".to_string(), |id| id.to_string()),
+            self.config.listen,
+            self.config.registry,
+            self.phase
+        );
+        match &self.overlay {
+            None => {
+                let _ = writeln!(out, "overlay: not set up");
+            }
+            Some(overlay) => {
+                let _ = writeln!(
+                    out,
+                    "overlay: {} nodes, trace slots {}, window {} bytes, epoch {}",
+                    overlay.router.ring().len(),
+                    overlay.shape.trace_slots,
+                    self.flow.window_bytes,
+                    self.flow.epoch
+                );
+                for (index, entry) in overlay.entries.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "  entry {index}: node {:>10} at {:<21} {:?}, {} bytes queued",
+                        entry.id,
+                        entry.addr.to_string(),
+                        entry.link,
+                        entry.pending.len() + entry.with_driver
+                    );
+                }
+            }
+        }
+        let inbound = self.roles.values().filter(|r| **r == Role::Inbound).count();
+        let _ = writeln!(out, "inbound links: {inbound}");
+        let _ = write!(
+            out,
+            "run: {}, {} bytes in flight",
+            match &self.run {
+                Some(run) => format!("{} packets left to send", run.remaining),
+                None => "idle".to_string(),
+            },
+            self.flow.in_flight_bytes
+        );
+        out
+    }
+}
+
+impl<C: Codec> Machine for Node<C> {
+    fn on_start(&mut self, _now: Nanos) {
+        self.effects.push(Effect::Connect {
+            conn: self.registry,
+            addr: self.config.registry,
+        });
+    }
+
+    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
+        tracing::debug!("accepted a link from {peer}");
+        self.roles.insert(conn, Role::Inbound);
+    }
+
+    fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
+        match self.roles.get(&conn) {
+            Some(Role::Registry) => {
+                self.phase = Phase::Registering;
+                self.send_control(&Control::Register {
+                    addr: self.config.listen,
+                });
+            }
+            Some(&Role::Entry(index)) => self.on_entry_connected(index),
+            _ => {}
+        }
+    }
+
+    fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        match self.roles.get(&conn) {
+            Some(Role::Registry) => self.on_registry_bytes(now, bytes),
+            Some(_) => self.on_data_bytes(conn, bytes),
+            None => bytes.len(),
+        }
+    }
+
+    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+        match self.roles.remove(&conn) {
+            Some(Role::Registry) => {
+                let line = if self.phase == Phase::Connecting {
+                    format!(
+                        "cannot reach the registry at {}: {reason}",
+                        self.config.registry
+                    )
+                } else {
+                    format!("the registry connection closed ({reason}); exiting")
+                };
+                self.say(line);
+                self.effects.push(Effect::Exit(1));
+            }
+            Some(Role::Entry(index)) => self.on_entry_closed(index, reason),
+            Some(Role::Inbound) | None => tracing::debug!("inbound link closed: {reason}"),
+        }
+    }
+
+    fn on_command(&mut self, _now: Nanos, line: &str) {
+        match parse_node(line) {
+            Ok(None) => {}
+            Ok(Some(NodeCommand::Help)) => self.say(NODE_HELP),
+            Ok(Some(NodeCommand::PrintCountersAndDiagnostics)) => {
+                let text = self.diagnostics();
+                self.say(text);
+            }
+            Ok(Some(NodeCommand::ExitOverlay)) => match (self.id, self.phase) {
+                (Some(id), Phase::Registered | Phase::Exiting) => {
+                    self.phase = Phase::Exiting;
+                    self.send_control(&Control::Deregister {
+                        addr: self.config.listen,
+                        id,
+                    });
+                }
+                _ => {
+                    self.say("Not registered; exiting");
+                    self.effects.push(Effect::Exit(0));
+                }
+            },
+            Err(message) => self.say(message),
+        }
+    }
+
+    fn on_tick(&mut self, now: Nanos) {
+        self.originate(now);
+    }
+
+    fn next_tick(&self) -> Option<Nanos> {
+        match &self.run {
+            Some(run) if run.remaining > 0 && self.flow.may_send() => Some(0),
+            _ => None,
+        }
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.effects, into);
+    }
+
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        debug_assert!(buf.is_empty());
+        match self.roles.get(&conn) {
+            Some(Role::Registry) => std::mem::swap(&mut self.registry_pending, buf),
+            Some(&Role::Entry(index)) => {
+                if let Some(overlay) = self.overlay.as_mut() {
+                    let entry = &mut overlay.entries[index];
+                    std::mem::swap(&mut entry.pending, buf);
+                    entry.with_driver = buf.len();
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The io_uring driver against real sockets on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use overlay::io::{DriverConfig, DriverError};
+use overlay::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const TICK_NANOS: Nanos = 2_000_000;
+
+/// What the test machine saw.
+#[derive(Debug, Clone, PartialEq)]
+enum Event {
+    Accepted(ConnId),
+    Connected(ConnId),
+    Closed(ConnId, String),
+    Tick,
+}
+
+/// A machine for the tests: echoes (optionally), connects (optionally), reports events, and
+/// exits when `stop` is set or after `ticks_before_exit` ticks.
+struct Echo {
+    events: Sender<Event>,
+    stop: Arc<AtomicBool>,
+    exit_code: i32,
+    echo: bool,
+    /// Consume nothing that arrives (to fill the receive buffer).
+    consume_nothing: bool,
+    /// Reply with these bytes and close, on the first bytes received.
+    reply_and_close: Option<Vec<u8>>,
+    connect_to: Option<SocketAddr>,
+    greeting: Vec<u8>,
+    exit_at_start: Option<i32>,
+    ticks_before_exit: Option<u32>,
+    ticks: u32,
+    next_tick: Option<Nanos>,
+    conn_ids: ConnIds,
+    pending: HashMap<ConnId, Vec<u8>>,
+    effects: Vec<Effect>,
+}
+
+impl Echo {
+    fn new(events: Sender<Event>, stop: Arc<AtomicBool>) -> Echo {
+        Echo {
+            events,
+            stop,
+            exit_code: 7,
+            echo: true,
+            consume_nothing: false,
+            reply_and_close: None,
+            connect_to: None,
+            greeting: Vec::new(),
+            exit_at_start: None,
+            ticks_before_exit: None,
+            ticks: 0,
+            next_tick: None,
+            conn_ids: ConnIds::default(),
+            pending: HashMap::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    fn queue(&mut self, conn: ConnId, bytes: &[u8]) {
+        let pending = self.pending.entry(conn).or_default();
+        let was_empty = pending.is_empty();
+        pending.extend_from_slice(bytes);
+        if was_empty && !pending.is_empty() {
+            self.effects.push(Effect::Send(conn));
+        }
+    }
+}
+
+impl Machine for Echo {
+    fn on_start(&mut self, now: Nanos) {
+        if let Some(code) = self.exit_at_start {
+            self.effects.push(Effect::Exit(code));
+            return;
+        }
+        if let Some(addr) = self.connect_to {
+            let conn = self.conn_ids.next_outbound();
+            self.effects.push(Effect::Connect { conn, addr });
+        }
+        self.next_tick = Some(now + TICK_NANOS);
+    }
+
+    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, _peer: SocketAddr) {
+        assert!(!conn.is_outbound());
+        let _ = self.events.send(Event::Accepted(conn));
+    }
+
+    fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
+        assert!(conn.is_outbound());
+        let _ = self.events.send(Event::Connected(conn));
+        let greeting = self.greeting.clone();
+        self.queue(conn, &greeting);
+    }
+
+    fn on_received(&mut self, _now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        if self.consume_nothing {
+            return 0;
+        }
+        if let Some(reply) = self.reply_and_close.take() {
+            self.queue(conn, &reply);
+            self.effects.push(Effect::Close(conn));
+            return bytes.len();
+        }
+        if self.echo {
+            // Consume in uneven pieces, to exercise the kept tail.
+            let consumed = if bytes.len() > 3 {
+                bytes.len() - 3
+            } else {
+                bytes.len()
+            };
+            self.queue(conn, &bytes[..consumed]);
+            return consumed;
+        }
+        bytes.len()
+    }
+
+    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+        self.pending.remove(&conn);
+        let _ = self.events.send(Event::Closed(conn, reason.to_string()));
+    }
+
+    fn on_command(&mut self, _now: Nanos, _line: &str) {}
+
+    fn on_tick(&mut self, now: Nanos) {
+        self.ticks += 1;
+        let _ = self.events.send(Event::Tick);
+        let ticks_done = self
+            .ticks_before_exit
+            .is_some_and(|limit| self.ticks >= limit);
+        if ticks_done {
+            self.effects
+                .push(Effect::Exit(i32::try_from(self.ticks).unwrap()));
+            self.next_tick = None;
+            return;
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            self.effects
+                .push(Effect::Print("echo machine stopping".into()));
+            self.effects.push(Effect::Exit(self.exit_code));
+            self.next_tick = None;
+            return;
+        }
+        // A tick in the past when counting ticks: it must run at once.
+        self.next_tick = if self.ticks_before_exit.is_some() {
+            Some(0)
+        } else {
+            Some(now + TICK_NANOS)
+        };
+    }
+
+    fn next_tick(&self) -> Option<Nanos> {
+        self.next_tick
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        assert!(into.is_empty());
+        into.append(&mut self.effects);
+    }
+
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        assert!(buf.is_empty());
+        if let Some(pending) = self.pending.get_mut(&conn) {
+            std::mem::swap(pending, buf);
+        }
+    }
+}
+
+fn config(recv_buffer_bytes: usize) -> DriverConfig {
+    DriverConfig {
+        core: None,
+        local_ip: Some("127.0.0.1".parse().unwrap()),
+        max_connections: 16,
+        recv_buffer_bytes,
+        console: false,
+    }
+}
+
+fn start(
+    machine: Echo,
+    listener: Option<TcpListener>,
+    config: DriverConfig,
+) -> JoinHandle<Result<i32, DriverError>> {
+    std::thread::spawn(move || {
+        let mut machine = machine;
+        overlay::io::run(&mut machine, listener, &config)
+    })
+}
+
+fn listener() -> (TcpListener, SocketAddr) {
+    overlay::io::listen("127.0.0.1:0".parse().unwrap()).expect("listen on 127.0.0.1")
+}
+
+fn next_event(events: &Receiver<Event>) -> Event {
+    loop {
+        match events
+            .recv_timeout(TIMEOUT)
+            .expect("an event within the timeout")
+        {
+            Event::Tick => continue,
+            event => return event,
+        }
+    }
+}
+
+fn stop_and_join(stop: &AtomicBool, driver: JoinHandle<Result<i32, DriverError>>) -> i32 {
+    stop.store(true, Ordering::SeqCst);
+    driver
+        .join()
+        .expect("driver thread")
+        .expect("driver result")
+}
+
+fn client(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to the driver");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream
+}
+
+#[test]
+fn echoes_one_mebibyte_in_uneven_chunks() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let driver = start(
+        Echo::new(events_sender, stop.clone()),
+        Some(listener),
+        config(overlay::limits::RECV_BUFFER_BYTES),
+    );
+    let stream = client(addr);
+    let total_bytes = 1 << 20;
+    let data: Vec<u8> = (0..total_bytes)
+        .map(|index| (index * 31 % 251) as u8)
+        .collect();
+    let mut writer = stream.try_clone().unwrap();
+    let to_write = data.clone();
+    let writer = std::thread::spawn(move || {
+        let sizes = [1, 7, 100, 1500, 4096, 65536, 3, 200_000, 17];
+        let mut offset = 0;
+        let mut index = 0;
+        while offset < to_write.len() {
+            let size = sizes[index % sizes.len()].min(to_write.len() - offset);
+            writer.write_all(&to_write[offset..offset + size]).unwrap();
+            offset += size;
+            index += 1;
+        }
+    });
+    let mut echoed = vec![0; total_bytes];
+    let mut reader = stream;
+    // The echo keeps the last 3 bytes of each read until more arrive; the final 3 come back
+    // only with more input.
+    reader
+        .read_exact(&mut echoed[..total_bytes - 3])
+        .expect("echo of all but the kept tail");
+    writer.join().unwrap();
+    reader.write_all(b"end").unwrap();
+    reader.read_exact(&mut echoed[total_bytes - 3..]).unwrap();
+    assert!(echoed == data, "echoed bytes differ from the sent bytes");
+    assert!(matches!(next_event(&events), Event::Accepted(conn) if !conn.is_outbound()));
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn connect_reports_connected_and_sends() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.connect_to = Some(target.local_addr().unwrap());
+    machine.greeting = b"hello from overlay".to_vec();
+    let driver = start(machine, None, config(4096));
+    let (mut stream, peer) = target.accept().unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.1");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut greeting = [0; 18];
+    stream.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"hello from overlay");
+    assert!(matches!(next_event(&events), Event::Connected(conn) if conn.is_outbound()));
+    // Echo works on an outbound connection too.
+    stream.write_all(b"ping!").unwrap();
+    let mut echoed = [0; 2];
+    stream.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"pi");
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn connect_to_closed_port_reports_closed_with_reason() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.connect_to = Some(addr);
+    let driver = start(machine, None, config(4096));
+    match next_event(&events) {
+        Event::Closed(conn, reason) => {
+            assert!(conn.is_outbound());
+            assert!(
+                reason.contains(&format!("connect to {addr} failed")),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn peer_close_reports_closed_by_peer() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let driver = start(
+        Echo::new(events_sender, stop.clone()),
+        Some(listener),
+        config(4096),
+    );
+    let stream = client(addr);
+    let Event::Accepted(accepted) = next_event(&events) else {
+        panic!("expected Accepted");
+    };
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    assert_eq!(
+        next_event(&events),
+        Event::Closed(accepted, "closed by peer".into())
+    );
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn machine_close_flushes_then_closes_without_on_closed() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.reply_and_close = Some(b"bye".repeat(100_000));
+    let driver = start(machine, Some(listener), config(4096));
+    let mut stream = client(addr);
+    stream.write_all(b"hi").unwrap();
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("reply, then end of stream");
+    assert_eq!(reply, b"bye".repeat(100_000));
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    assert_eq!(stop_and_join(&stop, driver), 7);
+    // No on_closed for a connection the machine closed.
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::Closed(..)), "{event:?}");
+    }
+}
+
+#[test]
+fn full_receive_buffer_closes_the_connection() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.consume_nothing = true;
+    let driver = start(machine, Some(listener), config(64));
+    let mut stream = client(addr);
+    let Event::Accepted(accepted) = next_event(&events) else {
+        panic!("expected Accepted");
+    };
+    stream.write_all(&[0; 100]).unwrap();
+    assert_eq!(
+        next_event(&events),
+        Event::Closed(accepted, "frame larger than the receive buffer".into())
+    );
+    let mut rest = Vec::new();
+    // The driver shut the connection down: end of stream (or a reset).
+    let _ = stream.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn exit_effect_ends_run_with_its_code() {
+    let (events_sender, _events) = channel();
+    let mut machine = Echo::new(events_sender, Arc::new(AtomicBool::new(false)));
+    machine.exit_at_start = Some(42);
+    let (listener, _) = listener();
+    let driver = start(machine, Some(listener), config(4096));
+    assert_eq!(driver.join().unwrap().unwrap(), 42);
+}
+
+#[test]
+fn past_ticks_run_at_once() {
+    let (events_sender, events) = channel();
+    let mut machine = Echo::new(events_sender, Arc::new(AtomicBool::new(false)));
+    machine.ticks_before_exit = Some(5);
+    machine.next_tick = Some(0);
+    let driver = start(machine, None, config(4096));
+    assert_eq!(driver.join().unwrap().unwrap(), 5);
+    let ticks = events
+        .try_iter()
+        .filter(|event| *event == Event::Tick)
+        .count();
+    assert_eq!(ticks, 5);
+}
