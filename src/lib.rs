@@ -10,6 +10,7 @@ pub mod io;
 pub mod limits;
 pub mod machine;
 pub mod node;
+pub mod registry;
 pub mod routing;
 pub mod summary;
 pub mod wire;

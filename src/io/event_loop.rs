@@ -377,7 +377,11 @@ impl<'m, M: Machine> Driver<'m, M> {
         let (conn, peer) = (slot.conn, slot.peer);
         self.shut_down(key);
         if notify {
-            tracing::warn!(?conn, %peer, reason, "connection closed");
+            if reason == "closed by peer" {
+                tracing::debug!(?conn, %peer, reason, "connection closed");
+            } else {
+                tracing::warn!(?conn, %peer, reason, "connection closed");
+            }
             self.machine.on_closed(self.now, conn, reason);
         } else {
             tracing::debug!(?conn, %peer, reason, "closing connection ended");

@@ -169,8 +169,6 @@ impl<C: Codec> Node<C> {
     fn problem(&mut self, line: impl Into<String>) {
         self.problems_logged += 1;
         if self.problems_logged <= PROBLEM_LINES_MAX {
-            let line = line.into();
-            tracing::warn!("{line}");
             self.say(line);
         }
     }
@@ -184,7 +182,6 @@ impl<C: Codec> Node<C> {
 
     fn close(&mut self, conn: ConnId, why: String) {
         tracing::warn!("closing connection: {why}");
-        self.say(why);
         self.roles.remove(&conn);
         self.effects.push(Effect::Close(conn));
     }

@@ -1,0 +1,920 @@
+//! The registry's state machine: registration, overlay setup, runs and the end-of-run rule.
+//! No I/O: see `crate::machine`.
+//!
+//! End of a run (docs/ARCHITECTURE.md): once every node reported task finished, the registry
+//! polls every node's counters without resetting them. When, in two consecutive polls, the
+//! totals are the same and every packet sent is accounted for (received, corrupted or dropped),
+//! nothing is in flight: it then asks for the final summaries, which reset the counters. A
+//! node lost meanwhile ends the run as FAIL, naming it; polls that show no progress at all for
+//! `stall_timeout` end it as FAIL with the packets unaccounted for.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
+use crate::limits::{
+    ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODES_MAX, PAYLOAD_BYTES_MAX, TRACE_SLOTS_MAX,
+    WINDOW_BYTES_MIN,
+};
+use crate::machine::{ConnId, Effect, Machine, Nanos};
+use crate::routing::{Ring, check_nr, longest_path_relays};
+use crate::summary::{NodeResult, RunResult};
+use crate::wire::{Codec, Control, Counters, Manifest, ManifestEntry, NodeId, Peek, Status};
+
+/// A scripted session: wait for nodes, set up, run, report, exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub nodes: usize,
+    pub nr: usize,
+    pub packets: u64,
+    pub runs: u32,
+    pub extra_payload_bytes: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// IDs are drawn from 0..2^id_bits.
+    pub id_bits: u32,
+    pub seed: u64,
+    pub script: Option<Script>,
+    /// Per-source window in bytes; `None` = derived from the in-flight budget.
+    pub window_bytes: Option<u64>,
+    /// First pause between counter polls while draining (doubles up to 64 times it).
+    pub poll_interval: Nanos,
+    /// A run whose polls show no progress for this long ends as FAIL.
+    pub stall_timeout: Nanos,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            id_bits: crate::limits::ID_BITS_DEFAULT,
+            seed: 0,
+            script: None,
+            window_bytes: None,
+            poll_interval: 1_000_000,
+            stall_timeout: 10_000_000_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NodeRecord {
+    addr: SocketAddr,
+    conn: ConnId,
+}
+
+#[derive(Debug)]
+struct Connection {
+    peer: SocketAddr,
+    node: Option<NodeId>,
+    pending: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Overlay {
+    nr: usize,
+    ring: Ring,
+    /// Nodes that have not reported setup success yet.
+    waiting: BTreeSet<NodeId>,
+    ready: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Totals {
+    sent: u64,
+    received: u64,
+    relayed: u64,
+    corrupted: u64,
+    dropped: u64,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Nodes are originating; these have finished.
+    Sending { finished: BTreeSet<NodeId> },
+    /// Polling counters until the overlay is quiet.
+    Draining {
+        replies: BTreeMap<NodeId, Counters>,
+        previous: Option<Totals>,
+        progress_at: Nanos,
+        next_poll: Option<Nanos>,
+        interval: Nanos,
+    },
+    /// Final summaries requested.
+    Collecting { replies: BTreeMap<NodeId, Counters> },
+}
+
+#[derive(Debug)]
+struct Run {
+    number: u32,
+    packets: u64,
+    extra_payload_bytes: u32,
+    started_at: Nanos,
+    nr: usize,
+    phase: Phase,
+}
+
+/// The registry.
+pub struct Registry<C: Codec> {
+    config: RegistryConfig,
+    connections: HashMap<ConnId, Connection>,
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    overlay: Option<Overlay>,
+    run: Option<Run>,
+    runs_started: u32,
+    results: Vec<RunResult>,
+    /// A scripted run to start at the next tick (packets, extra payload bytes).
+    pending_script_start: Option<(u64, u32)>,
+    rng: SmallRng,
+    effects: Vec<Effect>,
+    codec: PhantomData<C>,
+}
+
+impl<C: Codec> Registry<C> {
+    pub fn new(config: RegistryConfig) -> Registry<C> {
+        assert!((1..=ID_BITS_MAX).contains(&config.id_bits));
+        let rng = SmallRng::seed_from_u64(config.seed);
+        Registry {
+            config,
+            connections: HashMap::new(),
+            nodes: BTreeMap::new(),
+            overlay: None,
+            run: None,
+            runs_started: 0,
+            results: Vec::new(),
+            pending_script_start: None,
+            rng,
+            effects: Vec::new(),
+            codec: PhantomData,
+        }
+    }
+
+    /// Results of the runs completed so far.
+    pub fn results(&self) -> &[RunResult] {
+        &self.results
+    }
+
+    /// Registered node IDs.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// True once every node reported setup success.
+    pub fn is_ready(&self) -> bool {
+        self.overlay.as_ref().is_some_and(|o| o.ready)
+    }
+
+    fn id_space(&self) -> u64 {
+        1u64 << self.config.id_bits
+    }
+
+    fn say(&mut self, line: impl Into<String>) {
+        self.effects.push(Effect::Print(line.into()));
+    }
+
+    fn send(&mut self, conn: ConnId, message: &Control) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            if connection.pending.is_empty() {
+                self.effects.push(Effect::Send(conn));
+            }
+            C::encode_control(message, &mut connection.pending);
+        }
+    }
+
+    fn send_to_node(&mut self, id: NodeId, message: &Control) {
+        if let Some(conn) = self.nodes.get(&id).map(|n| n.conn) {
+            self.send(conn, message);
+        }
+    }
+
+    fn broadcast(&mut self, message: &Control) {
+        let conns: Vec<ConnId> = self.nodes.values().map(|n| n.conn).collect();
+        for conn in conns {
+            self.send(conn, message);
+        }
+    }
+
+    /// Refuses a peer's message and closes its connection.
+    fn refuse_and_close(&mut self, conn: ConnId, why: String) {
+        let peer = self
+            .connections
+            .get(&conn)
+            .map_or("?".to_string(), |c| c.peer.to_string());
+        tracing::warn!("{peer}: {why}; closing the connection");
+        self.effects.push(Effect::Close(conn));
+        self.forget_connection(conn, &why);
+    }
+
+    fn pick_id(&mut self) -> Option<NodeId> {
+        let space = self.id_space();
+        if self.nodes.len() as u64 >= space || self.nodes.len() >= NODES_MAX {
+            return None;
+        }
+        if space <= 1 << 16 {
+            let free: Vec<NodeId> = (0..space as u32)
+                .filter(|id| !self.nodes.contains_key(id))
+                .collect();
+            Some(free[self.rng.random_range(0..free.len())])
+        } else {
+            loop {
+                let id = self.rng.random_range(0..space) as NodeId;
+                if !self.nodes.contains_key(&id) {
+                    return Some(id);
+                }
+            }
+        }
+    }
+
+    fn on_register(&mut self, conn: ConnId, addr: SocketAddr) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let peer = connection.peer;
+        let refusal = if addr.ip() != peer.ip() {
+            Some(format!(
+                "registration refused: the request says {} but came from {}",
+                addr.ip(),
+                peer.ip()
+            ))
+        } else if let Some(id) = connection.node {
+            Some(format!(
+                "registration refused: this connection already registered node {id}"
+            ))
+        } else if let Some((id, _)) = self.nodes.iter().find(|(_, n)| n.addr == addr) {
+            Some(format!(
+                "registration refused: {addr} is already registered as node {id}"
+            ))
+        } else if self.run.is_some() {
+            Some("registration refused: a run is in progress".to_string())
+        } else {
+            None
+        };
+        if let Some(info) = refusal {
+            tracing::warn!("{peer}: {info}");
+            self.send(
+                conn,
+                &Control::RegisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+            );
+            return;
+        }
+        let Some(id) = self.pick_id() else {
+            let space = self.id_space();
+            let info = format!(
+                "registration refused: all {} IDs (0..={}) are taken; start the registry with \
+                 a wider --id-bits",
+                space.min(NODES_MAX as u64),
+                space.min(NODES_MAX as u64) - 1
+            );
+            tracing::warn!("{peer}: {info}");
+            self.send(
+                conn,
+                &Control::RegisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+            );
+            return;
+        };
+        self.nodes.insert(id, NodeRecord { addr, conn });
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.node = Some(id);
+        }
+        let count = self.nodes.len();
+        self.send(
+            conn,
+            &Control::RegisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Registration request successful. The number of messaging nodes currently \
+                     constituting the overlay is ({count})"
+                ),
+            },
+        );
+        self.say(format!("Registered node {id} at {addr} ({count} nodes)"));
+        self.overlay_changed(format!("node {id} joined"));
+        self.maybe_script_setup();
+    }
+
+    fn on_deregister(&mut self, conn: ConnId, addr: SocketAddr, id: NodeId) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let peer = connection.peer;
+        let refusal = if addr.ip() != peer.ip() {
+            Some(format!(
+                "deregistration refused: the request says {} but came from {}",
+                addr.ip(),
+                peer.ip()
+            ))
+        } else {
+            match self.nodes.get(&id) {
+                None => Some(format!(
+                    "deregistration refused: node {id} is not registered"
+                )),
+                Some(node) if node.addr != addr => Some(format!(
+                    "deregistration refused: node {id} is registered at {}, not {addr}",
+                    node.addr
+                )),
+                Some(node) if node.conn != conn => Some(format!(
+                    "deregistration refused: node {id} registered on another connection"
+                )),
+                Some(_) => None,
+            }
+        };
+        if let Some(info) = refusal {
+            tracing::warn!("{peer}: {info}");
+            self.send(
+                conn,
+                &Control::DeregisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+            );
+            return;
+        }
+        self.send(
+            conn,
+            &Control::DeregisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Deregistration request successful. The number of messaging nodes \
+                     currently constituting the overlay is ({})",
+                    self.nodes.len() - 1
+                ),
+            },
+        );
+        self.remove_node(id, "deregistered".to_string());
+    }
+
+    /// A registered node is gone (deregistered, disconnected or refused).
+    fn remove_node(&mut self, id: NodeId, why: String) {
+        let Some(node) = self.nodes.remove(&id) else {
+            return;
+        };
+        if let Some(connection) = self.connections.get_mut(&node.conn) {
+            connection.node = None;
+        }
+        self.say(format!(
+            "Node {id} at {} left: {why} ({} nodes)",
+            node.addr,
+            self.nodes.len()
+        ));
+        if self.run.is_some() {
+            self.fail_run(format!(
+                "node {id} at {} left during the run: {why}",
+                node.addr
+            ));
+        }
+        self.overlay_changed(format!("node {id} left"));
+    }
+
+    fn overlay_changed(&mut self, what: String) {
+        if self.overlay.take().is_some() {
+            self.say(format!(
+                "The overlay changed ({what}): run setup-overlay again before start"
+            ));
+        }
+    }
+
+    fn forget_connection(&mut self, conn: ConnId, why: &str) {
+        if let Some(connection) = self.connections.remove(&conn)
+            && let Some(id) = connection.node
+        {
+            self.remove_node(id, why.to_string());
+        }
+    }
+
+    fn setup_overlay(&mut self, nr: usize) {
+        if self.run.is_some() {
+            self.say("setup-overlay refused: a run is in progress");
+            return;
+        }
+        let count = self.nodes.len();
+        if let Err(why) = check_nr(count, nr) {
+            self.say(format!("setup-overlay refused: {why}"));
+            return;
+        }
+        let slots = longest_path_relays(count, nr);
+        if slots > TRACE_SLOTS_MAX {
+            let fits = (nr + 1..=crate::limits::NR_MAX).find(|&n| {
+                check_nr(count, n).is_ok() && longest_path_relays(count, n) <= TRACE_SLOTS_MAX
+            });
+            self.say(format!(
+                "setup-overlay refused: with {count} nodes and NR {nr} the longest path passes \
+                 {slots} relays, but a packet's hop trace holds at most {TRACE_SLOTS_MAX}{}",
+                fits.map_or(String::new(), |n| format!("; use NR {n} or more"))
+            ));
+            return;
+        }
+        let window_bytes = self
+            .config
+            .window_bytes
+            .unwrap_or_else(|| (IN_FLIGHT_BUDGET_BYTES / count as u64).max(WINDOW_BYTES_MIN));
+        let ring = Ring::new(self.nodes.keys().copied().collect());
+        let mut manifests = Vec::with_capacity(count);
+        for (position, id) in ring.ids().iter().enumerate() {
+            let entries = ring
+                .table(position, nr)
+                .into_iter()
+                .map(|entry| ManifestEntry {
+                    id: entry,
+                    addr: self.nodes[&entry].addr,
+                })
+                .collect();
+            manifests.push((
+                *id,
+                Manifest {
+                    entries,
+                    all_ids: ring.ids().to_vec(),
+                    trace_slots: slots as u8,
+                    window_bytes,
+                },
+            ));
+        }
+        self.overlay = Some(Overlay {
+            nr,
+            waiting: ring.ids().iter().copied().collect(),
+            ring,
+            ready: false,
+        });
+        self.say(format!(
+            "Setting up the overlay: {count} nodes, {nr} table entries each, trace of {slots} \
+             relays, window {window_bytes} bytes per source"
+        ));
+        for (id, manifest) in manifests {
+            self.send_to_node(id, &Control::Manifest(manifest));
+        }
+    }
+
+    fn on_setup_status(&mut self, id: NodeId, status: Status, info: String) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            self.say(format!(
+                "Ignoring setup status from node {id}: no setup in progress ({info})"
+            ));
+            return;
+        };
+        match status {
+            Status::Ok(reported) if reported == id => {
+                if overlay.waiting.remove(&id) && overlay.waiting.is_empty() {
+                    overlay.ready = true;
+                    self.say("Registry now ready to initiate tasks.");
+                    self.maybe_script_start();
+                }
+            }
+            Status::Ok(reported) => {
+                self.say(format!(
+                    "Node {id} reported setup success for node {reported}: counted as failure"
+                ));
+                self.overlay = None;
+            }
+            Status::Failed => {
+                self.say(format!(
+                    "Node {id} failed to set up its connections: {info}; run setup-overlay again"
+                ));
+                self.overlay = None;
+            }
+        }
+    }
+
+    fn start(&mut self, now: Nanos, packets: u64, extra_payload_bytes: u32) {
+        if self.run.is_some() {
+            self.say("start refused: a run is in progress");
+            return;
+        }
+        let Some(overlay) = self.overlay.as_ref().filter(|o| o.ready) else {
+            self.say("start refused: the overlay is not set up (run setup-overlay and wait for \"Registry now ready to initiate tasks.\")");
+            return;
+        };
+        if extra_payload_bytes as usize > PAYLOAD_BYTES_MAX - 4 {
+            self.say(format!(
+                "start refused: extra payload of {extra_payload_bytes} bytes exceeds {}",
+                PAYLOAD_BYTES_MAX - 4
+            ));
+            return;
+        }
+        self.runs_started += 1;
+        let number = self.runs_started;
+        self.run = Some(Run {
+            number,
+            packets,
+            extra_payload_bytes,
+            started_at: now,
+            nr: overlay.nr,
+            phase: Phase::Sending {
+                finished: BTreeSet::new(),
+            },
+        });
+        self.say(format!(
+            "Run {number}: {} nodes send {packets} packets each",
+            self.nodes.len()
+        ));
+        self.broadcast(&Control::TaskInitiate {
+            run: number,
+            packets,
+            extra_payload_bytes,
+        });
+    }
+
+    fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
+        let count = self.nodes.len();
+        let Some(Run {
+            phase: Phase::Sending { finished },
+            ..
+        }) = self.run.as_mut()
+        else {
+            tracing::warn!("node {id} reported task finished outside a run's sending phase");
+            return;
+        };
+        finished.insert(id);
+        if finished.len() == count {
+            self.begin_draining(now);
+        }
+    }
+
+    fn begin_draining(&mut self, now: Nanos) {
+        if let Some(run) = self.run.as_mut() {
+            run.phase = Phase::Draining {
+                replies: BTreeMap::new(),
+                previous: None,
+                progress_at: now,
+                next_poll: None,
+                interval: self.config.poll_interval,
+            };
+            self.broadcast(&Control::SummaryRequest { reset: false });
+        }
+    }
+
+    fn on_summary(&mut self, now: Nanos, id: NodeId, reset: bool, counters: Counters) {
+        let count = self.nodes.len();
+        let Some(run) = self.run.as_mut() else {
+            tracing::warn!("node {id} sent a traffic summary nobody asked for");
+            return;
+        };
+        match (&mut run.phase, reset) {
+            (
+                Phase::Draining {
+                    replies,
+                    previous,
+                    progress_at,
+                    next_poll,
+                    interval,
+                },
+                false,
+            ) => {
+                replies.insert(id, counters);
+                if replies.len() < count {
+                    return;
+                }
+                let mut totals = Totals {
+                    sent: 0,
+                    received: 0,
+                    relayed: 0,
+                    corrupted: 0,
+                    dropped: 0,
+                };
+                for c in replies.values() {
+                    totals.sent += c.sent;
+                    totals.received += c.received;
+                    totals.relayed += c.relayed;
+                    totals.corrupted += c.corrupted;
+                    totals.dropped += c.dropped;
+                }
+                replies.clear();
+                let quiet = *previous == Some(totals);
+                let accounted = totals.received + totals.corrupted + totals.dropped == totals.sent;
+                if quiet && accounted {
+                    run.phase = Phase::Collecting {
+                        replies: BTreeMap::new(),
+                    };
+                    self.broadcast(&Control::SummaryRequest { reset: true });
+                    return;
+                }
+                if !quiet {
+                    *progress_at = now;
+                    *interval = self.config.poll_interval;
+                } else {
+                    *interval = (*interval * 2).min(self.config.poll_interval * 64);
+                }
+                if now.saturating_sub(*progress_at) >= self.config.stall_timeout {
+                    let missing = totals.sent - totals.received.min(totals.sent);
+                    self.fail_run(format!(
+                        "no progress for {} s with {missing} packets unaccounted for",
+                        self.config.stall_timeout / 1_000_000_000
+                    ));
+                    return;
+                }
+                *previous = Some(totals);
+                *next_poll = Some(now + *interval);
+            }
+            (Phase::Collecting { replies }, true) => {
+                replies.insert(id, counters);
+                if replies.len() == count {
+                    let replies = std::mem::take(replies);
+                    self.finish_run(now, replies, Vec::new());
+                }
+            }
+            (_, reset) => tracing::warn!(
+                "node {id} sent an unexpected {} summary",
+                if reset { "final" } else { "progress" }
+            ),
+        }
+    }
+
+    fn finish_run(
+        &mut self,
+        now: Nanos,
+        replies: BTreeMap<NodeId, Counters>,
+        failures: Vec<String>,
+    ) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let node = replies
+            .iter()
+            .map(|(id, counters)| {
+                let addr = self
+                    .nodes
+                    .get(id)
+                    .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |n| n.addr);
+                NodeResult::new(*id, addr, counters)
+            })
+            .collect();
+        let duration_s = now.saturating_sub(run.started_at) as f64 / 1e9;
+        let result = RunResult::new(
+            run.nr,
+            run.packets,
+            run.extra_payload_bytes,
+            duration_s,
+            node,
+            failures,
+        );
+        self.say(format!("Run {} summary:\n{}", run.number, result.table()));
+        self.results.push(result);
+        self.script_next(now);
+    }
+
+    /// Ends the current run as FAIL (a node left, or no progress).
+    fn fail_run(&mut self, why: String) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let duration_s = 0.0;
+        let result = RunResult::new(
+            run.nr,
+            run.packets,
+            run.extra_payload_bytes,
+            duration_s,
+            Vec::new(),
+            vec![why],
+        );
+        self.say(format!("Run {} {}", run.number, result.verdict_line()));
+        self.results.push(result);
+        if self.config.script.is_some() {
+            self.effects.push(Effect::Exit(1));
+        }
+    }
+
+    fn maybe_script_setup(&mut self) {
+        if let Some(script) = &self.config.script
+            && self.nodes.len() == script.nodes
+            && self.overlay.is_none()
+            && self.results.is_empty()
+        {
+            let nr = script.nr;
+            self.setup_overlay(nr);
+            if self.overlay.is_none() {
+                self.effects.push(Effect::Exit(2));
+            }
+        }
+    }
+
+    fn maybe_script_start(&mut self) {
+        if let Some(script) = self.config.script.clone()
+            && self.results.is_empty()
+            && self.run.is_none()
+        {
+            // `now` is not known here; the run's clock starts at the next tick.
+            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+        }
+    }
+
+    fn script_next(&mut self, _now: Nanos) {
+        let Some(script) = self.config.script.clone() else {
+            return;
+        };
+        let all_passed = self.results.iter().all(|r| r.passed());
+        if self.results.len() < script.runs as usize && all_passed {
+            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+        } else {
+            self.effects
+                .push(Effect::Exit(if all_passed { 0 } else { 1 }));
+        }
+    }
+
+    fn list_nodes(&self) -> String {
+        if self.nodes.is_empty() {
+            return "No messaging nodes are registered.".to_string();
+        }
+        let mut out = String::new();
+        for (id, node) in &self.nodes {
+            let _ = writeln!(out, "{} {} {id}", node.addr.ip(), node.addr.port());
+        }
+        out.pop();
+        out
+    }
+
+    fn list_tables(&self) -> String {
+        let Some(overlay) = &self.overlay else {
+            return "The overlay is not set up: run setup-overlay first.".to_string();
+        };
+        let mut out = String::new();
+        for (position, id) in overlay.ring.ids().iter().enumerate() {
+            let addr = self.nodes.get(id).map(|n| n.addr);
+            let _ = writeln!(
+                out,
+                "Node {id} at {}",
+                addr.map_or("?".to_string(), |a| a.to_string())
+            );
+            for (hop, entry) in overlay.ring.table(position, overlay.nr).iter().enumerate() {
+                let entry_addr = self.nodes.get(entry).map(|n| n.addr);
+                let _ = writeln!(
+                    out,
+                    "  +{:<4} node {entry:>10} at {}",
+                    1u64 << hop,
+                    entry_addr.map_or("?".to_string(), |a| a.to_string())
+                );
+            }
+            out.push('\n');
+        }
+        out.truncate(out.trim_end().len());
+        out
+    }
+
+    fn handle_frame(&mut self, now: Nanos, conn: ConnId, frame: &[u8]) -> Result<(), String> {
+        if matches!(C::peek(frame), Ok(Peek::Data { .. } | Peek::Ack { .. })) {
+            return Err("the registry does not route data packets".to_string());
+        }
+        let message = C::decode_control(frame).map_err(|e| format!("bad message: {e}"))?;
+        let node = self.connections.get(&conn).and_then(|c| c.node);
+        match (message, node) {
+            (Control::Register { addr }, _) => self.on_register(conn, addr),
+            (Control::Deregister { addr, id }, _) => self.on_deregister(conn, addr, id),
+            (Control::SetupStatus { status, info }, Some(id)) => {
+                self.on_setup_status(id, status, info)
+            }
+            (Control::TaskFinished { addr, id }, Some(own)) => {
+                let registered = self.nodes.get(&own).map(|n| n.addr);
+                if id != own || registered != Some(addr) {
+                    return Err(format!(
+                        "task finished for node {id} at {addr} from the connection of node {own}"
+                    ));
+                }
+                self.on_task_finished(now, id)
+            }
+            (
+                Control::Summary {
+                    id,
+                    reset,
+                    counters,
+                },
+                Some(own),
+            ) => {
+                if id != own {
+                    return Err(format!(
+                        "traffic summary for node {id} from the connection of node {own}"
+                    ));
+                }
+                self.on_summary(now, id, reset, counters)
+            }
+            (
+                message @ (Control::SetupStatus { .. }
+                | Control::TaskFinished { .. }
+                | Control::Summary { .. }),
+                None,
+            ) => {
+                return Err(format!(
+                    "{} from a connection that has not registered",
+                    message.name()
+                ));
+            }
+            (message, _) => {
+                return Err(format!(
+                    "{} is a message the registry sends, not one it accepts",
+                    message.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<C: Codec> Machine for Registry<C> {
+    fn on_start(&mut self, _now: Nanos) {}
+
+    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
+        tracing::debug!("connection from {peer}");
+        self.connections.insert(
+            conn,
+            Connection {
+                peer,
+                node: None,
+                pending: Vec::new(),
+            },
+        );
+    }
+
+    fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
+
+    fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        let mut offset = 0;
+        while self.connections.contains_key(&conn) {
+            let len = match C::frame_len(&bytes[offset..]) {
+                Ok(Some(len)) => len,
+                Ok(None) => return offset,
+                Err(error) => {
+                    self.refuse_and_close(conn, format!("bad frame: {error}"));
+                    break;
+                }
+            };
+            let frame = &bytes[offset..offset + len];
+            offset += len;
+            if let Err(why) = self.handle_frame(now, conn, frame) {
+                self.refuse_and_close(conn, why);
+                break;
+            }
+        }
+        bytes.len()
+    }
+
+    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+        self.forget_connection(conn, &format!("connection lost ({reason})"));
+    }
+
+    fn on_command(&mut self, now: Nanos, line: &str) {
+        match parse_registry(line) {
+            Ok(None) => {}
+            Ok(Some(RegistryCommand::Help)) => self.say(REGISTRY_HELP),
+            Ok(Some(RegistryCommand::ListMessagingNodes)) => {
+                let text = self.list_nodes();
+                self.say(text);
+            }
+            Ok(Some(RegistryCommand::ListRoutingTables)) => {
+                let text = self.list_tables();
+                self.say(text);
+            }
+            Ok(Some(RegistryCommand::SetupOverlay { nr })) => self.setup_overlay(nr),
+            Ok(Some(RegistryCommand::Start {
+                packets,
+                extra_payload_bytes,
+            })) => self.start(now, packets, extra_payload_bytes),
+            Err(message) => self.say(message),
+        }
+    }
+
+    fn on_tick(&mut self, now: Nanos) {
+        if let Some((packets, extra)) = self.pending_script_start.take() {
+            self.start(now, packets, extra);
+        }
+        if let Some(Run {
+            phase: Phase::Draining { next_poll, .. },
+            ..
+        }) = self.run.as_mut()
+            && next_poll.is_some_and(|at| at <= now)
+        {
+            *next_poll = None;
+            self.broadcast(&Control::SummaryRequest { reset: false });
+        }
+    }
+
+    fn next_tick(&self) -> Option<Nanos> {
+        if self.pending_script_start.is_some() {
+            return Some(0);
+        }
+        match &self.run {
+            Some(Run {
+                phase: Phase::Draining { next_poll, .. },
+                ..
+            }) => *next_poll,
+            _ => None,
+        }
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.effects, into);
+    }
+
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            std::mem::swap(&mut connection.pending, buf);
+        }
+    }
+}
