@@ -122,9 +122,9 @@ pub trait Codec {
     ) -> Result<Delivered, Corruption>;
 
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).
-    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, run: u32, acked_bytes: u64);
+    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64);
 
-    /// Reads an ack frame addressed to us: (who acknowledges, run, cumulative bytes).
+    /// Reads an ack frame addressed to us: (who acknowledges, epoch, cumulative bytes).
     fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError>;
 
     /// Appends a control message.

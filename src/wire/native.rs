@@ -76,8 +76,8 @@ pub struct AckFrame {
     pub source: U32,
     /// The source whose packets are acknowledged.
     pub sink: U32,
-    /// The run the packets belong to (late acks of an earlier run are ignored).
-    pub run: U32,
+    /// Final reports since the manifest: a late ack of an earlier run is recognised and ignored.
+    pub epoch: U32,
     pub reserved2: U32,
     /// Frame bytes received from `sink` in this run, cumulative.
     pub acked_bytes: U64,
@@ -252,14 +252,14 @@ impl Codec for Native {
         })
     }
 
-    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, run: u32, acked_bytes: u64) {
+    fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64) {
         let ack = AckFrame {
             len: U32::new((ACK_FRAME_BYTES - PREFIX_BYTES) as u32),
             kind: kind::ACK,
             reserved: [0; 3],
             source: U32::new(source),
             sink: U32::new(sink),
-            run: U32::new(run),
+            epoch: U32::new(epoch),
             reserved2: U32::new(0),
             acked_bytes: U64::new(acked_bytes),
         };
@@ -269,7 +269,7 @@ impl Codec for Native {
     fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError> {
         let ack = AckFrame::ref_from_bytes(frame)
             .map_err(|_| WireError::Truncated { what: "ack frame" })?;
-        Ok((ack.source.get(), ack.run.get(), ack.acked_bytes.get()))
+        Ok((ack.source.get(), ack.epoch.get(), ack.acked_bytes.get()))
     }
 
     fn encode_control(message: &Control, out: &mut Vec<u8>) {
