@@ -226,6 +226,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(error) = io::check_support() {
+        eprintln!("overlay: {error}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Registry(args) => run_registry(args),
         Command::Node(args) => run_node(args),

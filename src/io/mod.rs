@@ -42,11 +42,11 @@ pub struct DriverConfig {
 pub enum DriverError {
     /// The kernel refused to create a ring (too old, disabled by sysctl, seccomp, ...).
     #[error(
-        "io_uring is unavailable (kernel {kernel}): {source}; overlay needs Linux 5.19 or later with io_uring enabled"
+        "io_uring is unavailable (kernel {kernel}): {error}; overlay needs Linux 5.19 or later with io_uring enabled"
     )]
     Unavailable {
         kernel: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The ring works but lacks an operation the driver uses.
     #[error(
@@ -68,6 +68,12 @@ pub enum DriverError {
     /// Submitting to or waiting on the ring failed in a way the loop cannot recover from.
     #[error("io_uring submission failed: {0}")]
     Ring(std::io::Error),
+}
+
+/// Checks that this kernel gives the driver everything it needs (a ring, every operation),
+/// so that a process can refuse to start before it prints or binds anything.
+pub fn check_support() -> Result<(), DriverError> {
+    setup::ring(1).map(drop)
 }
 
 /// Opens a listening TCP socket (SO_REUSEADDR, nonblocking, backlog 1024) on `addr` (port 0

@@ -46,16 +46,16 @@ pub(crate) fn ring(max_connections: usize) -> Result<IoUring, DriverError> {
     let ring = IoUring::builder()
         .setup_cqsize(completion_entries)
         .build(SUBMISSION_ENTRIES)
-        .map_err(|source| DriverError::Unavailable {
+        .map_err(|error| DriverError::Unavailable {
             kernel: kernel.clone(),
-            source,
+            error,
         })?;
     let mut probe = Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
-        .map_err(|source| DriverError::Unavailable {
+        .map_err(|error| DriverError::Unavailable {
             kernel: kernel.clone(),
-            source,
+            error,
         })?;
     let needed = [
         (opcode::AcceptMulti::CODE, "accept"),
