@@ -82,6 +82,9 @@ struct RegistryArgs {
     /// Scripted mode: write the result as JSON to this path.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Scripted mode: seconds to wait for every node to register and set up.
+    #[arg(long, default_value_t = 120)]
+    ready_timeout: u64,
     /// Seconds without any progress after which a run fails.
     #[arg(long, default_value_t = 10)]
     stall_timeout: u64,
@@ -128,6 +131,7 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
             packets,
             runs: args.runs.max(1),
             extra_payload_bytes: args.payload,
+            ready_timeout: args.ready_timeout.max(1) * 1_000_000_000,
         }),
         _ => None,
     };

@@ -34,6 +34,8 @@ pub struct Script {
     pub packets: u64,
     pub runs: u32,
     pub extra_payload_bytes: u32,
+    /// The overlay must be registered and set up within this long after start.
+    pub ready_timeout: Nanos,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +133,8 @@ pub struct Registry<C: Codec> {
     results: Vec<RunResult>,
     /// A scripted run to start at the next tick (packets, extra payload bytes).
     pending_script_start: Option<(u64, u32)>,
+    /// A scripted registry gives up if the overlay is not ready by then.
+    ready_deadline: Option<Nanos>,
     rng: SmallRng,
     effects: Vec<Effect>,
     codec: PhantomData<C>,
@@ -149,6 +153,7 @@ impl<C: Codec> Registry<C> {
             runs_started: 0,
             results: Vec::new(),
             pending_script_start: None,
+            ready_deadline: None,
             rng,
             effects: Vec::new(),
             codec: PhantomData,
@@ -818,7 +823,11 @@ impl<C: Codec> Registry<C> {
 }
 
 impl<C: Codec> Machine for Registry<C> {
-    fn on_start(&mut self, _now: Nanos) {}
+    fn on_start(&mut self, now: Nanos) {
+        if let Some(script) = &self.config.script {
+            self.ready_deadline = Some(now + script.ready_timeout);
+        }
+    }
 
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
         tracing::debug!("connection from {peer}");
@@ -881,6 +890,37 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        if self.is_ready() || !self.results.is_empty() {
+            self.ready_deadline = None;
+        }
+        if let (Some(deadline), Some(script)) = (self.ready_deadline, self.config.script.clone())
+            && now >= deadline
+        {
+            self.ready_deadline = None;
+            let why = format!(
+                "the overlay was not ready within {} s: {} of {} nodes registered{}",
+                script.ready_timeout / 1_000_000_000,
+                self.nodes.len(),
+                script.nodes,
+                match &self.overlay {
+                    Some(overlay) =>
+                        format!(", {} had not reported setup success", overlay.waiting.len()),
+                    None => String::new(),
+                }
+            );
+            let result = RunResult::new(
+                script.nr,
+                script.packets,
+                script.extra_payload_bytes,
+                0.0,
+                Vec::new(),
+                vec![why],
+            );
+            self.say(result.verdict_line());
+            self.results.push(result);
+            self.effects.push(Effect::Exit(1));
+            return;
+        }
         if let Some((packets, extra)) = self.pending_script_start.take() {
             self.start(now, packets, extra);
         }
@@ -899,12 +939,17 @@ impl<C: Codec> Machine for Registry<C> {
         if self.pending_script_start.is_some() {
             return Some(0);
         }
-        match &self.run {
+        let poll = match &self.run {
             Some(Run {
                 phase: Phase::Draining { next_poll, .. },
                 ..
             }) => *next_poll,
             _ => None,
+        };
+        let deadline = self.ready_deadline.filter(|_| !self.is_ready());
+        match (poll, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
