@@ -108,8 +108,13 @@ enum Phase {
         next_poll: Option<Nanos>,
         interval: Nanos,
     },
-    /// Final summaries requested.
-    Collecting { replies: BTreeMap<NodeId, Counters> },
+    /// Final summaries requested: after a quiet overlay (no failures), or after a failure
+    /// (a node lost, no progress), to report what the surviving nodes counted.
+    Collecting {
+        replies: BTreeMap<NodeId, Counters>,
+        failures: Vec<String>,
+        deadline: Nanos,
+    },
 }
 
 #[derive(Debug)]
@@ -135,6 +140,8 @@ pub struct Registry<C: Codec> {
     pending_script_start: Option<(u64, u32)>,
     /// A scripted registry gives up if the overlay is not ready by then.
     ready_deadline: Option<Nanos>,
+    /// The time of the event being handled.
+    now: Nanos,
     rng: SmallRng,
     effects: Vec<Effect>,
     codec: PhantomData<C>,
@@ -154,6 +161,7 @@ impl<C: Codec> Registry<C> {
             results: Vec::new(),
             pending_script_start: None,
             ready_deadline: None,
+            now: 0,
             rng,
             effects: Vec::new(),
             codec: PhantomData,
@@ -599,6 +607,8 @@ impl<C: Codec> Registry<C> {
                 if quiet && accounted {
                     run.phase = Phase::Collecting {
                         replies: BTreeMap::new(),
+                        failures: Vec::new(),
+                        deadline: now + self.config.stall_timeout,
                     };
                     self.broadcast(&Control::SummaryRequest { reset: true });
                     return;
@@ -620,17 +630,30 @@ impl<C: Codec> Registry<C> {
                 *previous = Some(totals);
                 *next_poll = Some(now + *interval);
             }
-            (Phase::Collecting { replies }, true) => {
+            (Phase::Collecting { replies, .. }, true) => {
                 replies.insert(id, counters);
-                if replies.len() == count {
-                    let replies = std::mem::take(replies);
-                    self.finish_run(now, replies, Vec::new());
-                }
+                self.finish_if_collected(now, count);
             }
             (_, reset) => tracing::warn!(
                 "node {id} sent an unexpected {} summary",
                 if reset { "final" } else { "progress" }
             ),
+        }
+    }
+
+    /// Finishes a collecting run once every remaining node has sent its final summary.
+    fn finish_if_collected(&mut self, now: Nanos, count: usize) {
+        if let Some(Run {
+            phase: Phase::Collecting {
+                replies, failures, ..
+            },
+            ..
+        }) = self.run.as_mut()
+            && replies.len() >= count
+        {
+            let replies = std::mem::take(replies);
+            let failures = std::mem::take(failures);
+            self.finish_run(now, replies, failures);
         }
     }
 
@@ -667,25 +690,51 @@ impl<C: Codec> Registry<C> {
         self.script_next(now);
     }
 
-    /// Ends the current run as FAIL (a node left, or no progress).
+    /// Ends the current run as FAIL (a node left, or no progress): the surviving nodes are asked
+    /// for their final summaries, so the report shows what they counted.
     fn fail_run(&mut self, why: String) {
-        let Some(run) = self.run.take() else {
+        let now = self.now;
+        let count = self.nodes.len();
+        let deadline = now + self.config.stall_timeout;
+        let Some(run) = self.run.as_mut() else {
             return;
         };
-        let duration_s = 0.0;
-        let result = RunResult::new(
-            run.nr,
-            run.packets,
-            run.extra_payload_bytes,
-            duration_s,
-            Vec::new(),
-            vec![why],
-        );
-        self.say(format!("Run {} {}", run.number, result.verdict_line()));
-        self.results.push(result);
-        if self.config.script.is_some() {
-            self.effects.push(Effect::Exit(1));
+        self.effects
+            .push(Effect::Print(format!("Run {} FAIL: {why}", run.number)));
+        match &mut run.phase {
+            Phase::Collecting { failures, .. } => failures.push(why),
+            phase => {
+                *phase = Phase::Collecting {
+                    replies: BTreeMap::new(),
+                    failures: vec![why],
+                    deadline,
+                };
+                self.broadcast(&Control::SummaryRequest { reset: true });
+            }
         }
+        self.finish_if_collected(now, count);
+    }
+
+    /// The final summaries did not all arrive in time: finish with what arrived.
+    fn collecting_timed_out(&mut self, now: Nanos) {
+        let stall_s = self.config.stall_timeout / 1_000_000_000;
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        if let Some(Run {
+            phase: Phase::Collecting {
+                replies, failures, ..
+            },
+            ..
+        }) = self.run.as_mut()
+        {
+            let missing: Vec<NodeId> = ids
+                .into_iter()
+                .filter(|id| !replies.contains_key(id))
+                .collect();
+            failures.push(format!(
+                "no final summary from nodes {missing:?} within {stall_s} s"
+            ));
+        }
+        self.finish_if_collected(now, 0);
     }
 
     fn maybe_script_setup(&mut self) {
@@ -824,12 +873,14 @@ impl<C: Codec> Registry<C> {
 
 impl<C: Codec> Machine for Registry<C> {
     fn on_start(&mut self, now: Nanos) {
+        self.now = now;
         if let Some(script) = &self.config.script {
             self.ready_deadline = Some(now + script.ready_timeout);
         }
     }
 
-    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
+        self.now = now;
         tracing::debug!("connection from {peer}");
         self.connections.insert(
             conn,
@@ -844,6 +895,7 @@ impl<C: Codec> Machine for Registry<C> {
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        self.now = now;
         let mut offset = 0;
         while self.connections.contains_key(&conn) {
             let len = match C::frame_len(&bytes[offset..]) {
@@ -864,11 +916,13 @@ impl<C: Codec> Machine for Registry<C> {
         bytes.len()
     }
 
-    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str) {
+        self.now = now;
         self.forget_connection(conn, &format!("connection lost ({reason})"));
     }
 
     fn on_command(&mut self, now: Nanos, line: &str) {
+        self.now = now;
         match parse_registry(line) {
             Ok(None) => {}
             Ok(Some(RegistryCommand::Help)) => self.say(REGISTRY_HELP),
@@ -890,6 +944,7 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.now = now;
         if self.is_ready() || !self.results.is_empty() {
             self.ready_deadline = None;
         }
@@ -921,6 +976,14 @@ impl<C: Codec> Machine for Registry<C> {
             self.effects.push(Effect::Exit(1));
             return;
         }
+        if let Some(Run {
+            phase: Phase::Collecting { deadline, .. },
+            ..
+        }) = &self.run
+            && *deadline <= now
+        {
+            self.collecting_timed_out(now);
+        }
         if let Some((packets, extra)) = self.pending_script_start.take() {
             self.start(now, packets, extra);
         }
@@ -944,6 +1007,10 @@ impl<C: Codec> Machine for Registry<C> {
                 phase: Phase::Draining { next_poll, .. },
                 ..
             }) => *next_poll,
+            Some(Run {
+                phase: Phase::Collecting { deadline, .. },
+                ..
+            }) => Some(*deadline),
             _ => None,
         };
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());

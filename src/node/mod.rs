@@ -254,7 +254,9 @@ impl<C: Codec> Node<C> {
                 self.effects.push(Effect::Close(entry.conn));
             }
         }
+        // A new overlay starts from zero: no run, no counters, a fresh window.
         self.run = None;
+        self.counters = Counters::default();
         let nodes = manifest.all_ids.len();
         let ring = Ring::new(manifest.all_ids);
         let nr = manifest.entries.len();

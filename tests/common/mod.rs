@@ -1,0 +1,405 @@
+//! Helpers for tests that run the real `overlay` binary: child processes whose output is read
+//! on threads (so a test can wait for a line), killed on drop, and a raw control-message client
+//! for the registry.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use overlay::wire::native::Native;
+use overlay::wire::{Codec, Control};
+
+/// How long any condition may take to come true (a busy 2-core machine runs tests in parallel).
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_overlay");
+
+/// Text a child wrote to one stream, growing as it arrives.
+#[derive(Default)]
+pub struct Captured {
+    state: Mutex<(String, bool)>,
+    changed: Condvar,
+}
+
+impl Captured {
+    fn start(stream: impl Read + Send + 'static) -> (Arc<Captured>, JoinHandle<()>) {
+        let captured = Arc::new(Captured::default());
+        let writer = Arc::clone(&captured);
+        let handle = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let mut state = writer.state.lock().unwrap();
+                        state.0.push_str(&String::from_utf8_lossy(&line));
+                        writer.changed.notify_all();
+                    }
+                }
+            }
+            writer.state.lock().unwrap().1 = true;
+            writer.changed.notify_all();
+        });
+        (captured, handle)
+    }
+
+    pub fn text(&self) -> String {
+        self.state.lock().unwrap().0.clone()
+    }
+
+    /// Waits until `check(text)` returns `Some`, the stream ends or the deadline passes.
+    /// `Err` carries the text seen and why it failed.
+    fn wait<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap();
+        loop {
+            if let Some(found) = check(&state.0) {
+                return Ok(found);
+            }
+            if state.1 {
+                return Err("the stream ended".to_string());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("nothing after {timeout:?}"));
+            }
+            state = self.changed.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// A child process of the test, killed (and reaped) on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub out: Arc<Captured>,
+    pub err: Arc<Captured>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `overlay ARGS`; `piped` gives it a stdin the test writes to, else /dev/null.
+    pub fn spawn(name: &str, args: &[&str], piped: bool) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(if piped { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
+        let stdin = child.stdin.take();
+        let (out, out_reader) = Captured::start(child.stdout.take().unwrap());
+        let (err, err_reader) = Captured::start(child.stderr.take().unwrap());
+        Proc {
+            name: name.to_string(),
+            child,
+            stdin,
+            out,
+            err,
+            readers: vec![out_reader, err_reader],
+            status: None,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything written so far, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}--- {} stderr ---\n{}",
+            self.name,
+            self.out.text(),
+            self.name,
+            self.err.text()
+        )
+    }
+
+    /// Length of stdout so far: later waits can look only at what comes after it.
+    pub fn mark(&self) -> usize {
+        self.out.state.lock().unwrap().0.len()
+    }
+
+    /// Waits until `check` (given stdout from `from`) returns `Some`; panics after the deadline
+    /// or at end of output.
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        from: usize,
+        check: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let mut check = check;
+        match self
+            .out
+            .wait(DEADLINE, |text| check(&text[from.min(text.len())..]))
+        {
+            Ok(found) => found,
+            Err(why) => panic!("{}: waited for {what}: {why}\n{}", self.name, self.dump()),
+        }
+    }
+
+    /// Waits for `needle` in stdout after `from`; returns the whole line holding it and the
+    /// offset just after that line.
+    pub fn wait_line(&self, needle: &str, from: usize) -> (String, usize) {
+        self.wait_until(&format!("{needle:?}"), from, |text| {
+            let at = text.find(needle)?;
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = at + text[at..].find('\n')?;
+            Some((text[start..end].to_string(), from + end + 1))
+        })
+    }
+
+    /// Waits for a line of stdout (after `from`) starting with `prefix`.
+    pub fn wait_line_starting(&self, prefix: &str, from: usize) -> (String, usize) {
+        self.wait_until(&format!("a line starting with {prefix:?}"), from, |text| {
+            let mut offset = 0;
+            for line in text.split_inclusive('\n') {
+                offset += line.len();
+                if line.ends_with('\n') && line.starts_with(prefix) {
+                    return Some((line.trim_end().to_string(), from + offset));
+                }
+            }
+            None
+        })
+    }
+
+    /// Types a command line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("{}: stdin is not piped", self.name));
+        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("{}: cannot type: {e}", self.name));
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the child's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The exit status, once the child has exited on its own (polled, up to the deadline).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.status = Some(status);
+                    // Let the readers take the rest of the output.
+                    for reader in self.readers.drain(..) {
+                        let _ = reader.join();
+                    }
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(None) => panic!(
+                    "{}: did not exit within {DEADLINE:?}\n{}",
+                    self.name,
+                    self.dump()
+                ),
+                Err(e) => panic!("{}: wait failed: {e}", self.name),
+            }
+        }
+    }
+
+    /// Kills the child now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stdin = None;
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.dump());
+        }
+    }
+}
+
+/// A registry started with `extra` arguments on a free port; returns it and the port it
+/// printed.
+pub fn registry(extra: &[&str], piped: bool) -> (Proc, u16) {
+    let mut args = vec!["registry", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn("registry", &args, piped);
+    let (line, _) = proc.wait_line("Registry listening on ", 0);
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (proc, port)
+}
+
+/// A messaging node of the registry at 127.0.0.1:`port`.
+pub fn node(name: &str, port: u16, extra: &[&str], piped: bool) -> Proc {
+    let port = port.to_string();
+    let mut args = vec!["node", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, &args, piped)
+}
+
+/// What a node printed about itself once registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub id: u32,
+    pub addr: SocketAddr,
+}
+
+/// Waits for the node's `Node listening on ADDR` and `Registered as node N` lines.
+pub fn registered(node: &Proc) -> Registered {
+    let (line, _) = node.wait_line("Node listening on ", 0);
+    let addr = line["Node listening on ".len()..]
+        .split(',')
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let (line, _) = node.wait_line("Registered as node ", 0);
+    let id = line["Registered as node ".len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ID in {line:?}"));
+    Registered { id, addr }
+}
+
+/// A test's output file, fresh for each run and removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn temp_path(name: &str) -> TempFile {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    TempFile(path)
+}
+
+/// Polls until `path` holds text that `check` accepts.
+pub fn wait_file<T>(path: &std::path::Path, mut check: impl FnMut(&str) -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Some(found) = check(&text)
+        {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never held what was expected",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw control connection to the registry, speaking the native encoding.
+pub struct Client {
+    pub stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the registry");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
+    pub fn send(&mut self, message: &Control) {
+        let mut bytes = Vec::new();
+        Native::encode_control(message, &mut bytes);
+        self.stream.write_all(&bytes).expect("send to the registry");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send to the registry");
+    }
+
+    /// The next control message from the registry.
+    pub fn recv(&mut self) -> Control {
+        loop {
+            if let Some(len) = Native::frame_len(&self.buffer).expect("registry frame length") {
+                let frame: Vec<u8> = self.buffer.drain(..len).collect();
+                return Native::decode_control(&frame).expect("registry message");
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("the registry closed the connection"),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("reading from the registry: {e}"),
+            }
+        }
+    }
+
+    /// Sends `message` and returns the answer.
+    pub fn request(&mut self, message: &Control) -> Control {
+        self.send(message);
+        self.recv()
+    }
+
+    /// True once the registry closed the connection (end of stream or reset); false if it is
+    /// still open at the deadline or sends something.
+    pub fn closed_by_peer(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false;
+                }
+                Err(e) => panic!("reading from the registry: {e}"),
+            }
+        }
+    }
+}
