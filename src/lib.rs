@@ -12,5 +12,6 @@ pub mod machine;
 pub mod node;
 pub mod registry;
 pub mod routing;
+pub mod sim;
 pub mod summary;
 pub mod wire;
