@@ -435,6 +435,12 @@ impl Sim {
     /// Takes one step: one event chosen at random among those that can happen, or a jump of
     /// virtual time to the next timer. False when nothing can happen at all.
     pub fn step(&mut self) -> bool {
+        self.step_within(Nanos::MAX)
+    }
+
+    /// Like [`Sim::step`], but virtual time never jumps to a timer later than `until`: false
+    /// when no event can happen before then (models a pause shorter than those timers).
+    pub fn step_within(&mut self, until: Nanos) -> bool {
         self.collect_actions();
         if self.actions.is_empty() {
             let next = (0..self.slots.len())
@@ -442,7 +448,7 @@ impl Sim {
                 .filter_map(|m| self.next_tick(m))
                 .min();
             return match next {
-                Some(at) if at > self.now => {
+                Some(at) if at > self.now && at <= until => {
                     self.now = at;
                     self.steps += 1;
                     true

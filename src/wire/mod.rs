@@ -113,7 +113,8 @@ pub trait Codec {
         payload: &[u8],
     ) -> usize;
 
-    /// Checks a data frame at its sink (layout, CRC) and copies its hop trace into `trace`
+    /// Checks a data frame at its sink (layout against the overlay's trace slots, CRC) and
+    /// copies its hop trace into `trace`
     /// (cleared first) so the sink can compare it with the route it expects.
     fn check_delivered(
         frame: &[u8],

@@ -223,11 +223,13 @@ impl Codec for Native {
         if header.flags & FLAG_TRACE_OVERFLOW != 0 {
             return Err(Corruption::TraceOverflow { slots });
         }
+        // The payload size is the source's choice for its run (a sink may hear of the run
+        // later than the source): only its consistency with the frame is checked.
         let payload_len = header.payload_len.get() as usize;
-        if payload_len != 4 + shape.extra_payload_bytes || rest.len() != 4 * slots + payload_len {
+        if payload_len < 4 || rest.len() != 4 * slots + payload_len {
             return Err(Corruption::Header(format!(
-                "payload of {payload_len} bytes, this run sends {}",
-                4 + shape.extra_payload_bytes
+                "payload of {payload_len} bytes in a frame with {} bytes after the header",
+                rest.len()
             )));
         }
         let (trace_bytes, payload) = rest.split_at(4 * slots);

@@ -26,6 +26,10 @@ use crate::routing::{Ring, check_nr, longest_path_relays};
 use crate::summary::{NodeResult, RunResult};
 use crate::wire::{Codec, Control, Counters, Manifest, ManifestEntry, NodeId, Peek, Status};
 
+mod run;
+
+use run::{PollTiming, Run, Step};
+
 /// A scripted session: wait for nodes, set up, run, report, exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
@@ -46,7 +50,9 @@ pub struct RegistryConfig {
     pub script: Option<Script>,
     /// Per-source window in bytes; `None` = derived from the in-flight budget.
     pub window_bytes: Option<u64>,
-    /// First pause between counter polls while draining (doubles up to 64 times it).
+    /// Between counter polls while nodes are sending (progress, hung nodes).
+    pub progress_interval: Nanos,
+    /// First pause between counter polls once all nodes finished (doubles up to 64 times it).
     pub poll_interval: Nanos,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
@@ -59,6 +65,7 @@ impl Default for RegistryConfig {
             seed: 0,
             script: None,
             window_bytes: None,
+            progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
             stall_timeout: 10_000_000_000,
         }
@@ -85,46 +92,6 @@ struct Overlay {
     /// Nodes that have not reported setup success yet.
     waiting: BTreeSet<NodeId>,
     ready: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Totals {
-    sent: u64,
-    received: u64,
-    relayed: u64,
-    corrupted: u64,
-    dropped: u64,
-}
-
-#[derive(Debug)]
-enum Phase {
-    /// Nodes are originating; these have finished.
-    Sending { finished: BTreeSet<NodeId> },
-    /// Polling counters until the overlay is quiet.
-    Draining {
-        replies: BTreeMap<NodeId, Counters>,
-        previous: Option<Totals>,
-        progress_at: Nanos,
-        next_poll: Option<Nanos>,
-        interval: Nanos,
-    },
-    /// Final summaries requested: after a quiet overlay (no failures), or after a failure
-    /// (a node lost, no progress), to report what the surviving nodes counted.
-    Collecting {
-        replies: BTreeMap<NodeId, Counters>,
-        failures: Vec<String>,
-        deadline: Nanos,
-    },
-}
-
-#[derive(Debug)]
-struct Run {
-    number: u32,
-    packets: u64,
-    extra_payload_bytes: u32,
-    started_at: Nanos,
-    nr: usize,
-    phase: Phase,
 }
 
 /// The registry.
@@ -516,16 +483,19 @@ impl<C: Codec> Registry<C> {
         }
         self.runs_started += 1;
         let number = self.runs_started;
-        self.run = Some(Run {
+        let timing = PollTiming {
+            progress_interval: self.config.progress_interval,
+            drain_interval: self.config.poll_interval,
+            stall_timeout: self.config.stall_timeout,
+        };
+        self.run = Some(Run::new(
             number,
             packets,
             extra_payload_bytes,
-            started_at: now,
-            nr: overlay.nr,
-            phase: Phase::Sending {
-                finished: BTreeSet::new(),
-            },
-        });
+            overlay.nr,
+            now,
+            timing,
+        ));
         self.say(format!(
             "Run {number}: {} nodes send {packets} packets each",
             self.nodes.len()
@@ -538,122 +508,36 @@ impl<C: Codec> Registry<C> {
     }
 
     fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
-        let count = self.nodes.len();
-        let Some(Run {
-            phase: Phase::Sending { finished },
-            ..
-        }) = self.run.as_mut()
-        else {
-            tracing::warn!("node {id} reported task finished outside a run's sending phase");
+        let nodes = self.nodes.len();
+        let Some(run) = self.run.as_mut() else {
+            tracing::warn!("node {id} reported task finished outside a run");
             return;
         };
-        finished.insert(id);
-        if finished.len() == count {
-            self.begin_draining(now);
-        }
-    }
-
-    fn begin_draining(&mut self, now: Nanos) {
-        if let Some(run) = self.run.as_mut() {
-            run.phase = Phase::Draining {
-                replies: BTreeMap::new(),
-                previous: None,
-                progress_at: now,
-                next_poll: None,
-                interval: self.config.poll_interval,
-            };
-            self.broadcast(&Control::SummaryRequest { reset: false });
-        }
+        let step = run.on_finished(now, id, nodes);
+        self.apply_step(now, step);
     }
 
     fn on_summary(&mut self, now: Nanos, id: NodeId, reset: bool, counters: Counters) {
-        let count = self.nodes.len();
+        let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
             tracing::warn!("node {id} sent a traffic summary nobody asked for");
             return;
         };
-        match (&mut run.phase, reset) {
-            (
-                Phase::Draining {
-                    replies,
-                    previous,
-                    progress_at,
-                    next_poll,
-                    interval,
-                },
-                false,
-            ) => {
-                replies.insert(id, counters);
-                if replies.len() < count {
-                    return;
-                }
-                let mut totals = Totals {
-                    sent: 0,
-                    received: 0,
-                    relayed: 0,
-                    corrupted: 0,
-                    dropped: 0,
-                };
-                for c in replies.values() {
-                    totals.sent += c.sent;
-                    totals.received += c.received;
-                    totals.relayed += c.relayed;
-                    totals.corrupted += c.corrupted;
-                    totals.dropped += c.dropped;
-                }
-                replies.clear();
-                let quiet = *previous == Some(totals);
-                let accounted = totals.received + totals.corrupted + totals.dropped == totals.sent;
-                if quiet && accounted {
-                    run.phase = Phase::Collecting {
-                        replies: BTreeMap::new(),
-                        failures: Vec::new(),
-                        deadline: now + self.config.stall_timeout,
-                    };
-                    self.broadcast(&Control::SummaryRequest { reset: true });
-                    return;
-                }
-                if !quiet {
-                    *progress_at = now;
-                    *interval = self.config.poll_interval;
-                } else {
-                    *interval = (*interval * 2).min(self.config.poll_interval * 64);
-                }
-                if now.saturating_sub(*progress_at) >= self.config.stall_timeout {
-                    let missing = totals.sent - totals.received.min(totals.sent);
-                    self.fail_run(format!(
-                        "no progress for {} s with {missing} packets unaccounted for",
-                        self.config.stall_timeout / 1_000_000_000
-                    ));
-                    return;
-                }
-                *previous = Some(totals);
-                *next_poll = Some(now + *interval);
-            }
-            (Phase::Collecting { replies, .. }, true) => {
-                replies.insert(id, counters);
-                self.finish_if_collected(now, count);
-            }
-            (_, reset) => tracing::warn!(
-                "node {id} sent an unexpected {} summary",
-                if reset { "final" } else { "progress" }
-            ),
-        }
+        let step = if reset {
+            run.on_final(id, counters, nodes)
+        } else {
+            run.on_progress(now, id, counters, nodes)
+        };
+        self.apply_step(now, step);
     }
 
-    /// Finishes a collecting run once every remaining node has sent its final summary.
-    fn finish_if_collected(&mut self, now: Nanos, count: usize) {
-        if let Some(Run {
-            phase: Phase::Collecting {
-                replies, failures, ..
-            },
-            ..
-        }) = self.run.as_mut()
-            && replies.len() >= count
-        {
-            let replies = std::mem::take(replies);
-            let failures = std::mem::take(failures);
-            self.finish_run(now, replies, failures);
+    /// Carries out what the run decided.
+    fn apply_step(&mut self, now: Nanos, step: Step) {
+        match step {
+            Step::Nothing => {}
+            Step::PollAll => self.broadcast(&Control::SummaryRequest { reset: false }),
+            Step::CollectAll => self.broadcast(&Control::SummaryRequest { reset: true }),
+            Step::Finish { replies, failures } => self.finish_run(now, replies, failures),
         }
     }
 
@@ -690,51 +574,20 @@ impl<C: Codec> Registry<C> {
         self.script_next(now);
     }
 
-    /// Ends the current run as FAIL (a node left, or no progress): the surviving nodes are asked
-    /// for their final summaries, so the report shows what they counted.
+    /// Ends the current run as FAIL (a node left): the surviving nodes are asked for their
+    /// final summaries, so the report shows what they counted.
     fn fail_run(&mut self, why: String) {
         let now = self.now;
-        let count = self.nodes.len();
-        let deadline = now + self.config.stall_timeout;
+        let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        self.effects
-            .push(Effect::Print(format!("Run {} FAIL: {why}", run.number)));
-        match &mut run.phase {
-            Phase::Collecting { failures, .. } => failures.push(why),
-            phase => {
-                *phase = Phase::Collecting {
-                    replies: BTreeMap::new(),
-                    failures: vec![why],
-                    deadline,
-                };
-                self.broadcast(&Control::SummaryRequest { reset: true });
-            }
-        }
-        self.finish_if_collected(now, count);
-    }
-
-    /// The final summaries did not all arrive in time: finish with what arrived.
-    fn collecting_timed_out(&mut self, now: Nanos) {
-        let stall_s = self.config.stall_timeout / 1_000_000_000;
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        if let Some(Run {
-            phase: Phase::Collecting {
-                replies, failures, ..
-            },
-            ..
-        }) = self.run.as_mut()
-        {
-            let missing: Vec<NodeId> = ids
-                .into_iter()
-                .filter(|id| !replies.contains_key(id))
-                .collect();
-            failures.push(format!(
-                "no final summary from nodes {missing:?} within {stall_s} s"
-            ));
-        }
-        self.finish_if_collected(now, 0);
+        let number = run.number;
+        let first = run.fail(now, why.clone());
+        let collected = run.check_collected(nodes);
+        self.say(format!("Run {number} FAIL: {why}"));
+        self.apply_step(now, first);
+        self.apply_step(now, collected);
     }
 
     fn maybe_script_setup(&mut self) {
@@ -976,25 +829,13 @@ impl<C: Codec> Machine for Registry<C> {
             self.effects.push(Effect::Exit(1));
             return;
         }
-        if let Some(Run {
-            phase: Phase::Collecting { deadline, .. },
-            ..
-        }) = &self.run
-            && *deadline <= now
-        {
-            self.collecting_timed_out(now);
+        let ids = self.node_ids();
+        if let Some(run) = self.run.as_mut() {
+            let step = run.on_tick(now, &ids);
+            self.apply_step(now, step);
         }
         if let Some((packets, extra)) = self.pending_script_start.take() {
             self.start(now, packets, extra);
-        }
-        if let Some(Run {
-            phase: Phase::Draining { next_poll, .. },
-            ..
-        }) = self.run.as_mut()
-            && next_poll.is_some_and(|at| at <= now)
-        {
-            *next_poll = None;
-            self.broadcast(&Control::SummaryRequest { reset: false });
         }
     }
 
@@ -1002,17 +843,7 @@ impl<C: Codec> Machine for Registry<C> {
         if self.pending_script_start.is_some() {
             return Some(0);
         }
-        let poll = match &self.run {
-            Some(Run {
-                phase: Phase::Draining { next_poll, .. },
-                ..
-            }) => *next_poll,
-            Some(Run {
-                phase: Phase::Collecting { deadline, .. },
-                ..
-            }) => Some(*deadline),
-            _ => None,
-        };
+        let poll = self.run.as_ref().and_then(Run::next_tick);
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());
         match (poll, deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

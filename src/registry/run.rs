@@ -1,0 +1,339 @@
+//! One run, from `start` to its result: which nodes finished, the counter polls, and the rule
+//! that decides the overlay is quiet (docs/ARCHITECTURE.md, "The end of a run").
+//!
+//! The registry polls every node's counters (without resetting them) all through a run: once
+//! a second while nodes are sending (progress, and a hung node is noticed), then every
+//! millisecond or so once all have finished (backing off while nothing changes). Two
+//! consecutive rounds after the last task-finished with equal totals, and every packet sent
+//! accounted for, end the run: then the final summaries are collected. A round some node
+//! never answers, or totals that stop changing, for `stall_timeout` end it as FAIL.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::machine::Nanos;
+use crate::wire::{Counters, NodeId};
+
+/// Timing of the polls.
+#[derive(Debug, Clone, Copy)]
+pub struct PollTiming {
+    /// Between progress rounds while nodes are still sending.
+    pub progress_interval: Nanos,
+    /// First pause between rounds once all have finished (doubles while nothing changes, up to
+    /// 64 times this).
+    pub drain_interval: Nanos,
+    /// A round unanswered, totals unchanged, or final summaries missing for this long fail
+    /// the run.
+    pub stall_timeout: Nanos,
+}
+
+/// Totals of one round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sent: u64,
+    pub received: u64,
+    pub relayed: u64,
+    pub corrupted: u64,
+    pub dropped: u64,
+}
+
+impl Totals {
+    fn of<'a>(counters: impl Iterator<Item = &'a Counters>) -> Totals {
+        counters.fold(Totals::default(), |mut t, c| {
+            t.sent += c.sent;
+            t.received += c.received;
+            t.relayed += c.relayed;
+            t.corrupted += c.corrupted;
+            t.dropped += c.dropped;
+            t
+        })
+    }
+
+    /// Every packet sent is received, corrupted or dropped.
+    pub fn accounted(&self) -> bool {
+        self.received + self.corrupted + self.dropped == self.sent
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Nodes are originating; these have finished.
+    Sending { finished: BTreeSet<NodeId> },
+    /// Every node finished; polling until the overlay is quiet.
+    Draining,
+    /// Final summaries requested, after a quiet overlay or after a failure.
+    Collecting {
+        replies: BTreeMap<NodeId, Counters>,
+        failures: Vec<String>,
+        deadline: Nanos,
+    },
+}
+
+/// What the registry must do next for the run.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Nothing,
+    /// Ask every node for its counters without reset.
+    PollAll,
+    /// Ask every node for its final summary (reset).
+    CollectAll,
+    /// The run is over: these final counters, these failures.
+    Finish {
+        replies: BTreeMap<NodeId, Counters>,
+        failures: Vec<String>,
+    },
+}
+
+/// The counter polls.
+#[derive(Debug)]
+struct Poll {
+    replies: BTreeMap<NodeId, Counters>,
+    /// When the round in progress was sent.
+    sent_at: Option<Nanos>,
+    /// When the next round is due.
+    next_at: Option<Nanos>,
+    /// Totals of the previous round (of the current phase).
+    previous: Option<Totals>,
+    /// Last time the totals changed.
+    progress_at: Nanos,
+    interval: Nanos,
+}
+
+/// A run in progress.
+#[derive(Debug)]
+pub struct Run {
+    pub number: u32,
+    pub packets: u64,
+    pub extra_payload_bytes: u32,
+    pub started_at: Nanos,
+    pub nr: usize,
+    timing: PollTiming,
+    phase: Phase,
+    poll: Poll,
+    /// Totals of the last complete round (for progress reports).
+    pub last_totals: Option<Totals>,
+}
+
+impl Run {
+    pub fn new(
+        number: u32,
+        packets: u64,
+        extra_payload_bytes: u32,
+        nr: usize,
+        now: Nanos,
+        timing: PollTiming,
+    ) -> Run {
+        Run {
+            number,
+            packets,
+            extra_payload_bytes,
+            started_at: now,
+            nr,
+            timing,
+            phase: Phase::Sending {
+                finished: BTreeSet::new(),
+            },
+            poll: Poll {
+                replies: BTreeMap::new(),
+                sent_at: None,
+                next_at: Some(now + timing.progress_interval),
+                previous: None,
+                progress_at: now,
+                interval: timing.progress_interval,
+            },
+            last_totals: None,
+        }
+    }
+
+    fn poll_now(&mut self, now: Nanos) -> Step {
+        self.poll.next_at = None;
+        self.poll.sent_at = Some(now);
+        self.poll.replies.clear();
+        Step::PollAll
+    }
+
+    /// Node `id` originated all its packets; `nodes` are in the run.
+    pub fn on_finished(&mut self, now: Nanos, id: NodeId, nodes: usize) -> Step {
+        let Phase::Sending { finished } = &mut self.phase else {
+            return Step::Nothing;
+        };
+        finished.insert(id);
+        if finished.len() < nodes {
+            return Step::Nothing;
+        }
+        self.phase = Phase::Draining;
+        self.poll.previous = None;
+        self.poll.interval = self.timing.drain_interval;
+        self.poll.progress_at = now;
+        if self.poll.sent_at.is_some() {
+            // The round in flight finishes first; the next one follows at once.
+            self.poll.next_at = Some(now);
+            Step::Nothing
+        } else {
+            self.poll_now(now)
+        }
+    }
+
+    /// A progress reply (counters kept) from node `id`.
+    pub fn on_progress(
+        &mut self,
+        now: Nanos,
+        id: NodeId,
+        counters: Counters,
+        nodes: usize,
+    ) -> Step {
+        if self.poll.sent_at.is_none() || matches!(self.phase, Phase::Collecting { .. }) {
+            return Step::Nothing;
+        }
+        self.poll.replies.insert(id, counters);
+        if self.poll.replies.len() < nodes {
+            return Step::Nothing;
+        }
+        self.poll.sent_at = None;
+        let totals = Totals::of(self.poll.replies.values());
+        self.last_totals = Some(totals);
+        let same = self.poll.previous == Some(totals);
+        self.poll.previous = Some(totals);
+        if !same {
+            self.poll.progress_at = now;
+        }
+        match self.phase {
+            Phase::Draining if same && totals.accounted() => {
+                return self.collect(now, Vec::new());
+            }
+            Phase::Draining => {
+                self.poll.interval = if same {
+                    (self.poll.interval * 2).min(self.timing.drain_interval * 64)
+                } else {
+                    self.timing.drain_interval
+                };
+            }
+            _ => {}
+        }
+        if now.saturating_sub(self.poll.progress_at) >= self.timing.stall_timeout {
+            let missing = totals
+                .sent
+                .saturating_sub(totals.received + totals.corrupted + totals.dropped);
+            return self.fail(
+                now,
+                format!(
+                    "no progress for {} s with {missing} packets unaccounted for",
+                    self.timing.stall_timeout / 1_000_000_000
+                ),
+            );
+        }
+        let due = self.poll.next_at.unwrap_or(now + self.poll.interval);
+        self.poll.next_at = Some(due.min(now + self.poll.interval));
+        Step::Nothing
+    }
+
+    /// A final reply (counters reset) from node `id`.
+    pub fn on_final(&mut self, id: NodeId, counters: Counters, nodes: usize) -> Step {
+        let Phase::Collecting { replies, .. } = &mut self.phase else {
+            return Step::Nothing;
+        };
+        replies.insert(id, counters);
+        self.finish_if_collected(nodes)
+    }
+
+    fn finish_if_collected(&mut self, nodes: usize) -> Step {
+        match &mut self.phase {
+            Phase::Collecting {
+                replies, failures, ..
+            } if replies.len() >= nodes => Step::Finish {
+                replies: std::mem::take(replies),
+                failures: std::mem::take(failures),
+            },
+            _ => Step::Nothing,
+        }
+    }
+
+    fn collect(&mut self, now: Nanos, failures: Vec<String>) -> Step {
+        self.poll.next_at = None;
+        self.poll.sent_at = None;
+        self.phase = Phase::Collecting {
+            replies: BTreeMap::new(),
+            failures,
+            deadline: now + self.timing.stall_timeout,
+        };
+        Step::CollectAll
+    }
+
+    /// The run fails (a node lost, a node hung): collect what the others counted.
+    pub fn fail(&mut self, now: Nanos, why: String) -> Step {
+        match &mut self.phase {
+            Phase::Collecting { failures, .. } => {
+                failures.push(why);
+                Step::Nothing
+            }
+            _ => self.collect(now, vec![why]),
+        }
+    }
+
+    /// After a node left during collection, the run may be complete.
+    pub fn check_collected(&mut self, nodes: usize) -> Step {
+        self.finish_if_collected(nodes)
+    }
+
+    /// Timers: the next poll, an unanswered round, missing final summaries.
+    pub fn on_tick(&mut self, now: Nanos, node_ids: &[NodeId]) -> Step {
+        let stall_s = self.timing.stall_timeout / 1_000_000_000;
+        if let Phase::Collecting {
+            replies,
+            failures,
+            deadline,
+        } = &mut self.phase
+        {
+            if *deadline <= now {
+                let missing: Vec<NodeId> = node_ids
+                    .iter()
+                    .filter(|id| !replies.contains_key(id))
+                    .copied()
+                    .collect();
+                failures.push(format!(
+                    "no final summary from {} within {stall_s} s",
+                    names(&missing)
+                ));
+                return self.finish_if_collected(0);
+            }
+            return Step::Nothing;
+        }
+        if let Some(sent_at) = self.poll.sent_at {
+            if now.saturating_sub(sent_at) >= self.timing.stall_timeout {
+                let silent: Vec<NodeId> = node_ids
+                    .iter()
+                    .filter(|id| !self.poll.replies.contains_key(id))
+                    .copied()
+                    .collect();
+                return self.fail(
+                    now,
+                    format!(
+                        "{} did not answer a counter poll within {stall_s} s",
+                        names(&silent)
+                    ),
+                );
+            }
+            return Step::Nothing;
+        }
+        if self.poll.next_at.is_some_and(|at| at <= now) {
+            return self.poll_now(now);
+        }
+        Step::Nothing
+    }
+
+    /// When `on_tick` must run next.
+    pub fn next_tick(&self) -> Option<Nanos> {
+        match &self.phase {
+            Phase::Collecting { deadline, .. } => Some(*deadline),
+            _ => match self.poll.sent_at {
+                Some(sent_at) => Some(sent_at + self.timing.stall_timeout),
+                None => self.poll.next_at,
+            },
+        }
+    }
+}
+
+/// `node 5, node 9`.
+fn names(ids: &[NodeId]) -> String {
+    let names: Vec<String> = ids.iter().map(|id| format!("node {id}")).collect();
+    names.join(", ")
+}
