@@ -7,7 +7,8 @@
 #   tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]
 #
 # Environment: RUNS (default 1) runs in a row; PAYLOAD extra payload bytes per packet
-# (default 0); OUT directory for logs and result.json (default: a new temporary directory).
+# (default 0); OUT directory for logs and result.json (default: a new temporary directory);
+# OVERLAY_BIN a prebuilt binary to use instead of building.
 set -euo pipefail
 
 usage() { echo "usage: tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]" >&2; exit 2; }
@@ -28,9 +29,13 @@ payload=${PAYLOAD:-0}
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-echo "Building overlay (release)..." >&2
-cargo build --release --quiet
-bin="$top/target/release/overlay"
+if [ -n "${OVERLAY_BIN:-}" ]; then
+  bin=$OVERLAY_BIN
+else
+  echo "Building overlay (release)..." >&2
+  cargo build --release --quiet
+  bin="$top/target/release/overlay"
+fi
 
 out=${OUT:-$(mktemp -d -t overlay-launch.XXXXXX)}
 mkdir -p "$out"

@@ -60,6 +60,8 @@ pub(crate) struct Connection {
     pub connect_address: Option<Box<SockAddr>>,
     pub recv_in_flight: bool,
     pub send_in_flight: bool,
+    /// Queued in the driver's `sends_wanted` for the end of this iteration.
+    pub send_wanted: bool,
     pub connect_in_flight: bool,
     pub ops_in_flight: u32,
 }

@@ -55,6 +55,10 @@ pub(crate) struct Driver<'m, M: Machine> {
     inbound_sequence: u64,
     generation: u32,
     effects: Vec<Effect>,
+    /// Connections with bytes to send, started once the current batch of completions (and
+    /// the tick) has been handled: frames that several receives produce for one link leave in
+    /// one send.
+    sends_wanted: Vec<(usize, u32)>,
     completions: VecDeque<Completion>,
     /// Operations submitted whose last completion has not been reaped (all kinds).
     ops_in_flight: usize,
@@ -87,6 +91,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             inbound_sequence: 0,
             generation: 0,
             effects: Vec::new(),
+            sends_wanted: Vec::with_capacity(connections_max),
             completions: VecDeque::with_capacity(1024),
             ops_in_flight: 0,
             exit_code: None,
@@ -111,6 +116,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             if let Some(code) = self.exit_code {
                 return Ok(code);
             }
+            self.start_wanted_sends()?;
             self.now = clock::now();
             match self.machine.next_tick() {
                 Some(tick) if tick <= self.now => self.submit()?,
@@ -342,6 +348,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             connect_address: None,
             recv_in_flight: false,
             send_in_flight: false,
+            send_wanted: false,
             connect_in_flight: false,
             ops_in_flight: 0,
         });
@@ -447,10 +454,12 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn apply(&mut self, effect: Effect) -> Result<(), DriverError> {
         match effect {
             Effect::Connect { conn, addr } => self.connect(conn, addr),
-            Effect::Send(conn) => match self.slots.get(&conn) {
-                Some(&key) => self.start_send(key),
-                None => Ok(()),
-            },
+            Effect::Send(conn) => {
+                if let Some(&key) = self.slots.get(&conn) {
+                    self.want_send(key);
+                }
+                Ok(())
+            }
             Effect::Close(conn) => {
                 let Some(&key) = self.slots.get(&conn) else {
                     return Ok(());
@@ -722,7 +731,34 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         slot.send_offset += result as usize;
         assert!(slot.send_offset <= slot.send_buffer.len());
-        self.start_send(key)
+        if slot.send_offset < slot.send_buffer.len() {
+            // A short send: the rest goes at once.
+            return self.start_send(key);
+        }
+        self.want_send(key);
+        Ok(())
+    }
+
+    /// Notes that `key` may have bytes to send once this batch of completions is handled.
+    fn want_send(&mut self, key: usize) {
+        let slot = &mut self.connections[key];
+        if !slot.send_wanted {
+            slot.send_wanted = true;
+            self.sends_wanted.push((key, slot.generation));
+        }
+    }
+
+    /// Starts the sends noted during this iteration.
+    fn start_wanted_sends(&mut self) -> Result<(), DriverError> {
+        let mut wanted = std::mem::take(&mut self.sends_wanted);
+        for (key, generation) in wanted.drain(..) {
+            if self.slot_is(key, generation) {
+                self.connections[key].send_wanted = false;
+                self.start_send(key)?;
+            }
+        }
+        self.sends_wanted = wanted;
+        Ok(())
     }
 
     fn on_console(&mut self, result: i32) -> Result<(), DriverError> {
