@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
     ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
 };
 use overlay::node::{Node, NodeConfig};
-use overlay::registry::{Registry, RegistryConfig, Script};
+use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
 use overlay::summary::ScriptResult;
+use overlay::wire::Codec;
+use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 
 #[derive(Parser)]
@@ -36,8 +38,21 @@ enum Command {
     Node(NodeArgs),
 }
 
+/// The encoding of every message on every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Wire {
+    /// Ours: little-endian, CRC32-checked packets, acks and a window, progress polls.
+    Native,
+    /// REFERENCE.md's format, byte for byte: works with registries and nodes written by
+    /// others (no CRC, no window, no progress polls; a run ends by a settle time).
+    Classic,
+}
+
 #[derive(Args)]
 struct Common {
+    /// Wire format: `classic` speaks the reference's format with peers written by others.
+    #[arg(long, value_enum, default_value_t = Wire::Native)]
+    wire: Wire,
     /// Pin the event loop to this CPU core (default: one picked from the process ID).
     #[arg(long)]
     core: Option<usize>,
@@ -88,6 +103,11 @@ struct RegistryArgs {
     /// Seconds without any progress after which a run fails.
     #[arg(long, default_value_t = 10)]
     stall_timeout: u64,
+    /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
+    /// registry cannot poll them; it waits this many milliseconds after the last
+    /// task-finished (packets may still be in flight), then asks for the final summaries.
+    #[arg(long, default_value_t = SETTLE_DEFAULT / 1_000_000)]
+    settle_ms: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -117,9 +137,27 @@ fn seed(common: &Common) -> u64 {
 }
 
 fn run_registry(args: RegistryArgs) -> Result<u8> {
+    match args.common.wire {
+        Wire::Native => run_registry_with::<Native>(args),
+        Wire::Classic => {
+            if args.id_bits > 31 {
+                bail!("--wire classic carries IDs as i32: --id-bits must be at most 31");
+            }
+            if args.payload != 0 {
+                bail!("--wire classic packets carry one i32: --payload is not available");
+            }
+            run_registry_with::<Classic>(args)
+        }
+    }
+}
+
+fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let (listener, local) = io::listen(SocketAddr::new(args.bind, args.port.unwrap_or(0)))
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port.unwrap_or(0)))?;
     println!("Registry listening on {local}");
+    if C::NAME != Native::NAME {
+        println!("Wire format: {}", C::NAME);
+    }
     if let Some(path) = &args.port_file {
         std::fs::write(path, format!("{}\n", local.port()))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -136,12 +174,13 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
         _ => None,
     };
     let scripted = script.is_some();
-    let mut registry = Registry::<Native>::new(RegistryConfig {
+    let mut registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits,
         seed: seed(&args.common),
         script,
         window_bytes: args.window_bytes,
         stall_timeout: args.stall_timeout.max(1) * 1_000_000_000,
+        settle: args.settle_ms.saturating_mul(1_000_000),
         ..RegistryConfig::default()
     });
     let config = DriverConfig {
@@ -189,6 +228,13 @@ fn route_source(registry: SocketAddr) -> Result<IpAddr> {
 }
 
 fn run_node(args: NodeArgs) -> Result<u8> {
+    match args.common.wire {
+        Wire::Native => run_node_with::<Native>(args),
+        Wire::Classic => run_node_with::<Classic>(args),
+    }
+}
+
+fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     let registry = (args.registry_host.as_str(), args.registry_port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve registry host {}", args.registry_host))?
@@ -205,7 +251,7 @@ fn run_node(args: NodeArgs) -> Result<u8> {
     let (listener, local) =
         io::listen(SocketAddr::new(bind, 0)).with_context(|| format!("cannot listen on {bind}"))?;
     println!("Node listening on {local}, registry {registry}");
-    let mut node = Node::<Native>::new(NodeConfig {
+    let mut node = Node::<C>::new(NodeConfig {
         listen: local,
         registry,
         seed: seed(&args.common),

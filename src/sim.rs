@@ -53,8 +53,33 @@ use crate::machine::{ConnId, Effect, Machine, Nanos};
 use crate::node::{Node, NodeConfig};
 use crate::registry::{Registry, RegistryConfig};
 use crate::summary::RunResult;
+use crate::wire::classic::{self, Classic};
 use crate::wire::native::{DataHeader, Native};
 use crate::wire::{Codec, Control, Counters, NodeId, Peek};
+
+/// What the simulator's data-plane tap reads of a data frame that reached its sink: the source
+/// and the relays its trace says it passed. One per encoding, so `Sim` runs either.
+pub trait SimCodec: Codec {
+    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)>;
+}
+
+impl SimCodec for Native {
+    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)> {
+        let (header, _) = DataHeader::ref_from_prefix(frame).ok()?;
+        Some((header.source.get(), header.hop_count))
+    }
+}
+
+impl SimCodec for Classic {
+    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)> {
+        let field = |at: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(*frame.get(at..at + 4)?.first_chunk()?))
+        };
+        let source = field(classic::PREFIX_BYTES + 5)?;
+        let relays = field(classic::DATA_HEADER_BYTES - 4)?;
+        Some((source, u8::try_from(relays).unwrap_or(u8::MAX)))
+    }
+}
 
 /// Where the simulated registry listens.
 pub const REGISTRY_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9000);
@@ -219,10 +244,11 @@ enum Action {
     Tick(usize),
 }
 
-/// The simulation: a registry, nodes, the connections between them, and virtual time.
-pub struct Sim {
-    registry: Registry<Native>,
-    nodes: Vec<Node<Native>>,
+/// The simulation: a registry, nodes, the connections between them, and virtual time, all
+/// speaking encoding `C` (native unless built with [`Sim::with_codec`]).
+pub struct Sim<C: SimCodec = Native> {
+    registry: Registry<C>,
+    nodes: Vec<Node<C>>,
     /// Index 0 is the registry, index `i + 1` node `i`.
     slots: Vec<Slot>,
     listeners: BTreeMap<SocketAddr, usize>,
@@ -249,8 +275,16 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Builds the machines and starts them: every node is about to connect to the registry.
+    /// Builds the machines (native encoding) and starts them: every node is about to connect
+    /// to the registry.
     pub fn new(config: SimConfig) -> Sim {
+        Sim::with_codec(config)
+    }
+}
+
+impl<C: SimCodec> Sim<C> {
+    /// Builds the machines speaking encoding `C` and starts them.
+    pub fn with_codec(config: SimConfig) -> Sim<C> {
         let registry = Registry::new(config.registry.clone());
         let mut slots = vec![Slot::new(REGISTRY_ADDR)];
         let mut listeners = BTreeMap::from([(REGISTRY_ADDR, 0)]);
@@ -319,11 +353,11 @@ impl Sim {
         self.nodes.len()
     }
 
-    pub fn registry(&self) -> &Registry<Native> {
+    pub fn registry(&self) -> &Registry<C> {
         &self.registry
     }
 
-    pub fn node(&self, i: usize) -> &Node<Native> {
+    pub fn node(&self, i: usize) -> &Node<C> {
         &self.nodes[i]
     }
 
@@ -476,7 +510,7 @@ impl Sim {
     /// steps, or when nothing can happen any more.
     pub fn run_until(
         &mut self,
-        mut condition: impl FnMut(&Sim) -> bool,
+        mut condition: impl FnMut(&Sim<C>) -> bool,
         max_steps: u64,
     ) -> Result<u64, SimError> {
         let mut taken = 0;
@@ -577,7 +611,7 @@ impl Sim {
     /// Encodes `message` with the native codec and writes it on a raw connection.
     pub fn raw_send_control(&mut self, raw: RawId, message: &Control) {
         let mut frame = Vec::new();
-        Native::encode_control(message, &mut frame);
+        C::encode_control(message, &mut frame);
         self.raw_send(raw, &frame);
     }
 
@@ -591,9 +625,9 @@ impl Sim {
         let received = &mut self.raws[raw.0].received;
         let mut out = Vec::new();
         let mut offset = 0;
-        while let Ok(Some(len)) = Native::frame_len(&received[offset..]) {
+        while let Ok(Some(len)) = C::frame_len(&received[offset..]) {
             let frame = &received[offset..offset + len];
-            out.push(Native::decode_control(frame).expect("a control frame on a raw link"));
+            out.push(C::decode_control(frame).expect("a control frame on a raw link"));
             offset += len;
         }
         received.drain(..offset);
@@ -983,19 +1017,19 @@ impl Sim {
             return;
         };
         let mut offset = 0;
-        while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
+        while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
             let frame = &bytes[offset..offset + len];
             offset += len;
-            match Native::peek(frame) {
+            match C::peek(frame) {
                 Ok(Peek::Data { sink }) => {
                     self.data_transmissions += 1;
                     if sink == me
-                        && let Ok((header, _)) = DataHeader::ref_from_prefix(frame)
+                        && let Some((source, relays)) = C::arrival(frame)
                     {
                         self.arrivals.push(Arrival {
-                            source: header.source.get(),
+                            source,
                             sink,
-                            relays: header.hop_count,
+                            relays,
                         });
                     }
                 }

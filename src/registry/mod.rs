@@ -7,6 +7,11 @@
 //! nothing is in flight: it then asks for the final summaries, which reset the counters. A
 //! node lost meanwhile ends the run as FAIL, naming it; polls that show no progress at all for
 //! `stall_timeout` end it as FAIL with the packets unaccounted for.
+//!
+//! The encoding decides what the registry may ask for (`Codec::PROGRESS_POLLS`,
+//! `Codec::HAS_ACKS`, `Codec::encodable`): with the classic one there are no polls (a run ends
+//! `settle` after the last task-finished), no window, and `start` or `setup-overlay` is refused
+//! when the format cannot carry what it would send (extra payload, more than 255 nodes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -56,6 +61,9 @@ pub struct RegistryConfig {
     pub poll_interval: Nanos,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
+    /// Encodings without progress polls (classic): the wait between the last task-finished
+    /// and the final summary requests, for packets still in flight.
+    pub settle: Nanos,
 }
 
 impl Default for RegistryConfig {
@@ -68,9 +76,13 @@ impl Default for RegistryConfig {
             progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
             stall_timeout: 10_000_000_000,
+            settle: SETTLE_DEFAULT,
         }
     }
 }
+
+/// The default settle time (classic encoding): 1 s.
+pub const SETTLE_DEFAULT: Nanos = 1_000_000_000;
 
 #[derive(Debug)]
 struct NodeRecord {
@@ -300,10 +312,12 @@ impl<C: Codec> Registry<C> {
                 None => Some(format!(
                     "deregistration refused: node {id} is not registered"
                 )),
-                Some(node) if node.addr != addr => Some(format!(
-                    "deregistration refused: node {id} is registered at {}, not {addr}",
-                    node.addr
-                )),
+                Some(node) if node.addr != addr && !self.loose_port_match(node, conn, addr) => {
+                    Some(format!(
+                        "deregistration refused: node {id} is registered at {}, not {addr}",
+                        node.addr
+                    ))
+                }
                 Some(node) if node.conn != conn => Some(format!(
                     "deregistration refused: node {id} registered on another connection"
                 )),
@@ -333,6 +347,21 @@ impl<C: Codec> Registry<C> {
             },
         );
         self.remove_node(id, "deregistered".to_string());
+    }
+
+    /// `LOOSE_PORTS` encodings: a message on the node's own connection, from its registered
+    /// IP, identifies the node even if the port it names differs (peers written by others
+    /// may send another port); the difference is logged.
+    fn loose_port_match(&self, node: &NodeRecord, conn: ConnId, addr: SocketAddr) -> bool {
+        let matches = C::LOOSE_PORTS && node.conn == conn && node.addr.ip() == addr.ip();
+        if matches {
+            tracing::info!(
+                "node at {} named port {} in a message on its own connection: accepted",
+                node.addr,
+                addr.port()
+            );
+        }
+        matches
     }
 
     /// A registered node is gone (deregistered, disconnected or refused).
@@ -395,10 +424,13 @@ impl<C: Codec> Registry<C> {
             ));
             return;
         }
-        let window_bytes = self
-            .config
-            .window_bytes
-            .unwrap_or_else(|| (IN_FLIGHT_BUDGET_BYTES / count as u64).max(WINDOW_BYTES_MIN));
+        let window_bytes = if C::HAS_ACKS {
+            self.config
+                .window_bytes
+                .unwrap_or_else(|| (IN_FLIGHT_BUDGET_BYTES / count as u64).max(WINDOW_BYTES_MIN))
+        } else {
+            0
+        };
         let ring = Ring::new(self.nodes.keys().copied().collect());
         let mut manifests = Vec::with_capacity(count);
         for (position, id) in ring.ids().iter().enumerate() {
@@ -420,16 +452,36 @@ impl<C: Codec> Registry<C> {
                 },
             ));
         }
+        for (_, manifest) in manifests.iter_mut() {
+            // Checked in place: the manifest moves into the message and back, no copy.
+            let message = Control::Manifest(std::mem::take(manifest));
+            let checked = C::encodable(&message);
+            if let Control::Manifest(back) = message {
+                *manifest = back;
+            }
+            if let Err(error) = checked {
+                self.say(format!("setup-overlay refused: {error}"));
+                return;
+            }
+        }
         self.overlay = Some(Overlay {
             nr,
             waiting: ring.ids().iter().copied().collect(),
             ring,
             ready: false,
         });
-        self.say(format!(
-            "Setting up the overlay: {count} nodes, {nr} table entries each, trace of {slots} \
-             relays, window {window_bytes} bytes per source"
-        ));
+        self.say(if C::HAS_ACKS {
+            format!(
+                "Setting up the overlay: {count} nodes, {nr} table entries each, trace of {slots} \
+                 relays, window {window_bytes} bytes per source"
+            )
+        } else {
+            format!(
+                "Setting up the overlay: {count} nodes, {nr} table entries each, at most {slots} \
+                 relays per packet, no window ({} wire format)",
+                C::NAME
+            )
+        });
         for (id, manifest) in manifests {
             self.send_to_node(id, &Control::Manifest(manifest));
         }
@@ -481,12 +533,22 @@ impl<C: Codec> Registry<C> {
             ));
             return;
         }
-        self.runs_started += 1;
-        let number = self.runs_started;
+        let number = self.runs_started + 1;
+        let initiate = Control::TaskInitiate {
+            run: number,
+            packets,
+            extra_payload_bytes,
+        };
+        if let Err(error) = C::encodable(&initiate) {
+            self.say(format!("start refused: {error}"));
+            return;
+        }
+        self.runs_started = number;
         let timing = PollTiming {
             progress_interval: self.config.progress_interval,
             drain_interval: self.config.poll_interval,
             stall_timeout: self.config.stall_timeout,
+            settle: (!C::PROGRESS_POLLS).then_some(self.config.settle),
         };
         self.run = Some(Run::new(
             number,
@@ -500,11 +562,7 @@ impl<C: Codec> Registry<C> {
             "Run {number}: {} nodes send {packets} packets each",
             self.nodes.len()
         ));
-        self.broadcast(&Control::TaskInitiate {
-            run: number,
-            packets,
-            extra_payload_bytes,
-        });
+        self.broadcast(&initiate);
     }
 
     fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
@@ -535,7 +593,12 @@ impl<C: Codec> Registry<C> {
     fn apply_step(&mut self, now: Nanos, step: Step) {
         match step {
             Step::Nothing => {}
-            Step::PollAll => self.broadcast(&Control::SummaryRequest { reset: false }),
+            Step::PollAll => {
+                debug_assert!(C::PROGRESS_POLLS, "a poll without progress polls");
+                if C::PROGRESS_POLLS {
+                    self.broadcast(&Control::SummaryRequest { reset: false });
+                }
+            }
             Step::CollectAll => self.broadcast(&Control::SummaryRequest { reset: true }),
             Step::Finish { replies, failures } => self.finish_run(now, replies, failures),
         }
@@ -679,8 +742,10 @@ impl<C: Codec> Registry<C> {
                 self.on_setup_status(id, status, info)
             }
             (Control::TaskFinished { addr, id }, Some(own)) => {
-                let registered = self.nodes.get(&own).map(|n| n.addr);
-                if id != own || registered != Some(addr) {
+                let matches = self.nodes.get(&own).is_some_and(|node| {
+                    node.addr == addr || self.loose_port_match(node, conn, addr)
+                });
+                if id != own || !matches {
                     return Err(format!(
                         "task finished for node {id} at {addr} from the connection of node {own}"
                     ));

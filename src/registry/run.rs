@@ -7,6 +7,11 @@
 //! consecutive rounds after the last task-finished with equal totals, and every packet sent
 //! accounted for, end the run: then the final summaries are collected. A round some node
 //! never answers, or totals that stop changing, for `stall_timeout` end it as FAIL.
+//!
+//! With an encoding that has no progress polls (the classic one: every summary request resets
+//! the node's counters) there is nothing to poll: the run waits for every task-finished, then
+//! for the settle time, then collects the final summaries. A node that has not finished
+//! `stall_timeout` after the last task-finished of the others fails the run, naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +29,9 @@ pub struct PollTiming {
     /// A round unanswered, totals unchanged, or final summaries missing for this long fail
     /// the run.
     pub stall_timeout: Nanos,
+    /// `Some`: no polls at all (the encoding has none); after the last task-finished wait
+    /// this long, then collect the final summaries.
+    pub settle: Option<Nanos>,
 }
 
 /// Totals of one round.
@@ -60,6 +68,8 @@ enum Phase {
     Sending { finished: BTreeSet<NodeId> },
     /// Every node finished; polling until the overlay is quiet.
     Draining,
+    /// Every node finished and there is no poll: waiting for the settle time to pass.
+    Settling { until: Nanos },
     /// Final summaries requested, after a quiet overlay or after a failure.
     Collecting {
         replies: BTreeMap<NodeId, Counters>,
@@ -111,6 +121,9 @@ pub struct Run {
     poll: Poll,
     /// Totals of the last complete round (for progress reports).
     pub last_totals: Option<Totals>,
+    /// The last task-finished (settle mode: a node silent for the stall timeout after it
+    /// fails the run).
+    last_finished_at: Option<Nanos>,
 }
 
 impl Run {
@@ -135,12 +148,16 @@ impl Run {
             poll: Poll {
                 replies: BTreeMap::new(),
                 sent_at: None,
-                next_at: Some(now + timing.progress_interval),
+                next_at: match timing.settle {
+                    Some(_) => None,
+                    None => Some(now + timing.progress_interval),
+                },
                 previous: None,
                 progress_at: now,
                 interval: timing.progress_interval,
             },
             last_totals: None,
+            last_finished_at: None,
         }
     }
 
@@ -157,7 +174,14 @@ impl Run {
             return Step::Nothing;
         };
         finished.insert(id);
+        self.last_finished_at = Some(now);
         if finished.len() < nodes {
+            return Step::Nothing;
+        }
+        if let Some(settle) = self.timing.settle {
+            self.phase = Phase::Settling {
+                until: now + settle,
+            };
             return Step::Nothing;
         }
         self.phase = Phase::Draining;
@@ -297,6 +321,31 @@ impl Run {
             }
             return Step::Nothing;
         }
+        match &self.phase {
+            Phase::Settling { until } if *until <= now => return self.collect(now, Vec::new()),
+            Phase::Settling { .. } => return Step::Nothing,
+            Phase::Sending { finished } if self.timing.settle.is_some() => {
+                if let Some(last) = self.last_finished_at
+                    && now.saturating_sub(last) >= self.timing.stall_timeout
+                {
+                    let unfinished: Vec<NodeId> = node_ids
+                        .iter()
+                        .filter(|id| !finished.contains(id))
+                        .copied()
+                        .collect();
+                    return self.fail(
+                        now,
+                        format!(
+                            "{} did not report task finished within {stall_s} s of the last \
+                             node that did",
+                            names(&unfinished)
+                        ),
+                    );
+                }
+                return Step::Nothing;
+            }
+            _ => {}
+        }
         if let Some(sent_at) = self.poll.sent_at {
             if now.saturating_sub(sent_at) >= self.timing.stall_timeout {
                 let silent: Vec<NodeId> = node_ids
@@ -324,6 +373,10 @@ impl Run {
     pub fn next_tick(&self) -> Option<Nanos> {
         match &self.phase {
             Phase::Collecting { deadline, .. } => Some(*deadline),
+            Phase::Settling { until } => Some(*until),
+            Phase::Sending { .. } if self.timing.settle.is_some() => self
+                .last_finished_at
+                .map(|at| at + self.timing.stall_timeout),
             _ => match self.poll.sent_at {
                 Some(sent_at) => Some(sent_at + self.timing.stall_timeout),
                 None => self.poll.next_at,

@@ -20,15 +20,17 @@ pub struct ManifestEntry {
 }
 
 /// What the registry tells a node at setup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
     /// The node's table, in hop order (entry i is 2^i positions ahead).
     pub entries: Vec<ManifestEntry>,
     /// Every node ID in the overlay.
     pub all_ids: Vec<NodeId>,
-    /// Relay slots of every data frame's trace in this overlay (native only).
+    /// Relay slots of every data frame's trace in this overlay (native only; the classic
+    /// format's traces grow with each relay, and decode as 0).
     pub trace_slots: u8,
-    /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window).
+    /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window,
+    /// which is what the classic format decodes as).
     pub window_bytes: u64,
 }
 
@@ -79,7 +81,8 @@ pub enum Control {
     Manifest(Manifest),
     /// Node -> registry: my table's connections are up (my ID) or failed (-1).
     SetupStatus { status: Status, info: String },
-    /// Registry -> node: originate `packets` packets (run number `run`, native only).
+    /// Registry -> node: originate `packets` packets (run number `run` and extra payload:
+    /// native only; the classic format decodes them as 0 and cannot carry extra payload).
     TaskInitiate {
         run: u32,
         packets: u64,
@@ -88,7 +91,7 @@ pub enum Control {
     /// Node -> registry: I have originated every packet of the run.
     TaskFinished { addr: SocketAddr, id: NodeId },
     /// Registry -> node: report counters; `reset` = final report (counters restart after it).
-    /// The classic encoding only knows the final report.
+    /// The classic encoding only knows the final report (`Codec::PROGRESS_POLLS`).
     SummaryRequest { reset: bool },
     /// Node -> registry: my counters; `reset` echoes the request.
     Summary {

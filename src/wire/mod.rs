@@ -3,9 +3,12 @@
 //!
 //! The registry and node state machines speak in [`Control`] messages and move data frames
 //! through a [`Codec`]: they never look at bytes themselves. `native` is our encoding (a fixed
-//! little-endian header read in place with zerocopy); a second encoding (the classic one of
-//! REFERENCE.md) is another `Codec` implementation, and nothing in the state machines changes.
+//! little-endian header read in place with zerocopy); `classic` is the reference's big-endian
+//! format (REFERENCE.md, "Classic wire format"). What an encoding cannot express (acks,
+//! progress polls, extra payload) is told by the [`Codec`] constants and
+//! [`Codec::encodable`], so the state machines never ask for it.
 
+pub mod classic;
 pub mod control;
 pub mod native;
 mod reader;
@@ -33,6 +36,9 @@ pub enum WireError {
     /// A field holds a value its type does not allow.
     #[error("bad {what}: {detail}")]
     BadField { what: &'static str, detail: String },
+    /// The message cannot be expressed in this encoding (found before encoding it).
+    #[error("the {codec} wire format cannot carry {what}")]
+    Unencodable { codec: &'static str, what: String },
 }
 
 /// What a relay needs to know of a whole frame, read in place.
@@ -89,6 +95,31 @@ pub trait Codec {
     /// A short name for logs and `--wire`.
     const NAME: &'static str;
 
+    /// The data plane carries acknowledgements, so a source can be held to a window. Without
+    /// them the registry sends a manifest with no window (0) and nothing calls
+    /// [`Codec::append_ack`].
+    const HAS_ACKS: bool = true;
+
+    /// A summary request can leave the counters alone (a progress poll). Without it every
+    /// summary request is final (the node resets after answering), so the registry cannot poll
+    /// and ends a run by a settle time instead.
+    const PROGRESS_POLLS: bool = true;
+
+    /// Peers may be written by others to a loosely defined format: a task-finished or
+    /// deregistration message is identified by the connection it arrives on and its node ID,
+    /// and a port that differs from the registered one is logged, not refused (the IP is
+    /// always checked).
+    const LOOSE_PORTS: bool = false;
+
+    /// Whether `message` can be expressed in this encoding (fields beyond the format's
+    /// ranges, a progress poll without [`Codec::PROGRESS_POLLS`], extra payload the format
+    /// has no room for). Callers check before sending anything a peer asked for;
+    /// [`Codec::encode_control`] of a message refused here is a bug, and it encodes nothing.
+    fn encodable(message: &Control) -> Result<(), WireError> {
+        let _ = message;
+        Ok(())
+    }
+
     /// Length of the whole frame at the front of `bytes`, once its length field is there:
     /// `Ok(None)` means more bytes are needed. Refuses a declared length outside the bound
     /// before anything is buffered.
@@ -102,8 +133,8 @@ pub trait Codec {
     /// `self_id` forwards it: a data packet's trace gains `self_id`.
     fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>);
 
-    /// Appends a new data packet to `out`; `payload` is the value then the extra bytes.
-    /// Returns the frame's length.
+    /// Appends a new data packet to `out`; `payload` is the value (4 little-endian bytes) then
+    /// the extra bytes. Returns the frame's length.
     fn append_data(
         out: &mut Vec<u8>,
         source: NodeId,
