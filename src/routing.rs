@@ -128,11 +128,21 @@ pub struct Router {
     self_position: usize,
     /// Dense position index over IDs 0..=max (when the IDs are not too sparse to allow it).
     positions: Option<Vec<u32>>,
+    /// Dense next-hop table over IDs 0..=max: the entry for each sink, [`NO_HOP`] for unknown
+    /// IDs and ourselves. One load per relayed frame.
+    next_hops: Option<Vec<u8>>,
+    /// The relays of the route from every position to us, back to back (built once, so a
+    /// sink checks a packet's trace with one slice comparison).
+    routes_in: Vec<NodeId>,
+    /// `routes_in[routes_in_start[p]..routes_in_start[p + 1]]` is the route from position p.
+    routes_in_start: Vec<u32>,
 }
 
 /// Largest dense position index (entries) a router builds; wider rings use binary search.
 const DENSE_INDEX_MAX: u64 = 1 << 20;
 const ABSENT: u32 = u32::MAX;
+const NO_HOP: u8 = u8::MAX;
+const _: () = assert!(NR_MAX < NO_HOP as usize);
 
 impl Router {
     /// The router of node `self_id`, whose table has `nr` entries. `None` if `self_id` is not
@@ -147,11 +157,36 @@ impl Router {
             }
             index
         });
+        let next_hops = positions.as_ref().map(|index| {
+            index
+                .iter()
+                .map(|&position| {
+                    if position == ABSENT || position as usize == self_position {
+                        NO_HOP
+                    } else {
+                        let distance = ring.distance(self_position, position as usize);
+                        entry_for_distance(distance, nr) as u8
+                    }
+                })
+                .collect()
+        });
+        let mut routes_in = Vec::new();
+        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
+        for from in 0..ring.len() {
+            routes_in_start.push(routes_in.len() as u32);
+            if from != self_position {
+                ring.relays(from, self_position, nr, &mut routes_in);
+            }
+        }
+        routes_in_start.push(routes_in.len() as u32);
         Some(Router {
             ring,
             nr,
             self_position,
             positions,
+            next_hops,
+            routes_in,
+            routes_in_start,
         })
     }
 
@@ -182,13 +217,32 @@ impl Router {
     /// The table entry to send a packet for `sink` on; `None` if `sink` is unknown or is us.
     #[inline]
     pub fn next_hop(&self, sink: NodeId) -> Option<usize> {
+        if let Some(table) = &self.next_hops {
+            return match table.get(sink as usize) {
+                Some(&entry) if entry != NO_HOP => Some(usize::from(entry)),
+                _ => None,
+            };
+        }
         let position = self.position(sink)?;
         let distance = self.ring.distance(self.self_position, position);
         (distance > 0).then(|| entry_for_distance(distance, self.nr))
     }
 
+    /// The relays a packet from `source` to us must have passed, in order; `None` if `source`
+    /// is unknown or is us.
+    #[inline]
+    pub fn expected_relays(&self, source: NodeId) -> Option<&[NodeId]> {
+        let from = self.position(source)?;
+        if from == self.self_position {
+            return None;
+        }
+        let start = self.routes_in_start[from] as usize;
+        let end = self.routes_in_start[from + 1] as usize;
+        Some(&self.routes_in[start..end])
+    }
+
     /// The relays a packet from `source` to us must have passed, appended to `out`; false if
-    /// `source` is unknown.
+    /// `source` is unknown. (Computes the route; [`Router::expected_relays`] looks it up.)
     pub fn expected_relays_from(&self, source: NodeId, out: &mut Vec<NodeId>) -> bool {
         out.clear();
         match self.position(source) {
@@ -250,10 +304,23 @@ mod tests {
             path.push(at);
         }
         assert_eq!(path, [97, 19, 60, 82]);
-        let sink = Router::new(ring, 3, 82).unwrap();
+        let sink = Router::new(ring.clone(), 3, 82).unwrap();
         let mut relays = Vec::new();
         assert!(sink.expected_relays_from(97, &mut relays));
         assert_eq!(relays, [19, 60]);
+        assert_eq!(sink.expected_relays(97), Some(&[19, 60][..]));
+        assert_eq!(sink.expected_relays(82), None);
+        assert_eq!(sink.expected_relays(5), None);
+        // The table agrees with the computed routes everywhere.
+        for nr in 1..=3 {
+            for &node in ring.ids() {
+                let router = Router::new(ring.clone(), nr, node).unwrap();
+                for &source in ring.ids().iter().filter(|&&s| s != node) {
+                    assert!(router.expected_relays_from(source, &mut relays));
+                    assert_eq!(router.expected_relays(source), Some(&relays[..]));
+                }
+            }
+        }
     }
 
     #[test]
@@ -312,7 +379,7 @@ mod tests {
     fn wide_ids_use_the_sparse_index() {
         let ring = Ring::new(vec![5, 1 << 30, u32::MAX]);
         let router = Router::new(ring, 1, 5).unwrap();
-        assert!(router.positions.is_none());
+        assert!(router.positions.is_none() && router.next_hops.is_none());
         assert_eq!(router.next_hop(u32::MAX), Some(0));
         assert_eq!(router.next_hop(7), None);
         assert_eq!(router.next_hop(5), None);

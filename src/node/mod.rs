@@ -106,7 +106,6 @@ pub struct Node<C: Codec> {
     rng: SmallRng,
     effects: Vec<Effect>,
     trace: Vec<NodeId>,
-    expected: Vec<NodeId>,
     /// Problems reported so far (corrupted packets, unknown sinks), to keep logs short.
     problems_logged: u64,
     codec: PhantomData<C>,
@@ -135,7 +134,6 @@ impl<C: Codec> Node<C> {
             rng,
             effects: Vec::new(),
             trace: Vec::new(),
-            expected: Vec::new(),
             problems_logged: 0,
             codec: PhantomData,
         }
@@ -546,18 +544,13 @@ impl<C: Codec> Node<C> {
     fn deliver(&mut self, frame: &[u8]) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         let checked = C::check_delivered(frame, overlay.shape, &mut self.trace).and_then(|d| {
-            if overlay
-                .router
-                .expected_relays_from(d.source, &mut self.expected)
-                && self.trace == self.expected
-            {
-                Ok(d)
-            } else {
-                Err(Corruption::Trace {
+            match overlay.router.expected_relays(d.source) {
+                Some(expected) if expected == self.trace.as_slice() => Ok(d),
+                expected => Err(Corruption::Trace {
                     origin: d.source,
                     trace: self.trace.clone(),
-                    expected: self.expected.clone(),
-                })
+                    expected: expected.map(<[NodeId]>::to_vec).unwrap_or_default(),
+                }),
             }
         });
         match checked {

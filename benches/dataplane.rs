@@ -1,0 +1,225 @@
+//! Micro-benchmarks of the data plane's user-space work: CRC per payload size, building a
+//! frame, the relay path (peek + copy + trace patch), the sink's checks, the next-hop lookup,
+//! and a node's whole receive loop relaying or delivering a 256 KiB batch of frames.
+//!
+//! `cargo bench --bench dataplane`
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use overlay::machine::{ConnId, Effect, Machine};
+use overlay::node::{Node, NodeConfig};
+use overlay::routing::{Ring, Router, longest_path_relays};
+use overlay::wire::native::{Native, data_frame_bytes};
+use overlay::wire::{Codec, Control, DataShape, Manifest, ManifestEntry, NodeId, Status};
+
+/// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
+fn ids() -> Vec<NodeId> {
+    (0..64).map(|i| i * 2).collect()
+}
+const NR: usize = 6;
+
+fn shape() -> DataShape {
+    DataShape {
+        trace_slots: longest_path_relays(64, NR),
+        extra_payload_bytes: 0,
+    }
+}
+
+fn crc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("crc32");
+    for size in [4usize, 64, 1024, 4096, 32 * 1024] {
+        let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(format!("{size} bytes"), |b| {
+            b.iter(|| crc32fast::hash(black_box(&data)))
+        });
+    }
+    group.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let shape = shape();
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Elements(1));
+    let mut out = Vec::with_capacity(1 << 20);
+    group.bench_function("append_data (build + CRC)", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 256 {
+                out.clear();
+            }
+            Native::append_data(&mut out, 2, 40, shape, 7, black_box(&[1, 2, 3, 4]))
+        })
+    });
+    let mut frame = Vec::new();
+    Native::append_data(&mut frame, 2, 40, shape, 7, &[1, 2, 3, 4]);
+    out.clear();
+    group.bench_function("peek + append_relayed", |b| {
+        b.iter(|| {
+            if out.len() > (1 << 20) - 256 {
+                out.clear();
+            }
+            let peek = Native::peek(black_box(&frame)).unwrap();
+            Native::append_relayed(&frame, 9, &mut out);
+            peek
+        })
+    });
+    let mut trace = Vec::with_capacity(64);
+    group.bench_function("check_delivered", |b| {
+        b.iter(|| Native::check_delivered(black_box(&frame), shape, &mut trace).unwrap())
+    });
+    let router = Router::new(Ring::new(ids()), NR, 0).unwrap();
+    let sinks: Vec<NodeId> = ids().into_iter().skip(1).collect();
+    let mut next = 0;
+    group.bench_function("Router::next_hop", |b| {
+        b.iter(|| {
+            next = (next + 1) % sinks.len();
+            router.next_hop(black_box(sinks[next]))
+        })
+    });
+    group.finish();
+}
+
+/// A node at position 0 of the 64-node ring, set up through its state machine, with one
+/// inbound link: frames fed to it exercise the real receive loop.
+struct Bench {
+    node: Node<Native>,
+    inbound: ConnId,
+    entries: Vec<ConnId>,
+    spare: Vec<u8>,
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn set_up() -> Bench {
+    let ids = ids();
+    let ring = Ring::new(ids.clone());
+    let mut node = Node::<Native>::new(NodeConfig {
+        listen: addr(20000),
+        registry: addr(9000),
+        seed: 1,
+    });
+    let mut effects = Vec::new();
+    node.on_start(0);
+    node.take_effects(&mut effects);
+    let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
+        panic!("the node connects to the registry first");
+    };
+    node.on_connected(0, registry);
+    let mut bytes = Vec::new();
+    Native::encode_control(
+        &Control::RegisterStatus {
+            status: Status::Ok(ids[0]),
+            info: String::new(),
+        },
+        &mut bytes,
+    );
+    Native::encode_control(
+        &Control::Manifest(Manifest {
+            entries: ring
+                .table(0, NR)
+                .into_iter()
+                .map(|id| ManifestEntry {
+                    id,
+                    addr: addr(20000 + id as u16),
+                })
+                .collect(),
+            all_ids: ids.clone(),
+            trace_slots: shape().trace_slots as u8,
+            window_bytes: 0,
+        }),
+        &mut bytes,
+    );
+    assert_eq!(node.on_received(0, registry, &bytes), bytes.len());
+    effects.clear();
+    node.take_effects(&mut effects);
+    let entries: Vec<ConnId> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(entries.len(), NR);
+    for conn in &entries {
+        node.on_connected(0, *conn);
+    }
+    let inbound = ConnId::inbound(1);
+    node.on_accepted(0, inbound, addr(30000));
+    effects.clear();
+    node.take_effects(&mut effects);
+    Bench {
+        node,
+        inbound,
+        entries,
+        spare: Vec::new(),
+    }
+}
+
+impl Bench {
+    /// Feeds one batch and empties what the node queued, as the driver would.
+    fn feed(&mut self, batch: &[u8]) -> usize {
+        let consumed = self.node.on_received(1, self.inbound, batch);
+        for conn in &self.entries {
+            self.node.swap_outgoing(*conn, &mut self.spare);
+            self.spare.clear();
+        }
+        let mut effects = Vec::new();
+        self.node.take_effects(&mut effects);
+        consumed
+    }
+}
+
+/// 256 KiB of frames from `source` to the sinks `sinks` cycles through.
+fn batch(source: NodeId, sinks: &[NodeId], hops_done: usize) -> (Vec<u8>, u64) {
+    let shape = shape();
+    let frame_bytes = data_frame_bytes(shape);
+    let count = 256 * 1024 / frame_bytes;
+    let mut bytes = Vec::with_capacity(count * frame_bytes);
+    for i in 0..count {
+        let start = bytes.len();
+        Native::append_data(
+            &mut bytes,
+            source,
+            sinks[i % sinks.len()],
+            shape,
+            0,
+            &(i as i32).to_le_bytes(),
+        );
+        // Pretend earlier relays filled part of the trace.
+        bytes[start + 6] = hops_done as u8;
+    }
+    (bytes, count as u64)
+}
+
+fn node_loop(c: &mut Criterion) {
+    let mut group = c.benchmark_group("node receive loop (256 KiB batch)");
+    let ids = ids();
+    // Relay: frames from position 63 (just behind us) to sinks ahead that are not ours.
+    let (relay_batch, count) = batch(ids[63], &ids[1..40], 0);
+    group.throughput(Throughput::Elements(count));
+    group.bench_function("relay", |b| {
+        b.iter_batched_ref(
+            set_up,
+            |bench| bench.feed(black_box(&relay_batch)),
+            BatchSize::LargeInput,
+        )
+    });
+    // Deliver: frames from our predecessor (one hop, no relays) to us.
+    let (deliver_batch, count) = batch(ids[63], &[ids[0]], 0);
+    group.throughput(Throughput::Elements(count));
+    group.bench_function("deliver", |b| {
+        b.iter_batched_ref(
+            set_up,
+            |bench| bench.feed(black_box(&deliver_batch)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, crc, codec, node_loop);
+criterion_main!(benches);
