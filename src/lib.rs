@@ -13,5 +13,6 @@ pub mod node;
 pub mod registry;
 pub mod routing;
 pub mod sim;
+pub mod stats;
 pub mod summary;
 pub mod wire;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use crate::stats::{LatencySummary, RunStats, StatsSummary};
 use crate::wire::{Counters, NodeId};
 
 /// `1234567` -> `1,234,567`; `-1234` -> `-1,234`.
@@ -76,7 +77,12 @@ pub struct RunResult {
     pub verdict: &'static str,
     /// Why the run failed (empty on PASS).
     pub failures: Vec<String>,
+    /// Packets by relays passed, end-to-end and per-hop latency (from the sinks' histograms).
+    pub stats: StatsSummary,
     pub node: Vec<NodeResult>,
+    /// The histograms behind `stats`, to add runs together.
+    #[serde(skip)]
+    pub raw_stats: RunStats,
 }
 
 impl RunResult {
@@ -106,7 +112,9 @@ impl RunResult {
             packets_per_s: 0.0,
             verdict: "FAIL",
             failures: Vec::new(),
+            stats: StatsSummary::default(),
             node,
+            raw_stats: RunStats::default(),
         };
         for n in &total.node {
             total.packets_sent += n.packets_sent;
@@ -159,6 +167,13 @@ impl RunResult {
         total
     }
 
+    /// Attaches the sinks' hop counts and latency histograms.
+    pub fn with_stats(mut self, stats: RunStats) -> RunResult {
+        self.stats = stats.summary();
+        self.raw_stats = stats;
+        self
+    }
+
     pub fn passed(&self) -> bool {
         self.verdict == "PASS"
     }
@@ -206,6 +221,31 @@ impl RunResult {
             self.sum_sent,
             self.sum_received,
         );
+        if !self.stats.packets_by_relays.is_empty() {
+            let hops: Vec<String> = self
+                .stats
+                .packets_by_relays
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(relays, count)| format!("{relays}: {}", thousands((*count).into())))
+                .collect();
+            let _ = writeln!(out, "Packets by relays passed: {}", hops.join(", "));
+        }
+        if self.stats.latency_ns.count > 0 {
+            let _ = writeln!(
+                out,
+                "Latency end to end: {}",
+                latency_line(&self.stats.latency_ns)
+            );
+            let per_hop: Vec<String> = self
+                .stats
+                .latency_per_hop_ns
+                .iter()
+                .map(|hop| format!("{} hops p50 {}", hop.relays + 1, micros(hop.per_hop.p50)))
+                .collect();
+            let _ = writeln!(out, "Latency per hop: {}", per_hop.join(", "));
+        }
         let _ = write!(out, "{}", self.verdict_line());
         out
     }
@@ -226,6 +266,22 @@ impl RunResult {
             format!("FAIL: {}; {rate}", self.failures.join("; "))
         }
     }
+}
+
+/// Nanoseconds as microseconds with one decimal.
+fn micros(ns: u64) -> String {
+    format!("{:.1} us", ns as f64 / 1000.0)
+}
+
+fn latency_line(latency: &LatencySummary) -> String {
+    format!(
+        "p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+        micros(latency.p50),
+        micros(latency.p90),
+        micros(latency.p99),
+        micros(latency.p999),
+        micros(latency.max)
+    )
 }
 
 /// A scripted registry's result file: every run, and all of them added together.
@@ -268,6 +324,10 @@ impl ScriptResult {
             .collect();
         let duration_s = runs.iter().map(|r| r.duration_s).sum();
         let packets: u64 = runs.iter().map(|r| r.packets_per_node).sum();
+        let mut stats = RunStats::default();
+        for run in &runs {
+            stats.add(&run.raw_stats);
+        }
         let mut total = RunResult::new(
             first.nr,
             packets,
@@ -275,7 +335,8 @@ impl ScriptResult {
             duration_s,
             nodes,
             failures,
-        );
+        )
+        .with_stats(stats);
         total.nodes = runs.iter().map(|r| r.nodes).max().unwrap_or(0);
         Some(ScriptResult { total, runs })
     }

@@ -15,6 +15,7 @@ use crate::console::{NODE_HELP, NodeCommand, parse_node};
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::routing::{Ring, Router};
+use crate::stats::RunStats;
 use crate::summary::thousands;
 use crate::wire::{
     Codec, Control, Corruption, Counters, DataShape, Manifest, NodeId, Peek, Status,
@@ -76,8 +77,31 @@ struct Entry {
 struct Run {
     number: u32,
     remaining: u64,
+    /// Packets originated so far in this run.
+    originated: u64,
+    /// At most this many packets per second (0 = as fast as the window allows), counted from
+    /// `started_at`.
+    rate_per_s: u32,
+    started_at: Nanos,
     /// The value (overwritten per packet) followed by the run's extra payload bytes.
     payload: Vec<u8>,
+}
+
+impl Run {
+    /// Packets the rate allows to have originated by `now` (one at the start).
+    fn due(&self, now: Nanos) -> u64 {
+        let elapsed = u128::from(now.saturating_sub(self.started_at));
+        (elapsed * u128::from(self.rate_per_s) / 1_000_000_000) as u64 + 1
+    }
+
+    /// When the next packet may be originated (0 = now).
+    fn next_send(&self) -> Nanos {
+        if self.rate_per_s == 0 {
+            return 0;
+        }
+        let at = u128::from(self.originated) * 1_000_000_000 / u128::from(self.rate_per_s);
+        self.started_at + at as Nanos
+    }
 }
 
 /// The overlay as this node knows it after a manifest.
@@ -103,6 +127,8 @@ pub struct Node<C: Codec> {
     flow: Flow,
     run: Option<Run>,
     counters: Counters,
+    /// Hop counts and latencies of the packets received since the last final report.
+    stats: RunStats,
     rng: SmallRng,
     effects: Vec<Effect>,
     trace: Vec<NodeId>,
@@ -131,6 +157,7 @@ impl<C: Codec> Node<C> {
             flow: Flow::default(),
             run: None,
             counters: Counters::default(),
+            stats: RunStats::default(),
             rng,
             effects: Vec::new(),
             trace: Vec::new(),
@@ -203,7 +230,8 @@ impl<C: Codec> Node<C> {
                 run,
                 packets,
                 extra_payload_bytes,
-            } => self.on_task_initiate(now, run, packets, extra_payload_bytes),
+                rate_per_s,
+            } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
             Control::SummaryRequest { reset } => self.on_summary_request(reset),
             other => {
                 let why = format!(
@@ -255,6 +283,7 @@ impl<C: Codec> Node<C> {
         // A new overlay starts from zero: no run, no counters, a fresh window.
         self.run = None;
         self.counters = Counters::default();
+        self.stats.reset();
         let nodes = manifest.all_ids.len();
         let ring = Ring::new(manifest.all_ids);
         let nr = manifest.entries.len();
@@ -380,7 +409,14 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    fn on_task_initiate(&mut self, _now: Nanos, number: u32, packets: u64, extra: u32) {
+    fn on_task_initiate(
+        &mut self,
+        now: Nanos,
+        number: u32,
+        packets: u64,
+        extra: u32,
+        rate_per_s: u32,
+    ) {
         let Some(overlay) = self.overlay.as_mut() else {
             self.say("Task initiate refused: the overlay is not set up");
             return;
@@ -392,6 +428,9 @@ impl<C: Codec> Node<C> {
         self.run = Some(Run {
             number,
             remaining: packets,
+            originated: 0,
+            rate_per_s,
+            started_at: now,
             payload,
         });
         if packets == 0 {
@@ -415,9 +454,11 @@ impl<C: Codec> Node<C> {
             id,
             reset,
             counters: self.counters,
+            stats: C::HAS_STATS.then(|| self.stats.clone()),
         });
         if reset {
             self.counters = Counters::default();
+            self.stats.reset();
             self.flow.next_epoch();
             self.problems_logged = 0;
         }
@@ -432,10 +473,14 @@ impl<C: Codec> Node<C> {
         };
         let ring_len = overlay.router.ring().len();
         let self_position = overlay.router.self_position();
-        let mut batch = ORIGINATE_BATCH_FRAMES;
+        let mut batch = ORIGINATE_BATCH_FRAMES as u64;
+        if run.rate_per_s > 0 {
+            batch = batch.min(run.due(now).saturating_sub(run.originated));
+        }
         while batch > 0 && run.remaining > 0 && self.flow.may_send() {
             batch -= 1;
             run.remaining -= 1;
+            run.originated += 1;
             // A random position other than our own, then its ID.
             let mut position = self.rng.random_range(0..ring_len - 1);
             if position >= self_position {
@@ -474,7 +519,7 @@ impl<C: Codec> Node<C> {
     }
 
     /// Routes every whole frame of `bytes` (from a data connection). Returns bytes consumed.
-    fn on_data_bytes(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
+    fn on_data_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         let Some(id) = self.id else {
             self.close(conn, "data arrived before this node registered".into());
             return bytes.len();
@@ -499,7 +544,7 @@ impl<C: Codec> Node<C> {
             let frame = &bytes[offset..offset + len];
             offset += len;
             match C::peek(frame) {
-                Ok(Peek::Data { sink }) if sink == id => self.deliver(frame),
+                Ok(Peek::Data { sink }) if sink == id => self.deliver(now, frame),
                 Ok(Peek::Ack { sink }) if sink == id => self.on_ack(frame),
                 Ok(Peek::Data { sink }) => self.relay(frame, sink, true),
                 Ok(Peek::Ack { sink }) => self.relay(frame, sink, false),
@@ -541,7 +586,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    fn deliver(&mut self, frame: &[u8]) {
+    fn deliver(&mut self, now: Nanos, frame: &[u8]) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         let checked = C::check_delivered(frame, overlay.shape, &mut self.trace).and_then(|d| {
             match overlay.router.expected_relays(d.source) {
@@ -556,6 +601,10 @@ impl<C: Codec> Node<C> {
         match checked {
             Ok(delivered) => {
                 self.counters.received += 1;
+                // A send time of 0 means none (the classic format has no timestamp).
+                let latency = (delivered.send_time_ns != 0)
+                    .then(|| now.saturating_sub(delivered.send_time_ns));
+                self.stats.record(delivered.relays, latency);
                 self.counters.sum_received = self
                     .counters
                     .sum_received
@@ -740,7 +789,7 @@ impl<C: Codec> Machine for Node<C> {
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         match self.roles.get(&conn) {
             Some(Role::Registry) => self.on_registry_bytes(now, bytes),
-            Some(_) => self.on_data_bytes(conn, bytes),
+            Some(_) => self.on_data_bytes(now, conn, bytes),
             None => bytes.len(),
         }
     }
@@ -795,7 +844,7 @@ impl<C: Codec> Machine for Node<C> {
 
     fn next_tick(&self) -> Option<Nanos> {
         match &self.run {
-            Some(run) if run.remaining > 0 && self.flow.may_send() => Some(0),
+            Some(run) if run.remaining > 0 && self.flow.may_send() => Some(run.next_send()),
             _ => None,
         }
     }

@@ -28,6 +28,7 @@ use crate::limits::{
 };
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 use crate::routing::{Ring, check_nr, longest_path_relays};
+use crate::stats::RunStats;
 use crate::summary::{NodeResult, RunResult};
 use crate::wire::{Codec, Control, Counters, Manifest, ManifestEntry, NodeId, Peek, Status};
 
@@ -59,6 +60,8 @@ pub struct RegistryConfig {
     pub progress_interval: Nanos,
     /// First pause between counter polls once all nodes finished (doubles up to 64 times it).
     pub poll_interval: Nanos,
+    /// Packets per second each node originates at most in a run (0 = as fast as it can).
+    pub rate_per_s: u32,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
     /// Encodings without progress polls (classic): the wait between the last task-finished
@@ -75,6 +78,7 @@ impl Default for RegistryConfig {
             window_bytes: None,
             progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
+            rate_per_s: 0,
             stall_timeout: 10_000_000_000,
             settle: SETTLE_DEFAULT,
         }
@@ -538,6 +542,7 @@ impl<C: Codec> Registry<C> {
             run: number,
             packets,
             extra_payload_bytes,
+            rate_per_s: self.config.rate_per_s,
         };
         if let Err(error) = C::encodable(&initiate) {
             self.say(format!("start refused: {error}"));
@@ -575,14 +580,21 @@ impl<C: Codec> Registry<C> {
         self.apply_step(now, step);
     }
 
-    fn on_summary(&mut self, now: Nanos, id: NodeId, reset: bool, counters: Counters) {
+    fn on_summary(
+        &mut self,
+        now: Nanos,
+        id: NodeId,
+        reset: bool,
+        counters: Counters,
+        stats: Option<RunStats>,
+    ) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
             tracing::warn!("node {id} sent a traffic summary nobody asked for");
             return;
         };
         let step = if reset {
-            run.on_final(id, counters, nodes)
+            run.on_final(id, counters, stats, nodes)
         } else {
             run.on_progress(now, id, counters, nodes)
         };
@@ -631,7 +643,8 @@ impl<C: Codec> Registry<C> {
             duration_s,
             node,
             failures,
-        );
+        )
+        .with_stats(run.stats);
         self.say(format!("Run {} summary:\n{}", run.number, result.table()));
         self.results.push(result);
         self.script_next(now);
@@ -757,6 +770,7 @@ impl<C: Codec> Registry<C> {
                     id,
                     reset,
                     counters,
+                    stats,
                 },
                 Some(own),
             ) => {
@@ -765,7 +779,7 @@ impl<C: Codec> Registry<C> {
                         "traffic summary for node {id} from the connection of node {own}"
                     ));
                 }
-                self.on_summary(now, id, reset, counters)
+                self.on_summary(now, id, reset, counters, stats)
             }
             (
                 message @ (Control::SetupStatus { .. }

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::machine::Nanos;
+use crate::stats::RunStats;
 use crate::wire::{Counters, NodeId};
 
 /// Timing of the polls.
@@ -124,6 +125,8 @@ pub struct Run {
     /// The last task-finished (settle mode: a node silent for the stall timeout after it
     /// fails the run).
     last_finished_at: Option<Nanos>,
+    /// Hop counts and latencies from the final summaries, added up.
+    pub stats: RunStats,
 }
 
 impl Run {
@@ -157,6 +160,7 @@ impl Run {
                 interval: timing.progress_interval,
             },
             last_totals: None,
+            stats: RunStats::default(),
             last_finished_at: None,
         }
     }
@@ -250,12 +254,22 @@ impl Run {
         Step::Nothing
     }
 
-    /// A final reply (counters reset) from node `id`.
-    pub fn on_final(&mut self, id: NodeId, counters: Counters, nodes: usize) -> Step {
+    /// A final reply (counters reset) from node `id`, with its hop and latency statistics.
+    pub fn on_final(
+        &mut self,
+        id: NodeId,
+        counters: Counters,
+        stats: Option<RunStats>,
+        nodes: usize,
+    ) -> Step {
         let Phase::Collecting { replies, .. } = &mut self.phase else {
             return Step::Nothing;
         };
-        replies.insert(id, counters);
+        if replies.insert(id, counters).is_none()
+            && let Some(stats) = stats
+        {
+            self.stats.add(&stats);
+        }
         self.finish_if_collected(nodes)
     }
 

@@ -90,6 +90,7 @@ impl Codec for Classic {
     const HAS_ACKS: bool = false;
     const PROGRESS_POLLS: bool = false;
     const LOOSE_PORTS: bool = true;
+    const HAS_STATS: bool = false;
 
     fn encodable(message: &Control) -> Result<(), WireError> {
         match message {
@@ -146,9 +147,14 @@ impl Codec for Classic {
             Control::TaskInitiate {
                 packets,
                 extra_payload_bytes,
+                rate_per_s,
                 ..
             } => {
-                if *extra_payload_bytes != 0 {
+                if *rate_per_s != 0 {
+                    unencodable(format!(
+                        "a rate of {rate_per_s} packets/s (classic nodes send as fast as they can)"
+                    ))
+                } else if *extra_payload_bytes != 0 {
                     unencodable(format!(
                         "{extra_payload_bytes} bytes of extra payload (a packet carries one i32)"
                     ))
@@ -503,6 +509,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             run: 0,
             packets: u64::from(reader.natural_be("packet count")?),
             extra_payload_bytes: 0,
+            rate_per_s: 0,
         },
         kind::TASK_FINISHED => Control::TaskFinished {
             addr: reader.addr_be()?,
@@ -528,6 +535,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     corrupted: 0,
                     dropped: 0,
                 },
+                stats: None,
             }
         }
         kind::DATA => {

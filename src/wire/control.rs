@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::NodeId;
+use crate::stats::RunStats;
 
 /// The status field of a reply: the reference sends an ID (or the node's own ID) for success and
 /// -1 for failure.
@@ -87,6 +88,9 @@ pub enum Control {
         run: u32,
         packets: u64,
         extra_payload_bytes: u32,
+        /// Packets per second to originate at most (0 = as fast as the window allows; native
+        /// only).
+        rate_per_s: u32,
     },
     /// Node -> registry: I have originated every packet of the run.
     TaskFinished { addr: SocketAddr, id: NodeId },
@@ -98,6 +102,8 @@ pub enum Control {
         id: NodeId,
         reset: bool,
         counters: Counters,
+        /// Hop counts and latency histograms of the packets this node received (native only).
+        stats: Option<RunStats>,
     },
 }
 

@@ -111,6 +111,9 @@ pub trait Codec {
     /// always checked).
     const LOOSE_PORTS: bool = false;
 
+    /// Whether traffic summaries carry hop counts and latency histograms.
+    const HAS_STATS: bool = true;
+
     /// Whether `message` can be expressed in this encoding (fields beyond the format's
     /// ranges, a progress poll without [`Codec::PROGRESS_POLLS`], extra payload the format
     /// has no room for). Callers check before sending anything a peer asked for;

@@ -13,6 +13,7 @@ use super::{
     Peek, Status, WireError,
 };
 use crate::limits::{FRAME_BYTES_MAX, TRACE_SLOTS_MAX};
+use crate::stats::RunStats;
 
 /// Message type codes. Control codes match the classic format's numbering.
 pub mod kind {
@@ -358,11 +359,13 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             run,
             packets,
             extra_payload_bytes,
+            rate_per_s,
         } => {
             out.push(kind::TASK_INITIATE);
             put_u32(out, *run);
             put_u64(out, *packets);
             put_u32(out, *extra_payload_bytes);
+            put_u32(out, *rate_per_s);
         }
         Control::TaskFinished { addr, id } => {
             out.push(kind::TASK_FINISHED);
@@ -377,6 +380,7 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             id,
             reset,
             counters,
+            stats,
         } => {
             out.push(kind::SUMMARY);
             put_u32(out, *id);
@@ -388,6 +392,13 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             put_i64(out, counters.sum_received);
             put_u64(out, counters.corrupted);
             put_u64(out, counters.dropped);
+            match stats {
+                None => out.push(0),
+                Some(stats) => {
+                    out.push(1);
+                    stats.encode(out);
+                }
+            }
         }
     }
 }
@@ -498,6 +509,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             run: reader.u32_le()?,
             packets: reader.u64_le()?,
             extra_payload_bytes: reader.u32_le()?,
+            rate_per_s: reader.u32_le()?,
         },
         kind::TASK_FINISHED => Control::TaskFinished {
             addr: reader.addr_le()?,
@@ -517,6 +529,17 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 sum_received: reader.i64_le()?,
                 corrupted: reader.u64_le()?,
                 dropped: reader.u64_le()?,
+            },
+            stats: if reader.bool()? {
+                let (stats, used) =
+                    RunStats::decode(reader.rest()).map_err(|detail| WireError::BadField {
+                        what: "traffic summary statistics",
+                        detail,
+                    })?;
+                reader.take(used)?;
+                Some(stats)
+            } else {
+                None
             },
         },
         other => return Err(WireError::UnknownType(other)),

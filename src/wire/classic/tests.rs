@@ -130,6 +130,7 @@ fn task_initiate() {
             run: 0,
             packets: 100_000,
             extra_payload_bytes: 0,
+            rate_per_s: 0,
         },
         &bytes,
     );
@@ -138,6 +139,7 @@ fn task_initiate() {
         run: 7,
         packets: 100_000,
         extra_payload_bytes: 0,
+        rate_per_s: 0,
     };
     assert_eq!(encode(&numbered), bytes);
 }
@@ -171,6 +173,7 @@ fn traffic_summary() {
             corrupted: 0,
             dropped: 0,
         },
+        stats: None,
     };
     #[rustfmt::skip]
     golden(message, &[
@@ -262,12 +265,14 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         run: 1,
         packets: 10,
         extra_payload_bytes: 4,
+        rate_per_s: 0,
     };
     assert!(Classic::encodable(&extra).is_err());
     let too_many = Control::TaskInitiate {
         run: 1,
         packets: 1 << 31,
         extra_payload_bytes: 0,
+        rate_per_s: 0,
     };
     assert!(Classic::encodable(&too_many).is_err());
     let wide_id = Control::RegisterStatus {
@@ -396,6 +401,7 @@ proptest! {
             id,
             reset: true,
             counters: Counters { sent, received, relayed, sum_sent, sum_received, corrupted: 0, dropped: 0 },
+            stats: None,
         };
         prop_assert_eq!(Classic::decode_control(&encode(&message)), Ok(message));
     }

@@ -79,6 +79,13 @@ fn every_control_message_roundtrips() {
         run: 2,
         packets: 100_000,
         extra_payload_bytes: 4096,
+        rate_per_s: 0,
+    });
+    roundtrip(Control::TaskInitiate {
+        run: 3,
+        packets: 5,
+        extra_payload_bytes: 0,
+        rate_per_s: 1000,
     });
     roundtrip(Control::TaskFinished { addr, id: u32::MAX });
     roundtrip(Control::SummaryRequest { reset: false });
@@ -94,6 +101,17 @@ fn every_control_message_roundtrips() {
             corrupted: 5,
             dropped: 6,
         },
+        stats: None,
+    });
+    let mut stats = crate::stats::RunStats::default();
+    stats.record(0, Some(1_000));
+    stats.record(3, Some(9_000));
+    stats.record(3, None);
+    roundtrip(Control::Summary {
+        id: 8,
+        reset: false,
+        counters: Counters::default(),
+        stats: Some(stats),
     });
 }
 

@@ -1,0 +1,284 @@
+//! What sinks measure per packet: how many relays it passed and, when the source stamped it,
+//! how long it took end to end (HDR histograms, one per relay count, so per-hop latency can be
+//! read by path length). Nodes report them with their counters; the registry adds them up.
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde::Serialize;
+
+use crate::limits::TRACE_SLOTS_MAX;
+
+/// Largest latency recorded (longer ones are recorded as this).
+pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+/// Significant digits of the latency histograms (1% resolution keeps each one small).
+const SIGNIFICANT_DIGITS: u8 = 2;
+/// Bytes of the serialized form's fixed header (V2: cookie, length, offset, digits, low, high,
+/// ratio).
+const V2_HEADER_BYTES: usize = 40;
+const V2_COOKIE: u32 = 0x1c84_9313;
+
+/// Per-packet measurements at the sinks of one node (or, added up, of an overlay).
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Packets delivered, by number of relays passed.
+    pub hops: Vec<u64>,
+    /// End-to-end latency in nanoseconds, by number of relays passed (packets without a send
+    /// time, as in the classic format, are not in these).
+    pub latency_ns: Vec<Histogram<u64>>,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_NS_MAX, SIGNIFICANT_DIGITS)
+        .expect("constant bounds are valid")
+}
+
+impl PartialEq for RunStats {
+    fn eq(&self, other: &RunStats) -> bool {
+        self.hops == other.hops && self.latency_ns == other.latency_ns
+    }
+}
+
+impl Eq for RunStats {}
+
+impl RunStats {
+    /// A packet that passed `relays` relays arrived; `latency_ns` if it carried a send time.
+    #[inline]
+    pub fn record(&mut self, relays: usize, latency_ns: Option<u64>) {
+        if relays >= self.hops.len() {
+            self.grow(relays + 1);
+        }
+        self.hops[relays] += 1;
+        if let Some(latency) = latency_ns {
+            self.latency_ns[relays].saturating_record(latency.clamp(1, LATENCY_NS_MAX));
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, classes: usize) {
+        self.hops.resize(classes, 0);
+        while self.latency_ns.len() < classes {
+            self.latency_ns.push(new_histogram());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hops.iter().all(|&count| count == 0)
+    }
+
+    /// Forgets everything (keeps the allocations).
+    pub fn reset(&mut self) {
+        self.hops.fill(0);
+        for histogram in &mut self.latency_ns {
+            histogram.reset();
+        }
+    }
+
+    /// Adds `other` in.
+    pub fn add(&mut self, other: &RunStats) {
+        if other.hops.len() > self.hops.len() {
+            self.grow(other.hops.len());
+        }
+        for (mine, theirs) in self.hops.iter_mut().zip(&other.hops) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.latency_ns.iter_mut().zip(&other.latency_ns) {
+            mine.add(theirs).expect("same bounds");
+        }
+    }
+
+    /// Every class's latency together.
+    pub fn latency_all(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for histogram in &self.latency_ns {
+            all.add(histogram).expect("same bounds");
+        }
+        all
+    }
+
+    /// Appends the serialized form: u8 classes, then per class u64 LE hop count and u32 LE
+    /// length + an HDR V2 histogram.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.hops.len() as u8);
+        let mut serializer = V2Serializer::new();
+        for (count, histogram) in self.hops.iter().zip(&self.latency_ns) {
+            out.extend_from_slice(&count.to_le_bytes());
+            let length_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let written = serializer
+                .serialize(histogram, out)
+                .expect("serializing into a Vec cannot fail");
+            out[length_at..length_at + 4].copy_from_slice(&(written as u32).to_le_bytes());
+        }
+    }
+
+    /// Reads what [`RunStats::encode`] wrote from the front of `bytes`; returns it and the
+    /// bytes used. Bounds are checked before the histogram library allocates anything.
+    pub fn decode(bytes: &[u8]) -> Result<(RunStats, usize), String> {
+        let classes = usize::from(*bytes.first().ok_or("missing hop classes")?);
+        if classes > TRACE_SLOTS_MAX + 1 {
+            return Err(format!(
+                "{classes} hop classes (at most {})",
+                TRACE_SLOTS_MAX + 1
+            ));
+        }
+        let mut offset = 1;
+        let mut stats = RunStats::default();
+        stats.grow(classes);
+        let mut deserializer = Deserializer::new();
+        for class in 0..classes {
+            let fixed = bytes
+                .get(offset..offset + 12)
+                .ok_or("truncated hop class")?;
+            stats.hops[class] = u64::from_le_bytes(fixed[..8].try_into().expect("8 bytes"));
+            let length = u32::from_le_bytes(fixed[8..].try_into().expect("4 bytes")) as usize;
+            offset += 12;
+            let encoded = bytes
+                .get(offset..offset + length)
+                .ok_or("truncated latency histogram")?;
+            check_v2_header(encoded)?;
+            let mut reader = encoded;
+            stats.latency_ns[class] = deserializer
+                .deserialize(&mut reader)
+                .map_err(|error| format!("bad latency histogram: {error:?}"))?;
+            if !reader.is_empty() {
+                return Err("stray bytes after a latency histogram".into());
+            }
+            offset += length;
+        }
+        Ok((stats, offset))
+    }
+
+    /// Hop counts and latency percentiles, for reports.
+    pub fn summary(&self) -> StatsSummary {
+        let all = self.latency_all();
+        StatsSummary {
+            packets_by_relays: self.hops.clone(),
+            latency_ns: LatencySummary::of(&all, 1),
+            latency_per_hop_ns: self
+                .latency_ns
+                .iter()
+                .enumerate()
+                .filter(|(_, histogram)| !histogram.is_empty())
+                .map(|(relays, histogram)| HopLatency {
+                    relays,
+                    per_hop: LatencySummary::of(histogram, relays as u64 + 1),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Refuses a serialized histogram whose header would make the library allocate more than ours
+/// ever need (or read past the frame).
+fn check_v2_header(encoded: &[u8]) -> Result<(), String> {
+    let header = encoded
+        .get(..V2_HEADER_BYTES)
+        .ok_or("truncated latency histogram header")?;
+    let word = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let long = |at: usize| u64::from_be_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    if word(0) != V2_COOKIE {
+        return Err("latency histogram is not an uncompressed HDR V2 histogram".into());
+    }
+    let payload = word(4) as usize;
+    if payload > encoded.len() - V2_HEADER_BYTES {
+        return Err("latency histogram longer than its frame".into());
+    }
+    if word(12) != u32::from(SIGNIFICANT_DIGITS) || long(16) != 1 || long(24) != LATENCY_NS_MAX {
+        return Err("latency histogram with unexpected bounds".into());
+    }
+    Ok(())
+}
+
+/// Percentiles of a latency histogram, divided by `per` (1 for end to end, the number of
+/// transmissions for per-hop figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl LatencySummary {
+    fn of(histogram: &Histogram<u64>, per: u64) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        let at = |q: f64| histogram.value_at_quantile(q) / per;
+        LatencySummary {
+            count: histogram.len(),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: histogram.max() / per,
+        }
+    }
+}
+
+/// Per-hop latency of the packets that passed `relays` relays.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HopLatency {
+    pub relays: usize,
+    /// End-to-end latency divided by the transmissions (relays + 1).
+    pub per_hop: LatencySummary,
+}
+
+/// What a report shows of [`RunStats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatsSummary {
+    /// Packets delivered, by relays passed (index = relays).
+    pub packets_by_relays: Vec<u64>,
+    /// End-to-end latency over all packets, nanoseconds.
+    pub latency_ns: LatencySummary,
+    /// Per-hop latency by path length, nanoseconds.
+    pub latency_per_hop_ns: Vec<HopLatency>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_add_encode_decode() {
+        let mut a = RunStats::default();
+        a.record(0, Some(10_000));
+        a.record(2, Some(30_000));
+        a.record(2, None);
+        let mut b = RunStats::default();
+        b.record(1, Some(20_000));
+        b.add(&a);
+        assert_eq!(b.hops, [1, 1, 2]);
+        let mut bytes = vec![];
+        b.encode(&mut bytes);
+        let (decoded, used) = RunStats::decode(&bytes).unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(decoded, b);
+        let summary = decoded.summary();
+        assert_eq!(summary.latency_ns.count, 3);
+        assert_eq!(summary.latency_per_hop_ns.len(), 3);
+        let two = &summary.latency_per_hop_ns[2];
+        assert_eq!(two.relays, 2);
+        assert!((9_900..=10_100).contains(&two.per_hop.p50), "{two:?}");
+        assert!(RunStats::default().is_empty());
+    }
+
+    #[test]
+    fn hostile_histograms_are_refused_before_allocating() {
+        let mut stats = RunStats::default();
+        stats.record(0, Some(5));
+        let mut bytes = vec![];
+        stats.encode(&mut bytes);
+        // The histogram starts after: classes (1) + count (8) + length (4).
+        let mut huge = bytes.clone();
+        huge[13 + 24..13 + 32].copy_from_slice(&u64::MAX.to_be_bytes()); // highest trackable
+        assert!(RunStats::decode(&huge).is_err());
+        let mut long = bytes.clone();
+        long[13 + 4..13 + 8].copy_from_slice(&u32::MAX.to_be_bytes()); // payload length
+        assert!(RunStats::decode(&long).is_err());
+        assert!(RunStats::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(RunStats::decode(&[200]).is_err());
+    }
+}
