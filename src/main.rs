@@ -103,6 +103,10 @@ struct RegistryArgs {
     /// Seconds without any progress after which a run fails.
     #[arg(long, default_value_t = 10)]
     stall_timeout: u64,
+    /// Packets per second each node originates at most (0 = as fast as flow control allows;
+    /// native wire only). For latency at light load.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
     /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
     /// registry cannot poll them; it waits this many milliseconds after the last
     /// task-finished (packets may still be in flight), then asks for the final summaries.
@@ -146,6 +150,9 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
             if args.payload != 0 {
                 bail!("--wire classic packets carry one i32: --payload is not available");
             }
+            if args.rate != 0 {
+                bail!("--wire classic nodes send as fast as they can: --rate is not available");
+            }
             run_registry_with::<Classic>(args)
         }
     }
@@ -180,6 +187,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         script,
         window_bytes: args.window_bytes,
         stall_timeout: args.stall_timeout.max(1) * 1_000_000_000,
+        rate_per_s: args.rate,
         settle: args.settle_ms.saturating_mul(1_000_000),
         ..RegistryConfig::default()
     });

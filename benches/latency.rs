@@ -1,0 +1,266 @@
+//! W4, hop latency: an overlay of real processes at light load and at saturation, with HDR
+//! histograms of end-to-end latency and of latency per hop by path length, next to a raw TCP
+//! ping-pong between two processes measured in the same run as the baseline.
+//!
+//! `cargo bench --bench latency` (environment: `LATENCY_NODES`, default 10; `LATENCY_NR`,
+//! default 3; `LATENCY_RATE`, packets/s per node at light load, default 500).
+//!
+//! Latency is measured by the sinks from the send time the source stamps in each packet
+//! (CLOCK_MONOTONIC, shared by the processes of one machine), so it includes queueing at the
+//! source. Per-hop latency is end-to-end latency divided by the transmissions.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+const ECHO_ENV: &str = "OVERLAY_BENCH_ECHO_PORT";
+const MESSAGE_BYTES: usize = 48;
+const PING_PONGS: usize = 20_000;
+
+fn main() {
+    if let Ok(port) = std::env::var(ECHO_ENV) {
+        echo_server(port.parse().expect("echo port"));
+        return;
+    }
+    // `cargo bench` passes `--bench`; a filter argument that is not ours means "not me".
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && a != "latency")
+    {
+        return;
+    }
+    let nodes: usize = env_or("LATENCY_NODES", 10);
+    let nr: usize = env_or("LATENCY_NR", 3);
+    let rate: u32 = env_or("LATENCY_RATE", 500);
+
+    println!("W4 hop latency on {} cores", cores());
+    let baseline = ping_pong();
+    println!(
+        "\nbaseline: TCP ping-pong between two processes, {MESSAGE_BYTES}-byte messages, one way = RTT / 2"
+    );
+    print_latency("one way", &baseline);
+
+    let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5);
+    println!("\nlight load: {nodes} nodes, NR {nr}, {rate} packets/s per node");
+    print_run(&light);
+    let saturated = overlay_run(nodes, nr, 0, 200_000);
+    println!("\nsaturation: {nodes} nodes, NR {nr}, as fast as flow control allows");
+    print_run(&saturated);
+
+    let hop = per_hop_all(&light);
+    println!(
+        "\nlight load per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
+        hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
+        hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
+    );
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn echo_server(port: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("echo listens");
+    let (mut stream, _) = listener.accept().expect("echo accepts");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buf = [0u8; MESSAGE_BYTES];
+    while stream.read_exact(&mut buf).is_ok() {
+        if stream.write_all(&buf).is_err() {
+            break;
+        }
+    }
+}
+
+/// Round trips between this process and a child echo process; returns one-way times (ns).
+fn ping_pong() -> Histogram<u64> {
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address").port()
+    };
+    let mut child = Kill(
+        Command::new(std::env::current_exe().expect("bench binary"))
+            .env(ECHO_ENV, port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("echo process starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(error) => panic!("echo process unreachable: {error}"),
+        }
+    };
+    stream.set_nodelay(true).expect("nodelay");
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+    let message = [7u8; MESSAGE_BYTES];
+    let mut reply = [0u8; MESSAGE_BYTES];
+    for round in 0..PING_PONGS + 2_000 {
+        let start = Instant::now();
+        stream.write_all(&message).expect("ping");
+        stream.read_exact(&mut reply).expect("pong");
+        if round >= 2_000 {
+            histogram.saturating_record(start.elapsed().as_nanos() as u64 / 2);
+        }
+    }
+    drop(stream);
+    let _ = child.0.wait();
+    histogram
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A scripted overlay run; returns the registry's JSON result.
+fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64) -> Value {
+    let bin = env!("CARGO_BIN_EXE_overlay");
+    let dir = std::env::temp_dir().join(format!("overlay-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("result.json");
+    let port_file = dir.join("port");
+    let _ = std::fs::remove_file(&port_file);
+    let mut processes = vec![Kill(
+        Command::new(bin)
+            .args([
+                "registry",
+                "0",
+                "--nodes",
+                &nodes.to_string(),
+                "--nr",
+                &nr.to_string(),
+            ])
+            .args(["--start", &packets.to_string(), "--rate", &rate.to_string()])
+            .arg("--json")
+            .arg(&json)
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("registry starts"),
+    )];
+    let port = wait_for_port(&port_file);
+    for i in 0..nodes {
+        processes.push(Kill(
+            Command::new(bin)
+                .args([
+                    "node",
+                    "127.0.0.1",
+                    &port,
+                    "--core",
+                    &(i % cores()).to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("node starts"),
+        ));
+    }
+    let status = processes[0].0.wait().expect("registry ends");
+    assert!(status.success(), "the overlay run did not PASS");
+    let text = std::fs::read_to_string(&json).expect("result written");
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&text).expect("result is JSON")
+}
+
+fn wait_for_port(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn micros(ns: u64) -> String {
+    format!("{:8.1} us", ns as f64 / 1000.0)
+}
+
+fn print_latency(label: &str, h: &Histogram<u64>) {
+    println!(
+        "  {label:<22} p50 {} p90 {} p99 {} p99.9 {} max {}",
+        micros(h.value_at_quantile(0.5)),
+        micros(h.value_at_quantile(0.9)),
+        micros(h.value_at_quantile(0.99)),
+        micros(h.value_at_quantile(0.999)),
+        micros(h.max())
+    );
+}
+
+fn print_summary(label: &str, s: &Value) {
+    let get = |k: &str| s[k].as_u64().unwrap_or(0);
+    println!(
+        "  {label:<22} p50 {} p90 {} p99 {} p99.9 {} max {}  ({} packets)",
+        micros(get("p50")),
+        micros(get("p90")),
+        micros(get("p99")),
+        micros(get("p999")),
+        micros(get("max")),
+        get("count")
+    );
+}
+
+fn print_run(result: &Value) {
+    println!(
+        "  {} packets in {:.3} s, {:.0} packets/s",
+        result["packets_received"],
+        result["duration_s"].as_f64().unwrap_or(0.0),
+        result["packets_per_s"].as_f64().unwrap_or(0.0)
+    );
+    print_summary("end to end", &result["stats"]["latency_ns"]);
+    for hop in result["stats"]["latency_per_hop_ns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let transmissions = hop["relays"].as_u64().unwrap_or(0) + 1;
+        print_summary(
+            &format!("per hop, {transmissions}-hop paths"),
+            &hop["per_hop"],
+        );
+    }
+}
+
+/// Per-hop p50 and p99 over all path lengths, weighted by packets (from the JSON summaries).
+fn per_hop_all(result: &Value) -> (u64, u64) {
+    let hops: Vec<&Value> = result["stats"]["latency_per_hop_ns"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let total: u64 = hops
+        .iter()
+        .map(|h| h["per_hop"]["count"].as_u64().unwrap_or(0))
+        .sum();
+    let weighted = |key: &str| {
+        hops.iter()
+            .map(|h| {
+                h["per_hop"][key].as_u64().unwrap_or(0)
+                    * h["per_hop"]["count"].as_u64().unwrap_or(0)
+            })
+            .sum::<u64>()
+            / total.max(1)
+    };
+    (weighted("p50"), weighted("p99"))
+}
