@@ -1,0 +1,330 @@
+//! Faults during a run, with real processes: a node killed (SIGKILL), a node stopped
+//! (SIGSTOP) and resumed, the registry killed, and (in network namespaces the test creates)
+//! random packet loss and a cut link. See docs/RELIABILITY.md.
+
+mod reliability_common;
+
+use std::time::{Duration, Instant};
+
+use reliability_common::{
+    Netns, Proc, Registered, cpu_ticks, iptables_unavailable, node, poll, registered, registry,
+    rss_kib, skip_without_netns, temp_path, wait_file,
+};
+use serde_json::Value;
+
+/// An interactive registry (stdin piped) with `extra` arguments, `count` nodes, and an overlay
+/// of NR `nr` set up and ready.
+fn overlay(extra: &[&str], count: usize, nr: usize) -> (Proc, Vec<Proc>, Vec<Registered>) {
+    let (mut reg, port) = registry(extra, true);
+    let nodes: Vec<Proc> = (0..count)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let me: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line(&format!("({count} nodes)"), 0);
+    let mark = reg.mark();
+    reg.send(&format!("setup-overlay {nr}"));
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    (reg, nodes, me)
+}
+
+fn no_panic(proc: &Proc) {
+    let err = proc.err.text();
+    assert!(
+        !err.contains("panicked"),
+        "{} panicked:\n{}",
+        proc.name,
+        proc.dump()
+    );
+}
+
+/// (a) A node SIGKILLed during a run: the registry names it within a few seconds and ends the
+/// run as FAIL with a report of the survivors' counts (a row each, none for the dead node,
+/// packets lost on its links counted as dropped); the survivors stay up.
+#[test]
+fn killed_node_is_named_and_reported() {
+    let (mut reg, mut nodes, me) = overlay(&[], 6, 3);
+    kill_during_run(&mut reg, &mut nodes, &me);
+}
+
+/// Starts a long run, SIGKILLs node 2, checks the registry's report; returns the mark after it.
+fn kill_during_run(reg: &mut Proc, nodes: &mut [Proc], me: &[Registered]) -> usize {
+    let mark = reg.mark();
+    reg.send("start 50000000");
+    reg.wait_line("Run 1:", mark);
+    let victim = me[2];
+    let killed_at = Instant::now();
+    nodes[2].kill();
+    let needle = format!("node {} at {}", victim.id, victim.addr);
+    let (line, after) = reg.wait_line(&needle, mark);
+    let named_after = killed_at.elapsed();
+    assert!(line.contains("left"), "{line}");
+    assert!(
+        named_after < Duration::from_secs(10),
+        "the registry named the killed node only after {named_after:?}"
+    );
+    let (_, after) = reg.wait_line("Run 1 summary:", after);
+    let (verdict, end) = reg.wait_line_starting("FAIL", after);
+    let report = reg.out.text()[after..end].to_string();
+    for (i, m) in me.iter().enumerate() {
+        let row = format!("Node {} ", m.id);
+        assert_eq!(
+            report.contains(&row),
+            i != 2,
+            "row for node {}: {report}",
+            m.id
+        );
+    }
+    assert!(verdict.contains(&needle), "{verdict}");
+    assert!(verdict.contains("dropped"), "{verdict}");
+    eprintln!("killed node named after {named_after:?}; report verdict: {verdict}");
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != 2 {
+            assert!(n.try_exit().is_none(), "{} exited\n{}", n.name, n.dump());
+            no_panic(n);
+        }
+    }
+    end
+}
+
+/// (a, continued) After the failed run, a new overlay of the survivors must run and verify.
+/// It does not: the survivors keep originating the failed run's packets (nothing tells them
+/// the run is over), and frames of the old overlay (flushed when the new manifest closes the
+/// old links, or still in flight) arrive in the new overlay, where they count as received or
+/// corrupted: run 2 reports more packets received than sent, thousands corrupted, and stalls.
+#[test]
+#[ignore = "bug: after a failed run, nodes keep sending the old run and its frames pollute the next overlay's run (see docs/RELIABILITY.md)"]
+fn survivors_of_a_killed_node_run_again() {
+    let (mut reg, mut nodes, me) = overlay(&[], 6, 3);
+    let mark = kill_during_run(&mut reg, &mut nodes, &me);
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    reg.send("start 2000");
+    let (_, after) = reg.wait_line("Run 2 summary:", mark);
+    let (verdict, _) = reg.wait_line(": ", after);
+    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
+    assert!(verdict.contains("10,000 packets"), "{verdict}");
+}
+
+/// (b) A node SIGSTOPped for 3 s during a run, then resumed: the run verifies, and meanwhile
+/// no other node's resident memory grows beyond the bound of docs/ARCHITECTURE.md (16 MiB
+/// of data in flight in the whole overlay, plus receive buffers; the allowance below adds
+/// room for buffer doubling and the allocator).
+#[test]
+fn stopped_node_resumes_and_memory_stays_bounded() {
+    let (mut reg, nodes, _me) = overlay(&["--stall-timeout", "30"], 6, 3);
+    let idle: Vec<u64> = nodes.iter().map(|n| rss_kib(n.id()).unwrap()).collect();
+    let mark = reg.mark();
+    reg.send("start 400000");
+    reg.wait_line("Run 1:", mark);
+    let victim = &nodes[1];
+    victim.signal(libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    let mut peak = idle.clone();
+    while stopped_at.elapsed() < Duration::from_secs(3) {
+        for (i, n) in nodes.iter().enumerate() {
+            if i != 1
+                && let Some(rss) = rss_kib(n.id())
+            {
+                peak[i] = peak[i].max(rss);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    victim.signal(libc::SIGCONT);
+    let (_, after) = reg.wait_line("Run 1 summary:", mark);
+    let (verdict, _) = reg.wait_line_starting("PASS", after);
+    assert!(verdict.contains("2,400,000 packets"), "{verdict}");
+    // 16 MiB in flight overlay-wide, pending buffers may double, 2 x NR + 2 receive buffers
+    // of 256 KiB, 16 MiB for the allocator and the rest.
+    let bound_kib = 2 * 16 * 1024 + 8 * 256 + 16 * 1024;
+    let growth: Vec<i64> = peak
+        .iter()
+        .zip(&idle)
+        .map(|(p, i)| *p as i64 - *i as i64)
+        .collect();
+    eprintln!("idle RSS KiB {idle:?}; peak while node 1 was stopped {peak:?}; growth {growth:?}");
+    for (i, g) in growth.iter().enumerate() {
+        if i != 1 {
+            assert!(
+                *g <= bound_kib as i64,
+                "node{i} grew by {g} KiB while another was stopped (bound {bound_kib} KiB)"
+            );
+        }
+    }
+    for n in &nodes {
+        no_panic(n);
+    }
+}
+
+/// (c) The registry SIGKILLed during a run: every node says so and exits promptly (no panic,
+/// no spinning CPU while it goes).
+#[test]
+fn nodes_exit_when_the_registry_dies() {
+    let (mut reg, mut nodes, _me) = overlay(&[], 4, 2);
+    let mark = reg.mark();
+    reg.send("start 50000000");
+    reg.wait_line("Run 1:", mark);
+    let cpu_before: Vec<Option<u64>> = nodes.iter().map(|n| cpu_ticks(n.id())).collect();
+    let killed_at = Instant::now();
+    reg.kill();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let Some(status) = n.wait_exit_within(Duration::from_secs(15)) else {
+            let spent = cpu_ticks(n.id()).unwrap_or(0) - cpu_before[i].unwrap_or(0);
+            panic!(
+                "{} still runs {:?} after the registry died ({spent} CPU ticks since)\n{}",
+                n.name,
+                killed_at.elapsed(),
+                n.dump()
+            );
+        };
+        assert!(!status.success(), "{}: {status}", n.name);
+        assert!(
+            n.out.text().contains("the registry connection closed"),
+            "{}",
+            n.dump()
+        );
+        no_panic(n);
+    }
+    eprintln!(
+        "all nodes exited {:?} after the registry died",
+        killed_at.elapsed()
+    );
+}
+
+/// A scripted registry in host 0 of `net` and two nodes in each other host.
+fn scripted_across_hosts(
+    net: &Netns,
+    extra: &[&str],
+    json: &str,
+) -> (Proc, Vec<Proc>, Vec<Registered>) {
+    let registry_ip = net.ip(0);
+    let nodes_count = 2 * (net.hosts.len() - 1);
+    let count = nodes_count.to_string();
+    let mut args = vec![
+        "registry",
+        "--bind",
+        &registry_ip,
+        "--nodes",
+        &count,
+        "--json",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    let reg = Proc::spawn_in("registry", Some(&net.hosts[0]), &args, false);
+    let (line, _) = reg.wait_line("Registry listening on ", 0);
+    let port = line.rsplit(':').next().unwrap().trim().to_string();
+    let mut nodes = Vec::new();
+    for host in 1..net.hosts.len() {
+        for k in 0..2 {
+            nodes.push(Proc::spawn_in(
+                &format!("node{host}.{k}"),
+                Some(&net.hosts[host]),
+                &["node", &registry_ip, &port],
+                false,
+            ));
+        }
+    }
+    let me = nodes.iter().map(registered).collect();
+    (reg, nodes, me)
+}
+
+/// (d1) 5 % random loss of every TCP segment arriving at every host: TCP retransmits, the
+/// run verifies.
+#[test]
+fn random_loss_between_hosts_still_verifies() {
+    if skip_without_netns("random_loss_between_hosts_still_verifies") {
+        return;
+    }
+    let net = Netns::new(4);
+    if let Some(why) = iptables_unavailable(&net) {
+        panic!("{why} (.ci/run installs iptables)");
+    }
+    for host in 0..4 {
+        net.iptables(
+            host,
+            &[
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.05",
+                "-j",
+                "DROP",
+            ],
+        );
+    }
+    let json = temp_path("loss.json");
+    let (mut reg, nodes, _) = scripted_across_hosts(
+        &net,
+        &["--start", "20000", "--stall-timeout", "30"],
+        json.arg(),
+    );
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    let result: Value = wait_file(&json.0, |t| serde_json::from_str(t).ok());
+    assert_eq!(result["verdict"], "PASS", "{result:#}");
+    assert_eq!(result["packets_received"], 120_000u64, "{result:#}");
+    eprintln!("5% loss: PASS in {} s", result["duration_s"]);
+    let dropped = net.exec_ok(
+        &net.hosts[1],
+        &["iptables", "-w", "-L", "INPUT", "-v", "-n", "-x"],
+    );
+    eprintln!("host 1 INPUT rule counters:\n{dropped}");
+    drop(nodes);
+}
+
+/// (d2) A host's link cut (every packet on its veth dropped) during a run: the registry
+/// notices the silent nodes and ends the run as FAIL within its stall timeout (plus the same
+/// again to collect the survivors' summaries, plus a margin for a busy machine), not hanging.
+/// Detection rests on the registry's stall timeout: the driver has no per-link timeout
+/// (keepalive / TCP_USER_TIMEOUT) yet.
+#[test]
+fn cut_link_ends_the_run_as_fail_in_bounded_time() {
+    if skip_without_netns("cut_link_ends_the_run_as_fail_in_bounded_time") {
+        return;
+    }
+    let net = Netns::new(4);
+    if let Some(why) = iptables_unavailable(&net) {
+        panic!("{why} (.ci/run installs iptables)");
+    }
+    let json = temp_path("cut.json");
+    let stall = 5u64;
+    let stall_arg = stall.to_string();
+    let (mut reg, nodes, _) = scripted_across_hosts(
+        &net,
+        &["--start", "50000000", "--stall-timeout", &stall_arg],
+        json.arg(),
+    );
+    reg.wait_line("Run 1:", 0);
+    net.iptables(3, &["-A", "INPUT", "-i", "eth0", "-j", "DROP"]);
+    net.iptables(3, &["-A", "OUTPUT", "-o", "eth0", "-j", "DROP"]);
+    let cut_at = Instant::now();
+    let bound = Duration::from_secs(2 * stall + 20);
+    let status = reg.wait_exit_within(bound);
+    let took = cut_at.elapsed();
+    let Some(status) = status else {
+        panic!(
+            "the run did not end within {bound:?} of the cut\n{}",
+            reg.dump()
+        );
+    };
+    assert!(!status.success(), "registry: {status}\n{}", reg.dump());
+    let out = reg.out.text();
+    assert!(out.contains("FAIL"), "{out}");
+    let result: Value = wait_file(&json.0, |t| serde_json::from_str(t).ok());
+    assert_eq!(result["verdict"], "FAIL", "{result:#}");
+    let failure = out
+        .lines()
+        .find(|l| l.contains("FAIL"))
+        .unwrap_or("")
+        .to_string();
+    eprintln!("cut link: run ended as FAIL {took:?} after the cut: {failure}");
+    no_panic(&reg);
+    let _ = poll(Duration::from_millis(1), || Some(()));
+    drop(nodes);
+}

@@ -1,0 +1,487 @@
+//! Hostile input against a live registry and a live node (real processes on 127.0.0.N):
+//! garbage, oversized and truncated frames, unknown types, valid messages at the wrong time
+//! or for someone else's node ID, silent peers, a thousand connections at once. Each is
+//! refused (closed connection or a refusal status), and afterwards a run still verifies.
+//! Extends tests/cli.rs (which covers a 4 GiB prefix, unknown types and random bytes at the
+//! registry once) without repeating it. See docs/RELIABILITY.md.
+
+mod reliability_common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use overlay::wire::native::Native;
+use overlay::wire::{Codec, Control, Counters, Status};
+use reliability_common::{
+    Client, Proc, Registered, node, poll, raise_nofile, registered, registry,
+};
+
+/// A fixed pseudo-random byte stream.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn encode(message: &Control) -> Vec<u8> {
+    let mut out = Vec::new();
+    Native::encode_control(message, &mut out);
+    out
+}
+
+/// Connects to `to`, sends `bytes` (optionally then shuts down writing) and expects the peer
+/// to close the connection.
+fn expect_closed(what: &str, to: SocketAddr, bytes: &[u8], shutdown: bool) {
+    let mut client = Client::connect_to(to, None);
+    client.try_send_raw(bytes);
+    if shutdown {
+        let _ = client.stream.shutdown(std::net::Shutdown::Write);
+    }
+    assert!(
+        client.closed_by_peer(),
+        "{what}: the connection to {to} stayed open"
+    );
+}
+
+/// A data frame as a source would send it (shape: 1 trace slot, value 7).
+fn data_frame(source: u32, sink: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let shape = overlay::wire::DataShape {
+        trace_slots: 1,
+        extra_payload_bytes: 0,
+    };
+    Native::append_data(&mut out, source, sink, shape, 1, &7i32.to_le_bytes());
+    out
+}
+
+/// Sets up an overlay of the nodes and checks that a run of `packets` per node verifies.
+fn run_verifies(reg: &mut Proc, nodes: usize, packets: u64, nr: usize) {
+    let mark = reg.mark();
+    reg.send(&format!("setup-overlay {nr}"));
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    reg.send(&format!("start {packets}"));
+    let (_, after) = reg.wait_line("summary:", mark);
+    let (verdict, _) = reg.wait_line(" packets in ", after);
+    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
+    let total = thousands(nodes as u64 * packets);
+    assert!(verdict.contains(&format!("{total} packets")), "{verdict}");
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Hostile bytes at a live node, before and after the overlay is set up, and hostile
+/// messages at the registry at the wrong time; then a run verifies.
+#[test]
+fn hostile_input_at_node_and_registry_then_a_run_verifies() {
+    let (mut reg, port) = registry(&[], true);
+    let registry_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let me: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(4 nodes)", 0);
+    let target = me[0].addr;
+
+    // A silent peer at each, held open through everything below.
+    let _silent_node = TcpStream::connect(target).unwrap();
+    let _silent_registry = TcpStream::connect(registry_addr).unwrap();
+
+    // At the node, before setup: data before the overlay exists.
+    expect_closed(
+        "data before setup",
+        target,
+        &data_frame(me[1].id, me[0].id),
+        false,
+    );
+    // `start` before ready, at the registry's console, and a task-initiate sent to a node by
+    // a peer that is not its registry (a control message on a data link).
+    let mark = reg.mark();
+    reg.send("start 10");
+    reg.wait_line("start refused", mark);
+    let initiate = encode(&Control::TaskInitiate {
+        run: 1,
+        packets: 1_000_000,
+        extra_payload_bytes: 0,
+        rate_per_s: 0,
+    });
+    expect_closed("task initiate from a stranger", target, &initiate, false);
+
+    // At the registry: a summary nobody asked for (outside a run) from a registered
+    // connection is ignored with a warning; the same connection still gets answers.
+    let liar_addr = SocketAddr::from(([127, 0, 0, 1], 45_001));
+    let mut liar = Client::connect(port);
+    let liar_id = match liar.request(&Control::Register { addr: liar_addr }) {
+        Control::RegisterStatus {
+            status: Status::Ok(id),
+            ..
+        } => id,
+        other => panic!("registration: {other:?}"),
+    };
+    liar.send(&Control::Summary {
+        id: liar_id,
+        reset: true,
+        counters: Counters::default(),
+        stats: None,
+    });
+    let err_mark = 0;
+    match liar.request(&Control::Deregister {
+        addr: liar_addr,
+        id: liar_id,
+    }) {
+        Control::DeregisterStatus {
+            status: Status::Ok(_),
+            ..
+        } => {}
+        other => panic!("deregistration: {other:?}"),
+    }
+    assert!(
+        poll(Duration::from_secs(30), || reg.err.text()[err_mark..]
+            .contains("nobody asked for")
+            .then_some(()))
+        .is_some(),
+        "no warning for an unrequested summary\n{}",
+        reg.dump()
+    );
+
+    // Set up; then hostile bytes at the node's data port.
+    let mark = reg.mark();
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    for (what, bytes, shutdown) in [
+        ("random bytes", random_bytes(7, 8192), true),
+        (
+            "a 4 GiB length prefix",
+            vec![0xff, 0xff, 0xff, 0xff, 9, 0, 0, 0],
+            false,
+        ),
+        ("a zero length prefix", vec![0, 0, 0, 0], false),
+        (
+            "an unknown message type",
+            vec![5, 0, 0, 0, 0xee, 1, 2, 3, 4],
+            false,
+        ),
+        (
+            "a control message on a data link",
+            encode(&Control::SummaryRequest { reset: true }),
+            false,
+        ),
+        (
+            "a data header that does not fill its frame",
+            {
+                let mut f = data_frame(me[1].id, me[0].id);
+                f[5] = 9; // nine trace slots claimed, one present
+                f
+            },
+            false,
+        ),
+    ] {
+        expect_closed(what, target, &bytes, shutdown);
+    }
+    // A truncated frame, then a close: the node just forgets the connection.
+    {
+        let mut client = Client::connect_to(target, None);
+        let frame = data_frame(me[1].id, me[0].id);
+        client.send_raw(&frame[..frame.len() / 2]);
+    }
+    // The node logs a warning for what it refused.
+    assert!(
+        poll(Duration::from_secs(30), || nodes[0]
+            .err
+            .text()
+            .contains("WARN")
+            .then_some(()))
+        .is_some(),
+        "node0 logged no warning\n{}",
+        nodes[0].dump()
+    );
+
+    // The same hostile bytes at the registry (tests/cli.rs has the rest).
+    expect_closed(
+        "random bytes",
+        registry_addr,
+        &random_bytes(11, 8192),
+        false,
+    );
+    {
+        let mut client = Client::connect(port);
+        let frame = encode(&Control::Register {
+            addr: SocketAddr::from(([127, 0, 0, 1], 45_002)),
+        });
+        client.send_raw(&frame[..frame.len() - 3]);
+    }
+    assert!(
+        poll(Duration::from_secs(30), || {
+            let warnings = reg.err.text();
+            (warnings.contains("127.0.0.1:") && warnings.contains("closing the connection"))
+                .then_some(())
+        })
+        .is_some(),
+        "the registry's warnings name the peer\n{}",
+        reg.dump()
+    );
+
+    // Everyone else is unaffected: a run verifies.
+    run_verifies(&mut reg, 4, 5_000, 2);
+    for n in &nodes {
+        assert!(!n.err.text().contains("panicked"), "{}", n.dump());
+    }
+}
+
+/// The node's warning for a peer it disconnects should name the peer, as the registry's does.
+/// It does not: `Node::close` logs "closing connection: WHY" without the address.
+#[test]
+#[ignore = "bug: the node's warning for a refused peer does not name the peer address (src/node/mod.rs Node::close)"]
+fn node_warning_names_the_peer() {
+    let (_reg, port) = registry(&[], false);
+    let n = node("node0", port, &[], false);
+    let me = registered(&n);
+    let mut client = Client::connect_to(me.addr, None);
+    let peer = client.local_addr();
+    client.send_raw(&[5, 0, 0, 0, 0xee, 1, 2, 3, 4]);
+    assert!(client.closed_by_peer());
+    let text = poll(Duration::from_secs(10), || {
+        let t = n.err.text();
+        t.contains("WARN").then_some(t)
+    })
+    .expect("a warning");
+    assert!(text.contains(&peer.to_string()), "{text}");
+}
+
+/// Hostile peers at the registry from distinct addresses (127.0.0.N): control messages for a
+/// node ID that is not the sender's own, and from connections that never registered, are
+/// refused; the real nodes are unaffected and a run verifies.
+#[test]
+fn registry_refuses_other_nodes_ids_from_distinct_hosts() {
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (2..=5)
+        .map(|n| {
+            let host = format!("127.0.0.{n}");
+            node(&host, port, &["--bind", &host], false)
+        })
+        .collect();
+    let me: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(4 nodes)", 0);
+    let registry_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let victim = me[0];
+
+    // An attacker on 127.0.0.9 registers itself honestly...
+    let attacker_ip = "127.0.0.9".parse().unwrap();
+    let attacker_addr = SocketAddr::new(attacker_ip, 46_000);
+    let mut attacker = Client::connect_to(registry_addr, Some(attacker_ip));
+    let attacker_id = match attacker.request(&Control::Register {
+        addr: attacker_addr,
+    }) {
+        Control::RegisterStatus {
+            status: Status::Ok(id),
+            ..
+        } => id,
+        other => panic!("{other:?}"),
+    };
+    // ... then tries to deregister the victim, with the victim's address (refused: not its
+    // address) and with its own address (refused: the ID is someone else's).
+    for addr in [
+        victim.addr,
+        SocketAddr::new(attacker_ip, victim.addr.port()),
+    ] {
+        match attacker.request(&Control::Deregister {
+            addr,
+            id: victim.id,
+        }) {
+            Control::DeregisterStatus {
+                status: Status::Failed,
+                info,
+            } => assert!(info.contains("refused"), "{info}"),
+            other => panic!(
+                "deregistering node {} was not refused: {other:?}",
+                victim.id
+            ),
+        }
+    }
+    // A summary for the victim's ID from the attacker's registered connection: closed.
+    attacker.send(&Control::Summary {
+        id: victim.id,
+        reset: true,
+        counters: Counters::default(),
+        stats: None,
+    });
+    assert!(
+        attacker.closed_by_peer(),
+        "a summary for another node's ID was accepted"
+    );
+    let (line, _) = reg.wait_line(&format!("Node {attacker_id} at {attacker_addr} left"), 0);
+    assert!(line.contains(&attacker_addr.to_string()), "{line}");
+
+    // A task-finished for the victim's ID from another registered connection: closed.
+    let other_ip = "127.0.0.10".parse().unwrap();
+    let mut other = Client::connect_to(registry_addr, Some(other_ip));
+    other.request(&Control::Register {
+        addr: SocketAddr::new(other_ip, 46_001),
+    });
+    other.send(&Control::TaskFinished {
+        addr: victim.addr,
+        id: victim.id,
+    });
+    assert!(
+        other.closed_by_peer(),
+        "a task-finished for another node's ID was accepted"
+    );
+
+    // Control messages from connections that never registered: closed.
+    for (i, message) in [
+        Control::TaskFinished {
+            addr: victim.addr,
+            id: victim.id,
+        },
+        Control::Summary {
+            id: victim.id,
+            reset: false,
+            counters: Counters::default(),
+            stats: None,
+        },
+        Control::SetupStatus {
+            status: Status::Ok(victim.id),
+            info: String::new(),
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ip = format!("127.0.0.{}", 20 + i).parse().unwrap();
+        let mut stranger = Client::connect_to(registry_addr, Some(ip));
+        stranger.send(message);
+        assert!(
+            stranger.closed_by_peer(),
+            "{} from an unregistered connection was accepted",
+            message.name()
+        );
+    }
+    assert!(
+        poll(Duration::from_secs(30), || reg
+            .err
+            .text()
+            .contains("127.0.0.20:")
+            .then_some(()))
+        .is_some(),
+        "no warning naming the peer\n{}",
+        reg.dump()
+    );
+
+    // The victim is still registered and the overlay verifies.
+    let mark = reg.mark();
+    reg.send("list-messaging-nodes");
+    reg.wait_line_starting(
+        &format!("{} {} {}", victim.addr.ip(), victim.addr.port(), victim.id),
+        mark,
+    );
+    run_verifies(&mut reg, 4, 5_000, 2);
+}
+
+/// A thousand connections to the registry at once, each sending a message the registry only
+/// sends: every one is closed, and the registry keeps serving (a run verifies).
+#[test]
+fn a_thousand_connections_at_once() {
+    let limit = raise_nofile(4096);
+    let count = 1000.min(limit.saturating_sub(200) as usize / 2);
+    if count < 1000 {
+        eprintln!("*** open-file limit {limit}: trying {count} connections, not 1000 ***");
+    }
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (0..3)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    for n in &nodes {
+        registered(n);
+    }
+    let registry_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut clients: Vec<Client> = (0..count)
+        .map(|_| Client::connect_to(registry_addr, None))
+        .collect();
+    let bad = encode(&Control::SummaryRequest { reset: true });
+    for client in &mut clients {
+        client.try_send_raw(&bad);
+    }
+    let closed = clients
+        .iter_mut()
+        .map(|c| c.closed_by_peer())
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(
+        closed, count,
+        "only {closed} of {count} connections were closed"
+    );
+    drop(clients);
+    run_verifies(&mut reg, 3, 5_000, 2);
+}
+
+/// A node must bound every length a peer sends before allocating (docs/PROTOCOL.md). A
+/// task-initiate from the registry with an extra payload of 4 GiB - 1 makes the node allocate
+/// and fill a 4 GiB payload buffer (`Node::on_task_initiate`: `vec![0u8; 4 + extra]`, no check
+/// against `PAYLOAD_BYTES_MAX`). Found by the node_stream fuzz target (out of memory).
+#[test]
+#[ignore = "bug: Node::on_task_initiate allocates 4 + extra_payload_bytes (up to 4 GiB) without checking PAYLOAD_BYTES_MAX"]
+fn node_bounds_the_task_payload_before_allocating() {
+    use overlay::machine::{Effect, Machine};
+    use overlay::node::{Node, NodeConfig};
+    use overlay::wire::{Manifest, ManifestEntry};
+    let listen: SocketAddr = "127.0.0.1:10020".parse().unwrap();
+    let mut node = Node::<Native>::new(NodeConfig {
+        listen,
+        registry: "127.0.0.1:9000".parse().unwrap(),
+        seed: 1,
+    });
+    let mut effects = Vec::new();
+    node.on_start(0);
+    node.take_effects(&mut effects);
+    let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
+        panic!("{effects:?}");
+    };
+    node.on_connected(0, registry);
+    let mut bytes = encode(&Control::RegisterStatus {
+        status: Status::Ok(20),
+        info: "ok".into(),
+    });
+    bytes.extend(encode(&Control::Manifest(Manifest {
+        entries: vec![ManifestEntry {
+            id: 40,
+            addr: "127.0.0.1:10040".parse().unwrap(),
+        }],
+        all_ids: vec![20, 40],
+        trace_slots: 0,
+        window_bytes: 1 << 20,
+    })));
+    bytes.extend(encode(&Control::TaskInitiate {
+        run: 1,
+        packets: 1,
+        extra_payload_bytes: u32::MAX,
+        rate_per_s: 0,
+    }));
+    // Either refused, or done without a 4 GiB buffer: watch this process's peak memory.
+    node.on_received(1, registry, &bytes);
+    let peak = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm: u64 = peak
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        hwm < 1024 * 1024,
+        "peak resident memory {hwm} KiB after a 4 GiB payload request"
+    );
+}
