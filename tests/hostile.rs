@@ -246,7 +246,6 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
 /// The node's warning for a peer it disconnects should name the peer, as the registry's does.
 /// It does not: `Node::close` logs "closing connection: WHY" without the address.
 #[test]
-#[ignore = "bug: the node's warning for a refused peer does not name the peer address (src/node/mod.rs Node::close)"]
 fn node_warning_names_the_peer() {
     let (_reg, port) = registry(&[], false);
     let n = node("node0", port, &[], false);
@@ -434,7 +433,6 @@ fn a_thousand_connections_at_once() {
 /// and fill a 4 GiB payload buffer (`Node::on_task_initiate`: `vec![0u8; 4 + extra]`, no check
 /// against `PAYLOAD_BYTES_MAX`). Found by the node_stream fuzz target (out of memory).
 #[test]
-#[ignore = "bug: Node::on_task_initiate allocates 4 + extra_payload_bytes (up to 4 GiB) without checking PAYLOAD_BYTES_MAX"]
 fn node_bounds_the_task_payload_before_allocating() {
     use overlay::machine::{Effect, Machine};
     use overlay::node::{Node, NodeConfig};

@@ -273,20 +273,3 @@ pub fn play<M: Machine>(
         }
     }
 }
-
-/// Clamps the extra payload of every task-initiate in `bytes` to `PAYLOAD_BYTES_MAX - 4`.
-/// Known bug (tests/hostile.rs `node_bounds_the_task_payload_before_allocating`): the node
-/// allocates whatever the registry asks for, so without this the fuzzer stops at an
-/// out-of-memory within seconds. Remove once the node checks the bound.
-pub fn clamp_task_payload(bytes: &mut [u8]) {
-    let mut offset = 0;
-    while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
-        let frame = &mut bytes[offset..offset + len];
-        if frame[PREFIX_BYTES] == kind::TASK_INITIATE && frame.len() >= 21 {
-            let extra = u32::from_le_bytes([frame[17], frame[18], frame[19], frame[20]]);
-            let max = (overlay::limits::PAYLOAD_BYTES_MAX - 4) as u32;
-            frame[17..21].copy_from_slice(&extra.min(max).to_le_bytes());
-        }
-        offset += len;
-    }
-}

@@ -43,9 +43,21 @@ pub(crate) fn ring(max_connections: usize) -> Result<IoUring, DriverError> {
         .checked_next_power_of_two()
         .unwrap_or(COMPLETION_ENTRIES_MAX)
         .clamp(2 * SUBMISSION_ENTRIES, COMPLETION_ENTRIES_MAX);
+    // One thread submits and reaps (SINGLE_ISSUER), and completions' task work runs only when
+    // that thread asks for completions (DEFER_TASKRUN, Linux 6.1): no interrupts of the loop
+    // while it works, and batches of completions; TASKRUN_FLAG tells a non-blocking submit
+    // that completions wait to be run, so it asks for them. Older kernels get a plain ring.
     let ring = IoUring::builder()
         .setup_cqsize(completion_entries)
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
         .build(SUBMISSION_ENTRIES)
+        .or_else(|_| {
+            IoUring::builder()
+                .setup_cqsize(completion_entries)
+                .build(SUBMISSION_ENTRIES)
+        })
         .map_err(|error| DriverError::Unavailable {
             kernel: kernel.clone(),
             error,

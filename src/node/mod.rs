@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
-use crate::limits::ORIGINATE_BATCH_FRAMES;
+use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX};
 use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
@@ -49,7 +49,8 @@ enum Phase {
 enum Role {
     Registry,
     Entry(usize),
-    Inbound,
+    /// A link another node opened to us, from this address.
+    Inbound(SocketAddr),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +207,19 @@ impl<C: Codec> Node<C> {
     }
 
     fn close(&mut self, conn: ConnId, why: String) {
-        tracing::warn!("closing connection: {why}");
+        let peer = match self.roles.get(&conn) {
+            Some(Role::Registry) => format!("registry {}", self.config.registry),
+            Some(&Role::Entry(index)) => self
+                .overlay
+                .as_ref()
+                .and_then(|o| o.entries.get(index))
+                .map_or("table entry".to_string(), |e| {
+                    format!("node {} at {}", e.id, e.addr)
+                }),
+            Some(Role::Inbound(peer)) => peer.to_string(),
+            None => "an unknown connection".to_string(),
+        };
+        tracing::warn!("closing the connection with {peer}: {why}");
         self.roles.remove(&conn);
         self.effects.push(Effect::Close(conn));
     }
@@ -422,6 +435,15 @@ impl<C: Codec> Node<C> {
             return;
         };
         let extra = extra as usize;
+        if extra > PAYLOAD_BYTES_MAX - 4 {
+            let line = format!(
+                "Task initiate refused: {extra} bytes of extra payload exceed {}",
+                PAYLOAD_BYTES_MAX - 4
+            );
+            tracing::warn!("registry {}: {line}", self.config.registry);
+            self.say(line);
+            return;
+        }
         overlay.shape.extra_payload_bytes = extra;
         let mut payload = vec![0u8; 4 + extra];
         self.rng.fill_bytes(&mut payload[4..]);
@@ -745,7 +767,11 @@ impl<C: Codec> Node<C> {
                 }
             }
         }
-        let inbound = self.roles.values().filter(|r| **r == Role::Inbound).count();
+        let inbound = self
+            .roles
+            .values()
+            .filter(|r| matches!(r, Role::Inbound(_)))
+            .count();
         let _ = writeln!(out, "inbound links: {inbound}");
         let _ = write!(
             out,
@@ -770,7 +796,7 @@ impl<C: Codec> Machine for Node<C> {
 
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
         tracing::debug!("accepted a link from {peer}");
-        self.roles.insert(conn, Role::Inbound);
+        self.roles.insert(conn, Role::Inbound(peer));
     }
 
     fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
@@ -809,7 +835,10 @@ impl<C: Codec> Machine for Node<C> {
                 self.effects.push(Effect::Exit(1));
             }
             Some(Role::Entry(index)) => self.on_entry_closed(index, reason),
-            Some(Role::Inbound) | None => tracing::debug!("inbound link closed: {reason}"),
+            Some(Role::Inbound(peer)) => {
+                tracing::debug!("inbound link from {peer} closed: {reason}")
+            }
+            None => {}
         }
     }
 

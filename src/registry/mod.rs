@@ -612,6 +612,20 @@ impl<C: Codec> Registry<C> {
                 }
             }
             Step::CollectAll => self.broadcast(&Control::SummaryRequest { reset: true }),
+            Step::StopAll => {
+                // A task of no packets ends each node's run at once; what is in flight still
+                // arrives (or is dropped) and is counted before the final summaries.
+                let run = self.run.as_ref().map_or(0, |run| run.number);
+                self.broadcast(&Control::TaskInitiate {
+                    run,
+                    packets: 0,
+                    extra_payload_bytes: 0,
+                    rate_per_s: 0,
+                });
+                if C::PROGRESS_POLLS {
+                    self.broadcast(&Control::SummaryRequest { reset: false });
+                }
+            }
             Step::Finish { replies, failures } => self.finish_run(now, replies, failures),
         }
     }

@@ -35,6 +35,9 @@ pub struct PollTiming {
     pub settle: Option<Nanos>,
 }
 
+/// After a failure, totals unchanged for this long mean nothing of the run is in flight.
+pub const QUIET_AFTER_FAILURE: Nanos = 100_000_000;
+
 /// Totals of one round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -71,6 +74,14 @@ enum Phase {
     Draining,
     /// Every node finished and there is no poll: waiting for the settle time to pass.
     Settling { until: Nanos },
+    /// The run failed: every node was told to stop originating; waiting until what is still
+    /// in flight has arrived or been dropped (totals unchanged for [`QUIET_AFTER_FAILURE`]), or
+    /// the settle time has passed, so that nothing of this run leaks into the next one.
+    Stopping {
+        failures: Vec<String>,
+        /// Collect by then whatever happens (settle mode: when the settle time is over).
+        until: Nanos,
+    },
     /// Final summaries requested, after a quiet overlay or after a failure.
     Collecting {
         replies: BTreeMap<NodeId, Counters>,
@@ -87,6 +98,8 @@ pub enum Step {
     PollAll,
     /// Ask every node for its final summary (reset).
     CollectAll,
+    /// Tell every node to stop originating (a task of 0 packets), and poll if there are polls.
+    StopAll,
     /// The run is over: these final counters, these failures.
     Finish {
         replies: BTreeMap<NodeId, Counters>,
@@ -224,6 +237,17 @@ impl Run {
         if !same {
             self.poll.progress_at = now;
         }
+        if let Phase::Stopping { failures, until } = &mut self.phase {
+            if (same && now.saturating_sub(self.poll.progress_at) >= QUIET_AFTER_FAILURE)
+                || now >= *until
+            {
+                let failures = std::mem::take(failures);
+                return self.collect(now, failures);
+            }
+            self.poll.interval = (self.poll.interval * 2).min(self.timing.drain_interval * 64);
+            self.poll.next_at = Some(now + self.poll.interval);
+            return Step::Nothing;
+        }
         match self.phase {
             Phase::Draining if same && totals.accounted() => {
                 return self.collect(now, Vec::new());
@@ -296,14 +320,29 @@ impl Run {
         Step::CollectAll
     }
 
-    /// The run fails (a node lost, a node hung): collect what the others counted.
+    /// The run fails (a node lost, a node hung): stop every node, wait until nothing of the
+    /// run is in flight, then collect what the nodes counted.
     pub fn fail(&mut self, now: Nanos, why: String) -> Step {
         match &mut self.phase {
-            Phase::Collecting { failures, .. } => {
+            Phase::Collecting { failures, .. } | Phase::Stopping { failures, .. } => {
                 failures.push(why);
                 Step::Nothing
             }
-            _ => self.collect(now, vec![why]),
+            _ => {
+                let until = now + self.timing.settle.unwrap_or(self.timing.stall_timeout);
+                self.phase = Phase::Stopping {
+                    failures: vec![why],
+                    until,
+                };
+                if self.timing.settle.is_none() {
+                    // A fresh round: the one in flight may wait for the node that is gone.
+                    self.poll.previous = None;
+                    self.poll.progress_at = now;
+                    self.poll.interval = self.timing.drain_interval;
+                    self.poll_now(now);
+                }
+                Step::StopAll
+            }
         }
     }
 
@@ -332,6 +371,20 @@ impl Run {
                     names(&missing)
                 ));
                 return self.finish_if_collected(0);
+            }
+            return Step::Nothing;
+        }
+        if let Phase::Stopping { failures, until } = &mut self.phase {
+            let round_lost = self
+                .poll
+                .sent_at
+                .is_some_and(|at| now.saturating_sub(at) >= self.timing.stall_timeout);
+            if *until <= now || round_lost {
+                let failures = std::mem::take(failures);
+                return self.collect(now, failures);
+            }
+            if self.poll.sent_at.is_none() && self.poll.next_at.is_some_and(|at| at <= now) {
+                return self.poll_now(now);
             }
             return Step::Nothing;
         }
@@ -388,6 +441,11 @@ impl Run {
         match &self.phase {
             Phase::Collecting { deadline, .. } => Some(*deadline),
             Phase::Settling { until } => Some(*until),
+            Phase::Stopping { until, .. } => Some(match (self.poll.sent_at, self.poll.next_at) {
+                (Some(sent_at), _) => (*until).min(sent_at + self.timing.stall_timeout),
+                (None, Some(next)) => (*until).min(next),
+                (None, None) => *until,
+            }),
             Phase::Sending { .. } if self.timing.settle.is_some() => self
                 .last_finished_at
                 .map(|at| at + self.timing.stall_timeout),
