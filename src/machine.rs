@@ -93,6 +93,11 @@ pub trait Machine {
     fn next_tick(&self) -> Option<Nanos>;
     /// Moves the effects produced so far into `into` (which the driver keeps empty).
     fn take_effects(&mut self, into: &mut Vec<Effect>);
+    /// Bytes pending on `conn` (the driver holds small sends back while input keeps arriving,
+    /// and starts them once they are big enough). The default says "big": send at once.
+    fn pending_len(&self, _conn: ConnId) -> usize {
+        usize::MAX
+    }
     /// Exchanges `conn`'s pending outgoing bytes with `buf` (which the driver passes empty).
     /// After the call the machine's pending buffer is `buf`'s old, empty allocation.
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>);

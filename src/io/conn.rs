@@ -60,8 +60,9 @@ pub(crate) struct Connection {
     pub connect_address: Option<Box<SockAddr>>,
     pub recv_in_flight: bool,
     pub send_in_flight: bool,
-    /// Queued in the driver's `sends_wanted` for the end of this iteration.
+    /// Queued in the driver's `sends_wanted`, since `send_wanted_at`.
     pub send_wanted: bool,
+    pub send_wanted_at: crate::machine::Nanos,
     pub connect_in_flight: bool,
     pub ops_in_flight: u32,
 }

@@ -21,6 +21,12 @@ use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::{DriverConfig, DriverError, clock};
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 
+/// While completions keep arriving, a link's bytes wait until there are this many...
+const SEND_BATCH_BYTES: usize = 64 * 1024;
+/// ...or until they have waited this long. When the loop has nothing else to do it sends
+/// everything at once, so batching costs no latency at light load.
+const SEND_HOLD_NS: Nanos = 200_000;
+
 /// How long the loop waits at exit for the kernel to finish with its buffers.
 const EXIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -140,14 +146,23 @@ impl<'m, M: Machine> Driver<'m, M> {
             if let Some(code) = self.exit_code {
                 return Ok(code);
             }
-            self.start_wanted_sends()?;
             self.now = clock::now();
-            match self.machine.next_tick() {
-                Some(tick) if tick <= self.now => self.submit()?,
-                Some(tick) => self.submit_and_wait(Some(Duration::from_nanos(tick - self.now)))?,
-                None => self.submit_and_wait(None)?,
-            }
+            self.start_wanted_sends(false)?;
+            // Take whatever has completed without waiting; only when there is nothing to do
+            // are the held-back sends started and the loop waits.
+            self.submit()?;
             self.reap();
+            let tick = self.machine.next_tick();
+            if self.completions.is_empty() && tick.is_none_or(|tick| tick > self.now) {
+                self.start_wanted_sends(true)?;
+                match tick {
+                    Some(tick) => {
+                        self.submit_and_wait(Some(Duration::from_nanos(tick - self.now)))?
+                    }
+                    None => self.submit_and_wait(None)?,
+                }
+                self.reap();
+            }
             self.now = clock::now();
             while let Some(completion) = self.completions.pop_front() {
                 self.dispatch(completion)?;
@@ -375,6 +390,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             recv_in_flight: false,
             send_in_flight: false,
             send_wanted: false,
+            send_wanted_at: 0,
             connect_in_flight: false,
             ops_in_flight: 0,
         });
@@ -774,19 +790,36 @@ impl<'m, M: Machine> Driver<'m, M> {
         let slot = &mut self.connections[key];
         if !slot.send_wanted {
             slot.send_wanted = true;
+            slot.send_wanted_at = self.now;
             self.sends_wanted.push((key, slot.generation));
         }
     }
 
-    /// Starts the sends noted during this iteration.
-    fn start_wanted_sends(&mut self) -> Result<(), DriverError> {
+    /// Starts the sends noted so far: all of them, or (`all` false) those with enough bytes
+    /// or that have waited long enough; the others stay noted.
+    fn start_wanted_sends(&mut self, all: bool) -> Result<(), DriverError> {
         let mut wanted = std::mem::take(&mut self.sends_wanted);
-        for (key, generation) in wanted.drain(..) {
-            if self.slot_is(key, generation) {
+        let mut kept = 0;
+        for index in 0..wanted.len() {
+            let (key, generation) = wanted[index];
+            if !self.slot_is(key, generation) {
+                continue;
+            }
+            let slot = &self.connections[key];
+            let ready = all
+                || self.now.saturating_sub(slot.send_wanted_at) >= SEND_HOLD_NS
+                || self.machine.pending_len(slot.conn) >= SEND_BATCH_BYTES;
+            if ready {
                 self.connections[key].send_wanted = false;
                 self.start_send(key)?;
+            } else {
+                wanted[kept] = (key, generation);
+                kept += 1;
             }
         }
+        wanted.truncate(kept);
+        // Sends started above may have noted more (a flushing close); keep both.
+        wanted.append(&mut self.sends_wanted);
         self.sends_wanted = wanted;
         Ok(())
     }

@@ -476,7 +476,8 @@ impl<C: Codec> Node<C> {
             id,
             reset,
             counters: self.counters,
-            stats: C::HAS_STATS.then(|| self.stats.clone()),
+            // Histograms only with the final report: progress polls stay cheap.
+            stats: (C::HAS_STATS && reset).then(|| self.stats.clone()),
         });
         if reset {
             self.counters = Counters::default();
@@ -880,6 +881,18 @@ impl<C: Codec> Machine for Node<C> {
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
         std::mem::swap(&mut self.effects, into);
+    }
+
+    fn pending_len(&self, conn: ConnId) -> usize {
+        match self.roles.get(&conn) {
+            Some(Role::Registry) => self.registry_pending.len(),
+            Some(&Role::Entry(index)) => self
+                .overlay
+                .as_ref()
+                .and_then(|o| o.entries.get(index))
+                .map_or(0, |e| e.pending.len()),
+            _ => 0,
+        }
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
