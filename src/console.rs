@@ -8,6 +8,10 @@ pub enum RegistryCommand {
         nr: usize,
     },
     ListRoutingTables,
+    /// Write the overlay (ring and tables) as Graphviz DOT to this file.
+    ExportOverlay {
+        path: String,
+    },
     Start {
         packets: u64,
         extra_payload_bytes: u32,
@@ -31,6 +35,7 @@ registry commands:
   list-messaging-nodes      host, port and ID of every registered node
   setup-overlay [NR]        build every node's routing table with NR entries (default 3)
   list-routing-tables       every node's address, ID and table
+  export-overlay FILE       write the overlay (ring and tables) to FILE as Graphviz DOT
   start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
   help                      this list";
 
@@ -66,9 +71,17 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
             packets: number(packets, "N")?,
             extra_payload_bytes: number(bytes, "BYTES")?,
         },
+        ("export-overlay", [path]) => RegistryCommand::ExportOverlay {
+            path: path.to_string(),
+        },
         ("help", []) => RegistryCommand::Help,
         (
-            "list-messaging-nodes" | "list-routing-tables" | "setup-overlay" | "start" | "help",
+            "list-messaging-nodes"
+            | "list-routing-tables"
+            | "setup-overlay"
+            | "export-overlay"
+            | "start"
+            | "help",
             _,
         ) => {
             return Err(format!("wrong arguments for '{name}'\n{REGISTRY_HELP}"));
@@ -125,6 +138,17 @@ mod tests {
         );
         assert!(parse_registry("start -5").unwrap_err().contains("not '-5'"));
         assert!(parse_registry("setup-overlay x").is_err());
+        assert_eq!(
+            parse_registry("export-overlay /tmp/o.dot"),
+            Ok(Some(RegistryCommand::ExportOverlay {
+                path: "/tmp/o.dot".to_string()
+            }))
+        );
+        assert!(
+            parse_registry("export-overlay")
+                .unwrap_err()
+                .contains("export-overlay FILE")
+        );
         assert!(
             parse_registry("frobnicate")
                 .unwrap_err()
@@ -145,5 +169,38 @@ mod tests {
         );
         assert!(parse_node("exit-overlay now").is_err());
         assert!(parse_node("start 5").unwrap_err().contains("exit-overlay"));
+    }
+
+    /// `help` lists every command the parser accepts, each with a description.
+    #[test]
+    fn help_lists_every_command() {
+        for (help, commands) in [
+            (
+                REGISTRY_HELP,
+                &[
+                    "list-messaging-nodes",
+                    "setup-overlay",
+                    "list-routing-tables",
+                    "export-overlay",
+                    "start",
+                    "help",
+                ][..],
+            ),
+            (
+                NODE_HELP,
+                &["print-counters-and-diagnostics", "exit-overlay", "help"][..],
+            ),
+        ] {
+            let listed: Vec<&str> = help
+                .lines()
+                .skip(1)
+                .map(|line| line.split_whitespace().next().unwrap())
+                .collect();
+            assert_eq!(listed, commands, "{help}");
+            for line in help.lines().skip(1) {
+                let words = line.split("  ").filter(|w| !w.trim().is_empty()).count();
+                assert!(words >= 2, "no description: {line:?}");
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! in flight on that connection. No byte is copied between the two.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: shared by every process on one machine).
 pub type Nanos = u64;
@@ -66,6 +67,9 @@ pub enum Effect {
     Close(ConnId),
     /// A line for the operator (standard output).
     Print(String),
+    /// Write `contents` to the file at `path` (created or replaced), for the operator (e.g.
+    /// `export-overlay`). The driver says `Wrote PATH (N bytes)` or why it could not.
+    WriteFile { path: PathBuf, contents: String },
     /// Stop the loop; the process exits with this status.
     Exit(i32),
 }

@@ -1,5 +1,6 @@
 //! `overlay`: the registry and the messaging node of a Chord-like overlay.
 
+use std::io::{IsTerminal, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,11 +8,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
     ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
 };
+use overlay::machine::{ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
+use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
 use overlay::summary::ScriptResult;
 use overlay::wire::Codec;
@@ -23,7 +27,9 @@ use overlay::wire::native::Native;
     name = "overlay",
     version,
     about = "A Chord-like structured P2P overlay: one registry, many messaging nodes, packets \
-             routed by finger tables and verified end to end."
+             routed by finger tables and verified end to end.",
+    after_help = "Logging goes to standard error and is quiet by default (warnings only): set \
+                  RUST_LOG=info or RUST_LOG=debug for more, e.g. RUST_LOG=overlay=debug."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -97,6 +103,11 @@ struct RegistryArgs {
     /// Scripted mode: write the result as JSON to this path.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the progress of every run as CSV to this path: one row per progress round
+    /// (about a second apart) and one at the end of each run (run, elapsed_s, packets_sent,
+    /// packets_received, packets_relayed, rate_pps); `tools/plot.py` draws it.
+    #[arg(long)]
+    csv: Option<PathBuf>,
     /// Scripted mode: seconds to wait for every node to register and set up.
     #[arg(long, default_value_t = 120)]
     ready_timeout: u64,
@@ -181,7 +192,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         _ => None,
     };
     let scripted = script.is_some();
-    let mut registry = Registry::<C>::new(RegistryConfig {
+    let registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits,
         seed: seed(&args.common),
         script,
@@ -198,7 +209,20 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         recv_buffer_bytes: 64 * 1024,
         console: true,
     };
-    let code = io::run(&mut registry, Some(listener), &config)?;
+    let csv = match &args.csv {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(file, "{CSV_HEADER}")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some((file, path.clone()))
+        }
+        None => None,
+    };
+    let mut shown = Shown::new(registry, csv);
+    let code = io::run(&mut shown, Some(listener), &config)?;
+    shown.close();
+    let registry = shown.registry;
     if let Some(path) = &args.json {
         let result = ScriptResult::new(registry.results().to_vec());
         let text = match &result {
@@ -222,6 +246,135 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         });
     }
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// The registry with its progress shown: a bar when standard output is a terminal, a plain
+/// line at most every 5 s when it is not, and CSV rows if asked. It passes every event to the
+/// registry and reads `Registry::progress` and `Registry::results` after each; the registry
+/// itself does no I/O.
+struct Shown<C: Codec> {
+    registry: Registry<C>,
+    tracker: ProgressTracker,
+    /// Standard output is a terminal: draw a bar.
+    terminal: bool,
+    bar: Option<ProgressBar>,
+    csv: Option<(std::fs::File, PathBuf)>,
+    results_seen: usize,
+}
+
+impl<C: Codec> Shown<C> {
+    fn new(registry: Registry<C>, csv: Option<(std::fs::File, PathBuf)>) -> Shown<C> {
+        Shown {
+            registry,
+            tracker: ProgressTracker::new(500_000_000, 5_000_000_000),
+            terminal: std::io::stdout().is_terminal(),
+            bar: None,
+            csv,
+            results_seen: 0,
+        }
+    }
+
+    fn csv_row(&mut self, point: &ProgressPoint) {
+        if let Some((file, path)) = &mut self.csv
+            && let Err(error) = writeln!(file, "{}", point.csv_row())
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot write the CSV; no more rows");
+            self.csv = None;
+        }
+    }
+
+    /// After each event: new progress, finished runs, and lines printed around the bar.
+    fn show(&mut self, effects: &mut Vec<Effect>) {
+        if let Some(point) = self
+            .registry
+            .progress()
+            .and_then(|s| self.tracker.observe(s))
+        {
+            self.csv_row(&point);
+            if self.terminal {
+                let bar = self.bar.get_or_insert_with(|| new_bar(point.expected));
+                bar.set_length(point.expected);
+                bar.set_position(point.received.min(point.expected));
+                bar.set_message(point.bar_message());
+            } else if self.tracker.line_due(&point) {
+                effects.push(Effect::Print(point.line()));
+            }
+        }
+        while self.results_seen < self.registry.results().len() {
+            let result = &self.registry.results()[self.results_seen];
+            self.results_seen += 1;
+            let point = self.tracker.finish(self.results_seen as u32, result);
+            self.csv_row(&point);
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(bar) = &self.bar {
+            // Lines printed while the bar is drawn go above it.
+            effects.retain(|effect| match effect {
+                Effect::Print(line) => {
+                    bar.println(line);
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+
+    /// The loop is over: clear the bar, flush the CSV.
+    fn close(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if let Some((file, path)) = &mut self.csv
+            && let Err(error) = file.flush()
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot write the CSV");
+        }
+    }
+}
+
+fn new_bar(length: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stdout());
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} packets  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+impl<C: Codec> Machine for Shown<C> {
+    fn on_start(&mut self, now: Nanos) {
+        self.registry.on_start(now)
+    }
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
+        self.registry.on_accepted(now, conn, peer)
+    }
+    fn on_connected(&mut self, now: Nanos, conn: ConnId) {
+        self.registry.on_connected(now, conn)
+    }
+    fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        self.registry.on_received(now, conn, bytes)
+    }
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str) {
+        self.registry.on_closed(now, conn, reason)
+    }
+    fn on_command(&mut self, now: Nanos, line: &str) {
+        self.registry.on_command(now, line)
+    }
+    fn on_tick(&mut self, now: Nanos) {
+        self.registry.on_tick(now)
+    }
+    fn next_tick(&self) -> Option<Nanos> {
+        self.registry.next_tick()
+    }
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        self.registry.take_effects(into);
+        self.show(into);
+    }
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        self.registry.swap_outgoing(conn, buf)
+    }
 }
 
 /// The local address the kernel would use to reach `registry`, found without sending anything.
@@ -282,6 +435,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: logs redirected to a file stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     if let Err(error) = io::check_support() {

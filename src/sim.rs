@@ -816,6 +816,12 @@ impl<C: SimCodec> Sim<C> {
                     .retain(|c| !(c.machine == m && c.conn == conn)),
             },
             Effect::Print(line) => self.slots[m].printed.push(line),
+            // Nothing is written: the simulator says what the driver would.
+            Effect::WriteFile { path, contents } => self.slots[m].printed.push(format!(
+                "Wrote {} ({} bytes)",
+                path.display(),
+                contents.len()
+            )),
             Effect::Exit(code) => {
                 self.slots[m].exit = Some(code);
                 self.disconnect(m);

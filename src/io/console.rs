@@ -2,11 +2,15 @@
 //!
 //! Standard input may be a terminal, a pipe, or closed; reading it blocks, so a small thread
 //! reads it and writes each line (capped, lossy UTF-8, newline-terminated) into one end of a
-//! Unix socket pair. The loop receives from the other end through the ring, like any
+//! Unix socket pair. On a terminal (standard input and output both) the thread reads with
+//! rustyline: line editing, and history (up and down arrows) for the session; Ctrl-C still
+//! interrupts the process and Ctrl-D ends the input. The terminal's mode is saved when the
+//! console starts and put back when the loop drops its end, so an exit while the editor has
+//! the terminal in raw mode leaves it as it was. Anything else is read as plain lines. The loop receives from the other end through the ring, like any
 //! connection. End of input (or an input error) only ends the thread: the loop sees end of
 //! stream and stops reading the console; it is never an error.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 
 use crate::limits::COMMAND_LINE_BYTES_MAX;
@@ -25,6 +29,29 @@ pub(crate) struct ConsoleReader {
     pub recv_in_flight: bool,
     /// False once the console reached end of stream.
     pub open: bool,
+    /// The terminal's mode before the line editor changed it, put back on drop.
+    terminal: Option<libc::termios>,
+}
+
+impl Drop for ConsoleReader {
+    fn drop(&mut self) {
+        if let Some(mode) = &self.terminal {
+            // SAFETY: tcsetattr reads the termios it is given, which lives across the call.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, mode) };
+        }
+    }
+}
+
+/// The mode of the terminal on standard input, if it is one the editor will use.
+fn terminal_mode() -> Option<libc::termios> {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return None;
+    }
+    let mut mode = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr writes one termios into the memory it is given, which is large enough.
+    let got = unsafe { libc::tcgetattr(0, mode.as_mut_ptr()) };
+    // SAFETY: tcgetattr returned 0, so it filled the termios.
+    (got == 0).then(|| unsafe { mode.assume_init() })
 }
 
 /// Starts the console thread, or returns `Ok(None)` when standard input is not open.
@@ -33,6 +60,7 @@ pub(crate) fn start() -> std::io::Result<Option<ConsoleReader>> {
         tracing::debug!("standard input is closed: no console");
         return Ok(None);
     }
+    let terminal = terminal_mode();
     let (loop_end, thread_end) = UnixStream::pair()?;
     std::thread::Builder::new()
         .name("console".into())
@@ -43,6 +71,7 @@ pub(crate) fn start() -> std::io::Result<Option<ConsoleReader>> {
         filled: 0,
         recv_in_flight: false,
         open: true,
+        terminal,
     }))
 }
 
@@ -54,8 +83,55 @@ fn stdin_is_open() -> bool {
     flags >= 0
 }
 
-/// The console thread: standard input to `sink`, one capped line at a time.
-fn read_lines(mut sink: UnixStream) {
+/// The console thread: standard input to `sink`, one line at a time.
+fn read_lines(sink: UnixStream) {
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        match rustyline::DefaultEditor::with_config(
+            rustyline::Config::builder()
+                .auto_add_history(true)
+                .history_ignore_dups(true)
+                .and_then(|c| c.max_history_size(1000))
+                .map(|c| c.build())
+                .unwrap_or_default(),
+        ) {
+            Ok(editor) => return edit_lines(editor, sink),
+            Err(error) => tracing::debug!(%error, "no line editor; reading plain lines"),
+        }
+    }
+    read_plain_lines(sink)
+}
+
+/// Terminal input through rustyline (no prompt: the loop prints at any time).
+fn edit_lines(mut editor: rustyline::DefaultEditor, mut sink: UnixStream) {
+    use rustyline::error::ReadlineError;
+    loop {
+        let line = match editor.readline("") {
+            Ok(line) => line,
+            Err(ReadlineError::Eof) => break,
+            // Ctrl-C: rustyline has restored the terminal; interrupt the process as a
+            // terminal in its usual mode would.
+            Err(ReadlineError::Interrupted) => {
+                // SAFETY: raise only sends a signal to this process; no memory is involved.
+                unsafe { libc::raise(libc::SIGINT) };
+                continue;
+            }
+            Err(ReadlineError::Signal(_)) => continue,
+            Err(error) => {
+                tracing::debug!(%error, "console input failed; console closed");
+                break;
+            }
+        };
+        let mut message = clean_line(line.as_bytes()).into_bytes();
+        message.push(b'\n');
+        if sink.write_all(&message).is_err() {
+            return;
+        }
+    }
+    tracing::debug!("console input ended");
+}
+
+/// Piped or redirected input: plain lines, each capped.
+fn read_plain_lines(mut sink: UnixStream) {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut raw = Vec::with_capacity(COMMAND_LINE_BYTES_MAX + 1);

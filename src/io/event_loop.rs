@@ -518,6 +518,17 @@ impl<'m, M: Machine> Driver<'m, M> {
                 let _ = stdout.flush();
                 Ok(())
             }
+            Effect::WriteFile { path, contents } => {
+                let line = match std::fs::write(&path, &contents) {
+                    Ok(()) => format!("Wrote {} ({} bytes)", path.display(), contents.len()),
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), %error, "cannot write file");
+                        format!("Cannot write {}: {error}", path.display())
+                    }
+                };
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                Ok(())
+            }
             Effect::Exit(code) => {
                 tracing::debug!(code, "machine exits");
                 self.exit_code = Some(code);

@@ -32,8 +32,11 @@ use crate::stats::RunStats;
 use crate::summary::{NodeResult, RunResult};
 use crate::wire::{Codec, Control, Counters, Manifest, ManifestEntry, NodeId, Peek, Status};
 
+mod export;
+pub mod progress;
 mod run;
 
+use progress::ProgressSample;
 use run::{PollTiming, Run, Step};
 
 /// A scripted session: wait for nodes, set up, run, report, exit.
@@ -119,6 +122,10 @@ pub struct Registry<C: Codec> {
     run: Option<Run>,
     runs_started: u32,
     results: Vec<RunResult>,
+    /// The last complete round of counter polls, for the operator (`progress`).
+    progress: Option<ProgressSample>,
+    /// Complete rounds of counter polls so far.
+    rounds: u64,
     /// A scripted run to start at the next tick (packets, extra payload bytes).
     pending_script_start: Option<(u64, u32)>,
     /// A scripted registry gives up if the overlay is not ready by then.
@@ -142,6 +149,8 @@ impl<C: Codec> Registry<C> {
             run: None,
             runs_started: 0,
             results: Vec::new(),
+            progress: None,
+            rounds: 0,
             pending_script_start: None,
             ready_deadline: None,
             now: 0,
@@ -154,6 +163,12 @@ impl<C: Codec> Registry<C> {
     /// Results of the runs completed so far.
     pub fn results(&self) -> &[RunResult] {
         &self.results
+    }
+
+    /// The last complete round of counter polls of a run (the current or a finished one):
+    /// a driver may show it as progress. A new round has a new `round`.
+    pub fn progress(&self) -> Option<&ProgressSample> {
+        self.progress.as_ref()
     }
 
     /// Registered node IDs.
@@ -596,7 +611,27 @@ impl<C: Codec> Registry<C> {
         let step = if reset {
             run.on_final(id, counters, stats, nodes)
         } else {
-            run.on_progress(now, id, counters, nodes)
+            // `on_progress` sets `last_totals` exactly when this reply completes a round.
+            let before = run.last_totals.take();
+            let step = run.on_progress(now, id, counters, nodes);
+            match run.last_totals {
+                Some(totals) => {
+                    self.rounds += 1;
+                    self.progress = Some(ProgressSample {
+                        round: self.rounds,
+                        run: run.number,
+                        elapsed: now.saturating_sub(run.started_at),
+                        expected: run.packets.saturating_mul(nodes as u64),
+                        sent: totals.sent,
+                        received: totals.received,
+                        relayed: totals.relayed,
+                        corrupted: totals.corrupted,
+                        dropped: totals.dropped,
+                    });
+                }
+                None => run.last_totals = before,
+            }
+            step
         };
         self.apply_step(now, step);
     }
@@ -727,6 +762,20 @@ impl<C: Codec> Registry<C> {
         }
         out.pop();
         out
+    }
+
+    /// `export-overlay FILE`: the overlay as Graphviz DOT, written by the driver.
+    fn export_overlay(&mut self, path: String) {
+        let Some(overlay) = &self.overlay else {
+            self.say("export-overlay refused: the overlay is not set up: run setup-overlay first.");
+            return;
+        };
+        let addrs = self.nodes.iter().map(|(id, n)| (*id, n.addr)).collect();
+        let contents = export::dot(&overlay.ring, overlay.nr, &addrs);
+        self.effects.push(Effect::WriteFile {
+            path: path.into(),
+            contents,
+        });
     }
 
     fn list_tables(&self) -> String {
@@ -881,6 +930,7 @@ impl<C: Codec> Machine for Registry<C> {
                 self.say(text);
             }
             Ok(Some(RegistryCommand::SetupOverlay { nr })) => self.setup_overlay(nr),
+            Ok(Some(RegistryCommand::ExportOverlay { path })) => self.export_overlay(path),
             Ok(Some(RegistryCommand::Start {
                 packets,
                 extra_payload_bytes,

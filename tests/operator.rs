@@ -1,0 +1,157 @@
+//! The operator's tools, through the real binary with piped standard input and output:
+//! `export-overlay` (Graphviz DOT), `--csv` progress rows, and the plain progress lines a
+//! registry prints when its output is not a terminal.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Proc, Registered, node, registered, registry, temp_path, wait_file};
+
+/// `export-overlay FILE` writes every node and its NR table entries as edges labelled with
+/// the distance; without an overlay, with wrong arguments or an unwritable path it says why.
+#[test]
+fn export_overlay_writes_dot() {
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (0..12)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
+    ring.sort_by_key(|r| r.id);
+    reg.wait_line("(12 nodes)", 0);
+
+    let mark = reg.mark();
+    reg.send("help");
+    let (line, _) = reg.wait_line("export-overlay FILE", mark);
+    assert!(line.contains("DOT"), "{line}");
+
+    let dot = temp_path("overlay.dot");
+    let mark = reg.mark();
+    reg.send(&format!("export-overlay {}", dot.arg()));
+    let (line, _) = reg.wait_line("export-overlay refused", mark);
+    assert!(line.contains("setup-overlay"), "{line}");
+    assert!(!dot.0.exists());
+
+    let mark = reg.mark();
+    reg.send("export-overlay");
+    reg.wait_line("wrong arguments for 'export-overlay'", mark);
+
+    let mark = reg.mark();
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    let mark = reg.mark();
+    reg.send("export-overlay /nonexistent-directory/overlay.dot");
+    reg.wait_line("Cannot write /nonexistent-directory/overlay.dot", mark);
+
+    let mark = reg.mark();
+    reg.send(&format!("export-overlay {}", dot.arg()));
+    let (line, _) = reg.wait_line(&format!("Wrote {}", dot.arg()), mark);
+    assert!(line.ends_with("bytes)"), "{line}");
+    let text = std::fs::read_to_string(&dot.0).unwrap();
+    assert!(text.contains("digraph overlay {"), "{text}");
+    assert!(text.trim_end().ends_with('}'), "{text}");
+
+    // Vertices: `nID [label="ID\nADDR"];`. Edges: `nA -> nB [label="+D", ...];`.
+    let mut vertices = BTreeSet::new();
+    let mut edges: BTreeMap<u32, Vec<(u32, usize)>> = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix('n') else {
+            continue;
+        };
+        if let Some((from, rest)) = rest.split_once(" -> n") {
+            let (to, rest) = rest.split_once(' ').unwrap();
+            let distance = rest
+                .split_once("label=\"+")
+                .and_then(|(_, d)| d.split_once('"'))
+                .map(|(d, _)| d.parse().unwrap())
+                .unwrap_or_else(|| panic!("no distance in {line:?}"));
+            edges
+                .entry(from.parse().unwrap())
+                .or_default()
+                .push((to.parse().unwrap(), distance));
+        } else if let Some((id, label)) = rest.split_once(" [label=") {
+            vertices.insert(id.parse::<u32>().unwrap());
+            let me = ring.iter().find(|r| r.id.to_string() == id).unwrap();
+            assert!(label.contains(&me.addr.to_string()), "{line}");
+        }
+    }
+    let ids: BTreeSet<u32> = ring.iter().map(|r| r.id).collect();
+    assert_eq!(vertices, ids, "{text}");
+    for (position, me) in ring.iter().enumerate() {
+        let expected: Vec<(u32, usize)> = (0..3)
+            .map(|hop| (ring[(position + (1 << hop)) % ring.len()].id, 1 << hop))
+            .collect();
+        assert_eq!(edges.get(&me.id), Some(&expected), "node {}: {text}", me.id);
+    }
+}
+
+/// A scripted run at a limited rate (6 s): one CSV row per progress round, a last row with
+/// every packet, and plain progress lines on standard output (not a terminal) every 5 s.
+#[test]
+fn csv_and_plain_progress_of_a_scripted_run() {
+    let csv = temp_path("progress.csv");
+    let json = temp_path("progress.json");
+    let (mut reg, port) = registry(
+        &[
+            "--nodes",
+            "3",
+            "--nr",
+            "2",
+            "--start",
+            "3000",
+            "--rate",
+            "500",
+            "--csv",
+            csv.arg(),
+            "--json",
+            json.arg(),
+        ],
+        false,
+    );
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    wait_file(&json.0, |text| text.contains("verdict").then_some(()));
+
+    let text = std::fs::read_to_string(&csv.0).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps")
+    );
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert!(rows.len() >= 4, "{text}");
+    for pair in rows.windows(2) {
+        assert!(pair[1][1] > pair[0][1], "elapsed must grow: {text}");
+        assert!(pair[1][3] >= pair[0][3], "received must grow: {text}");
+    }
+    let last = rows.last().unwrap();
+    assert_eq!((last[0], last[2], last[3]), (1.0, 9000.0, 9000.0), "{text}");
+    // About 1,500 packets/s in all while sending.
+    let middle = &rows[rows.len() / 2];
+    assert!(
+        (500.0..3000.0).contains(&middle[5]),
+        "rate {} in {text}",
+        middle[5]
+    );
+
+    let out = reg.out.text();
+    let progress: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("packets delivered"))
+        .collect();
+    assert!(!progress.is_empty(), "{out}");
+    for line in &progress {
+        assert!(
+            line.starts_with("Run 1: ") && line.contains(" of 9,000 packets delivered ("),
+            "{line}"
+        );
+        assert!(line.contains("packets/s") && line.contains("ETA"), "{line}");
+    }
+    assert!(progress.len() <= 2, "at most one line per 5 s: {out}");
+}
