@@ -425,7 +425,17 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         console: true,
     };
     let code = io::run(&mut node, Some(listener), &config)?;
+    if let Some(kib) = peak_resident_kib() {
+        println!("Node exiting; peak resident memory {kib} KiB");
+    }
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// This process's peak resident memory (VmHWM), for the exit line that tools/perf.sh reads.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn main() -> ExitCode {

@@ -201,6 +201,11 @@ impl Run {
             };
             return Step::Nothing;
         }
+        tracing::debug!(
+            "run {}: every node finished sending after {} us",
+            self.number,
+            now.saturating_sub(self.started_at) / 1000
+        );
         self.phase = Phase::Draining;
         self.poll.previous = None;
         self.poll.interval = self.timing.drain_interval;
@@ -250,6 +255,11 @@ impl Run {
         }
         match self.phase {
             Phase::Draining if same && totals.accounted() => {
+                tracing::debug!(
+                    "run {}: quiet after {} us",
+                    self.number,
+                    now.saturating_sub(self.started_at) / 1000
+                );
                 return self.collect(now, Vec::new());
             }
             Phase::Draining => {
