@@ -67,6 +67,13 @@ struct Common {
     seed: Option<u64>,
 }
 
+/// How the registry prints run summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryFormat {
+    Table,
+    Json,
+}
+
 #[derive(Args)]
 struct RegistryArgs {
     /// Port to listen on; 0 or omitted picks a free port (printed at start).
@@ -118,6 +125,10 @@ struct RegistryArgs {
     /// native wire only). For latency at light load.
     #[arg(long, default_value_t = 0)]
     rate: u32,
+    /// How run summaries are printed: `table` (the reference's, with a verdict line) or `json`
+    /// (the same object as each entry of the result file's `runs`).
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
+    format: SummaryFormat,
     /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
     /// registry cannot poll them; it waits this many milliseconds after the last
     /// task-finished (packets may still be in flight), then asks for the final summaries.
@@ -199,6 +210,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         window_bytes: args.window_bytes,
         stall_timeout: args.stall_timeout.max(1) * 1_000_000_000,
         rate_per_s: args.rate,
+        summary_json: args.format == SummaryFormat::Json,
         settle: args.settle_ms.saturating_mul(1_000_000),
         ..RegistryConfig::default()
     });

@@ -148,6 +148,11 @@ impl RunStats {
         Ok((stats, offset))
     }
 
+    /// End-to-end latency percentiles over every class.
+    pub fn latency_summary(&self) -> LatencySummary {
+        LatencySummary::of(&self.latency_all(), 1)
+    }
+
     /// Hop counts and latency percentiles, for reports.
     pub fn summary(&self) -> StatsSummary {
         let all = self.latency_all();
@@ -191,7 +196,7 @@ fn check_v2_header(encoded: &[u8]) -> Result<(), String> {
 
 /// Percentiles of a latency histogram, divided by `per` (1 for end to end, the number of
 /// transmissions for per-hop figures).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LatencySummary {
     pub count: u64,
     pub p50: u64,

@@ -73,6 +73,8 @@ pub struct RunResult {
     /// From `start` to the verified summary.
     pub duration_s: f64,
     pub packets_per_s: f64,
+    /// Relays (forwarding transmissions) per second.
+    pub relays_per_s: f64,
     /// "PASS" or "FAIL".
     pub verdict: &'static str,
     /// Why the run failed (empty on PASS).
@@ -110,6 +112,7 @@ impl RunResult {
             dropped: 0,
             duration_s,
             packets_per_s: 0.0,
+            relays_per_s: 0.0,
             verdict: "FAIL",
             failures: Vec::new(),
             stats: StatsSummary::default(),
@@ -161,6 +164,7 @@ impl RunResult {
         }
         if duration_s > 0.0 {
             total.packets_per_s = total.packets_received as f64 / duration_s;
+            total.relays_per_s = total.packets_relayed as f64 / duration_s;
         }
         total.verdict = if failures.is_empty() { "PASS" } else { "FAIL" };
         total.failures = failures;
@@ -253,10 +257,11 @@ impl RunResult {
     /// `PASS: ...` or `FAIL: ...` in one line.
     pub fn verdict_line(&self) -> String {
         let rate = format!(
-            "{} packets in {:.3} s ({} packets/s), {} corrupted, {} dropped",
+            "{} packets in {:.3} s ({} packets/s, {} relays/s), {} corrupted, {} dropped",
             thousands(self.packets_received.into()),
             self.duration_s,
             thousands(self.packets_per_s.round() as i128),
+            thousands(self.relays_per_s.round() as i128),
             self.corrupted,
             self.dropped
         );

@@ -120,7 +120,10 @@ fn csv_and_plain_progress_of_a_scripted_run() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps")
+        Some(
+            "run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps,\
+             latency_p50_us,latency_p99_us"
+        )
     );
     let rows: Vec<Vec<f64>> = lines
         .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
@@ -132,13 +135,20 @@ fn csv_and_plain_progress_of_a_scripted_run() {
     }
     let last = rows.last().unwrap();
     assert_eq!((last[0], last[2], last[3]), (1.0, 9000.0, 9000.0), "{text}");
-    // About 1,500 packets/s in all while sending.
+    // About 1,500 packets/s in all while sending, and a latency for what was delivered.
     let middle = &rows[rows.len() / 2];
     assert!(
         (500.0..3000.0).contains(&middle[5]),
         "rate {} in {text}",
         middle[5]
     );
+    assert!(
+        middle[6] > 0.0 && middle[7] >= middle[6],
+        "latency p50 {} p99 {} in {text}",
+        middle[6],
+        middle[7]
+    );
+    assert!(last[6] > 0.0 && last[7] >= last[6], "{text}");
 
     let out = reg.out.text();
     let progress: Vec<&str> = out
@@ -154,4 +164,81 @@ fn csv_and_plain_progress_of_a_scripted_run() {
         assert!(line.contains("packets/s") && line.contains("ETA"), "{line}");
     }
     assert!(progress.len() <= 2, "at most one line per 5 s: {out}");
+}
+
+/// The summary's results: hop counts and latency percentiles merged across nodes, relays/s,
+/// in the result file and (`--format json`) printed as JSON instead of the table.
+#[test]
+fn json_summary_carries_hops_and_latency() {
+    let json = temp_path("stats.json");
+    let (mut reg, port) = registry(
+        &[
+            "--nodes",
+            "8",
+            "--nr",
+            "3",
+            "--start",
+            "2000",
+            "--format",
+            "json",
+            "--json",
+            json.arg(),
+        ],
+        false,
+    );
+    let _nodes: Vec<Proc> = (0..8)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    let out = reg.out.text();
+    assert!(
+        !out.contains("Packets Received"),
+        "JSON, not the table: {out}"
+    );
+    let printed = &out[out.find("Run 1 summary:").expect("a summary") + "Run 1 summary:".len()..];
+    let end = printed.find("\n}").expect("the JSON object ends") + 2;
+    let summary: serde_json::Value = serde_json::from_str(&printed[..end]).expect("JSON");
+    let file: serde_json::Value = serde_json::from_str(&wait_file(&json.0, |t| {
+        t.contains("verdict").then(|| t.to_string())
+    }))
+    .unwrap();
+    for result in [&summary, &file["runs"][0], &file] {
+        assert_eq!(result["verdict"], "PASS", "{result}");
+        assert_eq!(result["packets_received"], 16_000, "{result}");
+        let by_relays: Vec<u64> = result["stats"]["packets_by_relays"]
+            .as_array()
+            .expect("hop counts")
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        // 8 nodes, NR 3: distances 1..7 take 0 (1, 2, 4), 1 (3, 5, 6) or 2 (7) relays.
+        assert_eq!(by_relays.len(), 3, "{result}");
+        assert_eq!(by_relays.iter().sum::<u64>(), 16_000, "{result}");
+        let relays: u64 = by_relays
+            .iter()
+            .enumerate()
+            .map(|(r, n)| r as u64 * n)
+            .sum();
+        assert_eq!(result["packets_relayed"], relays, "{result}");
+        let latency = &result["stats"]["latency_ns"];
+        assert_eq!(latency["count"], 16_000, "{result}");
+        let p50 = latency["p50"].as_u64().unwrap();
+        assert!(
+            p50 > 0 && p50 <= latency["p99"].as_u64().unwrap(),
+            "{result}"
+        );
+        assert!(
+            latency["p99"].as_u64() <= latency["max"].as_u64(),
+            "{result}"
+        );
+        assert_eq!(
+            result["stats"]["latency_per_hop_ns"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(result["relays_per_s"].as_f64().unwrap() > 0.0, "{result}");
+    }
 }

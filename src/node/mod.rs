@@ -130,6 +130,8 @@ pub struct Node<C: Codec> {
     counters: Counters,
     /// Hop counts and latencies of the packets received since the last final report.
     stats: RunStats,
+    /// The same since the last progress report (latency over time at the registry).
+    window: RunStats,
     rng: SmallRng,
     effects: Vec<Effect>,
     trace: Vec<NodeId>,
@@ -159,6 +161,7 @@ impl<C: Codec> Node<C> {
             run: None,
             counters: Counters::default(),
             stats: RunStats::default(),
+            window: RunStats::default(),
             rng,
             effects: Vec::new(),
             trace: Vec::new(),
@@ -472,16 +475,25 @@ impl<C: Codec> Node<C> {
 
     fn on_summary_request(&mut self, reset: bool) {
         let id = self.id.unwrap_or_default();
+        // A final report carries the run's histograms, a progress report those since the
+        // previous one (small: only what arrived in between).
+        let stats = C::HAS_STATS.then(|| {
+            if reset {
+                self.stats.clone()
+            } else {
+                std::mem::take(&mut self.window)
+            }
+        });
         self.send_control(&Control::Summary {
             id,
             reset,
             counters: self.counters,
-            // Histograms only with the final report: progress polls stay cheap.
-            stats: (C::HAS_STATS && reset).then(|| self.stats.clone()),
+            stats,
         });
         if reset {
             self.counters = Counters::default();
             self.stats.reset();
+            self.window.reset();
             self.flow.next_epoch();
             self.problems_logged = 0;
         }
@@ -628,6 +640,7 @@ impl<C: Codec> Node<C> {
                 let latency = (delivered.send_time_ns != 0)
                     .then(|| now.saturating_sub(delivered.send_time_ns));
                 self.stats.record(delivered.relays, latency);
+                self.window.record(delivered.relays, latency);
                 self.counters.sum_received = self
                     .counters
                     .sum_received

@@ -65,6 +65,9 @@ pub struct RegistryConfig {
     pub poll_interval: Nanos,
     /// Packets per second each node originates at most in a run (0 = as fast as it can).
     pub rate_per_s: u32,
+    /// Print run summaries as JSON (the same object as the result file's runs) instead of the
+    /// table.
+    pub summary_json: bool,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
     /// Encodings without progress polls (classic): the wait between the last task-finished
@@ -81,6 +84,7 @@ impl Default for RegistryConfig {
             window_bytes: None,
             progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
+            summary_json: false,
             rate_per_s: 0,
             stall_timeout: 10_000_000_000,
             settle: SETTLE_DEFAULT,
@@ -611,25 +615,24 @@ impl<C: Codec> Registry<C> {
         let step = if reset {
             run.on_final(id, counters, stats, nodes)
         } else {
-            // `on_progress` sets `last_totals` exactly when this reply completes a round.
-            let before = run.last_totals.take();
-            let step = run.on_progress(now, id, counters, nodes);
-            match run.last_totals {
-                Some(totals) => {
-                    self.rounds += 1;
-                    self.progress = Some(ProgressSample {
-                        round: self.rounds,
-                        run: run.number,
-                        elapsed: now.saturating_sub(run.started_at),
-                        expected: run.packets.saturating_mul(nodes as u64),
-                        sent: totals.sent,
-                        received: totals.received,
-                        relayed: totals.relayed,
-                        corrupted: totals.corrupted,
-                        dropped: totals.dropped,
-                    });
-                }
-                None => run.last_totals = before,
+            let rounds = run.rounds;
+            let step = run.on_progress(now, id, counters, stats, nodes);
+            if run.rounds != rounds
+                && let Some(totals) = run.last_totals
+            {
+                self.rounds += 1;
+                self.progress = Some(ProgressSample {
+                    round: self.rounds,
+                    run: run.number,
+                    elapsed: now.saturating_sub(run.started_at),
+                    expected: run.packets.saturating_mul(nodes as u64),
+                    sent: totals.sent,
+                    received: totals.received,
+                    relayed: totals.relayed,
+                    corrupted: totals.corrupted,
+                    dropped: totals.dropped,
+                    latency: run.last_window,
+                });
             }
             step
         };
@@ -694,7 +697,12 @@ impl<C: Codec> Registry<C> {
             failures,
         )
         .with_stats(run.stats);
-        self.say(format!("Run {} summary:\n{}", run.number, result.table()));
+        let text = if self.config.summary_json {
+            serde_json::to_string_pretty(&result).unwrap_or_else(|error| error.to_string())
+        } else {
+            result.table()
+        };
+        self.say(format!("Run {} summary:\n{text}", run.number));
         self.results.push(result);
         self.script_next(now);
     }

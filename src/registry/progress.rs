@@ -4,6 +4,7 @@
 //! registry's (`Nanos` since the run started).
 
 use crate::machine::Nanos;
+use crate::stats::LatencySummary;
 use crate::summary::{RunResult, thousands};
 
 /// The totals of one complete round of counter polls during a run.
@@ -22,6 +23,8 @@ pub struct ProgressSample {
     pub relayed: u64,
     pub corrupted: u64,
     pub dropped: u64,
+    /// End-to-end latency of the packets delivered since the previous round.
+    pub latency: LatencySummary,
 }
 
 /// A progress point ready to show: a sample (or a run's final counts) and its rates.
@@ -39,10 +42,14 @@ pub struct ProgressPoint {
     /// Seconds until every packet is received at the average rate so far; `None` before
     /// anything arrived or once everything did.
     pub eta_s: Option<f64>,
+    /// End-to-end latency p50 and p99 (ns) of the packets delivered in the last poll round
+    /// (for a run's last point: over the whole run); 0 when unknown.
+    pub latency_p50_ns: u64,
+    pub latency_p99_ns: u64,
 }
 
 /// The CSV header matching [`ProgressPoint::csv_row`].
-pub const CSV_HEADER: &str = "run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps";
+pub const CSV_HEADER: &str = "run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps,latency_p50_us,latency_p99_us";
 
 impl ProgressPoint {
     /// Fraction of the run's packets received, 0.0 to 1.0.
@@ -82,8 +89,15 @@ impl ProgressPoint {
     /// One CSV row (no line ending), columns as in [`CSV_HEADER`].
     pub fn csv_row(&self) -> String {
         format!(
-            "{},{:.3},{},{},{},{:.1}",
-            self.run, self.elapsed_s, self.sent, self.received, self.relayed, self.rate_pps
+            "{},{:.3},{},{},{},{:.1},{:.1},{:.1}",
+            self.run,
+            self.elapsed_s,
+            self.sent,
+            self.received,
+            self.relayed,
+            self.rate_pps,
+            self.latency_p50_ns as f64 / 1000.0,
+            self.latency_p99_ns as f64 / 1000.0
         )
     }
 }
@@ -138,19 +152,22 @@ impl ProgressTracker {
             }
             _ => (0, 0),
         };
-        Some(self.point(
+        let mut point = self.point(
             sample.run,
             sample.elapsed,
             sample.expected,
             (sample.sent, sample.received, sample.relayed),
             since,
-        ))
+        );
+        point.latency_p50_ns = sample.latency.p50;
+        point.latency_p99_ns = sample.latency.p99;
+        Some(point)
     }
 
     /// The last point of a run from its result (final counters and duration). Its rate is
     /// measured over at least `min_gap` when the run lasted that long.
     pub fn finish(&mut self, run: u32, result: &RunResult) -> ProgressPoint {
-        self.finish_with(
+        let mut point = self.finish_with(
             run,
             (result.duration_s * 1e9) as Nanos,
             result.packets_per_node * result.nodes as u64,
@@ -159,7 +176,10 @@ impl ProgressTracker {
                 result.packets_received,
                 result.packets_relayed,
             ),
-        )
+        );
+        point.latency_p50_ns = result.stats.latency_ns.p50;
+        point.latency_p99_ns = result.stats.latency_ns.p99;
+        point
     }
 
     /// [`ProgressTracker::finish`] from the numbers: the run's duration, the packets it
@@ -215,6 +235,8 @@ impl ProgressTracker {
             relayed,
             rate_pps,
             eta_s,
+            latency_p50_ns: 0,
+            latency_p99_ns: 0,
         }
     }
 
@@ -251,6 +273,12 @@ mod tests {
             relayed: received * 2,
             corrupted: 0,
             dropped: 0,
+            latency: LatencySummary {
+                count: received,
+                p50: 40_000,
+                p99: 90_000,
+                ..LatencySummary::default()
+            },
         }
     }
 
@@ -268,7 +296,7 @@ mod tests {
         assert_eq!(second.rate_pps, 200.0);
         assert_eq!(
             second.csv_row(),
-            "1,3.000,510,500,1000,200.0",
+            "1,3.000,510,500,1000,200.0,40.0,90.0",
             "{CSV_HEADER}"
         );
         assert_eq!(

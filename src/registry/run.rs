@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::machine::Nanos;
-use crate::stats::RunStats;
+use crate::stats::{LatencySummary, RunStats};
 use crate::wire::{Counters, NodeId};
 
 /// Timing of the polls.
@@ -111,6 +111,8 @@ pub enum Step {
 #[derive(Debug)]
 struct Poll {
     replies: BTreeMap<NodeId, Counters>,
+    /// Latency of the packets delivered since the previous round, from this round's replies.
+    window: RunStats,
     /// When the round in progress was sent.
     sent_at: Option<Nanos>,
     /// When the next round is due.
@@ -135,6 +137,10 @@ pub struct Run {
     poll: Poll,
     /// Totals of the last complete round (for progress reports).
     pub last_totals: Option<Totals>,
+    /// Complete rounds so far (a new value means a new round).
+    pub rounds: u64,
+    /// Latency of the packets delivered between the last two rounds.
+    pub last_window: LatencySummary,
     /// The last task-finished (settle mode: a node silent for the stall timeout after it
     /// fails the run).
     last_finished_at: Option<Nanos>,
@@ -163,6 +169,7 @@ impl Run {
             },
             poll: Poll {
                 replies: BTreeMap::new(),
+                window: RunStats::default(),
                 sent_at: None,
                 next_at: match timing.settle {
                     Some(_) => None,
@@ -173,6 +180,8 @@ impl Run {
                 interval: timing.progress_interval,
             },
             last_totals: None,
+            rounds: 0,
+            last_window: LatencySummary::default(),
             stats: RunStats::default(),
             last_finished_at: None,
         }
@@ -182,6 +191,7 @@ impl Run {
         self.poll.next_at = None;
         self.poll.sent_at = Some(now);
         self.poll.replies.clear();
+        self.poll.window.reset();
         Step::PollAll
     }
 
@@ -225,18 +235,25 @@ impl Run {
         now: Nanos,
         id: NodeId,
         counters: Counters,
+        stats: Option<RunStats>,
         nodes: usize,
     ) -> Step {
         if self.poll.sent_at.is_none() || matches!(self.phase, Phase::Collecting { .. }) {
             return Step::Nothing;
         }
-        self.poll.replies.insert(id, counters);
+        if self.poll.replies.insert(id, counters).is_none()
+            && let Some(stats) = stats
+        {
+            self.poll.window.add(&stats);
+        }
         if self.poll.replies.len() < nodes {
             return Step::Nothing;
         }
         self.poll.sent_at = None;
         let totals = Totals::of(self.poll.replies.values());
         self.last_totals = Some(totals);
+        self.rounds += 1;
+        self.last_window = self.poll.window.latency_summary();
         let same = self.poll.previous == Some(totals);
         self.poll.previous = Some(totals);
         if !same {
