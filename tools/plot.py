@@ -58,6 +58,9 @@ def read_csv(path):
                     "received": int(row["packets_received"]),
                     "relayed": int(row["packets_relayed"]),
                     "rate": float(row["rate_pps"]),
+                    # Older CSVs have no latency columns.
+                    "p50": float(row.get("latency_p50_us") or 0),
+                    "p99": float(row.get("latency_p99_us") or 0),
                 }
             )
     if not runs:
@@ -92,10 +95,23 @@ def main():
 
     runs = read_csv(args.csv)
     hops = hop_histogram(args.json) if args.json else None
-    panels = 3 if hops else 2
+    latency = any(r["p50"] > 0 for rows in runs.values() for r in rows)
+    panels = 2 + (1 if latency else 0) + (1 if hops else 0)
     fig, axes = plt.subplots(panels, 1, figsize=(8, 3 * panels), constrained_layout=True)
 
     rate_ax, count_ax = axes[0], axes[1]
+    if latency:
+        latency_ax = axes[2]
+        for run, rows in sorted(runs.items()):
+            t = [r["t"] for r in rows]
+            latency_ax.plot(t, [r["p50"] for r in rows], marker=".", label=f"run {run} p50")
+            latency_ax.plot(t, [r["p99"] for r in rows], "--", marker=".", label=f"run {run} p99")
+        latency_ax.set_title("End-to-end latency of the packets delivered since the previous row")
+        latency_ax.set_xlabel("seconds since start")
+        latency_ax.set_ylabel("microseconds")
+        latency_ax.set_yscale("log")
+        latency_ax.legend(loc="upper left", fontsize="small")
+        latency_ax.grid(alpha=0.3)
     for run, rows in sorted(runs.items()):
         t = [0.0] + [r["t"] for r in rows]
         rate_ax.step(t, [rows[0]["rate"]] + [r["rate"] for r in rows], where="pre", label=f"run {run}")
@@ -116,7 +132,7 @@ def main():
         ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 3))
 
     if hops:
-        hop_ax = axes[2]
+        hop_ax = axes[-1]
         hop_ax.bar(range(len(hops)), hops, color="tab:green")
         hop_ax.set_title("Packets by relays passed")
         hop_ax.set_xlabel("relays")
