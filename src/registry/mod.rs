@@ -175,6 +175,14 @@ impl<C: Codec> Registry<C> {
         self.progress.as_ref()
     }
 
+    /// `node 5 at 127.0.0.2:4000` for log lines.
+    fn describe(&self, id: NodeId) -> String {
+        match self.nodes.get(&id) {
+            Some(node) => format!("node {id} at {}", node.addr),
+            None => format!("node {id}"),
+        }
+    }
+
     /// Registered node IDs.
     pub fn node_ids(&self) -> Vec<NodeId> {
         self.nodes.keys().copied().collect()
@@ -592,7 +600,7 @@ impl<C: Codec> Registry<C> {
     fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
-            tracing::warn!("node {id} reported task finished outside a run");
+            tracing::warn!("{}: task finished outside a run", self.describe(id));
             return;
         };
         let step = run.on_finished(now, id, nodes);
@@ -609,7 +617,7 @@ impl<C: Codec> Registry<C> {
     ) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
-            tracing::warn!("node {id} sent a traffic summary nobody asked for");
+            tracing::warn!("{}: a traffic summary nobody asked for", self.describe(id));
             return;
         };
         let step = if reset {
