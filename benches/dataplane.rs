@@ -101,6 +101,7 @@ fn set_up() -> Bench {
         listen: addr(20000),
         registry: addr(9000),
         seed: 1,
+        secret: None,
     });
     let mut effects = Vec::new();
     node.on_start(0);

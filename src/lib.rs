@@ -4,6 +4,7 @@
 //! `node`) does no I/O; `io` is the io_uring driver, the only place with unsafe code.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod console;
 #[allow(unsafe_code)]
 pub mod io;

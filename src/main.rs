@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
     ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
@@ -62,9 +63,15 @@ struct Common {
     /// Pin the event loop to this CPU core (default: one picked from the process ID).
     #[arg(long)]
     core: Option<usize>,
-    /// Seed for random choices (default: from the clock and process ID).
+    /// Seed for random choices, challenge nonces included (default: from the operating
+    /// system's random source; a fixed seed is for tests).
     #[arg(long)]
     seed: Option<u64>,
+    /// A file holding a shared secret (at least 16 bytes): every connection, to the registry
+    /// and between nodes, starts with a challenge-response keyed by it (HMAC-SHA256), and a
+    /// peer without it is refused. Native wire only; registry and nodes need the same file.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
 }
 
 /// How the registry prints run summaries.
@@ -153,13 +160,21 @@ struct NodeArgs {
 }
 
 fn seed(common: &Common) -> u64 {
-    common.seed.unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        now ^ (u64::from(std::process::id()) << 32)
-    })
+    common.seed.unwrap_or_else(rand::random)
+}
+
+/// The shared secret of `--secret-file`, if given (native wire only).
+fn secret(common: &Common) -> Result<Option<Secret>> {
+    let Some(path) = &common.secret_file else {
+        return Ok(None);
+    };
+    if common.wire == Wire::Classic {
+        bail!("--secret-file needs the native wire: classic peers know no challenge-response");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Secret::from_file_contents(&bytes)
+        .map(Some)
+        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
 }
 
 fn run_registry(args: RegistryArgs) -> Result<u8> {
@@ -206,6 +221,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits,
         seed: seed(&args.common),
+        secret: secret(&args.common)?,
         script,
         window_bytes: args.window_bytes,
         stall_timeout: args.stall_timeout.max(1) * 1_000_000_000,
@@ -428,6 +444,7 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         listen: local,
         registry,
         seed: seed(&args.common),
+        secret: secret(&args.common)?,
     });
     let config = DriverConfig {
         core: args.common.core,

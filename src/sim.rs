@@ -297,6 +297,7 @@ impl<C: SimCodec> Sim<C> {
             nodes.push(Node::new(NodeConfig {
                 listen,
                 registry: REGISTRY_ADDR,
+                secret: None,
                 seed: config
                     .seed
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -442,6 +442,7 @@ fn node_bounds_the_task_payload_before_allocating() {
         listen,
         registry: "127.0.0.1:9000".parse().unwrap(),
         seed: 1,
+        secret: None,
     });
     let mut effects = Vec::new();
     node.on_start(0);

@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         listen: node_addr(SELF_ID),
         registry: "127.0.0.1:9000".parse().unwrap(),
         seed: 1,
+        secret: None,
     }));
     let registry = driver.conns[0];
     if phase & 3 >= 1 {

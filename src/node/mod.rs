@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use rand::rngs::SmallRng;
+use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, RngCore, SeedableRng};
 
+use crate::auth::{NONCE_BYTES, Secret};
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
 use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX};
 use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
@@ -29,8 +30,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Where the registry listens.
     pub registry: SocketAddr,
-    /// Seeds the node's random choices (sinks, payloads).
+    /// Seeds the node's random choices (sinks, payloads, challenge nonces).
     pub seed: u64,
+    /// `--secret-file`: answer the challenges of the registry and of the nodes this node
+    /// connects to, and challenge the nodes that connect to it.
+    pub secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +134,12 @@ pub struct Node<C: Codec> {
     counters: Counters,
     /// Hop counts and latencies of the packets received since the last final report.
     stats: RunStats,
+    /// Challenge nonces for links other nodes open to us.
+    nonces: StdRng,
+    /// Inbound links that have not answered their challenge yet.
+    challenges: HashMap<ConnId, [u8; NONCE_BYTES]>,
+    /// Bytes for inbound links (only their challenge).
+    inbound_pending: HashMap<ConnId, Vec<u8>>,
     /// The same since the last progress report (latency over time at the registry).
     window: RunStats,
     rng: SmallRng,
@@ -148,7 +158,11 @@ impl<C: Codec> Node<C> {
         let mut conn_ids = ConnIds::default();
         let registry = conn_ids.next_outbound();
         let rng = SmallRng::seed_from_u64(config.seed);
+        let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
         Node {
+            nonces,
+            challenges: HashMap::new(),
+            inbound_pending: HashMap::new(),
             config,
             conn_ids,
             registry,
@@ -223,6 +237,8 @@ impl<C: Codec> Node<C> {
             None => "an unknown connection".to_string(),
         };
         tracing::warn!("closing the connection with {peer}: {why}");
+        self.challenges.remove(&conn);
+        self.inbound_pending.remove(&conn);
         self.roles.remove(&conn);
         self.effects.push(Effect::Close(conn));
     }
@@ -249,6 +265,17 @@ impl<C: Codec> Node<C> {
                 rate_per_s,
             } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
             Control::SummaryRequest { reset } => self.on_summary_request(reset),
+            Control::Challenge { nonce } if self.phase == Phase::Connecting => {
+                match self.config.secret.as_ref().map(|s| s.respond(&nonce)) {
+                    Some(mac) => {
+                        self.send_control(&Control::Response { mac });
+                        self.register();
+                    }
+                    None => self.registry_failed(
+                        "the registry requires a shared secret (--secret-file)".into(),
+                    ),
+                }
+            }
             other => {
                 let why = format!(
                     "registry sent a {} message, which only nodes send; closing the registry \
@@ -554,7 +581,101 @@ impl<C: Codec> Node<C> {
     }
 
     /// Routes every whole frame of `bytes` (from a data connection). Returns bytes consumed.
+    fn register(&mut self) {
+        self.phase = Phase::Registering;
+        self.send_control(&Control::Register {
+            addr: self.config.listen,
+        });
+    }
+
+    /// With a secret, the first frame on a link: the challenge of a node we connected to (we
+    /// answer it; the entry is then up), or the response of a node that connected to us.
+    /// `None` when this link is past that; otherwise the bytes consumed.
+    fn authenticate(&mut self, conn: ConnId, bytes: &[u8]) -> Option<usize> {
+        let secret = self.config.secret.clone()?;
+        let entry = match self.roles.get(&conn) {
+            Some(&Role::Entry(index))
+                if self
+                    .overlay
+                    .as_ref()
+                    .is_some_and(|o| o.entries[index].link == Link::Connecting) =>
+            {
+                Some(index)
+            }
+            Some(Role::Inbound(_)) if self.challenges.contains_key(&conn) => None,
+            _ => return None,
+        };
+        let len = match C::frame_len(bytes) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Some(0),
+            Err(error) => {
+                self.close(conn, format!("bad frame before authenticating: {error}"));
+                return Some(bytes.len());
+            }
+        };
+        let message = C::peek(&bytes[..len])
+            .ok()
+            .filter(|peek| *peek == Peek::Control)
+            .and_then(|_| C::decode_control(&bytes[..len]).ok());
+        match (entry, message) {
+            (Some(index), Some(Control::Challenge { nonce })) => {
+                let conn = self.overlay.as_ref().expect("entry").entries[index].conn;
+                self.queue_for_entry(
+                    index,
+                    &Control::Response {
+                        mac: secret.respond(&nonce),
+                    },
+                );
+                debug_assert_eq!(self.roles.get(&conn), Some(&Role::Entry(index)));
+                self.on_entry_connected(index);
+                Some(len)
+            }
+            (None, Some(Control::Response { mac }))
+                if secret.verify(&self.challenges[&conn], &mac) =>
+            {
+                self.challenges.remove(&conn);
+                Some(len)
+            }
+            (Some(_), _) => {
+                self.close(conn, "the node did not send a challenge first".into());
+                Some(bytes.len())
+            }
+            (None, _) => {
+                self.challenges.remove(&conn);
+                self.close(
+                    conn,
+                    "authentication failed: the peer did not answer the challenge with the \
+                     shared secret"
+                        .into(),
+                );
+                Some(bytes.len())
+            }
+        }
+    }
+
+    /// Appends a control message to a table entry's link.
+    fn queue_for_entry(&mut self, index: usize, message: &Control) {
+        if let Some(entry) = self.overlay.as_mut().map(|o| &mut o.entries[index]) {
+            if entry.pending.is_empty() {
+                self.effects.push(Effect::Send(entry.conn));
+            }
+            C::encode_control(message, &mut entry.pending);
+        }
+    }
+
     fn on_data_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        match self.authenticate(conn, bytes) {
+            None => self.on_data_frames(now, conn, bytes),
+            Some(0) => 0,
+            Some(used) if used >= bytes.len() => used,
+            Some(used) if self.roles.contains_key(&conn) => {
+                used + self.on_data_frames(now, conn, &bytes[used..])
+            }
+            Some(_) => bytes.len(),
+        }
+    }
+
+    fn on_data_frames(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         let Some(id) = self.id else {
             self.close(conn, "data arrived before this node registered".into());
             return bytes.len();
@@ -811,17 +932,23 @@ impl<C: Codec> Machine for Node<C> {
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
         tracing::debug!("accepted a link from {peer}");
         self.roles.insert(conn, Role::Inbound(peer));
+        if self.config.secret.is_some() {
+            let nonce: [u8; NONCE_BYTES] = self.nonces.random();
+            self.challenges.insert(conn, nonce);
+            let mut bytes = Vec::new();
+            C::encode_control(&Control::Challenge { nonce }, &mut bytes);
+            self.inbound_pending.insert(conn, bytes);
+            self.effects.push(Effect::Send(conn));
+        }
     }
 
     fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
         match self.roles.get(&conn) {
-            Some(Role::Registry) => {
-                self.phase = Phase::Registering;
-                self.send_control(&Control::Register {
-                    addr: self.config.listen,
-                });
+            // With a secret, the registry and the entries speak first (their challenge).
+            Some(Role::Registry) if self.config.secret.is_none() => self.register(),
+            Some(&Role::Entry(index)) if self.config.secret.is_none() => {
+                self.on_entry_connected(index)
             }
-            Some(&Role::Entry(index)) => self.on_entry_connected(index),
             _ => {}
         }
     }
@@ -835,6 +962,8 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+        self.challenges.remove(&conn);
+        self.inbound_pending.remove(&conn);
         match self.roles.remove(&conn) {
             Some(Role::Registry) => {
                 let line = if self.phase == Phase::Connecting {
@@ -904,7 +1033,8 @@ impl<C: Codec> Machine for Node<C> {
                 .as_ref()
                 .and_then(|o| o.entries.get(index))
                 .map_or(0, |e| e.pending.len()),
-            _ => 0,
+            Some(Role::Inbound(_)) => self.inbound_pending.get(&conn).map_or(0, Vec::len),
+            None => 0,
         }
     }
 
@@ -919,7 +1049,12 @@ impl<C: Codec> Machine for Node<C> {
                     entry.with_driver = buf.len();
                 }
             }
-            _ => {}
+            Some(Role::Inbound(_)) => {
+                if let Some(pending) = self.inbound_pending.remove(&conn) {
+                    *buf = pending;
+                }
+            }
+            None => {}
         }
     }
 }

@@ -18,9 +18,10 @@ use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use rand::rngs::SmallRng;
+use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng};
 
+use crate::auth::{NONCE_BYTES, Secret};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{
     ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODES_MAX, PAYLOAD_BYTES_MAX, TRACE_SLOTS_MAX,
@@ -68,6 +69,8 @@ pub struct RegistryConfig {
     /// Print run summaries as JSON (the same object as the result file's runs) instead of the
     /// table.
     pub summary_json: bool,
+    /// `--secret-file`: every connection must answer a challenge keyed by it first.
+    pub secret: Option<Secret>,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
     /// Encodings without progress polls (classic): the wait between the last task-finished
@@ -84,6 +87,7 @@ impl Default for RegistryConfig {
             window_bytes: None,
             progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
+            secret: None,
             summary_json: false,
             rate_per_s: 0,
             stall_timeout: 10_000_000_000,
@@ -106,6 +110,8 @@ struct Connection {
     peer: SocketAddr,
     node: Option<NodeId>,
     pending: Vec<u8>,
+    /// The nonce this connection must answer before anything else (a secret is set).
+    challenge: Option<[u8; NONCE_BYTES]>,
 }
 
 #[derive(Debug)]
@@ -137,6 +143,8 @@ pub struct Registry<C: Codec> {
     /// The time of the event being handled.
     now: Nanos,
     rng: SmallRng,
+    /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
+    nonces: StdRng,
     effects: Vec<Effect>,
     codec: PhantomData<C>,
 }
@@ -145,6 +153,7 @@ impl<C: Codec> Registry<C> {
     pub fn new(config: RegistryConfig) -> Registry<C> {
         assert!((1..=ID_BITS_MAX).contains(&config.id_bits));
         let rng = SmallRng::seed_from_u64(config.seed);
+        let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
         Registry {
             config,
             connections: HashMap::new(),
@@ -159,6 +168,7 @@ impl<C: Codec> Registry<C> {
             ready_deadline: None,
             now: 0,
             rng,
+            nonces,
             effects: Vec::new(),
             codec: PhantomData,
         }
@@ -826,6 +836,28 @@ impl<C: Codec> Registry<C> {
             return Err("the registry does not route data packets".to_string());
         }
         let message = C::decode_control(frame).map_err(|e| format!("bad message: {e}"))?;
+        if let Some(nonce) = self.connections.get(&conn).and_then(|c| c.challenge) {
+            let secret = self
+                .config
+                .secret
+                .as_ref()
+                .expect("a challenge needs a secret");
+            return match message {
+                Control::Response { mac } if secret.verify(&nonce, &mac) => {
+                    if let Some(connection) = self.connections.get_mut(&conn) {
+                        connection.challenge = None;
+                    }
+                    Ok(())
+                }
+                Control::Response { .. } => {
+                    Err("authentication failed: the response does not match the secret".into())
+                }
+                other => Err(format!(
+                    "{} before authenticating (this registry requires --secret-file)",
+                    other.name()
+                )),
+            };
+        }
         let node = self.connections.get(&conn).and_then(|c| c.node);
         match (message, node) {
             (Control::Register { addr }, _) => self.on_register(conn, addr),
@@ -893,14 +925,19 @@ impl<C: Codec> Machine for Registry<C> {
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
         self.now = now;
         tracing::debug!("connection from {peer}");
+        let challenge = self.config.secret.is_some().then(|| self.nonces.random());
         self.connections.insert(
             conn,
             Connection {
                 peer,
                 node: None,
                 pending: Vec::new(),
+                challenge,
             },
         );
+        if let Some(nonce) = challenge {
+            self.send(conn, &Control::Challenge { nonce });
+        }
     }
 
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}

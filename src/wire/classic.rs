@@ -123,6 +123,11 @@ impl Codec for Classic {
                 id_fits(*id, "node ID")
             }
             Control::Summary { id, .. } => id_fits(*id, "node ID"),
+            Control::Challenge { .. } | Control::Response { .. } => unencodable(
+                "authentication (the classic format has no challenge-response; --secret-file \
+                 is native only)"
+                    .to_string(),
+            ),
             Control::Manifest(manifest) => {
                 if manifest.entries.len() > usize::from(u8::MAX) {
                     return unencodable(format!(
@@ -405,6 +410,8 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             put_id(out, *id);
         }
         Control::SummaryRequest { .. } => out.push(kind::SUMMARY_REQUEST),
+        // Refused by `encodable`; nothing of it goes on the wire.
+        Control::Challenge { .. } | Control::Response { .. } => {}
         Control::Summary { id, counters, .. } => {
             out.push(kind::SUMMARY);
             put_id(out, *id);

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::NodeId;
+use crate::auth::{MAC_BYTES, NONCE_BYTES};
 use crate::stats::RunStats;
 
 /// The status field of a reply: the reference sends an ID (or the node's own ID) for success and
@@ -97,6 +98,11 @@ pub enum Control {
     /// Registry -> node: report counters; `reset` = final report (counters restart after it).
     /// The classic encoding only knows the final report (`Codec::PROGRESS_POLLS`).
     SummaryRequest { reset: bool },
+    /// Acceptor -> connector, first thing on a connection when a secret is set: prove you
+    /// know it (native only; see `crate::auth`).
+    Challenge { nonce: [u8; NONCE_BYTES] },
+    /// Connector -> acceptor: HMAC of the nonce, before anything else.
+    Response { mac: [u8; MAC_BYTES] },
     /// Node -> registry: my counters; `reset` echoes the request.
     Summary {
         id: NodeId,
@@ -121,6 +127,8 @@ impl Control {
             Control::TaskFinished { .. } => "task finished",
             Control::SummaryRequest { .. } => "summary request",
             Control::Summary { .. } => "traffic summary",
+            Control::Challenge { .. } => "authentication challenge",
+            Control::Response { .. } => "authentication response",
         }
     }
 }

@@ -29,6 +29,8 @@ pub mod kind {
     pub const SUMMARY_REQUEST: u8 = 11;
     pub const SUMMARY: u8 = 12;
     pub const ACK: u8 = 13;
+    pub const CHALLENGE: u8 = 14;
+    pub const RESPONSE: u8 = 15;
 }
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
@@ -152,7 +154,13 @@ impl Codec for Native {
                     sink: ack.sink.get(),
                 })
             }
-            Some(&code) if (kind::REGISTER..=kind::SUMMARY).contains(&code) => Ok(Peek::Control),
+            Some(&code)
+                if (kind::REGISTER..=kind::SUMMARY).contains(&code)
+                    || code == kind::CHALLENGE
+                    || code == kind::RESPONSE =>
+            {
+                Ok(Peek::Control)
+            }
             Some(&code) => Err(WireError::UnknownType(code)),
             None => Err(WireError::Truncated { what: "frame" }),
         }
@@ -376,6 +384,14 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::SUMMARY_REQUEST);
             out.push(u8::from(*reset));
         }
+        Control::Challenge { nonce } => {
+            out.push(kind::CHALLENGE);
+            out.extend_from_slice(nonce);
+        }
+        Control::Response { mac } => {
+            out.push(kind::RESPONSE);
+            out.extend_from_slice(mac);
+        }
         Control::Summary {
             id,
             reset,
@@ -541,6 +557,12 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             } else {
                 None
             },
+        },
+        kind::CHALLENGE => Control::Challenge {
+            nonce: reader.array()?,
+        },
+        kind::RESPONSE => Control::Response {
+            mac: reader.array()?,
         },
         other => return Err(WireError::UnknownType(other)),
     };

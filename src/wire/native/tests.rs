@@ -88,6 +88,8 @@ fn every_control_message_roundtrips() {
         rate_per_s: 1000,
     });
     roundtrip(Control::TaskFinished { addr, id: u32::MAX });
+    roundtrip(Control::Challenge { nonce: [9; 32] });
+    roundtrip(Control::Response { mac: [3; 32] });
     roundtrip(Control::SummaryRequest { reset: false });
     roundtrip(Control::Summary {
         id: 7,
