@@ -49,3 +49,9 @@ const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
 const _: () = assert!(NR_MAX <= u8::MAX as usize);
+
+/// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
+/// unanswering to keepalive probes this long, is closed (TCP_USER_TIMEOUT and keepalive on
+/// every socket): a cut link is noticed by the nodes and the registry themselves, not after
+/// the kernel's default of many minutes.
+pub const LINK_TIMEOUT_SECS: u64 = 10;

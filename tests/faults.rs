@@ -282,8 +282,7 @@ fn random_loss_between_hosts_still_verifies() {
 /// (d2) A host's link cut (every packet on its veth dropped) during a run: the registry
 /// notices the silent nodes and ends the run as FAIL within its stall timeout (plus the same
 /// again to collect the survivors' summaries, plus a margin for a busy machine), not hanging.
-/// Detection rests on the registry's stall timeout: the driver has no per-link timeout
-/// (keepalive / TCP_USER_TIMEOUT) yet.
+/// Here the registry's stall timeout (5 s) is shorter than the links' own timeout.
 #[test]
 fn cut_link_ends_the_run_as_fail_in_bounded_time() {
     if skip_without_netns("cut_link_ends_the_run_as_fail_in_bounded_time") {
@@ -327,5 +326,51 @@ fn cut_link_ends_the_run_as_fail_in_bounded_time() {
     eprintln!("cut link: run ended as FAIL {took:?} after the cut: {failure}");
     no_panic(&reg);
     let _ = poll(Duration::from_millis(1), || Some(()));
+    drop(nodes);
+}
+
+/// (d3) The same cut with a stall timeout far longer than a link's own timeout
+/// (`LINK_TIMEOUT_SECS`, TCP_USER_TIMEOUT and keepalive on every socket): the connections to
+/// the cut host die by themselves, so the registry names the nodes behind the cut as lost and
+/// ends the run as FAIL within about that timeout, long before its stall timeout.
+#[test]
+fn cut_link_is_detected_by_the_links_own_timeout() {
+    if skip_without_netns("cut_link_is_detected_by_the_links_own_timeout") {
+        return;
+    }
+    let net = Netns::new(4);
+    if let Some(why) = iptables_unavailable(&net) {
+        panic!("{why} (.ci/run installs iptables)");
+    }
+    let json = temp_path("cut-own.json");
+    let (mut reg, nodes, me) = scripted_across_hosts(
+        &net,
+        &["--start", "50000000", "--stall-timeout", "120"],
+        json.arg(),
+    );
+    reg.wait_line("Run 1:", 0);
+    net.iptables(3, &["-A", "INPUT", "-i", "eth0", "-j", "DROP"]);
+    net.iptables(3, &["-A", "OUTPUT", "-o", "eth0", "-j", "DROP"]);
+    let cut_at = Instant::now();
+    let limit = overlay::limits::LINK_TIMEOUT_SECS;
+    let bound = Duration::from_secs(3 * limit + 20);
+    let (line, _) = reg.wait_line("left during the run", 0);
+    let took = cut_at.elapsed();
+    assert!(took < bound, "named only {took:?} after the cut: {line}");
+    // The node named is one of those behind the cut (host 3: the last two nodes).
+    let cut: Vec<String> = me[me.len() - 2..]
+        .iter()
+        .map(|r| format!("node {} at", r.id))
+        .collect();
+    assert!(
+        cut.iter().any(|c| line.contains(c.as_str())),
+        "{line}; cut: {cut:?}"
+    );
+    let status = reg
+        .wait_exit_within(bound)
+        .expect("the registry ends the run");
+    assert!(!status.success(), "registry: {status}\n{}", reg.dump());
+    eprintln!("cut link: {took:?} after the cut: {line}");
+    no_panic(&reg);
     drop(nodes);
 }

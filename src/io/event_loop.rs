@@ -19,6 +19,7 @@ use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::{DriverConfig, DriverError, clock};
+use crate::limits::LINK_TIMEOUT_SECS;
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 
 /// While completions keep arriving, a link's bytes wait until there are this many...
@@ -580,6 +581,7 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn outbound_socket(&self, addr: SocketAddr) -> std::io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_tcp_nodelay(true)?;
+        set_link_timeouts(&socket)?;
         if let Some(ip) = self.local_ip {
             socket.bind(&SocketAddr::new(ip, 0).into())?;
         }
@@ -660,6 +662,9 @@ impl<'m, M: Machine> Driver<'m, M> {
             tracing::warn!("accepted connection is not TCP/IP; closed");
             return Ok(());
         };
+        if let Err(error) = set_link_timeouts(&socket) {
+            tracing::warn!(%peer, %error, "link timeouts failed on accepted connection");
+        }
         if let Err(error) = socket.set_tcp_nodelay(true) {
             tracing::warn!(%peer, %error, "TCP_NODELAY failed on accepted connection");
         }
@@ -945,6 +950,21 @@ impl<M: Machine> Drop for Driver<'_, M> {
             std::mem::forget(self.listener.take());
         }
     }
+}
+
+/// A dead peer or a cut link closes the connection within about `LINK_TIMEOUT_SECS`: data
+/// unacknowledged that long (TCP_USER_TIMEOUT), or an idle link whose keepalive probes go
+/// unanswered.
+fn set_link_timeouts(socket: &Socket) -> std::io::Result<()> {
+    let timeout = Duration::from_secs(LINK_TIMEOUT_SECS);
+    socket.set_tcp_user_timeout(Some(timeout))?;
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(timeout / 2)
+            .with_interval(Duration::from_secs(1))
+            .with_retries(5),
+    )?;
+    Ok(())
 }
 
 /// Errors from submit or wait that are part of normal operation.
