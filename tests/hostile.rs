@@ -484,3 +484,30 @@ fn node_bounds_the_task_payload_before_allocating() {
         "peak resident memory {hwm} KiB after a 4 GiB payload request"
     );
 }
+
+/// A peer that connects to the registry and says nothing is closed once the registry's
+/// stranger timeout (10 s) has passed, with a warning naming it; registered nodes are not.
+#[test]
+fn a_silent_peer_is_closed_after_the_stranger_timeout() {
+    let (reg, port) = registry(&[], false);
+    let member = node("member", port, &[], false);
+    registered(&member);
+    let started = std::time::Instant::now();
+    let mut silent = Client::connect(port);
+    assert!(silent.closed_by_peer(), "the silent connection stayed open");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(40),
+        "closed after {took:?}"
+    );
+    let peer = silent.stream.local_addr().unwrap().to_string();
+    poll(Duration::from_secs(10), || {
+        reg.err
+            .text()
+            .lines()
+            .find(|l| l.contains(&peer) && l.contains("did not register a node within 10 s"))
+            .map(|_| ())
+    })
+    .unwrap_or_else(|| panic!("no warning naming {peer}\n{}", reg.dump()));
+    assert!(!reg.out.text().contains("left"), "{}", reg.dump());
+}

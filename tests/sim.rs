@@ -13,8 +13,8 @@ use overlay::limits::TRACE_SLOTS_MAX;
 use overlay::registry::RegistryConfig;
 use overlay::routing::{Ring, Router, check_nr, longest_path_relays, transmissions};
 use overlay::sim::{READY_LINE, Sim, SimConfig, Who};
-use overlay::wire::native::{ACK_FRAME_BYTES, data_frame_bytes};
-use overlay::wire::{Control, Counters, DataShape, NodeId, Status};
+use overlay::wire::native::{ACK_FRAME_BYTES, Native, data_frame_bytes};
+use overlay::wire::{Codec, Control, Counters, DataShape, NodeId, Status};
 
 const STEPS_MAX: u64 = 5_000_000;
 
@@ -354,7 +354,13 @@ fn stalled_node_with_tiny_buffers_nr4() {
 
 /// Reads the one status reply that arrived on a raw connection.
 fn one_status(sim: &mut Sim, raw: overlay::sim::RawId) -> (Status, String) {
-    sim.run_until_quiet(STEPS_MAX).expect("quiet");
+    // Until the reply is whole (not until quiet: that would jump to the registry's timer for
+    // connections that never register, and close them).
+    sim.run_until(
+        |sim| matches!(Native::frame_len(sim.raw_received(raw)), Ok(Some(_))),
+        STEPS_MAX,
+    )
+    .expect("a reply");
     let mut replies = sim.raw_take_controls(raw);
     assert_eq!(replies.len(), 1, "{replies:?}");
     match replies.pop().expect("one reply") {

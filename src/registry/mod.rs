@@ -13,7 +13,7 @@
 //! `settle` after the last task-finished), no window, and `start` or `setup-overlay` is refused
 //! when the format cannot carry what it would send (extra payload, more than 255 nodes).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -71,6 +71,9 @@ pub struct RegistryConfig {
     pub summary_json: bool,
     /// `--secret-file`: every connection must answer a challenge keyed by it first.
     pub secret: Option<Secret>,
+    /// A connection that has not registered a node this long after it was accepted is closed
+    /// (a peer that connects and says nothing must not hold a slot forever).
+    pub stranger_timeout: Nanos,
     /// A run whose polls show no progress for this long ends as FAIL.
     pub stall_timeout: Nanos,
     /// Encodings without progress polls (classic): the wait between the last task-finished
@@ -87,6 +90,7 @@ impl Default for RegistryConfig {
             window_bytes: None,
             progress_interval: 1_000_000_000,
             poll_interval: 1_000_000,
+            stranger_timeout: 10_000_000_000,
             secret: None,
             summary_json: false,
             rate_per_s: 0,
@@ -142,6 +146,8 @@ pub struct Registry<C: Codec> {
     ready_deadline: Option<Nanos>,
     /// The time of the event being handled.
     now: Nanos,
+    /// Connections accepted, in order, with the time by which they must have registered.
+    strangers: VecDeque<(Nanos, ConnId)>,
     rng: SmallRng,
     /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
     nonces: StdRng,
@@ -167,6 +173,7 @@ impl<C: Codec> Registry<C> {
             pending_script_start: None,
             ready_deadline: None,
             now: 0,
+            strangers: VecDeque::new(),
             rng,
             nonces,
             effects: Vec::new(),
@@ -925,6 +932,8 @@ impl<C: Codec> Machine for Registry<C> {
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
         self.now = now;
         tracing::debug!("connection from {peer}");
+        self.strangers
+            .push_back((now + self.config.stranger_timeout, conn));
         let challenge = self.config.secret.is_some().then(|| self.nonces.random());
         self.connections.insert(
             conn,
@@ -994,6 +1003,23 @@ impl<C: Codec> Machine for Registry<C> {
 
     fn on_tick(&mut self, now: Nanos) {
         self.now = now;
+        while let Some(&(at, conn)) = self.strangers.front() {
+            if at > now {
+                break;
+            }
+            self.strangers.pop_front();
+            if self
+                .connections
+                .get(&conn)
+                .is_some_and(|c| c.node.is_none())
+            {
+                let seconds = self.config.stranger_timeout / 1_000_000_000;
+                self.refuse_and_close(
+                    conn,
+                    format!("did not register a node within {seconds} s of connecting"),
+                );
+            }
+        }
         if self.is_ready() || !self.results.is_empty() {
             self.ready_deadline = None;
         }
@@ -1041,10 +1067,8 @@ impl<C: Codec> Machine for Registry<C> {
         }
         let poll = self.run.as_ref().and_then(Run::next_tick);
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());
-        match (poll, deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stranger = self.strangers.front().map(|(at, _)| *at);
+        [poll, deadline, stranger].into_iter().flatten().min()
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
