@@ -374,3 +374,63 @@ fn cut_link_is_detected_by_the_links_own_timeout() {
     no_panic(&reg);
     drop(nodes);
 }
+
+/// (d4) A host's link cut with resets (`-j REJECT --reject-with tcp-reset` on what arrives)
+/// during a run: the connections through it fail at once, so the registry names a node behind the cut within
+/// seconds and the run ends as FAIL.
+#[test]
+fn reset_link_is_detected_at_once() {
+    if skip_without_netns("reset_link_is_detected_at_once") {
+        return;
+    }
+    let net = Netns::new(4);
+    if let Some(why) = iptables_unavailable(&net) {
+        panic!("{why} (.ci/run installs iptables)");
+    }
+    let json = temp_path("cut-reset.json");
+    let (mut reg, nodes, me) = scripted_across_hosts(
+        &net,
+        &["--start", "50000000", "--stall-timeout", "120"],
+        json.arg(),
+    );
+    reg.wait_line("Run 1:", 0);
+    // Every TCP segment arriving at the host is answered with a reset (the resets go out
+    // unhindered: a REJECT on OUTPUT too would swallow them and make this a silent cut).
+    net.iptables(
+        3,
+        &[
+            "-A",
+            "INPUT",
+            "-i",
+            "eth0",
+            "-p",
+            "tcp",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ],
+    );
+    let cut_at = Instant::now();
+    let (line, _) = reg.wait_line("left during the run", 0);
+    let took = cut_at.elapsed();
+    assert!(
+        took < Duration::from_secs(overlay::limits::LINK_TIMEOUT_SECS),
+        "named only {took:?} after the cut: {line}"
+    );
+    let cut: Vec<String> = me[me.len() - 2..]
+        .iter()
+        .map(|r| format!("node {} at", r.id))
+        .collect();
+    assert!(
+        cut.iter().any(|c| line.contains(c.as_str())),
+        "{line}; cut: {cut:?}"
+    );
+    let status = reg
+        .wait_exit_within(Duration::from_secs(60))
+        .expect("the registry ends the run");
+    assert!(!status.success(), "registry: {status}\n{}", reg.dump());
+    eprintln!("reset link: {took:?} after the cut: {line}");
+    no_panic(&reg);
+    drop(nodes);
+}
