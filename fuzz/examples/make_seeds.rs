@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Status};
 
@@ -175,6 +176,26 @@ fn main() {
         "all",
         &[&[2u8][..], &controls.concat(), &data.concat()].concat(),
     );
+
+    // wire_classic: every control message the classic format carries, and data frames.
+    let mut classic_all = Vec::new();
+    for (i, message) in self::controls().iter().enumerate() {
+        if Classic::encodable(message).is_ok() {
+            let mut bytes = Vec::new();
+            Classic::encode_control(message, &mut bytes);
+            write(dir, "wire_classic", &format!("control-{i}"), &bytes);
+            classic_all.extend_from_slice(&bytes);
+        }
+    }
+    let mut frame = Vec::new();
+    Classic::append_data(&mut frame, 97, 82, DataShape::default(), 0, &1i32.to_be_bytes());
+    let mut relayed = Vec::new();
+    Classic::append_relayed(&frame, 19, &mut relayed);
+    write(dir, "wire_classic", "data", &frame);
+    write(dir, "wire_classic", "data-relayed", &relayed);
+    classic_all.extend_from_slice(&frame);
+    classic_all.extend_from_slice(&relayed);
+    write(dir, "wire_classic", "all", &classic_all);
 
     // console: every command, right and wrong.
     for (i, line) in [
