@@ -1,7 +1,8 @@
 //! overlay: a Chord-like structured peer-to-peer overlay with a zero-copy io_uring data plane.
 //!
 //! Layers (see docs/ARCHITECTURE.md): the protocol core (`wire`, `routing`, `registry`,
-//! `node`) does no I/O; `io` is the io_uring driver, the only place with unsafe code.
+//! `node`) does no I/O; `io` is the io_uring driver, the only module where `unsafe_code` is
+//! allowed.
 #![deny(unsafe_code)]
 
 pub mod auth;

@@ -38,7 +38,8 @@
 //! with the relays the frame's header says it passed, so tests can check hop counts against
 //! the routing formula independently of the nodes' own counters.
 //!
-//! No I/O, no clock, no unsafe; the same seed gives the same run.
+//! No I/O, no clock (and, like all of the crate but `io`, `deny(unsafe_code)`); the same seed
+//! gives the same run.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

@@ -2,11 +2,11 @@
 //! (SIGSTOP) and resumed, the registry killed, and (in network namespaces the test creates)
 //! random packet loss and a cut link. See docs/RELIABILITY.md.
 
-mod reliability_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use reliability_common::{
+use common::{
     Netns, Proc, Registered, cpu_ticks, iptables_unavailable, node, poll, registered, registry,
     rss_kib, skip_without_netns, temp_path, wait_file,
 };

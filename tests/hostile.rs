@@ -5,16 +5,14 @@
 //! Extends tests/cli.rs (which covers a 4 GiB prefix, unknown types and random bytes at the
 //! registry once) without repeating it. See docs/RELIABILITY.md.
 
-mod reliability_common;
+mod common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::{Client, Proc, Registered, node, poll, raise_nofile, registered, registry};
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, Counters, Status};
-use reliability_common::{
-    Client, Proc, Registered, node, poll, raise_nofile, registered, registry,
-};
 
 /// A fixed pseudo-random byte stream.
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {

@@ -3,11 +3,11 @@
 //! Needs root and iproute2 (.ci/run installs it); without them it says loudly that it did not
 //! run.
 
-mod reliability_common;
+mod common;
 
 use std::collections::BTreeSet;
 
-use reliability_common::{Netns, Proc, registered, skip_without_netns, temp_path, wait_file};
+use common::{Netns, Proc, registered, skip_without_netns, temp_path, wait_file};
 use serde_json::Value;
 
 #[test]

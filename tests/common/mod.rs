@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real `overlay` binary: child processes whose output is read
-//! on threads (so a test can wait for a line), killed on drop, and a raw control-message client
-//! for the registry.
+//! on threads (so a test can wait for a line), killed on drop; a raw control-message client;
+//! and, for the reliability tests, network namespaces with cleanup on drop, iptables, /proc
+//! readings (resident memory, CPU time) and signals.
 
 #![allow(dead_code)]
 
@@ -94,8 +95,26 @@ pub struct Proc {
 impl Proc {
     /// Starts `overlay ARGS`; `piped` gives it a stdin the test writes to, else /dev/null.
     pub fn spawn(name: &str, args: &[&str], piped: bool) -> Proc {
-        let mut child = Command::new(BIN)
+        Proc::spawn_in(name, None, args, piped)
+    }
+
+    /// Starts `overlay ARGS`, inside network namespace `netns` if given (`ip netns exec`
+    /// execs the program, so the child's PID is the overlay process itself).
+    pub fn spawn_in(name: &str, netns: Option<&str>, args: &[&str], piped: bool) -> Proc {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -117,6 +136,42 @@ impl Proc {
 
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (SIGSTOP, SIGCONT, ...) to the child, unless it has been reaped.
+    pub fn signal(&self, signal: i32) {
+        if self.status.is_none() {
+            // SAFETY: kill(2) on the PID of our own child, which has not been reaped.
+            let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+            assert_eq!(rc, 0, "{}: kill({signal}) failed", self.name);
+        }
+    }
+
+    /// The exit status if the child has exited, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.status = Some(status);
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the child to exit on its own.
+    pub fn wait_exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything written so far, for failure messages.
@@ -305,7 +360,7 @@ impl Drop for TempFile {
 
 pub fn temp_path(name: &str) -> TempFile {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-{}-{name}", std::process::id()));
+        .join(format!("rel-{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     TempFile(path)
 }
@@ -336,7 +391,27 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the registry");
+        Client::connect_to(SocketAddr::from(([127, 0, 0, 1], port)), None)
+    }
+
+    /// Connects to `to`, from local address `from` (port chosen by the kernel) if given.
+    pub fn connect_to(to: SocketAddr, from: Option<std::net::IpAddr>) -> Client {
+        let stream = match from {
+            None => TcpStream::connect(to).expect("connect"),
+            Some(ip) => {
+                let socket = socket2::Socket::new(
+                    socket2::Domain::for_address(to),
+                    socket2::Type::STREAM,
+                    None,
+                )
+                .unwrap();
+                socket
+                    .bind(&SocketAddr::new(ip, 0).into())
+                    .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+                socket.connect(&to.into()).expect("connect");
+                socket.into()
+            }
+        };
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
@@ -357,6 +432,16 @@ impl Client {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send to the registry");
+    }
+
+    /// Like `send_raw`, but a peer that already closed is not an error.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Sets how long `closed_by_peer` and `recv` wait.
+    pub fn timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
     }
 
     /// The next control message from the registry.
@@ -389,7 +474,14 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return true;
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -401,5 +493,226 @@ impl Client {
                 Err(e) => panic!("reading from the registry: {e}"),
             }
         }
+    }
+}
+
+// ----- /proc readings -----
+
+/// Resident memory of `pid` in KiB (VmRSS), `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU time (user + system) of `pid` in clock ticks, `None` once it is gone.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the command.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Raises the soft limit on open files to `want` (or the hard limit if lower); returns the
+/// limit now in force. Children inherit it.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        if limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
+pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ----- network namespaces -----
+
+/// Why namespace tests cannot run here, if they cannot (not root, or no `ip`).
+pub fn netns_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("the `ip` command (iproute2) is missing".into()),
+    }
+}
+
+/// Skips the calling test loudly (stderr, and a marker line CI logs show) when namespaces
+/// are unavailable. Returns true if the test must return at once.
+pub fn skip_without_netns(test: &str) -> bool {
+    match netns_unavailable() {
+        None => false,
+        Some(why) => {
+            eprintln!(
+                "\n*** SKIPPED {test}: {why}. This test needs root and iproute2 (.ci/run \
+                 installs them). It did NOT run. ***\n"
+            );
+            true
+        }
+    }
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Prefix of every namespace these tests create: `ovt-PID-N-...`.
+const NETNS_PREFIX: &str = "ovt-";
+
+/// Deletes namespaces left by test processes that no longer exist (a SIGKILLed test cannot
+/// run its Drop).
+fn sweep_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// A small network of namespaces: a hub namespace holding a bridge, and one namespace per
+/// host, each joined to the bridge by a veth pair (`eth0` inside the host, on 10.77.0.0/24).
+/// Host `i` has address `10.77.0.(i + 1)`. Everything, including iptables rules inside the
+/// namespaces, is removed on drop (even when the test panics). Traffic never leaves the
+/// namespaces.
+pub struct Netns {
+    hub: String,
+    pub hosts: Vec<String>,
+}
+
+static NETNS_SEQUENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Netns {
+    pub fn new(hosts: usize) -> Netns {
+        sweep_stale_namespaces();
+        let seq = NETNS_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let base = format!("{NETNS_PREFIX}{}-{seq}", std::process::id());
+        let mut net = Netns {
+            hub: format!("{base}-hub"),
+            hosts: Vec::new(),
+        };
+        sh("ip", &["netns", "add", &net.hub]);
+        net.exec_ok(
+            &net.hub.clone(),
+            &["ip", "link", "add", "br0", "type", "bridge"],
+        );
+        net.exec_ok(&net.hub.clone(), &["ip", "link", "set", "br0", "up"]);
+        for i in 0..hosts {
+            let host = format!("{base}-h{i}");
+            sh("ip", &["netns", "add", &host]);
+            net.hosts.push(host.clone());
+            let port = format!("p{i}");
+            sh(
+                "ip",
+                &[
+                    "link", "add", "name", &port, "netns", &net.hub, "type", "veth", "peer",
+                    "name", "eth0", "netns", &host,
+                ],
+            );
+            let hub = net.hub.clone();
+            net.exec_ok(&hub, &["ip", "link", "set", &port, "master", "br0"]);
+            net.exec_ok(&hub, &["ip", "link", "set", &port, "up"]);
+            let address = format!("{}/24", net.ip(i));
+            net.exec_ok(&host, &["ip", "addr", "add", &address, "dev", "eth0"]);
+            net.exec_ok(&host, &["ip", "link", "set", "eth0", "up"]);
+            net.exec_ok(&host, &["ip", "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    /// The address of host `i`.
+    pub fn ip(&self, i: usize) -> String {
+        format!("10.77.0.{}", i + 1)
+    }
+
+    /// Runs a command inside namespace `ns`, panicking if it fails.
+    pub fn exec_ok(&self, ns: &str, command: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", ns];
+        args.extend_from_slice(command);
+        sh("ip", &args)
+    }
+
+    /// Adds an iptables rule inside host `i` (`iptables ARGS`).
+    pub fn iptables(&self, i: usize, rule: &[&str]) {
+        let mut command = vec!["iptables", "-w"];
+        command.extend_from_slice(rule);
+        self.exec_ok(&self.hosts[i].clone(), &command);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in self.hosts.iter().chain(std::iter::once(&self.hub)) {
+            let status = Command::new("ip").args(["netns", "del", ns]).status();
+            if !matches!(status, Ok(s) if s.success()) {
+                eprintln!("warning: could not delete network namespace {ns}");
+            }
+        }
+    }
+}
+
+/// Whether iptables works inside a namespace (the binary exists and the kernel has the
+/// tables it needs).
+pub fn iptables_unavailable(net: &Netns) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.hosts[0], "iptables", "-w", "-L", "-n"])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "iptables does not work here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("iptables is missing: {e}")),
     }
 }
