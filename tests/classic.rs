@@ -3,13 +3,61 @@
 //! `tests/support/classic_peer.py` (written from REFERENCE.md alone, sharing no code with our
 //! codec). Every overlay must verify: packets sent == received and the sums equal.
 
-mod classic_common;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 
-use classic_common::{DEADLINE, Proc, classic_node, classic_registry, our_node, our_registry};
+use common::{DEADLINE, Proc};
+
+/// The independent classic peer (a node or a registry), written from REFERENCE.md in Python.
+const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/classic_peer.py");
+
+/// The port in a `Registry listening on HOST:PORT` line.
+fn listening_port(proc: &Proc) -> u16 {
+    let (line, _) = proc.wait_line("Registry listening on ", 0);
+    line.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+}
+
+/// Our registry in classic mode on a free port of 127.0.0.1.
+fn our_registry(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["registry", "--bind", "127.0.0.1", "--wire", "classic"];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn("registry", &args, false);
+    let port = listening_port(&proc);
+    (proc, port)
+}
+
+/// The Python classic registry on a free port.
+fn classic_registry(extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec![PEER, "registry"];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn_program("classic-registry", "python3", &args, false);
+    let port = listening_port(&proc);
+    (proc, port)
+}
+
+/// Our node in classic mode.
+fn our_node(name: &str, port: u16) -> Proc {
+    let port = port.to_string();
+    Proc::spawn(
+        name,
+        &["node", "127.0.0.1", port.as_str(), "--wire", "classic"],
+        false,
+    )
+}
+
+/// A Python classic node.
+fn classic_node(name: &str, port: u16, extra: &[&str]) -> Proc {
+    let port = port.to_string();
+    let mut args = vec![PEER, "node", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    Proc::spawn_program(name, "python3", &args, false)
+}
 use serde_json::Value;
 
 /// A result file, removed on drop.
@@ -65,7 +113,7 @@ fn assert_our_registry_passed(registry: &mut Proc, json: &TempFile, nodes: usize
 
 /// The Python registry's verdict line: `RESULT PASS sent=.. received=..`.
 fn assert_classic_registry_passed(registry: &mut Proc, nodes: usize, packets: u64) {
-    let line = registry.wait_line("RESULT ");
+    let (line, _) = registry.wait_line("RESULT ", 0);
     let status = registry.wait_exit();
     let expected = nodes as u64 * packets;
     assert!(

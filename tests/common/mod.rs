@@ -109,8 +109,20 @@ impl Proc {
             }
             None => Command::new(BIN),
         };
+        command.args(args);
+        Proc::spawn_command(name, command, piped)
+    }
+
+    /// Starts another program (a test peer, say) with the same capture and cleanup.
+    pub fn spawn_program(name: &str, program: &str, args: &[&str], piped: bool) -> Proc {
+        let mut command = Command::new(program);
+        command.args(args);
+        Proc::spawn_command(name, command, piped)
+    }
+
+    fn spawn_command(name: &str, mut command: Command, piped: bool) -> Proc {
+        let described = format!("{command:?}");
         let mut child = command
-            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -119,7 +131,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {described}: {e}"));
         let stdin = child.stdin.take();
         let (out, out_reader) = Captured::start(child.stdout.take().unwrap());
         let (err, err_reader) = Captured::start(child.stderr.take().unwrap());
@@ -141,9 +153,12 @@ impl Proc {
     /// Sends a signal (SIGSTOP, SIGCONT, ...) to the child, unless it has been reaped.
     pub fn signal(&self, signal: i32) {
         if self.status.is_none() {
-            // SAFETY: kill(2) on the PID of our own child, which has not been reaped.
-            let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-            assert_eq!(rc, 0, "{}: kill({signal}) failed", self.name);
+            let status = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.child.id().to_string())
+                .status()
+                .expect("kill(1) runs");
+            assert!(status.success(), "{}: kill -{signal} failed", self.name);
         }
     }
 
@@ -523,20 +538,7 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 /// Raises the soft limit on open files to `want` (or the hard limit if lower); returns the
 /// limit now in force. Children inherit it.
 pub fn raise_nofile(want: u64) -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        if limit.rlim_cur < want {
-            limit.rlim_cur = want.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
+    rlimit::increase_nofile_limit(want).expect("getrlimit/setrlimit")
 }
 
 /// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
@@ -557,8 +559,11 @@ pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
 
 /// Why namespace tests cannot run here, if they cannot (not root, or no `ip`).
 pub fn netns_unavailable() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    // /proc/self belongs to the process's effective user.
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root {
         return Some("not running as root".into());
     }
     match Command::new("ip").arg("-V").output() {
