@@ -88,6 +88,10 @@ pub trait Machine {
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize;
     /// `conn` is gone: the peer closed it, it failed, or the connect failed. `reason` says why.
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str);
+    /// `conn` failed while the driver held `taken` (bytes it took with `swap_outgoing`) of
+    /// which only the first `sent` reached the kernel: whatever ends after `sent` never left.
+    /// Called just before `on_closed`. The default ignores it.
+    fn on_unsent(&mut self, _now: Nanos, _conn: ConnId, _taken: &[u8], _sent: usize) {}
     /// One line from the operator's console, without its line ending.
     fn on_command(&mut self, now: Nanos, line: &str);
     /// Called when the time returned by [`Machine::next_tick`] has come.

@@ -432,6 +432,12 @@ impl<'m, M: Machine> Driver<'m, M> {
             } else {
                 tracing::warn!(?conn, %peer, reason, "connection closed");
             }
+            // Bytes taken from the machine that will never leave: it can account for them.
+            let slot = &self.connections[key];
+            if !slot.send_in_flight && slot.send_offset < slot.send_buffer.len() {
+                self.machine
+                    .on_unsent(self.now, conn, &slot.send_buffer, slot.send_offset);
+            }
             self.machine.on_closed(self.now, conn, reason);
         } else {
             tracing::debug!(?conn, %peer, reason, "closing connection ended");

@@ -985,6 +985,25 @@ impl<C: Codec> Machine for Node<C> {
         }
     }
 
+    fn on_unsent(&mut self, _now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+        // Packets for a dead link that never reached the kernel are undeliverable: count them
+        // like those still queued (`on_entry_closed`).
+        if !matches!(self.roles.get(&conn), Some(Role::Entry(_))) {
+            return;
+        }
+        let mut lost = 0;
+        let mut offset = 0;
+        while let Ok(Some(len)) = C::frame_len(&taken[offset..]) {
+            if offset + len > sent
+                && matches!(C::peek(&taken[offset..offset + len]), Ok(Peek::Data { .. }))
+            {
+                lost += 1;
+            }
+            offset += len;
+        }
+        self.counters.dropped += lost;
+    }
+
     fn on_command(&mut self, _now: Nanos, line: &str) {
         match parse_node(line) {
             Ok(None) => {}
@@ -1056,5 +1075,92 @@ impl<C: Codec> Machine for Node<C> {
             }
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ManifestEntry;
+    use crate::wire::native::Native;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A node with ID 10 in the ring 10 20 30 40 (NR 1: its one entry is 20), its link up;
+    /// returns it, its registry connection and its entry's.
+    fn set_up() -> (Node<Native>, ConnId, ConnId) {
+        let mut node = Node::<Native>::new(NodeConfig {
+            listen: addr(10),
+            registry: addr(9),
+            seed: 1,
+            secret: None,
+        });
+        let mut effects = Vec::new();
+        node.on_start(0);
+        node.take_effects(&mut effects);
+        let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
+            panic!("connects to the registry first");
+        };
+        node.on_connected(0, registry);
+        let mut bytes = Vec::new();
+        Native::encode_control(
+            &Control::RegisterStatus {
+                status: Status::Ok(10),
+                info: String::new(),
+            },
+            &mut bytes,
+        );
+        Native::encode_control(
+            &Control::Manifest(Manifest {
+                entries: vec![ManifestEntry {
+                    id: 20,
+                    addr: addr(20),
+                }],
+                all_ids: vec![10, 20, 30, 40],
+                trace_slots: 2,
+                window_bytes: 0,
+            }),
+            &mut bytes,
+        );
+        assert_eq!(node.on_received(0, registry, &bytes), bytes.len());
+        effects.clear();
+        node.take_effects(&mut effects);
+        let entry = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Connect { conn, .. } => Some(*conn),
+                _ => None,
+            })
+            .expect("connects to its entry");
+        node.on_connected(0, entry);
+        (node, registry, entry)
+    }
+
+    #[test]
+    fn packets_the_driver_could_not_send_on_a_dead_link_are_dropped() {
+        let (mut node, registry, entry) = set_up();
+        let mut bytes = Vec::new();
+        Native::encode_control(
+            &Control::TaskInitiate {
+                run: 1,
+                packets: 5,
+                extra_payload_bytes: 0,
+                rate_per_s: 0,
+            },
+            &mut bytes,
+        );
+        node.on_received(0, registry, &bytes);
+        node.on_tick(1);
+        assert_eq!(node.counters().sent, 5);
+        // The driver takes the five frames, gets one and a half into the kernel, then the link
+        // dies: three and a half never left, so three whole frames plus the cut one are lost.
+        let mut taken = Vec::new();
+        node.swap_outgoing(entry, &mut taken);
+        let frame = taken.len() / 5;
+        node.on_unsent(2, entry, &taken, frame + frame / 2);
+        node.on_closed(2, entry, "connection reset");
+        assert_eq!(node.counters().dropped, 4);
     }
 }
