@@ -39,11 +39,15 @@ fn main() {
     let rate: u32 = env_or("LATENCY_RATE", 500);
 
     println!("W4 hop latency on {} cores", cores());
-    let baseline = ping_pong();
+    let baseline = ping_pong(PING_PONGS, None);
     println!(
         "\nbaseline: TCP ping-pong between two processes, {MESSAGE_BYTES}-byte messages, one way = RTT / 2"
     );
-    print_latency("one way", &baseline);
+    print_latency("one way, back to back", &baseline);
+    // The overlay at light load lets the cores idle between packets; so does this one, which
+    // shows what waking an idle core costs on this machine.
+    let paced = ping_pong(2_000, Some(Duration::from_millis(1)));
+    print_latency("one way, 1 per ms", &paced);
 
     let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5);
     println!("\nlight load: {nodes} nodes, NR {nr}, {rate} packets/s per node");
@@ -57,6 +61,11 @@ fn main() {
         "\nlight load per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
         hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
         hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
+    );
+    println!(
+        "light load per hop vs the paced ping-pong (1 per ms): p50 {:.2}x, p99 {:.2}x",
+        hop.0 as f64 / paced.value_at_quantile(0.5) as f64,
+        hop.1 as f64 / paced.value_at_quantile(0.99) as f64
     );
 }
 
@@ -83,8 +92,9 @@ fn echo_server(port: u16) {
     }
 }
 
-/// Round trips between this process and a child echo process; returns one-way times (ns).
-fn ping_pong() -> Histogram<u64> {
+/// `rounds` round trips between this process and a child echo process, `pause` apart if
+/// given; returns one-way times (ns).
+fn ping_pong(rounds: usize, pause: Option<Duration>) -> Histogram<u64> {
     let port = {
         let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
         probe.local_addr().expect("address").port()
@@ -108,7 +118,10 @@ fn ping_pong() -> Histogram<u64> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
     let message = [7u8; MESSAGE_BYTES];
     let mut reply = [0u8; MESSAGE_BYTES];
-    for round in 0..PING_PONGS + 2_000 {
+    for round in 0..rounds + 2_000 {
+        if let Some(pause) = pause.filter(|_| round >= 2_000) {
+            std::thread::sleep(pause);
+        }
         let start = Instant::now();
         stream.write_all(&message).expect("ping");
         stream.read_exact(&mut reply).expect("pong");
