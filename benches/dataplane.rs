@@ -8,11 +8,12 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use overlay::machine::{ConnId, Effect, Machine};
-use overlay::node::{Node, NodeConfig};
+use overlay::machine::{ConnId, Machine};
+use overlay::node::Node;
 use overlay::routing::{Ring, Router, longest_path_relays};
+use overlay::sim::ReadyNode;
 use overlay::wire::native::{Native, data_frame_bytes};
-use overlay::wire::{Codec, Control, DataShape, Manifest, ManifestEntry, NodeId, Status};
+use overlay::wire::{Codec, DataShape, NodeId};
 
 /// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
 fn ids() -> Vec<NodeId> {
@@ -90,72 +91,17 @@ struct Bench {
     spare: Vec<u8>,
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 fn set_up() -> Bench {
-    let ids = ids();
-    let ring = Ring::new(ids.clone());
-    let mut node = Node::<Native>::new(NodeConfig {
-        listen: addr(20000),
-        registry: addr(9000),
-        seed: 1,
-        secret: None,
-    });
-    let mut effects = Vec::new();
-    node.on_start(0);
-    node.take_effects(&mut effects);
-    let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
-        panic!("the node connects to the registry first");
-    };
-    node.on_connected(0, registry);
-    let mut bytes = Vec::new();
-    Native::encode_control(
-        &Control::RegisterStatus {
-            status: Status::Ok(ids[0]),
-            info: String::new(),
-        },
-        &mut bytes,
-    );
-    Native::encode_control(
-        &Control::Manifest(Manifest {
-            entries: ring
-                .table(0, NR)
-                .into_iter()
-                .map(|id| ManifestEntry {
-                    id,
-                    addr: addr(20000 + id as u16),
-                })
-                .collect(),
-            all_ids: ids.clone(),
-            trace_slots: shape().trace_slots as u8,
-            window_bytes: 0,
-        }),
-        &mut bytes,
-    );
-    assert_eq!(node.on_received(0, registry, &bytes), bytes.len());
-    effects.clear();
-    node.take_effects(&mut effects);
-    let entries: Vec<ConnId> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Connect { conn, .. } => Some(*conn),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(entries.len(), NR);
-    for conn in &entries {
-        node.on_connected(0, *conn);
-    }
+    let ready = ReadyNode::new(ids()[0], &ids(), NR, shape().trace_slots as u8, 0);
+    let mut node = ready.node;
     let inbound = ConnId::inbound(1);
-    node.on_accepted(0, inbound, addr(30000));
-    effects.clear();
+    node.on_accepted(0, inbound, SocketAddr::from(([127, 0, 0, 1], 30000)));
+    let mut effects = Vec::new();
     node.take_effects(&mut effects);
     Bench {
         node,
         inbound,
-        entries,
+        entries: ready.entries,
         spare: Vec::new(),
     }
 }

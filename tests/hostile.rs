@@ -432,36 +432,13 @@ fn a_thousand_connections_at_once() {
 /// against `PAYLOAD_BYTES_MAX`). Found by the node_stream fuzz target (out of memory).
 #[test]
 fn node_bounds_the_task_payload_before_allocating() {
-    use overlay::machine::{Effect, Machine};
-    use overlay::node::{Node, NodeConfig};
-    use overlay::wire::{Manifest, ManifestEntry};
-    let listen: SocketAddr = "127.0.0.1:10020".parse().unwrap();
-    let mut node = Node::<Native>::new(NodeConfig {
-        listen,
-        registry: "127.0.0.1:9000".parse().unwrap(),
-        seed: 1,
-        secret: None,
-    });
-    let mut effects = Vec::new();
-    node.on_start(0);
-    node.take_effects(&mut effects);
-    let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
-        panic!("{effects:?}");
-    };
-    node.on_connected(0, registry);
-    let mut bytes = encode(&Control::RegisterStatus {
-        status: Status::Ok(20),
-        info: "ok".into(),
-    });
-    bytes.extend(encode(&Control::Manifest(Manifest {
-        entries: vec![ManifestEntry {
-            id: 40,
-            addr: "127.0.0.1:10040".parse().unwrap(),
-        }],
-        all_ids: vec![20, 40],
-        trace_slots: 0,
-        window_bytes: 1 << 20,
-    })));
+    use overlay::machine::Machine;
+    use overlay::sim::ReadyNode;
+    // Node 20 of the ring 20 40, its entry (40) up.
+    let ReadyNode {
+        mut node, registry, ..
+    } = ReadyNode::new(20, &[20, 40], 1, 0, 1 << 20);
+    let mut bytes = Vec::new();
     bytes.extend(encode(&Control::TaskInitiate {
         run: 1,
         packets: 1,

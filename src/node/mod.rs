@@ -1081,66 +1081,18 @@ impl<C: Codec> Machine for Node<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ManifestEntry;
+    use crate::sim::ReadyNode;
     use crate::wire::native::Native;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    /// A node with ID 10 in the ring 10 20 30 40 (NR 1: its one entry is 20), its link up;
-    /// returns it, its registry connection and its entry's.
-    fn set_up() -> (Node<Native>, ConnId, ConnId) {
-        let mut node = Node::<Native>::new(NodeConfig {
-            listen: addr(10),
-            registry: addr(9),
-            seed: 1,
-            secret: None,
-        });
-        let mut effects = Vec::new();
-        node.on_start(0);
-        node.take_effects(&mut effects);
-        let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
-            panic!("connects to the registry first");
-        };
-        node.on_connected(0, registry);
-        let mut bytes = Vec::new();
-        Native::encode_control(
-            &Control::RegisterStatus {
-                status: Status::Ok(10),
-                info: String::new(),
-            },
-            &mut bytes,
-        );
-        Native::encode_control(
-            &Control::Manifest(Manifest {
-                entries: vec![ManifestEntry {
-                    id: 20,
-                    addr: addr(20),
-                }],
-                all_ids: vec![10, 20, 30, 40],
-                trace_slots: 2,
-                window_bytes: 0,
-            }),
-            &mut bytes,
-        );
-        assert_eq!(node.on_received(0, registry, &bytes), bytes.len());
-        effects.clear();
-        node.take_effects(&mut effects);
-        let entry = effects
-            .iter()
-            .find_map(|e| match e {
-                Effect::Connect { conn, .. } => Some(*conn),
-                _ => None,
-            })
-            .expect("connects to its entry");
-        node.on_connected(0, entry);
-        (node, registry, entry)
-    }
 
     #[test]
     fn packets_the_driver_could_not_send_on_a_dead_link_are_dropped() {
-        let (mut node, registry, entry) = set_up();
+        // Node 10 of the ring 10 20 30 40, NR 1: its one entry is 20.
+        let ReadyNode {
+            mut node,
+            registry,
+            entries,
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
+        let entry = entries[0];
         let mut bytes = Vec::new();
         Native::encode_control(
             &Control::TaskInitiate {
