@@ -329,31 +329,29 @@ fn cut_link_ends_the_run_as_fail_in_bounded_time() {
     drop(nodes);
 }
 
-/// (d3) The same cut with a stall timeout far longer than a link's own timeout
-/// (`LINK_TIMEOUT_SECS`, TCP_USER_TIMEOUT and keepalive on every socket): the connections to
-/// the cut host die by themselves, so the registry names the nodes behind the cut as lost and
-/// ends the run as FAIL within about that timeout, long before its stall timeout.
-#[test]
-fn cut_link_is_detected_by_the_links_own_timeout() {
-    if skip_without_netns("cut_link_is_detected_by_the_links_own_timeout") {
-        return;
+/// Runs an overlay across four hosts with a stall timeout far longer than any link timeout,
+/// applies the iptables `rules` to host 3 during the run, and checks that the registry names a
+/// node behind the cut within `bound`, without help from its stall timeout, and ends the run
+/// as FAIL. Returns how long the naming took.
+fn cut_host_is_named_within(test: &str, rules: &[&[&str]], bound: Duration) -> Option<Duration> {
+    if skip_without_netns(test) {
+        return None;
     }
     let net = Netns::new(4);
     if let Some(why) = iptables_unavailable(&net) {
         panic!("{why} (.ci/run installs iptables)");
     }
-    let json = temp_path("cut-own.json");
+    let json = temp_path(&format!("{test}.json"));
     let (mut reg, nodes, me) = scripted_across_hosts(
         &net,
         &["--start", "50000000", "--stall-timeout", "120"],
         json.arg(),
     );
     reg.wait_line("Run 1:", 0);
-    net.iptables(3, &["-A", "INPUT", "-i", "eth0", "-j", "DROP"]);
-    net.iptables(3, &["-A", "OUTPUT", "-o", "eth0", "-j", "DROP"]);
+    for rule in rules {
+        net.iptables(3, rule);
+    }
     let cut_at = Instant::now();
-    let limit = overlay::limits::LINK_TIMEOUT_SECS;
-    let bound = Duration::from_secs(3 * limit + 20);
     let (line, _) = reg.wait_line("left during the run", 0);
     let took = cut_at.elapsed();
     assert!(took < bound, "named only {took:?} after the cut: {line}");
@@ -367,38 +365,43 @@ fn cut_link_is_detected_by_the_links_own_timeout() {
         "{line}; cut: {cut:?}"
     );
     let status = reg
-        .wait_exit_within(bound)
+        .wait_exit_within(Duration::from_secs(
+            3 * overlay::limits::LINK_TIMEOUT_SECS + 20,
+        ))
         .expect("the registry ends the run");
     assert!(!status.success(), "registry: {status}\n{}", reg.dump());
-    eprintln!("cut link: {took:?} after the cut: {line}");
+    eprintln!("{test}: {took:?} after the cut: {line}");
     no_panic(&reg);
     drop(nodes);
+    Some(took)
+}
+
+/// (d3) The same cut with a stall timeout far longer than a link's own timeout
+/// (`LINK_TIMEOUT_SECS`, TCP_USER_TIMEOUT and keepalive on every socket): the connections to
+/// the cut host die by themselves, so the registry names a node behind the cut as lost and
+/// ends the run as FAIL within about that timeout, long before its stall timeout.
+#[test]
+fn cut_link_is_detected_by_the_links_own_timeout() {
+    let limit = overlay::limits::LINK_TIMEOUT_SECS;
+    cut_host_is_named_within(
+        "cut_link_is_detected_by_the_links_own_timeout",
+        &[
+            &["-A", "INPUT", "-i", "eth0", "-j", "DROP"],
+            &["-A", "OUTPUT", "-o", "eth0", "-j", "DROP"],
+        ],
+        Duration::from_secs(3 * limit + 20),
+    );
 }
 
 /// (d4) A host's link cut with resets (`-j REJECT --reject-with tcp-reset` on what arrives)
-/// during a run: the connections through it fail at once, so the registry names a node behind the cut within
-/// seconds and the run ends as FAIL.
+/// during a run: the connections through it fail at once, so the registry names a node behind
+/// the cut well within the link timeout. (The resets must go out unhindered: a REJECT on
+/// OUTPUT too would swallow them and make this a silent cut.)
 #[test]
 fn reset_link_is_detected_at_once() {
-    if skip_without_netns("reset_link_is_detected_at_once") {
-        return;
-    }
-    let net = Netns::new(4);
-    if let Some(why) = iptables_unavailable(&net) {
-        panic!("{why} (.ci/run installs iptables)");
-    }
-    let json = temp_path("cut-reset.json");
-    let (mut reg, nodes, me) = scripted_across_hosts(
-        &net,
-        &["--start", "50000000", "--stall-timeout", "120"],
-        json.arg(),
-    );
-    reg.wait_line("Run 1:", 0);
-    // Every TCP segment arriving at the host is answered with a reset (the resets go out
-    // unhindered: a REJECT on OUTPUT too would swallow them and make this a silent cut).
-    net.iptables(
-        3,
-        &[
+    cut_host_is_named_within(
+        "reset_link_is_detected_at_once",
+        &[&[
             "-A",
             "INPUT",
             "-i",
@@ -409,28 +412,7 @@ fn reset_link_is_detected_at_once() {
             "REJECT",
             "--reject-with",
             "tcp-reset",
-        ],
+        ]],
+        Duration::from_secs(overlay::limits::LINK_TIMEOUT_SECS),
     );
-    let cut_at = Instant::now();
-    let (line, _) = reg.wait_line("left during the run", 0);
-    let took = cut_at.elapsed();
-    assert!(
-        took < Duration::from_secs(overlay::limits::LINK_TIMEOUT_SECS),
-        "named only {took:?} after the cut: {line}"
-    );
-    let cut: Vec<String> = me[me.len() - 2..]
-        .iter()
-        .map(|r| format!("node {} at", r.id))
-        .collect();
-    assert!(
-        cut.iter().any(|c| line.contains(c.as_str())),
-        "{line}; cut: {cut:?}"
-    );
-    let status = reg
-        .wait_exit_within(Duration::from_secs(60))
-        .expect("the registry ends the run");
-    assert!(!status.success(), "registry: {status}\n{}", reg.dump());
-    eprintln!("reset link: {took:?} after the cut: {line}");
-    no_panic(&reg);
-    drop(nodes);
 }
