@@ -271,6 +271,19 @@ impl<C: Codec> Registry<C> {
         }
     }
 
+    /// Answers a request with a refusal (`reply` builds the status message from the reason)
+    /// and logs it with the peer's address; the connection stays open.
+    fn refuse(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        reply: impl FnOnce(String) -> Control,
+        info: String,
+    ) {
+        tracing::warn!("{peer}: {info}");
+        self.send(conn, &reply(info));
+    }
+
     fn on_register(&mut self, conn: ConnId, addr: SocketAddr) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
@@ -296,13 +309,14 @@ impl<C: Codec> Registry<C> {
             None
         };
         if let Some(info) = refusal {
-            tracing::warn!("{peer}: {info}");
-            self.send(
+            self.refuse(
                 conn,
-                &Control::RegisterStatus {
+                peer,
+                |info| Control::RegisterStatus {
                     status: Status::Failed,
                     info,
                 },
+                info,
             );
             return;
         }
@@ -314,13 +328,14 @@ impl<C: Codec> Registry<C> {
                 space.min(NODES_MAX as u64),
                 space.min(NODES_MAX as u64) - 1
             );
-            tracing::warn!("{peer}: {info}");
-            self.send(
+            self.refuse(
                 conn,
-                &Control::RegisterStatus {
+                peer,
+                |info| Control::RegisterStatus {
                     status: Status::Failed,
                     info,
                 },
+                info,
             );
             return;
         };
@@ -373,13 +388,14 @@ impl<C: Codec> Registry<C> {
             }
         };
         if let Some(info) = refusal {
-            tracing::warn!("{peer}: {info}");
-            self.send(
+            self.refuse(
                 conn,
-                &Control::DeregisterStatus {
+                peer,
+                |info| Control::DeregisterStatus {
                     status: Status::Failed,
                     info,
                 },
+                info,
             );
             return;
         }
