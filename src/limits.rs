@@ -35,13 +35,24 @@ pub const NODE_CONNECTIONS_MAX: usize = 512;
 pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
 
 /// Bytes of data frames that may be in flight in the whole overlay at once, summed over every
-/// source's window. The registry gives each source `IN_FLIGHT_BUDGET_BYTES / nodes` (but never
-/// less than [`WINDOW_BYTES_MIN`]), so no node ever holds more than this in its queues.
-pub const IN_FLIGHT_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
-
+/// source's window, when the registry picks the window: each source gets
+/// `IN_FLIGHT_BUDGET_BYTES / nodes`, within [`WINDOW_BYTES_MIN`]..=[`WINDOW_BYTES_MAX`]
+/// ([`default_window_bytes`]). No node ever holds more than `nodes x window` in its queues.
+///
+/// The window sets how much each process finds to do when it runs, so it sets the batch sizes:
+/// in W2 (64 nodes, docs/PERFORMANCE.md) 256 KiB per source gave 6.9 M packets/s with 20 KB
+/// sends, 2 MiB gave 11.1 M with 86 KB sends, 4 MiB 11.7 M; peak memory per node stayed
+/// 10-11 MiB (the data waits mostly in kernel socket buffers).
+pub const IN_FLIGHT_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
 /// The smallest per-source window: room for a few of the largest frames.
 pub const WINDOW_BYTES_MIN: u64 = 4 * FRAME_BYTES_MAX as u64;
-
+/// The largest per-source window the registry picks by itself (beyond it throughput no longer
+/// grows, only latency under load).
+pub const WINDOW_BYTES_MAX: u64 = 4 * 1024 * 1024;
+/// The per-source window of an overlay of `nodes` nodes, unless `--window-bytes` says otherwise.
+pub fn default_window_bytes(nodes: usize) -> u64 {
+    (IN_FLIGHT_BUDGET_BYTES / nodes.max(1) as u64).clamp(WINDOW_BYTES_MIN, WINDOW_BYTES_MAX)
+}
 /// Frames a node originates per tick before it lets the loop look at its completions.
 pub const ORIGINATE_BATCH_FRAMES: usize = 4096;
 

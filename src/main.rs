@@ -91,8 +91,8 @@ struct RegistryArgs {
     /// Node IDs are drawn from 0..2^BITS (7 = the reference's 0..=127).
     #[arg(long, default_value_t = ID_BITS_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
     id_bits: u32,
-    /// Bytes of data a source may have unacknowledged (default: 16 MiB / nodes, at least
-    /// 256 KiB).
+    /// Bytes of data a source may have unacknowledged (default: 256 MiB / nodes, within
+    /// 256 KiB..=4 MiB).
     #[arg(long)]
     window_bytes: Option<u64>,
     /// Write the listening port to this file once listening.

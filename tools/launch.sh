@@ -8,7 +8,8 @@
 #
 # Environment: RUNS (default 1) runs in a row; PAYLOAD extra payload bytes per packet
 # (default 0); OUT directory for logs and result.json (default: a new temporary directory);
-# OVERLAY_BIN a prebuilt binary to use instead of building.
+# OVERLAY_BIN a prebuilt binary to use instead of building; REGISTRY_ARGS more registry flags
+# (for example "--window-bytes 1048576").
 set -euo pipefail
 
 usage() { echo "usage: tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]" >&2; exit 2; }
@@ -54,7 +55,7 @@ trap 'echo "launch.sh: interrupted" >&2; exit 130' INT TERM
 rm -f "$out/port"
 "$bin" registry --nodes "$nodes" --nr "$nr" --start "$messages" --runs "$runs" \
   --payload "$payload" --json "$out/result.json" --port-file "$out/port" --core 0 \
-  </dev/null >"$out/registry.log" 2>&1 &
+  ${REGISTRY_ARGS:-} </dev/null >"$out/registry.log" 2>&1 &
 registry=$!
 pids+=("$registry")
 for _ in $(seq 200); do

@@ -24,8 +24,7 @@ use rand::{Rng, SeedableRng};
 use crate::auth::{NONCE_BYTES, Secret};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{
-    ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODES_MAX, PAYLOAD_BYTES_MAX, TRACE_SLOTS_MAX,
-    WINDOW_BYTES_MIN,
+    ID_BITS_MAX, NODES_MAX, PAYLOAD_BYTES_MAX, TRACE_SLOTS_MAX, default_window_bytes,
 };
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 use crate::routing::{Ring, check_nr, longest_path_relays};
@@ -491,7 +490,7 @@ impl<C: Codec> Registry<C> {
         let window_bytes = if C::HAS_ACKS {
             self.config
                 .window_bytes
-                .unwrap_or_else(|| (IN_FLIGHT_BUDGET_BYTES / count as u64).max(WINDOW_BYTES_MIN))
+                .unwrap_or_else(|| default_window_bytes(count))
         } else {
             0
         };
