@@ -19,11 +19,15 @@ use hdrhistogram::Histogram;
 use serde_json::Value;
 
 const ECHO_ENV: &str = "OVERLAY_BENCH_ECHO_PORT";
+const ECHO_CORE_ENV: &str = "OVERLAY_BENCH_ECHO_CORE";
 const MESSAGE_BYTES: usize = 48;
 const PING_PONGS: usize = 20_000;
 
 fn main() {
     if let Ok(port) = std::env::var(ECHO_ENV) {
+        if let Ok(core) = std::env::var(ECHO_CORE_ENV) {
+            pin(core.parse().expect("echo core"));
+        }
         echo_server(port.parse().expect("echo port"));
         return;
     }
@@ -39,15 +43,22 @@ fn main() {
     let rate: u32 = env_or("LATENCY_RATE", 500);
 
     println!("W4 hop latency on {} cores", cores());
-    let baseline = ping_pong(PING_PONGS, None);
+    let baseline = ping_pong(PING_PONGS, None, None);
     println!(
         "\nbaseline: TCP ping-pong between two processes, {MESSAGE_BYTES}-byte messages, one way = RTT / 2"
     );
     print_latency("one way, back to back", &baseline);
-    // The overlay at light load lets the cores idle between packets; so does this one, which
-    // shows what waking an idle core costs on this machine.
-    let paced = ping_pong(2_000, Some(Duration::from_millis(1)));
+    // The overlay at light load lets the cores idle between packets; so do these, which show
+    // what waking an idle process costs on this machine: left to the scheduler, on one core,
+    // and on two cores (where a wake-up may have to wake an idle core first).
+    let pace = Some(Duration::from_millis(1));
+    let paced = ping_pong(2_000, pace, None);
     print_latency("one way, 1 per ms", &paced);
+    let last = cores() - 1;
+    let paced_one_core = ping_pong(2_000, pace, Some((0, 0)));
+    print_latency("  same, on one core", &paced_one_core);
+    let paced_two_cores = ping_pong(2_000, pace, Some((0, last)));
+    print_latency("  same, on two cores", &paced_two_cores);
 
     let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5);
     println!("\nlight load: {nodes} nodes, NR {nr}, {rate} packets/s per node");
@@ -62,11 +73,24 @@ fn main() {
         hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
         hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
     );
-    println!(
-        "light load per hop vs the paced ping-pong (1 per ms): p50 {:.2}x, p99 {:.2}x",
-        hop.0 as f64 / paced.value_at_quantile(0.5) as f64,
-        hop.1 as f64 / paced.value_at_quantile(0.99) as f64
-    );
+    for (label, h) in [
+        ("1 per ms", &paced),
+        ("1 per ms, one core", &paced_one_core),
+        ("1 per ms, two cores", &paced_two_cores),
+    ] {
+        println!(
+            "light load per hop vs the paced ping-pong ({label}): p50 {:.2}x, p99 {:.2}x",
+            hop.0 as f64 / h.value_at_quantile(0.5) as f64,
+            hop.1 as f64 / h.value_at_quantile(0.99) as f64
+        );
+    }
+}
+
+fn pin(core: usize) {
+    let id = core_affinity::get_core_ids()
+        .and_then(|ids| ids.into_iter().find(|id| id.id == core))
+        .expect("core exists");
+    assert!(core_affinity::set_for_current(id), "pinning works");
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -93,19 +117,38 @@ fn echo_server(port: u16) {
 }
 
 /// `rounds` round trips between this process and a child echo process, `pause` apart if
+/// given, with the pinging thread and the echo process on the given `(ping, echo)` cores if
 /// given; returns one-way times (ns).
-fn ping_pong(rounds: usize, pause: Option<Duration>) -> Histogram<u64> {
+fn ping_pong(
+    rounds: usize,
+    pause: Option<Duration>,
+    cores: Option<(usize, usize)>,
+) -> Histogram<u64> {
+    // A thread of its own, so that pinning it leaves the bench's main thread as it was.
+    std::thread::spawn(move || ping_pong_here(rounds, pause, cores))
+        .join()
+        .expect("ping-pong thread")
+}
+
+fn ping_pong_here(
+    rounds: usize,
+    pause: Option<Duration>,
+    cores: Option<(usize, usize)>,
+) -> Histogram<u64> {
     let port = {
         let probe = TcpListener::bind("127.0.0.1:0").expect("free port");
         probe.local_addr().expect("address").port()
     };
-    let mut child = Kill(
-        Command::new(std::env::current_exe().expect("bench binary"))
-            .env(ECHO_ENV, port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("echo process starts"),
-    );
+    let mut echo = Command::new(std::env::current_exe().expect("bench binary"));
+    echo.env(ECHO_ENV, port.to_string()).stdout(Stdio::null());
+    if let Some((_, core)) = cores {
+        echo.env(ECHO_CORE_ENV, core.to_string());
+    }
+    let mut child = Kill(echo.spawn().expect("echo process starts"));
+    // Pinned after the echo process started, which would otherwise inherit the pinning.
+    if let Some((core, _)) = cores {
+        pin(core);
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
