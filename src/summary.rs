@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::stats::{LatencySummary, RunStats, StatsSummary};
-use crate::wire::{Counters, NodeId};
+use crate::wire::{Counters, LinkCount, NodeId};
 
 /// `1234567` -> `1,234,567`; `-1234` -> `-1,234`.
 pub fn thousands(value: i128) -> String {
@@ -82,9 +82,37 @@ pub struct RunResult {
     /// Packets by relays passed, end-to-end and per-hop latency (from the sinks' histograms).
     pub stats: StatsSummary,
     pub node: Vec<NodeResult>,
+    /// Where every packet went, link by link (native format; absent for the classic one and
+    /// for the total of several runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<Accounting>,
     /// The histograms behind `stats`, to add runs together.
     #[serde(skip)]
     pub raw_stats: RunStats,
+}
+
+/// The per-link account of a run: the nodes that reported can say where each packet they
+/// handled went, including the packets they handed to nodes that were lost.
+///
+/// Each reporting node's conservation (everything it originated or took from a link was
+/// delivered, found corrupted, dropped, or handed to a link) gives, summed over them:
+/// `sent + received_from_lost_nodes = received + corrupted + dropped + handed_to_lost_nodes
+/// + lost_on_links`, and `unaccounted` is whatever is left (0 unless a node miscounted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// Nodes of the overlay that did not send a final report (killed, hung, or gone).
+    pub lost_nodes: Vec<NodeId>,
+    /// Data packets the reporting nodes handed to their links to lost nodes: delivered to those
+    /// nodes, or lost with them (in them or in the kernel's buffers toward them).
+    pub handed_to_lost_nodes: u64,
+    /// Data packets the reporting nodes took from lost nodes' links (originated or relayed by
+    /// them before they were lost).
+    pub received_from_lost_nodes: u64,
+    /// Data packets handed to a link between two reporting nodes that did not come out at
+    /// the other end (a link that died with packets in the kernel's buffers).
+    pub lost_on_links: u64,
+    /// What the counts above do not explain; 0 means every packet is accounted for.
+    pub unaccounted: i64,
 }
 
 impl RunResult {
@@ -117,6 +145,7 @@ impl RunResult {
             failures: Vec::new(),
             stats: StatsSummary::default(),
             node,
+            accounting: None,
             raw_stats: RunStats::default(),
         };
         for n in &total.node {
@@ -169,6 +198,103 @@ impl RunResult {
         total.verdict = if failures.is_empty() { "PASS" } else { "FAIL" };
         total.failures = failures;
         total
+    }
+
+    /// Accounts for every packet from the per-link counts of the nodes that reported (`links`,
+    /// by node), given the overlay's `members` when the run started. Nothing changes when no
+    /// node reported link counts (the classic format).
+    pub fn with_links(
+        mut self,
+        members: &[NodeId],
+        links: &std::collections::BTreeMap<NodeId, Vec<LinkCount>>,
+    ) -> RunResult {
+        if links.values().all(Vec::is_empty) {
+            return self;
+        }
+        let reported = |id: &NodeId| links.contains_key(id);
+        let mut account = Accounting {
+            lost_nodes: members.iter().copied().filter(|id| !reported(id)).collect(),
+            ..Accounting::default()
+        };
+        let mut link_failures = Vec::new();
+        for (&node, rows) in links {
+            for row in rows {
+                if !reported(&row.peer) {
+                    account.handed_to_lost_nodes += row.sent;
+                    account.received_from_lost_nodes += row.received;
+                    continue;
+                }
+                // Each link between reporting nodes, once, from its sending end.
+                let arrived = links[&row.peer]
+                    .iter()
+                    .find(|back| back.peer == node)
+                    .map_or(0, |back| back.received);
+                if row.sent > arrived {
+                    account.lost_on_links += row.sent - arrived;
+                }
+                if row.sent != arrived {
+                    link_failures.push(format!(
+                        "link node {node} -> node {}: {} packets handed over, {} arrived",
+                        row.peer,
+                        thousands(row.sent.into()),
+                        thousands(arrived.into())
+                    ));
+                }
+            }
+            // A link the peer received on but this node never sent on.
+            for (&peer, peer_rows) in links {
+                let sent_here = rows.iter().any(|row| row.peer == peer);
+                if let Some(back) = peer_rows.iter().find(|back| back.peer == node)
+                    && !sent_here
+                    && back.received > 0
+                {
+                    link_failures.push(format!(
+                        "link node {node} -> node {peer}: no packets handed over, {} arrived",
+                        thousands(back.received.into())
+                    ));
+                }
+            }
+        }
+        let explained = i128::from(self.packets_received)
+            + i128::from(self.corrupted)
+            + i128::from(self.dropped)
+            + i128::from(account.handed_to_lost_nodes)
+            + i128::from(account.lost_on_links);
+        let entered = i128::from(self.packets_sent) + i128::from(account.received_from_lost_nodes);
+        account.unaccounted = i64::try_from(entered - explained).unwrap_or(i64::MAX);
+        if !account.lost_nodes.is_empty() {
+            let names: Vec<String> = account
+                .lost_nodes
+                .iter()
+                .map(|id| format!("node {id}"))
+                .collect();
+            self.failures.push(format!(
+                "{} lost: the others handed {} packets to {it} (delivered there, or lost with \
+                 {it}) and took {} from {it}{}",
+                names.join(", "),
+                thousands(account.handed_to_lost_nodes.into()),
+                thousands(account.received_from_lost_nodes.into()),
+                if account.unaccounted == 0 {
+                    "; so every packet is accounted for"
+                } else {
+                    ""
+                },
+                it = if names.len() == 1 { "it" } else { "them" },
+            ));
+        }
+        self.failures.extend(link_failures);
+        if account.unaccounted != 0 {
+            self.failures.push(format!(
+                "{} packets unaccounted for (sent plus received from lost nodes minus everything \
+                 counted)",
+                thousands(account.unaccounted.into())
+            ));
+        }
+        if !self.failures.is_empty() {
+            self.verdict = "FAIL";
+        }
+        self.accounting = Some(account);
+        self
     }
 
     /// Attaches the sinks' hop counts and latency histograms.
@@ -350,6 +476,7 @@ impl ScriptResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn thousands_separators() {
@@ -406,6 +533,93 @@ mod tests {
             vec!["node 9 left".into()],
         );
         assert!(lost.verdict_line().starts_with("FAIL: node 9 left"));
+    }
+
+    /// (peer, sent, received) rows of one node.
+    type Rows<'a> = &'a [(NodeId, u64, u64)];
+
+    fn links(rows: &[(NodeId, Rows)]) -> BTreeMap<NodeId, Vec<LinkCount>> {
+        rows.iter()
+            .map(|(node, links)| {
+                let links = links
+                    .iter()
+                    .map(|&(peer, sent, received)| LinkCount {
+                        peer,
+                        sent,
+                        received,
+                    })
+                    .collect();
+                (*node, links)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn link_counts_account_for_every_packet() {
+        // Healthy: 1 sends 5 to 2 over one link, 2 sends 5 to 1 over another.
+        let healthy = RunResult::new(
+            3,
+            5,
+            0,
+            0.5,
+            vec![node(1, 5, 5, 0), node(2, 5, 5, 0)],
+            vec![],
+        )
+        .with_links(&[1, 2], &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 5)])]));
+        assert!(healthy.passed(), "{}", healthy.verdict_line());
+        assert_eq!(healthy.accounting.as_ref().unwrap().unaccounted, 0);
+
+        // Rows are (peer, sent to it, received from it). A link between live nodes that lost 2
+        // packets in the kernel: named, and accounted.
+        let cut = RunResult::new(
+            3,
+            5,
+            0,
+            0.5,
+            vec![node(1, 5, 5, 0), node(2, 5, 3, 0)],
+            vec![],
+        )
+        .with_links(&[1, 2], &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 3)])]));
+        let account = cut.accounting.clone().unwrap();
+        assert_eq!((account.lost_on_links, account.unaccounted), (2, 0));
+        assert!(
+            cut.verdict_line()
+                .contains("link node 1 -> node 2: 5 packets handed over, 3 arrived"),
+            "{}",
+            cut.verdict_line()
+        );
+
+        // Node 3 lost: 1 handed it 4 packets and took 2 from it (relayed or its own); of the 5
+        // + 2 that reached or started at 1 and 2, 3 were received.
+        let lost = RunResult::new(3, 5, 0, 0.5, vec![node(1, 5, 3, 0)], vec![])
+            .with_links(&[1, 3], &links(&[(1, &[(3, 4, 2)])]));
+        let account = lost.accounting.clone().unwrap();
+        assert_eq!(account.lost_nodes, vec![3]);
+        assert_eq!(
+            (
+                account.handed_to_lost_nodes,
+                account.received_from_lost_nodes
+            ),
+            (4, 2)
+        );
+        assert_eq!(account.unaccounted, 0);
+        assert!(
+            lost.verdict_line()
+                .contains("so every packet is accounted for"),
+            "{}",
+            lost.verdict_line()
+        );
+
+        // A node that miscounted: the difference is reported, not hidden.
+        let wrong = RunResult::new(3, 5, 0, 0.5, vec![node(1, 5, 3, 0)], vec![])
+            .with_links(&[1, 3], &links(&[(1, &[(3, 1, 0)])]));
+        assert_eq!(wrong.accounting.as_ref().unwrap().unaccounted, 1);
+        assert!(!wrong.passed());
+
+        // The classic format reports no links: nothing changes.
+        let classic = RunResult::new(3, 5, 0, 0.5, vec![node(1, 5, 5, 0)], vec![])
+            .with_links(&[1], &links(&[(1, &[])]));
+        assert!(classic.accounting.is_none() && classic.passed());
     }
 
     #[test]

@@ -27,6 +27,23 @@ fn overlay(extra: &[&str], count: usize, nr: usize) -> (Proc, Vec<Proc>, Vec<Reg
     (reg, nodes, me)
 }
 
+/// The number (with thousands separators) that ends just before `suffix`, after the last
+/// `prefix` before it.
+fn number_after(text: &str, prefix: &str, suffix: &str) -> u64 {
+    let end = text
+        .find(suffix)
+        .unwrap_or_else(|| panic!("{suffix:?} in {text}"));
+    let start = text[..end]
+        .rfind(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} before {suffix:?} in {text}"))
+        + prefix.len();
+    let digits: String = text[start..end].chars().filter(|c| *c != ',').collect();
+    let digits = digits.rsplit(' ').next().unwrap_or_default();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("a number in {:?} of {text}", &text[start..end]))
+}
+
 fn no_panic(proc: &Proc) {
     let err = proc.err.text();
     assert!(
@@ -76,6 +93,26 @@ fn kill_during_run(reg: &mut Proc, nodes: &mut [Proc], me: &[Registered]) -> usi
     }
     assert!(verdict.contains(&needle), "{verdict}");
     assert!(verdict.contains("dropped"), "{verdict}");
+    // Every packet accounted for: what the survivors sent, plus what they took from the dead
+    // node, was received, dropped by the node that held it, or handed to the dead node.
+    let lost = format!("node {} lost: the others handed ", victim.id);
+    assert!(verdict.contains(&lost), "{verdict}");
+    assert!(
+        verdict.contains("so every packet is accounted for") && !verdict.contains("unaccounted"),
+        "{verdict}"
+    );
+    let sent = number_after(&verdict, "FAIL: ", " packets sent but ");
+    let received = number_after(&verdict, " packets sent but ", " received");
+    let tail = &verdict[verdict.rfind(" corrupted, ").expect("counts at the end")..];
+    let dropped = number_after(tail, " corrupted, ", " dropped");
+    let handed = number_after(&verdict, &lost, " packets to it");
+    let taken = number_after(&verdict, ") and took ", " from it");
+    assert_eq!(
+        sent + taken,
+        received + dropped + handed,
+        "accounting does not add up: {verdict}"
+    );
+    assert!(handed > 0, "the dead node was handed nothing: {verdict}");
     eprintln!("killed node named after {named_after:?}; report verdict: {verdict}");
     for (i, n) in nodes.iter_mut().enumerate() {
         if i != 2 {

@@ -136,6 +136,7 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
         reset: true,
         counters: Counters::default(),
         stats: None,
+        links: vec![],
     });
     let err_mark = 0;
     match liar.request(&Control::Deregister {
@@ -316,6 +317,7 @@ fn registry_refuses_other_nodes_ids_from_distinct_hosts() {
         reset: true,
         counters: Counters::default(),
         stats: None,
+        links: vec![],
     });
     assert!(
         attacker.closed_by_peer(),
@@ -350,6 +352,7 @@ fn registry_refuses_other_nodes_ids_from_distinct_hosts() {
             reset: false,
             counters: Counters::default(),
             stats: None,
+            links: vec![],
         },
         Control::SetupStatus {
             status: Status::Ok(victim.id),

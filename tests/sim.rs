@@ -117,6 +117,15 @@ fn random_overlay(seed: u64, nodes: usize, nr: usize, packets: u64) {
         .run_packets(packets, STEPS_MAX)
         .unwrap_or_else(|e| panic!("{context}: run: {e}"));
     assert!(result.passed(), "{context}: {}", result.verdict_line());
+    let account = result
+        .accounting
+        .as_ref()
+        .expect("native runs account per link");
+    assert_eq!(
+        (account.lost_on_links, account.unaccounted),
+        (0, 0),
+        "{context}"
+    );
     let expected = nodes as u64 * packets;
     assert_eq!(result.nodes, nodes, "{context}");
     assert_eq!(result.packets_sent, expected, "{context}");
@@ -450,7 +459,7 @@ fn the_129th_node_is_refused_for_lack_of_ids() {
 
 #[test]
 fn a_node_lost_during_a_run_fails_it_by_name() {
-    for seed in 0..3 {
+    for seed in 0..10 {
         let mut sim = Sim::new(SimConfig::new(12, seed));
         sim.register_all(STEPS_MAX).expect("registration");
         sim.setup_overlay(3, STEPS_MAX).expect("setup");
@@ -464,6 +473,15 @@ fn a_node_lost_during_a_run_fails_it_by_name() {
             .expect("a result");
         let result = &sim.results()[0];
         assert!(!result.passed(), "seed {seed}");
+        // Every packet is accounted for, the ones handed to the dead node included.
+        let account = result.accounting.as_ref().expect("per-link account");
+        assert_eq!(account.lost_nodes, vec![id], "seed {seed}");
+        assert_eq!(
+            account.unaccounted,
+            0,
+            "seed {seed}: {}",
+            result.verdict_line()
+        );
         let failures = result.failures.join("; ");
         assert!(
             failures.contains(&format!("node {id} ")),

@@ -85,6 +85,11 @@ fn controls() -> Vec<Control> {
                 dropped: 1,
             },
             stats: None,
+            links: vec![overlay::wire::LinkCount {
+                peer: 3,
+                sent: 9,
+                received: 2,
+            }],
         },
     ]
 }

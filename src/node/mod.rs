@@ -19,7 +19,7 @@ use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
 use crate::summary::thousands;
 use crate::wire::{
-    Codec, Control, Corruption, Counters, DataShape, Manifest, NodeId, Peek, Status,
+    Codec, Control, Corruption, Counters, DataShape, LinkCount, Manifest, NodeId, Peek, Status,
 };
 use flow::Flow;
 
@@ -75,6 +75,8 @@ struct Entry {
     pending: Vec<u8>,
     /// Bytes the driver took with the last swap (being sent).
     with_driver: usize,
+    /// Data packets handed to this link since the last final report (see [`LinkCount`]).
+    packets_out: u64,
 }
 
 /// The current run, from `TaskInitiate` to the last packet originated.
@@ -109,6 +111,14 @@ impl Run {
     }
 }
 
+/// Data frames found in one batch of bytes from a link.
+#[derive(Debug, Default, Clone, Copy)]
+struct DataFrames {
+    count: u64,
+    /// The node that sent the first of them.
+    previous_hop: Option<NodeId>,
+}
+
 /// The overlay as this node knows it after a manifest.
 #[derive(Debug)]
 struct Overlay {
@@ -140,6 +150,10 @@ pub struct Node<C: Codec> {
     challenges: HashMap<ConnId, [u8; NONCE_BYTES]>,
     /// Bytes for inbound links (only their challenge).
     inbound_pending: HashMap<ConnId, Vec<u8>>,
+    /// The node at the other end of each link data arrived on, from its first data packet.
+    link_peers: HashMap<ConnId, NodeId>,
+    /// Data packets taken from each node's links since the last final report.
+    received_from: HashMap<NodeId, u64>,
     /// The same since the last progress report (latency over time at the registry).
     window: RunStats,
     rng: SmallRng,
@@ -163,6 +177,8 @@ impl<C: Codec> Node<C> {
             nonces,
             challenges: HashMap::new(),
             inbound_pending: HashMap::new(),
+            link_peers: HashMap::new(),
+            received_from: HashMap::new(),
             config,
             conn_ids,
             registry,
@@ -239,6 +255,7 @@ impl<C: Codec> Node<C> {
         tracing::warn!("closing the connection with {peer}: {why}");
         self.challenges.remove(&conn);
         self.inbound_pending.remove(&conn);
+        self.link_peers.remove(&conn);
         self.roles.remove(&conn);
         self.effects.push(Effect::Close(conn));
     }
@@ -360,6 +377,7 @@ impl<C: Codec> Node<C> {
                                 link: Link::Connecting,
                                 pending: Vec::new(),
                                 with_driver: 0,
+                                packets_out: 0,
                             });
                         }
                         self.flow = Flow::new(nodes, manifest.window_bytes);
@@ -428,6 +446,7 @@ impl<C: Codec> Node<C> {
             offset += len;
         }
         entry.pending.clear();
+        entry.packets_out -= lost;
         let line = format!(
             "lost the link to table entry {} (node {} at {}): {reason}; {lost} queued packets \
              counted as dropped",
@@ -511,19 +530,55 @@ impl<C: Codec> Node<C> {
                 std::mem::take(&mut self.window)
             }
         });
+        let links = if reset {
+            self.link_counts()
+        } else {
+            Vec::new()
+        };
         self.send_control(&Control::Summary {
             id,
             reset,
             counters: self.counters,
             stats,
+            links,
         });
         if reset {
             self.counters = Counters::default();
+            self.received_from.clear();
+            if let Some(overlay) = self.overlay.as_mut() {
+                overlay
+                    .entries
+                    .iter_mut()
+                    .for_each(|entry| entry.packets_out = 0);
+            }
             self.stats.reset();
             self.window.reset();
             self.flow.next_epoch();
             self.problems_logged = 0;
         }
+    }
+
+    /// Data packets per link since the last final report, one row per peer node.
+    fn link_counts(&self) -> Vec<LinkCount> {
+        if !C::HAS_STATS {
+            return Vec::new();
+        }
+        let mut links = std::collections::BTreeMap::<NodeId, LinkCount>::new();
+        for entry in self.overlay.iter().flat_map(|o| &o.entries) {
+            let link = links.entry(entry.id).or_insert(LinkCount {
+                peer: entry.id,
+                ..LinkCount::default()
+            });
+            link.sent += entry.packets_out;
+        }
+        for (&peer, &received) in &self.received_from {
+            let link = links.entry(peer).or_insert(LinkCount {
+                peer,
+                ..LinkCount::default()
+            });
+            link.received += received;
+        }
+        links.into_values().collect()
     }
 
     /// Originates up to one batch of packets, as far as the window allows.
@@ -573,6 +628,7 @@ impl<C: Codec> Node<C> {
                 now,
                 &run.payload,
             );
+            entry.packets_out += 1;
             self.flow.on_originated(bytes);
         }
         if run.remaining == 0 {
@@ -687,6 +743,42 @@ impl<C: Codec> Node<C> {
             );
             return bytes.len();
         }
+        let mut data = DataFrames::default();
+        let consumed = self.route_frames(now, conn, id, bytes, &mut data);
+        if data.count > 0 {
+            self.count_received(conn, data);
+        }
+        consumed
+    }
+
+    /// Adds `data` to the count of the node at the other end of `conn`, which the first data
+    /// packet on a link names.
+    fn count_received(&mut self, conn: ConnId, data: DataFrames) {
+        let peer = match self.link_peers.get(&conn) {
+            Some(&peer) => Some(peer),
+            None if self.roles.contains_key(&conn) => {
+                if let Some(peer) = data.previous_hop {
+                    self.link_peers.insert(conn, peer);
+                }
+                data.previous_hop
+            }
+            None => None,
+        };
+        if let Some(peer) = peer {
+            *self.received_from.entry(peer).or_default() += data.count;
+        }
+    }
+
+    /// Delivers, relays or takes every whole frame of `bytes`; counts data frames in `data`.
+    /// Returns the bytes consumed.
+    fn route_frames(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        id: NodeId,
+        bytes: &[u8],
+        data: &mut DataFrames,
+    ) -> usize {
         let mut offset = 0;
         loop {
             let len = match C::frame_len(&bytes[offset..]) {
@@ -699,7 +791,14 @@ impl<C: Codec> Node<C> {
             };
             let frame = &bytes[offset..offset + len];
             offset += len;
-            match C::peek(frame) {
+            let peeked = C::peek(frame);
+            if let Ok(Peek::Data { .. }) = peeked {
+                if data.count == 0 {
+                    data.previous_hop = C::previous_hop(frame);
+                }
+                data.count += 1;
+            }
+            match peeked {
                 Ok(Peek::Data { sink }) if sink == id => self.deliver(now, frame),
                 Ok(Peek::Ack { sink }) if sink == id => self.on_ack(frame),
                 Ok(Peek::Data { sink }) => self.relay(frame, sink, true),
@@ -739,6 +838,7 @@ impl<C: Codec> Node<C> {
         C::append_relayed(frame, self.id.unwrap_or_default(), &mut entry.pending);
         if data {
             self.counters.relayed += 1;
+            entry.packets_out += 1;
         }
     }
 
@@ -963,6 +1063,7 @@ impl<C: Codec> Machine for Node<C> {
 
     fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
         self.challenges.remove(&conn);
+        self.link_peers.remove(&conn);
         self.inbound_pending.remove(&conn);
         match self.roles.remove(&conn) {
             Some(Role::Registry) => {
@@ -988,9 +1089,9 @@ impl<C: Codec> Machine for Node<C> {
     fn on_unsent(&mut self, _now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
         // Packets for a dead link that never reached the kernel are undeliverable: count them
         // like those still queued (`on_entry_closed`).
-        if !matches!(self.roles.get(&conn), Some(Role::Entry(_))) {
+        let Some(&Role::Entry(index)) = self.roles.get(&conn) else {
             return;
-        }
+        };
         let mut lost = 0;
         let mut offset = 0;
         while let Ok(Some(len)) = C::frame_len(&taken[offset..]) {
@@ -1002,6 +1103,9 @@ impl<C: Codec> Machine for Node<C> {
             offset += len;
         }
         self.counters.dropped += lost;
+        if let Some(entry) = self.overlay.as_mut().map(|o| &mut o.entries[index]) {
+            entry.packets_out -= lost;
+        }
     }
 
     fn on_command(&mut self, _now: Nanos, line: &str) {

@@ -30,7 +30,9 @@ use crate::machine::{ConnId, Effect, Machine, Nanos};
 use crate::routing::{Ring, check_nr, longest_path_relays};
 use crate::stats::RunStats;
 use crate::summary::{NodeResult, RunResult};
-use crate::wire::{Codec, Control, Counters, Manifest, ManifestEntry, NodeId, Peek, Status};
+use crate::wire::{
+    Codec, Control, Counters, LinkCount, Manifest, ManifestEntry, NodeId, Peek, Status,
+};
 
 mod export;
 pub mod progress;
@@ -619,6 +621,7 @@ impl<C: Codec> Registry<C> {
             packets,
             extra_payload_bytes,
             overlay.nr,
+            self.nodes.keys().copied().collect(),
             now,
             timing,
         ));
@@ -646,6 +649,7 @@ impl<C: Codec> Registry<C> {
         reset: bool,
         counters: Counters,
         stats: Option<RunStats>,
+        links: Vec<LinkCount>,
     ) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
@@ -653,7 +657,7 @@ impl<C: Codec> Registry<C> {
             return;
         };
         let step = if reset {
-            run.on_final(id, counters, stats, nodes)
+            run.on_final(id, counters, stats, links, nodes)
         } else {
             let rounds = run.rounds;
             let step = run.on_progress(now, id, counters, stats, nodes);
@@ -736,6 +740,7 @@ impl<C: Codec> Registry<C> {
             node,
             failures,
         )
+        .with_links(&run.members, &run.links)
         .with_stats(run.stats);
         let text = if self.config.summary_json {
             serde_json::to_string_pretty(&result).unwrap_or_else(|error| error.to_string())
@@ -904,6 +909,7 @@ impl<C: Codec> Registry<C> {
                     reset,
                     counters,
                     stats,
+                    links,
                 },
                 Some(own),
             ) => {
@@ -912,7 +918,7 @@ impl<C: Codec> Registry<C> {
                         "traffic summary for node {id} from the connection of node {own}"
                     ));
                 }
-                self.on_summary(now, id, reset, counters, stats)
+                self.on_summary(now, id, reset, counters, stats, links)
             }
             (
                 message @ (Control::SetupStatus { .. }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::machine::Nanos;
 use crate::stats::{LatencySummary, RunStats};
-use crate::wire::{Counters, NodeId};
+use crate::wire::{Counters, LinkCount, NodeId};
 
 /// Timing of the polls.
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +146,10 @@ pub struct Run {
     last_finished_at: Option<Nanos>,
     /// Hop counts and latencies from the final summaries, added up.
     pub stats: RunStats,
+    /// The overlay's nodes when the run started.
+    pub members: Vec<NodeId>,
+    /// Each node's data packets per link, from its final summary.
+    pub links: BTreeMap<NodeId, Vec<LinkCount>>,
 }
 
 impl Run {
@@ -154,6 +158,7 @@ impl Run {
         packets: u64,
         extra_payload_bytes: u32,
         nr: usize,
+        members: Vec<NodeId>,
         now: Nanos,
         timing: PollTiming,
     ) -> Run {
@@ -184,6 +189,8 @@ impl Run {
             last_window: LatencySummary::default(),
             stats: RunStats::default(),
             last_finished_at: None,
+            members,
+            links: BTreeMap::new(),
         }
     }
 
@@ -311,15 +318,17 @@ impl Run {
         id: NodeId,
         counters: Counters,
         stats: Option<RunStats>,
+        links: Vec<LinkCount>,
         nodes: usize,
     ) -> Step {
         let Phase::Collecting { replies, .. } = &mut self.phase else {
             return Step::Nothing;
         };
-        if replies.insert(id, counters).is_none()
-            && let Some(stats) = stats
-        {
-            self.stats.add(&stats);
+        if replies.insert(id, counters).is_none() {
+            if let Some(stats) = stats {
+                self.stats.add(&stats);
+            }
+            self.links.insert(id, links);
         }
         self.finish_if_collected(nodes)
     }

@@ -246,6 +246,18 @@ impl Codec for Classic {
         copy[TRACE_LEN_AT..TRACE_LEN_AT + 4].copy_from_slice(&trace_len.to_be_bytes());
     }
 
+    fn previous_hop(frame: &[u8]) -> Option<NodeId> {
+        if frame.len() < DATA_HEADER_BYTES || frame[PREFIX_BYTES] != kind::DATA {
+            return None;
+        }
+        let at = if frame.len() > DATA_HEADER_BYTES {
+            frame.len() - 4
+        } else {
+            PREFIX_BYTES + 5
+        };
+        NodeId::try_from(be_i32(frame, at)).ok()
+    }
+
     fn append_data(
         out: &mut Vec<u8>,
         source: NodeId,
@@ -543,6 +555,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     dropped: 0,
                 },
                 stats: None,
+                links: Vec::new(),
             }
         }
         kind::DATA => {

@@ -67,6 +67,20 @@ impl Counters {
     }
 }
 
+/// Data packets that crossed one link of a node, counted at that node: the per-link view
+/// that lets the registry account for every packet when a node is lost (it holds whatever it
+/// was handed) and check every link when none is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkCount {
+    /// The node at the other end.
+    pub peer: NodeId,
+    /// Data packets this node handed to the kernel for `peer` (queued ones that never left
+    /// when the link died are counted as dropped instead).
+    pub sent: u64,
+    /// Data packets this node took from the link `peer` opened to it.
+    pub received: u64,
+}
+
 /// Every control message of the system. The data plane (data packets, acks) is not here: it
 /// goes through the codec's in-place functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +124,8 @@ pub enum Control {
         counters: Counters,
         /// Hop counts and latency histograms of the packets this node received (native only).
         stats: Option<RunStats>,
+        /// Data packets per link since the last final report (native only; empty otherwise).
+        links: Vec<LinkCount>,
     },
 }
 

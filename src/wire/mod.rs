@@ -13,7 +13,7 @@ pub mod control;
 pub mod native;
 mod reader;
 
-pub use control::{Control, Counters, Manifest, ManifestEntry, Status};
+pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Status};
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
 pub type NodeId = u32;
@@ -135,6 +135,10 @@ pub trait Codec {
     /// Appends `frame`, which [`Codec::peek`] accepted as data or ack, to `out` as relay
     /// `self_id` forwards it: a data packet's trace gains `self_id`.
     fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>);
+
+    /// The node that put a data frame, which [`Codec::peek`] accepted, on the link it arrived
+    /// on: its last relay, or its source if it has none (`None` if the trace overflowed).
+    fn previous_hop(frame: &[u8]) -> Option<NodeId>;
 
     /// Appends a new data packet to `out`; `payload` is the value (4 little-endian bytes) then
     /// the extra bytes. Returns the frame's length.

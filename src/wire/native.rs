@@ -9,10 +9,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::reader::{Reader, put_ip, put_string};
 use super::{
-    Codec, Control, Corruption, Counters, DataShape, Delivered, Manifest, ManifestEntry, NodeId,
-    Peek, Status, WireError,
+    Codec, Control, Corruption, Counters, DataShape, Delivered, LinkCount, Manifest, ManifestEntry,
+    NodeId, Peek, Status, WireError,
 };
-use crate::limits::{FRAME_BYTES_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{FRAME_BYTES_MAX, NODE_CONNECTIONS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
 
 /// Message type codes. Control codes match the classic format's numbering.
@@ -88,6 +88,8 @@ pub struct AckFrame {
 
 pub const DATA_HEADER_BYTES: usize = size_of::<DataHeader>();
 pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
+/// Bytes of one [`LinkCount`] in a summary: peer, sent, received.
+const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
 const _: () = assert!(DATA_HEADER_BYTES == 32);
 const _: () = assert!(ACK_FRAME_BYTES == 32);
 
@@ -182,6 +184,19 @@ impl Codec for Native {
             rest[4 * hop..4 * hop + 4].copy_from_slice(&self_id.to_le_bytes());
         } else {
             header.flags |= FLAG_TRACE_OVERFLOW;
+        }
+    }
+
+    fn previous_hop(frame: &[u8]) -> Option<NodeId> {
+        let (header, rest) = DataHeader::ref_from_prefix(frame).ok()?;
+        if header.kind != kind::DATA || header.flags & FLAG_TRACE_OVERFLOW != 0 {
+            return None;
+        }
+        match usize::from(header.hop_count) {
+            0 => Some(header.source.get()),
+            hops => rest
+                .get(4 * (hops - 1)..4 * hops)
+                .map(|slot| NodeId::from_le_bytes(slot.try_into().expect("4 bytes"))),
         }
     }
 
@@ -397,6 +412,7 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             reset,
             counters,
             stats,
+            links,
         } => {
             out.push(kind::SUMMARY);
             put_u32(out, *id);
@@ -414,6 +430,12 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                     out.push(1);
                     stats.encode(out);
                 }
+            }
+            put_u32(out, u32::try_from(links.len()).unwrap_or(u32::MAX));
+            for link in links {
+                put_u32(out, link.peer);
+                put_u64(out, link.sent);
+                put_u64(out, link.received);
             }
         }
     }
@@ -556,6 +578,25 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 Some(stats)
             } else {
                 None
+            },
+            links: {
+                let count = reader.u32_le()? as usize;
+                // Bounded before allocating: a node has at most this many links.
+                if count > NODE_CONNECTIONS_MAX || reader.rest().len() < count * LINK_COUNT_BYTES {
+                    return Err(WireError::BadField {
+                        what: "traffic summary links",
+                        detail: format!("{count} links in {} bytes", reader.rest().len()),
+                    });
+                }
+                let mut links = Vec::with_capacity(count);
+                for _ in 0..count {
+                    links.push(LinkCount {
+                        peer: reader.u32_le()?,
+                        sent: reader.u64_le()?,
+                        received: reader.u64_le()?,
+                    });
+                }
+                links
             },
         },
         kind::CHALLENGE => Control::Challenge {

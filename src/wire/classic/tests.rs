@@ -174,6 +174,7 @@ fn traffic_summary() {
             dropped: 0,
         },
         stats: None,
+        links: vec![],
     };
     #[rustfmt::skip]
     golden(message, &[
@@ -402,6 +403,7 @@ proptest! {
             reset: true,
             counters: Counters { sent, received, relayed, sum_sent, sum_received, corrupted: 0, dropped: 0 },
             stats: None,
+            links: vec![],
         };
         prop_assert_eq!(Classic::decode_control(&encode(&message)), Ok(message));
     }

@@ -104,6 +104,7 @@ fn every_control_message_roundtrips() {
             dropped: 6,
         },
         stats: None,
+        links: vec![],
     });
     let mut stats = crate::stats::RunStats::default();
     stats.record(0, Some(1_000));
@@ -114,7 +115,35 @@ fn every_control_message_roundtrips() {
         reset: false,
         counters: Counters::default(),
         stats: Some(stats),
+        links: vec![
+            LinkCount {
+                peer: 3,
+                sent: 10,
+                received: 0,
+            },
+            LinkCount {
+                peer: u32::MAX,
+                sent: u64::MAX,
+                received: 7,
+            },
+        ],
     });
+}
+
+#[test]
+fn summary_link_counts_are_bounded_before_allocating() {
+    let mut bytes = encode(&Control::Summary {
+        id: 1,
+        reset: true,
+        counters: Counters::default(),
+        stats: None,
+        links: vec![],
+    });
+    // The last four bytes are the link count: claim four billion links.
+    let at = bytes.len() - 4;
+    bytes[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+    let error = Native::decode_control(&bytes).unwrap_err();
+    assert!(error.to_string().contains("links"), "{error}");
 }
 
 #[test]
