@@ -142,7 +142,8 @@ pub struct Node<C: Codec> {
     flow: Flow,
     run: Option<Run>,
     counters: Counters,
-    /// Hop counts and latencies of the packets received since the last final report.
+    /// Hop counts and latencies of the packets received since the last final report, up to
+    /// the last report (`window` holds those since).
     stats: RunStats,
     /// Challenge nonces for links other nodes open to us.
     nonces: StdRng,
@@ -344,6 +345,8 @@ impl<C: Codec> Node<C> {
         self.run = None;
         self.counters = Counters::default();
         self.stats.reset();
+        self.window.reset();
+        self.received_from.clear();
         let nodes = manifest.all_ids.len();
         let ring = Ring::new(manifest.all_ids);
         let nr = manifest.entries.len();
@@ -523,13 +526,10 @@ impl<C: Codec> Node<C> {
         let id = self.id.unwrap_or_default();
         // A final report carries the run's histograms, a progress report those since the
         // previous one (small: only what arrived in between).
-        let stats = C::HAS_STATS.then(|| {
-            if reset {
-                self.stats.clone()
-            } else {
-                std::mem::take(&mut self.window)
-            }
-        });
+        // Packets are recorded once, in `window`, which joins the run's `stats` at each report.
+        let window = std::mem::take(&mut self.window);
+        self.stats.add(&window);
+        let stats = C::HAS_STATS.then(|| if reset { self.stats.clone() } else { window });
         let links = if reset {
             self.link_counts()
         } else {
@@ -860,7 +860,6 @@ impl<C: Codec> Node<C> {
                 // A send time of 0 means none (the classic format has no timestamp).
                 let latency = (delivered.send_time_ns != 0)
                     .then(|| now.saturating_sub(delivered.send_time_ns));
-                self.stats.record(delivered.relays, latency);
                 self.window.record(delivered.relays, latency);
                 self.counters.sum_received = self
                     .counters
