@@ -232,8 +232,13 @@ impl Router {
     /// is unknown or is us.
     #[inline]
     pub fn expected_relays(&self, source: NodeId) -> Option<&[NodeId]> {
-        let from = self.position(source)?;
-        if from == self.self_position {
+        self.expected_relays_from_position(self.position(source)?)
+    }
+
+    /// [`Router::expected_relays`] for the source at ring position `from`.
+    #[inline]
+    pub fn expected_relays_from_position(&self, from: usize) -> Option<&[NodeId]> {
+        if from == self.self_position || from + 1 >= self.routes_in_start.len() {
             return None;
         }
         let start = self.routes_in_start[from] as usize;

@@ -815,7 +815,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn relay(&mut self, frame: &[u8], sink: NodeId, data: bool) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         let Some(index) = overlay.router.next_hop(sink) else {
@@ -845,8 +845,11 @@ impl<C: Codec> Node<C> {
     fn deliver(&mut self, now: Nanos, frame: &[u8]) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         let checked = C::check_delivered(frame, overlay.shape, &mut self.trace).and_then(|d| {
-            match overlay.router.expected_relays(d.source) {
-                Some(expected) if expected == self.trace.as_slice() => Ok(d),
+            let position = overlay.router.position(d.source);
+            match position.and_then(|p| overlay.router.expected_relays_from_position(p)) {
+                Some(expected) if expected == self.trace.as_slice() => {
+                    Ok((d, position.expect("a route has a source")))
+                }
                 expected => Err(Corruption::Trace {
                     origin: d.source,
                     trace: self.trace.clone(),
@@ -855,7 +858,7 @@ impl<C: Codec> Node<C> {
             }
         });
         match checked {
-            Ok(delivered) => {
+            Ok((delivered, position)) => {
                 self.counters.received += 1;
                 // A send time of 0 means none (the classic format has no timestamp).
                 let latency = (delivered.send_time_ns != 0)
@@ -865,10 +868,6 @@ impl<C: Codec> Node<C> {
                     .counters
                     .sum_received
                     .wrapping_add(i64::from(delivered.value));
-                let position = overlay
-                    .router
-                    .position(delivered.source)
-                    .expect("trace check found the source");
                 if let Some(acked) = self.flow.on_delivered(position, frame.len()) {
                     let index = overlay
                         .router

@@ -3,6 +3,7 @@
 //! byte tables).
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use zerocopy::little_endian::{I64, U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -104,70 +105,40 @@ pub struct Native;
 impl Codec for Native {
     const NAME: &'static str = "native";
 
+    #[inline]
     fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError> {
         let Some(prefix) = bytes.first_chunk::<PREFIX_BYTES>() else {
             return Ok(None);
         };
         let declared = u32::from_le_bytes(*prefix) as usize;
         if declared == 0 || declared > FRAME_BYTES_MAX - PREFIX_BYTES {
-            return Err(WireError::FrameLength {
-                declared: declared as u64,
-                max: FRAME_BYTES_MAX - PREFIX_BYTES,
-            });
+            return Err(frame_length_error(declared));
         }
         let total = PREFIX_BYTES + declared;
         Ok((bytes.len() >= total).then_some(total))
     }
 
+    #[inline]
     fn peek(frame: &[u8]) -> Result<Peek, WireError> {
-        match frame.get(PREFIX_BYTES) {
-            Some(&kind::DATA) => {
-                let (header, rest) =
-                    DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
-                        what: "data header",
-                    })?;
-                let slots = usize::from(header.trace_slots);
-                let payload = header.payload_len.get() as usize;
-                if slots > TRACE_SLOTS_MAX
-                    || usize::from(header.hop_count) > slots
-                    || rest.len() != 4 * slots + payload
-                {
-                    return Err(WireError::BadField {
-                        what: "data header",
-                        detail: format!(
-                            "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
-                            slots,
-                            header.hop_count,
-                            payload,
-                            rest.len()
-                        ),
-                    });
-                }
-                Ok(Peek::Data {
-                    sink: header.sink.get(),
-                })
-            }
-            Some(&kind::ACK) => {
-                let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
-                    what: "ack frame",
-                    detail: format!("{} bytes (must be {ACK_FRAME_BYTES})", frame.len()),
-                })?;
-                Ok(Peek::Ack {
-                    sink: ack.sink.get(),
-                })
-            }
-            Some(&code)
-                if (kind::REGISTER..=kind::SUMMARY).contains(&code)
-                    || code == kind::CHALLENGE
-                    || code == kind::RESPONSE =>
+        // A well-formed data frame inline; everything else out of line.
+        if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
+            && let Ok((header, rest)) = DataHeader::ref_from_prefix(frame)
+        {
+            let slots = usize::from(header.trace_slots);
+            let payload = header.payload_len.get() as usize;
+            if slots <= TRACE_SLOTS_MAX
+                && usize::from(header.hop_count) <= slots
+                && rest.len() == 4 * slots + payload
             {
-                Ok(Peek::Control)
+                return Ok(Peek::Data {
+                    sink: header.sink.get(),
+                });
             }
-            Some(&code) => Err(WireError::UnknownType(code)),
-            None => Err(WireError::Truncated { what: "frame" }),
         }
+        peek_slow(frame)
     }
 
+    #[inline]
     fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(frame);
@@ -220,7 +191,7 @@ impl Codec for Native {
             source: U32::new(source),
             sink: U32::new(sink),
             payload_len: U32::new(payload.len() as u32),
-            crc32: U32::new(crc32fast::hash(payload)),
+            crc32: U32::new(crc32(payload)),
             send_time_ns: U64::new(send_time_ns),
         };
         out.extend_from_slice(header.as_bytes());
@@ -257,7 +228,7 @@ impl Codec for Native {
             )));
         }
         let (trace_bytes, payload) = rest.split_at(4 * slots);
-        let computed = crc32fast::hash(payload);
+        let computed = crc32(payload);
         if computed != header.crc32.get() {
             return Err(Corruption::Crc {
                 declared: header.crc32.get(),
@@ -438,6 +409,78 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 put_u64(out, link.received);
             }
         }
+    }
+}
+
+/// [`Codec::peek`] for everything but a well-formed data frame.
+#[cold]
+#[inline(never)]
+fn peek_slow(frame: &[u8]) -> Result<Peek, WireError> {
+    match frame.get(PREFIX_BYTES) {
+        Some(&kind::DATA) => {
+            let (header, rest) =
+                DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+                    what: "data header",
+                })?;
+            let slots = usize::from(header.trace_slots);
+            let payload = header.payload_len.get() as usize;
+            if slots > TRACE_SLOTS_MAX
+                || usize::from(header.hop_count) > slots
+                || rest.len() != 4 * slots + payload
+            {
+                return Err(WireError::BadField {
+                    what: "data header",
+                    detail: format!(
+                        "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
+                        slots,
+                        header.hop_count,
+                        payload,
+                        rest.len()
+                    ),
+                });
+            }
+            Ok(Peek::Data {
+                sink: header.sink.get(),
+            })
+        }
+        Some(&kind::ACK) => {
+            let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
+                what: "ack frame",
+                detail: format!("{} bytes (must be {ACK_FRAME_BYTES})", frame.len()),
+            })?;
+            Ok(Peek::Ack {
+                sink: ack.sink.get(),
+            })
+        }
+        Some(&code)
+            if (kind::REGISTER..=kind::SUMMARY).contains(&code)
+                || code == kind::CHALLENGE
+                || code == kind::RESPONSE =>
+        {
+            Ok(Peek::Control)
+        }
+        Some(&code) => Err(WireError::UnknownType(code)),
+        None => Err(WireError::Truncated { what: "frame" }),
+    }
+}
+
+/// CRC32 (IEEE) of a payload. `crc32fast::hash` asks which CPU features there are on every
+/// call, which costs more than the CRC of a 4-byte payload itself; a hasher made once (with
+/// that answer) is copied instead.
+#[inline]
+pub fn crc32(payload: &[u8]) -> u32 {
+    static PROTOTYPE: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
+    let mut hasher = PROTOTYPE.clone();
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+#[cold]
+#[inline(never)]
+fn frame_length_error(declared: usize) -> WireError {
+    WireError::FrameLength {
+        declared: declared as u64,
+        max: FRAME_BYTES_MAX - PREFIX_BYTES,
     }
 }
 

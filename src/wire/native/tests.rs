@@ -304,3 +304,10 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn crc32_is_crc32fast(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+        prop_assert_eq!(crc32(&payload), crc32fast::hash(&payload));
+    }
+}
