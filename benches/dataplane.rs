@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the data plane's user-space work: CRC per payload size, building a
 //! frame, the relay path (peek + copy + trace patch), the sink's checks, the next-hop lookup,
-//! and a node's whole receive loop relaying or delivering a 256 KiB batch of frames.
+//! a node's whole receive loop relaying or delivering a 256 KiB batch of frames, and one
+//! origination tick (4,096 packets).
 //!
 //! `cargo bench --bench dataplane`
 
@@ -8,12 +9,13 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use overlay::limits::ORIGINATE_BATCH_FRAMES;
 use overlay::machine::{ConnId, Machine};
 use overlay::node::Node;
 use overlay::routing::{Ring, Router, longest_path_relays};
 use overlay::sim::ReadyNode;
 use overlay::wire::native::{Native, data_frame_bytes};
-use overlay::wire::{Codec, DataShape, NodeId};
+use overlay::wire::{Codec, Control, DataShape, NodeId};
 
 /// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
 fn ids() -> Vec<NodeId> {
@@ -86,6 +88,7 @@ fn codec(c: &mut Criterion) {
 /// inbound link: frames fed to it exercise the real receive loop.
 struct Bench {
     node: Node<Native>,
+    registry: ConnId,
     inbound: ConnId,
     entries: Vec<ConnId>,
     spare: Vec<u8>,
@@ -100,6 +103,7 @@ fn set_up() -> Bench {
     node.take_effects(&mut effects);
     Bench {
         node,
+        registry: ready.registry,
         inbound,
         entries: ready.entries,
         spare: Vec::new(),
@@ -110,13 +114,23 @@ impl Bench {
     /// Feeds one batch and empties what the node queued, as the driver would.
     fn feed(&mut self, batch: &[u8]) -> usize {
         let consumed = self.node.on_received(1, self.inbound, batch);
+        self.drain();
+        consumed
+    }
+
+    /// One origination tick, then empties what the node queued.
+    fn tick(&mut self) {
+        self.node.on_tick(2);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
         for conn in &self.entries {
             self.node.swap_outgoing(*conn, &mut self.spare);
             self.spare.clear();
         }
         let mut effects = Vec::new();
         self.node.take_effects(&mut effects);
-        consumed
     }
 }
 
@@ -160,5 +174,26 @@ fn node_loop(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, crc, codec, node_loop);
+/// A node's origination: one tick originates a batch of `ORIGINATE_BATCH_FRAMES` packets
+/// (random sink, random value, header, CRC, queued for the entry), no window.
+fn originate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("node origination (one tick)");
+    let mut bench = set_up();
+    let mut initiate = Vec::new();
+    Native::encode_control(
+        &Control::TaskInitiate {
+            run: 1,
+            packets: u64::MAX,
+            extra_payload_bytes: 0,
+            rate_per_s: 0,
+        },
+        &mut initiate,
+    );
+    bench.node.on_received(1, bench.registry, &initiate);
+    group.throughput(Throughput::Elements(ORIGINATE_BATCH_FRAMES as u64));
+    group.bench_function("originate", |b| b.iter(|| bench.tick()));
+    group.finish();
+}
+
+criterion_group!(benches, crc, codec, node_loop, originate);
 criterion_main!(benches);
