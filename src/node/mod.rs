@@ -598,13 +598,16 @@ impl<C: Codec> Node<C> {
             batch -= 1;
             run.remaining -= 1;
             run.originated += 1;
-            // A random position other than our own, then its ID.
-            let mut position = self.rng.random_range(0..ring_len - 1);
+            // One 64-bit draw per packet: the low half is the value, the high half picks a
+            // position other than our own (multiply-shift: each of the n positions gets
+            // floor or ceil of 2^32 / n of the draws, a bias below n / 2^32).
+            let draw = self.rng.next_u64();
+            let value = draw as u32 as i32;
+            let mut position = (((draw >> 32) * (ring_len as u64 - 1)) >> 32) as usize;
             if position >= self_position {
                 position += 1;
             }
             let sink = overlay.router.ring().ids()[position];
-            let value: i32 = self.rng.random();
             run.payload[..4].copy_from_slice(&value.to_le_bytes());
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
