@@ -285,10 +285,28 @@ impl Codec for Classic {
 
     fn check_delivered(
         frame: &[u8],
-        _shape: DataShape,
+        shape: DataShape,
         trace: &mut Vec<NodeId>,
     ) -> Result<Delivered, Corruption> {
         trace.clear();
+        let delivered = Self::check_delivered_in_place(frame, shape)?;
+        trace.extend(
+            frame[DATA_HEADER_BYTES..]
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(delivered)
+    }
+
+    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool {
+        frame.len() == DATA_HEADER_BYTES + 4 * expected.len()
+            && frame[DATA_HEADER_BYTES..]
+                .chunks_exact(4)
+                .zip(expected)
+                .all(|(slot, id)| slot == id.to_be_bytes())
+    }
+
+    fn check_delivered_in_place(frame: &[u8], _shape: DataShape) -> Result<Delivered, Corruption> {
         if frame.len() < DATA_HEADER_BYTES || frame[PREFIX_BYTES] != kind::DATA {
             return Err(Corruption::Header("shorter than a data header".into()));
         }
@@ -305,11 +323,6 @@ impl Codec for Classic {
         let source = be_i32(frame, PREFIX_BYTES + 5);
         let source = NodeId::try_from(source)
             .map_err(|_| Corruption::Header(format!("negative source {source}")))?;
-        trace.extend(
-            frame[DATA_HEADER_BYTES..]
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-        );
         Ok(Delivered {
             source,
             value: be_i32(frame, PREFIX_BYTES + 9),

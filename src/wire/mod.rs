@@ -160,6 +160,14 @@ pub trait Codec {
         trace: &mut Vec<NodeId>,
     ) -> Result<Delivered, Corruption>;
 
+    /// [`Codec::check_delivered`] without copying the trace: the sink then compares it in
+    /// place with [`Codec::trace_is`].
+    fn check_delivered_in_place(frame: &[u8], shape: DataShape) -> Result<Delivered, Corruption>;
+
+    /// Whether the hop trace of `frame`, a data frame the checks accepted, is exactly
+    /// `expected`.
+    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool;
+
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64);
 

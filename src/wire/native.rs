@@ -206,6 +206,18 @@ impl Codec for Native {
         trace: &mut Vec<NodeId>,
     ) -> Result<Delivered, Corruption> {
         trace.clear();
+        let delivered = Self::check_delivered_in_place(frame, shape)?;
+        let trace_bytes = &frame[DATA_HEADER_BYTES..DATA_HEADER_BYTES + 4 * delivered.relays];
+        trace.extend(
+            trace_bytes
+                .chunks_exact(4)
+                .map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])),
+        );
+        Ok(delivered)
+    }
+
+    #[inline]
+    fn check_delivered_in_place(frame: &[u8], shape: DataShape) -> Result<Delivered, Corruption> {
         let (header, rest) = DataHeader::ref_from_prefix(frame)
             .map_err(|_| Corruption::Header("shorter than a data header".into()))?;
         let slots = usize::from(header.trace_slots);
@@ -227,7 +239,7 @@ impl Codec for Native {
                 rest.len()
             )));
         }
-        let (trace_bytes, payload) = rest.split_at(4 * slots);
+        let payload = &rest[4 * slots..];
         let computed = crc32(payload);
         if computed != header.crc32.get() {
             return Err(Corruption::Crc {
@@ -235,18 +247,25 @@ impl Codec for Native {
                 computed,
             });
         }
-        let hops = usize::from(header.hop_count).min(slots);
-        trace.extend(
-            trace_bytes[..4 * hops]
-                .chunks_exact(4)
-                .map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])),
-        );
         Ok(Delivered {
             source: header.source.get(),
             value: i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]),
             send_time_ns: header.send_time_ns.get(),
-            relays: hops,
+            relays: usize::from(header.hop_count).min(slots),
         })
+    }
+
+    #[inline]
+    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool {
+        let Ok((header, rest)) = DataHeader::ref_from_prefix(frame) else {
+            return false;
+        };
+        usize::from(header.hop_count) == expected.len()
+            && rest.len() >= 4 * expected.len()
+            && rest
+                .chunks_exact(4)
+                .zip(expected)
+                .all(|(slot, id)| slot == id.to_le_bytes())
     }
 
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64) {

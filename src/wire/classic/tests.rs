@@ -226,6 +226,13 @@ fn data_packet_grows_by_one_id_per_relay() {
     let delivered = Classic::check_delivered(&at_sink, shape, &mut trace).unwrap();
     assert_eq!(trace, [19, 60]);
     assert_eq!(
+        Classic::check_delivered_in_place(&at_sink, shape),
+        Ok(delivered)
+    );
+    assert!(Classic::trace_is(&at_sink, &[19, 60]));
+    assert!(!Classic::trace_is(&at_sink, &[19, 61]));
+    assert!(!Classic::trace_is(&at_sink, &[19]));
+    assert_eq!(
         delivered,
         Delivered {
             source: 97,

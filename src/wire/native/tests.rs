@@ -224,6 +224,16 @@ fn relays_fill_the_trace_and_the_sink_reads_it() {
     let delivered = Native::check_delivered(&hop2[1..], SHAPE, &mut trace).unwrap();
     assert_eq!(trace, [19, 60]);
     assert_eq!(
+        Native::check_delivered_in_place(&hop2[1..], SHAPE),
+        Ok(delivered)
+    );
+    assert!(Native::trace_is(&hop2[1..], &[19, 60]));
+    assert!(!Native::trace_is(&hop2[1..], &[19, 61]));
+    assert!(!Native::trace_is(&hop2[1..], &[19]));
+    assert!(!Native::trace_is(&hop1, &[19, 60]));
+    assert!(Native::trace_is(&hop1, &[19]));
+    assert!(Native::trace_is(&frame, &[]));
+    assert_eq!(
         delivered,
         Delivered {
             source: 97,
