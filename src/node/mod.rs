@@ -847,60 +847,73 @@ impl<C: Codec> Node<C> {
 
     fn deliver(&mut self, now: Nanos, frame: &[u8]) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
-        let checked = C::check_delivered_in_place(frame, overlay.shape).and_then(|d| {
-            let position = overlay.router.position(d.source);
-            match position.and_then(|p| overlay.router.expected_relays_from_position(p)) {
-                Some(expected) if C::trace_is(frame, expected) => {
-                    Ok((d, position.expect("a route has a source")))
+        // Plain matches rather than combinators: the checked fields stay in registers (a
+        // `Result` of them built in memory and read back cost a store-forwarding stall).
+        let delivered = match C::check_delivered_in_place(frame, overlay.shape) {
+            Ok(delivered) => delivered,
+            Err(corruption) => return self.corrupted(corruption),
+        };
+        let position = overlay.router.position(delivered.source);
+        let expected = position.and_then(|p| overlay.router.expected_relays_from_position(p));
+        let (Some(position), Some(expected)) = (position, expected) else {
+            return self.wrong_trace(frame, delivered.source, None);
+        };
+        if !C::trace_is(frame, expected) {
+            let expected = expected.to_vec();
+            return self.wrong_trace(frame, delivered.source, Some(expected));
+        }
+        self.counters.received += 1;
+        // A send time of 0 means none (the classic format has no timestamp).
+        let latency =
+            (delivered.send_time_ns != 0).then(|| now.saturating_sub(delivered.send_time_ns));
+        self.window.record(delivered.relays, latency);
+        self.counters.sum_received = self
+            .counters
+            .sum_received
+            .wrapping_add(i64::from(delivered.value));
+        if let Some(acked) = self.flow.on_delivered(position, frame.len()) {
+            let index = overlay
+                .router
+                .next_hop(delivered.source)
+                .expect("source is another node");
+            let entry = &mut overlay.entries[index];
+            if entry.link == Link::Up {
+                if entry.pending.is_empty() {
+                    self.effects.push(Effect::Send(entry.conn));
                 }
-                expected => {
-                    // Cold: the trace is copied out only to say how it differs.
-                    let _ = C::check_delivered(frame, overlay.shape, &mut self.trace);
-                    Err(Corruption::Trace {
-                        origin: d.source,
-                        trace: self.trace.clone(),
-                        expected: expected.map(<[NodeId]>::to_vec).unwrap_or_default(),
-                    })
-                }
-            }
-        });
-        match checked {
-            Ok((delivered, position)) => {
-                self.counters.received += 1;
-                // A send time of 0 means none (the classic format has no timestamp).
-                let latency = (delivered.send_time_ns != 0)
-                    .then(|| now.saturating_sub(delivered.send_time_ns));
-                self.window.record(delivered.relays, latency);
-                self.counters.sum_received = self
-                    .counters
-                    .sum_received
-                    .wrapping_add(i64::from(delivered.value));
-                if let Some(acked) = self.flow.on_delivered(position, frame.len()) {
-                    let index = overlay
-                        .router
-                        .next_hop(delivered.source)
-                        .expect("source is another node");
-                    let entry = &mut overlay.entries[index];
-                    if entry.link == Link::Up {
-                        if entry.pending.is_empty() {
-                            self.effects.push(Effect::Send(entry.conn));
-                        }
-                        let id = self.id.unwrap_or_default();
-                        C::append_ack(
-                            &mut entry.pending,
-                            id,
-                            delivered.source,
-                            self.flow.epoch,
-                            acked,
-                        );
-                    }
-                }
-            }
-            Err(corruption) => {
-                self.counters.corrupted += 1;
-                self.problem(format!("corrupted packet: {corruption}"));
+                let id = self.id.unwrap_or_default();
+                C::append_ack(
+                    &mut entry.pending,
+                    id,
+                    delivered.source,
+                    self.flow.epoch,
+                    acked,
+                );
             }
         }
+    }
+
+    /// A packet whose trace is not the route from its source (`expected`, if the source is
+    /// known): the trace is copied out only to say how it differs.
+    #[cold]
+    fn wrong_trace(&mut self, frame: &[u8], origin: NodeId, expected: Option<Vec<NodeId>>) {
+        let shape = self
+            .overlay
+            .as_ref()
+            .expect("checked by on_data_bytes")
+            .shape;
+        let _ = C::check_delivered(frame, shape, &mut self.trace);
+        self.corrupted(Corruption::Trace {
+            origin,
+            trace: self.trace.clone(),
+            expected: expected.unwrap_or_default(),
+        });
+    }
+
+    #[cold]
+    fn corrupted(&mut self, corruption: Corruption) {
+        self.counters.corrupted += 1;
+        self.problem(format!("corrupted packet: {corruption}"));
     }
 
     fn on_ack(&mut self, frame: &[u8]) {
