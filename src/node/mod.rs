@@ -639,7 +639,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    /// Routes every whole frame of `bytes` (from a data connection). Returns bytes consumed.
+    /// Asks the registry to register this node at its listening address.
     fn register(&mut self) {
         self.phase = Phase::Registering;
         self.send_control(&Control::Register {
