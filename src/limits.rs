@@ -31,13 +31,17 @@ pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 /// Most connections a node keeps (table entries, their reverse links, the registry, strays).
 pub const NODE_CONNECTIONS_MAX: usize = 512;
 
+/// Most per-link rows in a node's summary (a row needs a link, and a node has at most
+/// [`NODE_CONNECTIONS_MAX`] at once).
+pub const SUMMARY_LINKS_MAX: usize = NODE_CONNECTIONS_MAX;
 /// Most connections the registry keeps (every node, plus strays that have not registered).
 pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
 
 /// Bytes of data frames that may be in flight in the whole overlay at once, summed over every
 /// source's window, when the registry picks the window: each source gets
 /// `IN_FLIGHT_BUDGET_BYTES / nodes`, within [`WINDOW_BYTES_MIN`]..=[`WINDOW_BYTES_MAX`]
-/// ([`default_window_bytes`]). No node ever holds more than `nodes x window` in its queues.
+/// ([`default_window_bytes`]). No node ever holds more than `nodes x window` in its queues
+/// (this budget up to 1,024 nodes; beyond, the floor makes it `nodes x 256 KiB`).
 ///
 /// The window sets how much each process finds to do when it runs, so it sets the batch sizes:
 /// in W2 (64 nodes, docs/PERFORMANCE.md) 256 KiB per source gave 6.9 M packets/s with 20 KB

@@ -148,16 +148,17 @@ impl RunResult {
             accounting: None,
             raw_stats: RunStats::default(),
         };
+        // Saturating: the counts are what nodes reported, and a node may lie.
         for n in &total.node {
-            total.packets_sent += n.packets_sent;
-            total.packets_received += n.packets_received;
-            total.packets_relayed += n.packets_relayed;
+            total.packets_sent = total.packets_sent.saturating_add(n.packets_sent);
+            total.packets_received = total.packets_received.saturating_add(n.packets_received);
+            total.packets_relayed = total.packets_relayed.saturating_add(n.packets_relayed);
             total.sum_sent += i128::from(n.sum_sent);
             total.sum_received += i128::from(n.sum_received);
-            total.corrupted += n.corrupted;
-            total.dropped += n.dropped;
+            total.corrupted = total.corrupted.saturating_add(n.corrupted);
+            total.dropped = total.dropped.saturating_add(n.dropped);
         }
-        let expected = packets_per_node * total.nodes as u64;
+        let expected = packets_per_node.saturating_mul(total.nodes as u64);
         if total.packets_sent != expected {
             failures.push(format!(
                 "{} packets sent, {} expected",
@@ -216,44 +217,49 @@ impl RunResult {
             lost_nodes: members.iter().copied().filter(|id| !reported(id)).collect(),
             ..Accounting::default()
         };
+        // What each reporting node took from each reporting peer: (from, to) -> received.
+        let mut arrived: std::collections::HashMap<(NodeId, NodeId), u64> =
+            std::collections::HashMap::new();
+        for (&node, rows) in links {
+            for row in rows.iter().filter(|row| reported(&row.peer)) {
+                let count = arrived.entry((row.peer, node)).or_default();
+                *count = count.saturating_add(row.received);
+            }
+        }
         let mut link_failures = Vec::new();
         for (&node, rows) in links {
             for row in rows {
                 if !reported(&row.peer) {
-                    account.handed_to_lost_nodes += row.sent;
-                    account.received_from_lost_nodes += row.received;
+                    account.handed_to_lost_nodes =
+                        account.handed_to_lost_nodes.saturating_add(row.sent);
+                    account.received_from_lost_nodes = account
+                        .received_from_lost_nodes
+                        .saturating_add(row.received);
                     continue;
                 }
                 // Each link between reporting nodes, once, from its sending end.
-                let arrived = links[&row.peer]
-                    .iter()
-                    .find(|back| back.peer == node)
-                    .map_or(0, |back| back.received);
-                if row.sent > arrived {
-                    account.lost_on_links += row.sent - arrived;
-                }
-                if row.sent != arrived {
+                let came = arrived.remove(&(node, row.peer)).unwrap_or(0);
+                account.lost_on_links = account
+                    .lost_on_links
+                    .saturating_add(row.sent.saturating_sub(came));
+                if row.sent != came {
                     link_failures.push(format!(
                         "link node {node} -> node {}: {} packets handed over, {} arrived",
                         row.peer,
                         thousands(row.sent.into()),
-                        thousands(arrived.into())
+                        thousands(came.into())
                     ));
                 }
             }
-            // A link the peer received on but this node never sent on.
-            for (&peer, peer_rows) in links {
-                let sent_here = rows.iter().any(|row| row.peer == peer);
-                if let Some(back) = peer_rows.iter().find(|back| back.peer == node)
-                    && !sent_here
-                    && back.received > 0
-                {
-                    link_failures.push(format!(
-                        "link node {node} -> node {peer}: no packets handed over, {} arrived",
-                        thousands(back.received.into())
-                    ));
-                }
-            }
+        }
+        // Links a node received on that its peer never reported sending on.
+        let mut unsent: Vec<_> = arrived.into_iter().filter(|(_, came)| *came > 0).collect();
+        unsent.sort_unstable();
+        for ((from, to), came) in unsent {
+            link_failures.push(format!(
+                "link node {from} -> node {to}: no packets handed over, {} arrived",
+                thousands(came.into())
+            ));
         }
         let explained = i128::from(self.packets_received)
             + i128::from(self.corrupted)
@@ -261,7 +267,8 @@ impl RunResult {
             + i128::from(account.handed_to_lost_nodes)
             + i128::from(account.lost_on_links);
         let entered = i128::from(self.packets_sent) + i128::from(account.received_from_lost_nodes);
-        account.unaccounted = i64::try_from(entered - explained).unwrap_or(i64::MAX);
+        account.unaccounted =
+            (entered - explained).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         if !account.lost_nodes.is_empty() {
             let names: Vec<String> = account
                 .lost_nodes
@@ -432,13 +439,13 @@ impl ScriptResult {
             for n in &run.node {
                 match nodes.iter_mut().find(|m| m.id == n.id) {
                     Some(m) => {
-                        m.packets_sent += n.packets_sent;
-                        m.packets_received += n.packets_received;
-                        m.packets_relayed += n.packets_relayed;
+                        m.packets_sent = m.packets_sent.saturating_add(n.packets_sent);
+                        m.packets_received = m.packets_received.saturating_add(n.packets_received);
+                        m.packets_relayed = m.packets_relayed.saturating_add(n.packets_relayed);
                         m.sum_sent = m.sum_sent.wrapping_add(n.sum_sent);
                         m.sum_received = m.sum_received.wrapping_add(n.sum_received);
-                        m.corrupted += n.corrupted;
-                        m.dropped += n.dropped;
+                        m.corrupted = m.corrupted.saturating_add(n.corrupted);
+                        m.dropped = m.dropped.saturating_add(n.dropped);
                     }
                     None => nodes.push(n.clone()),
                 }

@@ -13,7 +13,7 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use crate::auth::{NONCE_BYTES, Secret};
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
-use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX};
+use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX, SUMMARY_LINKS_MAX};
 use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
@@ -115,7 +115,8 @@ impl Run {
 #[derive(Debug, Default, Clone, Copy)]
 struct DataFrames {
     count: u64,
-    /// The node that sent the first of them.
+    /// The node at the other end: known already, or the previous hop of the first of them
+    /// whose trace names one.
     previous_hop: Option<NodeId>,
 }
 
@@ -257,8 +258,13 @@ impl<C: Codec> Node<C> {
         self.challenges.remove(&conn);
         self.inbound_pending.remove(&conn);
         self.link_peers.remove(&conn);
-        self.roles.remove(&conn);
+        let role = self.roles.remove(&conn);
         self.effects.push(Effect::Close(conn));
+        // One of our own table links: it is down from now on (the driver does not report a
+        // close the machine asked for), and what is queued for it is dropped.
+        if let Some(Role::Entry(index)) = role {
+            self.on_entry_closed(index, &why);
+        }
     }
 
     fn handle_control(&mut self, now: Nanos, message: Control) {
@@ -449,7 +455,9 @@ impl<C: Codec> Node<C> {
             offset += len;
         }
         entry.pending.clear();
-        entry.packets_out -= lost;
+        // Saturating: a final report taken while frames were still queued (a forced
+        // collection) reset the count under them.
+        entry.packets_out = entry.packets_out.saturating_sub(lost);
         let line = format!(
             "lost the link to table entry {} (node {} at {}): {reason}; {lost} queued packets \
              counted as dropped",
@@ -578,7 +586,9 @@ impl<C: Codec> Node<C> {
             });
             link.received += received;
         }
-        links.into_values().collect()
+        // Never more rows than a summary may carry (only a node that a stream of hostile links
+        // fed could reach it; the registry then reports the difference as unaccounted).
+        links.into_values().take(SUMMARY_LINKS_MAX).collect()
     }
 
     /// Originates up to one batch of packets, as far as the window allows.
@@ -598,9 +608,9 @@ impl<C: Codec> Node<C> {
             batch -= 1;
             run.remaining -= 1;
             run.originated += 1;
-            // One 64-bit draw per packet: the low half is the value, the high half picks a
-            // position other than our own (multiply-shift: each of the n positions gets
-            // floor or ceil of 2^32 / n of the draws, a bias below n / 2^32).
+            // One 64-bit draw per packet: the low half is the value, the high half picks one
+            // of the n - 1 positions other than our own (multiply-shift: each gets floor or
+            // ceil of 2^32 / (n - 1) of the draws, a bias below n / 2^32).
             let draw = self.rng.next_u64();
             let value = draw as u32 as i32;
             let mut position = (((draw >> 32) * (ring_len as u64 - 1)) >> 32) as usize;
@@ -746,30 +756,41 @@ impl<C: Codec> Node<C> {
             );
             return bytes.len();
         }
-        let mut data = DataFrames::default();
+        // The peer is looked up before routing: a bad frame may close the link midway, and
+        // the frames before it still count.
+        let known = self.link_peers.get(&conn).copied();
+        let mut data = DataFrames {
+            count: 0,
+            previous_hop: known,
+        };
         let consumed = self.route_frames(now, conn, id, bytes, &mut data);
         if data.count > 0 {
-            self.count_received(conn, data);
+            self.count_received(conn, known.is_none(), data);
         }
         consumed
     }
 
-    /// Adds `data` to the count of the node at the other end of `conn`, which the first data
-    /// packet on a link names.
-    fn count_received(&mut self, conn: ConnId, data: DataFrames) {
-        let peer = match self.link_peers.get(&conn) {
-            Some(&peer) => Some(peer),
-            None if self.roles.contains_key(&conn) => {
-                if let Some(peer) = data.previous_hop {
-                    self.link_peers.insert(conn, peer);
-                }
-                data.previous_hop
-            }
-            None => None,
+    /// Adds `data` to the count of the node at the other end of `conn`; if `naming`, the
+    /// first data packet's previous hop names that node, once it is a member of the overlay
+    /// (so foreign IDs cannot grow the table).
+    fn count_received(&mut self, conn: ConnId, naming: bool, data: DataFrames) {
+        let Some(peer) = data.previous_hop else {
+            return;
         };
-        if let Some(peer) = peer {
-            *self.received_from.entry(peer).or_default() += data.count;
+        if naming {
+            let member = self
+                .overlay
+                .as_ref()
+                .is_some_and(|o| o.router.position(peer).is_some());
+            if !member {
+                return;
+            }
+            if self.roles.contains_key(&conn) {
+                self.link_peers.insert(conn, peer);
+            }
         }
+        let count = self.received_from.entry(peer).or_default();
+        *count = count.saturating_add(data.count);
     }
 
     /// Delivers, relays or takes every whole frame of `bytes`; counts data frames in `data`.
@@ -796,7 +817,7 @@ impl<C: Codec> Node<C> {
             offset += len;
             let peeked = C::peek(frame);
             if let Ok(Peek::Data { .. }) = peeked {
-                if data.count == 0 {
+                if data.previous_hop.is_none() {
                     data.previous_hop = C::previous_hop(frame);
                 }
                 data.count += 1;
@@ -1122,7 +1143,9 @@ impl<C: Codec> Machine for Node<C> {
         }
         self.counters.dropped += lost;
         if let Some(entry) = self.overlay.as_mut().map(|o| &mut o.entries[index]) {
-            entry.packets_out -= lost;
+            // Saturating: a final report taken while frames were still queued (a forced
+            // collection) reset the count under them.
+            entry.packets_out = entry.packets_out.saturating_sub(lost);
         }
     }
 
@@ -1238,6 +1261,38 @@ mod tests {
         assert_eq!(node.counters().dropped, 4);
         // The link counts agree: 5 handed over, 4 taken back as dropped.
         assert_eq!(node.link_counts()[0].sent, 1);
+    }
+
+    #[test]
+    fn a_table_link_the_node_closes_itself_is_down() {
+        // Node 10 of the ring 10 20 30 40, NR 1: its one entry is 20, which sends garbage.
+        let ReadyNode {
+            mut node,
+            registry,
+            entries,
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
+        let garbage = [0u8; 8]; // a zero length prefix: a bad frame
+        assert_eq!(node.on_received(0, entries[0], &garbage), garbage.len());
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        assert!(effects.contains(&Effect::Close(entries[0])), "{effects:?}");
+        let mut bytes = Vec::new();
+        Native::encode_control(
+            &Control::TaskInitiate {
+                run: 1,
+                packets: 5,
+                extra_payload_bytes: 0,
+                rate_per_s: 0,
+            },
+            &mut bytes,
+        );
+        node.on_received(1, registry, &bytes);
+        node.on_tick(2);
+        // Nothing is queued for the closed link: all five are counted as dropped.
+        assert_eq!(node.counters().sent, 5);
+        assert_eq!(node.counters().dropped, 5);
+        assert_eq!(node.queued_bytes(), 0);
+        assert_eq!(node.link_counts()[0].sent, 0);
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Counters {
 pub struct LinkCount {
     /// The node at the other end.
     pub peer: NodeId,
-    /// Data packets this node handed to the kernel for `peer` (queued ones that never left
+    /// Data packets this node queued for its link to `peer` (queued ones that never left
     /// when the link died are counted as dropped instead).
     pub sent: u64,
     /// Data packets this node took from the link `peer` opened to it.

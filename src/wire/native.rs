@@ -13,7 +13,7 @@ use super::{
     Codec, Control, Corruption, Counters, DataShape, Delivered, LinkCount, Manifest, ManifestEntry,
     NodeId, Peek, Status, WireError,
 };
-use crate::limits::{FRAME_BYTES_MAX, NODE_CONNECTIONS_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
 
 /// Message type codes. Control codes match the classic format's numbering.
@@ -261,6 +261,7 @@ impl Codec for Native {
             return false;
         };
         usize::from(header.hop_count) == expected.len()
+            && header.hop_count <= header.trace_slots
             && rest.len() >= 4 * expected.len()
             && rest
                 .chunks_exact(4)
@@ -644,7 +645,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             links: {
                 let count = reader.u32_le()? as usize;
                 // Bounded before allocating: a node has at most this many links.
-                if count > NODE_CONNECTIONS_MAX || reader.rest().len() < count * LINK_COUNT_BYTES {
+                if count > SUMMARY_LINKS_MAX || reader.rest().len() < count * LINK_COUNT_BYTES {
                     return Err(WireError::BadField {
                         what: "traffic summary links",
                         detail: format!("{count} links in {} bytes", reader.rest().len()),
