@@ -13,9 +13,9 @@ use overlay::limits::ORIGINATE_BATCH_FRAMES;
 use overlay::machine::{ConnId, Machine};
 use overlay::node::Node;
 use overlay::routing::{Ring, Router, longest_path_relays};
-use overlay::sim::ReadyNode;
+use overlay::sim::{ReadyNode, task_initiate};
 use overlay::wire::native::{Native, data_frame_bytes};
-use overlay::wire::{Codec, Control, DataShape, NodeId};
+use overlay::wire::{Codec, DataShape, NodeId};
 
 /// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
 fn ids() -> Vec<NodeId> {
@@ -179,17 +179,9 @@ fn node_loop(c: &mut Criterion) {
 fn originate(c: &mut Criterion) {
     let mut group = c.benchmark_group("node origination (one tick)");
     let mut bench = set_up();
-    let mut initiate = Vec::new();
-    Native::encode_control(
-        &Control::TaskInitiate {
-            run: 1,
-            packets: u64::MAX,
-            extra_payload_bytes: 0,
-            rate_per_s: 0,
-        },
-        &mut initiate,
-    );
-    bench.node.on_received(1, bench.registry, &initiate);
+    bench
+        .node
+        .on_received(1, bench.registry, &task_initiate(u64::MAX));
     group.throughput(Throughput::Elements(ORIGINATE_BATCH_FRAMES as u64));
     group.bench_function("originate", |b| b.iter(|| bench.tick()));
     group.finish();

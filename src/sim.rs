@@ -1078,6 +1078,22 @@ fn pair_mut(ends: &mut [End], a: usize, b: usize) -> (&mut End, &mut End) {
     }
 }
 
+/// The registry's `TaskInitiate` for run 1 (`packets` each, no extra payload, no rate) in
+/// the native format: what a [`ReadyNode`]'s registry connection receives to start a run.
+pub fn task_initiate(packets: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    Native::encode_control(
+        &Control::TaskInitiate {
+            run: 1,
+            packets,
+            extra_payload_bytes: 0,
+            rate_per_s: 0,
+        },
+        &mut bytes,
+    );
+    bytes
+}
+
 /// A lone `Node<Native>` brought, through its `Machine` interface alone, to the state a run
 /// finds it in: registered as `self_id`, given the manifest of the ring `ids` with `nr`
 /// entries, every entry link up. For tests and benches that feed one node bytes directly.

@@ -1226,7 +1226,7 @@ impl<C: Codec> Machine for Node<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::ReadyNode;
+    use crate::sim::{ReadyNode, task_initiate};
     use crate::wire::native::Native;
 
     #[test]
@@ -1238,17 +1238,7 @@ mod tests {
             entries,
         } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
         let entry = entries[0];
-        let mut bytes = Vec::new();
-        Native::encode_control(
-            &Control::TaskInitiate {
-                run: 1,
-                packets: 5,
-                extra_payload_bytes: 0,
-                rate_per_s: 0,
-            },
-            &mut bytes,
-        );
-        node.on_received(0, registry, &bytes);
+        node.on_received(0, registry, &task_initiate(5));
         node.on_tick(1);
         assert_eq!(node.counters().sent, 5);
         // The driver takes the five frames, gets one and a half into the kernel, then the link
@@ -1276,17 +1266,7 @@ mod tests {
         let mut effects = Vec::new();
         node.take_effects(&mut effects);
         assert!(effects.contains(&Effect::Close(entries[0])), "{effects:?}");
-        let mut bytes = Vec::new();
-        Native::encode_control(
-            &Control::TaskInitiate {
-                run: 1,
-                packets: 5,
-                extra_payload_bytes: 0,
-                rate_per_s: 0,
-            },
-            &mut bytes,
-        );
-        node.on_received(1, registry, &bytes);
+        node.on_received(1, registry, &task_initiate(5));
         node.on_tick(2);
         // Nothing is queued for the closed link: all five are counted as dropped.
         assert_eq!(node.counters().sent, 5);
