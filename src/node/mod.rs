@@ -112,7 +112,7 @@ impl Run {
 }
 
 /// Data frames found in one batch of bytes from a link.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct DataFrames {
     count: u64,
     /// The node at the other end: known already, or the previous hop of the first of them
@@ -568,9 +568,6 @@ impl<C: Codec> Node<C> {
 
     /// Data packets per link since the last final report, one row per peer node.
     fn link_counts(&self) -> Vec<LinkCount> {
-        if !C::HAS_STATS {
-            return Vec::new();
-        }
         let mut links = std::collections::BTreeMap::<NodeId, LinkCount>::new();
         for entry in self.overlay.iter().flat_map(|o| &o.entries) {
             let link = links.entry(entry.id).or_insert(LinkCount {
