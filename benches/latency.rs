@@ -41,6 +41,7 @@ fn main() {
     let nodes: usize = env_or("LATENCY_NODES", 10);
     let nr: usize = env_or("LATENCY_NR", 3);
     let rate: u32 = env_or("LATENCY_RATE", 500);
+    let busy_poll_us: u64 = env_or("LATENCY_BUSY_POLL_US", 2000);
 
     println!("W4 hop latency on {} cores", cores());
     let baseline = ping_pong(PING_PONGS, None, None);
@@ -60,29 +61,46 @@ fn main() {
     let paced_two_cores = ping_pong(2_000, pace, Some((0, last)));
     print_latency("  same, on two cores", &paced_two_cores);
 
-    let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5);
+    let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5, &[]);
     println!("\nlight load: {nodes} nodes, NR {nr}, {rate} packets/s per node");
     print_run(&light);
-    let saturated = overlay_run(nodes, nr, 0, 200_000);
+    let busy_poll = busy_poll_us.to_string();
+    let light_polled = overlay_run(
+        nodes,
+        nr,
+        rate,
+        u64::from(rate) * 5,
+        &["--busy-poll-us", &busy_poll],
+    );
+    println!(
+        "\nlight load, nodes busy-polling ({busy_poll_us} us before sleeping: the cores never idle)"
+    );
+    print_run(&light_polled);
+    let saturated = overlay_run(nodes, nr, 0, 200_000, &[]);
     println!("\nsaturation: {nodes} nodes, NR {nr}, as fast as flow control allows");
     print_run(&saturated);
 
-    let hop = per_hop_all(&light);
-    println!(
-        "\nlight load per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
-        hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
-        hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
-    );
-    for (label, h) in [
-        ("1 per ms", &paced),
-        ("1 per ms, one core", &paced_one_core),
-        ("1 per ms, two cores", &paced_two_cores),
+    for (run, label) in [
+        (&light, "light load"),
+        (&light_polled, "light load, busy-polling"),
     ] {
+        let hop = per_hop_all(run);
         println!(
-            "light load per hop vs the paced ping-pong ({label}): p50 {:.2}x, p99 {:.2}x",
-            hop.0 as f64 / h.value_at_quantile(0.5) as f64,
-            hop.1 as f64 / h.value_at_quantile(0.99) as f64
+            "\n{label} per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
+            hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
+            hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
         );
+        for (pace, h) in [
+            ("1 per ms", &paced),
+            ("1 per ms, one core", &paced_one_core),
+            ("1 per ms, two cores", &paced_two_cores),
+        ] {
+            println!(
+                "{label} per hop vs the paced ping-pong ({pace}): p50 {:.2}x, p99 {:.2}x",
+                hop.0 as f64 / h.value_at_quantile(0.5) as f64,
+                hop.1 as f64 / h.value_at_quantile(0.99) as f64
+            );
+        }
     }
 }
 
@@ -186,7 +204,8 @@ impl Drop for Kill {
 }
 
 /// A scripted overlay run; returns the registry's JSON result.
-fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64) -> Value {
+/// One scripted overlay run (`node_args` go to every node); its JSON result.
+fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64, node_args: &[&str]) -> Value {
     let bin = env!("CARGO_BIN_EXE_overlay");
     let dir = std::env::temp_dir().join(format!("overlay-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -224,6 +243,7 @@ fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64) -> Value {
                     "--core",
                     &(i % cores()).to_string(),
                 ])
+                .args(node_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -155,6 +156,12 @@ struct NodeArgs {
     /// the registry).
     #[arg(long)]
     bind: Option<IpAddr>,
+    /// Once the event loop runs out of work, keep polling for this many microseconds before
+    /// sleeping, yielding the core to any other runnable process in between. Lowers latency
+    /// at light load (no wake-up of an idle core) at the cost of a busy core; 0 (default)
+    /// sleeps at once.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    busy_poll_us: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -235,6 +242,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         local_ip: None,
         max_connections: REGISTRY_CONNECTIONS_MAX,
         recv_buffer_bytes: 64 * 1024,
+        busy_poll: Duration::ZERO,
         console: true,
     };
     let csv = match &args.csv {
@@ -451,6 +459,7 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         local_ip: Some(bind),
         max_connections: NODE_CONNECTIONS_MAX,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
+        busy_poll: Duration::from_micros(args.busy_poll_us),
         console: true,
     };
     let code = io::run(&mut node, Some(listener), &config)?;

@@ -145,6 +145,40 @@ fn scripted_two_runs_reset_counters() {
     assert!(out.contains("Run 2 summary:"), "{out}");
 }
 
+/// 2b. Nodes that busy-poll (`--busy-poll-us`) still pace their sends by ticks and deliver
+///     every packet: a paced run, then an unpaced one.
+#[test]
+fn busy_polling_nodes_pass_paced_and_unpaced_runs() {
+    for (rate, packets) in [("1000", "300"), ("0", "20000")] {
+        let json = temp_path("busy-poll.json");
+        let (mut reg, port) = registry(
+            &[
+                "--nodes",
+                "4",
+                "--nr",
+                "2",
+                "--start",
+                packets,
+                "--rate",
+                rate,
+                "--json",
+                json.arg(),
+            ],
+            false,
+        );
+        let _nodes = nodes(4, port, &["--busy-poll-us", "2000"]);
+        let status = reg.wait_exit();
+        assert!(status.success(), "registry: {status}\n{}", reg.dump());
+        let result = read_json(&json);
+        assert_run_passed(&result, 4, packets.parse().unwrap());
+        if rate != "0" {
+            // 300 packets at 1,000 per second take at least 0.3 s.
+            let seconds = result["duration_s"].as_f64().unwrap();
+            assert!(seconds >= 0.29, "a paced run ended after {seconds} s");
+        }
+    }
+}
+
 /// Parses `list-routing-tables` output: (node header line, entry lines) per node.
 fn parse_tables(text: &str) -> Vec<(String, Vec<String>)> {
     let mut blocks: Vec<(String, Vec<String>)> = Vec::new();

@@ -181,6 +181,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         local_ip: Some("127.0.0.1".parse().unwrap()),
         max_connections: 16,
         recv_buffer_bytes,
+        busy_poll: Duration::ZERO,
         console: false,
     }
 }
@@ -229,13 +230,26 @@ fn client(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn echoes_one_mebibyte_in_uneven_chunks() {
+    echo_one_mebibyte(config(overlay::limits::RECV_BUFFER_BYTES));
+}
+
+/// The busy-poll loop (`--busy-poll-us`) takes completions without sleeping; the same echo
+/// works through it, and ticks still run on time (the machine exits on a tick).
+#[test]
+fn echoes_with_busy_poll() {
+    let mut config = config(overlay::limits::RECV_BUFFER_BYTES);
+    config.busy_poll = Duration::from_millis(1);
+    echo_one_mebibyte(config);
+}
+
+fn echo_one_mebibyte(config: DriverConfig) {
     let (events_sender, events) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let (listener, addr) = listener();
     let driver = start(
         Echo::new(events_sender, stop.clone()),
         Some(listener),
-        config(overlay::limits::RECV_BUFFER_BYTES),
+        config,
     );
     let stream = client(addr);
     let total_bytes = 1 << 20;

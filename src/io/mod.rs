@@ -33,6 +33,8 @@ pub struct DriverConfig {
     pub max_connections: usize,
     /// Bytes of each connection's receive buffer (normally `limits::RECV_BUFFER_BYTES`).
     pub recv_buffer_bytes: usize,
+    /// Once there is no work, poll the ring this long before sleeping (zero: sleep at once).
+    pub busy_poll: std::time::Duration,
     /// Read standard input lines and deliver them with `Machine::on_command`.
     pub console: bool,
 }
