@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod buffer;
 pub mod console;
 #[allow(unsafe_code)]
 pub mod io;

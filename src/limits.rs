@@ -25,6 +25,11 @@ pub const PAYLOAD_BYTES_MAX: usize = 32 * 1024;
 /// Bytes a connection's receive buffer holds (the driver's; a whole frame always fits).
 pub const RECV_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Bytes each node link's send buffers start with, mapped when the link opens (the driver's
+/// per connection, the node's per table entry; `buffer::mapped`). W1's largest sends are about
+/// 250 KB; a buffer grows beyond this when it must.
+pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Bytes of console line the driver buffers before giving up on a line.
 pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 

@@ -13,7 +13,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
-    ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
+    ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES,
+    REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES,
 };
 use overlay::machine::{ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
@@ -242,6 +243,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         local_ip: None,
         max_connections: REGISTRY_CONNECTIONS_MAX,
         recv_buffer_bytes: 64 * 1024,
+        send_buffer_bytes: 0,
         busy_poll: Duration::ZERO,
         console: true,
     };
@@ -453,12 +455,14 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         registry,
         seed: seed(&args.common),
         secret: secret(&args.common)?,
+        link_buffer_bytes: SEND_BUFFER_BYTES,
     });
     let config = DriverConfig {
         core: args.common.core,
         local_ip: Some(bind),
         max_connections: NODE_CONNECTIONS_MAX,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
+        send_buffer_bytes: SEND_BUFFER_BYTES,
         busy_poll: Duration::from_micros(args.busy_poll_us),
         console: true,
     };

@@ -299,6 +299,7 @@ impl<C: SimCodec> Sim<C> {
                 listen,
                 registry: REGISTRY_ADDR,
                 secret: None,
+                link_buffer_bytes: 0,
                 seed: config
                     .seed
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -1123,6 +1124,7 @@ impl ReadyNode {
             registry: REGISTRY_ADDR,
             seed: 1,
             secret: None,
+            link_buffer_bytes: 0,
         });
         let mut effects = Vec::new();
         node.on_start(0);

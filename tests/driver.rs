@@ -181,6 +181,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         local_ip: Some("127.0.0.1".parse().unwrap()),
         max_connections: 16,
         recv_buffer_bytes,
+        send_buffer_bytes: 0,
         busy_poll: Duration::ZERO,
         console: false,
     }

@@ -9,7 +9,8 @@
 # Environment: RUNS (default 1) runs in a row; PAYLOAD extra payload bytes per packet
 # (default 0); OUT directory for logs and result.json (default: a new temporary directory);
 # OVERLAY_BIN a prebuilt binary to use instead of building; REGISTRY_ARGS more registry flags
-# (for example "--window-bytes 1048576").
+# (for example "--window-bytes 1048576"); NODE_ARGS more flags for every node (for example
+# "--busy-poll-us 1000").
 set -euo pipefail
 
 usage() { echo "usage: tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]" >&2; exit 2; }
@@ -68,7 +69,7 @@ port=$(cat "$out/port")
 echo "Registry on port $port; starting $nodes nodes (NR $nr, $messages packets each, logs in $out)" >&2
 
 for i in $(seq 0 $((nodes - 1))); do
-  "$bin" node 127.0.0.1 "$port" --core $((i % cores)) </dev/null >"$out/node-$i.log" 2>&1 &
+  "$bin" node 127.0.0.1 "$port" --core $((i % cores)) ${NODE_ARGS:-} </dev/null >"$out/node-$i.log" 2>&1 &
   pids+=("$!")
 done
 

@@ -5,7 +5,7 @@
 #   tools/spread.sh RUNS NODES [MESSAGES_PER_NODE] [NR]     e.g. tools/spread.sh 15 10 100000 3 (W1)
 #
 # Environment: OVERLAY_BIN a prebuilt binary (default: builds target/release/overlay once);
-# PAYLOAD and REGISTRY_ARGS as for tools/launch.sh.
+# PAYLOAD, REGISTRY_ARGS and NODE_ARGS as for tools/launch.sh.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: tools/spread.sh RUNS NODES [MESSAGES_PER_NODE] [NR]" >&2; exit 2; }
 runs=$1

@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         registry: "127.0.0.1:9000".parse().unwrap(),
         seed: 1,
         secret: None,
+        link_buffer_bytes: 0,
     }));
     let registry = driver.conns[0];
     if phase & 3 >= 1 {

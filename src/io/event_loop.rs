@@ -19,6 +19,7 @@ use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::{DriverConfig, DriverError, clock};
+use crate::buffer;
 use crate::limits::LINK_TIMEOUT_SECS;
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 
@@ -64,6 +65,7 @@ pub(crate) struct Driver<'m, M: Machine> {
     slots: HashMap<ConnId, usize>,
     connections_max: usize,
     recv_buffer_bytes: usize,
+    send_buffer_bytes: usize,
     /// How long to poll the ring once there is no work before sleeping (`--busy-poll-us`).
     busy_poll_ns: Nanos,
     /// Buffers of released slots, reused by the next slots.
@@ -104,6 +106,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             slots: HashMap::with_capacity(connections_max),
             connections_max,
             recv_buffer_bytes: config.recv_buffer_bytes,
+            send_buffer_bytes: config.send_buffer_bytes,
             busy_poll_ns: Nanos::try_from(config.busy_poll.as_nanos()).unwrap_or(Nanos::MAX),
             spare_recv_buffers: Vec::with_capacity(connections_max),
             spare_send_buffers: Vec::with_capacity(connections_max),
@@ -400,12 +403,8 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         assert!(!self.slots.contains_key(&conn), "{conn:?} is already open");
         self.generation = self.generation.wrapping_add(1) & GENERATION_MASK;
-        let recv_buffer = self
-            .spare_recv_buffers
-            .pop()
-            .unwrap_or_else(|| vec![0; self.recv_buffer_bytes]);
+        let (recv_buffer, send_buffer) = self.buffers();
         assert_eq!(recv_buffer.len(), self.recv_buffer_bytes);
-        let send_buffer = self.spare_send_buffers.pop().unwrap_or_default();
         assert!(send_buffer.is_empty());
         let key = self.connections.insert(Connection {
             socket,
@@ -436,6 +435,22 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     /// Shuts the socket down (a pending receive then completes) and forgets the connection's
     /// name; the slot is released when its operations are done.
+    /// A new slot's receive and send buffers: those of a released slot, or new ones.
+    fn buffers(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let recv = self.spare_recv_buffers.pop().unwrap_or_else(|| {
+            if self.send_buffer_bytes > 0 {
+                buffer::mapped(self.recv_buffer_bytes)
+            } else {
+                vec![0; self.recv_buffer_bytes]
+            }
+        });
+        let send = self
+            .spare_send_buffers
+            .pop()
+            .unwrap_or_else(|| buffer::mapped_empty(self.send_buffer_bytes));
+        (recv, send)
+    }
+
     fn shut_down(&mut self, key: usize) {
         let slot = &mut self.connections[key];
         if slot.state == State::Closed {

@@ -12,6 +12,7 @@ use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, RngCore, SeedableRng};
 
 use crate::auth::{NONCE_BYTES, Secret};
+use crate::buffer;
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
 use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX, SUMMARY_LINKS_MAX};
 use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
@@ -35,6 +36,11 @@ pub struct NodeConfig {
     /// `--secret-file`: answer the challenges of the registry and of the nodes this node
     /// connects to, and challenge the nodes that connect to it.
     pub secret: Option<Secret>,
+    /// Capacity of each table link's outgoing buffer, mapped when the overlay is set up
+    /// (`buffer::mapped`; the binary uses `limits::SEND_BUFFER_BYTES`). 0 leaves the buffers
+    /// to grow from empty (the simulator, whose overlays of 128 nodes would otherwise map
+    /// hundreds of MiB).
+    pub link_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,7 +390,7 @@ impl<C: Codec> Node<C> {
                                 addr: entry.addr,
                                 conn,
                                 link: Link::Connecting,
-                                pending: Vec::new(),
+                                pending: buffer::mapped_empty(self.config.link_buffer_bytes),
                                 with_driver: 0,
                                 packets_out: 0,
                             });
