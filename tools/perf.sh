@@ -8,7 +8,8 @@
 # W2 stress:    64 nodes, NR 6, 1,000,000 packets per node (PACKETS=... to change).
 # W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node.
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
-# temporary directory): one result JSON per workload and perf.txt with the table.
+# temporary directory): one result JSON per workload and perf.txt with the table. OVERLAY_BIN
+# runs a prebuilt binary instead of building (to compare two builds).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -21,8 +22,10 @@ if ! command -v iperf3 >/dev/null; then
   echo "perf.sh: installing iperf3" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
 fi
-cargo build --release --quiet
-export OVERLAY_BIN="$top/target/release/overlay"
+if [ -z "${OVERLAY_BIN:-}" ]; then
+  cargo build --release --quiet
+  export OVERLAY_BIN="$top/target/release/overlay"
+fi
 
 iperf_bytes_per_s() {
   local port=$((20000 + RANDOM % 20000))
