@@ -203,7 +203,6 @@ impl Drop for Kill {
     }
 }
 
-/// A scripted overlay run; returns the registry's JSON result.
 /// One scripted overlay run (`node_args` go to every node); its JSON result.
 fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64, node_args: &[&str]) -> Value {
     let bin = env!("CARGO_BIN_EXE_overlay");

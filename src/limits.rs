@@ -30,6 +30,12 @@ pub const RECV_BUFFER_BYTES: usize = 256 * 1024;
 /// 250 KB; a buffer grows beyond this when it must.
 pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Most receive buffers a node maps up front for connections it accepted (the links of its
+/// predecessors, about NR of them); further accepted connections get buffers mapped at first
+/// use. Any peer can open connections, and this bounds what those can make a node map
+/// (32 x 256 KiB = 8 MiB).
+pub const MAPPED_INBOUND_RECV_BUFFERS: usize = NR_MAX;
+
 /// Bytes of console line the driver buffers before giving up on a line.
 pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 

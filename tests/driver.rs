@@ -41,6 +41,9 @@ struct Echo {
     ticks_before_exit: Option<u32>,
     ticks: u32,
     next_tick: Option<Nanos>,
+    tick_nanos: Nanos,
+    /// Exit (with `exit_code`) when a connection closes.
+    exit_on_close: bool,
     conn_ids: ConnIds,
     pending: HashMap<ConnId, Vec<u8>>,
     effects: Vec<Effect>,
@@ -61,6 +64,8 @@ impl Echo {
             ticks_before_exit: None,
             ticks: 0,
             next_tick: None,
+            tick_nanos: TICK_NANOS,
+            exit_on_close: false,
             conn_ids: ConnIds::default(),
             pending: HashMap::new(),
             effects: Vec::new(),
@@ -87,7 +92,7 @@ impl Machine for Echo {
             let conn = self.conn_ids.next_outbound();
             self.effects.push(Effect::Connect { conn, addr });
         }
-        self.next_tick = Some(now + TICK_NANOS);
+        self.next_tick = Some(now + self.tick_nanos);
     }
 
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, _peer: SocketAddr) {
@@ -127,6 +132,9 @@ impl Machine for Echo {
     fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
         self.pending.remove(&conn);
         let _ = self.events.send(Event::Closed(conn, reason.to_string()));
+        if self.exit_on_close {
+            self.effects.push(Effect::Exit(self.exit_code));
+        }
     }
 
     fn on_command(&mut self, _now: Nanos, _line: &str) {}
@@ -154,7 +162,7 @@ impl Machine for Echo {
         self.next_tick = if self.ticks_before_exit.is_some() {
             Some(0)
         } else {
-            Some(now + TICK_NANOS)
+            Some(now + self.tick_nanos)
         };
     }
 
@@ -234,13 +242,61 @@ fn echoes_one_mebibyte_in_uneven_chunks() {
     echo_one_mebibyte(config(overlay::limits::RECV_BUFFER_BYTES));
 }
 
-/// The busy-poll loop (`--busy-poll-us`) takes completions without sleeping; the same echo
-/// works through it, and ticks still run on time (the machine exits on a tick).
+/// Bulk data through the busy-poll loop (`--busy-poll-us`): the same echo works.
 #[test]
 fn echoes_with_busy_poll() {
     let mut config = config(overlay::limits::RECV_BUFFER_BYTES);
     config.busy_poll = Duration::from_millis(1);
     echo_one_mebibyte(config);
+}
+
+/// While busy-polling, completions are taken by the poll itself: with the poll and the next
+/// tick a minute away, an echo still comes back at once (a poll that missed completions would
+/// leave them to the wait after the poll, a minute later), and so does the peer's close.
+#[test]
+fn busy_poll_takes_completions_while_polling() {
+    let (events_sender, events) = channel();
+    let mut machine = Echo::new(events_sender, Arc::new(AtomicBool::new(false)));
+    machine.tick_nanos = 60_000_000_000;
+    machine.exit_on_close = true;
+    let mut config = config(4096);
+    config.busy_poll = Duration::from_secs(60);
+    let (listener, addr) = listener();
+    let driver = start(machine, Some(listener), config);
+    let mut stream = client(addr);
+    // The echo keeps the last 3 bytes of what it has until more arrive.
+    for (send, expect) in [(&b"ping!"[..], &b"pi"[..]), (b"pong!", b"ng!po")] {
+        stream.write_all(send).unwrap();
+        let mut echoed = vec![0; expect.len()];
+        stream
+            .read_exact(&mut echoed)
+            .expect("the echo comes back while the driver busy-polls");
+        assert_eq!(echoed, expect);
+    }
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    stream.shutdown(Shutdown::Both).unwrap();
+    assert!(matches!(next_event(&events), Event::Closed(..)));
+    assert_eq!(driver.join().unwrap().unwrap(), 7);
+}
+
+/// A busy poll ends when the machine's tick is due: with ticks every 2 ms and a poll of a
+/// minute, the machine still sees its ticks and stops on one at once.
+#[test]
+fn busy_poll_runs_ticks_on_time() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut config = config(4096);
+    config.busy_poll = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let driver = start(Echo::new(events_sender, stop.clone()), None, config);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(stop_and_join(&stop, driver), 7);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "stopping took {elapsed:?}: the poll held the tick back"
+    );
+    assert!(events.try_iter().any(|event| event == Event::Tick));
 }
 
 fn echo_one_mebibyte(config: DriverConfig) {

@@ -489,3 +489,38 @@ fn a_silent_peer_is_closed_after_the_stranger_timeout() {
     .unwrap_or_else(|| panic!("no warning naming {peer}\n{}", reg.dump()));
     assert!(!reg.out.text().contains("left"), "{}", reg.dump());
 }
+
+/// Connections that never become links cannot make a node map much memory: a node maps its
+/// buffers up front only for the connections it opens and for the first
+/// `MAPPED_INBOUND_RECV_BUFFERS` it accepts (`src/io/event_loop.rs`, `buffers`). Four hundred
+/// silent connections to a node leave it well inside the 32 MiB per node of issue 3 (mapping
+/// 512 KiB for each made it 213 MB).
+#[test]
+fn idle_connections_do_not_grow_a_node() {
+    let count = 400;
+    raise_nofile(4096);
+    let (_reg, port) = registry(&[], false);
+    let member = node("member", port, &[], false);
+    let me = registered(&member);
+    let clients: Vec<Client> = (0..count)
+        .map(|_| Client::connect_to(me.addr, None))
+        .collect();
+    let fds = format!("/proc/{}/fd", member.id());
+    poll(Duration::from_secs(20), || {
+        let open = std::fs::read_dir(&fds).map_or(0, Iterator::count);
+        (open >= count).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the node did not accept {count} connections"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", member.id())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("a VmRSS line");
+    assert!(
+        rss_kib < 32 * 1024,
+        "{count} idle connections made the node resident in {rss_kib} KiB"
+    );
+    drop(clients);
+}

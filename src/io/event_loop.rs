@@ -20,7 +20,7 @@ use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
-use crate::limits::LINK_TIMEOUT_SECS;
+use crate::limits::{LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS};
 use crate::machine::{ConnId, Effect, Machine, Nanos};
 
 /// While completions keep arriving, a link's bytes wait until there are this many...
@@ -36,7 +36,10 @@ const EXIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// send and per receive, completions per wait).
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
+    /// Times the loop slept in the kernel waiting for a completion or its tick.
     waits: u64,
+    /// Looks at the ring while busy-polling (`--busy-poll-us`).
+    polls: u64,
     completions: u64,
     sends: u64,
     bytes_sent: u64,
@@ -66,6 +69,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     connections_max: usize,
     recv_buffer_bytes: usize,
     send_buffer_bytes: usize,
+    /// Receive buffers mapped up front for accepted connections so far (`buffers`).
+    inbound_recv_mapped: usize,
     /// How long to poll the ring once there is no work before sleeping (`--busy-poll-us`).
     busy_poll_ns: Nanos,
     /// Buffers of released slots, reused by the next slots.
@@ -107,6 +112,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             connections_max,
             recv_buffer_bytes: config.recv_buffer_bytes,
             send_buffer_bytes: config.send_buffer_bytes,
+            inbound_recv_mapped: 0,
             busy_poll_ns: Nanos::try_from(config.busy_poll.as_nanos()).unwrap_or(Nanos::MAX),
             spare_recv_buffers: Vec::with_capacity(connections_max),
             spare_send_buffers: Vec::with_capacity(connections_max),
@@ -132,6 +138,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         let stats = self.stats;
         tracing::info!(
             waits = stats.waits,
+            polls = stats.polls,
             completions = stats.completions,
             sends = stats.sends,
             bytes_per_send = stats.bytes_sent / stats.sends.max(1),
@@ -226,6 +233,7 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     /// Submits queued entries and waits for one completion, or until `timeout`.
     fn submit_and_wait(&mut self, timeout: Option<Duration>) -> Result<(), DriverError> {
+        self.stats.waits += 1;
         let waited = match timeout {
             Some(timeout) => {
                 let timespec = types::Timespec::from(timeout);
@@ -254,6 +262,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             .saturating_add(self.busy_poll_ns)
             .min(tick.unwrap_or(Nanos::MAX));
         loop {
+            self.stats.polls += 1;
             // With DEFER_TASKRUN, completions are posted only when the loop asks for them; a
             // submit does when the kernel flags work waiting (TASKRUN_FLAG).
             self.submit()?;
@@ -268,7 +277,6 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     /// Copies every completion out of the ring into the local queue.
     fn reap(&mut self) {
-        self.stats.waits += 1;
         for entry in self.ring.completion() {
             self.stats.completions += 1;
             self.completions.push_back(Completion {
@@ -403,7 +411,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         assert!(!self.slots.contains_key(&conn), "{conn:?} is already open");
         self.generation = self.generation.wrapping_add(1) & GENERATION_MASK;
-        let (recv_buffer, send_buffer) = self.buffers();
+        let (recv_buffer, send_buffer) = self.buffers(conn.is_outbound());
         assert_eq!(recv_buffer.len(), self.recv_buffer_bytes);
         assert!(send_buffer.is_empty());
         let key = self.connections.insert(Connection {
@@ -433,24 +441,38 @@ impl<'m, M: Machine> Driver<'m, M> {
         Some(key)
     }
 
-    /// Shuts the socket down (a pending receive then completes) and forgets the connection's
-    /// name; the slot is released when its operations are done.
     /// A new slot's receive and send buffers: those of a released slot, or new ones.
-    fn buffers(&mut self) -> (Vec<u8>, Vec<u8>) {
+    ///
+    /// With `send_buffer_bytes` nonzero (a node), new buffers are mapped up front
+    /// (`buffer::mapped`) for the connections the machine opens itself (table links, the
+    /// registry), and a receive buffer for the first `MAPPED_INBOUND_RECV_BUFFERS` accepted ones
+    /// (the links of predecessors). Any peer can open connections, so beyond that count
+    /// accepted connections get buffers mapped at first use, as before: connections that
+    /// never become links cannot make a node map more than that many buffers. Inbound links
+    /// carry no data toward the peer, so they get an empty send buffer.
+    fn buffers(&mut self, outbound: bool) -> (Vec<u8>, Vec<u8>) {
+        let map = self.send_buffer_bytes > 0
+            && (outbound || self.inbound_recv_mapped < MAPPED_INBOUND_RECV_BUFFERS);
         let recv = self.spare_recv_buffers.pop().unwrap_or_else(|| {
-            if self.send_buffer_bytes > 0 {
+            if map {
+                self.inbound_recv_mapped += usize::from(!outbound);
                 buffer::mapped(self.recv_buffer_bytes)
             } else {
                 vec![0; self.recv_buffer_bytes]
             }
         });
-        let send = self
-            .spare_send_buffers
-            .pop()
-            .unwrap_or_else(|| buffer::mapped_empty(self.send_buffer_bytes));
+        let send = if outbound || self.send_buffer_bytes == 0 {
+            self.spare_send_buffers
+                .pop()
+                .unwrap_or_else(|| buffer::mapped_empty(self.send_buffer_bytes))
+        } else {
+            Vec::new()
+        };
         (recv, send)
     }
 
+    /// Shuts the socket down (a pending receive then completes) and forgets the connection's
+    /// name; the slot is released when its operations are done.
     fn shut_down(&mut self, key: usize) {
         let slot = &mut self.connections[key];
         if slot.state == State::Closed {
@@ -509,7 +531,11 @@ impl<'m, M: Machine> Driver<'m, M> {
         drop(socket);
         send_buffer.clear();
         self.spare_recv_buffers.push(recv_buffer);
-        self.spare_send_buffers.push(send_buffer);
+        // Only full-size send buffers are kept for the next slots (an inbound slot's may be a
+        // small one the machine swapped in).
+        if send_buffer.capacity() >= self.send_buffer_bytes {
+            self.spare_send_buffers.push(send_buffer);
+        }
     }
 
     /// The slot at `key` if it still holds the use `generation` names.

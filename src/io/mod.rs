@@ -33,10 +33,12 @@ pub struct DriverConfig {
     pub max_connections: usize,
     /// Bytes of each connection's receive buffer (normally `limits::RECV_BUFFER_BYTES`).
     pub recv_buffer_bytes: usize,
-    /// Capacity each connection's send buffer starts with. When nonzero, both of a
-    /// connection's buffers are mapped when its slot opens (`buffer::mapped`), not at first
-    /// use in the middle of a run; 0 leaves both to be mapped at first use (the registry, with
-    /// up to thousands of mostly idle connections).
+    /// Capacity the send buffer of each connection the machine opens starts with. When
+    /// nonzero, those connections' buffers, and the receive buffers of the first
+    /// `limits::MAPPED_INBOUND_RECV_BUFFERS` accepted ones, are mapped when their slot opens
+    /// (`buffer::mapped`), not at first use in the middle of a run; 0 leaves every buffer to
+    /// be mapped at first use (the registry, with up to thousands of mostly idle
+    /// connections).
     pub send_buffer_bytes: usize,
     /// Once there is no work, poll the ring this long before sleeping (zero: sleep at once).
     pub busy_poll: std::time::Duration,
