@@ -9,6 +9,7 @@
 #
 # Prints one line of memory figures per sample and the registry's summaries; exits 0 only if
 # every run passed and memory did not grow. Logs in OUT (default: a new temporary directory).
+# OVERLAY_BIN runs a prebuilt binary instead of building.
 set -euo pipefail
 nodes=${1:-64}
 packets=${2:-1000000}
@@ -20,8 +21,10 @@ while [ $((1 << (nr - 1))) -gt $((nodes - 1)) ]; do nr=$((nr - 1)); done
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-cargo build --release --quiet
-bin="$top/target/release/overlay"
+if [ -z "${OVERLAY_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin=${OVERLAY_BIN:-$top/target/release/overlay}
 out=${OUT:-$(mktemp -d -t overlay-soak.XXXXXX)}
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
