@@ -20,7 +20,8 @@ use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
 use crate::summary::thousands;
 use crate::wire::{
-    Codec, Control, Corruption, Counters, DataShape, LinkCount, Manifest, NodeId, Peek, Status,
+    Codec, Control, Corruption, Counters, DataShape, LinkCount, Manifest, NodeId, PayloadCrc, Peek,
+    Status,
 };
 use flow::Flow;
 
@@ -98,6 +99,8 @@ struct Run {
     started_at: Nanos,
     /// The value (overwritten per packet) followed by the run's extra payload bytes.
     payload: Vec<u8>,
+    /// The payload's CRC32 from its value (the extra bytes are the same all run).
+    payload_crc: PayloadCrc,
 }
 
 impl Run {
@@ -519,6 +522,7 @@ impl<C: Codec> Node<C> {
             originated: 0,
             rate_per_s,
             started_at: now,
+            payload_crc: PayloadCrc::new(&payload),
             payload,
         });
         if packets == 0 {
@@ -621,7 +625,8 @@ impl<C: Codec> Node<C> {
                 position += 1;
             }
             let sink = overlay.router.ring().ids()[position];
-            run.payload[..4].copy_from_slice(&value.to_le_bytes());
+            let value_bytes = value.to_le_bytes();
+            run.payload[..4].copy_from_slice(&value_bytes);
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
             let index = overlay
@@ -636,13 +641,14 @@ impl<C: Codec> Node<C> {
             if entry.pending.is_empty() {
                 self.effects.push(Effect::Send(entry.conn));
             }
-            let bytes = C::append_data(
+            let bytes = C::append_data_with_crc(
                 &mut entry.pending,
                 id,
                 sink,
                 overlay.shape,
                 now,
                 &run.payload,
+                run.payload_crc.of(value_bytes),
             );
             entry.packets_out += 1;
             self.flow.on_originated(bytes);

@@ -258,13 +258,14 @@ impl Codec for Classic {
         NodeId::try_from(be_i32(frame, at)).ok()
     }
 
-    fn append_data(
+    fn append_data_with_crc(
         out: &mut Vec<u8>,
         source: NodeId,
         sink: NodeId,
         shape: DataShape,
         _send_time_ns: u64,
         payload: &[u8],
+        _payload_crc: u32,
     ) -> usize {
         debug_assert_eq!(
             shape.extra_payload_bytes, 0,

@@ -11,7 +11,10 @@
 pub mod classic;
 pub mod control;
 pub mod native;
+mod payload_crc;
 mod reader;
+
+pub use payload_crc::PayloadCrc;
 
 pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Status};
 
@@ -149,6 +152,21 @@ pub trait Codec {
         shape: DataShape,
         send_time_ns: u64,
         payload: &[u8],
+    ) -> usize {
+        let crc = native::crc32(payload);
+        Self::append_data_with_crc(out, source, sink, shape, send_time_ns, payload, crc)
+    }
+
+    /// [`Codec::append_data`] with the payload's CRC32 already known (origination computes
+    /// it with a [`PayloadCrc`]); an encoding without a CRC ignores it.
+    fn append_data_with_crc(
+        out: &mut Vec<u8>,
+        source: NodeId,
+        sink: NodeId,
+        shape: DataShape,
+        send_time_ns: u64,
+        payload: &[u8],
+        payload_crc: u32,
     ) -> usize;
 
     /// Checks a data frame at its sink (layout against the overlay's trace slots, CRC) and

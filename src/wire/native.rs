@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Codec, Control, Corruption, Counters, DataShape, Delivered, LinkCount, Manifest, ManifestEntry,
-    NodeId, Peek, Status, WireError,
+    NodeId, PayloadCrc, Peek, Status, WireError,
 };
 use crate::limits::{FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
@@ -171,15 +171,17 @@ impl Codec for Native {
         }
     }
 
-    fn append_data(
+    fn append_data_with_crc(
         out: &mut Vec<u8>,
         source: NodeId,
         sink: NodeId,
         shape: DataShape,
         send_time_ns: u64,
         payload: &[u8],
+        payload_crc: u32,
     ) -> usize {
         debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
+        debug_assert_eq!(payload_crc, crc32(payload));
         let trace_bytes = 4 * shape.trace_slots;
         let total = DATA_HEADER_BYTES + trace_bytes + payload.len();
         let header = DataHeader {
@@ -191,7 +193,7 @@ impl Codec for Native {
             source: U32::new(source),
             sink: U32::new(sink),
             payload_len: U32::new(payload.len() as u32),
-            crc32: U32::new(crc32(payload)),
+            crc32: U32::new(payload_crc),
             send_time_ns: U64::new(send_time_ns),
         };
         out.extend_from_slice(header.as_bytes());
@@ -484,11 +486,23 @@ fn peek_slow(frame: &[u8]) -> Result<Peek, WireError> {
     }
 }
 
-/// CRC32 (IEEE) of a payload. `crc32fast::hash` asks which CPU features there are on every
-/// call, which costs more than the CRC of a 4-byte payload itself; a hasher made once (with
-/// that answer) is copied instead.
+/// CRC32 (IEEE) of a payload. A payload of just its 4-byte value (every run without extra
+/// payload) takes four table lookups ([`PayloadCrc`], tables made once from `crc32fast`'s
+/// CRCs); longer ones go through [`crc32_by_hasher`].
 #[inline]
 pub fn crc32(payload: &[u8]) -> u32 {
+    static VALUE_ONLY: LazyLock<PayloadCrc> = LazyLock::new(|| PayloadCrc::new(&[0; 4]));
+    match <[u8; 4]>::try_from(payload) {
+        Ok(value) => VALUE_ONLY.of(value),
+        Err(_) => crc32_by_hasher(payload),
+    }
+}
+
+/// CRC32 (IEEE) by `crc32fast`. `crc32fast::hash` asks which CPU features there are on every
+/// call, which costs more than the CRC of a short payload itself; a hasher made once (with
+/// that answer) is copied instead.
+#[inline]
+pub fn crc32_by_hasher(payload: &[u8]) -> u32 {
     static PROTOTYPE: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
     let mut hasher = PROTOTYPE.clone();
     hasher.update(payload);
