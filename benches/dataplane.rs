@@ -39,6 +39,15 @@ fn crc(c: &mut Criterion) {
             b.iter(|| crc32fast::hash(black_box(&data)))
         });
     }
+    // What the node uses: a 4-byte payload through the tables, and origination's CRC from
+    // the value whatever the payload's length (`PayloadCrc`).
+    group.bench_function("4 bytes, native::crc32", |b| {
+        b.iter(|| overlay::wire::native::crc32(black_box(&[1, 2, 3, 4])))
+    });
+    let payload_crc = overlay::wire::PayloadCrc::new(&[7; 4100]);
+    group.bench_function("4100-byte payload from its value, PayloadCrc::of", |b| {
+        b.iter(|| payload_crc.of(black_box([1, 2, 3, 4])))
+    });
     group.finish();
 }
 
