@@ -99,8 +99,6 @@ struct Run {
     started_at: Nanos,
     /// The value (overwritten per packet) followed by the run's extra payload bytes.
     payload: Vec<u8>,
-    /// The payload's CRC32 from its value (the extra bytes are the same all run).
-    payload_crc: PayloadCrc,
 }
 
 impl Run {
@@ -170,6 +168,9 @@ pub struct Node<C: Codec> {
     rng: SmallRng,
     effects: Vec<Effect>,
     trace: Vec<NodeId>,
+    /// The current run's payload CRC from its value (the extra bytes are the same all run);
+    /// kept between runs, since its tables depend only on the payload's length.
+    payload_crc: Option<PayloadCrc>,
     /// Problems reported so far (corrupted packets, unknown sinks), to keep logs short.
     problems_logged: u64,
     codec: PhantomData<C>,
@@ -206,6 +207,7 @@ impl<C: Codec> Node<C> {
             rng,
             effects: Vec::new(),
             trace: Vec::new(),
+            payload_crc: None,
             problems_logged: 0,
             codec: PhantomData,
         }
@@ -516,13 +518,18 @@ impl<C: Codec> Node<C> {
         overlay.shape.extra_payload_bytes = extra;
         let mut payload = vec![0u8; 4 + extra];
         self.rng.fill_bytes(&mut payload[4..]);
+        if packets > 0 {
+            match &mut self.payload_crc {
+                Some(payload_crc) => payload_crc.retarget(&payload),
+                None => self.payload_crc = Some(PayloadCrc::new(&payload)),
+            }
+        }
         self.run = Some(Run {
             number,
             remaining: packets,
             originated: 0,
             rate_per_s,
             started_at: now,
-            payload_crc: PayloadCrc::new(&payload),
             payload,
         });
         if packets == 0 {
@@ -600,9 +607,12 @@ impl<C: Codec> Node<C> {
 
     /// Originates up to one batch of packets, as far as the window allows.
     fn originate(&mut self, now: Nanos) {
-        let (Some(id), Some(overlay), Some(run)) =
-            (self.id, self.overlay.as_mut(), self.run.as_mut())
-        else {
+        let (Some(id), Some(overlay), Some(run), Some(payload_crc)) = (
+            self.id,
+            self.overlay.as_mut(),
+            self.run.as_mut(),
+            self.payload_crc.as_ref(),
+        ) else {
             return;
         };
         let ring_len = overlay.router.ring().len();
@@ -648,7 +658,7 @@ impl<C: Codec> Node<C> {
                 overlay.shape,
                 now,
                 &run.payload,
-                run.payload_crc.of(value_bytes),
+                payload_crc.of(value_bytes),
             );
             entry.packets_out += 1;
             self.flow.on_originated(bytes);

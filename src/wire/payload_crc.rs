@@ -23,7 +23,7 @@ pub struct PayloadCrc {
 
 impl PayloadCrc {
     /// For payloads of `template.len()` bytes (at least 4) that equal `template` after their
-    /// first four bytes. Costs 34 CRCs of that length.
+    /// first four bytes. Costs 34 CRCs of that length (about 140 us at 32 KiB, 1 us at 4 bytes).
     pub fn new(template: &[u8]) -> PayloadCrc {
         assert!(template.len() >= 4, "a payload starts with a 4-byte value");
         let mut message = template.to_vec();
@@ -50,6 +50,19 @@ impl PayloadCrc {
             base,
             tables,
         }
+    }
+
+    /// Makes this ready for payloads like `template`. The tables depend only on the length,
+    /// so for a template of the same length only one CRC is computed; otherwise it is built
+    /// anew.
+    pub fn retarget(&mut self, template: &[u8]) {
+        if template.len() != self.len {
+            *self = PayloadCrc::new(template);
+            return;
+        }
+        let mut message = template.to_vec();
+        message[..4].fill(0);
+        self.base = crc32(&message);
     }
 
     /// The length of the payloads this is for.
@@ -107,6 +120,43 @@ mod tests {
         #[test]
         fn native_crc32_is_crc32fast(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             prop_assert_eq!(crate::wire::native::crc32(&bytes), crc32fast::hash(&bytes));
+        }
+    }
+
+    /// The edges, deterministically: a bare 4-byte value (every value with one byte set, and
+    /// a spread of others) and the largest payload a run may have.
+    #[test]
+    fn four_bytes_and_the_largest_payload() {
+        let bare = PayloadCrc::new(&[0; 4]);
+        for value in (0..=u32::MAX)
+            .step_by(65_521)
+            .chain([u32::MAX, 1, 0x8000_0000])
+        {
+            let bytes = value.to_le_bytes();
+            assert_eq!(bare.of(bytes), crc32fast::hash(&bytes));
+            assert_eq!(crate::wire::native::crc32(&bytes), crc32fast::hash(&bytes));
+        }
+        let mut payload: Vec<u8> = (0..crate::limits::PAYLOAD_BYTES_MAX)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        let largest = PayloadCrc::new(&payload);
+        for value in [[0, 0, 0, 0], [1, 2, 3, 4], [255; 4], [0x80, 0, 0, 0x01]] {
+            payload[..4].copy_from_slice(&value);
+            assert_eq!(largest.of(value), crc32fast::hash(&payload));
+        }
+    }
+
+    /// A retargeted table is the table of its new template, same length or not.
+    #[test]
+    fn retarget_equals_new() {
+        let mut table = PayloadCrc::new(b"\0\0\0\0first");
+        for template in [&b"\0\0\0\0other"[..], b"\0\0\0\0longer one", b"1234"] {
+            table.retarget(template);
+            let fresh = PayloadCrc::new(template);
+            assert_eq!(table.len(), template.len());
+            for value in [[9, 8, 7, 6], [0; 4], [255; 4]] {
+                assert_eq!(table.of(value), fresh.of(value));
+            }
         }
     }
 
