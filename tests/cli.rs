@@ -166,7 +166,16 @@ fn busy_polling_nodes_pass_paced_and_unpaced_runs() {
             ],
             false,
         );
-        let _nodes = nodes(4, port, &["--busy-poll-us", "2000"]);
+        let port = port.to_string();
+        let mut nodes: Vec<Proc> = (0..4)
+            .map(|i| {
+                Proc::spawn_logging(
+                    &format!("node{i}"),
+                    &["node", "127.0.0.1", &port, "--busy-poll-us", "2000"],
+                    "warn,overlay::io=info",
+                )
+            })
+            .collect();
         let status = reg.wait_exit();
         assert!(status.success(), "registry: {status}\n{}", reg.dump());
         let result = read_json(&json);
@@ -175,6 +184,18 @@ fn busy_polling_nodes_pass_paced_and_unpaced_runs() {
             // 300 packets at 1,000 per second take at least 0.3 s.
             let seconds = result["duration_s"].as_f64().unwrap();
             assert!(seconds >= 0.29, "a paced run ended after {seconds} s");
+        }
+        // The flag reached the loop: each node's totals at exit count looks at the ring made
+        // while busy-polling.
+        for node in &mut nodes {
+            node.wait_exit();
+            let log = node.err.text();
+            let polls: u64 = log
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("polls="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no polls= in the loop's totals\n{}", node.dump()));
+            assert!(polls > 0, "{}", node.dump());
         }
     }
 }

@@ -113,6 +113,13 @@ impl Proc {
         Proc::spawn_command(name, command, piped)
     }
 
+    /// Starts `overlay ARGS` with its own `RUST_LOG` filter (to read what it logs at exit).
+    pub fn spawn_logging(name: &str, args: &[&str], rust_log: &str) -> Proc {
+        let mut command = Command::new(BIN);
+        command.args(args).env("RUST_LOG", rust_log);
+        Proc::spawn_command(name, command, false)
+    }
+
     /// Starts another program (a test peer, say) with the same capture and cleanup.
     pub fn spawn_program(name: &str, program: &str, args: &[&str], piped: bool) -> Proc {
         let mut command = Command::new(program);
@@ -122,11 +129,11 @@ impl Proc {
 
     fn spawn_command(name: &str, mut command: Command, piped: bool) -> Proc {
         let described = format!("{command:?}");
+        let inherited_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", inherited_log);
+        }
         let mut child = command
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
             .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
