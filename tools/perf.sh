@@ -7,6 +7,7 @@
 # W1 classic:   10 nodes, NR 3, 100,000 packets per node.
 # W2 stress:    64 nodes, NR 6, 1,000,000 packets per node (PACKETS=... to change).
 # W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node.
+# iperf3 runs again after the workloads, to show how far the baseline moved meanwhile.
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
 # temporary directory): one result JSON per workload and perf.txt with the table. OVERLAY_BIN
 # runs a prebuilt binary instead of building (to compare two builds).
@@ -82,4 +83,7 @@ for w in "${workloads[@]}"; do
     *) echo "perf.sh: unknown workload $w" >&2; exit 2 ;;
   esac
 done
+# The baseline moves with the host; a second measurement shows by how much during this run.
+again=$(iperf_bytes_per_s)
+python3 -c 'import sys; print(f"iperf3 again, after the workloads: {int(sys.argv[1])/1e9:.2f} GB/s (the ratios above use the first)")' "$again" | tee -a "$out/perf.txt"
 echo "perf.sh: results in $out" >&2
