@@ -26,8 +26,8 @@ pub const PAYLOAD_BYTES_MAX: usize = 32 * 1024;
 pub const RECV_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Bytes each node link's send buffers start with, mapped when the link opens (the driver's
-/// per connection, the node's per table entry; `buffer::mapped`). W1's largest sends are about
-/// 250 KB; a buffer grows beyond this when it must.
+/// per connection the node opens, the node's per table entry; `buffer::mapped`). W1's largest
+/// sends are about 250 KB; a buffer grows beyond this when it must.
 pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Most receive buffers a node maps up front for connections it accepted (the links of its

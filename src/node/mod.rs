@@ -86,6 +86,31 @@ struct Entry {
     packets_out: u64,
 }
 
+impl Entry {
+    /// `lost` of the data packets handed to this link never left: they no longer count as
+    /// sent on it. Saturating: a final report taken while frames were still queued (a forced
+    /// collection) reset the count under them.
+    fn take_back(&mut self, lost: u64) {
+        self.packets_out = self.packets_out.saturating_sub(lost);
+    }
+}
+
+/// Data frames of `bytes` (frames queued for a link) that do not lie wholly within its first
+/// `sent` bytes: those that never reached the kernel.
+fn unsent_data_frames<C: Codec>(bytes: &[u8], sent: usize) -> u64 {
+    let mut unsent = 0;
+    let mut offset = 0;
+    while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
+        if offset + len > sent
+            && matches!(C::peek(&bytes[offset..offset + len]), Ok(Peek::Data { .. }))
+        {
+            unsent += 1;
+        }
+        offset += len;
+    }
+    unsent
+}
+
 /// The current run, from `TaskInitiate` to the last packet originated.
 #[derive(Debug)]
 struct Run {
@@ -454,21 +479,9 @@ impl<C: Codec> Node<C> {
         let was = entry.link;
         entry.link = Link::Down;
         // Frames still queued for the entry can no longer be delivered: account for them.
-        let mut lost = 0;
-        let mut offset = 0;
-        while let Ok(Some(len)) = C::frame_len(&entry.pending[offset..]) {
-            if matches!(
-                C::peek(&entry.pending[offset..offset + len]),
-                Ok(Peek::Data { .. })
-            ) {
-                lost += 1;
-            }
-            offset += len;
-        }
+        let lost = unsent_data_frames::<C>(&entry.pending, 0);
         entry.pending.clear();
-        // Saturating: a final report taken while frames were still queued (a forced
-        // collection) reset the count under them.
-        entry.packets_out = entry.packets_out.saturating_sub(lost);
+        entry.take_back(lost);
         let line = format!(
             "lost the link to table entry {} (node {} at {}): {reason}; {lost} queued packets \
              counted as dropped",
@@ -1150,21 +1163,10 @@ impl<C: Codec> Machine for Node<C> {
         let Some(&Role::Entry(index)) = self.roles.get(&conn) else {
             return;
         };
-        let mut lost = 0;
-        let mut offset = 0;
-        while let Ok(Some(len)) = C::frame_len(&taken[offset..]) {
-            if offset + len > sent
-                && matches!(C::peek(&taken[offset..offset + len]), Ok(Peek::Data { .. }))
-            {
-                lost += 1;
-            }
-            offset += len;
-        }
+        let lost = unsent_data_frames::<C>(taken, sent);
         self.counters.dropped += lost;
         if let Some(entry) = self.overlay.as_mut().map(|o| &mut o.entries[index]) {
-            // Saturating: a final report taken while frames were still queued (a forced
-            // collection) reset the count under them.
-            entry.packets_out = entry.packets_out.saturating_sub(lost);
+            entry.take_back(lost);
         }
     }
 
