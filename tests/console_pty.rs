@@ -1,8 +1,8 @@
 //! The consoles on a real terminal: the binary runs in a tmux pane (a pseudo-terminal), keys
 //! are typed with `tmux send-keys` and the screen is read with `tmux capture-pane`. Checks
 //! line editing (backspace), history (up arrow), `help`, that the terminal's mode is put back
-//! when a node exits, and the progress bar of a run. Skipped, with a note, where tmux is not
-//! installed (CI installs it).
+//! when a node exits, and the progress bar of a run. tmux is installed on demand where it
+//! can be (root, apt-get); elsewhere the tests say SKIPPED.
 
 mod common;
 
@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, DEADLINE, Proc, node, registered, temp_path, wait_file};
+use common::{
+    BIN, DEADLINE, Proc, ensure_command, node, registered, say_skipped, temp_path, wait_file,
+};
 
 /// A tmux server of its own (private socket), killed on drop.
 struct Tmux {
@@ -20,8 +22,8 @@ struct Tmux {
 impl Tmux {
     /// Starts a 160x50 session running `command` (a shell command line); `None` without tmux.
     fn start(name: &str, command: &str) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            eprintln!("tmux is not installed: skipping the pseudo-terminal test");
+        if let Err(why) = ensure_command("tmux", "tmux") {
+            say_skipped(&format!("the terminal test ({name})"), &why);
             return None;
         }
         let tmux = Tmux {

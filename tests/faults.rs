@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Netns, Proc, Registered, cpu_ticks, iptables_unavailable, node, poll, registered, registry,
-    rss_kib, skip_without_netns, temp_path, wait_file,
+    Netns, Proc, Registered, cpu_ticks, netns_with_iptables, node, poll, registered, registry,
+    rss_kib, temp_path, wait_file,
 };
 use serde_json::Value;
 
@@ -272,13 +272,9 @@ fn scripted_across_hosts(
 /// run verifies.
 #[test]
 fn random_loss_between_hosts_still_verifies() {
-    if skip_without_netns("random_loss_between_hosts_still_verifies") {
+    let Some(net) = netns_with_iptables("random_loss_between_hosts_still_verifies", 4) else {
         return;
-    }
-    let net = Netns::new(4);
-    if let Some(why) = iptables_unavailable(&net) {
-        panic!("{why} (.ci/run installs iptables)");
-    }
+    };
     for host in 0..4 {
         net.iptables(
             host,
@@ -324,13 +320,9 @@ fn random_loss_between_hosts_still_verifies() {
 /// Here the registry's stall timeout (5 s) is shorter than the links' own timeout.
 #[test]
 fn cut_link_ends_the_run_as_fail_in_bounded_time() {
-    if skip_without_netns("cut_link_ends_the_run_as_fail_in_bounded_time") {
+    let Some(net) = netns_with_iptables("cut_link_ends_the_run_as_fail_in_bounded_time", 4) else {
         return;
-    }
-    let net = Netns::new(4);
-    if let Some(why) = iptables_unavailable(&net) {
-        panic!("{why} (.ci/run installs iptables)");
-    }
+    };
     let json = temp_path("cut.json");
     let stall = 5u64;
     let stall_arg = stall.to_string();
@@ -373,13 +365,7 @@ fn cut_link_ends_the_run_as_fail_in_bounded_time() {
 /// node behind the cut within `bound`, without help from its stall timeout, and ends the run
 /// as FAIL. Returns how long the naming took.
 fn cut_host_is_named_within(test: &str, rules: &[&[&str]], bound: Duration) -> Option<Duration> {
-    if skip_without_netns(test) {
-        return None;
-    }
-    let net = Netns::new(4);
-    if let Some(why) = iptables_unavailable(&net) {
-        panic!("{why} (.ci/run installs iptables)");
-    }
+    let net = netns_with_iptables(test, 4)?;
     let json = temp_path(&format!("{test}.json"));
     let (mut reg, nodes, me) = scripted_across_hosts(
         &net,
