@@ -52,8 +52,9 @@ enum Command {
 enum Wire {
     /// Ours: little-endian, CRC32-checked packets, acks and a window, progress polls.
     Native,
-    /// REFERENCE.md's format, byte for byte: works with registries and nodes written by
-    /// others (no CRC, no window, no progress polls; a run ends by a settle time).
+    /// The reference's format (docs/PROTOCOL.md, "Classic encoding"), byte for byte: works
+    /// with registries and nodes written by others (no CRC, no window, no progress polls; a run
+    /// ends by a settle time).
     Classic,
 }
 

@@ -1,7 +1,7 @@
 //! Interop in the classic wire format (issue 4), with real processes on 127.0.0.1: our
 //! registry and nodes (`--wire classic`) with the independent Python classic peer of
-//! `tests/support/classic_peer.py` (written from REFERENCE.md alone, sharing no code with our
-//! codec). Every overlay must verify: packets sent == received and the sums equal.
+//! `tests/support/classic_peer.py` (written from the reference's description alone, now in
+//! docs/PROTOCOL.md, sharing no code with our codec). Every overlay must verify: packets sent == received and the sums equal.
 
 mod common;
 
@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use common::{DEADLINE, Proc};
 
-/// The independent classic peer (a node or a registry), written from REFERENCE.md in Python.
+/// The independent classic peer (a node or a registry), written in Python from the reference's
+/// description (docs/PROTOCOL.md).
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/classic_peer.py");
 
 /// The port in a `Registry listening on HOST:PORT` line.

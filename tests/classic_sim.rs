@@ -1,5 +1,5 @@
 //! The classic encoding in the deterministic simulator: our registry and nodes speaking
-//! REFERENCE.md's format end to end (no acks, no polls, traces that grow per relay), the
+//! the reference's format end to end (no acks, no polls, traces that grow per relay), the
 //! settle-time end of a run, and a hung node failing the run in bounded time.
 
 use overlay::registry::RegistryConfig;

@@ -1,4 +1,4 @@
-//! The classic encoding of REFERENCE.md ("Classic wire format"), byte for byte: Java
+//! The classic encoding (docs/PROTOCOL.md, "Classic encoding"), byte for byte: Java
 //! `DataOutputStream` style, big-endian, a 4-byte big-endian length before each message, the
 //! message's first byte its type (codes 2..=12). docs/PROTOCOL.md has the tables next to the
 //! native ones.
@@ -30,7 +30,7 @@ use super::{
 };
 use crate::limits::FRAME_BYTES_MAX;
 
-/// Message type codes (REFERENCE.md's table).
+/// Message type codes (docs/PROTOCOL.md, "Classic encoding").
 pub mod kind {
     pub const REGISTER: u8 = 2;
     pub const REGISTER_STATUS: u8 = 3;

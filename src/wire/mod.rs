@@ -4,7 +4,7 @@
 //! The registry and node state machines speak in [`Control`] messages and move data frames
 //! through a [`Codec`]: they never look at bytes themselves. `native` is our encoding (a fixed
 //! little-endian header read in place with zerocopy); `classic` is the reference's big-endian
-//! format (REFERENCE.md, "Classic wire format"). What an encoding cannot express (acks,
+//! format (docs/PROTOCOL.md, "Classic encoding"). What an encoding cannot express (acks,
 //! progress polls, extra payload) is told by the [`Codec`] constants and
 //! [`Codec::encodable`], so the state machines never ask for it.
 

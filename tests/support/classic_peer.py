@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A minimal classic peer for the tests, written straight from REFERENCE.md ("Classic wire
-format", "Routing tables", "Routing rule", "A run"). It shares nothing with the Rust codec.
+"""A minimal classic peer for the tests, written straight from the reference's description
+(docs/PROTOCOL.md: "The ring and the routing rule", "Classic encoding"). It shares nothing
+with the Rust codec.
 Standard library only.
 
     classic_peer.py node HOST PORT [--delay-ms MS] [--slow-summary] [--seed N]
@@ -124,7 +125,7 @@ class Fields:
             raise ValueError(f"{len(self.body) - self.at} stray bytes")
 
 
-# ----- routing (REFERENCE.md) -----
+# ----- routing (docs/PROTOCOL.md, "The ring and the routing rule") -----
 
 
 def table_of(ring, node, nr):

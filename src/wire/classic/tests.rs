@@ -1,6 +1,6 @@
-//! Golden vectors written by hand from REFERENCE.md's table (not produced by this codec), each
-//! checked in both directions: encoding the message gives the bytes, decoding the bytes gives
-//! the message.
+//! Golden vectors written by hand from the reference's table (docs/PROTOCOL.md, "Classic
+//! encoding"), not produced by this codec, each checked in both directions: encoding the
+//! message gives the bytes, decoding the bytes gives the message.
 
 use super::*;
 use proptest::prelude::*;
@@ -66,7 +66,7 @@ fn deregistration_and_its_status() {
     );
 }
 
-/// Node 97 of REFERENCE.md's example B: table 119, 4, 19.
+/// Node 97 of example B (docs/PROTOCOL.md, "The ring and the routing rule"): table 119, 4, 19.
 #[test]
 fn manifest() {
     let manifest = Manifest {
@@ -190,7 +190,7 @@ fn traffic_summary() {
 
 #[test]
 fn data_packet_grows_by_one_id_per_relay() {
-    // REFERENCE.md example B: 97 -> 82 goes 97 -> 19 -> 60 -> 82, value 1.
+    // Example B of docs/PROTOCOL.md: 97 -> 82 goes 97 -> 19 -> 60 -> 82, value 1.
     let mut frame = Vec::new();
     let shape = DataShape::default();
     let len = Classic::append_data(&mut frame, 97, 82, shape, 123, &1i32.to_le_bytes());
