@@ -5,7 +5,14 @@
 //! in constant time and closes the connection on anything else. Connections are
 //! authenticated, not packets, so the data path costs nothing more.
 
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
 use hmac::{Hmac, KeyInit, Mac};
+
+use crate::limits::SECRET_FILE_BYTES_MAX;
 use sha2::Sha256;
 
 /// Bytes of a challenge nonce.
@@ -42,7 +49,43 @@ impl Secret {
                 key.len()
             ));
         }
+        if key.iter().all(u8::is_ascii_whitespace) {
+            return Err("the secret is only white space".into());
+        }
         Ok(Secret { key: key.to_vec() })
+    }
+
+    /// The secret in the file at `path`, refused as ssh refuses a private key: the file must be
+    /// a regular file that only its owner can read or write, and at most
+    /// [`SECRET_FILE_BYTES_MAX`] long (so `/dev/zero` or a log file given by mistake is
+    /// refused at once, not read until memory runs out).
+    pub fn read_file(path: &Path) -> Result<Secret, String> {
+        let shown = path.display();
+        let file = File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        if !metadata.is_file() {
+            return Err(format!("{shown} is not a regular file"));
+        }
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{shown} has permissions {mode:04o}: other users may read the secret; \
+                 `chmod 600 {shown}` and use it again"
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(SECRET_FILE_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        if bytes.len() > SECRET_FILE_BYTES_MAX {
+            return Err(format!(
+                "{shown} is longer than {SECRET_FILE_BYTES_MAX} bytes: a secret file holds one \
+                 line"
+            ));
+        }
+        Secret::from_file_contents(&bytes).map_err(|why| format!("{shown}: {why}"))
     }
 
     fn keyed(&self) -> Hmac<Sha256> {
@@ -81,6 +124,7 @@ mod tests {
         assert!(!other.verify(&nonce, &answer));
         assert!(!secret.verify(&[8u8; NONCE_BYTES], &answer));
         assert!(Secret::from_file_contents(b"short\n").is_err());
+        assert!(Secret::from_file_contents(b"                    \n").is_err());
         assert_eq!(format!("{secret:?}"), "Secret(..)");
     }
 }

@@ -36,6 +36,10 @@ pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
 /// (32 x 256 KiB = 8 MiB).
 pub const MAPPED_INBOUND_RECV_BUFFERS: usize = NR_MAX;
 
+/// Longest `--secret-file` read (a secret is one line; anything longer is a mistake, such as
+/// `/dev/zero` or a log file, refused without reading on).
+pub const SECRET_FILE_BYTES_MAX: usize = 4096;
+
 /// Bytes of console line the driver buffers before giving up on a line.
 pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 

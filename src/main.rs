@@ -13,13 +13,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
-    ID_BITS_DEFAULT, ID_BITS_MAX, NODE_CONNECTIONS_MAX, RECV_BUFFER_BYTES,
-    REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES,
+    FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX,
+    NODES_MAX, PAYLOAD_BYTES_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES,
 };
 use overlay::machine::{ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
+use overlay::routing::check_overlay;
 use overlay::summary::ScriptResult;
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
@@ -95,8 +96,9 @@ struct RegistryArgs {
     #[arg(long, default_value_t = ID_BITS_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
     id_bits: u32,
     /// Bytes of data a source may have unacknowledged (default: 256 MiB / nodes, within
-    /// 256 KiB..=4 MiB).
-    #[arg(long)]
+    /// 256 KiB..=4 MiB). At least the largest frame (64 KiB): a smaller window would stall
+    /// a source on every frame; at most 256 MiB.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(FRAME_BYTES_MAX as u64..=IN_FLIGHT_BUDGET_BYTES))]
     window_bytes: Option<u64>,
     /// Write the listening port to this file once listening.
     #[arg(long)]
@@ -112,10 +114,10 @@ struct RegistryArgs {
     #[arg(long, requires = "nodes")]
     start: Option<u64>,
     /// Scripted mode: how many runs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Extra payload bytes per packet (scripted mode).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=(PAYLOAD_BYTES_MAX - 4) as i64))]
     payload: u32,
     /// Scripted mode: write the result as JSON to this path.
     #[arg(long)]
@@ -126,10 +128,10 @@ struct RegistryArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Scripted mode: seconds to wait for every node to register and set up.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     ready_timeout: u64,
     /// Seconds without any progress after which a run fails.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     stall_timeout: u64,
     /// Packets per second each node originates at most (0 = as fast as flow control allows;
     /// native wire only). For latency at light load.
@@ -180,10 +182,28 @@ fn secret(common: &Common) -> Result<Option<Secret>> {
     if common.wire == Wire::Classic {
         bail!("--secret-file needs the native wire: classic peers know no challenge-response");
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Secret::from_file_contents(&bytes)
+    Secret::read_file(path)
         .map(Some)
-        .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))
+        .map_err(|why| anyhow::anyhow!("--secret-file: {why}"))
+}
+
+/// Refuses a scripted session that cannot work, before anything listens or registers: every
+/// limit a node's registration or the overlay's setup would otherwise hit later.
+fn check_script(args: &RegistryArgs, nodes: usize) -> Result<()> {
+    if nodes > NODES_MAX {
+        bail!("--nodes {nodes}: the registry takes at most {NODES_MAX} nodes");
+    }
+    let ids = 1u64 << args.id_bits;
+    if nodes as u64 > ids {
+        let bits = (nodes as u64).next_power_of_two().ilog2();
+        bail!(
+            "--nodes {nodes} needs {nodes} distinct IDs, but --id-bits {} gives {ids}: use \
+             --id-bits {bits} or more",
+            args.id_bits
+        );
+    }
+    check_overlay(nodes, args.nr)
+        .map_err(|why| anyhow::anyhow!("--nodes {nodes} --nr {}: {why}", args.nr))
 }
 
 fn run_registry(args: RegistryArgs) -> Result<u8> {
@@ -205,11 +225,35 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
 }
 
 fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
+    // Everything an operator typed is checked, and every file opened, before the registry
+    // listens: a mistake costs nobody a registration or a run.
+    if let Some(nodes) = args.nodes {
+        check_script(&args, nodes)?;
+    }
+    let secret = secret(&args.common)?;
+    let json = match &args.json {
+        Some(path) => Some((
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            path,
+        )),
+        None => None,
+    };
+    let csv = match &args.csv {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(file, "{CSV_HEADER}")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some((file, path.clone()))
+        }
+        None => None,
+    };
     let (listener, local) = io::listen(SocketAddr::new(args.bind, args.port.unwrap_or(0)))
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port.unwrap_or(0)))?;
-    println!("Registry listening on {local}");
+    say(format_args!("Registry listening on {local}"));
     if C::NAME != Native::NAME {
-        println!("Wire format: {}", C::NAME);
+        say(format_args!("Wire format: {}", C::NAME));
     }
     if let Some(path) = &args.port_file {
         std::fs::write(path, format!("{}\n", local.port()))
@@ -220,9 +264,9 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
             nodes,
             nr: args.nr,
             packets,
-            runs: args.runs.max(1),
+            runs: args.runs,
             extra_payload_bytes: args.payload,
-            ready_timeout: args.ready_timeout.max(1) * 1_000_000_000,
+            ready_timeout: args.ready_timeout * 1_000_000_000,
         }),
         _ => None,
     };
@@ -230,10 +274,10 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits,
         seed: seed(&args.common),
-        secret: secret(&args.common)?,
+        secret,
         script,
         window_bytes: args.window_bytes,
-        stall_timeout: args.stall_timeout.max(1) * 1_000_000_000,
+        stall_timeout: args.stall_timeout * 1_000_000_000,
         rate_per_s: args.rate,
         summary_json: args.format == SummaryFormat::Json,
         settle: args.settle_ms.saturating_mul(1_000_000),
@@ -248,21 +292,11 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         busy_poll: Duration::ZERO,
         console: true,
     };
-    let csv = match &args.csv {
-        Some(path) => {
-            let mut file = std::fs::File::create(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            writeln!(file, "{CSV_HEADER}")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Some((file, path.clone()))
-        }
-        None => None,
-    };
     let mut shown = Shown::new(registry, csv);
     let code = io::run(&mut shown, Some(listener), &config)?;
     shown.close();
     let registry = shown.registry;
-    if let Some(path) = &args.json {
+    if let Some((mut file, path)) = json {
         let result = ScriptResult::new(registry.results().to_vec());
         let text = match &result {
             Some(result) => serde_json::to_string_pretty(result)?,
@@ -272,8 +306,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
             })
             .to_string(),
         };
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
     }
     if scripted {
         let passed =
@@ -448,14 +481,17 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     if bind.is_unspecified() {
         bail!("--bind must be a concrete address: the registry checks it against the connection");
     }
+    let secret = secret(&args.common)?;
     let (listener, local) =
         io::listen(SocketAddr::new(bind, 0)).with_context(|| format!("cannot listen on {bind}"))?;
-    println!("Node listening on {local}, registry {registry}");
+    say(format_args!(
+        "Node listening on {local}, registry {registry}"
+    ));
     let mut node = Node::<C>::new(NodeConfig {
         listen: local,
         registry,
         seed: seed(&args.common),
-        secret: secret(&args.common)?,
+        secret,
         link_buffer_bytes: SEND_BUFFER_BYTES,
     });
     let config = DriverConfig {
@@ -469,9 +505,17 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     };
     let code = io::run(&mut node, Some(listener), &config)?;
     if let Some(kib) = peak_resident_kib() {
-        println!("Node exiting; peak resident memory {kib} KiB");
+        say(format_args!("Node exiting; peak resident memory {kib} KiB"));
     }
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// A line for the operator on standard output. A closed or broken output (its reader went
+/// away) is not an error of ours: the line is dropped, nothing panics.
+fn say(line: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// This process's peak resident memory (VmHWM), for the exit line that tools/perf.sh reads.

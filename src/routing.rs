@@ -9,7 +9,7 @@
 //! A path of d positions therefore takes floor(d / 2^(NR-1)) + popcount(d mod 2^(NR-1))
 //! transmissions: whole largest steps first, then one step per remaining bit.
 
-use crate::limits::NR_MAX;
+use crate::limits::{NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
 
 /// Every node ID of an overlay, sorted: the ring.
@@ -115,6 +115,24 @@ pub fn check_nr(nodes: usize, nr: usize) -> Result<(), String> {
             "{nodes} nodes cannot fill {nr} table entries: entry {} would be {widest} positions \
              ahead and repeat a node or point back at the node itself; use at most {most}",
             nr - 1
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that an overlay of `nodes` nodes with NR `nr` can be set up: distinct table entries
+/// ([`check_nr`]) and a longest path that fits a packet's hop trace; says which NR would fit.
+pub fn check_overlay(nodes: usize, nr: usize) -> Result<(), String> {
+    check_nr(nodes, nr)?;
+    let slots = longest_path_relays(nodes, nr);
+    if slots > TRACE_SLOTS_MAX {
+        let fits = (nr + 1..=NR_MAX).find(|&n| {
+            check_nr(nodes, n).is_ok() && longest_path_relays(nodes, n) <= TRACE_SLOTS_MAX
+        });
+        return Err(format!(
+            "with {nodes} nodes and NR {nr} the longest path passes {slots} relays, but a \
+             packet's hop trace holds at most {TRACE_SLOTS_MAX}{}",
+            fits.map_or(String::new(), |n| format!("; use NR {n} or more"))
         ));
     }
     Ok(())

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use overlay::auth::Secret;
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, DataShape, Status};
@@ -15,6 +17,8 @@ const SECRET: &str = "a shared secret of enough bytes";
 fn secret_file(name: &str, text: &str) -> common::TempFile {
     let file = temp_path(name);
     std::fs::write(&file.0, format!("{text}\n")).unwrap();
+    // Only the owner may read a secret file (refused otherwise, as ssh refuses keys).
+    std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(0o600)).unwrap();
     file
 }
 
