@@ -54,6 +54,142 @@ impl ConnIds {
     }
 }
 
+/// Why a connection ended without the machine asking for it: what `on_closed` is told.
+///
+/// Only peer and network outcomes reach a machine; a failure only a bug of ours can cause
+/// stops the driver instead. `Display` is the text for the operator's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its end: a receive found the end of the stream.
+    PeerClosed,
+    /// The connect asked for with [`Effect::Connect`] failed.
+    ConnectFailed { addr: SocketAddr, error: LinkError },
+    /// No connect was tried: the driver already holds as many connections as it may.
+    ConnectionLimit { addr: SocketAddr, limit: usize },
+    /// A receive failed.
+    ReceiveFailed(LinkError),
+    /// A send failed.
+    SendFailed(LinkError),
+    /// The receive buffer filled without holding one whole frame.
+    FrameTooLarge,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::ConnectFailed { addr, error } => {
+                write!(f, "connect to {addr} failed: {error}")
+            }
+            CloseReason::ConnectionLimit { addr, limit } => {
+                write!(
+                    f,
+                    "connect to {addr} failed: connection limit ({limit}) reached"
+                )
+            }
+            CloseReason::ReceiveFailed(error) => write!(f, "receive failed: {error}"),
+            CloseReason::SendFailed(error) => write!(f, "send failed: {error}"),
+            CloseReason::FrameTooLarge => f.write_str("frame larger than the receive buffer"),
+        }
+    }
+}
+
+/// A peer or network outcome that ends a connection: what a failed socket operation meant.
+///
+/// `Display` is the system's text with its number (`Connection refused (os error 111)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkError {
+    /// The peer reset the connection (ECONNRESET).
+    Reset,
+    /// The peer is gone: a send after the connection broke (EPIPE).
+    BrokenPipe,
+    /// Data went unacknowledged, or keepalive probes unanswered, for the link timeout
+    /// (ETIMEDOUT).
+    TimedOut,
+    /// Nothing listens at the address (ECONNREFUSED).
+    Refused,
+    /// The connection was aborted locally, e.g. before it was accepted (ECONNABORTED).
+    Aborted,
+    /// No route to the host (EHOSTUNREACH).
+    HostUnreachable,
+    /// No route to the network (ENETUNREACH).
+    NetworkUnreachable,
+    /// The local network is down (ENETDOWN).
+    NetworkDown,
+    /// The socket is not, or no longer, connected (ENOTCONN).
+    NotConnected,
+    /// A packet filter refused the operation (EPERM).
+    NotPermitted,
+    /// The local address cannot be used: not this host's, or no free port (EADDRNOTAVAIL).
+    AddressUnavailable,
+    /// The local address is taken (EADDRINUSE).
+    AddressInUse,
+    /// The process has as many descriptors open as it may (EMFILE).
+    TooManyFiles,
+    /// The system has as many files open as it may (ENFILE).
+    SystemTooManyFiles,
+    /// The kernel has no buffer space left (ENOBUFS).
+    NoBuffers,
+    /// The kernel is out of memory (ENOMEM).
+    OutOfMemory,
+    /// Any other errno: not a known bug of ours, not a known network outcome either.
+    Unexpected { errno: i32 },
+}
+
+impl LinkError {
+    /// The errno this outcome stands for.
+    pub fn errno(self) -> i32 {
+        match self {
+            LinkError::Reset => libc::ECONNRESET,
+            LinkError::BrokenPipe => libc::EPIPE,
+            LinkError::TimedOut => libc::ETIMEDOUT,
+            LinkError::Refused => libc::ECONNREFUSED,
+            LinkError::Aborted => libc::ECONNABORTED,
+            LinkError::HostUnreachable => libc::EHOSTUNREACH,
+            LinkError::NetworkUnreachable => libc::ENETUNREACH,
+            LinkError::NetworkDown => libc::ENETDOWN,
+            LinkError::NotConnected => libc::ENOTCONN,
+            LinkError::NotPermitted => libc::EPERM,
+            LinkError::AddressUnavailable => libc::EADDRNOTAVAIL,
+            LinkError::AddressInUse => libc::EADDRINUSE,
+            LinkError::TooManyFiles => libc::EMFILE,
+            LinkError::SystemTooManyFiles => libc::ENFILE,
+            LinkError::NoBuffers => libc::ENOBUFS,
+            LinkError::OutOfMemory => libc::ENOMEM,
+            LinkError::Unexpected { errno } => errno,
+        }
+    }
+
+    /// The outcome `errno` names (`Unexpected` for one without a name here).
+    pub fn from_errno(errno: i32) -> LinkError {
+        match errno {
+            libc::ECONNRESET => LinkError::Reset,
+            libc::EPIPE => LinkError::BrokenPipe,
+            libc::ETIMEDOUT => LinkError::TimedOut,
+            libc::ECONNREFUSED => LinkError::Refused,
+            libc::ECONNABORTED => LinkError::Aborted,
+            libc::EHOSTUNREACH => LinkError::HostUnreachable,
+            libc::ENETUNREACH => LinkError::NetworkUnreachable,
+            libc::ENETDOWN => LinkError::NetworkDown,
+            libc::ENOTCONN => LinkError::NotConnected,
+            libc::EPERM => LinkError::NotPermitted,
+            libc::EADDRNOTAVAIL => LinkError::AddressUnavailable,
+            libc::EADDRINUSE => LinkError::AddressInUse,
+            libc::EMFILE => LinkError::TooManyFiles,
+            libc::ENFILE => LinkError::SystemTooManyFiles,
+            libc::ENOBUFS => LinkError::NoBuffers,
+            libc::ENOMEM => LinkError::OutOfMemory,
+            errno => LinkError::Unexpected { errno },
+        }
+    }
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::io::Error::from_raw_os_error(self.errno()).fmt(f)
+    }
+}
+
 /// What a machine asks its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -87,7 +223,7 @@ pub trait Machine {
     /// them. A machine that finds garbage emits [`Effect::Close`] and may return any count.
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize;
     /// `conn` is gone: the peer closed it, it failed, or the connect failed. `reason` says why.
-    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str);
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason);
     /// `conn` failed while the driver held `taken` (bytes it took with `swap_outgoing`) of
     /// which only the first `sent` reached the kernel: whatever ends after `sent` never left.
     /// Called just before `on_closed`. The default ignores it.

@@ -16,7 +16,7 @@ use overlay::limits::{
     FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX,
     NODES_MAX, PAYLOAD_BYTES_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES,
 };
-use overlay::machine::{ConnId, Effect, Machine, Nanos};
+use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
@@ -428,7 +428,7 @@ impl<C: Codec> Machine for Shown<C> {
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         self.registry.on_received(now, conn, bytes)
     }
-    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str) {
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         self.registry.on_closed(now, conn, reason)
     }
     fn on_command(&mut self, now: Nanos, line: &str) {

@@ -7,7 +7,7 @@
 //!   `127.0.0.1:(NODE_BASE_PORT + i)`. [`Effect::Connect`] becomes a pending connection
 //!   attempt; when the scheduler picks it, the acceptor gets `on_accepted` (with the
 //!   connector's listen IP and a fresh ephemeral port) and the connector `on_connected`, or
-//!   the connector gets `on_closed(.., "connection refused")` when nothing listens there.
+//!   the connector gets `on_closed` with [`LinkError::Refused`] when nothing listens there.
 //! - **Sends.** Each connection end has one "send in flight" (the buffer taken with
 //!   `swap_outgoing`). The sim swaps only when the previous send has completed and the link
 //!   has room, moves as many bytes as the link's capacity allows (a short send), and swaps
@@ -21,7 +21,7 @@
 //!   the bytes the machine did not consume last time, and offers the whole to `on_received`;
 //!   the unconsumed tail is kept, exactly like the driver. Frames therefore straddle reads.
 //! - **Close.** [`Effect::Close`] flushes what is pending, then closes; the peer receives the
-//!   flushed bytes and then `on_closed(.., "closed by peer")`. What the peer sends meanwhile is
+//!   flushed bytes and then `on_closed(.., CloseReason::PeerClosed)`. What the peer sends meanwhile is
 //!   not read. [`Effect::Exit`] (and [`Sim::kill`]) stops the machine: nothing more is sent
 //!   or swapped out, bytes already in transit still arrive, then every peer sees the close.
 //! - **Stall.** A stalled machine gets no events at all (no receives, no swaps, no ticks,
@@ -50,7 +50,7 @@ use rand::{Rng, SeedableRng};
 use zerocopy::FromBytes;
 
 use crate::limits::RECV_BUFFER_BYTES;
-use crate::machine::{ConnId, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, Effect, LinkError, Machine, Nanos};
 use crate::node::{Node, NodeConfig};
 use crate::registry::{Registry, RegistryConfig};
 use crate::summary::RunResult;
@@ -910,7 +910,11 @@ impl<C: SimCodec> Sim<C> {
             .copied()
             .filter(|&t| self.slots[t].exit.is_none());
         let Some(t) = target else {
-            self.machine(m).on_closed(now, conn, "connection refused");
+            let reason = CloseReason::ConnectFailed {
+                addr,
+                error: LinkError::Refused,
+            };
+            self.machine(m).on_closed(now, conn, reason);
             self.apply_effects(m);
             return;
         };
@@ -934,7 +938,8 @@ impl<C: SimCodec> Sim<C> {
             self.close_end(e);
             match owner {
                 Owner::Machine(m) => {
-                    self.machine(m).on_closed(now, conn, "closed by peer");
+                    self.machine(m)
+                        .on_closed(now, conn, CloseReason::PeerClosed);
                     self.apply_effects(m);
                 }
                 Owner::Raw(r) => self.raws[r].closed = true,
@@ -971,7 +976,7 @@ impl<C: SimCodec> Sim<C> {
             // The driver's rule: a frame that cannot fit the receive buffer fails the link.
             self.close_end(e);
             self.machine(m)
-                .on_closed(now, conn, "frame larger than the receive buffer");
+                .on_closed(now, conn, CloseReason::FrameTooLarge);
             self.apply_effects(m);
             return;
         }

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use overlay::io::{DriverConfig, DriverError};
-use overlay::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
+use overlay::machine::{CloseReason, ConnId, ConnIds, Effect, LinkError, Machine, Nanos};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TICK_NANOS: Nanos = 2_000_000;
@@ -20,7 +20,7 @@ const TICK_NANOS: Nanos = 2_000_000;
 enum Event {
     Accepted(ConnId),
     Connected(ConnId),
-    Closed(ConnId, String),
+    Closed(ConnId, CloseReason),
     Tick,
 }
 
@@ -129,9 +129,9 @@ impl Machine for Echo {
         bytes.len()
     }
 
-    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: CloseReason) {
         self.pending.remove(&conn);
-        let _ = self.events.send(Event::Closed(conn, reason.to_string()));
+        let _ = self.events.send(Event::Closed(conn, reason));
         if self.exit_on_close {
             self.effects.push(Effect::Exit(self.exit_code));
         }
@@ -383,8 +383,17 @@ fn connect_to_closed_port_reports_closed_with_reason() {
     match next_event(&events) {
         Event::Closed(conn, reason) => {
             assert!(conn.is_outbound());
+            assert_eq!(
+                reason,
+                CloseReason::ConnectFailed {
+                    addr,
+                    error: LinkError::Refused
+                }
+            );
             assert!(
-                reason.contains(&format!("connect to {addr} failed")),
+                reason
+                    .to_string()
+                    .contains(&format!("connect to {addr} failed")),
                 "{reason}"
             );
         }
@@ -411,7 +420,38 @@ fn peer_close_reports_closed_by_peer() {
     drop(stream);
     assert_eq!(
         next_event(&events),
-        Event::Closed(accepted, "closed by peer".into())
+        Event::Closed(accepted, CloseReason::PeerClosed)
+    );
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+#[test]
+fn peer_reset_reports_the_reset_reason() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let driver = start(
+        Echo::new(events_sender, stop.clone()),
+        Some(listener),
+        config(4096),
+    );
+    let stream = client(addr);
+    let Event::Accepted(accepted) = next_event(&events) else {
+        panic!("expected Accepted");
+    };
+    // A zero linger time makes the close a reset (RST) instead of an end of stream.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    let Event::Closed(conn, reason) = next_event(&events) else {
+        panic!("expected Closed");
+    };
+    assert_eq!(conn, accepted);
+    assert_eq!(reason, CloseReason::ReceiveFailed(LinkError::Reset));
+    assert!(
+        reason.to_string().contains("Connection reset by peer"),
+        "{reason}"
     );
     assert_eq!(stop_and_join(&stop, driver), 7);
 }
@@ -454,7 +494,7 @@ fn full_receive_buffer_closes_the_connection() {
     stream.write_all(&[0; 100]).unwrap();
     assert_eq!(
         next_event(&events),
-        Event::Closed(accepted, "frame larger than the receive buffer".into())
+        Event::Closed(accepted, CloseReason::FrameTooLarge)
     );
     let mut rest = Vec::new();
     // The driver shut the connection down: end of stream (or a reset).

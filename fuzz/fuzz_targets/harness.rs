@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use overlay::limits::RECV_BUFFER_BYTES;
-use overlay::machine::{ConnId, Effect, Machine, Nanos};
+use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::wire::native::{DATA_HEADER_BYTES, Native, PREFIX_BYTES, kind};
 use overlay::wire::{Codec, Control, Peek};
 
@@ -176,7 +176,7 @@ impl<M: Machine> Driver<M> {
         buffer.drain(..consumed);
         if buffer.len() >= RECV_BUFFER_BYTES {
             // The driver closes a connection whose buffer fills without a whole frame.
-            self.close(conn, "frame larger than the receive buffer");
+            self.close(conn, CloseReason::FrameTooLarge);
             return;
         }
         self.unconsumed.insert(conn, buffer);
@@ -184,7 +184,7 @@ impl<M: Machine> Driver<M> {
     }
 
     /// The peer closes `conn` (or it fails).
-    pub fn close(&mut self, conn: ConnId, reason: &str) {
+    pub fn close(&mut self, conn: ConnId, reason: CloseReason) {
         if self.is_closed(conn) || self.exited.is_some() {
             return;
         }
@@ -245,7 +245,7 @@ pub fn play<M: Machine>(
             }
             3 => {
                 if let Some(conn) = pick(driver) {
-                    driver.close(conn, "closed by peer");
+                    driver.close(conn, CloseReason::PeerClosed);
                 }
             }
             4 => {

@@ -18,10 +18,11 @@ use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
+use super::outcome::{self, Operation};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS};
-use crate::machine::{ConnId, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, Effect, LinkError, Machine, Nanos};
 
 /// While completions keep arriving, a link's bytes wait until there are this many...
 const SEND_BATCH_BYTES: usize = 64 * 1024;
@@ -55,9 +56,9 @@ struct Completion {
     flags: u32,
 }
 
-/// The errno text of a negative completion result.
-fn errno_text(result: i32) -> String {
-    std::io::Error::from_raw_os_error(-result).to_string()
+/// The outcome of a negative completion `result` of `operation` (asserted not our bug).
+fn failure(operation: Operation, result: i32) -> LinkError {
+    outcome::link_error(operation, -result)
 }
 
 pub(crate) struct Driver<'m, M: Machine> {
@@ -486,7 +487,7 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     /// The connection failed or the peer closed it: tell the machine (unless the machine
     /// closed it itself) and shut it down.
-    fn fail(&mut self, key: usize, reason: &str) {
+    fn fail(&mut self, key: usize, reason: CloseReason) {
         let slot = &self.connections[key];
         if slot.state == State::Closed {
             return;
@@ -495,10 +496,10 @@ impl<'m, M: Machine> Driver<'m, M> {
         let (conn, peer) = (slot.conn, slot.peer);
         self.shut_down(key);
         if notify {
-            if reason == "closed by peer" {
-                tracing::debug!(?conn, %peer, reason, "connection closed");
+            if reason == CloseReason::PeerClosed {
+                tracing::debug!(?conn, %peer, %reason, "connection closed");
             } else {
-                tracing::warn!(?conn, %peer, reason, "connection closed");
+                tracing::warn!(?conn, %peer, %reason, "connection closed");
             }
             // Bytes taken from the machine that will never leave: it can account for them.
             let slot = &self.connections[key];
@@ -508,7 +509,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             }
             self.machine.on_closed(self.now, conn, reason);
         } else {
-            tracing::debug!(?conn, %peer, reason, "closing connection ended");
+            tracing::debug!(?conn, %peer, %reason, "closing connection ended");
         }
         self.release_if_idle(key);
     }
@@ -618,20 +619,21 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     fn connect(&mut self, conn: ConnId, addr: SocketAddr) -> Result<(), DriverError> {
         if self.connections.len() >= self.connections_max {
-            let reason = format!(
-                "connect to {addr} failed: connection limit ({}) reached",
-                self.connections_max
-            );
+            let reason = CloseReason::ConnectionLimit {
+                addr,
+                limit: self.connections_max,
+            };
             tracing::warn!(?conn, %addr, "{reason}");
-            self.machine.on_closed(self.now, conn, &reason);
+            self.machine.on_closed(self.now, conn, reason);
             return Ok(());
         }
         let socket = match self.outbound_socket(addr) {
             Ok(socket) => socket,
             Err(error) => {
-                let reason = format!("connect to {addr} failed: {error}");
+                let error = outcome::setup_error(&error);
+                let reason = CloseReason::ConnectFailed { addr, error };
                 tracing::warn!(?conn, %addr, "{reason}");
-                self.machine.on_closed(self.now, conn, &reason);
+                self.machine.on_closed(self.now, conn, reason);
                 return Ok(());
             }
         };
@@ -716,13 +718,10 @@ impl<'m, M: Machine> Driver<'m, M> {
                 self.accepted(Socket::from(descriptor))?;
             }
         } else if !self.exiting() && result != -libc::ECANCELED {
-            tracing::warn!(error = %errno_text(result), "accept failed");
+            let error = failure(Operation::Accept, result);
+            tracing::warn!(%error, "accept failed");
         }
         if self.exiting() || self.accept_armed {
-            return Ok(());
-        }
-        if result == -libc::EINVAL || result == -libc::EBADF {
-            tracing::warn!(error = %errno_text(result), "listener unusable; no longer accepting");
             return Ok(());
         }
         self.arm_accept()
@@ -775,10 +774,8 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         let (conn, peer, generation, state) = (slot.conn, slot.peer, slot.generation, slot.state);
         if result < 0 {
-            self.fail(
-                key,
-                &format!("connect to {peer} failed: {}", errno_text(result)),
-            );
+            let error = failure(Operation::Connect, result);
+            self.fail(key, CloseReason::ConnectFailed { addr: peer, error });
             return self.apply_effects();
         }
         slot.connected = true;
@@ -821,11 +818,12 @@ impl<'m, M: Machine> Driver<'m, M> {
             State::Open => {}
         }
         if result < 0 {
-            self.fail(key, &errno_text(result));
+            let error = failure(Operation::Receive, result);
+            self.fail(key, CloseReason::ReceiveFailed(error));
             return self.apply_effects();
         }
         if result == 0 {
-            self.fail(key, "closed by peer");
+            self.fail(key, CloseReason::PeerClosed);
             return self.apply_effects();
         }
         let count = result as usize;
@@ -846,7 +844,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         slot.recv_buffer.copy_within(consumed..filled, 0);
         slot.recv_filled = filled - consumed;
         if slot.recv_filled == slot.recv_buffer.len() {
-            self.fail(key, "frame larger than the receive buffer");
+            self.fail(key, CloseReason::FrameTooLarge);
             return self.apply_effects();
         }
         self.arm_recv(key)
@@ -864,7 +862,8 @@ impl<'m, M: Machine> Driver<'m, M> {
             return Ok(());
         }
         if result < 0 {
-            self.fail(key, &format!("send failed: {}", errno_text(result)));
+            let error = failure(Operation::Send, result);
+            self.fail(key, CloseReason::SendFailed(error));
             return self.apply_effects();
         }
         slot.send_offset += result as usize;
@@ -930,7 +929,8 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         if result <= 0 {
             if result < 0 {
-                tracing::debug!(error = %errno_text(result), "console read failed; console closed");
+                let error = failure(Operation::Receive, result);
+                tracing::debug!(%error, "console read failed; console closed");
             } else {
                 tracing::debug!("console input ended");
             }

@@ -13,6 +13,7 @@ mod conn;
 mod console;
 mod event_loop;
 mod ops;
+mod outcome;
 mod setup;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};

@@ -15,7 +15,7 @@ use crate::auth::{NONCE_BYTES, Secret};
 use crate::buffer;
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
 use crate::limits::{ORIGINATE_BATCH_FRAMES, PAYLOAD_BYTES_MAX, SUMMARY_LINKS_MAX};
-use crate::machine::{ConnId, ConnIds, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
 use crate::summary::thousands;
@@ -1132,7 +1132,7 @@ impl<C: Codec> Machine for Node<C> {
         }
     }
 
-    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: &str) {
+    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: CloseReason) {
         self.challenges.remove(&conn);
         self.link_peers.remove(&conn);
         self.inbound_pending.remove(&conn);
@@ -1149,7 +1149,7 @@ impl<C: Codec> Machine for Node<C> {
                 self.say(line);
                 self.effects.push(Effect::Exit(1));
             }
-            Some(Role::Entry(index)) => self.on_entry_closed(index, reason),
+            Some(Role::Entry(index)) => self.on_entry_closed(index, &reason.to_string()),
             Some(Role::Inbound(peer)) => {
                 tracing::debug!("inbound link from {peer} closed: {reason}")
             }
@@ -1247,6 +1247,7 @@ impl<C: Codec> Machine for Node<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::LinkError;
     use crate::sim::{ReadyNode, task_initiate};
     use crate::wire::native::Native;
 
@@ -1268,7 +1269,7 @@ mod tests {
         node.swap_outgoing(entry, &mut taken);
         let frame = taken.len() / 5;
         node.on_unsent(2, entry, &taken, frame + frame / 2);
-        node.on_closed(2, entry, "connection reset");
+        node.on_closed(2, entry, CloseReason::SendFailed(LinkError::Reset));
         assert_eq!(node.counters().dropped, 4);
         // The link counts agree: 5 handed over, 4 taken back as dropped.
         assert_eq!(node.link_counts()[0].sent, 1);

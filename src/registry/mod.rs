@@ -26,7 +26,7 @@ use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{
     ID_BITS_MAX, NODES_MAX, PAYLOAD_BYTES_MAX, TRACE_SLOTS_MAX, default_window_bytes,
 };
-use crate::machine::{ConnId, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use crate::routing::{Ring, check_nr, longest_path_relays};
 use crate::stats::RunStats;
 use crate::summary::{NodeResult, RunResult};
@@ -994,7 +994,7 @@ impl<C: Codec> Machine for Registry<C> {
         bytes.len()
     }
 
-    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: &str) {
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         self.now = now;
         self.forget_connection(conn, &format!("connection lost ({reason})"));
     }
