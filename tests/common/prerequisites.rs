@@ -1,0 +1,72 @@
+//! Programs some tests need beyond the toolchain (iptables, tmux): installed on demand where
+//! this process may, and a loud marker for a test that cannot run.
+
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use super::netns_unavailable;
+
+/// Prints the loud marker of a test that did not run, and why.
+pub fn say_skipped(test: &str, why: &str) {
+    eprintln!("\n*** SKIPPED {test}: {why}. It did NOT run. ***\n");
+}
+
+/// Serializes installs: the tests of one binary run in parallel threads.
+static INSTALLS: Mutex<()> = Mutex::new(());
+
+/// Makes `program` available, installing Debian's `package` with apt-get when it is missing
+/// and this process may (root, apt-get present): the README's test command then passes on a
+/// fresh machine of our kind. `Err` says why it is still missing.
+pub fn ensure_command(program: &str, package: &str) -> Result<(), String> {
+    let present = || present_program(program);
+    let _guard = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
+    if present() {
+        return Ok(());
+    }
+    if netns_unavailable().is_some() || !present_program("apt-get") {
+        return Err(format!(
+            "`{program}` is missing and cannot be installed here (needs root and apt-get; \
+             install Debian's `{package}`)"
+        ));
+    }
+    eprintln!("installing Debian's `{package}` for the tests that need `{program}` (apt-get)");
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "install",
+                "-y",
+                "-qq",
+                package,
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A fresh machine may have no package lists yet: update once, then try again.
+    if !install() {
+        let _ = Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300", "update", "-qq"])
+            .stdout(Stdio::null())
+            .status();
+        install();
+    }
+    if present() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program}` is missing and `apt-get install {package}` did not provide it"
+        ))
+    }
+}
+
+/// Whether `program` is on the PATH.
+fn present_program(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -1,0 +1,53 @@
+//! The overlay's own processes: a registry on a free port, its nodes, and what a node says once
+//! registered.
+
+use std::net::SocketAddr;
+
+use super::Proc;
+
+/// A registry started with `extra` arguments on a free port; returns it and the port it
+/// printed.
+pub fn registry(extra: &[&str], piped: bool) -> (Proc, u16) {
+    let mut args = vec!["registry", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn("registry", &args, piped);
+    let (line, _) = proc.wait_line("Registry listening on ", 0);
+    let port = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (proc, port)
+}
+
+/// A messaging node of the registry at 127.0.0.1:`port`.
+pub fn node(name: &str, port: u16, extra: &[&str], piped: bool) -> Proc {
+    let port = port.to_string();
+    let mut args = vec!["node", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, &args, piped)
+}
+
+/// What a node printed about itself once registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub id: u32,
+    pub addr: SocketAddr,
+}
+
+/// Waits for the node's `Node listening on ADDR` and `Registered as node N` lines.
+pub fn registered(node: &Proc) -> Registered {
+    let (line, _) = node.wait_line("Node listening on ", 0);
+    let addr = line["Node listening on ".len()..]
+        .split(',')
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let (line, _) = node.wait_line("Registered as node ", 0);
+    let id = line["Registered as node ".len()..]
+        .split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ID in {line:?}"));
+    Registered { id, addr }
+}

@@ -1,0 +1,30 @@
+//! What the operating system says about a process (/proc: resident memory, CPU time), and the
+//! open-files limit.
+
+/// Resident memory of `pid` in KiB (VmRSS), `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU time (user + system) of `pid` in clock ticks, `None` once it is gone.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the command.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Raises the soft limit on open files to `want` (or the hard limit if lower); returns the
+/// limit now in force. Children inherit it.
+pub fn raise_nofile(want: u64) -> u64 {
+    rlimit::increase_nofile_limit(want).expect("getrlimit/setrlimit")
+}
