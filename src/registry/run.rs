@@ -498,3 +498,6 @@ fn names(ids: &[NodeId]) -> String {
     let names: Vec<String> = ids.iter().map(|id| format!("node {id}")).collect();
     names.join(", ")
 }
+
+#[cfg(test)]
+mod tests;
