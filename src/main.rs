@@ -20,7 +20,7 @@ use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
-use overlay::routing::check_overlay;
+use overlay::routing::{check_overlay, id_bits_for, nr_for};
 use overlay::summary::ScriptResult;
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
@@ -92,9 +92,10 @@ struct RegistryArgs {
     /// Local address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     bind: IpAddr,
-    /// Node IDs are drawn from 0..2^BITS (7 = the reference's 0..=127).
-    #[arg(long, default_value_t = ID_BITS_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
-    id_bits: u32,
+    /// Node IDs are drawn from 0..2^BITS [default: 7, the reference's 0..=127, or in scripted
+    /// mode the fewest bits that give each of --nodes an ID].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
+    id_bits: Option<u32>,
     /// Bytes of data a source may have unacknowledged (default: 256 MiB / nodes, within
     /// 256 KiB..=4 MiB). At least the largest frame (64 KiB): a smaller window would stall
     /// a source on every frame; at most 256 MiB.
@@ -107,9 +108,10 @@ struct RegistryArgs {
     /// (status 0 only if every run passed).
     #[arg(long, requires = "start")]
     nodes: Option<usize>,
-    /// Scripted mode: routing-table size.
-    #[arg(long, default_value_t = overlay::console::DEFAULT_NR)]
-    nr: usize,
+    /// Scripted mode: routing-table size [default: ceil(log2 NODES), so paths stay about
+    /// log2 N long at any size].
+    #[arg(long)]
+    nr: Option<usize>,
     /// Scripted mode: packets each node sends per run.
     #[arg(long, requires = "nodes")]
     start: Option<u64>,
@@ -187,30 +189,44 @@ fn secret(common: &Common) -> Result<Option<Secret>> {
         .map_err(|why| anyhow::anyhow!("--secret-file: {why}"))
 }
 
+impl RegistryArgs {
+    /// `--id-bits`, or its default for `--nodes`.
+    fn id_bits(&self) -> u32 {
+        self.id_bits
+            .unwrap_or_else(|| self.nodes.map_or(ID_BITS_DEFAULT, id_bits_for))
+    }
+
+    /// `--nr`, or its default for `--nodes` (scripted mode only).
+    fn nr(&self) -> usize {
+        self.nr
+            .unwrap_or_else(|| self.nodes.map_or(overlay::console::DEFAULT_NR, nr_for))
+    }
+}
+
 /// Refuses a scripted session that cannot work, before anything listens or registers: every
 /// limit a node's registration or the overlay's setup would otherwise hit later.
 fn check_script(args: &RegistryArgs, nodes: usize) -> Result<()> {
     if nodes > NODES_MAX {
         bail!("--nodes {nodes}: the registry takes at most {NODES_MAX} nodes");
     }
-    let ids = 1u64 << args.id_bits;
+    let id_bits = args.id_bits();
+    let ids = 1u64 << id_bits;
     if nodes as u64 > ids {
-        let bits = (nodes as u64).next_power_of_two().ilog2();
         bail!(
-            "--nodes {nodes} needs {nodes} distinct IDs, but --id-bits {} gives {ids}: use \
-             --id-bits {bits} or more",
-            args.id_bits
+            "--nodes {nodes} needs {nodes} distinct IDs, but --id-bits {id_bits} gives {ids}: \
+             use --id-bits {} or more",
+            id_bits_for(nodes)
         );
     }
-    check_overlay(nodes, args.nr)
-        .map_err(|why| anyhow::anyhow!("--nodes {nodes} --nr {}: {why}", args.nr))
+    let nr = args.nr();
+    check_overlay(nodes, nr).map_err(|why| anyhow::anyhow!("--nodes {nodes} --nr {nr}: {why}"))
 }
 
 fn run_registry(args: RegistryArgs) -> Result<u8> {
     match args.common.wire {
         Wire::Native => run_registry_with::<Native>(args),
         Wire::Classic => {
-            if args.id_bits > 31 {
+            if args.id_bits() > 31 {
                 bail!("--wire classic carries IDs as i32: --id-bits must be at most 31");
             }
             if args.payload != 0 {
@@ -262,7 +278,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let script = match (args.nodes, args.start) {
         (Some(nodes), Some(packets)) => Some(Script {
             nodes,
-            nr: args.nr,
+            nr: args.nr(),
             packets,
             runs: args.runs,
             extra_payload_bytes: args.payload,
@@ -272,7 +288,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     };
     let scripted = script.is_some();
     let registry = Registry::<C>::new(RegistryConfig {
-        id_bits: args.id_bits,
+        id_bits: args.id_bits(),
         seed: seed(&args.common),
         secret,
         script,

@@ -9,7 +9,7 @@
 //! A path of d positions therefore takes floor(d / 2^(NR-1)) + popcount(d mod 2^(NR-1))
 //! transmissions: whole largest steps first, then one step per remaining bit.
 
-use crate::limits::{NR_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{ID_BITS_DEFAULT, NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
 
 /// Every node ID of an overlay, sorted: the ring.
@@ -118,6 +118,19 @@ pub fn check_nr(nodes: usize, nr: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The routing-table size for an overlay of `nodes` nodes when the operator gives none in a
+/// scripted run: ceil(log2 nodes), so that paths stay about log2 N long at any size (the
+/// widest entry, 2^(NR-1) positions ahead, is then the farthest that still fits).
+pub fn nr_for(nodes: usize) -> usize {
+    (nodes.max(2).next_power_of_two().ilog2() as usize).min(NR_MAX)
+}
+
+/// The ID width for `nodes` nodes when the operator gives none: the reference's 7 bits
+/// (0..=127), or the fewest bits that give every node an ID.
+pub fn id_bits_for(nodes: usize) -> u32 {
+    (nodes.max(2).next_power_of_two().ilog2()).max(ID_BITS_DEFAULT)
 }
 
 /// Checks that an overlay of `nodes` nodes with NR `nr` can be set up: distinct table entries
@@ -281,6 +294,29 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_for_a_node_count_fit_it() {
+        assert_eq!(nr_for(2), 1);
+        assert_eq!(nr_for(8), 3);
+        assert_eq!(nr_for(10), 4);
+        assert_eq!(nr_for(1000), 10);
+        assert_eq!(nr_for(10_000), 14);
+        assert_eq!(id_bits_for(100), ID_BITS_DEFAULT);
+        assert_eq!(id_bits_for(129), 8);
+        assert_eq!(id_bits_for(10_000), 14);
+        for nodes in 2..=4096 {
+            let nr = nr_for(nodes);
+            assert!(check_overlay(nodes, nr).is_ok(), "{nodes} nodes, NR {nr}");
+            // The next size up would not fit: ceil(log2 N) is the largest table.
+            assert!(
+                check_nr(nodes, nr + 1).is_err(),
+                "{nodes} nodes, NR {}",
+                nr + 1
+            );
+            assert!(1u64 << id_bits_for(nodes) >= nodes as u64);
+        }
+    }
 
     fn example_b() -> Ring {
         Ring::new(vec![97, 4, 18, 19, 33, 60, 82, 119])

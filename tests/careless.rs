@@ -53,8 +53,8 @@ fn nonsense_flags_are_refused_before_anything_listens() {
     refused(&with(&["1"]), "at least 2");
     refused(&with(&["10", "--nr", "0"]), "between 1 and");
     refused(&with(&["10", "--nr", "5"]), "use at most 4");
-    refused(&with(&["200"]), "use --id-bits 8 or more");
-    refused(&with(&["300", "--id-bits", "9"]), "use NR 4 or more");
+    refused(&with(&["200", "--id-bits", "7"]), "use --id-bits 8 or more");
+    refused(&with(&["300", "--nr", "3"]), "use NR 4 or more");
     refused(&with(&["10", "--runs", "0"]), "--runs");
     refused(&["registry", "--window-bytes", "0"], "--window-bytes");
     refused(&["registry", "--window-bytes", "1"], "--window-bytes");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds overlay in release mode, starts a registry and NODES messaging nodes on this machine,
-# runs MESSAGES_PER_NODE packets per node through an overlay with NR table entries, prints the
-# summary and exits 0 only if the run verified (PASS). Every process it starts is stopped on
+# runs MESSAGES_PER_NODE packets per node through an overlay with NR table entries (default
+# ceil(log2 NODES), chosen by the registry, as is an ID space wide enough), prints the summary
+# and exits 0 only if the run verified (PASS). Every process it starts is stopped on
 # exit, Ctrl-C or failure.
 #
 #   tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]
@@ -23,14 +24,14 @@ runs=${RUNS:-1}
 payload=${PAYLOAD:-0}
 
 source "$(dirname "$0")/lib.sh"
-nr=${3:-$(default_nr "$nodes")}
+nr=${3:-}
 find_overlay
 make_out
 
 # REGISTRY_ARGS and NODE_ARGS are split into words on purpose (several flags).
-start_registry --nodes "$nodes" --nr "$nr" --start "$messages" --runs "$runs" \
+start_registry --nodes "$nodes" ${nr:+--nr "$nr"} --start "$messages" --runs "$runs" \
   --payload "$payload" --json "$out/result.json" ${REGISTRY_ARGS:-}
-echo "Registry on port $port; starting $nodes nodes (NR $nr, $messages packets each, logs in $out)" >&2
+echo "Registry on port $port; starting $nodes nodes (NR ${nr:-ceil(log2 $nodes)}, $messages packets each, logs in $out)" >&2
 start_nodes "$nodes" ${NODE_ARGS:-}
 
 tail -n +1 -f "$out/registry.log" --pid "$registry" &
