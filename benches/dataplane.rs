@@ -15,7 +15,7 @@ use overlay::node::Node;
 use overlay::routing::{Ring, Router, longest_path_relays};
 use overlay::sim::{ReadyNode, task_initiate};
 use overlay::wire::native::{Native, data_frame_bytes};
-use overlay::wire::{Codec, DataShape, NodeId};
+use overlay::wire::{Codec, DataShape, NodeId, Peek};
 
 /// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
 fn ids() -> Vec<NodeId> {
@@ -72,14 +72,19 @@ fn codec(c: &mut Criterion) {
             if out.len() > (1 << 20) - 256 {
                 out.clear();
             }
-            let peek = Native::peek(black_box(&frame)).unwrap();
-            Native::append_relayed(&frame, 9, &mut out);
-            peek
+            let Ok(Peek::Data(data)) = Native::peek(black_box(&frame)) else {
+                unreachable!("a data frame");
+            };
+            Native::append_relayed(&data, 9, &mut out);
         })
     });
-    let mut trace = Vec::with_capacity(64);
-    group.bench_function("check_delivered", |b| {
-        b.iter(|| Native::check_delivered(black_box(&frame), shape, &mut trace).unwrap())
+    group.bench_function("peek + check_delivered", |b| {
+        b.iter(|| {
+            let Ok(Peek::Data(data)) = Native::peek(black_box(&frame)) else {
+                unreachable!("a data frame");
+            };
+            Native::check_delivered(&data, shape).unwrap()
+        })
     });
     let router = Router::new(Ring::new(ids()), NR, 0).unwrap();
     let sinks: Vec<NodeId> = ids().into_iter().skip(1).collect();

@@ -1035,8 +1035,9 @@ impl<C: SimCodec> Sim<C> {
             let frame = &bytes[offset..offset + len];
             offset += len;
             match C::peek(frame) {
-                Ok(Peek::Data { sink }) => {
+                Ok(Peek::Data(data)) => {
                     self.data_transmissions += 1;
+                    let sink = data.sink();
                     if sink == me
                         && let Some((source, relays)) = C::arrival(frame)
                     {
@@ -1047,7 +1048,7 @@ impl<C: SimCodec> Sim<C> {
                         });
                     }
                 }
-                Ok(Peek::Ack { .. }) => self.ack_transmissions += 1,
+                Ok(Peek::Ack(_)) => self.ack_transmissions += 1,
                 _ => {}
             }
         }

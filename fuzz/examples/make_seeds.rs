@@ -9,7 +9,9 @@ use std::path::Path;
 
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
-use overlay::wire::{Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Status};
+use overlay::wire::{
+    Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Status,
+};
 
 /// The golden vectors of src/wire/native/tests.rs, byte for byte.
 const GOLDEN: &[&[u8]] = &[
@@ -119,7 +121,10 @@ fn data_frames() -> Vec<Vec<u8>> {
         Native::append_data(&mut frame, source, sink, shape, 1, &7i32.to_le_bytes());
         for &relay in relays {
             let mut next = Vec::new();
-            Native::append_relayed(&frame, relay, &mut next);
+            let Ok(Peek::Data(data)) = Native::peek(&frame) else {
+                unreachable!("a frame we made is data");
+            };
+            Native::append_relayed(&data, relay, &mut next);
             frame = next;
         }
         frames.push(frame);
@@ -195,7 +200,10 @@ fn main() {
     let mut frame = Vec::new();
     Classic::append_data(&mut frame, 97, 82, DataShape::default(), 0, &1i32.to_be_bytes());
     let mut relayed = Vec::new();
-    Classic::append_relayed(&frame, 19, &mut relayed);
+    let Ok(Peek::Data(data)) = Classic::peek(&frame) else {
+        unreachable!("a frame we made is data");
+    };
+    Classic::append_relayed(&data, 19, &mut relayed);
     write(dir, "wire_classic", "data", &frame);
     write(dir, "wire_classic", "data-relayed", &relayed);
     classic_all.extend_from_slice(&frame);

@@ -12,7 +12,6 @@ fuzz_target!(|data: &[u8]| {
     let shape = DataShape::default();
     let mut offset = 0;
     let mut out = Vec::new();
-    let mut trace = Vec::new();
     loop {
         let len = match Classic::frame_len(&data[offset..]) {
             Ok(Some(len)) => len,
@@ -34,14 +33,20 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(out, out2);
                 }
             }
-            Ok(peek @ (Peek::Data { .. } | Peek::Ack { .. })) => {
+            Ok(Peek::Data(data)) => {
                 out.clear();
-                Classic::append_relayed(frame, 7, &mut out);
+                Classic::append_relayed(&data, 7, &mut out);
                 assert!(out.len() >= frame.len());
-                assert_eq!(Classic::peek(&out), Ok(peek), "a relayed frame still peeks");
-                let _ = Classic::check_delivered(frame, shape, &mut trace);
-                let _ = Classic::check_delivered(&out, shape, &mut trace);
+                let Ok(Peek::Data(relayed)) = Classic::peek(&out) else {
+                    panic!("a relayed frame still peeks");
+                };
+                assert_eq!(relayed.sink(), data.sink());
+                assert_eq!(relayed.relays(), data.relays() + 1);
+                assert_eq!(relayed.previous_hop(), Some(7));
+                let _ = Classic::check_delivered(&data, shape);
+                let _ = Classic::check_delivered(&relayed, shape);
             }
+            Ok(Peek::Ack(_)) => panic!("the classic format has no acks"),
             Err(_) => {}
         }
     }

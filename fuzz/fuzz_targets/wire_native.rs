@@ -26,7 +26,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut offset = 0;
     let mut out = Vec::new();
-    let mut trace = Vec::new();
     loop {
         let len = match Native::frame_len(&bytes[offset..]) {
             Ok(Some(len)) => len,
@@ -48,23 +47,25 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(out, out2);
                 }
             }
-            Ok(peek @ (Peek::Data { .. } | Peek::Ack { .. })) => {
+            Ok(Peek::Data(data)) => {
                 out.clear();
                 out.push(0xAA);
-                Native::append_relayed(frame, 7, &mut out);
+                Native::append_relayed(&data, 7, &mut out);
                 assert_eq!(out.len(), frame.len() + 1);
-                assert_eq!(
-                    Native::peek(&out[1..]),
-                    Ok(peek),
-                    "a relayed frame still peeks"
-                );
-                let _ = Native::read_ack(frame);
-                if let Ok(delivered) = Native::check_delivered(frame, shape, &mut trace) {
-                    assert!(trace.len() <= shape.trace_slots);
-                    assert_eq!(delivered.relays, trace.len());
+                let Ok(Peek::Data(relayed)) = Native::peek(&out[1..]) else {
+                    panic!("a relayed frame still peeks");
+                };
+                assert_eq!(relayed.sink(), data.sink());
+                assert_eq!(relayed.source(), data.source());
+                assert!(relayed.relays() <= relayed.trace_slots());
+                if let Ok(delivered) = Native::check_delivered(&data, shape) {
+                    assert!(data.trace().count() <= shape.trace_slots);
+                    assert_eq!(delivered.relays, data.trace().count());
                 }
-                let _ = Native::check_delivered(&out[1..], shape, &mut trace);
+                let _ = Native::check_delivered(&relayed, shape);
+                let _ = data.previous_hop();
             }
+            Ok(Peek::Ack(ack)) => assert_eq!(ack.bytes(), frame),
             Err(_) => {}
         }
     }

@@ -20,8 +20,8 @@ use crate::routing::{Ring, Router};
 use crate::stats::RunStats;
 use crate::summary::thousands;
 use crate::wire::{
-    Codec, Control, Corruption, Counters, DataShape, LinkCount, Manifest, NodeId, PayloadCrc, Peek,
-    Status,
+    Ack, Codec, Control, Corruption, Counters, DataFrame, DataShape, LinkCount, Manifest, NodeId,
+    PayloadCrc, Peek, Status,
 };
 use flow::Flow;
 
@@ -101,8 +101,7 @@ fn unsent_data_frames<C: Codec>(bytes: &[u8], sent: usize) -> u64 {
     let mut unsent = 0;
     let mut offset = 0;
     while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
-        if offset + len > sent
-            && matches!(C::peek(&bytes[offset..offset + len]), Ok(Peek::Data { .. }))
+        if offset + len > sent && matches!(C::peek(&bytes[offset..offset + len]), Ok(Peek::Data(_)))
         {
             unsent += 1;
         }
@@ -141,6 +140,12 @@ impl Run {
         let at = u128::from(self.originated) * 1_000_000_000 / u128::from(self.rate_per_s);
         self.started_at + at as Nanos
     }
+}
+
+/// A frame a relay forwards: a data packet (its trace gains this node) or an ack (unchanged).
+enum Relayed<'a, C: Codec> {
+    Data(&'a DataFrame<'a, C>),
+    Ack(&'a Ack<'a>),
 }
 
 /// Data frames found in one batch of bytes from a link.
@@ -192,7 +197,6 @@ pub struct Node<C: Codec> {
     window: RunStats,
     rng: SmallRng,
     effects: Vec<Effect>,
-    trace: Vec<NodeId>,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -231,7 +235,6 @@ impl<C: Codec> Node<C> {
             window: RunStats::default(),
             rng,
             effects: Vec::new(),
-            trace: Vec::new(),
             payload_crc: None,
             problems_logged: 0,
             codec: PhantomData,
@@ -716,7 +719,7 @@ impl<C: Codec> Node<C> {
         };
         let message = C::peek(&bytes[..len])
             .ok()
-            .filter(|peek| *peek == Peek::Control)
+            .filter(|peek| matches!(peek, Peek::Control))
             .and_then(|_| C::decode_control(&bytes[..len]).ok());
         match (entry, message) {
             (Some(index), Some(Control::Challenge { nonce })) => {
@@ -847,18 +850,21 @@ impl<C: Codec> Node<C> {
             };
             let frame = &bytes[offset..offset + len];
             offset += len;
-            let peeked = C::peek(frame);
-            if let Ok(Peek::Data { .. }) = peeked {
-                if data.previous_hop.is_none() {
-                    data.previous_hop = C::previous_hop(frame);
+            // Matched by reference: the view is read where `peek` put it, not copied.
+            match &C::peek(frame) {
+                Ok(Peek::Data(data_frame)) => {
+                    if data.previous_hop.is_none() {
+                        data.previous_hop = data_frame.previous_hop();
+                    }
+                    data.count += 1;
+                    if data_frame.sink() == id {
+                        self.deliver(now, data_frame);
+                    } else {
+                        self.relay(id, data_frame.sink(), Relayed::Data(data_frame));
+                    }
                 }
-                data.count += 1;
-            }
-            match peeked {
-                Ok(Peek::Data { sink }) if sink == id => self.deliver(now, frame),
-                Ok(Peek::Ack { sink }) if sink == id => self.on_ack(frame),
-                Ok(Peek::Data { sink }) => self.relay(frame, sink, true),
-                Ok(Peek::Ack { sink }) => self.relay(frame, sink, false),
+                Ok(Peek::Ack(ack)) if ack.sink() == id => self.on_ack(ack),
+                Ok(Peek::Ack(ack)) => self.relay(id, ack.sink(), Relayed::Ack(ack)),
                 Ok(Peek::Control) => {
                     self.close(conn, "a peer sent a control message on a data link".into());
                     return bytes.len();
@@ -872,7 +878,8 @@ impl<C: Codec> Node<C> {
     }
 
     #[inline(always)]
-    fn relay(&mut self, frame: &[u8], sink: NodeId, data: bool) {
+    fn relay(&mut self, id: NodeId, sink: NodeId, frame: Relayed<'_, C>) {
+        let data = matches!(frame, Relayed::Data(_));
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         let Some(index) = overlay.router.next_hop(sink) else {
             if data {
@@ -891,18 +898,21 @@ impl<C: Codec> Node<C> {
         if entry.pending.is_empty() {
             self.effects.push(Effect::Send(entry.conn));
         }
-        C::append_relayed(frame, self.id.unwrap_or_default(), &mut entry.pending);
+        match frame {
+            Relayed::Data(frame) => C::append_relayed(frame, id, &mut entry.pending),
+            Relayed::Ack(ack) => entry.pending.extend_from_slice(ack.bytes()),
+        }
         if data {
             self.counters.relayed += 1;
             entry.packets_out += 1;
         }
     }
 
-    fn deliver(&mut self, now: Nanos, frame: &[u8]) {
+    fn deliver(&mut self, now: Nanos, frame: &DataFrame<'_, C>) {
         let overlay = self.overlay.as_mut().expect("checked by on_data_bytes");
         // Plain matches rather than combinators: the checked fields stay in registers (a
         // `Result` of them built in memory and read back cost a store-forwarding stall).
-        let delivered = match C::check_delivered_in_place(frame, overlay.shape) {
+        let delivered = match C::check_delivered(frame, overlay.shape) {
             Ok(delivered) => delivered,
             Err(corruption) => return self.corrupted(corruption),
         };
@@ -911,7 +921,7 @@ impl<C: Codec> Node<C> {
         let (Some(position), Some(expected)) = (position, expected) else {
             return self.wrong_trace(frame, delivered.source, None);
         };
-        if !C::trace_is(frame, expected) {
+        if !frame.trace_is(expected) {
             let expected = expected.to_vec();
             return self.wrong_trace(frame, delivered.source, Some(expected));
         }
@@ -924,7 +934,7 @@ impl<C: Codec> Node<C> {
             .counters
             .sum_received
             .wrapping_add(i64::from(delivered.value));
-        if let Some(acked) = self.flow.on_delivered(position, frame.len()) {
+        if let Some(acked) = self.flow.on_delivered(position, frame.bytes().len()) {
             let index = overlay
                 .router
                 .next_hop(delivered.source)
@@ -949,16 +959,15 @@ impl<C: Codec> Node<C> {
     /// A packet whose trace is not the route from its source (`expected`, if the source is
     /// known): the trace is copied out only to say how it differs.
     #[cold]
-    fn wrong_trace(&mut self, frame: &[u8], origin: NodeId, expected: Option<Vec<NodeId>>) {
-        let shape = self
-            .overlay
-            .as_ref()
-            .expect("checked by on_data_bytes")
-            .shape;
-        let _ = C::check_delivered(frame, shape, &mut self.trace);
+    fn wrong_trace(
+        &mut self,
+        frame: &DataFrame<'_, C>,
+        origin: NodeId,
+        expected: Option<Vec<NodeId>>,
+    ) {
         self.corrupted(Corruption::Trace {
             origin,
-            trace: self.trace.clone(),
+            trace: frame.trace().collect(),
             expected: expected.unwrap_or_default(),
         });
     }
@@ -969,18 +978,16 @@ impl<C: Codec> Node<C> {
         self.problem(format!("corrupted packet: {corruption}"));
     }
 
-    fn on_ack(&mut self, frame: &[u8]) {
+    fn on_ack(&mut self, ack: &Ack<'_>) {
         let overlay = self.overlay.as_ref().expect("checked by on_data_bytes");
-        match C::read_ack(frame) {
-            Ok((from, epoch, acked)) => match overlay.router.position(from) {
-                Some(position) => {
-                    if !self.flow.on_ack(position, epoch, acked) {
-                        tracing::debug!("ignored ack from {from} (epoch {epoch}, {acked} bytes)");
-                    }
+        let (from, epoch, acked) = (ack.source(), ack.epoch(), ack.acked_bytes());
+        match overlay.router.position(from) {
+            Some(position) => {
+                if !self.flow.on_ack(position, epoch, acked) {
+                    tracing::debug!("ignored ack from {from} (epoch {epoch}, {acked} bytes)");
                 }
-                None => self.problem(format!("ack from unknown node {from}")),
-            },
-            Err(error) => self.problem(format!("bad ack: {error}")),
+            }
+            None => self.problem(format!("ack from unknown node {from}")),
         }
     }
 
@@ -1311,7 +1318,10 @@ mod tests {
         let mut direct = Vec::new();
         Native::append_data(&mut direct, 40, 10, shape, 1, &7i32.to_le_bytes());
         let mut detour = Vec::new();
-        Native::append_relayed(&direct, 30, &mut detour);
+        let Ok(Peek::Data(data)) = Native::peek(&direct) else {
+            panic!("a data frame");
+        };
+        Native::append_relayed(&data, 30, &mut detour);
         let mut bytes = direct.clone();
         bytes.extend_from_slice(&detour);
         assert_eq!(node.on_received(2, inbound, &bytes), bytes.len());

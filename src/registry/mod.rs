@@ -859,7 +859,7 @@ impl<C: Codec> Registry<C> {
     }
 
     fn handle_frame(&mut self, now: Nanos, conn: ConnId, frame: &[u8]) -> Result<(), String> {
-        if matches!(C::peek(frame), Ok(Peek::Data { .. } | Peek::Ack { .. })) {
+        if matches!(C::peek(frame), Ok(Peek::Data(_) | Peek::Ack(_))) {
             return Err("the registry does not route data packets".to_string());
         }
         let message = C::decode_control(frame).map_err(|e| format!("bad message: {e}"))?;

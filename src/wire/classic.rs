@@ -25,8 +25,8 @@ use std::net::SocketAddr;
 
 use super::reader::{Reader, put_ip, put_string};
 use super::{
-    Codec, Control, Corruption, Counters, DataShape, Delivered, Manifest, ManifestEntry, NodeId,
-    Peek, Status, WireError,
+    Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, Manifest, ManifestEntry,
+    NodeId, Peek, Status, WireError,
 };
 use crate::limits::FRAME_BYTES_MAX;
 
@@ -51,14 +51,18 @@ pub const PREFIX_BYTES: usize = 4;
 /// Bytes of a data frame before its trace: prefix, type, sink, source, payload, trace_len.
 pub const DATA_HEADER_BYTES: usize = PREFIX_BYTES + 1 + 4 * 4;
 
-/// Offset of `trace_len` in a data frame.
+/// Offsets in a data frame.
+const SINK_AT: usize = PREFIX_BYTES + 1;
+const SOURCE_AT: usize = PREFIX_BYTES + 5;
+const VALUE_AT: usize = PREFIX_BYTES + 9;
 const TRACE_LEN_AT: usize = DATA_HEADER_BYTES - 4;
 
 /// The largest trace a data frame may arrive with: one more relay must still fit a frame.
 pub const TRACE_LEN_MAX: usize = (FRAME_BYTES_MAX - DATA_HEADER_BYTES) / 4 - 1;
+const _: () = assert!(TRACE_LEN_MAX <= u16::MAX as usize);
 
 /// The classic encoding.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Classic;
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
@@ -91,6 +95,13 @@ impl Codec for Classic {
     const PROGRESS_POLLS: bool = false;
     const LOOSE_PORTS: bool = true;
     const HAS_STATS: bool = false;
+    const TRACE_AT: usize = DATA_HEADER_BYTES;
+    /// IDs are Java ints.
+    const ID_MAX: NodeId = i32::MAX as NodeId;
+
+    fn read_id(bytes: [u8; 4]) -> NodeId {
+        NodeId::from_be_bytes(bytes)
+    }
 
     fn encodable(message: &Control) -> Result<(), WireError> {
         match message {
@@ -191,7 +202,7 @@ impl Codec for Classic {
         Ok((bytes.len() >= total).then_some(total))
     }
 
-    fn peek(frame: &[u8]) -> Result<Peek, WireError> {
+    fn peek(frame: &[u8]) -> Result<Peek<'_, Self>, WireError> {
         match frame.get(PREFIX_BYTES) {
             Some(&kind::DATA) => {
                 if frame.len() < DATA_HEADER_BYTES {
@@ -199,14 +210,14 @@ impl Codec for Classic {
                 }
                 let declared = be_u32(frame, 0) as usize;
                 let trace_len = be_i32(frame, TRACE_LEN_AT);
-                let fits = usize::try_from(trace_len)
+                let relays = usize::try_from(trace_len)
                     .ok()
                     .filter(|&n| n <= TRACE_LEN_MAX)
-                    .is_some_and(|n| {
+                    .filter(|&n| {
                         frame.len() == DATA_HEADER_BYTES + 4 * n
                             && declared + PREFIX_BYTES == frame.len()
                     });
-                if !fits {
+                let Some(relays) = relays else {
                     return Err(WireError::BadField {
                         what: "data frame",
                         detail: format!(
@@ -215,15 +226,24 @@ impl Codec for Classic {
                             frame.len()
                         ),
                     });
-                }
-                let sink = be_i32(frame, PREFIX_BYTES + 1);
-                match NodeId::try_from(sink) {
-                    Ok(sink) => Ok(Peek::Data { sink }),
-                    Err(_) => Err(WireError::BadField {
+                };
+                let sink = be_i32(frame, SINK_AT);
+                let Ok(sink) = NodeId::try_from(sink) else {
+                    return Err(WireError::BadField {
                         what: "data sink",
                         detail: format!("{sink} (IDs are not negative)"),
-                    }),
-                }
+                    });
+                };
+                // The trace grows with each relay: it has exactly as many slots as relays.
+                let relays = relays as u16;
+                Ok(Peek::Data(DataFrame::checked(
+                    frame,
+                    sink,
+                    be_u32(frame, SOURCE_AT),
+                    relays,
+                    relays,
+                    false,
+                )))
             }
             Some(&code) if (kind::REGISTER..=kind::SUMMARY).contains(&code) => Ok(Peek::Control),
             Some(&code) => Err(WireError::UnknownType(code)),
@@ -231,31 +251,16 @@ impl Codec for Classic {
         }
     }
 
-    fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>) {
+    fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(frame);
-        if frame.get(PREFIX_BYTES) != Some(&kind::DATA) || frame.len() < DATA_HEADER_BYTES {
-            debug_assert!(false, "relayed a frame that peek did not accept as data");
-            return;
-        }
+        out.extend_from_slice(frame.bytes());
         out.extend_from_slice(&self_id.to_be_bytes());
         let copy = &mut out[start..];
-        let declared = be_u32(copy, 0).wrapping_add(4);
-        let trace_len = be_u32(copy, TRACE_LEN_AT).wrapping_add(1);
+        // `peek` bounded the trace by `TRACE_LEN_MAX`: one more relay still fits a frame.
+        let declared = (copy.len() - PREFIX_BYTES) as u32;
+        let trace_len = frame.relays() as u32 + 1;
         copy[..PREFIX_BYTES].copy_from_slice(&declared.to_be_bytes());
         copy[TRACE_LEN_AT..TRACE_LEN_AT + 4].copy_from_slice(&trace_len.to_be_bytes());
-    }
-
-    fn previous_hop(frame: &[u8]) -> Option<NodeId> {
-        if frame.len() < DATA_HEADER_BYTES || frame[PREFIX_BYTES] != kind::DATA {
-            return None;
-        }
-        let at = if frame.len() > DATA_HEADER_BYTES {
-            frame.len() - 4
-        } else {
-            PREFIX_BYTES + 5
-        };
-        NodeId::try_from(be_i32(frame, at)).ok()
     }
 
     fn append_data_with_crc(
@@ -285,59 +290,23 @@ impl Codec for Classic {
     }
 
     fn check_delivered(
-        frame: &[u8],
-        shape: DataShape,
-        trace: &mut Vec<NodeId>,
+        frame: &DataFrame<'_, Self>,
+        _shape: DataShape,
     ) -> Result<Delivered, Corruption> {
-        trace.clear();
-        let delivered = Self::check_delivered_in_place(frame, shape)?;
-        trace.extend(
-            frame[DATA_HEADER_BYTES..]
-                .chunks_exact(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(delivered)
-    }
-
-    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool {
-        frame.len() == DATA_HEADER_BYTES + 4 * expected.len()
-            && frame[DATA_HEADER_BYTES..]
-                .chunks_exact(4)
-                .zip(expected)
-                .all(|(slot, id)| slot == id.to_be_bytes())
-    }
-
-    fn check_delivered_in_place(frame: &[u8], _shape: DataShape) -> Result<Delivered, Corruption> {
-        if frame.len() < DATA_HEADER_BYTES || frame[PREFIX_BYTES] != kind::DATA {
-            return Err(Corruption::Header("shorter than a data header".into()));
-        }
-        let trace_len = be_i32(frame, TRACE_LEN_AT);
-        let relays = usize::try_from(trace_len)
-            .ok()
-            .filter(|&n| frame.len() == DATA_HEADER_BYTES + 4 * n)
-            .ok_or_else(|| {
-                Corruption::Header(format!(
-                    "trace_len {trace_len} in a frame of {} bytes",
-                    frame.len()
-                ))
-            })?;
-        let source = be_i32(frame, PREFIX_BYTES + 5);
+        let bytes = frame.bytes();
+        let source = be_i32(bytes, SOURCE_AT);
         let source = NodeId::try_from(source)
             .map_err(|_| Corruption::Header(format!("negative source {source}")))?;
         Ok(Delivered {
             source,
-            value: be_i32(frame, PREFIX_BYTES + 9),
+            value: be_i32(bytes, VALUE_AT),
             send_time_ns: 0,
-            relays,
+            relays: frame.relays(),
         })
     }
 
     fn append_ack(_out: &mut Vec<u8>, _source: NodeId, _sink: NodeId, _epoch: u32, _acked: u64) {
         debug_assert!(false, "the classic format has no acks (HAS_ACKS is false)");
-    }
-
-    fn read_ack(_frame: &[u8]) -> Result<(NodeId, u32, u64), WireError> {
-        Err(WireError::UnknownType(13))
     }
 
     fn encode_control(message: &Control, out: &mut Vec<u8>) {

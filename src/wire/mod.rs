@@ -10,10 +10,12 @@
 
 pub mod classic;
 pub mod control;
+mod frame;
 pub mod native;
 mod payload_crc;
 mod reader;
 
+pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
 pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Status};
@@ -42,17 +44,6 @@ pub enum WireError {
     /// The message cannot be expressed in this encoding (found before encoding it).
     #[error("the {codec} wire format cannot carry {what}")]
     Unencodable { codec: &'static str, what: String },
-}
-
-/// What a relay needs to know of a whole frame, read in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peek {
-    /// A data packet for `sink`: routed by its sink, counted, checked at the sink.
-    Data { sink: NodeId },
-    /// A flow-control acknowledgement for `sink`: routed like data, never counted.
-    Ack { sink: NodeId },
-    /// A control message between a node and the registry.
-    Control,
 }
 
 /// A data packet that reached its sink, as the sink's checks saw it.
@@ -94,7 +85,11 @@ pub struct DataShape {
 }
 
 /// An encoding of frames. Implementations are stateless.
-pub trait Codec {
+///
+/// The data plane: [`Codec::frame_len`] finds a whole frame, [`Codec::peek`] checks it once
+/// and returns a view ([`DataFrame`], [`Ack`]); relaying ([`Codec::append_relayed`]) and the
+/// sink's checks ([`Codec::check_delivered`]) take that view, and cannot fail on the layout.
+pub trait Codec: Sized {
     /// A short name for logs and `--wire`.
     const NAME: &'static str;
 
@@ -117,6 +112,15 @@ pub trait Codec {
     /// Whether traffic summaries carry hop counts and latency histograms.
     const HAS_STATS: bool = true;
 
+    /// Offset of a data frame's hop trace: 4 bytes per relay ID from here.
+    const TRACE_AT: usize;
+
+    /// The largest node ID the encoding carries.
+    const ID_MAX: NodeId;
+
+    /// A node ID (a trace slot) as this encoding writes it.
+    fn read_id(bytes: [u8; 4]) -> NodeId;
+
     /// Whether `message` can be expressed in this encoding (fields beyond the format's
     /// ranges, a progress poll without [`Codec::PROGRESS_POLLS`], extra payload the format
     /// has no room for). Callers check before sending anything a peer asked for;
@@ -132,16 +136,13 @@ pub trait Codec {
     fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError>;
 
     /// Classifies a whole frame and, for data and acks, checks that its routed header is
-    /// consistent with its length (so that relaying it cannot fail).
-    fn peek(frame: &[u8]) -> Result<Peek, WireError>;
+    /// consistent with its length: the view it returns can be relayed and read without
+    /// further checks.
+    fn peek(frame: &[u8]) -> Result<Peek<'_, Self>, WireError>;
 
-    /// Appends `frame`, which [`Codec::peek`] accepted as data or ack, to `out` as relay
-    /// `self_id` forwards it: a data packet's trace gains `self_id`.
-    fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>);
-
-    /// The node that put a data frame, which [`Codec::peek`] accepted, on the link it arrived
-    /// on: its last relay, or its source if it has none (`None` if the trace overflowed).
-    fn previous_hop(frame: &[u8]) -> Option<NodeId>;
+    /// Appends `frame` to `out` as relay `self_id` forwards it: its trace gains `self_id` (or,
+    /// with no slot left, the overflow flag). Acks are forwarded unchanged ([`Ack::bytes`]).
+    fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>);
 
     /// Appends a new data packet to `out`; `payload` is the value (4 little-endian bytes) then
     /// the extra bytes. Returns the frame's length.
@@ -169,28 +170,16 @@ pub trait Codec {
         payload_crc: u32,
     ) -> usize;
 
-    /// Checks a data frame at its sink (layout against the overlay's trace slots, CRC) and
-    /// copies its hop trace into `trace`
-    /// (cleared first) so the sink can compare it with the route it expects.
+    /// The sink's checks of a data frame: its trace capacity against the overlay's, the
+    /// overflow flag, the CRC. The sink then compares the trace with the route it expects
+    /// ([`DataFrame::trace_is`]).
     fn check_delivered(
-        frame: &[u8],
+        frame: &DataFrame<'_, Self>,
         shape: DataShape,
-        trace: &mut Vec<NodeId>,
     ) -> Result<Delivered, Corruption>;
-
-    /// [`Codec::check_delivered`] without copying the trace: the sink then compares it in
-    /// place with [`Codec::trace_is`].
-    fn check_delivered_in_place(frame: &[u8], shape: DataShape) -> Result<Delivered, Corruption>;
-
-    /// Whether the hop trace of `frame`, a data frame the checks accepted, is exactly
-    /// `expected`.
-    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool;
 
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64);
-
-    /// Reads an ack frame addressed to us: (who acknowledges, epoch, cumulative bytes).
-    fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError>;
 
     /// Appends a control message.
     fn encode_control(message: &Control, out: &mut Vec<u8>);

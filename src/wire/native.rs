@@ -10,8 +10,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::reader::{Reader, put_ip, put_string};
 use super::{
-    Codec, Control, Corruption, Counters, DataShape, Delivered, LinkCount, Manifest, ManifestEntry,
-    NodeId, PayloadCrc, Peek, Status, WireError,
+    Ack, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, LinkCount,
+    Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Status, WireError,
 };
 use crate::limits::{FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
@@ -68,7 +68,9 @@ pub struct DataHeader {
 }
 
 /// A flow-control acknowledgement, routed to `sink` like data.
-#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct AckFrame {
     /// Always 28.
@@ -88,6 +90,9 @@ pub struct AckFrame {
 }
 
 pub const DATA_HEADER_BYTES: usize = size_of::<DataHeader>();
+/// Offsets of the header fields a relay patches in its copy.
+const HOP_COUNT_AT: usize = std::mem::offset_of!(DataHeader, hop_count);
+const FLAGS_AT: usize = std::mem::offset_of!(DataHeader, flags);
 pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
 /// Bytes of one [`LinkCount`] in a summary: peer, sent, received.
 const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
@@ -100,10 +105,18 @@ pub fn data_frame_bytes(shape: DataShape) -> usize {
 }
 
 /// The native encoding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Native;
 
 impl Codec for Native {
     const NAME: &'static str = "native";
+    const TRACE_AT: usize = DATA_HEADER_BYTES;
+    const ID_MAX: NodeId = NodeId::MAX;
+
+    #[inline]
+    fn read_id(bytes: [u8; 4]) -> NodeId {
+        NodeId::from_le_bytes(bytes)
+    }
 
     #[inline]
     fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError> {
@@ -119,7 +132,7 @@ impl Codec for Native {
     }
 
     #[inline]
-    fn peek(frame: &[u8]) -> Result<Peek, WireError> {
+    fn peek(frame: &[u8]) -> Result<Peek<'_, Self>, WireError> {
         // A well-formed data frame inline; everything else out of line.
         if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
             && let Ok((header, rest)) = DataHeader::ref_from_prefix(frame)
@@ -130,44 +143,32 @@ impl Codec for Native {
                 && usize::from(header.hop_count) <= slots
                 && rest.len() == 4 * slots + payload
             {
-                return Ok(Peek::Data {
-                    sink: header.sink.get(),
-                });
+                return Ok(Peek::Data(DataFrame::checked(
+                    frame,
+                    header.sink.get(),
+                    header.source.get(),
+                    u16::from(header.hop_count),
+                    u16::from(header.trace_slots),
+                    header.flags & FLAG_TRACE_OVERFLOW != 0,
+                )));
             }
         }
         peek_slow(frame)
     }
 
     #[inline]
-    fn append_relayed(frame: &[u8], self_id: NodeId, out: &mut Vec<u8>) {
+    fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(frame);
-        if frame[PREFIX_BYTES] != kind::DATA {
-            return;
-        }
-        let Ok((header, rest)) = DataHeader::mut_from_prefix(&mut out[start..]) else {
-            debug_assert!(false, "relayed a data frame that peek did not accept");
-            return;
-        };
-        let hop = usize::from(header.hop_count);
-        if hop < usize::from(header.trace_slots) {
-            header.hop_count += 1;
-            rest[4 * hop..4 * hop + 4].copy_from_slice(&self_id.to_le_bytes());
+        out.extend_from_slice(frame.bytes());
+        let copy = &mut out[start..];
+        let hop = frame.relays();
+        if hop < frame.trace_slots() {
+            // `hop < trace_slots <= u8::MAX`, and `peek` checked the slot lies in the frame.
+            copy[HOP_COUNT_AT] = hop as u8 + 1;
+            let at = DATA_HEADER_BYTES + 4 * hop;
+            copy[at..at + 4].copy_from_slice(&self_id.to_le_bytes());
         } else {
-            header.flags |= FLAG_TRACE_OVERFLOW;
-        }
-    }
-
-    fn previous_hop(frame: &[u8]) -> Option<NodeId> {
-        let (header, rest) = DataHeader::ref_from_prefix(frame).ok()?;
-        if header.kind != kind::DATA || header.flags & FLAG_TRACE_OVERFLOW != 0 {
-            return None;
-        }
-        match usize::from(header.hop_count) {
-            0 => Some(header.source.get()),
-            hops => rest
-                .get(4 * (hops - 1)..4 * hops)
-                .map(|slot| NodeId::from_le_bytes(slot.try_into().expect("4 bytes"))),
+            copy[FLAGS_AT] |= FLAG_TRACE_OVERFLOW;
         }
     }
 
@@ -202,46 +203,31 @@ impl Codec for Native {
         total
     }
 
-    fn check_delivered(
-        frame: &[u8],
-        shape: DataShape,
-        trace: &mut Vec<NodeId>,
-    ) -> Result<Delivered, Corruption> {
-        trace.clear();
-        let delivered = Self::check_delivered_in_place(frame, shape)?;
-        let trace_bytes = &frame[DATA_HEADER_BYTES..DATA_HEADER_BYTES + 4 * delivered.relays];
-        trace.extend(
-            trace_bytes
-                .chunks_exact(4)
-                .map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])),
-        );
-        Ok(delivered)
-    }
-
     #[inline]
-    fn check_delivered_in_place(frame: &[u8], shape: DataShape) -> Result<Delivered, Corruption> {
-        let (header, rest) = DataHeader::ref_from_prefix(frame)
-            .map_err(|_| Corruption::Header("shorter than a data header".into()))?;
-        let slots = usize::from(header.trace_slots);
+    fn check_delivered(
+        frame: &DataFrame<'_, Self>,
+        shape: DataShape,
+    ) -> Result<Delivered, Corruption> {
+        let slots = frame.trace_slots();
         if slots != shape.trace_slots {
             return Err(Corruption::Header(format!(
                 "{slots} trace slots, this overlay uses {}",
                 shape.trace_slots
             )));
         }
-        if header.flags & FLAG_TRACE_OVERFLOW != 0 {
+        if frame.overflowed() {
             return Err(Corruption::TraceOverflow { slots });
         }
+        let (header, payload) = header_and_payload(frame);
         // The payload size is the source's choice for its run (a sink may hear of the run
-        // later than the source): only its consistency with the frame is checked.
-        let payload_len = header.payload_len.get() as usize;
-        if payload_len < 4 || rest.len() != 4 * slots + payload_len {
+        // later than the source): `peek` checked it fills the frame; it must hold the value.
+        let Some(value) = payload.first_chunk::<4>() else {
             return Err(Corruption::Header(format!(
-                "payload of {payload_len} bytes in a frame with {} bytes after the header",
-                rest.len()
+                "payload of {} bytes in a frame with {} bytes after the header",
+                payload.len(),
+                frame.bytes().len() - DATA_HEADER_BYTES
             )));
-        }
-        let payload = &rest[4 * slots..];
+        };
         let computed = crc32(payload);
         if computed != header.crc32.get() {
             return Err(Corruption::Crc {
@@ -250,25 +236,11 @@ impl Codec for Native {
             });
         }
         Ok(Delivered {
-            source: header.source.get(),
-            value: i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]),
+            source: frame.source(),
+            value: i32::from_le_bytes(*value),
             send_time_ns: header.send_time_ns.get(),
-            relays: usize::from(header.hop_count).min(slots),
+            relays: frame.relays(),
         })
-    }
-
-    #[inline]
-    fn trace_is(frame: &[u8], expected: &[NodeId]) -> bool {
-        let Ok((header, rest)) = DataHeader::ref_from_prefix(frame) else {
-            return false;
-        };
-        usize::from(header.hop_count) == expected.len()
-            && header.hop_count <= header.trace_slots
-            && rest.len() >= 4 * expected.len()
-            && rest
-                .chunks_exact(4)
-                .zip(expected)
-                .all(|(slot, id)| slot == id.to_le_bytes())
     }
 
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64) {
@@ -283,12 +255,6 @@ impl Codec for Native {
             acked_bytes: U64::new(acked_bytes),
         };
         out.extend_from_slice(ack.as_bytes());
-    }
-
-    fn read_ack(frame: &[u8]) -> Result<(NodeId, u32, u64), WireError> {
-        let ack = AckFrame::ref_from_bytes(frame)
-            .map_err(|_| WireError::Truncated { what: "ack frame" })?;
-        Ok((ack.source.get(), ack.epoch.get(), ack.acked_bytes.get()))
     }
 
     fn encode_control(message: &Control, out: &mut Vec<u8>) {
@@ -434,35 +400,35 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
     }
 }
 
+/// The header and the payload of a frame `peek` accepted as data: the view proves the header
+/// is there and the payload follows the trace slots.
+#[inline]
+fn header_and_payload<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]) {
+    let bytes = frame.bytes();
+    let (head, rest) = bytes.split_at(DATA_HEADER_BYTES);
+    let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
+    (header, &rest[4 * frame.trace_slots()..])
+}
+
 /// [`Codec::peek`] for everything but a well-formed data frame.
 #[cold]
 #[inline(never)]
-fn peek_slow(frame: &[u8]) -> Result<Peek, WireError> {
+fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
     match frame.get(PREFIX_BYTES) {
         Some(&kind::DATA) => {
             let (header, rest) =
                 DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
                     what: "data header",
                 })?;
-            let slots = usize::from(header.trace_slots);
-            let payload = header.payload_len.get() as usize;
-            if slots > TRACE_SLOTS_MAX
-                || usize::from(header.hop_count) > slots
-                || rest.len() != 4 * slots + payload
-            {
-                return Err(WireError::BadField {
-                    what: "data header",
-                    detail: format!(
-                        "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
-                        slots,
-                        header.hop_count,
-                        payload,
-                        rest.len()
-                    ),
-                });
-            }
-            Ok(Peek::Data {
-                sink: header.sink.get(),
+            Err(WireError::BadField {
+                what: "data header",
+                detail: format!(
+                    "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
+                    header.trace_slots,
+                    header.hop_count,
+                    header.payload_len.get(),
+                    rest.len()
+                ),
             })
         }
         Some(&kind::ACK) => {
@@ -470,9 +436,7 @@ fn peek_slow(frame: &[u8]) -> Result<Peek, WireError> {
                 what: "ack frame",
                 detail: format!("{} bytes (must be {ACK_FRAME_BYTES})", frame.len()),
             })?;
-            Ok(Peek::Ack {
-                sink: ack.sink.get(),
-            })
+            Ok(Peek::Ack(Ack::checked(ack)))
         }
         Some(&code)
             if (kind::REGISTER..=kind::SUMMARY).contains(&code)

@@ -5,6 +5,14 @@
 use super::*;
 use proptest::prelude::*;
 
+/// The view of a frame `peek` must accept as data.
+fn data(frame: &[u8]) -> DataFrame<'_, Classic> {
+    match Classic::peek(frame) {
+        Ok(Peek::Data(data)) => data,
+        other => panic!("not a data frame: {other:?}"),
+    }
+}
+
 fn encode(message: &Control) -> Vec<u8> {
     let mut out = Vec::new();
     Classic::encode_control(message, &mut out);
@@ -205,12 +213,13 @@ fn data_packet_grows_by_one_id_per_relay() {
     assert_eq!(frame, at_source);
     assert_eq!(len, at_source.len());
     assert_eq!(Classic::frame_len(&frame), Ok(Some(frame.len())));
-    assert_eq!(Classic::peek(&frame), Ok(Peek::Data { sink: 82 }));
+    assert_eq!(data(&frame).sink(), 82);
+    assert_eq!(data(&frame).previous_hop(), Some(97));
 
     let mut hop1 = Vec::new();
-    Classic::append_relayed(&frame, 19, &mut hop1);
+    Classic::append_relayed(&data(&frame), 19, &mut hop1);
     let mut hop2 = vec![0xAA]; // relays append behind what is queued
-    Classic::append_relayed(&hop1, 60, &mut hop2);
+    Classic::append_relayed(&data(&hop1), 60, &mut hop2);
     #[rustfmt::skip]
     let at_sink = [
         0, 0, 0, 0x19,  9,
@@ -221,17 +230,14 @@ fn data_packet_grows_by_one_id_per_relay() {
         0, 0, 0, 0x13,  0, 0, 0, 0x3C, // 19, 60
     ];
     assert_eq!(&hop2[1..], at_sink);
-    assert_eq!(Classic::peek(&at_sink), Ok(Peek::Data { sink: 82 }));
-    let mut trace = Vec::new();
-    let delivered = Classic::check_delivered(&at_sink, shape, &mut trace).unwrap();
-    assert_eq!(trace, [19, 60]);
-    assert_eq!(
-        Classic::check_delivered_in_place(&at_sink, shape),
-        Ok(delivered)
-    );
-    assert!(Classic::trace_is(&at_sink, &[19, 60]));
-    assert!(!Classic::trace_is(&at_sink, &[19, 61]));
-    assert!(!Classic::trace_is(&at_sink, &[19]));
+    let at_sink = data(&at_sink);
+    assert_eq!(at_sink.sink(), 82);
+    let delivered = Classic::check_delivered(&at_sink, shape).unwrap();
+    assert_eq!(at_sink.trace().collect::<Vec<_>>(), [19, 60]);
+    assert_eq!(at_sink.previous_hop(), Some(60));
+    assert!(at_sink.trace_is(&[19, 60]));
+    assert!(!at_sink.trace_is(&[19, 61]));
+    assert!(!at_sink.trace_is(&[19]));
     assert_eq!(
         delivered,
         Delivered {
@@ -255,10 +261,10 @@ fn negative_payloads_are_big_endian_twos_complement() {
         &(-2i32).to_le_bytes(),
     );
     assert_eq!(frame[13..17], [0xFF, 0xFF, 0xFF, 0xFE]);
-    let mut trace = Vec::new();
-    let delivered = Classic::check_delivered(&frame, DataShape::default(), &mut trace).unwrap();
+    let frame = data(&frame);
+    let delivered = Classic::check_delivered(&frame, DataShape::default()).unwrap();
     assert_eq!(delivered.value, -2);
-    assert!(trace.is_empty());
+    assert_eq!(frame.trace().count(), 0);
 }
 
 #[test]
@@ -367,12 +373,12 @@ fn a_frame_at_the_trace_bound_can_still_be_relayed() {
     Classic::append_data(&mut frame, 1, 2, DataShape::default(), 0, &[0; 4]);
     for relay in 0..TRACE_LEN_MAX as u32 {
         let mut next = Vec::new();
-        Classic::append_relayed(&frame, relay, &mut next);
+        Classic::append_relayed(&data(&frame), relay, &mut next);
         frame = next;
     }
-    assert_eq!(Classic::peek(&frame), Ok(Peek::Data { sink: 2 }));
+    assert_eq!(data(&frame).sink(), 2);
     let mut next = Vec::new();
-    Classic::append_relayed(&frame, 0, &mut next);
+    Classic::append_relayed(&data(&frame), 0, &mut next);
     assert!(next.len() <= FRAME_BYTES_MAX);
     assert!(
         Classic::peek(&next).is_err(),
@@ -388,13 +394,15 @@ proptest! {
             if let Ok(peek) = Classic::peek(frame) {
                 match peek {
                     Peek::Control => { let _ = Classic::decode_control(frame); }
-                    Peek::Data { .. } | Peek::Ack { .. } => {
+                    Peek::Data(data) => {
                         let mut out = Vec::new();
-                        Classic::append_relayed(frame, 1, &mut out);
+                        Classic::append_relayed(&data, 1, &mut out);
                         prop_assert_eq!(Classic::peek(&out[..]).is_ok() || out.len() > FRAME_BYTES_MAX - 4, true);
-                        let mut trace = Vec::new();
-                        let _ = Classic::check_delivered(frame, DataShape::default(), &mut trace);
+                        let _ = Classic::check_delivered(&data, DataShape::default());
+                        let _ = data.previous_hop();
+                        let _ = data.trace().count();
                     }
+                    Peek::Ack(_) => prop_assert!(false, "the classic format has no acks"),
                 }
             }
         }

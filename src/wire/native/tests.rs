@@ -1,6 +1,14 @@
 use super::*;
 use proptest::prelude::*;
 
+/// The view of a frame `peek` must accept as data.
+fn data(frame: &[u8]) -> DataFrame<'_, Native> {
+    match Native::peek(frame) {
+        Ok(Peek::Data(data)) => data,
+        other => panic!("not a data frame: {other:?}"),
+    }
+}
+
 fn encode(message: &Control) -> Vec<u8> {
     let mut out = Vec::new();
     Native::encode_control(message, &mut out);
@@ -215,24 +223,22 @@ fn data_frame_golden_vector() {
 fn relays_fill_the_trace_and_the_sink_reads_it() {
     let mut frame = Vec::new();
     Native::append_data(&mut frame, 97, 82, SHAPE, 5, &(-7i32).to_le_bytes());
-    assert_eq!(Native::peek(&frame), Ok(Peek::Data { sink: 82 }));
+    assert_eq!(data(&frame).sink(), 82);
+    assert_eq!(data(&frame).previous_hop(), Some(97));
     let mut hop1 = Vec::new();
-    Native::append_relayed(&frame, 19, &mut hop1);
+    Native::append_relayed(&data(&frame), 19, &mut hop1);
     let mut hop2 = vec![0xAA]; // relays append behind what is queued
-    Native::append_relayed(&hop1, 60, &mut hop2);
-    let mut trace = Vec::new();
-    let delivered = Native::check_delivered(&hop2[1..], SHAPE, &mut trace).unwrap();
-    assert_eq!(trace, [19, 60]);
-    assert_eq!(
-        Native::check_delivered_in_place(&hop2[1..], SHAPE),
-        Ok(delivered)
-    );
-    assert!(Native::trace_is(&hop2[1..], &[19, 60]));
-    assert!(!Native::trace_is(&hop2[1..], &[19, 61]));
-    assert!(!Native::trace_is(&hop2[1..], &[19]));
-    assert!(!Native::trace_is(&hop1, &[19, 60]));
-    assert!(Native::trace_is(&hop1, &[19]));
-    assert!(Native::trace_is(&frame, &[]));
+    Native::append_relayed(&data(&hop1), 60, &mut hop2);
+    let at_sink = data(&hop2[1..]);
+    let delivered = Native::check_delivered(&at_sink, SHAPE).unwrap();
+    assert_eq!(at_sink.trace().collect::<Vec<_>>(), [19, 60]);
+    assert_eq!(at_sink.previous_hop(), Some(60));
+    assert!(at_sink.trace_is(&[19, 60]));
+    assert!(!at_sink.trace_is(&[19, 61]));
+    assert!(!at_sink.trace_is(&[19]));
+    assert!(!data(&hop1).trace_is(&[19, 60]));
+    assert!(data(&hop1).trace_is(&[19]));
+    assert!(data(&frame).trace_is(&[]));
     assert_eq!(
         delivered,
         Delivered {
@@ -244,11 +250,12 @@ fn relays_fill_the_trace_and_the_sink_reads_it() {
     );
     // A third relay has no slot left: flagged, and the sink calls it corrupted.
     let mut hop3 = Vec::new();
-    Native::append_relayed(&hop2[1..], 61, &mut hop3);
+    Native::append_relayed(&at_sink, 61, &mut hop3);
     assert_eq!(
-        Native::check_delivered(&hop3, SHAPE, &mut trace),
+        Native::check_delivered(&data(&hop3), SHAPE),
         Err(Corruption::TraceOverflow { slots: 2 })
     );
+    assert_eq!(data(&hop3).previous_hop(), None);
 }
 
 #[test]
@@ -262,9 +269,8 @@ fn a_flipped_payload_bit_fails_the_crc() {
     Native::append_data(&mut frame, 1, 2, shape, 0, &payload);
     let last = frame.len() - 1;
     frame[last] ^= 0x10;
-    let mut trace = Vec::new();
     assert!(matches!(
-        Native::check_delivered(&frame, shape, &mut trace),
+        Native::check_delivered(&data(&frame), shape),
         Err(Corruption::Crc { .. })
     ));
 }
@@ -287,11 +293,14 @@ fn acks_roundtrip_and_route_by_sink() {
     Native::append_ack(&mut out, 3, 9, 4, 123_456);
     assert_eq!(out.len(), ACK_FRAME_BYTES);
     assert_eq!(Native::frame_len(&out), Ok(Some(ACK_FRAME_BYTES)));
-    assert_eq!(Native::peek(&out), Ok(Peek::Ack { sink: 9 }));
-    let mut relayed = Vec::new();
-    Native::append_relayed(&out, 77, &mut relayed);
-    assert_eq!(relayed, out, "acks are forwarded unchanged");
-    assert_eq!(Native::read_ack(&out), Ok((3, 4, 123_456)));
+    let Ok(Peek::Ack(ack)) = Native::peek(&out) else {
+        panic!("not an ack: {:?}", Native::peek(&out));
+    };
+    assert_eq!(ack.bytes(), out);
+    assert_eq!(
+        (ack.source(), ack.sink(), ack.epoch(), ack.acked_bytes()),
+        (3, 9, 4, 123_456)
+    );
 }
 
 proptest! {
@@ -302,13 +311,15 @@ proptest! {
             if let Ok(peek) = Native::peek(frame) {
                 match peek {
                     Peek::Control => { let _ = Native::decode_control(frame); }
-                    Peek::Data { .. } | Peek::Ack { .. } => {
+                    Peek::Data(data) => {
                         let mut out = Vec::new();
-                        Native::append_relayed(frame, 1, &mut out);
-                        let mut trace = Vec::new();
-                        let _ = Native::check_delivered(frame, SHAPE, &mut trace);
-                        let _ = Native::read_ack(frame);
+                        Native::append_relayed(&data, 1, &mut out);
+                        prop_assert!(Native::peek(&out).is_ok(), "a relayed frame still peeks");
+                        let _ = Native::check_delivered(&data, SHAPE);
+                        let _ = data.previous_hop();
+                        let _ = data.trace().count();
                     }
+                    Peek::Ack(ack) => prop_assert_eq!(ack.bytes().len(), ACK_FRAME_BYTES),
                 }
             }
         }

@@ -1,0 +1,217 @@
+//! Checked views of frames (smoltcp's `Packet` after `check_len`): [`Codec::peek`] checks a
+//! whole frame once and returns a [`Peek`]; a [`DataFrame`] or an [`Ack`] in it is proof that
+//! the frame's header agrees with its length, so relaying, delivering and reading it cannot
+//! fail, and its fields are read once.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use zerocopy::IntoBytes;
+
+use super::native::AckFrame;
+use super::{Codec, NodeId};
+
+/// A whole frame, classified and checked by [`Codec::peek`].
+///
+/// `repr(u8)`: an explicit tag, so that telling the variants apart is one compare (with the
+/// tag in [`DataFrame::overflowed`]'s spare values it took six instructions per frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Peek<'a, C: Codec> {
+    /// A data packet: routed by its sink, counted, checked at the sink.
+    Data(DataFrame<'a, C>),
+    /// A flow-control acknowledgement: routed like data, never counted.
+    Ack(Ack<'a>),
+    /// A control message between a node and the registry (decoded by
+    /// [`Codec::decode_control`]).
+    Control,
+}
+
+/// A data frame whose routed header is consistent with its length: its trace holds
+/// `relays() <= trace_slots()` IDs, and one more relay can be recorded (or flagged as an
+/// overflow) without any further check. Only a codec's `peek` makes one.
+pub struct DataFrame<'a, C: Codec> {
+    bytes: &'a [u8],
+    sink: NodeId,
+    source: NodeId,
+    /// u16: the classic format's traces stay below `classic::TRACE_LEN_MAX` (16k).
+    relays: u16,
+    trace_slots: u16,
+    overflowed: bool,
+    codec: PhantomData<fn() -> C>,
+}
+
+impl<'a, C: Codec> DataFrame<'a, C> {
+    /// For the codecs' `peek`, once they have checked that the trace (`relays` IDs of 4 bytes
+    /// from [`Codec::TRACE_AT`]) lies within `bytes` and `relays <= trace_slots`.
+    #[inline]
+    pub(super) fn checked(
+        bytes: &'a [u8],
+        sink: NodeId,
+        source: NodeId,
+        relays: u16,
+        trace_slots: u16,
+        overflowed: bool,
+    ) -> Self {
+        debug_assert!(relays <= trace_slots);
+        debug_assert!(C::TRACE_AT + 4 * relays as usize <= bytes.len());
+        DataFrame {
+            bytes,
+            sink,
+            source,
+            relays,
+            trace_slots,
+            overflowed,
+            codec: PhantomData,
+        }
+    }
+
+    /// The whole frame, length prefix included.
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The node the packet is for.
+    #[inline]
+    pub fn sink(&self) -> NodeId {
+        self.sink
+    }
+
+    /// The node that originated it (the classic format's i32 as its 32 bits: a negative one
+    /// reads above [`Codec::ID_MAX`], and the sink counts it as corrupted).
+    #[inline]
+    pub fn source(&self) -> NodeId {
+        self.source
+    }
+
+    /// Relays recorded in the trace.
+    #[inline]
+    pub fn relays(&self) -> usize {
+        self.relays as usize
+    }
+
+    /// Relay slots of the trace (native: fixed per overlay; classic: the trace grows, so as
+    /// many as relays).
+    #[inline]
+    pub fn trace_slots(&self) -> usize {
+        self.trace_slots as usize
+    }
+
+    /// A relay found no free trace slot (native only).
+    #[inline]
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// The relays recorded in the trace, in order.
+    pub fn trace(&self) -> impl Iterator<Item = NodeId> + 'a {
+        self.trace_bytes()
+            .chunks_exact(4)
+            .map(|slot| C::read_id([slot[0], slot[1], slot[2], slot[3]]))
+    }
+
+    /// Whether the trace is exactly `expected`.
+    #[inline]
+    pub fn trace_is(&self, expected: &[NodeId]) -> bool {
+        self.relays() == expected.len()
+            && expected
+                .iter()
+                .zip(self.bytes[C::TRACE_AT..].chunks_exact(4))
+                .all(|(&id, slot)| C::read_id([slot[0], slot[1], slot[2], slot[3]]) == id)
+    }
+
+    /// The node that put the frame on the link it arrived on: its last relay, or its source if
+    /// it has none (`None` if the trace overflowed, or the ID is not one the encoding has).
+    #[inline]
+    pub fn previous_hop(&self) -> Option<NodeId> {
+        if self.overflowed {
+            return None;
+        }
+        let id = match self.trace().last() {
+            Some(relay) => relay,
+            None => self.source,
+        };
+        (id <= C::ID_MAX).then_some(id)
+    }
+
+    #[inline]
+    fn trace_bytes(&self) -> &'a [u8] {
+        &self.bytes[C::TRACE_AT..C::TRACE_AT + 4 * self.relays()]
+    }
+}
+
+impl<C: Codec> Clone for DataFrame<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: Codec> Copy for DataFrame<'_, C> {}
+
+/// Every field is read from the bytes: equal bytes are equal frames.
+impl<C: Codec> PartialEq for DataFrame<'_, C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl<C: Codec> Eq for DataFrame<'_, C> {}
+
+impl<C: Codec> fmt::Debug for DataFrame<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataFrame")
+            .field("codec", &C::NAME)
+            .field("bytes", &self.bytes.len())
+            .field("source", &self.source)
+            .field("sink", &self.sink)
+            .field("relays", &self.relays)
+            .field("trace_slots", &self.trace_slots)
+            .field("overflowed", &self.overflowed)
+            .finish()
+    }
+}
+
+/// A flow-control acknowledgement of the right length (native only: the classic format has
+/// none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack<'a> {
+    frame: &'a AckFrame,
+}
+
+impl<'a> Ack<'a> {
+    #[inline]
+    pub(super) fn checked(frame: &'a AckFrame) -> Self {
+        Ack { frame }
+    }
+
+    /// The whole frame (relays forward it unchanged).
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.frame.as_bytes()
+    }
+
+    /// The sink that acknowledges.
+    #[inline]
+    pub fn source(&self) -> NodeId {
+        self.frame.source.get()
+    }
+
+    /// The source whose packets are acknowledged: the node the ack is routed to.
+    #[inline]
+    pub fn sink(&self) -> NodeId {
+        self.frame.sink.get()
+    }
+
+    /// Final reports since the manifest, at the acknowledging sink.
+    #[inline]
+    pub fn epoch(&self) -> u32 {
+        self.frame.epoch.get()
+    }
+
+    /// Frame bytes the sink received from the source in this run, cumulative.
+    #[inline]
+    pub fn acked_bytes(&self) -> u64 {
+        self.frame.acked_bytes.get()
+    }
+}
