@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod buffer;
+pub mod chord;
 pub mod console;
 #[allow(unsafe_code)]
 pub mod io;

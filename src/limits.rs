@@ -85,3 +85,7 @@ const _: () = assert!(NR_MAX <= u8::MAX as usize);
 /// every socket): a cut link is noticed by the nodes and the registry themselves, not after
 /// the kernel's default of many minutes.
 pub const LINK_TIMEOUT_SECS: u64 = 10;
+
+/// The widest identifier space of the Chord finger rule (`src/chord/`): 160 bits, as SHA-1 in
+/// the Chord paper.
+pub const CHORD_ID_BITS_MAX: u32 = 160;
