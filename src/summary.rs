@@ -24,6 +24,12 @@ pub fn thousands(value: i128) -> String {
     out
 }
 
+/// Runs of more nodes than this are summed up by the smallest, mean and largest per-node
+/// figures, not a row per node (the JSON result always has every node).
+pub const SUMMARY_ROWS_MAX: usize = 32;
+/// Most path-length classes listed one by one on a summary line.
+const HOP_CLASSES_SHOWN_MAX: usize = 12;
+
 /// One node's counters in a result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeResult {
@@ -315,7 +321,9 @@ impl RunResult {
         self.verdict == "PASS"
     }
 
-    /// The reference's table (a row per node, then `Sum`) and a one-line verdict.
+    /// The reference's table (a row per node, then `Sum`; for more than [`SUMMARY_ROWS_MAX`]
+    /// nodes the smallest, mean and largest per-node figures instead of a row each), the hop
+    /// counts and latencies, and a one-line verdict.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -328,7 +336,7 @@ impl RunResult {
             "Sum Values Sent",
             "Sum Values Received"
         );
-        let mut row = |name: String, sent: u64, received: u64, relayed: u64, s: i128, r: i128| {
+        let mut row = |name: &str, sent: u64, received: u64, relayed: u64, s: i128, r: i128| {
             let _ = writeln!(
                 out,
                 "{:<12} {:>16} {:>18} {:>18} {:>24} {:>24}",
@@ -340,34 +348,82 @@ impl RunResult {
                 thousands(r)
             );
         };
-        for n in &self.node {
-            row(
-                format!("Node {}", n.id),
-                n.packets_sent,
-                n.packets_received,
-                n.packets_relayed,
-                n.sum_sent.into(),
-                n.sum_received.into(),
-            );
+        if self.node.len() <= SUMMARY_ROWS_MAX {
+            for n in &self.node {
+                row(
+                    &format!("Node {}", n.id),
+                    n.packets_sent,
+                    n.packets_received,
+                    n.packets_relayed,
+                    n.sum_sent.into(),
+                    n.sum_received.into(),
+                );
+            }
+        } else {
+            let spread = |pick: fn(&NodeResult) -> i128| {
+                let values = self.node.iter().map(pick);
+                let total: i128 = values.clone().sum();
+                (
+                    values.clone().min().unwrap_or(0),
+                    total / self.node.len() as i128,
+                    values.max().unwrap_or(0),
+                )
+            };
+            let sent = spread(|n| n.packets_sent.into());
+            let received = spread(|n| n.packets_received.into());
+            let relayed = spread(|n| n.packets_relayed.into());
+            let sum_sent = spread(|n| n.sum_sent.into());
+            let sum_received = spread(|n| n.sum_received.into());
+            let unsigned = |v: i128| u64::try_from(v).unwrap_or(0);
+            for (name, pick) in [("Node min", 0usize), ("Node mean", 1), ("Node max", 2)] {
+                let at = |t: (i128, i128, i128)| [t.0, t.1, t.2][pick];
+                row(
+                    name,
+                    unsigned(at(sent)),
+                    unsigned(at(received)),
+                    unsigned(at(relayed)),
+                    at(sum_sent),
+                    at(sum_received),
+                );
+            }
         }
         row(
-            "Sum".to_string(),
+            "Sum",
             self.packets_sent,
             self.packets_received,
             self.packets_relayed,
             self.sum_sent,
             self.sum_received,
         );
-        if !self.stats.packets_by_relays.is_empty() {
-            let hops: Vec<String> = self
-                .stats
-                .packets_by_relays
+        if self.node.len() > SUMMARY_ROWS_MAX {
+            let _ = writeln!(
+                out,
+                "({} nodes: min, mean and max per node; every node's row is in the JSON result, \
+                 --json)",
+                self.node.len()
+            );
+        }
+        let by_relays = &self.stats.packets_by_relays;
+        if let Some(hops) = HopSpread::of(by_relays) {
+            let nodes = self.node.len().max(2) as f64;
+            let _ = writeln!(
+                out,
+                "Hops per packet: mean {:.2}, p99 {}, max {} (log2 of {} nodes = {:.2})",
+                hops.mean,
+                hops.p99,
+                hops.max,
+                self.node.len(),
+                nodes.log2()
+            );
+            let classes: Vec<String> = by_relays
                 .iter()
                 .enumerate()
                 .filter(|(_, count)| **count > 0)
                 .map(|(relays, count)| format!("{relays}: {}", thousands((*count).into())))
                 .collect();
-            let _ = writeln!(out, "Packets by relays passed: {}", hops.join(", "));
+            if classes.len() <= HOP_CLASSES_SHOWN_MAX {
+                let _ = writeln!(out, "Packets by relays passed: {}", classes.join(", "));
+            }
         }
         if self.stats.latency_ns.count > 0 {
             let _ = writeln!(
@@ -375,11 +431,23 @@ impl RunResult {
                 "Latency end to end: {}",
                 latency_line(&self.stats.latency_ns)
             );
-            let per_hop: Vec<String> = self
-                .stats
-                .latency_per_hop_ns
+            // Path lengths that carry at least 1% of the packets, when there are many.
+            let total = self.stats.latency_ns.count;
+            let hops = &self.stats.latency_per_hop_ns;
+            let per_hop: Vec<String> = hops
                 .iter()
-                .map(|hop| format!("{} hops p50 {}", hop.relays + 1, micros(hop.per_hop.p50)))
+                .filter(|hop| {
+                    hops.len() <= HOP_CLASSES_SHOWN_MAX
+                        || by_relays.get(hop.relays).copied().unwrap_or(0) * 100 >= total
+                })
+                .map(|hop| {
+                    let transmissions = hop.relays + 1;
+                    format!(
+                        "{transmissions} {} p50 {}",
+                        if transmissions == 1 { "hop" } else { "hops" },
+                        duration(hop.per_hop.p50)
+                    )
+                })
                 .collect();
             let _ = writeln!(out, "Latency per hop: {}", per_hop.join(", "));
         }
@@ -406,20 +474,69 @@ impl RunResult {
     }
 }
 
-/// Nanoseconds as microseconds with one decimal.
-fn micros(ns: u64) -> String {
-    format!("{:.1} us", ns as f64 / 1000.0)
+/// Nanoseconds in the unit that suits them, as wrk prints them: `850ns`, `49.02us`,
+/// `12.50ms`, `1.25s`.
+pub fn duration(ns: u64) -> String {
+    let ns = ns as f64;
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.2}us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
 }
 
 fn latency_line(latency: &LatencySummary) -> String {
     format!(
         "p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
-        micros(latency.p50),
-        micros(latency.p90),
-        micros(latency.p99),
-        micros(latency.p999),
-        micros(latency.max)
+        duration(latency.p50),
+        duration(latency.p90),
+        duration(latency.p99),
+        duration(latency.p999),
+        duration(latency.max)
     )
+}
+
+/// Hops (transmissions) per packet over a run, from the packets counted by relays passed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HopSpread {
+    mean: f64,
+    p99: usize,
+    max: usize,
+}
+
+impl HopSpread {
+    /// `None` when no packet was counted.
+    fn of(by_relays: &[u64]) -> Option<HopSpread> {
+        let total: u64 = by_relays.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let weighted: f64 = by_relays
+            .iter()
+            .enumerate()
+            .map(|(relays, count)| (relays + 1) as f64 * *count as f64)
+            .sum();
+        // The smallest hop count at or below which 99% of the packets lie.
+        let mut below = 0u64;
+        let p99 = by_relays
+            .iter()
+            .position(|count| {
+                below += count;
+                below * 100 >= total * 99
+            })
+            .unwrap_or(0)
+            + 1;
+        let max = by_relays.iter().rposition(|count| *count > 0).unwrap_or(0) + 1;
+        Some(HopSpread {
+            mean: weighted / total as f64,
+            p99,
+            max,
+        })
+    }
 }
 
 /// A scripted registry's result file: every run, and all of them added together.
@@ -484,6 +601,50 @@ impl ScriptResult {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn durations_switch_units() {
+        assert_eq!(duration(850), "850ns");
+        assert_eq!(duration(49_020), "49.02us");
+        assert_eq!(duration(12_500_000), "12.50ms");
+        assert_eq!(duration(1_250_000_000), "1.25s");
+    }
+
+    #[test]
+    fn hop_spread() {
+        assert_eq!(HopSpread::of(&[]), None);
+        assert_eq!(HopSpread::of(&[0, 0]), None);
+        // 1 packet direct (1 hop), 98 with one relay (2 hops), 1 with three relays (4 hops).
+        let spread = HopSpread::of(&[1, 98, 0, 1]).unwrap();
+        assert_eq!(spread.p99, 2);
+        assert_eq!(spread.max, 4);
+        assert!((spread.mean - (1.0 + 196.0 + 4.0) / 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn large_runs_get_a_compact_table() {
+        let small: Vec<NodeResult> = (0..4).map(|i| node(i, 5, 5, 7)).collect();
+        let large: Vec<NodeResult> = (0..100).map(|i| node(i, 5 + u64::from(i), 5, 7)).collect();
+        let table = |nodes: Vec<NodeResult>| RunResult::new(3, 5, 0, 0.5, nodes, vec![]).table();
+        let small = table(small);
+        assert_eq!(
+            small.lines().filter(|l| l.starts_with("Node ")).count(),
+            4,
+            "{small}"
+        );
+        let large = table(large);
+        let rows: Vec<&str> = large.lines().filter(|l| l.starts_with("Node ")).collect();
+        assert_eq!(rows.len(), 3, "{large}");
+        assert!(
+            rows[0].starts_with("Node min") && rows[0].contains(" 5 "),
+            "{large}"
+        );
+        assert!(
+            rows[2].starts_with("Node max") && rows[2].contains(" 104 "),
+            "{large}"
+        );
+        assert!(large.contains("100 nodes"), "{large}");
+    }
 
     #[test]
     fn thousands_separators() {
