@@ -89,3 +89,7 @@ pub const LINK_TIMEOUT_SECS: u64 = 10;
 /// The widest identifier space of the Chord finger rule (`src/chord/`): 160 bits, as SHA-1 in
 /// the Chord paper.
 pub const CHORD_ID_BITS_MAX: u32 = 160;
+/// The most nodes `overlay simulate` builds tables for (about 1 KiB each with 160-bit IDs).
+pub const SIMULATE_NODES_MAX: usize = 1 << 18;
+/// The most nodes `overlay simulate --all-pairs` takes: N x (N - 1) lookups.
+pub const SIMULATE_ALL_PAIRS_NODES_MAX: usize = 4096;

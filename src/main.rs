@@ -46,6 +46,95 @@ enum Command {
     Registry(RegistryArgs),
     /// Run a messaging node. Reads commands from standard input (type `help`).
     Node(NodeArgs),
+    /// Path lengths and load balance of an overlay computed in memory (no sockets), with the
+    /// nodes' finger tables and next-hop code: the Chord paper's Fig. 8 and 10 (docs/CHORD.md).
+    Simulate(SimulateArgs),
+}
+
+/// The finger rule `overlay simulate` builds tables with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Rule {
+    /// Chord: finger i = successor(n + 2^i mod 2^m), lookups of random keys.
+    Chord,
+    /// The reference's: entry i = the node 2^i positions ahead, lookups of random other nodes.
+    Positions,
+}
+
+/// How `overlay simulate` assigns identifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Ids {
+    /// Uniformly at random, distinct.
+    Random,
+    /// The first m bits of SHA-256 of each node's address (consistent hashing), made distinct.
+    Hash,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Nodes in the overlay.
+    #[arg(long)]
+    nodes: usize,
+    /// Finger rule.
+    #[arg(long, value_enum, default_value_t = Rule::Chord)]
+    rule: Rule,
+    /// Positions rule: entries per table (default: the most the ring allows,
+    /// floor(log2(NODES - 1)) + 1).
+    #[arg(long)]
+    nr: Option<usize>,
+    /// Identifier bits m (1..=160).
+    #[arg(long, default_value_t = overlay::limits::CHORD_ID_BITS_MAX)]
+    id_bits: u32,
+    /// How identifiers are assigned.
+    #[arg(long, value_enum, default_value_t = Ids::Random)]
+    ids: Ids,
+    /// Random lookups to walk.
+    #[arg(long, default_value_t = 100_000)]
+    lookups: u64,
+    /// Instead of random lookups, every node to every other node.
+    #[arg(long)]
+    all_pairs: bool,
+    /// Also place this many random keys and report keys per node (the paper's Fig. 8).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Seed of every random choice (identifiers, lookups, keys).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_simulate(args: SimulateArgs) -> Result<u8> {
+    use overlay::chord::FingerRule;
+    use overlay::chord::simulate::{Assignment, Config, simulate};
+    let rule = match args.rule {
+        Rule::Chord => FingerRule::Chord,
+        Rule::Positions => FingerRule::Positions {
+            nr: args
+                .nr
+                .unwrap_or_else(|| args.nodes.saturating_sub(1).max(1).ilog2() as usize + 1),
+        },
+    };
+    let report = simulate(&Config {
+        nodes: args.nodes,
+        rule,
+        id_bits: args.id_bits,
+        assignment: match args.ids {
+            Ids::Random => Assignment::Random,
+            Ids::Hash => Assignment::Hashed,
+        },
+        lookups: args.lookups,
+        all_pairs: args.all_pairs,
+        keys: args.keys,
+        seed: args.seed,
+    })
+    .map_err(|why| anyhow::anyhow!("simulate: {why}"))?;
+    if args.json {
+        say(format_args!("{}", serde_json::to_string_pretty(&report)?));
+    } else {
+        say(format_args!("{}", report.to_string().trim_end()));
+    }
+    Ok(0)
 }
 
 /// The encoding of every message on every connection.
@@ -552,13 +641,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    if let Err(error) = io::check_support() {
+    // `simulate` opens no socket and no ring: it runs on any kernel.
+    let uses_io_uring = !matches!(cli.command, Command::Simulate(_));
+    if uses_io_uring && let Err(error) = io::check_support() {
         eprintln!("overlay: {error}");
         return ExitCode::from(1);
     }
     let result = match cli.command {
         Command::Registry(args) => run_registry(args),
         Command::Node(args) => run_node(args),
+        Command::Simulate(args) => run_simulate(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -2,11 +2,12 @@
 //! key, finger tables under either finger rule (the reference's positions, or Chord's
 //! successor(n + 2^i)), the next hop toward a key, and lookups walked through every table.
 //! No I/O: a messaging node routes with its own [`FingerTable::next_hop`], and a simulator
-//! walks every node's table in memory with the same code.
+//! walks every node's table in memory with the same code (`simulate`, `overlay simulate`).
 
 pub mod id;
 pub mod lookup;
 pub mod membership;
+pub mod simulate;
 pub mod table;
 
 pub use id::{Id, IdSpace};
