@@ -10,13 +10,6 @@ cd "$top"
 tool=$(basename "$0")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# The reference's NR 3, or less when NODES are too few for three distinct entries.
-default_nr() {
-  local nodes=$1 nr=3
-  while [ $((1 << (nr - 1))) -gt $((nodes - 1)) ]; do nr=$((nr - 1)); done
-  echo "$nr"
-}
-
 # Sets `bin`: $OVERLAY_BIN if set (a prebuilt binary), else target/release/overlay, built now.
 find_overlay() {
   if [ -n "${OVERLAY_BIN:-}" ]; then
