@@ -11,18 +11,22 @@
 //!   length from allocation to release and is only read by the driver after the receive
 //!   completed; `send_buffer` is swapped with the machine and cleared only while
 //!   `send_in_flight` is false; `connect_address` is dropped only by the connect completion;
-//! - the slot is not removed from the slab: removal happens only in the driver's `release`,
-//!   which requires `ops_in_flight == 0` (so a late completion never lands on a reused slot,
-//!   and the descriptor is closed only after the kernel is done with it).
+//! - the slot is not removed from the slab: removal happens only in the driver's
+//!   `release_if_idle`, which requires [`Connection::ops_in_flight`] to be zero (so a late
+//!   completion never lands on a reused slot, and the descriptor is closed only after the
+//!   kernel is done with it).
 //!
-//! Each submission increments `ops_in_flight`, each completion decrements it (asserted never to
-//! underflow). At exit the driver shuts every socket down and waits for the count to reach
-//! zero; buffers still in use after that wait are leaked, never freed.
+//! Each operation has one flag (`recv_in_flight`, `send_in_flight`, `connect_in_flight`), set
+//! when it is submitted (asserted clear) and cleared by [`Connection::completed`] when its
+//! completion arrives (asserted set); the count in flight is derived from the flags, so there
+//! is no second count to keep in step. At exit the driver shuts every socket down and waits
+//! for the count to reach zero; buffers still in use after that wait are leaked, never freed.
 
 use std::net::SocketAddr;
 
 use socket2::{SockAddr, Socket};
 
+use super::ops::OpKind;
 use crate::machine::ConnId;
 
 /// Where a connection is in its life.
@@ -64,24 +68,29 @@ pub(crate) struct Connection {
     pub send_wanted: bool,
     pub send_wanted_at: crate::machine::Nanos,
     pub connect_in_flight: bool,
-    pub ops_in_flight: u32,
 }
 
 impl Connection {
-    /// Counts one more operation submitted on this slot.
-    pub fn op_submitted(&mut self) {
-        self.ops_in_flight += 1;
-        assert!(
-            self.ops_in_flight <= 3,
-            "at most recv, send and connect are in flight"
-        );
+    /// Operations submitted on this slot whose completion has not arrived.
+    pub fn ops_in_flight(&self) -> usize {
+        usize::from(self.recv_in_flight)
+            + usize::from(self.send_in_flight)
+            + usize::from(self.connect_in_flight)
     }
 
-    /// Counts one operation completed on this slot.
-    pub fn op_completed(&mut self) {
-        self.ops_in_flight = self
-            .ops_in_flight
-            .checked_sub(1)
-            .expect("a completion arrived for a slot with no operation in flight");
+    /// The completion of this slot's operation of `kind` arrived.
+    pub fn completed(&mut self, kind: OpKind) {
+        let in_flight = match kind {
+            OpKind::Recv => &mut self.recv_in_flight,
+            OpKind::Send => &mut self.send_in_flight,
+            OpKind::Connect => &mut self.connect_in_flight,
+            OpKind::Accept | OpKind::Console | OpKind::Cancel => {
+                unreachable!("{kind:?} belongs to no connection slot")
+            }
+        };
+        assert!(
+            std::mem::replace(in_flight, false),
+            "a {kind:?} completion arrived with no {kind:?} in flight"
+        );
     }
 }

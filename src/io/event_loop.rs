@@ -89,8 +89,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// one send.
     sends_wanted: Vec<(usize, u32)>,
     completions: VecDeque<Completion>,
-    /// Operations submitted whose last completion has not been reaped (all kinds).
-    ops_in_flight: usize,
+    /// The cancellation of the accept at exit is in flight.
+    cancel_in_flight: bool,
     exit_code: Option<i32>,
     now: Nanos,
     stats: Stats,
@@ -126,7 +126,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             effects: Vec::new(),
             sends_wanted: Vec::with_capacity(connections_max),
             completions: VecDeque::with_capacity(1024),
-            ops_in_flight: 0,
+            cancel_in_flight: false,
             exit_code: None,
             now: clock::now(),
             stats: Stats::default(),
@@ -213,7 +213,6 @@ impl<'m, M: Machine> Driver<'m, M> {
             // operation.
             let pushed = unsafe { self.ring.submission().push(entry) };
             if pushed.is_ok() {
-                self.ops_in_flight += 1;
                 return Ok(());
             }
             self.submit()?;
@@ -350,10 +349,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         .build()
         .user_data(token(OpKind::Recv, key, slot.generation));
         slot.recv_in_flight = true;
-        slot.op_submitted();
         // SAFETY: the window is the unused tail of `recv_buffer`, whose heap allocation keeps
-        // its length until the slot is released, and the slot is not released while this
-        // receive is counted in `ops_in_flight`.
+        // its length until the slot is released, and the slot is not released while
+        // `recv_in_flight` is set.
         unsafe { self.push(&entry)? };
         Ok(())
     }
@@ -390,9 +388,8 @@ impl<'m, M: Machine> Driver<'m, M> {
         .build()
         .user_data(token(OpKind::Send, key, slot.generation));
         slot.send_in_flight = true;
-        slot.op_submitted();
         // SAFETY: `send_buffer` is not cleared, swapped or dropped while `send_in_flight`, and
-        // the slot is not released while this send is counted in `ops_in_flight`.
+        // the slot is not released while `send_in_flight` is set.
         unsafe { self.push(&entry)? };
         Ok(())
     }
@@ -432,7 +429,6 @@ impl<'m, M: Machine> Driver<'m, M> {
             send_wanted: false,
             send_wanted_at: 0,
             connect_in_flight: false,
-            ops_in_flight: 0,
         });
         assert!(
             self.connections.capacity() == self.connections_max,
@@ -518,10 +514,9 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// keeps the buffers for the next slot.
     fn release_if_idle(&mut self, key: usize) {
         let slot = &self.connections[key];
-        if slot.state != State::Closed || slot.ops_in_flight != 0 {
+        if slot.state != State::Closed || slot.ops_in_flight() != 0 {
             return;
         }
-        assert!(!slot.recv_in_flight && !slot.send_in_flight && !slot.connect_in_flight);
         let slot = self.connections.remove(key);
         let Connection {
             socket,
@@ -650,10 +645,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         .build()
         .user_data(token(OpKind::Connect, key, slot.generation));
         slot.connect_in_flight = true;
-        slot.op_submitted();
         tracing::debug!(?conn, %addr, "connecting");
         // SAFETY: the address is boxed in the slot and dropped only by the connect completion;
-        // the slot is not released while the connect is counted in `ops_in_flight`.
+        // the slot is not released while `connect_in_flight` is set.
         unsafe { self.push(&entry)? };
         Ok(())
     }
@@ -673,16 +667,14 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn dispatch(&mut self, completion: Completion) -> Result<(), DriverError> {
         let token = Token::decode(completion.user_data);
         let more = cqueue::more(completion.flags);
-        if !more {
-            self.ops_in_flight = self
-                .ops_in_flight
-                .checked_sub(1)
-                .expect("more completions than submissions");
-        }
         match token.kind {
             OpKind::Accept => self.on_accept(completion.result, more),
             OpKind::Console => self.on_console(completion.result),
-            OpKind::Cancel => Ok(()),
+            OpKind::Cancel => {
+                assert!(self.cancel_in_flight, "a cancellation completed twice");
+                self.cancel_in_flight = false;
+                Ok(())
+            }
             OpKind::Recv | OpKind::Send | OpKind::Connect => {
                 assert!(!more, "connection operations are single-shot");
                 let slot = self
@@ -693,7 +685,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                     slot.generation, token.generation,
                     "completion for a reused slot"
                 );
-                slot.op_completed();
+                slot.completed(token.kind);
                 match token.kind {
                     OpKind::Recv => self.on_recv(token.slot, completion.result),
                     OpKind::Send => self.on_send(token.slot, completion.result),
@@ -703,11 +695,33 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
     }
 
+    /// Operations submitted whose last completion has not arrived, of every kind: derived
+    /// from the flags each operation sets when submitted and its completion clears.
+    fn ops_in_flight(&self) -> usize {
+        let console = self
+            .console
+            .as_ref()
+            .is_some_and(|console| console.recv_in_flight);
+        let slots: usize = self
+            .connections
+            .iter()
+            .map(|(_, slot)| slot.ops_in_flight())
+            .sum();
+        usize::from(self.accept_armed)
+            + usize::from(console)
+            + usize::from(self.cancel_in_flight)
+            + slots
+    }
+
     fn exiting(&self) -> bool {
         self.exit_code.is_some()
     }
 
     fn on_accept(&mut self, result: i32, more: bool) -> Result<(), DriverError> {
+        assert!(
+            self.accept_armed,
+            "an accept completion with no accept in flight"
+        );
         if !more {
             self.accept_armed = false;
         }
@@ -767,7 +781,6 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn on_connect(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
         let exiting = self.exiting();
         let slot = &mut self.connections[key];
-        slot.connect_in_flight = false;
         slot.connect_address = None;
         if exiting {
             return Ok(());
@@ -803,7 +816,6 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
         let exiting = self.exiting();
         let slot = &mut self.connections[key];
-        slot.recv_in_flight = false;
         if exiting {
             return Ok(());
         }
@@ -853,7 +865,6 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn on_send(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
         let exiting = self.exiting();
         let slot = &mut self.connections[key];
-        slot.send_in_flight = false;
         if exiting {
             return Ok(());
         }
@@ -923,6 +934,10 @@ impl<'m, M: Machine> Driver<'m, M> {
             .console
             .as_mut()
             .expect("console completions need a console");
+        assert!(
+            console.recv_in_flight,
+            "a console completion with no receive in flight"
+        );
         console.recv_in_flight = false;
         if exiting {
             return Ok(());
@@ -986,12 +1001,13 @@ impl<'m, M: Machine> Driver<'m, M> {
                 .build()
                 .user_data(Token::unslotted(OpKind::Cancel).encode());
             // SAFETY: a cancellation reads and writes no memory of ours.
-            if unsafe { self.push(&entry) }.is_err() {
-                tracing::warn!("could not cancel the accept at exit");
+            match unsafe { self.push(&entry) } {
+                Ok(()) => self.cancel_in_flight = true,
+                Err(_) => tracing::warn!("could not cancel the accept at exit"),
             }
         }
         let deadline = clock::now() + EXIT_DRAIN_TIMEOUT.as_nanos() as u64;
-        while self.ops_in_flight > 0 {
+        while self.ops_in_flight() > 0 {
             let now = clock::now();
             if now >= deadline {
                 break;
@@ -1008,10 +1024,11 @@ impl<'m, M: Machine> Driver<'m, M> {
                 let _ = self.dispatch(completion);
             }
         }
-        if self.ops_in_flight > 0 {
+        let operations = self.ops_in_flight();
+        if operations > 0 {
             // `Drop` leaks the buffers.
             tracing::warn!(
-                operations = self.ops_in_flight,
+                operations,
                 "operations still in flight at exit; their buffers are leaked"
             );
         }
@@ -1022,7 +1039,7 @@ impl<M: Machine> Drop for Driver<'_, M> {
     /// Leaks, rather than frees, whatever the kernel may still use (reached with operations in
     /// flight only when the machine panicked, or the exit drain timed out).
     fn drop(&mut self) {
-        if self.ops_in_flight > 0 {
+        if self.ops_in_flight() > 0 {
             std::mem::forget(std::mem::take(&mut self.connections));
             std::mem::forget(self.console.take());
             std::mem::forget(self.listener.take());
