@@ -93,3 +93,28 @@ pub const CHORD_ID_BITS_MAX: u32 = 160;
 pub const SIMULATE_NODES_MAX: usize = 1 << 18;
 /// The most nodes `overlay simulate --all-pairs` takes: N x (N - 1) lookups.
 pub const SIMULATE_ALL_PAIRS_NODES_MAX: usize = 4096;
+
+// ----- The io_uring driver (src/io/) -----
+
+/// Submission queue entries: operations pushed between two submits (a full queue is submitted
+/// and the push retried, so this bounds batching, not connections).
+pub const RING_SUBMISSION_ENTRIES: u32 = 1024;
+/// The largest completion queue the kernel accepts (the driver asks for room for a receive and
+/// a send per connection, within `2 x RING_SUBMISSION_ENTRIES..=` this).
+pub const RING_COMPLETION_ENTRIES_MAX: u32 = 65536;
+/// Connections the kernel queues on a listener before the loop accepts them.
+pub const LISTEN_BACKLOG_CONNECTIONS: i32 = 1024;
+/// While completions keep arriving, the driver holds a link's bytes back until there are this
+/// many...
+pub const SEND_BATCH_BYTES: usize = 64 * 1024;
+/// ...or until they have waited this long. When the loop has nothing else to do it sends
+/// everything at once, so batching costs no latency at light load.
+pub const SEND_HOLD_NS: u64 = 200_000;
+/// How long the loop waits at exit for the kernel to finish with its buffers (what is still in
+/// flight after that is leaked, never freed).
+pub const EXIT_DRAIN_TIMEOUT_MS: u64 = 2_000;
+/// Bytes of the loop's console receive buffer: room for several whole lines.
+pub const CONSOLE_BUFFER_BYTES: usize = 4 * (COMMAND_LINE_BYTES_MAX + 1);
+
+const _: () = assert!(2 * RING_SUBMISSION_ENTRIES <= RING_COMPLETION_ENTRIES_MAX);
+const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);

@@ -13,10 +13,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 
-use crate::limits::COMMAND_LINE_BYTES_MAX;
-
-/// Bytes of the loop's console receive buffer: room for several whole lines.
-pub(crate) const CONSOLE_BUFFER_BYTES: usize = 4 * (COMMAND_LINE_BYTES_MAX + 1);
+use crate::limits::{COMMAND_LINE_BYTES_MAX, CONSOLE_BUFFER_BYTES};
 
 /// The loop's end of the console: the socket and its receive window.
 ///

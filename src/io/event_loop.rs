@@ -21,17 +21,11 @@ use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::outcome::{self, Operation};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
-use crate::limits::{LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS};
+use crate::limits::{
+    EXIT_DRAIN_TIMEOUT_MS, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES,
+    SEND_HOLD_NS,
+};
 use crate::machine::{CloseReason, ConnId, Effect, LinkError, Machine, Nanos};
-
-/// While completions keep arriving, a link's bytes wait until there are this many...
-const SEND_BATCH_BYTES: usize = 64 * 1024;
-/// ...or until they have waited this long. When the loop has nothing else to do it sends
-/// everything at once, so batching costs no latency at light load.
-const SEND_HOLD_NS: Nanos = 200_000;
-
-/// How long the loop waits at exit for the kernel to finish with its buffers.
-const EXIT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the loop did, for `RUST_LOG=overlay=info` at exit (batching shows here: bytes per
 /// send and per receive, completions per wait).
@@ -1006,7 +1000,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                 Err(_) => tracing::warn!("could not cancel the accept at exit"),
             }
         }
-        let deadline = clock::now() + EXIT_DRAIN_TIMEOUT.as_nanos() as u64;
+        let deadline = clock::now() + EXIT_DRAIN_TIMEOUT_MS * 1_000_000;
         while self.ops_in_flight() > 0 {
             let now = clock::now();
             if now >= deadline {

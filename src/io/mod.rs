@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::limits::LISTEN_BACKLOG_CONNECTIONS;
 use crate::machine::Machine;
 
 /// How the driver runs.
@@ -86,14 +87,15 @@ pub fn check_support() -> Result<(), DriverError> {
     setup::ring(1).map(drop)
 }
 
-/// Opens a listening TCP socket (SO_REUSEADDR, nonblocking, backlog 1024) on `addr` (port 0
+/// Opens a listening TCP socket (SO_REUSEADDR, nonblocking, backlog
+/// `LISTEN_BACKLOG_CONNECTIONS`) on `addr` (port 0
 /// picks one); returns it and its actual local address.
 pub fn listen(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    socket.listen(LISTEN_BACKLOG_CONNECTIONS)?;
     let listener: TcpListener = socket.into();
     let local = listener.local_addr()?;
     Ok((listener, local))

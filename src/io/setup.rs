@@ -3,12 +3,7 @@
 use io_uring::{IoUring, Probe, opcode};
 
 use super::DriverError;
-
-/// Submission queue entries: operations pushed between two submits (a full queue is
-/// submitted and the push retried, so this bounds batching, not connections).
-const SUBMISSION_ENTRIES: u32 = 1024;
-/// The largest completion queue the kernel accepts.
-const COMPLETION_ENTRIES_MAX: u32 = 65536;
+use crate::limits::{RING_COMPLETION_ENTRIES_MAX, RING_SUBMISSION_ENTRIES};
 
 /// The oldest kernel with every operation and flag the driver uses (multishot accept).
 const KERNEL_REQUIRED: (u32, u32) = (5, 19);
@@ -41,8 +36,8 @@ pub(crate) fn ring(max_connections: usize) -> Result<IoUring, DriverError> {
     let completion_entries = u32::try_from(max_connections.saturating_mul(2).saturating_add(64))
         .unwrap_or(u32::MAX)
         .checked_next_power_of_two()
-        .unwrap_or(COMPLETION_ENTRIES_MAX)
-        .clamp(2 * SUBMISSION_ENTRIES, COMPLETION_ENTRIES_MAX);
+        .unwrap_or(RING_COMPLETION_ENTRIES_MAX)
+        .clamp(2 * RING_SUBMISSION_ENTRIES, RING_COMPLETION_ENTRIES_MAX);
     // One thread submits and reaps (SINGLE_ISSUER), and completions' task work runs only when
     // that thread asks for completions (DEFER_TASKRUN, Linux 6.1): no interrupts of the loop
     // while it works, and batches of completions; TASKRUN_FLAG tells a non-blocking submit
@@ -52,11 +47,11 @@ pub(crate) fn ring(max_connections: usize) -> Result<IoUring, DriverError> {
         .setup_single_issuer()
         .setup_defer_taskrun()
         .setup_taskrun_flag()
-        .build(SUBMISSION_ENTRIES)
+        .build(RING_SUBMISSION_ENTRIES)
         .or_else(|_| {
             IoUring::builder()
                 .setup_cqsize(completion_entries)
-                .build(SUBMISSION_ENTRIES)
+                .build(RING_SUBMISSION_ENTRIES)
         })
         .map_err(|error| DriverError::Unavailable {
             kernel: kernel.clone(),
