@@ -16,6 +16,7 @@ pub mod machine;
 pub mod node;
 pub mod registry;
 pub mod routing;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod stats;
 pub mod summary;
