@@ -145,8 +145,6 @@ pub struct Registry<C: Codec> {
     pending_script_start: Option<(u64, u32)>,
     /// A scripted registry gives up if the overlay is not ready by then.
     ready_deadline: Option<Nanos>,
-    /// The time of the event being handled.
-    now: Nanos,
     /// Connections accepted, in order, with the time by which they must have registered.
     strangers: VecDeque<(Nanos, ConnId)>,
     rng: SmallRng,
@@ -173,7 +171,6 @@ impl<C: Codec> Registry<C> {
             rounds: 0,
             pending_script_start: None,
             ready_deadline: None,
-            now: 0,
             strangers: VecDeque::new(),
             rng,
             nonces,
@@ -242,14 +239,14 @@ impl<C: Codec> Registry<C> {
     }
 
     /// Refuses a peer's message and closes its connection.
-    fn refuse_and_close(&mut self, conn: ConnId, why: String) {
+    fn refuse_and_close(&mut self, now: Nanos, conn: ConnId, why: String) {
         let peer = self
             .connections
             .get(&conn)
             .map_or("?".to_string(), |c| c.peer.to_string());
         tracing::warn!("{peer}: {why}; closing the connection");
         self.effects.push(Effect::Close(conn));
-        self.forget_connection(conn, &why);
+        self.forget_connection(now, conn, &why);
     }
 
     fn pick_id(&mut self) -> Option<NodeId> {
@@ -360,7 +357,7 @@ impl<C: Codec> Registry<C> {
         self.maybe_script_setup();
     }
 
-    fn on_deregister(&mut self, conn: ConnId, addr: SocketAddr, id: NodeId) {
+    fn on_deregister(&mut self, now: Nanos, conn: ConnId, addr: SocketAddr, id: NodeId) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
@@ -411,7 +408,7 @@ impl<C: Codec> Registry<C> {
                 ),
             },
         );
-        self.remove_node(id, "deregistered".to_string());
+        self.remove_node(now, id, "deregistered".to_string());
     }
 
     /// `LOOSE_PORTS` encodings: a message on the node's own connection, from its registered
@@ -430,7 +427,7 @@ impl<C: Codec> Registry<C> {
     }
 
     /// A registered node is gone (deregistered, disconnected or refused).
-    fn remove_node(&mut self, id: NodeId, why: String) {
+    fn remove_node(&mut self, now: Nanos, id: NodeId, why: String) {
         let Some(node) = self.nodes.remove(&id) else {
             return;
         };
@@ -443,10 +440,10 @@ impl<C: Codec> Registry<C> {
             self.nodes.len()
         ));
         if self.run.is_some() {
-            self.fail_run(format!(
-                "node {id} at {} left during the run: {why}",
-                node.addr
-            ));
+            self.fail_run(
+                now,
+                format!("node {id} at {} left during the run: {why}", node.addr),
+            );
         }
         self.overlay_changed(format!("node {id} left"));
     }
@@ -459,11 +456,11 @@ impl<C: Codec> Registry<C> {
         }
     }
 
-    fn forget_connection(&mut self, conn: ConnId, why: &str) {
+    fn forget_connection(&mut self, now: Nanos, conn: ConnId, why: &str) {
         if let Some(connection) = self.connections.remove(&conn)
             && let Some(id) = connection.node
         {
-            self.remove_node(id, why.to_string());
+            self.remove_node(now, id, why.to_string());
         }
     }
 
@@ -749,13 +746,12 @@ impl<C: Codec> Registry<C> {
         };
         self.say(format!("Run {} summary:\n{text}", run.number));
         self.results.push(result);
-        self.script_next(now);
+        self.script_next();
     }
 
     /// Ends the current run as FAIL (a node left): the surviving nodes are asked for their
     /// final summaries, so the report shows what they counted.
-    fn fail_run(&mut self, why: String) {
-        let now = self.now;
+    fn fail_run(&mut self, now: Nanos, why: String) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
             return;
@@ -787,12 +783,12 @@ impl<C: Codec> Registry<C> {
             && self.results.is_empty()
             && self.run.is_none()
         {
-            // `now` is not known here; the run's clock starts at the next tick.
+            // Started by the next tick (due at once), after the rest of the events at hand.
             self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
         }
     }
 
-    fn script_next(&mut self, _now: Nanos) {
+    fn script_next(&mut self) {
         let Some(script) = self.config.script.clone() else {
             return;
         };
@@ -888,7 +884,7 @@ impl<C: Codec> Registry<C> {
         let node = self.connections.get(&conn).and_then(|c| c.node);
         match (message, node) {
             (Control::Register { addr }, _) => self.on_register(conn, addr),
-            (Control::Deregister { addr, id }, _) => self.on_deregister(conn, addr, id),
+            (Control::Deregister { addr, id }, _) => self.on_deregister(now, conn, addr, id),
             (Control::SetupStatus { status, info }, Some(id)) => {
                 self.on_setup_status(id, status, info)
             }
@@ -944,14 +940,12 @@ impl<C: Codec> Registry<C> {
 
 impl<C: Codec> Machine for Registry<C> {
     fn on_start(&mut self, now: Nanos) {
-        self.now = now;
         if let Some(script) = &self.config.script {
             self.ready_deadline = Some(now + script.ready_timeout);
         }
     }
 
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
-        self.now = now;
         tracing::debug!("connection from {peer}");
         self.strangers
             .push_back((now + self.config.stranger_timeout, conn));
@@ -973,21 +967,20 @@ impl<C: Codec> Machine for Registry<C> {
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
-        self.now = now;
         let mut offset = 0;
         while self.connections.contains_key(&conn) {
             let len = match C::frame_len(&bytes[offset..]) {
                 Ok(Some(len)) => len,
                 Ok(None) => return offset,
                 Err(error) => {
-                    self.refuse_and_close(conn, format!("bad frame: {error}"));
+                    self.refuse_and_close(now, conn, format!("bad frame: {error}"));
                     break;
                 }
             };
             let frame = &bytes[offset..offset + len];
             offset += len;
             if let Err(why) = self.handle_frame(now, conn, frame) {
-                self.refuse_and_close(conn, why);
+                self.refuse_and_close(now, conn, why);
                 break;
             }
         }
@@ -995,12 +988,10 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
-        self.now = now;
-        self.forget_connection(conn, &format!("connection lost ({reason})"));
+        self.forget_connection(now, conn, &format!("connection lost ({reason})"));
     }
 
     fn on_command(&mut self, now: Nanos, line: &str) {
-        self.now = now;
         match parse_registry(line) {
             Ok(None) => {}
             Ok(Some(RegistryCommand::Help)) => self.say(REGISTRY_HELP),
@@ -1023,7 +1014,6 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
-        self.now = now;
         while let Some(&(at, conn)) = self.strangers.front() {
             if at > now {
                 break;
@@ -1036,6 +1026,7 @@ impl<C: Codec> Machine for Registry<C> {
             {
                 let seconds = self.config.stranger_timeout / 1_000_000_000;
                 self.refuse_and_close(
+                    now,
                     conn,
                     format!("did not register a node within {seconds} s of connecting"),
                 );
