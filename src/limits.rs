@@ -1,5 +1,7 @@
 //! Every bound in the system, in one place, with the checks of how they relate.
 
+use crate::machine::Nanos;
+
 /// Bits of the default ID space: IDs 0..=127, as in the reference.
 pub const ID_BITS_DEFAULT: u32 = 7;
 /// The widest ID space the registry accepts (`--id-bits`); the native header's IDs are 32 bits.
@@ -52,6 +54,34 @@ pub const SUMMARY_LINKS_MAX: usize = NODE_CONNECTIONS_MAX;
 /// Most connections the registry keeps (every node, plus strays that have not registered).
 pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
 
+/// The registry lists the free IDs of an ID space up to this size and draws one of them; in a
+/// wider space it draws IDs until one is free (at most half of the space is ever taken, so
+/// each draw is free with a probability of at least one half).
+pub const ID_SPACE_LISTED_MAX: u64 = 1 << 16;
+/// A connection that has not registered a node this long after the registry accepted it is
+/// closed: a peer that connects and says nothing must not hold a slot forever.
+pub const STRANGER_TIMEOUT_NS: Nanos = 10_000_000_000;
+/// Between the registry's counter polls while the nodes of a run are sending: progress for the
+/// operator, and a hung node is noticed.
+pub const PROGRESS_POLL_INTERVAL_NS: Nanos = 1_000_000_000;
+/// The first pause between counter polls once every node finished sending; it doubles while
+/// the totals do not change, up to [`DRAIN_POLL_BACKOFF_MAX`] times this.
+pub const DRAIN_POLL_INTERVAL_NS: Nanos = 1_000_000;
+/// The longest pause between drain polls, in first pauses.
+pub const DRAIN_POLL_BACKOFF_MAX: Nanos = 64;
+/// `--stall-timeout` unless given: totals that do not change, a poll round some node does not
+/// answer, or final summaries missing for this long fail a run.
+pub const STALL_TIMEOUT_DEFAULT_NS: Nanos = 10_000_000_000;
+/// After a failure, totals unchanged for this long mean nothing of the run is in flight any
+/// more (so nothing of it leaks into the next run).
+pub const QUIET_AFTER_FAILURE_NS: Nanos = 100_000_000;
+/// `--settle-ms` unless given (classic wire, no polls): the wait between the last task-finished
+/// and the final summary requests, for packets still in flight.
+pub const SETTLE_DEFAULT_NS: Nanos = 1_000_000_000;
+/// `--ready-timeout` unless given: a scripted registry gives up when the overlay is not
+/// registered and set up this long after it started.
+pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;
+
 /// Bytes of data frames that may be in flight in the whole overlay at once, summed over every
 /// source's window, when the registry picks the window: each source gets
 /// `IN_FLIGHT_BUDGET_BYTES / nodes`, within [`WINDOW_BYTES_MIN`]..=[`WINDOW_BYTES_MAX`]
@@ -79,6 +109,10 @@ const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
 const _: () = assert!(NR_MAX <= u8::MAX as usize);
+const _: () = assert!(ID_SPACE_LISTED_MAX <= u32::MAX as u64 + 1);
+const _: () = assert!(NODES_MAX as u64 <= ID_SPACE_LISTED_MAX / 2);
+const _: () = assert!(DRAIN_POLL_INTERVAL_NS * DRAIN_POLL_BACKOFF_MAX < PROGRESS_POLL_INTERVAL_NS);
+const _: () = assert!(QUIET_AFTER_FAILURE_NS < STALL_TIMEOUT_DEFAULT_NS);
 
 /// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
 /// unanswering to keepalive probes this long, is closed (TCP_USER_TIMEOUT and keepalive on

@@ -14,12 +14,13 @@ use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
     FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX,
-    NODES_MAX, PAYLOAD_BYTES_MAX, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES,
+    NODES_MAX, PAYLOAD_BYTES_MAX, READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES,
+    REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
-use overlay::registry::{Registry, RegistryConfig, SETTLE_DEFAULT, Script};
+use overlay::registry::{Registry, RegistryConfig, Script};
 use overlay::routing::{check_overlay, id_bits_for, nr_for};
 use overlay::summary::ScriptResult;
 use overlay::wire::Codec;
@@ -219,10 +220,10 @@ struct RegistryArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Scripted mode: seconds to wait for every node to register and set up.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = READY_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     ready_timeout: u64,
     /// Seconds without any progress after which a run fails.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = STALL_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     stall_timeout: u64,
     /// Packets per second each node originates at most (0 = as fast as flow control allows;
     /// native wire only). For latency at light load.
@@ -235,7 +236,7 @@ struct RegistryArgs {
     /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
     /// registry cannot poll them; it waits this many milliseconds after the last
     /// task-finished (packets may still be in flight), then asks for the final summaries.
-    #[arg(long, default_value_t = SETTLE_DEFAULT / 1_000_000)]
+    #[arg(long, default_value_t = SETTLE_DEFAULT_NS / 1_000_000)]
     settle_ms: u64,
     #[command(flatten)]
     common: Common,

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::limits::{DRAIN_POLL_BACKOFF_MAX, QUIET_AFTER_FAILURE_NS};
 use crate::machine::Nanos;
 use crate::stats::{LatencySummary, RunStats};
 use crate::wire::{Counters, LinkCount, NodeId};
@@ -25,7 +26,7 @@ pub struct PollTiming {
     /// Between progress rounds while nodes are still sending.
     pub progress_interval: Nanos,
     /// First pause between rounds once all have finished (doubles while nothing changes, up to
-    /// 64 times this).
+    /// [`DRAIN_POLL_BACKOFF_MAX`] times this).
     pub drain_interval: Nanos,
     /// A round unanswered, totals unchanged, or final summaries missing for this long fail
     /// the run.
@@ -34,9 +35,6 @@ pub struct PollTiming {
     /// this long, then collect the final summaries.
     pub settle: Option<Nanos>,
 }
-
-/// After a failure, totals unchanged for this long mean nothing of the run is in flight.
-pub const QUIET_AFTER_FAILURE: Nanos = 100_000_000;
 
 /// Totals of one round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,7 +73,7 @@ enum Phase {
     /// Every node finished and there is no poll: waiting for the settle time to pass.
     Settling { until: Nanos },
     /// The run failed: every node was told to stop originating; waiting until what is still
-    /// in flight has arrived or been dropped (totals unchanged for [`QUIET_AFTER_FAILURE`]), or
+    /// in flight has arrived or been dropped (totals unchanged for [`QUIET_AFTER_FAILURE_NS`]), or
     /// the settle time has passed, so that nothing of this run leaks into the next one.
     Stopping {
         failures: Vec<String>,
@@ -267,13 +265,14 @@ impl Run {
             self.poll.progress_at = now;
         }
         if let Phase::Stopping { failures, until } = &mut self.phase {
-            if (same && now.saturating_sub(self.poll.progress_at) >= QUIET_AFTER_FAILURE)
+            if (same && now.saturating_sub(self.poll.progress_at) >= QUIET_AFTER_FAILURE_NS)
                 || now >= *until
             {
                 let failures = std::mem::take(failures);
                 return self.collect(now, failures);
             }
-            self.poll.interval = (self.poll.interval * 2).min(self.timing.drain_interval * 64);
+            self.poll.interval =
+                (self.poll.interval * 2).min(self.timing.drain_interval * DRAIN_POLL_BACKOFF_MAX);
             self.poll.next_at = Some(now + self.poll.interval);
             return Step::Nothing;
         }
@@ -288,7 +287,8 @@ impl Run {
             }
             Phase::Draining => {
                 self.poll.interval = if same {
-                    (self.poll.interval * 2).min(self.timing.drain_interval * 64)
+                    (self.poll.interval * 2)
+                        .min(self.timing.drain_interval * DRAIN_POLL_BACKOFF_MAX)
                 } else {
                     self.timing.drain_interval
                 };

@@ -1,0 +1,59 @@
+//! What the registry is told when it starts.
+
+use super::Script;
+use crate::auth::Secret;
+use crate::limits::{
+    DRAIN_POLL_INTERVAL_NS, ID_BITS_DEFAULT, PROGRESS_POLL_INTERVAL_NS, SETTLE_DEFAULT_NS,
+    STALL_TIMEOUT_DEFAULT_NS, STRANGER_TIMEOUT_NS,
+};
+use crate::machine::Nanos;
+
+/// The registry's settings; `Default` takes the defaults of `crate::limits`.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// IDs are drawn from 0..2^id_bits.
+    pub id_bits: u32,
+    pub seed: u64,
+    pub script: Option<Script>,
+    /// Per-source window in bytes; `None` = derived from the in-flight budget.
+    pub window_bytes: Option<u64>,
+    /// Between counter polls while nodes are sending (progress, hung nodes).
+    pub progress_interval: Nanos,
+    /// First pause between counter polls once all nodes finished (doubles up to
+    /// [`DRAIN_POLL_BACKOFF_MAX`](crate::limits::DRAIN_POLL_BACKOFF_MAX) times it).
+    pub poll_interval: Nanos,
+    /// Packets per second each node originates at most in a run (0 = as fast as it can).
+    pub rate_per_s: u32,
+    /// Print run summaries as JSON (the same object as the result file's runs) instead of the
+    /// table.
+    pub summary_json: bool,
+    /// `--secret-file`: every connection must answer a challenge keyed by it first.
+    pub secret: Option<Secret>,
+    /// A connection that has not registered a node this long after it was accepted is closed
+    /// (a peer that connects and says nothing must not hold a slot forever).
+    pub stranger_timeout: Nanos,
+    /// A run whose polls show no progress for this long ends as FAIL.
+    pub stall_timeout: Nanos,
+    /// Encodings without progress polls (classic): the wait between the last task-finished
+    /// and the final summary requests, for packets still in flight.
+    pub settle: Nanos,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            id_bits: ID_BITS_DEFAULT,
+            seed: 0,
+            script: None,
+            window_bytes: None,
+            progress_interval: PROGRESS_POLL_INTERVAL_NS,
+            poll_interval: DRAIN_POLL_INTERVAL_NS,
+            stranger_timeout: STRANGER_TIMEOUT_NS,
+            secret: None,
+            summary_json: false,
+            rate_per_s: 0,
+            stall_timeout: STALL_TIMEOUT_DEFAULT_NS,
+            settle: SETTLE_DEFAULT_NS,
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Who is in the overlay: registration and deregistration (with their refusals), IDs, and
+//! the end of a node's membership (deregistered, its connection lost or refused). Connections
+//! that never register are closed after `stranger_timeout`.
+
+use std::net::SocketAddr;
+
+use rand::Rng;
+
+use super::Registry;
+use crate::limits::{ID_SPACE_LISTED_MAX, NODES_MAX};
+use crate::machine::{ConnId, Effect, Nanos};
+use crate::wire::{Codec, Control, NodeId, Status};
+
+/// A registered node.
+#[derive(Debug)]
+pub(super) struct NodeRecord {
+    /// The address it listens on (as it registered it).
+    pub(super) addr: SocketAddr,
+    /// The connection it registered on.
+    pub(super) conn: ConnId,
+}
+
+impl<C: Codec> Registry<C> {
+    /// IDs are drawn from `0..id_space`.
+    fn id_space(&self) -> u64 {
+        1u64 << self.config.id_bits
+    }
+
+    /// A free ID at random, or `None` when the ID space or [`NODES_MAX`] is full.
+    fn pick_id(&mut self) -> Option<NodeId> {
+        let space = self.id_space();
+        if self.nodes.len() as u64 >= space || self.nodes.len() >= NODES_MAX {
+            return None;
+        }
+        if space <= ID_SPACE_LISTED_MAX {
+            let free: Vec<NodeId> = (0..space as u32)
+                .filter(|id| !self.nodes.contains_key(id))
+                .collect();
+            Some(free[self.rng.random_range(0..free.len())])
+        } else {
+            loop {
+                let id = self.rng.random_range(0..space) as NodeId;
+                if !self.nodes.contains_key(&id) {
+                    return Some(id);
+                }
+            }
+        }
+    }
+
+    /// Answers a request with a refusal (`reply` builds the status message from the reason)
+    /// and logs it with the peer's address; the connection stays open.
+    fn refuse(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        reply: impl FnOnce(String) -> Control,
+        info: String,
+    ) {
+        tracing::warn!("{peer}: {info}");
+        self.send(conn, &reply(info));
+    }
+
+    /// `register`: refused when the claimed IP is not the connection's, when the connection
+    /// or the address already registered, during a run, or when every ID is taken.
+    pub(super) fn on_register(&mut self, conn: ConnId, addr: SocketAddr) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let peer = connection.peer;
+        let refusal = if addr.ip() != peer.ip() {
+            Some(format!(
+                "registration refused: the request says {} but came from {}",
+                addr.ip(),
+                peer.ip()
+            ))
+        } else if let Some(id) = connection.node {
+            Some(format!(
+                "registration refused: this connection already registered node {id}"
+            ))
+        } else if let Some((id, _)) = self.nodes.iter().find(|(_, n)| n.addr == addr) {
+            Some(format!(
+                "registration refused: {addr} is already registered as node {id}"
+            ))
+        } else if self.run.is_some() {
+            Some("registration refused: a run is in progress".to_string())
+        } else {
+            None
+        };
+        if let Some(info) = refusal {
+            self.refuse(
+                conn,
+                peer,
+                |info| Control::RegisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+                info,
+            );
+            return;
+        }
+        let Some(id) = self.pick_id() else {
+            let space = self.id_space();
+            let info = format!(
+                "registration refused: all {} IDs (0..={}) are taken; start the registry with \
+                 a wider --id-bits",
+                space.min(NODES_MAX as u64),
+                space.min(NODES_MAX as u64) - 1
+            );
+            self.refuse(
+                conn,
+                peer,
+                |info| Control::RegisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+                info,
+            );
+            return;
+        };
+        self.nodes.insert(id, NodeRecord { addr, conn });
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.node = Some(id);
+        }
+        let count = self.nodes.len();
+        self.send(
+            conn,
+            &Control::RegisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Registration request successful. The number of messaging nodes currently \
+                     constituting the overlay is ({count})"
+                ),
+            },
+        );
+        self.say(format!("Registered node {id} at {addr} ({count} nodes)"));
+        self.overlay_changed(format!("node {id} joined"));
+        self.maybe_script_setup();
+    }
+
+    /// `deregister`: refused on an address mismatch, for an unknown ID, or for a node
+    /// registered on another connection.
+    pub(super) fn on_deregister(&mut self, now: Nanos, conn: ConnId, addr: SocketAddr, id: NodeId) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let peer = connection.peer;
+        let refusal = if addr.ip() != peer.ip() {
+            Some(format!(
+                "deregistration refused: the request says {} but came from {}",
+                addr.ip(),
+                peer.ip()
+            ))
+        } else {
+            match self.nodes.get(&id) {
+                None => Some(format!(
+                    "deregistration refused: node {id} is not registered"
+                )),
+                Some(node) if node.addr != addr && !self.loose_port_match(node, conn, addr) => {
+                    Some(format!(
+                        "deregistration refused: node {id} is registered at {}, not {addr}",
+                        node.addr
+                    ))
+                }
+                Some(node) if node.conn != conn => Some(format!(
+                    "deregistration refused: node {id} registered on another connection"
+                )),
+                Some(_) => None,
+            }
+        };
+        if let Some(info) = refusal {
+            self.refuse(
+                conn,
+                peer,
+                |info| Control::DeregisterStatus {
+                    status: Status::Failed,
+                    info,
+                },
+                info,
+            );
+            return;
+        }
+        self.send(
+            conn,
+            &Control::DeregisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Deregistration request successful. The number of messaging nodes \
+                     currently constituting the overlay is ({})",
+                    self.nodes.len() - 1
+                ),
+            },
+        );
+        self.remove_node(now, id, "deregistered".to_string());
+    }
+
+    /// `LOOSE_PORTS` encodings: a message on the node's own connection, from its registered
+    /// IP, identifies the node even if the port it names differs (peers written by others
+    /// may send another port); the difference is logged.
+    pub(super) fn loose_port_match(
+        &self,
+        node: &NodeRecord,
+        conn: ConnId,
+        addr: SocketAddr,
+    ) -> bool {
+        let matches = C::LOOSE_PORTS && node.conn == conn && node.addr.ip() == addr.ip();
+        if matches {
+            tracing::info!(
+                "node at {} named port {} in a message on its own connection: accepted",
+                node.addr,
+                addr.port()
+            );
+        }
+        matches
+    }
+
+    /// A registered node is gone (deregistered, disconnected or refused).
+    fn remove_node(&mut self, now: Nanos, id: NodeId, why: String) {
+        let Some(node) = self.nodes.remove(&id) else {
+            return;
+        };
+        if let Some(connection) = self.connections.get_mut(&node.conn) {
+            connection.node = None;
+        }
+        self.say(format!(
+            "Node {id} at {} left: {why} ({} nodes)",
+            node.addr,
+            self.nodes.len()
+        ));
+        if self.run.is_some() {
+            self.fail_run(
+                now,
+                format!("node {id} at {} left during the run: {why}", node.addr),
+            );
+        }
+        self.overlay_changed(format!("node {id} left"));
+    }
+
+    /// Refuses a peer's message and closes its connection.
+    pub(super) fn refuse_and_close(&mut self, now: Nanos, conn: ConnId, why: String) {
+        let peer = self
+            .connections
+            .get(&conn)
+            .map_or("?".to_string(), |c| c.peer.to_string());
+        tracing::warn!("{peer}: {why}; closing the connection");
+        self.effects.push(Effect::Close(conn));
+        self.forget_connection(now, conn, &why);
+    }
+
+    /// A connection is gone (closed or refused): its node, if it registered one, leaves.
+    pub(super) fn forget_connection(&mut self, now: Nanos, conn: ConnId, why: &str) {
+        if let Some(connection) = self.connections.remove(&conn)
+            && let Some(id) = connection.node
+        {
+            self.remove_node(now, id, why.to_string());
+        }
+    }
+
+    /// Closes the connections that have not registered a node within `stranger_timeout` of
+    /// being accepted.
+    pub(super) fn expire_strangers(&mut self, now: Nanos) {
+        while let Some(&(at, conn)) = self.strangers.front() {
+            if at > now {
+                break;
+            }
+            self.strangers.pop_front();
+            if self
+                .connections
+                .get(&conn)
+                .is_some_and(|c| c.node.is_none())
+            {
+                let seconds = self.config.stranger_timeout / 1_000_000_000;
+                self.refuse_and_close(
+                    now,
+                    conn,
+                    format!("did not register a node within {seconds} s of connecting"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The scripted mode (`--nodes N --start P`): wait for the nodes, set up the overlay, run,
+//! report, exit (status 0 only if every run passed; 1 if the overlay is not ready in time).
+
+use super::Registry;
+use crate::machine::{Effect, Nanos};
+use crate::summary::RunResult;
+use crate::wire::Codec;
+
+/// A scripted session: wait for nodes, set up, run, report, exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub nodes: usize,
+    pub nr: usize,
+    pub packets: u64,
+    pub runs: u32,
+    pub extra_payload_bytes: u32,
+    /// The overlay must be registered and set up within this long after start.
+    pub ready_timeout: Nanos,
+}
+
+impl<C: Codec> Registry<C> {
+    /// Sets the overlay up once the scripted number of nodes registered (exit 2 if that is
+    /// refused).
+    pub(super) fn maybe_script_setup(&mut self) {
+        if let Some(script) = &self.config.script
+            && self.nodes.len() == script.nodes
+            && self.overlay.is_none()
+            && self.results.is_empty()
+        {
+            let nr = script.nr;
+            self.setup_overlay(nr);
+            if self.overlay.is_none() {
+                self.effects.push(Effect::Exit(2));
+            }
+        }
+    }
+
+    /// The first scripted run starts once the overlay is ready.
+    pub(super) fn maybe_script_start(&mut self) {
+        if let Some(script) = self.config.script.clone()
+            && self.results.is_empty()
+            && self.run.is_none()
+        {
+            // Started by the next tick (due at once), after the rest of the events at hand.
+            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+        }
+    }
+
+    /// After a run: the next scripted one, or exit (0 only if every run passed).
+    pub(super) fn script_next(&mut self) {
+        let Some(script) = self.config.script.clone() else {
+            return;
+        };
+        let all_passed = self.results.iter().all(|r| r.passed());
+        if self.results.len() < script.runs as usize && all_passed {
+            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+        } else {
+            self.effects
+                .push(Effect::Exit(if all_passed { 0 } else { 1 }));
+        }
+    }
+
+    /// Gives up when the overlay is not ready by the deadline (one FAIL result, exit 1); true
+    /// if it did.
+    pub(super) fn give_up_unless_ready(&mut self, now: Nanos) -> bool {
+        if self.is_ready() || !self.results.is_empty() {
+            self.ready_deadline = None;
+        }
+        if let (Some(deadline), Some(script)) = (self.ready_deadline, self.config.script.clone())
+            && now >= deadline
+        {
+            self.ready_deadline = None;
+            let why = format!(
+                "the overlay was not ready within {} s: {} of {} nodes registered{}",
+                script.ready_timeout / 1_000_000_000,
+                self.nodes.len(),
+                script.nodes,
+                match &self.overlay {
+                    Some(overlay) =>
+                        format!(", {} had not reported setup success", overlay.waiting.len()),
+                    None => String::new(),
+                }
+            );
+            let result = RunResult::new(
+                script.nr,
+                script.packets,
+                script.extra_payload_bytes,
+                0.0,
+                Vec::new(),
+                vec![why],
+            );
+            self.say(result.verdict_line());
+            self.results.push(result);
+            self.effects.push(Effect::Exit(1));
+            return true;
+        }
+        false
+    }
+}
