@@ -3,6 +3,7 @@
 //! successor(n + 2^i)), the next hop toward a key, and lookups walked through every table.
 //! No I/O: a messaging node routes with its own [`FingerTable::next_hop`], and a simulator
 //! walks every node's table in memory with the same code (`simulate`, `overlay simulate`).
+//! The rules, the path lengths they give and why: `docs/CHORD.md`.
 
 pub mod id;
 pub mod lookup;
