@@ -210,6 +210,49 @@ pub enum Effect {
     Exit(i32),
 }
 
+/// What a driver provides to carry out a machine's effects with [`drain_effects`].
+pub(crate) trait EffectSink {
+    /// Why carrying out an effect failed (the driver's fatal ring errors).
+    type Error;
+    /// The driver's scratch list of effects, kept empty between drains (so its allocation is
+    /// reused).
+    fn scratch(&mut self) -> &mut Vec<Effect>;
+    /// Moves the machine's effects into `into` ([`Machine::take_effects`]).
+    fn take_effects(&mut self, into: &mut Vec<Effect>);
+    /// Carries out one effect.
+    fn apply(&mut self, effect: Effect) -> Result<(), Self::Error>;
+    /// True once the machine exited: no effect is carried out after that.
+    fn exited(&self) -> bool;
+}
+
+/// Carries out a machine's effects in order until it has none left, as every driver does (the
+/// io_uring loop and the simulator): effects that carrying out others produced (a close that
+/// reaches the machine, ...) are taken next, nothing after an [`Effect::Exit`] is carried out,
+/// and the first error stops the drain.
+pub(crate) fn drain_effects<S: EffectSink>(sink: &mut S) -> Result<(), S::Error> {
+    loop {
+        if sink.exited() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(sink.scratch());
+        sink.take_effects(&mut batch);
+        if batch.is_empty() {
+            *sink.scratch() = batch;
+            return Ok(());
+        }
+        let mut result = Ok(());
+        for effect in batch.drain(..) {
+            if sink.exited() || result.is_err() {
+                break;
+            }
+            result = sink.apply(effect);
+        }
+        batch.clear();
+        *sink.scratch() = batch;
+        result?;
+    }
+}
+
 /// A protocol state machine: the registry or a messaging node.
 pub trait Machine {
     /// The loop is about to run; the listener (if any) is open.
@@ -245,4 +288,93 @@ pub trait Machine {
     /// Exchanges `conn`'s pending outgoing bytes with `buf` (which the driver passes empty).
     /// After the call the machine's pending buffer is `buf`'s old, empty allocation.
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine's effects as a script: `take_effects` hands out one batch per call, and
+    /// carrying out `Send(conn)` makes the machine produce `Print(conn)`.
+    struct Script {
+        batches: Vec<Vec<Effect>>,
+        produced: Vec<Effect>,
+        applied: Vec<Effect>,
+        scratch: Vec<Effect>,
+        fail_on_print: bool,
+    }
+
+    impl EffectSink for Script {
+        type Error = String;
+        fn scratch(&mut self) -> &mut Vec<Effect> {
+            &mut self.scratch
+        }
+        fn take_effects(&mut self, into: &mut Vec<Effect>) {
+            into.append(&mut self.produced);
+            if !self.batches.is_empty() {
+                into.append(&mut self.batches.remove(0));
+            }
+        }
+        fn apply(&mut self, effect: Effect) -> Result<(), String> {
+            if let Effect::Send(conn) = effect {
+                self.produced.push(Effect::Print(format!("{}", conn.0)));
+            }
+            if self.fail_on_print && matches!(effect, Effect::Print(_)) {
+                return Err("print failed".into());
+            }
+            self.applied.push(effect);
+            Ok(())
+        }
+        fn exited(&self) -> bool {
+            self.applied.iter().any(|e| matches!(e, Effect::Exit(_)))
+        }
+    }
+
+    fn script(batches: Vec<Vec<Effect>>) -> Script {
+        Script {
+            batches,
+            produced: Vec::new(),
+            applied: Vec::new(),
+            scratch: Vec::new(),
+            fail_on_print: false,
+        }
+    }
+
+    #[test]
+    fn effects_run_in_order_with_those_they_produce_until_none_are_left() {
+        let mut sink = script(vec![vec![Effect::Send(ConnId(1)), Effect::Send(ConnId(2))]]);
+        assert_eq!(drain_effects(&mut sink), Ok(()));
+        assert_eq!(
+            sink.applied,
+            vec![
+                Effect::Send(ConnId(1)),
+                Effect::Send(ConnId(2)),
+                Effect::Print("1".into()),
+                Effect::Print("2".into()),
+            ]
+        );
+        assert!(sink.scratch.is_empty());
+    }
+
+    #[test]
+    fn nothing_after_exit_is_carried_out() {
+        let mut sink = script(vec![
+            vec![Effect::Exit(3), Effect::Send(ConnId(1))],
+            vec![Effect::Print("later".into())],
+        ]);
+        assert_eq!(drain_effects(&mut sink), Ok(()));
+        assert_eq!(sink.applied, vec![Effect::Exit(3)]);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_drain() {
+        let mut sink = script(vec![vec![
+            Effect::Print("a".into()),
+            Effect::Send(ConnId(1)),
+        ]]);
+        sink.fail_on_print = true;
+        assert_eq!(drain_effects(&mut sink), Err("print failed".into()));
+        assert!(sink.applied.is_empty());
+        assert!(sink.scratch.is_empty());
+    }
 }

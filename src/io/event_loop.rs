@@ -25,7 +25,7 @@ use crate::limits::{
     EXIT_DRAIN_TIMEOUT_MS, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES,
     SEND_HOLD_NS,
 };
-use crate::machine::{CloseReason, ConnId, Effect, LinkError, Machine, Nanos};
+use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
 
 /// What the loop did, for `RUST_LOG=overlay=info` at exit (batching shows here: bytes per
 /// send and per receive, completions per wait).
@@ -539,30 +539,10 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     /// Carries out the machine's effects in order, until it has none left or it exits.
     fn apply_effects(&mut self) -> Result<(), DriverError> {
-        loop {
-            if self.exit_code.is_some() {
-                return Ok(());
-            }
-            let mut batch = std::mem::take(&mut self.effects);
-            self.machine.take_effects(&mut batch);
-            if batch.is_empty() {
-                self.effects = batch;
-                return Ok(());
-            }
-            let mut result = Ok(());
-            for effect in batch.drain(..) {
-                if self.exit_code.is_some() || result.is_err() {
-                    break;
-                }
-                result = self.apply(effect);
-            }
-            batch.clear();
-            self.effects = batch;
-            result?;
-        }
+        machine::drain_effects(self)
     }
 
-    fn apply(&mut self, effect: Effect) -> Result<(), DriverError> {
+    fn carry_out(&mut self, effect: Effect) -> Result<(), DriverError> {
         match effect {
             Effect::Connect { conn, addr } => self.connect(conn, addr),
             Effect::Send(conn) => {
@@ -1026,6 +1006,26 @@ impl<'m, M: Machine> Driver<'m, M> {
                 "operations still in flight at exit; their buffers are leaked"
             );
         }
+    }
+}
+
+impl<M: Machine> EffectSink for Driver<'_, M> {
+    type Error = DriverError;
+
+    fn scratch(&mut self) -> &mut Vec<Effect> {
+        &mut self.effects
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        self.machine.take_effects(into);
+    }
+
+    fn apply(&mut self, effect: Effect) -> Result<(), DriverError> {
+        self.carry_out(effect)
+    }
+
+    fn exited(&self) -> bool {
+        self.exit_code.is_some()
     }
 }
 

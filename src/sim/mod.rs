@@ -59,7 +59,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::machine::{ConnId, Effect, Machine, Nanos};
+use crate::machine::{self, ConnId, Effect, EffectSink, Machine, Nanos};
 use crate::node::{Node, NodeConfig};
 use crate::registry::{Registry, RegistryConfig};
 use crate::summary::RunResult;
@@ -364,27 +364,9 @@ impl<C: SimCodec> Sim<C> {
         !slot.stalled && slot.exit.is_none()
     }
 
+    /// Carries out machine `m`'s effects as the driver does ([`machine::drain_effects`]).
     fn apply_effects(&mut self, m: usize) {
-        loop {
-            if self.slots[m].exit.is_some() {
-                return;
-            }
-            let mut batch = std::mem::take(&mut self.effects);
-            self.machine(m).take_effects(&mut batch);
-            if batch.is_empty() {
-                self.effects = batch;
-                return;
-            }
-            for effect in batch.drain(..) {
-                if self.slots[m].exit.is_some() {
-                    // The driver stops at Exit: later effects are never carried out.
-                    break;
-                }
-                self.apply(m, effect);
-            }
-            batch.clear();
-            self.effects = batch;
-        }
+        let Ok(()) = machine::drain_effects(&mut MachineEffects { sim: self, m });
     }
 
     fn apply(&mut self, m: usize, effect: Effect) {
@@ -426,6 +408,33 @@ impl<C: SimCodec> Sim<C> {
                 self.disconnect(m);
             }
         }
+    }
+}
+
+/// Machine `m`'s side of carrying out effects in the simulation.
+struct MachineEffects<'s, C: SimCodec> {
+    sim: &'s mut Sim<C>,
+    m: usize,
+}
+
+impl<C: SimCodec> EffectSink for MachineEffects<'_, C> {
+    type Error = std::convert::Infallible;
+
+    fn scratch(&mut self) -> &mut Vec<Effect> {
+        &mut self.sim.effects
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        self.sim.machine(self.m).take_effects(into);
+    }
+
+    fn apply(&mut self, effect: Effect) -> Result<(), Self::Error> {
+        self.sim.apply(self.m, effect);
+        Ok(())
+    }
+
+    fn exited(&self) -> bool {
+        self.sim.slots[self.m].exit.is_some()
     }
 }
 
