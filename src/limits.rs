@@ -78,6 +78,13 @@ pub const QUIET_AFTER_FAILURE_NS: Nanos = 100_000_000;
 /// `--settle-ms` unless given (classic wire, no polls): the wait between the last task-finished
 /// and the final summary requests, for packets still in flight.
 pub const SETTLE_DEFAULT_NS: Nanos = 1_000_000_000;
+/// Bytes of the registry's receive buffer per connection: it receives control messages only
+/// (the largest, a final summary with its histograms and per-link counts, is one frame).
+pub const REGISTRY_RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// The operator sees a run's progress (bar, CSV row) at most this often.
+pub const PROGRESS_SHOWN_GAP_NS_MIN: Nanos = 500_000_000;
+/// Without a terminal, a plain progress line at most this often.
+pub const PROGRESS_LINE_GAP_NS_MIN: Nanos = 5_000_000_000;
 /// `--ready-timeout` unless given: a scripted registry gives up when the overlay is not
 /// registered and set up this long after it started.
 pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;
@@ -113,6 +120,8 @@ const _: () = assert!(ID_SPACE_LISTED_MAX <= u32::MAX as u64 + 1);
 const _: () = assert!(NODES_MAX as u64 <= ID_SPACE_LISTED_MAX / 2);
 const _: () = assert!(DRAIN_POLL_INTERVAL_NS * DRAIN_POLL_BACKOFF_MAX < PROGRESS_POLL_INTERVAL_NS);
 const _: () = assert!(QUIET_AFTER_FAILURE_NS < STALL_TIMEOUT_DEFAULT_NS);
+const _: () = assert!(FRAME_BYTES_MAX <= REGISTRY_RECV_BUFFER_BYTES);
+const _: () = assert!(PROGRESS_SHOWN_GAP_NS_MIN <= PROGRESS_LINE_GAP_NS_MIN);
 
 /// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
 /// unanswering to keepalive probes this long, is closed (TCP_USER_TIMEOUT and keepalive on

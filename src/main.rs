@@ -14,8 +14,9 @@ use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
     FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX,
-    NODES_MAX, PAYLOAD_BYTES_MAX, READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES,
-    REGISTRY_CONNECTIONS_MAX, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
+    NODES_MAX, PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN,
+    READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
+    REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
@@ -393,7 +394,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         core: args.common.core,
         local_ip: None,
         max_connections: REGISTRY_CONNECTIONS_MAX,
-        recv_buffer_bytes: 64 * 1024,
+        recv_buffer_bytes: REGISTRY_RECV_BUFFER_BYTES,
         send_buffer_bytes: 0,
         busy_poll: Duration::ZERO,
         console: true,
@@ -444,7 +445,7 @@ impl<C: Codec> Shown<C> {
     fn new(registry: Registry<C>, csv: Option<(std::fs::File, PathBuf)>) -> Shown<C> {
         Shown {
             registry,
-            tracker: ProgressTracker::new(500_000_000, 5_000_000_000),
+            tracker: ProgressTracker::new(PROGRESS_SHOWN_GAP_NS_MIN, PROGRESS_LINE_GAP_NS_MIN),
             terminal: std::io::stdout().is_terminal(),
             bar: None,
             csv,
