@@ -121,10 +121,10 @@ fn data_frames() -> Vec<Vec<u8>> {
         Native::append_data(&mut frame, source, sink, shape, 1, &7i32.to_le_bytes());
         for &relay in relays {
             let mut next = Vec::new();
-            let Ok(Peek::Data(data)) = Native::peek(&frame) else {
+            let Ok(Peek::Data(view)) = Native::peek(&frame) else {
                 unreachable!("a frame we made is data");
             };
-            Native::append_relayed(&data, relay, &mut next);
+            Native::append_relayed(&view, relay, &mut next);
             frame = next;
         }
         frames.push(frame);
@@ -200,10 +200,10 @@ fn main() {
     let mut frame = Vec::new();
     Classic::append_data(&mut frame, 97, 82, DataShape::default(), 0, &1i32.to_be_bytes());
     let mut relayed = Vec::new();
-    let Ok(Peek::Data(data)) = Classic::peek(&frame) else {
+    let Ok(Peek::Data(view)) = Classic::peek(&frame) else {
         unreachable!("a frame we made is data");
     };
-    Classic::append_relayed(&data, 19, &mut relayed);
+    Classic::append_relayed(&view, 19, &mut relayed);
     write(dir, "wire_classic", "data", &frame);
     write(dir, "wire_classic", "data-relayed", &relayed);
     classic_all.extend_from_slice(&frame);
