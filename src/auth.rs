@@ -4,6 +4,9 @@
 //! HMAC-SHA256(secret, "overlay-auth-v1" || nonce) before anything else; the acceptor checks it
 //! in constant time and closes the connection on anything else. Connections are
 //! authenticated, not packets, so the data path costs nothing more.
+//!
+//! [`Handshake`] is the exchange for one connection, the same at the registry and at nodes:
+//! what it sends and what it proves is decided here and nowhere else.
 
 use std::fs::File;
 use std::io::Read as _;
@@ -11,8 +14,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore;
 
 use crate::limits::SECRET_FILE_BYTES_MAX;
+use crate::wire::Control;
 use sha2::Sha256;
 
 /// Bytes of a challenge nonce.
@@ -95,7 +100,7 @@ impl Secret {
         mac
     }
 
-    /// The answer to `nonce`.
+    /// The answer to `nonce` (what [`Handshake`] sends; tests play peers with it).
     pub fn respond(&self, nonce: &[u8; NONCE_BYTES]) -> [u8; MAC_BYTES] {
         let mut mac = self.keyed();
         mac.update(nonce);
@@ -103,16 +108,104 @@ impl Secret {
     }
 
     /// Whether `answer` is the answer to `nonce` (constant time).
-    pub fn verify(&self, nonce: &[u8; NONCE_BYTES], answer: &[u8; MAC_BYTES]) -> bool {
+    fn verify(&self, nonce: &[u8; NONCE_BYTES], answer: &[u8; MAC_BYTES]) -> bool {
         let mut mac = self.keyed();
         mac.update(nonce);
         mac.verify_slice(answer).is_ok()
     }
 }
 
+/// Where one connection stands in the challenge-response. The side that accepted the
+/// connection challenges ([`Handshake::challenge`]); the side that opened it answers
+/// ([`Handshake::answer`]). Until it is [`Handshake::Done`], the peer's first message goes to
+/// [`Handshake::on_message`] and nothing else is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    /// We accepted the connection and sent a challenge: the peer's first message must be the
+    /// answer to `nonce`.
+    Challenged { nonce: [u8; NONCE_BYTES] },
+    /// We opened the connection: the peer's first message must be its challenge.
+    AwaitingChallenge,
+    /// Authenticated (or no secret is configured).
+    Done,
+}
+
+/// What the peer's first message did to a [`Handshake`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// The peer answered our challenge with the secret: the connection is authenticated.
+    Verified,
+    /// The peer challenged us: send `reply` (our answer) before anything else; the connection
+    /// is authenticated from our side.
+    Reply(Control),
+    /// The peer failed the handshake: close the connection.
+    Refused(Refusal),
+}
+
+/// Why a peer failed the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Our challenge was answered, but not with our secret.
+    WrongAnswer,
+    /// The first message was not the one the handshake expects (or not a message at all).
+    OutOfTurn,
+}
+
+impl Handshake {
+    /// The accepting side: a fresh nonce from `nonces`, and the challenge to send before
+    /// anything else.
+    pub fn challenge(nonces: &mut impl RngCore) -> (Handshake, Control) {
+        let mut nonce = [0; NONCE_BYTES];
+        nonces.fill_bytes(&mut nonce);
+        (
+            Handshake::Challenged { nonce },
+            Control::Challenge { nonce },
+        )
+    }
+
+    /// The opening side: wait for the peer's challenge.
+    pub fn answer() -> Handshake {
+        Handshake::AwaitingChallenge
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self == Handshake::Done
+    }
+
+    /// The peer's first message (`None`: a frame that is not a control message). The
+    /// handshake is [`Handshake::Done`] after any outcome but a refusal.
+    pub fn on_message(&mut self, secret: &Secret, message: Option<&Control>) -> Outcome {
+        let outcome = match (&*self, message) {
+            (Handshake::Challenged { nonce }, Some(Control::Response { mac })) => {
+                if secret.verify(nonce, mac) {
+                    Outcome::Verified
+                } else {
+                    Outcome::Refused(Refusal::WrongAnswer)
+                }
+            }
+            (Handshake::AwaitingChallenge, Some(Control::Challenge { nonce })) => {
+                Outcome::Reply(Control::Response {
+                    mac: secret.respond(nonce),
+                })
+            }
+            (Handshake::Done, _) => {
+                debug_assert!(false, "a message for a finished handshake");
+                Outcome::Refused(Refusal::OutOfTurn)
+            }
+            _ => Outcome::Refused(Refusal::OutOfTurn),
+        };
+        if !matches!(outcome, Outcome::Refused(_)) {
+            *self = Handshake::Done;
+        }
+        outcome
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn responses_verify_only_with_the_same_secret_and_nonce() {
@@ -126,5 +219,38 @@ mod tests {
         assert!(Secret::from_file_contents(b"short\n").is_err());
         assert!(Secret::from_file_contents(b"                    \n").is_err());
         assert_eq!(format!("{secret:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn the_handshake_answers_challenges_and_verifies_answers() {
+        let secret = Secret::from_file_contents(b"correct horse battery staple\n").unwrap();
+        let other = Secret::from_file_contents(b"correct horse battery stapler").unwrap();
+        let mut nonces = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut acceptor, challenge) = Handshake::challenge(&mut nonces);
+        let mut connector = Handshake::answer();
+        let Outcome::Reply(response) = connector.on_message(&secret, Some(&challenge)) else {
+            panic!("the connector answers a challenge");
+        };
+        assert!(connector.is_done());
+        let mut impostor = acceptor.clone();
+        assert_eq!(
+            acceptor.on_message(&secret, Some(&response)),
+            Outcome::Verified
+        );
+        assert!(acceptor.is_done());
+        // The same answer checked against another secret, or anything else first: refused.
+        assert_eq!(
+            impostor.clone().on_message(&other, Some(&response)),
+            Outcome::Refused(Refusal::WrongAnswer)
+        );
+        assert_eq!(
+            impostor.on_message(&secret, Some(&challenge)),
+            Outcome::Refused(Refusal::OutOfTurn)
+        );
+        assert_eq!(
+            Handshake::answer().on_message(&secret, None),
+            Outcome::Refused(Refusal::OutOfTurn)
+        );
+        assert!(!impostor.is_done());
     }
 }

@@ -109,6 +109,9 @@ pub const WINDOW_BYTES_MAX: u64 = 4 * 1024 * 1024;
 pub fn default_window_bytes(nodes: usize) -> u64 {
     (IN_FLIGHT_BUDGET_BYTES / nodes.max(1) as u64).clamp(WINDOW_BYTES_MIN, WINDOW_BYTES_MAX)
 }
+/// Most problem lines (corrupted packets, unknown sinks, lost links) a node prints between two
+/// final reports; its counters keep counting after that.
+pub const PROBLEM_LINES_MAX: u64 = 20;
 /// Frames a node originates per tick before it lets the loop look at its completions.
 pub const ORIGINATE_BATCH_FRAMES: usize = 4096;
 

@@ -9,9 +9,7 @@ use std::path::Path;
 
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
-use overlay::wire::{
-    Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Status,
-};
+use overlay::wire::{Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Status};
 
 /// The golden vectors of src/wire/native/tests.rs, byte for byte.
 const GOLDEN: &[&[u8]] = &[
@@ -198,7 +196,14 @@ fn main() {
         }
     }
     let mut frame = Vec::new();
-    Classic::append_data(&mut frame, 97, 82, DataShape::default(), 0, &1i32.to_be_bytes());
+    Classic::append_data(
+        &mut frame,
+        97,
+        82,
+        DataShape::default(),
+        0,
+        &1i32.to_be_bytes(),
+    );
     let mut relayed = Vec::new();
     let Ok(Peek::Data(view)) = Classic::peek(&frame) else {
         unreachable!("a frame we made is data");

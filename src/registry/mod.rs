@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
+use rand::SeedableRng;
 use rand::rngs::{SmallRng, StdRng};
-use rand::{Rng, SeedableRng};
 
-use crate::auth::NONCE_BYTES;
+use crate::auth::{Handshake, Outcome, Refusal};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::ID_BITS_MAX;
 use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
@@ -55,8 +55,8 @@ struct Connection {
     node: Option<NodeId>,
     /// Bytes for the driver to send (`swap_outgoing`).
     pending: Vec<u8>,
-    /// The nonce this connection must answer before anything else (a secret is set).
-    challenge: Option<[u8; NONCE_BYTES]>,
+    /// With a secret, the challenge this connection must answer before anything else.
+    handshake: Handshake,
 }
 
 /// The registry.
@@ -178,25 +178,22 @@ impl<C: Codec> Registry<C> {
             return Err("the registry does not route data packets".to_string());
         }
         let message = C::decode_control(frame).map_err(|e| format!("bad message: {e}"))?;
-        if let Some(nonce) = self.connections.get(&conn).and_then(|c| c.challenge) {
+        if let Some(connection) = self.connections.get_mut(&conn)
+            && !connection.handshake.is_done()
+        {
             let secret = self
                 .config
                 .secret
                 .as_ref()
                 .expect("a challenge needs a secret");
-            return match message {
-                Control::Response { mac } if secret.verify(&nonce, &mac) => {
-                    if let Some(connection) = self.connections.get_mut(&conn) {
-                        connection.challenge = None;
-                    }
-                    Ok(())
-                }
-                Control::Response { .. } => {
+            return match connection.handshake.on_message(secret, Some(&message)) {
+                Outcome::Verified => Ok(()),
+                Outcome::Refused(Refusal::WrongAnswer) => {
                     Err("authentication failed: the response does not match the secret".into())
                 }
-                other => Err(format!(
+                Outcome::Refused(Refusal::OutOfTurn) | Outcome::Reply(_) => Err(format!(
                     "{} before authenticating (this registry requires --secret-file)",
-                    other.name()
+                    message.name()
                 )),
             };
         }
@@ -268,18 +265,24 @@ impl<C: Codec> Machine for Registry<C> {
         tracing::debug!("connection from {peer}");
         self.strangers
             .push_back((now + self.config.stranger_timeout, conn));
-        let challenge = self.config.secret.is_some().then(|| self.nonces.random());
+        let (handshake, challenge) = match self.config.secret {
+            Some(_) => {
+                let (handshake, challenge) = Handshake::challenge(&mut self.nonces);
+                (handshake, Some(challenge))
+            }
+            None => (Handshake::Done, None),
+        };
         self.connections.insert(
             conn,
             Connection {
                 peer,
                 node: None,
                 pending: Vec::new(),
-                challenge,
+                handshake,
             },
         );
-        if let Some(nonce) = challenge {
-            self.send(conn, &Control::Challenge { nonce });
+        if let Some(challenge) = challenge {
+            self.send(conn, &challenge);
         }
     }
 

@@ -1,0 +1,335 @@
+//! Control with the registry: registration, the manifest that sets up the overlay, tasks,
+//! summaries and deregistration.
+
+use super::flow::Flow;
+use super::links::{Connection, Role};
+use super::originate::Run;
+use super::overlay::{Entry, Link, Overlay};
+use super::{Node, Phase};
+use crate::auth::{Handshake, Outcome, Refusal};
+use crate::buffer;
+use crate::limits::PAYLOAD_BYTES_MAX;
+use crate::machine::{Effect, Nanos};
+use crate::routing::{Ring, Router};
+use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Status};
+
+use rand::RngCore;
+
+impl<C: Codec> Node<C> {
+    /// Appends a message for the registry.
+    pub(super) fn send_control(&mut self, message: &Control) {
+        let Some(connection) = self.connections.get_mut(&self.registry) else {
+            return;
+        };
+        if connection.pending.is_empty() {
+            self.effects.push(Effect::Send(self.registry));
+        }
+        C::encode_control(message, &mut connection.pending);
+    }
+
+    /// Asks the registry to register this node at its listening address.
+    pub(super) fn register(&mut self) {
+        self.phase = Phase::Registering;
+        self.send_control(&Control::Register {
+            addr: self.config.listen,
+        });
+    }
+
+    pub(super) fn on_registry_bytes(&mut self, now: Nanos, bytes: &[u8]) -> usize {
+        let mut offset = 0;
+        loop {
+            let len = match C::frame_len(&bytes[offset..]) {
+                Ok(Some(len)) => len,
+                Ok(None) => return offset,
+                Err(error) => {
+                    self.registry_failed(format!("bad frame from the registry: {error}"));
+                    return bytes.len();
+                }
+            };
+            let frame = &bytes[offset..offset + len];
+            offset += len;
+            match C::decode_control(frame) {
+                Ok(message) => self.handle_control(now, message),
+                Err(error) => {
+                    self.registry_failed(format!("bad message from the registry: {error}"));
+                    return bytes.len();
+                }
+            }
+        }
+    }
+
+    fn registry_failed(&mut self, why: String) {
+        self.close(self.registry, format!("{why}; exiting"));
+        self.effects.push(Effect::Exit(1));
+    }
+
+    fn handle_control(&mut self, now: Nanos, message: Control) {
+        match message {
+            Control::RegisterStatus { status, info } => self.on_register_status(status, info),
+            Control::DeregisterStatus { status, info } => match (status, self.phase) {
+                (Status::Ok(_), Phase::Exiting { .. }) => {
+                    self.say(format!("Deregistered: {info}"));
+                    self.effects.push(Effect::Exit(0));
+                }
+                (Status::Ok(_), _) => {
+                    self.say(format!("Unrequested deregistration status: {info}"))
+                }
+                (Status::Failed, phase) => {
+                    if let Phase::Exiting { id } = phase {
+                        self.phase = Phase::Registered { id };
+                    }
+                    self.say(format!("Deregistration refused: {info}"));
+                }
+            },
+            Control::Manifest(manifest) => self.on_manifest(manifest),
+            Control::TaskInitiate {
+                run,
+                packets,
+                extra_payload_bytes,
+                rate_per_s,
+            } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
+            Control::SummaryRequest { reset } => self.on_summary_request(reset),
+            challenge @ Control::Challenge { .. } if self.phase == Phase::Connecting => {
+                self.on_registry_challenge(&challenge)
+            }
+            other => {
+                let why = format!(
+                    "registry sent a {} message, which only nodes send; closing the registry \
+                     connection",
+                    other.name()
+                );
+                self.close(self.registry, why);
+                self.effects.push(Effect::Exit(1));
+            }
+        }
+    }
+
+    /// With a secret, the registry speaks first: we answer its challenge, then register.
+    fn on_registry_challenge(&mut self, challenge: &Control) {
+        let outcome = match (
+            self.config.secret.as_ref(),
+            self.connections.get_mut(&self.registry),
+        ) {
+            (Some(secret), Some(connection)) => {
+                connection.handshake.on_message(secret, Some(challenge))
+            }
+            _ => Outcome::Refused(Refusal::OutOfTurn),
+        };
+        match outcome {
+            Outcome::Reply(response) => {
+                self.send_control(&response);
+                self.register();
+            }
+            Outcome::Verified | Outcome::Refused(_) => {
+                self.registry_failed("the registry requires a shared secret (--secret-file)".into())
+            }
+        }
+    }
+
+    fn on_register_status(&mut self, status: Status, info: String) {
+        if self.phase != Phase::Registering {
+            self.say(format!(
+                "Ignoring an unrequested registration status: {info}"
+            ));
+            return;
+        }
+        match status {
+            Status::Ok(id) => {
+                self.phase = Phase::Registered { id };
+                self.say(format!("Registered as node {id}: {info}"));
+            }
+            Status::Failed => {
+                self.say(format!("Registration refused: {info}"));
+                self.effects.push(Effect::Exit(1));
+            }
+        }
+    }
+
+    fn on_manifest(&mut self, manifest: Manifest) {
+        let Some(id) = self.phase.id() else {
+            self.send_control(&Control::SetupStatus {
+                status: Status::Failed,
+                info: "got a manifest before being registered".into(),
+            });
+            return;
+        };
+        // A new setup replaces the old overlay and its connections; the new overlay starts
+        // from zero (no run, no counters, a fresh window).
+        if let Some(old) = self.overlay.take() {
+            for entry in old.entries {
+                self.connections.remove(&entry.conn);
+                self.effects.push(Effect::Close(entry.conn));
+            }
+        }
+        let nodes = manifest.all_ids.len();
+        let ring = Ring::new(manifest.all_ids);
+        let nr = manifest.entries.len();
+        let router = if nr == 0 {
+            Err("the manifest has no table entries".to_string())
+        } else if ring.len() != nodes {
+            Err("the manifest lists an ID twice".to_string())
+        } else {
+            Router::new(ring, nr, id)
+                .ok_or_else(|| format!("the manifest does not list this node's ID {id}"))
+        };
+        let router = router.and_then(|router| {
+            let table = router.ring().table(router.self_position(), nr);
+            let ids: Vec<NodeId> = manifest.entries.iter().map(|e| e.id).collect();
+            if table == ids {
+                Ok(router)
+            } else {
+                Err(format!(
+                    "the manifest's table {ids:?} is not the ring's {table:?}"
+                ))
+            }
+        });
+        let router = match router {
+            Ok(router) => router,
+            Err(info) => {
+                self.say(format!("Overlay setup failed: {info}"));
+                self.send_control(&Control::SetupStatus {
+                    status: Status::Failed,
+                    info,
+                });
+                return;
+            }
+        };
+        let handshake = match self.config.secret {
+            // The entry speaks first: its challenge.
+            Some(_) => Handshake::answer(),
+            None => Handshake::Done,
+        };
+        let mut entries = Vec::with_capacity(nr);
+        for entry in &manifest.entries {
+            let conn = self.conn_ids.next_outbound();
+            let role = Role::Entry(entries.len());
+            self.connections
+                .insert(conn, Connection::new(role, handshake.clone()));
+            self.effects.push(Effect::Connect {
+                conn,
+                addr: entry.addr,
+            });
+            entries.push(Entry {
+                id: entry.id,
+                addr: entry.addr,
+                conn,
+                link: Link::Connecting,
+                pending: buffer::mapped_empty(self.config.link_buffer_bytes),
+                with_driver: 0,
+                packets_out: 0,
+            });
+        }
+        self.overlay = Some(Overlay::new(
+            id,
+            router,
+            usize::from(manifest.trace_slots),
+            entries,
+            Flow::new(nodes, manifest.window_bytes),
+        ));
+    }
+
+    fn on_task_initiate(
+        &mut self,
+        now: Nanos,
+        number: u32,
+        packets: u64,
+        extra: u32,
+        rate_per_s: u32,
+    ) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            self.say("Task initiate refused: the overlay is not set up");
+            return;
+        };
+        let extra = extra as usize;
+        if extra > PAYLOAD_BYTES_MAX - 4 {
+            let line = format!(
+                "Task initiate refused: {extra} bytes of extra payload exceed {}",
+                PAYLOAD_BYTES_MAX - 4
+            );
+            tracing::warn!("registry {}: {line}", self.config.registry);
+            self.say(line);
+            return;
+        }
+        overlay.shape.extra_payload_bytes = extra;
+        let mut payload = vec![0u8; 4 + extra];
+        self.rng.fill_bytes(&mut payload[4..]);
+        if packets > 0 {
+            match &mut self.payload_crc {
+                Some(payload_crc) => payload_crc.retarget(&payload),
+                None => self.payload_crc = Some(PayloadCrc::new(&payload)),
+            }
+        }
+        overlay.run = Some(Run {
+            number,
+            remaining: packets,
+            originated: 0,
+            rate_per_s,
+            started_at: now,
+            payload,
+        });
+        if packets == 0 {
+            self.finish_run();
+        }
+    }
+
+    /// The run has originated its last packet: tell the registry.
+    pub(super) fn finish_run(&mut self) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        if let Some(run) = overlay.run.take() {
+            tracing::debug!("run {} originated", run.number);
+            let id = overlay.id;
+            self.send_control(&Control::TaskFinished {
+                addr: self.config.listen,
+                id,
+            });
+        }
+    }
+
+    fn on_summary_request(&mut self, reset: bool) {
+        let Some(id) = self.phase.id() else {
+            tracing::warn!("a summary request before this node registered: ignored");
+            return;
+        };
+        let (counters, stats, links) = match self.overlay.as_mut() {
+            Some(overlay) => {
+                // A final report carries the run's histograms, a progress report those since
+                // the previous one (small: only what arrived in between). Packets are
+                // recorded once, in `stats_since_poll`, which joins the run's `stats` at each
+                // report.
+                let since_poll = std::mem::take(&mut overlay.stats_since_poll);
+                overlay.stats.add(&since_poll);
+                let stats = C::HAS_STATS.then(|| {
+                    if reset {
+                        overlay.stats.clone()
+                    } else {
+                        since_poll
+                    }
+                });
+                let links = if reset {
+                    overlay.link_counts()
+                } else {
+                    Vec::new()
+                };
+                let counters = overlay.counters;
+                if reset {
+                    overlay.reset_counts();
+                }
+                (counters, stats, links)
+            }
+            None => (
+                Default::default(),
+                C::HAS_STATS.then(Default::default),
+                Vec::new(),
+            ),
+        };
+        self.send_control(&Control::Summary {
+            id,
+            reset,
+            counters,
+            stats,
+            links,
+        });
+    }
+}

@@ -1,0 +1,122 @@
+//! Origination: the current run and the packets this node sends as a source.
+
+use rand::RngCore;
+use rand::rngs::SmallRng;
+
+use super::Node;
+use super::overlay::{Link, Overlay};
+use crate::limits::ORIGINATE_BATCH_FRAMES;
+use crate::machine::{Effect, Nanos};
+use crate::wire::{Codec, PayloadCrc};
+
+/// The current run, from `TaskInitiate` to the last packet originated.
+#[derive(Debug)]
+pub(super) struct Run {
+    pub(super) number: u32,
+    pub(super) remaining: u64,
+    /// Packets originated so far in this run.
+    pub(super) originated: u64,
+    /// At most this many packets per second (0 = as fast as the window allows), counted from
+    /// `started_at`.
+    pub(super) rate_per_s: u32,
+    pub(super) started_at: Nanos,
+    /// The value (overwritten per packet) followed by the run's extra payload bytes.
+    pub(super) payload: Vec<u8>,
+}
+
+impl Run {
+    /// Packets the rate allows to have originated by `now` (one at the start).
+    fn due(&self, now: Nanos) -> u64 {
+        let elapsed = u128::from(now.saturating_sub(self.started_at));
+        (elapsed * u128::from(self.rate_per_s) / 1_000_000_000) as u64 + 1
+    }
+
+    /// When the next packet may be originated (0 = now).
+    pub(super) fn next_send(&self) -> Nanos {
+        if self.rate_per_s == 0 {
+            return 0;
+        }
+        let at = u128::from(self.originated) * 1_000_000_000 / u128::from(self.rate_per_s);
+        self.started_at + at as Nanos
+    }
+}
+
+impl<C: Codec> Node<C> {
+    /// Originates up to one batch of packets, as far as the window allows; tells the registry
+    /// when the run has sent its last.
+    pub(super) fn originate(&mut self, now: Nanos) {
+        let (Some(overlay), Some(payload_crc)) = (self.overlay.as_mut(), self.payload_crc.as_ref())
+        else {
+            return;
+        };
+        if overlay.originate(now, &mut self.rng, payload_crc, &mut self.effects) {
+            self.finish_run();
+        }
+    }
+}
+
+impl<C: Codec> Overlay<C> {
+    /// Originates up to one batch of packets of the run, as far as the window allows.
+    /// Returns whether the run has originated all its packets.
+    fn originate(
+        &mut self,
+        now: Nanos,
+        rng: &mut SmallRng,
+        payload_crc: &PayloadCrc,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        let (id, shape) = (self.id, self.shape);
+        let ring_len = self.router.ring().len();
+        let self_position = self.router.self_position();
+        let mut batch = ORIGINATE_BATCH_FRAMES as u64;
+        if run.rate_per_s > 0 {
+            batch = batch.min(run.due(now).saturating_sub(run.originated));
+        }
+        while batch > 0 && run.remaining > 0 && self.flow.may_send() {
+            batch -= 1;
+            run.remaining -= 1;
+            run.originated += 1;
+            // One 64-bit draw per packet: the low half is the value, the high half picks one
+            // of the n - 1 positions other than our own (multiply-shift: each gets floor or
+            // ceil of 2^32 / (n - 1) of the draws, a bias below n / 2^32).
+            let draw = rng.next_u64();
+            let value = draw as u32 as i32;
+            let mut position = (((draw >> 32) * (ring_len as u64 - 1)) >> 32) as usize;
+            if position >= self_position {
+                position += 1;
+            }
+            let sink = self.router.ring().ids()[position];
+            let value_bytes = value.to_le_bytes();
+            run.payload[..4].copy_from_slice(&value_bytes);
+            self.counters.sent += 1;
+            self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
+            let index = self
+                .router
+                .next_hop(sink)
+                .expect("a ring position other than our own has a next hop");
+            let entry = &mut self.entries[index];
+            if entry.link != Link::Up {
+                self.counters.dropped += 1;
+                continue;
+            }
+            if entry.pending.is_empty() {
+                effects.push(Effect::Send(entry.conn));
+            }
+            let bytes = C::append_data_with_crc(
+                &mut entry.pending,
+                id,
+                sink,
+                shape,
+                now,
+                &run.payload,
+                payload_crc.of(value_bytes),
+            );
+            entry.packets_out += 1;
+            self.flow.on_originated(bytes);
+        }
+        run.remaining == 0
+    }
+}

@@ -1,0 +1,182 @@
+//! The overlay a manifest set up, as this node holds it: its own ID, the ring and its table
+//! entries with their links, the counters, the window and the run. A new manifest replaces
+//! it whole, so a new overlay starts from zero.
+
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use super::flow::Flow;
+use super::originate::Run;
+use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX};
+use crate::machine::{ConnId, Effect, Nanos};
+use crate::routing::Router;
+use crate::stats::RunStats;
+use crate::wire::{Codec, Counters, DataShape, LinkCount, NodeId, Peek};
+
+/// The state of a table entry's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    Connecting,
+    Up,
+    Down,
+}
+
+/// One routing-table entry and the connection to it.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) id: NodeId,
+    pub(super) addr: SocketAddr,
+    pub(super) conn: ConnId,
+    pub(super) link: Link,
+    /// Frames queued for this entry, not yet taken by the driver.
+    pub(super) pending: Vec<u8>,
+    /// Bytes the driver took with the last swap (being sent).
+    pub(super) with_driver: usize,
+    /// Data packets handed to this link since the last final report (see [`LinkCount`]).
+    pub(super) packets_out: u64,
+}
+
+impl Entry {
+    /// `lost` of the data packets handed to this link never left: they no longer count as
+    /// sent on it. Saturating: a final report taken while frames were still queued (a forced
+    /// collection) reset the count under them.
+    pub(super) fn take_back(&mut self, lost: u64) {
+        self.packets_out = self.packets_out.saturating_sub(lost);
+    }
+}
+
+/// Data frames of `bytes` (frames queued for a link) that do not lie wholly within its first
+/// `sent` bytes: those that never reached the kernel.
+pub(super) fn unsent_data_frames<C: Codec>(bytes: &[u8], sent: usize) -> u64 {
+    let mut unsent = 0;
+    let mut offset = 0;
+    while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
+        if offset + len > sent && matches!(C::peek(&bytes[offset..offset + len]), Ok(Peek::Data(_)))
+        {
+            unsent += 1;
+        }
+        offset += len;
+    }
+    unsent
+}
+
+/// The overlay of the last manifest: everything the data plane reads and changes.
+pub(super) struct Overlay<C: Codec> {
+    /// This node's ID (the one it registered as; the manifest's ring holds it).
+    pub(super) id: NodeId,
+    pub(super) router: Router,
+    pub(super) shape: DataShape,
+    pub(super) entries: Vec<Entry>,
+    /// Entries whose link came up.
+    pub(super) connected: usize,
+    /// The setup status went to the registry (success, or the first failure).
+    pub(super) setup_reported: bool,
+    /// The flow-control window (as source) and the acks owed (as sink).
+    pub(super) flow: Flow,
+    pub(super) counters: Counters,
+    /// Hop counts and latencies of the packets received since the last final report, up to
+    /// the last progress report (`stats_since_poll` holds those since).
+    pub(super) stats: RunStats,
+    /// The same since the last progress report (latency over time at the registry).
+    pub(super) stats_since_poll: RunStats,
+    /// Data packets taken from each node's links since the last final report.
+    pub(super) received_from: HashMap<NodeId, u64>,
+    /// The current run, from its task to its last packet originated.
+    pub(super) run: Option<Run>,
+    /// Problems reported since the last final report (corrupted packets, unknown sinks), to
+    /// keep logs short.
+    problems_logged: u64,
+    codec: PhantomData<C>,
+}
+
+impl<C: Codec> Overlay<C> {
+    pub(super) fn new(
+        id: NodeId,
+        router: Router,
+        trace_slots: usize,
+        entries: Vec<Entry>,
+        flow: Flow,
+    ) -> Overlay<C> {
+        Overlay {
+            id,
+            router,
+            shape: DataShape {
+                trace_slots,
+                extra_payload_bytes: 0,
+            },
+            entries,
+            connected: 0,
+            setup_reported: false,
+            flow,
+            counters: Counters::default(),
+            stats: RunStats::default(),
+            stats_since_poll: RunStats::default(),
+            received_from: HashMap::new(),
+            run: None,
+            problems_logged: 0,
+            codec: PhantomData,
+        }
+    }
+
+    /// Bytes queued for the table entries (pending plus being sent).
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|entry| entry.pending.len() + entry.with_driver)
+            .sum()
+    }
+
+    /// When the run may originate its next packet, if it has packets left and the window
+    /// is open.
+    pub(super) fn next_send(&self) -> Option<Nanos> {
+        match &self.run {
+            Some(run) if run.remaining > 0 && self.flow.may_send() => Some(run.next_send()),
+            _ => None,
+        }
+    }
+
+    /// A line for the operator about a problem; after [`PROBLEM_LINES_MAX`] of them until the
+    /// next final report, only the counters keep counting.
+    pub(super) fn problem(&mut self, effects: &mut Vec<Effect>, line: String) {
+        self.problems_logged += 1;
+        if self.problems_logged <= PROBLEM_LINES_MAX {
+            effects.push(Effect::Print(line));
+        }
+    }
+
+    /// After a final report: counting starts again from zero, in the window's next epoch.
+    pub(super) fn reset_counts(&mut self) {
+        self.counters = Counters::default();
+        self.received_from.clear();
+        self.entries
+            .iter_mut()
+            .for_each(|entry| entry.packets_out = 0);
+        self.stats.reset();
+        self.stats_since_poll.reset();
+        self.flow.next_epoch();
+        self.problems_logged = 0;
+    }
+
+    /// Data packets per link since the last final report, one row per peer node.
+    pub(super) fn link_counts(&self) -> Vec<LinkCount> {
+        let mut links = BTreeMap::<NodeId, LinkCount>::new();
+        for entry in &self.entries {
+            let link = links.entry(entry.id).or_insert(LinkCount {
+                peer: entry.id,
+                ..LinkCount::default()
+            });
+            link.sent += entry.packets_out;
+        }
+        for (&peer, &received) in &self.received_from {
+            let link = links.entry(peer).or_insert(LinkCount {
+                peer,
+                ..LinkCount::default()
+            });
+            link.received += received;
+        }
+        // Never more rows than a summary may carry (only a node that a stream of hostile links
+        // fed could reach it; the registry then reports the difference as unaccounted).
+        links.into_values().take(SUMMARY_LINKS_MAX).collect()
+    }
+}
