@@ -60,13 +60,15 @@ impl Lab {
             let public = std::fs::read_to_string(format!("{key}.pub")).unwrap();
             known_hosts.push_str(&format!("{} {}", net.ip(host), public));
             // StrictModes would refuse the keys: the private directory is 0700, but its parents
-            // (a checkout anywhere, /tmp) may be group- or world-writable.
+            // (a checkout anywhere, /tmp) may be group- or world-writable. Without PAM, sshd
+            // refuses a key for an account whose password is locked (`!`): PAM then.
             let config = format!(
                 "ListenAddress {}\nHostKey {key}\nAuthorizedKeysFile {}\nPidFile none\n\
-                 StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 StrictModes no\nUsePAM {}\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
                 net.ip(host),
                 path("authorized_keys"),
+                if root_password_locked() { "yes" } else { "no" },
             );
             let config_path = path(&format!("sshd_{host}.conf"));
             std::fs::write(&config_path, config).unwrap();
@@ -178,6 +180,15 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Whether root's password is locked (`!` in /etc/shadow).
+fn root_password_locked() -> bool {
+    std::fs::read_to_string("/etc/shadow")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("root:"))
+        .is_some_and(|rest| rest.starts_with('!'))
 }
 
 /// Process IDs inside network namespace `ns`.

@@ -216,6 +216,7 @@ copy_to_hosts() {
 # Stops whatever still runs on every host reached and removes its directory (at exit).
 cleanup_hosts() {
   local i cleaners=() reached=()
+  rm -f "$out/.alive"
   for i in "${!dirs[@]}"; do
     remote_ssh "${hosts[$i]}" "$(remote_command "$cleanup_script" "${dirs[$i]}")" </dev/null \
       >/dev/null 2>"$out/cleanup-$i.err" &
