@@ -79,8 +79,8 @@ struct SimulateArgs {
     /// Finger rule.
     #[arg(long, value_enum, default_value_t = Rule::Chord)]
     rule: Rule,
-    /// Positions rule: entries per table (default: the most the ring allows,
-    /// floor(log2(NODES - 1)) + 1).
+    /// Positions rule: entries per table (default: ceil(log2 NODES), the most the ring
+    /// allows, as scripted runs pick).
     #[arg(long)]
     nr: Option<usize>,
     /// Identifier bits m (1..=160).
@@ -112,9 +112,7 @@ fn run_simulate(args: SimulateArgs) -> Result<u8> {
     let rule = match args.rule {
         Rule::Chord => FingerRule::Chord,
         Rule::Positions => FingerRule::Positions {
-            nr: args
-                .nr
-                .unwrap_or_else(|| args.nodes.saturating_sub(1).max(1).ilog2() as usize + 1),
+            nr: args.nr.unwrap_or_else(|| nr_for(args.nodes)),
         },
     };
     let report = simulate(&Config {

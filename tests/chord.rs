@@ -67,6 +67,32 @@ proptest! {
         }
     }
 
+    /// The next hop is Chord's rule, checked by brute force: the owner delivers; a key owned
+    /// by the successor goes there; any other goes to the last finger strictly before it.
+    #[test]
+    fn chord_next_hop_is_the_closest_preceding_finger(
+        bits in 1u32..=160, nodes in 2usize..40, seed: u64, clustered: bool,
+    ) {
+        let ring = ring(bits, nodes, seed, clustered);
+        let space = ring.space();
+        let tables = FingerTable::all(FingerRule::Chord, &ring).unwrap();
+        for key in keys(space, 16, seed, &ring) {
+            let owner = ring.successor(key);
+            for (position, table) in tables.iter().enumerate() {
+                let id = ring.id(position);
+                let expected = if owner == position {
+                    Step::Owner
+                } else if owner == table.entries()[0] as usize {
+                    Step::Deliver(0)
+                } else {
+                    let before = |&f: &u32| space.distance(id, ring.id(f as usize)) < space.distance(id, key);
+                    Step::Forward(table.entries().iter().rposition(before).unwrap())
+                };
+                prop_assert_eq!(table.next_hop(&ring, key), expected);
+            }
+        }
+    }
+
     /// Every Chord lookup ends at successor(key); each forward more than halves the clockwise
     /// distance left to the key's predecessor, the last node a lookup forwards to (so at most
     /// m forwards); hops = forwards + 1 unless the source owns the key.

@@ -41,6 +41,16 @@ impl Id {
         bytes
     }
 
+    /// floor(log2(self)), `None` for zero.
+    #[inline]
+    pub fn ilog2(self) -> Option<u32> {
+        if self.high != 0 {
+            Some(128 + self.high.ilog2())
+        } else {
+            self.low.checked_ilog2()
+        }
+    }
+
     #[inline]
     fn wrapping_add(self, other: Id) -> Id {
         let (low, carry) = self.low.overflowing_add(other.low);
@@ -256,6 +266,11 @@ mod tests {
         assert_eq!(s.distance(Id::from(u128::MAX), above_low), one);
         assert_eq!(s.add(Id::from(u128::MAX), one), above_low);
         assert_eq!(s.distance(above_low, Id::from(u128::MAX)), max);
+        assert_eq!(max.ilog2(), Some(159));
+        assert_eq!(above_low.ilog2(), Some(128));
+        assert_eq!(Id::from(u128::MAX).ilog2(), Some(127));
+        assert_eq!(one.ilog2(), Some(0));
+        assert_eq!(Id::ZERO.ilog2(), None);
         // m = 129 and m = 128: wrap at the boundary between the parts.
         let s = space(129);
         assert_eq!(s.add(s.max(), one), Id::ZERO);

@@ -13,6 +13,7 @@
 
 use super::id::{Id, IdSpace};
 use super::membership::Membership;
+use crate::limits::CHORD_ID_BITS_MAX;
 use crate::routing::{check_nr, entry_for_distance};
 
 /// Which rule builds the tables and picks the next hop.
@@ -140,10 +141,15 @@ pub struct ChordTable {
     /// distance below this before it, (predecessor, self].
     owned_span: Id,
     /// The fingers' members, distinct, by increasing distance.
-    entries: Vec<u32>,
+    entries: Box<[u32]>,
     /// `distances[i]` = clockwise distance from this node to `entries[i]`, strictly
     /// increasing and never zero.
-    distances: Vec<Id>,
+    distances: Box<[Id]>,
+    /// `level_entries[i]` = the entry of finger i, successor(n + 2^i), for every i whose
+    /// finger is not n itself. The closest preceding finger of a key at distance d is finger
+    /// floor(log2 d) or the entry before it, so a lookup reads one entry here and one distance
+    /// instead of searching all the distances (each a likely cache miss in a large simulation).
+    level_entries: Box<[u8]>,
 }
 
 impl ChordTable {
@@ -155,27 +161,30 @@ impl ChordTable {
         let predecessor = membership.id(membership.predecessor_of(position));
         let mut entries = Vec::new();
         let mut distances: Vec<Id> = Vec::new();
+        let mut level_entries = Vec::new();
         for i in 0..space.bits() {
             let span = space.power_of_two(i);
             // Finger i - 1 lies at least 2^i ahead: no member starts in between, so finger
             // i is the same member. Only about log2(N) fingers need a search.
-            if distances.last().is_some_and(|&last| span <= last) {
-                continue;
+            if distances.last().is_none_or(|&last| span > last) {
+                let finger = membership.successor(space.add(self_id, span));
+                if finger == position {
+                    // No member in [n + 2^i, n): every further finger wraps back to n too.
+                    break;
+                }
+                entries.push(finger as u32);
+                distances.push(space.distance(self_id, membership.id(finger)));
             }
-            let finger = membership.successor(space.add(self_id, span));
-            if finger == position {
-                // No member in [n + 2^i, n): every further finger wraps back to n too.
-                break;
-            }
-            entries.push(finger as u32);
-            distances.push(space.distance(self_id, membership.id(finger)));
+            level_entries.push((entries.len() - 1) as u8);
         }
         debug_assert!(distances.windows(2).all(|pair| pair[0] < pair[1]));
+        const _: () = assert!(CHORD_ID_BITS_MAX <= u8::MAX as u32 + 1);
         ChordTable {
             self_id,
             owned_span: space.distance(predecessor, self_id),
-            entries,
-            distances,
+            entries: entries.into(),
+            distances: distances.into(),
+            level_entries: level_entries.into(),
         }
     }
 
@@ -193,9 +202,23 @@ impl ChordTable {
         if distance <= self.distances[0] {
             return Step::Deliver(0);
         }
-        // The closest preceding finger: the last one strictly before the key. Finger 0 is,
-        // so the index is at least 0.
-        Step::Forward(self.distances.partition_point(|&d| d < distance) - 1)
+        // The closest preceding finger, the last one strictly before the key. Finger L, for
+        // L = floor(log2 distance), is the first entry at least 2^L ahead: every earlier entry
+        // precedes the key, every later one lies at least 2^(L+1) > distance ahead. Without a
+        // finger L (it would be n itself), every entry precedes the key. Entry 0 precedes it
+        // (checked above), so entry - 1 is never below 0.
+        let level = distance
+            .ilog2()
+            .expect("a distance beyond finger 0 is not zero") as usize;
+        let entry = self
+            .level_entries
+            .get(level)
+            .map_or(self.entries.len(), |&entry| usize::from(entry));
+        if entry < self.entries.len() && self.distances[entry] < distance {
+            Step::Forward(entry)
+        } else {
+            Step::Forward(entry - 1)
+        }
     }
 }
 
