@@ -38,6 +38,15 @@ pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
 /// (32 x 256 KiB = 8 MiB).
 pub const MAPPED_INBOUND_RECV_BUFFERS: usize = NR_MAX;
 
+/// Runs a registry keeps in full (their summaries, node rows and per-link accounts) for its
+/// result file; older runs live on only in the session's total. Without a bound a console
+/// session of many `start`s grew by 92-180 KiB per run. A run kept costs about 200 bytes per
+/// node row once its histograms are merged into the total.
+pub const RESULTS_KEPT_RUNS_MAX: usize = 64;
+/// Node rows the kept runs may hold together (about 40 MB): large overlays keep fewer runs,
+/// and always the last one.
+pub const RESULTS_KEPT_NODE_ROWS_MAX: usize = 200_000;
+
 /// Longest `--secret-file` read (a secret is one line; anything longer is a mistake, such as
 /// `/dev/zero` or a log file, refused without reading on).
 pub const SECRET_FILE_BYTES_MAX: usize = 4096;

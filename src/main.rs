@@ -23,7 +23,6 @@ use overlay::node::{Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, Script};
 use overlay::routing::{check_overlay, id_bits_for, nr_for};
-use overlay::summary::ScriptResult;
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
@@ -402,7 +401,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     shown.close();
     let registry = shown.registry;
     if let Some((mut file, path)) = json {
-        let result = ScriptResult::new(registry.results().to_vec());
+        let result = registry.results().file();
         let text = match &result {
             Some(result) => serde_json::to_string_pretty(result)?,
             None => serde_json::json!({
@@ -414,8 +413,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
     }
     if scripted {
-        let passed =
-            !registry.results().is_empty() && registry.results().iter().all(|r| r.passed());
+        let passed = registry.results().all_passed();
         return Ok(if passed && code == 0 {
             0
         } else {
@@ -436,7 +434,7 @@ struct Shown<C: Codec> {
     terminal: bool,
     bar: Option<ProgressBar>,
     csv: Option<(std::fs::File, PathBuf)>,
-    results_seen: usize,
+    results_seen: u32,
 }
 
 impl<C: Codec> Shown<C> {
@@ -477,10 +475,17 @@ impl<C: Codec> Shown<C> {
                 effects.push(Effect::Print(point.line()));
             }
         }
-        while self.results_seen < self.registry.results().len() {
-            let result = &self.registry.results()[self.results_seen];
+        let results = self.registry.results();
+        // Runs completed since the last look, of which the registry still keeps the last.
+        let new = (results.completed() - self.results_seen) as usize;
+        let first = results.recent().len().saturating_sub(new);
+        let mut points = Vec::new();
+        for result in results.recent().range(first..) {
             self.results_seen += 1;
-            let point = self.tracker.finish(self.results_seen as u32, result);
+            points.push(self.tracker.finish(self.results_seen, result));
+        }
+        self.results_seen = results.completed();
+        for point in points {
             self.csv_row(&point);
             if let Some(bar) = self.bar.take() {
                 bar.finish_and_clear();

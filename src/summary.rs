@@ -1,5 +1,6 @@
 //! The run summary: the table the reference prints, its verdict, and the JSON result.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -539,61 +540,111 @@ impl HopSpread {
     }
 }
 
-/// A scripted registry's result file: every run, and all of them added together.
+/// A registry's result file: the runs it kept, and every run of the session added together.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScriptResult {
     #[serde(flatten)]
     pub total: RunResult,
+    /// Runs completed in the session; `runs` holds the last of them (all, unless there were
+    /// more than the registry keeps).
+    pub runs_completed: u32,
     pub runs: Vec<RunResult>,
 }
 
 impl ScriptResult {
     /// Adds the runs together (node rows by ID); the verdict is PASS only if every run passed.
     pub fn new(runs: Vec<RunResult>) -> Option<ScriptResult> {
-        let first = runs.first()?;
-        let mut nodes: Vec<NodeResult> = first.node.clone();
-        for run in &runs[1..] {
-            for n in &run.node {
-                match nodes.iter_mut().find(|m| m.id == n.id) {
-                    Some(m) => {
-                        m.packets_sent = m.packets_sent.saturating_add(n.packets_sent);
-                        m.packets_received = m.packets_received.saturating_add(n.packets_received);
-                        m.packets_relayed = m.packets_relayed.saturating_add(n.packets_relayed);
-                        m.sum_sent = m.sum_sent.wrapping_add(n.sum_sent);
-                        m.sum_received = m.sum_received.wrapping_add(n.sum_received);
-                        m.corrupted = m.corrupted.saturating_add(n.corrupted);
-                        m.dropped = m.dropped.saturating_add(n.dropped);
-                    }
-                    None => nodes.push(n.clone()),
-                }
+        let mut totals = Totals::default();
+        for run in &runs {
+            totals.add(run);
+        }
+        totals.result(runs)
+    }
+}
+
+/// Every run of a session added together, one run at a time, in bounded memory: node rows by
+/// ID, the histograms merged, and at most [`TOTAL_FAILURES_MAX`] failure lines.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    runs: u32,
+    nr: usize,
+    extra_payload_bytes: u32,
+    nodes_max: usize,
+    packets_per_node: u64,
+    duration_s: f64,
+    node: BTreeMap<NodeId, NodeResult>,
+    failures: Vec<String>,
+    failures_left_out: usize,
+    stats: RunStats,
+}
+
+/// Most failure lines the total of a session keeps (the first ones; the rest are counted).
+pub const TOTAL_FAILURES_MAX: usize = 100;
+
+impl Totals {
+    /// Adds a run (whose `raw_stats` still hold its histograms).
+    pub fn add(&mut self, run: &RunResult) {
+        self.runs += 1;
+        if self.runs == 1 {
+            self.nr = run.nr;
+            self.extra_payload_bytes = run.extra_payload_bytes;
+        }
+        self.nodes_max = self.nodes_max.max(run.nodes);
+        self.packets_per_node = self.packets_per_node.saturating_add(run.packets_per_node);
+        self.duration_s += run.duration_s;
+        for n in &run.node {
+            self.node
+                .entry(n.id)
+                .and_modify(|m| {
+                    m.packets_sent = m.packets_sent.saturating_add(n.packets_sent);
+                    m.packets_received = m.packets_received.saturating_add(n.packets_received);
+                    m.packets_relayed = m.packets_relayed.saturating_add(n.packets_relayed);
+                    m.sum_sent = m.sum_sent.wrapping_add(n.sum_sent);
+                    m.sum_received = m.sum_received.wrapping_add(n.sum_received);
+                    m.corrupted = m.corrupted.saturating_add(n.corrupted);
+                    m.dropped = m.dropped.saturating_add(n.dropped);
+                })
+                .or_insert_with(|| n.clone());
+        }
+        for failure in &run.failures {
+            if self.failures.len() < TOTAL_FAILURES_MAX {
+                self.failures.push(format!("run {}: {failure}", self.runs));
+            } else {
+                self.failures_left_out += 1;
             }
         }
-        let failures: Vec<String> = runs
-            .iter()
-            .enumerate()
-            .flat_map(|(index, run)| {
-                run.failures
-                    .iter()
-                    .map(move |f| format!("run {}: {f}", index + 1))
-            })
-            .collect();
-        let duration_s = runs.iter().map(|r| r.duration_s).sum();
-        let packets: u64 = runs.iter().map(|r| r.packets_per_node).sum();
-        let mut stats = RunStats::default();
-        for run in &runs {
-            stats.add(&run.raw_stats);
+        self.stats.add(&run.raw_stats);
+    }
+
+    /// Runs added so far.
+    pub fn runs(&self) -> u32 {
+        self.runs
+    }
+
+    /// The total as a result file with `kept`, the last runs in full; `None` before any run.
+    pub fn result(&self, kept: Vec<RunResult>) -> Option<ScriptResult> {
+        if self.runs == 0 {
+            return None;
+        }
+        let mut failures = self.failures.clone();
+        if self.failures_left_out > 0 {
+            failures.push(format!("and {} more failures", self.failures_left_out));
         }
         let mut total = RunResult::new(
-            first.nr,
-            packets,
-            first.extra_payload_bytes,
-            duration_s,
-            nodes,
+            self.nr,
+            self.packets_per_node,
+            self.extra_payload_bytes,
+            self.duration_s,
+            self.node.values().cloned().collect(),
             failures,
         )
-        .with_stats(stats);
-        total.nodes = runs.iter().map(|r| r.nodes).max().unwrap_or(0);
-        Some(ScriptResult { total, runs })
+        .with_stats(self.stats.clone());
+        total.nodes = self.nodes_max;
+        Some(ScriptResult {
+            total,
+            runs_completed: self.runs,
+            runs: kept,
+        })
     }
 }
 

@@ -146,6 +146,41 @@ fn scripted_two_runs_reset_counters() {
     assert!(out.contains("Run 2 summary:"), "{out}");
 }
 
+/// 2a. A session of more runs than the registry keeps in full: memory stays bounded (the last
+///     runs are kept, the total covers every run), and the result file says how many ran.
+#[test]
+fn many_runs_keep_a_bounded_tail_and_a_whole_total() {
+    let kept = overlay::limits::RESULTS_KEPT_RUNS_MAX;
+    let count = kept + 6;
+    let json = temp_path("many-runs.json");
+    let runs = count.to_string();
+    let (mut reg, port) = registry(
+        &[
+            "--nodes",
+            "4",
+            "--nr",
+            "2",
+            "--start",
+            "20",
+            "--runs",
+            &runs,
+            "--json",
+            json.arg(),
+        ],
+        false,
+    );
+    let _nodes = nodes(4, port, &[]);
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    let result = read_json(&json);
+    assert_eq!(result["verdict"], "PASS", "{result:#}");
+    assert_eq!(u64_of(&result, "runs_completed"), count as u64);
+    assert_eq!(result["runs"].as_array().expect("runs").len(), kept);
+    assert_eq!(u64_of(&result, "packets_received"), 4 * 20 * count as u64);
+    let out = reg.out.text();
+    assert!(out.contains(&format!("Run {count} summary:")), "{out}");
+}
+
 /// 2b. Nodes that busy-poll (`--busy-poll-us`) still pace their sends by ticks and deliver
 ///     every packet: a paced run, then an unpaced one.
 #[test]

@@ -26,7 +26,6 @@ use crate::auth::{Handshake, Outcome, Refusal};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::ID_BITS_MAX;
 use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
-use crate::summary::RunResult;
 use crate::wire::{Codec, Control, NodeId, Peek};
 
 mod config;
@@ -34,6 +33,7 @@ mod export;
 mod listings;
 mod membership;
 pub mod progress;
+mod results;
 mod run;
 mod runs;
 mod script;
@@ -46,6 +46,8 @@ use membership::NodeRecord;
 use progress::ProgressSample;
 use run::Run;
 use setup::Overlay;
+
+pub use results::Results;
 
 /// A connection the registry accepted: a node's once it registered, a stranger's until then.
 #[derive(Debug)]
@@ -72,7 +74,7 @@ pub struct Registry<C: Codec> {
     run: Option<Run>,
     runs_started: u32,
     /// Results of the runs completed so far (and a scripted session's failure to get ready).
-    results: Vec<RunResult>,
+    results: Results,
     /// The last complete round of counter polls, for the operator (`progress`).
     progress: Option<ProgressSample>,
     /// Complete rounds of counter polls so far.
@@ -103,7 +105,7 @@ impl<C: Codec> Registry<C> {
             overlay: None,
             run: None,
             runs_started: 0,
-            results: Vec::new(),
+            results: Results::default(),
             progress: None,
             rounds: 0,
             pending_script_start: None,
@@ -117,7 +119,7 @@ impl<C: Codec> Registry<C> {
     }
 
     /// Results of the runs completed so far.
-    pub fn results(&self) -> &[RunResult] {
+    pub fn results(&self) -> &Results {
         &self.results
     }
 

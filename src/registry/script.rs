@@ -51,8 +51,8 @@ impl<C: Codec> Registry<C> {
         let Some(script) = self.config.script.clone() else {
             return;
         };
-        let all_passed = self.results.iter().all(|r| r.passed());
-        if self.results.len() < script.runs as usize && all_passed {
+        let all_passed = self.results.all_passed();
+        if self.results.completed() < script.runs && all_passed {
             self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
         } else {
             self.effects

@@ -53,7 +53,7 @@ mod raw;
 mod scheduler;
 mod tap;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rand::SeedableRng;
@@ -279,9 +279,10 @@ impl<C: SimCodec> Sim<C> {
         self.nodes[i].queued_bytes()
     }
 
-    /// The registry's completed runs.
-    pub fn results(&self) -> &[RunResult] {
-        self.registry.results()
+    /// The registry's most recent completed runs, oldest first (all of them in tests, which
+    /// complete fewer than the registry keeps).
+    pub fn results(&self) -> &VecDeque<RunResult> {
+        self.registry.results().recent()
     }
 
     pub fn is_ready(&self) -> bool {

@@ -122,10 +122,16 @@ impl<C: SimCodec> Sim<C> {
 
     /// Types `start packets` at the registry and runs until the run has a result.
     pub fn run_packets(&mut self, packets: u64, max_steps: u64) -> Result<RunResult, SimError> {
-        let before = self.results().len();
+        let before = self.registry.results().completed();
         self.command(Who::Registry, &format!("start {packets}"));
-        self.run_until(|sim| sim.results().len() > before, max_steps)?;
-        Ok(self.results()[before].clone())
+        self.run_until(|sim| sim.registry.results().completed() > before, max_steps)?;
+        Ok(self
+            .registry
+            .results()
+            .recent()
+            .back()
+            .cloned()
+            .expect("a run completed"))
     }
 
     pub(super) fn collect_actions(&mut self) {
