@@ -154,9 +154,15 @@ impl Lab {
             .collect()
     }
 
-    /// Waits (bounded) until nothing but the sshd listeners runs in any namespace; panics
-    /// naming what survives.
+    /// Checks that the launcher's host runs nothing now (the launcher waits for every
+    /// process it started there), then waits (bounded) until nothing but the sshd listeners
+    /// runs in any namespace; panics naming what survives.
     fn assert_nothing_left(&self, after: &str) {
+        assert_eq!(
+            self.strays(0),
+            Vec::<String>::new(),
+            "after {after}, the launcher left these running"
+        );
         let all = || -> Vec<String> {
             (0..self.net.hosts.len())
                 .flat_map(|host| self.strays(host))

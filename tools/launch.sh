@@ -103,6 +103,7 @@ if [ -n "$hosts_file" ]; then
   start_remote_nodes "$nodes" "$address" ${NODE_ARGS:-}
   tail -n +1 -f "$out/registry.log" --pid "$registry" &
   tailer=$!
+  pids+=("$tailer")
   await_run
   wait "$tailer" 2>/dev/null || true
   if [ "$registry_on" = first ]; then

@@ -213,10 +213,16 @@ copy_to_hosts() {
   fi
 }
 
+loggers=()
+
 # Stops whatever still runs on every host reached and removes its directory (at exit).
 cleanup_hosts() {
   local i cleaners=() reached=()
-  rm -f "$out/.alive"
+  # The sessions are gone: their loggers read to the end and stop (one whose session never
+  # opened its fifo is released by opening it here, without blocking).
+  for i in "$out"/.host-*; do [ -p "$i" ] && : <>"$i"; done
+  for i in "${loggers[@]}"; do wait "$i" 2>/dev/null || true; done
+  rm -f "$out/.alive" "$out"/.host-*
   for i in "${!dirs[@]}"; do
     remote_ssh "${hosts[$i]}" "$(remote_command "$cleanup_script" "${dirs[$i]}")" </dev/null \
       >/dev/null 2>"$out/cleanup-$i.err" &
@@ -257,7 +263,8 @@ start_remote_registry() {
 # start_remote_nodes COUNT REGISTRY FLAG...: spreads COUNT nodes evenly over the hosts, each
 # group dialling REGISTRY:$port (empty: the address its ssh session comes from) with FLAGs
 # (and --bind when the hosts file gives an address). Their lines go to standard error and to
-# $out/host-i.log, prefixed with the host. Sets `groups` (ssh process IDs) and `group_hosts`.
+# $out/host-i.log, prefixed with the host (by `loggers`, reading a fifo each). Sets `groups`
+# (ssh process IDs) and `group_hosts`.
 start_remote_nodes() {
   local total=$1 address=$2 i count
   shift 2
@@ -266,9 +273,12 @@ start_remote_nodes() {
   for i in "${!hosts[@]}"; do
     count=$((total / ${#hosts[@]} + (i < total % ${#hosts[@]} ? 1 : 0)))
     [ "$count" -gt 0 ] || continue
+    mkfifo "$out/.host-$i"
+    prefix_lines "${hosts[$i]}" "$out/host-$i.log" <"$out/.host-$i" &
+    loggers+=("$!")
     remote_ssh "${hosts[$i]}" "$(remote_command "$remote_script" "${dirs[$i]}" nodes "$count" \
       "$address" "$port" ${binds[$i]:+--bind "${binds[$i]}"} "$@")" <>"$out/.alive" \
-      > >(prefix_lines "${hosts[$i]}" "$out/host-$i.log") 2>&1 &
+      >"$out/.host-$i" 2>&1 &
     pids+=("$!")
     groups+=("$!")
     group_hosts+=("$i")
