@@ -47,6 +47,18 @@ pub const RESULTS_KEPT_RUNS_MAX: usize = 64;
 /// and always the last one.
 pub const RESULTS_KEPT_NODE_ROWS_MAX: usize = 200_000;
 
+/// A node gives up on an attempt to register that is not answered this long after it
+/// connected (something accepts but never answers, or a registry lost the registration), and
+/// tries again on a fresh connection.
+pub const JOIN_ATTEMPT_TIMEOUT_NS: u64 = 5_000_000_000;
+/// The pause after a node's first failed attempt to reach the registry; it doubles with each
+/// further failure, up to [`JOIN_BACKOFF_MAX_NS`].
+pub const JOIN_BACKOFF_MIN_NS: u64 = 100_000_000;
+/// The longest pause between attempts to reach the registry.
+pub const JOIN_BACKOFF_MAX_NS: u64 = 2_000_000_000;
+/// How long a node keeps trying to reach its registry by default (`--registry-wait`).
+pub const JOIN_WAIT_DEFAULT_SECS: u64 = 60;
+
 /// Longest `--secret-file` read (a secret is one line; anything longer is a mistake, such as
 /// `/dev/zero` or a log file, refused without reading on).
 pub const SECRET_FILE_BYTES_MAX: usize = 4096;

@@ -256,6 +256,11 @@ struct NodeArgs {
     /// sleeps at once.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     busy_poll_us: u64,
+    /// Seconds to keep trying to reach the registry and register (it may start after the
+    /// node, or lose a registration): attempts on fresh connections, 0.1 s apart at first and
+    /// at most 2 s; an attempt unanswered for 5 s is tried again. 0 tries once.
+    #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    registry_wait: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -603,6 +608,7 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         seed: seed(&args.common),
         secret,
         link_buffer_bytes: SEND_BUFFER_BYTES,
+        registry_wait: args.registry_wait.saturating_mul(1_000_000_000),
     });
     let config = DriverConfig {
         core: args.common.core,

@@ -637,10 +637,11 @@ fn node_without_registry_fails() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut lonely = node("lonely", port, &[], false);
+    let mut lonely = node("lonely", port, &["--registry-wait", "1"], false);
     let status = lonely.wait_exit();
     assert!(!status.success(), "{status}");
     let said = lonely.out.text() + &lonely.err.text();
     assert!(said.contains("cannot reach the registry"), "{said}");
+    assert!(said.contains("gave up after"), "{said}");
     assert!(said.contains(&port.to_string()), "{said}");
 }

@@ -135,6 +135,7 @@ impl<C: Codec> Node<C> {
         }
         match status {
             Status::Ok(id) => {
+                self.joined();
                 self.phase = Phase::Registered { id };
                 self.say(format!("Registered as node {id}: {info}"));
             }

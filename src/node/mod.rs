@@ -15,6 +15,7 @@ mod control;
 mod data_plane;
 mod diagnostics;
 pub mod flow;
+mod joining;
 mod links;
 mod originate;
 mod overlay;
@@ -49,6 +50,9 @@ pub struct NodeConfig {
     /// to grow from empty (the simulator, whose overlays of 128 nodes would otherwise map
     /// hundreds of MiB).
     pub link_buffer_bytes: usize,
+    /// How long to keep trying to reach the registry and register (the registry may start
+    /// after the node, or not answer at once) before giving up; 0 tries once.
+    pub registry_wait: Nanos,
 }
 
 /// Where the node stands with the registry. The ID exists only once registered.
@@ -77,9 +81,12 @@ impl Phase {
 pub struct Node<C: Codec> {
     config: NodeConfig,
     conn_ids: ConnIds,
-    /// The connection to the registry (its record's role is [`Role::Registry`]).
+    /// The connection to the registry (its record's role is [`Role::Registry`]); a new one
+    /// for each attempt to register.
     registry: ConnId,
     phase: Phase,
+    /// Attempts to reach the registry and register, until it answers.
+    joining: Option<joining::Joining>,
     /// Every open connection: the registry, the table links, inbound links.
     connections: HashMap<ConnId, Connection>,
     /// The overlay of the last manifest that set one up: everything the data plane uses.
@@ -96,20 +103,18 @@ pub struct Node<C: Codec> {
 
 impl<C: Codec> Node<C> {
     pub fn new(config: NodeConfig) -> Node<C> {
-        let mut conn_ids = ConnIds::default();
-        let registry = conn_ids.next_outbound();
         let rng = SmallRng::seed_from_u64(config.seed);
         let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
-        let handshake = match config.secret {
-            Some(_) => Handshake::answer(),
-            None => Handshake::Done,
-        };
+        let mut conn_ids = ConnIds::default();
+        // The first attempt's connection (`on_start`); later attempts get fresh ones.
+        let registry = conn_ids.next_outbound();
         Node {
             config,
             conn_ids,
             registry,
             phase: Phase::Connecting,
-            connections: HashMap::from([(registry, Connection::new(Role::Registry, handshake))]),
+            joining: None,
+            connections: HashMap::new(),
             overlay: None,
             nonces,
             rng,
@@ -164,11 +169,8 @@ impl<C: Codec> Node<C> {
 }
 
 impl<C: Codec> Machine for Node<C> {
-    fn on_start(&mut self, _now: Nanos) {
-        self.effects.push(Effect::Connect {
-            conn: self.registry,
-            addr: self.config.registry,
-        });
+    fn on_start(&mut self, now: Nanos) {
+        self.start_joining(now);
     }
 
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
@@ -196,24 +198,23 @@ impl<C: Codec> Machine for Node<C> {
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         match self.connections.get(&conn).map(|c| c.role) {
-            Some(Role::Registry) => self.on_registry_bytes(now, bytes),
+            Some(Role::Registry) => {
+                self.heard_from_registry();
+                self.on_registry_bytes(now, bytes)
+            }
             Some(_) => self.on_data_bytes(now, conn, bytes),
             None => bytes.len(),
         }
     }
 
-    fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: CloseReason) {
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         match self.connections.remove(&conn).map(|c| c.role) {
+            // While joining, a failed attempt is tried again (joining.rs).
+            Some(Role::Registry) if self.join_failed(now, &reason.to_string()) => {}
             Some(Role::Registry) => {
-                let line = if self.phase == Phase::Connecting {
-                    format!(
-                        "cannot reach the registry at {}: {reason}",
-                        self.config.registry
-                    )
-                } else {
-                    format!("the registry connection closed ({reason}); exiting")
-                };
-                self.say(line);
+                self.say(format!(
+                    "the registry connection closed ({reason}); exiting"
+                ));
                 self.effects.push(Effect::Exit(1));
             }
             Some(Role::Entry(index)) => self.on_entry_closed(index, &reason.to_string()),
@@ -263,11 +264,16 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.on_join_tick(now);
         self.originate(now);
     }
 
     fn next_tick(&self) -> Option<Nanos> {
-        self.overlay.as_ref().and_then(Overlay::next_send)
+        let send = self.overlay.as_ref().and_then(Overlay::next_send);
+        match (send, self.join_tick()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {

@@ -54,6 +54,7 @@ impl ReadyNode {
             seed: 1,
             secret: None,
             link_buffer_bytes: 0,
+            registry_wait: 0,
         });
         let mut effects = Vec::new();
         node.on_start(0);

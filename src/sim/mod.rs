@@ -196,6 +196,7 @@ impl<C: SimCodec> Sim<C> {
                 registry: REGISTRY_ADDR,
                 secret: None,
                 link_buffer_bytes: 0,
+                registry_wait: 0,
                 seed: config
                     .seed
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)
