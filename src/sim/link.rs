@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 
 use rand::Rng;
 
-use super::{Sim, SimCodec};
+use super::Sim;
 use crate::limits::RECV_BUFFER_BYTES;
 use crate::machine::{CloseReason, ConnId, LinkError};
+use crate::wire::Codec;
 
 /// First ephemeral port given to the connecting side of a connection.
 pub(super) const EPHEMERAL_PORT_FIRST: u16 = 40_000;
@@ -57,7 +58,7 @@ pub(super) struct PendingConnect {
     pub(super) addr: SocketAddr,
 }
 
-impl<C: SimCodec> Sim<C> {
+impl<C: Codec> Sim<C> {
     pub(super) fn ephemeral_port(&mut self) -> u16 {
         let port = self.next_port;
         self.next_port = if port == u16::MAX {

@@ -64,7 +64,7 @@ use crate::node::{Node, NodeConfig};
 use crate::registry::{Registry, RegistryConfig};
 use crate::summary::RunResult;
 use crate::wire::native::Native;
-use crate::wire::{Counters, NodeId};
+use crate::wire::{Codec, Counters, NodeId};
 
 pub use fixtures::{ReadyNode, task_initiate};
 use link::{EPHEMERAL_PORT_FIRST, End, EndState, PendingConnect};
@@ -72,7 +72,7 @@ use raw::Raw;
 pub use raw::RawId;
 use scheduler::Action;
 pub use scheduler::SimError;
-pub use tap::{Arrival, SimCodec};
+pub use tap::Arrival;
 
 /// Where the simulated registry listens.
 pub const REGISTRY_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9000);
@@ -143,7 +143,7 @@ struct Slot {
 
 /// The simulation: a registry, nodes, the connections between them, and virtual time, all
 /// speaking encoding `C` (native unless built with [`Sim::with_codec`]).
-pub struct Sim<C: SimCodec = Native> {
+pub struct Sim<C: Codec = Native> {
     registry: Registry<C>,
     nodes: Vec<Node<C>>,
     /// Index 0 is the registry, index `i + 1` node `i`.
@@ -179,7 +179,7 @@ impl Sim {
     }
 }
 
-impl<C: SimCodec> Sim<C> {
+impl<C: Codec> Sim<C> {
     /// Builds the machines speaking encoding `C` and starts them.
     pub fn with_codec(config: SimConfig) -> Sim<C> {
         let registry = Registry::new(config.registry.clone());
@@ -414,12 +414,12 @@ impl<C: SimCodec> Sim<C> {
 }
 
 /// Machine `m`'s side of carrying out effects in the simulation.
-struct MachineEffects<'s, C: SimCodec> {
+struct MachineEffects<'s, C: Codec> {
     sim: &'s mut Sim<C>,
     m: usize,
 }
 
-impl<C: SimCodec> EffectSink for MachineEffects<'_, C> {
+impl<C: Codec> EffectSink for MachineEffects<'_, C> {
     type Error = std::convert::Infallible;
 
     fn scratch(&mut self) -> &mut Vec<Effect> {

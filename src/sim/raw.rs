@@ -4,9 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::link::{EndState, Owner};
-use super::{Sim, SimCodec, Who};
+use super::{Sim, Who};
 use crate::machine::ConnId;
-use crate::wire::Control;
+use crate::wire::{Codec, Control};
 
 /// A connection end owned by the test (see [`Sim::raw_connect`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub(super) struct Raw {
     pub(super) closed: bool,
 }
 
-impl<C: SimCodec> Sim<C> {
+impl<C: Codec> Sim<C> {
     /// Opens a connection owned by the test, from `from` (a fresh port) to `to`, which must
     /// be running. `to` gets `on_accepted` at once.
     pub fn raw_connect(&mut self, from: IpAddr, to: Who) -> RawId {

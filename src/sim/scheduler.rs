@@ -4,9 +4,10 @@
 use rand::Rng;
 
 use super::link::{EndState, Owner};
-use super::{Sim, SimCodec, Who};
+use super::{Sim, Who};
 use crate::machine::Nanos;
 use crate::summary::RunResult;
+use crate::wire::Codec;
 
 /// Why [`Sim::run_until`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +28,7 @@ pub(super) enum Action {
     Tick(usize),
 }
 
-impl<C: SimCodec> Sim<C> {
+impl<C: Codec> Sim<C> {
     /// Takes one step: one event chosen at random among those that can happen, or a jump of
     /// virtual time to the next timer. False when nothing can happen at all.
     pub fn step(&mut self) -> bool {

@@ -2,36 +2,8 @@
 //! transmissions, and records each packet's arrival at its sink with the relays its header
 //! says it passed, independently of the nodes' own counters.
 
-use zerocopy::FromBytes;
-
 use super::Sim;
-use crate::wire::classic::{self, Classic};
-use crate::wire::native::{DataHeader, Native};
 use crate::wire::{Codec, NodeId, Peek};
-
-/// What the simulator's data-plane tap reads of a data frame that reached its sink: the source
-/// and the relays its trace says it passed. One per encoding, so `Sim` runs either.
-pub trait SimCodec: Codec {
-    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)>;
-}
-
-impl SimCodec for Native {
-    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)> {
-        let (header, _) = DataHeader::ref_from_prefix(frame).ok()?;
-        Some((header.source.get(), header.hop_count))
-    }
-}
-
-impl SimCodec for Classic {
-    fn arrival(frame: &[u8]) -> Option<(NodeId, u8)> {
-        let field = |at: usize| -> Option<u32> {
-            Some(u32::from_be_bytes(*frame.get(at..at + 4)?.first_chunk()?))
-        };
-        let source = field(classic::PREFIX_BYTES + 5)?;
-        let relays = field(classic::DATA_HEADER_BYTES - 4)?;
-        Some((source, u8::try_from(relays).unwrap_or(u8::MAX)))
-    }
-}
 
 /// One data packet's arrival at its sink, as the frame's header showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +14,7 @@ pub struct Arrival {
     pub relays: u8,
 }
 
-impl<C: SimCodec> Sim<C> {
+impl<C: Codec> Sim<C> {
     /// Data frames received by any node so far (every hop of every packet).
     pub fn data_transmissions(&self) -> u64 {
         self.data_transmissions
@@ -77,14 +49,11 @@ impl<C: SimCodec> Sim<C> {
             match C::peek(frame) {
                 Ok(Peek::Data(data)) => {
                     self.data_transmissions += 1;
-                    let sink = data.sink();
-                    if sink == me
-                        && let Some((source, relays)) = C::arrival(frame)
-                    {
+                    if data.sink() == me {
                         self.arrivals.push(Arrival {
-                            source,
-                            sink,
-                            relays,
+                            source: data.source(),
+                            sink: me,
+                            relays: u8::try_from(data.relays()).unwrap_or(u8::MAX),
                         });
                     }
                 }
