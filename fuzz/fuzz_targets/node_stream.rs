@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         seed: 1,
         secret: None,
         link_buffer_bytes: 0,
+        registry_wait: 0,
     }));
     let registry = driver.conns[0];
     if phase & 3 >= 1 {
