@@ -59,6 +59,16 @@ pub const JOIN_BACKOFF_MAX_NS: u64 = 2_000_000_000;
 /// How long a node keeps trying to reach its registry by default (`--registry-wait`).
 pub const JOIN_WAIT_DEFAULT_SECS: u64 = 60;
 
+/// Bytes the registry may have queued for one connection when a request arrives on it; past
+/// this, the peer is cut. An honest node reads everything the registry sends (one manifest,
+/// a task, a summary request per second of a run, replies to its own few requests): the
+/// largest is a manifest, about 4 x NODES_MAX bytes of IDs, far below this. A peer that sends
+/// requests and never reads would otherwise grow the registry without limit.
+pub const REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Warnings one connection may cause in the log; the rest are counted and reported once
+/// when it closes (a peer repeating a bad request must not fill the log).
+pub const CONNECTION_WARNINGS_MAX: u32 = 10;
+
 /// Longest `--secret-file` read (a secret is one line; anything longer is a mistake, such as
 /// `/dev/zero` or a log file, refused without reading on).
 pub const SECRET_FILE_BYTES_MAX: usize = 4096;

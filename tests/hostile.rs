@@ -524,3 +524,48 @@ fn idle_connections_do_not_grow_a_node() {
     );
     drop(clients);
 }
+
+/// A registered peer that sends requests and never reads the answers (issue 12, item 5): the
+/// registry cuts it once a bounded amount is queued for it, its memory stays bounded, the
+/// log holds a handful of warnings rather than one per request, and it keeps serving others.
+#[test]
+fn a_peer_that_never_reads_its_answers_is_cut() {
+    let (reg, port) = registry(&[], true);
+    let mut peer = Client::connect(port);
+    let me = peer.local_addr();
+    match peer.request(&Control::Register { addr: me }) {
+        Control::RegisterStatus {
+            status: Status::Ok(_),
+            ..
+        } => {}
+        other => panic!("registration refused: {other:?}"),
+    }
+    // The same registration again and again (each refused with an answer), never reading.
+    let mut request = Vec::new();
+    Native::encode_control(&Control::Register { addr: me }, &mut request);
+    let batch = request.repeat(10_000);
+    let mut batches = 0;
+    while batches < 100 && peer.try_send_raw(&batch) {
+        batches += 1;
+    }
+    assert!(
+        batches < 100 || peer.closed_by_peer(),
+        "a million unread answers and the connection is still open"
+    );
+    let rss = common::rss_kib(reg.id()).expect("the registry runs");
+    assert!(rss < 64 * 1024, "the registry grew to {rss} KiB");
+    let log = reg.err.text();
+    let warnings = log.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        warnings <= overlay::limits::CONNECTION_WARNINGS_MAX as usize + 5,
+        "{warnings} warning lines"
+    );
+    assert!(log.contains("does not read the answers"), "{log}");
+    // Others are still served.
+    let mark = reg.mark();
+    let _node = node("after", port, &[], false);
+    reg.wait_line("Registered node", mark);
+    eprintln!(
+        "cut after {batches} batches of 10,000 requests; registry {rss} KiB; {warnings} warnings"
+    );
+}

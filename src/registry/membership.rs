@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use rand::Rng;
 
 use super::Registry;
-use crate::limits::{ID_SPACE_LISTED_MAX, NODES_MAX};
+use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Status};
 
@@ -56,7 +56,7 @@ impl<C: Codec> Registry<C> {
         reply: impl FnOnce(String) -> Control,
         info: String,
     ) {
-        tracing::warn!("{peer}: {info}");
+        self.warn(conn, &format!("{peer}: {info}"));
         self.send(conn, &reply(info));
     }
 
@@ -248,9 +248,17 @@ impl<C: Codec> Registry<C> {
 
     /// A connection is gone (closed or refused): its node, if it registered one, leaves.
     pub(super) fn forget_connection(&mut self, now: Nanos, conn: ConnId, why: &str) {
-        if let Some(connection) = self.connections.remove(&conn)
-            && let Some(id) = connection.node
-        {
+        let Some(connection) = self.connections.remove(&conn) else {
+            return;
+        };
+        if connection.warnings > CONNECTION_WARNINGS_MAX {
+            tracing::warn!(
+                "{}: {} more warnings about this connection were not logged",
+                connection.peer,
+                connection.warnings - CONNECTION_WARNINGS_MAX
+            );
+        }
+        if let Some(id) = connection.node {
             self.remove_node(now, id, why.to_string());
         }
     }

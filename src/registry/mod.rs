@@ -24,7 +24,7 @@ use rand::rngs::{SmallRng, StdRng};
 
 use crate::auth::{Handshake, Outcome, Refusal};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
-use crate::limits::ID_BITS_MAX;
+use crate::limits::{CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX};
 use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use crate::wire::{Codec, Control, NodeId, Peek};
 
@@ -59,6 +59,9 @@ struct Connection {
     pending: Vec<u8>,
     /// With a secret, the challenge this connection must answer before anything else.
     handshake: Handshake,
+    /// Warnings this connection caused, of which the first
+    /// [`CONNECTION_WARNINGS_MAX`](crate::limits::CONNECTION_WARNINGS_MAX) are logged.
+    warnings: u32,
 }
 
 /// The registry.
@@ -145,6 +148,28 @@ impl<C: Codec> Registry<C> {
     /// True once every node reported setup success.
     pub fn is_ready(&self) -> bool {
         self.overlay.as_ref().is_some_and(|o| o.ready)
+    }
+
+    /// Logs a warning `conn`'s peer caused, up to [`CONNECTION_WARNINGS_MAX`] per connection
+    /// (a peer repeating a bad request must not fill the log); the rest are counted and
+    /// reported once when the connection goes.
+    fn warn(&mut self, conn: ConnId, line: &str) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            tracing::warn!("{line}");
+            return;
+        };
+        connection.warnings = connection.warnings.saturating_add(1);
+        if connection.warnings <= CONNECTION_WARNINGS_MAX {
+            tracing::warn!("{line}");
+        }
+    }
+
+    /// [`Registry::warn`] for the connection of node `id`.
+    fn warn_node(&mut self, id: NodeId, line: &str) {
+        match self.nodes.get(&id).map(|node| node.conn) {
+            Some(conn) => self.warn(conn, line),
+            None => tracing::warn!("{line}"),
+        }
     }
 
     fn say(&mut self, line: impl Into<String>) {
@@ -281,6 +306,7 @@ impl<C: Codec> Machine for Registry<C> {
                 node: None,
                 pending: Vec::new(),
                 handshake,
+                warnings: 0,
             },
         );
         if let Some(challenge) = challenge {
@@ -301,6 +327,20 @@ impl<C: Codec> Machine for Registry<C> {
                     break;
                 }
             };
+            // A peer that sends requests and does not read the answers is cut: what is queued
+            // for one connection stays bounded (limits.rs).
+            let queued = self.connections.get(&conn).map_or(0, |c| c.pending.len());
+            if queued > REGISTRY_QUEUED_BYTES_MAX {
+                self.refuse_and_close(
+                    now,
+                    conn,
+                    format!(
+                        "it sends requests but does not read the answers ({queued} bytes \
+                         queued for it)"
+                    ),
+                );
+                break;
+            }
             let frame = &bytes[offset..offset + len];
             offset += len;
             if let Err(why) = self.handle_frame(now, conn, frame) {

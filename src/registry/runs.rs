@@ -71,7 +71,8 @@ impl<C: Codec> Registry<C> {
     pub(super) fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
-            tracing::warn!("{}: task finished outside a run", self.describe(id));
+            let line = format!("{}: task finished outside a run", self.describe(id));
+            self.warn_node(id, &line);
             return;
         };
         let step = run.on_finished(now, id, nodes);
@@ -90,7 +91,8 @@ impl<C: Codec> Registry<C> {
     ) {
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
-            tracing::warn!("{}: a traffic summary nobody asked for", self.describe(id));
+            let line = format!("{}: a traffic summary nobody asked for", self.describe(id));
+            self.warn_node(id, &line);
             return;
         };
         let step = if reset {
