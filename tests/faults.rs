@@ -69,6 +69,13 @@ fn kill_during_run(reg: &mut Proc, nodes: &mut [Proc], me: &[Registered]) -> usi
     reg.send("start 50000000");
     reg.wait_line("Run 1:", mark);
     let victim = me[2];
+    // Kill it once traffic flows through it (on a loaded machine "Run 1:" can come before any
+    // packet reached it): it has used some CPU time since the run started.
+    let pid = nodes[2].id();
+    let idle = cpu_ticks(pid).unwrap_or(0);
+    poll(Duration::from_secs(10), || {
+        (cpu_ticks(pid).unwrap_or(0) >= idle + 3).then_some(())
+    });
     let killed_at = Instant::now();
     nodes[2].kill();
     let needle = format!("node {} at {}", victim.id, victim.addr);
