@@ -190,8 +190,21 @@ pub const SEND_HOLD_NS: u64 = 200_000;
 /// How long the loop waits at exit for the kernel to finish with its buffers (what is still in
 /// flight after that is leaked, never freed).
 pub const EXIT_DRAIN_TIMEOUT_MS: u64 = 2_000;
+/// After an accept fails for want of a descriptor (EMFILE, ENFILE) or of kernel memory (ENOBUFS,
+/// ENOMEM), the driver arms it again this much later, not at once: the connection stays in the
+/// listen queue, so an accept armed at once fails at once, and the loop spun a whole core (1.6
+/// million failures in 5 s). Ten tries a second cost nothing measurable, and a descriptor that a
+/// closing link frees is taken within 0.1 s, far inside a join attempt's
+/// [`JOIN_ATTEMPT_TIMEOUT_NS`] and the link timeout, so peers see at most a short delay.
+pub const ACCEPT_RETRY_NS: u64 = 100_000_000;
+/// While accepts fail for want of a resource, the driver warns at most this often, with the
+/// count of failures since its last warning: the operator learns of the shortage at once and
+/// that it lasts, and the log stays a few lines a minute however long it lasts.
+pub const ACCEPT_WARNING_INTERVAL_NS: u64 = 5_000_000_000;
 /// Bytes of the loop's console receive buffer: room for several whole lines.
 pub const CONSOLE_BUFFER_BYTES: usize = 4 * (COMMAND_LINE_BYTES_MAX + 1);
 
 const _: () = assert!(2 * RING_SUBMISSION_ENTRIES <= RING_COMPLETION_ENTRIES_MAX);
 const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);
+const _: () = assert!(ACCEPT_RETRY_NS < JOIN_ATTEMPT_TIMEOUT_NS);
+const _: () = assert!(ACCEPT_RETRY_NS < ACCEPT_WARNING_INTERVAL_NS);

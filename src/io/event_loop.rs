@@ -15,6 +15,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
+use super::accept_pause::{self, AcceptPause};
 use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
@@ -22,8 +23,8 @@ use super::outcome::{self, Operation};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
-    EXIT_DRAIN_TIMEOUT_MS, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES,
-    SEND_HOLD_NS,
+    ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LINK_TIMEOUT_SECS,
+    MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
 };
 use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
 
@@ -73,6 +74,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     spare_send_buffers: Vec<Vec<u8>>,
     listener: Option<TcpListener>,
     accept_armed: bool,
+    /// The accept, failed for want of a descriptor or memory, waits to be armed again.
+    accept_pause: AcceptPause,
     console: Option<ConsoleReader>,
     local_ip: Option<IpAddr>,
     inbound_sequence: u64,
@@ -113,6 +116,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             spare_send_buffers: Vec::with_capacity(connections_max),
             listener,
             accept_armed: false,
+            accept_pause: AcceptPause::default(),
             console,
             local_ip: config.local_ip,
             inbound_sequence: 0,
@@ -156,20 +160,27 @@ impl<'m, M: Machine> Driver<'m, M> {
                 return Ok(code);
             }
             self.now = clock::now();
+            if self.accept_pause.take_due(self.now) && !self.accept_armed {
+                self.arm_accept()?;
+            }
             self.start_wanted_sends(false)?;
             // Take whatever has completed without waiting; only when there is nothing to do
             // are the held-back sends started and the loop waits.
             self.submit()?;
             self.reap();
-            let tick = self.machine.next_tick();
-            if self.completions.is_empty() && tick.is_none_or(|tick| tick > self.now) {
+            // The loop wakes for the machine's tick and for a paused accept.
+            let wake = match (self.machine.next_tick(), self.accept_pause.resume_at()) {
+                (Some(tick), Some(resume)) => Some(tick.min(resume)),
+                (tick, resume) => tick.or(resume),
+            };
+            if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
                 self.start_wanted_sends(true)?;
-                self.busy_poll(tick)?;
+                self.busy_poll(wake)?;
             }
-            if self.completions.is_empty() && tick.is_none_or(|tick| tick > self.now) {
-                match tick {
-                    Some(tick) => {
-                        self.submit_and_wait(Some(Duration::from_nanos(tick - self.now)))?
+            if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
+                match wake {
+                    Some(wake) => {
+                        self.submit_and_wait(Some(Duration::from_nanos(wake - self.now)))?
                     }
                     None => self.submit_and_wait(None)?,
                 }
@@ -707,9 +718,20 @@ impl<'m, M: Machine> Driver<'m, M> {
             }
         } else if !self.exiting() && result != -libc::ECANCELED {
             let error = failure(Operation::Accept, result);
-            tracing::warn!(%error, "accept failed");
+            if !accept_pause::is_shortage(error) {
+                tracing::warn!(%error, "accept failed");
+            } else if let Some(failures) = self.accept_pause.failed(self.now) {
+                tracing::warn!(
+                    "cannot accept connections: {error} ({failures} failed tries since the last \
+                     such warning, at most one every {} s); trying again every {} ms, existing \
+                     links keep working",
+                    ACCEPT_WARNING_INTERVAL_NS / 1_000_000_000,
+                    ACCEPT_RETRY_NS / 1_000_000,
+                );
+            }
         }
-        if self.exiting() || self.accept_armed {
+        // Paused, the accept is armed again by the loop once the pause is over.
+        if self.exiting() || self.accept_armed || self.accept_pause.resume_at().is_some() {
             return Ok(());
         }
         self.arm_accept()

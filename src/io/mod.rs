@@ -4,10 +4,12 @@
 //! events (accepted, connected, received, closed, console lines, ticks). Module map:
 //! `setup` (ring creation, capability checks, pinning), `event_loop` (the loop), `conn`
 //! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
-//! `console` (the standard-input thread), `clock`.
+//! `console` (the standard-input thread), `accept_pause` (the accept's pause while descriptors or
+//! memory run out), `clock`.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
+mod accept_pause;
 pub mod clock;
 mod conn;
 mod console;
