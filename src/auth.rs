@@ -16,7 +16,7 @@ use std::path::Path;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 
-use crate::limits::SECRET_FILE_BYTES_MAX;
+use crate::limits::{SECRET_BYTES_MIN, SECRET_FILE_BYTES_MAX};
 use crate::wire::Control;
 use sha2::Sha256;
 
@@ -24,8 +24,6 @@ use sha2::Sha256;
 pub const NONCE_BYTES: usize = 32;
 /// Bytes of a response MAC.
 pub const MAC_BYTES: usize = 32;
-/// A secret shorter than this is refused (it would be guessable).
-pub const SECRET_BYTES_MIN: usize = 16;
 
 const CONTEXT: &[u8] = b"overlay-auth-v1";
 

@@ -69,6 +69,24 @@ pub const REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// when it closes (a peer repeating a bad request must not fill the log).
 pub const CONNECTION_WARNINGS_MAX: u32 = 10;
 
+/// The longest timeout or wait an operator may set, in seconds (a day): longer ones are typos,
+/// and nanosecond deadlines computed from them stay far from overflow.
+pub const OPERATOR_WAIT_SECS_MAX: u64 = 86_400;
+/// The longest `--busy-poll-us` (a second: beyond it a node would never sleep between runs
+/// of light traffic).
+pub const BUSY_POLL_US_MAX: u64 = 1_000_000;
+
+/// Largest latency a histogram records (longer ones are recorded as this): a minute, far past
+/// any run's stall timeout.
+pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+/// Largest dense position index (entries, 4 bytes each: 4 MiB) a node's router builds over
+/// the ID space; wider ID spaces use a binary search over the ring instead.
+pub const DENSE_INDEX_MAX: u64 = 1 << 20;
+/// Most failure lines a session's total keeps (the first ones; the rest are counted).
+pub const TOTAL_FAILURES_MAX: usize = 100;
+/// A secret shorter than this is refused (it would be guessable).
+pub const SECRET_BYTES_MIN: usize = 16;
+
 /// Longest `--secret-file` read (a secret is one line; anything longer is a mistake, such as
 /// `/dev/zero` or a log file, refused without reading on).
 pub const SECRET_FILE_BYTES_MAX: usize = 4096;
@@ -126,10 +144,8 @@ pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;
 /// ([`default_window_bytes`]). No node ever holds more than `nodes x window` in its queues
 /// (this budget up to 1,024 nodes; beyond, the floor makes it `nodes x 256 KiB`).
 ///
-/// The window sets how much each process finds to do when it runs, so it sets the batch sizes:
-/// in W2 (64 nodes, docs/PERFORMANCE.md) 256 KiB per source gave 6.9 M packets/s with 20 KB
-/// sends, 2 MiB gave 11.1 M with 86 KB sends, 4 MiB 11.7 M; peak memory per node stayed
-/// 10-11 MiB (the data waits mostly in kernel socket buffers).
+/// The window sets how much each process finds to do when it runs, so it sets the batch sizes
+/// and with them the throughput (measured in docs/PERFORMANCE.md, "What each step bought").
 pub const IN_FLIGHT_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
 /// The smallest per-source window: room for a few of the largest frames.
 pub const WINDOW_BYTES_MIN: u64 = 4 * FRAME_BYTES_MAX as u64;

@@ -13,10 +13,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
-    FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX,
-    NODES_MAX, PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN,
-    READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
-    REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
+    BUSY_POLL_US_MAX, FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES,
+    NODE_CONNECTIONS_MAX, NODES_MAX, OPERATOR_WAIT_SECS_MAX, PAYLOAD_BYTES_MAX,
+    PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN, READY_TIMEOUT_DEFAULT_NS,
+    RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX, REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES,
+    SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Node, NodeConfig};
@@ -218,10 +219,10 @@ struct RegistryArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Scripted mode: seconds to wait for every node to register and set up.
-    #[arg(long, default_value_t = READY_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = READY_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=OPERATOR_WAIT_SECS_MAX))]
     ready_timeout: u64,
     /// Seconds without any progress after which a run fails.
-    #[arg(long, default_value_t = STALL_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = STALL_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=OPERATOR_WAIT_SECS_MAX))]
     stall_timeout: u64,
     /// Packets per second each node originates at most (0 = as fast as flow control allows;
     /// native wire only). For latency at light load.
@@ -234,7 +235,7 @@ struct RegistryArgs {
     /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
     /// registry cannot poll them; it waits this many milliseconds after the last
     /// task-finished (packets may still be in flight), then asks for the final summaries.
-    #[arg(long, default_value_t = SETTLE_DEFAULT_NS / 1_000_000)]
+    #[arg(long, default_value_t = SETTLE_DEFAULT_NS / 1_000_000, value_parser = clap::value_parser!(u64).range(0..=OPERATOR_WAIT_SECS_MAX * 1000))]
     settle_ms: u64,
     #[command(flatten)]
     common: Common,
@@ -254,12 +255,12 @@ struct NodeArgs {
     /// sleeping, yielding the core to any other runnable process in between. Lowers latency
     /// at light load (no wake-up of an idle core) at the cost of a busy core; 0 (default)
     /// sleeps at once.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=BUSY_POLL_US_MAX))]
     busy_poll_us: u64,
     /// Seconds to keep trying to reach the registry and register (it may start after the
     /// node, or lose a registration): attempts on fresh connections, 0.1 s apart at first and
     /// at most 2 s; an attempt unanswered for 5 s is tried again. 0 tries once.
-    #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS, value_parser = clap::value_parser!(u64).range(0..=OPERATOR_WAIT_SECS_MAX))]
     registry_wait: u64,
     #[command(flatten)]
     common: Common,

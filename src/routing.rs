@@ -9,7 +9,7 @@
 //! A path of d positions therefore takes floor(d / 2^(NR-1)) + popcount(d mod 2^(NR-1))
 //! transmissions: whole largest steps first, then one step per remaining bit.
 
-use crate::limits::{ID_BITS_DEFAULT, NR_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{DENSE_INDEX_MAX, ID_BITS_DEFAULT, NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
 
 /// Every node ID of an overlay, sorted: the ring.
@@ -169,8 +169,6 @@ pub struct Router {
     routes_in_start: Vec<u32>,
 }
 
-/// Largest dense position index (entries) a router builds; wider rings use binary search.
-const DENSE_INDEX_MAX: u64 = 1 << 20;
 const ABSENT: u32 = u32::MAX;
 const NO_HOP: u8 = u8::MAX;
 const _: () = assert!(NR_MAX < NO_HOP as usize);

@@ -6,10 +6,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::Serialize;
 
-use crate::limits::TRACE_SLOTS_MAX;
+use crate::limits::{LATENCY_NS_MAX, TRACE_SLOTS_MAX};
 
-/// Largest latency recorded (longer ones are recorded as this).
-pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
 /// Significant digits of the latency histograms (1% resolution keeps each one small).
 const SIGNIFICANT_DIGITS: u8 = 2;
 /// Bytes of the serialized form's fixed header (V2: cookie, length, offset, digits, low, high,

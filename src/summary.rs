@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use crate::limits::TOTAL_FAILURES_MAX;
 use crate::stats::{LatencySummary, RunStats, StatsSummary};
 use crate::wire::{Counters, LinkCount, NodeId};
 
@@ -577,9 +578,6 @@ pub struct Totals {
     failures_left_out: usize,
     stats: RunStats,
 }
-
-/// Most failure lines the total of a session keeps (the first ones; the rest are counted).
-pub const TOTAL_FAILURES_MAX: usize = 100;
 
 impl Totals {
     /// Adds a run (whose `raw_stats` still hold its histograms).
