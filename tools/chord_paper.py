@@ -23,35 +23,13 @@ import os
 import subprocess
 import sys
 
+from plotenv import ensure_matplotlib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KS = range(3, 15)
 PDF_K = 12
 LOAD_NODES = 10_000
 LOAD_KEYS = [k * 100_000 for k in range(1, 11)]
-
-
-def ensure_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    if os.environ.get("OVERLAY_PLOT_VENV_ACTIVE"):
-        sys.exit("chord_paper.py: matplotlib is still missing after installing it; giving up")
-    if os.environ.get("OVERLAY_PLOT_NO_INSTALL"):
-        sys.exit("chord_paper.py: matplotlib is not installed (python3 -m pip install matplotlib)")
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    venv = os.path.join(cache, "overlay", "plot-venv")
-    python = os.path.join(venv, "bin", "python3")
-    if not os.path.exists(python):
-        print(f"chord_paper.py: installing matplotlib into {venv} (first use)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    check = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
-    if check.returncode != 0:
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
-    env = dict(os.environ, OVERLAY_PLOT_VENV_ACTIVE="1")
-    os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
 
 
 def binary():
@@ -201,7 +179,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
     args = parser.parse_args()
-    ensure_matplotlib()
+    ensure_matplotlib(__file__)
     overlay = binary()
     rows = []
     for k in KS:

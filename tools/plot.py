@@ -15,35 +15,9 @@ with pip, and runs itself again with it. Set OVERLAY_PLOT_NO_INSTALL=1 to refuse
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 
-
-def ensure_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-
-        return
-    except ImportError:
-        pass
-    if os.environ.get("OVERLAY_PLOT_VENV_ACTIVE"):
-        sys.exit("plot.py: matplotlib is still missing after installing it; giving up")
-    if os.environ.get("OVERLAY_PLOT_NO_INSTALL"):
-        sys.exit("plot.py: matplotlib is not installed (python3 -m pip install matplotlib)")
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    venv = os.path.join(cache, "overlay", "plot-venv")
-    python = os.path.join(venv, "bin", "python3")
-    if not os.path.exists(python):
-        print(f"plot.py: installing matplotlib into {venv} (first use)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    check = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
-    if check.returncode != 0:
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "matplotlib"], check=True
-        )
-    env = dict(os.environ, OVERLAY_PLOT_VENV_ACTIVE="1")
-    os.execve(python, [python, os.path.abspath(__file__)] + sys.argv[1:], env)
+from plotenv import ensure_matplotlib
 
 
 def read_csv(path):
@@ -87,7 +61,7 @@ def main():
     parser.add_argument("-o", "--output", default="overlay-plot.svg", help="SVG or PNG file")
     args = parser.parse_args()
 
-    ensure_matplotlib()
+    ensure_matplotlib(__file__)
     import matplotlib
 
     matplotlib.use("Agg")
