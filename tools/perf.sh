@@ -11,11 +11,15 @@
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
 # temporary directory): one result JSON per workload and perf.txt with the table. OVERLAY_BIN
 # runs a prebuilt binary instead of building (to compare two builds).
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(W1 W2 W3)
+for w in "${workloads[@]}"; do
+  case "$w" in W1|W2|W3) ;; *) echo "perf.sh: unknown workload $w (W1, W2 or W3; --help)" >&2; exit 2 ;; esac
+done
 out=${OUT:-$(mktemp -d -t overlay-perf.XXXXXX)}
 mkdir -p "$out"
 

@@ -12,11 +12,13 @@
 # every run passed, every node could be sampled (runs too short to sample fail: raise PACKETS)
 # and memory did not grow. Logs in OUT (default: a new temporary directory). OVERLAY_BIN runs
 # a prebuilt binary instead of building.
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 nodes=${1:-64}
 packets=${2:-1000000}
 runs=${3:-3}
 slack=${SLACK_KIB:-8192}
+case "$nodes$packets$runs" in *[!0-9]*) echo "usage: tools/soak.sh [NODES] [PACKETS] [RUNS] (--help)" >&2; exit 2 ;; esac
 [ "$runs" -ge 3 ] || { echo "soak.sh: RUNS must be at least 3" >&2; exit 2; }
 
 # The reference's NR 3 (the soak's figures in docs/RELIABILITY.md use it), or less when there
