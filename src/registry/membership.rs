@@ -60,6 +60,19 @@ impl<C: Codec> Registry<C> {
         self.send(conn, &reply(info));
     }
 
+    /// Refuses a registration with `info` (status -1, as the reference answers).
+    fn refuse_registration(&mut self, conn: ConnId, peer: SocketAddr, info: String) {
+        self.refuse(
+            conn,
+            peer,
+            |info| Control::RegisterStatus {
+                status: Status::Failed,
+                info,
+            },
+            info,
+        );
+    }
+
     /// `register`: refused when the claimed IP is not the connection's, when the connection
     /// or the address already registered, during a run, or when every ID is taken.
     pub(super) fn on_register(&mut self, conn: ConnId, addr: SocketAddr) {
@@ -87,15 +100,7 @@ impl<C: Codec> Registry<C> {
             None
         };
         if let Some(info) = refusal {
-            self.refuse(
-                conn,
-                peer,
-                |info| Control::RegisterStatus {
-                    status: Status::Failed,
-                    info,
-                },
-                info,
-            );
+            self.refuse_registration(conn, peer, info);
             return;
         }
         let Some(id) = self.pick_id() else {
@@ -106,15 +111,7 @@ impl<C: Codec> Registry<C> {
                 space.min(NODES_MAX as u64),
                 space.min(NODES_MAX as u64) - 1
             );
-            self.refuse(
-                conn,
-                peer,
-                |info| Control::RegisterStatus {
-                    status: Status::Failed,
-                    info,
-                },
-                info,
-            );
+            self.refuse_registration(conn, peer, info);
             return;
         };
         self.nodes.insert(id, NodeRecord { addr, conn });
