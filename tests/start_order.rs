@@ -108,3 +108,44 @@ fn an_unanswered_registration_is_made_again_then_given_up_clearly() {
     );
     assert_eq!(out.matches("cannot reach the registry").count(), 1, "{out}");
 }
+
+/// A node and a registry started with different `--wire`: the registry names the format the
+/// peer speaks, and the node, whose connection was accepted and closed without an answer,
+/// stops at once and says what to check instead of retrying for its whole wait.
+#[test]
+fn a_node_of_the_other_wire_format_is_told_what_to_check() {
+    for (registry_wire, node_wire, theirs) in [
+        ("native", "classic", "classic"),
+        ("classic", "native", "native"),
+    ] {
+        let registry = Proc::spawn_logging(
+            "registry",
+            &["registry", "--bind", "127.0.0.1", "--wire", registry_wire],
+            "warn",
+        );
+        let (line, _) = registry.wait_line("Registry listening on ", 0);
+        let port = line.rsplit(':').next().unwrap().trim().to_string();
+        let started = Instant::now();
+        let mut node = Proc::spawn(
+            "node",
+            &["node", "127.0.0.1", &port, "--wire", node_wire],
+            false,
+        );
+        let status = node
+            .wait_exit_within(Duration::from_secs(20))
+            .expect("the node stops");
+        assert_eq!(status.code(), Some(1), "{}", node.dump());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the node retried for {:?}",
+            started.elapsed()
+        );
+        let said = node.out.text();
+        assert!(said.contains("another wire format (--wire)"), "{said}");
+        let needle = format!("the peer speaks the {theirs} wire format");
+        poll(Duration::from_secs(10), || {
+            registry.err.text().contains(&needle).then_some(())
+        })
+        .unwrap_or_else(|| panic!("registry log lacks {needle:?}\n{}", registry.dump()));
+    }
+}

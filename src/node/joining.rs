@@ -23,6 +23,9 @@ pub(super) struct Joining {
     /// The registry sent something on this attempt's connection: it is there, so a close
     /// now is its refusal (for example of our answer to its challenge), not unreachability.
     heard: bool,
+    /// This attempt's connection was established: a close before any answer is a refusal
+    /// too (another wire format, a secret we lack, a full registry), not unreachability.
+    connected: bool,
 }
 
 impl Joining {
@@ -43,6 +46,7 @@ impl<C: Codec> Node<C> {
             open: false,
             next: now,
             heard: false,
+            connected: false,
         });
         self.attempt_join(now);
     }
@@ -55,6 +59,7 @@ impl<C: Codec> Node<C> {
         joining.attempts += 1;
         joining.open = true;
         joining.heard = false;
+        joining.connected = false;
         joining.next = now + JOIN_ATTEMPT_TIMEOUT_NS;
         if joining.attempts > 1 {
             self.registry = self.conn_ids.next_outbound();
@@ -72,16 +77,26 @@ impl<C: Codec> Node<C> {
         });
     }
 
-    /// The attempt failed (`why`): pause and try again, or give up once the wait is over.
-    /// Returns false when the node is not joining (the registry connection of a registered
-    /// node failed).
-    pub(super) fn join_failed(&mut self, now: Nanos, why: &str) -> bool {
+    /// The attempt failed (`why`; `closed_by_them`: the connection failed or the registry
+    /// closed it, rather than this node giving up on it): pause and try again, or give up once
+    /// the wait is over or the registry refused. Returns false when the node is not joining
+    /// (the registry connection of a registered node failed).
+    pub(super) fn join_failed(&mut self, now: Nanos, why: &str, closed_by_them: bool) -> bool {
         let wait = self.config.registry_wait;
         let Some(joining) = self.joining.as_mut() else {
             return false;
         };
         let retry_at = now + Joining::pause(joining.attempts);
-        if joining.heard {
+        if closed_by_them && joining.connected && !joining.heard {
+            self.joining = None;
+            self.say(format!(
+                "the registry at {} accepted the connection and closed it without an answer \
+                 ({why}): does it speak another wire format (--wire), require a --secret-file, \
+                 or have no room for more nodes? Its log says which",
+                self.config.registry
+            ));
+            self.effects.push(Effect::Exit(1));
+        } else if joining.heard {
             self.joining = None;
             self.say(format!(
                 "the registry at {} closed the connection before registering us ({why}){}",
@@ -115,6 +130,13 @@ impl<C: Codec> Node<C> {
             joining.next = retry_at;
         }
         true
+    }
+
+    /// The current attempt's connection is established.
+    pub(super) fn connected_to_registry(&mut self) {
+        if let Some(joining) = self.joining.as_mut() {
+            joining.connected = true;
+        }
     }
 
     /// Bytes arrived from the registry on the current attempt's connection.
@@ -151,7 +173,7 @@ impl<C: Codec> Node<C> {
                 "no answer within {} s of connecting",
                 JOIN_ATTEMPT_TIMEOUT_NS / 1_000_000_000
             );
-            self.join_failed(now, &why);
+            self.join_failed(now, &why, false);
         } else {
             self.attempt_join(now);
         }

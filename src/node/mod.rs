@@ -186,6 +186,9 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
+        if conn == self.registry {
+            self.connected_to_registry();
+        }
         match self.connections.get(&conn).map(|c| c.role) {
             // With a secret, the registry and the entries speak first (their challenge).
             Some(Role::Registry) if self.config.secret.is_none() => self.register(),
@@ -210,7 +213,7 @@ impl<C: Codec> Machine for Node<C> {
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         match self.connections.remove(&conn).map(|c| c.role) {
             // While joining, a failed attempt is tried again (joining.rs).
-            Some(Role::Registry) if self.join_failed(now, &reason.to_string()) => {}
+            Some(Role::Registry) if self.join_failed(now, &reason.to_string(), true) => {}
             Some(Role::Registry) => {
                 self.say(format!(
                     "the registry connection closed ({reason}); exiting"

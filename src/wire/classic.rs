@@ -193,6 +193,15 @@ impl Codec for Classic {
         };
         let declared = u32::from_be_bytes(*prefix) as usize;
         if declared == 0 || declared > FRAME_BYTES_MAX - PREFIX_BYTES {
+            // A valid length in the native format's byte order: a native peer, not garbage.
+            let swapped = u32::from_le_bytes(*prefix) as usize;
+            if swapped != 0 && swapped <= FRAME_BYTES_MAX - PREFIX_BYTES {
+                return Err(WireError::OtherFormat {
+                    ours: Self::NAME,
+                    theirs: super::native::Native::NAME,
+                    declared: declared as u64,
+                });
+            }
             return Err(WireError::FrameLength {
                 declared: declared as u64,
                 max: FRAME_BYTES_MAX - PREFIX_BYTES,

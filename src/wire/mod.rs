@@ -29,6 +29,17 @@ pub enum WireError {
     /// A frame declared a length above the bound (or below the smallest frame).
     #[error("frame length {declared} is outside 1..={max} bytes")]
     FrameLength { declared: u64, max: usize },
+    /// A length prefix that is out of bounds in this encoding but a valid length in the other
+    /// one (the other byte order): the peer almost surely speaks the other wire format.
+    #[error(
+        "the peer speaks the {theirs} wire format, not the {ours} one (its length prefix reads \
+         {declared} bytes in ours); start both sides with the same --wire"
+    )]
+    OtherFormat {
+        ours: &'static str,
+        theirs: &'static str,
+        declared: u64,
+    },
     /// The frame's type byte is not one this encoding defines.
     #[error("unknown message type {0}")]
     UnknownType(u8),

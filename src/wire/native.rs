@@ -125,7 +125,7 @@ impl Codec for Native {
         };
         let declared = u32::from_le_bytes(*prefix) as usize;
         if declared == 0 || declared > FRAME_BYTES_MAX - PREFIX_BYTES {
-            return Err(frame_length_error(declared));
+            return Err(frame_length_error(declared, u32::from_be_bytes(*prefix)));
         }
         let total = PREFIX_BYTES + declared;
         Ok((bytes.len() >= total).then_some(total))
@@ -473,9 +473,18 @@ pub fn crc32_by_hasher(payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// The error for a length prefix out of bounds: `swapped`, the prefix read in the classic
+/// format's byte order, tells a classic peer from garbage.
 #[cold]
 #[inline(never)]
-fn frame_length_error(declared: usize) -> WireError {
+fn frame_length_error(declared: usize, swapped: u32) -> WireError {
+    if swapped != 0 && swapped as usize <= FRAME_BYTES_MAX - PREFIX_BYTES {
+        return WireError::OtherFormat {
+            ours: Native::NAME,
+            theirs: super::classic::Classic::NAME,
+            declared: declared as u64,
+        };
+    }
     WireError::FrameLength {
         declared: declared as u64,
         max: FRAME_BYTES_MAX - PREFIX_BYTES,
