@@ -121,6 +121,14 @@ pub const DRAIN_POLL_BACKOFF_MAX: Nanos = 64;
 /// `--stall-timeout` unless given: totals that do not change, a poll round some node does not
 /// answer, or final summaries missing for this long fail a run.
 pub const STALL_TIMEOUT_DEFAULT_NS: Nanos = 10_000_000_000;
+/// The registry entering a run more than this after the tick the run asked for was not
+/// running (stopped, as by SIGSTOP or Ctrl-Z, or starved): the run then moves its deadlines by
+/// the time since its previous call, so that no node is blamed for it (`registry/run.rs`). Its
+/// loop wakes for a tick within a millisecond or so, and within tens of milliseconds on a
+/// loaded machine; a quarter of a second late is not scheduling noise. A smaller bound would
+/// also catch a pause that ends just after a deadline, but a registry that is late by more
+/// than it every time would judge no one.
+pub const REGISTRY_LATE_NS_MAX: Nanos = 250_000_000;
 /// After a failure, totals unchanged for this long mean nothing of the run is in flight any
 /// more (so nothing of it leaks into the next run).
 pub const QUIET_AFTER_FAILURE_NS: Nanos = 100_000_000;
@@ -170,6 +178,7 @@ const _: () = assert!(ID_SPACE_LISTED_MAX <= u32::MAX as u64 + 1);
 const _: () = assert!(NODES_MAX as u64 <= ID_SPACE_LISTED_MAX / 2);
 const _: () = assert!(DRAIN_POLL_INTERVAL_NS * DRAIN_POLL_BACKOFF_MAX < PROGRESS_POLL_INTERVAL_NS);
 const _: () = assert!(QUIET_AFTER_FAILURE_NS < STALL_TIMEOUT_DEFAULT_NS);
+const _: () = assert!(REGISTRY_LATE_NS_MAX < STALL_TIMEOUT_DEFAULT_NS);
 const _: () = assert!(FRAME_BYTES_MAX <= REGISTRY_RECV_BUFFER_BYTES);
 const _: () = assert!(PROGRESS_SHOWN_GAP_NS_MIN <= PROGRESS_LINE_GAP_NS_MIN);
 

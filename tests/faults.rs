@@ -203,6 +203,45 @@ fn stopped_node_resumes_and_memory_stays_bounded() {
     }
 }
 
+/// (b2) The registry stopped (SIGSTOP, as by Ctrl-Z) mid-run for twice its stall timeout while
+/// a counter poll waits for one node, slow to answer (stopped itself for 1.5 s of the time the
+/// registry ran): once resumed (SIGCONT, as by `fg`), the registry counts none of the time it
+/// did not run, hears the node, and the run PASSes. Before the fix it woke past the round's
+/// deadline and failed the run naming that node (issue 12, item 9).
+#[test]
+fn a_paused_registry_blames_no_one() {
+    let (mut reg, nodes, _me) = overlay(&["--stall-timeout", "3"], 4, 2);
+    let mark = reg.mark();
+    reg.send("start 1000000");
+    reg.wait_line("Run 1:", mark);
+    let slow = &nodes[1];
+    slow.signal(libc::SIGSTOP);
+    // A progress round goes out within a second; the stopped node leaves it pending.
+    std::thread::sleep(Duration::from_millis(1200));
+    reg.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(6));
+    reg.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(300));
+    slow.signal(libc::SIGCONT);
+    let (_, after) = reg.wait_line("Run 1 summary:", mark);
+    let verdict = reg.wait_until("the verdict", after, |text| {
+        text.lines()
+            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
+            .map(str::to_string)
+    });
+    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
+    assert!(verdict.contains("4,000,000 packets"), "{verdict}");
+    assert!(
+        reg.err.text().contains("the registry did not run for"),
+        "the registry says it was paused:\n{}",
+        reg.dump()
+    );
+    no_panic(&reg);
+    for n in &nodes {
+        no_panic(n);
+    }
+}
+
 /// (c) The registry SIGKILLed during a run: every node says so and exits promptly (no panic,
 /// no spinning CPU while it goes).
 #[test]

@@ -12,10 +12,25 @@
 //! the node's counters) there is nothing to poll: the run waits for every task-finished, then
 //! for the settle time, then collects the final summaries. A node that has not finished
 //! `stall_timeout` after the last task-finished of the others fails the run, naming it.
+//!
+//! Every deadline is counted in time the registry ran, never in time it was stopped
+//! (SIGSTOP, Ctrl-Z) or starved. `now` is CLOCK_MONOTONIC, which keeps counting while the
+//! process is stopped: a registry stopped for longer than the stall timeout would wake with its
+//! round's deadline past, before it read the replies waiting in its sockets (or even before the
+//! poll it decided on last left it), and blame nodes that answered at once. The run asks its
+//! loop to be woken by [`Run::next_tick`]; when it is entered more than
+//! [`REGISTRY_LATE_NS_MAX`] after that time, the registry did not run for a while, and since it
+//! cannot tell which part of the time since it last ran was lost, it counts none of it: every
+//! pending deadline and time mark moves by the whole time since its previous call
+//! ([`Run::catch_up`]). The run then goes on as if the clock had stopped with the registry:
+//! a round sent just before the pause gets its full stall timeout again, now that the registry
+//! runs to hear the answers. A node that is truly silent is still named, once the registry has
+//! run for the rest of its stall timeout; a registry that is late for a deadline every time by
+//! more than [`REGISTRY_LATE_NS_MAX`] is not running, and judges no one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::limits::{DRAIN_POLL_BACKOFF_MAX, QUIET_AFTER_FAILURE_NS};
+use crate::limits::{DRAIN_POLL_BACKOFF_MAX, QUIET_AFTER_FAILURE_NS, REGISTRY_LATE_NS_MAX};
 use crate::machine::Nanos;
 use crate::stats::{LatencySummary, RunStats};
 use crate::wire::{Counters, LinkCount, NodeId};
@@ -148,6 +163,8 @@ pub struct Run {
     pub members: Vec<NodeId>,
     /// Each node's data packets per link, from its final summary.
     pub links: BTreeMap<NodeId, Vec<LinkCount>>,
+    /// The last time the registry called into the run ([`Run::catch_up`]).
+    seen: Nanos,
 }
 
 impl Run {
@@ -189,7 +206,42 @@ impl Run {
             last_finished_at: None,
             members,
             links: BTreeMap::new(),
+            seen: now,
         }
+    }
+
+    /// Called first on every entry with a time: when the registry comes later than the tick
+    /// it asked for by more than [`REGISTRY_LATE_NS_MAX`], it was stopped or starved, and
+    /// every pending deadline moves by the time since its previous call (module comment).
+    fn catch_up(&mut self, now: Nanos) {
+        let lost = now.saturating_sub(self.seen);
+        if let Some(due) = self.next_tick()
+            && now > due.saturating_add(REGISTRY_LATE_NS_MAX)
+        {
+            tracing::warn!(
+                "run {}: the registry did not run for {} ms (stopped or starved); its deadlines \
+                 move by that much, so that no node is blamed for it",
+                self.number,
+                lost / 1_000_000
+            );
+            let poll = &mut self.poll;
+            let phase_deadline = match &mut self.phase {
+                Phase::Settling { until } | Phase::Stopping { until, .. } => Some(until),
+                Phase::Collecting { deadline, .. } => Some(deadline),
+                Phase::Sending { .. } | Phase::Draining => None,
+            };
+            let marks = [
+                poll.sent_at.as_mut(),
+                poll.next_at.as_mut(),
+                Some(&mut poll.progress_at),
+                self.last_finished_at.as_mut(),
+                phase_deadline,
+            ];
+            for at in marks.into_iter().flatten() {
+                *at = at.saturating_add(lost);
+            }
+        }
+        self.seen = self.seen.max(now);
     }
 
     fn poll_now(&mut self, now: Nanos) -> Step {
@@ -202,6 +254,7 @@ impl Run {
 
     /// Node `id` originated all its packets; `nodes` are in the run.
     pub fn on_finished(&mut self, now: Nanos, id: NodeId, nodes: usize) -> Step {
+        self.catch_up(now);
         let Phase::Sending { finished } = &mut self.phase else {
             return Step::Nothing;
         };
@@ -243,6 +296,7 @@ impl Run {
         stats: Option<RunStats>,
         nodes: usize,
     ) -> Step {
+        self.catch_up(now);
         if self.poll.sent_at.is_none() || matches!(self.phase, Phase::Collecting { .. }) {
             return Step::Nothing;
         }
@@ -359,6 +413,7 @@ impl Run {
     /// The run fails (a node lost, a node hung): stop every node, wait until nothing of the
     /// run is in flight, then collect what the nodes counted.
     pub fn fail(&mut self, now: Nanos, why: String) -> Step {
+        self.catch_up(now);
         match &mut self.phase {
             Phase::Collecting { failures, .. } | Phase::Stopping { failures, .. } => {
                 failures.push(why);
@@ -389,6 +444,7 @@ impl Run {
 
     /// Timers: the next poll, an unanswered round, missing final summaries.
     pub fn on_tick(&mut self, now: Nanos, node_ids: &[NodeId]) -> Step {
+        self.catch_up(now);
         let stall_s = self.timing.stall_timeout / 1_000_000_000;
         if let Phase::Collecting {
             replies,
