@@ -1,0 +1,333 @@
+//! What each completion means: accept, connect, receive, send, console input; the count
+//! of operations in flight.
+
+use super::*;
+
+impl<M: Machine> Driver<'_, M> {
+    pub(super) fn dispatch(&mut self, completion: Completion) -> Result<(), DriverError> {
+        let token = Token::decode(completion.user_data);
+        let more = cqueue::more(completion.flags);
+        match token.kind {
+            OpKind::Accept => self.on_accept(completion.result, more),
+            OpKind::Console => self.on_console(completion.result),
+            OpKind::Cancel => {
+                assert!(self.cancel_in_flight, "a cancellation completed twice");
+                self.cancel_in_flight = false;
+                Ok(())
+            }
+            OpKind::Recv | OpKind::Send | OpKind::Connect => {
+                assert!(!more, "connection operations are single-shot");
+                let slot = self
+                    .connections
+                    .get_mut(token.slot)
+                    .expect("a slot is released only when its operations completed");
+                assert_eq!(
+                    slot.generation, token.generation,
+                    "completion for a reused slot"
+                );
+                slot.completed(token.kind);
+                match token.kind {
+                    OpKind::Recv => self.on_recv(token.slot, completion.result),
+                    OpKind::Send => self.on_send(token.slot, completion.result),
+                    _ => self.on_connect(token.slot, completion.result),
+                }
+            }
+        }
+    }
+
+    /// Operations submitted whose last completion has not arrived, of every kind: derived
+    /// from the flags each operation sets when submitted and its completion clears.
+    pub(super) fn ops_in_flight(&self) -> usize {
+        let console = self
+            .console
+            .as_ref()
+            .is_some_and(|console| console.recv_in_flight);
+        let slots: usize = self
+            .connections
+            .iter()
+            .map(|(_, slot)| slot.ops_in_flight())
+            .sum();
+        usize::from(self.accept_armed)
+            + usize::from(console)
+            + usize::from(self.cancel_in_flight)
+            + slots
+    }
+
+    pub(super) fn exiting(&self) -> bool {
+        self.exit_code.is_some()
+    }
+
+    pub(super) fn on_accept(&mut self, result: i32, more: bool) -> Result<(), DriverError> {
+        assert!(
+            self.accept_armed,
+            "an accept completion with no accept in flight"
+        );
+        if !more {
+            self.accept_armed = false;
+        }
+        if result >= 0 {
+            // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+            let descriptor = unsafe { OwnedFd::from_raw_fd(result) };
+            if !self.exiting() {
+                self.accepted(Socket::from(descriptor))?;
+            }
+        } else if !self.exiting() && result != -libc::ECANCELED {
+            let error = failure(Operation::Accept, result);
+            if !accept_pause::is_shortage(error) {
+                tracing::warn!(%error, "accept failed");
+            } else if let Some(failures) = self.accept_pause.failed(self.now) {
+                tracing::warn!(
+                    "cannot accept connections: {error} ({failures} failed tries since the last \
+                     such warning, at most one every {} s); trying again every {} ms, existing \
+                     links keep working",
+                    ACCEPT_WARNING_INTERVAL_NS / 1_000_000_000,
+                    ACCEPT_RETRY_NS / 1_000_000,
+                );
+            }
+        }
+        // Paused, the accept is armed again by the loop once the pause is over.
+        if self.exiting() || self.accept_armed || self.accept_pause.resume_at().is_some() {
+            return Ok(());
+        }
+        self.arm_accept()
+    }
+
+    pub(super) fn accepted(&mut self, socket: Socket) -> Result<(), DriverError> {
+        let peer = match SockRef::from(&socket).peer_addr() {
+            Ok(address) => address.as_socket(),
+            Err(error) => {
+                tracing::warn!(%error, "accepted connection has no peer address; closed");
+                return Ok(());
+            }
+        };
+        let Some(peer) = peer else {
+            tracing::warn!("accepted connection is not TCP/IP; closed");
+            return Ok(());
+        };
+        if let Err(error) = set_link_timeouts(&socket) {
+            tracing::warn!(%peer, %error, "link timeouts failed on accepted connection");
+        }
+        if let Err(error) = socket.set_tcp_nodelay(true) {
+            tracing::warn!(%peer, %error, "TCP_NODELAY failed on accepted connection");
+        }
+        if self.connections.len() >= self.connections_max {
+            tracing::warn!(%peer, limit = self.connections_max, "connection limit reached; accepted connection closed");
+            return Ok(());
+        }
+        let conn = ConnId::inbound(self.inbound_sequence);
+        self.inbound_sequence += 1;
+        let key = self
+            .insert(socket, conn, peer, State::Open)
+            .expect("room was checked above");
+        let generation = self.connections[key].generation;
+        tracing::debug!(?conn, %peer, "accepted");
+        self.machine.on_accepted(self.now, conn, peer);
+        self.apply_effects()?;
+        if self.slot_is(key, generation) && self.connections[key].state == State::Open {
+            self.arm_recv(key)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_connect(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        slot.connect_address = None;
+        if exiting {
+            return Ok(());
+        }
+        let (conn, peer, generation, state) = (slot.conn, slot.peer, slot.generation, slot.state);
+        if result < 0 {
+            let error = failure(Operation::Connect, result);
+            self.fail(key, CloseReason::ConnectFailed { addr: peer, error });
+            return self.apply_effects();
+        }
+        slot.connected = true;
+        match state {
+            State::Closed => {
+                self.release_if_idle(key);
+                Ok(())
+            }
+            State::Flushing => self.start_send(key),
+            State::Open => unreachable!("an open connection has no connect in flight"),
+            State::Connecting => {
+                slot.state = State::Open;
+                tracing::debug!(?conn, %peer, "connected");
+                self.machine.on_connected(self.now, conn);
+                self.apply_effects()?;
+                if self.slot_is(key, generation) && self.connections[key].state == State::Open {
+                    self.arm_recv(key)?;
+                    self.start_send(key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        if exiting {
+            return Ok(());
+        }
+        match slot.state {
+            State::Closed => {
+                self.release_if_idle(key);
+                return Ok(());
+            }
+            // The machine closed it: what the peer sends now is not read.
+            State::Flushing => return Ok(()),
+            State::Connecting => unreachable!("no receive before the connection is established"),
+            State::Open => {}
+        }
+        if result < 0 {
+            let error = failure(Operation::Receive, result);
+            self.fail(key, CloseReason::ReceiveFailed(error));
+            return self.apply_effects();
+        }
+        if result == 0 {
+            self.fail(key, CloseReason::PeerClosed);
+            return self.apply_effects();
+        }
+        let count = result as usize;
+        self.stats.recvs += 1;
+        self.stats.bytes_received += count as u64;
+        slot.recv_filled += count;
+        assert!(slot.recv_filled <= slot.recv_buffer.len());
+        let (conn, generation, filled) = (slot.conn, slot.generation, slot.recv_filled);
+        let consumed = self
+            .machine
+            .on_received(self.now, conn, &slot.recv_buffer[..filled])
+            .min(filled);
+        self.apply_effects()?;
+        if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
+            return Ok(());
+        }
+        let slot = &mut self.connections[key];
+        slot.recv_buffer.copy_within(consumed..filled, 0);
+        slot.recv_filled = filled - consumed;
+        if slot.recv_filled == slot.recv_buffer.len() {
+            self.fail(key, CloseReason::FrameTooLarge);
+            return self.apply_effects();
+        }
+        self.arm_recv(key)
+    }
+
+    pub(super) fn on_send(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        if exiting {
+            return Ok(());
+        }
+        if slot.state == State::Closed {
+            self.release_if_idle(key);
+            return Ok(());
+        }
+        if result < 0 {
+            let error = failure(Operation::Send, result);
+            self.fail(key, CloseReason::SendFailed(error));
+            return self.apply_effects();
+        }
+        slot.send_offset += result as usize;
+        self.stats.sends += 1;
+        self.stats.bytes_sent += result as u64;
+        assert!(slot.send_offset <= slot.send_buffer.len());
+        if slot.send_offset < slot.send_buffer.len() {
+            // A short send: the rest goes at once.
+            return self.start_send(key);
+        }
+        self.want_send(key);
+        Ok(())
+    }
+
+    /// Notes that `key` may have bytes to send once this batch of completions is handled.
+    pub(super) fn want_send(&mut self, key: usize) {
+        let slot = &mut self.connections[key];
+        if !slot.send_wanted {
+            slot.send_wanted = true;
+            slot.send_wanted_at = self.now;
+            self.sends_wanted.push((key, slot.generation));
+        }
+    }
+
+    /// Starts the sends noted so far: all of them, or (`all` false) those with enough bytes
+    /// or that have waited long enough; the others stay noted.
+    pub(super) fn start_wanted_sends(&mut self, all: bool) -> Result<(), DriverError> {
+        let mut wanted = std::mem::take(&mut self.sends_wanted);
+        let mut kept = 0;
+        for index in 0..wanted.len() {
+            let (key, generation) = wanted[index];
+            if !self.slot_is(key, generation) {
+                continue;
+            }
+            let slot = &self.connections[key];
+            let ready = all
+                || self.now.saturating_sub(slot.send_wanted_at) >= SEND_HOLD_NS
+                || self.machine.pending_len(slot.conn) >= SEND_BATCH_BYTES;
+            if ready {
+                self.connections[key].send_wanted = false;
+                self.start_send(key)?;
+            } else {
+                wanted[kept] = (key, generation);
+                kept += 1;
+            }
+        }
+        wanted.truncate(kept);
+        // Sends started above may have noted more (a flushing close); keep both.
+        wanted.append(&mut self.sends_wanted);
+        self.sends_wanted = wanted;
+        Ok(())
+    }
+
+    pub(super) fn on_console(&mut self, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let console = self
+            .console
+            .as_mut()
+            .expect("console completions need a console");
+        assert!(
+            console.recv_in_flight,
+            "a console completion with no receive in flight"
+        );
+        console.recv_in_flight = false;
+        if exiting {
+            return Ok(());
+        }
+        if result <= 0 {
+            if result < 0 {
+                let error = failure(Operation::Receive, result);
+                tracing::debug!(%error, "console read failed; console closed");
+            } else {
+                tracing::debug!("console input ended");
+            }
+            console.open = false;
+            return Ok(());
+        }
+        console.filled += result as usize;
+        assert!(console.filled <= console.buffer.len());
+        loop {
+            let console = self.console.as_mut().expect("console still present");
+            let filled = console.filled;
+            let end = match console.buffer[..filled]
+                .iter()
+                .position(|&byte| byte == b'\n')
+            {
+                Some(newline) => newline,
+                // The thread caps lines, so a full buffer without a newline cannot happen;
+                // deliver it whole rather than stall.
+                None if filled == console.buffer.len() => filled,
+                None => break,
+            };
+            let line = String::from_utf8_lossy(&console.buffer[..end]).into_owned();
+            let next = (end + 1).min(filled);
+            console.buffer.copy_within(next..filled, 0);
+            console.filled = filled - next;
+            self.machine.on_command(self.now, &line);
+            self.apply_effects()?;
+            if self.exiting() {
+                return Ok(());
+            }
+        }
+        self.arm_console()
+    }
+}

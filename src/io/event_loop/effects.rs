@@ -1,0 +1,124 @@
+//! Carrying out a machine's effects: connect, send, close, print, write a file, exit.
+
+use super::*;
+
+impl<M: Machine> Driver<'_, M> {
+    /// Carries out the machine's effects in order, until it has none left or it exits.
+    pub(super) fn apply_effects(&mut self) -> Result<(), DriverError> {
+        machine::drain_effects(self)
+    }
+
+    pub(super) fn carry_out(&mut self, effect: Effect) -> Result<(), DriverError> {
+        match effect {
+            Effect::Connect { conn, addr } => self.connect(conn, addr),
+            Effect::Send(conn) => {
+                if let Some(&key) = self.slots.get(&conn) {
+                    self.want_send(key);
+                }
+                Ok(())
+            }
+            Effect::Close(conn) => {
+                let Some(&key) = self.slots.get(&conn) else {
+                    return Ok(());
+                };
+                let slot = &mut self.connections[key];
+                tracing::debug!(?conn, peer = %slot.peer, "closing connection");
+                slot.state = State::Flushing;
+                self.start_send(key)
+            }
+            Effect::Print(line) => {
+                let mut stdout = std::io::stdout().lock();
+                // Standard output may be closed; the loop carries on.
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+                Ok(())
+            }
+            Effect::WriteFile { path, contents } => {
+                let line = match std::fs::write(&path, &contents) {
+                    Ok(()) => format!("Wrote {} ({} bytes)", path.display(), contents.len()),
+                    Err(error) => {
+                        tracing::warn!(path = %path.display(), %error, "cannot write file");
+                        format!("Cannot write {}: {error}", path.display())
+                    }
+                };
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+                Ok(())
+            }
+            Effect::Exit(code) => {
+                tracing::debug!(code, "machine exits");
+                self.exit_code = Some(code);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn connect(&mut self, conn: ConnId, addr: SocketAddr) -> Result<(), DriverError> {
+        if self.connections.len() >= self.connections_max {
+            let reason = CloseReason::ConnectionLimit {
+                addr,
+                limit: self.connections_max,
+            };
+            tracing::warn!(?conn, %addr, "{reason}");
+            self.machine.on_closed(self.now, conn, reason);
+            return Ok(());
+        }
+        let socket = match self.outbound_socket(addr) {
+            Ok(socket) => socket,
+            Err(error) => {
+                let error = outcome::setup_error(&error);
+                let reason = CloseReason::ConnectFailed { addr, error };
+                tracing::warn!(?conn, %addr, "{reason}");
+                self.machine.on_closed(self.now, conn, reason);
+                return Ok(());
+            }
+        };
+        let key = self
+            .insert(socket, conn, addr, State::Connecting)
+            .expect("room was checked above");
+        let slot = &mut self.connections[key];
+        let address = slot.connect_address.insert(Box::new(SockAddr::from(addr)));
+        let entry = opcode::Connect::new(
+            types::Fd(slot.socket.as_raw_fd()),
+            address.as_ptr().cast::<libc::sockaddr>(),
+            address.len(),
+        )
+        .build()
+        .user_data(token(OpKind::Connect, key, slot.generation));
+        slot.connect_in_flight = true;
+        tracing::debug!(?conn, %addr, "connecting");
+        // SAFETY: the address is boxed in the slot and dropped only by the connect completion;
+        // the slot is not released while `connect_in_flight` is set.
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    pub(super) fn outbound_socket(&self, addr: SocketAddr) -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_tcp_nodelay(true)?;
+        set_link_timeouts(&socket)?;
+        if let Some(ip) = self.local_ip {
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        Ok(socket)
+    }
+}
+
+impl<M: Machine> EffectSink for Driver<'_, M> {
+    type Error = DriverError;
+
+    fn scratch(&mut self) -> &mut Vec<Effect> {
+        &mut self.effects
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        self.machine.take_effects(into);
+    }
+
+    fn apply(&mut self, effect: Effect) -> Result<(), DriverError> {
+        self.carry_out(effect)
+    }
+
+    fn exited(&self) -> bool {
+        self.exit_code.is_some()
+    }
+}
