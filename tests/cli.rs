@@ -54,6 +54,20 @@ fn assert_run_passed(run: &Value, nodes: usize, packets: u64) {
     assert_eq!(received, expected);
 }
 
+/// A scripted registry of `count` nodes with `extra` flags and `--json`, run to its end,
+/// which must be a success: the result file and the registry (for its output).
+fn scripted_session(name: &str, count: usize, extra: &[&str]) -> (Value, Proc) {
+    let json = temp_path(&format!("{name}.json"));
+    let count_arg = count.to_string();
+    let mut args = vec!["--nodes", count_arg.as_str(), "--json", json.arg()];
+    args.extend_from_slice(extra);
+    let (mut reg, port) = registry(&args, false);
+    let _nodes = nodes(count, port, &[]);
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    (read_json(&json), reg)
+}
+
 /// 1. A scripted run of 10 nodes; every process has /dev/null as stdin (end of input at once)
 ///    and still does its work.
 #[test]
@@ -115,24 +129,7 @@ fn scripted_ten_node_run_passes() {
 /// 2. Two runs in a row: each run's counters start from zero.
 #[test]
 fn scripted_two_runs_reset_counters() {
-    let json = temp_path("two-runs.json");
-    let (mut reg, port) = registry(
-        &[
-            "--nodes",
-            "10",
-            "--start",
-            "10000",
-            "--runs",
-            "2",
-            "--json",
-            json.arg(),
-        ],
-        false,
-    );
-    let _nodes = nodes(10, port, &[]);
-    let status = reg.wait_exit();
-    assert!(status.success(), "registry: {status}\n{}", reg.dump());
-    let result = read_json(&json);
+    let (result, reg) = scripted_session("two-runs", 10, &["--start", "10000", "--runs", "2"]);
     let runs = result["runs"].as_array().expect("runs array");
     assert_eq!(runs.len(), 2, "{result:#}");
     for run in runs {
@@ -152,27 +149,12 @@ fn scripted_two_runs_reset_counters() {
 fn many_runs_keep_a_bounded_tail_and_a_whole_total() {
     let kept = overlay::limits::RESULTS_KEPT_RUNS_MAX;
     let count = kept + 6;
-    let json = temp_path("many-runs.json");
     let runs = count.to_string();
-    let (mut reg, port) = registry(
-        &[
-            "--nodes",
-            "4",
-            "--nr",
-            "2",
-            "--start",
-            "20",
-            "--runs",
-            &runs,
-            "--json",
-            json.arg(),
-        ],
-        false,
+    let (result, reg) = scripted_session(
+        "many-runs",
+        4,
+        &["--nr", "2", "--start", "20", "--runs", &runs],
     );
-    let _nodes = nodes(4, port, &[]);
-    let status = reg.wait_exit();
-    assert!(status.success(), "registry: {status}\n{}", reg.dump());
-    let result = read_json(&json);
     assert_eq!(result["verdict"], "PASS", "{result:#}");
     assert_eq!(u64_of(&result, "runs_completed"), count as u64);
     assert_eq!(result["runs"].as_array().expect("runs").len(), kept);

@@ -230,6 +230,37 @@ fn stop_and_join(stop: &AtomicBool, driver: JoinHandle<Result<i32, DriverError>>
         .expect("driver result")
 }
 
+/// An echo driver running with one client connected, and what the machine saw of it.
+struct Accepted {
+    events: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+    driver: JoinHandle<Result<i32, DriverError>>,
+    stream: TcpStream,
+    accepted: ConnId,
+}
+
+fn echo_with_one_client() -> Accepted {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let driver = start(
+        Echo::new(events_sender, stop.clone()),
+        Some(listener),
+        config(4096),
+    );
+    let stream = client(addr);
+    let Event::Accepted(accepted) = next_event(&events) else {
+        panic!("expected Accepted");
+    };
+    Accepted {
+        events,
+        stop,
+        driver,
+        stream,
+        accepted,
+    }
+}
+
 fn client(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the driver");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -404,18 +435,13 @@ fn connect_to_closed_port_reports_closed_with_reason() {
 
 #[test]
 fn peer_close_reports_closed_by_peer() {
-    let (events_sender, events) = channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (listener, addr) = listener();
-    let driver = start(
-        Echo::new(events_sender, stop.clone()),
-        Some(listener),
-        config(4096),
-    );
-    let stream = client(addr);
-    let Event::Accepted(accepted) = next_event(&events) else {
-        panic!("expected Accepted");
-    };
+    let Accepted {
+        events,
+        stop,
+        driver,
+        stream,
+        accepted,
+    } = echo_with_one_client();
     stream.shutdown(Shutdown::Both).unwrap();
     drop(stream);
     assert_eq!(
@@ -427,18 +453,13 @@ fn peer_close_reports_closed_by_peer() {
 
 #[test]
 fn peer_reset_reports_the_reset_reason() {
-    let (events_sender, events) = channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (listener, addr) = listener();
-    let driver = start(
-        Echo::new(events_sender, stop.clone()),
-        Some(listener),
-        config(4096),
-    );
-    let stream = client(addr);
-    let Event::Accepted(accepted) = next_event(&events) else {
-        panic!("expected Accepted");
-    };
+    let Accepted {
+        events,
+        stop,
+        driver,
+        stream,
+        accepted,
+    } = echo_with_one_client();
     // A zero linger time makes the close a reset (RST) instead of an end of stream.
     socket2::SockRef::from(&stream)
         .set_linger(Some(Duration::ZERO))
