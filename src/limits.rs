@@ -169,6 +169,13 @@ pub fn default_window_bytes(nodes: usize) -> u64 {
 pub const PROBLEM_LINES_MAX: u64 = 20;
 /// Frames a node originates per tick before it lets the loop look at its completions.
 pub const ORIGINATE_BATCH_FRAMES: usize = 4096;
+/// Nodes of a group (`overlay node --count`) that run their tick in one tick of the group,
+/// longest waiting first: the loop looks at its completions at least every this many batches
+/// of origination, as a single node does after each.
+pub const GROUP_TICK_NODES_MAX: usize = 8;
+/// Most nodes one process runs (`overlay node --count`): each has its own listener, about
+/// 2 x NR + 2 descriptors and its share of the loop.
+pub const GROUP_NODES_MAX: usize = 4096;
 
 const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
@@ -181,6 +188,7 @@ const _: () = assert!(QUIET_AFTER_FAILURE_NS < STALL_TIMEOUT_DEFAULT_NS);
 const _: () = assert!(REGISTRY_LATE_NS_MAX < STALL_TIMEOUT_DEFAULT_NS);
 const _: () = assert!(FRAME_BYTES_MAX <= REGISTRY_RECV_BUFFER_BYTES);
 const _: () = assert!(PROGRESS_SHOWN_GAP_NS_MIN <= PROGRESS_LINE_GAP_NS_MIN);
+const _: () = assert!(GROUP_NODES_MAX <= crate::machine::ConnId::GROUPS_MAX);
 
 /// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
 /// unanswering to keepalive probes this long, is closed (TCP_USER_TIMEOUT and keepalive on

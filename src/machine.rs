@@ -19,17 +19,24 @@ pub type Nanos = u64;
 ///
 /// The driver names connections it accepts (top bit clear); a machine names the connections it
 /// asks for with [`Effect::Connect`] (top bit set, see [`ConnIds`]), so both can pick an
-/// identifier without asking the other.
+/// identifier without asking the other. Bits 48..63 name a *group*: the listener a connection
+/// was accepted on (its index in the driver's list), or for a machine that hosts several
+/// nodes (`node::Group`) the node a connection belongs to; a single machine leaves them zero.
+/// The low 48 bits are a sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
 impl ConnId {
     const OUTBOUND: u64 = 1 << 63;
+    const GROUP_SHIFT: u32 = 48;
+    const SEQUENCE_MASK: u64 = (1 << Self::GROUP_SHIFT) - 1;
+    /// Groups a connection identifier can name (15 bits).
+    pub const GROUPS_MAX: usize = 1 << (63 - Self::GROUP_SHIFT);
 
     /// An identifier for a connection the driver accepted.
     pub fn inbound(sequence: u64) -> ConnId {
         assert!(
-            sequence & Self::OUTBOUND == 0,
+            sequence & !Self::SEQUENCE_MASK == 0,
             "inbound connection sequence overflow"
         );
         ConnId(sequence)
@@ -38,6 +45,23 @@ impl ConnId {
     /// True for connections a machine opened.
     pub fn is_outbound(self) -> bool {
         self.0 & Self::OUTBOUND != 0
+    }
+
+    /// The group this identifier names (0 unless set with [`ConnId::in_group`]).
+    pub fn group(self) -> usize {
+        ((self.0 & !Self::OUTBOUND) >> Self::GROUP_SHIFT) as usize
+    }
+
+    /// The same connection named within `group` (whose bits must be clear).
+    pub fn in_group(self, group: usize) -> ConnId {
+        assert!(group < Self::GROUPS_MAX, "group {group} out of range");
+        assert_eq!(self.group(), 0, "{self:?} already names a group");
+        ConnId(self.0 | (group as u64) << Self::GROUP_SHIFT)
+    }
+
+    /// The same connection without its group.
+    pub fn ungrouped(self) -> ConnId {
+        ConnId(self.0 & (Self::OUTBOUND | Self::SEQUENCE_MASK))
     }
 }
 
@@ -50,6 +74,10 @@ pub struct ConnIds {
 impl ConnIds {
     pub fn next_outbound(&mut self) -> ConnId {
         self.next += 1;
+        assert!(
+            self.next & !ConnId::SEQUENCE_MASK == 0,
+            "outbound connection sequence overflow"
+        );
         ConnId(ConnId::OUTBOUND | self.next)
     }
 }
@@ -338,6 +366,21 @@ mod tests {
             scratch: Vec::new(),
             fail_on_print: false,
         }
+    }
+
+    #[test]
+    fn a_group_is_carried_and_removed_without_touching_the_rest() {
+        let mut ids = ConnIds::default();
+        let outbound = ids.next_outbound();
+        let inbound = ConnId::inbound(7);
+        for conn in [outbound, inbound] {
+            let grouped = conn.in_group(ConnId::GROUPS_MAX - 1);
+            assert_eq!(grouped.group(), ConnId::GROUPS_MAX - 1);
+            assert_eq!(grouped.is_outbound(), conn.is_outbound());
+            assert_eq!(grouped.ungrouped(), conn);
+            assert_eq!(conn.group(), 0);
+        }
+        assert_ne!(inbound.in_group(1), inbound.in_group(2));
     }
 
     #[test]

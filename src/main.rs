@@ -13,14 +13,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
 use overlay::io::{self, DriverConfig};
 use overlay::limits::{
-    BUSY_POLL_US_MAX, FRAME_BYTES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, IN_FLIGHT_BUDGET_BYTES,
-    NODE_CONNECTIONS_MAX, NODES_MAX, OPERATOR_WAIT_SECS_MAX, PAYLOAD_BYTES_MAX,
-    PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN, READY_TIMEOUT_DEFAULT_NS,
-    RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX, REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES,
-    SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
+    BUSY_POLL_US_MAX, FRAME_BYTES_MAX, GROUP_NODES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX,
+    IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX, NODES_MAX, OPERATOR_WAIT_SECS_MAX,
+    PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN,
+    READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
+    REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
-use overlay::node::{Node, NodeConfig};
+use overlay::node::{Group, Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, Script};
 use overlay::routing::{check_overlay, id_bits_for, nr_for};
@@ -262,6 +262,13 @@ struct NodeArgs {
     /// at most 2 s; an attempt unanswered for 5 s is tried again. 0 tries once.
     #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS, value_parser = clap::value_parser!(u64).range(0..=OPERATOR_WAIT_SECS_MAX))]
     registry_wait: u64,
+    /// Run this many nodes in this process, on one event loop: each listens on its own port
+    /// of the --bind address, registers and keeps its links as a node alone in its process
+    /// would. Console commands go to every node; each line a node prints starts with its
+    /// address. The process exits once every node has. Link buffers are then sized by
+    /// traffic instead of mapped up front.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=GROUP_NODES_MAX as i64))]
+    count: u32,
     #[command(flatten)]
     common: Common,
 }
@@ -403,7 +410,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         console: true,
     };
     let mut shown = Shown::new(registry, csv);
-    let code = io::run(&mut shown, Some(listener), &config)?;
+    let code = io::run(&mut shown, vec![listener], &config)?;
     shown.close();
     let registry = shown.registry;
     if let Some((mut file, path)) = json {
@@ -598,29 +605,43 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         bail!("--bind must be a concrete address: the registry checks it against the connection");
     }
     let secret = secret(&args.common)?;
-    let (listener, local) =
-        io::listen(SocketAddr::new(bind, 0)).with_context(|| format!("cannot listen on {bind}"))?;
-    say(format_args!(
-        "Node listening on {local}, registry {registry}"
-    ));
-    let mut node = Node::<C>::new(NodeConfig {
-        listen: local,
-        registry,
-        seed: seed(&args.common),
-        secret,
-        link_buffer_bytes: SEND_BUFFER_BYTES,
-        registry_wait: args.registry_wait.saturating_mul(1_000_000_000),
-    });
+    let count = args.count as usize;
+    let mut listeners = Vec::with_capacity(count);
+    let mut configs = Vec::with_capacity(count);
+    let seed = seed(&args.common);
+    // A group's nodes map no link buffers up front: K nodes would map K times a node's.
+    let link_buffer_bytes = if count == 1 { SEND_BUFFER_BYTES } else { 0 };
+    for index in 0..count {
+        let (listener, local) = io::listen(SocketAddr::new(bind, 0))
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        say(format_args!(
+            "Node listening on {local}, registry {registry}"
+        ));
+        listeners.push(listener);
+        configs.push(NodeConfig {
+            listen: local,
+            registry,
+            seed: seed.wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            secret: secret.clone(),
+            link_buffer_bytes,
+            registry_wait: args.registry_wait.saturating_mul(1_000_000_000),
+        });
+    }
     let config = DriverConfig {
         core: args.common.core,
         local_ip: Some(bind),
-        max_connections: NODE_CONNECTIONS_MAX,
+        max_connections: NODE_CONNECTIONS_MAX * count,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
-        send_buffer_bytes: SEND_BUFFER_BYTES,
+        send_buffer_bytes: link_buffer_bytes,
         busy_poll: Duration::from_micros(args.busy_poll_us),
         console: true,
     };
-    let code = io::run(&mut node, Some(listener), &config)?;
+    let code = if count == 1 {
+        let mut node = Node::<C>::new(configs.remove(0));
+        io::run(&mut node, listeners, &config)?
+    } else {
+        io::run(&mut Group::<C>::new(configs), listeners, &config)?
+    };
     if let Some(kib) = peak_resident_kib() {
         say(format_args!("Node exiting; peak resident memory {kib} KiB"));
     }

@@ -202,7 +202,7 @@ fn start(
 ) -> JoinHandle<Result<i32, DriverError>> {
     std::thread::spawn(move || {
         let mut machine = machine;
-        overlay::io::run(&mut machine, listener, &config)
+        overlay::io::run(&mut machine, listener.into_iter().collect(), &config)
     })
 }
 

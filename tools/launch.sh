@@ -15,7 +15,8 @@
 # (default 0); OUT directory for logs and result.json (default: a new temporary directory);
 # OVERLAY_BIN a prebuilt binary to use instead of building; REGISTRY_ARGS more registry flags
 # (for example "--window-bytes 1048576"); NODE_ARGS more flags for every node (for example
-# "--busy-poll-us 1000"). With --hosts also: SSH_OPTS options for every ssh; REGISTRY_PORT
+# "--busy-poll-us 1000"); NODES_PER_PROCESS nodes per process (default: one up to 64 nodes, then
+# groups sized by cores and descriptors). With --hosts also: SSH_OPTS options for every ssh; REGISTRY_PORT
 # the registry's port (default: a free one); REGISTRY_ADDRESS the address nodes dial.
 set -euo pipefail
 
@@ -46,7 +47,9 @@ temporary directory). Every process started is stopped on exit, failure and Ctrl
 
 Environment: RUNS runs in a row (default 1); PAYLOAD extra payload bytes per packet; OUT;
 OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS and NODE_ARGS more flags for
-the registry and every node. With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
+the registry and every node process; NODES_PER_PROCESS nodes in each process (default: one
+up to 64 nodes; beyond, as many as spread the nodes over the cores, within the descriptors
+`ulimit -n` allows, about 2 x NR + 4 a node). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
 -i ~/.ssh/lab"); REGISTRY_PORT the registry's port (default: a free one); REGISTRY_ADDRESS the
 address the nodes dial (default: this machine's address as each host sees it, or with
 --registry-on first the first host's as this machine reaches it).
@@ -123,6 +126,7 @@ start_registry --nodes "$nodes" ${nr:+--nr "$nr"} --start "$messages" --runs "$r
   --payload "$payload" --json "$out/result.json" ${REGISTRY_ARGS:-}
 echo "Registry on port $port; starting $nodes nodes (NR ${nr:-ceil(log2 $nodes)}, $messages packets each, logs in $out)" >&2
 start_nodes "$nodes" ${NODE_ARGS:-}
+[ "${#node_pids[@]}" -eq "$nodes" ] || echo "Nodes run in ${#node_pids[@]} processes of ${node_groups[0]} or fewer (overlay node --count)" >&2
 
 tail -n +1 -f "$out/registry.log" --pid "$registry" &
 tailer=$!

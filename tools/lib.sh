@@ -58,17 +58,47 @@ start_registry() {
   port=$(cat "$out/port")
 }
 
-# start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port, node i
-# pinned to core i modulo the cores, output in $out/node-i.log. Sets `node_pids`.
+# start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port. Up to 64
+# nodes, one process each; beyond, groups of K nodes per process (`overlay node --count K`):
+# at least one process per core, and no more nodes per process than its descriptors allow (a
+# listener, the registry connection and about 2 x NR links each, NR = $nr or ceil(log2
+# COUNT)). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
+# output in $out/node-i.log. Sets `node_pids` and `node_groups` (nodes in each process).
 start_nodes() {
-  local count=$1 cores i
+  local count=$1 cores i per_node limit fit per processes k nr_used=${nr:-}
   shift
   cores=$(nproc)
+  if [ -z "$nr_used" ]; then
+    nr_used=0
+    while [ $((1 << nr_used)) -lt "$count" ]; do nr_used=$((nr_used + 1)); done
+  fi
+  per_node=$((4 + 2 * nr_used))
+  limit=$(ulimit -n)
+  fit=$(((limit - 64) / per_node))
+  if [ -n "${NODES_PER_PROCESS:-}" ]; then
+    per=$NODES_PER_PROCESS
+  elif [ "$count" -le 64 ]; then
+    per=1
+  else
+    per=$(((count + cores - 1) / cores))
+    [ "$per" -le "$fit" ] || per=$fit
+  fi
+  case $per in '' | *[!0-9]* | 0) echo "$tool: NODES_PER_PROCESS must be a positive number" >&2; exit 2 ;; esac
+  if [ "$per" -gt 1 ] && [ "$per" -gt "$fit" ]; then
+    echo "$tool: $per nodes per process need about $((per * per_node + 64)) descriptors, but" \
+      "ulimit -n is $limit: set NODES_PER_PROCESS to $fit or less" >&2
+    exit 2
+  fi
+  processes=$(((count + per - 1) / per))
   node_pids=()
-  for i in $(seq 0 $((count - 1))); do
-    "$bin" node 127.0.0.1 "$port" --core $((i % cores)) "$@" </dev/null >"$out/node-$i.log" 2>&1 &
+  node_groups=()
+  for i in $(seq 0 $((processes - 1))); do
+    # Spread evenly: the first count % processes processes take one more.
+    k=$((count / processes + (i < count % processes ? 1 : 0)))
+    "$bin" node 127.0.0.1 "$port" --core $((i % cores)) --count "$k" "$@" </dev/null >"$out/node-$i.log" 2>&1 &
     pids+=("$!")
     node_pids+=("$!")
+    node_groups+=("$k")
   done
 }
 

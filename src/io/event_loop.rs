@@ -78,9 +78,12 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// Buffers of released slots, reused by the next slots.
     spare_recv_buffers: Vec<Vec<u8>>,
     spare_send_buffers: Vec<Vec<u8>>,
-    listener: Option<TcpListener>,
-    accept_armed: bool,
-    /// The accept, failed for want of a descriptor or memory, waits to be armed again.
+    /// The listening sockets; a connection accepted on the one at index `i` is named in group
+    /// `i` (`ConnId::in_group`).
+    listeners: Vec<TcpListener>,
+    /// Whether each listener's multishot accept is in flight.
+    accepts_armed: Vec<bool>,
+    /// An accept, failed for want of a descriptor or memory, waits to be armed again.
     accept_pause: AcceptPause,
     console: Option<ConsoleReader>,
     local_ip: Option<IpAddr>,
@@ -92,8 +95,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// one send.
     sends_wanted: Vec<(usize, u32)>,
     completions: VecDeque<Completion>,
-    /// The cancellation of the accept at exit is in flight.
-    cancel_in_flight: bool,
+    /// Cancellations of accepts at exit in flight.
+    cancels_in_flight: usize,
     exit_code: Option<i32>,
     now: Nanos,
     stats: Stats,
@@ -103,7 +106,7 @@ impl<'m, M: Machine> Driver<'m, M> {
     pub(crate) fn new(
         machine: &'m mut M,
         ring: IoUring,
-        listener: Option<TcpListener>,
+        listeners: Vec<TcpListener>,
         console: Option<ConsoleReader>,
         config: &DriverConfig,
     ) -> Self {
@@ -120,8 +123,8 @@ impl<'m, M: Machine> Driver<'m, M> {
             busy_poll_ns: Nanos::try_from(config.busy_poll.as_nanos()).unwrap_or(Nanos::MAX),
             spare_recv_buffers: Vec::with_capacity(connections_max),
             spare_send_buffers: Vec::with_capacity(connections_max),
-            listener,
-            accept_armed: false,
+            accepts_armed: vec![false; listeners.len()],
+            listeners,
             accept_pause: AcceptPause::default(),
             console,
             local_ip: config.local_ip,
@@ -130,7 +133,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             effects: Vec::new(),
             sends_wanted: Vec::with_capacity(connections_max),
             completions: VecDeque::with_capacity(1024),
-            cancel_in_flight: false,
+            cancels_in_flight: 0,
             exit_code: None,
             now: clock::now(),
             stats: Stats::default(),
@@ -156,7 +159,7 @@ impl<'m, M: Machine> Driver<'m, M> {
     }
 
     fn run_until_exit(&mut self) -> Result<i32, DriverError> {
-        self.arm_accept()?;
+        self.arm_accepts()?;
         self.arm_console()?;
         self.now = clock::now();
         self.machine.on_start(self.now);
@@ -166,8 +169,8 @@ impl<'m, M: Machine> Driver<'m, M> {
                 return Ok(code);
             }
             self.now = clock::now();
-            if self.accept_pause.take_due(self.now) && !self.accept_armed {
-                self.arm_accept()?;
+            if self.accept_pause.take_due(self.now) {
+                self.arm_accepts()?;
             }
             self.start_wanted_sends(false)?;
             // Take whatever has completed without waiting; only when there is nothing to do
@@ -300,19 +303,29 @@ impl<'m, M: Machine> Driver<'m, M> {
 
     // ----- Arming operations -----
 
-    fn arm_accept(&mut self) -> Result<(), DriverError> {
-        let Some(listener) = &self.listener else {
-            return Ok(());
-        };
-        assert!(!self.accept_armed, "one accept in flight at most");
-        let entry = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+    /// Arms the accept of every listener that has none in flight.
+    fn arm_accepts(&mut self) -> Result<(), DriverError> {
+        for index in 0..self.listeners.len() {
+            if !self.accepts_armed[index] {
+                self.arm_accept(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn arm_accept(&mut self, index: usize) -> Result<(), DriverError> {
+        assert!(
+            !self.accepts_armed[index],
+            "one accept in flight per listener"
+        );
+        let entry = opcode::AcceptMulti::new(types::Fd(self.listeners[index].as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(Token::unslotted(OpKind::Accept).encode());
+            .user_data(accept_token(index));
         // SAFETY: a multishot accept reads and writes no memory of ours (no address buffer);
         // the listener stays open until the loop has drained at exit.
         unsafe { self.push(&entry)? };
-        self.accept_armed = true;
+        self.accepts_armed[index] = true;
         Ok(())
     }
 
@@ -568,14 +581,17 @@ impl<'m, M: Machine> Driver<'m, M> {
         if let Some(console) = &self.console {
             let _ = console.stream.shutdown(Shutdown::Both);
         }
-        if self.accept_armed {
-            let entry = opcode::AsyncCancel::new(Token::unslotted(OpKind::Accept).encode())
+        for index in 0..self.listeners.len() {
+            if !self.accepts_armed[index] {
+                continue;
+            }
+            let entry = opcode::AsyncCancel::new(accept_token(index))
                 .build()
                 .user_data(Token::unslotted(OpKind::Cancel).encode());
             // SAFETY: a cancellation reads and writes no memory of ours.
             match unsafe { self.push(&entry) } {
-                Ok(()) => self.cancel_in_flight = true,
-                Err(_) => tracing::warn!("could not cancel the accept at exit"),
+                Ok(()) => self.cancels_in_flight += 1,
+                Err(_) => tracing::warn!("could not cancel an accept at exit"),
             }
         }
         let deadline = clock::now() + EXIT_DRAIN_TIMEOUT_MS * 1_000_000;
@@ -614,7 +630,7 @@ impl<M: Machine> Drop for Driver<'_, M> {
         if self.ops_in_flight() > 0 {
             std::mem::forget(std::mem::take(&mut self.connections));
             std::mem::forget(self.console.take());
-            std::mem::forget(self.listener.take());
+            std::mem::forget(std::mem::take(&mut self.listeners));
         }
     }
 }
@@ -640,6 +656,16 @@ fn is_transient(error: &std::io::Error) -> bool {
         error.raw_os_error(),
         Some(libc::EINTR | libc::ETIME | libc::EAGAIN | libc::EBUSY)
     )
+}
+
+/// The `user_data` of the accept on the listener at `index`.
+fn accept_token(index: usize) -> u64 {
+    Token {
+        kind: OpKind::Accept,
+        slot: index,
+        generation: 0,
+    }
+    .encode()
 }
 
 fn token(kind: OpKind, key: usize, generation: u32) -> u64 {

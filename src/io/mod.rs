@@ -105,12 +105,18 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
 
 /// Runs the loop until the machine emits `Effect::Exit(code)`; returns `code`.
 ///
-/// Errors only for setup failures (io_uring unavailable, ...) or fatal ring errors.
+/// A connection accepted on `listeners[i]` reaches the machine named in group `i`
+/// (`ConnId::group`). Errors only for setup failures (io_uring unavailable, ...) or fatal ring
+/// errors.
 pub fn run<M: Machine>(
     machine: &mut M,
-    listener: Option<TcpListener>,
+    listeners: Vec<TcpListener>,
     config: &DriverConfig,
 ) -> Result<i32, DriverError> {
+    assert!(
+        listeners.len() <= crate::machine::ConnId::GROUPS_MAX,
+        "more listeners than connection groups"
+    );
     assert!(
         config.max_connections > 0,
         "max_connections must be positive"
@@ -130,5 +136,5 @@ pub fn run<M: Machine>(
     } else {
         None
     };
-    event_loop::Driver::new(machine, ring, listener, console, config).run()
+    event_loop::Driver::new(machine, ring, listeners, console, config).run()
 }

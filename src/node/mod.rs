@@ -15,6 +15,7 @@ mod control;
 mod data_plane;
 mod diagnostics;
 pub mod flow;
+pub mod group;
 mod joining;
 mod links;
 mod originate;
@@ -32,6 +33,8 @@ use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc};
 use links::{Connection, Role};
 use overlay::{Overlay, unsent_data_frames};
+
+pub use group::Group;
 
 /// What a node is told at start.
 #[derive(Debug, Clone)]

@@ -8,11 +8,11 @@ impl<M: Machine> Driver<'_, M> {
         let token = Token::decode(completion.user_data);
         let more = cqueue::more(completion.flags);
         match token.kind {
-            OpKind::Accept => self.on_accept(completion.result, more),
+            OpKind::Accept => self.on_accept(token.slot, completion.result, more),
             OpKind::Console => self.on_console(completion.result),
             OpKind::Cancel => {
-                assert!(self.cancel_in_flight, "a cancellation completed twice");
-                self.cancel_in_flight = false;
+                assert!(self.cancels_in_flight > 0, "a cancellation completed twice");
+                self.cancels_in_flight -= 1;
                 Ok(())
             }
             OpKind::Recv | OpKind::Send | OpKind::Connect => {
@@ -47,9 +47,9 @@ impl<M: Machine> Driver<'_, M> {
             .iter()
             .map(|(_, slot)| slot.ops_in_flight())
             .sum();
-        usize::from(self.accept_armed)
+        self.accepts_armed.iter().filter(|&&armed| armed).count()
             + usize::from(console)
-            + usize::from(self.cancel_in_flight)
+            + self.cancels_in_flight
             + slots
     }
 
@@ -57,19 +57,24 @@ impl<M: Machine> Driver<'_, M> {
         self.exit_code.is_some()
     }
 
-    pub(super) fn on_accept(&mut self, result: i32, more: bool) -> Result<(), DriverError> {
+    pub(super) fn on_accept(
+        &mut self,
+        index: usize,
+        result: i32,
+        more: bool,
+    ) -> Result<(), DriverError> {
         assert!(
-            self.accept_armed,
+            self.accepts_armed[index],
             "an accept completion with no accept in flight"
         );
         if !more {
-            self.accept_armed = false;
+            self.accepts_armed[index] = false;
         }
         if result >= 0 {
             // SAFETY: a successful accept returns a new descriptor that nothing else owns.
             let descriptor = unsafe { OwnedFd::from_raw_fd(result) };
             if !self.exiting() {
-                self.accepted(Socket::from(descriptor))?;
+                self.accepted(index, Socket::from(descriptor))?;
             }
         } else if !self.exiting() && result != -libc::ECANCELED {
             let error = failure(Operation::Accept, result);
@@ -86,13 +91,13 @@ impl<M: Machine> Driver<'_, M> {
             }
         }
         // Paused, the accept is armed again by the loop once the pause is over.
-        if self.exiting() || self.accept_armed || self.accept_pause.resume_at().is_some() {
+        if self.exiting() || self.accepts_armed[index] || self.accept_pause.resume_at().is_some() {
             return Ok(());
         }
-        self.arm_accept()
+        self.arm_accept(index)
     }
 
-    pub(super) fn accepted(&mut self, socket: Socket) -> Result<(), DriverError> {
+    pub(super) fn accepted(&mut self, index: usize, socket: Socket) -> Result<(), DriverError> {
         let peer = match SockRef::from(&socket).peer_addr() {
             Ok(address) => address.as_socket(),
             Err(error) => {
@@ -114,7 +119,7 @@ impl<M: Machine> Driver<'_, M> {
             tracing::warn!(%peer, limit = self.connections_max, "connection limit reached; accepted connection closed");
             return Ok(());
         }
-        let conn = ConnId::inbound(self.inbound_sequence);
+        let conn = ConnId::inbound(self.inbound_sequence).in_group(index);
         self.inbound_sequence += 1;
         let key = self
             .insert(socket, conn, peer, State::Open)
