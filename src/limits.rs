@@ -97,8 +97,9 @@ pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 /// Most connections a node keeps (table entries, their reverse links, the registry, strays).
 pub const NODE_CONNECTIONS_MAX: usize = 512;
 
-/// Most per-link rows in a node's summary (a row needs a link, and a node has at most
-/// [`NODE_CONNECTIONS_MAX`] at once).
+/// Most per-link rows in a node's summary. A node has rows for its table entries, for the
+/// nodes that hold it in their table, and one for the packets of links that are no node's:
+/// at most `2 x NR_MAX + 1`; the registry refuses a summary with more.
 pub const SUMMARY_LINKS_MAX: usize = NODE_CONNECTIONS_MAX;
 /// Most connections the registry keeps (every node, plus strays that have not registered).
 pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
@@ -178,6 +179,7 @@ pub const GROUP_TICK_NODES_MAX: usize = 8;
 pub const GROUP_NODES_MAX: usize = 4096;
 
 const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
+const _: () = assert!(2 * NR_MAX < SUMMARY_LINKS_MAX);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
 const _: () = assert!(NR_MAX <= u8::MAX as usize);

@@ -104,8 +104,18 @@ pub struct RunResult {
 ///
 /// Each reporting node's conservation (everything it originated or took from a link was
 /// delivered, found corrupted, dropped, or handed to a link) gives, summed over them:
-/// `sent + received_from_lost_nodes = received + corrupted + dropped + handed_to_lost_nodes
-/// + lost_on_links`, and `unaccounted` is whatever is left (0 unless a node miscounted).
+/// `sent + received_from_lost_nodes + foreign = received + corrupted + dropped +
+/// handed_to_lost_nodes + lost_on_links`, and `unaccounted` is whatever is left (0 unless a
+/// node miscounted).
+///
+/// Only what a node knows of its own links is believed: what it handed to each table entry,
+/// and what it took from each link, named by the link's first data packet (a node's own link
+/// can only start with a packet it originated or relayed, whose previous hop is itself;
+/// `node/data_plane.rs`). A link whose first packet names no node that has the receiver in
+/// its table is counted apart (the receiver's row for its own ID): foreign. An outsider can
+/// add packets to what arrives, never take any away, so a link that brought more than its
+/// sender handed to it carries foreign traffic, and one that brought fewer lost packets,
+/// unless its receiver also took packets on links it could not name: then no link is blamed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Accounting {
     /// Nodes of the overlay that did not send a final report (killed, hung, or gone).
@@ -119,8 +129,21 @@ pub struct Accounting {
     /// Data packets handed to a link between two reporting nodes that did not come out at
     /// the other end (a link that died with packets in the kernel's buffers).
     pub lost_on_links: u64,
+    /// Data packets the reporting nodes took that no node handed to them: from links that
+    /// are no node's, or more on a link than its sender handed to it (an outsider's packets).
+    pub foreign: u64,
     /// What the counts above do not explain; 0 means every packet is accounted for.
     pub unaccounted: i64,
+}
+
+/// `foreign traffic: node 2 took 6 packets on links named node 1, which handed it 5`.
+fn foreign_on_link(from: NodeId, to: NodeId, sent: u64, came: u64) -> String {
+    format!(
+        "foreign traffic: node {to} took {} packets on links named node {from}, which handed \
+         it {}",
+        thousands(came.into()),
+        thousands(sent.into())
+    )
 }
 
 impl RunResult {
@@ -228,15 +251,29 @@ impl RunResult {
         // What each reporting node took from each reporting peer: (from, to) -> received.
         let mut arrived: std::collections::HashMap<(NodeId, NodeId), u64> =
             std::collections::HashMap::new();
+        // What each reporting node took on links it could not name (its row for itself).
+        let mut unnamed: BTreeMap<NodeId, u64> = BTreeMap::new();
         for (&node, rows) in links {
-            for row in rows.iter().filter(|row| reported(&row.peer)) {
-                let count = arrived.entry((row.peer, node)).or_default();
-                *count = count.saturating_add(row.received);
+            for row in rows {
+                if row.peer == node {
+                    *unnamed.entry(node).or_default() += row.received;
+                } else if reported(&row.peer) {
+                    let count = arrived.entry((row.peer, node)).or_default();
+                    *count = count.saturating_add(row.received);
+                }
             }
         }
         let mut link_failures = Vec::new();
+        let mut foreign_failures = Vec::new();
+        for (&node, &count) in unnamed.iter().filter(|(_, count)| **count > 0) {
+            account.foreign = account.foreign.saturating_add(count);
+            foreign_failures.push(format!(
+                "foreign traffic: node {node} took {} packets on links that are no node's",
+                thousands(count.into())
+            ));
+        }
         for (&node, rows) in links {
-            for row in rows {
+            for row in rows.iter().filter(|row| row.peer != node) {
                 if !reported(&row.peer) {
                     account.handed_to_lost_nodes =
                         account.handed_to_lost_nodes.saturating_add(row.sent);
@@ -247,16 +284,26 @@ impl RunResult {
                 }
                 // Each link between reporting nodes, once, from its sending end.
                 let came = arrived.remove(&(node, row.peer)).unwrap_or(0);
-                account.lost_on_links = account
-                    .lost_on_links
-                    .saturating_add(row.sent.saturating_sub(came));
-                if row.sent != came {
-                    link_failures.push(format!(
+                if came > row.sent {
+                    account.foreign = account.foreign.saturating_add(came - row.sent);
+                    foreign_failures.push(foreign_on_link(node, row.peer, row.sent, came));
+                } else if came < row.sent {
+                    account.lost_on_links = account.lost_on_links.saturating_add(row.sent - came);
+                    let line = format!(
                         "link node {node} -> node {}: {} packets handed over, {} arrived",
                         row.peer,
                         thousands(row.sent.into()),
                         thousands(came.into())
-                    ));
+                    );
+                    link_failures.push(match unnamed.get(&row.peer) {
+                        Some(&other) if other > 0 => format!(
+                            "{line}, but node {} also took {} packets on links it could not \
+                             name, so the loss cannot be blamed on this link",
+                            row.peer,
+                            thousands(other.into())
+                        ),
+                        _ => line,
+                    });
                 }
             }
         }
@@ -264,17 +311,17 @@ impl RunResult {
         let mut unsent: Vec<_> = arrived.into_iter().filter(|(_, came)| *came > 0).collect();
         unsent.sort_unstable();
         for ((from, to), came) in unsent {
-            link_failures.push(format!(
-                "link node {from} -> node {to}: no packets handed over, {} arrived",
-                thousands(came.into())
-            ));
+            account.foreign = account.foreign.saturating_add(came);
+            foreign_failures.push(foreign_on_link(from, to, 0, came));
         }
         let explained = i128::from(self.packets_received)
             + i128::from(self.corrupted)
             + i128::from(self.dropped)
             + i128::from(account.handed_to_lost_nodes)
             + i128::from(account.lost_on_links);
-        let entered = i128::from(self.packets_sent) + i128::from(account.received_from_lost_nodes);
+        let entered = i128::from(self.packets_sent)
+            + i128::from(account.received_from_lost_nodes)
+            + i128::from(account.foreign);
         account.unaccounted =
             (entered - explained).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         if !account.lost_nodes.is_empty() {
@@ -297,6 +344,7 @@ impl RunResult {
                 it = if names.len() == 1 { "it" } else { "them" },
             ));
         }
+        self.failures.extend(foreign_failures);
         self.failures.extend(link_failures);
         if account.unaccounted != 0 {
             self.failures.push(format!(
@@ -832,6 +880,82 @@ mod tests {
             .with_links(&[1, 3], &links(&[(1, &[(3, 1, 0)])]));
         assert_eq!(wrong.accounting.as_ref().unwrap().unaccounted, 1);
         assert!(!wrong.passed());
+
+        // One forged packet that node 2 took on a link of its own and delivered: foreign
+        // traffic at node 2, every packet accounted for, no link blamed.
+        let forged = RunResult::new(
+            3,
+            5,
+            0,
+            0.5,
+            vec![node(1, 5, 5, 0), node(2, 5, 6, 0)],
+            vec![],
+        )
+        .with_links(
+            &[1, 2],
+            &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 5), (2, 0, 1)])]),
+        );
+        let account = forged.accounting.clone().unwrap();
+        assert_eq!((account.foreign, account.unaccounted), (1, 0));
+        let verdict = forged.verdict_line();
+        assert!(
+            verdict.contains("foreign traffic: node 2 took 1 packets on links that are no node's")
+                && !verdict.contains("link node"),
+            "{verdict}"
+        );
+
+        // Forged packets whose trace names node 1 (an outsider's link to node 2, named by its
+        // first packet, or node 1's own link relaying them): more arrived than node 1 handed
+        // over. Foreign traffic at node 2; node 1's link is not blamed.
+        let named = RunResult::new(
+            3,
+            5,
+            0,
+            0.5,
+            vec![node(1, 5, 5, 0), node(2, 5, 7, 0)],
+            vec![],
+        )
+        .with_links(&[1, 2], &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 7)])]));
+        let account = named.accounting.clone().unwrap();
+        assert_eq!(
+            (account.foreign, account.lost_on_links, account.unaccounted),
+            (2, 0, 0)
+        );
+        assert!(
+            named.verdict_line().contains(
+                "foreign traffic: node 2 took 7 packets on links named node 1, which handed it 5"
+            ),
+            "{}",
+            named.verdict_line()
+        );
+
+        // Node 2 lost 2 packets of node 1's link and took 2 on links it could not name (say
+        // node 1's link, whose first packet was an outsider's with a full trace): the loss
+        // is not blamed on the link.
+        let unsure = RunResult::new(
+            3,
+            5,
+            0,
+            0.5,
+            vec![node(1, 5, 5, 0), node(2, 5, 5, 0)],
+            vec![],
+        )
+        .with_links(
+            &[1, 2],
+            &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 3), (2, 0, 2)])]),
+        );
+        let account = unsure.accounting.clone().unwrap();
+        assert_eq!(
+            (account.foreign, account.lost_on_links, account.unaccounted),
+            (2, 2, 0)
+        );
+        assert!(
+            unsure
+                .verdict_line()
+                .contains("so the loss cannot be blamed on this link"),
+            "{}",
+            unsure.verdict_line()
+        );
 
         // The classic format reports no links: nothing changes.
         let classic = RunResult::new(3, 5, 0, 0.5, vec![node(1, 5, 5, 0)], vec![])

@@ -569,3 +569,79 @@ fn a_peer_that_never_reads_its_answers_is_cut() {
         "cut after {batches} batches of 10,000 requests; registry {rss} KiB; {warnings} warnings"
     );
 }
+
+/// `start N` on a set-up overlay: the run's verdict line and how long it took to come.
+fn run_once(reg: &mut Proc, packets: u64) -> (String, Duration) {
+    let mark = reg.mark();
+    let started = std::time::Instant::now();
+    reg.send(&format!("start {packets}"));
+    let (_, after) = reg.wait_line("summary:", mark);
+    let (verdict, _) = reg.wait_line(" packets in ", after);
+    (verdict, started.elapsed())
+}
+
+/// Forged packets at a live sink (issue 12, item 2): a raw peer with no secret connects to a
+/// node's data port and sends two valid-CRC data frames addressed to it, one as its
+/// predecessor would send it (right trace), one whose trace names a node that has no link to
+/// it. Both are counted before the next run starts. That run fails at once (not after the
+/// stall timeout), says foreign traffic and which node took it, with every packet accounted
+/// for (no negative count), and blames no link; the run after it passes.
+#[test]
+fn forged_packets_are_named_foreign_traffic_at_once() {
+    let stall_s = 30;
+    let (mut reg, port) = registry(&["--stall-timeout", &stall_s.to_string()], true);
+    let nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(4 nodes)", 0);
+    run_verifies(&mut reg, 4, 2_000, 2);
+    // NR 2 over 4 nodes: each node's table holds the next two; one relay slot at most.
+    ring.sort_by_key(|node| node.id);
+    let (sink, predecessor) = (ring[0], ring[3]);
+    let mut as_predecessor = Client::connect_to(sink.addr, None);
+    as_predecessor.send_raw(&data_frame(predecessor.id, sink.id));
+    // From ring[2] (two positions back: direct) through ring[1], whose table does not hold
+    // the sink: a trace no route has.
+    let mut through_a_stranger = Vec::new();
+    match Native::peek(&data_frame(ring[2].id, sink.id)) {
+        Ok(overlay::wire::Peek::Data(frame)) => {
+            Native::append_relayed(&frame, ring[1].id, &mut through_a_stranger)
+        }
+        other => panic!("not a data frame: {other:?}"),
+    }
+    let mut stranger = Client::connect_to(sink.addr, None);
+    stranger.send_raw(&through_a_stranger);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (verdict, took) = run_once(&mut reg, 2_000);
+    eprintln!("run with forged packets: {took:?}: {verdict}");
+    assert!(verdict.starts_with("FAIL"), "{verdict}");
+    assert!(
+        took < Duration::from_secs(stall_s / 2),
+        "the verdict came after {took:?} (stall timeout {stall_s} s): {verdict}"
+    );
+    for needle in [
+        "foreign traffic: every node has sent all its packets and 2 more were counted".to_string(),
+        format!(
+            "foreign traffic: node {} took 1 packets on links that are no node's",
+            sink.id
+        ),
+        format!(
+            "foreign traffic: node {} took {{}} packets on links named node {}",
+            sink.id, predecessor.id
+        ),
+    ] {
+        let (head, tail) = needle.split_once("{}").unwrap_or((&needle, ""));
+        assert!(
+            verdict.contains(head) && verdict.contains(tail),
+            "no {needle:?} in {verdict}"
+        );
+    }
+    for wrong in ["unaccounted", "-1", "link node"] {
+        assert!(!verdict.contains(wrong), "{wrong:?} in {verdict}");
+    }
+    let (verdict, _) = run_once(&mut reg, 2_000);
+    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
+    drop((as_predecessor, stranger));
+}

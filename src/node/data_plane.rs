@@ -4,7 +4,7 @@
 //! accepted (docs/ARCHITECTURE.md, "Flow control": always read, always relay).
 
 use super::Node;
-use super::links::Step;
+use super::links::{LinkPeer, Step};
 use super::overlay::{Link, Overlay};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
@@ -13,9 +13,9 @@ use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
 #[derive(Debug, Clone, Copy)]
 struct DataFrames {
     count: u64,
-    /// The node at the other end: known already, or the previous hop of the first of them
-    /// whose trace names one.
-    previous_hop: Option<NodeId>,
+    /// The previous hop of the first of them, if the link has not seen data before (`None`
+    /// inside: the first one names no node, see [`LinkPeer`]).
+    first_previous_hop: Option<Option<NodeId>>,
 }
 
 /// A frame a relay forwards: a data packet (its trace gains this node) or an ack (unchanged).
@@ -50,14 +50,17 @@ impl<C: Codec> Node<C> {
         };
         // The peer is looked up before routing: a bad frame may close the link midway, and
         // the frames before it still count.
-        let known = self.connections.get(&conn).and_then(|c| c.peer_node);
+        let peer = self
+            .connections
+            .get(&conn)
+            .map_or(LinkPeer::Unnamed, |c| c.peer);
         let mut data = DataFrames {
             count: 0,
-            previous_hop: known,
+            first_previous_hop: None,
         };
         let routed = overlay.route_frames(&mut self.effects, now, bytes, &mut data);
         if data.count > 0 {
-            self.count_received(conn, known.is_none(), data);
+            self.count_received(conn, peer, data);
         }
         match routed {
             Ok(consumed) => consumed,
@@ -68,22 +71,29 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    /// Adds `data` to the count of the node at the other end of `conn`; if `naming`, the
-    /// first data packet's previous hop names that node, once it is a member of the overlay
-    /// (so foreign IDs cannot grow the table).
-    fn count_received(&mut self, conn: ConnId, naming: bool, data: DataFrames) {
-        let (Some(peer), Some(overlay)) = (data.previous_hop, self.overlay.as_mut()) else {
+    /// Adds `data` to the count of the node at the other end of `conn` (`peer`, or named now
+    /// by the first of them: [`LinkPeer`]).
+    fn count_received(&mut self, conn: ConnId, peer: LinkPeer, data: DataFrames) {
+        let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
-        if naming {
-            if overlay.router.position(peer).is_none() {
-                return;
+        let peer = match (peer, data.first_previous_hop) {
+            (LinkPeer::Unknown, Some(previous_hop)) => {
+                let named = match previous_hop {
+                    Some(node) if overlay.holds_me_in_table(node) => LinkPeer::Node(node),
+                    _ => LinkPeer::Unnamed,
+                };
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.peer = named;
+                }
+                named
             }
-            if let Some(connection) = self.connections.get_mut(&conn) {
-                connection.peer_node = Some(peer);
-            }
-        }
-        let count = overlay.received_from.entry(peer).or_default();
+            (peer, _) => peer,
+        };
+        let count = match peer {
+            LinkPeer::Node(node) => overlay.received_from.entry(node).or_default(),
+            LinkPeer::Unnamed | LinkPeer::Unknown => &mut overlay.received_unnamed,
+        };
         *count = count.saturating_add(data.count);
     }
 }
@@ -111,8 +121,8 @@ impl<C: Codec> Overlay<C> {
             // Matched by reference: the view is read where `peek` put it, not copied.
             match &C::peek(frame) {
                 Ok(Peek::Data(data_frame)) => {
-                    if data.previous_hop.is_none() {
-                        data.previous_hop = data_frame.previous_hop();
+                    if data.count == 0 {
+                        data.first_previous_hop = Some(data_frame.previous_hop());
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {

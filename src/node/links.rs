@@ -31,7 +31,25 @@ pub(super) struct Connection {
     /// plane appends them.
     pub(super) pending: Vec<u8>,
     /// The node at the other end of a link data arrives on, named by its first data packet.
-    pub(super) peer_node: Option<NodeId>,
+    pub(super) peer: LinkPeer,
+}
+
+/// Who is at the other end of a link that data arrives on, as its first data packet says.
+///
+/// The first packet on a node's own link is one it originated (the source is the node) or
+/// relayed (the node wrote itself into the last slot of the trace): either way its previous
+/// hop is that node. An outsider's link can name any node, but then only adds packets to that
+/// node's count, which the registry notices (`summary::Accounting`). A first packet whose trace
+/// overflowed, or that names a node whose table does not hold this node, comes from no node's
+/// link: the link is unnamed and its packets are counted apart, as foreign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkPeer {
+    /// No data packet yet.
+    Unknown,
+    /// The link of this node (it has us in its table).
+    Node(NodeId),
+    /// No node's link.
+    Unnamed,
 }
 
 impl Connection {
@@ -40,7 +58,7 @@ impl Connection {
             role,
             handshake,
             pending: Vec::new(),
-            peer_node: None,
+            peer: LinkPeer::Unknown,
         }
     }
 }

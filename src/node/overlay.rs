@@ -80,8 +80,12 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) stats: RunStats,
     /// The same since the last progress report (latency over time at the registry).
     pub(super) stats_since_poll: RunStats,
-    /// Data packets taken from each node's links since the last final report.
+    /// Data packets taken from each node's links since the last final report (only nodes
+    /// that hold this node in their table: at most NR_MAX rows).
     pub(super) received_from: HashMap<NodeId, u64>,
+    /// Data packets taken from links that are no node's since the last final report
+    /// (`links::LinkPeer::Unnamed`): reported in the row for this node's own ID.
+    pub(super) received_unnamed: u64,
     /// The current run, from its task to its last packet originated.
     pub(super) run: Option<Run>,
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
@@ -113,6 +117,7 @@ impl<C: Codec> Overlay<C> {
             stats: RunStats::default(),
             stats_since_poll: RunStats::default(),
             received_from: HashMap::new(),
+            received_unnamed: 0,
             run: None,
             problems_logged: 0,
             codec: PhantomData,
@@ -149,6 +154,7 @@ impl<C: Codec> Overlay<C> {
     pub(super) fn reset_counts(&mut self) {
         self.counters = Counters::default();
         self.received_from.clear();
+        self.received_unnamed = 0;
         self.entries
             .iter_mut()
             .for_each(|entry| entry.packets_out = 0);
@@ -175,8 +181,30 @@ impl<C: Codec> Overlay<C> {
             });
             link.received += received;
         }
-        // Never more rows than a summary may carry (only a node that a stream of hostile links
-        // fed could reach it; the registry then reports the difference as unaccounted).
-        links.into_values().take(SUMMARY_LINKS_MAX).collect()
+        if self.received_unnamed > 0 {
+            links.insert(
+                self.id,
+                LinkCount {
+                    peer: self.id,
+                    sent: 0,
+                    received: self.received_unnamed,
+                },
+            );
+        }
+        // Table entries, nodes that hold this one in their table, and this node itself: at
+        // most 2 x NR_MAX + 1 rows.
+        debug_assert!(links.len() <= SUMMARY_LINKS_MAX);
+        links.into_values().collect()
+    }
+
+    /// True if `node` is a member whose table holds this node: only its link may bring data
+    /// named after it.
+    pub(super) fn holds_me_in_table(&self, node: NodeId) -> bool {
+        self.router.position(node).is_some_and(|position| {
+            self.router
+                .ring()
+                .table(position, self.router.nr())
+                .contains(&self.id)
+        })
     }
 }

@@ -73,9 +73,27 @@ impl Totals {
         })
     }
 
+    /// Packets that arrived somewhere: received or found corrupted at a sink, or dropped.
+    fn counted(&self) -> u64 {
+        self.received + self.corrupted + self.dropped
+    }
+
     /// Every packet sent is received, corrupted or dropped.
     pub fn accounted(&self) -> bool {
-        self.received + self.corrupted + self.dropped == self.sent
+        self.counted() == self.sent
+    }
+
+    /// `N packets unaccounted for`, or `N packets more counted than sent (foreign traffic)`.
+    fn unaccounted_text(&self) -> String {
+        let counted = self.counted();
+        if counted > self.sent {
+            format!(
+                "{} packets more counted than sent (foreign traffic)",
+                counted - self.sent
+            )
+        } else {
+            format!("{} packets unaccounted for", self.sent - counted)
+        }
     }
 }
 
@@ -128,6 +146,10 @@ struct Poll {
     window: RunStats,
     /// When the round in progress was sent.
     sent_at: Option<Nanos>,
+    /// The round in progress was sent once every node had finished sending, so every reply
+    /// to it counts the node's final `sent` (a node reports task-finished before it answers
+    /// a later poll on the same connection).
+    sent_counts_final: bool,
     /// When the next round is due.
     next_at: Option<Nanos>,
     /// Totals of the previous round (of the current phase).
@@ -191,6 +213,7 @@ impl Run {
                 replies: BTreeMap::new(),
                 window: RunStats::default(),
                 sent_at: None,
+                sent_counts_final: false,
                 next_at: match timing.settle {
                     Some(_) => None,
                     None => Some(now + timing.progress_interval),
@@ -247,6 +270,7 @@ impl Run {
     fn poll_now(&mut self, now: Nanos) -> Step {
         self.poll.next_at = None;
         self.poll.sent_at = Some(now);
+        self.poll.sent_counts_final = matches!(self.phase, Phase::Draining);
         self.poll.replies.clear();
         self.poll.window.reset();
         Step::PollAll
@@ -309,6 +333,7 @@ impl Run {
             return Step::Nothing;
         }
         self.poll.sent_at = None;
+        let sent_counts_final = self.poll.sent_counts_final;
         let totals = Totals::of(self.poll.replies.values());
         self.last_totals = Some(totals);
         self.rounds += 1;
@@ -331,6 +356,20 @@ impl Run {
             return Step::Nothing;
         }
         match self.phase {
+            // Every node had sent all its packets when the round went out, so `sent` is
+            // final, and each packet is counted once where it ends: more counted than sent
+            // are packets no node sent. (A round sent earlier may count a node's `sent`
+            // before its last packets, and their arrival after.)
+            Phase::Draining if sent_counts_final && totals.counted() > totals.sent => {
+                return self.fail(
+                    now,
+                    format!(
+                        "foreign traffic: every node has sent all its packets and {} more \
+                         were counted (received, corrupted or dropped) than were sent",
+                        totals.counted() - totals.sent
+                    ),
+                );
+            }
             Phase::Draining if same && totals.accounted() => {
                 tracing::debug!(
                     "run {}: quiet after {} us",
@@ -350,14 +389,12 @@ impl Run {
             _ => {}
         }
         if now.saturating_sub(self.poll.progress_at) >= self.timing.stall_timeout {
-            let missing = totals
-                .sent
-                .saturating_sub(totals.received + totals.corrupted + totals.dropped);
             return self.fail(
                 now,
                 format!(
-                    "no progress for {} s with {missing} packets unaccounted for",
-                    self.timing.stall_timeout / 1_000_000_000
+                    "no progress for {} s with {}",
+                    self.timing.stall_timeout / 1_000_000_000,
+                    totals.unaccounted_text()
                 ),
             );
         }

@@ -72,7 +72,9 @@ impl Counters {
 /// was handed) and check every link when none is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LinkCount {
-    /// The node at the other end.
+    /// The node at the other end. The row for the reporting node's own ID counts the data
+    /// packets it took on links that are no node's (their first packet named no node that
+    /// holds it in its table): foreign traffic.
     pub peer: NodeId,
     /// Data packets this node queued for its link to `peer` (queued ones that never left
     /// when the link died are counted as dropped instead).

@@ -636,3 +636,88 @@ fn a_pause_while_collecting_or_settling_blames_no_one() {
         ],
     );
 }
+
+#[test]
+fn more_counted_than_sent_once_every_node_finished_fails_at_once_as_foreign_traffic() {
+    // Node 1 took a packet nobody sent (an outsider's, or one left from before the run):
+    // the first round after the last task-finished shows it, and the run fails at once
+    // rather than waiting out the stall timeout for packets that can never be accounted for.
+    const FOREIGN: &str = "foreign traffic: every node has sent all its packets and 1 more \
+                           were counted (received, corrupted or dropped) than were sent";
+    play(
+        None,
+        &[1, 2],
+        &[
+            (0, Finished(1), Nothing, Some(1000)),
+            (0, Finished(2), Poll, Some(10_000)),
+            (1, Progress(1, [4, 5, 0, 0, 0]), Nothing, Some(10_000)),
+            (1, Progress(2, [4, 4, 0, 0, 0]), Stop, Some(10_001)),
+            // Stopping: quiet for 100 ms, then the final summaries.
+            (2, Progress(1, [4, 5, 0, 0, 0]), Nothing, Some(10_001)),
+            (2, Progress(2, [4, 4, 0, 0, 0]), Nothing, Some(4)),
+            (4, Tick, Poll, Some(10_001)),
+            (104, Progress(1, [4, 5, 0, 0, 0]), Nothing, Some(10_001)),
+            (104, Progress(2, [4, 4, 0, 0, 0]), Collect, Some(10_104)),
+            (105, Final(1), Nothing, Some(10_104)),
+            (105, Final(2), Finish(&[1, 2], &[FOREIGN]), None),
+        ],
+    );
+}
+
+#[test]
+fn a_round_sent_before_the_last_task_finished_may_count_more_than_sent() {
+    // Node 2 answers a progress round with 3 sent, then sends 2 more and finishes; node 1
+    // answers the same round after those 2 arrived. The round completes after the last
+    // task-finished with 5 counted for 3 sent: no foreign traffic, its `sent` was not final.
+    play(
+        None,
+        &[1, 2],
+        &[
+            (0, Finished(1), Nothing, Some(1000)),
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Progress(2, [3, 0, 0, 0, 0]), Nothing, Some(11_000)),
+            (1002, Finished(2), Nothing, Some(11_000)),
+            (1003, Progress(1, [0, 5, 0, 0, 0]), Nothing, Some(1002)),
+            (1003, Tick, Poll, Some(11_003)),
+            (1004, Progress(1, [0, 5, 0, 0, 0]), Nothing, Some(11_003)),
+            (1004, Progress(2, [5, 0, 0, 0, 0]), Nothing, Some(1005)),
+            (1005, Tick, Poll, Some(11_005)),
+            (1006, Progress(1, [0, 5, 0, 0, 0]), Nothing, Some(11_005)),
+            (1006, Progress(2, [5, 0, 0, 0, 0]), Collect, Some(11_006)),
+        ],
+    );
+}
+
+#[test]
+fn a_stall_with_more_counted_than_sent_says_so() {
+    // Still sending (node 1 never finishes), so `sent` is not final and no foreign traffic is
+    // declared early; at the stall the message says which way the count is off, never a
+    // negative or a clamped zero.
+    play(
+        None,
+        &[1],
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Progress(1, [1, 2, 0, 0, 0]), Nothing, Some(2001)),
+            (2001, Tick, Poll, Some(12_001)),
+            (11_000, Progress(1, [1, 2, 0, 0, 0]), Nothing, Some(12_000)),
+            (12_000, Tick, Poll, Some(22_000)),
+            (12_000, Progress(1, [1, 2, 0, 0, 0]), Stop, Some(22_000)),
+            (12_001, Progress(1, [1, 2, 0, 0, 0]), Nothing, Some(12_003)),
+            (12_003, Tick, Poll, Some(22_000)),
+            (12_101, Progress(1, [1, 2, 0, 0, 0]), Collect, Some(22_101)),
+            (
+                12_102,
+                Final(1),
+                Finish(
+                    &[1],
+                    &[
+                        "no progress for 10 s with 1 packets more counted than sent (foreign \
+                       traffic)",
+                    ],
+                ),
+                None,
+            ),
+        ],
+    );
+}
