@@ -24,6 +24,7 @@ use overlay::node::{Group, Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Registry, RegistryConfig, Script};
 use overlay::routing::{check_overlay, id_bits_for, nr_for};
+use overlay::summary::{RunReport, Settings};
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
@@ -167,10 +168,14 @@ struct Common {
     secret_file: Option<PathBuf>,
 }
 
-/// How the registry prints run summaries.
+/// What the registry's standard output carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum SummaryFormat {
+    /// Status lines, progress and each run's summary table, for a person.
     Table,
+    /// JSON only, as `iperf3 -J` does: scripted, one object at exit (the result file's);
+    /// at the console, one line of JSON per run as it ends. Everything else goes to standard
+    /// error.
     Json,
 }
 
@@ -179,7 +184,7 @@ struct RegistryArgs {
     /// Port to listen on; 0 or omitted picks a free port (printed at start).
     port: Option<u16>,
     /// Local address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(short, long, default_value = "0.0.0.0")]
     bind: IpAddr,
     /// Node IDs are drawn from 0..2^BITS [default: 7, the reference's 0..=127, or in scripted
     /// mode the fewest bits that give each of --nodes an ID].
@@ -195,27 +200,32 @@ struct RegistryArgs {
     port_file: Option<PathBuf>,
     /// Scripted mode: wait for this many nodes, set up, run, print the summary and exit
     /// (status 0 only if every run passed).
-    #[arg(long, requires = "start")]
+    #[arg(short, long, requires = "start")]
     nodes: Option<usize>,
     /// Scripted mode: routing-table size [default: ceil(log2 NODES), so paths stay about
     /// log2 N long at any size].
     #[arg(long)]
     nr: Option<usize>,
     /// Scripted mode: packets each node sends per run.
-    #[arg(long, requires = "nodes")]
+    #[arg(short, long, requires = "nodes")]
     start: Option<u64>,
     /// Scripted mode: how many runs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Extra payload bytes per packet (scripted mode).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=(PAYLOAD_BYTES_MAX - 4) as i64))]
     payload: u32,
-    /// Scripted mode: write the result as JSON to this path.
+    /// Write the result as JSON to this path (scripted or at the console): the settings, the
+    /// total of every run and the runs, rewritten as each run ends and at exit. Checked
+    /// before the registry listens.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write the progress of every run as CSV to this path: one row per progress round
-    /// (about a second apart) and one at the end of each run (run, elapsed_s, packets_sent,
-    /// packets_received, packets_relayed, rate_pps); `tools/plot.py` draws it.
+    /// Write the progress of every run as CSV to this path: a header, then one row per
+    /// progress round (about a second apart) and one at the end of each run. Columns: run;
+    /// elapsed_s (since start); packets_sent, packets_received, packets_relayed (so far);
+    /// rate_pps (packets received per second since the previous row); latency_p50_us,
+    /// latency_p99_us (end to end, of the packets delivered since the previous row; on a
+    /// run's last row, of the whole run). `tools/plot.py` draws it.
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Scripted mode: seconds to wait for every node to register and set up.
@@ -228,9 +238,9 @@ struct RegistryArgs {
     /// native wire only). For latency at light load.
     #[arg(long, default_value_t = 0)]
     rate: u32,
-    /// How run summaries are printed: `table` (the reference's, with a verdict line) or `json`
-    /// (the same object as each entry of the result file's `runs`).
-    #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
+    /// What standard output carries: `table` (status lines and each run's summary, for a
+    /// person) or `json` (JSON only; every other line goes to standard error).
+    #[arg(short, long, value_enum, default_value_t = SummaryFormat::Table)]
     format: SummaryFormat,
     /// `--wire classic` only: classic nodes answer a summary request once and reset, so the
     /// registry cannot poll them; it waits this many milliseconds after the last
@@ -249,7 +259,7 @@ struct NodeArgs {
     registry_port: u16,
     /// Local address to listen on and to connect from (default: the address that routes to
     /// the registry).
-    #[arg(long)]
+    #[arg(short, long)]
     bind: Option<IpAddr>,
     /// Once the event loop runs out of work, keep polling for this many microseconds before
     /// sleeping, yielding the core to any other runnable process in between. Lowers latency
@@ -348,12 +358,10 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         check_script(&args, nodes)?;
     }
     let secret = secret(&args.common)?;
-    let json = match &args.json {
-        Some(path) => Some((
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot write {}", path.display()))?,
-            path,
-        )),
+    let json_stdout = args.format == SummaryFormat::Json;
+    let out = Out { json_stdout };
+    let result_file = match &args.json {
+        Some(path) => Some(ResultFile::create(path)?),
         None => None,
     };
     let csv = match &args.csv {
@@ -366,11 +374,25 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         }
         None => None,
     };
+    let seed = seed(&args.common);
+    let settings = Settings {
+        version: env!("CARGO_PKG_VERSION"),
+        host: host_name(),
+        started_at: format!("{:.0}", jiff::Timestamp::now()),
+        wire: C::NAME,
+        finger_rule: None,
+        nr: None,
+        id_bits: args.id_bits(),
+        window_bytes: None,
+        rate_per_s: args.rate,
+        extra_payload_bytes: None,
+        seed,
+    };
     let (listener, local) = io::listen(SocketAddr::new(args.bind, args.port.unwrap_or(0)))
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port.unwrap_or(0)))?;
-    say(format_args!("Registry listening on {local}"));
+    out.status(format_args!("Registry listening on {local}"));
     if C::NAME != Native::NAME {
-        say(format_args!("Wire format: {}", C::NAME));
+        out.status(format_args!("Wire format: {}", C::NAME));
     }
     if let Some(path) = &args.port_file {
         std::fs::write(path, format!("{}\n", local.port()))
@@ -390,13 +412,12 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let scripted = script.is_some();
     let registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits(),
-        seed: seed(&args.common),
+        seed,
         secret,
         script,
         window_bytes: args.window_bytes,
         stall_timeout: args.stall_timeout * 1_000_000_000,
         rate_per_s: args.rate,
-        summary_json: args.format == SummaryFormat::Json,
         settle: args.settle_ms.saturating_mul(1_000_000),
         ..RegistryConfig::default()
     });
@@ -409,24 +430,18 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         busy_poll: Duration::ZERO,
         console: true,
     };
-    let mut shown = Shown::new(registry, csv);
+    let mut shown = Shown::new(registry, out, settings, csv, result_file);
+    shown.scripted = scripted;
     let code = io::run(&mut shown, vec![listener], &config)?;
     shown.close();
-    let registry = shown.registry;
-    if let Some((mut file, path)) = json {
-        let result = registry.results().file();
-        let text = match &result {
-            Some(result) => serde_json::to_string_pretty(result)?,
-            None => serde_json::json!({
-                "verdict": "FAIL",
-                "failures": ["no run completed"],
-            })
-            .to_string(),
-        };
-        writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
+    if json_stdout && scripted {
+        let mut stdout = std::io::stdout().lock();
+        // A closed standard output is its reader's choice; the exit status still says it all.
+        let _ = writeln!(stdout, "{}", shown.result_text());
+        let _ = stdout.flush();
     }
     if scripted {
-        let passed = registry.results().all_passed();
+        let passed = shown.registry.results().all_passed();
         return Ok(if passed && code == 0 {
             0
         } else {
@@ -436,28 +451,113 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     Ok(code.clamp(0, 255) as u8)
 }
 
-/// The registry with its progress shown: a bar when standard output is a terminal, a plain
-/// line at most every 5 s when it is not, and CSV rows if asked. It passes every event to the
-/// registry and reads `Registry::progress` and `Registry::results` after each; the registry
-/// itself does no I/O.
+/// Where the registry's lines go: standard output, or standard error when standard output
+/// carries JSON only (`--format json`).
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json_stdout: bool,
+}
+
+impl Out {
+    /// A line for the operator.
+    fn status(self, line: std::fmt::Arguments) {
+        if self.json_stdout {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        } else {
+            say(line);
+        }
+    }
+
+    /// Whether the stream the status lines go to is a terminal (a progress bar is drawn).
+    fn terminal(self) -> bool {
+        if self.json_stdout {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// `--json PATH`: opened before the registry listens, rewritten whole as each run ends and
+/// at exit (a file that is not a regular one, a pipe say, is written once, at exit).
+struct ResultFile {
+    file: std::fs::File,
+    path: PathBuf,
+    regular: bool,
+}
+
+impl ResultFile {
+    fn create(path: &std::path::Path) -> Result<ResultFile> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        Ok(ResultFile {
+            file,
+            path: path.to_path_buf(),
+            regular,
+        })
+    }
+
+    /// Replaces the file's contents with `text`.
+    fn write(&mut self, text: &str) -> std::io::Result<()> {
+        use std::io::Seek as _;
+        if self.regular {
+            self.file.set_len(0)?;
+            self.file.rewind()?;
+        }
+        self.file.write_all(text.as_bytes())?;
+        self.file.write_all(b"\n")?;
+        self.file.flush()
+    }
+}
+
+/// The name of this host, for a result's settings (empty if the kernel does not say).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The registry with its progress shown: a bar when the status stream is a terminal, a plain
+/// line at most every 5 s when it is not, CSV rows and the result file if asked, and with
+/// `--format json` every line moved to standard error and JSON alone on standard output. It
+/// passes every event to the registry and reads `Registry::progress` and `Registry::results`
+/// after each; the registry itself does no I/O.
 struct Shown<C: Codec> {
     registry: Registry<C>,
     tracker: ProgressTracker,
-    /// Standard output is a terminal: draw a bar.
+    out: Out,
+    /// The status stream is a terminal: draw a bar.
     terminal: bool,
     bar: Option<ProgressBar>,
     csv: Option<(std::fs::File, PathBuf)>,
+    result_file: Option<ResultFile>,
+    /// The registry's settings, with those of the last overlay seen.
+    settings: Settings,
+    /// Scripted: `--format json` prints the whole result at exit, not a line per run.
+    scripted: bool,
     results_seen: u32,
 }
 
 impl<C: Codec> Shown<C> {
-    fn new(registry: Registry<C>, csv: Option<(std::fs::File, PathBuf)>) -> Shown<C> {
+    fn new(
+        registry: Registry<C>,
+        out: Out,
+        settings: Settings,
+        csv: Option<(std::fs::File, PathBuf)>,
+        result_file: Option<ResultFile>,
+    ) -> Shown<C> {
         Shown {
             registry,
             tracker: ProgressTracker::new(PROGRESS_SHOWN_GAP_NS_MIN, PROGRESS_LINE_GAP_NS_MIN),
-            terminal: std::io::stdout().is_terminal(),
+            out,
+            terminal: out.terminal(),
             bar: None,
             csv,
+            result_file,
+            settings,
+            scripted: false,
             results_seen: 0,
         }
     }
@@ -471,8 +571,48 @@ impl<C: Codec> Shown<C> {
         }
     }
 
+    /// The result file's text: the settings, the total and the kept runs (a FAIL object
+    /// with the settings when no run completed).
+    fn result_text(&self) -> String {
+        let text = match self.registry.results().file() {
+            Some(mut result) => {
+                result.settings = Some(self.settings.clone());
+                serde_json::to_string_pretty(&result)
+            }
+            None => serde_json::to_string_pretty(&serde_json::json!({
+                "settings": self.settings,
+                "verdict": "FAIL",
+                "failures": ["no run completed"],
+            })),
+        };
+        text.unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    }
+
+    /// Rewrites `--json PATH` (at exit also when it is not a regular file).
+    fn write_result_file(&mut self, at_exit: bool) {
+        if !self
+            .result_file
+            .as_ref()
+            .is_some_and(|file| file.regular || at_exit)
+        {
+            return;
+        }
+        let text = self.result_text();
+        if let Some(file) = &mut self.result_file
+            && let Err(error) = file.write(&text)
+        {
+            tracing::warn!(path = %file.path.display(), %error, "cannot write the JSON result");
+            self.result_file = None;
+        }
+    }
+
     /// After each event: new progress, finished runs, and lines printed around the bar.
     fn show(&mut self, effects: &mut Vec<Effect>) {
+        if let Some(overlay) = self.registry.overlay_settings() {
+            self.settings.nr = Some(overlay.nr);
+            self.settings.finger_rule = Some(overlay.rule.name());
+            self.settings.window_bytes = Some(overlay.window_bytes);
+        }
         if let Some(point) = self
             .registry
             .progress()
@@ -480,7 +620,9 @@ impl<C: Codec> Shown<C> {
         {
             self.csv_row(&point);
             if self.terminal {
-                let bar = self.bar.get_or_insert_with(|| new_bar(point.expected));
+                let bar = self
+                    .bar
+                    .get_or_insert_with(|| new_bar(point.expected, self.out));
                 bar.set_length(point.expected);
                 bar.set_position(point.received.min(point.expected));
                 bar.set_message(point.bar_message());
@@ -493,18 +635,57 @@ impl<C: Codec> Shown<C> {
         let new = (results.completed() - self.results_seen) as usize;
         let first = results.recent().len().saturating_sub(new);
         let mut points = Vec::new();
+        let mut reports = Vec::new();
         for result in results.recent().range(first..) {
             self.results_seen += 1;
             points.push(self.tracker.finish(self.results_seen, result));
+            self.settings.extra_payload_bytes = Some(result.extra_payload_bytes);
+            if self.out.json_stdout && !self.scripted {
+                let report = RunReport {
+                    run: self.results_seen,
+                    settings: &self.settings,
+                    result,
+                };
+                reports.push(serde_json::to_string(&report).unwrap_or_default());
+            }
         }
         self.results_seen = results.completed();
+        if !points.is_empty() {
+            self.write_result_file(false);
+        }
         for point in points {
             self.csv_row(&point);
             if let Some(bar) = self.bar.take() {
                 bar.finish_and_clear();
             }
         }
-        if let Some(bar) = &self.bar {
+        if self.out.json_stdout {
+            // Standard output carries JSON alone: every line for a person goes to standard
+            // error (above the bar, if one is drawn), and files written are said there too.
+            for effect in effects.iter_mut() {
+                if let Effect::WriteFile { path, contents } = effect {
+                    let line = io::write_file(path, contents);
+                    *effect = Effect::Print(line);
+                }
+            }
+            effects.retain(|effect| match effect {
+                Effect::Print(line) => {
+                    match &self.bar {
+                        Some(bar) => bar.println(line),
+                        None => self.out.status(format_args!("{line}")),
+                    }
+                    false
+                }
+                _ => true,
+            });
+            if !reports.is_empty() {
+                let mut stdout = std::io::stdout().lock();
+                for report in reports {
+                    let _ = writeln!(stdout, "{report}");
+                }
+                let _ = stdout.flush();
+            }
+        } else if let Some(bar) = &self.bar {
             // Lines printed while the bar is drawn go above it.
             effects.retain(|effect| match effect {
                 Effect::Print(line) => {
@@ -516,7 +697,7 @@ impl<C: Codec> Shown<C> {
         }
     }
 
-    /// The loop is over: clear the bar, flush the CSV.
+    /// The loop is over: clear the bar, flush the CSV, write the result file.
     fn close(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
@@ -526,13 +707,19 @@ impl<C: Codec> Shown<C> {
         {
             tracing::warn!(path = %path.display(), %error, "cannot write the CSV");
         }
+        self.write_result_file(true);
     }
 }
 
-fn new_bar(length: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stdout());
+fn new_bar(length: u64, out: Out) -> ProgressBar {
+    let target = if out.json_stdout {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::stdout()
+    };
+    let bar = ProgressBar::with_draw_target(Some(length), target);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} packets  {msg}")
+        ProgressStyle::with_template("{bar:40.cyan/blue} {human_pos}/{human_len} packets  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
@@ -690,6 +877,40 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("overlay: {error:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// `--csv`'s help names every column the file has, in the header's order.
+    #[test]
+    fn csv_help_names_every_column() {
+        let command = Cli::command();
+        let registry = command.find_subcommand("registry").expect("registry");
+        let csv = registry
+            .get_arguments()
+            .find(|arg| arg.get_id() == "csv")
+            .expect("--csv");
+        let help = csv
+            .get_long_help()
+            .or(csv.get_help())
+            .expect("help")
+            .to_string();
+        let mut from = 0;
+        for column in CSV_HEADER.split(',') {
+            let at = help[from..]
+                .find(column)
+                .unwrap_or_else(|| panic!("{column} not in order in: {help}"));
+            from += at + column.len();
         }
     }
 }

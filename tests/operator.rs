@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Proc, Registered, node, registered, registry, temp_path, wait_file};
+use common::{
+    Proc, Registered, node, registered, registry, registry_port_file, temp_path, wait_file,
+};
 
 /// `export-overlay FILE` writes every node and its NR table entries as edges labelled with
 /// the distance; without an overlay, with wrong arguments or an unwritable path it says why.
@@ -167,11 +169,12 @@ fn csv_and_plain_progress_of_a_scripted_run() {
 }
 
 /// The summary's results: hop counts and latency percentiles merged across nodes, relays/s,
-/// in the result file and (`--format json`) printed as JSON instead of the table.
+/// in the result file and (`--format json`) on standard output, which then carries that JSON
+/// and nothing else (status lines and the table go to standard error), with the settings.
 #[test]
 fn json_summary_carries_hops_and_latency() {
     let json = temp_path("stats.json");
-    let (mut reg, port) = registry(
+    let (mut reg, port) = registry_port_file(
         &[
             "--nodes",
             "8",
@@ -192,18 +195,44 @@ fn json_summary_carries_hops_and_latency() {
     let status = reg.wait_exit();
     assert!(status.success(), "registry: {status}\n{}", reg.dump());
     let out = reg.out.text();
-    assert!(
-        !out.contains("Packets Received"),
-        "JSON, not the table: {out}"
-    );
-    let printed = &out[out.find("Run 1 summary:").expect("a summary") + "Run 1 summary:".len()..];
-    let end = printed.find("\n}").expect("the JSON object ends") + 2;
-    let summary: serde_json::Value = serde_json::from_str(&printed[..end]).expect("JSON");
+    // The whole of standard output is one JSON document: nothing before or after it.
+    let printed: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("standard output is not JSON alone ({e}): {out}"));
+    let err = reg.err.text();
+    for line in [
+        "Registry listening on 127.0.0.1:",
+        "Run 1 summary:",
+        "Packets Received",
+    ] {
+        assert!(err.contains(line), "{line:?} on standard error: {err}");
+    }
+    let summary = &printed["runs"][0];
     let file: serde_json::Value = serde_json::from_str(&wait_file(&json.0, |t| {
         t.contains("verdict").then(|| t.to_string())
     }))
     .unwrap();
-    for result in [&summary, &file["runs"][0], &file] {
+    assert_eq!(
+        printed, file,
+        "the same result on standard output and in the file"
+    );
+    let settings = &printed["settings"];
+    assert_eq!(settings["wire"], "native", "{settings}");
+    assert_eq!(settings["finger_rule"], "positions", "{settings}");
+    assert_eq!(settings["nr"], 3, "{settings}");
+    assert_eq!(settings["id_bits"], 7, "{settings}");
+    assert_eq!(settings["window_bytes"], 4 << 20, "{settings}");
+    assert_eq!(settings["rate_per_s"], 0, "{settings}");
+    assert_eq!(settings["extra_payload_bytes"], 0, "{settings}");
+    assert!(settings["seed"].is_u64(), "{settings}");
+    assert_eq!(settings["version"], env!("CARGO_PKG_VERSION"), "{settings}");
+    assert!(!settings["host"].as_str().unwrap().is_empty(), "{settings}");
+    // RFC 3339 in UTC to the second: 2026-12-01T17:20:31Z.
+    let at = settings["started_at"].as_str().unwrap().as_bytes();
+    assert!(
+        at.len() == 20 && at[4] == b'-' && at[10] == b'T' && at[13] == b':' && at[19] == b'Z',
+        "{settings}"
+    );
+    for result in [summary, &file["runs"][0], &file, &printed] {
         assert_eq!(result["verdict"], "PASS", "{result}");
         assert_eq!(result["packets_received"], 16_000, "{result}");
         let by_relays: Vec<u64> = result["stats"]["packets_by_relays"]

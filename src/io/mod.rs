@@ -50,6 +50,18 @@ pub struct DriverConfig {
     pub console: bool,
 }
 
+/// Carries out [`Effect::WriteFile`](crate::machine::Effect::WriteFile): writes the file and
+/// returns the line for the operator (`Wrote PATH (N bytes)`, or why it could not).
+pub fn write_file(path: &std::path::Path, contents: &str) -> String {
+    match std::fs::write(path, contents) {
+        Ok(()) => format!("Wrote {} ({} bytes)", path.display(), contents.len()),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot write file");
+            format!("Cannot write {}: {error}", path.display())
+        }
+    }
+}
+
 /// Why the driver could not start, or had to stop.
 #[derive(thiserror::Error, Debug)]
 pub enum DriverError {

@@ -24,9 +24,6 @@ pub struct RegistryConfig {
     pub poll_interval: Nanos,
     /// Packets per second each node originates at most in a run (0 = as fast as it can).
     pub rate_per_s: u32,
-    /// Print run summaries as JSON (the same object as the result file's runs) instead of the
-    /// table.
-    pub summary_json: bool,
     /// `--secret-file`: every connection must answer a challenge keyed by it first.
     pub secret: Option<Secret>,
     /// A connection that has not registered a node this long after it was accepted is closed
@@ -50,7 +47,6 @@ impl Default for RegistryConfig {
             poll_interval: DRAIN_POLL_INTERVAL_NS,
             stranger_timeout: STRANGER_TIMEOUT_NS,
             secret: None,
-            summary_json: false,
             rate_per_s: 0,
             stall_timeout: STALL_TIMEOUT_DEFAULT_NS,
             settle: SETTLE_DEFAULT_NS,

@@ -41,6 +41,7 @@ mod setup;
 
 pub use config::RegistryConfig;
 pub use script::Script;
+pub use setup::OverlaySettings;
 
 use membership::NodeRecord;
 use progress::ProgressSample;

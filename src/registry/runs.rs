@@ -182,12 +182,7 @@ impl<C: Codec> Registry<C> {
         )
         .with_links(&run.members, &run.links)
         .with_stats(run.stats);
-        let text = if self.config.summary_json {
-            serde_json::to_string_pretty(&result).unwrap_or_else(|error| error.to_string())
-        } else {
-            result.table()
-        };
-        self.say(format!("Run {} summary:\n{text}", run.number));
+        self.say(format!("Run {} summary:\n{}", run.number, result.table()));
         self.results.push(result);
         self.script_next();
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::Registry;
+use crate::chord::FingerRule;
 use crate::limits::{NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
 use crate::routing::{Ring, check_nr, longest_path_relays};
 use crate::wire::{Codec, Control, Manifest, ManifestEntry, NodeId, Status};
@@ -13,6 +14,10 @@ use crate::wire::{Codec, Control, Manifest, ManifestEntry, NodeId, Status};
 pub(super) struct Overlay {
     /// Routing-table entries per node.
     pub(super) nr: usize,
+    /// The rule the tables were built with.
+    pub(super) rule: FingerRule,
+    /// Each source's window, as the manifests told the nodes (0: the encoding has none).
+    pub(super) window_bytes: u64,
     pub(super) ring: Ring,
     /// Nodes that have not reported setup success yet.
     pub(super) waiting: BTreeSet<NodeId>,
@@ -20,7 +25,24 @@ pub(super) struct Overlay {
     pub(super) ready: bool,
 }
 
+/// What the overlay of the last `setup-overlay` was built with, for a result's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlaySettings {
+    pub nr: usize,
+    pub rule: FingerRule,
+    pub window_bytes: u64,
+}
+
 impl<C: Codec> Registry<C> {
+    /// The overlay's settings, once set up (ready or not).
+    pub fn overlay_settings(&self) -> Option<OverlaySettings> {
+        self.overlay.as_ref().map(|overlay| OverlaySettings {
+            nr: overlay.nr,
+            rule: overlay.rule,
+            window_bytes: overlay.window_bytes,
+        })
+    }
+
     /// `setup-overlay NR`: refused during a run, when NR does not fit the node count or the
     /// trace, or when the encoding cannot carry a manifest; otherwise each node gets its own.
     pub(super) fn setup_overlay(&mut self, nr: usize) {
@@ -87,6 +109,8 @@ impl<C: Codec> Registry<C> {
         }
         self.overlay = Some(Overlay {
             nr,
+            rule: FingerRule::Positions { nr },
+            window_bytes,
             waiting: ring.ids().iter().copied().collect(),
             ring,
             ready: false,

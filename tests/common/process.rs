@@ -229,6 +229,23 @@ impl Proc {
         })
     }
 
+    /// Waits for `needle` in stderr; returns the whole line holding it.
+    pub fn wait_err_line(&self, needle: &str) -> String {
+        let found = self.err.wait(DEADLINE, |text| {
+            let at = text.find(needle)?;
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = at + text[at..].find('\n')?;
+            Some(text[start..end].to_string())
+        });
+        found.unwrap_or_else(|why| {
+            panic!(
+                "{}: waited for {needle:?} on stderr: {why}\n{}",
+                self.name,
+                self.dump()
+            )
+        })
+    }
+
     /// Waits for a line of stdout (after `from`) starting with `prefix`.
     pub fn wait_line_starting(&self, prefix: &str, from: usize) -> (String, usize) {
         self.wait_until(&format!("a line starting with {prefix:?}"), from, |text| {

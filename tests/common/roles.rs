@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::Proc;
+use super::{Proc, temp_path, wait_file};
 
 /// A registry started with `extra` arguments on a free port; returns it and the port it
 /// printed.
@@ -17,6 +17,25 @@ pub fn registry(extra: &[&str], piped: bool) -> (Proc, u16) {
         .next()
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (proc, port)
+}
+
+/// A registry started with `extra` arguments on a free port that it writes to a file (for a
+/// registry whose standard output carries JSON only); returns it and the port.
+pub fn registry_port_file(extra: &[&str], piped: bool) -> (Proc, u16) {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let count = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let port_file = temp_path(&format!("registry-{count}.port"));
+    let mut args = vec![
+        "registry",
+        "--bind",
+        "127.0.0.1",
+        "--port-file",
+        port_file.arg(),
+    ];
+    args.extend_from_slice(extra);
+    let proc = Proc::spawn("registry", &args, piped);
+    let port = wait_file(&port_file.0, |text| text.trim().parse().ok());
     (proc, port)
 }
 

@@ -34,13 +34,7 @@ impl<M: Machine> Driver<'_, M> {
                 Ok(())
             }
             Effect::WriteFile { path, contents } => {
-                let line = match std::fs::write(&path, &contents) {
-                    Ok(()) => format!("Wrote {} ({} bytes)", path.display(), contents.len()),
-                    Err(error) => {
-                        tracing::warn!(path = %path.display(), %error, "cannot write file");
-                        format!("Cannot write {}: {error}", path.display())
-                    }
-                };
+                let line = super::super::write_file(&path, &contents);
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
                 Ok(())
             }
