@@ -187,7 +187,8 @@ fn node_console_restores_the_terminal_on_exit() {
     }
 }
 
-/// A scripted run on a terminal draws a progress bar (packets of the total, rate, ETA), then
+/// A scripted run on a terminal draws a progress bar (packets of the total with thousands
+/// separators, rate, ETA), then
 /// clears it for the summary.
 #[test]
 fn registry_draws_a_progress_bar_on_a_terminal() {
@@ -205,7 +206,7 @@ fn registry_draws_a_progress_bar_on_a_terminal() {
         .collect();
     let screen = tmux.wait("the progress bar", |s| {
         s.lines()
-            .any(|l| l.contains("/8000 packets") && l.contains("pkt/s") && l.contains("ETA"))
+            .any(|l| l.contains("/8,000 packets") && l.contains("pkt/s") && l.contains("ETA"))
     });
     assert!(!screen.contains("PASS"), "{screen}");
     let screen = tmux.wait("the summary", |s| s.contains("PASS"));
