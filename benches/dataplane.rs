@@ -112,7 +112,12 @@ fn set_up() -> Bench {
     let ready = ReadyNode::new(ids()[0], &ids(), NR, shape().trace_slots as u8, 0);
     let mut node = ready.node;
     let inbound = ConnId::inbound(1);
-    node.on_accepted(0, inbound, SocketAddr::from(([127, 0, 0, 1], 30000)));
+    node.on_accepted(
+        0,
+        inbound,
+        SocketAddr::from(([127, 0, 0, 1], 30000)),
+        SocketAddr::from(([127, 0, 0, 1], 30001)),
+    );
     let mut effects = Vec::new();
     node.take_effects(&mut effects);
     Bench {

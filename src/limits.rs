@@ -68,6 +68,11 @@ pub const REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Warnings one connection may cause in the log; the rest are counted and reported once
 /// when it closes (a peer repeating a bad request must not fill the log).
 pub const CONNECTION_WARNINGS_MAX: u32 = 10;
+/// Closed connections whose last message (why they were refused) a machine keeps until the
+/// driver sends it (`machine::Farewells`). The driver takes one as soon as the machine's call
+/// returns, unless a send is still in flight on that connection; so only connections that
+/// fail before it can be taken are ever dropped from here, and a few hundred is plenty.
+pub const FAREWELLS_MAX: usize = 256;
 
 /// The longest timeout or wait an operator may set, in seconds (a day): longer ones are typos,
 /// and nanosecond deadlines computed from them stay far from overflow.

@@ -253,6 +253,49 @@ pub(crate) trait EffectSink {
     fn exited(&self) -> bool;
 }
 
+/// The last bytes of connections a machine closed (a [`Control::Refused`](crate::wire::Control)
+/// saying why), kept until the driver takes them: a machine forgets a connection when it
+/// closes it, but the driver flushes what is pending before it shuts the socket down, and
+/// asks for it with [`Machine::swap_outgoing`] after the machine's call returned. Bounded: a
+/// connection whose farewell the driver never takes (it failed first) is forgotten once
+/// [`FAREWELLS_MAX`](crate::limits::FAREWELLS_MAX) newer ones are kept.
+#[derive(Debug, Default)]
+pub struct Farewells {
+    kept: std::collections::VecDeque<(ConnId, Vec<u8>)>,
+}
+
+impl Farewells {
+    /// Keeps `bytes` for `conn`, which the machine is closing.
+    pub fn keep(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.kept.len() >= crate::limits::FAREWELLS_MAX {
+            self.kept.pop_front();
+        }
+        self.kept.push_back((conn, bytes));
+    }
+
+    /// Swaps `conn`'s farewell into `buf` (empty), if one is kept; returns whether it was.
+    pub fn swap_out(&mut self, conn: ConnId, buf: &mut Vec<u8>) -> bool {
+        let Some(index) = self.kept.iter().position(|(kept, _)| *kept == conn) else {
+            return false;
+        };
+        if let Some((_, bytes)) = self.kept.remove(index) {
+            *buf = bytes;
+        }
+        true
+    }
+
+    /// Bytes kept for `conn`.
+    pub fn len(&self, conn: ConnId) -> usize {
+        self.kept
+            .iter()
+            .find(|(kept, _)| *kept == conn)
+            .map_or(0, |(_, bytes)| bytes.len())
+    }
+}
+
 /// Carries out a machine's effects in order until it has none left, as every driver does (the
 /// io_uring loop and the simulator): effects that carrying out others produced (a close that
 /// reaches the machine, ...) are taken next, nothing after an [`Effect::Exit`] is carried out,
@@ -285,8 +328,9 @@ pub(crate) fn drain_effects<S: EffectSink>(sink: &mut S) -> Result<(), S::Error>
 pub trait Machine {
     /// The loop is about to run; the listener (if any) is open.
     fn on_start(&mut self, now: Nanos);
-    /// A peer connected to our listener.
-    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr);
+    /// A peer at `peer` connected to our listener; `local` is our end of the connection (the
+    /// address the peer dialed, which a listener on 0.0.0.0 does not know otherwise).
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr);
     /// A connection asked for with [`Effect::Connect`] is established.
     fn on_connected(&mut self, now: Nanos, conn: ConnId);
     /// Bytes arrived on `conn`, after any bytes that were not consumed last time. Returns how

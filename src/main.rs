@@ -729,8 +729,8 @@ impl<C: Codec> Machine for Shown<C> {
     fn on_start(&mut self, now: Nanos) {
         self.registry.on_start(now)
     }
-    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
-        self.registry.on_accepted(now, conn, peer)
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+        self.registry.on_accepted(now, conn, peer, local)
     }
     fn on_connected(&mut self, now: Nanos, conn: ConnId) {
         self.registry.on_connected(now, conn)

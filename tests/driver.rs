@@ -95,7 +95,7 @@ impl Machine for Echo {
         self.next_tick = Some(now + self.tick_nanos);
     }
 
-    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, _peer: SocketAddr) {
+    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, _peer: SocketAddr, _local: SocketAddr) {
         assert!(!conn.is_outbound());
         let _ = self.events.send(Event::Accepted(conn));
     }

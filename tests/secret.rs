@@ -1,14 +1,19 @@
-//! `--secret-file`: every connection starts with a challenge-response keyed by a shared
-//! secret. With it a run verifies; without it (or with another secret) a host can neither
-//! register, nor deregister or report, nor inject packets into a node.
+//! `--secret-file`: every connection starts with a mutual handshake keyed by a shared secret
+//! and bound to who speaks to whom (`src/auth.rs`). With it a run verifies; without it (or
+//! with another secret, or by relaying the handshake through a node pointed at the wrong
+//! port) a host can neither register, nor deregister or report, nor inject packets into a
+//! node; and a side that lacks the secret, or has one the other lacks, is told so.
 
 mod common;
 
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
 
-use overlay::auth::Secret;
+use overlay::auth::{Binding, Direction, Role, Secret, Transcript};
 use overlay::wire::native::Native;
-use overlay::wire::{Codec, Control, DataShape, Status};
+use overlay::wire::{Codec, Control, DataShape, Refusal, Status};
 
 use common::{Client, Proc, node, registered, registry, temp_path, wait_file};
 
@@ -35,11 +40,44 @@ fn wait_stderr(proc: &Proc, needle: &str) {
     }
 }
 
-/// The challenge a fresh connection receives first.
-fn challenge(client: &mut Client) -> [u8; 32] {
+/// The registry at 127.0.0.1:`port`, as a connector's handshake names it.
+fn registry_binding(port: u16) -> Binding {
+    Binding {
+        acceptor: Role::Registry,
+        acceptor_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+/// Plays a connector's side of the handshake with `secret`: hello, the acceptor's challenge
+/// (its proof checked against `binding`), our response.
+fn authenticate(client: &mut Client, secret: &Secret, binding: Binding) {
+    let connector_nonce = [0x5a; 32];
+    client.send(&Control::Hello {
+        nonce: Some(connector_nonce),
+    });
+    let Control::Challenge { nonce, proof } = client.recv() else {
+        panic!("expected a challenge in answer to the hello");
+    };
+    let transcript = Transcript {
+        binding,
+        connector_nonce,
+        acceptor_nonce: nonce,
+    };
+    assert_eq!(
+        proof,
+        secret.proof(Direction::Acceptor, &transcript),
+        "the registry's proof"
+    );
+    client.send(&Control::Response {
+        proof: secret.proof(Direction::Connector, &transcript),
+    });
+}
+
+/// The refusal the peer sends before it closes the connection.
+fn refusal(client: &mut Client) -> Refusal {
     match client.recv() {
-        Control::Challenge { nonce } => nonce,
-        other => panic!("expected a challenge first, got {other:?}"),
+        Control::Refused(refusal) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -84,37 +122,53 @@ fn the_registry_refuses_hosts_without_the_secret() {
     let (reg, port) = registry(&["--secret-file", file.arg()], true);
     let secret = Secret::from_file_contents(SECRET.as_bytes()).unwrap();
 
-    // A registration without answering the challenge: closed, nothing registered.
+    // A registration without the handshake: told that a secret is required, closed.
     let mut client = Client::connect(port);
     let addr = client.local_addr();
-    challenge(&mut client);
     client.send(&Control::Register { addr });
+    assert_eq!(refusal(&mut client), Refusal::SecretRequired);
     assert!(client.closed_by_peer(), "registered without the secret");
-    wait_stderr(&reg, "registration before authenticating");
+    wait_stderr(&reg, "has no shared secret, which this side requires");
 
-    // A wrong answer: closed.
+    // A wrong proof: told so, closed.
     let mut client = Client::connect(port);
-    let nonce = challenge(&mut client);
-    let mut wrong = secret.respond(&nonce);
+    let connector_nonce = [1; 32];
+    client.send(&Control::Hello {
+        nonce: Some(connector_nonce),
+    });
+    let Control::Challenge { nonce, .. } = client.recv() else {
+        panic!("expected a challenge");
+    };
+    let mut wrong = secret.proof(
+        Direction::Connector,
+        &Transcript {
+            binding: registry_binding(port),
+            connector_nonce,
+            acceptor_nonce: nonce,
+        },
+    );
     wrong[0] ^= 1;
-    client.send(&Control::Response { mac: wrong });
-    assert!(client.closed_by_peer(), "a wrong response was accepted");
+    client.send(&Control::Response { proof: wrong });
+    assert_eq!(refusal(&mut client), Refusal::WrongSecret);
+    assert!(client.closed_by_peer(), "a wrong proof was accepted");
     wait_stderr(&reg, "authentication failed");
 
-    // A node with another secret, and one with none: refused, they exit.
+    // A node with another secret, and one with none: refused, they exit and say why.
     let other = secret_file("other", "another secret, also long enough");
     let mut outsider = node("outsider", port, &["--secret-file", other.arg()], false);
     assert!(!outsider.wait_exit().success(), "{}", outsider.dump());
+    outsider.wait_line("does not match the shared secret", 0);
     let mut plain = node("plain", port, &[], false);
     assert!(!plain.wait_exit().success(), "{}", plain.dump());
+    plain.wait_line(
+        "requires a shared secret (--secret-file) and this side has none",
+        0,
+    );
 
-    // The right answer: registration, deregistration and status work as usual.
+    // The right handshake: registration, deregistration and status work as usual.
     let mut client = Client::connect(port);
     let addr = client.local_addr();
-    let nonce = challenge(&mut client);
-    client.send(&Control::Response {
-        mac: secret.respond(&nonce),
-    });
+    authenticate(&mut client, &secret, registry_binding(port));
     let Control::RegisterStatus {
         status: Status::Ok(id),
         ..
@@ -132,6 +186,24 @@ fn the_registry_refuses_hosts_without_the_secret() {
     // A node with the secret registers.
     let good = node("good", port, &["--secret-file", file.arg()], false);
     registered(&good);
+}
+
+/// A node with a secret and a registry without one (issue 17): the node is told so, says
+/// it and exits, rather than waiting for a challenge that never comes.
+#[test]
+fn a_registry_without_a_secret_says_so_to_a_node_with_one() {
+    let file = secret_file("secret-lopsided", SECRET);
+    let (reg, port) = registry(&[], true);
+    let mut with = node("with secret", port, &["--secret-file", file.arg()], false);
+    assert!(!with.wait_exit().success(), "{}", with.dump());
+    with.wait_line(
+        "has no shared secret: start both sides with the same --secret-file",
+        0,
+    );
+    wait_stderr(&reg, "offered a shared secret and this side has none");
+    // A plain node still registers.
+    let plain = node("plain", port, &[], false);
+    registered(&plain);
 }
 
 #[test]
@@ -152,24 +224,11 @@ fn nodes_refuse_packets_from_hosts_without_the_secret() {
     reg.send("setup-overlay 2");
     reg.wait_line("Registry now ready to initiate tasks.", 0);
 
-    // An outsider connects to a node and sends a data packet for another node without
-    // answering the challenge: the node closes the link and relays nothing.
-    let mut outsider = Client::connect(me[0].addr.port());
-    challenge(&mut outsider);
-    let mut frame = Vec::new();
-    let shape = DataShape {
-        trace_slots: 1,
-        extra_payload_bytes: 0,
-    };
-    Native::append_data(
-        &mut frame,
-        me[1].id,
-        me[2].id,
-        shape,
-        1,
-        &7i32.to_le_bytes(),
-    );
-    outsider.send_raw(&frame);
+    // An outsider connects to a node and sends a data packet for another node without the
+    // handshake: the node says a secret is required and closes the link, relaying nothing.
+    let mut outsider = Client::connect_to(me[0].addr, None);
+    outsider.send_raw(&data_frame(me[1].id, me[2].id));
+    assert_eq!(refusal(&mut outsider), Refusal::SecretRequired);
     assert!(
         outsider.closed_by_peer(),
         "a node took a packet without authentication"
@@ -179,7 +238,149 @@ fn nodes_refuse_packets_from_hosts_without_the_secret() {
     let mark = reg.mark();
     reg.send("start 1000");
     let (verdict, _) = reg.wait_line_starting("PASS", mark);
-    assert!(verdict.contains("4,000 packets"), "{verdict}");
+    assert!(
+        verdict.contains("4,000 packets"),
+        "{verdict}\n{}",
+        reg.dump()
+    );
+}
+
+/// A data packet from `source` to `sink` with one trace slot (the overlays here have NR 2
+/// over 4 nodes: at most one relay).
+fn data_frame(source: u32, sink: u32) -> Vec<u8> {
+    let mut frame = Vec::new();
+    let shape = DataShape {
+        trace_slots: 1,
+        extra_payload_bytes: 0,
+    };
+    Native::append_data(&mut frame, source, sink, shape, 1, &7i32.to_le_bytes());
+    frame
+}
+
+/// An outsider at `listener` (where a node with the secret was pointed by mistake as its
+/// registry) relays whole frames between that node's connection and `real` (a connection the
+/// outsider opened to a real party), whatever the handshake is, until either side closes or
+/// a few seconds pass. It keeps the lured node's registration to itself. This is the
+/// reflection of issue 12, item 3: with a handshake that is not bound to who speaks to whom,
+/// the lured node answers the real party's challenge for the outsider.
+fn relay_from_lured_node(listener: &TcpListener, real: &mut TcpStream) {
+    let (mut lured, _) = listener.accept().expect("the lured node connects");
+    let tick = Some(Duration::from_millis(20));
+    lured.set_read_timeout(tick).unwrap();
+    real.set_read_timeout(tick).unwrap();
+    let (mut from_lured, mut from_real) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if !pass(&mut lured, real, &mut from_lured, true)
+            || !pass(real, &mut lured, &mut from_real, false)
+        {
+            return;
+        }
+    }
+}
+
+/// Reads what `from` has (waiting a tick at most) and forwards its whole frames to `to`,
+/// except registrations from the lured node; false once either side closed.
+fn pass(from: &mut TcpStream, to: &mut TcpStream, buffer: &mut Vec<u8>, lured: bool) -> bool {
+    let mut chunk = [0u8; 4096];
+    match from.read(&mut chunk) {
+        Ok(0) => return false,
+        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        Err(_) => return false,
+    }
+    while let Ok(Some(len)) = Native::frame_len(buffer) {
+        let frame: Vec<u8> = buffer.drain(..len).collect();
+        let registration = frame[4] == overlay::wire::native::kind::REGISTER;
+        if !(lured && registration) && to.write_all(&frame).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Issue 12, item 3, against live processes: an outsider relays the handshake between a node
+/// with the secret that was pointed at the outsider's port (a typo in the registry port) and
+/// a real node, then injects a packet into the real node; and the same relay toward the real
+/// registry, then registers itself. Both fail: the lured node finds that the proof it is
+/// shown was made by a node (not a registry) and for another address, proves nothing, and
+/// says so; the real node and the registry close the outsider's connections; nothing foreign
+/// is counted and the overlay verifies. (With the handshake of before, where the connector
+/// answered a bare nonce, the packet was taken and the registration accepted.)
+#[test]
+fn an_outsider_cannot_reflect_the_handshake_through_a_misdirected_node() {
+    let file = secret_file("secret-reflection", SECRET);
+    let (mut reg, port) = registry(&["--secret-file", file.arg()], true);
+    let nodes: Vec<Proc> = (0..4)
+        .map(|i| {
+            node(
+                &format!("node{i}"),
+                port,
+                &["--secret-file", file.arg()],
+                false,
+            )
+        })
+        .collect();
+    let me: Vec<_> = nodes.iter().map(registered).collect();
+    reg.wait_line("(4 nodes)", 0);
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", 0);
+
+    // Into a real node.
+    let outsider = TcpListener::bind("127.0.0.1:0").unwrap();
+    let outsider_port = outsider.local_addr().unwrap().port();
+    let mut lured = node(
+        "lured",
+        outsider_port,
+        &["--secret-file", file.arg()],
+        false,
+    );
+    let mut victim = Client::connect_to(me[0].addr, None);
+    relay_from_lured_node(&outsider, &mut victim.stream);
+    victim
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    victim.try_send_raw(&data_frame(me[1].id, me[2].id));
+    assert!(
+        victim.closed_by_peer(),
+        "the victim node took the outsider's relayed handshake and its packet"
+    );
+    assert!(!lured.wait_exit().success(), "{}", lured.dump());
+    lured.wait_line("does not match the shared secret", 0);
+
+    // Into the registry.
+    let outsider = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = outsider.local_addr().unwrap();
+    let mut lured = node("lured2", fake.port(), &["--secret-file", file.arg()], false);
+    let mut real = Client::connect(port);
+    relay_from_lured_node(&outsider, &mut real.stream);
+    real.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut registration = Vec::new();
+    Native::encode_control(&Control::Register { addr: fake }, &mut registration);
+    real.try_send_raw(&registration);
+    assert!(
+        real.closed_by_peer(),
+        "the registry took the outsider's relayed handshake and answered its registration"
+    );
+    assert!(!lured.wait_exit().success(), "{}", lured.dump());
+    assert!(
+        !reg.out.text().contains(&format!("at {fake}")),
+        "the outsider registered\n{}",
+        reg.dump()
+    );
+
+    // Nothing foreign was counted: the overlay verifies exactly.
+    let mark = reg.mark();
+    reg.send("start 1000");
+    let (verdict, _) = reg.wait_line_starting("PASS", mark);
+    assert!(
+        verdict.contains("4,000 packets"),
+        "{verdict}\n{}",
+        reg.dump()
+    );
 }
 
 #[test]

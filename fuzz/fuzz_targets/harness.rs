@@ -52,6 +52,10 @@ pub fn check_outgoing(bytes: &[u8], mut seen: impl FnMut(Control)) {
     }
 }
 
+/// Where the machine under test listens: its end of every connection it accepts.
+pub const LISTEN: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 40_000));
+
 /// A machine and what a driver would keep about it.
 pub struct Driver<M: Machine> {
     pub machine: M,
@@ -144,12 +148,12 @@ impl<M: Machine> Driver<M> {
         self.closed.contains_key(&conn)
     }
 
-    /// A peer connects to the machine's listener.
+    /// A peer connects to the machine's listener (at [`LISTEN`]).
     pub fn accept(&mut self, peer: SocketAddr) -> ConnId {
         let conn = ConnId::inbound(self.next_inbound);
         self.next_inbound += 1;
         self.conns.push(conn);
-        self.machine.on_accepted(self.now, conn, peer);
+        self.machine.on_accepted(self.now, conn, peer, LISTEN);
         self.settle(true);
         conn
     }

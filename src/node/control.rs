@@ -6,7 +6,7 @@ use super::links::{Connection, Role};
 use super::originate::Run;
 use super::overlay::{Entry, Link, Overlay};
 use super::{Node, Phase};
-use crate::auth::{Handshake, Outcome, Refusal};
+use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
 use crate::limits::PAYLOAD_BYTES_MAX;
 use crate::machine::{Effect, Nanos};
@@ -38,6 +38,10 @@ impl<C: Codec> Node<C> {
     pub(super) fn on_registry_bytes(&mut self, now: Nanos, bytes: &[u8]) -> usize {
         let mut offset = 0;
         loop {
+            if !self.connections.contains_key(&self.registry) {
+                // Closed while handling an earlier message: nothing more is read.
+                return bytes.len();
+            }
             let len = match C::frame_len(&bytes[offset..]) {
                 Ok(Some(len)) => len,
                 Ok(None) => return offset,
@@ -49,6 +53,7 @@ impl<C: Codec> Node<C> {
             let frame = &bytes[offset..offset + len];
             offset += len;
             match C::decode_control(frame) {
+                Ok(message) if !self.registry_handshake_done() => self.registry_handshake(&message),
                 Ok(message) => self.handle_control(now, message),
                 Err(error) => {
                     self.registry_failed(format!("bad message from the registry: {error}"));
@@ -89,9 +94,7 @@ impl<C: Codec> Node<C> {
                 rate_per_s,
             } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
             Control::SummaryRequest { reset } => self.on_summary_request(reset),
-            challenge @ Control::Challenge { .. } if self.phase == Phase::Connecting => {
-                self.on_registry_challenge(&challenge)
-            }
+            Control::Refused(refusal) => self.registry_refused(Failure::Refused(refusal)),
             other => {
                 let why = format!(
                     "registry sent a {} message, which only nodes send; closing the registry \
@@ -104,26 +107,63 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    /// With a secret, the registry speaks first: we answer its challenge, then register.
-    fn on_registry_challenge(&mut self, challenge: &Control) {
-        let outcome = match (
-            self.config.secret.as_ref(),
-            self.connections.get_mut(&self.registry),
-        ) {
-            (Some(secret), Some(connection)) => {
-                connection.handshake.on_message(secret, Some(challenge))
+    /// Connected to the registry: say hello (and, with a secret, wait for its challenge;
+    /// without, register at once).
+    pub(super) fn greet_registry(&mut self) {
+        if C::HELLO {
+            let binding = Binding {
+                acceptor: auth::Role::Registry,
+                acceptor_addr: self.config.registry,
+            };
+            let (handshake, hello) =
+                Handshake::connect(self.config.secret.as_ref(), binding, &mut self.nonces);
+            if let Some(connection) = self.connections.get_mut(&self.registry) {
+                connection.handshake = handshake;
             }
-            _ => Outcome::Refused(Refusal::OutOfTurn),
+            self.send_control(&hello);
+        }
+        if self.registry_handshake_done() {
+            self.register();
+        }
+    }
+
+    fn registry_handshake_done(&self) -> bool {
+        self.connections
+            .get(&self.registry)
+            .is_none_or(|c| c.handshake.is_done())
+    }
+
+    /// A message from the registry while the handshake runs: its challenge (we check its
+    /// proof, prove ourselves, and register), or its refusal.
+    fn registry_handshake(&mut self, message: &Control) {
+        let Some(connection) = self.connections.get_mut(&self.registry) else {
+            return;
         };
+        let outcome = connection.handshake.on_message(
+            self.config.secret.as_ref(),
+            Some(message),
+            &mut self.nonces,
+        );
         match outcome {
-            Outcome::Reply(response) => {
-                self.send_control(&response);
+            Outcome::Done(response) => {
+                if let Some(response) = response {
+                    self.send_control(&response);
+                }
                 self.register();
             }
-            Outcome::Verified | Outcome::Refused(_) => {
-                self.registry_failed("the registry requires a shared secret (--secret-file)".into())
-            }
+            Outcome::Failed(failure) => self.registry_refused(failure),
+            Outcome::Reply(_) | Outcome::PassThrough => self.registry_refused(Failure::OutOfTurn),
         }
+    }
+
+    /// The registry refused us, or failed our handshake: say why (telling it too, when it
+    /// is our side that refuses), close and exit.
+    fn registry_refused(&mut self, failure: Failure) {
+        let line = failure.describe(&format!("the registry at {}", self.config.registry));
+        self.say(format!("{line}; exiting"));
+        self.close_telling(self.registry, failure.tell(), line);
+        self.joining = None;
+        self.effects.push(Effect::Exit(1));
     }
 
     fn on_register_status(&mut self, status: Status, info: String) {
@@ -195,17 +235,12 @@ impl<C: Codec> Node<C> {
                 return;
             }
         };
-        let handshake = match self.config.secret {
-            // The entry speaks first: its challenge.
-            Some(_) => Handshake::answer(),
-            None => Handshake::Done,
-        };
         let mut entries = Vec::with_capacity(nr);
         for entry in &manifest.entries {
             let conn = self.conn_ids.next_outbound();
             let role = Role::Entry(entries.len());
             self.connections
-                .insert(conn, Connection::new(role, handshake.clone()));
+                .insert(conn, Connection::new(role, Handshake::Done));
             self.effects.push(Effect::Connect {
                 conn,
                 addr: entry.addr,

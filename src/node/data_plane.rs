@@ -32,6 +32,7 @@ impl<C: Codec> Node<C> {
             Step::Waiting => 0,
             Step::Took(used) if used == bytes.len() => used,
             Step::Took(used) => used + self.on_data_frames(now, conn, &bytes[used..]),
+            Step::Answered(used) => used,
             Step::Closed => bytes.len(),
         }
     }

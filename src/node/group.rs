@@ -152,14 +152,14 @@ impl<C: Codec> Machine for Group<C> {
         }
     }
 
-    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, address: SocketAddr) {
         let Some((index, node)) = self.live(conn) else {
             // The node of this listener exited: as if nothing listened any more.
             self.effects.push(Effect::Close(conn));
             return;
         };
         let local = conn.ungrouped();
-        node.on_accepted(now, local, peer);
+        node.on_accepted(now, local, peer, address);
         self.members[index].open.insert(local);
         self.after(now, index);
     }
@@ -305,10 +305,20 @@ mod tests {
         );
         // What reaches its listener now is closed at once; node 0 still takes connections.
         let late = ConnId::inbound(5).in_group(1);
-        group.on_accepted(2, late, "127.0.0.1:7".parse().unwrap());
+        group.on_accepted(
+            2,
+            late,
+            "127.0.0.1:7".parse().unwrap(),
+            "127.0.0.1:1002".parse().unwrap(),
+        );
         assert_eq!(effects(&mut group), vec![Effect::Close(late)]);
         let link = ConnId::inbound(6).in_group(0);
-        group.on_accepted(2, link, "127.0.0.1:7".parse().unwrap());
+        group.on_accepted(
+            2,
+            link,
+            "127.0.0.1:7".parse().unwrap(),
+            "127.0.0.1:1001".parse().unwrap(),
+        );
         assert!(!effects(&mut group).contains(&Effect::Close(link)));
         // Node 0 gives up too: it closes its connection, and the group exits.
         group.on_closed(3, started[0], refused);

@@ -64,13 +64,12 @@ impl<C: Codec> Node<C> {
         if joining.attempts > 1 {
             self.registry = self.conn_ids.next_outbound();
         }
-        let handshake = match self.config.secret {
-            Some(_) => Handshake::answer(),
-            None => Handshake::Done,
-        };
         self.phase = Phase::Connecting;
-        self.connections
-            .insert(self.registry, Connection::new(Role::Registry, handshake));
+        // The handshake starts once connected (`greet_registry`).
+        self.connections.insert(
+            self.registry,
+            Connection::new(Role::Registry, Handshake::Done),
+        );
         self.effects.push(Effect::Connect {
             conn: self.registry,
             addr: self.config.registry,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::Node;
 use super::overlay::{Link, unsent_data_frames};
-use crate::auth::{Handshake, Outcome};
+use crate::auth::{self, Binding, Handshake, Outcome};
 use crate::machine::{ConnId, Effect};
 use crate::wire::{Codec, Control, NodeId, Peek, Status};
 
@@ -24,7 +24,7 @@ pub(super) enum Role {
 #[derive(Debug)]
 pub(super) struct Connection {
     pub(super) role: Role,
-    /// With a secret: the challenge-response this connection must finish before anything else.
+    /// The handshake this connection must finish before anything else (`crate::auth`).
     pub(super) handshake: Handshake,
     /// Bytes queued for the connection, not yet taken by the driver: the registry's messages,
     /// an inbound link's challenge. A table entry's bytes are in its `Entry`, where the data
@@ -72,27 +72,33 @@ pub(super) enum Step {
     Waiting,
     /// The handshake took its frame of this many bytes; the link is authenticated now.
     Took(usize),
+    /// The handshake took its frame of this many bytes and answered it: nothing more is read
+    /// until the peer's next message arrives (a peer that sends before it is answered is
+    /// refused then).
+    Answered(usize),
     /// The peer failed the handshake: the link is closed.
     Closed,
 }
 
 impl<C: Codec> Node<C> {
-    /// With a secret, the first frame on a data link: the challenge of a node we connected
-    /// to (we answer it; the entry is then up), or the answer of a node that connected to us.
+    /// The front of a data link's bytes while its handshake runs (`crate::auth`): the hello
+    /// of a node that connected to us (and, with a secret, its proof), or the challenge of a
+    /// node we connected to (we check it, prove ourselves, and the entry is up). After it,
+    /// a table entry's link carries nothing toward us but, perhaps, its refusal.
     pub(super) fn handshake(&mut self, conn: ConnId, bytes: &[u8]) -> Step {
-        let (Some(secret), Some(connection)) =
-            (self.config.secret.as_ref(), self.connections.get_mut(&conn))
-        else {
+        let Some(connection) = self.connections.get(&conn) else {
             return Step::Through;
         };
-        if connection.handshake.is_done() {
+        let role = connection.role;
+        let done = connection.handshake.is_done();
+        if done && !matches!(role, Role::Entry(_)) {
             return Step::Through;
         }
         let len = match C::frame_len(bytes) {
             Ok(Some(len)) => len,
             Ok(None) => return Step::Waiting,
             Err(error) => {
-                self.close(conn, format!("bad frame before authenticating: {error}"));
+                self.close(conn, format!("bad frame before the handshake: {error}"));
                 return Step::Closed;
             }
         };
@@ -101,30 +107,82 @@ impl<C: Codec> Node<C> {
             Ok(Peek::Control) => C::decode_control(frame).ok(),
             _ => None,
         };
-        let role = connection.role;
-        match (
-            connection.handshake.on_message(secret, message.as_ref()),
-            role,
-        ) {
-            (Outcome::Reply(response), Role::Entry(index)) => {
-                self.queue_for_entry(index, &response);
+        if done {
+            // A table entry sends nothing after the handshake but a refusal (one that
+            // requires a secret we lack); anything else is for the data plane to refuse.
+            if let Some(Control::Refused(refusal)) = message {
+                let why = refusal.describe(&self.peer_of(conn));
+                self.close(conn, why);
+                return Step::Closed;
+            }
+            return Step::Through;
+        }
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return Step::Through;
+        };
+        let outcome = connection.handshake.on_message(
+            self.config.secret.as_ref(),
+            message.as_ref(),
+            &mut self.nonces,
+        );
+        match (outcome, role) {
+            (Outcome::Reply(challenge), Role::Inbound(_)) => {
+                if connection.pending.is_empty() {
+                    self.effects.push(Effect::Send(conn));
+                }
+                C::encode_control(&challenge, &mut connection.pending);
+                Step::Answered(len)
+            }
+            (Outcome::Done(response), Role::Entry(index)) => {
+                if let Some(response) = response {
+                    self.queue_for_entry(index, &response);
+                }
                 self.on_entry_connected(index);
                 Step::Took(len)
             }
-            (Outcome::Verified, _) => Step::Took(len),
-            (_, Role::Entry(_)) => {
-                self.close(conn, "the node did not send a challenge first".into());
+            (Outcome::Done(_), _) => Step::Took(len),
+            (Outcome::PassThrough, _) => Step::Through,
+            (Outcome::Failed(failure), _) => {
+                let why = failure.describe(&self.peer_of(conn));
+                self.close_telling(conn, failure.tell(), why);
                 Step::Closed
             }
-            (_, _) => {
-                self.close(
-                    conn,
-                    "authentication failed: the peer did not answer the challenge with the \
-                     shared secret"
-                        .into(),
-                );
+            (Outcome::Reply(_), _) => {
+                self.close(conn, "a table entry's handshake went out of turn".into());
                 Step::Closed
             }
+        }
+    }
+
+    /// Table entry `index` is connected: say hello (and, with a secret, wait for its
+    /// challenge; without, the entry is up).
+    pub(super) fn greet_entry(&mut self, conn: ConnId, index: usize) {
+        if C::HELLO {
+            let Some(addr) = self
+                .overlay
+                .as_ref()
+                .and_then(|o| o.entries.get(index))
+                .map(|e| e.addr)
+            else {
+                return;
+            };
+            let binding = Binding {
+                acceptor: auth::Role::Node,
+                acceptor_addr: addr,
+            };
+            let (handshake, hello) =
+                Handshake::connect(self.config.secret.as_ref(), binding, &mut self.nonces);
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.handshake = handshake;
+            }
+            self.queue_for_entry(index, &hello);
+        }
+        if self
+            .connections
+            .get(&conn)
+            .is_some_and(|c| c.handshake.is_done())
+        {
+            self.on_entry_connected(index);
         }
     }
 
@@ -138,7 +196,8 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    /// Table entry `index` is connected (and, with a secret, we answered its challenge).
+    /// Table entry `index` is up: connected and greeted (and, with a secret, each side proved
+    /// itself).
     pub(super) fn on_entry_connected(&mut self, index: usize) {
         let Some(overlay) = self.overlay.as_mut() else {
             return;

@@ -27,10 +27,10 @@ use std::net::SocketAddr;
 use rand::SeedableRng;
 use rand::rngs::{SmallRng, StdRng};
 
-use crate::auth::{Handshake, Secret};
+use crate::auth::{self, Binding, Handshake, Secret};
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
-use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
-use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc};
+use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Farewells, Machine, Nanos};
+use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc, Refusal};
 use links::{Connection, Role};
 use overlay::{Overlay, unsent_data_frames};
 
@@ -45,8 +45,8 @@ pub struct NodeConfig {
     pub registry: SocketAddr,
     /// Seeds the node's random choices (sinks, payloads, challenge nonces).
     pub seed: u64,
-    /// `--secret-file`: answer the challenges of the registry and of the nodes this node
-    /// connects to, and challenge the nodes that connect to it.
+    /// `--secret-file`: authenticate every connection, to the registry and between nodes, in
+    /// both directions (`crate::auth`).
     pub secret: Option<Secret>,
     /// Capacity of each table link's outgoing buffer, mapped when the overlay is set up
     /// (`buffer::mapped`; the binary uses `limits::SEND_BUFFER_BYTES`). 0 leaves the buffers
@@ -94,11 +94,13 @@ pub struct Node<C: Codec> {
     connections: HashMap<ConnId, Connection>,
     /// The overlay of the last manifest that set one up: everything the data plane uses.
     overlay: Option<Overlay<C>>,
-    /// Challenge nonces for links other nodes open to us.
+    /// Handshake nonces (`crate::auth`).
     nonces: StdRng,
     /// Sinks, values and extra payload bytes of originated packets.
     rng: SmallRng,
     effects: Vec<Effect>,
+    /// Why connections it closed were refused, until the driver sends it.
+    farewells: Farewells,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -122,6 +124,7 @@ impl<C: Codec> Node<C> {
             nonces,
             rng,
             effects: Vec::new(),
+            farewells: Farewells::default(),
             payload_crc: None,
         }
     }
@@ -147,10 +150,10 @@ impl<C: Codec> Node<C> {
         self.effects.push(Effect::Print(line.into()));
     }
 
-    fn close(&mut self, conn: ConnId, why: String) {
-        let role = self.connections.remove(&conn).map(|c| c.role);
-        let peer = match role {
-            Some(Role::Registry) => format!("registry {}", self.config.registry),
+    /// Who is at the other end of `conn`, for log lines.
+    fn peer_of(&self, conn: ConnId) -> String {
+        match self.connections.get(&conn).map(|c| c.role) {
+            Some(Role::Registry) => format!("the registry at {}", self.config.registry),
             Some(Role::Entry(index)) => self
                 .overlay
                 .as_ref()
@@ -160,7 +163,23 @@ impl<C: Codec> Node<C> {
                 }),
             Some(Role::Inbound(peer)) => peer.to_string(),
             None => "an unknown connection".to_string(),
-        };
+        }
+    }
+
+    /// Closes `conn`, telling the peer why first (`refusal`: a frame the driver sends before
+    /// it shuts the connection down).
+    fn close_telling(&mut self, conn: ConnId, refusal: Option<Refusal>, why: String) {
+        if let Some(refusal) = refusal.filter(|_| C::HELLO) {
+            let mut farewell = Vec::new();
+            C::encode_control(&Control::Refused(refusal), &mut farewell);
+            self.farewells.keep(conn, farewell);
+        }
+        self.close(conn, why);
+    }
+
+    fn close(&mut self, conn: ConnId, why: String) {
+        let peer = self.peer_of(conn);
+        let role = self.connections.remove(&conn).map(|c| c.role);
         tracing::warn!("closing the connection with {peer}: {why}");
         self.effects.push(Effect::Close(conn));
         // One of our own table links: it is down from now on (the driver does not report a
@@ -176,16 +195,19 @@ impl<C: Codec> Machine for Node<C> {
         self.start_joining(now);
     }
 
-    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr) {
+    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
         tracing::debug!("accepted a link from {peer}");
-        let mut connection = Connection::new(Role::Inbound(peer), Handshake::Done);
-        if self.config.secret.is_some() {
-            let (handshake, challenge) = Handshake::challenge(&mut self.nonces);
-            connection.handshake = handshake;
-            C::encode_control(&challenge, &mut connection.pending);
-            self.effects.push(Effect::Send(conn));
-        }
-        self.connections.insert(conn, connection);
+        // The connector's hello comes first (the classic format has none).
+        let handshake = if C::HELLO {
+            Handshake::accept(Binding {
+                acceptor: auth::Role::Node,
+                acceptor_addr: local,
+            })
+        } else {
+            Handshake::Done
+        };
+        self.connections
+            .insert(conn, Connection::new(Role::Inbound(peer), handshake));
     }
 
     fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
@@ -193,11 +215,8 @@ impl<C: Codec> Machine for Node<C> {
             self.connected_to_registry();
         }
         match self.connections.get(&conn).map(|c| c.role) {
-            // With a secret, the registry and the entries speak first (their challenge).
-            Some(Role::Registry) if self.config.secret.is_none() => self.register(),
-            Some(Role::Entry(index)) if self.config.secret.is_none() => {
-                self.on_entry_connected(index)
-            }
+            Some(Role::Registry) => self.greet_registry(),
+            Some(Role::Entry(index)) => self.greet_entry(conn, index),
             _ => {}
         }
     }
@@ -315,7 +334,9 @@ impl<C: Codec> Machine for Node<C> {
                 }
             }
             Some(connection) => std::mem::swap(&mut connection.pending, buf),
-            None => {}
+            None => {
+                self.farewells.swap_out(conn, buf);
+            }
         }
     }
 }
@@ -385,7 +406,12 @@ mod tests {
         // direct, with no relay in their trace.
         let ReadyNode { mut node, .. } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
         let inbound = ConnId::inbound(1);
-        node.on_accepted(0, inbound, "127.0.0.1:9".parse().unwrap());
+        node.on_accepted(
+            0,
+            inbound,
+            "127.0.0.1:9".parse().unwrap(),
+            "127.0.0.1:10".parse().unwrap(),
+        );
         let shape = DataShape {
             trace_slots: 2,
             extra_payload_bytes: 0,

@@ -9,7 +9,7 @@ use rand::Rng;
 use super::Registry;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
-use crate::wire::{Codec, Control, NodeId, Status};
+use crate::wire::{Codec, Control, NodeId, Refusal, Status};
 
 /// A registered node.
 #[derive(Debug)]
@@ -241,6 +241,23 @@ impl<C: Codec> Registry<C> {
         tracing::warn!("{peer}: {why}; closing the connection");
         self.effects.push(Effect::Close(conn));
         self.forget_connection(now, conn, &why);
+    }
+
+    /// [`Registry::refuse_and_close`], telling the peer why first (`refusal`; not in the
+    /// classic format, which has no such message).
+    pub(super) fn tell_and_close(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        refusal: Option<Refusal>,
+        why: String,
+    ) {
+        if let Some(refusal) = refusal.filter(|_| C::HELLO) {
+            let mut farewell = Vec::new();
+            C::encode_control(&Control::Refused(refusal), &mut farewell);
+            self.farewells.keep(conn, farewell);
+        }
+        self.refuse_and_close(now, conn, why);
     }
 
     /// A connection is gone (closed or refused): its node, if it registered one, leaves.

@@ -22,10 +22,10 @@ use std::net::SocketAddr;
 use rand::SeedableRng;
 use rand::rngs::{SmallRng, StdRng};
 
-use crate::auth::{Handshake, Outcome, Refusal};
+use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX};
-use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
 use crate::wire::{Codec, Control, NodeId, Peek};
 
 mod config;
@@ -58,7 +58,7 @@ struct Connection {
     node: Option<NodeId>,
     /// Bytes for the driver to send (`swap_outgoing`).
     pending: Vec<u8>,
-    /// With a secret, the challenge this connection must answer before anything else.
+    /// The handshake this connection must finish before anything else (`crate::auth`).
     handshake: Handshake,
     /// Warnings this connection caused, of which the first
     /// [`CONNECTION_WARNINGS_MAX`](crate::limits::CONNECTION_WARNINGS_MAX) are logged.
@@ -94,6 +94,8 @@ pub struct Registry<C: Codec> {
     /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
     nonces: StdRng,
     effects: Vec<Effect>,
+    /// Why connections it closed were refused, until the driver sends it.
+    farewells: Farewells,
     codec: PhantomData<C>,
 }
 
@@ -118,6 +120,7 @@ impl<C: Codec> Registry<C> {
             rng,
             nonces,
             effects: Vec::new(),
+            farewells: Farewells::default(),
             codec: PhantomData,
         }
     }
@@ -199,7 +202,8 @@ impl<C: Codec> Registry<C> {
         }
     }
 
-    /// One message from `conn`: with a secret, the answer to its challenge first; then each
+    /// One message from `conn`: the handshake's first (a hello, and with a secret the proof);
+    /// then each
     /// kind to the part of the registry that handles it. An error closes the connection.
     fn handle_frame(&mut self, now: Nanos, conn: ConnId, frame: &[u8]) -> Result<(), String> {
         if matches!(C::peek(frame), Ok(Peek::Data(_) | Peek::Ack(_))) {
@@ -209,21 +213,29 @@ impl<C: Codec> Registry<C> {
         if let Some(connection) = self.connections.get_mut(&conn)
             && !connection.handshake.is_done()
         {
-            let secret = self
-                .config
-                .secret
-                .as_ref()
-                .expect("a challenge needs a secret");
-            return match connection.handshake.on_message(secret, Some(&message)) {
-                Outcome::Verified => Ok(()),
-                Outcome::Refused(Refusal::WrongAnswer) => {
-                    Err("authentication failed: the response does not match the secret".into())
+            let secret = self.config.secret.as_ref();
+            match connection
+                .handshake
+                .on_message(secret, Some(&message), &mut self.nonces)
+            {
+                Outcome::Reply(reply) | Outcome::Done(Some(reply)) => {
+                    self.send(conn, &reply);
+                    return Ok(());
                 }
-                Outcome::Refused(Refusal::OutOfTurn) | Outcome::Reply(_) => Err(format!(
-                    "{} before authenticating (this registry requires --secret-file)",
-                    message.name()
-                )),
-            };
+                Outcome::Done(None) => return Ok(()),
+                Outcome::PassThrough => {}
+                Outcome::Failed(failure) => {
+                    let first = match failure {
+                        Failure::PeerHasNoSecret => {
+                            format!(" (its first message: {})", message.name())
+                        }
+                        _ => String::new(),
+                    };
+                    let why = format!("{}{first}", failure.describe("the peer"));
+                    self.tell_and_close(now, conn, failure.tell(), why);
+                    return Ok(());
+                }
+            }
         }
         let node = self.connections.get(&conn).and_then(|c| c.node);
         match (message, node) {
@@ -289,16 +301,19 @@ impl<C: Codec> Machine for Registry<C> {
         }
     }
 
-    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr) {
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
         tracing::debug!("connection from {peer}");
         self.strangers
             .push_back((now + self.config.stranger_timeout, conn));
-        let (handshake, challenge) = match self.config.secret {
-            Some(_) => {
-                let (handshake, challenge) = Handshake::challenge(&mut self.nonces);
-                (handshake, Some(challenge))
-            }
-            None => (Handshake::Done, None),
+        // The hello comes first (the classic format has none: its first message is a
+        // request).
+        let handshake = if C::HELLO {
+            Handshake::accept(Binding {
+                acceptor: auth::Role::Registry,
+                acceptor_addr: local,
+            })
+        } else {
+            Handshake::Done
         };
         self.connections.insert(
             conn,
@@ -310,9 +325,6 @@ impl<C: Codec> Machine for Registry<C> {
                 warnings: 0,
             },
         );
-        if let Some(challenge) = challenge {
-            self.send(conn, &challenge);
-        }
     }
 
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
@@ -408,8 +420,11 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
-        if let Some(connection) = self.connections.get_mut(&conn) {
-            std::mem::swap(&mut connection.pending, buf);
+        match self.connections.get_mut(&conn) {
+            Some(connection) => std::mem::swap(&mut connection.pending, buf),
+            None => {
+                self.farewells.swap_out(conn, buf);
+            }
         }
     }
 }

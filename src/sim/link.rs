@@ -199,7 +199,8 @@ impl<C: Codec> Sim<C> {
         let peer_addr = SocketAddr::new(self.slots[m].listen.ip(), port);
         let inbound = self.slots[t].inbound_id();
         let (connector_end, _) = self.link(Owner::Machine(m), conn, Owner::Machine(t), inbound);
-        self.machine(t).on_accepted(now, inbound, peer_addr);
+        let local = self.slots[t].listen;
+        self.machine(t).on_accepted(now, inbound, peer_addr, local);
         self.apply_effects(t);
         if self.slots[m].exit.is_none() && self.ends[connector_end].state != EndState::Closed {
             self.machine(m).on_connected(now, conn);

@@ -42,9 +42,9 @@ impl<C: Codec> Sim<C> {
             received: Vec::new(),
             closed: false,
         });
-        let now = self.now;
+        let (now, local) = (self.now, self.slots[target].listen);
         self.machine(target)
-            .on_accepted(now, inbound, SocketAddr::new(from, port));
+            .on_accepted(now, inbound, SocketAddr::new(from, port), local);
         self.apply_effects(target);
         RawId(raw)
     }

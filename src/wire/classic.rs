@@ -95,6 +95,7 @@ impl Codec for Classic {
     const PROGRESS_POLLS: bool = false;
     const LOOSE_PORTS: bool = true;
     const HAS_STATS: bool = false;
+    const HELLO: bool = false;
     const TRACE_AT: usize = DATA_HEADER_BYTES;
     /// IDs are Java ints.
     const ID_MAX: NodeId = i32::MAX as NodeId;
@@ -134,11 +135,16 @@ impl Codec for Classic {
                 id_fits(*id, "node ID")
             }
             Control::Summary { id, .. } => id_fits(*id, "node ID"),
-            Control::Challenge { .. } | Control::Response { .. } => unencodable(
-                "authentication (the classic format has no challenge-response; --secret-file \
-                 is native only)"
-                    .to_string(),
-            ),
+            Control::Hello { .. } | Control::Challenge { .. } | Control::Response { .. } => {
+                unencodable(
+                    "authentication (the classic format has no handshake; --secret-file is \
+                     native only)"
+                        .to_string(),
+                )
+            }
+            Control::Refused(_) => {
+                unencodable("a refusal (the classic format has none)".to_string())
+            }
             Control::Manifest(manifest) => {
                 if manifest.entries.len() > usize::from(u8::MAX) {
                     return unencodable(format!(
@@ -415,7 +421,10 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
         }
         Control::SummaryRequest { .. } => out.push(kind::SUMMARY_REQUEST),
         // Refused by `encodable`; nothing of it goes on the wire.
-        Control::Challenge { .. } | Control::Response { .. } => {}
+        Control::Hello { .. }
+        | Control::Challenge { .. }
+        | Control::Response { .. }
+        | Control::Refused(_) => {}
         Control::Summary { id, counters, .. } => {
             out.push(kind::SUMMARY);
             put_id(out, *id);

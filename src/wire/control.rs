@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::NodeId;
-use crate::auth::{MAC_BYTES, NONCE_BYTES};
+use crate::auth::{NONCE_BYTES, PROOF_BYTES};
 use crate::stats::RunStats;
 
 /// The status field of a reply: the reference sends an ID (or the node's own ID) for success and
@@ -83,6 +83,46 @@ pub struct LinkCount {
     pub received: u64,
 }
 
+/// Why a peer closes a connection, told before it closes ([`Control::Refused`]), so that the
+/// other side can say what is wrong instead of "closed by peer".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The registry holds as many nodes as it can (`nodes`): no ID is left.
+    Full { nodes: u32 },
+    /// Too many connections wait to register or authenticate (from the peer's address, or in
+    /// all); a newer one pushed this one out. Trying again later may work.
+    Busy,
+    /// This side requires the shared secret (`--secret-file`) and the peer has none.
+    SecretRequired,
+    /// The peer offered a shared secret and this side has none.
+    NoSecret,
+    /// The peer's proof does not match this side's secret (another secret, or an impostor).
+    WrongSecret,
+}
+
+impl Refusal {
+    /// What it means, said of `peer` (for example "the registry at 10.0.0.1:5000").
+    pub fn describe(&self, peer: &str) -> String {
+        match self {
+            Refusal::Full { nodes } => format!("{peer} is full ({nodes} nodes)"),
+            Refusal::Busy => {
+                format!("{peer} is busy: too many connections wait to register or authenticate")
+            }
+            Refusal::SecretRequired => {
+                format!("{peer} requires a shared secret (--secret-file) and this side has none")
+            }
+            Refusal::NoSecret => format!(
+                "{peer} has no shared secret: start both sides with the same --secret-file, \
+                 or neither"
+            ),
+            Refusal::WrongSecret => format!(
+                "{peer} does not share this side's secret (its proof or ours did not match): \
+                 do both use the same --secret-file?"
+            ),
+        }
+    }
+}
+
 /// Every control message of the system. The data plane (data packets, acks) is not here: it
 /// goes through the codec's in-place functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +154,21 @@ pub enum Control {
     /// Registry -> node: report counters; `reset` = final report (counters restart after it).
     /// The classic encoding only knows the final report (`Codec::PROGRESS_POLLS`).
     SummaryRequest { reset: bool },
-    /// Acceptor -> connector, first thing on a connection when a secret is set: prove you
-    /// know it (native only; see `crate::auth`).
-    Challenge { nonce: [u8; NONCE_BYTES] },
-    /// Connector -> acceptor: HMAC of the nonce, before anything else.
-    Response { mac: [u8; MAC_BYTES] },
+    /// Connector -> acceptor, the first frame of every native connection: whether the
+    /// connector holds a shared secret (`--secret-file`) and, if it does, its fresh nonce
+    /// (`crate::auth`; native only).
+    Hello { nonce: Option<[u8; NONCE_BYTES]> },
+    /// Acceptor -> connector, the answer to a hello with a nonce: the acceptor's fresh nonce
+    /// and its proof of the secret over both nonces, both roles and its address.
+    Challenge {
+        nonce: [u8; NONCE_BYTES],
+        proof: [u8; PROOF_BYTES],
+    },
+    /// Connector -> acceptor, once the acceptor's proof checked out: the connector's proof
+    /// over the same transcript, before anything else.
+    Response { proof: [u8; PROOF_BYTES] },
+    /// Either side, just before it closes the connection: why (native only).
+    Refused(Refusal),
     /// Node -> registry: my counters; `reset` echoes the request.
     Summary {
         id: NodeId,
@@ -145,8 +195,10 @@ impl Control {
             Control::TaskFinished { .. } => "task finished",
             Control::SummaryRequest { .. } => "summary request",
             Control::Summary { .. } => "traffic summary",
+            Control::Hello { .. } => "hello",
             Control::Challenge { .. } => "authentication challenge",
             Control::Response { .. } => "authentication response",
+            Control::Refused(_) => "refusal",
         }
     }
 }

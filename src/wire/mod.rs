@@ -18,7 +18,7 @@ mod reader;
 pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
-pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Status};
+pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status};
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
 pub type NodeId = u32;
@@ -122,6 +122,12 @@ pub trait Codec: Sized {
 
     /// Whether traffic summaries carry hop counts and latency histograms.
     const HAS_STATS: bool = true;
+
+    /// Every connection starts with a hello from the connector (and, with a shared secret,
+    /// the handshake of `crate::auth`), and a side that closes a connection says why
+    /// ([`Control::Refused`]). Without it (the classic format) connections start with their
+    /// first request or data packet, and closes are silent.
+    const HELLO: bool = true;
 
     /// Offset of a data frame's hop trace: 4 bytes per relay ID from here.
     const TRACE_AT: usize;

@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, LinkCount,
-    Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Status, WireError,
+    Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, WireError,
 };
 use crate::limits::{FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
@@ -30,8 +30,19 @@ pub mod kind {
     pub const SUMMARY_REQUEST: u8 = 11;
     pub const SUMMARY: u8 = 12;
     pub const ACK: u8 = 13;
-    pub const CHALLENGE: u8 = 14;
-    pub const RESPONSE: u8 = 15;
+    pub const HELLO: u8 = 14;
+    pub const CHALLENGE: u8 = 15;
+    pub const RESPONSE: u8 = 16;
+    pub const REFUSED: u8 = 17;
+}
+
+/// Reasons of a refusal (`kind::REFUSED`).
+pub mod refusal_code {
+    pub const FULL: u8 = 1;
+    pub const BUSY: u8 = 2;
+    pub const SECRET_REQUIRED: u8 = 3;
+    pub const NO_SECRET: u8 = 4;
+    pub const WRONG_SECRET: u8 = 5;
 }
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
@@ -358,13 +369,37 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::SUMMARY_REQUEST);
             out.push(u8::from(*reset));
         }
-        Control::Challenge { nonce } => {
+        Control::Hello { nonce } => {
+            out.push(kind::HELLO);
+            match nonce {
+                Some(nonce) => {
+                    out.push(1);
+                    out.extend_from_slice(nonce);
+                }
+                None => out.push(0),
+            }
+        }
+        Control::Challenge { nonce, proof } => {
             out.push(kind::CHALLENGE);
             out.extend_from_slice(nonce);
+            out.extend_from_slice(proof);
         }
-        Control::Response { mac } => {
+        Control::Response { proof } => {
             out.push(kind::RESPONSE);
-            out.extend_from_slice(mac);
+            out.extend_from_slice(proof);
+        }
+        Control::Refused(refusal) => {
+            out.push(kind::REFUSED);
+            match refusal {
+                Refusal::Full { nodes } => {
+                    out.push(refusal_code::FULL);
+                    put_u32(out, *nodes);
+                }
+                Refusal::Busy => out.push(refusal_code::BUSY),
+                Refusal::SecretRequired => out.push(refusal_code::SECRET_REQUIRED),
+                Refusal::NoSecret => out.push(refusal_code::NO_SECRET),
+                Refusal::WrongSecret => out.push(refusal_code::WRONG_SECRET),
+            }
         }
         Control::Summary {
             id,
@@ -440,8 +475,7 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         }
         Some(&code)
             if (kind::REGISTER..=kind::SUMMARY).contains(&code)
-                || code == kind::CHALLENGE
-                || code == kind::RESPONSE =>
+                || (kind::HELLO..=kind::REFUSED).contains(&code) =>
         {
             Ok(Peek::Control)
         }
@@ -649,12 +683,40 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 links
             },
         },
+        kind::HELLO => Control::Hello {
+            nonce: match reader.u8()? {
+                0 => None,
+                1 => Some(reader.array()?),
+                other => {
+                    return Err(WireError::BadField {
+                        what: "hello",
+                        detail: format!("secret flag {other} (must be 0 or 1)"),
+                    });
+                }
+            },
+        },
         kind::CHALLENGE => Control::Challenge {
             nonce: reader.array()?,
+            proof: reader.array()?,
         },
         kind::RESPONSE => Control::Response {
-            mac: reader.array()?,
+            proof: reader.array()?,
         },
+        kind::REFUSED => Control::Refused(match reader.u8()? {
+            refusal_code::FULL => Refusal::Full {
+                nodes: reader.u32_le()?,
+            },
+            refusal_code::BUSY => Refusal::Busy,
+            refusal_code::SECRET_REQUIRED => Refusal::SecretRequired,
+            refusal_code::NO_SECRET => Refusal::NoSecret,
+            refusal_code::WRONG_SECRET => Refusal::WrongSecret,
+            other => {
+                return Err(WireError::BadField {
+                    what: "refusal",
+                    detail: format!("unknown reason {other}"),
+                });
+            }
+        }),
         other => return Err(WireError::UnknownType(other)),
     };
     reader.finish()?;

@@ -98,14 +98,17 @@ impl<M: Machine> Driver<'_, M> {
     }
 
     pub(super) fn accepted(&mut self, index: usize, socket: Socket) -> Result<(), DriverError> {
-        let peer = match SockRef::from(&socket).peer_addr() {
-            Ok(address) => address.as_socket(),
+        let addresses = SockRef::from(&socket)
+            .peer_addr()
+            .and_then(|peer| Ok((peer, SockRef::from(&socket).local_addr()?)));
+        let (peer, local) = match addresses {
+            Ok((peer, local)) => (peer.as_socket(), local.as_socket()),
             Err(error) => {
-                tracing::warn!(%error, "accepted connection has no peer address; closed");
+                tracing::warn!(%error, "accepted connection has no peer or local address; closed");
                 return Ok(());
             }
         };
-        let Some(peer) = peer else {
+        let (Some(peer), Some(local)) = (peer, local) else {
             tracing::warn!("accepted connection is not TCP/IP; closed");
             return Ok(());
         };
@@ -126,7 +129,7 @@ impl<M: Machine> Driver<'_, M> {
             .expect("room was checked above");
         let generation = self.connections[key].generation;
         tracing::debug!(?conn, %peer, "accepted");
-        self.machine.on_accepted(self.now, conn, peer);
+        self.machine.on_accepted(self.now, conn, peer, local);
         self.apply_effects()?;
         if self.slot_is(key, generation) && self.connections[key].state == State::Open {
             self.arm_recv(key)?;

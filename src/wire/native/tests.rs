@@ -96,8 +96,24 @@ fn every_control_message_roundtrips() {
         rate_per_s: 1000,
     });
     roundtrip(Control::TaskFinished { addr, id: u32::MAX });
-    roundtrip(Control::Challenge { nonce: [9; 32] });
-    roundtrip(Control::Response { mac: [3; 32] });
+    roundtrip(Control::Hello { nonce: None });
+    roundtrip(Control::Hello {
+        nonce: Some([5; 32]),
+    });
+    roundtrip(Control::Challenge {
+        nonce: [9; 32],
+        proof: [4; 32],
+    });
+    roundtrip(Control::Response { proof: [3; 32] });
+    for refusal in [
+        Refusal::Full { nodes: 4096 },
+        Refusal::Busy,
+        Refusal::SecretRequired,
+        Refusal::NoSecret,
+        Refusal::WrongSecret,
+    ] {
+        roundtrip(Control::Refused(refusal));
+    }
     roundtrip(Control::SummaryRequest { reset: false });
     roundtrip(Control::Summary {
         id: 7,
