@@ -61,29 +61,32 @@ fn main() {
     let paced_two_cores = ping_pong(2_000, pace, Some((0, last)));
     print_latency("  same, on two cores", &paced_two_cores);
 
-    let light = overlay_run(nodes, nr, rate, u64::from(rate) * 5, &[]);
-    println!("\nlight load: {nodes} nodes, NR {nr}, {rate} packets/s per node");
-    print_run(&light);
+    // The default (adaptive busy poll), nodes that always sleep at once, and nodes that poll
+    // for a fixed time after any work, one after the other in the same run.
     let busy_poll = busy_poll_us.to_string();
-    let light_polled = overlay_run(
-        nodes,
-        nr,
-        rate,
-        u64::from(rate) * 5,
-        &["--busy-poll-us", &busy_poll],
-    );
-    println!(
-        "\nlight load, nodes busy-polling ({busy_poll_us} us before sleeping: the cores never idle)"
-    );
-    print_run(&light_polled);
-    let saturated = overlay_run(nodes, nr, 0, 200_000, &[]);
+    let modes: [(&str, &[&str]); 3] = [
+        ("default flags (adaptive busy poll)", &[]),
+        (
+            "sleeping nodes (--busy-poll-us 0)",
+            &["--busy-poll-us", "0"],
+        ),
+        (
+            "busy-polling nodes (fixed)",
+            &["--busy-poll-us", &busy_poll],
+        ),
+    ];
+    let mut light = Vec::new();
+    for (label, args) in modes {
+        let (run, cpu) = overlay_run(nodes, nr, rate, u64::from(rate) * 5, args);
+        println!("\nlight load, {label}: {nodes} nodes, NR {nr}, {rate} packets/s per node");
+        print_run(&run, cpu);
+        light.push((label, run));
+    }
+    let (saturated, cpu) = overlay_run(nodes, nr, 0, 200_000, &[]);
     println!("\nsaturation: {nodes} nodes, NR {nr}, as fast as flow control allows");
-    print_run(&saturated);
+    print_run(&saturated, cpu);
 
-    for (run, label) in [
-        (&light, "light load"),
-        (&light_polled, "light load, busy-polling"),
-    ] {
+    for (label, run) in &light {
         let hop = per_hop_all(run);
         println!(
             "\n{label} per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
@@ -203,8 +206,16 @@ impl Drop for Kill {
     }
 }
 
-/// One scripted overlay run (`node_args` go to every node); its JSON result.
-fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64, node_args: &[&str]) -> Value {
+/// One scripted overlay run (`node_args` go to every node): its JSON result and the CPU
+/// seconds (user + system) its processes used.
+fn overlay_run(
+    nodes: usize,
+    nr: usize,
+    rate: u32,
+    packets: u64,
+    node_args: &[&str],
+) -> (Value, f64) {
+    let cpu_before = children_cpu_s();
     let bin = env!("CARGO_BIN_EXE_overlay");
     let dir = std::env::temp_dir().join(format!("overlay-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -251,9 +262,27 @@ fn overlay_run(nodes: usize, nr: usize, rate: u32, packets: u64, node_args: &[&s
     }
     let status = processes[0].0.wait().expect("registry ends");
     assert!(status.success(), "the overlay run did not PASS");
+    // The nodes exit after the run; waiting for them counts their CPU time.
+    drop(processes);
     let text = std::fs::read_to_string(&json).expect("result written");
     let _ = std::fs::remove_dir_all(&dir);
-    serde_json::from_str(&text).expect("result is JSON")
+    (
+        serde_json::from_str(&text).expect("result is JSON"),
+        children_cpu_s() - cpu_before,
+    )
+}
+
+/// User + system seconds of this process's children that have been waited for (`cutime` and
+/// `cstime` of /proc/self/stat, in clock ticks of 10 ms).
+fn children_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which ends with the last ')': state is field 3,
+    // cutime and cstime fields 16 and 17.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("command name") + 2..]
+        .split(' ')
+        .collect();
+    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("clock ticks");
+    (ticks(16) + ticks(17)) / 100.0
 }
 
 fn wait_for_port(path: &Path) -> String {
@@ -297,9 +326,9 @@ fn print_summary(label: &str, s: &Value) {
     );
 }
 
-fn print_run(result: &Value) {
+fn print_run(result: &Value, cpu_s: f64) {
     println!(
-        "  {} packets in {:.3} s, {:.0} packets/s",
+        "  {} packets in {:.3} s, {:.0} packets/s; the processes used {cpu_s:.2} CPU seconds",
         result["packets_received"],
         result["duration_s"].as_f64().unwrap_or(0.0),
         result["packets_per_s"].as_f64().unwrap_or(0.0)

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
-use overlay::io::{self, DriverConfig};
+use overlay::io::{self, BusyPoll, DriverConfig};
 use overlay::limits::{
     BUSY_POLL_US_MAX, FRAME_BYTES_MAX, GROUP_NODES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX,
     IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX, NODES_MAX, OPERATOR_WAIT_SECS_MAX,
@@ -262,11 +262,12 @@ struct NodeArgs {
     #[arg(short, long)]
     bind: Option<IpAddr>,
     /// Once the event loop runs out of work, keep polling for this many microseconds before
-    /// sleeping, yielding the core to any other runnable process in between. Lowers latency
-    /// at light load (no wake-up of an idle core) at the cost of a busy core; 0 (default)
-    /// sleeps at once.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=BUSY_POLL_US_MAX))]
-    busy_poll_us: u64,
+    /// sleeping, yielding the core to any other runnable process in between: lowers latency
+    /// at light load (no wake-up of an idle core) at the cost of a busy core. `auto`
+    /// (default): poll up to 1 ms only while traffic is light and recent and the core has
+    /// nothing else to run; 0 sleeps at once.
+    #[arg(long, default_value = "auto", value_parser = parse_busy_poll)]
+    busy_poll_us: BusyPoll,
     /// Seconds to keep trying to reach the registry and register (it may start after the
     /// node, or lose a registration): attempts on fresh connections, 0.1 s apart at first and
     /// at most 2 s; an attempt unanswered for 5 s is tried again. 0 tries once.
@@ -281,6 +282,20 @@ struct NodeArgs {
     count: u32,
     #[command(flatten)]
     common: Common,
+}
+
+/// `--busy-poll-us`: `auto`, or microseconds up to `BUSY_POLL_US_MAX` (0: never poll).
+fn parse_busy_poll(value: &str) -> Result<BusyPoll, String> {
+    if value == "auto" {
+        return Ok(BusyPoll::Auto);
+    }
+    match value.parse::<u64>() {
+        Ok(0) => Ok(BusyPoll::Off),
+        Ok(us) if us <= BUSY_POLL_US_MAX => Ok(BusyPoll::For(Duration::from_micros(us))),
+        _ => Err(format!(
+            "expected `auto` or microseconds from 0 to {BUSY_POLL_US_MAX}"
+        )),
+    }
 }
 
 fn seed(common: &Common) -> u64 {
@@ -427,7 +442,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         max_connections: REGISTRY_CONNECTIONS_MAX,
         recv_buffer_bytes: REGISTRY_RECV_BUFFER_BYTES,
         send_buffer_bytes: 0,
-        busy_poll: Duration::ZERO,
+        busy_poll: BusyPoll::Off,
         console: true,
     };
     let mut shown = Shown::new(registry, out, settings, csv, result_file);
@@ -820,7 +835,7 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         max_connections: NODE_CONNECTIONS_MAX * count,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
         send_buffer_bytes: link_buffer_bytes,
-        busy_poll: Duration::from_micros(args.busy_poll_us),
+        busy_poll: args.busy_poll_us,
         console: true,
     };
     let code = if count == 1 {

@@ -190,7 +190,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         max_connections: 16,
         recv_buffer_bytes,
         send_buffer_bytes: 0,
-        busy_poll: Duration::ZERO,
+        busy_poll: overlay::io::BusyPoll::Off,
         console: false,
     }
 }
@@ -277,7 +277,7 @@ fn echoes_one_mebibyte_in_uneven_chunks() {
 #[test]
 fn echoes_with_busy_poll() {
     let mut config = config(overlay::limits::RECV_BUFFER_BYTES);
-    config.busy_poll = Duration::from_millis(1);
+    config.busy_poll = overlay::io::BusyPoll::For(Duration::from_millis(1));
     echo_one_mebibyte(config);
 }
 
@@ -291,7 +291,7 @@ fn busy_poll_takes_completions_while_polling() {
     machine.tick_nanos = 60_000_000_000;
     machine.exit_on_close = true;
     let mut config = config(4096);
-    config.busy_poll = Duration::from_secs(60);
+    config.busy_poll = overlay::io::BusyPoll::For(Duration::from_secs(60));
     let (listener, addr) = listener();
     let driver = start(machine, Some(listener), config);
     let mut stream = client(addr);
@@ -317,7 +317,7 @@ fn busy_poll_runs_ticks_on_time() {
     let (events_sender, events) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut config = config(4096);
-    config.busy_poll = Duration::from_secs(60);
+    config.busy_poll = overlay::io::BusyPoll::For(Duration::from_secs(60));
     let started = std::time::Instant::now();
     let driver = start(Echo::new(events_sender, stop.clone()), None, config);
     // A first tick runs while the loop polls; then the machine stops on the next one.

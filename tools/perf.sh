@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# The data-plane workloads of docs/PERFORMANCE.md, with a single-stream iperf3 over loopback
-# measured just before as the baseline, in one table.
+# The data-plane workloads of docs/PERFORMANCE.md beside their baselines, run in alternation on
+# the same machine in the same minute, in one table.
 #
 #   tools/perf.sh [W1|W2|W3 ...]      (default: all three)
 #
 # W1 classic:   10 nodes, NR 3, 100,000 packets per node.
 # W2 stress:    64 nodes, NR 6, 1,000,000 packets per node (PACKETS=... to change).
 # W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node.
-# iperf3 runs again after the workloads, to show how far the baseline moved meanwhile.
+#
+# W1 and W2 run ROUNDS times (default 3) in alternation with the calibration ring
+# (../shared/baselines/ringproto, or $RING_SRC; built into target/ringproto) with the same P, NR
+# and M; each run's line gives both packets/s and their ratio (ours / ring), and a last line
+# the medians and the ratio of the medians. Our packets/s run from the registry's start to the
+# verified summary; the ring's from its GO to its last delivery. W3 runs ROUNDS times, each right
+# after a single-stream iperf3 over loopback, and is judged by goodput (payload bytes
+# delivered/s) over that iperf3's bytes/s; the median ratio comes last. Each line carries the
+# 1-minute load average (`uptime`) taken just before it.
+#
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
-# temporary directory): one result JSON per workload and perf.txt with the table. OVERLAY_BIN
-# runs a prebuilt binary instead of building (to compare two builds).
+# temporary directory): each run's logs and result JSON, and perf.txt with the table.
+# OVERLAY_BIN runs a prebuilt binary instead of building (to compare two builds).
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +29,8 @@ workloads=("$@")
 for w in "${workloads[@]}"; do
   case "$w" in W1|W2|W3) ;; *) echo "perf.sh: unknown workload $w (W1, W2 or W3; --help)" >&2; exit 2 ;; esac
 done
+runs=${ROUNDS:-3}
+case "$runs" in *[!0-9]*|''|0) echo "perf.sh: ROUNDS must be a positive number" >&2; exit 2 ;; esac
 out=${OUT:-$(mktemp -d -t overlay-perf.XXXXXX)}
 mkdir -p "$out"
 
@@ -31,63 +42,112 @@ if [ -z "${OVERLAY_BIN:-}" ]; then
   cargo build --release --quiet
   export OVERLAY_BIN="$top/target/release/overlay"
 fi
+ring_src=${RING_SRC:-$top/../shared/baselines/ringproto}
+ring=
+if printf '%s\n' "${workloads[@]}" | grep -q '^W[12]$'; then
+  [ -f "$ring_src/Cargo.toml" ] || { echo "perf.sh: no calibration ring in $ring_src (set RING_SRC)" >&2; exit 1; }
+  # Built into our target directory: the ring's folder is read only, and shared.
+  cargo build --release --quiet --manifest-path "$ring_src/Cargo.toml" --target-dir "$top/target/ringproto" 2>/dev/null
+  ring="$top/target/ringproto/release/ring"
+fi
+
+load() { cut -d' ' -f1 /proc/loadavg; }
+say() { printf '%s\n' "$*" | tee -a "$out/perf.txt"; }
 
 iperf_bytes_per_s() {
-  local port=$((20000 + RANDOM % 20000))
+  local port=$((20000 + RANDOM % 20000)) json=$1
   iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
   local server=$!
   sleep 0.5
-  iperf3 -c 127.0.0.1 -p "$port" -t 5 -J >"$out/iperf3.json"
+  iperf3 -c 127.0.0.1 -p "$port" -t 5 -J >"$json"
   wait "$server" || true
-  python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8))' "$out/iperf3.json"
+  python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8))' "$json"
 }
 
-printf '%s\n' "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" | tee "$out/perf.txt"
-base=$(iperf_bytes_per_s)
-python3 -c 'import sys; print(f"iperf3 single stream over loopback: {int(sys.argv[1])/1e9:.2f} GB/s")' "$base" | tee -a "$out/perf.txt"
-printf '%-4s %6s %3s %9s %6s %8s %12s %14s %10s %12s %8s %9s\n' \
-  W nodes NR packets extra seconds packets/s transmissions/s frame_B frame_B/s x_iperf peak_MiB | tee -a "$out/perf.txt"
+# ring_pps P NR M: the ring's seconds and packets/s, with the settings its README gives.
+ring_pps() {
+  local line
+  line=$(RING_MINFLUSH=32768 RING_RCAP=262144 "$ring" "$1" "$2" "$3" epoll 1048576 4194304 4096)
+  echo "$line" >>"$out/ring.log"
+  line=${line%%$'\n'*}
+  case "$line" in *"delivered=$(($1 * $3))/"*) ;; *) echo "perf.sh: the ring did not deliver everything: $line" >&2; return 1 ;; esac
+  sed 's/.* wall=\([0-9.]*\)s pkts\/s=\([0-9]*\).*/\1 \2/' <<<"$line"
+}
 
-run() {
+# ours NAME NODES NR PACKETS EXTRA: runs the workload; prints duration_s, packets/s, goodput
+# (payload bytes delivered/s) and peak resident MiB of the slowest node.
+ours() {
   local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5
-  OUT="$out/$name" PAYLOAD=$extra tools/launch.sh "$nodes" "$packets" "$nr" >"$out/$name.log" 2>&1 \
+  RUNS=1 OUT="$out/$name" PAYLOAD=$extra tools/launch.sh "$nodes" "$packets" "$nr" >"$out/$name.log" 2>&1 \
     || { echo "perf.sh: $name did not PASS (log: $out/$name.log)" >&2; return 1; }
-  python3 - "$out/$name/result.json" "$name" "$nodes" "$nr" "$packets" "$extra" "$base" "$out/$name" <<'PY' | tee -a "$out/perf.txt"
+  python3 - "$out/$name" "$extra" <<'PY'
 import glob, json, re, sys
-path, name, nodes, nr, packets, extra, base, logs = sys.argv[1:]
-r = json.load(open(path))
-nodes, nr, extra, base = int(nodes), int(nr), int(extra), float(base)
-# trace slots = longest path's relays in this overlay
-def tx(d, nr):
-    big = 1 << (nr - 1)
-    return d // big + bin(d % big).count("1")
-slots = max(tx(d, nr) - 1 for d in range(1, nodes))
-frame = 32 + 4 * slots + 4 + extra
-secs = r["duration_s"]
-transmissions = r["packets_received"] + r["packets_relayed"]
-bps = transmissions * frame / secs
+logs, extra = sys.argv[1], int(sys.argv[2])
+r = json.load(open(logs + "/result.json"))
 peak = 0
 for log in glob.glob(logs + "/node-*.log"):
     for m in re.finditer(r"peak resident memory (\d+) KiB", open(log).read()):
         peak = max(peak, int(m.group(1)))
-print(f"{name:<4} {nodes:6d} {nr:3d} {int(packets):9d} {extra:6d} {secs:8.3f} {r['packets_per_s']:12,.0f} {transmissions/secs:14,.0f} {frame:10d} {bps/1e9:10.2f}GB {bps/base:8.2f} {peak/1024:9.1f}")
-if extra:
-    goodput = r["packets_received"] * (4 + extra) / secs
-    print(f"     goodput (payload bytes delivered/s): {goodput/1e9:.2f} GB/s = {goodput/base:.2f} x iperf3")
-if name == "W1":
-    print(f"     W1 vs the reference Java implementation's ~40 s: {40/secs:,.0f} x faster")
+goodput = r["packets_received"] * (4 + extra) / r["duration_s"]
+print(r["duration_s"], r["packets_per_s"], goodput, peak / 1024)
 PY
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+say "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u '+%F %H:%M') UTC; $runs alternating runs"
+
+against_ring() {
+  local name=$1 nodes=$2 nr=$3 packets=$4 ours_all=() ring_all=() l1 l2 rs r secs o peak
+  say ""
+  say "$name: $nodes nodes, NR $nr, $packets packets per node, against the ring (same P, NR, M)"
+  say "$(printf '%-4s %3s %6s %7s %14s %6s %7s %14s %9s %9s' W run load_r ring_s ring_pkts/s load_o ours_s ours_pkts/s ours/ring peak_MiB)"
+  for i in $(seq "$runs"); do
+    l1=$(load)
+    read -r rs r < <(ring_pps "$nodes" "$nr" "$packets")
+    l2=$(load)
+    read -r secs o _ peak < <(ours "$name-$i" "$nodes" "$nr" "$packets" 0)
+    ring_all+=("$r")
+    ours_all+=("$o")
+    say "$(python3 -c 'import sys
+n, i, l1, rs, r, l2, secs, o, peak = sys.argv[1:]
+r, o = float(r), float(o)
+print(f"{n:<4} {i:>3} {l1:>6} {float(rs):7.3f} {r:14,.0f} {l2:>6} {float(secs):7.3f} {o:14,.0f} {o / r:9.2f} {float(peak):9.1f}")' \
+      "$name" "$i" "$l1" "$rs" "$r" "$l2" "$secs" "$o" "$peak")"
+  done
+  local mr mo
+  mr=$(median "${ring_all[@]}")
+  mo=$(median "${ours_all[@]}")
+  say "$(python3 -c 'import sys
+n, mr, mo = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+print(f"{n} median: ring {mr:,.0f} packets/s, ours {mo:,.0f} packets/s, ours / ring = {mo / mr:.2f}")' "$name" "$mr" "$mo")"
+}
+
+against_iperf() {
+  local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base g
+  say ""
+  say "$name: $nodes nodes, NR $nr, $packets packets of $extra extra payload bytes per node, against iperf3 right before each run"
+  say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB)"
+  for i in $(seq "$runs"); do
+    l1=$(load)
+    base=$(iperf_bytes_per_s "$out/iperf3-$name-$i.json")
+    l2=$(load)
+    read -r secs pps g peak < <(ours "$name-$i" "$nodes" "$nr" "$packets" "$extra")
+    ratios+=("$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$g" "$base")")
+    say "$(python3 -c 'import sys
+n, i, l1, base, l2, secs, pps, g, peak = sys.argv[1:]
+base, g = float(base), float(g)
+print(f"{n:<4} {i:>3} {l1:>6} {base / 1e9:12.2f} {l2:>6} {float(secs):8.3f} {float(pps):12,.0f} {g / 1e9:12.2f} {g / base:8.2f} {float(peak):9.1f}")' \
+      "$name" "$i" "$l1" "$base" "$l2" "$secs" "$pps" "$g" "$peak")"
+  done
+  say "$name median goodput / iperf3: $(printf '%.2f' "$(median "${ratios[@]}")")"
 }
 
 for w in "${workloads[@]}"; do
   case "$w" in
-    W1) run W1 10 3 100000 0 ;;
-    W2) run W2 64 6 "${PACKETS:-1000000}" 0 ;;
-    W3) run W3 64 6 20000 4096 ;;
-    *) echo "perf.sh: unknown workload $w" >&2; exit 2 ;;
+    W1) against_ring W1 10 3 100000 ;;
+    W2) against_ring W2 64 6 "${PACKETS:-1000000}" ;;
+    W3) against_iperf W3 64 6 20000 4096 ;;
   esac
 done
-# The baseline moves with the host; a second measurement shows by how much during this run.
-again=$(iperf_bytes_per_s)
-python3 -c 'import sys; print(f"iperf3 again, after the workloads: {int(sys.argv[1])/1e9:.2f} GB/s (the ratios above use the first)")' "$again" | tee -a "$out/perf.txt"
 echo "perf.sh: results in $out" >&2

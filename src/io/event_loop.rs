@@ -19,6 +19,7 @@ use slab::Slab;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
 use super::accept_pause::{self, AcceptPause};
+use super::busy_poll::{Governor, Poll};
 use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
@@ -40,8 +41,12 @@ mod effects;
 struct Stats {
     /// Times the loop slept in the kernel waiting for a completion or its tick.
     waits: u64,
-    /// Looks at the ring while busy-polling (`--busy-poll-us`).
+    /// Busy polls begun (`--busy-poll-us`), looks at the ring while polling, polls ended by
+    /// a slow yield (the core had other work), and time spent polling.
     polls: u64,
+    looks: u64,
+    polls_yielded: u64,
+    poll_ns: u64,
     completions: u64,
     sends: u64,
     bytes_sent: u64,
@@ -73,8 +78,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     send_buffer_bytes: usize,
     /// Receive buffers mapped up front for accepted connections so far (`buffers`).
     inbound_recv_mapped: usize,
-    /// How long to poll the ring once there is no work before sleeping (`--busy-poll-us`).
-    busy_poll_ns: Nanos,
+    /// Whether and how long to poll the ring once there is no work (`--busy-poll-us`).
+    governor: Governor,
     /// Buffers of released slots, reused by the next slots.
     spare_recv_buffers: Vec<Vec<u8>>,
     spare_send_buffers: Vec<Vec<u8>>,
@@ -120,7 +125,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             recv_buffer_bytes: config.recv_buffer_bytes,
             send_buffer_bytes: config.send_buffer_bytes,
             inbound_recv_mapped: 0,
-            busy_poll_ns: Nanos::try_from(config.busy_poll.as_nanos()).unwrap_or(Nanos::MAX),
+            governor: Governor::new(config.busy_poll),
             spare_recv_buffers: Vec::with_capacity(connections_max),
             spare_send_buffers: Vec::with_capacity(connections_max),
             accepts_armed: vec![false; listeners.len()],
@@ -147,6 +152,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         tracing::info!(
             waits = stats.waits,
             polls = stats.polls,
+            looks = stats.looks,
+            polls_yielded = stats.polls_yielded,
+            poll_ms = stats.poll_ns / 1_000_000,
             completions = stats.completions,
             sends = stats.sends,
             bytes_per_send = stats.bytes_sent / stats.sends.max(1),
@@ -184,7 +192,9 @@ impl<'m, M: Machine> Driver<'m, M> {
             };
             if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
                 self.start_wanted_sends(true)?;
-                self.busy_poll(wake)?;
+                if let Some(poll) = self.governor.on_idle(self.now) {
+                    self.busy_poll(poll, wake)?;
+                }
             }
             if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
                 match wake {
@@ -196,6 +206,9 @@ impl<'m, M: Machine> Driver<'m, M> {
                 self.reap();
             }
             self.now = clock::now();
+            if !self.completions.is_empty() || wake.is_some_and(|wake| wake <= self.now) {
+                self.governor.on_work(self.now, self.completions.len());
+            }
             while let Some(completion) = self.completions.pop_front() {
                 self.dispatch(completion)?;
             }
@@ -263,30 +276,36 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
     }
 
-    /// With `--busy-poll-us`: submits and looks for completions until one arrives, the busy
-    /// poll time has passed, or the tick is due; yields the core between looks, so other
-    /// runnable processes on it still run, while the core never idles (waking an idle core
-    /// is the largest part of a hop's latency at light load on some machines).
-    fn busy_poll(&mut self, tick: Option<Nanos>) -> Result<(), DriverError> {
-        if self.busy_poll_ns == 0 {
-            return Ok(());
-        }
-        let until = self
-            .now
-            .saturating_add(self.busy_poll_ns)
-            .min(tick.unwrap_or(Nanos::MAX));
+    /// Submits and looks for completions until one arrives, the poll's time has passed, the
+    /// tick is due, or (adaptive poll) a yield shows the core has other work; yields the core
+    /// between looks, so other runnable processes on it still run, while the core never
+    /// idles (waking an idle core is the largest part of a hop's latency at light load on
+    /// some machines; `busy_poll`).
+    fn busy_poll(&mut self, poll: Poll, tick: Option<Nanos>) -> Result<(), DriverError> {
+        let until = poll.until.min(tick.unwrap_or(Nanos::MAX));
+        let started = self.now;
+        self.stats.polls += 1;
         loop {
-            self.stats.polls += 1;
+            self.stats.looks += 1;
             // With DEFER_TASKRUN, completions are posted only when the loop asks for them; a
             // submit does when the kernel flags work waiting (TASKRUN_FLAG).
             self.submit()?;
             self.reap();
             self.now = clock::now();
             if !self.completions.is_empty() || self.now >= until {
-                return Ok(());
+                break;
             }
             std::thread::yield_now();
+            let yielded = clock::now();
+            let took = yielded.saturating_sub(self.now);
+            if self.governor.yield_was_slow(poll, yielded, took) {
+                self.stats.polls_yielded += 1;
+                self.now = yielded;
+                break;
+            }
         }
+        self.stats.poll_ns += self.now.saturating_sub(started);
+        Ok(())
     }
 
     /// Copies every completion out of the ring into the local queue.

@@ -5,11 +5,12 @@
 //! `setup` (ring creation, capability checks, pinning), `event_loop` (the loop), `conn`
 //! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
 //! `console` (the standard-input thread), `accept_pause` (the accept's pause while descriptors or
-//! memory run out), `clock`.
+//! memory run out), `busy_poll` (when the loop polls before sleeping), `clock`.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod accept_pause;
+mod busy_poll;
 pub mod clock;
 mod conn;
 mod console;
@@ -24,6 +25,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::limits::LISTEN_BACKLOG_CONNECTIONS;
 use crate::machine::Machine;
+
+pub use busy_poll::BusyPoll;
 
 /// How the driver runs.
 #[derive(Clone, Debug)]
@@ -44,8 +47,8 @@ pub struct DriverConfig {
     /// be mapped at first use (the registry, with up to thousands of mostly idle
     /// connections).
     pub send_buffer_bytes: usize,
-    /// Once there is no work, poll the ring this long before sleeping (zero: sleep at once).
-    pub busy_poll: std::time::Duration,
+    /// Once there is no work, whether and how long to poll the ring before sleeping.
+    pub busy_poll: BusyPoll,
     /// Read standard input lines and deliver them with `Machine::on_command`.
     pub console: bool,
 }

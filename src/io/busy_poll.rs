@@ -1,0 +1,183 @@
+//! When the loop, out of work, polls the ring before it sleeps (`--busy-poll-us`).
+//!
+//! On a virtual machine a halted vCPU costs 40-50 us to wake, more than a hop's own work
+//! (docs/PERFORMANCE.md, W4): a node that keeps its core busy for a while after work answers
+//! the next packet without that wake-up. Polling only pays while packets come often and the
+//! core would otherwise idle, so the adaptive mode (the default) polls only
+//! - after a short idle gap: the last time the loop ran out of work, work came back within
+//!   `AUTO_POLL_RECENT_NS` (traffic is recent; the first packet after a quiet spell is
+//!   answered by a sleeping node, so an idle node never polls);
+//! - after a small batch: the batch of completions that ended that gap held at most
+//!   `AUTO_POLL_BATCH_MAX` (light load; a saturated node finds many completions each time
+//!   and has no idle core to keep awake);
+//! - for at most `AUTO_POLL_NS`, and only while yielding the core comes straight back: a
+//!   yield that gave the core to another process for longer than `AUTO_POLL_YIELD_NS` shows
+//!   that the core has other work, so it will not halt, and polling would only take turns
+//!   from that work (64 nodes on 2 cores at full speed, or other programs). Worse, a node
+//!   that yields to a busy program waits out that program's time slice, where a sleeping
+//!   node woken by a packet would run at once; so after a slow yield the node does not poll
+//!   for `AUTO_POLL_PAUSE_NS`.
+
+use std::time::Duration;
+
+use crate::limits::{
+    AUTO_POLL_BATCH_MAX, AUTO_POLL_NS, AUTO_POLL_PAUSE_NS, AUTO_POLL_RECENT_NS, AUTO_POLL_YIELD_NS,
+};
+use crate::machine::Nanos;
+
+/// How long the loop polls once it runs out of work, before it sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BusyPoll {
+    /// Sleep at once.
+    Off,
+    /// Poll this long after every piece of work, whatever the load (yielding between looks).
+    For(Duration),
+    /// Poll while traffic is light and recent and the core has nothing else to run.
+    Auto,
+}
+
+/// The adaptive policy's memory: how the last idle gap went.
+#[derive(Debug)]
+pub(crate) struct Governor {
+    mode: BusyPoll,
+    /// When the loop last ran out of work, while it has not found work since.
+    idle_since: Option<Nanos>,
+    /// Length of the last idle gap (from running out of work to finding some).
+    last_gap: Nanos,
+    /// Completions found when the last idle gap ended.
+    last_batch: usize,
+    /// No adaptive poll before this (a slow yield showed the core busy).
+    paused_until: Nanos,
+}
+
+/// One poll: until when, and whether a slow yield ends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Poll {
+    pub until: Nanos,
+    pub stop_on_slow_yield: bool,
+}
+
+impl Governor {
+    pub(crate) fn new(mode: BusyPoll) -> Self {
+        Governor {
+            mode,
+            idle_since: None,
+            last_gap: Nanos::MAX,
+            last_batch: usize::MAX,
+            paused_until: 0,
+        }
+    }
+
+    /// The loop ran out of work at `now`: the poll to make before sleeping, if any.
+    pub(crate) fn on_idle(&mut self, now: Nanos) -> Option<Poll> {
+        self.idle_since.get_or_insert(now);
+        match self.mode {
+            BusyPoll::Off => None,
+            BusyPoll::For(time) => Some(Poll {
+                until: now.saturating_add(Nanos::try_from(time.as_nanos()).unwrap_or(Nanos::MAX)),
+                stop_on_slow_yield: false,
+            }),
+            BusyPoll::Auto => (self.last_gap <= AUTO_POLL_RECENT_NS
+                && self.last_batch <= AUTO_POLL_BATCH_MAX
+                && now >= self.paused_until)
+                .then_some(Poll {
+                    until: now.saturating_add(AUTO_POLL_NS),
+                    stop_on_slow_yield: true,
+                }),
+        }
+    }
+
+    /// The loop found `completions` (and perhaps a due tick) at `now`; ends an idle gap.
+    pub(crate) fn on_work(&mut self, now: Nanos, completions: usize) {
+        if let Some(since) = self.idle_since.take() {
+            self.last_gap = now.saturating_sub(since);
+            self.last_batch = completions;
+        }
+    }
+
+    /// A yield between looks of `poll` returned at `now` after `took`: whether the poll
+    /// should end (the adaptive poll then pauses).
+    pub(crate) fn yield_was_slow(&mut self, poll: Poll, now: Nanos, took: Nanos) -> bool {
+        let slow = poll.stop_on_slow_yield && took > AUTO_POLL_YIELD_NS;
+        if slow {
+            self.paused_until = now.saturating_add(AUTO_POLL_PAUSE_NS);
+        }
+        slow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Nanos = 1_000;
+
+    #[test]
+    fn off_never_polls() {
+        let mut g = Governor::new(BusyPoll::Off);
+        g.on_work(0, 1);
+        assert_eq!(g.on_idle(10 * US), None);
+    }
+
+    #[test]
+    fn fixed_polls_after_any_work_without_yield_check() {
+        let mut g = Governor::new(BusyPoll::For(Duration::from_micros(500)));
+        let poll = g.on_idle(0).unwrap();
+        assert_eq!(poll.until, 500 * US);
+        assert!(!g.yield_was_slow(poll, 0, 10_000 * US));
+        assert!(g.on_idle(US).is_some());
+    }
+
+    #[test]
+    fn auto_polls_only_after_a_short_gap_and_a_small_batch() {
+        let mut g = Governor::new(BusyPoll::Auto);
+        // Fresh: nothing known about traffic, so no poll (an idle node sleeps).
+        assert_eq!(g.on_idle(0), None);
+        // Work after a long quiet spell: still no poll.
+        g.on_work(AUTO_POLL_RECENT_NS + 1, 1);
+        assert_eq!(g.on_idle(AUTO_POLL_RECENT_NS + 2), None);
+        // Work soon after: poll, stopping on a slow yield.
+        let t = AUTO_POLL_RECENT_NS + 2 + 100 * US;
+        g.on_work(t, 2);
+        let poll = g.on_idle(t + US).expect("light, recent traffic polls");
+        assert_eq!(poll.until, t + US + AUTO_POLL_NS);
+        assert!(!g.yield_was_slow(poll, t + 2 * US, AUTO_POLL_YIELD_NS));
+        // A large batch (saturation) stops it.
+        g.on_work(t + 2 * US, AUTO_POLL_BATCH_MAX + 1);
+        assert_eq!(g.on_idle(t + 3 * US), None);
+    }
+
+    #[test]
+    fn auto_pauses_after_a_slow_yield() {
+        let mut g = Governor::new(BusyPoll::Auto);
+        g.on_work(0, 1);
+        g.on_idle(US);
+        g.on_work(2 * US, 1);
+        let poll = g.on_idle(3 * US).expect("light, recent traffic polls");
+        assert!(g.yield_was_slow(poll, 500 * US, AUTO_POLL_YIELD_NS + 1));
+        g.on_work(501 * US, 1);
+        assert_eq!(g.on_idle(502 * US), None, "paused after a slow yield");
+        // Light traffic goes on; once the pause is over, the node polls again.
+        let end = 500 * US + AUTO_POLL_PAUSE_NS;
+        g.on_idle(end - 2 * US);
+        g.on_work(end - US, 1);
+        assert_eq!(g.on_idle(end - US), None);
+        g.on_work(end, 1);
+        assert!(g.on_idle(end).is_some());
+    }
+
+    #[test]
+    fn auto_measures_the_gap_from_the_first_idle_moment() {
+        let mut g = Governor::new(BusyPoll::Auto);
+        g.on_work(0, 1);
+        g.on_idle(US);
+        // Several idle turns (a poll that ended, then a wait) form one gap.
+        g.on_idle(AUTO_POLL_RECENT_NS);
+        g.on_work(AUTO_POLL_RECENT_NS + 2 * US, 1);
+        assert_eq!(
+            g.on_idle(AUTO_POLL_RECENT_NS + 3 * US),
+            None,
+            "the gap was long"
+        );
+    }
+}

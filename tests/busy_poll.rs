@@ -1,0 +1,44 @@
+//! The adaptive busy poll (the default, `--busy-poll-us auto`; `src/io/busy_poll.rs`): a node
+//! polls only after recent work, so once traffic stops it sleeps and uses no CPU.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, cpu_ticks, node, registered, registry};
+
+/// Four nodes with the default flags carry a paced run (light load, where they poll), then
+/// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
+/// polling would use about 300; one that polled for a millisecond after every timer or
+/// keepalive would show up too.
+#[test]
+fn default_nodes_use_no_cpu_once_light_traffic_stops() {
+    let (mut reg, port) = registry(&["--rate", "1000"], true);
+    let nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    for n in &nodes {
+        registered(n);
+    }
+    reg.wait_line("(4 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    let mark = reg.mark();
+    reg.send("start 500");
+    let (_, after) = reg.wait_line("Run 1 summary:", mark);
+    let (verdict, _) = reg.wait_line_starting("PASS", after);
+    assert!(verdict.contains("2,000 packets"), "{verdict}");
+    // The last summary request's work and its poll are long over after this.
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.id()).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.id()).unwrap()).collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            a - b <= 1,
+            "idle node {i} used {} clock ticks of CPU in 3 s",
+            a - b
+        );
+    }
+}
