@@ -1,5 +1,9 @@
 //! The operator's commands at the registry and at a node, parsed from one console line.
 
+use crate::limits::RUN_SECS_MAX;
+use crate::machine::Nanos;
+use crate::registry::Goal;
+
 /// A command typed at the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryCommand {
@@ -12,10 +16,13 @@ pub enum RegistryCommand {
     ExportOverlay {
         path: String,
     },
+    /// `start N [BYTES]` or `start SECONDSs [BYTES]`.
     Start {
-        packets: u64,
+        goal: Goal,
         extra_payload_bytes: u32,
     },
+    /// End the current run early, with its report.
+    Stop,
     Help,
 }
 
@@ -37,6 +44,8 @@ registry commands:
   list-routing-tables       every node's address, ID and table
   export-overlay FILE       write the overlay (ring and tables) to FILE as Graphviz DOT
   start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
+  start Ts [BYTES]          every node sends for T seconds (e.g. start 10s, start 2.5s)
+  stop                      end the current run early; prints what was sent and verified
   help                      this list";
 
 pub const NODE_HELP: &str = "\
@@ -48,6 +57,20 @@ node commands:
 fn number<T: std::str::FromStr>(word: &str, what: &str) -> Result<T, String> {
     word.parse()
         .map_err(|_| format!("{what} must be a non-negative whole number, not '{word}'"))
+}
+
+/// `N` packets or `Ts` seconds (`10s`, `2.5s`), as `start` takes them.
+fn goal(word: &str) -> Result<Goal, String> {
+    let Some(seconds) = word.strip_suffix('s') else {
+        return number(word, "N").map(Goal::Packets);
+    };
+    match seconds.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= RUN_SECS_MAX => Ok(Goal::Duration((s * 1e9) as Nanos)),
+        _ => Err(format!(
+            "a duration is seconds above 0 and at most {RUN_SECS_MAX} followed by s (like 10s \
+             or 2.5s), not '{word}'"
+        )),
+    }
 }
 
 /// Parses a registry command. `Ok(None)` for a blank line; `Err` says what is wrong.
@@ -64,13 +87,14 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
             nr: number(nr, "NR")?,
         },
         ("start", [packets]) => RegistryCommand::Start {
-            packets: number(packets, "N")?,
+            goal: goal(packets)?,
             extra_payload_bytes: 0,
         },
         ("start", [packets, bytes]) => RegistryCommand::Start {
-            packets: number(packets, "N")?,
+            goal: goal(packets)?,
             extra_payload_bytes: number(bytes, "BYTES")?,
         },
+        ("stop", []) => RegistryCommand::Stop,
         ("export-overlay", [path]) => RegistryCommand::ExportOverlay {
             path: path.to_string(),
         },
@@ -81,6 +105,7 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
             | "setup-overlay"
             | "export-overlay"
             | "start"
+            | "stop"
             | "help",
             _,
         ) => {
@@ -127,10 +152,35 @@ mod tests {
         assert_eq!(
             parse_registry(" start  100 4096 "),
             Ok(Some(RegistryCommand::Start {
-                packets: 100,
+                goal: Goal::Packets(100),
                 extra_payload_bytes: 4096
             }))
         );
+        assert_eq!(
+            parse_registry("start 2.5s"),
+            Ok(Some(RegistryCommand::Start {
+                goal: Goal::Duration(2_500_000_000),
+                extra_payload_bytes: 0
+            }))
+        );
+        assert_eq!(
+            parse_registry("start 18446744073709551615"),
+            Ok(Some(RegistryCommand::Start {
+                goal: Goal::Packets(u64::MAX),
+                extra_payload_bytes: 0
+            })),
+            "refused by the registry, which names the bound"
+        );
+        for bad in ["0s", "-1s", "xs", "s", "1e9s", "infs", "NaNs"] {
+            assert!(
+                parse_registry(&format!("start {bad}"))
+                    .unwrap_err()
+                    .contains("followed by s"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_registry("stop"), Ok(Some(RegistryCommand::Stop)));
+        assert!(parse_registry("stop now").is_err());
         assert!(
             parse_registry("start")
                 .unwrap_err()
@@ -183,6 +233,8 @@ mod tests {
                     "list-routing-tables",
                     "export-overlay",
                     "start",
+                    "start",
+                    "stop",
                     "help",
                 ][..],
             ),

@@ -168,6 +168,25 @@ pub const REGISTRY_RECV_BUFFER_BYTES: usize = 64 * 1024;
 pub const PROGRESS_SHOWN_GAP_NS_MIN: Nanos = 500_000_000;
 /// Without a terminal, a plain progress line at most this often.
 pub const PROGRESS_LINE_GAP_NS_MIN: Nanos = 5_000_000_000;
+/// Packets one node may be told to send in a run (`start N`, `--start`): 10^12. At ten million
+/// packets a second per node, several times what one node originates (docs/PERFORMANCE.md),
+/// that takes more than a day; a larger count is a typing mistake (`start
+/// 18446744073709551615`) or a run that wants a duration (`start 10s`, `--duration`). With
+/// [`NODES_MAX`] nodes a run's total stays below 2^53, so totals in u64 and rates in f64 are
+/// exact.
+pub const PACKETS_PER_NODE_MAX: u64 = 1_000_000_000_000;
+/// The packet count of the task of a run by time: the node originates until the registry tells
+/// it to stop (a task of 0 packets). Never a count anyone could ask for.
+pub const TASK_UNTIL_STOPPED: u64 = u64::MAX;
+/// The longest run by time, warm-up and `--interval` (seconds): a day, as every wait an
+/// operator sets ([`OPERATOR_WAIT_SECS_MAX`]).
+pub const RUN_SECS_MAX: f64 = OPERATOR_WAIT_SECS_MAX as f64;
+/// The shortest `--interval`: each interval line needs at least one counter poll of every node,
+/// and polls more often than ten a second would cost 4,096 nodes more messages than the run.
+pub const INTERVAL_NS_MIN: Nanos = 100_000_000;
+/// A scripted registry looks for Ctrl-C this often (the signal handler only sets a flag; the
+/// loop may be asleep in the kernel for a whole poll interval otherwise).
+pub const INTERRUPT_CHECK_NS: Nanos = 100_000_000;
 /// `--ready-timeout` unless given: a scripted registry gives up when the overlay is not
 /// registered and set up this long after it started.
 pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;
@@ -212,6 +231,9 @@ const _: () = assert!(ID_SPACE_LISTED_MAX <= u32::MAX as u64 + 1);
 const _: () = assert!(NODES_MAX as u64 <= ID_SPACE_LISTED_MAX / 2);
 const _: () = assert!(DRAIN_POLL_INTERVAL_NS * DRAIN_POLL_BACKOFF_MAX < PROGRESS_POLL_INTERVAL_NS);
 const _: () = assert!(QUIET_AFTER_FAILURE_NS < STALL_TIMEOUT_DEFAULT_NS);
+const _: () = assert!(PACKETS_PER_NODE_MAX < TASK_UNTIL_STOPPED);
+const _: () = assert!((PACKETS_PER_NODE_MAX as u128) * (NODES_MAX as u128) < 1 << 53);
+const _: () = assert!(INTERVAL_NS_MIN <= PROGRESS_POLL_INTERVAL_NS);
 const _: () = assert!(REGISTRY_LATE_NS_MAX < STALL_TIMEOUT_DEFAULT_NS);
 const _: () = assert!(FRAME_BYTES_MAX <= REGISTRY_RECV_BUFFER_BYTES);
 const _: () = assert!(PROGRESS_SHOWN_GAP_NS_MIN <= PROGRESS_LINE_GAP_NS_MIN);

@@ -1,28 +1,30 @@
 //! `overlay`: the registry and the messaging node of a Chord-like overlay.
 
-use std::io::{IsTerminal, Write as _};
+use std::io::{IsTerminal, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
 use overlay::io::{self, BusyPoll, DriverConfig};
 use overlay::limits::{
     BUSY_POLL_US_MAX, FRAME_BYTES_MAX, GROUP_NODES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX,
-    IN_FLIGHT_BUDGET_BYTES, NODE_CONNECTIONS_MAX, NODES_MAX, OPERATOR_WAIT_SECS_MAX,
-    PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN,
-    READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
-    REGISTRY_RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
+    IN_FLIGHT_BUDGET_BYTES, INTERRUPT_CHECK_NS, INTERVAL_NS_MIN, NODE_CONNECTIONS_MAX, NODES_MAX,
+    OPERATOR_WAIT_SECS_MAX, PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN,
+    PROGRESS_SHOWN_GAP_NS_MIN, READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES,
+    REGISTRY_CONNECTIONS_MAX, REGISTRY_RECV_BUFFER_BYTES, RUN_SECS_MAX, SEND_BUFFER_BYTES,
+    SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Group, Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
-use overlay::registry::{Registry, RegistryConfig, Script};
+use overlay::registry::{Goal, Registry, RegistryConfig, Script};
 use overlay::routing::{check_overlay, id_bits_for, nr_for};
 use overlay::summary::{RunReport, Settings};
 use overlay::wire::Codec;
@@ -179,7 +181,34 @@ enum SummaryFormat {
     Json,
 }
 
+/// Seconds (decimals allowed), above 0 and at most a day.
+fn seconds_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= RUN_SECS_MAX => Ok(s),
+        _ => Err(format!(
+            "seconds above 0 and at most {RUN_SECS_MAX} (decimals allowed), not '{text}'"
+        )),
+    }
+}
+
+/// `--interval`: seconds, at least [`INTERVAL_NS_MIN`].
+fn interval_arg(text: &str) -> Result<f64, String> {
+    let min = INTERVAL_NS_MIN as f64 / 1e9;
+    match seconds_arg(text) {
+        Ok(s) if s >= min => Ok(s),
+        _ => Err(format!(
+            "seconds, at least {min} (one poll of every node per interval) and at most \
+             {RUN_SECS_MAX}, not '{text}'"
+        )),
+    }
+}
+
+fn nanos(seconds: f64) -> Nanos {
+    (seconds * 1e9) as Nanos
+}
+
 #[derive(Args)]
+#[command(group(ArgGroup::new("goal").args(["start", "duration"])))]
 struct RegistryArgs {
     /// Port to listen on; 0 or omitted picks a free port (printed at start).
     port: Option<u16>,
@@ -199,16 +228,30 @@ struct RegistryArgs {
     #[arg(long)]
     port_file: Option<PathBuf>,
     /// Scripted mode: wait for this many nodes, set up, run, print the summary and exit
-    /// (status 0 only if every run passed).
-    #[arg(short, long, requires = "start")]
+    /// (status 0 only if every run passed; Ctrl-C ends the run early with its report, status
+    /// 130; a second Ctrl-C exits at once).
+    #[arg(short, long, requires = "goal")]
     nodes: Option<usize>,
     /// Scripted mode: routing-table size [default: ceil(log2 NODES), so paths stay about
     /// log2 N long at any size].
     #[arg(long)]
     nr: Option<usize>,
-    /// Scripted mode: packets each node sends per run.
-    #[arg(short, long, requires = "nodes")]
+    /// Scripted mode: packets each node sends per run (at most 10^12; for longer runs give
+    /// --duration).
+    #[arg(short, long, requires = "nodes", value_parser = clap::value_parser!(u64).range(0..=PACKETS_PER_NODE_MAX))]
     start: Option<u64>,
+    /// Scripted mode: seconds each node sends per run (instead of --start); then the run
+    /// drains and verifies every packet sent (native wire only).
+    #[arg(long, requires = "nodes", value_parser = seconds_arg)]
+    duration: Option<f64>,
+    /// Seconds at the start of every run left out of its packets/s and latency (the summary
+    /// says so; native wire only).
+    #[arg(long, value_parser = seconds_arg)]
+    warmup: Option<f64>,
+    /// Print a line every this many seconds of a run with the rate, latency and progress of
+    /// that interval (at least 0.1; native wire only).
+    #[arg(long, value_parser = interval_arg)]
+    interval: Option<f64>,
     /// Scripted mode: how many runs.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -344,6 +387,11 @@ fn check_script(args: &RegistryArgs, nodes: usize) -> Result<()> {
             id_bits_for(nodes)
         );
     }
+    if let (Some(warmup), Some(duration)) = (args.warmup, args.duration)
+        && warmup >= duration
+    {
+        bail!("--warmup {warmup} must be shorter than --duration {duration}");
+    }
     let nr = args.nr();
     check_overlay(nodes, nr).map_err(|why| anyhow::anyhow!("--nodes {nodes} --nr {nr}: {why}"))
 }
@@ -360,6 +408,18 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
             }
             if args.rate != 0 {
                 bail!("--wire classic nodes send as fast as they can: --rate is not available");
+            }
+            for (given, flag) in [
+                (args.duration.is_some(), "--duration"),
+                (args.warmup.is_some(), "--warmup"),
+                (args.interval.is_some(), "--interval"),
+            ] {
+                if given {
+                    bail!(
+                        "--wire classic nodes cannot be polled or told to stop: {flag} is not \
+                         available"
+                    );
+                }
             }
             run_registry_with::<Classic>(args)
         }
@@ -413,11 +473,16 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         std::fs::write(path, format!("{}\n", local.port()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let script = match (args.nodes, args.start) {
-        (Some(nodes), Some(packets)) => Some(Script {
+    let goal = match (args.start, args.duration) {
+        (Some(packets), _) => Some(Goal::Packets(packets)),
+        (None, Some(duration)) => Some(Goal::Duration(nanos(duration))),
+        (None, None) => None,
+    };
+    let script = match (args.nodes, goal) {
+        (Some(nodes), Some(goal)) => Some(Script {
             nodes,
             nr: args.nr(),
-            packets,
+            goal,
             runs: args.runs,
             extra_payload_bytes: args.payload,
             ready_timeout: args.ready_timeout * 1_000_000_000,
@@ -434,8 +499,17 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         stall_timeout: args.stall_timeout * 1_000_000_000,
         rate_per_s: args.rate,
         settle: args.settle_ms.saturating_mul(1_000_000),
+        warmup: args.warmup.map_or(0, nanos),
+        interval: args.interval.map(nanos),
         ..RegistryConfig::default()
     });
+    // Ctrl-C ends a scripted run early (a console has `stop`, and Ctrl-C there ends the
+    // registry as usual).
+    let interrupts = if scripted {
+        Some(Interrupts::install().context("cannot handle Ctrl-C")?)
+    } else {
+        None
+    };
     let config = DriverConfig {
         core: args.common.core,
         local_ip: None,
@@ -445,7 +519,15 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         busy_poll: BusyPoll::Off,
         console: true,
     };
-    let mut shown = Shown::new(registry, out, settings, csv, result_file);
+    let mut shown = Shown::new(
+        registry,
+        out,
+        settings,
+        csv,
+        result_file,
+        interrupts,
+        args.interval.is_some(),
+    );
     shown.scripted = scripted;
     let code = io::run(&mut shown, vec![listener], &config)?;
     shown.close();
@@ -464,6 +546,36 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         });
     }
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// Ctrl-C (SIGINT), counted. signal-hook's handler writes one byte per signal into a socket
+/// (a write is async-signal-safe, and the crate keeps the unsafe registration); the registry's
+/// loop reads them every [`INTERRUPT_CHECK_NS`]. Reading them through the ring would wake it at
+/// once, but a signal goes to any thread of the process (the console thread as often as the
+/// loop), so a check at a bounded interval is needed anyway, and a tenth of a second costs the
+/// registry nothing.
+struct Interrupts {
+    signals: UnixStream,
+}
+
+impl Interrupts {
+    fn install() -> std::io::Result<Interrupts> {
+        let (signals, handler_end) = UnixStream::pair()?;
+        signals.set_nonblocking(true)?;
+        handler_end.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, handler_end)?;
+        Ok(Interrupts { signals })
+    }
+
+    /// Signals since the last call.
+    fn take(&mut self) -> usize {
+        let mut bytes = [0u8; 64];
+        let mut count = 0;
+        while let Ok(read @ 1..) = self.signals.read(&mut bytes) {
+            count += read;
+        }
+        count
+    }
 }
 
 /// Where the registry's lines go: standard output, or standard error when standard output
@@ -553,19 +665,32 @@ struct Shown<C: Codec> {
     /// Scripted: `--format json` prints the whole result at exit, not a line per run.
     scripted: bool,
     results_seen: u32,
+    /// Scripted mode: Ctrl-C, and when it was last looked for.
+    interrupts: Option<Interrupts>,
+    interrupts_checked: Nanos,
 }
 
 impl<C: Codec> Shown<C> {
+    /// With `intervals`, the registry prints `--interval` lines: no plain progress lines.
     fn new(
         registry: Registry<C>,
         out: Out,
         settings: Settings,
         csv: Option<(std::fs::File, PathBuf)>,
         result_file: Option<ResultFile>,
+        interrupts: Option<Interrupts>,
+        intervals: bool,
     ) -> Shown<C> {
         Shown {
             registry,
-            tracker: ProgressTracker::new(PROGRESS_SHOWN_GAP_NS_MIN, PROGRESS_LINE_GAP_NS_MIN),
+            tracker: ProgressTracker::new(
+                PROGRESS_SHOWN_GAP_NS_MIN,
+                if intervals {
+                    Nanos::MAX
+                } else {
+                    PROGRESS_LINE_GAP_NS_MIN
+                },
+            ),
             out,
             terminal: out.terminal(),
             bar: None,
@@ -574,6 +699,8 @@ impl<C: Codec> Shown<C> {
             settings,
             scripted: false,
             results_seen: 0,
+            interrupts,
+            interrupts_checked: 0,
         }
     }
 
@@ -635,11 +762,16 @@ impl<C: Codec> Shown<C> {
         {
             self.csv_row(&point);
             if self.terminal {
-                let bar = self
-                    .bar
-                    .get_or_insert_with(|| new_bar(point.expected, self.out));
-                bar.set_length(point.expected);
-                bar.set_position(point.received.min(point.expected));
+                let bar = self.bar.get_or_insert_with(|| {
+                    new_bar(point.expected, self.out, point.goal_s.is_some())
+                });
+                if point.goal_s.is_some() {
+                    // A run by time: the bar shows the time, in thousandths.
+                    bar.set_position((point.fraction() * 1000.0) as u64);
+                } else {
+                    bar.set_length(point.expected);
+                    bar.set_position(point.received.min(point.expected));
+                }
                 bar.set_message(point.bar_message());
             } else if self.tracker.line_due(&point) {
                 effects.push(Effect::Print(point.line()));
@@ -726,16 +858,24 @@ impl<C: Codec> Shown<C> {
     }
 }
 
-fn new_bar(length: u64, out: Out) -> ProgressBar {
+/// A bar of `length` packets, or of a run's time (`timed`: the message says the packets).
+fn new_bar(length: u64, out: Out, timed: bool) -> ProgressBar {
     let target = if out.json_stdout {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::stdout()
     };
+    let (length, template) = if timed {
+        (1000, "{bar:40.cyan/blue} {msg}")
+    } else {
+        (
+            length,
+            "{bar:40.cyan/blue} {human_pos}/{human_len} packets  {msg}",
+        )
+    };
     let bar = ProgressBar::with_draw_target(Some(length), target);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40.cyan/blue} {human_pos}/{human_len} packets  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
@@ -760,10 +900,25 @@ impl<C: Codec> Machine for Shown<C> {
         self.registry.on_command(now, line)
     }
     fn on_tick(&mut self, now: Nanos) {
-        self.registry.on_tick(now)
+        if let Some(interrupts) = &mut self.interrupts {
+            self.interrupts_checked = now;
+            for _ in 0..interrupts.take() {
+                self.registry.interrupt(now);
+            }
+        }
+        if self.registry.next_tick().is_some_and(|tick| tick <= now) {
+            self.registry.on_tick(now)
+        }
     }
     fn next_tick(&self) -> Option<Nanos> {
-        self.registry.next_tick()
+        let check = self
+            .interrupts
+            .as_ref()
+            .map(|_| self.interrupts_checked.saturating_add(INTERRUPT_CHECK_NS));
+        match (self.registry.next_tick(), check) {
+            (Some(tick), Some(check)) => Some(tick.min(check)),
+            (tick, check) => tick.or(check),
+        }
     }
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
         self.registry.take_effects(into);

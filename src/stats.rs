@@ -84,6 +84,17 @@ impl RunStats {
         }
     }
 
+    /// Takes the latencies of `earlier`, packets these statistics already hold, out of them
+    /// (a warm-up left out of a run's figures); the hop counts stay whole. Latencies that are
+    /// not here (a node that lied) are left as they are.
+    pub fn remove_latency_of(&mut self, earlier: &RunStats) {
+        for (mine, theirs) in self.latency_ns.iter_mut().zip(&earlier.latency_ns) {
+            if let Err(error) = mine.subtract(theirs) {
+                tracing::warn!(%error, "the warm-up's latencies are not part of the run's");
+            }
+        }
+    }
+
     /// Every class's latency together.
     pub fn latency_all(&self) -> Histogram<u64> {
         let mut all = new_histogram();
@@ -266,6 +277,21 @@ mod tests {
         assert_eq!(two.relays, 2);
         assert!((9_900..=10_100).contains(&two.per_hop.p50), "{two:?}");
         assert!(RunStats::default().is_empty());
+    }
+
+    /// A warm-up's latencies come out of the run's, and only those.
+    #[test]
+    fn warmup_latency_removed() {
+        let mut warmup = RunStats::default();
+        warmup.record(1, Some(5_000_000));
+        let mut run = warmup.clone();
+        run.record(1, Some(20_000));
+        run.record(1, Some(20_000));
+        run.remove_latency_of(&warmup);
+        assert_eq!(run.hops, [0, 3], "hop counts stay whole");
+        let latency = run.latency_summary();
+        assert_eq!(latency.count, 2);
+        assert!(latency.max < 30_000, "{latency:?}");
     }
 
     #[test]

@@ -80,10 +80,31 @@ pub struct RunResult {
     pub dropped: u64,
     /// From `start` to the verified summary.
     pub duration_s: f64,
+    /// Packets received per second over `measured_s`.
     pub packets_per_s: f64,
-    /// Relays (forwarding transmissions) per second.
+    /// Relays (forwarding transmissions) per second over `measured_s`.
     pub relays_per_s: f64,
-    /// "PASS" or "FAIL".
+    /// A run by time: the nodes originated for this long (`packets_per_node` is then 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_goal_s: Option<f64>,
+    /// `stop` or Ctrl-C ended origination this long after the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_after_s: Option<f64>,
+    /// Seconds the rates (and the latency) are measured over: `duration_s` unless `excluded`.
+    pub measured_s: f64,
+    /// What the rates and the latency leave out (a warm-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
+    /// Classic wire: the wait after the last task finished that `duration_s` and the rates
+    /// include (classic nodes cannot be polled, so when the last packet arrived is unknown:
+    /// between `all_sent_s` and `all_sent_s + settle_s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_s: Option<f64>,
+    /// Classic wire: seconds from the start until every node had sent all its packets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_sent_s: Option<f64>,
+    /// "PASS"; "STOPPED": stopped early, everything sent was received with matching sums (a
+    /// verdict on what was sent, not on the count asked for); or "FAIL".
     pub verdict: &'static str,
     /// Why the run failed (empty on PASS).
     pub failures: Vec<String>,
@@ -146,10 +167,57 @@ fn foreign_on_link(from: NodeId, to: NodeId, sent: u64, came: u64) -> String {
     )
 }
 
+/// How a run's origination was bounded and how it ended, and what its figures leave out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ending {
+    /// A run by time: the nodes originated for this long.
+    pub duration_goal_s: Option<f64>,
+    /// `stop` or Ctrl-C ended origination this long after the start.
+    pub stopped_after_s: Option<f64>,
+    /// The rates are measured over part of the run only.
+    pub measured: Option<Measured>,
+    /// Classic wire: (the settle wait, seconds until every node had sent everything).
+    pub settle: Option<(f64, f64)>,
+}
+
+/// Packets received and relayed over part of a run, and what was left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub seconds: f64,
+    pub received: u64,
+    pub relayed: u64,
+    /// What was left out, for the summary: "a 2.0 s warm-up".
+    pub excluded: String,
+}
+
 impl RunResult {
-    /// Builds a result from per-node counters and checks it. `failures` holds problems found
-    /// outside the counters (a lost node); the counters' own checks are added to it.
+    /// Builds the result of a run by count, to its end, from per-node counters and checks it.
+    /// `failures` holds problems found outside the counters (a lost node); the counters' own
+    /// checks are added to it.
     pub fn new(
+        nr: usize,
+        packets_per_node: u64,
+        extra_payload_bytes: u32,
+        duration_s: f64,
+        node: Vec<NodeResult>,
+        failures: Vec<String>,
+    ) -> RunResult {
+        RunResult::ended(
+            Ending::default(),
+            nr,
+            packets_per_node,
+            extra_payload_bytes,
+            duration_s,
+            node,
+            failures,
+        )
+    }
+
+    /// [`RunResult::new`] for any run: by count or by time, stopped early or not, with its
+    /// rates over part of it. A run stopped early is not held to its count: it is STOPPED when
+    /// everything it sent arrived intact (PASS if it had sent its whole count anyway).
+    pub fn ended(
+        ending: Ending,
         nr: usize,
         packets_per_node: u64,
         extra_payload_bytes: u32,
@@ -172,6 +240,12 @@ impl RunResult {
             duration_s,
             packets_per_s: 0.0,
             relays_per_s: 0.0,
+            duration_goal_s: ending.duration_goal_s,
+            stopped_after_s: ending.stopped_after_s,
+            measured_s: duration_s,
+            excluded: None,
+            settle_s: ending.settle.map(|(wait, _)| wait),
+            all_sent_s: ending.settle.map(|(_, sent)| sent),
             verdict: "FAIL",
             failures: Vec::new(),
             stats: StatsSummary::default(),
@@ -190,7 +264,10 @@ impl RunResult {
             total.dropped = total.dropped.saturating_add(n.dropped);
         }
         let expected = packets_per_node.saturating_mul(total.nodes as u64);
-        if total.packets_sent != expected {
+        let counted = ending.duration_goal_s.is_none();
+        let short =
+            ending.stopped_after_s.is_some() && !(counted && total.packets_sent == expected);
+        if counted && !short && total.packets_sent != expected {
             failures.push(format!(
                 "{} packets sent, {} expected",
                 thousands(total.packets_sent.into()),
@@ -223,11 +300,25 @@ impl RunResult {
                 thousands(total.dropped.into())
             ));
         }
-        if duration_s > 0.0 {
-            total.packets_per_s = total.packets_received as f64 / duration_s;
-            total.relays_per_s = total.packets_relayed as f64 / duration_s;
+        let (seconds, received, relayed) = match ending.measured {
+            Some(measured) => {
+                total.excluded = Some(measured.excluded);
+                (measured.seconds, measured.received, measured.relayed)
+            }
+            None => (duration_s, total.packets_received, total.packets_relayed),
+        };
+        total.measured_s = seconds;
+        if seconds > 0.0 {
+            total.packets_per_s = received as f64 / seconds;
+            total.relays_per_s = relayed as f64 / seconds;
         }
-        total.verdict = if failures.is_empty() { "PASS" } else { "FAIL" };
+        total.verdict = if !failures.is_empty() {
+            "FAIL"
+        } else if short {
+            "STOPPED"
+        } else {
+            "PASS"
+        };
         total.failures = failures;
         total
     }
@@ -505,10 +596,18 @@ impl RunResult {
         out
     }
 
-    /// `PASS: ...` or `FAIL: ...` in one line.
+    /// `PASS: ...`, `STOPPED ...` or `FAIL: ...` in one line.
     pub fn verdict_line(&self) -> String {
+        let over = match (&self.excluded, self.settle_s, self.all_sent_s) {
+            (Some(what), ..) => format!(" over {:.3} s, {what} excluded", self.measured_s),
+            (None, Some(settle), Some(sent)) => format!(
+                " including the {settle:.1} s settle wait: classic nodes cannot be polled; every \
+                 packet was sent by {sent:.3} s"
+            ),
+            _ => String::new(),
+        };
         let rate = format!(
-            "{} packets in {:.3} s ({} packets/s, {} relays/s), {} corrupted, {} dropped",
+            "{} packets in {:.3} s ({} packets/s, {} relays/s{over}), {} corrupted, {} dropped",
             thousands(self.packets_received.into()),
             self.duration_s,
             thousands(self.packets_per_s.round() as i128),
@@ -516,10 +615,31 @@ impl RunResult {
             self.corrupted,
             self.dropped
         );
-        if self.passed() {
-            format!("PASS: sent == received and sums match; {rate}")
-        } else {
-            format!("FAIL: {}; {rate}", self.failures.join("; "))
+        let goal = match self.duration_goal_s {
+            Some(goal) => format!(" of {goal} s"),
+            None => String::new(),
+        };
+        match (self.verdict, self.stopped_after_s) {
+            ("PASS", _) => format!("PASS: sent == received and sums match; {rate}"),
+            ("STOPPED", Some(after)) => {
+                let of = match self.duration_goal_s {
+                    Some(_) => String::new(),
+                    None => format!(
+                        " of {}",
+                        thousands((u128::from(self.packets_per_node) * self.nodes as u128) as i128)
+                    ),
+                };
+                format!(
+                    "STOPPED after {after:.1} s{goal}: {} packets sent{of}, every one received \
+                     and sums match; {rate}",
+                    thousands(self.packets_sent.into())
+                )
+            }
+            (_, Some(after)) => format!(
+                "FAIL (stopped after {after:.1} s{goal}): {}; {rate}",
+                self.failures.join("; ")
+            ),
+            (_, None) => format!("FAIL: {}; {rate}", self.failures.join("; ")),
         }
     }
 }
@@ -667,6 +787,18 @@ pub struct Totals {
     failures: Vec<String>,
     failures_left_out: usize,
     stats: RunStats,
+    /// Goals of the runs by time, added up; whether any run was by time.
+    goal_s: f64,
+    timed: bool,
+    /// Whether any run was stopped before its goal (its verdict is STOPPED or FAIL).
+    stopped: bool,
+    /// The rates' spans and what they counted, added up; whether any run excluded a part.
+    measured_s: f64,
+    measured_received: u64,
+    measured_relayed: u64,
+    /// What the runs' figures left out: the first run's words, or a general phrase when runs
+    /// differ.
+    excluded: Option<String>,
 }
 
 impl Totals {
@@ -680,6 +812,25 @@ impl Totals {
         self.nodes_max = self.nodes_max.max(run.nodes);
         self.packets_per_node = self.packets_per_node.saturating_add(run.packets_per_node);
         self.duration_s += run.duration_s;
+        if let Some(goal) = run.duration_goal_s {
+            self.timed = true;
+            self.goal_s += goal;
+        }
+        self.stopped |= run.stopped_after_s.is_some() && run.verdict != "PASS";
+        if let Some(what) = &run.excluded {
+            self.excluded = Some(match &self.excluded {
+                Some(before) if before != what => "what its runs left out".to_string(),
+                _ => what.clone(),
+            });
+        }
+        self.measured_s += run.measured_s;
+        // The counts a run's rates were measured on, back from the rates.
+        self.measured_received = self
+            .measured_received
+            .saturating_add((run.packets_per_s * run.measured_s).round() as u64);
+        self.measured_relayed = self
+            .measured_relayed
+            .saturating_add((run.relays_per_s * run.measured_s).round() as u64);
         for n in &run.node {
             self.node
                 .entry(n.id)
@@ -718,7 +869,19 @@ impl Totals {
         if self.failures_left_out > 0 {
             failures.push(format!("and {} more failures", self.failures_left_out));
         }
-        let mut total = RunResult::new(
+        let ending = Ending {
+            duration_goal_s: self.timed.then_some(self.goal_s),
+            stopped_after_s: self.stopped.then_some(self.duration_s),
+            measured: self.excluded.as_ref().map(|excluded| Measured {
+                seconds: self.measured_s,
+                received: self.measured_received,
+                relayed: self.measured_relayed,
+                excluded: excluded.clone(),
+            }),
+            settle: None,
+        };
+        let mut total = RunResult::ended(
+            ending,
             self.nr,
             self.packets_per_node,
             self.extra_payload_bytes,
@@ -741,6 +904,94 @@ impl Totals {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// A run stopped early is STOPPED when everything it sent arrived intact (not FAIL for
+    /// its count, not PASS), FAIL when something is wrong, PASS when it had sent everything;
+    /// a run by time is held to no count; rates over a part of the run say what they leave out.
+    #[test]
+    fn stopped_timed_and_measured_runs() {
+        let stopped = |after: f64, nodes: Vec<NodeResult>| {
+            RunResult::ended(
+                Ending {
+                    stopped_after_s: Some(after),
+                    ..Ending::default()
+                },
+                3,
+                5,
+                0,
+                2.0,
+                nodes,
+                vec![],
+            )
+        };
+        let clean = stopped(1.25, vec![node(1, 3, 3, 7)]);
+        assert_eq!(clean.verdict, "STOPPED");
+        assert!(!clean.passed());
+        assert_eq!(
+            clean.verdict_line(),
+            "STOPPED after 1.2 s: 3 packets sent of 5, every one received and sums match; 3 \
+             packets in 2.000 s (2 packets/s, 1 relays/s), 0 corrupted, 0 dropped"
+        );
+        let lossy = stopped(1.25, vec![node(1, 3, 2, 7)]);
+        assert!(
+            lossy
+                .verdict_line()
+                .starts_with("FAIL (stopped after 1.2 s): 3 packets sent but 2 received"),
+            "{}",
+            lossy.verdict_line()
+        );
+        assert!(
+            stopped(1.25, vec![node(1, 5, 5, 7)]).passed(),
+            "sent it all anyway"
+        );
+
+        let timed = RunResult::ended(
+            Ending {
+                duration_goal_s: Some(2.0),
+                measured: Some(Measured {
+                    seconds: 1.0,
+                    received: 100,
+                    relayed: 50,
+                    excluded: "a 1.0 s warm-up".into(),
+                }),
+                ..Ending::default()
+            },
+            3,
+            0,
+            0,
+            2.0,
+            vec![node(1, 150, 150, 7)],
+            vec![],
+        );
+        assert!(timed.passed(), "{}", timed.verdict_line());
+        assert_eq!(timed.packets_per_s, 100.0);
+        assert_eq!(timed.measured_s, 1.0);
+        assert!(
+            timed
+                .verdict_line()
+                .contains("(100 packets/s, 50 relays/s over 1.000 s, a 1.0 s warm-up excluded)"),
+            "{}",
+            timed.verdict_line()
+        );
+        let json = serde_json::to_value(&timed).unwrap();
+        assert_eq!(json["duration_goal_s"], 2.0);
+        assert_eq!(json["excluded"], "a 1.0 s warm-up");
+        assert!(json.get("stopped_after_s").is_none());
+
+        // A session with a stopped run: the total is STOPPED too, not FAIL for its count.
+        let total = ScriptResult::new(vec![
+            RunResult::new(3, 5, 0, 1.0, vec![node(1, 5, 5, 7)], vec![])
+                .with_stats(RunStats::default()),
+            clean.clone(),
+        ])
+        .unwrap();
+        assert_eq!(
+            total.total.verdict,
+            "STOPPED",
+            "{}",
+            total.total.verdict_line()
+        );
+    }
 
     #[test]
     fn durations_switch_units() {

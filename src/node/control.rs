@@ -276,6 +276,22 @@ impl<C: Codec> Node<C> {
             self.say("Task initiate refused: the overlay is not set up");
             return;
         };
+        if packets == 0 {
+            // A task of no packets is the registry's stop (docs/PROTOCOL.md): the current run
+            // originates nothing more and is reported finished. The packets it sent are still
+            // on their way and keep their shape, so the overlay's payload size stays as it is.
+            let run = overlay.run.get_or_insert_with(|| Run {
+                number,
+                remaining: 0,
+                originated: 0,
+                rate_per_s: 0,
+                started_at: now,
+                payload: Vec::new(),
+            });
+            run.remaining = 0;
+            self.finish_run();
+            return;
+        }
         let extra = extra as usize;
         if extra > PAYLOAD_BYTES_MAX - 4 {
             let line = format!(
@@ -289,12 +305,12 @@ impl<C: Codec> Node<C> {
         overlay.shape.extra_payload_bytes = extra;
         let mut payload = vec![0u8; 4 + extra];
         self.rng.fill_bytes(&mut payload[4..]);
-        if packets > 0 {
-            match &mut self.payload_crc {
-                Some(payload_crc) => payload_crc.retarget(&payload),
-                None => self.payload_crc = Some(PayloadCrc::new(&payload)),
-            }
+        match &mut self.payload_crc {
+            Some(payload_crc) => payload_crc.retarget(&payload),
+            None => self.payload_crc = Some(PayloadCrc::new(&payload)),
         }
+        // `TASK_UNTIL_STOPPED` packets (a run by time) count down like any other number: at
+        // a billion packets a second they would last 584 years; the registry's stop comes first.
         overlay.run = Some(Run {
             number,
             remaining: packets,
@@ -303,9 +319,6 @@ impl<C: Codec> Node<C> {
             started_at: now,
             payload,
         });
-        if packets == 0 {
-            self.finish_run();
-        }
     }
 
     /// The run has originated its last packet: tell the registry.

@@ -92,6 +92,15 @@ impl<C: Codec> Node<C> {
             out,
             "run: {}, {} bytes in flight",
             match self.overlay.as_ref().and_then(|o| o.run.as_ref()) {
+                Some(run)
+                    if run.remaining.saturating_add(run.originated)
+                        == crate::limits::TASK_UNTIL_STOPPED =>
+                {
+                    format!(
+                        "run {} by time, {} packets sent, sending until the registry says stop",
+                        run.number, run.originated
+                    )
+                }
                 Some(run) => format!("{} packets left to send", run.remaining),
                 None => "idle".to_string(),
             },

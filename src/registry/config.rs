@@ -34,6 +34,11 @@ pub struct RegistryConfig {
     /// Encodings without progress polls (classic): the wait between the last task-finished
     /// and the final summary requests, for packets still in flight.
     pub settle: Nanos,
+    /// The first this long of every run is left out of its rate and latency (0: none; native
+    /// wire only).
+    pub warmup: Nanos,
+    /// `--interval`: a line with the rate, latency and progress of each interval this long.
+    pub interval: Option<Nanos>,
 }
 
 impl Default for RegistryConfig {
@@ -50,6 +55,8 @@ impl Default for RegistryConfig {
             rate_per_s: 0,
             stall_timeout: STALL_TIMEOUT_DEFAULT_NS,
             settle: SETTLE_DEFAULT_NS,
+            warmup: 0,
+            interval: None,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - `run.rs`: the end-of-run rule (`Run`; docs/ARCHITECTURE.md, "The end of a run");
 //! - `script.rs`: the scripted mode (`--nodes`, `--start`);
 //! - `listings.rs`: `list-messaging-nodes`, `list-routing-tables`, `export-overlay`;
-//! - `progress.rs`: a run's progress for the operator; `config.rs`: the registry's settings.
+//! - `progress.rs`: a run's progress for the operator; `interval.rs`: `--interval` lines;
+//!   `config.rs`: the registry's settings.
 //!
 //! The encoding decides what the registry may ask for (`Codec::PROGRESS_POLLS`,
 //! `Codec::HAS_ACKS`, `Codec::encodable`): with the classic one there are no polls (a run ends
@@ -30,6 +31,7 @@ use crate::wire::{Codec, Control, NodeId, Peek};
 
 mod config;
 mod export;
+mod interval;
 mod listings;
 mod membership;
 pub mod progress;
@@ -40,9 +42,11 @@ mod script;
 mod setup;
 
 pub use config::RegistryConfig;
+pub use run::Goal;
 pub use script::Script;
 pub use setup::OverlaySettings;
 
+use interval::Intervals;
 use membership::NodeRecord;
 use progress::ProgressSample;
 use run::Run;
@@ -83,8 +87,12 @@ pub struct Registry<C: Codec> {
     progress: Option<ProgressSample>,
     /// Complete rounds of counter polls so far.
     rounds: u64,
-    /// A scripted run to start at the next tick (packets, extra payload bytes).
-    pending_script_start: Option<(u64, u32)>,
+    /// A scripted run to start at the next tick (goal, extra payload bytes).
+    pending_script_start: Option<(Goal, u32)>,
+    /// `--interval` lines of the current run.
+    intervals: Intervals,
+    /// Interrupts (Ctrl-C in scripted mode) so far.
+    interrupts: u32,
     /// A scripted registry gives up if the overlay is not ready by then.
     ready_deadline: Option<Nanos>,
     /// Connections accepted, in order, with the time by which they must have registered.
@@ -104,6 +112,7 @@ impl<C: Codec> Registry<C> {
         assert!((1..=ID_BITS_MAX).contains(&config.id_bits));
         let rng = SmallRng::seed_from_u64(config.seed);
         let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
+        let intervals = Intervals::new(config.interval);
         Registry {
             config,
             connections: HashMap::new(),
@@ -115,6 +124,8 @@ impl<C: Codec> Registry<C> {
             progress: None,
             rounds: 0,
             pending_script_start: None,
+            intervals,
+            interrupts: 0,
             ready_deadline: None,
             strangers: VecDeque::new(),
             rng,
@@ -383,9 +394,10 @@ impl<C: Codec> Machine for Registry<C> {
             Ok(Some(RegistryCommand::SetupOverlay { nr })) => self.setup_overlay(nr),
             Ok(Some(RegistryCommand::ExportOverlay { path })) => self.export_overlay(path),
             Ok(Some(RegistryCommand::Start {
-                packets,
+                goal,
                 extra_payload_bytes,
-            })) => self.start(now, packets, extra_payload_bytes),
+            })) => self.start(now, goal, extra_payload_bytes),
+            Ok(Some(RegistryCommand::Stop)) => self.stop(now),
             Err(message) => self.say(message),
         }
     }
@@ -400,8 +412,8 @@ impl<C: Codec> Machine for Registry<C> {
             let step = run.on_tick(now, &ids);
             self.apply_step(now, step);
         }
-        if let Some((packets, extra)) = self.pending_script_start.take() {
-            self.start(now, packets, extra);
+        if let Some((goal, extra)) = self.pending_script_start.take() {
+            self.start(now, goal, extra);
         }
     }
 

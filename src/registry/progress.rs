@@ -16,8 +16,10 @@ pub struct ProgressSample {
     pub run: u32,
     /// Since the run started.
     pub elapsed: Nanos,
-    /// Packets the run sends in all: nodes x packets per node.
+    /// Packets the run sends in all: nodes x packets per node (0 for a run by time).
     pub expected: u64,
+    /// A run by time: how long the nodes send.
+    pub duration_goal: Option<Nanos>,
     pub sent: u64,
     pub received: u64,
     pub relayed: u64,
@@ -33,6 +35,8 @@ pub struct ProgressPoint {
     pub run: u32,
     pub elapsed_s: f64,
     pub expected: u64,
+    /// A run by time: how long the nodes send (its progress is by time, not by count).
+    pub goal_s: Option<f64>,
     pub sent: u64,
     pub received: u64,
     pub relayed: u64,
@@ -52,8 +56,15 @@ pub struct ProgressPoint {
 pub const CSV_HEADER: &str = "run,elapsed_s,packets_sent,packets_received,packets_relayed,rate_pps,latency_p50_us,latency_p99_us";
 
 impl ProgressPoint {
-    /// Fraction of the run's packets received, 0.0 to 1.0.
+    /// Fraction of the run's packets received (of its time, for a run by time), 0.0 to 1.0.
     pub fn fraction(&self) -> f64 {
+        if let Some(goal) = self.goal_s {
+            return if goal > 0.0 {
+                (self.elapsed_s / goal).min(1.0)
+            } else {
+                1.0
+            };
+        }
         if self.expected == 0 {
             1.0
         } else {
@@ -64,6 +75,16 @@ impl ProgressPoint {
     /// `Run 1: 412,345 of 1,000,000 packets delivered (41.2%), 98,765 packets/s, 4.2 s
     /// elapsed, ETA 6 s`.
     pub fn line(&self) -> String {
+        if let Some(goal) = self.goal_s {
+            return format!(
+                "Run {}: {} packets delivered, {:.1} of {goal} s ({:.0}%), {} packets/s",
+                self.run,
+                thousands(i128::from(self.received)),
+                self.elapsed_s,
+                self.fraction() * 100.0,
+                thousands(self.rate_pps.round() as i128),
+            );
+        }
         format!(
             "Run {}: {} of {} packets delivered ({:.1}%), {} packets/s, {:.1} s elapsed, ETA {}",
             self.run,
@@ -76,8 +97,17 @@ impl ProgressPoint {
         )
     }
 
-    /// The short text beside a progress bar: rate, elapsed and ETA.
+    /// The short text beside a progress bar: rate, elapsed and ETA (for a run by time, whose
+    /// bar shows the time, the packets delivered too).
     pub fn bar_message(&self) -> String {
+        if let Some(goal) = self.goal_s {
+            return format!(
+                "{} packets  {} pkt/s  {:.0} of {goal} s",
+                thousands(i128::from(self.received)),
+                thousands(self.rate_pps.round() as i128),
+                self.elapsed_s
+            );
+        }
         format!(
             "{} pkt/s  {:.0} s  ETA {}",
             thousands(self.rate_pps.round() as i128),
@@ -159,6 +189,10 @@ impl ProgressTracker {
             (sample.sent, sample.received, sample.relayed),
             since,
         );
+        point.goal_s = sample.duration_goal.map(|goal| goal as f64 / 1e9);
+        if let Some(goal) = point.goal_s {
+            point.eta_s = (goal > point.elapsed_s).then_some(goal - point.elapsed_s);
+        }
         point.latency_p50_ns = sample.latency.p50;
         point.latency_p99_ns = sample.latency.p99;
         Some(point)
@@ -179,6 +213,10 @@ impl ProgressTracker {
         );
         point.latency_p50_ns = result.stats.latency_ns.p50;
         point.latency_p99_ns = result.stats.latency_ns.p99;
+        point.goal_s = result.duration_goal_s;
+        if point.goal_s.is_some() {
+            point.eta_s = None;
+        }
         point
     }
 
@@ -235,6 +273,7 @@ impl ProgressTracker {
             relayed,
             rate_pps,
             eta_s,
+            goal_s: None,
             latency_p50_ns: 0,
             latency_p99_ns: 0,
         }
@@ -268,6 +307,7 @@ mod tests {
             run,
             elapsed,
             expected: 1000,
+            duration_goal: None,
             sent: received + 10,
             received,
             relayed: received * 2,
@@ -316,5 +356,24 @@ mod tests {
         assert_eq!(last.rate_pps, 800.0);
         assert_eq!(last.eta_s, None);
         assert_eq!(last.fraction(), 1.0);
+    }
+
+    /// A run by time shows its progress by time: fraction, ETA, line and bar text.
+    #[test]
+    fn runs_by_time_progress_by_time() {
+        let mut tracker = ProgressTracker::new(S / 2, 5 * S);
+        let timed = ProgressSample {
+            expected: 0,
+            duration_goal: Some(10 * S),
+            ..sample(1, 1, 4 * S, 4000)
+        };
+        let point = tracker.observe(&timed).unwrap();
+        assert_eq!(point.fraction(), 0.4);
+        assert_eq!(point.eta_s, Some(6.0));
+        assert_eq!(
+            point.line(),
+            "Run 1: 4,000 packets delivered, 4.0 of 10 s (40%), 1,000 packets/s"
+        );
+        assert_eq!(point.bar_message(), "4,000 packets  1,000 pkt/s  4 of 10 s");
     }
 }

@@ -35,6 +35,16 @@ use crate::machine::Nanos;
 use crate::stats::{LatencySummary, RunStats};
 use crate::wire::{Counters, LinkCount, NodeId};
 
+/// What a run is asked to do: send a number of packets from every node, or send for a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Every node originates this many packets.
+    Packets(u64),
+    /// Every node originates until this long after the start, when the registry tells it to
+    /// stop (a task of 0 packets); then the run drains and verifies like any other.
+    Duration(Nanos),
+}
+
 /// Timing of the polls.
 #[derive(Debug, Clone, Copy)]
 pub struct PollTiming {
@@ -131,6 +141,9 @@ pub enum Step {
     CollectAll,
     /// Tell every node to stop originating (a task of 0 packets), and poll if there are polls.
     StopAll,
+    /// Tell every node to stop originating (the time of a run by time is up, or `stop`); each
+    /// reports task finished, and the run ends by the usual rule.
+    StopSending,
     /// The run is over: these final counters, these failures.
     Finish {
         replies: BTreeMap<NodeId, Counters>,
@@ -157,6 +170,27 @@ struct Poll {
     /// Last time the totals changed.
     progress_at: Nanos,
     interval: Nanos,
+}
+
+/// A warm-up: the first part of a run, left out of its rate and latency. A counter poll is
+/// sent when it ends; the totals of that round mark where the figures start, and the latency
+/// histograms of every round up to it are taken out of the run's.
+#[derive(Debug)]
+struct Warmup {
+    until: Nanos,
+    /// Latency histograms of the rounds up to the mark.
+    before: RunStats,
+    /// When the marking round was sent, and its totals.
+    mark: Option<(Nanos, Totals)>,
+}
+
+/// Where a warm-up ended: the figures of a run count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmupMark<'a> {
+    pub at: Nanos,
+    pub totals: Totals,
+    /// Latency histograms of the packets delivered before the mark.
+    pub before: &'a RunStats,
 }
 
 /// A run in progress.
@@ -187,6 +221,16 @@ pub struct Run {
     pub links: BTreeMap<NodeId, Vec<LinkCount>>,
     /// The last time the registry called into the run ([`Run::catch_up`]).
     seen: Nanos,
+    /// A run by time: when the nodes are told to stop originating. Wall-clock time like the
+    /// nodes' sending, so a pause of the registry does not move it.
+    stop_at: Option<Nanos>,
+    /// The nodes were told to stop originating (at `stop_at`, or by `stop`).
+    stop_sent: bool,
+    /// `stop` ended origination before the run's goal, at this time.
+    pub stopped_early_at: Option<Nanos>,
+    /// When the last node reported task finished (all had).
+    pub all_finished_at: Option<Nanos>,
+    warmup: Option<Warmup>,
 }
 
 impl Run {
@@ -230,6 +274,122 @@ impl Run {
             members,
             links: BTreeMap::new(),
             seen: now,
+            stop_at: None,
+            stop_sent: false,
+            stopped_early_at: None,
+            all_finished_at: None,
+            warmup: None,
+        }
+    }
+
+    /// A run by time: the nodes are told to stop `duration` after the start (the task they
+    /// were sent must be [`TASK_UNTIL_STOPPED`](crate::limits::TASK_UNTIL_STOPPED) packets).
+    pub fn by_time(mut self, duration: Nanos) -> Run {
+        self.stop_at = Some(self.started_at.saturating_add(duration));
+        self
+    }
+
+    /// The first `warmup` of the run is left out of its rate and latency (only with polls: the
+    /// mark is a counter poll).
+    pub fn with_warmup(mut self, warmup: Nanos) -> Run {
+        if warmup > 0 && self.timing.settle.is_none() {
+            let until = self.started_at.saturating_add(warmup);
+            self.poll.next_at = self.poll.next_at.map(|at| at.min(until));
+            self.warmup = Some(Warmup {
+                until,
+                before: RunStats::default(),
+                mark: None,
+            });
+        }
+        self
+    }
+
+    /// The run's goal as the nodes were told it.
+    pub fn goal(&self) -> Goal {
+        match self.stop_at {
+            Some(at) => Goal::Duration(at - self.started_at),
+            None => Goal::Packets(self.packets),
+        }
+    }
+
+    /// The warm-up asked for, if any.
+    pub fn warmup(&self) -> Option<Nanos> {
+        self.warmup
+            .as_ref()
+            .map(|w| w.until.saturating_sub(self.started_at))
+    }
+
+    /// Where the warm-up ended, once a counter poll marked it while the nodes were sending.
+    pub fn warmup_mark(&self) -> Option<WarmupMark<'_>> {
+        let warmup = self.warmup.as_ref()?;
+        let (at, totals) = warmup.mark?;
+        Some(WarmupMark {
+            at,
+            totals,
+            before: &warmup.before,
+        })
+    }
+
+    /// Latency of the packets delivered in the last complete poll round.
+    pub fn window(&self) -> &RunStats {
+        &self.poll.window
+    }
+
+    /// `stop`: ends the run early. While nodes send, they are told to stop and the run ends
+    /// by the usual rule once what is on its way has arrived; a second `stop` (or one after
+    /// every node finished) does not wait for that: the final summaries are asked for at once
+    /// (collected within the stall timeout), or, while they are being collected, the run ends
+    /// with those that came. Returns the step and a line for the operator.
+    pub fn stop(&mut self, now: Nanos, node_ids: &[NodeId]) -> (Step, String) {
+        self.catch_up(now);
+        match &mut self.phase {
+            Phase::Sending { .. } if !self.stop_sent => {
+                self.stop_sent = true;
+                self.stopped_early_at = Some(now);
+                (
+                    Step::StopSending,
+                    format!(
+                        "Run {}: stopping after {:.1} s; the report follows once the packets on \
+                         their way have arrived (stop again not to wait)",
+                        self.number,
+                        now.saturating_sub(self.started_at) as f64 / 1e9
+                    ),
+                )
+            }
+            Phase::Collecting {
+                replies, failures, ..
+            } => {
+                let missing: Vec<NodeId> = node_ids
+                    .iter()
+                    .filter(|id| !replies.contains_key(id))
+                    .copied()
+                    .collect();
+                failures.push(format!(
+                    "stopped before {} sent a final summary",
+                    names(&missing)
+                ));
+                (
+                    self.finish_if_collected(0),
+                    format!("Run {}: stopped while collecting", self.number),
+                )
+            }
+            Phase::Sending { .. }
+            | Phase::Draining
+            | Phase::Settling { .. }
+            | Phase::Stopping { .. } => {
+                let failures = match &mut self.phase {
+                    Phase::Stopping { failures, .. } => std::mem::take(failures),
+                    _ => Vec::new(),
+                };
+                (
+                    self.collect(now, failures),
+                    format!(
+                        "Run {}: collecting the final summaries now; packets still on their way \
+                         are not counted",
+                        self.number
+                    ),
+                )
+            }
         }
     }
 
@@ -287,6 +447,7 @@ impl Run {
         if finished.len() < nodes {
             return Step::Nothing;
         }
+        self.all_finished_at = Some(now);
         if let Some(settle) = self.timing.settle {
             self.phase = Phase::Settling {
                 until: now + settle,
@@ -332,9 +493,16 @@ impl Run {
         if self.poll.replies.len() < nodes {
             return Step::Nothing;
         }
-        self.poll.sent_at = None;
+        let round_sent_at = self.poll.sent_at.take().unwrap_or(now);
         let sent_counts_final = self.poll.sent_counts_final;
         let totals = Totals::of(self.poll.replies.values());
+        let sending = matches!(self.phase, Phase::Sending { .. });
+        if let Some(warmup) = self.warmup.as_mut().filter(|w| w.mark.is_none() && sending) {
+            warmup.before.add(&self.poll.window);
+            if round_sent_at >= warmup.until {
+                warmup.mark = Some((round_sent_at, totals));
+            }
+        }
         self.last_totals = Some(totals);
         self.rounds += 1;
         self.last_window = self.poll.window.latency_summary();
@@ -399,7 +567,13 @@ impl Run {
             );
         }
         let due = self.poll.next_at.unwrap_or(now + self.poll.interval);
-        self.poll.next_at = Some(due.min(now + self.poll.interval));
+        let mut next = due.min(now + self.poll.interval);
+        if let Some(warmup) = self.warmup.as_ref().filter(|w| w.mark.is_none() && sending) {
+            // The round that marks the end of the warm-up goes out when it ends (at once, if
+            // this round was sent before and came back after).
+            next = next.min(warmup.until.max(now));
+        }
+        self.poll.next_at = Some(next);
         Step::Nothing
     }
 
@@ -517,6 +691,13 @@ impl Run {
             }
             return Step::Nothing;
         }
+        if matches!(self.phase, Phase::Sending { .. })
+            && !self.stop_sent
+            && self.stop_at.is_some_and(|at| at <= now)
+        {
+            self.stop_sent = true;
+            return Step::StopSending;
+        }
         match &self.phase {
             Phase::Settling { until } if *until <= now => return self.collect(now, Vec::new()),
             Phase::Settling { .. } => return Step::Nothing,
@@ -567,6 +748,17 @@ impl Run {
 
     /// When `on_tick` must run next.
     pub fn next_tick(&self) -> Option<Nanos> {
+        let stop = self
+            .stop_at
+            .filter(|_| !self.stop_sent && matches!(self.phase, Phase::Sending { .. }));
+        let tick = self.next_poll_tick();
+        match (stop, tick) {
+            (Some(stop), Some(tick)) => Some(stop.min(tick)),
+            (stop, tick) => stop.or(tick),
+        }
+    }
+
+    fn next_poll_tick(&self) -> Option<Nanos> {
         match &self.phase {
             Phase::Collecting { deadline, .. } => Some(*deadline),
             Phase::Settling { until } => Some(*until),

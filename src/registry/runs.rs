@@ -7,21 +7,57 @@ use std::net::SocketAddr;
 
 use super::Registry;
 use super::progress::ProgressSample;
-use super::run::{PollTiming, Run, Step};
-use crate::limits::PAYLOAD_BYTES_MAX;
-use crate::machine::Nanos;
+use super::run::{Goal, PollTiming, Run, Step};
+use crate::limits::{PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, TASK_UNTIL_STOPPED};
+use crate::machine::{Effect, Nanos};
 use crate::stats::RunStats;
-use crate::summary::{NodeResult, RunResult};
+use crate::summary::{Ending, Measured, NodeResult, RunResult, thousands};
 use crate::wire::{Codec, Control, Counters, LinkCount, NodeId};
 
+fn seconds(ns: Nanos) -> f64 {
+    ns as f64 / 1e9
+}
+
 impl<C: Codec> Registry<C> {
-    /// `start N`: refused during a run, before the overlay is ready, or when the encoding
-    /// cannot carry the task; otherwise every node is told to send N packets.
-    pub(super) fn start(&mut self, now: Nanos, packets: u64, extra_payload_bytes: u32) {
+    /// `start N` or `start Ts`: refused during a run, before the overlay is ready, for a count
+    /// above [`PACKETS_PER_NODE_MAX`], a warm-up as long as the run, or when the encoding cannot
+    /// carry the task; otherwise every node is told to send N packets, or to send until the
+    /// registry says stop.
+    pub(super) fn start(&mut self, now: Nanos, goal: Goal, extra_payload_bytes: u32) {
         if self.run.is_some() {
-            self.say("start refused: a run is in progress");
+            self.say("start refused: a run is in progress (stop ends it)");
             return;
         }
+        let warmup = self.config.warmup;
+        let packets = match goal {
+            Goal::Packets(packets) if packets > PACKETS_PER_NODE_MAX => {
+                self.say(format!(
+                    "start refused: {} packets per node is more than a run may send ({}, more \
+                     than a day at ten million packets/s); for a long run give a duration, like \
+                     start 3600s",
+                    thousands(packets.into()),
+                    thousands(PACKETS_PER_NODE_MAX.into())
+                ));
+                return;
+            }
+            Goal::Packets(packets) => packets,
+            Goal::Duration(_) if !C::PROGRESS_POLLS => {
+                self.say(
+                    "start refused: a run by time needs the native wire (nodes written to the \
+                     classic format cannot be told to stop); give a number of packets",
+                );
+                return;
+            }
+            Goal::Duration(duration) if warmup >= duration => {
+                self.say(format!(
+                    "start refused: the warm-up ({} s) must be shorter than the run ({} s)",
+                    seconds(warmup),
+                    seconds(duration)
+                ));
+                return;
+            }
+            Goal::Duration(_) => TASK_UNTIL_STOPPED,
+        };
         let Some(overlay) = self.overlay.as_ref().filter(|o| o.ready) else {
             self.say("start refused: the overlay is not set up (run setup-overlay and wait for \"Registry now ready to initiate tasks.\")");
             return;
@@ -46,12 +82,15 @@ impl<C: Codec> Registry<C> {
         }
         self.runs_started = number;
         let timing = PollTiming {
-            progress_interval: self.config.progress_interval,
+            progress_interval: match self.config.interval {
+                Some(interval) => interval.min(self.config.progress_interval),
+                None => self.config.progress_interval,
+            },
             drain_interval: self.config.poll_interval,
             stall_timeout: self.config.stall_timeout,
             settle: (!C::PROGRESS_POLLS).then_some(self.config.settle),
         };
-        self.run = Some(Run::new(
+        let mut run = Run::new(
             number,
             packets,
             extra_payload_bytes,
@@ -59,12 +98,38 @@ impl<C: Codec> Registry<C> {
             self.nodes.keys().copied().collect(),
             now,
             timing,
-        ));
+        )
+        .with_warmup(if C::PROGRESS_POLLS { warmup } else { 0 });
+        let what = match goal {
+            Goal::Packets(packets) => format!("send {} packets each", thousands(packets.into())),
+            Goal::Duration(duration) => {
+                run = run.by_time(duration);
+                format!("send for {} s", seconds(duration))
+            }
+        };
+        let warmup_note = match run.warmup() {
+            Some(warmup) => format!(" (the first {} s are a warm-up)", seconds(warmup)),
+            None => String::new(),
+        };
+        self.run = Some(run);
+        self.intervals.start(number);
         self.say(format!(
-            "Run {number}: {} nodes send {packets} packets each",
+            "Run {number}: {} nodes {what}{warmup_note}",
             self.nodes.len()
         ));
         self.broadcast(&initiate);
+    }
+
+    /// `stop` (or Ctrl-C in scripted mode): ends the run early with its report.
+    pub(super) fn stop(&mut self, now: Nanos) {
+        let ids = self.node_ids();
+        let Some(run) = self.run.as_mut() else {
+            self.say("stop: no run in progress");
+            return;
+        };
+        let (step, line) = run.stop(now, &ids);
+        self.say(line);
+        self.apply_step(now, step);
     }
 
     /// A node originated all its packets.
@@ -104,11 +169,26 @@ impl<C: Codec> Registry<C> {
                 && let Some(totals) = run.last_totals
             {
                 self.rounds += 1;
+                let elapsed = now.saturating_sub(run.started_at);
+                let goal = run.goal();
+                if let Some(line) =
+                    self.intervals
+                        .observe(elapsed, totals, run.window(), goal, nodes, run.warmup())
+                {
+                    self.effects.push(Effect::Print(line));
+                }
                 self.progress = Some(ProgressSample {
                     round: self.rounds,
                     run: run.number,
-                    elapsed: now.saturating_sub(run.started_at),
-                    expected: run.packets.saturating_mul(nodes as u64),
+                    elapsed,
+                    expected: match goal {
+                        Goal::Packets(packets) => packets.saturating_mul(nodes as u64),
+                        Goal::Duration(_) => 0,
+                    },
+                    duration_goal: match goal {
+                        Goal::Packets(_) => None,
+                        Goal::Duration(duration) => Some(duration),
+                    },
                     sent: totals.sent,
                     received: totals.received,
                     relayed: totals.relayed,
@@ -133,6 +213,17 @@ impl<C: Codec> Registry<C> {
                 }
             }
             Step::CollectAll => self.broadcast(&Control::SummaryRequest { reset: true }),
+            Step::StopSending => {
+                // A task of no packets is the stop: each node originates nothing more and
+                // reports task finished (docs/PROTOCOL.md).
+                let run = self.run.as_ref().map_or(0, |run| run.number);
+                self.broadcast(&Control::TaskInitiate {
+                    run,
+                    packets: 0,
+                    extra_payload_bytes: 0,
+                    rate_per_s: 0,
+                });
+            }
             Step::StopAll => {
                 // A task of no packets ends each node's run at once; what is in flight still
                 // arrives (or is dropped) and is counted before the final summaries.
@@ -158,7 +249,7 @@ impl<C: Codec> Registry<C> {
         replies: BTreeMap<NodeId, Counters>,
         failures: Vec<String>,
     ) {
-        let Some(run) = self.run.take() else {
+        let Some(mut run) = self.run.take() else {
             return;
         };
         let node = replies
@@ -171,17 +262,68 @@ impl<C: Codec> Registry<C> {
                 NodeResult::new(*id, addr, counters)
             })
             .collect();
-        let duration_s = now.saturating_sub(run.started_at) as f64 / 1e9;
-        let result = RunResult::new(
+        let duration_s = seconds(now.saturating_sub(run.started_at));
+        if let Some(line) = self.intervals.finish() {
+            self.say(line);
+        }
+        let received: u64 = replies.values().map(|c| c.received).sum();
+        let relayed: u64 = replies.values().map(|c| c.relayed).sum();
+        let mut stats = std::mem::take(&mut run.stats);
+        let measured = if let Some(mark) = run.warmup_mark() {
+            stats.remove_latency_of(mark.before);
+            Some(Measured {
+                seconds: seconds(now.saturating_sub(mark.at)),
+                received: received.saturating_sub(mark.totals.received),
+                relayed: relayed.saturating_sub(mark.totals.relayed),
+                excluded: format!(
+                    "a {:.1} s warm-up",
+                    seconds(mark.at.saturating_sub(run.started_at))
+                ),
+            })
+        } else {
+            None
+        };
+        if let (Some(warmup), None) = (run.warmup(), run.warmup_mark()) {
+            self.say(format!(
+                "Run {}: the nodes stopped sending before the {} s warm-up ended: nothing was \
+                 left out of the figures",
+                run.number,
+                seconds(warmup)
+            ));
+        }
+        let ending = Ending {
+            duration_goal_s: match run.goal() {
+                Goal::Duration(duration) => Some(seconds(duration)),
+                Goal::Packets(_) => None,
+            },
+            stopped_after_s: run
+                .stopped_early_at
+                .map(|at| seconds(at.saturating_sub(run.started_at))),
+            measured,
+            // Without polls the end of a run is a wait, and the rates include it.
+            settle: match (C::PROGRESS_POLLS, run.all_finished_at) {
+                (false, Some(finished)) => Some((
+                    seconds(now.saturating_sub(finished)),
+                    seconds(finished.saturating_sub(run.started_at)),
+                )),
+                _ => None,
+            },
+        };
+        let packets_per_node = match run.goal() {
+            Goal::Packets(packets) => packets,
+            Goal::Duration(_) => 0,
+        };
+        let result = RunResult::ended(
+            ending,
             run.nr,
-            run.packets,
+            packets_per_node,
             run.extra_payload_bytes,
             duration_s,
             node,
             failures,
         )
         .with_links(&run.members, &run.links)
-        .with_stats(run.stats);
+        .with_stats(stats);
         self.say(format!("Run {} summary:\n{}", run.number, result.table()));
         self.results.push(result);
         self.script_next();

@@ -1,7 +1,8 @@
-//! The scripted mode (`--nodes N --start P`): wait for the nodes, set up the overlay, run,
-//! report, exit (status 0 only if every run passed; 1 if the overlay is not ready in time).
+//! The scripted mode (`--nodes N --start P` or `--duration S`): wait for the nodes, set up the
+//! overlay, run, report, exit (status 0 only if every run passed; 1 if the overlay is not ready
+//! in time; 130 after Ctrl-C, unless a run failed).
 
-use super::Registry;
+use super::{Goal, Registry};
 use crate::machine::{Effect, Nanos};
 use crate::summary::RunResult;
 use crate::wire::Codec;
@@ -11,7 +12,7 @@ use crate::wire::Codec;
 pub struct Script {
     pub nodes: usize,
     pub nr: usize,
-    pub packets: u64,
+    pub goal: Goal,
     pub runs: u32,
     pub extra_payload_bytes: u32,
     /// The overlay must be registered and set up within this long after start.
@@ -42,8 +43,30 @@ impl<C: Codec> Registry<C> {
             && self.run.is_none()
         {
             // Started by the next tick (due at once), after the rest of the events at hand.
-            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+            self.pending_script_start = Some((script.goal, script.extra_payload_bytes));
         }
+    }
+
+    /// Ctrl-C in scripted mode (the driver's signal handling calls this). The first ends the
+    /// current run early with its report, and the session after it; between runs, or the
+    /// second time, the registry exits at once. Exit status 130 (128 + SIGINT, as shells
+    /// report an interrupted command) unless a run failed.
+    pub fn interrupt(&mut self, now: Nanos) {
+        self.interrupts += 1;
+        self.pending_script_start = None;
+        if self.interrupts == 1 && self.run.is_some() {
+            self.say(
+                "Interrupted: the run ends early with its report (Ctrl-C again exits at once)",
+            );
+            self.stop(now);
+            return;
+        }
+        self.say(if self.interrupts == 1 {
+            "Interrupted: exiting"
+        } else {
+            "Interrupted again: exiting at once"
+        });
+        self.effects.push(Effect::Exit(130));
     }
 
     /// After a run: the next scripted one, or exit (0 only if every run passed).
@@ -52,8 +75,16 @@ impl<C: Codec> Registry<C> {
             return;
         };
         let all_passed = self.results.all_passed();
-        if self.results.completed() < script.runs && all_passed {
-            self.pending_script_start = Some((script.packets, script.extra_payload_bytes));
+        if self.interrupts > 0 {
+            let failed = self
+                .results
+                .recent()
+                .back()
+                .is_some_and(|run| run.verdict == "FAIL");
+            self.effects
+                .push(Effect::Exit(if failed { 1 } else { 130 }));
+        } else if self.results.completed() < script.runs && all_passed {
+            self.pending_script_start = Some((script.goal, script.extra_payload_bytes));
         } else {
             self.effects
                 .push(Effect::Exit(if all_passed { 0 } else { 1 }));
@@ -83,7 +114,10 @@ impl<C: Codec> Registry<C> {
             );
             let result = RunResult::new(
                 script.nr,
-                script.packets,
+                match script.goal {
+                    Goal::Packets(packets) => packets,
+                    Goal::Duration(_) => 0,
+                },
                 script.extra_payload_bytes,
                 0.0,
                 Vec::new(),

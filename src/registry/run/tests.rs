@@ -36,6 +36,8 @@ enum Event {
     CheckCollected,
     /// `Run::on_tick`.
     Tick,
+    /// `Run::stop`, the operator's `stop`.
+    StopCommand,
 }
 
 /// The step a row expects.
@@ -45,6 +47,8 @@ enum Want {
     Poll,
     Collect,
     Stop,
+    /// Every node is told to stop originating (the run goes on to its usual end).
+    StopSending,
     /// The run is over with final counters from these nodes, and these failures.
     Finish(&'static [NodeId], &'static [&'static str]),
 }
@@ -53,8 +57,8 @@ enum Want {
 /// wants its next tick at this time (ms; not checked once the run is over).
 type Row = (u64, Event, Want, Option<u64>);
 
-use Event::{CheckCollected, Fail, Final, Finished, Leave, Progress, Tick};
-use Want::{Collect, Finish, Nothing, Poll, Stop};
+use Event::{CheckCollected, Fail, Final, Finished, Leave, Progress, StopCommand, Tick};
+use Want::{Collect, Finish, Nothing, Poll, Stop, StopSending};
 
 fn counters([sent, received, relayed, corrupted, dropped]: [u64; 5]) -> Counters {
     Counters {
@@ -69,8 +73,13 @@ fn counters([sent, received, relayed, corrupted, dropped]: [u64; 5]) -> Counters
 
 /// Plays `rows` against a run of `nodes` started at 0 and returns it.
 fn play(settle_ms: Option<u64>, nodes: &[NodeId], rows: &[Row]) -> Run {
-    let mut members = nodes.to_vec();
-    let mut run = Run::new(1, 100, 0, 3, members.clone(), 0, timing(settle_ms));
+    let run = Run::new(1, 100, 0, 3, nodes.to_vec(), 0, timing(settle_ms));
+    play_run(run, rows)
+}
+
+/// Plays `rows` against `run` (started at 0, its members in the overlay).
+fn play_run(mut run: Run, rows: &[Row]) -> Run {
+    let mut members = run.members.clone();
     for (index, (at_ms, event, want, next_ms)) in rows.iter().enumerate() {
         let now = at_ms * MS;
         let context = format!("row {index}: {event:?} at {at_ms} ms");
@@ -88,12 +97,14 @@ fn play(settle_ms: Option<u64>, nodes: &[NodeId], rows: &[Row]) -> Run {
             Fail(why) => run.fail(now, why.to_string()),
             CheckCollected => run.check_collected(members.len()),
             Tick => run.on_tick(now, &members),
+            StopCommand => run.stop(now, &members).0,
         };
         match (want, step) {
             (Nothing, Step::Nothing)
             | (Poll, Step::PollAll)
             | (Collect, Step::CollectAll)
-            | (Stop, Step::StopAll) => {}
+            | (Stop, Step::StopAll)
+            | (StopSending, Step::StopSending) => {}
             (Finish(ids, wanted), Step::Finish { replies, failures }) => {
                 let expected: BTreeMap<NodeId, Counters> = ids
                     .iter()
@@ -635,6 +646,171 @@ fn a_pause_while_collecting_or_settling_blames_no_one() {
             (45_001, Final(2), Finish(&[1, 2], &[]), None),
         ],
     );
+}
+
+/// A run by time: at its time the nodes are told to stop; each reports task finished, and the
+/// run ends by the usual rule, with every packet accounted for.
+#[test]
+fn a_run_by_time_stops_the_nodes_at_its_time_then_drains_as_usual() {
+    let run = Run::new(1, u64::MAX, 0, 3, vec![1, 2], 0, timing(None)).by_time(1500 * MS);
+    assert_eq!(run.goal(), Goal::Duration(1500 * MS));
+    let run = play_run(
+        run,
+        &[
+            (0, Tick, Nothing, Some(1000)),
+            (1000, Tick, Poll, Some(1500)),
+            (1001, Progress(1, [5, 3, 2, 0, 0]), Nothing, Some(1500)),
+            (1002, Progress(2, [3, 2, 1, 0, 0]), Nothing, Some(1500)),
+            (1500, Tick, StopSending, Some(2002)),
+            // Told once only.
+            (1500, Tick, Nothing, Some(2002)),
+            (1501, Finished(1), Nothing, Some(2002)),
+            (1502, Finished(2), Poll, Some(11_502)),
+            (1503, Progress(1, DONE_1), Nothing, Some(11_502)),
+            (1503, Progress(2, DONE_2), Nothing, Some(1504)),
+            (1504, Tick, Poll, Some(11_504)),
+            (1504, Progress(1, DONE_1), Nothing, Some(11_504)),
+            (1505, Progress(2, DONE_2), Collect, Some(11_505)),
+            (1506, Final(1), Nothing, Some(11_505)),
+            (1507, Final(2), Finish(&[1, 2], &[]), None),
+        ],
+    );
+    assert_eq!(
+        run.stopped_early_at, None,
+        "the time was up: not stopped early"
+    );
+    assert_eq!(run.all_finished_at, Some(1502 * MS));
+}
+
+/// `stop` while nodes send: they are told to stop, and the run ends by the usual rule once
+/// what was on its way arrived; it is marked stopped early. A second `stop` does not wait.
+#[test]
+fn stop_while_sending_tells_the_nodes_and_a_second_stop_collects_at_once() {
+    let run = play(
+        None,
+        &[1, 2],
+        &[
+            (0, Tick, Nothing, Some(1000)),
+            (300, StopCommand, StopSending, Some(1000)),
+            (301, Finished(1), Nothing, Some(1000)),
+            (302, Finished(2), Poll, Some(10_302)),
+            (303, Progress(1, DONE_1), Nothing, Some(10_302)),
+            (303, Progress(2, DONE_2), Nothing, Some(304)),
+            (304, Tick, Poll, Some(10_304)),
+            (304, Progress(1, DONE_1), Nothing, Some(10_304)),
+            (305, Progress(2, DONE_2), Collect, Some(10_305)),
+            (306, Final(1), Nothing, Some(10_305)),
+            (307, Final(2), Finish(&[1, 2], &[]), None),
+        ],
+    );
+    assert_eq!(run.stopped_early_at, Some(300 * MS));
+
+    // Packets that never arrive: the operator does not wait for the stall timeout.
+    let run = play(
+        None,
+        &[1],
+        &[
+            (100, StopCommand, StopSending, Some(1000)),
+            (101, Finished(1), Poll, Some(10_101)),
+            (102, Progress(1, [6, 4, 1, 0, 0]), Nothing, Some(103)),
+            (200, StopCommand, Collect, Some(10_200)),
+            (201, Final(1), Finish(&[1], &[]), None),
+        ],
+    );
+    assert_eq!(run.stopped_early_at, Some(100 * MS));
+}
+
+/// `stop` after every node finished, while settling (classic) or stopping after a failure:
+/// collect at once, keeping the failures; while collecting: end with the summaries that came.
+#[test]
+fn stop_after_sending_collects_at_once_and_while_collecting_ends_the_run() {
+    let run = play(
+        Some(1000),
+        &[1],
+        &[
+            (10, Finished(1), Nothing, Some(1010)),
+            (20, StopCommand, Collect, Some(10_020)),
+            (21, Final(1), Finish(&[1], &[]), None),
+        ],
+    );
+    assert_eq!(run.stopped_early_at, None, "every packet had been sent");
+    play(
+        None,
+        &[1, 2],
+        &[
+            (0, Fail("node 3 left"), Stop, Some(10_000)),
+            (5, StopCommand, Collect, Some(10_005)),
+            (6, Final(1), Nothing, Some(10_005)),
+            (
+                7,
+                StopCommand,
+                Finish(
+                    &[1],
+                    &["node 3 left", "stopped before node 2 sent a final summary"],
+                ),
+                None,
+            ),
+        ],
+    );
+}
+
+/// A warm-up: a poll round goes out when it ends; that round's totals mark where the figures
+/// start, and the latencies of the rounds up to it are kept to be taken out.
+#[test]
+fn a_warm_up_is_marked_by_the_first_round_sent_after_it() {
+    let run = Run::new(1, 100, 0, 3, vec![1], 0, timing(None)).with_warmup(1500 * MS);
+    assert_eq!(run.warmup(), Some(1500 * MS));
+    let run = play_run(
+        run,
+        &[
+            (0, Tick, Nothing, Some(1000)),
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Progress(1, [5, 3, 2, 0, 0]), Nothing, Some(1500)),
+            (1500, Tick, Poll, Some(11_500)),
+            (1502, Progress(1, [9, 7, 4, 0, 0]), Nothing, Some(2502)),
+        ],
+    );
+    let mark = run.warmup_mark().unwrap();
+    assert_eq!(mark.at, 1500 * MS);
+    assert_eq!(mark.totals.received, 7);
+
+    // A round in flight when the warm-up ends: the next goes out as soon as it completes.
+    let run = Run::new(1, 100, 0, 3, vec![1], 0, timing(None)).with_warmup(1000 * MS);
+    let run = play_run(
+        run,
+        &[
+            (999, Tick, Nothing, Some(1000)),
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Progress(1, [5, 3, 2, 0, 0]), Nothing, Some(2001)),
+        ],
+    );
+    assert_eq!(run.warmup_mark().unwrap().at, 1000 * MS);
+    let early = Run::new(1, 100, 0, 3, vec![1], 0, timing(None)).with_warmup(1001 * MS);
+    let early = play_run(
+        early,
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (1002, Progress(1, [5, 3, 2, 0, 0]), Nothing, Some(1002)),
+            (1002, Tick, Poll, Some(11_002)),
+            (1003, Progress(1, [6, 4, 2, 0, 0]), Nothing, Some(2003)),
+        ],
+    );
+    assert_eq!(early.warmup_mark().unwrap().at, 1002 * MS);
+    assert_eq!(early.warmup_mark().unwrap().totals.received, 4);
+
+    // Every node finished before the warm-up ended: no mark, the figures are whole; and
+    // without polls (classic) there is no warm-up at all.
+    let run = Run::new(1, 100, 0, 3, vec![1], 0, timing(None)).with_warmup(5000 * MS);
+    let run = play_run(
+        run,
+        &[
+            (100, Finished(1), Poll, Some(10_100)),
+            (101, Progress(1, [4, 4, 0, 0, 0]), Nothing, Some(102)),
+        ],
+    );
+    assert!(run.warmup_mark().is_none());
+    let classic = Run::new(1, 100, 0, 3, vec![1], 0, timing(Some(1000))).with_warmup(MS);
+    assert_eq!(classic.warmup(), None);
 }
 
 #[test]
