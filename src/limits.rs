@@ -209,6 +209,41 @@ pub const WINDOW_BYTES_MAX: u64 = 4 * 1024 * 1024;
 pub fn default_window_bytes(nodes: usize) -> u64 {
     (IN_FLIGHT_BUDGET_BYTES / nodes.max(1) as u64).clamp(WINDOW_BYTES_MIN, WINDOW_BYTES_MAX)
 }
+/// The most bytes a node queues for its table entries on behalf of its inbound links (the
+/// frames it relays for them, and the acks it answers their packets with), in an overlay of
+/// `nodes` nodes whose sources have a window of `window_bytes`: no honest traffic queues more.
+///
+/// Every data byte queued anywhere is in its source's window, and a source has at most
+/// `window_bytes + FRAME_BYTES_MAX` originated and unacknowledged (it originates while below
+/// its window). An ack on its way to a source covers at least one whole data frame of that
+/// window (36 bytes or more) that has arrived and is queued nowhere, so its 32 bytes stand in
+/// for more window bytes than they are. The data and acks queued in the whole overlay, and so
+/// at one node, are therefore at most `nodes x (window_bytes + FRAME_BYTES_MAX)`, once for
+/// each window epoch: acks of the previous run may still be on their way when the next one
+/// starts (the registry waits for the data to arrive, not for the acks), hence the factor 2.
+/// A run that failed with packets still queued (a hung node) can leave more.
+///
+/// Only the bytes a node still holds count, not those its driver took to send: each link's
+/// driver holds at most one earlier batch of them on top (docs/ARCHITECTURE.md, "Flow
+/// control"). Without a window (the classic wire) nothing bounds honest traffic, and
+/// [`RELAY_QUEUED_BYTES_NO_WINDOW_MAX`] applies.
+pub fn relay_queued_bytes_max(nodes: usize, window_bytes: u64) -> usize {
+    if window_bytes == 0 {
+        return RELAY_QUEUED_BYTES_NO_WINDOW_MAX;
+    }
+    let bytes = 2u64
+        .saturating_mul(nodes as u64)
+        .saturating_mul(window_bytes.saturating_add(FRAME_BYTES_MAX as u64));
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+/// [`relay_queued_bytes_max`] of an overlay without windows (the classic wire, whose sources
+/// send as fast as they can): a gibibyte, more than the reference's own runs queue, so that a
+/// flood cannot grow a node without limit.
+pub const RELAY_QUEUED_BYTES_NO_WINDOW_MAX: usize = 1 << 30;
+/// A node warns of the links it cuts for queuing too much at most this often (with the count
+/// of those it did not warn about): a peer that reconnects and floods again must not fill the
+/// log.
+pub const LINK_CUT_WARNING_INTERVAL_NS: Nanos = 5_000_000_000;
 /// Most problem lines (corrupted packets, unknown sinks, lost links) a node prints between two
 /// final reports; its counters keep counting after that.
 pub const PROBLEM_LINES_MAX: u64 = 20;

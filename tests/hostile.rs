@@ -650,3 +650,91 @@ fn forged_packets_are_named_foreign_traffic_at_once() {
     assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
     drop((as_predecessor, stranger));
 }
+
+/// A flood of relayable frames (issue 12, item 1): a raw peer with no secret connects to a
+/// node's data port and sends well-formed data frames (valid CRC, real source and sink IDs,
+/// the trace a source writes) for the node's first table entry, which is stopped (SIGSTOP) so
+/// that nothing drains. Without a bound the node queued all of it (three relays had gone from
+/// 8 MB to 1.1 GB in 12 s). The node cuts the link once it alone has more queued than all the
+/// sources' windows together can hold (2 x 4 nodes x (4 MiB + 64 KiB), 32.5 MiB here), names
+/// it in a warning, and its memory stays bounded; once the entry runs again, the packets it
+/// was handed are counted as foreign traffic in the next run, and the run after that passes.
+#[test]
+fn a_flood_of_relayable_frames_is_cut_and_memory_stays_bounded() {
+    let flood_bytes: usize = 384 << 20;
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let me: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(4 nodes)", 0);
+    run_verifies(&mut reg, 4, 2_000, 2);
+    let mut ring: Vec<usize> = (0..4).collect();
+    ring.sort_by_key(|&i| me[i].id);
+    let (target, entry, source) = (ring[0], ring[1], ring[3]);
+
+    // Frames of 1 KiB from the target's predecessor to its first entry, as that source would
+    // send them.
+    let shape = overlay::wire::DataShape {
+        trace_slots: 1,
+        extra_payload_bytes: 1020,
+    };
+    let mut frame = Vec::new();
+    Native::append_data(
+        &mut frame,
+        me[source].id,
+        me[entry].id,
+        shape,
+        1,
+        &[7u8; 1024],
+    );
+    let chunk = frame.repeat((1 << 20) / frame.len());
+    let before_kib = common::rss_kib(nodes[target].id()).expect("the node runs");
+
+    nodes[entry].signal(libc::SIGSTOP);
+    let mut flood = Client::connect_to(me[target].addr, None);
+    let flooder = flood.local_addr();
+    let mut sent = 0;
+    while sent < flood_bytes && flood.try_send_raw(&chunk) {
+        sent += chunk.len();
+    }
+    let cut = sent < flood_bytes || flood.closed_by_peer();
+    std::thread::sleep(Duration::from_millis(500));
+    let after_kib = common::rss_kib(nodes[target].id()).expect("the node runs");
+    nodes[entry].signal(libc::SIGCONT);
+    eprintln!(
+        "flood: {} MiB sent before the cut; node resident {before_kib} KiB before, {after_kib} \
+         KiB after",
+        sent >> 20
+    );
+    assert!(
+        cut,
+        "{} MiB of frames to relay and the link is still open",
+        flood_bytes >> 20
+    );
+    assert!(
+        after_kib < before_kib + 128 * 1024,
+        "the flooded node grew from {before_kib} KiB to {after_kib} KiB"
+    );
+    let warning = poll(Duration::from_secs(10), || {
+        nodes[target]
+            .err
+            .text()
+            .lines()
+            .find(|line| line.contains("WARN") && line.contains(&flooder.to_string()))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no warning names {flooder}\n{}", nodes[target].dump()));
+    assert!(warning.contains("links cut"), "{warning}");
+
+    // The entry gets what was queued for it once it runs: those packets were sent by no node
+    // of the next run, and it says so. Then a run passes.
+    std::thread::sleep(Duration::from_secs(2));
+    let (verdict, _) = run_once(&mut reg, 2_000);
+    assert!(
+        verdict.starts_with("FAIL") && verdict.contains("foreign traffic"),
+        "{verdict}"
+    );
+    let (verdict, _) = run_once(&mut reg, 2_000);
+    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
+}

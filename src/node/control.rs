@@ -1,6 +1,8 @@
 //! Control with the registry: registration, the manifest that sets up the overlay, tasks,
 //! summaries and deregistration.
 
+use std::collections::VecDeque;
+
 use super::flow::Flow;
 use super::links::{Connection, Role};
 use super::originate::Run;
@@ -253,6 +255,8 @@ impl<C: Codec> Node<C> {
                 pending: buffer::mapped_empty(self.config.link_buffer_bytes),
                 with_driver: 0,
                 packets_out: 0,
+                taken_bytes: 0,
+                spans: VecDeque::new(),
             });
         }
         self.overlay = Some(Overlay::new(

@@ -6,7 +6,9 @@
 use super::Node;
 use super::links::{LinkPeer, Step};
 use super::overlay::{Link, Overlay};
+use super::shares::Admit;
 use crate::machine::{ConnId, Effect, Nanos};
+use crate::wire::native::ACK_FRAME_BYTES;
 use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
 
 /// Data frames found in one batch of bytes from a link.
@@ -16,6 +18,14 @@ struct DataFrames {
     /// The previous hop of the first of them, if the link has not seen data before (`None`
     /// inside: the first one names no node, see [`LinkPeer`]).
     first_previous_hop: Option<Option<NodeId>>,
+}
+
+/// Why a link's bytes end its connection.
+enum Stop {
+    /// A frame no honest peer sends.
+    Bad(String),
+    /// The link asked for more to be queued than honest traffic can ([`Admit::Cut`]).
+    Cut,
 }
 
 /// A frame a relay forwards: a data packet (its trace gains this node) or an ack (unchanged).
@@ -59,17 +69,47 @@ impl<C: Codec> Node<C> {
             count: 0,
             first_previous_hop: None,
         };
-        let routed = overlay.route_frames(&mut self.effects, now, bytes, &mut data);
+        let mut share = overlay.shares.of(conn);
+        let routed =
+            overlay.route_frames(&mut self.effects, now, bytes, conn, &mut share, &mut data);
+        overlay.shares.set(conn, share);
         if data.count > 0 {
             self.count_received(conn, peer, data);
         }
         match routed {
             Ok(consumed) => consumed,
-            Err(why) => {
+            Err(Stop::Bad(why)) => {
                 self.close(conn, why);
                 bytes.len()
             }
+            Err(Stop::Cut) => {
+                self.cut(now, conn, share);
+                bytes.len()
+            }
         }
+    }
+
+    /// `conn` asked this node to queue more than the most honest traffic can (it has `share`
+    /// bytes queued): it is cut, counted, and named in a warning (at most one per
+    /// [`LINK_CUT_WARNING_INTERVAL_NS`](crate::limits::LINK_CUT_WARNING_INTERVAL_NS)).
+    #[cold]
+    fn cut(&mut self, now: Nanos, conn: ConnId, share: usize) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let bound = overlay.shares.bound;
+        let unwarned = overlay.shares.on_cut(now);
+        let cut = overlay.shares.links_cut;
+        let why = format!(
+            "it asked this node to queue more than {bound} bytes of packets to relay ({share} \
+             queued for it), more than all sources' windows together hold, so it is no honest \
+             node's link; cut ({cut} links cut since the overlay was set up{})",
+            match unwarned {
+                Some(count) if count > 0 => format!(", {count} of them not warned about"),
+                _ => String::new(),
+            }
+        );
+        self.close_logged(conn, why, unwarned.is_some());
     }
 
     /// Adds `data` to the count of the node at the other end of `conn` (`peer`, or named now
@@ -100,22 +140,24 @@ impl<C: Codec> Node<C> {
 }
 
 impl<C: Codec> Overlay<C> {
-    /// Delivers, relays or takes every whole frame of `bytes`; counts data frames in `data`.
-    /// Returns the bytes consumed, or why the link must close (a bad frame: the frames before
-    /// it were handled).
+    /// Delivers, relays or takes every whole frame of `bytes` from `link` (which has `share`
+    /// bytes queued on its behalf); counts data frames in `data`. Returns the bytes consumed,
+    /// or why the link must close (the frames before that were handled).
     fn route_frames(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
         bytes: &[u8],
+        link: ConnId,
+        share: &mut usize,
         data: &mut DataFrames,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, Stop> {
         let mut offset = 0;
         loop {
             let len = match C::frame_len(&bytes[offset..]) {
                 Ok(Some(len)) => len,
                 Ok(None) => return Ok(offset),
-                Err(error) => return Err(format!("bad frame from a peer: {error}")),
+                Err(error) => return Err(Stop::Bad(format!("bad frame from a peer: {error}"))),
             };
             let frame = &bytes[offset..offset + len];
             offset += len;
@@ -127,69 +169,143 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
-                        self.deliver(effects, now, data_frame);
+                        self.deliver(effects, now, data_frame, link, share)?;
                     } else {
-                        self.relay(effects, data_frame.sink(), Relayed::Data(data_frame));
+                        let sink = data_frame.sink();
+                        self.relay(effects, sink, Relayed::Data(data_frame), link, share)?;
                     }
                 }
                 Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
-                Ok(Peek::Ack(ack)) => self.relay(effects, ack.sink(), Relayed::Ack(ack)),
-                Ok(Peek::Control) => {
-                    return Err("a peer sent a control message on a data link".into());
+                Ok(Peek::Ack(ack)) => {
+                    self.relay(effects, ack.sink(), Relayed::Ack(ack), link, share)?
                 }
-                Err(error) => return Err(format!("bad frame from a peer: {error}")),
+                Ok(Peek::Control) => {
+                    return Err(Stop::Bad(
+                        "a peer sent a control message on a data link".into(),
+                    ));
+                }
+                Err(error) => return Err(Stop::Bad(format!("bad frame from a peer: {error}"))),
             }
         }
     }
 
-    /// The relay path: appends `frame` to the pending bytes of the table entry toward `sink`.
+    /// Whether `bytes` more may be queued on behalf of a link with `share` queued: `Ok(true)`
+    /// yes, `Ok(false)` no (dropped: the links together hold the bound; said once per
+    /// episode), `Err` the link is cut.
     #[inline(always)]
-    fn relay(&mut self, effects: &mut Vec<Effect>, sink: NodeId, frame: Relayed<'_, C>) {
-        let data = matches!(frame, Relayed::Data(_));
+    fn admit(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        share: usize,
+        bytes: usize,
+    ) -> Result<bool, Stop> {
+        match self.shares.admit(share, bytes) {
+            Admit::Queue => {
+                self.shares.dropping = false;
+                Ok(true)
+            }
+            Admit::Drop => {
+                self.shares.frames_dropped += 1;
+                if !std::mem::replace(&mut self.shares.dropping, true) {
+                    let line = format!(
+                        "dropping frames to relay: {} bytes are queued on behalf of inbound \
+                         links, more than honest traffic queues ({} bytes); some link is no \
+                         honest node's",
+                        self.shares.total, self.shares.bound
+                    );
+                    self.problem(effects, line);
+                }
+                Ok(false)
+            }
+            Admit::Cut => Err(Stop::Cut),
+        }
+    }
+
+    /// The relay path: appends `frame` to the pending bytes of the table entry toward `sink`,
+    /// on behalf of `link` (with `share` queued for it), if the bound on what links may have
+    /// queued lets it (`shares.rs`).
+    #[inline(always)]
+    fn relay(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        sink: NodeId,
+        frame: Relayed<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
+        let (data, bytes) = match frame {
+            Relayed::Data(frame) => (true, frame.bytes().len()),
+            Relayed::Ack(ack) => (false, ack.bytes().len()),
+        };
         let Some(index) = self.router.next_hop(sink) else {
             if data {
                 self.counters.dropped += 1;
             }
             self.problem(effects, format!("dropped a packet for unknown node {sink}"));
-            return;
+            return Ok(());
         };
-        let entry = &mut self.entries[index];
-        if entry.link != Link::Up {
+        if self.entries[index].link != Link::Up {
             if data {
                 self.counters.dropped += 1;
             }
-            return;
+            return Ok(());
         }
+        let admitted = self.admit(effects, *share, bytes);
+        if !matches!(admitted, Ok(true)) {
+            // Taken from the link and not handed on: dropped, whether the link is cut or not.
+            if data {
+                self.counters.dropped += 1;
+            }
+            return admitted.map(|_| ());
+        }
+        let id = self.id;
+        let entry = &mut self.entries[index];
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
-        match frame {
-            Relayed::Data(frame) => C::append_relayed(frame, self.id, &mut entry.pending),
-            Relayed::Ack(ack) => entry.pending.extend_from_slice(ack.bytes()),
-        }
+        let queued = entry.queue_for(link, |pending| match frame {
+            Relayed::Data(frame) => C::append_relayed(frame, id, pending),
+            Relayed::Ack(ack) => pending.extend_from_slice(ack.bytes()),
+        });
+        *share += queued;
+        self.shares.total += queued;
         if data {
             self.counters.relayed += 1;
             entry.packets_out += 1;
         }
+        Ok(())
     }
 
     /// The delivery path: the sink's checks (layout, CRC, the trace against the route from
-    /// the source), the counters and histograms, and an ack when one is due.
-    fn deliver(&mut self, effects: &mut Vec<Effect>, now: Nanos, frame: &DataFrame<'_, C>) {
+    /// the source), the counters and histograms, and an ack when one is due (queued on behalf
+    /// of `link`, with `share` queued for it, as a relayed frame is).
+    fn deliver(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        now: Nanos,
+        frame: &DataFrame<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
         // Plain matches rather than combinators: the checked fields stay in registers (a
         // `Result` of them built in memory and read back cost a store-forwarding stall).
         let delivered = match C::check_delivered(frame, self.shape) {
             Ok(delivered) => delivered,
-            Err(corruption) => return self.corrupted(effects, corruption),
+            Err(corruption) => {
+                self.corrupted(effects, corruption);
+                return Ok(());
+            }
         };
         let position = self.router.position(delivered.source);
         let expected = position.and_then(|p| self.router.expected_relays_from_position(p));
         let (Some(position), Some(expected)) = (position, expected) else {
-            return self.wrong_trace(effects, frame, delivered.source, None);
+            self.wrong_trace(effects, frame, delivered.source, None);
+            return Ok(());
         };
         if !frame.trace_is(expected) {
             let expected = expected.to_vec();
-            return self.wrong_trace(effects, frame, delivered.source, Some(expected));
+            self.wrong_trace(effects, frame, delivered.source, Some(expected));
+            return Ok(());
         }
         self.counters.received += 1;
         // A send time of 0 means none (the classic format has no timestamp).
@@ -205,20 +321,22 @@ impl<C: Codec> Overlay<C> {
                 .router
                 .next_hop(delivered.source)
                 .expect("source is another node");
-            let entry = &mut self.entries[index];
-            if entry.link == Link::Up {
+            if self.entries[index].link == Link::Up
+                && self.admit(effects, *share, ACK_FRAME_BYTES)?
+            {
+                let (id, epoch) = (self.id, self.flow.epoch);
+                let entry = &mut self.entries[index];
                 if entry.pending.is_empty() {
                     effects.push(Effect::Send(entry.conn));
                 }
-                C::append_ack(
-                    &mut entry.pending,
-                    self.id,
-                    delivered.source,
-                    self.flow.epoch,
-                    acked,
-                );
+                let queued = entry.queue_for(link, |pending| {
+                    C::append_ack(pending, id, delivered.source, epoch, acked)
+                });
+                *share += queued;
+                self.shares.total += queued;
             }
         }
+        Ok(())
     }
 
     /// A packet whose trace is not the route from its source (`expected`, if the source is

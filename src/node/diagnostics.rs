@@ -70,6 +70,16 @@ impl<C: Codec> Node<C> {
                     overlay.flow.window_bytes,
                     overlay.flow.epoch
                 );
+                let shares = &overlay.shares;
+                let _ = writeln!(
+                    out,
+                    "queued on behalf of inbound links: {} bytes (at most {}); {} links cut and \
+                     {} frames dropped for queuing more",
+                    thousands(shares.total as i128),
+                    thousands(shares.bound as i128),
+                    thousands(shares.links_cut.into()),
+                    thousands(shares.frames_dropped.into())
+                );
                 for (index, entry) in overlay.entries.iter().enumerate() {
                     let _ = writeln!(
                         out,

@@ -225,6 +225,8 @@ impl<C: Codec> Node<C> {
         let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
+        let queued = overlay.entries[index].pending.len();
+        overlay.dequeued(index, queued);
         let entry = &mut overlay.entries[index];
         let was = entry.link;
         entry.link = Link::Down;

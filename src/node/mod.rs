@@ -20,6 +20,7 @@ mod joining;
 mod links;
 mod originate;
 mod overlay;
+mod shares;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -178,9 +179,18 @@ impl<C: Codec> Node<C> {
     }
 
     fn close(&mut self, conn: ConnId, why: String) {
+        self.close_logged(conn, why, true);
+    }
+
+    /// [`Node::close`], with a warning or (`warn` false: too many lately) a debug line.
+    fn close_logged(&mut self, conn: ConnId, why: String, warn: bool) {
         let peer = self.peer_of(conn);
         let role = self.connections.remove(&conn).map(|c| c.role);
-        tracing::warn!("closing the connection with {peer}: {why}");
+        if warn {
+            tracing::warn!("closing the connection with {peer}: {why}");
+        } else {
+            tracing::debug!("closing the connection with {peer}: {why}");
+        }
         self.effects.push(Effect::Close(conn));
         // One of our own table links: it is down from now on (the driver does not report a
         // close the machine asked for), and what is queued for it is dropped.
@@ -331,6 +341,7 @@ impl<C: Codec> Machine for Node<C> {
                     let entry = &mut overlay.entries[*index];
                     std::mem::swap(&mut entry.pending, buf);
                     entry.with_driver = buf.len();
+                    overlay.dequeued(*index, buf.len());
                 }
             }
             Some(connection) => std::mem::swap(&mut connection.pending, buf),
@@ -398,6 +409,68 @@ mod tests {
         assert_eq!(node.counters().dropped, 5);
         assert_eq!(node.queued_bytes(), 0);
         assert_eq!(link_counts(&node)[0].sent, 0);
+    }
+
+    #[test]
+    fn what_links_queue_is_bounded_a_link_alone_past_it_is_cut() {
+        // Node 10 of the ring 10 20 30 40, NR 2, window 1000 bytes: at most 2 x 4 x (1000 +
+        // 64 Ki) bytes may be queued on behalf of inbound links.
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 1, 1000);
+        let bound = crate::limits::relay_queued_bytes_max(4, 1000);
+        let shares = |node: &Node<Native>| {
+            let shares = &node.overlay.as_ref().expect("an overlay").shares;
+            (shares.total, shares.links_cut, shares.frames_dropped)
+        };
+        let shape = DataShape {
+            trace_slots: 1,
+            extra_payload_bytes: 0,
+        };
+        let mut frame = Vec::new();
+        Native::append_data(&mut frame, 40, 20, shape, 1, &7i32.to_le_bytes());
+        let (a, b) = (ConnId::inbound(1), ConnId::inbound(2));
+        let local: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        node.on_accepted(0, a, "127.0.0.1:9".parse().unwrap(), local);
+        node.on_accepted(0, b, "127.0.0.1:11".parse().unwrap(), local);
+        // Relayed frames count for the link until the driver takes them.
+        let hundred = frame.repeat(100);
+        node.on_received(1, a, &hundred);
+        assert_eq!(shares(&node), (hundred.len(), 0, 0));
+        let mut taken = Vec::new();
+        node.swap_outgoing(entries[0], &mut taken);
+        assert_eq!(shares(&node), (0, 0, 0));
+        // Two links that each stay under the bound but together pass it: the frames past it
+        // are dropped, and no link is cut.
+        let half = frame.repeat(bound / 2 / frame.len() + 1);
+        node.on_received(2, a, &half);
+        node.on_received(2, b, &half);
+        let (total, cut, dropped) = shares(&node);
+        assert!(
+            total <= bound && cut == 0 && dropped > 0,
+            "{total} {cut} {dropped}"
+        );
+        assert_eq!(node.counters().dropped, dropped);
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Close(_))),
+            "{effects:?}"
+        );
+        // The driver takes them; then one link alone passes the bound: it is cut.
+        taken.clear();
+        node.swap_outgoing(entries[0], &mut taken);
+        assert_eq!(shares(&node).0, 0);
+        let past = frame.repeat(bound / frame.len() + 1);
+        assert_eq!(node.on_received(3, a, &past), past.len());
+        node.take_effects(&mut effects);
+        assert!(effects.contains(&Effect::Close(a)), "{effects:?}");
+        let (total, cut, _) = shares(&node);
+        assert!(total <= bound && cut == 1, "{total} {cut}");
+        // Its bytes still count until the driver takes them.
+        taken.clear();
+        node.swap_outgoing(entries[0], &mut taken);
+        assert_eq!(shares(&node).0, 0);
     }
 
     #[test]

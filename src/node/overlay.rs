@@ -2,13 +2,14 @@
 //! entries with their links, the counters, the window and the run. A new manifest replaces
 //! it whole, so a new overlay starts from zero.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use super::flow::Flow;
 use super::originate::Run;
-use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX};
+use super::shares::Shares;
+use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::routing::Router;
 use crate::stats::RunStats;
@@ -35,6 +36,21 @@ pub(super) struct Entry {
     pub(super) with_driver: usize,
     /// Data packets handed to this link since the last final report (see [`LinkCount`]).
     pub(super) packets_out: u64,
+    /// Bytes the driver took from `pending` (or dropped with it) since the entry was made:
+    /// the position of `pending[0]` in everything ever queued for the entry.
+    pub(super) taken_bytes: u64,
+    /// The runs of `pending` queued on behalf of inbound links, in order; the bytes between
+    /// them are this node's own (its packets, its handshake).
+    pub(super) spans: VecDeque<Span>,
+}
+
+/// Bytes `start..end` (positions in everything ever queued for an entry) were queued on behalf
+/// of inbound link `link`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) link: ConnId,
+    pub(super) start: u64,
+    pub(super) end: u64,
 }
 
 impl Entry {
@@ -43,6 +59,19 @@ impl Entry {
     /// collection) reset the count under them.
     pub(super) fn take_back(&mut self, lost: u64) {
         self.packets_out = self.packets_out.saturating_sub(lost);
+    }
+
+    /// Appends `frame` to the queue on behalf of inbound link `link`.
+    #[inline]
+    pub(super) fn queue_for(&mut self, link: ConnId, frame: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let start = self.taken_bytes + self.pending.len() as u64;
+        frame(&mut self.pending);
+        let end = self.taken_bytes + self.pending.len() as u64;
+        match self.spans.back_mut() {
+            Some(span) if span.link == link && span.end == start => span.end = end,
+            _ => self.spans.push_back(Span { link, start, end }),
+        }
+        (end - start) as usize
     }
 }
 
@@ -74,6 +103,8 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) setup_reported: bool,
     /// The flow-control window (as source) and the acks owed (as sink).
     pub(super) flow: Flow,
+    /// What the entries' queues hold on behalf of each inbound link, and its bound.
+    pub(super) shares: Shares,
     pub(super) counters: Counters,
     /// Hop counts and latencies of the packets received since the last final report, up to
     /// the last progress report (`stats_since_poll` holds those since).
@@ -102,6 +133,10 @@ impl<C: Codec> Overlay<C> {
         entries: Vec<Entry>,
         flow: Flow,
     ) -> Overlay<C> {
+        let shares = Shares::new(relay_queued_bytes_max(
+            router.ring().len(),
+            flow.window_bytes,
+        ));
         Overlay {
             id,
             router,
@@ -112,6 +147,7 @@ impl<C: Codec> Overlay<C> {
             entries,
             connected: 0,
             setup_reported: false,
+            shares,
             flow,
             counters: Counters::default(),
             stats: RunStats::default(),
@@ -121,6 +157,25 @@ impl<C: Codec> Overlay<C> {
             run: None,
             problems_logged: 0,
             codec: PhantomData,
+        }
+    }
+
+    /// The driver took `bytes` from the front of entry `index`'s queue, or they were dropped
+    /// with it: what of them was queued on behalf of inbound links is theirs no longer.
+    pub(super) fn dequeued(&mut self, index: usize, bytes: usize) {
+        let entry = &mut self.entries[index];
+        entry.taken_bytes += bytes as u64;
+        while let Some(span) = entry.spans.front_mut() {
+            if span.start >= entry.taken_bytes {
+                break;
+            }
+            let end = span.end.min(entry.taken_bytes);
+            self.shares.release(span.link, (end - span.start) as usize);
+            if span.end > end {
+                span.start = end;
+                break;
+            }
+            entry.spans.pop_front();
         }
     }
 

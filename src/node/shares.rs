@@ -1,0 +1,144 @@
+//! What a node holds queued for its table entries on behalf of each inbound link (the frames
+//! it relays for the link, and the acks it answers the link's packets with), and the bound on
+//! it that no honest traffic reaches ([`crate::limits::relay_queued_bytes_max`];
+//! docs/ARCHITECTURE.md, "Flow control").
+//!
+//! A link that alone would have more than the bound queued is not an honest node's: it is cut.
+//! Links that together would have more than the bound queued include some that are not, but
+//! which cannot be told: the frame that would pass the bound is dropped (and counted), so that
+//! the node's memory stays bounded whoever sends.
+
+use std::collections::HashMap;
+
+use crate::limits::LINK_CUT_WARNING_INTERVAL_NS;
+use crate::machine::{ConnId, Nanos};
+
+/// What may happen to a frame a link asks this node to queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admit {
+    Queue,
+    /// The links together have the bound queued: the frame is dropped.
+    Drop,
+    /// The link alone would pass the bound: it is cut.
+    Cut,
+}
+
+/// Bytes queued on behalf of inbound links, per link and in all.
+#[derive(Debug)]
+pub(super) struct Shares {
+    /// No honest traffic queues more than this (per link, or all links together).
+    pub(super) bound: usize,
+    /// Bytes queued on behalf of each link that has any (a link cut keeps its share until its
+    /// bytes are sent or dropped).
+    per_link: HashMap<ConnId, usize>,
+    /// Their sum.
+    pub(super) total: usize,
+    /// Links cut for passing the bound alone, since the overlay was set up.
+    pub(super) links_cut: u64,
+    /// Frames dropped because the links together had the bound queued, since the overlay was
+    /// set up.
+    pub(super) frames_dropped: u64,
+    /// The last frame offered was dropped (a line is printed when dropping starts).
+    pub(super) dropping: bool,
+    /// When a cut was last warned about, and the cuts since that were not.
+    warned_at: Option<Nanos>,
+    cuts_unwarned: u64,
+}
+
+impl Shares {
+    pub(super) fn new(bound: usize) -> Shares {
+        Shares {
+            bound,
+            per_link: HashMap::new(),
+            total: 0,
+            links_cut: 0,
+            frames_dropped: 0,
+            dropping: false,
+            warned_at: None,
+            cuts_unwarned: 0,
+        }
+    }
+
+    /// Bytes queued on behalf of `link`.
+    #[inline]
+    pub(super) fn of(&self, link: ConnId) -> usize {
+        self.per_link.get(&link).copied().unwrap_or(0)
+    }
+
+    /// Stores `link`'s share, as the data plane kept it while it read the link's bytes.
+    #[inline]
+    pub(super) fn set(&mut self, link: ConnId, share: usize) {
+        if share == 0 {
+            self.per_link.remove(&link);
+        } else {
+            self.per_link.insert(link, share);
+        }
+    }
+
+    /// Whether `bytes` more may be queued for a link whose share is `share`.
+    #[inline]
+    pub(super) fn admit(&self, share: usize, bytes: usize) -> Admit {
+        if share + bytes > self.bound {
+            Admit::Cut
+        } else if self.total + bytes > self.bound {
+            Admit::Drop
+        } else {
+            Admit::Queue
+        }
+    }
+
+    /// `bytes` queued on behalf of `link` left the queue (taken by the driver, or dropped).
+    pub(super) fn release(&mut self, link: ConnId, bytes: usize) {
+        self.total -= bytes;
+        if let Some(share) = self.per_link.get_mut(&link) {
+            *share -= bytes;
+            if *share == 0 {
+                self.per_link.remove(&link);
+            }
+        }
+    }
+
+    /// A link was cut: counted; returns whether to warn now (at most once per
+    /// [`LINK_CUT_WARNING_INTERVAL_NS`]) and how many cuts went unwarned before it.
+    pub(super) fn on_cut(&mut self, now: Nanos) -> Option<u64> {
+        self.links_cut += 1;
+        let due = self
+            .warned_at
+            .is_none_or(|at| now.saturating_sub(at) >= LINK_CUT_WARNING_INTERVAL_NS);
+        if due {
+            self.warned_at = Some(now);
+            Some(std::mem::take(&mut self.cuts_unwarned))
+        } else {
+            self.cuts_unwarned += 1;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_alone_past_the_bound_is_cut_links_together_are_dropped() {
+        let (a, b) = (ConnId::inbound(1), ConnId::inbound(2));
+        let mut shares = Shares::new(100);
+        assert_eq!(shares.admit(0, 100), Admit::Queue);
+        assert_eq!(shares.admit(60, 41), Admit::Cut);
+        shares.set(a, 60);
+        shares.total = 60;
+        assert_eq!(shares.admit(0, 40), Admit::Queue);
+        assert_eq!(shares.admit(0, 41), Admit::Drop);
+        shares.release(a, 60);
+        assert_eq!((shares.of(a), shares.total), (0, 0));
+        // A cut link's bytes still count until they leave.
+        shares.set(b, 10);
+        shares.total = 10;
+        assert_eq!(shares.on_cut(5), Some(0));
+        assert_eq!(shares.on_cut(6), None);
+        assert_eq!(shares.on_cut(5 + LINK_CUT_WARNING_INTERVAL_NS), Some(1));
+        assert_eq!(shares.links_cut, 3);
+        shares.release(b, 10);
+        assert_eq!(shares.total, 0);
+    }
+}
