@@ -65,6 +65,15 @@ pub const JOIN_WAIT_DEFAULT_SECS: u64 = 60;
 /// largest is a manifest, about 4 x NODES_MAX bytes of IDs, far below this. A peer that sends
 /// requests and never reads would otherwise grow the registry without limit.
 pub const REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Bytes a node may have queued for its registry; past this the registry does not read, and
+/// the node gives up on it as when its connection closes. A node sends its registry at most
+/// one message for each one it gets from it (a summary per summary request, a setup status per
+/// manifest, a task-finished per task), each one frame of at most [`FRAME_BYTES_MAX`], and an
+/// honest registry reads everything and sends the next counter poll only once the previous
+/// one is answered (or given up on), so only a few are ever waiting. A peer that poses as the
+/// registry (a typo in its port) and sends requests without reading would otherwise grow the
+/// node without limit.
+pub const NODE_REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Warnings one connection may cause in the log; the rest are counted and reported once
 /// when it closes (a peer repeating a bad request must not fill the log).
 pub const CONNECTION_WARNINGS_MAX: u32 = 10;

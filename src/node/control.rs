@@ -10,7 +10,7 @@ use super::overlay::{Entry, Link, Overlay};
 use super::{Node, Phase};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
-use crate::limits::PAYLOAD_BYTES_MAX;
+use crate::limits::{NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
 use crate::routing::{Ring, Router};
 use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Status};
@@ -27,6 +27,12 @@ impl<C: Codec> Node<C> {
             self.effects.push(Effect::Send(self.registry));
         }
         C::encode_control(message, &mut connection.pending);
+        let queued = connection.pending.len();
+        if queued > NODE_REGISTRY_QUEUED_BYTES_MAX {
+            self.registry_failed(format!(
+                "the registry does not read what this node sends ({queued} bytes queued for it)"
+            ));
+        }
     }
 
     /// Asks the registry to register this node at its listening address.

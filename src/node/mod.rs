@@ -474,6 +474,32 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_that_does_not_read_is_given_up_on() {
+        // Summary requests, and never a byte read: the node's answers pile up until it has
+        // more than NODE_REGISTRY_QUEUED_BYTES_MAX queued for the registry, then it exits.
+        let ReadyNode {
+            mut node, registry, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 1, 0);
+        let mut request = Vec::new();
+        Native::encode_control(
+            &crate::wire::Control::SummaryRequest { reset: false },
+            &mut request,
+        );
+        let batch = request.repeat(1000);
+        let mut effects = Vec::new();
+        for _ in 0..1000 {
+            node.on_received(1, registry, &batch);
+            node.take_effects(&mut effects);
+            if effects.contains(&Effect::Exit(1)) {
+                break;
+            }
+            effects.clear();
+        }
+        assert!(effects.contains(&Effect::Exit(1)), "{effects:?}");
+        assert!(effects.contains(&Effect::Close(registry)), "{effects:?}");
+    }
+
+    #[test]
     fn a_packet_whose_trace_is_not_its_route_is_corrupted() {
         // Node 10 of the ring 10 20 30 40, NR 2: from 40 (its predecessor) packets come
         // direct, with no relay in their trace.
