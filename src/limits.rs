@@ -202,13 +202,21 @@ pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;
 
 /// Bytes of data frames that may be in flight in the whole overlay at once, summed over every
 /// source's window, when the registry picks the window: each source gets
-/// `IN_FLIGHT_BUDGET_BYTES / nodes`, within [`WINDOW_BYTES_MIN`]..=[`WINDOW_BYTES_MAX`]
-/// ([`default_window_bytes`]). No node ever holds more than `nodes x window` in its queues
-/// (this budget up to 1,024 nodes; beyond, the floor makes it `nodes x 256 KiB`).
+/// `nodes x WINDOW_BYTES_PER_NODE`, at most `IN_FLIGHT_BUDGET_BYTES / nodes`, within
+/// [`WINDOW_BYTES_MIN`]..=[`WINDOW_BYTES_MAX`] ([`default_window_bytes`]). No node ever holds
+/// more than `nodes x window` in its queues (at most this budget up to 1,024 nodes; beyond,
+/// the floor makes it `nodes x 256 KiB`).
 ///
 /// The window sets how much each process finds to do when it runs, so it sets the batch sizes
-/// and with them the throughput (measured in docs/PERFORMANCE.md, "What each step bought").
+/// and with them the throughput, and at saturation it is the queueing latency (Little's law):
+/// both measured in docs/PERFORMANCE.md ("Window: throughput against latency").
 pub const IN_FLIGHT_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+/// The default window grows with the overlay up to 32 nodes (where it reaches the 4 MiB
+/// ceiling): the more processes share the cores, the longer each waits for its turn and the
+/// more a source must have in flight to keep them busy. At 10 nodes 4 MiB ran W1 no faster
+/// than 1.25 MiB and queued 4-6 times longer (p50 52-66 ms against 8-16 ms); at 64 nodes
+/// W2 needs the full 4 MiB (1 MiB ran it at 0.72 x).
+pub const WINDOW_BYTES_PER_NODE: u64 = 128 * 1024;
 /// The smallest per-source window: room for a few of the largest frames.
 pub const WINDOW_BYTES_MIN: u64 = 4 * FRAME_BYTES_MAX as u64;
 /// The largest per-source window the registry picks by itself (beyond it throughput no longer
@@ -216,7 +224,10 @@ pub const WINDOW_BYTES_MIN: u64 = 4 * FRAME_BYTES_MAX as u64;
 pub const WINDOW_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// The per-source window of an overlay of `nodes` nodes, unless `--window-bytes` says otherwise.
 pub fn default_window_bytes(nodes: usize) -> u64 {
-    (IN_FLIGHT_BUDGET_BYTES / nodes.max(1) as u64).clamp(WINDOW_BYTES_MIN, WINDOW_BYTES_MAX)
+    let nodes = nodes.max(1) as u64;
+    (nodes * WINDOW_BYTES_PER_NODE)
+        .min(IN_FLIGHT_BUDGET_BYTES / nodes)
+        .clamp(WINDOW_BYTES_MIN, WINDOW_BYTES_MAX)
 }
 /// The most bytes a node queues for its table entries on behalf of its inbound links (the
 /// frames it relays for them, and the acks it answers their packets with), in an overlay of
@@ -334,3 +345,25 @@ const _: () = assert!(2 * RING_SUBMISSION_ENTRIES <= RING_COMPLETION_ENTRIES_MAX
 const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);
 const _: () = assert!(ACCEPT_RETRY_NS < JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(ACCEPT_RETRY_NS < ACCEPT_WARNING_INTERVAL_NS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_window_grows_to_32_nodes_and_shrinks_past_64() {
+        const KIB: u64 = 1024;
+        for (nodes, window) in [
+            (2, 256 * KIB),
+            (4, 512 * KIB),
+            (10, 1280 * KIB),
+            (32, 4096 * KIB),
+            (64, 4096 * KIB),
+            (128, 2048 * KIB),
+            (1024, 256 * KIB),
+            (NODES_MAX, 256 * KIB),
+        ] {
+            assert_eq!(default_window_bytes(nodes), window, "{nodes} nodes");
+        }
+    }
+}

@@ -219,8 +219,8 @@ struct RegistryArgs {
     /// mode the fewest bits that give each of --nodes an ID].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
     id_bits: Option<u32>,
-    /// Bytes of data a source may have unacknowledged (default: 256 MiB / nodes, within
-    /// 256 KiB..=4 MiB). At least the largest frame (64 KiB): a smaller window would stall
+    /// Bytes of data a source may have unacknowledged (default: nodes x 128 KiB, at most
+    /// 256 MiB / nodes, within 256 KiB..=4 MiB: 1.25 MiB for 10 nodes, 4 MiB from 32 to 64). At least the largest frame (64 KiB): a smaller window would stall
     /// a source on every frame; at most 256 MiB.
     #[arg(long, value_parser = clap::value_parser!(u64).range(FRAME_BYTES_MAX as u64..=IN_FLIGHT_BUDGET_BYTES))]
     window_bytes: Option<u64>,

@@ -220,7 +220,8 @@ fn json_summary_carries_hops_and_latency() {
     assert_eq!(settings["finger_rule"], "positions", "{settings}");
     assert_eq!(settings["nr"], 3, "{settings}");
     assert_eq!(settings["id_bits"], 7, "{settings}");
-    assert_eq!(settings["window_bytes"], 4 << 20, "{settings}");
+    // The default window for 8 nodes: 8 x 128 KiB.
+    assert_eq!(settings["window_bytes"], 1 << 20, "{settings}");
     assert_eq!(settings["rate_per_s"], 0, "{settings}");
     assert_eq!(settings["extra_payload_bytes"], 0, "{settings}");
     assert!(settings["seed"].is_u64(), "{settings}");
