@@ -216,3 +216,34 @@ fn registry_draws_a_progress_bar_on_a_terminal() {
         "the bar was not cleared:\n{screen}"
     );
 }
+
+/// A scripted run by time on a terminal: the bar shows its time and the packets delivered;
+/// Ctrl-C (read by the line editor, which raises SIGINT) ends the run early with its report,
+/// STOPPED, and the registry exits with status 130.
+#[test]
+fn ctrl_c_on_a_terminal_stops_a_scripted_run_by_time() {
+    let port_file = temp_path("pty-ctrl-c.port");
+    let command = format!(
+        "{BIN} registry --bind 127.0.0.1 --port-file {} --nodes 2 --nr 1 --duration 600 --rate 1000; \
+         echo registry exited with $?; sleep 60",
+        port_file.arg()
+    );
+    let Some(tmux) = Tmux::start("ctrl-c", &command) else {
+        return;
+    };
+    let port = port_of(&port_file.0);
+    let _nodes: Vec<Proc> = (0..2)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    tmux.wait("the bar of a run by time", |s| {
+        s.lines()
+            .any(|l| l.contains(" packets ") && l.contains("pkt/s") && l.contains("of 600 s"))
+    });
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait("the report and the exit", |s| {
+        s.contains("registry exited with")
+    });
+    assert!(screen.contains("STOPPED after "), "{screen}");
+    assert!(screen.contains(" of 600 s: "), "{screen}");
+    assert!(screen.contains("registry exited with 130"), "{screen}");
+}
