@@ -10,8 +10,13 @@ pub const ID_BITS_MAX: u32 = 32;
 /// Most routing-table entries a node can have.
 pub const NR_MAX: usize = 32;
 
-/// Most registered nodes (the registry's connection slab is sized from this).
-pub const NODES_MAX: usize = 4096;
+/// Most registered nodes (the registry's connection slab is sized from this). Bounded by the
+/// manifest, which lists every node's ID in one frame ([`MANIFEST_BYTES_MAX`]): 16,000 IDs fill
+/// it to 98%. The registry keeps one connection per node (its descriptors, checked by
+/// `tools/launch.sh` through `ulimit -n`), an ID space of at least twice this is still listed
+/// ([`ID_SPACE_LISTED_MAX`]), and manifests to every node are `4 x NODES_MAX^2` bytes in all
+/// (1 GB at the bound, sent once per setup and read by each node as it comes).
+pub const NODES_MAX: usize = 16_000;
 
 /// Most relay slots a data frame's hop trace may have. The registry sets the trace capacity of
 /// an overlay to its longest path and refuses a setup that would need more.
@@ -32,6 +37,19 @@ pub const RECV_BUFFER_BYTES: usize = 256 * 1024;
 /// sends are about 250 KB; a buffer grows beyond this when it must.
 pub const SEND_BUFFER_BYTES: usize = 256 * 1024;
 
+/// Receive buffers a process with thousands of connections (a group of nodes, the registry)
+/// shares between them (`io::SharedRecv`, an io_uring provided buffer ring), and the bytes of
+/// each: 16 MiB in all, mapped as they are first used, whatever the number of connections. A
+/// receive takes one buffer, which is given back as soon as the machine has read it, so the
+/// ring runs dry only when more than this many receives complete in one batch; those are armed
+/// again as buffers come back.
+pub const SHARED_RECV_BUFFERS: u16 = 1024;
+/// See [`SHARED_RECV_BUFFERS`]: a receive takes at most this many bytes.
+pub const SHARED_RECV_BUFFER_BYTES: usize = 16 * 1024;
+/// A connection receiving into shared buffers keeps the partial frame a receive ended with;
+/// once that is consumed, a buffer that grew beyond this (a large frame) is freed.
+pub const LEFTOVER_KEPT_BYTES: usize = 4 * 1024;
+
 /// Most receive buffers a node maps up front for connections it accepted (the links of its
 /// predecessors, about NR of them); further accepted connections get buffers mapped at first
 /// use. Any peer can open connections, and this bounds what those can make a node map
@@ -51,6 +69,11 @@ pub const RESULTS_KEPT_NODE_ROWS_MAX: usize = 200_000;
 /// connected (something accepts but never answers, or a registry lost the registration), and
 /// tries again on a fresh connection.
 pub const JOIN_ATTEMPT_TIMEOUT_NS: u64 = 5_000_000_000;
+/// A node gives up on an attempt whose connection to the registry is not established this
+/// long after it asked for it (and tries again): long enough for the kernel's retransmitted
+/// connection requests (after 1, 3 and 7 s) when thousands of nodes dial one registry at once
+/// and its listen queue overflows.
+pub const JOIN_CONNECT_TIMEOUT_NS: u64 = 15_000_000_000;
 /// The pause after a node's first failed attempt to reach the registry; it doubles with each
 /// further failure, up to [`JOIN_BACKOFF_MAX_NS`].
 pub const JOIN_BACKOFF_MIN_NS: u64 = 100_000_000;
@@ -177,13 +200,13 @@ pub const REGISTRY_RECV_BUFFER_BYTES: usize = 64 * 1024;
 pub const PROGRESS_SHOWN_GAP_NS_MIN: Nanos = 500_000_000;
 /// Without a terminal, a plain progress line at most this often.
 pub const PROGRESS_LINE_GAP_NS_MIN: Nanos = 5_000_000_000;
-/// Packets one node may be told to send in a run (`start N`, `--start`): 10^12. At ten million
-/// packets a second per node, several times what one node originates (docs/PERFORMANCE.md),
-/// that takes more than a day; a larger count is a typing mistake (`start
+/// Packets one node may be told to send in a run (`start N`, `--start`): 5 x 10^11. At ten
+/// million packets a second per node, several times what one node originates
+/// (docs/PERFORMANCE.md), that takes more than half a day; a larger count is a typing mistake (`start
 /// 18446744073709551615`) or a run that wants a duration (`start 10s`, `--duration`). With
 /// [`NODES_MAX`] nodes a run's total stays below 2^53, so totals in u64 and rates in f64 are
 /// exact.
-pub const PACKETS_PER_NODE_MAX: u64 = 1_000_000_000_000;
+pub const PACKETS_PER_NODE_MAX: u64 = 500_000_000_000;
 /// The packet count of the task of a run by time: the node originates until the registry tells
 /// it to stop (a task of 0 packets). Never a count anyone could ask for.
 pub const TASK_UNTIL_STOPPED: u64 = u64::MAX;
@@ -277,8 +300,14 @@ pub const GROUP_TICK_NODES_MAX: usize = 8;
 /// 2 x NR + 2 descriptors and its share of the loop.
 pub const GROUP_NODES_MAX: usize = 4096;
 
+/// The largest manifest a native registry sends (length prefix, kind, entry count, trace slots,
+/// window, NR_MAX entries of an ID and an IPv6 address and port, the ID count, every ID).
+pub const MANIFEST_BYTES_MAX: usize =
+    4 + 1 + 1 + 1 + 8 + NR_MAX * (4 + 1 + 16 + 2) + 4 + 4 * NODES_MAX;
+
 const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(2 * NR_MAX < SUMMARY_LINKS_MAX);
+const _: () = assert!(MANIFEST_BYTES_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
 const _: () = assert!(NR_MAX <= u8::MAX as usize);
@@ -316,8 +345,10 @@ pub const RING_SUBMISSION_ENTRIES: u32 = 1024;
 /// The largest completion queue the kernel accepts (the driver asks for room for a receive and
 /// a send per connection, within `2 x RING_SUBMISSION_ENTRIES..=` this).
 pub const RING_COMPLETION_ENTRIES_MAX: u32 = 65536;
-/// Connections the kernel queues on a listener before the loop accepts them.
-pub const LISTEN_BACKLOG_CONNECTIONS: i32 = 1024;
+/// Connections the kernel queues on a listener before the loop accepts them (the kernel caps it at net.core.somaxconn, 4096 by default): thousands of nodes dial one
+/// registry at once, and a request that finds the queue full is retransmitted only a second
+/// later.
+pub const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;
 /// While completions keep arriving, the driver holds a link's bytes back until there are this
 /// many...
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;

@@ -357,6 +357,13 @@ pub trait Machine {
     fn pending_len(&self, _conn: ConnId) -> usize {
         usize::MAX
     }
+    /// The length of the frame `bytes` starts with, once its prefix is there (`None`: not yet
+    /// known, or the machine does not say). A driver that receives into shared buffers joins
+    /// a partial frame with the next bytes: with the length it copies only the rest of that
+    /// frame, without it everything that arrived.
+    fn frame_len(&self, _bytes: &[u8]) -> Option<usize> {
+        None
+    }
     /// Exchanges `conn`'s pending outgoing bytes with `buf` (which the driver passes empty).
     /// After the call the machine's pending buffer is `buf`'s old, empty allocation.
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>);

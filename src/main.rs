@@ -12,14 +12,14 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::auth::Secret;
-use overlay::io::{self, BusyPoll, DriverConfig};
+use overlay::io::{self, BusyPoll, DriverConfig, SharedRecv};
 use overlay::limits::{
     BUSY_POLL_US_MAX, FRAME_BYTES_MAX, GROUP_NODES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX,
     IN_FLIGHT_BUDGET_BYTES, INTERRUPT_CHECK_NS, INTERVAL_NS_MIN, NODE_CONNECTIONS_MAX, NODES_MAX,
     OPERATOR_WAIT_SECS_MAX, PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN,
     PROGRESS_SHOWN_GAP_NS_MIN, READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES,
     REGISTRY_CONNECTIONS_MAX, REGISTRY_RECV_BUFFER_BYTES, RUN_SECS_MAX, SEND_BUFFER_BYTES,
-    SETTLE_DEFAULT_NS, STALL_TIMEOUT_DEFAULT_NS,
+    SETTLE_DEFAULT_NS, SHARED_RECV_BUFFER_BYTES, SHARED_RECV_BUFFERS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::node::{Group, Node, NodeConfig};
@@ -341,6 +341,12 @@ fn parse_busy_poll(value: &str) -> Result<BusyPoll, String> {
     }
 }
 
+/// The shared receive buffers of a registry or a group of nodes.
+const SHARED_RECV: SharedRecv = SharedRecv {
+    buffers: SHARED_RECV_BUFFERS,
+    buffer_bytes: SHARED_RECV_BUFFER_BYTES,
+};
+
 fn seed(common: &Common) -> u64 {
     common.seed.unwrap_or_else(rand::random)
 }
@@ -516,6 +522,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         max_connections: REGISTRY_CONNECTIONS_MAX,
         recv_buffer_bytes: REGISTRY_RECV_BUFFER_BYTES,
         send_buffer_bytes: 0,
+        shared_recv: Some(SHARED_RECV),
         busy_poll: BusyPoll::Off,
         console: true,
     };
@@ -924,6 +931,9 @@ impl<C: Codec> Machine for Shown<C> {
         self.registry.take_effects(into);
         self.show(into);
     }
+    fn frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        self.registry.frame_len(bytes)
+    }
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         self.registry.swap_outgoing(conn, buf)
     }
@@ -990,6 +1000,9 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         max_connections: NODE_CONNECTIONS_MAX * count,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
         send_buffer_bytes: link_buffer_bytes,
+        // A node alone maps a buffer per link (throughput); a group shares its receive
+        // buffers, so that an idle node costs kilobytes.
+        shared_recv: (count > 1).then_some(SHARED_RECV),
         busy_poll: args.busy_poll_us,
         console: true,
     };

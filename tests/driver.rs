@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use overlay::io::{DriverConfig, DriverError};
+use overlay::io::{DriverConfig, DriverError, SharedRecv};
 use overlay::machine::{CloseReason, ConnId, ConnIds, Effect, LinkError, Machine, Nanos};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -190,6 +190,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         max_connections: 16,
         recv_buffer_bytes,
         send_buffer_bytes: 0,
+        shared_recv: None,
         busy_poll: overlay::io::BusyPoll::Off,
         console: false,
     }
@@ -271,6 +272,88 @@ fn client(addr: SocketAddr) -> TcpStream {
 #[test]
 fn echoes_one_mebibyte_in_uneven_chunks() {
     echo_one_mebibyte(config(overlay::limits::RECV_BUFFER_BYTES));
+}
+
+/// Receiving into a ring of buffers shared by every connection, each smaller than what arrives
+/// at once: the partial tail of each receive is kept and joined with the next, byte for byte.
+#[test]
+fn echoes_through_shared_receive_buffers() {
+    echo_one_mebibyte(shared(4, 1000, overlay::limits::RECV_BUFFER_BYTES));
+}
+
+/// Six clients at once through a shared ring of two small buffers: receives that find the
+/// ring empty wait for buffers to come back and lose nothing.
+#[test]
+fn many_connections_share_two_receive_buffers() {
+    let (events_sender, _events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let driver = start(
+        Echo::new(events_sender, stop.clone()),
+        Some(listener),
+        shared(2, 512, 4096),
+    );
+    let clients: Vec<_> = (0..6u8)
+        .map(|index| {
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8 ^ index).collect();
+                let stream = client(addr);
+                let mut writer = stream.try_clone().unwrap();
+                let sent = data.clone();
+                let writing = std::thread::spawn(move || {
+                    for chunk in sent.chunks(3000) {
+                        writer.write_all(chunk).unwrap();
+                    }
+                    writer
+                });
+                let mut reader = stream;
+                let mut echoed = vec![0; data.len()];
+                reader.read_exact(&mut echoed[..data.len() - 3]).unwrap();
+                let mut writer = writing.join().unwrap();
+                writer.write_all(b"end").unwrap();
+                reader.read_exact(&mut echoed[data.len() - 3..]).unwrap();
+                echoed == data
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(
+            client.join().unwrap(),
+            "echoed bytes differ from the sent bytes"
+        );
+    }
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+/// A partial frame kept from shared receives that reaches `recv_buffer_bytes` is never whole:
+/// the connection is closed as with a buffer of its own.
+#[test]
+fn a_partial_frame_as_large_as_the_bound_closes_the_connection() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.consume_nothing = true;
+    let driver = start(machine, Some(listener), shared(4, 16, 64));
+    let mut stream = client(addr);
+    let Event::Accepted(accepted) = next_event(&events) else {
+        panic!("expected Accepted");
+    };
+    stream.write_all(&[0; 100]).unwrap();
+    assert_eq!(
+        next_event(&events),
+        Event::Closed(accepted, CloseReason::FrameTooLarge)
+    );
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+fn shared(buffers: u16, buffer_bytes: usize, recv_buffer_bytes: usize) -> DriverConfig {
+    let mut config = config(recv_buffer_bytes);
+    config.shared_recv = Some(SharedRecv {
+        buffers,
+        buffer_bytes,
+    });
+    config
 }
 
 /// Bulk data through the busy-poll loop (`--busy-poll-us`): the same echo works.

@@ -19,6 +19,7 @@ use slab::Slab;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
 use super::accept_pause::{self, AcceptPause};
+use super::buf_ring::BufRing;
 use super::busy_poll::{Governor, Poll};
 use super::conn::{Connection, State};
 use super::console::ConsoleReader;
@@ -27,8 +28,8 @@ use super::outcome::{self, Operation};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
-    ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LINK_TIMEOUT_SECS,
-    MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
+    ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LEFTOVER_KEPT_BYTES,
+    LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
 };
 use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
 
@@ -70,6 +71,15 @@ fn failure(operation: Operation, result: i32) -> LinkError {
 pub(crate) struct Driver<'m, M: Machine> {
     machine: &'m mut M,
     ring: IoUring,
+    /// Receive buffers shared by every connection (`DriverConfig::shared_recv`): then a
+    /// slot's `recv_buffer` holds only the partial frame its last receive ended with. Taken
+    /// out while a completion's bytes are read from it.
+    shared: Option<BufRing>,
+    /// The shared ring's group and buffer size, for the receives that name it.
+    shared_recv: Option<(u16, u32)>,
+    /// Connections whose receive found the shared ring empty, armed again once buffers are
+    /// back.
+    starved: Vec<(usize, u32)>,
     connections: Slab<Connection>,
     /// Which slot holds each connection the machine can still name.
     slots: HashMap<ConnId, usize>,
@@ -111,14 +121,22 @@ impl<'m, M: Machine> Driver<'m, M> {
     pub(crate) fn new(
         machine: &'m mut M,
         ring: IoUring,
+        shared: Option<BufRing>,
         listeners: Vec<TcpListener>,
         console: Option<ConsoleReader>,
         config: &DriverConfig,
     ) -> Self {
         let connections_max = config.max_connections;
+        let shared_recv = shared.as_ref().map(|shared| {
+            let bytes = u32::try_from(shared.buffer_bytes()).expect("buffer size fits in u32");
+            (shared.group(), bytes)
+        });
         Driver {
             machine,
             ring,
+            shared,
+            shared_recv,
+            starved: Vec::new(),
             connections: Slab::with_capacity(connections_max),
             slots: HashMap::with_capacity(connections_max),
             connections_max,
@@ -163,6 +181,11 @@ impl<'m, M: Machine> Driver<'m, M> {
             "event loop totals"
         );
         self.drain_for_exit();
+        if self.ops_in_flight() == 0
+            && let Some(shared) = self.shared.take()
+        {
+            shared.release(&self.ring);
+        }
         result
     }
 
@@ -180,6 +203,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             if self.accept_pause.take_due(self.now) {
                 self.arm_accepts()?;
             }
+            self.rearm_starved()?;
             self.start_wanted_sends(false)?;
             // Take whatever has completed without waiting; only when there is nothing to do
             // are the held-back sends started and the loop waits.
@@ -376,6 +400,25 @@ impl<'m, M: Machine> Driver<'m, M> {
     }
 
     fn arm_recv(&mut self, key: usize) -> Result<(), DriverError> {
+        if let Some((group, buffer_bytes)) = self.shared_recv {
+            let slot = &mut self.connections[key];
+            assert!(!slot.recv_in_flight, "one receive in flight per connection");
+            assert_eq!(slot.state, State::Open);
+            let entry = opcode::Recv::new(
+                types::Fd(slot.socket.as_raw_fd()),
+                std::ptr::null_mut(),
+                buffer_bytes,
+            )
+            .buf_group(group)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(token(OpKind::Recv, key, slot.generation));
+            slot.recv_in_flight = true;
+            // SAFETY: the receive names no memory of ours: the kernel writes into a buffer of
+            // the shared ring, which is its own until a completion hands it over (`buf_ring`).
+            unsafe { self.push(&entry)? };
+            return Ok(());
+        }
         let slot = &mut self.connections[key];
         assert!(!slot.recv_in_flight, "one receive in flight per connection");
         assert_eq!(slot.state, State::Open);
@@ -453,7 +496,14 @@ impl<'m, M: Machine> Driver<'m, M> {
         assert!(!self.slots.contains_key(&conn), "{conn:?} is already open");
         self.generation = self.generation.wrapping_add(1) & GENERATION_MASK;
         let (recv_buffer, send_buffer) = self.buffers(conn.is_outbound());
-        assert_eq!(recv_buffer.len(), self.recv_buffer_bytes);
+        assert_eq!(
+            recv_buffer.len(),
+            if self.shared_recv.is_some() {
+                0
+            } else {
+                self.recv_buffer_bytes
+            }
+        );
         assert!(send_buffer.is_empty());
         let key = self.connections.insert(Connection {
             socket,
@@ -491,6 +541,11 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// never become links cannot make a node map more than that many buffers. Inbound links
     /// carry no data toward the peer, so they get an empty send buffer.
     fn buffers(&mut self, outbound: bool) -> (Vec<u8>, Vec<u8>) {
+        if self.shared_recv.is_some() {
+            // Receives go to the shared ring; the slot keeps partial frames only. Sends start
+            // empty and grow with what the machine queues.
+            return (Vec::new(), Vec::new());
+        }
         let map = self.send_buffer_bytes > 0
             && (outbound || self.inbound_recv_mapped < MAPPED_INBOUND_RECV_BUFFERS);
         let recv = self.spare_recv_buffers.pop().unwrap_or_else(|| {
@@ -569,6 +624,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         } = slot;
         drop(socket);
         send_buffer.clear();
+        if self.shared_recv.is_some() {
+            return;
+        }
         self.spare_recv_buffers.push(recv_buffer);
         // Only full-size send buffers are kept for the next slots (an inbound slot's may be a
         // small one the machine swapped in).

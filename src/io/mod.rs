@@ -10,6 +10,7 @@
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
 mod accept_pause;
+mod buf_ring;
 mod busy_poll;
 pub mod clock;
 mod conn;
@@ -47,6 +48,11 @@ pub struct DriverConfig {
     /// be mapped at first use (the registry, with up to thousands of mostly idle
     /// connections).
     pub send_buffer_bytes: usize,
+    /// Receive into buffers shared by every connection (an io_uring provided buffer ring,
+    /// `buf_ring`) instead of a buffer per connection: a connection then holds only the
+    /// partial frame a receive ended with, and `recv_buffer_bytes` bounds that. For a process
+    /// with thousands of connections (a group of nodes, the registry).
+    pub shared_recv: Option<SharedRecv>,
     /// Once there is no work, whether and how long to poll the ring before sleeping.
     pub busy_poll: BusyPoll,
     /// Read standard input lines and deliver them with `Machine::on_command`.
@@ -63,6 +69,15 @@ pub fn write_file(path: &std::path::Path, contents: &str) -> String {
             format!("Cannot write {}: {error}", path.display())
         }
     }
+}
+
+/// The receive buffers a driver shares between its connections.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRecv {
+    /// Buffers in the ring (a power of two, at most 32,768).
+    pub buffers: u16,
+    /// Bytes of each (a receive takes at most this many).
+    pub buffer_bytes: usize,
 }
 
 /// Why the driver could not start, or had to stop.
@@ -151,5 +166,16 @@ pub fn run<M: Machine>(
     } else {
         None
     };
-    event_loop::Driver::new(machine, ring, listeners, console, config).run()
+    let shared = match config.shared_recv {
+        Some(shared) => Some(
+            buf_ring::BufRing::new(&ring, 0, shared.buffers, shared.buffer_bytes).map_err(
+                |source| DriverError::Setup {
+                    what: "shared receive buffers (io_uring provided buffer ring)",
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
+    event_loop::Driver::new(machine, ring, shared, listeners, console, config).run()
 }

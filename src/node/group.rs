@@ -237,6 +237,10 @@ impl<C: Codec> Machine for Group<C> {
             .map_or(0, |member| member.node.pending_len(conn.ungrouped()))
     }
 
+    fn frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        C::frame_len(bytes).ok().flatten()
+    }
+
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         if let Some(member) = self.members.get_mut(conn.group()) {
             member.node.swap_outgoing(conn.ungrouped(), buf);

@@ -5,7 +5,9 @@
 use super::links::{Connection, Role};
 use super::{Node, Phase};
 use crate::auth::Handshake;
-use crate::limits::{JOIN_ATTEMPT_TIMEOUT_NS, JOIN_BACKOFF_MAX_NS, JOIN_BACKOFF_MIN_NS};
+use crate::limits::{
+    JOIN_ATTEMPT_TIMEOUT_NS, JOIN_BACKOFF_MAX_NS, JOIN_BACKOFF_MIN_NS, JOIN_CONNECT_TIMEOUT_NS,
+};
 use crate::machine::{Effect, Nanos};
 use crate::wire::Codec;
 
@@ -60,7 +62,7 @@ impl<C: Codec> Node<C> {
         joining.open = true;
         joining.heard = false;
         joining.connected = false;
-        joining.next = now + JOIN_ATTEMPT_TIMEOUT_NS;
+        joining.next = now + JOIN_CONNECT_TIMEOUT_NS;
         if joining.attempts > 1 {
             self.registry = self.conn_ids.next_outbound();
         }
@@ -131,10 +133,12 @@ impl<C: Codec> Node<C> {
         true
     }
 
-    /// The current attempt's connection is established.
-    pub(super) fn connected_to_registry(&mut self) {
+    /// The current attempt's connection is established: the registry has
+    /// `JOIN_ATTEMPT_TIMEOUT_NS` from now to answer.
+    pub(super) fn connected_to_registry(&mut self, now: Nanos) {
         if let Some(joining) = self.joining.as_mut() {
             joining.connected = true;
+            joining.next = now + JOIN_ATTEMPT_TIMEOUT_NS;
         }
     }
 
@@ -168,10 +172,17 @@ impl<C: Codec> Node<C> {
             let conn = self.registry;
             self.connections.remove(&conn);
             self.effects.push(Effect::Close(conn));
-            let why = format!(
-                "no answer within {} s of connecting",
-                JOIN_ATTEMPT_TIMEOUT_NS / 1_000_000_000
-            );
+            let why = if joining.connected {
+                format!(
+                    "no answer within {} s of connecting",
+                    JOIN_ATTEMPT_TIMEOUT_NS / 1_000_000_000
+                )
+            } else {
+                format!(
+                    "not connected within {} s",
+                    JOIN_CONNECT_TIMEOUT_NS / 1_000_000_000
+                )
+            };
             self.join_failed(now, &why, false);
         } else {
             self.attempt_join(now);

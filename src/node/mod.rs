@@ -220,9 +220,9 @@ impl<C: Codec> Machine for Node<C> {
             .insert(conn, Connection::new(Role::Inbound(peer), handshake));
     }
 
-    fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
+    fn on_connected(&mut self, now: Nanos, conn: ConnId) {
         if conn == self.registry {
-            self.connected_to_registry();
+            self.connected_to_registry(now);
         }
         match self.connections.get(&conn).map(|c| c.role) {
             Some(Role::Registry) => self.greet_registry(),
@@ -328,6 +328,10 @@ impl<C: Codec> Machine for Node<C> {
             Some(connection) => connection.pending.len(),
             None => 0,
         }
+    }
+
+    fn frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        C::frame_len(bytes).ok().flatten()
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {

@@ -431,6 +431,10 @@ impl<C: Codec> Machine for Registry<C> {
         std::mem::swap(&mut self.effects, into);
     }
 
+    fn frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        C::frame_len(bytes).ok().flatten()
+    }
+
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         match self.connections.get_mut(&conn) {
             Some(connection) => std::mem::swap(&mut connection.pending, buf),

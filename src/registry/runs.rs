@@ -33,7 +33,7 @@ impl<C: Codec> Registry<C> {
             Goal::Packets(packets) if packets > PACKETS_PER_NODE_MAX => {
                 self.say(format!(
                     "start refused: {} packets per node is more than a run may send ({}, more \
-                     than a day at ten million packets/s); for a long run give a duration, like \
+                     than half a day at ten million packets/s); for a long run give a duration, like \
                      start 3600s",
                     thousands(packets.into()),
                     thousands(PACKETS_PER_NODE_MAX.into())

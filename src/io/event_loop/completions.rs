@@ -27,6 +27,9 @@ impl<M: Machine> Driver<'_, M> {
                 );
                 slot.completed(token.kind);
                 match token.kind {
+                    OpKind::Recv if self.shared_recv.is_some() => {
+                        self.on_recv_shared(token.slot, completion.result, completion.flags)
+                    }
                     OpKind::Recv => self.on_recv(token.slot, completion.result),
                     OpKind::Send => self.on_send(token.slot, completion.result),
                     _ => self.on_connect(token.slot, completion.result),
@@ -219,6 +222,148 @@ impl<M: Machine> Driver<'_, M> {
             return self.apply_effects();
         }
         self.arm_recv(key)
+    }
+
+    /// A receive into the shared ring completed: its buffer (if it names one) is read, then
+    /// given back, whatever happened.
+    pub(super) fn on_recv_shared(
+        &mut self,
+        key: usize,
+        result: i32,
+        flags: u32,
+    ) -> Result<(), DriverError> {
+        let mut shared = self.shared.take().expect("shared receives need the ring");
+        let buffer = cqueue::buffer_select(flags);
+        if let Some(id) = buffer {
+            shared.taken(id);
+        }
+        let bytes = buffer.map(|id| shared.bytes(id, usize::try_from(result).unwrap_or(0)));
+        let outcome = self.recv_shared(key, result, bytes);
+        if let Some(id) = buffer {
+            shared.recycle(id);
+        }
+        self.shared = Some(shared);
+        outcome
+    }
+
+    /// `bytes` arrived on `key` into a shared buffer: joined to the partial frame the slot
+    /// kept, if any (only as far as that frame goes, when the machine says its length), then
+    /// offered to the machine in place; what ends in a partial frame is kept in the slot.
+    fn recv_shared(
+        &mut self,
+        key: usize,
+        result: i32,
+        bytes: Option<&[u8]>,
+    ) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let slot = &mut self.connections[key];
+        if exiting {
+            return Ok(());
+        }
+        match slot.state {
+            State::Closed => {
+                self.release_if_idle(key);
+                return Ok(());
+            }
+            State::Flushing => return Ok(()),
+            State::Connecting => unreachable!("no receive before the connection is established"),
+            State::Open => {}
+        }
+        if result == -libc::ENOBUFS {
+            // The ring is empty: armed again once buffers are back (`rearm_starved`).
+            self.starved.push((key, slot.generation));
+            return Ok(());
+        }
+        if result < 0 {
+            let error = failure(Operation::Receive, result);
+            self.fail(key, CloseReason::ReceiveFailed(error));
+            return self.apply_effects();
+        }
+        if result == 0 {
+            self.fail(key, CloseReason::PeerClosed);
+            return self.apply_effects();
+        }
+        let bytes = bytes.expect("a receive with data names its buffer");
+        let count = bytes.len();
+        self.stats.recvs += 1;
+        self.stats.bytes_received += count as u64;
+        let (conn, generation) = (slot.conn, slot.generation);
+        let mut start = 0;
+        if !slot.recv_buffer.is_empty() {
+            let kept = slot.recv_buffer.len();
+            let take = match self.machine.frame_len(&slot.recv_buffer) {
+                Some(frame) if frame > kept => (frame - kept).min(count),
+                _ => count,
+            };
+            slot.recv_buffer.extend_from_slice(&bytes[..take]);
+            let filled = slot.recv_buffer.len();
+            let consumed = self
+                .machine
+                .on_received(self.now, conn, &slot.recv_buffer)
+                .min(filled);
+            self.apply_effects()?;
+            if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
+                return Ok(());
+            }
+            let slot = &mut self.connections[key];
+            slot.recv_buffer.drain(..consumed);
+            if !slot.recv_buffer.is_empty() {
+                // The first frame is still not whole (or the machine stopped early): the rest
+                // waits behind it.
+                slot.recv_buffer.extend_from_slice(&bytes[take..]);
+                return self.kept_partial(key);
+            }
+            start = take;
+        }
+        if start < count {
+            let consumed = self
+                .machine
+                .on_received(self.now, conn, &bytes[start..])
+                .min(count - start);
+            self.apply_effects()?;
+            if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
+                return Ok(());
+            }
+            self.connections[key]
+                .recv_buffer
+                .extend_from_slice(&bytes[start + consumed..]);
+        }
+        self.kept_partial(key)
+    }
+
+    /// After a shared receive: a partial frame as large as a receive buffer may be is never
+    /// whole (closed); an emptied one gives its memory back if it grew; the receive is armed.
+    fn kept_partial(&mut self, key: usize) -> Result<(), DriverError> {
+        let slot = &mut self.connections[key];
+        if slot.recv_buffer.len() >= self.recv_buffer_bytes {
+            self.fail(key, CloseReason::FrameTooLarge);
+            return self.apply_effects();
+        }
+        if slot.recv_buffer.is_empty() && slot.recv_buffer.capacity() > LEFTOVER_KEPT_BYTES {
+            slot.recv_buffer = Vec::new();
+        }
+        self.arm_recv(key)
+    }
+
+    /// Arms again the receives that found the shared ring empty, as far as buffers are back.
+    pub(super) fn rearm_starved(&mut self) -> Result<(), DriverError> {
+        let provided = self.shared.as_ref().map_or(0, |shared| shared.provided());
+        if self.starved.is_empty() || provided == 0 {
+            return Ok(());
+        }
+        let mut starved = std::mem::take(&mut self.starved);
+        let count = starved.len().min(provided);
+        for (key, generation) in starved.drain(..count) {
+            if self.slot_is(key, generation)
+                && self.connections[key].state == State::Open
+                && !self.connections[key].recv_in_flight
+            {
+                self.arm_recv(key)?;
+            }
+        }
+        starved.append(&mut self.starved);
+        self.starved = starved;
+        Ok(())
     }
 
     pub(super) fn on_send(&mut self, key: usize, result: i32) -> Result<(), DriverError> {

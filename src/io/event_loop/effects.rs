@@ -91,9 +91,37 @@ impl<M: Machine> Driver<'_, M> {
         socket.set_tcp_nodelay(true)?;
         set_link_timeouts(&socket)?;
         if let Some(ip) = self.local_ip {
+            // Without it (a kernel before 4.2) the bind takes a port of its own, as before.
+            if let Err(error) = bind_address_no_port(&socket) {
+                tracing::debug!(%error, "IP_BIND_ADDRESS_NO_PORT failed");
+            }
             socket.bind(&SocketAddr::new(ip, 0).into())?;
         }
         Ok(socket)
+    }
+}
+
+/// Lets the kernel pick the local port of a socket bound to an address only at connect, for
+/// the connection's four-tuple (IP_BIND_ADDRESS_NO_PORT): a bind to port 0 would take a port
+/// of its own for every outbound connection, and the 28,000 ephemeral ports of one address
+/// would run out long before 10,000 nodes on one machine had their links.
+fn bind_address_no_port(socket: &Socket) -> std::io::Result<()> {
+    let enable: libc::c_int = 1;
+    // SAFETY: the descriptor is open (owned by `socket`), and the option value is a live
+    // c_int whose size is passed with it; the kernel only reads it.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const enable).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

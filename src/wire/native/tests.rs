@@ -348,3 +348,21 @@ proptest! {
         prop_assert_eq!(crc32(&payload), crc32fast::hash(&payload));
     }
 }
+
+#[test]
+fn the_largest_manifest_fits_its_bound_and_a_frame() {
+    use crate::limits::{FRAME_BYTES_MAX, MANIFEST_BYTES_MAX, NODES_MAX, NR_MAX};
+    let v6: std::net::SocketAddr = "[2001:db8::1]:65535".parse().unwrap();
+    let manifest = Manifest {
+        entries: (0..NR_MAX as u32)
+            .map(|id| ManifestEntry { id, addr: v6 })
+            .collect(),
+        all_ids: (0..NODES_MAX as u32).collect(),
+        trace_slots: 64,
+        window_bytes: u64::MAX,
+    };
+    let bytes = encode(&Control::Manifest(manifest.clone()));
+    assert_eq!(bytes.len(), MANIFEST_BYTES_MAX);
+    assert!(bytes.len() <= FRAME_BYTES_MAX);
+    roundtrip(Control::Manifest(manifest));
+}
