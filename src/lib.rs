@@ -13,6 +13,7 @@ pub mod console;
 pub mod io;
 pub mod limits;
 pub mod machine;
+pub mod metrics;
 pub mod node;
 pub mod registry;
 pub mod routing;

@@ -7,6 +7,14 @@ pub const ID_BITS_DEFAULT: u32 = 7;
 /// The widest ID space the registry accepts (`--id-bits`); the native header's IDs are 32 bits.
 pub const ID_BITS_MAX: u32 = 32;
 
+/// Most bytes of an HTTP request the registry's metrics endpoint reads (`--metrics`): a scrape
+/// is a request line and a few headers; anything longer is answered 431 and closed.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// How long the metrics endpoint waits for a request to arrive, and for its answer to be taken.
+/// It serves one connection at a time (scrapes are rare and each takes microseconds), so this
+/// bounds how long a peer that sends nothing can keep the next scrape waiting.
+pub const METRICS_IO_TIMEOUT_MS: u64 = 2_000;
+
 /// Most routing-table entries a node can have.
 pub const NR_MAX: usize = 32;
 

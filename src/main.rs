@@ -22,6 +22,7 @@ use overlay::limits::{
     SETTLE_DEFAULT_NS, SHARED_RECV_BUFFER_BYTES, SHARED_RECV_BUFFERS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
+use overlay::metrics::{self, Published, Snapshot};
 use overlay::node::{Group, Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Goal, Registry, RegistryConfig, Script};
@@ -224,6 +225,13 @@ struct RegistryArgs {
     /// a source on every frame; at most 256 MiB.
     #[arg(long, value_parser = clap::value_parser!(u64).range(FRAME_BYTES_MAX as u64..=IN_FLIGHT_BUDGET_BYTES))]
     window_bytes: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks
+    /// one, printed at start): packets sent, received, relayed, corrupted and dropped, over
+    /// all nodes and by node, packets by hops, runs by verdict, the receive rate and an
+    /// end-to-end latency histogram, from the registry's counter polls (about once a second
+    /// during a run). Served by a thread of its own, one connection at a time.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Write the listening port to this file once listening.
     #[arg(long)]
     port_file: Option<PathBuf>,
@@ -469,9 +477,25 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         extra_payload_bytes: None,
         seed,
     };
+    let metrics = match args.metrics {
+        Some(addr) => Some(
+            metrics::bind(addr).with_context(|| format!("--metrics: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let (listener, local) = io::listen(SocketAddr::new(args.bind, args.port.unwrap_or(0)))
         .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port.unwrap_or(0)))?;
     out.status(format_args!("Registry listening on {local}"));
+    let published = match metrics {
+        Some((metrics_listener, metrics_local)) => {
+            let published = Published::default();
+            metrics::serve(metrics_listener, published.clone())
+                .context("--metrics: cannot start its thread")?;
+            out.status(format_args!("Metrics at http://{metrics_local}/metrics"));
+            Some(published)
+        }
+        None => None,
+    };
     if C::NAME != Native::NAME {
         out.status(format_args!("Wire format: {}", C::NAME));
     }
@@ -536,6 +560,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         args.interval.is_some(),
     );
     shown.scripted = scripted;
+    shown.metrics = published.map(|published| (Snapshot::default(), published));
     let code = io::run(&mut shown, vec![listener], &config)?;
     shown.close();
     if json_stdout && scripted {
@@ -675,6 +700,12 @@ struct Shown<C: Codec> {
     /// Scripted mode: Ctrl-C, and when it was last looked for.
     interrupts: Option<Interrupts>,
     interrupts_checked: Nanos,
+    /// `--metrics`: what the endpoint shows, and where it is published for its thread.
+    metrics: Option<(Snapshot, Published)>,
+    /// The poll round and the node count the metrics last saw.
+    metrics_seen: (u64, usize),
+    /// The receive rate of the last progress point.
+    rate_pps: f64,
 }
 
 impl<C: Codec> Shown<C> {
@@ -708,6 +739,9 @@ impl<C: Codec> Shown<C> {
             results_seen: 0,
             interrupts,
             interrupts_checked: 0,
+            metrics: None,
+            metrics_seen: (0, 0),
+            rate_pps: 0.0,
         }
     }
 
@@ -768,6 +802,7 @@ impl<C: Codec> Shown<C> {
             .and_then(|s| self.tracker.observe(s))
         {
             self.csv_row(&point);
+            self.rate_pps = point.rate_pps;
             if self.terminal {
                 let bar = self.bar.get_or_insert_with(|| {
                     new_bar(point.expected, self.out, point.goal_s.is_some())
@@ -803,7 +838,13 @@ impl<C: Codec> Shown<C> {
                 reports.push(serde_json::to_string(&report).unwrap_or_default());
             }
         }
+        if let Some((snapshot, _)) = &mut self.metrics {
+            for result in results.recent().range(first..) {
+                snapshot.finished(result, results.stats());
+            }
+        }
         self.results_seen = results.completed();
+        self.update_metrics(!points.is_empty());
         if !points.is_empty() {
             self.write_result_file(false);
         }
@@ -848,6 +889,31 @@ impl<C: Codec> Shown<C> {
                 }
                 _ => true,
             });
+        }
+    }
+
+    /// Folds a new poll round into the metrics and publishes them when anything changed
+    /// (`changed`: a run finished).
+    fn update_metrics(&mut self, mut changed: bool) {
+        let Some((snapshot, published)) = &mut self.metrics else {
+            return;
+        };
+        let round = self.registry.progress().map_or(0, |sample| sample.round);
+        if round != self.metrics_seen.0 {
+            self.metrics_seen.0 = round;
+            if let Some(last) = self.registry.last_round() {
+                snapshot.round(last.run, last.nodes.into_iter(), last.stats, self.rate_pps);
+                changed = true;
+            }
+        }
+        let nodes = self.registry.node_count();
+        if nodes != self.metrics_seen.1 {
+            self.metrics_seen.1 = nodes;
+            snapshot.nodes = nodes as u64;
+            changed = true;
+        }
+        if changed {
+            published.publish(snapshot);
         }
     }
 

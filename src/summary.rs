@@ -855,6 +855,11 @@ impl Totals {
         self.stats.add(&run.raw_stats);
     }
 
+    /// The hop counts and latency histograms of every run added.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
     /// Runs added so far.
     pub fn runs(&self) -> u32 {
         self.runs

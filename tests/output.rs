@@ -1,10 +1,15 @@
 //! Output for programs, through the real binary: `--format json` at the console (one line of
 //! JSON per run on standard output and nothing else), `--json PATH` rewritten as each console
-//! run ends.
+//! run ends, and the Prometheus endpoint (`--metrics`) scraped during a run.
 
 mod common;
 
-use common::{Proc, node, registry_port_file, temp_path, wait_file};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Proc, node, poll, registry, registry_port_file, temp_path, wait_file};
 use serde_json::Value;
 
 /// At the console, `--format json` prints each run as one line of JSON as it ends (with its
@@ -55,4 +60,143 @@ fn console_json_lines_and_result_file() {
         assert_eq!(&serde_json::from_str::<Value>(line).unwrap(), report);
     }
     assert!(reg.err.text().contains("Run 2 summary:"), "{}", reg.dump());
+}
+
+/// Sends `request` to the metrics endpoint and returns the whole answer.
+fn http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// A scrape, parsed: every sample line's `name{labels}` and value (the exposition's own
+/// syntax checked on the way: `# HELP`/`# TYPE` comments, then `name value` lines).
+fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let answer = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let mut samples = BTreeMap::new();
+    let mut typed = BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (name, value) = line.rsplit_once(' ').expect("name value");
+        let family = name.split('{').next().unwrap();
+        assert!(
+            typed.iter().any(|t| family.starts_with(t.as_str())),
+            "{family} has no # TYPE before it"
+        );
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("a number in {line}"));
+        samples.insert(name.to_string(), value);
+    }
+    samples
+}
+
+/// The samples of one family (`name{...}`), by their labels.
+fn family<'a>(samples: &'a BTreeMap<String, f64>, name: &str) -> BTreeMap<&'a str, f64> {
+    let prefix = format!("{name}{{");
+    samples
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix(prefix.as_str())?, *value)))
+        .collect()
+}
+
+/// `--metrics ADDR`: scraped with plain GETs during a real run, the exposition parses, has the
+/// overlay-wide and per-node counters (a `node` label per node), the latency histogram and the
+/// rate, and its counters grow between two scrapes; a request that never ends gets 431, a
+/// silent connection holds the endpoint for at most its timeout.
+#[test]
+fn metrics_endpoint_scraped_during_a_run() {
+    let (reg, port) = registry(
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--nodes",
+            "4",
+            "--start",
+            "8000",
+            "--rate",
+            "2000",
+        ],
+        false,
+    );
+    let (line, _) = reg.wait_line("Metrics at http://", 0);
+    let addr: SocketAddr = line["Metrics at http://".len()..]
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {line:?}"));
+    let _nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let received = |m: &BTreeMap<String, f64>| m.get("overlay_packets_received_total").copied();
+    let first = poll(DEADLINE, || {
+        let metrics = scrape(addr);
+        (received(&metrics)? > 0.0).then_some(metrics)
+    })
+    .unwrap_or_else(|| panic!("no packets in any scrape\n{}", reg.dump()));
+    assert_eq!(first["overlay_nodes"], 4.0, "{first:?}");
+    assert_eq!(first["overlay_run"], 1.0, "{first:?}");
+    let by_node = family(&first, "overlay_node_packets_sent_total");
+    let nodes: BTreeSet<&str> = by_node
+        .keys()
+        .map(|labels| labels.split(',').next().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 4, "a node label per node: {by_node:?}");
+    assert!(nodes.iter().all(|n| n.starts_with("node=\"")), "{nodes:?}");
+    let sum: f64 = by_node.values().sum();
+    assert_eq!(sum, first["overlay_packets_sent_total"], "{first:?}");
+
+    // A request with no end is cut at the bound; a silent one only delays the next scrape.
+    let answer = http(addr, &[b'A'; 16 * 1024]);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let _silent = TcpStream::connect(addr).unwrap();
+    let asked = Instant::now();
+    let second = poll(DEADLINE, || {
+        let metrics = scrape(addr);
+        (received(&metrics)? > received(&first)?).then_some(metrics)
+    })
+    .unwrap_or_else(|| panic!("the counters never grew\n{}", reg.dump()));
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
+    for (name, value) in &first {
+        if name.ends_with("_total") || name.contains("_total{") || name.contains("_bucket{") {
+            assert!(
+                second[name] >= *value,
+                "{name} went down: {value} -> {}",
+                second[name]
+            );
+        }
+    }
+    assert!(
+        second["overlay_packets_sent_total"] > first["overlay_packets_sent_total"],
+        "{second:?}"
+    );
+    let count = second["overlay_latency_seconds_count"];
+    assert!(count > 0.0, "{second:?}");
+    assert_eq!(
+        second[r#"overlay_latency_seconds_bucket{le="+Inf"}"#],
+        count
+    );
+    assert!(
+        second["overlay_receive_rate_packets_per_second"] > 0.0,
+        "{second:?}"
+    );
+    let answer = http(addr, b"GET /other HTTP/1.1\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }

@@ -54,6 +54,14 @@ use setup::Overlay;
 
 pub use results::Results;
 
+/// See [`Registry::last_round`].
+#[derive(Debug)]
+pub struct LastRound<'a> {
+    pub run: u32,
+    pub nodes: Vec<(NodeId, SocketAddr, &'a crate::wire::Counters)>,
+    pub stats: &'a crate::stats::RunStats,
+}
+
 /// A connection the registry accepted: a node's once it registered, a stranger's until then.
 #[derive(Debug)]
 struct Connection {
@@ -145,6 +153,28 @@ impl<C: Codec> Registry<C> {
     /// a driver may show it as progress. A new round has a new `round`.
     pub fn progress(&self) -> Option<&ProgressSample> {
         self.progress.as_ref()
+    }
+
+    /// The last complete round of counter polls of the run in progress: the run's number,
+    /// each node's counters and address, and the hop counts and latencies of the packets
+    /// delivered since the round before. `None` between runs. A new round shows as a new
+    /// [`ProgressSample::round`].
+    pub fn last_round(&self) -> Option<LastRound<'_>> {
+        let run = self.run.as_ref()?;
+        Some(LastRound {
+            run: run.number,
+            nodes: run
+                .last_round
+                .iter()
+                .filter_map(|(id, counters)| Some((*id, self.nodes.get(id)?.addr, counters)))
+                .collect(),
+            stats: &run.last_round_stats,
+        })
+    }
+
+    /// Registered nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// `node 5 at 127.0.0.2:4000` for log lines.

@@ -51,6 +51,11 @@ impl Results {
         !self.is_empty() && self.all_passed
     }
 
+    /// The hop counts and latency histograms of every completed run, added together.
+    pub fn stats(&self) -> &RunStats {
+        self.totals.stats()
+    }
+
     /// The kept runs, oldest first: the last `recent().len()` of `completed()`.
     pub fn recent(&self) -> &VecDeque<RunResult> {
         &self.recent

@@ -210,6 +210,10 @@ pub struct Run {
     pub rounds: u64,
     /// Latency of the packets delivered between the last two rounds.
     pub last_window: LatencySummary,
+    /// Each node's counters in the last complete round.
+    pub last_round: BTreeMap<NodeId, Counters>,
+    /// Hop counts and latencies of the packets delivered between the last two rounds.
+    pub last_round_stats: RunStats,
     /// The last task-finished (settle mode: a node silent for the stall timeout after it
     /// fails the run).
     last_finished_at: Option<Nanos>,
@@ -269,6 +273,8 @@ impl Run {
             last_totals: None,
             rounds: 0,
             last_window: LatencySummary::default(),
+            last_round: BTreeMap::new(),
+            last_round_stats: RunStats::default(),
             stats: RunStats::default(),
             last_finished_at: None,
             members,
@@ -506,6 +512,9 @@ impl Run {
         self.last_totals = Some(totals);
         self.rounds += 1;
         self.last_window = self.poll.window.latency_summary();
+        self.last_round.clone_from(&self.poll.replies);
+        // The window is reset before the next round is asked for: swapped, not copied.
+        std::mem::swap(&mut self.last_round_stats, &mut self.poll.window);
         let same = self.poll.previous == Some(totals);
         self.poll.previous = Some(totals);
         if !same {
