@@ -59,7 +59,8 @@ fn console_json_lines_and_result_file() {
     for (line, report) in out.lines().zip(&lines) {
         assert_eq!(&serde_json::from_str::<Value>(line).unwrap(), report);
     }
-    assert!(reg.err.text().contains("Run 2 summary:"), "{}", reg.dump());
+    // (Read on another thread than standard output: waited for, not looked up.)
+    reg.wait_err_line("Run 2 summary:");
 }
 
 /// Sends `request` to the metrics endpoint and returns the whole answer.
