@@ -49,7 +49,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry. Reads commands from standard input (type `help`).
-    Registry(RegistryArgs),
+    Registry(Box<RegistryArgs>),
     /// Run a messaging node. Reads commands from standard input (type `help`).
     Node(NodeArgs),
     /// Path lengths and load balance of an overlay computed in memory (no sockets), with the
@@ -1117,7 +1117,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let result = match cli.command {
-        Command::Registry(args) => run_registry(args),
+        Command::Registry(args) => run_registry(*args),
         Command::Node(args) => run_node(args),
         Command::Simulate(args) => run_simulate(args),
     };
