@@ -1,15 +1,17 @@
 //! The operator's commands at the registry and at a node, parsed from one console line.
 
+use crate::limits::CHORD_ID_BITS_MAX;
 use crate::limits::RUN_SECS_MAX;
 use crate::machine::Nanos;
 use crate::registry::Goal;
+use crate::routing::Fingers;
 
 /// A command typed at the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryCommand {
     ListMessagingNodes,
     SetupOverlay {
-        nr: usize,
+        fingers: Fingers,
     },
     ListRoutingTables,
     /// Write the overlay (ring and tables) as Graphviz DOT to this file.
@@ -41,6 +43,7 @@ pub const REGISTRY_HELP: &str = "\
 registry commands:
   list-messaging-nodes      host, port and ID of every registered node
   setup-overlay [NR]        build every node's routing table with NR entries (default 3)
+  setup-overlay chord [BITS] [hash]   Chord fingers over BITS-bit identifiers (default 160), random or hashed from addresses
   list-routing-tables       every node's address, ID and table
   export-overlay FILE       write the overlay (ring and tables) to FILE as Graphviz DOT
   start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
@@ -73,6 +76,34 @@ fn goal(word: &str) -> Result<Goal, String> {
     }
 }
 
+/// The words after `setup-overlay chord`: `[BITS] [hash|random]`.
+fn parse_chord(words: &[&str]) -> Result<Fingers, String> {
+    let mut bits = CHORD_ID_BITS_MAX;
+    let mut hashed = false;
+    let mut seen_bits = false;
+    for (index, &word) in words.iter().enumerate() {
+        match word {
+            "hash" | "random" if index + 1 == words.len() => hashed = word == "hash",
+            _ if !seen_bits && index == 0 => {
+                bits = number(word, "BITS")?;
+                seen_bits = true;
+            }
+            _ => {
+                return Err(format!(
+                    "setup-overlay chord takes [BITS] [hash|random], not '{}'\n{REGISTRY_HELP}",
+                    words.join(" ")
+                ));
+            }
+        }
+    }
+    if !(1..=CHORD_ID_BITS_MAX).contains(&bits) {
+        return Err(format!(
+            "BITS must be between 1 and {CHORD_ID_BITS_MAX}, not {bits}"
+        ));
+    }
+    Ok(Fingers::Chord { bits, hashed })
+}
+
 /// Parses a registry command. `Ok(None)` for a blank line; `Err` says what is wrong.
 pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -82,9 +113,16 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
     let command = match (name, args) {
         ("list-messaging-nodes", []) => RegistryCommand::ListMessagingNodes,
         ("list-routing-tables", []) => RegistryCommand::ListRoutingTables,
-        ("setup-overlay", []) => RegistryCommand::SetupOverlay { nr: DEFAULT_NR },
+        ("setup-overlay", []) => RegistryCommand::SetupOverlay {
+            fingers: Fingers::Positions { nr: DEFAULT_NR },
+        },
+        ("setup-overlay", ["chord", rest @ ..]) => RegistryCommand::SetupOverlay {
+            fingers: parse_chord(rest)?,
+        },
         ("setup-overlay", [nr]) => RegistryCommand::SetupOverlay {
-            nr: number(nr, "NR")?,
+            fingers: Fingers::Positions {
+                nr: number(nr, "NR")?,
+            },
         },
         ("start", [packets]) => RegistryCommand::Start {
             goal: goal(packets)?,
@@ -143,12 +181,36 @@ mod tests {
         assert_eq!(parse_registry("  "), Ok(None));
         assert_eq!(
             parse_registry("setup-overlay"),
-            Ok(Some(RegistryCommand::SetupOverlay { nr: 3 }))
+            Ok(Some(RegistryCommand::SetupOverlay {
+                fingers: Fingers::Positions { nr: 3 }
+            }))
         );
         assert_eq!(
             parse_registry("setup-overlay 5"),
-            Ok(Some(RegistryCommand::SetupOverlay { nr: 5 }))
+            Ok(Some(RegistryCommand::SetupOverlay {
+                fingers: Fingers::Positions { nr: 5 }
+            }))
         );
+        let chord = |bits, hashed| {
+            Ok(Some(RegistryCommand::SetupOverlay {
+                fingers: Fingers::Chord { bits, hashed },
+            }))
+        };
+        assert_eq!(parse_registry("setup-overlay chord"), chord(160, false));
+        assert_eq!(parse_registry("setup-overlay chord 32"), chord(32, false));
+        assert_eq!(parse_registry("setup-overlay chord hash"), chord(160, true));
+        assert_eq!(
+            parse_registry("setup-overlay chord 64 hash"),
+            chord(64, true)
+        );
+        assert_eq!(
+            parse_registry("setup-overlay chord 64 random"),
+            chord(64, false)
+        );
+        assert!(parse_registry("setup-overlay chord 161").is_err());
+        assert!(parse_registry("setup-overlay chord 0").is_err());
+        assert!(parse_registry("setup-overlay chord hash 64").is_err());
+        assert!(parse_registry("setup-overlay chord 64 sha1").is_err());
         assert_eq!(
             parse_registry(" start  100 4096 "),
             Ok(Some(RegistryCommand::Start {
@@ -229,6 +291,7 @@ mod tests {
                 REGISTRY_HELP,
                 &[
                     "list-messaging-nodes",
+                    "setup-overlay",
                     "setup-overlay",
                     "list-routing-tables",
                     "export-overlay",

@@ -308,10 +308,12 @@ pub const GROUP_TICK_NODES_MAX: usize = 8;
 /// 2 x NR + 2 descriptors and its share of the loop.
 pub const GROUP_NODES_MAX: usize = 4096;
 
-/// The largest manifest a native registry sends (length prefix, kind, entry count, trace slots,
-/// window, NR_MAX entries of an ID and an IPv6 address and port, the ID count, every ID).
+/// The largest manifest of position fingers a native registry sends (length prefix, kind, entry
+/// count, trace slots, window, NR_MAX entries of an ID and an IPv6 address and port, the ID
+/// count, every ID, the identifier width 0). A Chord manifest adds every node's identifier
+/// (ceil(m / 8) bytes each) and is refused at setup when it would not fit a frame.
 pub const MANIFEST_BYTES_MAX: usize =
-    4 + 1 + 1 + 1 + 8 + NR_MAX * (4 + 1 + 16 + 2) + 4 + 4 * NODES_MAX;
+    4 + 1 + 1 + 1 + 8 + NR_MAX * (4 + 1 + 16 + 2) + 4 + 4 * NODES_MAX + 1;
 
 const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(2 * NR_MAX < SUMMARY_LINKS_MAX);

@@ -26,7 +26,7 @@ use overlay::metrics::{self, Published, Snapshot};
 use overlay::node::{Group, Node, NodeConfig};
 use overlay::registry::progress::{CSV_HEADER, ProgressPoint, ProgressTracker};
 use overlay::registry::{Goal, Registry, RegistryConfig, Script};
-use overlay::routing::{check_overlay, id_bits_for, nr_for};
+use overlay::routing::{Fingers, check_overlay, id_bits_for, nr_for};
 use overlay::summary::{RunReport, Settings};
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
@@ -241,9 +241,21 @@ struct RegistryArgs {
     #[arg(short, long, requires = "goal")]
     nodes: Option<usize>,
     /// Scripted mode: routing-table size [default: ceil(log2 NODES), so paths stay about
-    /// log2 N long at any size].
+    /// log2 N long at any size]. Position fingers only.
     #[arg(long)]
     nr: Option<usize>,
+    /// Scripted mode: the finger rule. `positions` (the reference's tables: entry i = the
+    /// node 2^i positions ahead) or `chord` (finger i = successor(n + 2^i) over identifiers of
+    /// --chord-bits bits, as `overlay simulate` builds them).
+    #[arg(long, value_enum, default_value_t = Rule::Positions)]
+    fingers: Rule,
+    /// Scripted mode, Chord fingers: identifier bits m (1..=160).
+    #[arg(long, default_value_t = overlay::limits::CHORD_ID_BITS_MAX, value_parser = clap::value_parser!(u32).range(1..=overlay::limits::CHORD_ID_BITS_MAX as i64))]
+    chord_bits: u32,
+    /// Scripted mode, Chord fingers: how the registry assigns identifiers (distinct either
+    /// way): at random, or the first bits of SHA-256 of each node's address.
+    #[arg(long, value_enum, default_value_t = Ids::Random)]
+    chord_ids: Ids,
     /// Scripted mode: packets each node sends per run (at most 10^12; for longer runs give
     /// --duration).
     #[arg(short, long, requires = "nodes", value_parser = clap::value_parser!(u64).range(0..=PACKETS_PER_NODE_MAX))]
@@ -384,6 +396,17 @@ impl RegistryArgs {
         self.nr
             .unwrap_or_else(|| self.nodes.map_or(overlay::console::DEFAULT_NR, nr_for))
     }
+
+    /// The finger rule of a scripted setup.
+    fn fingers(&self) -> Fingers {
+        match self.fingers {
+            Rule::Positions => Fingers::Positions { nr: self.nr() },
+            Rule::Chord => Fingers::Chord {
+                bits: self.chord_bits,
+                hashed: self.chord_ids == Ids::Hash,
+            },
+        }
+    }
 }
 
 /// Refuses a scripted session that cannot work, before anything listens or registers: every
@@ -406,6 +429,21 @@ fn check_script(args: &RegistryArgs, nodes: usize) -> Result<()> {
     {
         bail!("--warmup {warmup} must be shorter than --duration {duration}");
     }
+    if args.fingers == Rule::Chord {
+        if args.nr.is_some() {
+            bail!(
+                "--nr sets the size of position tables: Chord fingers are one per distinct successor(n + 2^i)"
+            );
+        }
+        if args.chord_bits < 64 && nodes as u64 > 1u64 << args.chord_bits {
+            bail!(
+                "--nodes {nodes} needs {nodes} distinct identifiers, but --chord-bits {} gives {}",
+                args.chord_bits,
+                1u64 << args.chord_bits
+            );
+        }
+        return Ok(());
+    }
     let nr = args.nr();
     check_overlay(nodes, nr).map_err(|why| anyhow::anyhow!("--nodes {nodes} --nr {nr}: {why}"))
 }
@@ -419,6 +457,11 @@ fn run_registry(args: RegistryArgs) -> Result<u8> {
             }
             if args.payload != 0 {
                 bail!("--wire classic packets carry one i32: --payload is not available");
+            }
+            if args.fingers == Rule::Chord {
+                bail!(
+                    "--wire classic nodes route by position tables: --fingers chord is native only"
+                );
             }
             if args.rate != 0 {
                 bail!("--wire classic nodes send as fast as they can: --rate is not available");
@@ -511,7 +554,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let script = match (args.nodes, goal) {
         (Some(nodes), Some(goal)) => Some(Script {
             nodes,
-            nr: args.nr(),
+            fingers: args.fingers(),
             goal,
             runs: args.runs,
             extra_payload_bytes: args.payload,

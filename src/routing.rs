@@ -8,9 +8,52 @@
 //!
 //! A path of d positions therefore takes floor(d / 2^(NR-1)) + popcount(d mod 2^(NR-1))
 //! transmissions: whole largest steps first, then one step per remaining bit.
+//!
+//! Chord mode (`setup-overlay chord`) gives every node an identifier of up to 160 bits besides
+//! its ID (the registry's node number, which stays what packets carry): the tables are Chord's
+//! fingers over those identifiers, and every next hop and route comes from `crate::chord`
+//! ([`ChordLayout`]), the code `overlay simulate` walks.
 
-use crate::limits::{DENSE_INDEX_MAX, ID_BITS_DEFAULT, NR_MAX, TRACE_SLOTS_MAX};
+use crate::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, Step, walk};
+use crate::limits::{DENSE_INDEX_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
+
+/// The finger rule an overlay is set up with (`setup-overlay`, `--fingers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fingers {
+    /// The reference's tables: entry i = the node 2^i positions ahead, NR entries.
+    Positions { nr: usize },
+    /// Chord's fingers over identifiers of `bits` bits (1..=160), drawn at random or, if
+    /// `hashed`, the first bits of SHA-256 of each node's address; distinct either way.
+    Chord { bits: u32, hashed: bool },
+}
+
+impl Fingers {
+    /// "positions" or "chord", as the result JSON records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fingers::Positions { .. } => "positions",
+            Fingers::Chord { .. } => "chord",
+        }
+    }
+}
+
+impl std::fmt::Display for Fingers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Fingers::Positions { nr } => write!(f, "position fingers, {nr} table entries each"),
+            Fingers::Chord { bits, hashed } => write!(
+                f,
+                "Chord fingers, {bits}-bit identifiers {}",
+                if hashed {
+                    "hashed from each node's address"
+                } else {
+                    "drawn at random"
+                }
+            ),
+        }
+    }
+}
 
 /// Every node ID of an overlay, sorted: the ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +194,148 @@ pub fn check_overlay(nodes: usize, nr: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A Chord overlay: every node's identifier and every node's fingers, by the code of
+/// `crate::chord`. Positions here are ring positions (nodes by ID), as everywhere in this
+/// module; members are the same nodes by identifier.
+#[derive(Debug, Clone)]
+pub struct ChordLayout {
+    membership: Membership,
+    tables: Vec<FingerTable>,
+    /// Ring position -> member.
+    member_of: Vec<u32>,
+    /// Member -> ring position.
+    position_of: Vec<u32>,
+}
+
+impl ChordLayout {
+    /// The layout of `ring` whose node at position p has identifier `identifiers[p]` in
+    /// `space`; refuses identifiers that repeat or lie outside the space, and tables of more
+    /// than [`NR_MAX`] entries.
+    pub fn new(ring: &Ring, space: IdSpace, identifiers: &[Id]) -> Result<ChordLayout, String> {
+        if identifiers.len() != ring.len() {
+            return Err(format!(
+                "{} identifiers for {} nodes",
+                identifiers.len(),
+                ring.len()
+            ));
+        }
+        let membership = Membership::new(space, identifiers.to_vec())?;
+        let member_of: Vec<u32> = identifiers
+            .iter()
+            .map(|&id| {
+                membership
+                    .position(id)
+                    .expect("every identifier is a member") as u32
+            })
+            .collect();
+        let mut position_of = vec![0; ring.len()];
+        for (position, &member) in member_of.iter().enumerate() {
+            position_of[member as usize] = position as u32;
+        }
+        let tables = FingerTable::all(FingerRule::Chord, &membership)?;
+        if let Some(widest) = tables.iter().map(|t| t.entries().len()).max()
+            && widest > NR_MAX
+        {
+            return Err(format!(
+                "a node would have {widest} distinct fingers, more than the {NR_MAX} links a \
+                 node keeps"
+            ));
+        }
+        Ok(ChordLayout {
+            membership,
+            tables,
+            member_of,
+            position_of,
+        })
+    }
+
+    pub fn space(&self) -> IdSpace {
+        self.membership.space()
+    }
+
+    /// The identifier of the node at ring position `position`.
+    pub fn id(&self, position: usize) -> Id {
+        self.membership.id(self.member_of[position] as usize)
+    }
+
+    /// The ring positions of the fingers of the node at `position`, by increasing distance.
+    pub fn fingers(&self, position: usize) -> impl Iterator<Item = usize> + '_ {
+        self.tables[self.member_of[position] as usize]
+            .entries()
+            .iter()
+            .map(|&member| self.position_of[member as usize] as usize)
+    }
+
+    /// The relays (ring positions) a packet from position `from` to the owner of `key` passes,
+    /// and that owner: the walk `overlay simulate` takes.
+    pub fn route(&self, from: usize, key: Id, relays: &mut Vec<usize>) -> usize {
+        relays.clear();
+        let start = self.member_of[from] as usize;
+        let found = walk(&self.membership, &self.tables, start, key, |at, _| {
+            if at != start {
+                relays.push(self.position_of[at] as usize);
+            }
+        });
+        // The walk visits the owner last.
+        relays.pop();
+        self.position_of[found.owner] as usize
+    }
+
+    /// The most relays any packet passes, from any node to any node or key. A key's route is
+    /// its owner's: every next-hop choice compares the key with member identifiers only, so
+    /// the keys in (predecessor, owner] all take the owner's path. Each target's routes from
+    /// every source form a tree toward it; depths are counted once per node (N^2 next hops).
+    pub fn longest_route_relays(&self) -> usize {
+        let nodes = self.membership.len();
+        let mut depth = vec![u32::MAX; nodes];
+        let mut path = Vec::new();
+        let mut longest = 0;
+        for target in 0..nodes {
+            let key = self.membership.id(target);
+            depth.fill(u32::MAX);
+            depth[target] = 0;
+            for source in 0..nodes {
+                let mut at = source;
+                while depth[at] == u32::MAX {
+                    path.push(at);
+                    at = match self.tables[at].next_hop(&self.membership, key) {
+                        Step::Deliver(entry) | Step::Forward(entry) => {
+                            self.tables[at].entries()[entry] as usize
+                        }
+                        Step::Owner => unreachable!("only the target owns its identifier"),
+                    };
+                }
+                let mut hops = depth[at];
+                while let Some(node) = path.pop() {
+                    hops += 1;
+                    depth[node] = hops;
+                }
+                longest = longest.max(hops);
+            }
+        }
+        longest.saturating_sub(1) as usize
+    }
+}
+
+/// How a node routes a packet for a key (an identifier in the overlay's space) rather than a
+/// node: its own table under the overlay's rule, and every node's identifier.
+#[derive(Debug, Clone)]
+struct KeyRouting {
+    membership: Membership,
+    table: FingerTable,
+    /// Member -> ring position.
+    position_of: Vec<u32>,
+    /// Ring position -> member.
+    member_of: Vec<u32>,
+}
+
 /// A node's view of the ring for routing: where every ID sits, in O(1).
 #[derive(Debug, Clone)]
 pub struct Router {
     ring: Ring,
     nr: usize,
+    /// Chord fingers (`None`: the position rule).
+    chord: bool,
     self_position: usize,
     /// Dense position index over IDs 0..=max (when the IDs are not too sparse to allow it).
     positions: Option<Vec<u32>>,
@@ -167,6 +347,20 @@ pub struct Router {
     routes_in: Vec<NodeId>,
     /// `routes_in[routes_in_start[p]..routes_in_start[p + 1]]` is the route from position p.
     routes_in_start: Vec<u32>,
+    /// The nodes whose tables hold this node (the only ones whose links may bring data named
+    /// after them), sorted.
+    holders: Vec<NodeId>,
+    keys: KeyRouting,
+}
+
+/// A node ID as an identifier (the position rule's keys are IDs).
+fn id_of(id: NodeId) -> Id {
+    Id::from(u128::from(id))
+}
+
+/// Positions from `from` clockwise to `to` in a ring of `len` nodes.
+fn ring_distance_in(len: usize, from: usize, to: usize) -> usize {
+    (to + len - from) % len
 }
 
 const ABSENT: u32 = u32::MAX;
@@ -174,10 +368,126 @@ const NO_HOP: u8 = u8::MAX;
 const _: () = assert!(NR_MAX < NO_HOP as usize);
 
 impl Router {
-    /// The router of node `self_id`, whose table has `nr` entries. `None` if `self_id` is not
-    /// in the ring.
+    /// The router of node `self_id` under the position rule, whose table has `nr` entries;
+    /// keys are IDs of 32 bits. `None` if `self_id` is not in the ring.
     pub fn new(ring: Ring, nr: usize, self_id: NodeId) -> Option<Router> {
-        let self_position = ring.position(self_id)?;
+        let space = IdSpace::new(ID_BITS_MAX).expect("32 bits is a space");
+        Router::positions(ring, nr, space, self_id).ok()
+    }
+
+    /// The router of node `self_id` under the position rule; keys lie in `space`, which holds
+    /// every ID.
+    pub fn positions(
+        ring: Ring,
+        nr: usize,
+        space: IdSpace,
+        self_id: NodeId,
+    ) -> Result<Router, String> {
+        let self_position = ring
+            .position(self_id)
+            .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
+        let membership = Membership::new(space, ring.ids().iter().map(|&id| id_of(id)).collect())?;
+        let table = FingerTable::new(FingerRule::Positions { nr }, &membership, self_position)?;
+        let keys = KeyRouting {
+            membership,
+            table,
+            position_of: (0..ring.len() as u32).collect(),
+            member_of: (0..ring.len() as u32).collect(),
+        };
+        let mut routes_in = Vec::new();
+        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
+        for from in 0..ring.len() {
+            routes_in_start.push(routes_in.len() as u32);
+            if from != self_position {
+                ring.relays(from, self_position, nr, &mut routes_in);
+            }
+        }
+        routes_in_start.push(routes_in.len() as u32);
+        let len = ring.len();
+        let holders = (0..nr)
+            .map(|i| ring.ids()[(self_position + len - (1 << i) % len) % len])
+            .collect();
+        Ok(Router::with_routes(
+            ring,
+            nr,
+            false,
+            self_position,
+            |position| entry_for_distance(ring_distance_in(len, self_position, position), nr),
+            (routes_in, routes_in_start, holders),
+            keys,
+        ))
+    }
+
+    /// The router of node `self_id` in a Chord overlay: the next hops and the routes toward
+    /// it are those of `layout` (the code `overlay simulate` walks).
+    pub fn chord(ring: Ring, layout: &ChordLayout, self_id: NodeId) -> Result<Router, String> {
+        let self_position = ring
+            .position(self_id)
+            .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
+        let self_member = layout.member_of[self_position] as usize;
+        let table = layout.tables[self_member].clone();
+        let self_key = layout.id(self_position);
+        let mut routes_in = Vec::new();
+        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
+        let mut relays = Vec::new();
+        for from in 0..ring.len() {
+            routes_in_start.push(routes_in.len() as u32);
+            if from != self_position {
+                layout.route(from, self_key, &mut relays);
+                routes_in.extend(relays.iter().map(|&p| ring.ids()[p]));
+            }
+        }
+        routes_in_start.push(routes_in.len() as u32);
+        let keys = KeyRouting {
+            membership: layout.membership.clone(),
+            table,
+            position_of: layout.position_of.clone(),
+            member_of: layout.member_of.clone(),
+        };
+        let nr = keys.table.entries().len();
+        let entry_toward =
+            |position: usize| match keys.table.next_hop(&keys.membership, layout.id(position)) {
+                Step::Deliver(entry) | Step::Forward(entry) => entry,
+                Step::Owner => unreachable!("only this node owns its identifier"),
+            };
+        let next_hops: Vec<usize> = (0..ring.len())
+            .map(|p| {
+                if p == self_position {
+                    0
+                } else {
+                    entry_toward(p)
+                }
+            })
+            .collect();
+        let holders = (0..ring.len())
+            .filter(|&p| layout.fingers(p).any(|finger| finger == self_position))
+            .map(|p| ring.ids()[p])
+            .collect();
+        Ok(Router::with_routes(
+            ring,
+            nr,
+            true,
+            self_position,
+            |position| next_hops[position],
+            (routes_in, routes_in_start, holders),
+            keys,
+        ))
+    }
+
+    /// The router with its indexes over IDs: `entry_toward(p)` is the entry toward position
+    /// p (never asked for our own); the routes toward this node (relays back to back, each
+    /// route's start) and the nodes whose tables hold it.
+    fn with_routes(
+        ring: Ring,
+        nr: usize,
+        chord: bool,
+        self_position: usize,
+        entry_toward: impl Fn(usize) -> usize,
+        (routes_in, routes_in_start, mut holders): (Vec<NodeId>, Vec<u32>, Vec<NodeId>),
+        keys: KeyRouting,
+    ) -> Router {
+        holders.sort_unstable();
+        holders.dedup();
         let max = ring.ids().last().copied().unwrap_or(0);
         let positions = (u64::from(max) < DENSE_INDEX_MAX).then(|| {
             let mut index = vec![ABSENT; max as usize + 1];
@@ -193,30 +503,28 @@ impl Router {
                     if position == ABSENT || position as usize == self_position {
                         NO_HOP
                     } else {
-                        let distance = ring.distance(self_position, position as usize);
-                        entry_for_distance(distance, nr) as u8
+                        entry_toward(position as usize) as u8
                     }
                 })
                 .collect()
         });
-        let mut routes_in = Vec::new();
-        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
-        for from in 0..ring.len() {
-            routes_in_start.push(routes_in.len() as u32);
-            if from != self_position {
-                ring.relays(from, self_position, nr, &mut routes_in);
-            }
-        }
-        routes_in_start.push(routes_in.len() as u32);
-        Some(Router {
+        Router {
             ring,
             nr,
+            chord,
             self_position,
             positions,
             next_hops,
             routes_in,
             routes_in_start,
-        })
+            holders,
+            keys,
+        }
+    }
+
+    /// Whether `node`'s table holds this node.
+    pub fn held_by(&self, node: NodeId) -> bool {
+        self.holders.binary_search(&node).is_ok()
     }
 
     pub fn ring(&self) -> &Ring {
@@ -253,8 +561,61 @@ impl Router {
             };
         }
         let position = self.position(sink)?;
+        if position == self.self_position {
+            return None;
+        }
+        if self.chord {
+            return match self
+                .keys
+                .table
+                .next_hop(&self.keys.membership, self.id_of_position(position))
+            {
+                Step::Deliver(entry) | Step::Forward(entry) => Some(entry),
+                Step::Owner => None,
+            };
+        }
         let distance = self.ring.distance(self.self_position, position);
-        (distance > 0).then(|| entry_for_distance(distance, self.nr))
+        Some(entry_for_distance(distance, self.nr))
+    }
+
+    /// Whether the tables are Chord's fingers (otherwise the position rule's).
+    pub fn is_chord(&self) -> bool {
+        self.chord
+    }
+
+    /// The identifier space keys lie in.
+    pub fn key_space(&self) -> IdSpace {
+        self.keys.membership.space()
+    }
+
+    /// What this node does with a packet for `key` (in [`Router::key_space`]): deliver it here
+    /// as its owner, or send it on a table entry.
+    #[inline]
+    pub fn key_step(&self, key: Id) -> Step {
+        self.keys.table.next_hop(&self.keys.membership, key)
+    }
+
+    /// The ring position of the owner of `key`: successor(key).
+    pub fn owner_of(&self, key: Id) -> usize {
+        self.keys.position_of[self.keys.membership.successor(key)] as usize
+    }
+
+    /// The identifier of the node at ring position `position` (its ID, under the position
+    /// rule).
+    pub fn id_of_position(&self, position: usize) -> Id {
+        self.keys
+            .membership
+            .id(self.keys.member_of[position] as usize)
+    }
+
+    /// The IDs of this node's table entries, in entry order.
+    pub fn entry_ids(&self) -> Vec<NodeId> {
+        self.keys
+            .table
+            .entries()
+            .iter()
+            .map(|&member| self.ring.ids()[self.keys.position_of[member as usize] as usize])
+            .collect()
     }
 
     /// The relays a packet from `source` to us must have passed, in order; `None` if `source`
@@ -375,6 +736,8 @@ mod tests {
                 for &source in ring.ids().iter().filter(|&&s| s != node) {
                     assert!(router.expected_relays_from(source, &mut relays));
                     assert_eq!(router.expected_relays(source), Some(&relays[..]));
+                    let source_table = ring.table(ring.position(source).unwrap(), nr);
+                    assert_eq!(router.held_by(source), source_table.contains(&node));
                 }
             }
         }
@@ -430,6 +793,79 @@ mod tests {
         assert!(check_nr(10, 0).is_err());
         let message = check_nr(4, 3).unwrap_err();
         assert!(message.contains("use at most 2"), "{message}");
+    }
+
+    /// A Chord router's next hops and expected routes are the walks of `crate::chord` (what
+    /// `overlay simulate` counts), with dense and with sparse node IDs; keys route to their
+    /// owner the same way.
+    #[test]
+    fn chord_routers_walk_as_the_simulator_does() {
+        use crate::chord::lookup;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let space = IdSpace::new(160).unwrap();
+        for ids in [
+            (0..40).map(|i| i * 3).collect::<Vec<NodeId>>(),
+            (0..40).map(|i| i * 100_000_007).collect(),
+        ] {
+            let ring = Ring::new(ids.clone());
+            let identifiers: Vec<Id> = (0..ring.len()).map(|_| space.random(&mut rng)).collect();
+            let layout = ChordLayout::new(&ring, space, &identifiers).unwrap();
+            let membership = Membership::new(space, identifiers.clone()).unwrap();
+            let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+            let routers: Vec<Router> = ids
+                .iter()
+                .map(|&id| Router::chord(ring.clone(), &layout, id).unwrap())
+                .collect();
+            let mut longest = 0;
+            for from in 0..ring.len() {
+                for to in (0..ring.len()).filter(|&to| to != from) {
+                    // Hop by hop with each node's own router.
+                    let mut at = from;
+                    let mut relays = Vec::new();
+                    while at != to {
+                        let entry = routers[at].next_hop(ring.ids()[to]).unwrap();
+                        at = ring.position(routers[at].entry_ids()[entry]).unwrap();
+                        if at != to {
+                            relays.push(ring.ids()[at]);
+                        }
+                    }
+                    assert_eq!(
+                        routers[to].expected_relays(ring.ids()[from]),
+                        Some(&relays[..])
+                    );
+                    assert_eq!(
+                        routers[to].held_by(ring.ids()[from]),
+                        routers[from].entry_ids().contains(&ring.ids()[to])
+                    );
+                    let walked = lookup(&membership, &tables, 0, identifiers[to]);
+                    assert_eq!(membership.id(walked.owner), identifiers[to]);
+                    let hops = lookup(
+                        &membership,
+                        &tables,
+                        membership.position(identifiers[from]).unwrap(),
+                        identifiers[to],
+                    )
+                    .hops;
+                    assert_eq!(hops as usize, relays.len() + 1);
+                    longest = longest.max(relays.len());
+                }
+            }
+            assert_eq!(layout.longest_route_relays(), longest);
+            // A key goes to its owner, and passes the relays its owner's identifier would.
+            for _ in 0..200 {
+                let key = space.random(&mut rng);
+                let from = rng.random_range(0..ring.len());
+                let mut relays = Vec::new();
+                let owner = layout.route(from, key, &mut relays);
+                assert_eq!(owner, routers[from].owner_of(key));
+                assert_eq!(routers[owner].key_step(key), Step::Owner);
+                let mut by_identifier = Vec::new();
+                layout.route(from, layout.id(owner), &mut by_identifier);
+                assert_eq!(relays, by_identifier);
+            }
+            assert!(routers[0].is_chord());
+        }
     }
 
     #[test]

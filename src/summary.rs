@@ -66,7 +66,13 @@ impl NodeResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunResult {
     pub nodes: usize,
+    /// Table entries per node (position fingers), or the most fingers any node has (Chord).
     pub nr: usize,
+    /// "positions" (entry i = the node 2^i positions ahead) or "chord" (Chord's fingers).
+    pub finger_rule: &'static str,
+    /// Chord fingers: the identifiers' bits m.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chord_bits: Option<u32>,
     /// Packets each node was told to send.
     pub packets_per_node: u64,
     pub extra_payload_bytes: u32,
@@ -228,6 +234,8 @@ impl RunResult {
         let mut total = RunResult {
             nodes: node.len(),
             nr,
+            finger_rule: "positions",
+            chord_bits: None,
             packets_per_node,
             extra_payload_bytes,
             packets_sent: 0,
@@ -448,6 +456,13 @@ impl RunResult {
             self.verdict = "FAIL";
         }
         self.accounting = Some(account);
+        self
+    }
+
+    /// Records the finger rule (`"positions"` or `"chord"`) and Chord's identifier bits.
+    pub fn with_fingers(mut self, finger_rule: &'static str, chord_bits: Option<u32>) -> RunResult {
+        self.finger_rule = finger_rule;
+        self.chord_bits = chord_bits;
         self
     }
 
@@ -779,6 +794,8 @@ impl ScriptResult {
 pub struct Totals {
     runs: u32,
     nr: usize,
+    finger_rule: &'static str,
+    chord_bits: Option<u32>,
     extra_payload_bytes: u32,
     nodes_max: usize,
     packets_per_node: u64,
@@ -807,6 +824,8 @@ impl Totals {
         self.runs += 1;
         if self.runs == 1 {
             self.nr = run.nr;
+            self.finger_rule = run.finger_rule;
+            self.chord_bits = run.chord_bits;
             self.extra_payload_bytes = run.extra_payload_bytes;
         }
         self.nodes_max = self.nodes_max.max(run.nodes);
@@ -894,7 +913,8 @@ impl Totals {
             self.node.values().cloned().collect(),
             failures,
         )
-        .with_stats(self.stats.clone());
+        .with_stats(self.stats.clone())
+        .with_fingers(self.finger_rule, self.chord_bits);
         total.nodes = self.nodes_max;
         Some(ScriptResult {
             settings: None,

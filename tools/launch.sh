@@ -5,7 +5,7 @@
 # and exits 0 only if the run verified (PASS). Every process it starts is stopped on
 # exit, Ctrl-C or failure.
 #
-#   tools/launch.sh NODES [MESSAGES_PER_NODE] [NR]
+#   tools/launch.sh [--fingers chord|positions] NODES [MESSAGES_PER_NODE] [NR]
 #   tools/launch.sh --hosts FILE [--registry-on local|first] [-F SSH_CONFIG] NODES [...]
 #
 # With --hosts the nodes run on the machines FILE lists, over OpenSSH (`--help`, and
@@ -21,13 +21,14 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: tools/launch.sh [--hosts FILE [--registry-on local|first] [-F SSH_CONFIG]] NODES [MESSAGES_PER_NODE] [NR]" >&2
+  echo "usage: tools/launch.sh [--fingers chord|positions] [--hosts FILE [--registry-on local|first] [-F SSH_CONFIG]] NODES [MESSAGES_PER_NODE] [NR]" >&2
   echo "       tools/launch.sh --help" >&2
   exit 2
 }
 help() {
   cat <<'EOF'
-usage: tools/launch.sh [--hosts FILE [--registry-on local|first] [-F SSH_CONFIG]]
+usage: tools/launch.sh [--fingers chord|positions]
+                       [--hosts FILE [--registry-on local|first] [-F SSH_CONFIG]]
                        NODES [MESSAGES_PER_NODE] [NR]
 
 Starts a registry and NODES messaging nodes, runs MESSAGES_PER_NODE packets per node (default
@@ -35,6 +36,10 @@ Starts a registry and NODES messaging nodes, runs MESSAGES_PER_NODE packets per 
 and exits 0 only if the run verified (PASS). Logs and result.json go to $OUT (default: a new
 temporary directory). Every process started is stopped on exit, failure and Ctrl-C.
 
+  --fingers RULE       `positions` (default): the reference's tables, entry i = the node 2^i
+                       positions ahead, NR entries; `chord`: Chord's fingers, successor(n +
+                       2^i) over 160-bit random identifiers (no NR; REGISTRY_ARGS="--chord-ids
+                       hash --chord-bits 64" for hashed or narrower ones).
   --hosts FILE         run the nodes on the machines FILE lists, over OpenSSH: one ssh
                        destination per line (`user@host` or `host`), optionally followed by
                        the address that host's nodes listen on (default: the one that routes
@@ -58,10 +63,12 @@ EOF
 }
 hosts_file=
 registry_on=
+fingers=positions
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) help ;;
     --hosts) [ $# -ge 2 ] || usage; hosts_file=$2; shift 2 ;;
+    --fingers) [ $# -ge 2 ] || usage; fingers=$2; shift 2 ;;
     --registry-on) [ $# -ge 2 ] || usage; registry_on=$2; shift 2 ;;
     -F) [ $# -ge 2 ] || usage; SSH_OPTS="${SSH_OPTS:-} -F $2"; ssh_config=$2; shift 2 ;;
     -*) usage ;;
@@ -73,6 +80,11 @@ if [ -z "$hosts_file" ] && { [ -n "$registry_on" ] || [ -n "${ssh_config:-}" ]; 
   usage
 fi
 case ${registry_on:=local} in local | first) ;; *) usage ;; esac
+case $fingers in positions | chord) ;; *) usage ;; esac
+if [ "$fingers" = chord ] && [ $# -ge 3 ]; then
+  echo "launch.sh: NR sets the size of position tables; Chord fingers need none" >&2
+  usage
+fi
 [ $# -ge 1 ] && [ $# -le 3 ] || usage
 nodes=$1
 messages=${2:-100000}
@@ -91,7 +103,7 @@ if [ -n "$hosts_file" ]; then
   copy_to_hosts
   mkfifo "$out/.alive"
   # REGISTRY_PORT, REGISTRY_ARGS and NODE_ARGS are split into words on purpose.
-  registry_flags=(${REGISTRY_PORT:-} --nodes "$nodes" ${nr:+--nr "$nr"} --start "$messages"
+  registry_flags=(${REGISTRY_PORT:-} --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} --start "$messages"
     --runs "$runs" --payload "$payload" ${REGISTRY_ARGS:-})
   if [ "$registry_on" = first ]; then
     start_remote_registry "${registry_flags[@]}" --json "${dirs[0]}/result.json"
@@ -122,9 +134,10 @@ if [ -n "$hosts_file" ]; then
 fi
 
 # REGISTRY_ARGS and NODE_ARGS are split into words on purpose (several flags).
-start_registry --nodes "$nodes" ${nr:+--nr "$nr"} --start "$messages" --runs "$runs" \
+start_registry --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} --start "$messages" --runs "$runs" \
   --payload "$payload" --json "$out/result.json" ${REGISTRY_ARGS:-}
-echo "Registry on port $port; starting $nodes nodes (NR ${nr:-ceil(log2 $nodes)}, $messages packets each, logs in $out)" >&2
+if [ "$fingers" = chord ]; then tables="Chord fingers"; else tables="NR ${nr:-ceil(log2 $nodes)}"; fi
+echo "Registry on port $port; starting $nodes nodes ($tables, $messages packets each, logs in $out)" >&2
 start_nodes "$nodes" ${NODE_ARGS:-}
 [ "${#node_pids[@]}" -eq "$nodes" ] || echo "Nodes run in ${#node_pids[@]} processes of ${node_groups[0]} or fewer (overlay node --count)" >&2
 

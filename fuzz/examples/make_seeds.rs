@@ -57,6 +57,7 @@ fn controls() -> Vec<Control> {
                 },
             ],
             all_ids: vec![5, 20, 40, 60, 90, 127],
+            chord: None,
             trace_slots: 2,
             window_bytes: 1 << 16,
         }),

@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         let manifest = Control::Manifest(Manifest {
             entries,
             all_ids: RING.to_vec(),
+            chord: None,
             trace_slots: longest_path_relays(RING.len(), NR) as u8,
             window_bytes: u64::from(phase >> 2) * 1024,
         });

@@ -255,11 +255,6 @@ impl<C: Codec> Overlay<C> {
     /// True if `node` is a member whose table holds this node: only its link may bring data
     /// named after it.
     pub(super) fn holds_me_in_table(&self, node: NodeId) -> bool {
-        self.router.position(node).is_some_and(|position| {
-            self.router
-                .ring()
-                .table(position, self.router.nr())
-                .contains(&self.id)
-        })
+        self.router.held_by(node)
     }
 }

@@ -15,7 +15,12 @@ use crate::wire::NodeId;
 
 /// DOT text of the overlay with tables of `nr` entries; `addrs` labels each node with its
 /// address (nodes missing from it are labelled with their ID only).
-pub fn dot(ring: &Ring, nr: usize, addrs: &BTreeMap<NodeId, SocketAddr>) -> String {
+pub fn dot(
+    ring: &Ring,
+    tables: &[Vec<NodeId>],
+    nr: usize,
+    addrs: &BTreeMap<NodeId, SocketAddr>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -44,7 +49,7 @@ pub fn dot(ring: &Ring, nr: usize, addrs: &BTreeMap<NodeId, SocketAddr>) -> Stri
         let _ = writeln!(out, "  n{id} [label=\"{label}\", pos=\"{x:.2},{y:.2}!\"];");
     }
     for (position, id) in ring.ids().iter().enumerate() {
-        for (hop, entry) in ring.table(position, nr).iter().enumerate() {
+        for (hop, entry) in tables[position].iter().enumerate() {
             let distance = 1u64 << hop;
             let colour = COLOURS[hop % COLOURS.len()];
             let style = if hop == 0 {
@@ -76,7 +81,8 @@ mod tests {
             .iter()
             .map(|&id| (id, SocketAddr::from(([127, 0, 0, 1], 4000 + id as u16))))
             .collect();
-        let text = dot(&ring, 3, &addrs);
+        let tables: Vec<Vec<NodeId>> = (0..ring.len()).map(|p| ring.table(p, 3)).collect();
+        let text = dot(&ring, &tables, 3, &addrs);
         assert!(text.starts_with("// overlay: 8 nodes, 3 table entries each\n"));
         assert!(text.ends_with("}\n"));
         for id in &ids {

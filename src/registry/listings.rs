@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::{Registry, export};
 use crate::machine::Effect;
-use crate::wire::Codec;
+use crate::wire::{Codec, NodeId};
 
 impl<C: Codec> Registry<C> {
     /// `list-messaging-nodes`: one line per node (IP, port, ID).
@@ -21,27 +21,43 @@ impl<C: Codec> Registry<C> {
         out
     }
 
-    /// `list-routing-tables`: each node and its table entries, with their distances.
+    /// `list-routing-tables`: the finger rule, then each node and its table entries: with
+    /// their distances in positions (position fingers), or with every identifier (Chord).
     pub(super) fn list_tables(&self) -> String {
         let Some(overlay) = &self.overlay else {
             return "The overlay is not set up: run setup-overlay first.".to_string();
         };
-        let mut out = String::new();
+        let address = |id: &NodeId| {
+            self.nodes
+                .get(id)
+                .map_or("?".to_string(), |n| n.addr.to_string())
+        };
+        let mut out = format!("{} nodes, {}\n\n", overlay.ring.len(), overlay.fingers);
         for (position, id) in overlay.ring.ids().iter().enumerate() {
-            let addr = self.nodes.get(id).map(|n| n.addr);
-            let _ = writeln!(
-                out,
-                "Node {id} at {}",
-                addr.map_or("?".to_string(), |a| a.to_string())
-            );
-            for (hop, entry) in overlay.ring.table(position, overlay.nr).iter().enumerate() {
-                let entry_addr = self.nodes.get(entry).map(|n| n.addr);
-                let _ = writeln!(
-                    out,
-                    "  +{:<4} node {entry:>10} at {}",
-                    1u64 << hop,
-                    entry_addr.map_or("?".to_string(), |a| a.to_string())
-                );
+            match &overlay.chord {
+                None => {
+                    let _ = writeln!(out, "Node {id} at {}", address(id));
+                }
+                Some(layout) => {
+                    let _ = writeln!(
+                        out,
+                        "Node {id} at {}, identifier {:x}",
+                        address(id),
+                        layout.id(position)
+                    );
+                }
+            }
+            for (hop, entry) in overlay.tables[position].iter().enumerate() {
+                let step = match &overlay.chord {
+                    None => format!("+{:<4}", 1u64 << hop),
+                    Some(_) => format!("f{hop:<4}"),
+                };
+                let _ = write!(out, "  {step} node {entry:>10} at {}", address(entry));
+                if let Some(layout) = &overlay.chord {
+                    let finger = layout.fingers(position).nth(hop).expect("one per entry");
+                    let _ = write!(out, ", identifier {:x}", layout.id(finger));
+                }
+                out.push('\n');
             }
             out.push('\n');
         }
@@ -56,7 +72,7 @@ impl<C: Codec> Registry<C> {
             return;
         };
         let addrs = self.nodes.iter().map(|(id, n)| (*id, n.addr)).collect();
-        let contents = export::dot(&overlay.ring, overlay.nr, &addrs);
+        let contents = export::dot(&overlay.ring, &overlay.tables, overlay.nr, &addrs);
         self.effects.push(Effect::WriteFile {
             path: path.into(),
             contents,

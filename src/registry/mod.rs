@@ -27,6 +27,7 @@ use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX};
 use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
+use crate::routing::Fingers;
 use crate::wire::{Codec, Control, NodeId, Peek};
 
 mod config;
@@ -89,6 +90,8 @@ pub struct Registry<C: Codec> {
     /// The run in progress (runs.rs; its end is decided by run.rs).
     run: Option<Run>,
     runs_started: u32,
+    /// The finger rule of the overlay the current (or last) run started on.
+    run_fingers: Fingers,
     /// Results of the runs completed so far (and a scripted session's failure to get ready).
     results: Results,
     /// The last complete round of counter polls, for the operator (`progress`).
@@ -128,6 +131,7 @@ impl<C: Codec> Registry<C> {
             overlay: None,
             run: None,
             runs_started: 0,
+            run_fingers: Fingers::Positions { nr: 0 },
             results: Results::default(),
             progress: None,
             rounds: 0,
@@ -421,7 +425,7 @@ impl<C: Codec> Machine for Registry<C> {
                 let text = self.list_tables();
                 self.say(text);
             }
-            Ok(Some(RegistryCommand::SetupOverlay { nr })) => self.setup_overlay(nr),
+            Ok(Some(RegistryCommand::SetupOverlay { fingers })) => self.setup_overlay(fingers),
             Ok(Some(RegistryCommand::ExportOverlay { path })) => self.export_overlay(path),
             Ok(Some(RegistryCommand::Start {
                 goal,

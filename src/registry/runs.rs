@@ -10,6 +10,7 @@ use super::progress::ProgressSample;
 use super::run::{Goal, PollTiming, Run, Step};
 use crate::limits::{PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, TASK_UNTIL_STOPPED};
 use crate::machine::{Effect, Nanos};
+use crate::routing::Fingers;
 use crate::stats::RunStats;
 use crate::summary::{Ending, Measured, NodeResult, RunResult, thousands};
 use crate::wire::{Codec, Control, Counters, LinkCount, NodeId};
@@ -81,6 +82,7 @@ impl<C: Codec> Registry<C> {
             return;
         }
         self.runs_started = number;
+        self.run_fingers = overlay.fingers;
         let timing = PollTiming {
             progress_interval: match self.config.interval {
                 Some(interval) => interval.min(self.config.progress_interval),
@@ -323,7 +325,14 @@ impl<C: Codec> Registry<C> {
             failures,
         )
         .with_links(&run.members, &run.links)
-        .with_stats(stats);
+        .with_stats(stats)
+        .with_fingers(
+            self.run_fingers.name(),
+            match self.run_fingers {
+                Fingers::Chord { bits, .. } => Some(bits),
+                Fingers::Positions { .. } => None,
+            },
+        );
         self.say(format!("Run {} summary:\n{}", run.number, result.table()));
         self.results.push(result);
         self.script_next();

@@ -4,6 +4,7 @@
 
 use super::{Goal, Registry};
 use crate::machine::{Effect, Nanos};
+use crate::routing::Fingers;
 use crate::summary::RunResult;
 use crate::wire::Codec;
 
@@ -11,7 +12,8 @@ use crate::wire::Codec;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     pub nodes: usize,
-    pub nr: usize,
+    /// The finger rule (and NR, or the identifiers) `setup-overlay` is given.
+    pub fingers: Fingers,
     pub goal: Goal,
     pub runs: u32,
     pub extra_payload_bytes: u32,
@@ -28,8 +30,8 @@ impl<C: Codec> Registry<C> {
             && self.overlay.is_none()
             && self.results.is_empty()
         {
-            let nr = script.nr;
-            self.setup_overlay(nr);
+            let fingers = script.fingers;
+            self.setup_overlay(fingers);
             if self.overlay.is_none() {
                 self.effects.push(Effect::Exit(2));
             }
@@ -112,8 +114,12 @@ impl<C: Codec> Registry<C> {
                     None => String::new(),
                 }
             );
+            let nr = match script.fingers {
+                Fingers::Positions { nr } => nr,
+                Fingers::Chord { .. } => 0,
+            };
             let result = RunResult::new(
-                script.nr,
+                nr,
                 match script.goal {
                     Goal::Packets(packets) => packets,
                     Goal::Duration(_) => 0,

@@ -1,24 +1,29 @@
-//! `setup-overlay NR`: the checks, the ring and one manifest per node, then each node's setup
-//! status until all are ready. A change of membership invalidates the overlay.
+//! `setup-overlay [NR | chord ...]`: the checks, the ring (and in Chord mode the identifiers)
+//! and one manifest per node, then each node's setup status until all are ready. A change of
+//! membership invalidates the overlay.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use super::Registry;
-use crate::chord::FingerRule;
+use crate::chord::{FingerRule, Id, IdSpace, Membership};
 use crate::limits::{NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
-use crate::routing::{Ring, check_nr, longest_path_relays};
-use crate::wire::{Codec, Control, Manifest, ManifestEntry, NodeId, Status};
+use crate::routing::{ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
+use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
 
 /// The overlay set up by the last `setup-overlay`.
 #[derive(Debug)]
 pub(super) struct Overlay {
-    /// Routing-table entries per node.
+    pub(super) fingers: Fingers,
+    /// Routing-table entries of the widest table (NR under the position rule).
     pub(super) nr: usize,
-    /// The rule the tables were built with.
-    pub(super) rule: FingerRule,
     /// Each source's window, as the manifests told the nodes (0: the encoding has none).
     pub(super) window_bytes: u64,
     pub(super) ring: Ring,
+    /// Each node's table entries, by ring position, in entry order.
+    pub(super) tables: Vec<Vec<NodeId>>,
+    /// Chord mode: the identifiers and fingers.
+    pub(super) chord: Option<ChordLayout>,
     /// Nodes that have not reported setup success yet.
     pub(super) waiting: BTreeSet<NodeId>,
     /// Every node reported setup success: runs may start.
@@ -38,35 +43,139 @@ impl<C: Codec> Registry<C> {
     pub fn overlay_settings(&self) -> Option<OverlaySettings> {
         self.overlay.as_ref().map(|overlay| OverlaySettings {
             nr: overlay.nr,
-            rule: overlay.rule,
+            rule: match overlay.fingers {
+                Fingers::Positions { nr } => FingerRule::Positions { nr },
+                Fingers::Chord { .. } => FingerRule::Chord,
+            },
             window_bytes: overlay.window_bytes,
         })
     }
+}
 
-    /// `setup-overlay NR`: refused during a run, when NR does not fit the node count or the
-    /// trace, or when the encoding cannot carry a manifest; otherwise each node gets its own.
-    pub(super) fn setup_overlay(&mut self, nr: usize) {
-        if self.run.is_some() {
-            self.say("setup-overlay refused: a run is in progress");
-            return;
-        }
+/// The tables of an overlay before it is set up: what `setup-overlay` computed.
+struct Tables {
+    ring: Ring,
+    tables: Vec<Vec<NodeId>>,
+    chord: Option<ChordLayout>,
+    /// The longest path's relays: every frame's trace slots.
+    slots: usize,
+}
+
+impl<C: Codec> Registry<C> {
+    /// The position rule's tables: refused when NR does not fit the node count or the trace.
+    fn position_tables(&self, nr: usize) -> Result<Tables, String> {
         let count = self.nodes.len();
-        if let Err(why) = check_nr(count, nr) {
-            self.say(format!("setup-overlay refused: {why}"));
-            return;
-        }
+        check_nr(count, nr)?;
         let slots = longest_path_relays(count, nr);
         if slots > TRACE_SLOTS_MAX {
             let fits = (nr + 1..=NR_MAX).find(|&n| {
                 check_nr(count, n).is_ok() && longest_path_relays(count, n) <= TRACE_SLOTS_MAX
             });
-            self.say(format!(
-                "setup-overlay refused: with {count} nodes and NR {nr} the longest path passes \
-                 {slots} relays, but a packet's hop trace holds at most {TRACE_SLOTS_MAX}{}",
+            return Err(format!(
+                "with {count} nodes and NR {nr} the longest path passes {slots} relays, but a \
+                 packet's hop trace holds at most {TRACE_SLOTS_MAX}{}",
                 fits.map_or(String::new(), |n| format!("; use NR {n} or more"))
             ));
+        }
+        let ring = Ring::new(self.nodes.keys().copied().collect());
+        let tables = (0..ring.len()).map(|p| ring.table(p, nr)).collect();
+        Ok(Tables {
+            ring,
+            tables,
+            chord: None,
+            slots,
+        })
+    }
+
+    /// Chord's tables: an identifier for every node (distinct), its fingers, and the longest
+    /// route, which must fit the trace.
+    fn chord_tables(&mut self, bits: u32, hashed: bool) -> Result<Tables, String> {
+        let count = self.nodes.len();
+        if count < 2 {
+            return Err(format!(
+                "an overlay needs at least 2 registered nodes, there {} {count}",
+                if count == 1 { "is" } else { "are" }
+            ));
+        }
+        let space = IdSpace::new(bits)
+            .ok_or_else(|| format!("identifiers have 1 to 160 bits, not {bits}"))?;
+        let ring = Ring::new(self.nodes.keys().copied().collect());
+        let identifiers = if hashed {
+            let addresses: Vec<String> = ring
+                .ids()
+                .iter()
+                .map(|id| self.nodes[id].addr.to_string())
+                .collect();
+            Membership::hashed(space, &addresses)?.1
+        } else {
+            if bits < 64 && count as u64 > 1u64 << bits {
+                return Err(format!(
+                    "{count} nodes need {count} distinct identifiers, but a {bits}-bit space has {}",
+                    1u64 << bits
+                ));
+            }
+            // Drawn per node and again on a collision: distinct, and uniform over the space.
+            let mut taken = HashSet::with_capacity(count);
+            let mut identifiers: Vec<Id> = Vec::with_capacity(count);
+            while identifiers.len() < count {
+                let id = space.random(&mut self.rng);
+                if taken.insert(id) {
+                    identifiers.push(id);
+                }
+            }
+            identifiers
+        };
+        let layout = ChordLayout::new(&ring, space, &identifiers)?;
+        let slots = layout.longest_route_relays();
+        if slots > TRACE_SLOTS_MAX {
+            return Err(format!(
+                "the longest route passes {slots} relays, but a packet's hop trace holds at most \
+                 {TRACE_SLOTS_MAX}"
+            ));
+        }
+        let tables = (0..ring.len())
+            .map(|p| layout.fingers(p).map(|q| ring.ids()[q]).collect())
+            .collect();
+        Ok(Tables {
+            ring,
+            tables,
+            chord: Some(layout),
+            slots,
+        })
+    }
+
+    /// `setup-overlay`: refused during a run, when the tables cannot be built (NR does not fit
+    /// the node count, a route does not fit the trace) or when the encoding cannot carry a
+    /// manifest; otherwise each node gets its own.
+    pub(super) fn setup_overlay(&mut self, fingers: Fingers) {
+        if self.run.is_some() {
+            self.say("setup-overlay refused: a run is in progress");
             return;
         }
+        let count = self.nodes.len();
+        let built = match fingers {
+            Fingers::Positions { nr } => self.position_tables(nr),
+            Fingers::Chord { bits, hashed } => self.chord_tables(bits, hashed),
+        };
+        let Tables {
+            ring,
+            tables,
+            chord,
+            slots,
+        } = match built {
+            Ok(tables) => tables,
+            Err(why) => {
+                self.say(format!("setup-overlay refused: {why}"));
+                return;
+            }
+        };
+        let nr = tables.iter().map(Vec::len).max().unwrap_or(0);
+        let chord_ids = chord.as_ref().map(|layout| {
+            Arc::new(ChordIds {
+                bits: layout.space().bits(),
+                ids: (0..ring.len()).map(|p| layout.id(p)).collect(),
+            })
+        });
         let window_bytes = if C::HAS_ACKS {
             self.config
                 .window_bytes
@@ -74,13 +183,11 @@ impl<C: Codec> Registry<C> {
         } else {
             0
         };
-        let ring = Ring::new(self.nodes.keys().copied().collect());
         let mut manifests = Vec::with_capacity(count);
-        for (position, id) in ring.ids().iter().enumerate() {
-            let entries = ring
-                .table(position, nr)
-                .into_iter()
-                .map(|entry| ManifestEntry {
+        for (id, table) in ring.ids().iter().zip(&tables) {
+            let entries = table
+                .iter()
+                .map(|&entry| ManifestEntry {
                     id: entry,
                     addr: self.nodes[&entry].addr,
                 })
@@ -90,6 +197,7 @@ impl<C: Codec> Registry<C> {
                 Manifest {
                     entries,
                     all_ids: ring.ids().to_vec(),
+                    chord: chord_ids.clone(),
                     trace_slots: slots as u8,
                     window_bytes,
                 },
@@ -108,22 +216,28 @@ impl<C: Codec> Registry<C> {
             }
         }
         self.overlay = Some(Overlay {
+            fingers,
             nr,
-            rule: FingerRule::Positions { nr },
             window_bytes,
             waiting: ring.ids().iter().copied().collect(),
             ring,
+            tables,
+            chord,
             ready: false,
         });
+        let shape = match fingers {
+            Fingers::Positions { nr } => format!("{nr} table entries each"),
+            Fingers::Chord { .. } => format!("{fingers}, at most {nr} fingers per node"),
+        };
         self.say(if C::HAS_ACKS {
             format!(
-                "Setting up the overlay: {count} nodes, {nr} table entries each, trace of {slots} \
-                 relays, window {window_bytes} bytes per source"
+                "Setting up the overlay: {count} nodes, {shape}, trace of {slots} relays, window \
+                 {window_bytes} bytes per source"
             )
         } else {
             format!(
-                "Setting up the overlay: {count} nodes, {nr} table entries each, at most {slots} \
-                 relays per packet, no window ({} wire format)",
+                "Setting up the overlay: {count} nodes, {shape}, at most {slots} relays per \
+                 packet, no window ({} wire format)",
                 C::NAME
             )
         });

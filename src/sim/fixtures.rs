@@ -79,6 +79,7 @@ impl ReadyNode {
                     .map(|id| crate::wire::ManifestEntry { id, addr: addr(id) })
                     .collect(),
                 all_ids: ring.ids().to_vec(),
+                chord: None,
                 trace_slots,
                 window_bytes,
             }),

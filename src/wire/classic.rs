@@ -146,6 +146,12 @@ impl Codec for Classic {
                 unencodable("a refusal (the classic format has none)".to_string())
             }
             Control::Manifest(manifest) => {
+                if manifest.chord.is_some() {
+                    return unencodable(
+                        "Chord fingers (classic nodes route by the position rule's tables)"
+                            .to_string(),
+                    );
+                }
                 if manifest.entries.len() > usize::from(u8::MAX) {
                     return unencodable(format!(
                         "a table of {} entries (the count is one byte)",
@@ -517,6 +523,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             Control::Manifest(Manifest {
                 entries,
                 all_ids,
+                chord: None,
                 trace_slots: 0,
                 window_bytes: 0,
             })

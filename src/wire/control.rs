@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use super::NodeId;
 use crate::auth::{NONCE_BYTES, PROOF_BYTES};
+use crate::chord::Id;
 use crate::stats::RunStats;
 
 /// The status field of a reply: the reference sends an ID (or the node's own ID) for success and
@@ -24,16 +25,29 @@ pub struct ManifestEntry {
 /// What the registry tells a node at setup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
-    /// The node's table, in hop order (entry i is 2^i positions ahead).
+    /// The node's table, in hop order: entry i is 2^i positions ahead (the position rule), or
+    /// the distinct Chord fingers by increasing distance.
     pub entries: Vec<ManifestEntry>,
     /// Every node ID in the overlay.
     pub all_ids: Vec<NodeId>,
+    /// Chord fingers (native only): the overlay's identifiers; `None` for the position rule.
+    /// Shared: every node's manifest carries the same identifiers.
+    pub chord: Option<std::sync::Arc<ChordIds>>,
     /// Relay slots of every data frame's trace in this overlay (native only; the classic
     /// format's traces grow with each relay, and decode as 0).
     pub trace_slots: u8,
     /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window,
     /// which is what the classic format decodes as).
     pub window_bytes: u64,
+}
+
+/// The identifiers of a Chord overlay, as a manifest carries them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChordIds {
+    /// m: identifiers lie in 0..2^m, 1..=160.
+    pub bits: u32,
+    /// The identifier of each node of [`Manifest::all_ids`], in that order.
+    pub ids: Vec<Id>,
 }
 
 /// A node's traffic counters. Sums are 64-bit like the reference's longs, added with

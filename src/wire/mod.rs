@@ -18,7 +18,9 @@ mod reader;
 pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
-pub use control::{Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status};
+pub use control::{
+    ChordIds, Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status,
+};
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
 pub type NodeId = u32;

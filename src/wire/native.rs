@@ -10,10 +10,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::reader::{Reader, put_ip, put_string};
 use super::{
-    Ack, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, LinkCount,
-    Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, WireError,
+    Ack, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
+    LinkCount, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, WireError,
 };
-use crate::limits::{FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
+use crate::chord::id::ID_BYTES;
+use crate::chord::{Id, IdSpace};
+use crate::limits::{CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
 use crate::stats::RunStats;
 
 /// Message type codes. Control codes match the classic format's numbering.
@@ -127,6 +129,36 @@ impl Codec for Native {
     #[inline]
     fn read_id(bytes: [u8; 4]) -> NodeId {
         NodeId::from_le_bytes(bytes)
+    }
+
+    fn encodable(message: &Control) -> Result<(), WireError> {
+        let Control::Manifest(manifest) = message else {
+            return Ok(());
+        };
+        let too_long = |what: String| {
+            Err(WireError::Unencodable {
+                codec: Self::NAME,
+                what,
+            })
+        };
+        if manifest.entries.len() > usize::from(u8::MAX) {
+            return too_long(format!(
+                "a table of {} entries (the count is one byte)",
+                manifest.entries.len()
+            ));
+        }
+        let bytes = manifest_bytes(manifest);
+        if bytes > FRAME_BYTES_MAX {
+            return too_long(format!(
+                "a manifest of {bytes} bytes (a frame holds at most {FRAME_BYTES_MAX}){}",
+                if manifest.chord.is_some() {
+                    ": use fewer identifier bits"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(())
     }
 
     #[inline]
@@ -342,6 +374,16 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             put_u32(out, manifest.all_ids.len() as u32);
             for id in &manifest.all_ids {
                 put_u32(out, *id);
+            }
+            match &manifest.chord {
+                None => out.push(0),
+                Some(chord) => {
+                    out.push(chord.bits as u8);
+                    let width = identifier_bytes(chord.bits);
+                    for id in &chord.ids {
+                        out.extend_from_slice(&id.to_be_bytes()[ID_BYTES - width..]);
+                    }
+                }
             }
         }
         Control::SetupStatus { status, info } => {
@@ -568,6 +610,57 @@ impl Reader<'_> {
     }
 }
 
+/// Bytes of `manifest` encoded, length prefix included.
+fn manifest_bytes(manifest: &Manifest) -> usize {
+    let address = |addr: &SocketAddr| {
+        if addr.is_ipv4() {
+            1 + 4 + 2
+        } else {
+            1 + 16 + 2
+        }
+    };
+    let entries: usize = manifest.entries.iter().map(|e| 4 + address(&e.addr)).sum();
+    let identifiers = manifest
+        .chord
+        .as_ref()
+        .map_or(0, |chord| chord.ids.len() * identifier_bytes(chord.bits));
+    PREFIX_BYTES + 1 + 1 + 1 + 8 + entries + 4 + 4 * manifest.all_ids.len() + 1 + identifiers
+}
+
+/// Bytes of one Chord identifier of `bits` bits in a manifest: its big-endian form without
+/// the leading bytes that are always zero.
+fn identifier_bytes(bits: u32) -> usize {
+    bits.div_ceil(8) as usize
+}
+
+/// A manifest's `count` Chord identifiers of `bits` bits, each checked to lie in the space.
+fn chord_ids(reader: &mut Reader<'_>, bits: u32, count: usize) -> Result<ChordIds, WireError> {
+    let space = IdSpace::new(bits).ok_or_else(|| WireError::BadField {
+        what: "manifest identifier bits",
+        detail: format!("{bits} (must be 1..={CHORD_ID_BITS_MAX})"),
+    })?;
+    let width = identifier_bytes(bits);
+    if count > reader.remaining() / width {
+        return Err(WireError::Truncated {
+            what: "manifest identifiers",
+        });
+    }
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut bytes = [0; ID_BYTES];
+        bytes[ID_BYTES - width..].copy_from_slice(reader.take(width)?);
+        let id = Id::from_be_bytes(bytes);
+        if !space.contains(id) {
+            return Err(WireError::BadField {
+                what: "manifest identifier",
+                detail: format!("{id:x} is outside the {bits}-bit space"),
+            });
+        }
+        ids.push(id);
+    }
+    Ok(ChordIds { bits, ids })
+}
+
 fn decode_body(body: &[u8]) -> Result<Control, WireError> {
     let mut reader = Reader::new(body, "control message");
     let code = reader.u8()?;
@@ -616,9 +709,14 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             for _ in 0..id_count {
                 all_ids.push(reader.u32_le()?);
             }
+            let chord = match u32::from(reader.u8()?) {
+                0 => None,
+                bits => Some(std::sync::Arc::new(chord_ids(&mut reader, bits, id_count)?)),
+            };
             Control::Manifest(Manifest {
                 entries,
                 all_ids,
+                chord,
                 trace_slots,
                 window_bytes,
             })

@@ -93,6 +93,7 @@ fn manifest() {
             },
         ],
         all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119],
+        chord: None,
         trace_slots: 0,
         window_bytes: 0,
     };
@@ -297,10 +298,22 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
     let crowded = Control::Manifest(Manifest {
         entries: vec![],
         all_ids: (0..256).collect(),
+        chord: None,
         trace_slots: 0,
         window_bytes: 0,
     });
     assert!(Classic::encodable(&crowded).is_err());
+    let chord = Control::Manifest(Manifest {
+        entries: vec![],
+        all_ids: vec![1, 2],
+        chord: Some(std::sync::Arc::new(crate::wire::ChordIds {
+            bits: 7,
+            ids: vec![crate::chord::Id::from(3), crate::chord::Id::from(90)],
+        })),
+        trace_slots: 0,
+        window_bytes: 0,
+    });
+    assert!(Classic::encodable(&chord).is_err());
     assert_eq!(
         Classic::encodable(&Control::SummaryRequest { reset: true }),
         Ok(())

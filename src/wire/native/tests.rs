@@ -80,6 +80,7 @@ fn every_control_message_roundtrips() {
             ManifestEntry { id: 60, addr: v6 },
         ],
         all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119],
+        chord: None,
         trace_slots: 3,
         window_bytes: 1 << 20,
     }));
@@ -152,6 +153,68 @@ fn every_control_message_roundtrips() {
             },
         ],
     });
+}
+
+/// A Chord manifest carries each identifier in ceil(m / 8) bytes, big-endian, after the IDs.
+#[test]
+fn chord_manifests_carry_identifiers_in_their_width() {
+    let addr: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let space = IdSpace::new(160).unwrap();
+    let wide = Control::Manifest(Manifest {
+        entries: vec![ManifestEntry { id: 19, addr }],
+        all_ids: vec![4, 19, 33],
+        chord: Some(std::sync::Arc::new(ChordIds {
+            bits: 160,
+            ids: vec![space.max(), Id::ZERO, space.power_of_two(130)],
+        })),
+        trace_slots: 1,
+        window_bytes: 1 << 20,
+    });
+    roundtrip(wide.clone());
+    let narrow = Control::Manifest(Manifest {
+        chord: Some(std::sync::Arc::new(ChordIds {
+            bits: 13,
+            ids: vec![Id::from(8191), Id::from(0x1234), Id::from(1)],
+        })),
+        ..match &wide {
+            Control::Manifest(m) => m.clone(),
+            _ => unreachable!(),
+        }
+    });
+    let bytes = encode(&narrow);
+    assert_eq!(encode(&wide).len() - bytes.len(), 3 * (20 - 2));
+    // m = 13, then 0x1fff, 0x1234, 0x0001 in two bytes each.
+    assert_eq!(
+        bytes[bytes.len() - 7..],
+        [13, 0x1f, 0xff, 0x12, 0x34, 0x00, 0x01]
+    );
+    roundtrip(narrow);
+    // 0x2000 does not fit 13 bits: refused, named.
+    let mut outside = bytes.clone();
+    let at = outside.len() - 6;
+    outside[at] = 0x20;
+    let error = Native::decode_control(&outside).unwrap_err();
+    assert!(
+        error.to_string().contains("outside the 13-bit space"),
+        "{error}"
+    );
+    let mut no_space = bytes.clone();
+    let at = no_space.len() - 7;
+    no_space[at] = 161;
+    assert!(Native::decode_control(&no_space).is_err());
+    // Too many identifiers for one frame: refused before anything is sent.
+    let crowded = Control::Manifest(Manifest {
+        entries: vec![],
+        all_ids: (0..4000).collect(),
+        chord: Some(std::sync::Arc::new(ChordIds {
+            bits: 160,
+            ids: (0..4000u128).map(Id::from).collect(),
+        })),
+        trace_slots: 0,
+        window_bytes: 0,
+    });
+    let refusal = Native::encodable(&crowded).unwrap_err().to_string();
+    assert!(refusal.contains("use fewer identifier bits"), "{refusal}");
 }
 
 #[test]
@@ -358,6 +421,7 @@ fn the_largest_manifest_fits_its_bound_and_a_frame() {
             .map(|id| ManifestEntry { id, addr: v6 })
             .collect(),
         all_ids: (0..NODES_MAX as u32).collect(),
+        chord: None,
         trace_slots: 64,
         window_bytes: u64::MAX,
     };
