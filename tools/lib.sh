@@ -65,7 +65,7 @@ start_registry() {
 # COUNT)). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
 # output in $out/node-i.log. Sets `node_pids` and `node_groups` (nodes in each process).
 start_nodes() {
-  local count=$1 cores i per_node limit fit per processes k nr_used=${nr:-}
+  local count=$1 cores i per_node limit fit per processes k bind nr_used=${nr:-}
   shift
   cores=$(nproc)
   if [ -z "$nr_used" ]; then
@@ -95,7 +95,12 @@ start_nodes() {
   for i in $(seq 0 $((processes - 1))); do
     # Spread evenly: the first count % processes processes take one more.
     k=$((count / processes + (i < count % processes ? 1 : 0)))
-    "$bin" node 127.0.0.1 "$port" --core $((i % cores)) --count "$k" "$@" </dev/null >"$out/node-$i.log" 2>&1 &
+    # Each group on a loopback address of its own (unless the flags give one): the 28,000
+    # ephemeral ports of one address would not give 10,000 nodes a connection each to the
+    # registry's one port.
+    bind=()
+    case " $* " in *" --bind "*) ;; *) [ "$per" -eq 1 ] || bind=(--bind "127.0.$((1 + i / 250)).$((1 + i % 250))") ;; esac
+    "$bin" node 127.0.0.1 "$port" --core $((i % cores)) --count "$k" "${bind[@]}" "$@" </dev/null >"$out/node-$i.log" 2>&1 &
     pids+=("$!")
     node_pids+=("$!")
     node_groups+=("$k")

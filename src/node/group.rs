@@ -10,7 +10,9 @@
 //! What differs from K processes: one console for all of them (each command goes to every
 //! node, each line a node prints starts with its address), one tick for all (the nodes whose
 //! tick is due run in turn, at most [`GROUP_TICK_NODES_MAX`] per tick, longest waiting first),
-//! and a node that exits leaves the others running: the group closes its connections and
+//! nodes that start one after the other, [`GROUP_JOIN_GAP_NS`] apart (thousands of nodes
+//! dialling their registry at the same instant overflow its listen queue), and a node that
+//! exits leaves the others running: the group closes its connections and
 //! closes whatever is accepted on its listener from then on. The process exits once every
 //! node has, with the highest of their statuses.
 
@@ -18,7 +20,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 
 use super::{Node, NodeConfig};
-use crate::limits::GROUP_TICK_NODES_MAX;
+use crate::limits::{GROUP_JOIN_GAP_NS, GROUP_TICK_NODES_MAX};
 use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use crate::wire::Codec;
 
@@ -46,6 +48,10 @@ pub struct Group<C: Codec> {
     scratch: Vec<Effect>,
     /// Nodes whose tick is due in this tick (kept to reuse its allocation).
     due: Vec<usize>,
+    /// When the group started, and how many of its nodes have (node `i` starts at
+    /// `started_at + i x GROUP_JOIN_GAP_NS`).
+    started_at: Nanos,
+    started: usize,
 }
 
 impl<C: Codec> Group<C> {
@@ -73,12 +79,34 @@ impl<C: Codec> Group<C> {
             effects: Vec::new(),
             scratch: Vec::new(),
             due: Vec::new(),
+            started_at: 0,
+            started: 0,
         }
     }
 
     /// The nodes, in listener order.
     pub fn nodes(&self) -> impl Iterator<Item = &Node<C>> {
         self.members.iter().map(|member| &member.node)
+    }
+
+    /// When the next node that has not started starts.
+    fn next_start(&self) -> Option<Nanos> {
+        (self.started < self.members.len())
+            .then(|| self.started_at + self.started as Nanos * GROUP_JOIN_GAP_NS)
+    }
+
+    /// Starts the nodes whose start time has come.
+    fn start_due(&mut self, now: Nanos) {
+        while let Some(at) = self.next_start()
+            && at <= now
+        {
+            let index = self.started;
+            self.started += 1;
+            if self.members[index].exited.is_none() {
+                self.members[index].node.on_start(now);
+                self.after(now, index);
+            }
+        }
     }
 
     /// The node a connection belongs to, unless it exited (or no node has that index).
@@ -146,10 +174,8 @@ impl<C: Codec> Group<C> {
 
 impl<C: Codec> Machine for Group<C> {
     fn on_start(&mut self, now: Nanos) {
-        for index in 0..self.members.len() {
-            self.members[index].node.on_start(now);
-            self.after(now, index);
-        }
+        self.started_at = now;
+        self.start_due(now);
     }
 
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, address: SocketAddr) {
@@ -206,6 +232,7 @@ impl<C: Codec> Machine for Group<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.start_due(now);
         let mut due = std::mem::take(&mut self.due);
         while due.len() < GROUP_TICK_NODES_MAX
             && let Some(&(tick, index)) = self.ticks.first()
@@ -224,7 +251,11 @@ impl<C: Codec> Machine for Group<C> {
     }
 
     fn next_tick(&self) -> Option<Nanos> {
-        self.ticks.first().map(|&(tick, _)| tick)
+        let tick = self.ticks.first().map(|&(tick, _)| tick);
+        match (tick, self.next_start()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
@@ -285,7 +316,12 @@ mod tests {
     fn a_node_that_exits_leaves_the_others_running_and_the_last_one_ends_the_group() {
         let mut group = Group::<Native>::new(vec![config(1001), config(1002)]);
         group.on_start(0);
-        let started = connects(&effects(&mut group));
+        // The nodes start one after the other.
+        let mut started = connects(&effects(&mut group));
+        assert_eq!(started.len(), 1, "{started:?}");
+        assert_eq!(group.next_tick(), Some(GROUP_JOIN_GAP_NS));
+        group.on_tick(GROUP_JOIN_GAP_NS);
+        started.extend(connects(&effects(&mut group)));
         // Each node dials the registry, named in its own group.
         assert_eq!(started.len(), 2, "{started:?}");
         assert_eq!((started[0].group(), started[1].group()), (0, 1));
