@@ -83,33 +83,27 @@ impl<C: Codec> Node<C> {
                 bytes.len()
             }
             Err(Stop::Cut) => {
-                self.cut(now, conn, share);
+                self.cut(conn, share);
                 bytes.len()
             }
         }
     }
 
     /// `conn` asked this node to queue more than the most honest traffic can (it has `share`
-    /// bytes queued): it is cut, counted, and named in a warning (at most one per
-    /// [`LINK_CUT_WARNING_INTERVAL_NS`](crate::limits::LINK_CUT_WARNING_INTERVAL_NS)).
+    /// bytes queued): it is cut, counted, and named in a warning (`warnings.rs`).
     #[cold]
-    fn cut(&mut self, now: Nanos, conn: ConnId, share: usize) {
+    fn cut(&mut self, conn: ConnId, share: usize) {
         let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
-        let bound = overlay.shares.bound;
-        let unwarned = overlay.shares.on_cut(now);
-        let cut = overlay.shares.links_cut;
+        overlay.shares.links_cut += 1;
         let why = format!(
-            "it asked this node to queue more than {bound} bytes of packets to relay ({share} \
+            "it asked this node to queue more than {} bytes of packets to relay ({share} \
              queued for it), more than all sources' windows together hold, so it is no honest \
-             node's link; cut ({cut} links cut since the overlay was set up{})",
-            match unwarned {
-                Some(count) if count > 0 => format!(", {count} of them not warned about"),
-                _ => String::new(),
-            }
+             node's link; cut ({} links cut since the overlay was set up)",
+            overlay.shares.bound, overlay.shares.links_cut
         );
-        self.close_logged(conn, why, unwarned.is_some());
+        self.close(conn, why);
     }
 
     /// Adds `data` to the count of the node at the other end of `conn` (`peer`, or named now

@@ -21,6 +21,7 @@ mod links;
 mod originate;
 mod overlay;
 mod shares;
+mod warnings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -102,6 +103,10 @@ pub struct Node<C: Codec> {
     effects: Vec<Effect>,
     /// Why connections it closed were refused, until the driver sends it.
     farewells: Farewells,
+    /// The time of the event being handled (warnings are rate-limited by it).
+    now: Nanos,
+    /// How many warnings about closed connections the log has had lately.
+    warnings: warnings::WarningGate,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -126,6 +131,8 @@ impl<C: Codec> Node<C> {
             rng,
             effects: Vec::new(),
             farewells: Farewells::default(),
+            now: 0,
+            warnings: warnings::WarningGate::default(),
             payload_crc: None,
         }
     }
@@ -178,18 +185,17 @@ impl<C: Codec> Node<C> {
         self.close(conn, why);
     }
 
+    /// Closes `conn` with a warning saying why (at most so many a while: `warnings.rs`).
     fn close(&mut self, conn: ConnId, why: String) {
-        self.close_logged(conn, why, true);
-    }
-
-    /// [`Node::close`], with a warning or (`warn` false: too many lately) a debug line.
-    fn close_logged(&mut self, conn: ConnId, why: String, warn: bool) {
         let peer = self.peer_of(conn);
         let role = self.connections.remove(&conn).map(|c| c.role);
-        if warn {
-            tracing::warn!("closing the connection with {peer}: {why}");
-        } else {
-            tracing::debug!("closing the connection with {peer}: {why}");
+        match self.warnings.admit(self.now) {
+            Some(0) => tracing::warn!("closing the connection with {peer}: {why}"),
+            Some(hidden) => tracing::warn!(
+                "closing the connection with {peer}: {why} (and {hidden} more closed connections \
+                 since the last warning, not shown)"
+            ),
+            None => tracing::debug!("closing the connection with {peer}: {why}"),
         }
         self.effects.push(Effect::Close(conn));
         // One of our own table links: it is down from now on (the driver does not report a
@@ -202,10 +208,12 @@ impl<C: Codec> Node<C> {
 
 impl<C: Codec> Machine for Node<C> {
     fn on_start(&mut self, now: Nanos) {
+        self.now = now;
         self.start_joining(now);
     }
 
-    fn on_accepted(&mut self, _now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+        self.now = now;
         tracing::debug!("accepted a link from {peer}");
         // The connector's hello comes first (the classic format has none).
         let handshake = if C::HELLO {
@@ -221,6 +229,7 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_connected(&mut self, now: Nanos, conn: ConnId) {
+        self.now = now;
         if conn == self.registry {
             self.connected_to_registry(now);
         }
@@ -232,6 +241,7 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        self.now = now;
         match self.connections.get(&conn).map(|c| c.role) {
             Some(Role::Registry) => {
                 self.heard_from_registry();
@@ -243,6 +253,7 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
+        self.now = now;
         match self.connections.remove(&conn).map(|c| c.role) {
             // While joining, a failed attempt is tried again (joining.rs).
             Some(Role::Registry) if self.join_failed(now, &reason.to_string(), true) => {}
@@ -260,7 +271,8 @@ impl<C: Codec> Machine for Node<C> {
         }
     }
 
-    fn on_unsent(&mut self, _now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+    fn on_unsent(&mut self, now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+        self.now = now;
         // Packets for a dead link that never reached the kernel are undeliverable: count them
         // like those still queued (`on_entry_closed`).
         let Some(Role::Entry(index)) = self.connections.get(&conn).map(|c| c.role) else {
@@ -273,7 +285,8 @@ impl<C: Codec> Machine for Node<C> {
         }
     }
 
-    fn on_command(&mut self, _now: Nanos, line: &str) {
+    fn on_command(&mut self, now: Nanos, line: &str) {
+        self.now = now;
         match parse_node(line) {
             Ok(None) => {}
             Ok(Some(NodeCommand::Help)) => self.say(NODE_HELP),
@@ -299,6 +312,7 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.now = now;
         self.on_join_tick(now);
         self.originate(now);
     }

@@ -10,8 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::limits::LINK_CUT_WARNING_INTERVAL_NS;
-use crate::machine::{ConnId, Nanos};
+use crate::machine::ConnId;
 
 /// What may happen to a frame a link asks this node to queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +39,6 @@ pub(super) struct Shares {
     pub(super) frames_dropped: u64,
     /// The last frame offered was dropped (a line is printed when dropping starts).
     pub(super) dropping: bool,
-    /// When a cut was last warned about, and the cuts since that were not.
-    warned_at: Option<Nanos>,
-    cuts_unwarned: u64,
 }
 
 impl Shares {
@@ -54,8 +50,6 @@ impl Shares {
             links_cut: 0,
             frames_dropped: 0,
             dropping: false,
-            warned_at: None,
-            cuts_unwarned: 0,
         }
     }
 
@@ -97,22 +91,6 @@ impl Shares {
             }
         }
     }
-
-    /// A link was cut: counted; returns whether to warn now (at most once per
-    /// [`LINK_CUT_WARNING_INTERVAL_NS`]) and how many cuts went unwarned before it.
-    pub(super) fn on_cut(&mut self, now: Nanos) -> Option<u64> {
-        self.links_cut += 1;
-        let due = self
-            .warned_at
-            .is_none_or(|at| now.saturating_sub(at) >= LINK_CUT_WARNING_INTERVAL_NS);
-        if due {
-            self.warned_at = Some(now);
-            Some(std::mem::take(&mut self.cuts_unwarned))
-        } else {
-            self.cuts_unwarned += 1;
-            None
-        }
-    }
 }
 
 #[cfg(test)]
@@ -131,13 +109,10 @@ mod tests {
         assert_eq!(shares.admit(0, 41), Admit::Drop);
         shares.release(a, 60);
         assert_eq!((shares.of(a), shares.total), (0, 0));
-        // A cut link's bytes still count until they leave.
+        // A link no longer open still has its bytes counted until they leave.
         shares.set(b, 10);
         shares.total = 10;
-        assert_eq!(shares.on_cut(5), Some(0));
-        assert_eq!(shares.on_cut(6), None);
-        assert_eq!(shares.on_cut(5 + LINK_CUT_WARNING_INTERVAL_NS), Some(1));
-        assert_eq!(shares.links_cut, 3);
+        assert_eq!(shares.admit(0, 91), Admit::Drop);
         shares.release(b, 10);
         assert_eq!(shares.total, 0);
     }
