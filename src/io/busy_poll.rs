@@ -16,12 +16,14 @@
 //!   from that work (64 nodes on 2 cores at full speed, or other programs). Worse, a node
 //!   that yields to a busy program waits out that program's time slice, where a sleeping
 //!   node woken by a packet would run at once; so after a slow yield the node does not poll
-//!   for `AUTO_POLL_PAUSE_NS`.
+//!   for `AUTO_POLL_PAUSE_NS`, a pause that doubles with each slow yield after it, up to
+//!   `AUTO_POLL_PAUSE_MAX_NS`, until a yield comes straight back.
 
 use std::time::Duration;
 
 use crate::limits::{
-    AUTO_POLL_BATCH_MAX, AUTO_POLL_NS, AUTO_POLL_PAUSE_NS, AUTO_POLL_RECENT_NS, AUTO_POLL_YIELD_NS,
+    AUTO_POLL_BATCH_MAX, AUTO_POLL_NS, AUTO_POLL_PAUSE_MAX_NS, AUTO_POLL_PAUSE_NS,
+    AUTO_POLL_RECENT_NS, AUTO_POLL_YIELD_NS,
 };
 use crate::machine::Nanos;
 
@@ -48,6 +50,8 @@ pub(crate) struct Governor {
     last_batch: usize,
     /// No adaptive poll before this (a slow yield showed the core busy).
     paused_until: Nanos,
+    /// The pause after the next slow yield.
+    pause: Nanos,
 }
 
 /// One poll: until when, and whether a slow yield ends it.
@@ -65,6 +69,7 @@ impl Governor {
             last_gap: Nanos::MAX,
             last_batch: usize::MAX,
             paused_until: 0,
+            pause: AUTO_POLL_PAUSE_NS,
         }
     }
 
@@ -96,11 +101,17 @@ impl Governor {
     }
 
     /// A yield between looks of `poll` returned at `now` after `took`: whether the poll
-    /// should end (the adaptive poll then pauses).
+    /// should end (the adaptive poll then pauses, longer after each slow yield in a row).
     pub(crate) fn yield_was_slow(&mut self, poll: Poll, now: Nanos, took: Nanos) -> bool {
-        let slow = poll.stop_on_slow_yield && took > AUTO_POLL_YIELD_NS;
+        if !poll.stop_on_slow_yield {
+            return false;
+        }
+        let slow = took > AUTO_POLL_YIELD_NS;
         if slow {
-            self.paused_until = now.saturating_add(AUTO_POLL_PAUSE_NS);
+            self.paused_until = now.saturating_add(self.pause);
+            self.pause = self.pause.saturating_mul(2).min(AUTO_POLL_PAUSE_MAX_NS);
+        } else {
+            self.pause = AUTO_POLL_PAUSE_NS;
         }
         slow
     }
@@ -164,6 +175,46 @@ mod tests {
         assert_eq!(g.on_idle(end - US), None);
         g.on_work(end, 1);
         assert!(g.on_idle(end).is_some());
+    }
+
+    /// Light traffic goes on at `now`; whether the node polls.
+    fn polls_at(g: &mut Governor, now: Nanos) -> Option<Poll> {
+        g.on_work(now - 3 * US, 1);
+        g.on_idle(now - 2 * US);
+        g.on_work(now - US, 1);
+        g.on_idle(now)
+    }
+
+    #[test]
+    fn slow_yields_in_a_row_double_the_pause_and_a_fast_one_resets_it() {
+        let mut g = Governor::new(BusyPoll::Auto);
+        let mut now = 10 * US;
+        let mut pause = AUTO_POLL_PAUSE_NS;
+        for _ in 0..3 {
+            let poll = polls_at(&mut g, now).expect("polls once the pause is over");
+            assert!(g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1));
+            assert_eq!(
+                polls_at(&mut g, now + pause - US),
+                None,
+                "paused for {pause}"
+            );
+            now += pause;
+            pause *= 2;
+        }
+        let poll = polls_at(&mut g, now).unwrap();
+        assert!(!g.yield_was_slow(poll, now, US));
+        assert!(g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1));
+        assert!(
+            polls_at(&mut g, now + AUTO_POLL_PAUSE_NS).is_some(),
+            "the pause was reset"
+        );
+        let mut g = Governor::new(BusyPoll::Auto);
+        for _ in 0..20 {
+            let poll = polls_at(&mut g, now).unwrap();
+            g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1);
+            now += AUTO_POLL_PAUSE_MAX_NS;
+        }
+        assert_eq!(g.pause, AUTO_POLL_PAUSE_MAX_NS);
     }
 
     #[test]
