@@ -634,3 +634,45 @@ fn a_node_lost_during_setup_then_setup_again() {
         assert_eq!(result.nodes, 9);
     }
 }
+
+/// `stop` in the middle of a run with extra payload, packets on their way: the run is STOPPED
+/// with every packet it sent verified, and the next run starts from zero. A run by time
+/// (`start 0.05s`) ends by itself and passes.
+#[test]
+fn stop_with_packets_in_flight_and_a_run_by_time() {
+    for seed in 0..3 {
+        let mut sim = Sim::new(SimConfig::new(10, seed));
+        sim.register_all(STEPS_MAX).expect("registration");
+        sim.setup_overlay(3, STEPS_MAX).expect("setup");
+        sim.command(Who::Registry, "start 1000000 1000");
+        sim.run_until(
+            |sim| (0..10).map(|i| sim.counters(i).received).sum::<u64>() > 500,
+            STEPS_MAX,
+        )
+        .expect("packets arrive");
+        sim.command(Who::Registry, "stop");
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .expect("the stopped run ends");
+        let result = &sim.results()[0];
+        assert_eq!(
+            result.verdict,
+            "STOPPED",
+            "seed {seed}: {}",
+            result.verdict_line()
+        );
+        assert_eq!(result.corrupted, 0, "seed {seed}");
+        assert!(result.packets_sent < 10_000_000, "seed {seed}");
+        assert_eq!(result.packets_received, result.packets_sent, "seed {seed}");
+
+        sim.command(Who::Registry, "start 0.05s");
+        sim.run_until(|sim| sim.results().len() == 2, STEPS_MAX)
+            .expect("the run by time ends");
+        let timed = &sim.results()[1];
+        assert!(timed.passed(), "seed {seed}: {}", timed.verdict_line());
+        assert_eq!(timed.duration_goal_s, Some(0.05));
+        assert!(
+            timed.packets_sent > 0 && timed.duration_s >= 0.05,
+            "seed {seed}"
+        );
+    }
+}

@@ -285,8 +285,7 @@ impl<C: Codec> Node<C> {
         };
         if packets == 0 {
             // A task of no packets is the registry's stop (docs/PROTOCOL.md): the current run
-            // originates nothing more and is reported finished. The packets it sent are still
-            // on their way and keep their shape, so the overlay's payload size stays as it is.
+            // originates nothing more and is reported finished; nothing else of it changes.
             let run = overlay.run.get_or_insert_with(|| Run {
                 number,
                 remaining: 0,
