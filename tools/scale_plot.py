@@ -3,7 +3,7 @@
 
     tools/scale_plot.py scale.csv [-o scale.svg]
 
-Left: packets delivered and transmissions (deliveries plus relays) per second against the
+Runs that passed only. Left: packets delivered and transmissions (deliveries plus relays) per second against the
 number of nodes. Right: mean and p99 hops per packet, measured and exact for each size's NR,
 with log2 N for reference. matplotlib as for tools/plot.py (tools/plotenv.py).
 """
@@ -27,9 +27,9 @@ def main():
     import matplotlib.pyplot as plt
 
     with open(args.csv, newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("packets_per_s")]
+        rows = [row for row in csv.DictReader(f) if row.get("verdict") == "PASS"]
     if not rows:
-        raise SystemExit(f"scale_plot.py: {args.csv} has no completed rows")
+        raise SystemExit(f"scale_plot.py: {args.csv} has no run that passed")
     nodes = [int(row["nodes"]) for row in rows]
     figure, (rate, hops) = plt.subplots(1, 2, figsize=(11, 4.2))
     rate.plot(nodes, [float(r["packets_per_s"]) for r in rows], "o-", label="packets/s")
