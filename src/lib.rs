@@ -20,5 +20,6 @@ pub mod routing;
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod stats;
+pub mod strangers;
 pub mod summary;
 pub mod wire;

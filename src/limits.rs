@@ -165,13 +165,44 @@ pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 
 /// Most connections a node keeps (table entries, their reverse links, the registry, strays).
 pub const NODE_CONNECTIONS_MAX: usize = 512;
+/// Connections a node opens itself, reserved: its table entries and the registry, and as many
+/// again for those of a previous overlay still closing. Accepted connections never take them.
+pub const NODE_OUTBOUND_RESERVED: usize = 2 * (NR_MAX + 1);
+/// Accepted connections that have not finished their handshake, a node keeps at once
+/// (`crate::strangers`; past it a newer one pushes out an older one).
+pub const NODE_STRANGERS_MAX: usize = 4 * NR_MAX;
+/// Of those, the most from one address: room for every predecessor of a table of
+/// [`NR_MAX`] entries on one host, twice.
+pub const NODE_STRANGERS_PER_ADDRESS_MAX: usize = 2 * NR_MAX;
+/// How long an accepted connection has to finish its handshake at a node (an honest peer
+/// needs one round trip; without a secret, its hello comes at once).
+pub const NODE_HANDSHAKE_TIMEOUT_NS: Nanos = 5_000_000_000;
+/// Links other nodes opened to this one (handshake done) a node keeps: the rest of its slots.
+/// A table of NR entries brings NR of them (more with Chord fingers); past this bound a new one
+/// is refused as busy.
+pub const NODE_INBOUND_LINKS_MAX: usize =
+    NODE_CONNECTIONS_MAX - NODE_OUTBOUND_RESERVED - NODE_STRANGERS_MAX;
+/// Closed strangers (pushed out, timed out) are logged at most once per this interval, with
+/// the count of the others.
+pub const STRANGER_WARNING_INTERVAL_NS: Nanos = 5_000_000_000;
 
 /// Most per-link rows in a node's summary. A node has rows for its table entries, for the
 /// nodes that hold it in their table, and one for the packets of links that are no node's:
 /// at most `2 x NR_MAX + 1`; the registry refuses a summary with more.
 pub const SUMMARY_LINKS_MAX: usize = NODE_CONNECTIONS_MAX;
-/// Most connections the registry keeps (every node, plus strays that have not registered).
-pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 1024;
+/// Connections the registry keeps that have not registered a node (`crate::strangers`): nodes
+/// that are joining, and whatever else connects. Past it a newer connection pushes out an
+/// older one. Room for a whole overlay of the largest size joining at once.
+pub const REGISTRY_STRANGERS_MAX: usize = NODES_MAX;
+/// Of those, the most from one address: half, so that a host that floods the registry with
+/// connections pushes out only its own beyond it, and leaves the other half to everyone else.
+/// Nodes of one host that all start at once beyond it (a group of thousands) are pushed out as
+/// busy and try again after their pause; a node registers one round trip after it connects.
+pub const REGISTRY_STRANGERS_PER_ADDRESS_MAX: usize = REGISTRY_STRANGERS_MAX / 2;
+/// Most connections the registry keeps: every node, the strangers, and as many again for
+/// connections it closed whose sockets are still shutting down. The registry's own rules
+/// (above) keep it below this, so the driver never has to drop a connection silently.
+pub const REGISTRY_CONNECTIONS_MAX: usize = NODES_MAX + 2 * REGISTRY_STRANGERS_MAX;
 
 /// The registry lists the free IDs of an ID space up to this size and draws one of them; in a
 /// wider space it draws IDs until one is free (at most half of the space is ever taken, so
@@ -342,6 +373,10 @@ const _: () = assert!(INTERVAL_NS_MIN <= PROGRESS_POLL_INTERVAL_NS);
 const _: () = assert!(REGISTRY_LATE_NS_MAX < STALL_TIMEOUT_DEFAULT_NS);
 const _: () = assert!(FRAME_BYTES_MAX <= REGISTRY_RECV_BUFFER_BYTES);
 const _: () = assert!(PROGRESS_SHOWN_GAP_NS_MIN <= PROGRESS_LINE_GAP_NS_MIN);
+const _: () = assert!(NODE_INBOUND_LINKS_MAX >= 4 * NR_MAX);
+const _: () = assert!(NODE_STRANGERS_PER_ADDRESS_MAX <= NODE_STRANGERS_MAX);
+const _: () = assert!(REGISTRY_STRANGERS_PER_ADDRESS_MAX <= REGISTRY_STRANGERS_MAX);
+const _: () = assert!(NODE_HANDSHAKE_TIMEOUT_NS <= JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(GROUP_NODES_MAX <= crate::machine::ConnId::GROUPS_MAX);
 
 /// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
@@ -366,6 +401,9 @@ pub const RING_SUBMISSION_ENTRIES: u32 = 1024;
 /// The largest completion queue the kernel accepts (the driver asks for room for a receive and
 /// a send per connection, within `2 x RING_SUBMISSION_ENTRIES..=` this).
 pub const RING_COMPLETION_ENTRIES_MAX: u32 = 65536;
+/// Descriptors a process needs besides one per connection slot (the ring, listeners, the
+/// console's socket pair, standard streams, files it writes).
+pub const DESCRIPTORS_BESIDES_CONNECTIONS: u64 = 64;
 /// Connections the kernel queues on a listener before the loop accepts them (the kernel caps it at net.core.somaxconn, 4096 by default): thousands of nodes dial one
 /// registry at once, and a request that finds the queue full is retransmitted only a second
 /// later.

@@ -15,11 +15,12 @@ use overlay::auth::Secret;
 use overlay::io::{self, BusyPoll, DriverConfig, SharedRecv};
 use overlay::limits::{
     BUSY_POLL_US_MAX, FRAME_BYTES_MAX, GROUP_NODES_MAX, ID_BITS_DEFAULT, ID_BITS_MAX,
-    IN_FLIGHT_BUDGET_BYTES, INTERRUPT_CHECK_NS, INTERVAL_NS_MIN, NODE_CONNECTIONS_MAX, NODES_MAX,
-    OPERATOR_WAIT_SECS_MAX, PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN,
-    PROGRESS_SHOWN_GAP_NS_MIN, READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES,
-    REGISTRY_CONNECTIONS_MAX, REGISTRY_RECV_BUFFER_BYTES, RUN_SECS_MAX, SEND_BUFFER_BYTES,
-    SETTLE_DEFAULT_NS, SHARED_RECV_BUFFER_BYTES, SHARED_RECV_BUFFERS, STALL_TIMEOUT_DEFAULT_NS,
+    IN_FLIGHT_BUDGET_BYTES, INTERRUPT_CHECK_NS, INTERVAL_NS_MIN, NODE_CONNECTIONS_MAX,
+    NODE_OUTBOUND_RESERVED, NODES_MAX, OPERATOR_WAIT_SECS_MAX, PACKETS_PER_NODE_MAX,
+    PAYLOAD_BYTES_MAX, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN,
+    READY_TIMEOUT_DEFAULT_NS, RECV_BUFFER_BYTES, REGISTRY_CONNECTIONS_MAX,
+    REGISTRY_RECV_BUFFER_BYTES, RUN_SECS_MAX, SEND_BUFFER_BYTES, SETTLE_DEFAULT_NS,
+    SHARED_RECV_BUFFER_BYTES, SHARED_RECV_BUFFERS, STALL_TIMEOUT_DEFAULT_NS,
 };
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::metrics::{self, Published, Snapshot};
@@ -587,6 +588,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         core: args.common.core,
         local_ip: None,
         max_connections: REGISTRY_CONNECTIONS_MAX,
+        outbound_reserved: 0,
         recv_buffer_bytes: REGISTRY_RECV_BUFFER_BYTES,
         send_buffer_bytes: 0,
         shared_recv: Some(SHARED_RECV),
@@ -1107,6 +1109,7 @@ fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         core: args.common.core,
         local_ip: Some(bind),
         max_connections: NODE_CONNECTIONS_MAX * count,
+        outbound_reserved: NODE_OUTBOUND_RESERVED * count,
         recv_buffer_bytes: RECV_BUFFER_BYTES,
         send_buffer_bytes: link_buffer_bytes,
         // A node alone maps a buffer per link (throughput); a group shares its receive

@@ -188,6 +188,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         core: None,
         local_ip: Some("127.0.0.1".parse().unwrap()),
         max_connections: 16,
+        outbound_reserved: 0,
         recv_buffer_bytes,
         send_buffer_bytes: 0,
         shared_recv: None,

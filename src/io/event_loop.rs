@@ -30,8 +30,10 @@ use crate::buffer;
 use crate::limits::{
     ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LEFTOVER_KEPT_BYTES,
     LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
+    STRANGER_WARNING_INTERVAL_NS,
 };
 use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
+use crate::strangers::Throttle;
 
 mod completions;
 mod effects;
@@ -84,6 +86,10 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// Which slot holds each connection the machine can still name.
     slots: HashMap<ConnId, usize>,
     connections_max: usize,
+    /// Accepted connections beyond this many slots in use are closed at once
+    /// (`DriverConfig::outbound_reserved`), with a warning at most once per interval.
+    accepted_max: usize,
+    accept_limit_warnings: Throttle,
     recv_buffer_bytes: usize,
     send_buffer_bytes: usize,
     /// Receive buffers mapped up front for accepted connections so far (`buffers`).
@@ -140,6 +146,8 @@ impl<'m, M: Machine> Driver<'m, M> {
             connections: Slab::with_capacity(connections_max),
             slots: HashMap::with_capacity(connections_max),
             connections_max,
+            accepted_max: connections_max - config.outbound_reserved,
+            accept_limit_warnings: Throttle::default(),
             recv_buffer_bytes: config.recv_buffer_bytes,
             send_buffer_bytes: config.send_buffer_bytes,
             inbound_recv_mapped: 0,

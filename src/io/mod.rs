@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::limits::LISTEN_BACKLOG_CONNECTIONS;
+use crate::limits::{DESCRIPTORS_BESIDES_CONNECTIONS, LISTEN_BACKLOG_CONNECTIONS};
 use crate::machine::Machine;
 
 pub use busy_poll::BusyPoll;
@@ -39,6 +39,12 @@ pub struct DriverConfig {
     /// Most connections open at once (slab capacity, fixed at start-up). Accepted connections
     /// beyond it are closed; connects beyond it fail with `on_closed`.
     pub max_connections: usize,
+    /// Slots of `max_connections` that only connections the machine opens may take: accepted
+    /// connections beyond `max_connections - outbound_reserved` are closed at once (with a
+    /// warning at most every `limits::STRANGER_WARNING_INTERVAL_NS`). A node's table links and
+    /// registry connection so never wait for slots that accepted connections hold, even
+    /// closed ones whose operations are still completing.
+    pub outbound_reserved: usize,
     /// Bytes of each connection's receive buffer (normally `limits::RECV_BUFFER_BYTES`).
     pub recv_buffer_bytes: usize,
     /// Capacity the send buffer of each connection the machine opens starts with. When
@@ -148,13 +154,21 @@ pub fn run<M: Machine>(
         "more listeners than connection groups"
     );
     assert!(
-        config.max_connections > 0,
-        "max_connections must be positive"
+        config.max_connections > config.outbound_reserved,
+        "max_connections must leave room for accepted connections"
     );
     assert!(
         config.recv_buffer_bytes > 0,
         "recv_buffer_bytes must be positive"
     );
+    // Every slot needs a descriptor: the soft limit is raised toward what the slab holds (up
+    // to the hard limit; often 1024 against a registry's thousands). Below it, the machines'
+    // own bounds on strangers would never be reached and accepts would pause instead
+    // (`accept_pause`).
+    let descriptors = config.max_connections as u64 + DESCRIPTORS_BESIDES_CONNECTIONS;
+    if let Err(error) = rlimit::increase_nofile_limit(descriptors) {
+        tracing::warn!(%error, "cannot raise the open-files limit toward {descriptors}");
+    }
     let ring = setup::ring(config.max_connections)?;
     setup::ignore_sigpipe();
     setup::pin(config.core);

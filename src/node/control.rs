@@ -14,7 +14,7 @@ use crate::chord::{Id, IdSpace};
 use crate::limits::{NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
 use crate::routing::{ChordLayout, Ring, Router};
-use crate::wire::{ChordIds, Codec, Control, Manifest, NodeId, PayloadCrc, Status};
+use crate::wire::{ChordIds, Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status};
 
 use rand::RngCore;
 
@@ -62,7 +62,9 @@ impl<C: Codec> Node<C> {
             let frame = &bytes[offset..offset + len];
             offset += len;
             match C::decode_control(frame) {
-                Ok(message) if !self.registry_handshake_done() => self.registry_handshake(&message),
+                Ok(message) if !self.registry_handshake_done() => {
+                    self.registry_handshake(now, &message)
+                }
                 Ok(message) => self.handle_control(now, message),
                 Err(error) => {
                     self.registry_failed(format!("bad message from the registry: {error}"));
@@ -103,7 +105,7 @@ impl<C: Codec> Node<C> {
                 rate_per_s,
             } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
             Control::SummaryRequest { reset } => self.on_summary_request(reset),
-            Control::Refused(refusal) => self.registry_refused(Failure::Refused(refusal)),
+            Control::Refused(refusal) => self.registry_refused(now, Failure::Refused(refusal)),
             other => {
                 let why = format!(
                     "registry sent a {} message, which only nodes send; closing the registry \
@@ -144,7 +146,7 @@ impl<C: Codec> Node<C> {
 
     /// A message from the registry while the handshake runs: its challenge (we check its
     /// proof, prove ourselves, and register), or its refusal.
-    fn registry_handshake(&mut self, message: &Control) {
+    fn registry_handshake(&mut self, now: Nanos, message: &Control) {
         let Some(connection) = self.connections.get_mut(&self.registry) else {
             return;
         };
@@ -160,14 +162,20 @@ impl<C: Codec> Node<C> {
                 }
                 self.register();
             }
-            Outcome::Failed(failure) => self.registry_refused(failure),
-            Outcome::Reply(_) | Outcome::PassThrough => self.registry_refused(Failure::OutOfTurn),
+            Outcome::Failed(failure) => self.registry_refused(now, failure),
+            Outcome::Reply(_) | Outcome::PassThrough => {
+                self.registry_refused(now, Failure::OutOfTurn)
+            }
         }
     }
 
     /// The registry refused us, or failed our handshake: say why (telling it too, when it
-    /// is our side that refuses), close and exit.
-    fn registry_refused(&mut self, failure: Failure) {
+    /// is our side that refuses), close and exit; but a registry too busy to keep our
+    /// connection while we join is tried again, as one that did not answer.
+    fn registry_refused(&mut self, now: Nanos, failure: Failure) {
+        if failure == Failure::Refused(Refusal::Busy) && self.join_busy(now) {
+            return;
+        }
         let line = failure.describe(&format!("the registry at {}", self.config.registry));
         self.say(format!("{line}; exiting"));
         self.close_telling(self.registry, failure.tell(), line);

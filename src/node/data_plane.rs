@@ -37,7 +37,7 @@ enum Relayed<'a, C: Codec> {
 impl<C: Codec> Node<C> {
     /// Bytes from a link other than the registry's: its handshake first, then data frames.
     pub(super) fn on_data_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
-        match self.handshake(conn, bytes) {
+        match self.handshake(now, conn, bytes) {
             Step::Through => self.on_data_frames(now, conn, bytes),
             Step::Waiting => 0,
             Step::Took(used) if used == bytes.len() => used,

@@ -9,7 +9,7 @@ use crate::limits::{
     JOIN_ATTEMPT_TIMEOUT_NS, JOIN_BACKOFF_MAX_NS, JOIN_BACKOFF_MIN_NS, JOIN_CONNECT_TIMEOUT_NS,
 };
 use crate::machine::{Effect, Nanos};
-use crate::wire::Codec;
+use crate::wire::{Codec, Refusal};
 
 /// Attempts to register, from the first until the registry answers.
 #[derive(Debug, Clone)]
@@ -131,6 +131,23 @@ impl<C: Codec> Node<C> {
             joining.next = retry_at;
         }
         true
+    }
+
+    /// The registry pushed this attempt's connection out, busy with others that wait to
+    /// register: close it and try again after the usual pause, within the wait. Returns
+    /// false when the node is not joining.
+    pub(super) fn join_busy(&mut self, now: Nanos) -> bool {
+        let Some(joining) = self.joining.as_mut() else {
+            return false;
+        };
+        // Not a refusal of this node: as if the registry had not been reached.
+        joining.heard = false;
+        joining.connected = false;
+        let conn = self.registry;
+        self.connections.remove(&conn);
+        self.effects.push(Effect::Close(conn));
+        let why = Refusal::Busy.describe(&format!("the registry at {}", self.config.registry));
+        self.join_failed(now, &why, false)
     }
 
     /// The current attempt's connection is established: the registry has

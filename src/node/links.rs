@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::Node;
 use super::overlay::{Link, unsent_data_frames};
 use crate::auth::{self, Binding, Handshake, Outcome};
-use crate::machine::{ConnId, Effect};
+use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Peek, Status};
 
 /// What a connection is to this node.
@@ -85,7 +85,7 @@ impl<C: Codec> Node<C> {
     /// of a node that connected to us (and, with a secret, its proof), or the challenge of a
     /// node we connected to (we check it, prove ourselves, and the entry is up). After it,
     /// a table entry's link carries nothing toward us but, perhaps, its refusal.
-    pub(super) fn handshake(&mut self, conn: ConnId, bytes: &[u8]) -> Step {
+    pub(super) fn handshake(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> Step {
         let Some(connection) = self.connections.get(&conn) else {
             return Step::Through;
         };
@@ -140,8 +140,10 @@ impl<C: Codec> Node<C> {
                 self.on_entry_connected(index);
                 Step::Took(len)
             }
-            (Outcome::Done(_), _) => Step::Took(len),
-            (Outcome::PassThrough, _) => Step::Through,
+            // A node that connected to us is a link now (within the bound on links).
+            (Outcome::Done(_), _) if self.inbound_link_up(now, conn) => Step::Took(len),
+            (Outcome::PassThrough, _) if self.inbound_link_up(now, conn) => Step::Through,
+            (Outcome::Done(_) | Outcome::PassThrough, _) => Step::Closed,
             (Outcome::Failed(failure), _) => {
                 let why = failure.describe(&self.peer_of(conn));
                 self.close_telling(conn, failure.tell(), why);

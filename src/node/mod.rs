@@ -31,7 +31,12 @@ use rand::rngs::{SmallRng, StdRng};
 
 use crate::auth::{self, Binding, Handshake, Secret};
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
+use crate::limits::{
+    NODE_HANDSHAKE_TIMEOUT_NS, NODE_INBOUND_LINKS_MAX, NODE_STRANGERS_MAX,
+    NODE_STRANGERS_PER_ADDRESS_MAX, STRANGER_WARNING_INTERVAL_NS,
+};
 use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Farewells, Machine, Nanos};
+use crate::strangers::{Strangers, Throttle};
 use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc, Refusal};
 use links::{Connection, Role};
 use overlay::{Overlay, unsent_data_frames};
@@ -96,6 +101,11 @@ pub struct Node<C: Codec> {
     connections: HashMap<ConnId, Connection>,
     /// The overlay of the last manifest that set one up: everything the data plane uses.
     overlay: Option<Overlay<C>>,
+    /// Accepted connections whose handshake is not done (`crate::strangers`): bounded, a share
+    /// per address, [`NODE_HANDSHAKE_TIMEOUT_NS`] each.
+    strangers: Strangers,
+    /// Strangers closed are logged once per interval.
+    stranger_warnings: Throttle,
     /// Handshake nonces (`crate::auth`).
     nonces: StdRng,
     /// Sinks, values and extra payload bytes of originated packets.
@@ -127,6 +137,12 @@ impl<C: Codec> Node<C> {
             joining: None,
             connections: HashMap::new(),
             overlay: None,
+            strangers: Strangers::new(
+                NODE_STRANGERS_MAX,
+                NODE_STRANGERS_PER_ADDRESS_MAX,
+                NODE_HANDSHAKE_TIMEOUT_NS,
+            ),
+            stranger_warnings: Throttle::default(),
             nonces,
             rng,
             effects: Vec::new(),
@@ -185,9 +201,72 @@ impl<C: Codec> Node<C> {
         self.close(conn, why);
     }
 
+    /// Closes an accepted connection that never became a link (`why`, told as `refusal`),
+    /// logging at most one such line per [`STRANGER_WARNING_INTERVAL_NS`]: any host can open
+    /// connections as fast as it likes, and the log must not grow with them.
+    fn close_stranger(&mut self, now: Nanos, conn: ConnId, refusal: Option<Refusal>, why: &str) {
+        if let Some(held) = self
+            .stranger_warnings
+            .event(now, STRANGER_WARNING_INTERVAL_NS)
+        {
+            let more = match held {
+                0 => String::new(),
+                held => format!(
+                    " ({held} more connections that never became links were closed since the \
+                     last such line)"
+                ),
+            };
+            tracing::warn!(
+                "closing the connection with {}: {why}{more}",
+                self.peer_of(conn)
+            );
+        }
+        if let Some(refusal) = refusal.filter(|_| C::HELLO) {
+            let mut farewell = Vec::new();
+            C::encode_control(&Control::Refused(refusal), &mut farewell);
+            self.farewells.keep(conn, farewell);
+        }
+        self.strangers.leave(conn);
+        self.connections.remove(&conn);
+        self.effects.push(Effect::Close(conn));
+    }
+
+    /// Accepted strangers whose handshake did not finish in time are closed.
+    fn expire_strangers(&mut self, now: Nanos) {
+        while let Some(conn) = self.strangers.expired(now) {
+            let why = format!(
+                "no handshake within {} s of connecting",
+                NODE_HANDSHAKE_TIMEOUT_NS / 1_000_000_000
+            );
+            self.close_stranger(now, conn, None, &why);
+        }
+    }
+
+    /// An accepted connection finished its handshake: a link now, unless the node already
+    /// holds [`NODE_INBOUND_LINKS_MAX`] of them (then it is refused as busy). Returns whether it
+    /// stays.
+    fn inbound_link_up(&mut self, now: Nanos, conn: ConnId) -> bool {
+        self.strangers.leave(conn);
+        let links = self
+            .connections
+            .iter()
+            .filter(|(other, c)| {
+                matches!(c.role, Role::Inbound(_)) && !self.strangers.contains(**other)
+            })
+            .count();
+        if links > NODE_INBOUND_LINKS_MAX {
+            let why =
+                format!("this node already holds {NODE_INBOUND_LINKS_MAX} links from other nodes");
+            self.close_stranger(now, conn, Some(Refusal::Busy), &why);
+            return false;
+        }
+        true
+    }
+
     /// Closes `conn` with a warning saying why (at most so many a while: `warnings.rs`).
     fn close(&mut self, conn: ConnId, why: String) {
         let peer = self.peer_of(conn);
+        self.strangers.leave(conn);
         let role = self.connections.remove(&conn).map(|c| c.role);
         match self.warnings.admit(self.now) {
             Some(0) => tracing::warn!("closing the connection with {peer}: {why}"),
@@ -215,17 +294,29 @@ impl<C: Codec> Machine for Node<C> {
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
         self.now = now;
         tracing::debug!("accepted a link from {peer}");
-        // The connector's hello comes first (the classic format has none).
-        let handshake = if C::HELLO {
-            Handshake::accept(Binding {
-                acceptor: auth::Role::Node,
-                acceptor_addr: local,
-            })
-        } else {
-            Handshake::Done
-        };
+        if !C::HELLO {
+            // The classic format has no hello: a reference node's link says nothing until a
+            // run, so it is a link at once (within the bound on links).
+            self.connections
+                .insert(conn, Connection::new(Role::Inbound(peer), Handshake::Done));
+            self.inbound_link_up(now, conn);
+            return;
+        }
+        // A stranger until its handshake is done (`crate::strangers`).
+        let handshake = Handshake::accept(Binding {
+            acceptor: auth::Role::Node,
+            acceptor_addr: local,
+        });
         self.connections
             .insert(conn, Connection::new(Role::Inbound(peer), handshake));
+        if let Some(old) = self.strangers.admit(now, conn, peer.ip()) {
+            self.close_stranger(
+                now,
+                old,
+                Some(Refusal::Busy),
+                "pushed out by a newer connection (too many wait to finish their handshake)",
+            );
+        }
     }
 
     fn on_connected(&mut self, now: Nanos, conn: ConnId) {
@@ -314,15 +405,16 @@ impl<C: Codec> Machine for Node<C> {
     fn on_tick(&mut self, now: Nanos) {
         self.now = now;
         self.on_join_tick(now);
+        self.expire_strangers(now);
         self.originate(now);
     }
 
     fn next_tick(&self) -> Option<Nanos> {
         let send = self.overlay.as_ref().and_then(Overlay::next_send);
-        match (send, self.join_tick()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [send, self.join_tick(), self.strangers.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {

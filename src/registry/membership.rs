@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use rand::Rng;
 
 use super::Registry;
-use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
+use crate::limits::{
+    CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX, STRANGER_WARNING_INTERVAL_NS,
+};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Refusal, Status};
 
@@ -104,10 +106,12 @@ impl<C: Codec> Registry<C> {
             return;
         }
         let Some(id) = self.pick_id() else {
+            // The node prints this and stops (waiting would not help).
             let space = self.id_space();
             let info = format!(
-                "registration refused: all {} IDs (0..={}) are taken; start the registry with \
-                 a wider --id-bits",
+                "registration refused: the registry is full ({} nodes): all {} IDs (0..={}) are \
+                 taken; start the registry with a wider --id-bits",
+                self.nodes.len(),
                 space.min(NODES_MAX as u64),
                 space.min(NODES_MAX as u64) - 1
             );
@@ -115,6 +119,7 @@ impl<C: Codec> Registry<C> {
             return;
         };
         self.nodes.insert(id, NodeRecord { addr, conn });
+        self.strangers.leave(conn);
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.node = Some(id);
         }
@@ -262,6 +267,7 @@ impl<C: Codec> Registry<C> {
 
     /// A connection is gone (closed or refused): its node, if it registered one, leaves.
     pub(super) fn forget_connection(&mut self, now: Nanos, conn: ConnId, why: &str) {
+        self.strangers.leave(conn);
         let Some(connection) = self.connections.remove(&conn) else {
             return;
         };
@@ -280,23 +286,46 @@ impl<C: Codec> Registry<C> {
     /// Closes the connections that have not registered a node within `stranger_timeout` of
     /// being accepted.
     pub(super) fn expire_strangers(&mut self, now: Nanos) {
-        while let Some(&(at, conn)) = self.strangers.front() {
-            if at > now {
-                break;
-            }
-            self.strangers.pop_front();
-            if self
+        while let Some(conn) = self.strangers.expired(now) {
+            let seconds = self.config.stranger_timeout / 1_000_000_000;
+            let why = format!("did not register a node within {seconds} s of connecting");
+            self.strangers_closed(now, conn, None, &why);
+        }
+    }
+
+    /// Closes a stranger (`why`, told as `refusal`), logging at most one such line per
+    /// [`STRANGER_WARNING_INTERVAL_NS`]: strangers come and go as fast as any host can
+    /// connect, and the log must not grow with them.
+    pub(super) fn strangers_closed(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        refusal: Option<Refusal>,
+        why: &str,
+    ) {
+        if let Some(held) = self
+            .stranger_warnings
+            .event(now, STRANGER_WARNING_INTERVAL_NS)
+        {
+            let peer = self
                 .connections
                 .get(&conn)
-                .is_some_and(|c| c.node.is_none())
-            {
-                let seconds = self.config.stranger_timeout / 1_000_000_000;
-                self.refuse_and_close(
-                    now,
-                    conn,
-                    format!("did not register a node within {seconds} s of connecting"),
-                );
-            }
+                .map_or("?".to_string(), |c| c.peer.to_string());
+            let more = match held {
+                0 => String::new(),
+                held => format!(
+                    " ({held} more connections that never registered were closed since the \
+                     last such line)"
+                ),
+            };
+            tracing::warn!("{peer}: {why}; closing the connection{more}");
         }
+        if let Some(refusal) = refusal.filter(|_| C::HELLO) {
+            let mut farewell = Vec::new();
+            C::encode_control(&Control::Refused(refusal), &mut farewell);
+            self.farewells.keep(conn, farewell);
+        }
+        self.effects.push(Effect::Close(conn));
+        self.forget_connection(now, conn, why);
     }
 }

@@ -16,7 +16,7 @@
 //! `settle` after the last task-finished), no window, and `start` or `setup-overlay` is refused
 //! when the format cannot carry what it would send (extra payload, more than 255 nodes).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
@@ -25,10 +25,14 @@ use rand::rngs::{SmallRng, StdRng};
 
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
-use crate::limits::{CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX};
+use crate::limits::{
+    CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX, REGISTRY_STRANGERS_MAX,
+    REGISTRY_STRANGERS_PER_ADDRESS_MAX,
+};
 use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
 use crate::routing::Fingers;
-use crate::wire::{Codec, Control, NodeId, Peek};
+use crate::strangers::{Strangers, Throttle};
+use crate::wire::{Codec, Control, NodeId, Peek, Refusal};
 
 mod config;
 mod export;
@@ -106,8 +110,11 @@ pub struct Registry<C: Codec> {
     interrupts: u32,
     /// A scripted registry gives up if the overlay is not ready by then.
     ready_deadline: Option<Nanos>,
-    /// Connections accepted, in order, with the time by which they must have registered.
-    strangers: VecDeque<(Nanos, ConnId)>,
+    /// Connections that have not registered a node (`crate::strangers`): a bounded pool, a
+    /// share per address, and `stranger_timeout` each to register.
+    strangers: Strangers,
+    /// Strangers pushed out or timed out are logged once per interval.
+    stranger_warnings: Throttle,
     /// Draws node IDs.
     rng: SmallRng,
     /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
@@ -124,6 +131,11 @@ impl<C: Codec> Registry<C> {
         let rng = SmallRng::seed_from_u64(config.seed);
         let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
         let intervals = Intervals::new(config.interval);
+        let strangers = Strangers::new(
+            REGISTRY_STRANGERS_MAX,
+            REGISTRY_STRANGERS_PER_ADDRESS_MAX,
+            config.stranger_timeout,
+        );
         Registry {
             config,
             connections: HashMap::new(),
@@ -139,7 +151,8 @@ impl<C: Codec> Registry<C> {
             intervals,
             interrupts: 0,
             ready_deadline: None,
-            strangers: VecDeque::new(),
+            strangers,
+            stranger_warnings: Throttle::default(),
             rng,
             nonces,
             effects: Vec::new(),
@@ -348,8 +361,6 @@ impl<C: Codec> Machine for Registry<C> {
 
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
         tracing::debug!("connection from {peer}");
-        self.strangers
-            .push_back((now + self.config.stranger_timeout, conn));
         // The hello comes first (the classic format has none: its first message is a
         // request).
         let handshake = if C::HELLO {
@@ -370,6 +381,14 @@ impl<C: Codec> Machine for Registry<C> {
                 warnings: 0,
             },
         );
+        if let Some(old) = self.strangers.admit(now, conn, peer.ip()) {
+            self.strangers_closed(
+                now,
+                old,
+                Some(Refusal::Busy),
+                "pushed out by a newer connection (too many connections wait to register)",
+            );
+        }
     }
 
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
@@ -457,7 +476,7 @@ impl<C: Codec> Machine for Registry<C> {
         }
         let poll = self.run.as_ref().and_then(Run::next_tick);
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());
-        let stranger = self.strangers.front().map(|(at, _)| *at);
+        let stranger = self.strangers.next_deadline();
         [poll, deadline, stranger].into_iter().flatten().min()
     }
 

@@ -101,8 +101,6 @@ pub struct LinkCount {
 /// other side can say what is wrong instead of "closed by peer".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The registry holds as many nodes as it can (`nodes`): no ID is left.
-    Full { nodes: u32 },
     /// Too many connections wait to register or authenticate (from the peer's address, or in
     /// all); a newer one pushed this one out. Trying again later may work.
     Busy,
@@ -118,7 +116,6 @@ impl Refusal {
     /// What it means, said of `peer` (for example "the registry at 10.0.0.1:5000").
     pub fn describe(&self, peer: &str) -> String {
         match self {
-            Refusal::Full { nodes } => format!("{peer} is full ({nodes} nodes)"),
             Refusal::Busy => {
                 format!("{peer} is busy: too many connections wait to register or authenticate")
             }

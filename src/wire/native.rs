@@ -40,11 +40,10 @@ pub mod kind {
 
 /// Reasons of a refusal (`kind::REFUSED`).
 pub mod refusal_code {
-    pub const FULL: u8 = 1;
-    pub const BUSY: u8 = 2;
-    pub const SECRET_REQUIRED: u8 = 3;
-    pub const NO_SECRET: u8 = 4;
-    pub const WRONG_SECRET: u8 = 5;
+    pub const BUSY: u8 = 1;
+    pub const SECRET_REQUIRED: u8 = 2;
+    pub const NO_SECRET: u8 = 3;
+    pub const WRONG_SECRET: u8 = 4;
 }
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
@@ -433,10 +432,6 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
         Control::Refused(refusal) => {
             out.push(kind::REFUSED);
             match refusal {
-                Refusal::Full { nodes } => {
-                    out.push(refusal_code::FULL);
-                    put_u32(out, *nodes);
-                }
                 Refusal::Busy => out.push(refusal_code::BUSY),
                 Refusal::SecretRequired => out.push(refusal_code::SECRET_REQUIRED),
                 Refusal::NoSecret => out.push(refusal_code::NO_SECRET),
@@ -801,9 +796,6 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             proof: reader.array()?,
         },
         kind::REFUSED => Control::Refused(match reader.u8()? {
-            refusal_code::FULL => Refusal::Full {
-                nodes: reader.u32_le()?,
-            },
             refusal_code::BUSY => Refusal::Busy,
             refusal_code::SECRET_REQUIRED => Refusal::SecretRequired,
             refusal_code::NO_SECRET => Refusal::NoSecret,

@@ -121,8 +121,18 @@ impl<M: Machine> Driver<'_, M> {
         if let Err(error) = socket.set_tcp_nodelay(true) {
             tracing::warn!(%peer, %error, "TCP_NODELAY failed on accepted connection");
         }
-        if self.connections.len() >= self.connections_max {
-            tracing::warn!(%peer, limit = self.connections_max, "connection limit reached; accepted connection closed");
+        if self.connections.len() >= self.accepted_max {
+            if let Some(held) = self
+                .accept_limit_warnings
+                .event(self.now, STRANGER_WARNING_INTERVAL_NS)
+            {
+                tracing::warn!(
+                    %peer,
+                    limit = self.accepted_max,
+                    "connection limit reached; accepted connection closed ({held} more since \
+                     the last such warning)"
+                );
+            }
             return Ok(());
         }
         let conn = ConnId::inbound(self.inbound_sequence).in_group(index);

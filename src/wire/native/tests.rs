@@ -107,7 +107,6 @@ fn every_control_message_roundtrips() {
     });
     roundtrip(Control::Response { proof: [3; 32] });
     for refusal in [
-        Refusal::Full { nodes: 4096 },
         Refusal::Busy,
         Refusal::SecretRequired,
         Refusal::NoSecret,
