@@ -623,7 +623,15 @@ fn node_without_registry_fails() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let mut lonely = node("lonely", port, &["--registry-wait", "1"], false);
+    // Bound to another loopback address: connecting from 127.0.0.1 to a free port of
+    // 127.0.0.1 can pick that same port as its source and connect to itself (a TCP
+    // simultaneous open), or reach the node's own listener on that port.
+    let mut lonely = node(
+        "lonely",
+        port,
+        &["--registry-wait", "1", "--bind", "127.0.0.2"],
+        false,
+    );
     let status = lonely.wait_exit();
     assert!(!status.success(), "{status}");
     let said = lonely.out.text() + &lonely.err.text();
