@@ -9,7 +9,9 @@ use std::path::Path;
 
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
-use overlay::wire::{Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Status};
+use overlay::wire::{
+    Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Refusal, Status,
+};
 
 /// The golden vectors of src/wire/native/tests.rs, byte for byte.
 const GOLDEN: &[&[u8]] = &[
@@ -92,6 +94,19 @@ fn controls() -> Vec<Control> {
                 received: 2,
             }],
         },
+        Control::Hello { nonce: None },
+        Control::Hello {
+            nonce: Some([7; 32]),
+        },
+        Control::Challenge {
+            nonce: [8; 32],
+            proof: [9; 32],
+        },
+        Control::Response { proof: [10; 32] },
+        Control::Refused(Refusal::Busy),
+        Control::Refused(Refusal::SecretRequired),
+        Control::Refused(Refusal::NoSecret),
+        Control::Refused(Refusal::WrongSecret),
     ]
 }
 

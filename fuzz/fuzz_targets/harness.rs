@@ -53,8 +53,10 @@ pub fn check_outgoing(bytes: &[u8], mut seen: impl FnMut(Control)) {
 }
 
 /// Where the machine under test listens: its end of every connection it accepts.
-pub const LISTEN: SocketAddr =
-    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 40_000));
+pub const LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    40_000,
+));
 
 /// A machine and what a driver would keep about it.
 pub struct Driver<M: Machine> {
