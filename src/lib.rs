@@ -22,4 +22,5 @@ pub mod sim;
 pub mod stats;
 pub mod strangers;
 pub mod summary;
+pub mod warnings;
 pub mod wire;

@@ -326,13 +326,14 @@ pub fn relay_queued_bytes_max(nodes: usize, window_bytes: u64) -> usize {
 /// send as fast as they can): a gibibyte, more than the reference's own runs queue, so that a
 /// flood cannot grow a node without limit.
 pub const RELAY_QUEUED_BYTES_NO_WINDOW_MAX: usize = 1 << 30;
-/// A node shows at most [`NODE_WARNINGS_PER_INTERVAL_MAX`] warnings about connections it
-/// closes (bad frames, failed handshakes, links cut for queuing too much) per this interval;
-/// the rest are counted and the count is shown with the next warning. Anyone may connect to a
-/// node and be refused again and again: without a limit each refusal was a line in the log.
-pub const NODE_WARNING_INTERVAL_NS: Nanos = 5_000_000_000;
-/// See [`NODE_WARNING_INTERVAL_NS`]: enough to see what is going on, a few lines a second.
-pub const NODE_WARNINGS_PER_INTERVAL_MAX: u32 = 10;
+/// A node or the registry shows at most [`CLOSE_WARNINGS_PER_INTERVAL_MAX`] warnings about
+/// connections it closes (bad frames, failed handshakes, strangers, links cut for queuing too
+/// much) per this interval; the rest are counted and the count is shown with the next warning
+/// (`crate::warnings`). Anyone may connect and be refused again and again: without a limit
+/// each refusal was a line in the log.
+pub const CLOSE_WARNING_INTERVAL_NS: Nanos = 5_000_000_000;
+/// See [`CLOSE_WARNING_INTERVAL_NS`]: enough to see what is going on, a few lines a second.
+pub const CLOSE_WARNINGS_PER_INTERVAL_MAX: u32 = 10;
 /// Most problem lines (corrupted packets, unknown sinks, lost links) a node prints between two
 /// final reports; its counters keep counting after that.
 pub const PROBLEM_LINES_MAX: u64 = 20;

@@ -761,25 +761,34 @@ fn a_flood_of_relayable_frames_is_cut_and_memory_stays_bounded() {
     assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
 }
 
-/// A peer refused again and again (issue 12, neighbour of items 1 and 5): two hundred
-/// connections to a node, each sending a frame of an unknown type, are all closed, and the
-/// node's log holds at most `NODE_WARNINGS_PER_INTERVAL_MAX` warnings about them per 5 s,
-/// the later ones counting those not shown (it had one line per connection).
+/// Peers refused again and again (issue 12, neighbour of items 1 and 5): two hundred
+/// connections to a node, then to the registry, each sending a frame of an unknown type, are
+/// all closed, and each process's log holds at most `CLOSE_WARNINGS_PER_INTERVAL_MAX`
+/// warnings about them per 5 s, the later ones counting those not shown (each had one line
+/// per connection).
 #[test]
-fn a_node_refused_again_and_again_keeps_its_log_short() {
+fn peers_refused_again_and_again_keep_the_logs_short() {
     let started = std::time::Instant::now();
-    let (_reg, port) = registry(&[], false);
+    let (reg, port) = registry(&[], false);
     let n = node("node0", port, &[], false);
     let me = registered(&n);
+    let registry_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for (who, proc, addr) in [("node", &n, me.addr), ("registry", &reg, registry_addr)] {
+        refused_again_and_again(who, proc, addr, started);
+    }
+}
+
+fn refused_again_and_again(who: &str, proc: &Proc, addr: SocketAddr, started: std::time::Instant) {
     let count = 200;
     for _ in 0..count {
         expect_closed(
             "an unknown message type",
-            me.addr,
+            addr,
             &[5, 0, 0, 0, 0xee, 1, 2, 3, 4],
             false,
         );
     }
+    let n = proc;
     let log = n.err.text();
     let warnings = log
         .lines()
@@ -787,10 +796,10 @@ fn a_node_refused_again_and_again_keeps_its_log_short() {
         .count();
     // The node ran for less than this: as many intervals as could have begun.
     let intervals = 1 + started.elapsed().as_secs() / 5;
-    let allowed = overlay::limits::NODE_WARNINGS_PER_INTERVAL_MAX as u64 * intervals;
+    let allowed = overlay::limits::CLOSE_WARNINGS_PER_INTERVAL_MAX as u64 * intervals;
     assert!(
         (warnings as u64) <= allowed,
-        "{warnings} warnings for {count} refused connections (at most {allowed})\n{log}"
+        "{who}: {warnings} warnings for {count} refused connections (at most {allowed})\n{log}"
     );
-    assert!(warnings > 0, "no warning at all\n{log}");
+    assert!(warnings > 0, "{who}: no warning at all\n{log}");
 }

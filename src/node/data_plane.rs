@@ -90,7 +90,7 @@ impl<C: Codec> Node<C> {
     }
 
     /// `conn` asked this node to queue more than the most honest traffic can (it has `share`
-    /// bytes queued): it is cut, counted, and named in a warning (`warnings.rs`).
+    /// bytes queued): it is cut, counted, and named in a warning (`crate::warnings`).
     #[cold]
     fn cut(&mut self, conn: ConnId, share: usize) {
         let Some(overlay) = self.overlay.as_mut() else {

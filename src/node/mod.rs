@@ -21,7 +21,6 @@ mod links;
 mod originate;
 mod overlay;
 mod shares;
-mod warnings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,7 +115,7 @@ pub struct Node<C: Codec> {
     /// The time of the event being handled (warnings are rate-limited by it).
     now: Nanos,
     /// How many warnings about closed connections the log has had lately.
-    warnings: warnings::WarningGate,
+    warnings: crate::warnings::WarningGate,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -148,7 +147,7 @@ impl<C: Codec> Node<C> {
             effects: Vec::new(),
             farewells: Farewells::default(),
             now: 0,
-            warnings: warnings::WarningGate::default(),
+            warnings: crate::warnings::WarningGate::default(),
             payload_crc: None,
         }
     }
@@ -263,7 +262,7 @@ impl<C: Codec> Node<C> {
         true
     }
 
-    /// Closes `conn` with a warning saying why (at most so many a while: `warnings.rs`).
+    /// Closes `conn` with a warning saying why (at most so many a while: `crate::warnings`).
     fn close(&mut self, conn: ConnId, why: String) {
         let peer = self.peer_of(conn);
         self.strangers.leave(conn);

@@ -243,7 +243,14 @@ impl<C: Codec> Registry<C> {
             .connections
             .get(&conn)
             .map_or("?".to_string(), |c| c.peer.to_string());
-        tracing::warn!("{peer}: {why}; closing the connection");
+        match self.close_warnings.admit(now) {
+            Some(0) => tracing::warn!("{peer}: {why}; closing the connection"),
+            Some(hidden) => tracing::warn!(
+                "{peer}: {why}; closing the connection (and {hidden} more closed connections \
+                 since the last warning, not shown)"
+            ),
+            None => tracing::debug!("{peer}: {why}; closing the connection"),
+        }
         self.effects.push(Effect::Close(conn));
         self.forget_connection(now, conn, &why);
     }

@@ -122,6 +122,8 @@ pub struct Registry<C: Codec> {
     effects: Vec<Effect>,
     /// Why connections it closed were refused, until the driver sends it.
     farewells: Farewells,
+    /// How many warnings about closed connections the log has had lately.
+    close_warnings: crate::warnings::WarningGate,
     codec: PhantomData<C>,
 }
 
@@ -157,6 +159,7 @@ impl<C: Codec> Registry<C> {
             nonces,
             effects: Vec::new(),
             farewells: Farewells::default(),
+            close_warnings: crate::warnings::WarningGate::default(),
             codec: PhantomData,
         }
     }

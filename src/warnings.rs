@@ -1,13 +1,13 @@
-//! How often a node warns about the connections it closes: anyone may connect to a node and
-//! send it something it refuses, again and again, so at most
-//! [`NODE_WARNINGS_PER_INTERVAL_MAX`] warnings per [`NODE_WARNING_INTERVAL_NS`] reach the log;
-//! the rest go to the debug level and are counted in the next warning shown.
+//! How often a process warns about the connections it closes: anyone may connect to a node or
+//! the registry and send it something it refuses, again and again, so at most
+//! [`CLOSE_WARNINGS_PER_INTERVAL_MAX`] warnings per [`CLOSE_WARNING_INTERVAL_NS`] reach the
+//! log; the rest go to the debug level and are counted in the next warning shown.
 
-use crate::limits::{NODE_WARNING_INTERVAL_NS, NODE_WARNINGS_PER_INTERVAL_MAX};
+use crate::limits::{CLOSE_WARNING_INTERVAL_NS, CLOSE_WARNINGS_PER_INTERVAL_MAX};
 use crate::machine::Nanos;
 
 #[derive(Debug, Default)]
-pub(super) struct WarningGate {
+pub struct WarningGate {
     /// When the current interval began.
     interval_start: Nanos,
     /// Warnings shown in it.
@@ -19,12 +19,12 @@ pub(super) struct WarningGate {
 impl WarningGate {
     /// `Some(hidden)`: show this warning, and say that `hidden` were not shown before it;
     /// `None`: do not show it.
-    pub(super) fn admit(&mut self, now: Nanos) -> Option<u64> {
-        if now.saturating_sub(self.interval_start) >= NODE_WARNING_INTERVAL_NS {
+    pub fn admit(&mut self, now: Nanos) -> Option<u64> {
+        if now.saturating_sub(self.interval_start) >= CLOSE_WARNING_INTERVAL_NS {
             self.interval_start = now;
             self.shown = 0;
         }
-        if self.shown < NODE_WARNINGS_PER_INTERVAL_MAX {
+        if self.shown < CLOSE_WARNINGS_PER_INTERVAL_MAX {
             self.shown += 1;
             Some(std::mem::take(&mut self.hidden))
         } else {
@@ -41,11 +41,11 @@ mod tests {
     #[test]
     fn at_most_so_many_per_interval_and_the_rest_counted() {
         let mut gate = WarningGate::default();
-        for _ in 0..NODE_WARNINGS_PER_INTERVAL_MAX {
+        for _ in 0..CLOSE_WARNINGS_PER_INTERVAL_MAX {
             assert_eq!(gate.admit(1), Some(0));
         }
         assert_eq!(gate.admit(2), None);
         assert_eq!(gate.admit(3), None);
-        assert_eq!(gate.admit(1 + NODE_WARNING_INTERVAL_NS), Some(2));
+        assert_eq!(gate.admit(1 + CLOSE_WARNING_INTERVAL_NS), Some(2));
     }
 }
