@@ -47,11 +47,19 @@ struct Cli {
     command: Command,
 }
 
+/// The rule every flag's unit follows, at the end of `registry --help` and `node --help`.
+const UNITS: &str = "Units: durations are in seconds (fractions where the help says so) unless \
+                     the flag's name ends in its unit (--settle-ms, --busy-poll-us); sizes are \
+                     in bytes (--window-bytes, --payload); --rate is packets per second per \
+                     node.";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the registry. Reads commands from standard input (type `help`).
+    #[command(after_help = UNITS)]
     Registry(Box<RegistryArgs>),
     /// Run a messaging node. Reads commands from standard input (type `help`).
+    #[command(after_help = UNITS)]
     Node(NodeArgs),
     /// Path lengths and load balance of an overlay computed in memory (no sockets), with the
     /// nodes' finger tables and next-hop code: the Chord paper's Fig. 8 and 10 (docs/CHORD.md).
@@ -263,7 +271,7 @@ struct RegistryArgs {
     start: Option<u64>,
     /// Scripted mode: seconds each node sends per run (instead of --start); then the run
     /// drains and verifies every packet sent (native wire only).
-    #[arg(long, requires = "nodes", value_parser = seconds_arg)]
+    #[arg(short = 't', long, requires = "nodes", value_parser = seconds_arg)]
     duration: Option<f64>,
     /// Seconds at the start of every run left out of its packets/s and latency (the summary
     /// says so; native wire only).
@@ -271,7 +279,7 @@ struct RegistryArgs {
     warmup: Option<f64>,
     /// Print a line every this many seconds of a run with the rate, latency and progress of
     /// that interval (at least 0.1; native wire only).
-    #[arg(long, value_parser = interval_arg)]
+    #[arg(short, long, value_parser = interval_arg)]
     interval: Option<f64>,
     /// Scripted mode: how many runs.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]

@@ -168,6 +168,7 @@ impl RunStats {
         StatsSummary {
             packets_by_relays: self.hops.clone(),
             latency_ns: LatencySummary::of(&all, 1),
+            latency_quantiles_ns: quantiles(&all),
             latency_per_hop_ns: self
                 .latency_ns
                 .iter()
@@ -180,6 +181,21 @@ impl RunStats {
                 .collect(),
         }
     }
+}
+
+/// See [`StatsSummary::latency_quantiles_ns`].
+fn quantiles(histogram: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let mut points = vec![(0.0, histogram.min())];
+    points.extend((1..100).map(|percent| {
+        let q = f64::from(percent) / 100.0;
+        (q, histogram.value_at_quantile(q))
+    }));
+    points.extend([0.999, 0.9999].map(|q| (q, histogram.value_at_quantile(q))));
+    points.push((1.0, histogram.max()));
+    points
 }
 
 /// Refuses a serialized histogram whose header would make the library allocate more than ours
@@ -247,6 +263,10 @@ pub struct StatsSummary {
     pub packets_by_relays: Vec<u64>,
     /// End-to-end latency over all packets, nanoseconds.
     pub latency_ns: LatencySummary,
+    /// The end-to-end latency's distribution: (quantile, nanoseconds) at 0 (the least),
+    /// every 1% up to 99%, 99.9%, 99.99% and 1 (the most); empty without latencies. What
+    /// `tools/plot.py latency` draws as a CDF.
+    pub latency_quantiles_ns: Vec<(f64, u64)>,
     /// Per-hop latency by path length, nanoseconds.
     pub latency_per_hop_ns: Vec<HopLatency>,
 }
@@ -276,6 +296,18 @@ mod tests {
         let two = &summary.latency_per_hop_ns[2];
         assert_eq!(two.relays, 2);
         assert!((9_900..=10_100).contains(&two.per_hop.p50), "{two:?}");
+        // The CDF: 103 points, quantiles and values rising, from the least to the most.
+        let cdf = &summary.latency_quantiles_ns;
+        assert_eq!(cdf.len(), 103);
+        assert!((9_900..=10_100).contains(&cdf[0].1), "{cdf:?}");
+        assert!((29_700..=30_300).contains(&cdf[102].1), "{cdf:?}");
+        assert!(cdf.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert!(
+            RunStats::default()
+                .summary()
+                .latency_quantiles_ns
+                .is_empty()
+        );
         assert!(RunStats::default().is_empty());
     }
 

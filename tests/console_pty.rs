@@ -188,8 +188,7 @@ fn node_console_restores_the_terminal_on_exit() {
 }
 
 /// A scripted run on a terminal draws a progress bar (packets of the total with thousands
-/// separators, rate, ETA), then
-/// clears it for the summary.
+/// separators, rate, ETA), then clears it for the summary.
 #[test]
 fn registry_draws_a_progress_bar_on_a_terminal() {
     let port_file = temp_path("pty-bar.port");

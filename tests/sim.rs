@@ -451,6 +451,11 @@ fn the_129th_node_is_refused_for_lack_of_ids() {
         .unwrap_or_else(|| panic!("no refusal printed: {:?}", sim.printed(who)))
         .clone();
     assert!(line.contains("all 128 IDs"), "{line}");
+    // Said once: not "Registration refused: registration refused: ...".
+    assert!(
+        line.starts_with("Registration refused: all 128 IDs"),
+        "{line}"
+    );
     assert_eq!(sim.exit_code(who), Some(1));
     // Every ID is taken exactly once.
     let ids: BTreeSet<NodeId> = sim.registry().node_ids().into_iter().collect();

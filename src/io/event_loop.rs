@@ -601,7 +601,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             if reason == CloseReason::PeerClosed {
                 tracing::debug!(?conn, %peer, %reason, "connection closed");
             } else {
-                tracing::warn!(?conn, %peer, %reason, "connection closed");
+                tracing::warn!(%peer, %reason, "connection closed");
             }
             // Bytes taken from the machine that will never leave: it can account for them.
             let slot = &self.connections[key];

@@ -94,7 +94,10 @@ impl<C: Codec> Node<C> {
                     if let Phase::Exiting { id } = phase {
                         self.phase = Phase::Registered { id };
                     }
-                    self.say(format!("Deregistration refused: {info}"));
+                    self.say(format!(
+                        "Deregistration refused: {}",
+                        reason(&info, "deregistration")
+                    ));
                 }
             },
             Control::Manifest(manifest) => self.on_manifest(manifest),
@@ -197,7 +200,10 @@ impl<C: Codec> Node<C> {
                 self.say(format!("Registered as node {id}: {info}"));
             }
             Status::Failed => {
-                self.say(format!("Registration refused: {info}"));
+                self.say(format!(
+                    "Registration refused: {}",
+                    reason(&info, "registration")
+                ));
                 self.effects.push(Effect::Exit(1));
             }
         }
@@ -431,4 +437,14 @@ fn router_of(
     let identifiers: Vec<Id> = pairs.iter().map(|&(_, identifier)| identifier).collect();
     let layout = ChordLayout::new(&ring, space, &identifiers)?;
     Router::chord(ring, &layout, id)
+}
+
+/// A refusal's reason: the registry's text without a leading "WHAT refused:" of its own (ours
+/// says "registration refused: ...", a reference registry may not), so a line says it once.
+fn reason<'a>(info: &'a str, what: &str) -> &'a str {
+    let prefix = format!("{what} refused:");
+    match info.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(&prefix) => info[prefix.len()..].trim_start(),
+        _ => info,
+    }
 }

@@ -52,7 +52,7 @@ impl<M: Machine> Driver<'_, M> {
                 addr,
                 limit: self.connections_max,
             };
-            tracing::warn!(?conn, %addr, "{reason}");
+            tracing::warn!("{reason}");
             self.machine.on_closed(self.now, conn, reason);
             return Ok(());
         }
@@ -61,7 +61,7 @@ impl<M: Machine> Driver<'_, M> {
             Err(error) => {
                 let error = outcome::setup_error(&error);
                 let reason = CloseReason::ConnectFailed { addr, error };
-                tracing::warn!(?conn, %addr, "{reason}");
+                tracing::warn!("{reason}");
                 self.machine.on_closed(self.now, conn, reason);
                 return Ok(());
             }
