@@ -185,22 +185,29 @@ impl<M: Machine> Driver<'_, M> {
         }
     }
 
-    pub(super) fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
-        let exiting = self.exiting();
-        let slot = &mut self.connections[key];
-        if exiting {
-            return Ok(());
+    /// Whether what a completed receive on `key` brought is still to be read: not while the
+    /// loop exits, nor once the machine closed the connection (what the peer sends then is
+    /// not read; a closed slot is released once nothing of it is in flight).
+    fn receive_wanted(&mut self, key: usize) -> bool {
+        if self.exiting() {
+            return false;
         }
-        match slot.state {
+        match self.connections[key].state {
             State::Closed => {
                 self.release_if_idle(key);
-                return Ok(());
+                false
             }
-            // The machine closed it: what the peer sends now is not read.
-            State::Flushing => return Ok(()),
+            State::Flushing => false,
             State::Connecting => unreachable!("no receive before the connection is established"),
-            State::Open => {}
+            State::Open => true,
         }
+    }
+
+    pub(super) fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        if !self.receive_wanted(key) {
+            return Ok(());
+        }
+        let slot = &mut self.connections[key];
         if result < 0 {
             let error = failure(Operation::Receive, result);
             self.fail(key, CloseReason::ReceiveFailed(error));
@@ -265,20 +272,10 @@ impl<M: Machine> Driver<'_, M> {
         result: i32,
         bytes: Option<&[u8]>,
     ) -> Result<(), DriverError> {
-        let exiting = self.exiting();
-        let slot = &mut self.connections[key];
-        if exiting {
+        if !self.receive_wanted(key) {
             return Ok(());
         }
-        match slot.state {
-            State::Closed => {
-                self.release_if_idle(key);
-                return Ok(());
-            }
-            State::Flushing => return Ok(()),
-            State::Connecting => unreachable!("no receive before the connection is established"),
-            State::Open => {}
-        }
+        let slot = &mut self.connections[key];
         if result == -libc::ENOBUFS {
             // The ring is empty: armed again once buffers are back (`rearm_starved`).
             self.starved.push((key, slot.generation));
