@@ -634,7 +634,7 @@ fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
 }
 
 /// Ctrl-C (SIGINT), counted. signal-hook's handler writes one byte per signal into a socket
-/// (a write is async-signal-safe, and the crate keeps the unsafe registration); the registry's
+/// (a write is async-signal-safe, and the crate owns the handler's registration); the registry's
 /// loop reads them every [`INTERRUPT_CHECK_NS`]. Reading them through the ring would wake it at
 /// once, but a signal goes to any thread of the process (the console thread as often as the
 /// loop), so a check at a bounded interval is needed anyway, and a tenth of a second costs the

@@ -204,6 +204,17 @@ impl<C: Codec> Registry<C> {
         self.apply_step(now, step);
     }
 
+    /// Tells every node to stop sending: a task of no packets (docs/PROTOCOL.md).
+    fn broadcast_stop(&mut self) {
+        let run = self.run.as_ref().map_or(0, |run| run.number);
+        self.broadcast(&Control::TaskInitiate {
+            run,
+            packets: 0,
+            extra_payload_bytes: 0,
+            rate_per_s: 0,
+        });
+    }
+
     /// Carries out what the run decided.
     pub(super) fn apply_step(&mut self, now: Nanos, step: Step) {
         match step {
@@ -218,24 +229,12 @@ impl<C: Codec> Registry<C> {
             Step::StopSending => {
                 // A task of no packets is the stop: each node originates nothing more and
                 // reports task finished (docs/PROTOCOL.md).
-                let run = self.run.as_ref().map_or(0, |run| run.number);
-                self.broadcast(&Control::TaskInitiate {
-                    run,
-                    packets: 0,
-                    extra_payload_bytes: 0,
-                    rate_per_s: 0,
-                });
+                self.broadcast_stop();
             }
             Step::StopAll => {
                 // A task of no packets ends each node's run at once; what is in flight still
                 // arrives (or is dropped) and is counted before the final summaries.
-                let run = self.run.as_ref().map_or(0, |run| run.number);
-                self.broadcast(&Control::TaskInitiate {
-                    run,
-                    packets: 0,
-                    extra_payload_bytes: 0,
-                    rate_per_s: 0,
-                });
+                self.broadcast_stop();
                 if C::PROGRESS_POLLS {
                     self.broadcast(&Control::SummaryRequest { reset: false });
                 }

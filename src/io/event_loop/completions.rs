@@ -203,19 +203,24 @@ impl<M: Machine> Driver<'_, M> {
         }
     }
 
+    /// A receive on `key` that brought no bytes: the peer closed (0) or the receive failed.
+    fn receive_ended(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
+        let reason = if result == 0 {
+            CloseReason::PeerClosed
+        } else {
+            CloseReason::ReceiveFailed(failure(Operation::Receive, result))
+        };
+        self.fail(key, reason);
+        self.apply_effects()
+    }
+
     pub(super) fn on_recv(&mut self, key: usize, result: i32) -> Result<(), DriverError> {
         if !self.receive_wanted(key) {
             return Ok(());
         }
         let slot = &mut self.connections[key];
-        if result < 0 {
-            let error = failure(Operation::Receive, result);
-            self.fail(key, CloseReason::ReceiveFailed(error));
-            return self.apply_effects();
-        }
-        if result == 0 {
-            self.fail(key, CloseReason::PeerClosed);
-            return self.apply_effects();
+        if result <= 0 {
+            return self.receive_ended(key, result);
         }
         let count = result as usize;
         self.stats.recvs += 1;
@@ -281,14 +286,8 @@ impl<M: Machine> Driver<'_, M> {
             self.starved.push((key, slot.generation));
             return Ok(());
         }
-        if result < 0 {
-            let error = failure(Operation::Receive, result);
-            self.fail(key, CloseReason::ReceiveFailed(error));
-            return self.apply_effects();
-        }
-        if result == 0 {
-            self.fail(key, CloseReason::PeerClosed);
-            return self.apply_effects();
+        if result <= 0 {
+            return self.receive_ended(key, result);
         }
         let bytes = bytes.expect("a receive with data names its buffer");
         let count = bytes.len();
