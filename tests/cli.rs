@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 
 use common::{Client, Proc, Registered, node, registered, registry, temp_path, wait_file};
 use overlay::wire::{Control, Status};
@@ -619,10 +619,17 @@ fn killed_node_fails_the_run() {
 /// 7. A node whose registry is not there says so and exits non-zero.
 #[test]
 fn node_without_registry_fails() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A socket bound and never listening holds the port for the whole test: connections to
+    // it are refused, and no other test's process can take it meanwhile.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap().port();
     // Bound to another loopback address: connecting from 127.0.0.1 to a free port of
     // 127.0.0.1 can pick that same port as its source and connect to itself (a TCP
     // simultaneous open), or reach the node's own listener on that port.
