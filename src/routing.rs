@@ -342,11 +342,8 @@ pub struct Router {
     /// Dense next-hop table over IDs 0..=max: the entry for each sink, [`NO_HOP`] for unknown
     /// IDs and ourselves. One load per relayed frame.
     next_hops: Option<Vec<u8>>,
-    /// The relays of the route from every position to us, back to back (built once, so a
-    /// sink checks a packet's trace with one slice comparison).
-    routes_in: Vec<NodeId>,
-    /// `routes_in[routes_in_start[p]..routes_in_start[p + 1]]` is the route from position p.
-    routes_in_start: Vec<u32>,
+    /// The most relays a route to any node passes (the longest path: the trace's capacity).
+    longest_relays: usize,
     /// The nodes whose tables hold this node (the only ones whose links may bring data named
     /// after them), sorted.
     holders: Vec<NodeId>,
@@ -394,15 +391,7 @@ impl Router {
             position_of: (0..ring.len() as u32).collect(),
             member_of: (0..ring.len() as u32).collect(),
         };
-        let mut routes_in = Vec::new();
-        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
-        for from in 0..ring.len() {
-            routes_in_start.push(routes_in.len() as u32);
-            if from != self_position {
-                ring.relays(from, self_position, nr, &mut routes_in);
-            }
-        }
-        routes_in_start.push(routes_in.len() as u32);
+        let longest_relays = longest_path_relays(ring.len(), nr);
         let len = ring.len();
         let holders = (0..nr)
             .map(|i| ring.ids()[(self_position + len - (1 << i) % len) % len])
@@ -413,31 +402,24 @@ impl Router {
             false,
             self_position,
             |position| entry_for_distance(ring_distance_in(len, self_position, position), nr),
-            (routes_in, routes_in_start, holders),
+            (longest_relays, holders),
             keys,
         ))
     }
 
     /// The router of node `self_id` in a Chord overlay: the next hops and the routes toward
     /// it are those of `layout` (the code `overlay simulate` walks).
-    pub fn chord(ring: Ring, layout: &ChordLayout, self_id: NodeId) -> Result<Router, String> {
+    pub fn chord(
+        ring: Ring,
+        layout: &ChordLayout,
+        longest_relays: usize,
+        self_id: NodeId,
+    ) -> Result<Router, String> {
         let self_position = ring
             .position(self_id)
             .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
         let self_member = layout.member_of[self_position] as usize;
         let table = layout.tables[self_member].clone();
-        let self_key = layout.id(self_position);
-        let mut routes_in = Vec::new();
-        let mut routes_in_start = Vec::with_capacity(ring.len() + 1);
-        let mut relays = Vec::new();
-        for from in 0..ring.len() {
-            routes_in_start.push(routes_in.len() as u32);
-            if from != self_position {
-                layout.route(from, self_key, &mut relays);
-                routes_in.extend(relays.iter().map(|&p| ring.ids()[p]));
-            }
-        }
-        routes_in_start.push(routes_in.len() as u32);
         let keys = KeyRouting {
             membership: layout.membership.clone(),
             table,
@@ -469,7 +451,7 @@ impl Router {
             true,
             self_position,
             |position| next_hops[position],
-            (routes_in, routes_in_start, holders),
+            (longest_relays, holders),
             keys,
         ))
     }
@@ -483,7 +465,7 @@ impl Router {
         chord: bool,
         self_position: usize,
         entry_toward: impl Fn(usize) -> usize,
-        (routes_in, routes_in_start, mut holders): (Vec<NodeId>, Vec<u32>, Vec<NodeId>),
+        (longest_relays, mut holders): (usize, Vec<NodeId>),
         keys: KeyRouting,
     ) -> Router {
         holders.sort_unstable();
@@ -515,8 +497,7 @@ impl Router {
             self_position,
             positions,
             next_hops,
-            routes_in,
-            routes_in_start,
+            longest_relays,
             holders,
             keys,
         }
@@ -604,36 +585,116 @@ impl Router {
             .collect()
     }
 
-    /// The relays a packet from `source` to us must have passed, in order; `None` if `source`
-    /// is unknown or is us.
+    /// The place of the node at ring position `position` in the order routes make clockwise
+    /// progress in: its ring position under the position rule, its place by identifier in
+    /// Chord mode.
     #[inline]
-    pub fn expected_relays(&self, source: NodeId) -> Option<&[NodeId]> {
-        self.expected_relays_from_position(self.position(source)?)
-    }
-
-    /// [`Router::expected_relays`] for the source at ring position `from`.
-    #[inline]
-    pub fn expected_relays_from_position(&self, from: usize) -> Option<&[NodeId]> {
-        if from == self.self_position || from + 1 >= self.routes_in_start.len() {
-            return None;
+    fn rank(&self, position: usize) -> usize {
+        if self.chord {
+            self.keys.member_of[position] as usize
+        } else {
+            position
         }
-        let start = self.routes_in_start[from] as usize;
-        let end = self.routes_in_start[from + 1] as usize;
-        Some(&self.routes_in[start..end])
     }
 
-    /// The relays a packet from `source` to us must have passed, appended to `out`; false if
-    /// `source` is unknown. (Computes the route; [`Router::expected_relays`] looks it up.)
-    pub fn expected_relays_from(&self, source: NodeId, out: &mut Vec<NodeId>) -> bool {
-        out.clear();
-        match self.position(source) {
-            Some(from) if from != self.self_position => {
-                self.ring.relays(from, self.self_position, self.nr, out);
-                true
+    /// The sink's check of a delivered packet's route (docs/PROTOCOL.md, "What the sink
+    /// checks"): `source` and every relay of `trace` (`relays` of them, in the order passed)
+    /// are members; each step makes strictly clockwise progress toward this node, so the ring
+    /// distance to it falls strictly from the source through each relay (no node twice, neither
+    /// source nor sink among the relays); there are at most as many relays as the longest
+    /// route has. Under the position rule, whose routes are a function of the ring distance,
+    /// the trace must moreover be the route itself: the hop count its distance gives
+    /// ([`transmissions`], checked first, in O(1)) and each relay the one the rule's step
+    /// reaches. That exactness holds for a membership that did not change while the packet
+    /// travelled, which is every overlay's today; a change of membership during a run must
+    /// leave packets routed under the old one to the structural rule. Needs nothing per
+    /// source: O(1) per relay. Returns the source's ring position.
+    #[inline]
+    pub fn check_route(
+        &self,
+        source: NodeId,
+        relays: usize,
+        trace: impl Iterator<Item = NodeId>,
+    ) -> Result<usize, RouteFault> {
+        let from = match self.position(source) {
+            Some(from) if from != self.self_position => from,
+            _ => return Err(RouteFault::Source { origin: source }),
+        };
+        if relays > self.longest_relays {
+            return Err(RouteFault::TooLong {
+                relays,
+                longest: self.longest_relays,
+            });
+        }
+        let len = self.ring.len();
+        let me = self.rank(self.self_position);
+        // Clockwise distance to this node, in places; 0 only for this node.
+        let to_me = |position: usize| {
+            let rank = self.rank(position);
+            if rank <= me {
+                me - rank
+            } else {
+                me + len - rank
             }
-            _ => false,
+        };
+        let distance = to_me(from);
+        let exact = !self.chord;
+        if exact {
+            let expected = transmissions(distance as u64, self.nr) as usize - 1;
+            if relays != expected {
+                return Err(RouteFault::Hops {
+                    relays,
+                    expected,
+                    distance,
+                });
+            }
         }
+        let mut left = distance;
+        let mut before = source;
+        for relay in trace {
+            let Some(at) = self.position(relay) else {
+                return Err(RouteFault::NotMember { relay });
+            };
+            let closer = to_me(at);
+            if closer == 0 || closer >= left {
+                return Err(RouteFault::NoProgress { relay, before });
+            }
+            if exact {
+                let step = 1 << entry_for_distance(left, self.nr);
+                if closer != left - step {
+                    let on_route = (self.self_position + len - (left - step)) % len;
+                    return Err(RouteFault::OffRoute {
+                        relay,
+                        expected: self.ring.ids()[on_route],
+                    });
+                }
+            }
+            left = closer;
+            before = relay;
+        }
+        Ok(from)
     }
+}
+
+/// Why a delivered packet's trace is no route to its sink ([`Router::check_route`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteFault {
+    #[error("its source {origin} is no other member of the overlay")]
+    Source { origin: NodeId },
+    #[error("relay {relay} is no member of the overlay")]
+    NotMember { relay: NodeId },
+    #[error("relay {relay} is not strictly closer (clockwise) to the sink than {before} before it")]
+    NoProgress { relay: NodeId, before: NodeId },
+    #[error("relay {relay} is off the route, which passes {expected} there")]
+    OffRoute { relay: NodeId, expected: NodeId },
+    #[error("{relays} relays, more than the longest route's {longest}")]
+    TooLong { relays: usize, longest: usize },
+    #[error("{relays} relays, where a route from {distance} positions away passes {expected}")]
+    Hops {
+        relays: usize,
+        expected: usize,
+        distance: usize,
+    },
 }
 
 #[cfg(test)]
@@ -710,20 +771,191 @@ mod tests {
         assert_eq!(path, [97, 19, 60, 82]);
         let sink = Router::new(ring.clone(), 3, 82).unwrap();
         let mut relays = Vec::new();
-        assert!(sink.expected_relays_from(97, &mut relays));
+        ring.relays(
+            ring.position(97).unwrap(),
+            sink.self_position(),
+            3,
+            &mut relays,
+        );
         assert_eq!(relays, [19, 60]);
-        assert_eq!(sink.expected_relays(97), Some(&[19, 60][..]));
-        assert_eq!(sink.expected_relays(82), None);
-        assert_eq!(sink.expected_relays(5), None);
-        // The table agrees with the computed routes everywhere.
+        let check = |source: NodeId, trace: &[NodeId]| {
+            sink.check_route(source, trace.len(), trace.iter().copied())
+        };
+        assert_eq!(check(97, &[19, 60]), Ok(ring.position(97).unwrap()));
+        // 97 is 7 positions before 82: 3 transmissions, 2 relays, each strictly closer.
+        assert_eq!(
+            check(97, &[19]),
+            Err(RouteFault::Hops {
+                relays: 1,
+                expected: 2,
+                distance: 7
+            })
+        );
+        assert_eq!(
+            check(97, &[60, 19]),
+            Err(RouteFault::OffRoute {
+                relay: 60,
+                expected: 19
+            })
+        );
+        assert_eq!(
+            check(97, &[19, 19]),
+            Err(RouteFault::NoProgress {
+                relay: 19,
+                before: 19
+            })
+        );
+        assert_eq!(
+            check(97, &[97, 60]),
+            Err(RouteFault::NoProgress {
+                relay: 97,
+                before: 97
+            })
+        );
+        assert_eq!(
+            check(97, &[19, 82]),
+            Err(RouteFault::NoProgress {
+                relay: 82,
+                before: 19
+            })
+        );
+        assert_eq!(
+            check(97, &[19, 61]),
+            Err(RouteFault::NotMember { relay: 61 })
+        );
+        // 4 is 5 positions before 82: its route passes 60; 33 would progress as well, with the
+        // right hop count, but is off the route (the position rule's routes are exact).
+        assert_eq!(check(4, &[60]), Ok(ring.position(4).unwrap()));
+        assert_eq!(
+            check(4, &[33]),
+            Err(RouteFault::OffRoute {
+                relay: 33,
+                expected: 60
+            })
+        );
+        assert_eq!(check(82, &[]), Err(RouteFault::Source { origin: 82 }));
+        assert_eq!(check(5, &[]), Err(RouteFault::Source { origin: 5 }));
+        // More relays than any route passes: refused before the trace is read.
+        assert_eq!(
+            check(97, &[4; 3]),
+            Err(RouteFault::TooLong {
+                relays: 3,
+                longest: 2
+            })
+        );
+        // Every route every node takes passes its sink's check; backwards it does not.
         for nr in 1..=3 {
             for &node in ring.ids() {
                 let router = Router::new(ring.clone(), nr, node).unwrap();
                 for &source in ring.ids().iter().filter(|&&s| s != node) {
-                    assert!(router.expected_relays_from(source, &mut relays));
-                    assert_eq!(router.expected_relays(source), Some(&relays[..]));
-                    let source_table = ring.table(ring.position(source).unwrap(), nr);
+                    let from = ring.position(source).unwrap();
+                    relays.clear();
+                    ring.relays(from, router.self_position(), nr, &mut relays);
+                    assert_eq!(
+                        router.check_route(source, relays.len(), relays.iter().copied()),
+                        Ok(from)
+                    );
+                    if relays.len() >= 2 {
+                        let mut reversed = relays.clone();
+                        reversed.reverse();
+                        assert!(matches!(
+                            router.check_route(source, reversed.len(), reversed.iter().copied()),
+                            Err(RouteFault::OffRoute { .. })
+                        ));
+                    }
+                    let source_table = ring.table(from, nr);
                     assert_eq!(router.held_by(source), source_table.contains(&node));
+                }
+            }
+        }
+    }
+
+    /// Every trace of up to `length` relays drawn from `candidates`.
+    fn traces(candidates: &[NodeId], length: usize) -> Vec<Vec<NodeId>> {
+        let mut traces: Vec<Vec<NodeId>> = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 0..length {
+            last = last
+                .iter()
+                .flat_map(|trace: &Vec<NodeId>| {
+                    candidates.iter().map(move |&relay| {
+                        let mut next = trace.clone();
+                        next.push(relay);
+                        next
+                    })
+                })
+                .collect();
+            traces.extend(last.iter().cloned());
+        }
+        traces
+    }
+
+    /// The sink's check against independent statements of its rules, for every trace of up
+    /// to 3 relays over a small ring (members and strangers): under the position rule it
+    /// accepts exactly the route; with Chord fingers exactly the traces of members whose
+    /// distance to the sink, in identifier order, falls strictly at each step, no longer than
+    /// the longest route.
+    #[test]
+    fn the_route_check_accepts_exactly_what_its_rules_allow() {
+        let ids: Vec<NodeId> = vec![2, 5, 6, 9, 11, 14, 20];
+        let ring = Ring::new(ids.clone());
+        let nodes = ring.len();
+        let all = traces(&(0..=21).collect::<Vec<NodeId>>(), 3);
+        for nr in 1..=3 {
+            for &sink in ring.ids() {
+                let router = Router::new(ring.clone(), nr, sink).unwrap();
+                for &source in ring.ids() {
+                    let mut route = Vec::new();
+                    if source != sink {
+                        let from = ring.position(source).unwrap();
+                        ring.relays(from, router.self_position(), nr, &mut route);
+                    }
+                    for trace in &all {
+                        let checked =
+                            router.check_route(source, trace.len(), trace.iter().copied());
+                        assert_eq!(
+                            checked.is_ok(),
+                            source != sink && *trace == route,
+                            "NR {nr}, {source} -> {sink} via {trace:?}: {checked:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // Chord: identifiers in another order than the IDs, so that identifier order matters.
+        let space = IdSpace::new(8).unwrap();
+        let identifiers: Vec<Id> = [200u128, 13, 77, 140, 31, 250, 99]
+            .into_iter()
+            .map(Id::from)
+            .collect();
+        let layout = ChordLayout::new(&ring, space, &identifiers).unwrap();
+        let longest = layout.longest_route_relays();
+        // Identifier order of each ID: its place among the identifiers.
+        let mut sorted = identifiers.clone();
+        sorted.sort_unstable();
+        let place = |id: NodeId| {
+            ring.position(id)
+                .map(|p| sorted.binary_search(&identifiers[p]).unwrap())
+        };
+        for &sink in ring.ids() {
+            let router = Router::chord(ring.clone(), &layout, longest, sink).unwrap();
+            let me = place(sink).unwrap();
+            let to_sink = |id: NodeId| place(id).map(|p| (me + nodes - p) % nodes);
+            for &source in ring.ids() {
+                for trace in &all {
+                    let mut chain = vec![to_sink(source)];
+                    chain.extend(trace.iter().map(|&id| to_sink(id)));
+                    let expected = source != sink
+                        && chain.iter().all(Option::is_some)
+                        && chain.windows(2).all(|w| w[1] < w[0])
+                        && chain.last().copied().flatten() != Some(0)
+                        && trace.len() <= longest;
+                    let checked = router.check_route(source, trace.len(), trace.iter().copied());
+                    assert_eq!(
+                        checked.is_ok(),
+                        expected,
+                        "Chord, {source} -> {sink} via {trace:?}: {checked:?}"
+                    );
                 }
             }
         }
@@ -799,9 +1031,10 @@ mod tests {
             let layout = ChordLayout::new(&ring, space, &identifiers).unwrap();
             let membership = Membership::new(space, identifiers.clone()).unwrap();
             let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+            let longest_relays = layout.longest_route_relays();
             let routers: Vec<Router> = ids
                 .iter()
-                .map(|&id| Router::chord(ring.clone(), &layout, id).unwrap())
+                .map(|&id| Router::chord(ring.clone(), &layout, longest_relays, id).unwrap())
                 .collect();
             let mut longest = 0;
             for from in 0..ring.len() {
@@ -816,10 +1049,27 @@ mod tests {
                             relays.push(ring.ids()[at]);
                         }
                     }
+                    // The route the nodes took is the simulator's walk, and its sink
+                    // accepts it; backwards it makes no progress.
+                    let mut walked = Vec::new();
+                    layout.route(from, layout.id(to), &mut walked);
+                    let walked: Vec<NodeId> = walked.iter().map(|&p| ring.ids()[p]).collect();
+                    assert_eq!(walked, relays);
+                    let source = ring.ids()[from];
                     assert_eq!(
-                        routers[to].expected_relays(ring.ids()[from]),
-                        Some(&relays[..])
+                        routers[to].check_route(source, relays.len(), relays.iter().copied()),
+                        Ok(from)
                     );
+                    if relays.len() >= 2 {
+                        assert!(matches!(
+                            routers[to].check_route(
+                                source,
+                                relays.len(),
+                                relays.iter().rev().copied()
+                            ),
+                            Err(RouteFault::NoProgress { .. })
+                        ));
+                    }
                     assert_eq!(
                         routers[to].held_by(ring.ids()[from]),
                         routers[from].entry_ids().contains(&ring.ids()[to])
@@ -837,7 +1087,7 @@ mod tests {
                     longest = longest.max(relays.len());
                 }
             }
-            assert_eq!(layout.longest_route_relays(), longest);
+            assert_eq!(longest_relays, longest);
             // A key goes to its owner, and passes the relays its owner's identifier would.
             for _ in 0..200 {
                 let key = space.random(&mut rng);

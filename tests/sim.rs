@@ -64,6 +64,7 @@ fn check_every_route(ids: &[NodeId], nr: usize, context: &str) {
             visited[from] = true;
             let mut at = from;
             let mut hops = 0u64;
+            let mut relays = Vec::new();
             while at != to {
                 let entry = routers[at].next_hop(sink).unwrap_or_else(|| {
                     panic!("{context}: {} has no hop to {sink}", ring.ids()[at])
@@ -80,6 +81,9 @@ fn check_every_route(ids: &[NodeId], nr: usize, context: &str) {
                     hops <= ids.len() as u64,
                     "{context}: {source} -> {sink} loops"
                 );
+                if at != to {
+                    relays.push(ring.ids()[at]);
+                }
             }
             let distance = ring.distance(from, to) as u64;
             assert_eq!(
@@ -87,14 +91,15 @@ fn check_every_route(ids: &[NodeId], nr: usize, context: &str) {
                 transmissions(distance, nr),
                 "{context}: {source} -> {sink} ({distance} positions)"
             );
-            // The sink's expectation of the trace agrees with the walk.
-            let mut relays = Vec::new();
-            assert!(routers[to].expected_relays_from(source, &mut relays));
+            // The sink accepts the walk's trace, which is the route it would compute.
             assert_eq!(
-                relays.len() as u64,
-                hops - 1,
-                "{context}: {source} -> {sink} trace"
+                routers[to].check_route(source, relays.len(), relays.iter().copied()),
+                Ok(from),
+                "{context}: {source} -> {sink} trace {relays:?}"
             );
+            let mut computed = Vec::new();
+            ring.relays(from, to, nr, &mut computed);
+            assert_eq!(relays, computed, "{context}: {source} -> {sink} trace");
         }
     }
 }

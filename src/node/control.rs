@@ -230,7 +230,13 @@ impl<C: Codec> Node<C> {
         let router = if nr == 0 {
             Err("the manifest has no table entries".to_string())
         } else {
-            router_of(manifest.all_ids, manifest.chord.as_deref(), nr, id)
+            router_of(
+                manifest.all_ids,
+                manifest.chord.as_deref(),
+                nr,
+                usize::from(manifest.trace_slots),
+                id,
+            )
         };
         let router = router.and_then(|router| {
             let table = router.entry_ids();
@@ -404,11 +410,13 @@ impl<C: Codec> Node<C> {
 }
 
 /// The router of node `id` in the overlay of `all_ids`: Chord fingers over `chord`'s
-/// identifiers (in `all_ids` order), or `nr` position fingers.
+/// identifiers (in `all_ids` order), whose longest route passes `trace_slots` relays (the
+/// registry sizes the trace by it), or `nr` position fingers.
 fn router_of(
     all_ids: Vec<NodeId>,
     chord: Option<&ChordIds>,
     nr: usize,
+    trace_slots: usize,
     id: NodeId,
 ) -> Result<Router, String> {
     let nodes = all_ids.len();
@@ -436,7 +444,7 @@ fn router_of(
     }
     let identifiers: Vec<Id> = pairs.iter().map(|&(_, identifier)| identifier).collect();
     let layout = ChordLayout::new(&ring, space, &identifiers)?;
-    Router::chord(ring, &layout, id)
+    Router::chord(ring, &layout, trace_slots, id)
 }
 
 /// A refusal's reason: the registry's text without a leading "WHAT refused:" of its own (ours

@@ -8,6 +8,7 @@ use super::links::{LinkPeer, Step};
 use super::overlay::{Link, Overlay};
 use super::shares::Admit;
 use crate::machine::{ConnId, Effect, Nanos};
+use crate::routing::RouteFault;
 use crate::wire::native::ACK_FRAME_BYTES;
 use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
 
@@ -270,8 +271,8 @@ impl<C: Codec> Overlay<C> {
         Ok(())
     }
 
-    /// The delivery path: the sink's checks (layout, CRC, the trace against the route from
-    /// the source), the counters and histograms, and an ack when one is due (queued on behalf
+    /// The delivery path: the sink's checks (layout, CRC, the trace a route from the source
+    /// to here: `Router::check_route`), the counters and histograms, and an ack when one is due (queued on behalf
     /// of `link`, with `share` queued for it, as a relayed frame is).
     fn deliver(
         &mut self,
@@ -290,17 +291,17 @@ impl<C: Codec> Overlay<C> {
                 return Ok(());
             }
         };
-        let position = self.router.position(delivered.source);
-        let expected = position.and_then(|p| self.router.expected_relays_from_position(p));
-        let (Some(position), Some(expected)) = (position, expected) else {
-            self.wrong_trace(effects, frame, delivered.source, None);
-            return Ok(());
-        };
-        if !frame.trace_is(expected) {
-            let expected = expected.to_vec();
-            self.wrong_trace(effects, frame, delivered.source, Some(expected));
-            return Ok(());
-        }
+        let position =
+            match self
+                .router
+                .check_route(delivered.source, delivered.relays, frame.trace())
+            {
+                Ok(position) => position,
+                Err(fault) => {
+                    self.wrong_trace(effects, frame, delivered.source, fault);
+                    return Ok(());
+                }
+            };
         self.counters.received += 1;
         // A send time of 0 means none (the classic format has no timestamp).
         let latency =
@@ -333,20 +334,20 @@ impl<C: Codec> Overlay<C> {
         Ok(())
     }
 
-    /// A packet whose trace is not the route from its source (`expected`, if the source is
-    /// known): the trace is copied out only to say how it differs.
+    /// A packet whose trace is no route from its source to this node (`fault` says which
+    /// rule it breaks): the trace is copied out only to say so.
     #[cold]
     fn wrong_trace(
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &DataFrame<'_, C>,
         origin: NodeId,
-        expected: Option<Vec<NodeId>>,
+        fault: RouteFault,
     ) {
         let corruption = Corruption::Trace {
             origin,
             trace: frame.trace().collect(),
-            expected: expected.unwrap_or_default(),
+            fault: fault.to_string(),
         };
         self.corrupted(effects, corruption);
     }

@@ -111,16 +111,6 @@ impl<'a, C: Codec> DataFrame<'a, C> {
             .map(|slot| C::read_id([slot[0], slot[1], slot[2], slot[3]]))
     }
 
-    /// Whether the trace is exactly `expected`.
-    #[inline]
-    pub fn trace_is(&self, expected: &[NodeId]) -> bool {
-        self.relays() == expected.len()
-            && expected
-                .iter()
-                .zip(self.bytes[C::TRACE_AT..].chunks_exact(4))
-                .all(|(&id, slot)| C::read_id([slot[0], slot[1], slot[2], slot[3]]) == id)
-    }
-
     /// The node that put the frame on the link it arrived on: its last relay, or its source if
     /// it has none (`None` if the trace overflowed, or the ID is not one the encoding has).
     #[inline]

@@ -78,11 +78,12 @@ pub enum Corruption {
     Header(String),
     #[error("payload CRC32 {computed:#010x} differs from the header's {declared:#010x}")]
     Crc { declared: u32, computed: u32 },
-    #[error("hop trace {trace:?} is not the route from {origin} (expected {expected:?})")]
+    #[error("hop trace {trace:?} from {origin} is no route to this node: {fault}")]
     Trace {
         origin: NodeId,
         trace: Vec<NodeId>,
-        expected: Vec<NodeId>,
+        /// Which rule of the sink's check it breaks (`routing::RouteFault`).
+        fault: String,
     },
     #[error("hop trace overflowed its {slots} slots")]
     TraceOverflow { slots: usize },
@@ -190,8 +191,8 @@ pub trait Codec: Sized {
     ) -> usize;
 
     /// The sink's checks of a data frame: its trace capacity against the overlay's, the
-    /// overflow flag, the CRC. The sink then compares the trace with the route it expects
-    /// ([`DataFrame::trace_is`]).
+    /// overflow flag, the CRC. The sink then checks that the trace is a route to it
+    /// (`routing::Router::check_route`).
     fn check_delivered(
         frame: &DataFrame<'_, Self>,
         shape: DataShape,
