@@ -391,6 +391,15 @@ pub const LINK_TIMEOUT_SECS: u64 = 10;
 pub const CHORD_ID_BITS_MAX: u32 = 160;
 /// The most nodes `overlay simulate` builds tables for (about 1 KiB each with 160-bit IDs).
 pub const SIMULATE_NODES_MAX: usize = 1 << 18;
+/// Backup entries every node keeps besides its table (its successors on the ring, as Chord's
+/// successor lists): used only when a link dies, to route around the dead node at once
+/// without waiting for the registry (`chord/churn.rs` has the argument for 3: any two crashes,
+/// and any crashes without 3 consecutive members, are routed around; positions tables already
+/// hold successors 1 and 2, so this costs them one more link).
+pub const BACKUP_ENTRIES: usize = 3;
+/// Most joins (and as many leaves) `overlay simulate --churn` samples: each rebuilds every
+/// table twice, about 50 ms at 10,000 nodes, so this bounds a run to a couple of minutes.
+pub const SIMULATE_CHURN_SAMPLES_MAX: u64 = 1000;
 /// The most nodes `overlay simulate --all-pairs` takes: N x (N - 1) lookups.
 pub const SIMULATE_ALL_PAIRS_NODES_MAX: usize = 4096;
 

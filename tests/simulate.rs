@@ -107,3 +107,66 @@ fn refuses_a_ring_of_one() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--nodes must be between 2"), "{stderr}");
 }
+
+/// `--churn`: a join or a leave changes the tables of O(log N) nodes under Chord and of
+/// 2^(NR-1) nodes under positions (every node with the newcomer within its widest entry), each
+/// position table by one entry per finger that spans the change.
+#[test]
+fn churn_costs_both_rules() {
+    let chord = simulate(&["--nodes", "1024", "--lookups", "0", "--churn", "10"]);
+    let join = &chord["churn"]["join"];
+    let nodes = f64_of(join, "nodes_changed_mean");
+    assert!((2.0..=40.0).contains(&nodes), "{join}");
+    assert_eq!(f64_of(&chord["churn"], "chord_join_messages"), 100.0);
+    let positions = simulate(&[
+        "--nodes",
+        "1024",
+        "--rule",
+        "positions",
+        "--lookups",
+        "0",
+        "--churn",
+        "5",
+    ]);
+    for change in ["join", "leave"] {
+        let cost = &positions["churn"][change];
+        assert_eq!(f64_of(cost, "nodes_changed_mean"), 512.0, "{cost}");
+        assert_eq!(cost["nodes_changed_max"].as_u64(), Some(512), "{cost}");
+    }
+}
+
+/// `--fail`: with half the nodes killed at once, about half the lookups have a dead owner; of
+/// the others, backups leave fewer stuck than stale tables alone, and Chord's log2 N backups
+/// almost none; with none killed nothing is stuck or lost.
+#[test]
+fn massive_failure_before_repair() {
+    let report = simulate(&[
+        "--nodes",
+        "2048",
+        "--lookups",
+        "20000",
+        "--fail",
+        "0,0.5",
+        "--seed",
+        "3",
+    ]);
+    let rows = report["failures"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(f64_of(&rows[0], "owner_failed"), 0.0);
+    assert_eq!(f64_of(&rows[0], "stuck_without_backups"), 0.0);
+    let half = &rows[1];
+    assert_eq!(half["killed"].as_u64(), Some(1024));
+    assert!((f64_of(half, "owner_failed") - 0.5).abs() < 0.03, "{half}");
+    assert!(
+        f64_of(half, "stuck") < f64_of(half, "stuck_without_backups"),
+        "{half}"
+    );
+    assert!(f64_of(half, "stuck_log2_backups") < 0.005, "{half}");
+    let output = Command::new(env!("CARGO_BIN_EXE_overlay"))
+        .args(["simulate", "--nodes", "64", "--fail", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must lie in [0, 1)"), "{stderr}");
+}

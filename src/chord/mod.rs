@@ -5,6 +5,7 @@
 //! walks every node's table in memory with the same code (`simulate`, `overlay simulate`).
 //! The rules, the path lengths they give and why: `docs/CHORD.md`.
 
+pub mod churn;
 pub mod id;
 pub mod lookup;
 pub mod membership;

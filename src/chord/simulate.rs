@@ -9,10 +9,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::churn::{Churn, Failure, churn, failures, log2_backups};
 use super::id::IdSpace;
 use super::lookup::lookup;
 use super::membership::Membership;
 use super::table::{FingerRule, FingerTable};
+use crate::limits::BACKUP_ENTRIES;
 use crate::limits::{SIMULATE_ALL_PAIRS_NODES_MAX, SIMULATE_NODES_MAX};
 use crate::routing::transmissions;
 
@@ -39,6 +41,10 @@ pub struct Config {
     pub all_pairs: bool,
     /// Also place this many random keys and count them per owner.
     pub keys: Option<u64>,
+    /// Also this many random joins and as many leaves: the tables each changes (`churn.rs`).
+    pub churn: Option<u64>,
+    /// Also kill these fractions of the nodes at once and route `lookups` around them.
+    pub fail: Vec<f64>,
     pub seed: u64,
 }
 
@@ -125,6 +131,16 @@ pub struct Report {
     /// `routing::transmissions(d, NR)` over distances d = 1..N-1.
     pub exact_mean_hops: Option<f64>,
     pub load: Option<Load>,
+    /// Join and leave costs (`--churn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
+    /// Backup entries per node (successor-list length r) in `failures`: the nodes' r, and
+    /// Chord's log2 N.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<(usize, usize)>,
+    /// Lookups after a fraction of the nodes failed at once, before repair (`--fail`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
 }
 
 impl std::fmt::Display for Report {
@@ -185,6 +201,57 @@ impl std::fmt::Display for Report {
                  max {}",
                 load.keys, self.nodes, load.mean, load.min, load.p1, load.p50, load.p99, load.max
             )?;
+        }
+        if let Some(churn) = &self.churn {
+            writeln!(
+                f,
+                "membership changes ({} joins, {} leaves): {:<26} {:>8} {:>8} {:>9} {:>8}",
+                churn.join.samples, churn.leave.samples, "", "nodes", "max", "entries", "max"
+            )?;
+            for (name, cost) in [("per join", &churn.join), ("per leave", &churn.leave)] {
+                writeln!(
+                    f,
+                    "  {name:<10} tables changed at {:>8.1} nodes (max {:>6}), {:>9.1} entries \
+                     (max {:>6})",
+                    cost.nodes_changed_mean,
+                    cost.nodes_changed_max,
+                    cost.entries_changed_mean,
+                    cost.entries_changed_max
+                )?;
+            }
+            writeln!(
+                f,
+                "  backup entries (successor lists) change at {} nodes per join or leave; \
+                 Chord's join protocol: O(log2^2 N) = {:.0} messages",
+                churn.backups_changed, churn.chord_join_messages
+            )?;
+        }
+        if let Some((backups, log2)) = self.backups {
+            writeln!(
+                f,
+                "nodes failed at once, lookups from live nodes routed before any repair (stale \
+                 tables plus r backup entries; stuck: of the lookups whose owner lives):"
+            )?;
+            let (r, r_log2) = (format!("stuck r={backups}"), format!("stuck r={log2}"));
+            writeln!(
+                f,
+                "{:>5} {:>7} {:>9} {:>13} {:>12} {:>12} {:>12} {:>10}",
+                "p", "killed", "lookups", "owner failed", r, r_log2, "stuck r=0", "mean hops"
+            )?;
+            for row in &self.failures {
+                writeln!(
+                    f,
+                    "{:>5.2} {:>7} {:>9} {:>12.3}% {:>11.4}% {:>11.4}% {:>11.4}% {:>10.3}",
+                    row.p,
+                    row.killed,
+                    row.lookups,
+                    100.0 * row.owner_failed,
+                    100.0 * row.stuck,
+                    100.0 * row.stuck_log2_backups,
+                    100.0 * row.stuck_without_backups,
+                    row.mean_hops
+                )?;
+            }
         }
         Ok(())
     }
@@ -288,6 +355,18 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
         half_log2_nodes: (nodes as f64).log2() / 2.0,
         exact_mean_hops,
         load: config.keys.map(|keys| load(&membership, keys, &mut rng)),
+        churn: match config.churn {
+            Some(samples) => Some(churn(config.rule, &membership, samples, &mut rng)?),
+            None => None,
+        },
+        backups: (!config.fail.is_empty()).then(|| (BACKUP_ENTRIES, log2_backups(nodes))),
+        failures: failures(
+            config.rule,
+            &membership,
+            &config.fail,
+            config.lookups,
+            &mut rng,
+        )?,
     })
 }
 
@@ -323,6 +402,8 @@ mod tests {
             lookups: 10_000,
             all_pairs: false,
             keys: None,
+            churn: None,
+            fail: Vec::new(),
             seed: 3,
         }
     }

@@ -33,6 +33,15 @@ pub(crate) struct SimulateArgs {
     /// Also place this many random keys and report keys per node (the paper's Fig. 8).
     #[arg(long)]
     keys: Option<u64>,
+    /// Also this many random joins and as many random leaves: the nodes whose tables change
+    /// and the entries that change, per join and per leave (docs/CHURN.md).
+    #[arg(long, value_name = "SAMPLES")]
+    churn: Option<u64>,
+    /// Also kill these fractions of the nodes at once (`0.1,0.3,0.5`) and route the lookups
+    /// around them with stale tables and backup entries: the share that gets stuck before any
+    /// repair (docs/CHURN.md).
+    #[arg(long, value_name = "P", value_delimiter = ',')]
+    fail: Vec<f64>,
     /// Seed of every random choice (identifiers, lookups, keys).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -61,6 +70,8 @@ pub(crate) fn run_simulate(args: SimulateArgs) -> Result<u8> {
         lookups: args.lookups,
         all_pairs: args.all_pairs,
         keys: args.keys,
+        churn: args.churn,
+        fail: args.fail,
         seed: args.seed,
     })
     .map_err(|why| anyhow::anyhow!("simulate: {why}"))?;
