@@ -147,34 +147,6 @@ impl Strangers {
     }
 }
 
-/// One warning line per interval for a kind of event that hostile peers can repeat at will
-/// (strangers pushed out or timed out): the first is logged in full, the rest are counted and
-/// logged as one line when the next interval starts. No clock: time arrives as an argument.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    /// When the current interval started (`None`: no event yet).
-    since: Option<Nanos>,
-    /// Events in the current interval not logged.
-    held: u64,
-}
-
-impl Throttle {
-    /// An event at `now`: `Some(held)` when it should be logged (with `held` events of the
-    /// interval before it that were not), `None` when it is only counted.
-    pub fn event(&mut self, now: Nanos, interval: Nanos) -> Option<u64> {
-        match self.since {
-            Some(since) if now.saturating_sub(since) < interval => {
-                self.held += 1;
-                None
-            }
-            _ => {
-                self.since = Some(now);
-                Some(std::mem::take(&mut self.held))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,15 +212,5 @@ mod tests {
             assert!(pool.order.len() <= Strangers::ORDER_SLACK * 64 + 1);
         }
         assert!(pool.contains(ConnId(0)));
-    }
-
-    #[test]
-    fn a_throttle_logs_once_per_interval_and_counts_the_rest() {
-        let mut throttle = Throttle::default();
-        assert_eq!(throttle.event(0, 10), Some(0));
-        assert_eq!(throttle.event(3, 10), None);
-        assert_eq!(throttle.event(9, 10), None);
-        assert_eq!(throttle.event(10, 10), Some(2));
-        assert_eq!(throttle.event(25, 10), Some(0));
     }
 }

@@ -30,10 +30,9 @@ use crate::buffer;
 use crate::limits::{
     ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LEFTOVER_KEPT_BYTES,
     LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
-    STRANGER_WARNING_INTERVAL_NS,
 };
 use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
-use crate::strangers::Throttle;
+use crate::warnings::WarningLimit;
 
 mod completions;
 mod effects;
@@ -89,7 +88,7 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// Accepted connections beyond this many slots in use are closed at once
     /// (`DriverConfig::outbound_reserved`), with a warning at most once per interval.
     accepted_max: usize,
-    accept_limit_warnings: Throttle,
+    accept_limit_warnings: WarningLimit,
     recv_buffer_bytes: usize,
     send_buffer_bytes: usize,
     /// Receive buffers mapped up front for accepted connections so far (`buffers`).
@@ -147,7 +146,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             slots: HashMap::with_capacity(connections_max),
             connections_max,
             accepted_max: connections_max - config.outbound_reserved,
-            accept_limit_warnings: Throttle::default(),
+            accept_limit_warnings: WarningLimit::for_strangers(),
             recv_buffer_bytes: config.recv_buffer_bytes,
             send_buffer_bytes: config.send_buffer_bytes,
             inbound_recv_mapped: 0,

@@ -32,10 +32,11 @@ use crate::auth::{self, Binding, Handshake, Secret};
 use crate::console::{NODE_HELP, NodeCommand, parse_node};
 use crate::limits::{
     NODE_HANDSHAKE_TIMEOUT_NS, NODE_INBOUND_LINKS_MAX, NODE_STRANGERS_MAX,
-    NODE_STRANGERS_PER_ADDRESS_MAX, STRANGER_WARNING_INTERVAL_NS,
+    NODE_STRANGERS_PER_ADDRESS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Farewells, Machine, Nanos};
-use crate::strangers::{Strangers, Throttle};
+use crate::strangers::Strangers;
+use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc, Refusal};
 use links::{Connection, Role};
 use overlay::{Overlay, unsent_data_frames};
@@ -104,7 +105,7 @@ pub struct Node<C: Codec> {
     /// per address, [`NODE_HANDSHAKE_TIMEOUT_NS`] each.
     strangers: Strangers,
     /// Strangers closed are logged once per interval.
-    stranger_warnings: Throttle,
+    stranger_warnings: WarningLimit,
     /// Handshake nonces (`crate::auth`).
     nonces: StdRng,
     /// Sinks, values and extra payload bytes of originated packets.
@@ -115,7 +116,7 @@ pub struct Node<C: Codec> {
     /// The time of the event being handled (warnings are rate-limited by it).
     now: Nanos,
     /// How many warnings about closed connections the log has had lately.
-    warnings: crate::warnings::WarningGate,
+    warnings: WarningLimit,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -141,13 +142,13 @@ impl<C: Codec> Node<C> {
                 NODE_STRANGERS_PER_ADDRESS_MAX,
                 NODE_HANDSHAKE_TIMEOUT_NS,
             ),
-            stranger_warnings: Throttle::default(),
+            stranger_warnings: WarningLimit::for_strangers(),
             nonces,
             rng,
             effects: Vec::new(),
             farewells: Farewells::default(),
             now: 0,
-            warnings: crate::warnings::WarningGate::default(),
+            warnings: WarningLimit::for_closed_connections(),
             payload_crc: None,
         }
     }
@@ -201,13 +202,10 @@ impl<C: Codec> Node<C> {
     }
 
     /// Closes an accepted connection that never became a link (`why`, told as `refusal`),
-    /// logging at most one such line per [`STRANGER_WARNING_INTERVAL_NS`]: any host can open
+    /// logging at most one such line per [`STRANGER_WARNING_INTERVAL_NS`](crate::limits::STRANGER_WARNING_INTERVAL_NS): any host can open
     /// connections as fast as it likes, and the log must not grow with them.
     fn close_stranger(&mut self, now: Nanos, conn: ConnId, refusal: Option<Refusal>, why: &str) {
-        if let Some(held) = self
-            .stranger_warnings
-            .event(now, STRANGER_WARNING_INTERVAL_NS)
-        {
+        if let Some(held) = self.stranger_warnings.admit(now) {
             let more = match held {
                 0 => String::new(),
                 held => format!(

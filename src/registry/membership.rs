@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use rand::Rng;
 
 use super::Registry;
-use crate::limits::{
-    CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX, STRANGER_WARNING_INTERVAL_NS,
-};
+use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Refusal, Status};
 
@@ -301,7 +299,7 @@ impl<C: Codec> Registry<C> {
     }
 
     /// Closes a stranger (`why`, told as `refusal`), logging at most one such line per
-    /// [`STRANGER_WARNING_INTERVAL_NS`]: strangers come and go as fast as any host can
+    /// [`STRANGER_WARNING_INTERVAL_NS`](crate::limits::STRANGER_WARNING_INTERVAL_NS): strangers come and go as fast as any host can
     /// connect, and the log must not grow with them.
     pub(super) fn strangers_closed(
         &mut self,
@@ -310,10 +308,7 @@ impl<C: Codec> Registry<C> {
         refusal: Option<Refusal>,
         why: &str,
     ) {
-        if let Some(held) = self
-            .stranger_warnings
-            .event(now, STRANGER_WARNING_INTERVAL_NS)
-        {
+        if let Some(held) = self.stranger_warnings.admit(now) {
             let peer = self
                 .connections
                 .get(&conn)

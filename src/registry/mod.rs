@@ -31,7 +31,8 @@ use crate::limits::{
 };
 use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
 use crate::routing::Fingers;
-use crate::strangers::{Strangers, Throttle};
+use crate::strangers::Strangers;
+use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control, NodeId, Peek, Refusal};
 
 mod config;
@@ -114,7 +115,7 @@ pub struct Registry<C: Codec> {
     /// share per address, and `stranger_timeout` each to register.
     strangers: Strangers,
     /// Strangers pushed out or timed out are logged once per interval.
-    stranger_warnings: Throttle,
+    stranger_warnings: WarningLimit,
     /// Draws node IDs.
     rng: SmallRng,
     /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
@@ -123,7 +124,7 @@ pub struct Registry<C: Codec> {
     /// Why connections it closed were refused, until the driver sends it.
     farewells: Farewells,
     /// How many warnings about closed connections the log has had lately.
-    close_warnings: crate::warnings::WarningGate,
+    close_warnings: WarningLimit,
     codec: PhantomData<C>,
 }
 
@@ -154,12 +155,12 @@ impl<C: Codec> Registry<C> {
             interrupts: 0,
             ready_deadline: None,
             strangers,
-            stranger_warnings: Throttle::default(),
+            stranger_warnings: WarningLimit::for_strangers(),
             rng,
             nonces,
             effects: Vec::new(),
             farewells: Farewells::default(),
-            close_warnings: crate::warnings::WarningGate::default(),
+            close_warnings: WarningLimit::for_closed_connections(),
             codec: PhantomData,
         }
     }

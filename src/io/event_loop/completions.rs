@@ -122,10 +122,7 @@ impl<M: Machine> Driver<'_, M> {
             tracing::warn!(%peer, %error, "TCP_NODELAY failed on accepted connection");
         }
         if self.connections.len() >= self.accepted_max {
-            if let Some(held) = self
-                .accept_limit_warnings
-                .event(self.now, STRANGER_WARNING_INTERVAL_NS)
-            {
+            if let Some(held) = self.accept_limit_warnings.admit(self.now) {
                 tracing::warn!(
                     %peer,
                     limit = self.accepted_max,
