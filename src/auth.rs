@@ -282,7 +282,8 @@ impl Failure {
         match self {
             Failure::WrongProof => format!(
                 "authentication failed: the proof of {peer} does not match the shared secret \
-                 (another --secret-file, or an impostor)"
+                 (another --secret-file, an impostor, or an address translated on the way: \
+                 docs/PROTOCOL.md, \"Address translation\")"
             ),
             Failure::PeerHasNoSecret => {
                 format!("{peer} has no shared secret, which this side requires (--secret-file)")

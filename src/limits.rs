@@ -227,8 +227,9 @@ pub const STALL_TIMEOUT_DEFAULT_NS: Nanos = 10_000_000_000;
 /// the time since its previous call, so that no node is blamed for it (`registry/run.rs`). Its
 /// loop wakes for a tick within a millisecond or so, and within tens of milliseconds on a
 /// loaded machine; a quarter of a second late is not scheduling noise. A smaller bound would
-/// also catch a pause that ends just after a deadline, but a registry that is late by more
-/// than it every time would judge no one.
+/// also discount a pause that ends just after a deadline, but a registry that is late by more
+/// than it every time would judge no one. (Such a pause cannot blame a node that answered: the
+/// driver reads what arrived before a tick before it delivers the tick.)
 pub const REGISTRY_LATE_NS_MAX: Nanos = 250_000_000;
 /// After a failure, totals unchanged for this long mean nothing of the run is in flight any
 /// more (so nothing of it leaks into the next run).

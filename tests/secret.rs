@@ -398,3 +398,62 @@ fn classic_mode_cannot_use_a_secret() {
         "{stderr}"
     );
 }
+
+/// A port forward (a byte-for-byte TCP relay, as DNAT or a published container port would be)
+/// on 127.0.0.1:`listener` toward 127.0.0.1:`port`, for one connection, until either side
+/// closes or a few seconds pass.
+fn forward_one(listener: TcpListener, port: u16) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (near, _) = listener.accept().expect("the node connects");
+        let far = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let tick = Some(Duration::from_millis(20));
+        near.set_read_timeout(tick).unwrap();
+        far.set_read_timeout(tick).unwrap();
+        let mut ways = [
+            (near.try_clone().unwrap(), far.try_clone().unwrap()),
+            (far, near),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut chunk = [0u8; 4096];
+        while Instant::now() < deadline {
+            for (from, to) in &mut ways {
+                match from.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) if to.write_all(&chunk[..n]).is_err() => return,
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+    })
+}
+
+/// The proofs bind the address as dialed (docs/PROTOCOL.md, "Address translation"): a node
+/// with the secret that reaches the registry through a port forward fails the handshake and
+/// says that an address translated on the way is a cause; without a secret the same forward
+/// works. (Before, the message named only another secret or an impostor.)
+#[test]
+fn a_port_forward_breaks_the_handshake_and_the_node_says_it_may() {
+    let file = secret_file("secret-forward", SECRET);
+    let (_reg, port) = registry(&["--secret-file", file.arg()], true);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let forwarded = listener.local_addr().unwrap().port();
+    let forward = forward_one(listener, port);
+    let mut with = node(
+        "forwarded",
+        forwarded,
+        &["--secret-file", file.arg()],
+        false,
+    );
+    assert!(!with.wait_exit().success(), "{}", with.dump());
+    with.wait_line("an address translated on the way", 0);
+    forward.join().unwrap();
+
+    let (_plain_reg, plain_port) = registry(&[], true);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let forwarded = listener.local_addr().unwrap().port();
+    let _forward = forward_one(listener, plain_port);
+    let plain = node("forwarded plain", forwarded, &[], false);
+    registered(&plain);
+}

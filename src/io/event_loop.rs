@@ -119,6 +119,10 @@ pub(crate) struct Driver<'m, M: Machine> {
     cancels_in_flight: usize,
     exit_code: Option<i32>,
     now: Nanos,
+    /// Every completion of input that had arrived by this time has been reaped: a tick due
+    /// later than this is delivered only after the loop asked for completions again
+    /// ([`Driver::read_input_before_tick`]).
+    input_read_at: Nanos,
     stats: Stats,
 }
 
@@ -166,6 +170,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             cancels_in_flight: 0,
             exit_code: None,
             now: clock::now(),
+            input_read_at: 0,
             stats: Stats::default(),
         }
     }
@@ -214,8 +219,10 @@ impl<'m, M: Machine> Driver<'m, M> {
             self.start_wanted_sends(false)?;
             // Take whatever has completed without waiting; only when there is nothing to do
             // are the held-back sends started and the loop waits.
+            let asked = self.now;
             self.submit()?;
             self.reap();
+            self.input_read_at = asked;
             // The loop wakes for the machine's tick and for a paused accept.
             let wake = match (self.machine.next_tick(), self.accept_pause.resume_at()) {
                 (Some(tick), Some(resume)) => Some(tick.min(resume)),
@@ -228,6 +235,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                 }
             }
             if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
+                let asked = self.now;
                 match wake {
                     Some(wake) => {
                         self.submit_and_wait(Some(Duration::from_nanos(wake - self.now)))?
@@ -235,6 +243,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                     None => self.submit_and_wait(None)?,
                 }
                 self.reap();
+                self.input_read_at = asked;
             }
             self.now = clock::now();
             if !self.completions.is_empty() || wake.is_some_and(|wake| wake <= self.now) {
@@ -247,15 +256,49 @@ impl<'m, M: Machine> Driver<'m, M> {
                 continue;
             }
             self.now = clock::now();
-            if self
-                .machine
-                .next_tick()
-                .is_some_and(|tick| tick <= self.now)
-            {
-                self.machine.on_tick(self.now);
-                self.apply_effects()?;
+            if let Some(tick) = self.machine.next_tick().filter(|tick| *tick <= self.now) {
+                if tick > self.input_read_at {
+                    self.read_input_before_tick()?;
+                    if self.exit_code.is_some() {
+                        continue;
+                    }
+                    self.now = clock::now();
+                }
+                if self
+                    .machine
+                    .next_tick()
+                    .is_some_and(|tick| tick <= self.now)
+                {
+                    self.machine.on_tick(self.now);
+                    self.apply_effects()?;
+                }
             }
         }
+    }
+
+    /// A tick judges deadlines (a handshake not finished, a poll not answered), so it comes
+    /// only after what arrived before it has been read: the machine must not blame a peer
+    /// whose answer waits in the ring. The loop last asked for completions before the tick
+    /// came due when a wait ended early (a signal: SIGSTOP and SIGCONT end it with EINTR) or
+    /// the process did not run for a while: with DEFER_TASKRUN, completions of receives that
+    /// arrived since are only posted when the loop asks. Asks (a non-blocking enter, only when
+    /// the kernel flags work waiting) and handles what came; issue 12 (a stopped node closed
+    /// a table link whose hello had come in time).
+    fn read_input_before_tick(&mut self) -> Result<(), DriverError> {
+        let asked = clock::now();
+        let waiting = {
+            let submission = self.ring.submission();
+            submission.taskrun() || submission.cq_overflow()
+        };
+        if waiting {
+            self.submit()?;
+        }
+        self.reap();
+        self.input_read_at = asked;
+        while let Some(completion) = self.completions.pop_front() {
+            self.dispatch(completion)?;
+        }
+        Ok(())
     }
 
     // ----- Ring plumbing -----
@@ -320,8 +363,10 @@ impl<'m, M: Machine> Driver<'m, M> {
             self.stats.looks += 1;
             // With DEFER_TASKRUN, completions are posted only when the loop asks for them; a
             // submit does when the kernel flags work waiting (TASKRUN_FLAG).
+            let asked = self.now;
             self.submit()?;
             self.reap();
+            self.input_read_at = asked;
             self.now = clock::now();
             if !self.completions.is_empty() || self.now >= until {
                 break;

@@ -26,7 +26,9 @@
 //! a round sent just before the pause gets its full stall timeout again, now that the registry
 //! runs to hear the answers. A node that is truly silent is still named, once the registry has
 //! run for the rest of its stall timeout; a registry that is late for a deadline every time by
-//! more than [`REGISTRY_LATE_NS_MAX`] is not running, and judges no one.
+//! more than [`REGISTRY_LATE_NS_MAX`] is not running, and judges no one. A pause too short to
+//! be told from scheduling noise is not discounted, but the replies that came during it are
+//! read before the tick that judges them (the driver's rule: `io::event_loop`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
