@@ -45,7 +45,7 @@ registry commands:
   setup-overlay [NR]        build every node's routing table with NR entries (default 3)
   setup-overlay chord [BITS] [hash]   Chord fingers over BITS-bit identifiers (default 160), random or hashed from addresses
   list-routing-tables       every node's address, ID and table
-  export-overlay FILE       write the overlay (ring and tables) to FILE as Graphviz DOT
+  export-overlay FILE       draw the overlay (ring, tables, last run's traffic) to FILE.svg, or FILE.dot for Graphviz DOT
   start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
   start Ts [BYTES]          every node sends for T seconds (e.g. start 10s, start 2.5s)
   stop                      end the current run early; prints what was sent and verified

@@ -1,5 +1,5 @@
 //! The operator's tools, through the real binary with piped standard input and output:
-//! `export-overlay` (Graphviz DOT), `--csv` progress rows, and the plain progress lines a
+//! `export-overlay` (an SVG picture, Graphviz DOT), `--csv` progress rows, and the plain progress lines a
 //! registry prints when its output is not a terminal.
 
 mod common;
@@ -86,6 +86,99 @@ fn export_overlay_writes_dot() {
             .collect();
         assert_eq!(edges.get(&me.id), Some(&expected), "node {}: {text}", me.id);
     }
+}
+
+/// `export-overlay FILE.svg` after a run: a well-formed SVG with every node at its ID's angle
+/// (ID / 2^bits of a turn, clockwise from the top), one arrow per table entry, and the
+/// packets each link carried, which add up to every transmission the summary counts (each
+/// packet sent once by its source and once by every relay). A name that is neither .svg nor
+/// .dot is refused with the reason.
+#[test]
+fn export_overlay_draws_svg_with_the_runs_traffic() {
+    let (mut reg, port) = registry(&["--id-bits", "10"], true);
+    let nodes: Vec<Proc> = (0..10)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
+    ring.sort_by_key(|r| r.id);
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    let mark = reg.mark();
+    reg.send("export-overlay /tmp/overlay.png");
+    let (line, _) = reg.wait_line("export-overlay refused", mark);
+    assert!(line.contains(".svg") && line.contains(".dot"), "{line}");
+
+    let mark = reg.mark();
+    reg.send("start 2000");
+    let (sum, _) = reg.wait_line_starting("Sum ", mark);
+    reg.wait_line("PASS", mark);
+    let counts: Vec<u64> = sum
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|v| v.replace(',', "").parse().unwrap())
+        .collect();
+    let transmissions = counts[0] + counts[2];
+    assert_eq!(counts[0], 20_000, "{sum}");
+
+    let svg = temp_path("overlay.svg");
+    let mark = reg.mark();
+    reg.send(&format!("export-overlay {}", svg.arg()));
+    reg.wait_line(&format!("Wrote {}", svg.arg()), mark);
+    let text = std::fs::read_to_string(&svg.0).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert!(doc.root_element().has_tag_name("svg"));
+    let number =
+        |n: roxmltree::Node, name: &str| -> f64 { n.attribute(name).unwrap().parse().unwrap() };
+    let circle = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("ring"))
+        .expect("the ring");
+    let (cx, cy) = (number(circle, "cx"), number(circle, "cy"));
+    let mut drawn = BTreeSet::new();
+    for group in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("node"))
+    {
+        let id: u32 = group.attribute("data-id").unwrap().parse().unwrap();
+        let dot = group.children().find(|n| n.has_tag_name("circle")).unwrap();
+        let (x, y) = (number(dot, "cx") - cx, number(dot, "cy") - cy);
+        let turn = x.atan2(-y).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
+        let expected = f64::from(id) / 1024.0;
+        let off = (turn - expected).rem_euclid(1.0);
+        assert!(
+            off.min(1.0 - off) < 1e-4,
+            "node {id} at {turn}, expected {expected}"
+        );
+        drawn.insert(id);
+    }
+    let ids: BTreeSet<u32> = ring.iter().map(|r| r.id).collect();
+    assert_eq!(drawn, ids);
+    let mut edges = BTreeSet::new();
+    let mut carried = 0;
+    for line in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("edge"))
+    {
+        let from: u32 = line.attribute("data-from").unwrap().parse().unwrap();
+        let to: u32 = line.attribute("data-to").unwrap().parse().unwrap();
+        carried += line
+            .attribute("data-packets")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert!(edges.insert((from, to)), "edge {from} -> {to} twice");
+    }
+    let expected: BTreeSet<(u32, u32)> = (0..ring.len())
+        .flat_map(|p| (0..3).map(move |hop| (p, (p + (1 << hop)) % 10)))
+        .map(|(p, q)| (ring[p].id, ring[q].id))
+        .collect();
+    assert_eq!(edges, expected);
+    assert_eq!(carried, transmissions, "{sum}");
+    assert!(text.contains("packets the link carried in run 1"));
 }
 
 /// A scripted run at a limited rate (6 s): one CSV row per progress round, a last row with

@@ -2,8 +2,10 @@
 # Regenerates the pictures docs/USAGE.md shows, from one real run on this machine: a scripted
 # run of NODES nodes (NR ceil(log2 NODES)) sending MESSAGES_PER_NODE packets each at RATE
 # packets per second per node (so that it lasts a few seconds and the progress has points),
-# then tools/plot.py all: docs/progress-NODES.svg, docs/hops-NODES.svg,
-# docs/latency-NODES.svg and docs/load-NODES.svg. The run's logs, CSV and result stay in $OUT.
+# with the registry drawing the overlay and each link's traffic after the run
+# (--export-overlay docs/overlay-NODES.svg), then tools/plot.py all: docs/progress-NODES.svg,
+# docs/hops-NODES.svg, docs/latency-NODES.svg and docs/load-NODES.svg. The run's logs, CSV and
+# result stay in $OUT.
 #
 #   tools/pictures.sh [NODES [MESSAGES_PER_NODE [RATE]]]     default 16 60000 10000
 #
@@ -19,8 +21,9 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$(mktemp -d -t overlay-pictures.XXXXXX)}
 mkdir -p "$out"
-OUT=$out REGISTRY_ARGS="--csv $out/progress.csv --rate $rate" \
+OUT=$out REGISTRY_ARGS="--csv $out/progress.csv --rate $rate --export-overlay $top/docs/overlay-$nodes.svg" \
   "$top/tools/launch.sh" "$nodes" "$messages" > "$out/launch.log" 2>&1 ||
   { tail -20 "$out/launch.log" >&2; echo "pictures.sh: the run failed (logs in $out)" >&2; exit 1; }
+echo "pictures.sh: wrote $top/docs/overlay-$nodes.svg"
 python3 "$top/tools/plot.py" all "$out/progress.csv" "$out/result.json" -d "$top/docs" --name "$nodes"
 echo "pictures.sh: run in $out"

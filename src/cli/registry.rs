@@ -49,6 +49,11 @@ pub(crate) fn seconds_arg(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--export-overlay`: a path whose extension says what to write.
+pub(crate) fn export_path_arg(text: &str) -> Result<String, String> {
+    overlay::registry::export_format(text).map(|()| text.to_string())
+}
+
 /// `--interval`: seconds, at least [`INTERVAL_NS_MIN`].
 pub(crate) fn interval_arg(text: &str) -> Result<f64, String> {
     let min = INTERVAL_NS_MIN as f64 / 1e9;
@@ -148,6 +153,11 @@ pub(crate) struct RegistryArgs {
     /// run's last row, of the whole run). `tools/plot.py` draws it.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Scripted mode: after the last run, write the overlay to this file as the console's
+    /// `export-overlay` does: FILE.svg a picture (nodes at their IDs' angles on the ring, the
+    /// arrows as wide as the packets each link carried in that run), FILE.dot Graphviz DOT.
+    #[arg(long, value_name = "FILE", requires = "nodes", value_parser = export_path_arg)]
+    export_overlay: Option<String>,
     /// Scripted mode: seconds to wait for every node to register and set up.
     #[arg(long, default_value_t = READY_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=OPERATOR_WAIT_SECS_MAX))]
     ready_timeout: u64,
@@ -346,6 +356,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
             runs: args.runs,
             extra_payload_bytes: args.payload,
             ready_timeout: args.ready_timeout * 1_000_000_000,
+            export_overlay: args.export_overlay.clone(),
         }),
         _ => None,
     };

@@ -1,9 +1,10 @@
 //! What the operator can ask to see: `list-messaging-nodes`, `list-routing-tables`, and
-//! `export-overlay FILE` (Graphviz DOT, drawn by `export.rs`).
+//! `export-overlay FILE` (an SVG picture or Graphviz DOT, drawn by `export/`).
 
 use std::fmt::Write as _;
 
-use super::{Registry, export};
+use super::Registry;
+use super::export::{Format, Picture};
 use crate::machine::Effect;
 use crate::wire::{Codec, NodeId};
 
@@ -65,14 +66,22 @@ impl<C: Codec> Registry<C> {
         out
     }
 
-    /// `export-overlay FILE`: the overlay as Graphviz DOT, written by the driver.
+    /// `export-overlay FILE`: the overlay as an SVG picture (`FILE.svg`) or Graphviz DOT
+    /// (`FILE.dot`), with the last run's traffic on it; written by the driver.
     pub(super) fn export_overlay(&mut self, path: String) {
+        let format = match Format::of(&path) {
+            Ok(format) => format,
+            Err(why) => {
+                self.say(format!("export-overlay refused: {why}"));
+                return;
+            }
+        };
         let Some(overlay) = &self.overlay else {
             self.say("export-overlay refused: the overlay is not set up: run setup-overlay first.");
             return;
         };
         let addrs = self.nodes.iter().map(|(id, n)| (*id, n.addr)).collect();
-        let contents = export::dot(&overlay.ring, &overlay.tables, overlay.nr, &addrs);
+        let contents = Picture::of(overlay, self.config.id_bits, &addrs).render(format);
         self.effects.push(Effect::WriteFile {
             path: path.into(),
             contents,

@@ -60,6 +60,11 @@ use setup::Overlay;
 
 pub use results::Results;
 
+/// Whether `export-overlay` can write `path` (its extension says what: `.svg` or `.dot`).
+pub fn export_format(path: &str) -> Result<(), String> {
+    export::Format::of(path).map(|_| ())
+}
+
 /// See [`Registry::last_round`].
 #[derive(Debug)]
 pub struct LastRound<'a> {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::Registry;
+use super::export::Traffic;
 use super::progress::ProgressSample;
 use super::run::{Goal, PollTiming, Run, Step};
 use crate::limits::{PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, TASK_UNTIL_STOPPED};
@@ -333,6 +334,21 @@ impl<C: Codec> Registry<C> {
             },
         );
         self.say(format!("Run {} summary:\n{}", run.number, result.table()));
+        // What each link carried, for `export-overlay`: the run's own rows, moved.
+        if let Some(overlay) = self.overlay.as_mut() {
+            let packets = std::mem::take(&mut run.links)
+                .into_iter()
+                .flat_map(|(node, rows)| {
+                    rows.into_iter()
+                        .filter(move |row| row.peer != node)
+                        .map(move |row| ((node, row.peer), row.sent))
+                })
+                .collect();
+            overlay.traffic = Some(Traffic {
+                run: run.number,
+                packets,
+            });
+        }
         self.results.push(result);
         self.script_next();
     }

@@ -19,6 +19,9 @@ pub struct Script {
     pub extra_payload_bytes: u32,
     /// The overlay must be registered and set up within this long after start.
     pub ready_timeout: Nanos,
+    /// `--export-overlay FILE`: after the last run, the overlay as `export-overlay FILE`
+    /// writes it, with that run's traffic.
+    pub export_overlay: Option<String>,
 }
 
 impl<C: Codec> Registry<C> {
@@ -77,6 +80,10 @@ impl<C: Codec> Registry<C> {
             return;
         };
         let all_passed = self.results.all_passed();
+        let last = self.interrupts > 0 || !(self.results.completed() < script.runs && all_passed);
+        if let (true, Some(path)) = (last, script.export_overlay) {
+            self.export_overlay(path);
+        }
         if self.interrupts > 0 {
             let failed = self
                 .results

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use super::Registry;
+use super::export::Traffic;
 use crate::chord::{FingerRule, Id, IdSpace, Membership};
 use crate::limits::{NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
 use crate::routing::{ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
@@ -28,6 +29,8 @@ pub(super) struct Overlay {
     pub(super) waiting: BTreeSet<NodeId>,
     /// Every node reported setup success: runs may start.
     pub(super) ready: bool,
+    /// The packets each link carried in the last run on this overlay (`export-overlay`).
+    pub(super) traffic: Option<Traffic>,
 }
 
 /// What the overlay of the last `setup-overlay` was built with, for a result's settings.
@@ -224,6 +227,7 @@ impl<C: Codec> Registry<C> {
             tables,
             chord,
             ready: false,
+            traffic: None,
         });
         let shape = match fingers {
             Fingers::Positions { nr } => format!("{nr} table entries each"),
