@@ -18,18 +18,38 @@ static INSTALLS: Mutex<()> = Mutex::new(());
 /// and this process may (root, apt-get present): the README's test command then passes on a
 /// fresh machine of our kind. `Err` says why it is still missing.
 pub fn ensure_command(program: &str, package: &str) -> Result<(), String> {
-    let present = || present_program(program);
+    ensure(&format!("`{program}`"), package, || {
+        present_program(program)
+    })
+}
+
+/// Makes the Python module `module` importable by `python3`, installing Debian's `package`
+/// as [`ensure_command`] does. `Err` says why it is still missing.
+pub fn ensure_python_module(module: &str, package: &str) -> Result<(), String> {
+    ensure_command("python3", "python3")?;
+    ensure(&format!("python3's `{module}`"), package, || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// `what` is there once `present` says so, installing `package` first if it is missing.
+fn ensure(what: &str, package: &str, present: impl Fn() -> bool) -> Result<(), String> {
     let _guard = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
     if present() {
         return Ok(());
     }
     if netns_unavailable().is_some() || !present_program("apt-get") {
         return Err(format!(
-            "`{program}` is missing and cannot be installed here (needs root and apt-get; \
+            "{what} is missing and cannot be installed here (needs root and apt-get; \
              install Debian's `{package}`)"
         ));
     }
-    eprintln!("installing Debian's `{package}` for the tests that need `{program}` (apt-get)");
+    eprintln!("installing Debian's `{package}` for the tests that need {what} (apt-get)");
     let install = || {
         Command::new("apt-get")
             .args([
@@ -57,7 +77,7 @@ pub fn ensure_command(program: &str, package: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{program}` is missing and `apt-get install {package}` did not provide it"
+            "{what} is missing and `apt-get install {package}` did not provide it"
         ))
     }
 }

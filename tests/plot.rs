@@ -1,0 +1,119 @@
+//! `tools/plot.py` on a real result: a scripted run of real processes writes its progress CSV
+//! and JSON result, and the script draws every picture from them, as SVG and as PNG.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Proc, ensure_python_module, node, registry, say_skipped, temp_path};
+
+/// A well-formed SVG document that draws something (matplotlib draws with paths).
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}", path.display()));
+    assert!(doc.root_element().has_tag_name("svg"), "{}", path.display());
+    let paths = doc.descendants().filter(|n| n.has_tag_name("path")).count();
+    assert!(paths > 10, "{}: only {paths} paths", path.display());
+}
+
+/// A PNG file: the signature, then the IHDR chunk with a picture's size.
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR", "{}", path.display());
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert!(width >= 200 && height >= 200, "{width} x {height}");
+    assert!(bytes.len() > 5_000, "{} bytes", bytes.len());
+}
+
+fn plot(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/plot.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        // The test installs Debian's matplotlib if needed; no virtual environment from PyPI.
+        .env("OVERLAY_PLOT_NO_INSTALL", "1")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "plot.py {args:?}: {}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn plot_draws_a_real_run() {
+    if let Err(why) = ensure_python_module("matplotlib", "python3-matplotlib") {
+        say_skipped("plot_draws_a_real_run", &why);
+        return;
+    }
+    let csv = temp_path("plot-progress.csv");
+    let json = temp_path("plot-result.json");
+    // About 3 s at 1,000 packets/s per node: several progress rows.
+    let (mut reg, port) = registry(
+        &[
+            "--nodes",
+            "4",
+            "--start",
+            "3000",
+            "--rate",
+            "1000",
+            "--csv",
+            csv.arg(),
+            "--json",
+            json.arg(),
+        ],
+        false,
+    );
+    let _nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+
+    let dir = TempDir::new("plot-pictures");
+    let stdout = plot(&["all", csv.arg(), json.arg(), "-d", dir.arg(), "--name", "4"]);
+    for name in ["progress", "hops", "latency", "load"] {
+        let path = dir.0.join(format!("{name}-4.svg"));
+        assert!(
+            stdout.contains(&format!("plot.py: wrote {}", path.display())),
+            "{stdout}"
+        );
+        assert_svg(&path);
+    }
+    let png = dir.0.join("hops-4.png");
+    plot(&["hops", json.arg(), "-o", png.to_str().unwrap()]);
+    assert_png(&png);
+    let png = dir.0.join("progress-4.png");
+    plot(&["progress", csv.arg(), "-o", png.to_str().unwrap()]);
+    assert_png(&png);
+}
+
+/// A directory removed when the test ends.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = temp_path(name).0.clone();
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
