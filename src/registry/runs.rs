@@ -334,8 +334,11 @@ impl<C: Codec> Registry<C> {
             },
         );
         self.say(format!("Run {} summary:\n{}", run.number, result.table()));
-        // What each link carried, for `export-overlay`: the run's own rows, moved.
-        if let Some(overlay) = self.overlay.as_mut() {
+        // What each link carried, for `export-overlay`: the run's own rows, moved (none from
+        // nodes that count no links: the classic format).
+        if let Some(overlay) = self.overlay.as_mut()
+            && run.links.values().any(|rows| !rows.is_empty())
+        {
             let packets = std::mem::take(&mut run.links)
                 .into_iter()
                 .flat_map(|(node, rows)| {

@@ -36,7 +36,8 @@ pub(super) fn dot(picture: &Picture) -> String {
         };
         let _ = writeln!(out, "  n{id} [label=\"{label}\", pos=\"{x:.2},{y:.2}!\"];");
     }
-    let packets_max = picture.packets_max() as f64;
+    // At least 1: links that all carried nothing are drawn thinnest.
+    let packets_max = picture.packets_max().max(1) as f64;
     for edge in &picture.edges {
         let (from, to) = (picture.nodes[edge.from].id, picture.nodes[edge.to].id);
         let colour = colour(edge.class);

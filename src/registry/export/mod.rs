@@ -175,14 +175,13 @@ impl Picture {
         }
     }
 
-    /// The most packets any link carried (at least 1).
+    /// The most packets any link carried.
     pub(super) fn packets_max(&self) -> u64 {
         self.edges
             .iter()
             .filter_map(|edge| edge.packets)
             .max()
             .unwrap_or(0)
-            .max(1)
     }
 }
 

@@ -81,7 +81,8 @@ pub(super) fn svg(picture: &Picture) -> String {
     }
 
     // The edges, under the nodes.
-    let packets_max = picture.packets_max() as f64;
+    // At least 1: links that all carried nothing are drawn thinnest.
+    let packets_max = picture.packets_max().max(1) as f64;
     let edge_labels = count <= EDGE_LABELS_MAX;
     out.push_str("<g class=\"edges\" stroke-opacity=\"0.75\">\n");
     for edge in &picture.edges {
