@@ -27,6 +27,7 @@ fn shape() -> DataShape {
     DataShape {
         trace_slots: longest_path_relays(64, NR),
         extra_payload_bytes: 0,
+        run_tag: 0,
     }
 }
 

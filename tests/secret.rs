@@ -252,6 +252,7 @@ fn data_frame(source: u32, sink: u32) -> Vec<u8> {
     let shape = DataShape {
         trace_slots: 1,
         extra_payload_bytes: 0,
+        run_tag: 0,
     };
     Native::append_data(&mut frame, source, sink, shape, 1, &7i32.to_le_bytes());
     frame

@@ -291,6 +291,7 @@ fn stalled_node_with_tiny_buffers(seed: u64, nr: usize) {
     let frame = data_frame_bytes(DataShape {
         trace_slots: longest_path_relays(NODES, nr),
         extra_payload_bytes: 0,
+        run_tag: 0,
     }) as u64;
     let per_source_data = WINDOW_BYTES + frame;
     let ack_every = (WINDOW_BYTES / (2 * NODES as u64)).max(1);

@@ -86,6 +86,7 @@ fn controls() -> Vec<Control> {
                 sum_received: 12,
                 corrupted: 0,
                 dropped: 1,
+                ..Counters::default()
             },
             stats: None,
             links: vec![overlay::wire::LinkCount {
@@ -122,6 +123,7 @@ fn data_frames() -> Vec<Vec<u8>> {
     let shape = DataShape {
         trace_slots: 2,
         extra_payload_bytes: 0,
+        run_tag: 0,
     };
     let mut frames = Vec::new();
     for (source, sink, relays) in [

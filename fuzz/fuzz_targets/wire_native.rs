@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let shape = DataShape {
         trace_slots: usize::from(mode & 0x3f),
         extra_payload_bytes: 0,
+        run_tag: 0,
     };
     let mut offset = 0;
     let mut out = Vec::new();

@@ -98,6 +98,7 @@ impl<C: Codec> Node<C> {
             return;
         };
         overlay.shares.links_cut += 1;
+        overlay.counters.links_cut += 1;
         let why = format!(
             "it asked this node to queue more than {} bytes of packets to relay ({share} \
              queued for it), more than all sources' windows together hold, so it is no honest \
@@ -201,6 +202,7 @@ impl<C: Codec> Overlay<C> {
             }
             Admit::Drop => {
                 self.shares.frames_dropped += 1;
+                self.counters.relay_bound_drops += 1;
                 if !std::mem::replace(&mut self.shares.dropping, true) {
                     let line = format!(
                         "dropping frames to relay: {} bytes are queued on behalf of inbound \
@@ -282,6 +284,10 @@ impl<C: Codec> Overlay<C> {
         link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
+        if !C::of_run(frame, self.shape) {
+            self.stale(frame);
+            return Ok(());
+        }
         // Plain matches rather than combinators: the checked fields stay in registers (a
         // `Result` of them built in memory and read back cost a store-forwarding stall).
         let delivered = match C::check_delivered(frame, self.shape) {
@@ -350,6 +356,18 @@ impl<C: Codec> Overlay<C> {
             fault: fault.to_string(),
         };
         self.corrupted(effects, corruption);
+    }
+
+    /// A packet of an earlier run (a run ended by `stop`, or by a failure, while it was on
+    /// its way): counted as stale and dropped. It is no outsider's doing and no link lost it,
+    /// so the registry neither counts it as received nor blames anyone for it.
+    #[cold]
+    fn stale(&mut self, frame: &DataFrame<'_, C>) {
+        self.counters.stale += 1;
+        tracing::debug!(
+            "dropped a packet of an earlier run from node {} (stale)",
+            frame.source()
+        );
     }
 
     #[cold]

@@ -533,6 +533,7 @@ mod tests {
         let shape = DataShape {
             trace_slots: 1,
             extra_payload_bytes: 0,
+            run_tag: 0,
         };
         let mut frame = Vec::new();
         Native::append_data(&mut frame, 40, 20, shape, 1, &7i32.to_le_bytes());
@@ -621,6 +622,7 @@ mod tests {
         let shape = DataShape {
             trace_slots: 2,
             extra_payload_bytes: 0,
+            run_tag: 0,
         };
         let mut direct = Vec::new();
         Native::append_data(&mut direct, 40, 10, shape, 1, &7i32.to_le_bytes());

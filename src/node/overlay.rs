@@ -143,6 +143,7 @@ impl<C: Codec> Overlay<C> {
             shape: DataShape {
                 trace_slots,
                 extra_payload_bytes: 0,
+                run_tag: 0,
             },
             entries,
             connected: 0,
@@ -216,6 +217,7 @@ impl<C: Codec> Overlay<C> {
         self.stats.reset();
         self.stats_since_poll.reset();
         self.flow.next_epoch();
+        self.shape.run_tag = DataShape::run_tag_of(self.flow.epoch);
         self.problems_logged = 0;
     }
 

@@ -21,6 +21,12 @@ pub struct NodeResult {
     pub sum_received: i64,
     pub corrupted: u64,
     pub dropped: u64,
+    /// Packets of an earlier run that reached this node as sink, dropped (`Counters::stale`).
+    pub stale: u64,
+    /// Inbound links this node cut for the relay bound (`Counters::links_cut`).
+    pub links_cut: u64,
+    /// Frames this node dropped for the relay bound (`Counters::relay_bound_drops`).
+    pub relay_bound_drops: u64,
 }
 
 impl NodeResult {
@@ -35,6 +41,9 @@ impl NodeResult {
             sum_received: counters.sum_received,
             corrupted: counters.corrupted,
             dropped: counters.dropped,
+            stale: counters.stale,
+            links_cut: counters.links_cut,
+            relay_bound_drops: counters.relay_bound_drops,
         }
     }
 }
@@ -61,6 +70,15 @@ pub struct RunResult {
     pub sum_received: i128,
     pub corrupted: u64,
     pub dropped: u64,
+    /// Packets of earlier runs that arrived during this one: dropped by their sinks, not
+    /// counted as received, foreign or lost (a run ended by `stop` or by a failure leaves
+    /// some on their way).
+    pub stale: u64,
+    /// Inbound links the nodes cut for asking one node to queue more than the relay bound.
+    pub links_cut: u64,
+    /// Frames the nodes dropped because their inbound links together had the relay bound
+    /// queued.
+    pub relay_bound_drops: u64,
     /// From `start` to the verified summary.
     pub duration_s: f64,
     /// Packets received per second over `measured_s`.
@@ -91,6 +109,10 @@ pub struct RunResult {
     pub verdict: &'static str,
     /// Why the run failed (empty on PASS).
     pub failures: Vec<String>,
+    /// What happened that is no failure by itself: stale packets, links cut for the relay
+    /// bound (a flood from a peer that is no honest node).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Packets by relays passed, end-to-end and per-hop latency (from the sinks' histograms).
     pub stats: StatsSummary,
     pub node: Vec<NodeResult>,
@@ -175,6 +197,9 @@ impl RunResult {
             sum_received: 0,
             corrupted: 0,
             dropped: 0,
+            stale: 0,
+            links_cut: 0,
+            relay_bound_drops: 0,
             duration_s,
             packets_per_s: 0.0,
             relays_per_s: 0.0,
@@ -186,6 +211,7 @@ impl RunResult {
             all_sent_s: ending.settle.map(|(_, sent)| sent),
             verdict: "FAIL",
             failures: Vec::new(),
+            notes: Vec::new(),
             stats: StatsSummary::default(),
             node,
             accounting: None,
@@ -200,6 +226,35 @@ impl RunResult {
             total.sum_received += i128::from(n.sum_received);
             total.corrupted = total.corrupted.saturating_add(n.corrupted);
             total.dropped = total.dropped.saturating_add(n.dropped);
+            total.stale = total.stale.saturating_add(n.stale);
+            total.links_cut = total.links_cut.saturating_add(n.links_cut);
+            total.relay_bound_drops = total.relay_bound_drops.saturating_add(n.relay_bound_drops);
+        }
+        // What the relay bound did, by node: a run that fails for a flood says so.
+        for n in &total.node {
+            if n.relay_bound_drops > 0 {
+                failures.push(format!(
+                    "node {} dropped {} frames to relay: its inbound links together had more \
+                     queued than honest traffic ever has (a flood from a peer that is no honest \
+                     node)",
+                    n.id,
+                    thousands(n.relay_bound_drops.into())
+                ));
+            }
+            if n.links_cut > 0 {
+                total.notes.push(format!(
+                    "node {} cut {} inbound links that asked it alone to queue more than honest \
+                     traffic ever does (no honest node's links)",
+                    n.id,
+                    thousands(n.links_cut.into())
+                ));
+            }
+        }
+        if total.stale > 0 {
+            total.notes.push(format!(
+                "{} stale packets of an earlier run arrived and were dropped (not counted)",
+                thousands(total.stale.into())
+            ));
         }
         let expected = packets_per_node.saturating_mul(total.nodes as u64);
         let counted = ending.duration_goal_s.is_none();

@@ -157,6 +157,7 @@ fn node(id: NodeId, sent: u64, received: u64, sum: i64) -> NodeResult {
             sum_received: sum,
             corrupted: 0,
             dropped: 0,
+            ..Counters::default()
         },
     )
 }
@@ -388,4 +389,90 @@ fn script_results_add_runs() {
         assert!(json.get(key).is_some(), "{key} missing");
     }
     assert_eq!(json["verdict"], "PASS");
+}
+
+/// Packets of an earlier run (issue 12): a link's excess is put down to the stale packets
+/// first, so one that crossed the link when the earlier run was collected, or one queued at a
+/// node then, is neither foreign nor unaccounted; only an excess beyond them is foreign.
+#[test]
+fn stale_packets_explain_a_links_excess_and_are_never_foreign() {
+    let stale_node = |id, sent, received, stale| {
+        let mut row = node(id, sent, received, 0);
+        row.stale = stale;
+        row
+    };
+    // Node 2 took 6 on 1's link, which handed it 5 in this run: the sixth was handed over in
+    // the earlier run, and 2 dropped it as stale.
+    let crossed = RunResult::new(
+        3,
+        5,
+        0,
+        0.5,
+        vec![node(1, 5, 5, 0), stale_node(2, 5, 5, 1)],
+        vec![],
+    )
+    .with_links(&[1, 2], &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 6)])]));
+    let account = crossed.accounting.clone().unwrap();
+    assert_eq!(
+        (account.foreign, account.stale, account.unaccounted),
+        (0, 1, 0)
+    );
+    let verdict = crossed.verdict_line();
+    assert!(crossed.passed(), "{verdict}");
+    assert!(
+        verdict.contains("1 stale packets of an earlier run arrived and were dropped"),
+        "{verdict}"
+    );
+    // Queued at node 1 when the earlier run was collected: handed on in this one without
+    // being taken in it.
+    let queued = RunResult::new(
+        3,
+        5,
+        0,
+        0.5,
+        vec![node(1, 5, 5, 0), stale_node(2, 5, 5, 1)],
+        vec![],
+    )
+    .with_links(&[1, 2], &links(&[(1, &[(2, 6, 5)]), (2, &[(1, 5, 6)])]));
+    let account = queued.accounting.clone().unwrap();
+    assert_eq!((account.foreign, account.unaccounted), (0, 0));
+    assert!(queued.passed(), "{}", queued.verdict_line());
+    // Two more on the link than handed over and one stale: one is foreign.
+    let both = RunResult::new(
+        3,
+        5,
+        0,
+        0.5,
+        vec![node(1, 5, 5, 0), stale_node(2, 5, 6, 1)],
+        vec![],
+    )
+    .with_links(&[1, 2], &links(&[(1, &[(2, 5, 5)]), (2, &[(1, 5, 7)])]));
+    let account = both.accounting.clone().unwrap();
+    assert_eq!((account.foreign, account.unaccounted), (1, 0));
+    assert!(!both.passed());
+}
+
+/// The relay bound in the verdict (issue 12): frames dropped for it fail the run naming the
+/// node; links cut for it are named in a note; both are in the JSON.
+#[test]
+fn the_relay_bound_is_named_in_the_verdict() {
+    let mut flooded = node(2, 5, 5, 0);
+    flooded.relay_bound_drops = 3;
+    flooded.links_cut = 1;
+    let run = RunResult::new(3, 5, 0, 0.5, vec![node(1, 5, 5, 0), flooded], vec![]);
+    let verdict = run.verdict_line();
+    assert!(!run.passed(), "{verdict}");
+    assert!(
+        verdict.contains("node 2 dropped 3 frames to relay: its inbound links together had"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("node 2 cut 1 inbound links that asked it alone to queue more"),
+        "{verdict}"
+    );
+    let json = serde_json::to_value(&run).unwrap();
+    assert_eq!(json["relay_bound_drops"], 3);
+    assert_eq!(json["links_cut"], 1);
+    assert_eq!(json["node"][1]["relay_bound_drops"], 3);
+    assert_eq!(json["notes"].as_array().map(Vec::len), Some(1));
 }

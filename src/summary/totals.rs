@@ -80,6 +80,9 @@ impl Totals {
                     m.sum_received = m.sum_received.wrapping_add(n.sum_received);
                     m.corrupted = m.corrupted.saturating_add(n.corrupted);
                     m.dropped = m.dropped.saturating_add(n.dropped);
+                    m.stale = m.stale.saturating_add(n.stale);
+                    m.links_cut = m.links_cut.saturating_add(n.links_cut);
+                    m.relay_bound_drops = m.relay_bound_drops.saturating_add(n.relay_bound_drops);
                 })
                 .or_insert_with(|| n.clone());
         }

@@ -23,6 +23,10 @@ impl RunResult {
             self.corrupted,
             self.dropped
         );
+        let rate = self
+            .notes
+            .iter()
+            .fold(rate, |line, note| format!("{line}; {note}"));
         let goal = match self.duration_goal_s {
             Some(goal) => format!(" of {goal} s"),
             None => String::new(),

@@ -559,8 +559,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     relayed: relayed.into(),
                     sum_sent,
                     sum_received,
-                    corrupted: 0,
-                    dropped: 0,
+                    ..Counters::default()
                 },
                 stats: None,
                 links: Vec::new(),

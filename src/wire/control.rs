@@ -64,8 +64,18 @@ pub struct Counters {
     pub sum_received: i64,
     /// Packets that reached this node as sink but failed a check (CRC, layout, trace).
     pub corrupted: u64,
-    /// Packets this node held but could not forward (its next hop's link was gone).
+    /// Packets this node held but could not forward (its next hop's link was gone, or the
+    /// bound on what links may have queued was reached).
     pub dropped: u64,
+    /// Packets of an earlier run that reached this node as sink (their run tag is another
+    /// run's: `DataShape::run_tag`), dropped uncounted otherwise (native only).
+    pub stale: u64,
+    /// Inbound links this node cut for asking it alone to queue more than the bound on what
+    /// links may have queued (`limits::relay_queued_bytes_max`; native only).
+    pub links_cut: u64,
+    /// Frames (data and acks) this node dropped because its inbound links together had that
+    /// bound queued (native only).
+    pub relay_bound_drops: u64,
 }
 
 impl Counters {
@@ -78,6 +88,9 @@ impl Counters {
         self.sum_received = self.sum_received.wrapping_add(other.sum_received);
         self.corrupted += other.corrupted;
         self.dropped += other.dropped;
+        self.stale += other.stale;
+        self.links_cut += other.links_cut;
+        self.relay_bound_drops += other.relay_bound_drops;
     }
 }
 

@@ -96,6 +96,22 @@ pub struct DataShape {
     pub trace_slots: usize,
     /// Payload bytes after the 4-byte value.
     pub extra_payload_bytes: usize,
+    /// The run, as its data frames carry it: the node's count of final reports since the
+    /// manifest (the acks' epoch) modulo [`RUN_TAGS`], so that a sink tells a packet of an
+    /// earlier run (stale: counted apart and dropped) from one of this run. The native
+    /// encoding carries it in spare bits of the header's flags; the classic one has no room.
+    pub run_tag: u8,
+}
+
+/// Distinct run tags in a data frame: a packet is taken for one of the current run only if
+/// it is a multiple of this many runs late, which no packet lives to be.
+pub const RUN_TAGS: u32 = 16;
+
+impl DataShape {
+    /// The tag of the run after `epoch` final reports.
+    pub fn run_tag_of(epoch: u32) -> u8 {
+        (epoch % RUN_TAGS) as u8
+    }
 }
 
 /// An encoding of frames. Implementations are stateless.
@@ -189,6 +205,15 @@ pub trait Codec: Sized {
         payload: &[u8],
         payload_crc: u32,
     ) -> usize;
+
+    /// Whether a data frame that reached its sink belongs to the run `shape` describes: false
+    /// for a packet of an earlier run (its run tag differs), which the sink counts as stale
+    /// and drops. An encoding with no run tag takes every packet for the current run's.
+    #[inline]
+    fn of_run(frame: &DataFrame<'_, Self>, shape: DataShape) -> bool {
+        let _ = (frame, shape);
+        true
+    }
 
     /// The sink's checks of a data frame: its trace capacity against the overlay's, the
     /// overflow flag, the CRC. The sink then checks that the trace is a route to it

@@ -48,6 +48,11 @@ pub mod refusal_code {
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
 pub const FLAG_TRACE_OVERFLOW: u8 = 1;
+/// `DataHeader::flags` bits 4..=7: the run tag ([`DataShape::run_tag`]), written by the
+/// source and read only by the sink; relays copy it unchanged.
+pub const RUN_TAG_SHIFT: u32 = 4;
+const _: () = assert!(crate::wire::RUN_TAGS == 1 << (8 - RUN_TAG_SHIFT));
+const _: () = assert!((FLAG_TRACE_OVERFLOW as u32) < 1 << RUN_TAG_SHIFT);
 
 /// Bytes of the length prefix.
 pub const PREFIX_BYTES: usize = 4;
@@ -65,7 +70,7 @@ pub struct DataHeader {
     pub trace_slots: u8,
     /// Relays so far = trace slots used.
     pub hop_count: u8,
-    /// [`FLAG_TRACE_OVERFLOW`]; other bits zero.
+    /// [`FLAG_TRACE_OVERFLOW`]; bits 4..=7 the run tag ([`RUN_TAG_SHIFT`]); other bits zero.
     pub flags: u8,
     /// The node that originated the packet.
     pub source: U32,
@@ -232,7 +237,7 @@ impl Codec for Native {
             kind: kind::DATA,
             trace_slots: shape.trace_slots as u8,
             hop_count: 0,
-            flags: 0,
+            flags: shape.run_tag << RUN_TAG_SHIFT,
             source: U32::new(source),
             sink: U32::new(sink),
             payload_len: U32::new(payload.len() as u32),
@@ -243,6 +248,15 @@ impl Codec for Native {
         out.resize(out.len() + trace_bytes, 0);
         out.extend_from_slice(payload);
         total
+    }
+
+    #[inline]
+    fn of_run(frame: &DataFrame<'_, Self>, shape: DataShape) -> bool {
+        // `peek` checked the header is there.
+        frame
+            .bytes()
+            .get(FLAGS_AT)
+            .is_none_or(|flags| flags >> RUN_TAG_SHIFT == shape.run_tag)
     }
 
     #[inline]
@@ -455,6 +469,9 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             put_i64(out, counters.sum_received);
             put_u64(out, counters.corrupted);
             put_u64(out, counters.dropped);
+            put_u64(out, counters.stale);
+            put_u64(out, counters.links_cut);
+            put_u64(out, counters.relay_bound_drops);
             match stats {
                 None => out.push(0),
                 Some(stats) => {
@@ -744,6 +761,9 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 sum_received: reader.i64_le()?,
                 corrupted: reader.u64_le()?,
                 dropped: reader.u64_le()?,
+                stale: reader.u64_le()?,
+                links_cut: reader.u64_le()?,
+                relay_bound_drops: reader.u64_le()?,
             },
             stats: if reader.bool()? {
                 let (stats, used) =

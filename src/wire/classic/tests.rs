@@ -181,6 +181,7 @@ fn traffic_summary() {
             sum_received: 0x0102_0304_0506_0708,
             corrupted: 0,
             dropped: 0,
+            ..Counters::default()
         },
         stats: None,
         links: vec![],
@@ -426,7 +427,7 @@ proptest! {
         let message = Control::Summary {
             id,
             reset: true,
-            counters: Counters { sent, received, relayed, sum_sent, sum_received, corrupted: 0, dropped: 0 },
+            counters: Counters { sent, received, relayed, sum_sent, sum_received, corrupted: 0, dropped: 0, ..Counters::default() },
             stats: None,
             links: vec![],
         };

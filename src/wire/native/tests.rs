@@ -126,6 +126,9 @@ fn every_control_message_roundtrips() {
             sum_received: i64::MIN,
             corrupted: 5,
             dropped: 6,
+            stale: 7,
+            links_cut: 8,
+            relay_bound_drops: 9,
         },
         stats: None,
         links: vec![],
@@ -277,6 +280,7 @@ fn bad_control_frames_are_errors() {
 const SHAPE: DataShape = DataShape {
     trace_slots: 2,
     extra_payload_bytes: 0,
+    run_tag: 0,
 };
 
 #[test]
@@ -295,6 +299,38 @@ fn data_frame_golden_vector() {
     assert_eq!(out, expected);
     assert_eq!(len, expected.len());
     assert_eq!(len, data_frame_bytes(SHAPE));
+}
+
+/// The run tag (issue 12): bits 4-7 of `flags`, written by the source, copied by relays
+/// (with the overflow bit beside it), compared by the sink.
+#[test]
+fn data_frames_carry_their_run_tag_through_relays() {
+    let later = DataShape {
+        run_tag: 3,
+        ..SHAPE
+    };
+    let mut tagged = Vec::new();
+    Native::append_data(&mut tagged, 97, 82, later, 0x0102, &1i32.to_le_bytes());
+    let mut untagged = Vec::new();
+    Native::append_data(&mut untagged, 97, 82, SHAPE, 0x0102, &1i32.to_le_bytes());
+    assert_eq!(tagged[7], 0x30, "flags");
+    untagged[7] = 0x30;
+    assert_eq!(tagged, untagged, "nothing else differs");
+    assert!(Native::of_run(&data(&tagged), later));
+    assert!(!Native::of_run(&data(&tagged), SHAPE));
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&data(&tagged), 19, &mut hop1);
+    let mut hop2 = Vec::new();
+    Native::append_relayed(&data(&hop1), 60, &mut hop2);
+    let mut hop3 = Vec::new();
+    Native::append_relayed(&data(&hop2), 61, &mut hop3);
+    assert_eq!(hop3[7], 0x30 | FLAG_TRACE_OVERFLOW);
+    assert!(Native::of_run(&data(&hop3), later));
+    assert_eq!(
+        Native::check_delivered(&data(&hop3), later),
+        Err(Corruption::TraceOverflow { slots: 2 })
+    );
+    assert_eq!(DataShape::run_tag_of(19), 3);
 }
 
 #[test]
@@ -338,6 +374,7 @@ fn a_flipped_payload_bit_fails_the_crc() {
     let shape = DataShape {
         trace_slots: 1,
         extra_payload_bytes: 100,
+        run_tag: 0,
     };
     let payload: Vec<u8> = (0..104u8).collect();
     Native::append_data(&mut frame, 1, 2, shape, 0, &payload);
