@@ -14,6 +14,8 @@
 //! fingers over those identifiers, and every next hop and route comes from `crate::chord`
 //! ([`ChordLayout`]), the code `overlay simulate` walks.
 
+use std::sync::Arc;
+
 use crate::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, Step, walk};
 use crate::limits::{DENSE_INDEX_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
@@ -317,159 +319,51 @@ impl ChordLayout {
     }
 }
 
-/// How a node routes a packet for a key (an identifier in the overlay's space) rather than a
-/// node: its own table under the overlay's rule, and every node's identifier.
-#[derive(Debug, Clone)]
-struct KeyRouting {
-    membership: Membership,
-    table: FingerTable,
-    /// Member -> ring position.
-    position_of: Vec<u32>,
-    /// Ring position -> member.
-    member_of: Vec<u32>,
+/// How a view's nodes pick next hops: the position rule's NR and its keys (the IDs as
+/// identifiers), or a Chord layout (identifiers, every node's fingers).
+#[derive(Debug)]
+enum Layout {
+    Positions { nr: usize, keys: Membership },
+    Chord(ChordLayout),
 }
 
-/// A node's view of the ring for routing: where every ID sits, in O(1).
-#[derive(Debug, Clone)]
-pub struct Router {
+/// One overlay's membership as its nodes route by it: the ring, the identifiers keys are
+/// compared with, every finger table a Chord overlay has, where every ID sits, the longest
+/// route. Immutable: a membership change is a new `View`, and a node takes it by building its
+/// [`Router`] from it ([`Router::of`], one call). Nodes of one process that hold the same
+/// membership share one `View` behind an `Arc` (`node::views::Views` interns them by content),
+/// so a group of K nodes holds the O(N) state once, not K times.
+#[derive(Debug)]
+pub struct View {
     ring: Ring,
-    nr: usize,
-    /// Chord fingers (`None`: the position rule).
-    chord: bool,
-    self_position: usize,
+    layout: Layout,
     /// Dense position index over IDs 0..=max (when the IDs are not too sparse to allow it).
     positions: Option<Vec<u32>>,
-    /// Dense next-hop table over IDs 0..=max: the entry for each sink, [`NO_HOP`] for unknown
-    /// IDs and ourselves. One load per relayed frame.
-    next_hops: Option<Vec<u8>>,
     /// The most relays a route to any node passes (the longest path: the trace's capacity).
     longest_relays: usize,
-    /// The nodes whose tables hold this node (the only ones whose links may bring data named
-    /// after them), sorted.
-    holders: Vec<NodeId>,
-    keys: KeyRouting,
 }
 
-/// A node ID as an identifier (the position rule's keys are IDs).
-fn id_of(id: NodeId) -> Id {
-    Id::from(u128::from(id))
-}
-
-/// Positions from `from` clockwise to `to` in a ring of `len` nodes.
-fn ring_distance_in(len: usize, from: usize, to: usize) -> usize {
-    (to + len - from) % len
-}
-
-const ABSENT: u32 = u32::MAX;
-const NO_HOP: u8 = u8::MAX;
-const _: () = assert!(NR_MAX < NO_HOP as usize);
-
-impl Router {
-    /// The router of node `self_id` under the position rule, whose table has `nr` entries;
-    /// keys are IDs of 32 bits. `None` if `self_id` is not in the ring.
-    pub fn new(ring: Ring, nr: usize, self_id: NodeId) -> Option<Router> {
-        let space = IdSpace::new(ID_BITS_MAX).expect("32 bits is a space");
-        Router::positions(ring, nr, space, self_id).ok()
-    }
-
-    /// The router of node `self_id` under the position rule; keys lie in `space`, which holds
-    /// every ID.
-    pub fn positions(
-        ring: Ring,
-        nr: usize,
-        space: IdSpace,
-        self_id: NodeId,
-    ) -> Result<Router, String> {
-        let self_position = ring
-            .position(self_id)
-            .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
-        let membership = Membership::new(space, ring.ids().iter().map(|&id| id_of(id)).collect())?;
-        let table = FingerTable::new(FingerRule::Positions { nr }, &membership, self_position)?;
-        let keys = KeyRouting {
-            membership,
-            table,
-            position_of: (0..ring.len() as u32).collect(),
-            member_of: (0..ring.len() as u32).collect(),
-        };
+impl View {
+    /// The position rule over `ring` with `nr` entries per table; keys lie in `space`, which
+    /// holds every ID. Refuses an NR the ring cannot fill ([`check_nr`]).
+    pub fn positions(ring: Ring, nr: usize, space: IdSpace) -> Result<View, String> {
+        check_nr(ring.len(), nr)?;
+        let keys = Membership::new(space, ring.ids().iter().map(|&id| id_of(id)).collect())?;
         let longest_relays = longest_path_relays(ring.len(), nr);
-        let len = ring.len();
-        let holders = (0..nr)
-            .map(|i| ring.ids()[(self_position + len - (1 << i) % len) % len])
-            .collect();
-        Ok(Router::with_routes(
+        Ok(View::with_layout(
             ring,
-            nr,
-            false,
-            self_position,
-            |position| entry_for_distance(ring_distance_in(len, self_position, position), nr),
-            (longest_relays, holders),
-            keys,
+            Layout::Positions { nr, keys },
+            longest_relays,
         ))
     }
 
-    /// The router of node `self_id` in a Chord overlay: the next hops and the routes toward
-    /// it are those of `layout` (the code `overlay simulate` walks).
-    pub fn chord(
-        ring: Ring,
-        layout: &ChordLayout,
-        longest_relays: usize,
-        self_id: NodeId,
-    ) -> Result<Router, String> {
-        let self_position = ring
-            .position(self_id)
-            .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
-        let self_member = layout.member_of[self_position] as usize;
-        let table = layout.tables[self_member].clone();
-        let keys = KeyRouting {
-            membership: layout.membership.clone(),
-            table,
-            position_of: layout.position_of.clone(),
-            member_of: layout.member_of.clone(),
-        };
-        let nr = keys.table.entries().len();
-        let entry_toward =
-            |position: usize| match keys.table.next_hop(&keys.membership, layout.id(position)) {
-                Step::Deliver(entry) | Step::Forward(entry) => entry,
-                Step::Owner => unreachable!("only this node owns its identifier"),
-            };
-        let next_hops: Vec<usize> = (0..ring.len())
-            .map(|p| {
-                if p == self_position {
-                    0
-                } else {
-                    entry_toward(p)
-                }
-            })
-            .collect();
-        let holders = (0..ring.len())
-            .filter(|&p| layout.fingers(p).any(|finger| finger == self_position))
-            .map(|p| ring.ids()[p])
-            .collect();
-        Ok(Router::with_routes(
-            ring,
-            nr,
-            true,
-            self_position,
-            |position| next_hops[position],
-            (longest_relays, holders),
-            keys,
-        ))
+    /// Chord fingers: `layout` of `ring` ([`ChordLayout::new`]), whose longest route passes
+    /// `longest_relays` relays (the registry computes it once and sizes the trace by it).
+    pub fn chord(ring: Ring, layout: ChordLayout, longest_relays: usize) -> View {
+        View::with_layout(ring, Layout::Chord(layout), longest_relays)
     }
 
-    /// The router with its indexes over IDs: `entry_toward(p)` is the entry toward position
-    /// p (never asked for our own); the routes toward this node (relays back to back, each
-    /// route's start) and the nodes whose tables hold it.
-    fn with_routes(
-        ring: Ring,
-        nr: usize,
-        chord: bool,
-        self_position: usize,
-        entry_toward: impl Fn(usize) -> usize,
-        (longest_relays, mut holders): (usize, Vec<NodeId>),
-        keys: KeyRouting,
-    ) -> Router {
-        holders.sort_unstable();
-        holders.dedup();
+    fn with_layout(ring: Ring, layout: Layout, longest_relays: usize) -> View {
         let max = ring.ids().last().copied().unwrap_or(0);
         let positions = (u64::from(max) < DENSE_INDEX_MAX).then(|| {
             let mut index = vec![ABSENT; max as usize + 1];
@@ -478,38 +372,200 @@ impl Router {
             }
             index
         });
-        let next_hops = positions.as_ref().map(|index| {
-            index
-                .iter()
-                .map(|&position| {
-                    if position == ABSENT || position as usize == self_position {
-                        NO_HOP
-                    } else {
-                        entry_toward(position as usize) as u8
-                    }
-                })
-                .collect()
-        });
-        Router {
+        View {
             ring,
-            nr,
-            chord,
-            self_position,
+            layout,
             positions,
-            next_hops,
             longest_relays,
-            holders,
-            keys,
         }
-    }
-
-    /// Whether `node`'s table holds this node.
-    pub fn held_by(&self, node: NodeId) -> bool {
-        self.holders.binary_search(&node).is_ok()
     }
 
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// Chord fingers (else the position rule).
+    pub fn is_chord(&self) -> bool {
+        matches!(self.layout, Layout::Chord(_))
+    }
+
+    /// The position rule's NR (0 in Chord mode, whose tables differ in length).
+    pub fn nr(&self) -> usize {
+        match self.layout {
+            Layout::Positions { nr, .. } => nr,
+            Layout::Chord(_) => 0,
+        }
+    }
+
+    /// The identifiers of the members: the IDs under the position rule.
+    pub fn keys(&self) -> &Membership {
+        match &self.layout {
+            Layout::Positions { keys, .. } => keys,
+            Layout::Chord(layout) => &layout.membership,
+        }
+    }
+
+    /// The identifiers of a Chord overlay, by ring position (`None` under the position rule).
+    pub fn chord_ids(&self) -> Option<impl Iterator<Item = Id> + '_> {
+        match &self.layout {
+            Layout::Positions { .. } => None,
+            Layout::Chord(layout) => Some((0..self.ring.len()).map(|p| layout.id(p))),
+        }
+    }
+
+    /// The most relays a route to any node passes.
+    pub fn longest_relays(&self) -> usize {
+        self.longest_relays
+    }
+
+    /// The position of `id`, if it is in the ring.
+    #[inline]
+    pub fn position(&self, id: NodeId) -> Option<usize> {
+        match &self.positions {
+            Some(index) => match index.get(id as usize) {
+                Some(&position) if position != ABSENT => Some(position as usize),
+                _ => None,
+            },
+            None => self.ring.position(id),
+        }
+    }
+
+    /// The member (place by identifier) of the node at ring position `position`: the place
+    /// routes make clockwise progress in.
+    #[inline]
+    fn member_of(&self, position: usize) -> usize {
+        match &self.layout {
+            Layout::Positions { .. } => position,
+            Layout::Chord(layout) => layout.member_of[position] as usize,
+        }
+    }
+
+    /// The ring position of member `member`.
+    #[inline]
+    fn position_of(&self, member: usize) -> usize {
+        match &self.layout {
+            Layout::Positions { .. } => member,
+            Layout::Chord(layout) => layout.position_of[member] as usize,
+        }
+    }
+
+    /// The table of the node at ring position `position`, as members.
+    fn table(&self, position: usize) -> Result<FingerTable, String> {
+        match &self.layout {
+            Layout::Positions { nr, keys } => {
+                FingerTable::new(FingerRule::Positions { nr: *nr }, keys, position)
+            }
+            Layout::Chord(layout) => Ok(layout.tables[layout.member_of[position] as usize].clone()),
+        }
+    }
+
+    /// Whether the table of the node at ring position `holder` holds the node at `position`.
+    fn holds(&self, holder: usize, position: usize) -> bool {
+        match &self.layout {
+            Layout::Positions { nr, .. } => {
+                let distance = self.ring.distance(holder, position);
+                distance.is_power_of_two() && distance.ilog2() < *nr as u32
+            }
+            Layout::Chord(layout) => layout.fingers(holder).any(|finger| finger == position),
+        }
+    }
+}
+
+/// A node's view of the ring for routing: the shared [`View`], this node's place in it, its
+/// table and its next hop toward every ID in O(1).
+#[derive(Debug, Clone)]
+pub struct Router {
+    view: Arc<View>,
+    /// Entries of this node's table.
+    nr: usize,
+    /// Chord fingers (else the position rule).
+    chord: bool,
+    self_position: usize,
+    /// This node's table, as members of the view.
+    table: FingerTable,
+    /// Dense next-hop table over IDs 0..=max: the entry for each sink, [`NO_HOP`] for unknown
+    /// IDs and ourselves. One load per relayed frame; this node's own (a byte per ID).
+    next_hops: Option<Vec<u8>>,
+}
+
+/// A node ID as an identifier (the position rule's keys are IDs).
+fn id_of(id: NodeId) -> Id {
+    Id::from(u128::from(id))
+}
+
+const ABSENT: u32 = u32::MAX;
+const NO_HOP: u8 = u8::MAX;
+const _: () = assert!(NR_MAX < NO_HOP as usize);
+
+impl Router {
+    /// The router of node `self_id` under the position rule, whose table has `nr` entries,
+    /// in a view of its own; keys are IDs of 32 bits. `None` if `self_id` is not in the ring
+    /// or `nr` does not fit it.
+    pub fn new(ring: Ring, nr: usize, self_id: NodeId) -> Option<Router> {
+        let space = IdSpace::new(ID_BITS_MAX).expect("32 bits is a space");
+        let view = View::positions(ring, nr, space).ok()?;
+        Router::of(Arc::new(view), self_id).ok()
+    }
+
+    /// The router of node `self_id` in `view`: its table and its next hop toward every node.
+    /// Everything O(N) stays in the view; this node adds a byte per ID of the dense range.
+    /// A node whose membership changes takes the new one by this call.
+    pub fn of(view: Arc<View>, self_id: NodeId) -> Result<Router, String> {
+        let self_position = view
+            .position(self_id)
+            .ok_or_else(|| format!("the ring does not list this node's ID {self_id}"))?;
+        let table = view.table(self_position)?;
+        let nr = table.entries().len();
+        let chord = view.is_chord();
+        let entry_toward = |position: usize| -> u8 {
+            if position == self_position {
+                return NO_HOP;
+            }
+            let entry = if chord {
+                match table.next_hop(view.keys(), view.keys().id(view.member_of(position))) {
+                    Step::Deliver(entry) | Step::Forward(entry) => entry,
+                    Step::Owner => unreachable!("only this node owns its identifier"),
+                }
+            } else {
+                entry_for_distance(view.ring.distance(self_position, position), nr)
+            };
+            entry as u8
+        };
+        let next_hops = view.positions.as_ref().map(|index| {
+            index
+                .iter()
+                .map(|&position| {
+                    if position == ABSENT {
+                        NO_HOP
+                    } else {
+                        entry_toward(position as usize)
+                    }
+                })
+                .collect()
+        });
+        Ok(Router {
+            view,
+            nr,
+            chord,
+            self_position,
+            table,
+            next_hops,
+        })
+    }
+
+    /// The view this router routes by.
+    pub fn view(&self) -> &Arc<View> {
+        &self.view
+    }
+
+    /// Whether `node`'s table holds this node (only its link may bring data named after it).
+    pub fn held_by(&self, node: NodeId) -> bool {
+        self.position(node)
+            .is_some_and(|holder| self.view.holds(holder, self.self_position))
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.view.ring
     }
 
     pub fn nr(&self) -> usize {
@@ -523,13 +579,7 @@ impl Router {
     /// The position of `id`, if it is in the ring.
     #[inline]
     pub fn position(&self, id: NodeId) -> Option<usize> {
-        match &self.positions {
-            Some(index) => match index.get(id as usize) {
-                Some(&position) if position != ABSENT => Some(position as usize),
-                _ => None,
-            },
-            None => self.ring.position(id),
-        }
+        self.view.position(id)
     }
 
     /// The table entry to send a packet for `sink` on; `None` if `sink` is unknown or is us.
@@ -555,33 +605,29 @@ impl Router {
         }
         if self.chord {
             return match self
-                .keys
                 .table
-                .next_hop(&self.keys.membership, self.id_of_position(position))
+                .next_hop(self.view.keys(), self.id_of_position(position))
             {
                 Step::Deliver(entry) | Step::Forward(entry) => Some(entry),
                 Step::Owner => None,
             };
         }
-        let distance = self.ring.distance(self.self_position, position);
+        let distance = self.ring().distance(self.self_position, position);
         Some(entry_for_distance(distance, self.nr))
     }
 
     /// The identifier of the node at ring position `position` (its ID, under the position
     /// rule).
     pub fn id_of_position(&self, position: usize) -> Id {
-        self.keys
-            .membership
-            .id(self.keys.member_of[position] as usize)
+        self.view.keys().id(self.view.member_of(position))
     }
 
     /// The IDs of this node's table entries, in entry order.
     pub fn entry_ids(&self) -> Vec<NodeId> {
-        self.keys
-            .table
+        self.table
             .entries()
             .iter()
-            .map(|&member| self.ring.ids()[self.keys.position_of[member as usize] as usize])
+            .map(|&member| self.ring().ids()[self.view.position_of(member as usize)])
             .collect()
     }
 
@@ -591,7 +637,7 @@ impl Router {
     #[inline]
     fn rank(&self, position: usize) -> usize {
         if self.chord {
-            self.keys.member_of[position] as usize
+            self.view.member_of(position)
         } else {
             position
         }
@@ -620,13 +666,11 @@ impl Router {
             Some(from) if from != self.self_position => from,
             _ => return Err(RouteFault::Source { origin: source }),
         };
-        if relays > self.longest_relays {
-            return Err(RouteFault::TooLong {
-                relays,
-                longest: self.longest_relays,
-            });
+        let longest = self.view.longest_relays;
+        if relays > longest {
+            return Err(RouteFault::TooLong { relays, longest });
         }
-        let len = self.ring.len();
+        let len = self.ring().len();
         let me = self.rank(self.self_position);
         // Clockwise distance to this node, in places; 0 only for this node.
         let to_me = |position: usize| {
@@ -665,7 +709,7 @@ impl Router {
                     let on_route = (self.self_position + len - (left - step)) % len;
                     return Err(RouteFault::OffRoute {
                         relay,
-                        expected: self.ring.ids()[on_route],
+                        expected: self.ring().ids()[on_route],
                     });
                 }
             }
@@ -937,8 +981,9 @@ mod tests {
             ring.position(id)
                 .map(|p| sorted.binary_search(&identifiers[p]).unwrap())
         };
+        let view = Arc::new(View::chord(ring.clone(), layout, longest));
         for &sink in ring.ids() {
-            let router = Router::chord(ring.clone(), &layout, longest, sink).unwrap();
+            let router = Router::of(Arc::clone(&view), sink).unwrap();
             let me = place(sink).unwrap();
             let to_sink = |id: NodeId| place(id).map(|p| (me + nodes - p) % nodes);
             for &source in ring.ids() {
@@ -1032,9 +1077,10 @@ mod tests {
             let membership = Membership::new(space, identifiers.clone()).unwrap();
             let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
             let longest_relays = layout.longest_route_relays();
+            let view = Arc::new(View::chord(ring.clone(), layout.clone(), longest_relays));
             let routers: Vec<Router> = ids
                 .iter()
-                .map(|&id| Router::chord(ring.clone(), &layout, longest_relays, id).unwrap())
+                .map(|&id| Router::of(Arc::clone(&view), id).unwrap())
                 .collect();
             let mut longest = 0;
             for from in 0..ring.len() {
@@ -1106,7 +1152,7 @@ mod tests {
     fn wide_ids_use_the_sparse_index() {
         let ring = Ring::new(vec![5, 1 << 30, u32::MAX]);
         let router = Router::new(ring, 1, 5).unwrap();
-        assert!(router.positions.is_none() && router.next_hops.is_none());
+        assert!(router.view.positions.is_none() && router.next_hops.is_none());
         assert_eq!(router.next_hop(u32::MAX), Some(0));
         assert_eq!(router.next_hop(7), None);
         assert_eq!(router.next_hop(5), None);

@@ -10,11 +10,10 @@ use super::overlay::{Entry, Link, Overlay};
 use super::{Node, Phase};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
-use crate::chord::{Id, IdSpace};
 use crate::limits::{NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
-use crate::routing::{ChordLayout, Ring, Router};
-use crate::wire::{ChordIds, Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status};
+use crate::routing::Router;
+use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status};
 
 use rand::RngCore;
 
@@ -230,13 +229,14 @@ impl<C: Codec> Node<C> {
         let router = if nr == 0 {
             Err("the manifest has no table entries".to_string())
         } else {
-            router_of(
-                manifest.all_ids,
-                manifest.chord.as_deref(),
-                nr,
-                usize::from(manifest.trace_slots),
-                id,
-            )
+            self.views
+                .view(
+                    manifest.all_ids,
+                    manifest.chord.as_deref(),
+                    nr,
+                    usize::from(manifest.trace_slots),
+                )
+                .and_then(|view| Router::of(view, id))
         };
         let router = router.and_then(|router| {
             let table = router.entry_ids();
@@ -407,44 +407,6 @@ impl<C: Codec> Node<C> {
             links,
         });
     }
-}
-
-/// The router of node `id` in the overlay of `all_ids`: Chord fingers over `chord`'s
-/// identifiers (in `all_ids` order), whose longest route passes `trace_slots` relays (the
-/// registry sizes the trace by it), or `nr` position fingers.
-fn router_of(
-    all_ids: Vec<NodeId>,
-    chord: Option<&ChordIds>,
-    nr: usize,
-    trace_slots: usize,
-    id: NodeId,
-) -> Result<Router, String> {
-    let nodes = all_ids.len();
-    let Some(chord) = chord else {
-        let ring = Ring::new(all_ids);
-        if ring.len() != nodes {
-            return Err("the manifest lists an ID twice".to_string());
-        }
-        return Router::new(ring, nr, id)
-            .ok_or_else(|| format!("the manifest does not list this node's ID {id}"));
-    };
-    if chord.ids.len() != nodes {
-        return Err(format!(
-            "the manifest has {} identifiers for {nodes} nodes",
-            chord.ids.len()
-        ));
-    }
-    let space =
-        IdSpace::new(chord.bits).ok_or_else(|| format!("identifiers of {} bits", chord.bits))?;
-    let mut pairs: Vec<(NodeId, Id)> = all_ids.into_iter().zip(chord.ids.iter().copied()).collect();
-    pairs.sort_unstable_by_key(|&(id, _)| id);
-    let ring = Ring::new(pairs.iter().map(|&(id, _)| id).collect());
-    if ring.len() != nodes {
-        return Err("the manifest lists an ID twice".to_string());
-    }
-    let identifiers: Vec<Id> = pairs.iter().map(|&(_, identifier)| identifier).collect();
-    let layout = ChordLayout::new(&ring, space, &identifiers)?;
-    Router::chord(ring, &layout, trace_slots, id)
 }
 
 /// A refusal's reason: the registry's text without a leading "WHAT refused:" of its own (ours

@@ -7,7 +7,9 @@
 //! opens the same way, so every event goes to its node by the connection's group bits, and each
 //! node sees the ungrouped identifiers it chose or was given, exactly as when it runs alone.
 //!
-//! What differs from K processes: one console for all of them (each command goes to every
+//! What differs from K processes: one copy of each membership view for all of them
+//! (`views.rs`: the ring and what is derived from it, held once per process), one console for
+//! all of them (each command goes to every
 //! node, each line a node prints starts with its address), one tick for all (the nodes whose
 //! tick is due run in turn, at most [`GROUP_TICK_NODES_MAX`] per tick, longest waiting first),
 //! nodes that start one after the other, [`GROUP_JOIN_GAP_NS`] apart (thousands of nodes
@@ -19,6 +21,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 
+use super::views::Views;
 use super::{Node, NodeConfig};
 use crate::limits::{GROUP_JOIN_GAP_NS, GROUP_TICK_NODES_MAX};
 use crate::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
@@ -63,11 +66,12 @@ impl<C: Codec> Group<C> {
             configs.len() <= ConnId::GROUPS_MAX,
             "too many nodes for one group"
         );
+        let views = Views::default();
         let members = configs
             .into_iter()
             .map(|config| Member {
                 label: format!("node {}: ", config.listen),
-                node: Node::new(config),
+                node: Node::sharing(config, views.clone()),
                 queued_tick: None,
                 open: HashSet::new(),
                 exited: None,

@@ -21,6 +21,7 @@ mod links;
 mod originate;
 mod overlay;
 mod shares;
+pub mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -120,10 +121,18 @@ pub struct Node<C: Codec> {
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
+    /// The membership views of this process (shared by the nodes of a group).
+    views: views::Views,
 }
 
 impl<C: Codec> Node<C> {
     pub fn new(config: NodeConfig) -> Node<C> {
+        Node::sharing(config, views::Views::default())
+    }
+
+    /// A node that takes its membership views from `views`, shared with other nodes of its
+    /// process (a group's).
+    pub fn sharing(config: NodeConfig, views: views::Views) -> Node<C> {
         let rng = SmallRng::seed_from_u64(config.seed);
         let nonces = StdRng::seed_from_u64(config.seed ^ 0x6e6f_6e63_6573_2121);
         let mut conn_ids = ConnIds::default();
@@ -150,6 +159,7 @@ impl<C: Codec> Node<C> {
             now: 0,
             warnings: WarningLimit::for_closed_connections(),
             payload_crc: None,
+            views,
         }
     }
 
