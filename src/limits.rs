@@ -23,8 +23,20 @@ pub const NR_MAX: usize = 32;
 /// it to 98%. The registry keeps one connection per node (its descriptors, checked by
 /// `tools/launch.sh` through `ulimit -n`), an ID space of at least twice this is still listed
 /// ([`ID_SPACE_LISTED_MAX`]), and manifests to every node are `4 x NODES_MAX^2` bytes in all
-/// (1 GB at the bound, sent once per setup and read by each node as it comes).
+/// (1 GB at the bound, sent once per setup, at most [`MANIFESTS_OUTSTANDING_MAX`] at a time).
 pub const NODES_MAX: usize = 16_000;
+
+/// Manifests the registry has sent whose node has not reported its setup status yet; the next
+/// goes out as a status comes in (`registry/setup.rs`). Sending all N at once queued N
+/// manifests of 4 x N bytes each (0.4 GB at 10,000 nodes) and had every node build its overlay
+/// at the same moment, so that processes of thousands of nodes stopped reading their sockets
+/// for longer than the link timeout. With this bound the registry holds at most
+/// 256 x [`MANIFEST_BYTES_MAX`] = 16 MiB of manifests, and at most 256 nodes open their table
+/// links at once (256 x [`NR_MAX`] connects, spread over the nodes' listeners). Setup still
+/// overlaps: a node's status comes back within milliseconds on one machine, so 256 in flight
+/// keep the nodes busy; a node that never answers holds one slot, and the overlay would not
+/// have become ready without it anyway.
+pub const MANIFESTS_OUTSTANDING_MAX: usize = 256;
 
 /// Most relay slots a data frame's hop trace may have. The registry sets the trace capacity of
 /// an overlay to its longest path and refuses a setup that would need more.

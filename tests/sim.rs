@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use overlay::limits::TRACE_SLOTS_MAX;
+use overlay::limits::{MANIFESTS_OUTSTANDING_MAX, TRACE_SLOTS_MAX};
 use overlay::registry::RegistryConfig;
 use overlay::routing::{Ring, Router, check_nr, longest_path_relays, transmissions};
 use overlay::sim::{READY_LINE, Sim, SimConfig, Who};
@@ -686,4 +686,52 @@ fn stop_with_packets_in_flight_and_a_run_by_time() {
             "seed {seed}"
         );
     }
+}
+
+/// The registry sends manifests a bounded number at a time: with the nodes at the first
+/// `MANIFESTS_OUTSTANDING_MAX` ring positions stalled (they never answer theirs), the other
+/// nodes get none; once those answer, the rest follow, never more than the bound setting up at
+/// once, and the overlay becomes ready.
+#[test]
+fn manifests_go_out_a_bounded_number_at_a_time() {
+    let nodes = MANIFESTS_OUTSTANDING_MAX + 64;
+    let mut config = SimConfig::new(nodes, 17);
+    config.registry.id_bits = 9;
+    let mut sim = Sim::new(config);
+    sim.register_all(STEPS_MAX).expect("registration");
+    let ring = Ring::new(sim.registry().node_ids());
+    let first: Vec<usize> = ring.ids()[..MANIFESTS_OUTSTANDING_MAX]
+        .iter()
+        .map(|&id| sim.node_index(id).expect("a node"))
+        .collect();
+    for &i in &first {
+        sim.stall(i, true);
+    }
+    sim.command(Who::Registry, "setup-overlay 8");
+    sim.run_until_quiet(STEPS_MAX)
+        .expect("quiet with the first nodes stalled");
+    // Every other node's table holds a stalled node (entry 7 is 128 positions ahead), so a
+    // manifest would leave it setting up.
+    let served = (0..nodes).filter(|&i| sim.node(i).setting_up()).count();
+    assert_eq!(served, 0, "manifests went past the bound");
+    for &i in &first {
+        sim.stall(i, false);
+    }
+    let mut most = 0;
+    sim.run_until(
+        |sim| {
+            let setting_up = (0..nodes).filter(|&i| sim.node(i).setting_up()).count();
+            most = most.max(setting_up);
+            assert!(
+                setting_up <= MANIFESTS_OUTSTANDING_MAX,
+                "{setting_up} nodes setting up at once"
+            );
+            sim.is_ready()
+        },
+        STEPS_MAX,
+    )
+    .expect("setup");
+    assert!(most > 0);
+    let result = sim.run_packets(5, STEPS_MAX).expect("run");
+    assert!(result.passed(), "{}", result.verdict_line());
 }

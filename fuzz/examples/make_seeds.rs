@@ -58,7 +58,7 @@ fn controls() -> Vec<Control> {
                     addr: "127.0.0.1:10060".parse().unwrap(),
                 },
             ],
-            all_ids: vec![5, 20, 40, 60, 90, 127],
+            all_ids: vec![5, 20, 40, 60, 90, 127].into(),
             chord: None,
             trace_slots: 2,
             window_bytes: 1 << 16,

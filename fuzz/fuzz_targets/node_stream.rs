@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         let manifest = Control::Manifest(Manifest {
             entries,
-            all_ids: RING.to_vec(),
+            all_ids: RING.as_slice().into(),
             chord: None,
             trace_slots: longest_path_relays(RING.len(), NR) as u8,
             window_bytes: u64::from(phase >> 2) * 1024,

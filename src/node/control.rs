@@ -231,7 +231,7 @@ impl<C: Codec> Node<C> {
         } else {
             self.views
                 .view(
-                    manifest.all_ids,
+                    &manifest.all_ids,
                     manifest.chord.as_deref(),
                     nr,
                     usize::from(manifest.trace_slots),

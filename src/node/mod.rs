@@ -175,6 +175,14 @@ impl<C: Codec> Node<C> {
             .map_or_else(Counters::default, |overlay| overlay.counters)
     }
 
+    /// A manifest set up an overlay here whose setup status is not sent yet (its links are
+    /// not all up).
+    pub fn setting_up(&self) -> bool {
+        self.overlay
+            .as_ref()
+            .is_some_and(|overlay| !overlay.setup_reported)
+    }
+
     /// Bytes queued for the table entries (pending plus being sent): what this node holds.
     pub fn queued_bytes(&self) -> usize {
         self.overlay.as_ref().map_or(0, Overlay::queued_bytes)

@@ -37,14 +37,14 @@ impl Members {
     /// The manifest's IDs (any order), Chord identifiers in the same order, NR (position
     /// rule) and trace slots (the longest Chord route).
     fn new(
-        all_ids: Vec<NodeId>,
+        all_ids: &[NodeId],
         chord: Option<&ChordIds>,
         nr: usize,
         trace_slots: usize,
     ) -> Result<Members, String> {
         let nodes = all_ids.len();
         let Some(chord) = chord else {
-            let ring = Ring::new(all_ids);
+            let ring = Ring::new(all_ids.to_vec());
             if ring.len() != nodes {
                 return Err("the manifest lists an ID twice".to_string());
             }
@@ -60,8 +60,11 @@ impl Members {
                 chord.ids.len()
             ));
         }
-        let mut pairs: Vec<(NodeId, Id)> =
-            all_ids.into_iter().zip(chord.ids.iter().copied()).collect();
+        let mut pairs: Vec<(NodeId, Id)> = all_ids
+            .iter()
+            .copied()
+            .zip(chord.ids.iter().copied())
+            .collect();
         pairs.sort_unstable_by_key(|&(id, _)| id);
         let ring = Ring::new(pairs.iter().map(|&(id, _)| id).collect());
         if ring.len() != nodes {
@@ -124,7 +127,7 @@ impl Views {
     /// Chord route): the one a node of this process already holds, or a new one.
     pub fn view(
         &self,
-        all_ids: Vec<NodeId>,
+        all_ids: &[NodeId],
         chord: Option<&ChordIds>,
         nr: usize,
         trace_slots: usize,
@@ -169,11 +172,11 @@ mod tests {
     #[test]
     fn equal_memberships_share_one_view_and_others_get_their_own() {
         let views = Views::default();
-        let a = views.view(vec![30, 10, 20, 40], None, 2, 2).unwrap();
-        let b = views.view(vec![10, 20, 30, 40], None, 2, 2).unwrap();
+        let a = views.view(&[30, 10, 20, 40], None, 2, 2).unwrap();
+        let b = views.view(&[10, 20, 30, 40], None, 2, 2).unwrap();
         assert!(Arc::ptr_eq(&a, &b), "same members in another order");
-        let other_nr = views.view(vec![10, 20, 30, 40], None, 1, 2).unwrap();
-        let other_ids = views.view(vec![10, 20, 30, 41], None, 2, 2).unwrap();
+        let other_nr = views.view(&[10, 20, 30, 40], None, 1, 2).unwrap();
+        let other_ids = views.view(&[10, 20, 30, 41], None, 2, 2).unwrap();
         assert!(!Arc::ptr_eq(&a, &other_nr) && !Arc::ptr_eq(&a, &other_ids));
         assert_eq!(views.alive(), 3);
         // Routers of two nodes route by the one view.
@@ -183,7 +186,7 @@ mod tests {
         drop((a, b, other_nr, other_ids, r10, r20));
         assert_eq!(views.alive(), 0);
         // A dead view is not taken: a fresh one is built, and the dead entries go.
-        let c = views.view(vec![10, 20, 30, 40], None, 2, 2).unwrap();
+        let c = views.view(&[10, 20, 30, 40], None, 2, 2).unwrap();
         assert_eq!(views.alive(), 1);
         assert_eq!(Router::of(c, 30).unwrap().entry_ids(), [40, 10]);
         assert_eq!(views.alive(), 0, "c went with its router");
@@ -197,28 +200,28 @@ mod tests {
             ids: list.iter().map(|&i| Id::from(i)).collect(),
         };
         let a = views
-            .view(vec![1, 2, 3], Some(&ids(&[200, 13, 77])), 0, 1)
+            .view(&[1, 2, 3], Some(&ids(&[200, 13, 77])), 0, 1)
             .unwrap();
         // The same pairs listed in another order.
         let b = views
-            .view(vec![3, 1, 2], Some(&ids(&[77, 200, 13])), 0, 1)
+            .view(&[3, 1, 2], Some(&ids(&[77, 200, 13])), 0, 1)
             .unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let swapped = views
-            .view(vec![1, 2, 3], Some(&ids(&[13, 200, 77])), 0, 1)
+            .view(&[1, 2, 3], Some(&ids(&[13, 200, 77])), 0, 1)
             .unwrap();
         assert!(!Arc::ptr_eq(&a, &swapped));
         let wider = ChordIds {
             bits: 9,
             ..ids(&[200, 13, 77])
         };
-        let wider = views.view(vec![1, 2, 3], Some(&wider), 0, 1).unwrap();
+        let wider = views.view(&[1, 2, 3], Some(&wider), 0, 1).unwrap();
         assert!(!Arc::ptr_eq(&a, &wider));
-        let positions = views.view(vec![1, 2, 3], None, 1, 1).unwrap();
+        let positions = views.view(&[1, 2, 3], None, 1, 1).unwrap();
         assert!(!Arc::ptr_eq(&a, &positions));
         assert!(
             views
-                .view(vec![1, 2, 2], None, 1, 1)
+                .view(&[1, 2, 2], None, 1, 1)
                 .unwrap_err()
                 .contains("twice")
         );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Registry;
 use super::export::Traffic;
 use crate::chord::{FingerRule, Id, IdSpace, Membership};
-use crate::limits::{NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
+use crate::limits::{MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
 use crate::routing::{ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
 use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
 
@@ -27,6 +27,13 @@ pub(super) struct Overlay {
     pub(super) chord: Option<ChordLayout>,
     /// Nodes that have not reported setup success yet.
     pub(super) waiting: BTreeSet<NodeId>,
+    /// What every manifest shares: the IDs, the Chord identifiers, the trace slots, the window.
+    manifest: Manifest,
+    /// Ring positions of the nodes whose manifest is still to be sent, in order.
+    unsent: std::ops::Range<usize>,
+    /// Manifests sent whose node has not reported its setup status yet: at most
+    /// [`MANIFESTS_OUTSTANDING_MAX`].
+    outstanding: usize,
     /// Every node reported setup success: runs may start.
     pub(super) ready: bool,
     /// The packets each link carried in the last run on this overlay (`export-overlay`).
@@ -186,34 +193,18 @@ impl<C: Codec> Registry<C> {
         } else {
             0
         };
-        let mut manifests = Vec::with_capacity(count);
-        for (id, table) in ring.ids().iter().zip(&tables) {
-            let entries = table
-                .iter()
-                .map(|&entry| ManifestEntry {
-                    id: entry,
-                    addr: self.nodes[&entry].addr,
-                })
-                .collect();
-            manifests.push((
-                *id,
-                Manifest {
-                    entries,
-                    all_ids: ring.ids().to_vec(),
-                    chord: chord_ids.clone(),
-                    trace_slots: slots as u8,
-                    window_bytes,
-                },
-            ));
-        }
-        for (_, manifest) in manifests.iter_mut() {
-            // Checked in place: the manifest moves into the message and back, no copy.
-            let message = Control::Manifest(std::mem::take(manifest));
-            let checked = C::encodable(&message);
-            if let Control::Manifest(back) = message {
-                *manifest = back;
-            }
-            if let Err(error) = checked {
+        let shared = Manifest {
+            entries: Vec::new(),
+            all_ids: ring.ids().into(),
+            chord: chord_ids,
+            trace_slots: slots as u8,
+            window_bytes,
+        };
+        // Every manifest is checked before the first goes out (each differs only in its
+        // table; nothing of the shared part is copied).
+        for table in &tables {
+            let message = Control::Manifest(manifest_of(&shared, table, &self.nodes));
+            if let Err(error) = C::encodable(&message) {
                 self.say(format!("setup-overlay refused: {error}"));
                 return;
             }
@@ -223,6 +214,9 @@ impl<C: Codec> Registry<C> {
             nr,
             window_bytes,
             waiting: ring.ids().iter().copied().collect(),
+            manifest: shared,
+            unsent: 0..ring.len(),
+            outstanding: 0,
             ring,
             tables,
             chord,
@@ -245,7 +239,26 @@ impl<C: Codec> Registry<C> {
                 C::NAME
             )
         });
-        for (id, manifest) in manifests {
+        self.send_manifests();
+    }
+
+    /// Sends manifests while fewer than [`MANIFESTS_OUTSTANDING_MAX`] await their node's setup
+    /// status: the registry holds a bounded number of encoded manifests, and a bounded number
+    /// of nodes set up (build their view, open their links) at once.
+    fn send_manifests(&mut self) {
+        loop {
+            let Some(overlay) = self.overlay.as_mut() else {
+                return;
+            };
+            if overlay.outstanding >= MANIFESTS_OUTSTANDING_MAX {
+                return;
+            }
+            let Some(position) = overlay.unsent.next() else {
+                return;
+            };
+            overlay.outstanding += 1;
+            let id = overlay.ring.ids()[position];
+            let manifest = manifest_of(&overlay.manifest, &overlay.tables[position], &self.nodes);
             self.send_to_node(id, &Control::Manifest(manifest));
         }
     }
@@ -261,10 +274,16 @@ impl<C: Codec> Registry<C> {
         };
         match status {
             Status::Ok(reported) if reported == id => {
-                if overlay.waiting.remove(&id) && overlay.waiting.is_empty() {
+                if !overlay.waiting.remove(&id) {
+                    return;
+                }
+                overlay.outstanding = overlay.outstanding.saturating_sub(1);
+                if overlay.waiting.is_empty() {
                     overlay.ready = true;
                     self.say("Registry now ready to initiate tasks.");
                     self.maybe_script_start();
+                } else {
+                    self.send_manifests();
                 }
             }
             Status::Ok(reported) => {
@@ -289,5 +308,24 @@ impl<C: Codec> Registry<C> {
                 "The overlay changed ({what}): run setup-overlay again before start"
             ));
         }
+    }
+}
+
+/// The manifest of the node whose table is `table`: the shared part (`Arc`s, no copy) and its
+/// entries with their addresses.
+fn manifest_of(
+    shared: &Manifest,
+    table: &[NodeId],
+    nodes: &std::collections::BTreeMap<NodeId, super::membership::NodeRecord>,
+) -> Manifest {
+    Manifest {
+        entries: table
+            .iter()
+            .map(|&entry| ManifestEntry {
+                id: entry,
+                addr: nodes[&entry].addr,
+            })
+            .collect(),
+        ..shared.clone()
     }
 }

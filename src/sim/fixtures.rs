@@ -78,7 +78,7 @@ impl ReadyNode {
                     .into_iter()
                     .map(|id| crate::wire::ManifestEntry { id, addr: addr(id) })
                     .collect(),
-                all_ids: ring.ids().to_vec(),
+                all_ids: ring.ids().into(),
                 chord: None,
                 trace_slots,
                 window_bytes,

@@ -408,7 +408,7 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 put_addr(out, &entry.addr);
             }
             out.push(manifest.all_ids.len() as u8);
-            for id in &manifest.all_ids {
+            for id in manifest.all_ids.iter() {
                 put_id(out, *id);
             }
         }
@@ -522,7 +522,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             }
             Control::Manifest(Manifest {
                 entries,
-                all_ids,
+                all_ids: all_ids.into(),
                 chord: None,
                 trace_slots: 0,
                 window_bytes: 0,

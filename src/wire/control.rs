@@ -28,8 +28,9 @@ pub struct Manifest {
     /// The node's table, in hop order: entry i is 2^i positions ahead (the position rule), or
     /// the distinct Chord fingers by increasing distance.
     pub entries: Vec<ManifestEntry>,
-    /// Every node ID in the overlay.
-    pub all_ids: Vec<NodeId>,
+    /// Every node ID in the overlay. Shared: every node's manifest carries the same IDs, so
+    /// the registry holds them once however many manifests it has.
+    pub all_ids: std::sync::Arc<[NodeId]>,
     /// Chord fingers (native only): the overlay's identifiers; `None` for the position rule.
     /// Shared: every node's manifest carries the same identifiers.
     pub chord: Option<std::sync::Arc<ChordIds>>,

@@ -385,7 +385,7 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 put_addr(out, &entry.addr);
             }
             put_u32(out, manifest.all_ids.len() as u32);
-            for id in &manifest.all_ids {
+            for id in manifest.all_ids.iter() {
                 put_u32(out, *id);
             }
             match &manifest.chord {
@@ -727,7 +727,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             };
             Control::Manifest(Manifest {
                 entries,
-                all_ids,
+                all_ids: all_ids.into(),
                 chord,
                 trace_slots,
                 window_bytes,

@@ -92,7 +92,7 @@ fn manifest() {
                 addr: addr("10.0.0.3:5002"),
             },
         ],
-        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119],
+        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
         chord: None,
         trace_slots: 0,
         window_bytes: 0,
@@ -295,7 +295,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
     assert!(Classic::encodable(&wide_id).is_err());
     let crowded = Control::Manifest(Manifest {
         entries: vec![],
-        all_ids: (0..256).collect(),
+        all_ids: (0..256).collect::<Vec<_>>().into(),
         chord: None,
         trace_slots: 0,
         window_bytes: 0,
@@ -303,7 +303,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
     assert!(Classic::encodable(&crowded).is_err());
     let chord = Control::Manifest(Manifest {
         entries: vec![],
-        all_ids: vec![1, 2],
+        all_ids: vec![1, 2].into(),
         chord: Some(std::sync::Arc::new(crate::wire::ChordIds {
             bits: 7,
             ids: vec![crate::chord::Id::from(3), crate::chord::Id::from(90)],

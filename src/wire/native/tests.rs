@@ -79,7 +79,7 @@ fn every_control_message_roundtrips() {
             ManifestEntry { id: 19, addr },
             ManifestEntry { id: 60, addr: v6 },
         ],
-        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119],
+        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
         chord: None,
         trace_slots: 3,
         window_bytes: 1 << 20,
@@ -164,7 +164,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
     let space = IdSpace::new(160).unwrap();
     let wide = Control::Manifest(Manifest {
         entries: vec![ManifestEntry { id: 19, addr }],
-        all_ids: vec![4, 19, 33],
+        all_ids: vec![4, 19, 33].into(),
         chord: Some(std::sync::Arc::new(ChordIds {
             bits: 160,
             ids: vec![space.max(), Id::ZERO, space.power_of_two(130)],
@@ -207,7 +207,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
     // Too many identifiers for one frame: refused before anything is sent.
     let crowded = Control::Manifest(Manifest {
         entries: vec![],
-        all_ids: (0..4000).collect(),
+        all_ids: (0..4000).collect::<Vec<_>>().into(),
         chord: Some(std::sync::Arc::new(ChordIds {
             bits: 160,
             ids: (0..4000u128).map(Id::from).collect(),
@@ -452,7 +452,7 @@ fn the_largest_manifest_fits_its_bound_and_a_frame() {
         entries: (0..NR_MAX as u32)
             .map(|id| ManifestEntry { id, addr: v6 })
             .collect(),
-        all_ids: (0..NODES_MAX as u32).collect(),
+        all_ids: (0..NODES_MAX as u32).collect::<Vec<_>>().into(),
         chord: None,
         trace_slots: 64,
         window_bytes: u64::MAX,
