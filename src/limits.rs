@@ -231,9 +231,23 @@ pub const PROGRESS_POLL_INTERVAL_NS: Nanos = 1_000_000_000;
 pub const DRAIN_POLL_INTERVAL_NS: Nanos = 1_000_000;
 /// The longest pause between drain polls, in first pauses.
 pub const DRAIN_POLL_BACKOFF_MAX: Nanos = 64;
-/// `--stall-timeout` unless given: totals that do not change, a poll round some node does not
-/// answer, or final summaries missing for this long fail a run.
+/// `--stall-timeout` unless given, with [`STALL_TIMEOUT_PER_NODE_NS`] per node on top
+/// ([`stall_timeout_for`]): totals that do not change, a poll round some node does not answer,
+/// or final summaries missing for this long fail a run.
 pub const STALL_TIMEOUT_DEFAULT_NS: Nanos = 10_000_000_000;
+/// What the default stall timeout grows by per node of the run. Every poll round is N summary
+/// requests and N summaries (the final ones with histograms of a few KiB), answered by node
+/// processes that share the machine's cores with the relays of the run: on a machine of fixed
+/// cores, running all N nodes, a round's time grows linearly with N. Measured at 4,096 nodes on
+/// 2 cores with a load average of 10-13 (docs/SCALE.md): 10 s failed, 60 s passed. 10 ms a node
+/// gives 10.6 s at 64 nodes, 51 s at 4,096 and 110 s at 10,000; a hung node is then named
+/// within two minutes at the largest size, and `--stall-timeout` still sets any value.
+pub const STALL_TIMEOUT_PER_NODE_NS: Nanos = 10_000_000;
+
+/// The stall timeout of a run of `nodes` nodes when the operator gives none.
+pub fn stall_timeout_for(nodes: usize) -> Nanos {
+    STALL_TIMEOUT_DEFAULT_NS + nodes as Nanos * STALL_TIMEOUT_PER_NODE_NS
+}
 /// The registry entering a run more than this after the tick the run asked for was not
 /// running (stopped, as by SIGSTOP or Ctrl-Z, or starved): the run then moves its deadlines by
 /// the time since its previous call, so that no node is blamed for it (`registry/run.rs`). Its

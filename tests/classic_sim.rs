@@ -74,7 +74,7 @@ fn classic_registry_refuses_what_the_format_cannot_carry() {
 fn a_hung_classic_node_fails_the_run_naming_it() {
     let mut config = SimConfig::new(6, 21);
     config.registry = RegistryConfig {
-        stall_timeout: 2_000_000_000,
+        stall_timeout: Some(2_000_000_000),
         ..config.registry
     };
     let mut sim: Sim<Classic> = Sim::with_codec(config);

@@ -276,7 +276,7 @@ fn stalled_node_with_tiny_buffers(seed: u64, nr: usize) {
     const STALL_TIMEOUT: u64 = 60_000_000_000;
     config.registry = RegistryConfig {
         window_bytes: Some(WINDOW_BYTES),
-        stall_timeout: STALL_TIMEOUT,
+        stall_timeout: Some(STALL_TIMEOUT),
         ..config.registry
     };
     config.capacity_bytes = Some(CAPACITY_BYTES);
@@ -606,7 +606,7 @@ fn soak() {
 #[test]
 fn a_node_that_hangs_fails_the_run_after_the_stall_timeout() {
     let mut config = SimConfig::new(8, 21);
-    config.registry.stall_timeout = 1_000_000_000;
+    config.registry.stall_timeout = Some(1_000_000_000);
     let mut sim = Sim::new(config);
     sim.register_all(STEPS_MAX).expect("registration");
     sim.setup_overlay(3, STEPS_MAX).expect("setup");
@@ -624,6 +624,35 @@ fn a_node_that_hangs_fails_the_run_after_the_stall_timeout() {
     let result = &sim.results()[0];
     assert!(!result.passed());
     assert!(result.failures.join("; ").contains(&format!("node {id}")));
+}
+
+/// Without `--stall-timeout` the timeout grows with the run's nodes (10 s + 10 ms a node): a
+/// node of 100 that hangs once it has sent fails the run after the registry's deadlines of one
+/// timeout each have passed (3 here: 33 s), later than the fixed 10 s default would (30 s).
+#[test]
+fn the_default_stall_timeout_grows_with_the_nodes() {
+    let nodes = 100;
+    let mut sim = Sim::new(SimConfig::new(nodes, 22));
+    sim.register_all(STEPS_MAX).expect("registration");
+    sim.setup_overlay(7, STEPS_MAX).expect("setup");
+    sim.command(Who::Registry, "start 20");
+    sim.run_until(
+        |sim| (0..nodes).all(|i| sim.counters(i).sent == 20),
+        STEPS_MAX,
+    )
+    .expect("every node originated its packets");
+    sim.stall(0, true);
+    let hung_at = sim.now();
+    sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+        .expect("the run ends");
+    let after = sim.now() - hung_at;
+    let timeout = overlay::limits::stall_timeout_for(nodes);
+    assert_eq!(timeout, 11_000_000_000);
+    assert!(
+        (3 * timeout..4 * timeout).contains(&after),
+        "failed {after} ns after the node hung"
+    );
+    assert!(!sim.results()[0].passed());
 }
 
 #[test]

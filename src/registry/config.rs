@@ -4,7 +4,7 @@ use super::Script;
 use crate::auth::Secret;
 use crate::limits::{
     DRAIN_POLL_INTERVAL_NS, ID_BITS_DEFAULT, PROGRESS_POLL_INTERVAL_NS, SETTLE_DEFAULT_NS,
-    STALL_TIMEOUT_DEFAULT_NS, STRANGER_TIMEOUT_NS,
+    STRANGER_TIMEOUT_NS,
 };
 use crate::machine::Nanos;
 
@@ -29,8 +29,9 @@ pub struct RegistryConfig {
     /// A connection that has not registered a node this long after it was accepted is closed
     /// (a peer that connects and says nothing must not hold a slot forever).
     pub stranger_timeout: Nanos,
-    /// A run whose polls show no progress for this long ends as FAIL.
-    pub stall_timeout: Nanos,
+    /// A run whose polls show no progress for this long ends as FAIL (`None`: grows with the
+    /// run's nodes, `limits::stall_timeout_for`).
+    pub stall_timeout: Option<Nanos>,
     /// Encodings without progress polls (classic): the wait between the last task-finished
     /// and the final summary requests, for packets still in flight.
     pub settle: Nanos,
@@ -53,7 +54,7 @@ impl Default for RegistryConfig {
             stranger_timeout: STRANGER_TIMEOUT_NS,
             secret: None,
             rate_per_s: 0,
-            stall_timeout: STALL_TIMEOUT_DEFAULT_NS,
+            stall_timeout: None,
             settle: SETTLE_DEFAULT_NS,
             warmup: 0,
             interval: None,

@@ -9,7 +9,9 @@ use super::Registry;
 use super::export::Traffic;
 use super::progress::ProgressSample;
 use super::run::{Goal, PollTiming, Run, Step};
-use crate::limits::{PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, TASK_UNTIL_STOPPED};
+use crate::limits::{
+    PACKETS_PER_NODE_MAX, PAYLOAD_BYTES_MAX, TASK_UNTIL_STOPPED, stall_timeout_for,
+};
 use crate::machine::{Effect, Nanos};
 use crate::routing::Fingers;
 use crate::stats::RunStats;
@@ -90,7 +92,10 @@ impl<C: Codec> Registry<C> {
                 None => self.config.progress_interval,
             },
             drain_interval: self.config.poll_interval,
-            stall_timeout: self.config.stall_timeout,
+            stall_timeout: self
+                .config
+                .stall_timeout
+                .unwrap_or_else(|| stall_timeout_for(self.nodes.len())),
             settle: (!C::PROGRESS_POLLS).then_some(self.config.settle),
         };
         let mut run = Run::new(
