@@ -27,17 +27,23 @@ pub(super) struct Overlay {
     pub(super) chord: Option<ChordLayout>,
     /// Nodes that have not reported setup success yet.
     pub(super) waiting: BTreeSet<NodeId>,
-    /// What every manifest shares: the IDs, the Chord identifiers, the trace slots, the window.
-    manifest: Manifest,
-    /// Ring positions of the nodes whose manifest is still to be sent, in order.
-    unsent: std::ops::Range<usize>,
-    /// Manifests sent whose node has not reported its setup status yet: at most
-    /// [`MANIFESTS_OUTSTANDING_MAX`].
-    outstanding: usize,
+    /// The manifests still to send, paced.
+    pub(super) sending: Sending,
     /// Every node reported setup success: runs may start.
     pub(super) ready: bool,
     /// The packets each link carried in the last run on this overlay (`export-overlay`).
     pub(super) traffic: Option<Traffic>,
+}
+
+/// The manifests of a setup, sent a bounded number at a time ([`MANIFESTS_OUTSTANDING_MAX`]).
+#[derive(Debug, Default)]
+pub(super) struct Sending {
+    /// What every manifest shares: the IDs, the Chord identifiers, the trace slots, the window.
+    manifest: Manifest,
+    /// Ring positions of the nodes whose manifest is still to be sent, in order.
+    unsent: std::ops::Range<usize>,
+    /// Manifests sent whose node has not reported its setup status yet.
+    outstanding: usize,
 }
 
 /// What the overlay of the last `setup-overlay` was built with, for a result's settings.
@@ -214,9 +220,11 @@ impl<C: Codec> Registry<C> {
             nr,
             window_bytes,
             waiting: ring.ids().iter().copied().collect(),
-            manifest: shared,
-            unsent: 0..ring.len(),
-            outstanding: 0,
+            sending: Sending {
+                manifest: shared,
+                unsent: 0..ring.len(),
+                outstanding: 0,
+            },
             ring,
             tables,
             chord,
@@ -250,15 +258,16 @@ impl<C: Codec> Registry<C> {
             let Some(overlay) = self.overlay.as_mut() else {
                 return;
             };
-            if overlay.outstanding >= MANIFESTS_OUTSTANDING_MAX {
+            let sending = &mut overlay.sending;
+            if sending.outstanding >= MANIFESTS_OUTSTANDING_MAX {
                 return;
             }
-            let Some(position) = overlay.unsent.next() else {
+            let Some(position) = sending.unsent.next() else {
                 return;
             };
-            overlay.outstanding += 1;
+            sending.outstanding += 1;
             let id = overlay.ring.ids()[position];
-            let manifest = manifest_of(&overlay.manifest, &overlay.tables[position], &self.nodes);
+            let manifest = manifest_of(&sending.manifest, &overlay.tables[position], &self.nodes);
             self.send_to_node(id, &Control::Manifest(manifest));
         }
     }
@@ -277,7 +286,7 @@ impl<C: Codec> Registry<C> {
                 if !overlay.waiting.remove(&id) {
                     return;
                 }
-                overlay.outstanding = overlay.outstanding.saturating_sub(1);
+                overlay.sending.outstanding = overlay.sending.outstanding.saturating_sub(1);
                 if overlay.waiting.is_empty() {
                     overlay.ready = true;
                     self.say("Registry now ready to initiate tasks.");

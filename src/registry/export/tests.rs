@@ -24,6 +24,7 @@ fn positions_overlay(ids: &[NodeId], nr: usize) -> Overlay {
         waiting: BTreeSet::new(),
         ready: true,
         traffic: None,
+        sending: Default::default(),
     }
 }
 
@@ -202,6 +203,7 @@ fn chord_nodes_at_their_identifiers() {
         waiting: BTreeSet::new(),
         ready: true,
         traffic: None,
+        sending: Default::default(),
     };
     let parsed = parse(&Picture::of(&overlay, 7, &addrs(&ids)).render(Format::Svg));
     for (position, id) in ids.iter().enumerate() {
