@@ -33,10 +33,12 @@ impl<C: Codec> Registry<C> {
             return None;
         }
         if space <= ID_SPACE_LISTED_MAX {
-            let free: Vec<NodeId> = (0..space as u32)
-                .filter(|id| !self.nodes.contains_key(id))
-                .collect();
-            Some(free[self.rng.random_range(0..free.len())])
+            // Uniform over the free IDs. Listing them for each registration cost a map lookup
+            // per ID of the space: 1.6 x 10^8 over 10,000 registrations in a 14-bit space, and
+            // answers came later than nodes wait for them.
+            let free = space - self.nodes.len() as u64;
+            let rank = self.rng.random_range(0..free as usize) as NodeId;
+            Some(nth_free(self.nodes.keys().copied(), rank))
         } else {
             loop {
                 let id = self.rng.random_range(0..space) as NodeId;
@@ -329,5 +331,39 @@ impl<C: Codec> Registry<C> {
         }
         self.effects.push(Effect::Close(conn));
         self.forget_connection(now, conn, why);
+    }
+}
+
+/// The free ID of rank `rank` (0 = the lowest) among IDs not in `taken` (ascending): `rank`
+/// shifted past every taken ID at or below it, in one pass.
+fn nth_free(taken: impl Iterator<Item = NodeId>, rank: NodeId) -> NodeId {
+    let mut id = rank;
+    for taken in taken {
+        if taken > id {
+            break;
+        }
+        id += 1;
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn the_nth_free_id_is_the_listed_one() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(9);
+        for _ in 0..200 {
+            let space = rng.random_range(1..300u32);
+            let taken: std::collections::BTreeSet<NodeId> = (0..rng.random_range(0..space))
+                .map(|_| rng.random_range(0..space))
+                .collect();
+            let free: Vec<NodeId> = (0..space).filter(|id| !taken.contains(id)).collect();
+            for (rank, &id) in free.iter().enumerate() {
+                assert_eq!(nth_free(taken.iter().copied(), rank as NodeId), id);
+            }
+        }
     }
 }
