@@ -152,9 +152,9 @@ pub const AUTO_POLL_YIELD_NS: Nanos = 200_000;
 /// at once (a 5 s light-load run at load 10 had p99 per hop of 5-10 ms with polls, 0.3-0.6 ms
 /// without); a node pays at most one slow yield per pause.
 pub const AUTO_POLL_PAUSE_NS: Nanos = 1_000_000_000;
-/// Each slow yield after a pause doubles the next pause, up to this (a machine busy with other
-/// programs for a long time costs each node a slow yield per minute); a yield that comes
-/// straight back sets it to `AUTO_POLL_PAUSE_NS` again.
+/// Each slow yield within one pause of the last pause's end doubles the next pause, up to this
+/// (a machine busy with other programs for a long time costs each node a slow yield per
+/// minute); a slow yield after a longer spell without one pauses `AUTO_POLL_PAUSE_NS` again.
 pub const AUTO_POLL_PAUSE_MAX_NS: Nanos = 64_000_000_000;
 
 /// Largest latency a histogram records (longer ones are recorded as this): a minute, far past

@@ -16,8 +16,13 @@
 //!   from that work (64 nodes on 2 cores at full speed, or other programs). Worse, a node
 //!   that yields to a busy program waits out that program's time slice, where a sleeping
 //!   node woken by a packet would run at once; so after a slow yield the node does not poll
-//!   for `AUTO_POLL_PAUSE_NS`, a pause that doubles with each slow yield after it, up to
-//!   `AUTO_POLL_PAUSE_MAX_NS`, until a yield comes straight back.
+//!   for `AUTO_POLL_PAUSE_NS`, a pause that doubles with each slow yield that comes within
+//!   one pause of the last pause's end (the busy programs are still there), up to
+//!   `AUTO_POLL_PAUSE_MAX_NS`; a slow yield after a longer spell without one starts again at
+//!   `AUTO_POLL_PAUSE_NS`. Fast yields do not shorten the pause: within one poll, yields to
+//!   other polling nodes come straight back before the one to a busy program does not, so
+//!   a reset on a fast yield kept the pause at its shortest, and each node paid a slow yield
+//!   a second, about 1% of its hops at light load (docs/PERFORMANCE.md, W4).
 
 use std::time::Duration;
 
@@ -50,7 +55,7 @@ pub(crate) struct Governor {
     last_batch: usize,
     /// No adaptive poll before this (a slow yield showed the core busy).
     paused_until: Nanos,
-    /// The pause after the next slow yield.
+    /// The pause after the next slow yield, if it comes within this long of `paused_until`.
     pause: Nanos,
 }
 
@@ -103,17 +108,19 @@ impl Governor {
     /// A yield between looks of `poll` returned at `now` after `took`: whether the poll
     /// should end (the adaptive poll then pauses, longer after each slow yield in a row).
     pub(crate) fn yield_was_slow(&mut self, poll: Poll, now: Nanos, took: Nanos) -> bool {
-        if !poll.stop_on_slow_yield {
+        if !poll.stop_on_slow_yield || took <= AUTO_POLL_YIELD_NS {
             return false;
         }
-        let slow = took > AUTO_POLL_YIELD_NS;
-        if slow {
-            self.paused_until = now.saturating_add(self.pause);
-            self.pause = self.pause.saturating_mul(2).min(AUTO_POLL_PAUSE_MAX_NS);
+        // The first poll after a pause found the core still busy: pause twice as long.
+        // Otherwise the busy spell is a new one.
+        let pause = if now <= self.paused_until.saturating_add(self.pause) {
+            self.pause
         } else {
-            self.pause = AUTO_POLL_PAUSE_NS;
-        }
-        slow
+            AUTO_POLL_PAUSE_NS
+        };
+        self.paused_until = now.saturating_add(pause);
+        self.pause = pause.saturating_mul(2).min(AUTO_POLL_PAUSE_MAX_NS);
+        true
     }
 }
 
@@ -186,12 +193,14 @@ mod tests {
     }
 
     #[test]
-    fn slow_yields_in_a_row_double_the_pause_and_a_fast_one_resets_it() {
+    fn slow_yields_in_a_row_double_the_pause_and_a_quiet_spell_resets_it() {
         let mut g = Governor::new(BusyPoll::Auto);
         let mut now = 10 * US;
         let mut pause = AUTO_POLL_PAUSE_NS;
         for _ in 0..3 {
             let poll = polls_at(&mut g, now).expect("polls once the pause is over");
+            // Yields to other polling nodes come straight back first: no reset.
+            assert!(!g.yield_was_slow(poll, now, US));
             assert!(g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1));
             assert_eq!(
                 polls_at(&mut g, now + pause - US),
@@ -201,18 +210,22 @@ mod tests {
             now += pause;
             pause *= 2;
         }
-        let poll = polls_at(&mut g, now).unwrap();
-        assert!(!g.yield_was_slow(poll, now, US));
+        // The busy programs are gone for longer than a pause: the next busy spell starts
+        // with the shortest pause again.
+        now += pause + US;
+        let poll = polls_at(&mut g, now).expect("polls after a quiet spell");
         assert!(g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1));
+        assert_eq!(polls_at(&mut g, now + AUTO_POLL_PAUSE_NS - US), None);
         assert!(
             polls_at(&mut g, now + AUTO_POLL_PAUSE_NS).is_some(),
             "the pause was reset"
         );
         let mut g = Governor::new(BusyPoll::Auto);
+        let mut now = 10 * US;
         for _ in 0..20 {
             let poll = polls_at(&mut g, now).unwrap();
             g.yield_was_slow(poll, now, AUTO_POLL_YIELD_NS + 1);
-            now += AUTO_POLL_PAUSE_MAX_NS;
+            now = g.paused_until;
         }
         assert_eq!(g.pause, AUTO_POLL_PAUSE_MAX_NS);
     }
