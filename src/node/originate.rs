@@ -20,7 +20,8 @@ pub(super) struct Run {
     /// `started_at`.
     pub(super) rate_per_s: u32,
     pub(super) started_at: Nanos,
-    /// The value (overwritten per packet) followed by the run's extra payload bytes.
+    /// A value's 4 bytes (each packet's own are set in its copy of the batch's frame) followed
+    /// by the run's extra payload bytes.
     pub(super) payload: Vec<u8>,
 }
 
@@ -75,6 +76,13 @@ impl<C: Codec> Overlay<C> {
         if run.rate_per_s > 0 {
             batch = batch.min(run.due(now).saturating_sub(run.originated));
         }
+        // One frame per batch: the packets of a tick share source, shape, send time and extra
+        // payload, so each is a copy of this one with its sink, value and CRC set.
+        let mut frame = Vec::new();
+        if batch > 0 {
+            let crc = payload_crc.of(*run.payload.first_chunk().expect("the value's 4 bytes"));
+            C::append_data_with_crc(&mut frame, id, id, shape, now, &run.payload, crc);
+        }
         // Counted here and added to the run once the batch ends (one counter in a register
         // instead of two in memory per packet).
         let mut originated = 0;
@@ -91,7 +99,6 @@ impl<C: Codec> Overlay<C> {
             }
             let sink = self.router.ring().ids()[position];
             let value_bytes = value.to_le_bytes();
-            run.payload[..4].copy_from_slice(&value_bytes);
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
             let index = self
@@ -106,17 +113,17 @@ impl<C: Codec> Overlay<C> {
             if entry.pending.is_empty() {
                 effects.push(Effect::Send(entry.conn));
             }
-            let bytes = C::append_data_with_crc(
-                &mut entry.pending,
-                id,
-                sink,
+            let start = entry.pending.len();
+            entry.pending.extend_from_slice(&frame);
+            C::set_originated(
+                &mut entry.pending[start..],
                 shape,
-                now,
-                &run.payload,
+                sink,
+                value_bytes,
                 payload_crc.of(value_bytes),
             );
             entry.packets_out += 1;
-            self.flow.on_originated(bytes);
+            self.flow.on_originated(frame.len());
         }
         run.remaining -= originated;
         run.originated += originated;

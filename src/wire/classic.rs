@@ -310,6 +310,18 @@ impl Codec for Classic {
         DATA_HEADER_BYTES
     }
 
+    fn set_originated(
+        frame: &mut [u8],
+        _shape: DataShape,
+        sink: NodeId,
+        value: [u8; 4],
+        _payload_crc: u32,
+    ) {
+        frame[SINK_AT..SINK_AT + 4].copy_from_slice(&sink.to_be_bytes());
+        let value = i32::from_le_bytes(value);
+        frame[VALUE_AT..VALUE_AT + 4].copy_from_slice(&value.to_be_bytes());
+    }
+
     fn check_delivered(
         frame: &DataFrame<'_, Self>,
         _shape: DataShape,

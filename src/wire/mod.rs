@@ -215,6 +215,18 @@ pub trait Codec: Sized {
         true
     }
 
+    /// Makes `frame`, a copy of a frame [`Codec::append_data_with_crc`] built with the same
+    /// source, `shape`, send time and extra payload, a packet to `sink` with the value `value`
+    /// (the payload's first 4 bytes) and the payload CRC `payload_crc`: origination builds one
+    /// frame per batch and copies it for each packet, rather than building each.
+    fn set_originated(
+        frame: &mut [u8],
+        shape: DataShape,
+        sink: NodeId,
+        value: [u8; 4],
+        payload_crc: u32,
+    );
+
     /// The sink's checks of a data frame: its trace capacity against the overlay's, the
     /// overflow flag, the CRC. The sink then checks that the trace is a route to it
     /// (`routing::Router::check_route`).

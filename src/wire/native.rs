@@ -110,6 +110,8 @@ pub const DATA_HEADER_BYTES: usize = size_of::<DataHeader>();
 /// Offsets of the header fields a relay patches in its copy.
 const HOP_COUNT_AT: usize = std::mem::offset_of!(DataHeader, hop_count);
 const FLAGS_AT: usize = std::mem::offset_of!(DataHeader, flags);
+const SINK_AT: usize = std::mem::offset_of!(DataHeader, sink);
+const CRC32_AT: usize = std::mem::offset_of!(DataHeader, crc32);
 pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
 /// Bytes of one [`LinkCount`] in a summary: peer, sent, received.
 const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
@@ -257,6 +259,20 @@ impl Codec for Native {
             .bytes()
             .get(FLAGS_AT)
             .is_none_or(|flags| flags >> RUN_TAG_SHIFT == shape.run_tag)
+    }
+
+    #[inline]
+    fn set_originated(
+        frame: &mut [u8],
+        shape: DataShape,
+        sink: NodeId,
+        value: [u8; 4],
+        payload_crc: u32,
+    ) {
+        let payload_at = DATA_HEADER_BYTES + 4 * shape.trace_slots;
+        frame[SINK_AT..SINK_AT + 4].copy_from_slice(&sink.to_le_bytes());
+        frame[CRC32_AT..CRC32_AT + 4].copy_from_slice(&payload_crc.to_le_bytes());
+        frame[payload_at..payload_at + 4].copy_from_slice(&value);
     }
 
     #[inline]

@@ -434,3 +434,21 @@ proptest! {
         prop_assert_eq!(Classic::decode_control(&encode(&message)), Ok(message));
     }
 }
+
+proptest! {
+    /// Origination's copy of one frame per batch, with the sink and value set per packet, is
+    /// byte for byte the frame built for that packet.
+    #[test]
+    fn a_batch_frame_set_for_a_packet_is_the_packets_frame(
+        sink in 0..=Classic::ID_MAX,
+        value in any::<[u8; 4]>(),
+    ) {
+        let shape = DataShape { trace_slots: 0, extra_payload_bytes: 0, run_tag: 0 };
+        let mut direct = Vec::new();
+        Classic::append_data(&mut direct, 7, sink, shape, 0, &value);
+        let mut copied = Vec::new();
+        Classic::append_data(&mut copied, 7, 9, shape, 0, &[1, 2, 3, 4]);
+        Classic::set_originated(&mut copied, shape, sink, value, 0);
+        prop_assert_eq!(copied, direct);
+    }
+}

@@ -462,3 +462,26 @@ fn the_largest_manifest_fits_its_bound_and_a_frame() {
     assert!(bytes.len() <= FRAME_BYTES_MAX);
     roundtrip(Control::Manifest(manifest));
 }
+
+proptest! {
+    /// Origination's copy of one frame per batch, with the sink, value and CRC set per packet,
+    /// is byte for byte the frame built for that packet.
+    #[test]
+    fn a_batch_frame_set_for_a_packet_is_the_packets_frame(
+        sink in any::<u32>(),
+        value in any::<[u8; 4]>(),
+        trace_slots in 1usize..=16,
+        extra in proptest::collection::vec(any::<u8>(), 0..64),
+        send_time in any::<u64>(),
+        run_tag in 0..crate::wire::RUN_TAGS as u8,
+    ) {
+        let shape = DataShape { trace_slots, extra_payload_bytes: extra.len(), run_tag };
+        let payload = |value: [u8; 4]| [&value[..], &extra[..]].concat();
+        let mut direct = Vec::new();
+        Native::append_data(&mut direct, 7, sink, shape, send_time, &payload(value));
+        let mut copied = Vec::new();
+        Native::append_data(&mut copied, 7, 9, shape, send_time, &payload([1, 2, 3, 4]));
+        Native::set_originated(&mut copied, shape, sink, value, crc32(&payload(value)));
+        prop_assert_eq!(copied, direct);
+    }
+}
