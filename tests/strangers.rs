@@ -95,11 +95,16 @@ fn silent_strangers_at_a_node_do_not_keep_its_predecessors_out() {
         (held <= NODE_STRANGERS_MAX).then_some(())
     })
     .unwrap_or_else(|| panic!("the node holds more than {NODE_STRANGERS_MAX} strangers"));
-    let open = std::fs::read_dir(&fds).map_or(0, Iterator::count);
-    assert!(
-        open < NODE_STRANGERS_MAX + 64,
-        "the node has {open} descriptors open"
-    );
+    // The node's own count settles at its pool plus its fixed descriptors. Right after the
+    // flood, closes of pushed-out strangers may still be in flight in its ring (on a loaded
+    // machine a whole batch of them), so the bound is checked once those complete, not at
+    // one instant.
+    let mut open = 0;
+    poll(Duration::from_secs(10), || {
+        open = std::fs::read_dir(&fds).map_or(0, Iterator::count);
+        (open < NODE_STRANGERS_MAX + 64).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the node still has {open} descriptors open after 10 s"));
 
     setup_and_run(&mut reg, 4, 2, 5_000);
 
