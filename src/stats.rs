@@ -25,6 +25,61 @@ pub struct RunStats {
     pub latency_ns: Vec<Histogram<u64>>,
 }
 
+/// Upper bounds (nanoseconds) of [`HopLatencyBuckets`]'s buckets: 10 us to 1 s.
+pub const HOP_LATENCY_BUCKETS_NS: [u64; 10] = [
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// Latency per hop (a packet's end-to-end latency over the hops it took) of the packets one
+/// sink took, in the fixed buckets of [`HOP_LATENCY_BUCKETS_NS`]: about a hundred bytes, where
+/// the sink's own HDR histograms take tens of kilobytes, so a registry keeps one per node.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HopLatencyBuckets {
+    /// Packets in each bucket (not cumulative): at most its bound and above the one before;
+    /// the last, above every bound.
+    pub buckets: [u64; HOP_LATENCY_BUCKETS_NS.len() + 1],
+    pub count: u64,
+    pub sum_ns: f64,
+}
+
+impl HopLatencyBuckets {
+    /// Adds the packets of `stats` (one sink's), each at its latency over its hops, to the
+    /// histograms' resolution (1%).
+    pub fn add_stats(&mut self, stats: &RunStats) {
+        for (relays, histogram) in stats.latency_ns.iter().enumerate() {
+            if histogram.is_empty() {
+                continue;
+            }
+            let hops = relays as u64 + 1;
+            for value in histogram.iter_recorded() {
+                let per_hop = histogram.median_equivalent(value.value_iterated_to()) / hops;
+                let count = value.count_at_value();
+                let bucket = HOP_LATENCY_BUCKETS_NS.partition_point(|&bound| bound < per_hop);
+                self.buckets[bucket] = self.buckets[bucket].saturating_add(count);
+                self.count = self.count.saturating_add(count);
+                self.sum_ns += per_hop as f64 * count as f64;
+            }
+        }
+    }
+
+    pub fn add(&mut self, other: &HopLatencyBuckets) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine = mine.saturating_add(theirs);
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum_ns += other.sum_ns;
+    }
+}
+
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_NS_MAX, SIGNIFICANT_DIGITS)
         .expect("constant bounds are valid")

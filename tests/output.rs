@@ -116,8 +116,8 @@ fn family<'a>(samples: &'a BTreeMap<String, f64>, name: &str) -> BTreeMap<&'a st
 }
 
 /// `--metrics ADDR`: scraped with plain GETs during a real run, the exposition parses, has the
-/// overlay-wide and per-node counters (a `node` label per node), the latency histogram and the
-/// rate, and its counters grow between two scrapes; a request that never ends gets 431, a
+/// overlay-wide and per-node counters (a `node` label per node), the latency histogram, each
+/// node's latency-per-hop histogram and the rate, and its counters grow between two scrapes; a request that never ends gets 431, a
 /// silent connection holds the endpoint for at most its timeout.
 #[test]
 fn metrics_endpoint_scraped_during_a_run() {
@@ -198,6 +198,24 @@ fn metrics_endpoint_scraped_during_a_run() {
         second["overlay_receive_rate_packets_per_second"] > 0.0,
         "{second:?}"
     );
+    // Each node's latency per hop: a histogram per node, from the same polls as the overlay's
+    // latency, so their counts add up to its count; buckets grow to the count at +Inf.
+    let per_node = family(&second, "overlay_node_hop_latency_seconds_count");
+    assert_eq!(per_node.len(), 4, "a histogram per node: {per_node:?}");
+    assert_eq!(per_node.values().sum::<f64>(), count, "{second:?}");
+    for (labels, node_count) in &per_node {
+        let node = labels.trim_end_matches('}');
+        let buckets: Vec<f64> = family(&second, "overlay_node_hop_latency_seconds_bucket")
+            .into_iter()
+            .filter(|(l, _)| l.starts_with(&format!("{node},")))
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(buckets.len(), 11, "{node}: {buckets:?}");
+        let inf = second[&format!("overlay_node_hop_latency_seconds_bucket{{{node},le=\"+Inf\"}}")];
+        assert_eq!(inf, *node_count, "{node}");
+        assert!(buckets.iter().all(|b| *b <= inf), "{node}: {buckets:?}");
+        assert!(second[&format!("overlay_node_hop_latency_seconds_sum{{{node}}}")] > 0.0);
+    }
     let answer = http(addr, b"GET /other HTTP/1.1\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }

@@ -89,9 +89,10 @@ pub(crate) struct RegistryArgs {
     window_bytes: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0 picks
     /// one, printed at start): packets sent, received, relayed, corrupted and dropped, over
-    /// all nodes and by node, packets by hops, runs by verdict, the receive rate and an
-    /// end-to-end latency histogram, from the registry's counter polls (about once a second
-    /// during a run). Served by a thread of its own, one connection at a time.
+    /// all nodes and by node, packets by hops, runs by verdict, the receive rate, an
+    /// end-to-end latency histogram and each node's latency-per-hop histogram, from the
+    /// registry's counter polls (about once a second during a run). Served by a thread of its
+    /// own, one connection at a time.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Write the listening port to this file once listening.
@@ -373,6 +374,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         settle: args.settle_ms.saturating_mul(1_000_000),
         warmup: args.warmup.map_or(0, nanos),
         interval: args.interval.map(nanos),
+        node_latency: args.metrics.is_some(),
         ..RegistryConfig::default()
     });
     // Ctrl-C ends a scripted run early (a console has `stop`, and Ctrl-C there ends the

@@ -242,6 +242,9 @@ impl<C: Codec> Shown<C> {
             self.metrics_seen.0 = round;
             if let Some(last) = self.registry.last_round() {
                 snapshot.round(last.run, last.nodes.into_iter(), last.stats, self.rate_pps);
+                if let Some(latency) = last.node_hop_latency {
+                    snapshot.node_hop_latency(latency);
+                }
                 changed = true;
             }
         }

@@ -40,6 +40,9 @@ pub struct RegistryConfig {
     pub warmup: Nanos,
     /// `--interval`: a line with the rate, latency and progress of each interval this long.
     pub interval: Option<Nanos>,
+    /// `--metrics`: keep each node's latency per hop from its progress replies
+    /// ([`Registry::last_round`](super::Registry::last_round)).
+    pub node_latency: bool,
 }
 
 impl Default for RegistryConfig {
@@ -58,6 +61,7 @@ impl Default for RegistryConfig {
             settle: SETTLE_DEFAULT_NS,
             warmup: 0,
             interval: None,
+            node_latency: false,
         }
     }
 }

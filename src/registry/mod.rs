@@ -71,6 +71,8 @@ pub struct LastRound<'a> {
     pub run: u32,
     pub nodes: Vec<(NodeId, SocketAddr, &'a crate::wire::Counters)>,
     pub stats: &'a crate::stats::RunStats,
+    /// Each node's latency per hop over the run so far (`RegistryConfig::node_latency`).
+    pub node_hop_latency: Option<&'a BTreeMap<NodeId, crate::stats::HopLatencyBuckets>>,
 }
 
 /// A connection the registry accepted: a node's once it registered, a stranger's until then.
@@ -195,6 +197,7 @@ impl<C: Codec> Registry<C> {
                 .filter_map(|(id, counters)| Some((*id, self.nodes.get(id)?.addr, counters)))
                 .collect(),
             stats: &run.last_round_stats,
+            node_hop_latency: run.node_hop_latency.as_ref(),
         })
     }
 

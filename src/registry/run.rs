@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::limits::{DRAIN_POLL_BACKOFF_MAX, QUIET_AFTER_FAILURE_NS, REGISTRY_LATE_NS_MAX};
 use crate::machine::Nanos;
-use crate::stats::{LatencySummary, RunStats};
+use crate::stats::{HopLatencyBuckets, LatencySummary, RunStats};
 use crate::wire::{Counters, LinkCount, NodeId};
 
 /// What a run is asked to do: send a number of packets from every node, or send for a time.
@@ -216,6 +216,9 @@ pub struct Run {
     pub last_round: BTreeMap<NodeId, Counters>,
     /// Hop counts and latencies of the packets delivered between the last two rounds.
     pub last_round_stats: RunStats,
+    /// `--metrics`: each node's latency per hop over the run, from its progress replies
+    /// (`None`: not kept). One entry per node of the overlay: at most `NODES_MAX`.
+    pub node_hop_latency: Option<BTreeMap<NodeId, HopLatencyBuckets>>,
     /// The last task-finished (settle mode: a node silent for the stall timeout after it
     /// fails the run).
     last_finished_at: Option<Nanos>,
@@ -277,6 +280,7 @@ impl Run {
             last_window: LatencySummary::default(),
             last_round: BTreeMap::new(),
             last_round_stats: RunStats::default(),
+            node_hop_latency: None,
             stats: RunStats::default(),
             last_finished_at: None,
             members,
@@ -496,6 +500,9 @@ impl Run {
         if self.poll.replies.insert(id, counters).is_none()
             && let Some(stats) = stats
         {
+            if let Some(latency) = &mut self.node_hop_latency {
+                latency.entry(id).or_default().add_stats(&stats);
+            }
             self.poll.window.add(&stats);
         }
         if self.poll.replies.len() < nodes {

@@ -108,6 +108,9 @@ impl<C: Codec> Registry<C> {
             timing,
         )
         .with_warmup(if C::PROGRESS_POLLS { warmup } else { 0 });
+        if self.config.node_latency {
+            run.node_hop_latency = Some(BTreeMap::new());
+        }
         let what = match goal {
             Goal::Packets(packets) => format!("send {} packets each", thousands(packets.into())),
             Goal::Duration(duration) => {
