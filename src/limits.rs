@@ -177,9 +177,10 @@ pub const COMMAND_LINE_BYTES_MAX: usize = 4096;
 
 /// Most connections a node keeps (table entries, their reverse links, the registry, strays).
 pub const NODE_CONNECTIONS_MAX: usize = 512;
-/// Connections a node opens itself, reserved: its table entries and the registry, and as many
-/// again for those of a previous overlay still closing. Accepted connections never take them.
-pub const NODE_OUTBOUND_RESERVED: usize = 2 * (NR_MAX + 1);
+/// Connections a node opens itself, reserved: its table entries, its backup entries and the
+/// registry, and as many again for those of a previous overlay still closing. Accepted
+/// connections never take them.
+pub const NODE_OUTBOUND_RESERVED: usize = 2 * (NR_MAX + BACKUP_ENTRIES + 1);
 /// Accepted connections that have not finished their handshake, a node keeps at once
 /// (`crate::strangers`; past it a newer one pushes out an older one).
 pub const NODE_STRANGERS_MAX: usize = 4 * NR_MAX;
@@ -375,7 +376,7 @@ pub const GROUP_TICK_NODES_MAX: usize = 8;
 /// is retransmitted only a second later): 600 nodes start within 1.2 s.
 pub const GROUP_JOIN_GAP_NS: u64 = 2_000_000;
 /// Most nodes one process runs (`overlay node --count`): each has its own listener, about
-/// 2 x NR + 2 descriptors and its share of the loop.
+/// 2 x (NR + backup entries) + 2 descriptors and its share of the loop.
 pub const GROUP_NODES_MAX: usize = 4096;
 
 /// The largest manifest of position fingers a native registry sends (length prefix, kind, entry

@@ -209,6 +209,30 @@ pub struct ChordLayout {
     position_of: Vec<u32>,
 }
 
+/// The backup entries of the node at ring position `position` (`limits::BACKUP_ENTRIES`, as
+/// Chord's successor lists): its first `count` successors in the order routes progress in (ring
+/// positions, or identifiers with a Chord `layout`), less itself and its table entries
+/// `table`, in that order.
+pub fn backups(
+    ring: &Ring,
+    layout: Option<&ChordLayout>,
+    position: usize,
+    count: usize,
+    table: &[NodeId],
+) -> Vec<NodeId> {
+    let len = ring.len();
+    (1..=count.min(len.saturating_sub(1)))
+        .map(|step| match layout {
+            None => ring.ids()[(position + step) % len],
+            Some(layout) => {
+                let member = (layout.member_of[position] as usize + step) % len;
+                ring.ids()[layout.position_of[member] as usize]
+            }
+        })
+        .filter(|id| !table.contains(id))
+        .collect()
+}
+
 impl ChordLayout {
     /// The layout of `ring` whose node at position p has identifier `identifiers[p]` in
     /// `space`; refuses identifiers that repeat or lie outside the space, and tables of more
@@ -486,6 +510,8 @@ pub struct Router {
     /// Dense next-hop table over IDs 0..=max: the entry for each sink, [`NO_HOP`] for unknown
     /// IDs and ourselves. One load per relayed frame; this node's own (a byte per ID).
     next_hops: Option<Vec<u8>>,
+    /// Predecessors (in the order routes progress in) that keep this node as a backup entry.
+    backup_holders: usize,
 }
 
 /// A node ID as an identifier (the position rule's keys are IDs).
@@ -550,6 +576,7 @@ impl Router {
             self_position,
             table,
             next_hops,
+            backup_holders: 0,
         })
     }
 
@@ -558,10 +585,31 @@ impl Router {
         &self.view
     }
 
-    /// Whether `node`'s table holds this node (only its link may bring data named after it).
+    /// Whether `node`'s table, or its backup entries ([`Router::with_backup_holders`]), holds
+    /// this node (only its link may bring data named after it).
     pub fn held_by(&self, node: NodeId) -> bool {
-        self.position(node)
-            .is_some_and(|holder| self.view.holds(holder, self.self_position))
+        self.position(node).is_some_and(|holder| {
+            let len = self.ring().len();
+            let back = (self.rank(self.self_position) + len - self.rank(holder)) % len;
+            self.view.holds(holder, self.self_position) || (1..=self.backup_holders).contains(&back)
+        })
+    }
+
+    /// The nodes that keep this one as a backup entry (its `count` predecessors in the order
+    /// routes progress in) may open links to it too: their links bring data named after them
+    /// ([`Router::held_by`]).
+    pub fn with_backup_holders(mut self, count: usize) -> Router {
+        self.backup_holders = count.min(self.ring().len() - 1);
+        self
+    }
+
+    /// Clockwise distance from this node to the node at ring position `position`, in the
+    /// order routes make progress in (ring positions, or identifiers in Chord mode): what the
+    /// route-around rule compares (`chord::churn::detour`).
+    #[inline]
+    pub fn distance_to(&self, position: usize) -> usize {
+        let len = self.ring().len();
+        (self.rank(position) + len - self.rank(self.self_position)) % len
     }
 
     pub fn ring(&self) -> &Ring {
@@ -652,22 +700,27 @@ impl Router {
     /// the trace must moreover be the route itself: the hop count its distance gives
     /// ([`transmissions`], checked first, in O(1)) and each relay the one the rule's step
     /// reaches. That exactness holds for a membership that did not change while the packet
-    /// travelled, which is every overlay's today; a change of membership during a run must
-    /// leave packets routed under the old one to the structural rule. Needs nothing per
-    /// source: O(1) per relay. Returns the source's ring position.
+    /// travelled, and for a packet that no node routed around a dead link; a packet that was
+    /// (`detoured`, `chord::churn`) is held to the structural rule alone, on the relays its
+    /// trace recorded. Needs nothing per source: O(1) per relay. Returns the source's ring
+    /// position.
     #[inline]
     pub fn check_route(
         &self,
         source: NodeId,
         relays: usize,
+        detoured: bool,
         trace: impl Iterator<Item = NodeId>,
     ) -> Result<usize, RouteFault> {
         let from = match self.position(source) {
             Some(from) if from != self.self_position => from,
             _ => return Err(RouteFault::Source { origin: source }),
         };
+        // A packet routed around a dead link (`detoured`) took another route than the rule's,
+        // possibly longer than the longest (its trace may have overflowed: `relays` are those
+        // recorded): the structural rule alone holds for it.
         let longest = self.view.longest_relays;
-        if relays > longest {
+        if relays > longest && !detoured {
             return Err(RouteFault::TooLong { relays, longest });
         }
         let len = self.ring().len();
@@ -682,7 +735,7 @@ impl Router {
             }
         };
         let distance = to_me(from);
-        let exact = !self.chord;
+        let exact = !self.chord && !detoured;
         if exact {
             let expected = transmissions(distance as u64, self.nr) as usize - 1;
             if relays != expected {
@@ -823,7 +876,7 @@ mod tests {
         );
         assert_eq!(relays, [19, 60]);
         let check = |source: NodeId, trace: &[NodeId]| {
-            sink.check_route(source, trace.len(), trace.iter().copied())
+            sink.check_route(source, trace.len(), false, trace.iter().copied())
         };
         assert_eq!(check(97, &[19, 60]), Ok(ring.position(97).unwrap()));
         // 97 is 7 positions before 82: 3 transmissions, 2 relays, each strictly closer.
@@ -896,14 +949,19 @@ mod tests {
                     relays.clear();
                     ring.relays(from, router.self_position(), nr, &mut relays);
                     assert_eq!(
-                        router.check_route(source, relays.len(), relays.iter().copied()),
+                        router.check_route(source, relays.len(), false, relays.iter().copied()),
                         Ok(from)
                     );
                     if relays.len() >= 2 {
                         let mut reversed = relays.clone();
                         reversed.reverse();
                         assert!(matches!(
-                            router.check_route(source, reversed.len(), reversed.iter().copied()),
+                            router.check_route(
+                                source,
+                                reversed.len(),
+                                false,
+                                reversed.iter().copied()
+                            ),
                             Err(RouteFault::OffRoute { .. })
                         ));
                     }
@@ -956,7 +1014,7 @@ mod tests {
                     }
                     for trace in &all {
                         let checked =
-                            router.check_route(source, trace.len(), trace.iter().copied());
+                            router.check_route(source, trace.len(), false, trace.iter().copied());
                         assert_eq!(
                             checked.is_ok(),
                             source != sink && *trace == route,
@@ -995,7 +1053,8 @@ mod tests {
                         && chain.windows(2).all(|w| w[1] < w[0])
                         && chain.last().copied().flatten() != Some(0)
                         && trace.len() <= longest;
-                    let checked = router.check_route(source, trace.len(), trace.iter().copied());
+                    let checked =
+                        router.check_route(source, trace.len(), false, trace.iter().copied());
                     assert_eq!(
                         checked.is_ok(),
                         expected,
@@ -1103,7 +1162,12 @@ mod tests {
                     assert_eq!(walked, relays);
                     let source = ring.ids()[from];
                     assert_eq!(
-                        routers[to].check_route(source, relays.len(), relays.iter().copied()),
+                        routers[to].check_route(
+                            source,
+                            relays.len(),
+                            false,
+                            relays.iter().copied()
+                        ),
                         Ok(from)
                     );
                     if relays.len() >= 2 {
@@ -1111,6 +1175,7 @@ mod tests {
                             routers[to].check_route(
                                 source,
                                 relays.len(),
+                                false,
                                 relays.iter().rev().copied()
                             ),
                             Err(RouteFault::NoProgress { .. })

@@ -184,7 +184,10 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
         ),
         (
             "a control message on a data link",
-            encode(&Control::SummaryRequest { reset: true }),
+            encode(&Control::SummaryRequest {
+                reset: true,
+                links: false,
+            }),
             false,
         ),
         (
@@ -419,7 +422,10 @@ fn a_thousand_connections_at_once() {
     let mut clients: Vec<Client> = (0..count)
         .map(|_| Client::connect_to(registry_addr, None))
         .collect();
-    let bad = encode(&Control::SummaryRequest { reset: true });
+    let bad = encode(&Control::SummaryRequest {
+        reset: true,
+        links: false,
+    });
     for client in &mut clients {
         client.try_send_raw(&bad);
     }
@@ -616,20 +622,21 @@ fn run_once(reg: &mut Proc, packets: u64) -> (String, Duration) {
 fn forged_packets_are_named_foreign_traffic_at_once() {
     let stall_s = 30;
     let (mut reg, port) = registry(&["--stall-timeout", &stall_s.to_string()], true);
-    let nodes: Vec<Proc> = (0..4)
+    let nodes: Vec<Proc> = (0..6)
         .map(|i| node(&format!("node{i}"), port, &[], false))
         .collect();
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
-    reg.wait_line("(4 nodes)", 0);
-    run_verifies(&mut reg, 4, 2_000, 2);
-    // NR 2 over 4 nodes: each node's table holds the next two; one relay slot at most.
+    reg.wait_line("(6 nodes)", 0);
+    run_verifies(&mut reg, 6, 2_000, 2);
+    // NR 2 over 6 nodes: each node's table holds the next two, its backups the third: the
+    // sink's links come from the three nodes before it.
     ring.sort_by_key(|node| node.id);
-    let (sink, predecessor) = (ring[0], ring[3]);
+    let (sink, predecessor) = (ring[0], ring[5]);
     // Tagged as packets of the run to come (one run so far): this run's, not stale.
     let mut as_predecessor = Client::connect_to(sink.addr, None);
     as_predecessor.send_raw(&data_frame_of_run(predecessor.id, sink.id, 1));
-    // From ring[2] (two positions back: direct) through ring[1], whose table does not hold
-    // the sink: a trace no route has.
+    // From ring[2] through ring[1], whose table and backups do not hold the sink: a trace no
+    // route has.
     let mut through_a_stranger = Vec::new();
     match Native::peek(&data_frame_of_run(ring[2].id, sink.id, 1)) {
         Ok(overlay::wire::Peek::Data(frame)) => {

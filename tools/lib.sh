@@ -61,8 +61,8 @@ start_registry() {
 # start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port. Up to 64
 # nodes, one process each; beyond, groups of K nodes per process (`overlay node --count K`):
 # at least one process per core, and no more nodes per process than its descriptors allow (a
-# listener, the registry connection and about 2 x NR links each, NR = $nr or ceil(log2
-# COUNT)). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
+# listener, the registry connection and about 2 x (NR + 3) links each: NR = $nr or ceil(log2
+# COUNT), and up to 3 backup entries). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
 # output in $out/node-i.log. Sets `node_pids` and `node_groups` (nodes in each process).
 start_nodes() {
   local count=$1 cores i per_node limit fit per processes k bind nr_used=${nr:-}
@@ -72,7 +72,7 @@ start_nodes() {
     nr_used=0
     while [ $((1 << nr_used)) -lt "$count" ]; do nr_used=$((nr_used + 1)); done
   fi
-  per_node=$((4 + 2 * nr_used))
+  per_node=$((10 + 2 * nr_used))
   limit=$(ulimit -n)
   fit=$(((limit - 64) / per_node))
   if [ -n "${NODES_PER_PROCESS:-}" ]; then

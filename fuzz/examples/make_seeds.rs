@@ -74,7 +74,7 @@ fn controls() -> Vec<Control> {
             rate_per_s: 0,
         },
         Control::TaskFinished { addr, id: 20 },
-        Control::SummaryRequest { reset: false },
+        Control::SummaryRequest { reset: false, links: false },
         Control::Summary {
             id: 20,
             reset: true,

@@ -10,7 +10,7 @@ use super::overlay::{Entry, Link, Overlay};
 use super::{Node, Phase};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
-use crate::limits::{NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
+use crate::limits::{BACKUP_ENTRIES, NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
 use crate::routing::Router;
 use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status};
@@ -106,7 +106,7 @@ impl<C: Codec> Node<C> {
                 extra_payload_bytes,
                 rate_per_s,
             } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
-            Control::SummaryRequest { reset } => self.on_summary_request(reset),
+            Control::SummaryRequest { reset, links } => self.on_summary_request(reset, links),
             Control::Refused(refusal) => self.registry_refused(now, Failure::Refused(refusal)),
             other => {
                 let why = format!(
@@ -241,13 +241,33 @@ impl<C: Codec> Node<C> {
         let router = router.and_then(|router| {
             let table = router.entry_ids();
             let ids: Vec<NodeId> = manifest.entries.iter().map(|e| e.id).collect();
-            if table == ids {
-                Ok(router)
-            } else {
-                Err(format!(
+            if table != ids {
+                return Err(format!(
                     "the manifest's table {ids:?} is not the ring's {table:?}"
-                ))
+                ));
             }
+            // Backups are only ever sent on short of a sink (`chord::churn::detour`), so any
+            // other member will do; a stranger or this node itself will not.
+            if manifest.backups.len() > BACKUP_ENTRIES {
+                return Err(format!(
+                    "the manifest has {} backup entries, more than {BACKUP_ENTRIES}",
+                    manifest.backups.len()
+                ));
+            }
+            if let Some(backup) = manifest.backups.iter().find(|backup| {
+                backup.id == id || ids.contains(&backup.id) || router.position(backup.id).is_none()
+            }) {
+                return Err(format!(
+                    "the manifest's backup entry {} is no other member of the overlay outside \
+                     the table",
+                    backup.id
+                ));
+            }
+            Ok(if C::DETOURS {
+                router.with_backup_holders(BACKUP_ENTRIES)
+            } else {
+                router
+            })
         });
         let router = match router {
             Ok(router) => router,
@@ -260,8 +280,8 @@ impl<C: Codec> Node<C> {
                 return;
             }
         };
-        let mut entries = Vec::with_capacity(nr);
-        for entry in &manifest.entries {
+        let mut entries = Vec::with_capacity(nr + manifest.backups.len());
+        for (index, entry) in manifest.entries.iter().chain(&manifest.backups).enumerate() {
             let conn = self.conn_ids.next_outbound();
             let role = Role::Entry(entries.len());
             self.connections
@@ -273,13 +293,22 @@ impl<C: Codec> Node<C> {
             entries.push(Entry {
                 id: entry.id,
                 addr: entry.addr,
+                distance: router
+                    .position(entry.id)
+                    .map_or(0, |position| router.distance_to(position)),
                 conn,
                 link: Link::Connecting,
-                pending: buffer::mapped_empty(self.config.link_buffer_bytes),
+                // A backup carries packets only around a dead link: its buffer grows then.
+                pending: if index < nr {
+                    buffer::mapped_empty(self.config.link_buffer_bytes)
+                } else {
+                    Vec::new()
+                },
                 with_driver: 0,
                 packets_out: 0,
                 taken_bytes: 0,
                 spans: VecDeque::new(),
+                stranded: Vec::new(),
             });
         }
         self.overlay = Some(Overlay::new(
@@ -362,7 +391,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    fn on_summary_request(&mut self, reset: bool) {
+    fn on_summary_request(&mut self, reset: bool, links: bool) {
         let Some(id) = self.phase.id() else {
             tracing::warn!("a summary request before this node registered: ignored");
             return;
@@ -382,7 +411,7 @@ impl<C: Codec> Node<C> {
                         since_poll
                     }
                 });
-                let links = if reset {
+                let links = if reset || links {
                     overlay.link_counts()
                 } else {
                     Vec::new()

@@ -5,7 +5,7 @@
 
 use super::Node;
 use super::links::{LinkPeer, Step};
-use super::overlay::{Link, Overlay};
+use super::overlay::{Around, Link, Overlay, route_around};
 use super::shares::Admit;
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::routing::RouteFault;
@@ -234,18 +234,31 @@ impl<C: Codec> Overlay<C> {
             Relayed::Data(frame) => (true, frame.bytes().len()),
             Relayed::Ack(ack) => (false, ack.bytes().len()),
         };
-        let Some(index) = self.router.next_hop(sink) else {
+        let Some(mut index) = self.router.next_hop(sink) else {
             if data {
                 self.counters.dropped += 1;
             }
             self.problem(effects, format!("dropped a packet for unknown node {sink}"));
             return Ok(());
         };
-        if self.entries[index].link != Link::Up {
-            if data {
-                self.counters.dropped += 1;
+        let detoured = self.entries[index].link != Link::Up;
+        if detoured {
+            match route_around::<C>(&self.router, &self.entries, sink) {
+                Around::Entry(other) => index = other,
+                Around::LostWith(dead) => {
+                    // Its sink is dead: handed to the dead node's link, lost with it.
+                    if data {
+                        self.entries[dead].packets_out += 1;
+                    }
+                    return Ok(());
+                }
+                Around::Stuck => {
+                    if data {
+                        self.counters.dropped += 1;
+                    }
+                    return Ok(());
+                }
             }
-            return Ok(());
         }
         let admitted = self.admit(effects, *share, bytes);
         if !matches!(admitted, Ok(true)) {
@@ -260,9 +273,15 @@ impl<C: Codec> Overlay<C> {
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
-        let queued = entry.queue_for(link, |pending| match frame {
-            Relayed::Data(frame) => C::append_relayed(frame, id, pending),
-            Relayed::Ack(ack) => pending.extend_from_slice(ack.bytes()),
+        let queued = entry.queue_for(link, |pending| {
+            let start = pending.len();
+            match frame {
+                Relayed::Data(frame) => C::append_relayed(frame, id, pending),
+                Relayed::Ack(ack) => pending.extend_from_slice(ack.bytes()),
+            }
+            if detoured {
+                C::mark_detoured(&mut pending[start..]);
+            }
         });
         *share += queued;
         self.shares.total += queued;
@@ -297,17 +316,18 @@ impl<C: Codec> Overlay<C> {
                 return Ok(());
             }
         };
-        let position =
-            match self
-                .router
-                .check_route(delivered.source, delivered.relays, frame.trace())
-            {
-                Ok(position) => position,
-                Err(fault) => {
-                    self.wrong_trace(effects, frame, delivered.source, fault);
-                    return Ok(());
-                }
-            };
+        let position = match self.router.check_route(
+            delivered.source,
+            delivered.relays,
+            delivered.detoured,
+            frame.trace(),
+        ) {
+            Ok(position) => position,
+            Err(fault) => {
+                self.wrong_trace(effects, frame, delivered.source, fault);
+                return Ok(());
+            }
+        };
         self.counters.received += 1;
         // A send time of 0 means none (the classic format has no timestamp).
         let latency =
@@ -318,10 +338,16 @@ impl<C: Codec> Overlay<C> {
             .sum_received
             .wrapping_add(i64::from(delivered.value));
         if let Some(acked) = self.flow.on_delivered(position, frame.bytes().len()) {
-            let index = self
+            let mut index = self
                 .router
                 .next_hop(delivered.source)
                 .expect("source is another node");
+            if self.entries[index].link != Link::Up
+                && let Around::Entry(other) =
+                    route_around::<C>(&self.router, &self.entries, delivered.source)
+            {
+                index = other;
+            }
             if self.entries[index].link == Link::Up
                 && self.admit(effects, *share, ACK_FRAME_BYTES)?
             {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::Node;
-use super::overlay::{Link, unsent_data_frames};
+use super::overlay::{Link, Span};
 use crate::auth::{self, Binding, Handshake, Outcome};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Peek, Status};
@@ -221,25 +221,39 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    /// The link to table entry `index` is gone: it is down, and what was queued for it is
-    /// dropped.
+    /// The link to table entry `index` is gone: it is down, and what was queued for it and
+    /// never reached the kernel goes around it (`Overlay::reroute`).
     pub(super) fn on_entry_closed(&mut self, index: usize, reason: &str) {
         let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
-        let queued = overlay.entries[index].pending.len();
-        overlay.dequeued(index, queued);
         let entry = &mut overlay.entries[index];
         let was = entry.link;
         entry.link = Link::Down;
-        // Frames still queued for the entry can no longer be delivered: account for them.
-        let lost = unsent_data_frames::<C>(&entry.pending, 0);
-        entry.pending.clear();
-        entry.take_back(lost);
+        let pending = std::mem::take(&mut entry.pending);
+        let stranded = std::mem::take(&mut entry.stranded);
+        let spans: Vec<Span> = entry.spans.iter().copied().collect();
+        let first = entry.taken_bytes;
+        // Released first: what goes on is added to its link's share again where it is queued.
+        overlay.dequeued(index, pending.len());
+        // The driver's frames are older than those still pending; their spans were released
+        // when the driver took them, so they go on as this node's own.
+        let mut done = overlay.reroute(&mut self.effects, index, &stranded, 0, &[]);
+        let queued = overlay.reroute(&mut self.effects, index, &pending, first, &spans);
+        done.around += queued.around;
+        done.lost_with += queued.lost_with;
+        done.dropped += queued.dropped;
+        let which = if index < overlay.router.entry_ids().len() {
+            "table entry"
+        } else {
+            "backup entry"
+        };
+        let entry = &overlay.entries[index];
         let line = format!(
-            "lost the link to table entry {} (node {} at {}): {reason}; {lost} queued packets \
-             counted as dropped",
-            index, entry.id, entry.addr
+            "lost the link to {which} {} (node {} at {}): {reason}; of the packets queued \
+             for it and not yet sent, {} went on around it, {} were for it (lost with it), {} \
+             were dropped (no live way on)",
+            index, entry.id, entry.addr, done.around, done.lost_with, done.dropped
         );
         let failure = (was == Link::Connecting && !overlay.setup_reported).then(|| {
             format!(
@@ -250,7 +264,6 @@ impl<C: Codec> Node<C> {
         if failure.is_some() {
             overlay.setup_reported = true;
         }
-        overlay.counters.dropped += lost;
         overlay.problem(&mut self.effects, line);
         if let Some(info) = failure {
             self.send_control(&Control::SetupStatus {

@@ -4,7 +4,7 @@ use rand::RngCore;
 use rand::rngs::SmallRng;
 
 use super::Node;
-use super::overlay::{Link, Overlay};
+use super::overlay::{Around, Link, Overlay, route_around};
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
 use crate::wire::{Codec, PayloadCrc};
@@ -101,15 +101,27 @@ impl<C: Codec> Overlay<C> {
             let value_bytes = value.to_le_bytes();
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
-            let index = self
+            let mut index = self
                 .router
                 .next_hop(sink)
                 .expect("a ring position other than our own has a next hop");
-            let entry = &mut self.entries[index];
-            if entry.link != Link::Up {
-                self.counters.dropped += 1;
-                continue;
+            let detoured = self.entries[index].link != Link::Up;
+            if detoured {
+                match route_around::<C>(&self.router, &self.entries, sink) {
+                    Around::Entry(other) => index = other,
+                    Around::LostWith(dead) => {
+                        // For a dead sink: handed to its dead link, lost with it (never acked,
+                        // so it takes nothing of the window).
+                        self.entries[dead].packets_out += 1;
+                        continue;
+                    }
+                    Around::Stuck => {
+                        self.counters.dropped += 1;
+                        continue;
+                    }
+                }
             }
+            let entry = &mut self.entries[index];
             if entry.pending.is_empty() {
                 effects.push(Effect::Send(entry.conn));
             }
@@ -122,6 +134,9 @@ impl<C: Codec> Overlay<C> {
                 value_bytes,
                 payload_crc.of(value_bytes),
             );
+            if detoured {
+                C::mark_detoured(&mut entry.pending[start..]);
+            }
             entry.packets_out += 1;
             self.flow.on_originated(frame.len());
         }

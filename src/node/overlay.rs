@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use super::flow::Flow;
 use super::originate::Run;
 use super::shares::Shares;
+use crate::chord::churn::detour;
 use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::routing::Router;
@@ -23,11 +24,15 @@ pub(super) enum Link {
     Down,
 }
 
-/// One routing-table entry and the connection to it.
+/// One routing-table entry (or backup entry: they follow the table's) and the connection to
+/// it.
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) id: NodeId,
     pub(super) addr: SocketAddr,
+    /// Clockwise distance from this node, in the order routes progress in
+    /// (`Router::distance_to`): what routing around a dead link compares.
+    pub(super) distance: usize,
     pub(super) conn: ConnId,
     pub(super) link: Link,
     /// Frames queued for this entry, not yet taken by the driver.
@@ -42,6 +47,9 @@ pub(super) struct Entry {
     /// The runs of `pending` queued on behalf of inbound links, in order; the bytes between
     /// them are this node's own (its packets, its handshake).
     pub(super) spans: VecDeque<Span>,
+    /// Whole frames the driver had taken when the link died and never handed to the kernel
+    /// (`Machine::on_unsent`), routed on with `pending` when the close arrives.
+    pub(super) stranded: Vec<u8>,
 }
 
 /// Bytes `start..end` (positions in everything ever queued for an entry) were queued on behalf
@@ -75,19 +83,63 @@ impl Entry {
     }
 }
 
-/// Data frames of `bytes` (frames queued for a link) that do not lie wholly within its first
-/// `sent` bytes: those that never reached the kernel.
-pub(super) fn unsent_data_frames<C: Codec>(bytes: &[u8], sent: usize) -> u64 {
-    let mut unsent = 0;
+/// Where the first frame of `bytes` (frames queued for a link) starts that does not lie wholly
+/// within its first `sent` bytes: from there on, nothing reached the peer whole (a receiver
+/// reads a frame only once all of it has arrived), so those frames provably never arrived.
+pub(super) fn unsent_from<C: Codec>(bytes: &[u8], sent: usize) -> usize {
     let mut offset = 0;
     while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
-        if offset + len > sent && matches!(C::peek(&bytes[offset..offset + len]), Ok(Peek::Data(_)))
-        {
-            unsent += 1;
+        if offset + len > sent {
+            break;
         }
         offset += len;
     }
-    unsent
+    offset
+}
+
+/// Where a frame goes when the link its table's rule picks is not up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Around {
+    /// On this entry's link (live, and short of the sink: `chord::churn::detour`).
+    Entry(usize),
+    /// Nowhere: its sink is this entry's node, whose link is dead, and no live entry lies
+    /// short of it. The packet is lost with that node.
+    LostWith(usize),
+    /// Nowhere: no live entry makes progress toward its live (or unknown) sink; dropped.
+    Stuck,
+}
+
+/// The route around a dead link for a frame to `sink`: the live entry or backup furthest
+/// clockwise without passing the sink, if any (`chord::churn::detour`). Never called on the
+/// relay path while every link is up. Without [`Codec::DETOURS`] nothing is routed around.
+#[cold]
+pub(super) fn route_around<C: Codec>(router: &Router, entries: &[Entry], sink: NodeId) -> Around {
+    let Some(position) = router.position(sink).filter(|_| C::DETOURS) else {
+        return Around::Stuck;
+    };
+    let owner = router.distance_to(position);
+    let candidates = entries.iter().enumerate().map(|(i, e)| (i, e.distance));
+    if let Some(index) = detour(owner, candidates, |i| entries[i].link == Link::Up) {
+        return Around::Entry(index);
+    }
+    match entries
+        .iter()
+        .position(|e| e.id == sink && e.link == Link::Down)
+    {
+        Some(index) => Around::LostWith(index),
+        None => Around::Stuck,
+    }
+}
+
+/// What became of the frames of a dead link (data packets only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Rerouted {
+    /// Sent on around the dead node.
+    pub(super) around: u64,
+    /// For the dead node: lost with it.
+    pub(super) lost_with: u64,
+    /// No live way on: dropped.
+    pub(super) dropped: u64,
 }
 
 /// The overlay of the last manifest: everything the data plane reads and changes.
@@ -178,6 +230,80 @@ impl<C: Codec> Overlay<C> {
             }
             entry.spans.pop_front();
         }
+    }
+
+    /// The link to entry `dead` died (it is down) with the whole frames of `bytes` not yet
+    /// handed to the kernel (so none of them reached its peer): each goes on as
+    /// [`route_around`] says, marked as detoured. `spans` (positions from `first`) name the
+    /// inbound link each was queued for, whose share it stays in; frames in no span are this
+    /// node's own. Data packets that go on are taken back from the dead link's count and
+    /// handed to their new one; those for the dead node stay handed to it.
+    pub(super) fn reroute(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        dead: usize,
+        bytes: &[u8],
+        first: u64,
+        spans: &[Span],
+    ) -> Rerouted {
+        let mut done = Rerouted::default();
+        let mut offset = 0;
+        while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
+            let frame = &bytes[offset..offset + len];
+            let at = first + offset as u64;
+            offset += len;
+            let (sink, data) = match C::peek(frame) {
+                Ok(Peek::Data(data)) => (data.sink(), true),
+                Ok(Peek::Ack(ack)) => (ack.sink(), false),
+                // The handshake's frames: for that link alone.
+                _ => continue,
+            };
+            match route_around::<C>(&self.router, &self.entries, sink) {
+                Around::Entry(index) => {
+                    let link = spans
+                        .iter()
+                        .find(|span| span.start <= at && at < span.end)
+                        .map(|span| span.link);
+                    let entry = &mut self.entries[index];
+                    if entry.pending.is_empty() {
+                        effects.push(Effect::Send(entry.conn));
+                    }
+                    let copy = |pending: &mut Vec<u8>| {
+                        let start = pending.len();
+                        pending.extend_from_slice(frame);
+                        C::mark_detoured(&mut pending[start..]);
+                    };
+                    match link {
+                        Some(link) => {
+                            let queued = entry.queue_for(link, copy);
+                            let share = self.shares.of(link) + queued;
+                            self.shares.set(link, share);
+                            self.shares.total += queued;
+                        }
+                        None => copy(&mut entry.pending),
+                    }
+                    if data {
+                        entry.packets_out += 1;
+                        self.entries[dead].take_back(1);
+                        done.around += 1;
+                    }
+                }
+                Around::LostWith(index) if data => {
+                    if index != dead {
+                        self.entries[index].packets_out += 1;
+                        self.entries[dead].take_back(1);
+                    }
+                    done.lost_with += 1;
+                }
+                Around::Stuck if data => {
+                    self.entries[dead].take_back(1);
+                    self.counters.dropped += 1;
+                    done.dropped += 1;
+                }
+                Around::LostWith(_) | Around::Stuck => {}
+            }
+        }
+        done
     }
 
     /// Bytes queued for the table entries (pending plus being sent).

@@ -229,8 +229,9 @@ impl<C: Codec> Registry<C> {
             self.nodes.len()
         ));
         if self.run.is_some() {
-            self.fail_run(
+            self.lost_during_run(
                 now,
+                id,
                 format!("node {id} at {} left during the run: {why}", node.addr),
             );
         }

@@ -16,6 +16,8 @@ pub struct Results {
     /// Node rows in `recent`.
     rows: usize,
     all_passed: bool,
+    /// Every run passed, or passed with crashes.
+    all_accounted: bool,
 }
 
 impl Results {
@@ -23,6 +25,8 @@ impl Results {
     /// this one).
     pub fn push(&mut self, mut result: RunResult) {
         self.all_passed = (self.totals.runs() == 0 || self.all_passed) && result.passed();
+        self.all_accounted =
+            (self.totals.runs() == 0 || self.all_accounted) && result.accounted_for();
         self.totals.add(&result);
         result.raw_stats = RunStats::default();
         self.rows += result.node.len();
@@ -49,6 +53,12 @@ impl Results {
     /// Whether at least one run completed and every one passed.
     pub fn all_passed(&self) -> bool {
         !self.is_empty() && self.all_passed
+    }
+
+    /// Whether every run passed or passed with crashes (every packet accounted for), and
+    /// there was at least one.
+    pub fn all_accounted(&self) -> bool {
+        !self.is_empty() && self.all_accounted
     }
 
     /// The hop counts and latency histograms of every completed run, added together.

@@ -86,7 +86,7 @@ impl Totals {
     }
 
     /// Packets that arrived somewhere: received or found corrupted at a sink, or dropped.
-    fn counted(&self) -> u64 {
+    pub fn counted(&self) -> u64 {
         self.received + self.corrupted + self.dropped
     }
 
@@ -157,6 +157,8 @@ pub enum Step {
 #[derive(Debug)]
 struct Poll {
     replies: BTreeMap<NodeId, Counters>,
+    /// The per-link counts of this round's replies (asked for once a node crashed).
+    links: BTreeMap<NodeId, Vec<LinkCount>>,
     /// Latency of the packets delivered since the previous round, from this round's replies.
     window: RunStats,
     /// When the round in progress was sent.
@@ -228,6 +230,8 @@ pub struct Run {
     pub members: Vec<NodeId>,
     /// Each node's data packets per link, from its final summary.
     pub links: BTreeMap<NodeId, Vec<LinkCount>>,
+    /// Nodes lost during the run that the others went on without ([`Run::on_crash`]).
+    crashed: Vec<NodeId>,
     /// The last time the registry called into the run ([`Run::catch_up`]).
     seen: Nanos,
     /// A run by time: when the nodes are told to stop originating. Wall-clock time like the
@@ -264,6 +268,7 @@ impl Run {
             },
             poll: Poll {
                 replies: BTreeMap::new(),
+                links: BTreeMap::new(),
                 window: RunStats::default(),
                 sent_at: None,
                 sent_counts_final: false,
@@ -285,6 +290,7 @@ impl Run {
             last_finished_at: None,
             members,
             links: BTreeMap::new(),
+            crashed: Vec::new(),
             seen: now,
             stop_at: None,
             stop_sent: false,
@@ -444,8 +450,52 @@ impl Run {
         self.poll.sent_at = Some(now);
         self.poll.sent_counts_final = matches!(self.phase, Phase::Draining);
         self.poll.replies.clear();
+        self.poll.links.clear();
         self.poll.window.reset();
         Step::PollAll
+    }
+
+    /// The nodes lost during the run that the others went on without, in the order they were.
+    pub fn crashed(&self) -> &[NodeId] {
+        &self.crashed
+    }
+
+    /// Node `id` was lost during the run (its connection closed: killed, or gone); `nodes`
+    /// are left. The others route around it, so the run goes on without it: it is no longer
+    /// waited for (to finish, to answer a poll, to send a final summary), and from now on the
+    /// polls ask for the per-link counts, by which the end of the run accounts for the
+    /// packets it held (docs/ARCHITECTURE.md, "The end of a run"). Only with progress polls:
+    /// without them a crash fails the run ([`Run::fail`]).
+    pub fn on_crash(&mut self, now: Nanos, id: NodeId, nodes: usize) -> Step {
+        self.catch_up(now);
+        if !self.crashed.contains(&id) {
+            self.crashed.push(id);
+        }
+        self.poll.replies.remove(&id);
+        self.poll.links.remove(&id);
+        if nodes == 0 {
+            return self.fail(now, "every node of the run was lost".to_string());
+        }
+        match &mut self.phase {
+            Phase::Sending { finished } => {
+                finished.remove(&id);
+                if finished.len() >= nodes {
+                    return self.all_finished(now);
+                }
+            }
+            Phase::Collecting { .. } => return self.finish_if_collected(nodes),
+            Phase::Draining | Phase::Settling { .. } | Phase::Stopping { .. } => {}
+        }
+        // A round in flight waited for its answer too.
+        if self.poll.sent_at.is_some() && self.poll.replies.len() >= nodes {
+            return self.complete_round(now);
+        }
+        Step::Nothing
+    }
+
+    /// Whether the polls ask for the per-link counts (a node crashed).
+    pub fn polls_links(&self) -> bool {
+        !self.crashed.is_empty()
     }
 
     /// Node `id` originated all its packets; `nodes` are in the run.
@@ -459,6 +509,11 @@ impl Run {
         if finished.len() < nodes {
             return Step::Nothing;
         }
+        self.all_finished(now)
+    }
+
+    /// Every node (left) has originated all its packets.
+    fn all_finished(&mut self, now: Nanos) -> Step {
         self.all_finished_at = Some(now);
         if let Some(settle) = self.timing.settle {
             self.phase = Phase::Settling {
@@ -484,13 +539,15 @@ impl Run {
         }
     }
 
-    /// A progress reply (counters kept) from node `id`.
+    /// A progress reply (counters kept) from node `id`, with its per-link counts if the poll
+    /// asked for them.
     pub fn on_progress(
         &mut self,
         now: Nanos,
         id: NodeId,
         counters: Counters,
         stats: Option<RunStats>,
+        links: Vec<LinkCount>,
         nodes: usize,
     ) -> Step {
         self.catch_up(now);
@@ -505,9 +562,64 @@ impl Run {
             }
             self.poll.window.add(&stats);
         }
+        if !links.is_empty() {
+            self.poll.links.insert(id, links);
+        }
         if self.poll.replies.len() < nodes {
             return Step::Nothing;
         }
+        self.complete_round(now)
+    }
+
+    /// Whether the packets of a round with these `totals` are all accounted for: each
+    /// received, corrupted or dropped; or, once nodes crashed, by the per-link account of
+    /// the round's replies (every reply with its counts): nothing in flight between the
+    /// nodes left, nothing unexplained, the rest handed to the crashed nodes or taken from
+    /// them (`summary::account`).
+    fn accounted(&self, totals: &Totals) -> bool {
+        if self.crashed.is_empty() {
+            return totals.accounted();
+        }
+        self.poll.links.len() == self.poll.replies.len()
+            && crate::summary::account(
+                &self.members,
+                &self.poll.links,
+                totals.sent,
+                totals.counted(),
+                self.round_stale(),
+            )
+            .balanced()
+    }
+
+    /// Packets of an earlier run the sinks dropped, by this round's replies.
+    fn round_stale(&self) -> u64 {
+        self.poll.replies.values().map(|c| c.stale).sum()
+    }
+
+    /// What a run with crashes that stopped moving still misses, by the per-link account of
+    /// the last round: its totals cannot say (the crashed nodes' packets are in neither).
+    fn crashed_stall_text(&self, totals: &Totals) -> String {
+        if self.poll.links.len() < self.poll.replies.len() {
+            return "nodes crashed, and the per-link counts of the last round incomplete".into();
+        }
+        let account = crate::summary::account(
+            &self.members,
+            &self.poll.links,
+            totals.sent,
+            totals.counted(),
+            self.round_stale(),
+        )
+        .accounting;
+        format!(
+            "{} packets sent by the nodes left; by the per-link account {} were on links among \
+             them and {} more are missing (a source waits for acks that packets lost with a \
+             crashed node never bring, once they fill its window)",
+            totals.sent, account.lost_on_links, account.unaccounted
+        )
+    }
+
+    /// Every node answered the round in flight.
+    fn complete_round(&mut self, now: Nanos) -> Step {
         let round_sent_at = self.poll.sent_at.take().unwrap_or(now);
         let sent_counts_final = self.poll.sent_counts_final;
         let totals = Totals::of(self.poll.replies.values());
@@ -546,7 +658,11 @@ impl Run {
             // final, and each packet is counted once where it ends: more counted than sent
             // are packets no node sent. (A round sent earlier may count a node's `sent`
             // before its last packets, and their arrival after.)
-            Phase::Draining if sent_counts_final && totals.counted() > totals.sent => {
+            Phase::Draining
+                if sent_counts_final
+                    && self.crashed.is_empty()
+                    && totals.counted() > totals.sent =>
+            {
                 return self.fail(
                     now,
                     format!(
@@ -556,7 +672,7 @@ impl Run {
                     ),
                 );
             }
-            Phase::Draining if same && totals.accounted() => {
+            Phase::Draining if same && self.accounted(&totals) => {
                 tracing::debug!(
                     "run {}: quiet after {} us",
                     self.number,
@@ -575,12 +691,16 @@ impl Run {
             _ => {}
         }
         if now.saturating_sub(self.poll.progress_at) >= self.timing.stall_timeout {
+            let stalled = if self.crashed.is_empty() {
+                totals.unaccounted_text()
+            } else {
+                self.crashed_stall_text(&totals)
+            };
             return self.fail(
                 now,
                 format!(
-                    "no progress for {} s with {}",
+                    "no progress for {} s with {stalled}",
                     self.timing.stall_timeout / 1_000_000_000,
-                    totals.unaccounted_text()
                 ),
             );
         }

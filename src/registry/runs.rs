@@ -175,7 +175,7 @@ impl<C: Codec> Registry<C> {
             run.on_final(id, counters, stats, links, nodes)
         } else {
             let rounds = run.rounds;
-            let step = run.on_progress(now, id, counters, stats, nodes);
+            let step = run.on_progress(now, id, counters, stats, links, nodes);
             if run.rounds != rounds
                 && let Some(totals) = run.last_totals
             {
@@ -231,10 +231,17 @@ impl<C: Codec> Registry<C> {
             Step::PollAll => {
                 debug_assert!(C::PROGRESS_POLLS, "a poll without progress polls");
                 if C::PROGRESS_POLLS {
-                    self.broadcast(&Control::SummaryRequest { reset: false });
+                    let links = self.run.as_ref().is_some_and(Run::polls_links);
+                    self.broadcast(&Control::SummaryRequest {
+                        reset: false,
+                        links,
+                    });
                 }
             }
-            Step::CollectAll => self.broadcast(&Control::SummaryRequest { reset: true }),
+            Step::CollectAll => self.broadcast(&Control::SummaryRequest {
+                reset: true,
+                links: false,
+            }),
             Step::StopSending => {
                 // A task of no packets is the stop: each node originates nothing more and
                 // reports task finished (docs/PROTOCOL.md).
@@ -245,7 +252,11 @@ impl<C: Codec> Registry<C> {
                 // arrives (or is dropped) and is counted before the final summaries.
                 self.broadcast_stop();
                 if C::PROGRESS_POLLS {
-                    self.broadcast(&Control::SummaryRequest { reset: false });
+                    let links = self.run.as_ref().is_some_and(Run::polls_links);
+                    self.broadcast(&Control::SummaryRequest {
+                        reset: false,
+                        links,
+                    });
                 }
             }
             Step::Finish { replies, failures } => self.finish_run(now, replies, failures),
@@ -318,6 +329,7 @@ impl<C: Codec> Registry<C> {
                 )),
                 _ => None,
             },
+            crashed: run.crashed().to_vec(),
         };
         let packets_per_node = match run.goal() {
             Goal::Packets(packets) => packets,
@@ -362,6 +374,28 @@ impl<C: Codec> Registry<C> {
         }
         self.results.push(result);
         self.script_next();
+    }
+
+    /// Node `id` was lost during the run (`why`): with progress polls the run goes on without
+    /// it, since the others route around it at once (backup entries, `chord::churn`), and its
+    /// end accounts for every packet, those it held included (`Run::on_crash`); without them
+    /// (the classic format, whose nodes cannot say what they handed it) the run fails.
+    pub(super) fn lost_during_run(&mut self, now: Nanos, id: NodeId, why: String) {
+        if !C::PROGRESS_POLLS {
+            self.fail_run(now, why);
+            return;
+        }
+        let nodes = self.nodes.len();
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let number = run.number;
+        let step = run.on_crash(now, id, nodes);
+        self.say(format!(
+            "Run {number}: {why}; the run goes on without it (the others route around it), \
+             and its end accounts for the packets it held"
+        ));
+        self.apply_step(now, step);
     }
 
     /// Ends the current run as FAIL (a node left): the surviving nodes are asked for their

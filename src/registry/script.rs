@@ -95,8 +95,15 @@ impl<C: Codec> Registry<C> {
         } else if self.results.completed() < script.runs && all_passed {
             self.pending_script_start = Some((script.goal, script.extra_payload_bytes));
         } else {
-            self.effects
-                .push(Effect::Exit(if all_passed { 0 } else { 1 }));
+            // 3: every run accounted for every packet, but nodes crashed (docs/USAGE.md).
+            let code = if all_passed {
+                0
+            } else if self.results.all_accounted() {
+                3
+            } else {
+                1
+            };
+            self.effects.push(Effect::Exit(code));
         }
     }
 

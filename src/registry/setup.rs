@@ -8,8 +8,10 @@ use std::sync::Arc;
 use super::Registry;
 use super::export::Traffic;
 use crate::chord::{FingerRule, Id, IdSpace, Membership};
-use crate::limits::{MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_SLOTS_MAX, default_window_bytes};
-use crate::routing::{ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
+use crate::limits::{
+    BACKUP_ENTRIES, MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_SLOTS_MAX, default_window_bytes,
+};
+use crate::routing::{self, ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
 use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
 
 /// The overlay set up by the last `setup-overlay`.
@@ -23,6 +25,9 @@ pub(super) struct Overlay {
     pub(super) ring: Ring,
     /// Each node's table entries, by ring position, in entry order.
     pub(super) tables: Vec<Vec<NodeId>>,
+    /// Each node's backup entries, by ring position (`routing::backups`; none without
+    /// `Codec::DETOURS`).
+    pub(super) backups: Vec<Vec<NodeId>>,
     /// Chord mode: the identifiers and fingers.
     pub(super) chord: Option<ChordLayout>,
     /// Nodes that have not reported setup success yet.
@@ -205,11 +210,29 @@ impl<C: Codec> Registry<C> {
             chord: chord_ids,
             trace_slots: slots as u8,
             window_bytes,
+            backups: Vec::new(),
         };
+        // Backup entries only where data frames can say they were routed around a dead link
+        // (the classic format keeps the reference's behaviour).
+        let backups: Vec<Vec<NodeId>> = (0..ring.len())
+            .map(|position| {
+                if C::DETOURS {
+                    routing::backups(
+                        &ring,
+                        chord.as_ref(),
+                        position,
+                        BACKUP_ENTRIES,
+                        &tables[position],
+                    )
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
         // Every manifest is checked before the first goes out (each differs only in its
         // table; nothing of the shared part is copied).
-        for table in &tables {
-            let message = Control::Manifest(manifest_of(&shared, table, &self.nodes));
+        for (table, backups) in tables.iter().zip(&backups) {
+            let message = Control::Manifest(manifest_of(&shared, table, backups, &self.nodes));
             if let Err(error) = C::encodable(&message) {
                 self.say(format!("setup-overlay refused: {error}"));
                 return;
@@ -227,6 +250,7 @@ impl<C: Codec> Registry<C> {
             },
             ring,
             tables,
+            backups,
             chord,
             ready: false,
             traffic: None,
@@ -267,7 +291,12 @@ impl<C: Codec> Registry<C> {
             };
             sending.outstanding += 1;
             let id = overlay.ring.ids()[position];
-            let manifest = manifest_of(&sending.manifest, &overlay.tables[position], &self.nodes);
+            let manifest = manifest_of(
+                &sending.manifest,
+                &overlay.tables[position],
+                &overlay.backups[position],
+                &self.nodes,
+            );
             self.send_to_node(id, &Control::Manifest(manifest));
         }
     }
@@ -320,21 +349,21 @@ impl<C: Codec> Registry<C> {
     }
 }
 
-/// The manifest of the node whose table is `table`: the shared part (`Arc`s, no copy) and its
-/// entries with their addresses.
+/// The manifest of the node whose table is `table` and backup entries `backups`: the shared
+/// part (`Arc`s, no copy) and its entries with their addresses.
 fn manifest_of(
     shared: &Manifest,
     table: &[NodeId],
+    backups: &[NodeId],
     nodes: &std::collections::BTreeMap<NodeId, super::membership::NodeRecord>,
 ) -> Manifest {
+    let entry_of = |&entry: &NodeId| ManifestEntry {
+        id: entry,
+        addr: nodes[&entry].addr,
+    };
     Manifest {
-        entries: table
-            .iter()
-            .map(|&entry| ManifestEntry {
-                id: entry,
-                addr: nodes[&entry].addr,
-            })
-            .collect(),
+        entries: table.iter().map(entry_of).collect(),
+        backups: backups.iter().map(entry_of).collect(),
         ..shared.clone()
     }
 }

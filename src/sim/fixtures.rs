@@ -82,6 +82,7 @@ impl ReadyNode {
                 chord: None,
                 trace_slots,
                 window_bytes,
+                backups: Vec::new(),
             }),
             &mut bytes,
         );

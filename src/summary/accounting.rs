@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::RunResult;
 use super::format::thousands;
+use super::result::{CRASHES_NOT_ACCOUNTED, PASS_WITH_CRASHES};
 use crate::wire::{LinkCount, NodeId};
 
 /// The per-link account of a run: the nodes that reported can say where each packet they
@@ -65,10 +66,141 @@ fn foreign_on_link(from: NodeId, to: NodeId, sent: u64, came: u64) -> String {
     )
 }
 
+/// What the per-link counts of the reporting nodes say: the account, and the lines that blame
+/// links or name foreign traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkAccount {
+    pub accounting: Accounting,
+    pub foreign_failures: Vec<String>,
+    pub link_failures: Vec<String>,
+}
+
+impl LinkAccount {
+    /// Every packet is accounted for, and nothing is in flight between reporting nodes: no
+    /// link between them short or long, nothing foreign, nothing unexplained.
+    pub fn balanced(&self) -> bool {
+        let account = &self.accounting;
+        account.unaccounted == 0 && account.lost_on_links == 0 && account.foreign == 0
+    }
+}
+
+/// Accounts for every packet from the per-link counts of the nodes that reported (`links`,
+/// by node) and their totals (`sent`, `counted`: received + corrupted + dropped, and `stale`:
+/// packets of an earlier run their sinks dropped), given the overlay's `members` when the run
+/// started.
+pub fn account(
+    members: &[NodeId],
+    links: &BTreeMap<NodeId, Vec<LinkCount>>,
+    sent: u64,
+    counted: u64,
+    stale: u64,
+) -> LinkAccount {
+    let reported = |id: &NodeId| links.contains_key(id);
+    let mut account = Accounting {
+        lost_nodes: members.iter().copied().filter(|id| !reported(id)).collect(),
+        stale,
+        ..Accounting::default()
+    };
+    // Stale packets not yet set against a link's excess.
+    let mut stale_left = stale;
+    // What each reporting node took from each reporting peer: (from, to) -> received.
+    let mut arrived: std::collections::HashMap<(NodeId, NodeId), u64> =
+        std::collections::HashMap::new();
+    // What each reporting node took on links it could not name (its row for itself).
+    let mut unnamed: BTreeMap<NodeId, u64> = BTreeMap::new();
+    for (&node, rows) in links {
+        for row in rows {
+            if row.peer == node {
+                *unnamed.entry(node).or_default() += row.received;
+            } else if reported(&row.peer) {
+                let count = arrived.entry((row.peer, node)).or_default();
+                *count = count.saturating_add(row.received);
+            }
+        }
+    }
+    let mut link_failures = Vec::new();
+    let mut foreign_failures = Vec::new();
+    for (&node, &count) in unnamed.iter().filter(|(_, count)| **count > 0) {
+        account.foreign = account.foreign.saturating_add(count);
+        foreign_failures.push(format!(
+            "foreign traffic: node {node} took {} packets on links that are no node's",
+            thousands(count.into())
+        ));
+    }
+    for (&node, rows) in links {
+        for row in rows.iter().filter(|row| row.peer != node) {
+            if !reported(&row.peer) {
+                account.handed_to_lost_nodes =
+                    account.handed_to_lost_nodes.saturating_add(row.sent);
+                account.received_from_lost_nodes = account
+                    .received_from_lost_nodes
+                    .saturating_add(row.received);
+                continue;
+            }
+            // Each link between reporting nodes, once, from its sending end.
+            let came = arrived.remove(&(node, row.peer)).unwrap_or(0);
+            if came > row.sent {
+                let stale = (came - row.sent).min(stale_left);
+                stale_left -= stale;
+                if came - row.sent > stale {
+                    account.foreign = account.foreign.saturating_add(came - row.sent - stale);
+                    foreign_failures.push(foreign_on_link(node, row.peer, row.sent, came));
+                }
+            } else if came < row.sent {
+                account.lost_on_links = account.lost_on_links.saturating_add(row.sent - came);
+                let line = format!(
+                    "link node {node} -> node {}: {} packets handed over, {} arrived",
+                    row.peer,
+                    thousands(row.sent.into()),
+                    thousands(came.into())
+                );
+                link_failures.push(match unnamed.get(&row.peer) {
+                    Some(&other) if other > 0 => format!(
+                        "{line}, but node {} also took {} packets on links it could not \
+                         name, so the loss cannot be blamed on this link",
+                        row.peer,
+                        thousands(other.into())
+                    ),
+                    _ => line,
+                });
+            }
+        }
+    }
+    // Links a node received on that its peer never reported sending on.
+    let mut unsent: Vec<_> = arrived.into_iter().filter(|(_, came)| *came > 0).collect();
+    unsent.sort_unstable();
+    for ((from, to), came) in unsent {
+        let stale = came.min(stale_left);
+        stale_left -= stale;
+        if came > stale {
+            account.foreign = account.foreign.saturating_add(came - stale);
+            foreign_failures.push(foreign_on_link(from, to, 0, came));
+        }
+    }
+    let explained = i128::from(counted)
+        + i128::from(stale)
+        + i128::from(account.handed_to_lost_nodes)
+        + i128::from(account.lost_on_links);
+    let entered = i128::from(sent)
+        + i128::from(account.received_from_lost_nodes)
+        + i128::from(account.foreign)
+        + i128::from(stale);
+    account.unaccounted =
+        (entered - explained).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    LinkAccount {
+        accounting: account,
+        foreign_failures,
+        link_failures,
+    }
+}
+
 impl RunResult {
     /// Accounts for every packet from the per-link counts of the nodes that reported (`links`,
-    /// by node), given the overlay's `members` when the run started. Nothing changes when no
-    /// node reported link counts (the classic format).
+    /// by node), given the overlay's `members` when the run started ([`account`]). Nothing
+    /// changes when no node reported link counts (the classic format). A run with crashes
+    /// (`crashed`) whose account balances, with nothing else wrong, is
+    /// [`PASS_WITH_CRASHES`]; one whose account does not, or with anything else wrong, fails
+    /// with the account's lines.
     pub fn with_links(
         mut self,
         members: &[NodeId],
@@ -77,101 +209,28 @@ impl RunResult {
         if links.values().all(Vec::is_empty) {
             return self;
         }
-        let reported = |id: &NodeId| links.contains_key(id);
-        let mut account = Accounting {
-            lost_nodes: members.iter().copied().filter(|id| !reported(id)).collect(),
-            stale: self.stale,
-            ..Accounting::default()
-        };
-        // Stale packets not yet set against a link's excess.
-        let mut stale_left = self.stale;
-        // What each reporting node took from each reporting peer: (from, to) -> received.
-        let mut arrived: std::collections::HashMap<(NodeId, NodeId), u64> =
-            std::collections::HashMap::new();
-        // What each reporting node took on links it could not name (its row for itself).
-        let mut unnamed: BTreeMap<NodeId, u64> = BTreeMap::new();
-        for (&node, rows) in links {
-            for row in rows {
-                if row.peer == node {
-                    *unnamed.entry(node).or_default() += row.received;
-                } else if reported(&row.peer) {
-                    let count = arrived.entry((row.peer, node)).or_default();
-                    *count = count.saturating_add(row.received);
-                }
-            }
-        }
-        let mut link_failures = Vec::new();
-        let mut foreign_failures = Vec::new();
-        for (&node, &count) in unnamed.iter().filter(|(_, count)| **count > 0) {
-            account.foreign = account.foreign.saturating_add(count);
-            foreign_failures.push(format!(
-                "foreign traffic: node {node} took {} packets on links that are no node's",
-                thousands(count.into())
-            ));
-        }
-        for (&node, rows) in links {
-            for row in rows.iter().filter(|row| row.peer != node) {
-                if !reported(&row.peer) {
-                    account.handed_to_lost_nodes =
-                        account.handed_to_lost_nodes.saturating_add(row.sent);
-                    account.received_from_lost_nodes = account
-                        .received_from_lost_nodes
-                        .saturating_add(row.received);
-                    continue;
-                }
-                // Each link between reporting nodes, once, from its sending end.
-                let came = arrived.remove(&(node, row.peer)).unwrap_or(0);
-                if came > row.sent {
-                    let stale = (came - row.sent).min(stale_left);
-                    stale_left -= stale;
-                    if came - row.sent > stale {
-                        account.foreign = account.foreign.saturating_add(came - row.sent - stale);
-                        foreign_failures.push(foreign_on_link(node, row.peer, row.sent, came));
-                    }
-                } else if came < row.sent {
-                    account.lost_on_links = account.lost_on_links.saturating_add(row.sent - came);
-                    let line = format!(
-                        "link node {node} -> node {}: {} packets handed over, {} arrived",
-                        row.peer,
-                        thousands(row.sent.into()),
-                        thousands(came.into())
-                    );
-                    link_failures.push(match unnamed.get(&row.peer) {
-                        Some(&other) if other > 0 => format!(
-                            "{line}, but node {} also took {} packets on links it could not \
-                             name, so the loss cannot be blamed on this link",
-                            row.peer,
-                            thousands(other.into())
-                        ),
-                        _ => line,
-                    });
-                }
-            }
-        }
-        // Links a node received on that its peer never reported sending on.
-        let mut unsent: Vec<_> = arrived.into_iter().filter(|(_, came)| *came > 0).collect();
-        unsent.sort_unstable();
-        for ((from, to), came) in unsent {
-            let stale = came.min(stale_left);
-            stale_left -= stale;
-            if came > stale {
-                account.foreign = account.foreign.saturating_add(came - stale);
-                foreign_failures.push(foreign_on_link(from, to, 0, came));
-            }
-        }
-        let explained = i128::from(self.packets_received)
-            + i128::from(self.corrupted)
-            + i128::from(self.dropped)
-            + i128::from(self.stale)
-            + i128::from(account.handed_to_lost_nodes)
-            + i128::from(account.lost_on_links);
-        let entered = i128::from(self.packets_sent)
-            + i128::from(account.received_from_lost_nodes)
-            + i128::from(account.foreign)
-            + i128::from(self.stale);
-        account.unaccounted =
-            (entered - explained).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-        if !account.lost_nodes.is_empty() {
+        let counted = self
+            .packets_received
+            .saturating_add(self.corrupted)
+            .saturating_add(self.dropped);
+        let LinkAccount {
+            accounting: account,
+            foreign_failures,
+            link_failures,
+        } = account(members, links, self.packets_sent, counted, self.stale);
+        // The per-link account replaces the totals' check of a run with crashes.
+        self.failures
+            .retain(|failure| failure != CRASHES_NOT_ACCOUNTED);
+        let crashes_only = !self.crashed.is_empty()
+            && self.failures.is_empty()
+            && foreign_failures.is_empty()
+            && link_failures.is_empty()
+            && account.unaccounted == 0
+            && account
+                .lost_nodes
+                .iter()
+                .all(|id| self.crashed.contains(id));
+        if !account.lost_nodes.is_empty() && !crashes_only {
             let names: Vec<String> = account
                 .lost_nodes
                 .iter()
@@ -202,6 +261,8 @@ impl RunResult {
         }
         if !self.failures.is_empty() {
             self.verdict = "FAIL";
+        } else if crashes_only {
+            self.verdict = PASS_WITH_CRASHES;
         }
         self.accounting = Some(account);
         self

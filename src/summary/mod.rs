@@ -9,10 +9,10 @@ mod table;
 mod totals;
 mod verdict;
 
-pub use accounting::Accounting;
+pub use accounting::{Accounting, LinkAccount, account};
 pub use format::{duration, thousands};
 pub use json::{RunReport, ScriptResult, Settings};
-pub use result::{Ending, Measured, NodeResult, RunResult};
+pub use result::{Ending, Measured, NodeResult, PASS_WITH_CRASHES, RunResult};
 pub use table::SUMMARY_ROWS_MAX;
 pub use totals::Totals;
 

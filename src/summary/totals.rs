@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::result::PASS_WITH_CRASHES;
 use super::{Ending, Measured, NodeResult, RunResult, ScriptResult};
 use crate::limits::TOTAL_FAILURES_MAX;
 use crate::stats::RunStats;
@@ -35,6 +36,8 @@ pub struct Totals {
     /// What the runs' figures left out: the first run's words, or a general phrase when runs
     /// differ.
     excluded: Option<String>,
+    /// Nodes that crashed in some run (each once; at most every node of the overlay).
+    crashed: Vec<NodeId>,
 }
 
 impl Totals {
@@ -54,7 +57,12 @@ impl Totals {
             self.timed = true;
             self.goal_s += goal;
         }
-        self.stopped |= run.stopped_after_s.is_some() && run.verdict != "PASS";
+        self.stopped |= run.stopped_after_s.is_some() && !run.accounted_for();
+        for id in &run.crashed {
+            if !self.crashed.contains(id) {
+                self.crashed.push(*id);
+            }
+        }
         if let Some(what) = &run.excluded {
             self.excluded = Some(match &self.excluded {
                 Some(before) if before != what => "what its runs left out".to_string(),
@@ -125,7 +133,9 @@ impl Totals {
                 excluded: excluded.clone(),
             }),
             settle: None,
+            crashed: Vec::new(),
         };
+        let run_failures = failures.clone();
         let mut total = RunResult::ended(
             ending,
             self.nr,
@@ -138,6 +148,18 @@ impl Totals {
         .with_stats(self.stats.clone())
         .with_fingers(self.finger_rule, self.chord_bits);
         total.nodes = self.nodes_max;
+        if !self.crashed.is_empty() {
+            // Runs with crashes account for their packets each on its own (per link); their
+            // sums do not add up together. The session is theirs: PASS with crashes when
+            // every run passed or passed with crashes.
+            total.crashed = self.crashed.clone();
+            total.verdict = if run_failures.is_empty() {
+                PASS_WITH_CRASHES
+            } else {
+                "FAIL"
+            };
+            total.failures = run_failures;
+        }
         Some(ScriptResult {
             settings: None,
             total,

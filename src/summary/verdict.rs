@@ -1,7 +1,9 @@
-//! A run's verdict in one line: PASS, STOPPED or FAIL, with why and how fast.
+//! A run's verdict in one line: PASS, PASS with crashes, STOPPED or FAIL, with why and how
+//! fast.
 
 use super::RunResult;
 use super::format::thousands;
+use super::result::PASS_WITH_CRASHES;
 
 impl RunResult {
     /// `PASS: ...`, `STOPPED ...` or `FAIL: ...` in one line.
@@ -33,6 +35,30 @@ impl RunResult {
         };
         match (self.verdict, self.stopped_after_s) {
             ("PASS", _) => format!("PASS: sent == received and sums match; {rate}"),
+            (PASS_WITH_CRASHES, stopped) => {
+                let names: Vec<String> =
+                    self.crashed.iter().map(|id| format!("node {id}")).collect();
+                let them = if names.len() == 1 { "it" } else { "them" };
+                let account = match &self.accounting {
+                    Some(account) => format!(
+                        "the others handed {them} {} packets (delivered there, or lost with \
+                         {them}) and took {} from {them}; every other packet arrived intact, \
+                         {} unaccounted",
+                        thousands(account.handed_to_lost_nodes.into()),
+                        thousands(account.received_from_lost_nodes.into()),
+                        account.unaccounted
+                    ),
+                    None => "every run accounted for every packet".to_string(),
+                };
+                let stopped = match stopped {
+                    Some(after) => format!(" (stopped after {after:.1} s{goal})"),
+                    None => String::new(),
+                };
+                format!(
+                    "PASS with crashes{stopped}: {} crashed during the run; {account}; {rate}",
+                    names.join(", ")
+                )
+            }
             ("STOPPED", Some(after)) => {
                 let of = match self.duration_goal_s {
                     Some(_) => String::new(),

@@ -96,6 +96,7 @@ impl Codec for Classic {
     const LOOSE_PORTS: bool = true;
     const HAS_STATS: bool = false;
     const HELLO: bool = false;
+    const DETOURS: bool = false;
     const TRACE_AT: usize = DATA_HEADER_BYTES;
     /// IDs are Java ints.
     const ID_MAX: NodeId = i32::MAX as NodeId;
@@ -192,8 +193,8 @@ impl Codec for Classic {
                     Ok(())
                 }
             }
-            Control::SummaryRequest { reset: true } => Ok(()),
-            Control::SummaryRequest { reset: false } => {
+            Control::SummaryRequest { reset: true, .. } => Ok(()),
+            Control::SummaryRequest { reset: false, .. } => {
                 unencodable("a progress poll (every summary request resets the counters)")
             }
         }
@@ -335,6 +336,7 @@ impl Codec for Classic {
             value: be_i32(bytes, VALUE_AT),
             send_time_ns: 0,
             relays: frame.relays(),
+            detoured: false,
         })
     }
 
@@ -538,6 +540,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 chord: None,
                 trace_slots: 0,
                 window_bytes: 0,
+                backups: Vec::new(),
             })
         }
         kind::SETUP_STATUS => {
@@ -554,7 +557,10 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             addr: reader.addr_be()?,
             id: reader.natural_be("node ID")?,
         },
-        kind::SUMMARY_REQUEST => Control::SummaryRequest { reset: true },
+        kind::SUMMARY_REQUEST => Control::SummaryRequest {
+            reset: true,
+            links: false,
+        },
         kind::SUMMARY => {
             let id = reader.natural_be("node ID")?;
             let sent = reader.natural_be("packets sent")?;

@@ -40,6 +40,11 @@ pub struct Manifest {
     /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window,
     /// which is what the classic format decodes as).
     pub window_bytes: u64,
+    /// The node's backup entries (native only): its first `limits::BACKUP_ENTRIES` successors
+    /// on the ring (by identifier in Chord mode) that are not table entries already, in ring
+    /// order. A node links to them at setup and sends on them only to route around a dead
+    /// table link (`chord::churn`).
+    pub backups: Vec<ManifestEntry>,
 }
 
 /// The identifiers of a Chord overlay, as a manifest carries them.
@@ -177,8 +182,10 @@ pub enum Control {
     /// Node -> registry: I have originated every packet of the run.
     TaskFinished { addr: SocketAddr, id: NodeId },
     /// Registry -> node: report counters; `reset` = final report (counters restart after it).
-    /// The classic encoding only knows the final report (`Codec::PROGRESS_POLLS`).
-    SummaryRequest { reset: bool },
+    /// The classic encoding only knows the final report (`Codec::PROGRESS_POLLS`). `links`: a
+    /// progress report carries the per-link counts too, as a final one always does (the
+    /// registry asks for them once a node crashed during the run, to know when it is over).
+    SummaryRequest { reset: bool, links: bool },
     /// Connector -> acceptor, the first frame of every native connection: whether the
     /// connector holds a shared secret (`--secret-file`) and, if it does, its fresh nonce
     /// (`crate::auth`; native only).

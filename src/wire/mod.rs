@@ -67,8 +67,11 @@ pub struct Delivered {
     pub value: i32,
     /// When the source sent it (its clock; comparable on one machine).
     pub send_time_ns: u64,
-    /// Relays the packet passed through.
+    /// Relays the packet passed through (recorded in its trace).
     pub relays: usize,
+    /// Some node routed it around a dead link (`native::FLAG_DETOURED`): its trace is checked
+    /// by the structural rule only, and may have overflowed.
+    pub detoured: bool,
 }
 
 /// Why a data packet that reached its sink is counted as corrupted.
@@ -147,6 +150,11 @@ pub trait Codec: Sized {
     /// ([`Control::Refused`]). Without it (the classic format) connections start with their
     /// first request or data packet, and closes are silent.
     const HELLO: bool = true;
+
+    /// Data frames can say that they were routed around a dead link ([`Codec::mark_detoured`]),
+    /// so nodes keep backup entries and route around dead links. Without it (the classic
+    /// format) a packet whose link is dead is dropped, as the reference does.
+    const DETOURS: bool = true;
 
     /// Offset of a data frame's hop trace: 4 bytes per relay ID from here.
     const TRACE_AT: usize;
@@ -234,6 +242,12 @@ pub trait Codec: Sized {
         frame: &DataFrame<'_, Self>,
         shape: DataShape,
     ) -> Result<Delivered, Corruption>;
+
+    /// Marks a whole data frame (as queued for a link) as routed around a dead link; leaves
+    /// anything else alone. Only called when [`Codec::DETOURS`].
+    fn mark_detoured(frame: &mut [u8]) {
+        let _ = frame;
+    }
 
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64);

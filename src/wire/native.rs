@@ -46,13 +46,20 @@ pub mod refusal_code {
     pub const WRONG_SECRET: u8 = 4;
 }
 
-/// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted).
+/// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted,
+/// unless the packet was routed around a dead link: [`FLAG_DETOURED`]).
 pub const FLAG_TRACE_OVERFLOW: u8 = 1;
 /// `DataHeader::flags` bits 4..=7: the run tag ([`DataShape::run_tag`]), written by the
 /// source and read only by the sink; relays copy it unchanged.
 pub const RUN_TAG_SHIFT: u32 = 4;
 const _: () = assert!(crate::wire::RUN_TAGS == 1 << (8 - RUN_TAG_SHIFT));
 const _: () = assert!((FLAG_TRACE_OVERFLOW as u32) < 1 << RUN_TAG_SHIFT);
+/// `DataHeader::flags` bit: a node sent the packet on a link other than its table's rule
+/// picks, to route around a dead one (`chord::churn::detour`): the sink checks its trace by
+/// the structural rule only (every relay a member, strictly clockwise progress), and checks
+/// the relays recorded when the detour made the trace overflow.
+pub const FLAG_DETOURED: u8 = 2;
+const _: () = assert!((FLAG_DETOURED as u32) < 1 << RUN_TAG_SHIFT);
 
 /// Bytes of the length prefix.
 pub const PREFIX_BYTES: usize = 4;
@@ -70,7 +77,8 @@ pub struct DataHeader {
     pub trace_slots: u8,
     /// Relays so far = trace slots used.
     pub hop_count: u8,
-    /// [`FLAG_TRACE_OVERFLOW`]; bits 4..=7 the run tag ([`RUN_TAG_SHIFT`]); other bits zero.
+    /// [`FLAG_TRACE_OVERFLOW`], [`FLAG_DETOURED`]; bits 4..=7 the run tag ([`RUN_TAG_SHIFT`]);
+    /// other bits zero.
     pub flags: u8,
     /// The node that originated the packet.
     pub source: U32,
@@ -147,10 +155,11 @@ impl Codec for Native {
                 what,
             })
         };
-        if manifest.entries.len() > usize::from(u8::MAX) {
+        if manifest.entries.len().max(manifest.backups.len()) > usize::from(u8::MAX) {
             return too_long(format!(
-                "a table of {} entries (the count is one byte)",
-                manifest.entries.len()
+                "a table of {} entries and {} backups (each count is one byte)",
+                manifest.entries.len(),
+                manifest.backups.len()
             ));
         }
         let bytes = manifest_bytes(manifest);
@@ -287,10 +296,11 @@ impl Codec for Native {
                 shape.trace_slots
             )));
         }
-        if frame.overflowed() {
+        let (header, payload) = header_and_payload(frame);
+        let detoured = header.flags & FLAG_DETOURED != 0;
+        if frame.overflowed() && !detoured {
             return Err(Corruption::TraceOverflow { slots });
         }
-        let (header, payload) = header_and_payload(frame);
         // The payload size is the source's choice for its run (a sink may hear of the run
         // later than the source): `peek` checked it fills the frame; it must hold the value.
         let Some(value) = payload.first_chunk::<4>() else {
@@ -312,7 +322,17 @@ impl Codec for Native {
             value: i32::from_le_bytes(*value),
             send_time_ns: header.send_time_ns.get(),
             relays: frame.relays(),
+            detoured,
         })
+    }
+
+    #[inline]
+    fn mark_detoured(frame: &mut [u8]) {
+        if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
+            && let Some(flags) = frame.get_mut(FLAGS_AT)
+        {
+            *flags |= FLAG_DETOURED;
+        }
     }
 
     fn append_ack(out: &mut Vec<u8>, source: NodeId, sink: NodeId, epoch: u32, acked_bytes: u64) {
@@ -414,6 +434,14 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                     }
                 }
             }
+            // Backup entries: an optional last section (a manifest without them ends above).
+            if !manifest.backups.is_empty() {
+                out.push(manifest.backups.len() as u8);
+                for entry in &manifest.backups {
+                    put_u32(out, entry.id);
+                    put_addr(out, &entry.addr);
+                }
+            }
         }
         Control::SetupStatus { status, info } => {
             out.push(kind::SETUP_STATUS);
@@ -436,9 +464,9 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             put_addr(out, addr);
             put_u32(out, *id);
         }
-        Control::SummaryRequest { reset } => {
+        Control::SummaryRequest { reset, links } => {
             out.push(kind::SUMMARY_REQUEST);
-            out.push(u8::from(*reset));
+            out.push(u8::from(*reset) | u8::from(*links) << 1);
         }
         Control::Hello { nonce } => {
             out.push(kind::HELLO);
@@ -647,12 +675,28 @@ fn manifest_bytes(manifest: &Manifest) -> usize {
             1 + 16 + 2
         }
     };
-    let entries: usize = manifest.entries.iter().map(|e| 4 + address(&e.addr)).sum();
+    let entries: usize = manifest
+        .entries
+        .iter()
+        .chain(&manifest.backups)
+        .map(|e| 4 + address(&e.addr))
+        .sum();
+    let backups = usize::from(!manifest.backups.is_empty());
     let identifiers = manifest
         .chord
         .as_ref()
         .map_or(0, |chord| chord.ids.len() * identifier_bytes(chord.bits));
-    PREFIX_BYTES + 1 + 1 + 1 + 8 + entries + 4 + 4 * manifest.all_ids.len() + 1 + identifiers
+    PREFIX_BYTES
+        + 1
+        + 1
+        + 1
+        + 8
+        + entries
+        + 4
+        + 4 * manifest.all_ids.len()
+        + 1
+        + identifiers
+        + backups
 }
 
 /// Bytes of one Chord identifier of `bits` bits in a manifest: its big-endian form without
@@ -741,12 +785,24 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 0 => None,
                 bits => Some(std::sync::Arc::new(chord_ids(&mut reader, bits, id_count)?)),
             };
+            let mut backups = Vec::new();
+            if reader.remaining() > 0 {
+                let count = usize::from(reader.u8()?);
+                for _ in 0..count {
+                    let id = reader.u32_le()?;
+                    backups.push(ManifestEntry {
+                        id,
+                        addr: reader.addr_le()?,
+                    });
+                }
+            }
             Control::Manifest(Manifest {
                 entries,
                 all_ids: all_ids.into(),
                 chord,
                 trace_slots,
                 window_bytes,
+                backups,
             })
         }
         kind::SETUP_STATUS => {
@@ -763,8 +819,17 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             addr: reader.addr_le()?,
             id: reader.u32_le()?,
         },
-        kind::SUMMARY_REQUEST => Control::SummaryRequest {
-            reset: reader.bool()?,
+        kind::SUMMARY_REQUEST => match reader.u8()? {
+            flags @ 0..=3 => Control::SummaryRequest {
+                reset: flags & 1 != 0,
+                links: flags & 2 != 0,
+            },
+            other => {
+                return Err(WireError::BadField {
+                    what: "summary request flags",
+                    detail: format!("{other} (bit 0: reset, bit 1: per-link counts)"),
+                });
+            }
         },
         kind::SUMMARY => Control::Summary {
             id: reader.u32_le()?,

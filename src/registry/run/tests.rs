@@ -30,6 +30,11 @@ enum Event {
     /// to the run (no call into the run by itself; the registry then calls `fail` and
     /// `check_collected`).
     Leave(NodeId),
+    /// The node crashed: it leaves the registry's nodes and the run hears of it
+    /// (`Run::on_crash`).
+    Crash(NodeId),
+    /// A progress reply with per-link counts: (peer, sent, received) rows.
+    ProgressLinks(NodeId, [u64; 5], &'static [(NodeId, u64, u64)]),
     /// `Run::fail` with this reason.
     Fail(&'static str),
     /// `Run::check_collected`, as the registry calls it after a node left.
@@ -57,7 +62,9 @@ enum Want {
 /// wants its next tick at this time (ms; not checked once the run is over).
 type Row = (u64, Event, Want, Option<u64>);
 
-use Event::{CheckCollected, Fail, Final, Finished, Leave, Progress, StopCommand, Tick};
+use Event::{
+    CheckCollected, Crash, Fail, Final, Finished, Leave, Progress, ProgressLinks, StopCommand, Tick,
+};
 use Want::{Collect, Finish, Nothing, Poll, Stop, StopSending};
 
 fn counters([sent, received, relayed, corrupted, dropped]: [u64; 5]) -> Counters {
@@ -85,7 +92,9 @@ fn play_run(mut run: Run, rows: &[Row]) -> Run {
         let context = format!("row {index}: {event:?} at {at_ms} ms");
         let step = match *event {
             Finished(id) => run.on_finished(now, id, members.len()),
-            Progress(id, values) => run.on_progress(now, id, counters(values), None, members.len()),
+            Progress(id, values) => {
+                run.on_progress(now, id, counters(values), None, Vec::new(), members.len())
+            }
             Final(id) => {
                 let values = counters([u64::from(id), 0, 0, 0, 0]);
                 run.on_final(id, values, None, Vec::new(), members.len())
@@ -93,6 +102,21 @@ fn play_run(mut run: Run, rows: &[Row]) -> Run {
             Leave(id) => {
                 members.retain(|member| *member != id);
                 Step::Nothing
+            }
+            Crash(id) => {
+                members.retain(|member| *member != id);
+                run.on_crash(now, id, members.len())
+            }
+            ProgressLinks(id, values, rows) => {
+                let links = rows
+                    .iter()
+                    .map(|&(peer, sent, received)| LinkCount {
+                        peer,
+                        sent,
+                        received,
+                    })
+                    .collect();
+                run.on_progress(now, id, counters(values), None, links, members.len())
             }
             Fail(why) => run.fail(now, why.to_string()),
             CheckCollected => run.check_collected(members.len()),
@@ -280,13 +304,13 @@ fn replies_count_once_and_only_when_asked_for() {
 fn progress_rounds_carry_their_totals() {
     let mut run = Run::new(1, 100, 0, 3, vec![1, 2], 0, timing(None));
     // A reply nobody asked for is no round, even when every node sent one.
-    run.on_progress(10 * MS, 1, counters([1, 0, 0, 0, 0]), None, 2);
-    run.on_progress(10 * MS, 2, counters([1, 0, 0, 0, 0]), None, 2);
+    run.on_progress(10 * MS, 1, counters([1, 0, 0, 0, 0]), None, Vec::new(), 2);
+    run.on_progress(10 * MS, 2, counters([1, 0, 0, 0, 0]), None, Vec::new(), 2);
     assert_eq!((run.rounds, run.last_totals), (0, None));
     assert_eq!(run.on_tick(1000 * MS, &[1, 2]), Step::PollAll);
-    run.on_progress(1001 * MS, 1, counters([5, 3, 2, 1, 0]), None, 2);
+    run.on_progress(1001 * MS, 1, counters([5, 3, 2, 1, 0]), None, Vec::new(), 2);
     assert_eq!((run.rounds, run.last_totals), (0, None));
-    run.on_progress(1002 * MS, 2, counters([3, 2, 1, 0, 1]), None, 2);
+    run.on_progress(1002 * MS, 2, counters([3, 2, 1, 0, 1]), None, Vec::new(), 2);
     let totals = Totals {
         sent: 8,
         received: 5,
@@ -362,6 +386,111 @@ fn no_progress_while_sending_fails_the_run_too() {
                 ),
                 None,
             ),
+        ],
+    );
+}
+
+/// Node 1 and 2 sent 5 each and received 4 each: node 1 handed 2 to the crashed node 3 and 3 to
+/// node 2; node 2 handed 1 to node 3 and 4 to node 1, and took 1 from node 3. By the totals 2
+/// are missing; by the links every packet is accounted for.
+/// A progress reply with per-link counts: the node, its counters, its (peer, sent, received)
+/// rows.
+type LinkReply = (NodeId, [u64; 5], &'static [(NodeId, u64, u64)]);
+
+const AFTER_CRASH_1: LinkReply = (1, [5, 4, 0, 0, 0], &[(2, 3, 4), (3, 2, 0)]);
+const AFTER_CRASH_2: LinkReply = (2, [5, 4, 0, 0, 0], &[(1, 4, 3), (3, 1, 1)]);
+
+/// A node that crashes is no longer waited for: the round in flight completes with the others'
+/// answers, the run goes on, the polls ask for the per-link counts, and two equal rounds whose
+/// link account balances end it, though the totals alone never would.
+#[test]
+fn a_crash_mid_run_is_not_waited_for_and_the_links_end_the_run() {
+    let (one, two) = (AFTER_CRASH_1, AFTER_CRASH_2);
+    let run = play(
+        None,
+        &[1, 2, 3],
+        &[
+            (0, Finished(1), Nothing, Some(1000)),
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Progress(1, [5, 4, 0, 0, 0]), Nothing, Some(11_000)),
+            (1001, Progress(2, [5, 4, 0, 0, 0]), Nothing, Some(11_000)),
+            // Node 3's answer will never come: the round is complete without it.
+            (1002, Crash(3), Nothing, Some(2002)),
+            (1500, Finished(2), Poll, Some(11_500)),
+            // Counts without links (asked before): not quiet, whatever the totals.
+            (1501, Progress(1, [5, 4, 0, 0, 0]), Nothing, Some(11_500)),
+            (1501, Progress(2, [5, 4, 0, 0, 0]), Nothing, Some(1502)),
+            (1502, Tick, Poll, Some(11_502)),
+            (
+                1503,
+                ProgressLinks(one.0, one.1, one.2),
+                Nothing,
+                Some(11_502),
+            ),
+            (
+                1503,
+                ProgressLinks(two.0, two.1, two.2),
+                Collect,
+                Some(11_503),
+            ),
+            (1504, Final(1), Nothing, Some(11_503)),
+            (1504, Final(2), Finish(&[1, 2], &[]), None),
+        ],
+    );
+    assert_eq!(run.crashed(), [3]);
+
+    // A link among the others still short (a packet in flight from 1 to 2): not yet.
+    play(
+        None,
+        &[1, 2, 3],
+        &[
+            (0, Crash(3), Nothing, Some(1000)),
+            (0, Finished(1), Nothing, Some(1000)),
+            (0, Finished(2), Poll, Some(10_000)),
+            (
+                1,
+                ProgressLinks(1, [5, 4, 0, 0, 0], &[(2, 3, 4), (3, 2, 0)]),
+                Nothing,
+                Some(10_000),
+            ),
+            (
+                1,
+                ProgressLinks(2, [5, 3, 0, 0, 0], &[(1, 4, 2), (3, 1, 1)]),
+                Nothing,
+                Some(2),
+            ),
+            (2, Tick, Poll, Some(10_002)),
+            (
+                2,
+                ProgressLinks(1, [5, 4, 0, 0, 0], &[(2, 3, 4), (3, 2, 0)]),
+                Nothing,
+                Some(10_002),
+            ),
+            (
+                2,
+                ProgressLinks(2, [5, 3, 0, 0, 0], &[(1, 4, 2), (3, 1, 1)]),
+                Nothing,
+                Some(4),
+            ),
+            (4, Tick, Poll, Some(10_004)),
+            (5, ProgressLinks(one.0, one.1, one.2), Nothing, Some(10_004)),
+            (5, ProgressLinks(two.0, two.1, two.2), Nothing, Some(6)),
+            (6, Tick, Poll, Some(10_006)),
+            (6, ProgressLinks(one.0, one.1, one.2), Nothing, Some(10_006)),
+            (6, ProgressLinks(two.0, two.1, two.2), Collect, Some(10_006)),
+        ],
+    );
+}
+
+/// Every node crashed: nobody is left to poll, and the run fails at once.
+#[test]
+fn a_run_whose_every_node_crashed_fails() {
+    play(
+        None,
+        &[1],
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (1001, Crash(1), Stop, Some(11_001)),
         ],
     );
 }

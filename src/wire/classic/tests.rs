@@ -96,6 +96,7 @@ fn manifest() {
         chord: None,
         trace_slots: 0,
         window_bytes: 0,
+        backups: Vec::new(),
     };
     #[rustfmt::skip]
     let bytes = [
@@ -112,6 +113,7 @@ fn manifest() {
     let native_fields = Manifest {
         trace_slots: 5,
         window_bytes: 1 << 20,
+        backups: Vec::new(),
         ..manifest
     };
     assert_eq!(encode(&Control::Manifest(native_fields)), bytes);
@@ -164,7 +166,13 @@ fn task_finished() {
 
 #[test]
 fn summary_request_is_always_final() {
-    golden(Control::SummaryRequest { reset: true }, &[0, 0, 0, 1, 11]);
+    golden(
+        Control::SummaryRequest {
+            reset: true,
+            links: false,
+        },
+        &[0, 0, 0, 1, 11],
+    );
 }
 
 /// Field order: id, sent, relayed, sum sent, received, sum received.
@@ -243,7 +251,8 @@ fn data_packet_grows_by_one_id_per_relay() {
             source: 97,
             value: 1,
             send_time_ns: 0,
-            relays: 2
+            relays: 2,
+            detoured: false,
         }
     );
 }
@@ -269,7 +278,10 @@ fn negative_payloads_are_big_endian_twos_complement() {
 #[test]
 fn what_the_format_cannot_carry_is_refused_before_encoding() {
     const { assert!(!Classic::PROGRESS_POLLS && !Classic::HAS_ACKS) };
-    let poll = Control::SummaryRequest { reset: false };
+    let poll = Control::SummaryRequest {
+        reset: false,
+        links: false,
+    };
     assert!(matches!(
         Classic::encodable(&poll),
         Err(WireError::Unencodable { .. })
@@ -299,6 +311,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         chord: None,
         trace_slots: 0,
         window_bytes: 0,
+        backups: Vec::new(),
     });
     assert!(Classic::encodable(&crowded).is_err());
     let chord = Control::Manifest(Manifest {
@@ -310,10 +323,14 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         })),
         trace_slots: 0,
         window_bytes: 0,
+        backups: Vec::new(),
     });
     assert!(Classic::encodable(&chord).is_err());
     assert_eq!(
-        Classic::encodable(&Control::SummaryRequest { reset: true }),
+        Classic::encodable(&Control::SummaryRequest {
+            reset: true,
+            links: false
+        }),
         Ok(())
     );
 }

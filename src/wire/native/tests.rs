@@ -59,7 +59,10 @@ fn status_golden_vectors() {
 #[test]
 fn summary_request_golden_vector() {
     assert_eq!(
-        encode(&Control::SummaryRequest { reset: true }),
+        encode(&Control::SummaryRequest {
+            reset: true,
+            links: false
+        }),
         [2, 0, 0, 0, 11, 1]
     );
 }
@@ -83,6 +86,19 @@ fn every_control_message_roundtrips() {
         chord: None,
         trace_slots: 3,
         window_bytes: 1 << 20,
+        backups: Vec::new(),
+    }));
+    // Backup entries: the last section, present only when there are some.
+    roundtrip(Control::Manifest(Manifest {
+        entries: vec![ManifestEntry { id: 19, addr }],
+        all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
+        chord: None,
+        trace_slots: 3,
+        window_bytes: 1 << 20,
+        backups: vec![
+            ManifestEntry { id: 33, addr: v6 },
+            ManifestEntry { id: 60, addr },
+        ],
     }));
     roundtrip(Control::TaskInitiate {
         run: 2,
@@ -114,7 +130,14 @@ fn every_control_message_roundtrips() {
     ] {
         roundtrip(Control::Refused(refusal));
     }
-    roundtrip(Control::SummaryRequest { reset: false });
+    roundtrip(Control::SummaryRequest {
+        reset: false,
+        links: false,
+    });
+    roundtrip(Control::SummaryRequest {
+        reset: false,
+        links: true,
+    });
     roundtrip(Control::Summary {
         id: 7,
         reset: true,
@@ -171,6 +194,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
         })),
         trace_slots: 1,
         window_bytes: 1 << 20,
+        backups: Vec::new(),
     });
     roundtrip(wide.clone());
     let narrow = Control::Manifest(Manifest {
@@ -214,6 +238,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
         })),
         trace_slots: 0,
         window_bytes: 0,
+        backups: Vec::new(),
     });
     let refusal = Native::encodable(&crowded).unwrap_err().to_string();
     assert!(refusal.contains("use fewer identifier bits"), "{refusal}");
@@ -355,7 +380,8 @@ fn relays_fill_the_trace_and_the_sink_reads_it() {
             source: 97,
             value: -7,
             send_time_ns: 5,
-            relays: 2
+            relays: 2,
+            detoured: false,
         }
     );
     // A third relay has no slot left: flagged, and the sink calls it corrupted.
@@ -366,6 +392,18 @@ fn relays_fill_the_trace_and_the_sink_reads_it() {
         Err(Corruption::TraceOverflow { slots: 2 })
     );
     assert_eq!(data(&hop3).previous_hop(), None);
+    // Unless some node routed it around a dead link: then the sink checks the relays the
+    // trace recorded, by the structural rule (`Router::check_route`).
+    Native::mark_detoured(&mut hop3);
+    assert_eq!(hop3[7], FLAG_TRACE_OVERFLOW | FLAG_DETOURED);
+    let detoured = Native::check_delivered(&data(&hop3), SHAPE).unwrap();
+    assert_eq!((detoured.relays, detoured.detoured), (2, true));
+    // Acks carry no flags: marking leaves them alone.
+    let mut ack = Vec::new();
+    Native::append_ack(&mut ack, 82, 97, 0, 1);
+    let before = ack.clone();
+    Native::mark_detoured(&mut ack);
+    assert_eq!(ack, before);
 }
 
 #[test]
@@ -456,6 +494,7 @@ fn the_largest_manifest_fits_its_bound_and_a_frame() {
         chord: None,
         trace_slots: 64,
         window_bytes: u64::MAX,
+        backups: Vec::new(),
     };
     let bytes = encode(&Control::Manifest(manifest.clone()));
     assert_eq!(bytes.len(), MANIFEST_BYTES_MAX);
