@@ -31,12 +31,14 @@ pub const NODES_MAX: usize = 16_000;
 /// manifests of 4 x N bytes each (0.4 GB at 10,000 nodes) and had every node build its overlay
 /// at the same moment, so that processes of thousands of nodes stopped reading their sockets
 /// for longer than the link timeout. With this bound the registry holds at most
-/// 256 x [`MANIFEST_BYTES_MAX`] = 16 MiB of manifests, and at most 256 nodes open their table
-/// links at once (256 x [`NR_MAX`] connects, spread over the nodes' listeners). Setup still
-/// overlaps: a node's status comes back within milliseconds on one machine, so 256 in flight
-/// keep the nodes busy; a node that never answers holds one slot, and the overlay would not
-/// have become ready without it anyway.
-pub const MANIFESTS_OUTSTANDING_MAX: usize = 256;
+/// 32 x [`MANIFEST_BYTES_MAX`] = 2 MiB of manifests, and at most 32 nodes open their table
+/// links at once (at most 32 x [`NR_MAX`] = 1,024 connects, a burst of about 3,000 packets:
+/// loopback drops what its backlog, `net.core.netdev_max_backlog`, 1,000 by default, cannot
+/// hold, and every drop costs a retransmission). Setup still overlaps: a node's status comes
+/// back within milliseconds on one machine, so 32 in flight keep the nodes busy (10,000 nodes
+/// set up in about 15 s on 2 loaded cores, docs/SCALE.md); a node that never answers holds
+/// one slot, and the overlay would not have become ready without it anyway.
+pub const MANIFESTS_OUTSTANDING_MAX: usize = 32;
 
 /// Most relay slots a data frame's hop trace may have. The registry sets the trace capacity of
 /// an overlay to its longest path and refuses a setup that would need more.
@@ -452,6 +454,12 @@ pub const SEND_BATCH_BYTES: usize = 64 * 1024;
 /// ...or until they have waited this long. When the loop has nothing else to do it sends
 /// everything at once, so batching costs no latency at light load.
 pub const SEND_HOLD_NS: u64 = 200_000;
+/// In processes whose send buffers grow on demand (a group of nodes, the registry), a send
+/// buffer larger than this is freed once a burst is over: when a send used a quarter of it at
+/// most, or when the connection has nothing more to send (both its buffers then). A batched
+/// send at light load is at most [`SEND_BATCH_BYTES`], so buffers of that size are kept and
+/// reused; only what a burst grew is given back, and a burst grows a fresh one again.
+pub const SEND_BUFFER_KEPT_BYTES: usize = SEND_BATCH_BYTES;
 /// How long the loop waits at exit for the kernel to finish with its buffers (what is still in
 /// flight after that is leaked, never freed).
 pub const EXIT_DRAIN_TIMEOUT_MS: u64 = 2_000;

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use overlay::io::{DriverConfig, DriverError, SharedRecv};
+use overlay::limits::SEND_BUFFER_KEPT_BYTES;
 use overlay::machine::{CloseReason, ConnId, ConnIds, Effect, LinkError, Machine, Nanos};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +47,10 @@ struct Echo {
     exit_on_close: bool,
     conn_ids: ConnIds,
     pending: HashMap<ConnId, Vec<u8>>,
+    /// The capacity of the pending buffers the machine holds, after each swap (largest), and
+    /// the largest it handed over.
+    pending_capacity: Arc<AtomicUsize>,
+    pending_capacity_max: Arc<AtomicUsize>,
     effects: Vec<Effect>,
 }
 
@@ -68,6 +73,8 @@ impl Echo {
             exit_on_close: false,
             conn_ids: ConnIds::default(),
             pending: HashMap::new(),
+            pending_capacity: Arc::new(AtomicUsize::new(0)),
+            pending_capacity_max: Arc::new(AtomicUsize::new(0)),
             effects: Vec::new(),
         }
     }
@@ -178,8 +185,12 @@ impl Machine for Echo {
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         assert!(buf.is_empty());
         if let Some(pending) = self.pending.get_mut(&conn) {
+            self.pending_capacity_max
+                .fetch_max(pending.capacity(), Ordering::SeqCst);
             std::mem::swap(pending, buf);
         }
+        let held = self.pending.values().map(Vec::capacity).max().unwrap_or(0);
+        self.pending_capacity.store(held, Ordering::SeqCst);
     }
 }
 
@@ -358,6 +369,49 @@ fn shared(buffers: u16, buffer_bytes: usize, recv_buffer_bytes: usize) -> Driver
 }
 
 /// Bulk data through the busy-poll loop (`--busy-poll-us`): the same echo works.
+/// In a process whose send buffers grow on demand (`send_buffer_bytes` 0: a group, the
+/// registry), a burst grows them, and once it is over the machine is left no buffer larger
+/// than `SEND_BUFFER_KEPT_BYTES` (the driver gives back what the burst grew).
+#[test]
+fn send_buffers_shrink_back_after_a_burst() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let machine = Echo::new(events_sender, stop.clone());
+    let capacity = machine.pending_capacity.clone();
+    let largest = machine.pending_capacity_max.clone();
+    let driver = start(machine, Some(listener), config(64 * 1024));
+    let mut stream = client(addr);
+    // 64 MiB written before any is read back: the echo queues what the sockets' buffers (a
+    // few MiB on loopback) cannot take.
+    let burst = vec![7u8; 64 << 20];
+    let mut writer = stream.try_clone().unwrap();
+    let to_write = burst.clone();
+    let writer = std::thread::spawn(move || writer.write_all(&to_write).unwrap());
+    let mut echoed = vec![0; burst.len() - 3];
+    stream.read_exact(&mut echoed).expect("the burst echoed");
+    writer.join().unwrap();
+    stream.write_all(b"end").unwrap();
+    let mut tail = [0u8; 3];
+    stream.read_exact(&mut tail).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while capacity.load(Ordering::SeqCst) > SEND_BUFFER_KEPT_BYTES && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let grown = largest.load(Ordering::SeqCst);
+    assert!(
+        grown > SEND_BUFFER_KEPT_BYTES,
+        "the burst grew no buffer ({grown} bytes)"
+    );
+    let kept = capacity.load(Ordering::SeqCst);
+    assert!(
+        kept <= SEND_BUFFER_KEPT_BYTES,
+        "{kept} bytes kept after the burst"
+    );
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
 #[test]
 fn echoes_with_busy_poll() {
     let mut config = config(overlay::limits::RECV_BUFFER_BYTES);

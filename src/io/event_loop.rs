@@ -29,7 +29,8 @@ use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
     ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LEFTOVER_KEPT_BYTES,
-    LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_HOLD_NS,
+    LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES,
+    SEND_HOLD_NS,
 };
 use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
 use crate::warnings::WarningLimit;
@@ -497,6 +498,7 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// Sends the rest of the send buffer, or takes the machine's pending bytes and sends
     /// them; shuts a flushing connection down once nothing is left.
     fn start_send(&mut self, key: usize) -> Result<(), DriverError> {
+        let grown_on_demand = self.send_buffer_bytes == 0;
         let slot = &mut self.connections[key];
         if slot.send_in_flight || !slot.connected {
             return Ok(());
@@ -505,9 +507,31 @@ impl<'m, M: Machine> Driver<'m, M> {
             return Ok(());
         }
         if slot.send_offset == slot.send_buffer.len() {
+            let capacity = slot.send_buffer.capacity();
+            if grown_on_demand
+                && capacity > SEND_BUFFER_KEPT_BYTES
+                && slot.send_buffer.len() <= capacity / 4
+            {
+                // Grown in a burst that is over (its last send used a quarter of it at most):
+                // given back, so that thousands of mostly idle connections do not each keep
+                // their largest burst (the next send grows a fresh buffer to what it needs).
+                slot.send_buffer = Vec::new();
+            }
             slot.send_buffer.clear();
             slot.send_offset = 0;
             self.machine.swap_outgoing(slot.conn, &mut slot.send_buffer);
+            if grown_on_demand && slot.send_buffer.is_empty() {
+                // Nothing more to send: neither this buffer nor the one the machine now holds
+                // (ours, just swapped) stays larger than the bound. One more swap hands the
+                // machine a small one and brings ours back, empty.
+                if slot.send_buffer.capacity() > SEND_BUFFER_KEPT_BYTES {
+                    slot.send_buffer = Vec::new();
+                }
+                self.machine.swap_outgoing(slot.conn, &mut slot.send_buffer);
+                if slot.send_buffer.capacity() > SEND_BUFFER_KEPT_BYTES {
+                    slot.send_buffer = Vec::new();
+                }
+            }
         }
         if slot.send_buffer.is_empty() {
             if slot.state == State::Flushing {
