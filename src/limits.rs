@@ -352,6 +352,21 @@ pub fn relay_queued_bytes_max(nodes: usize, window_bytes: u64) -> usize {
         .saturating_mul(window_bytes.saturating_add(FRAME_BYTES_MAX as u64));
     usize::try_from(bytes).unwrap_or(usize::MAX)
 }
+/// The most bytes of its own data frames a source with a window of `window_bytes` (not 0)
+/// queues for its table entries (those its driver took to send not counted): it originates
+/// only while they are at most this minus one frame, so they never pass it.
+///
+/// No honest traffic reaches it: a frame is acknowledged only after it arrived at its sink,
+/// so after the driver took it, and a source originates only while its unacknowledged bytes
+/// are below `window_bytes`; its queued bytes are some of those. Forged acks (an outsider
+/// without the secret naming a sink) can make the window say open while the first hop is
+/// stalled; this bound then holds origination until the driver takes the bytes (the node is
+/// told through `swap_outgoing`, and the loop asks for its next tick after every event, so
+/// the held source is woken without a spin; docs/ARCHITECTURE.md, "Flow control").
+pub fn own_queued_bytes_max(window_bytes: u64) -> usize {
+    let bytes = window_bytes.saturating_add(FRAME_BYTES_MAX as u64);
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
 /// [`relay_queued_bytes_max`] of an overlay without windows (the classic wire, whose sources
 /// send as fast as they can): a gibibyte, more than the reference's own runs queue, so that a
 /// flood cannot grow a node without limit.

@@ -8,6 +8,8 @@
 //! forever (docs/ARCHITECTURE.md has the whole argument, including why relays never stop
 //! reading).
 
+use crate::limits::{FRAME_BYTES_MAX, own_queued_bytes_max};
+
 /// The window state of one node, as source and as sink. Indexed by ring position.
 #[derive(Debug, Clone, Default)]
 pub struct Flow {
@@ -51,6 +53,17 @@ impl Flow {
     #[inline]
     pub fn may_send(&self) -> bool {
         self.window_bytes == 0 || self.in_flight_bytes < self.window_bytes
+    }
+
+    /// True while the window lets this node originate another frame and its own frames still
+    /// queued for its entries (`own_queued` bytes) leave room for one more below
+    /// [`own_queued_bytes_max`]: an honest source never has more queued than unacknowledged,
+    /// so only forged acks make the second condition matter.
+    #[inline]
+    pub fn may_originate(&self, own_queued: usize) -> bool {
+        self.may_send()
+            && (self.window_bytes == 0
+                || own_queued + FRAME_BYTES_MAX <= own_queued_bytes_max(self.window_bytes))
     }
 
     #[inline]

@@ -623,6 +623,65 @@ mod tests {
     }
 
     #[test]
+    fn forged_acks_do_not_grow_what_a_source_queues_toward_a_stalled_first_hop() {
+        // Node 10 of the ring 10 20 30 40, NR 1, window 1000 bytes: every packet goes to its
+        // one entry, 20, whose driver takes nothing (the first hop is stalled). An outsider
+        // acks everything in flight, as sink 30, again and again.
+        let ReadyNode {
+            mut node,
+            registry,
+            entries,
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 1, 1000);
+        let bound = crate::limits::own_queued_bytes_max(1000);
+        let packets = 20_000;
+        node.on_received(0, registry, &task_initiate(packets));
+        let outsider = ConnId::inbound(1);
+        let local: SocketAddr = "127.0.0.1:10".parse().unwrap();
+        node.on_accepted(0, outsider, "127.0.0.1:9".parse().unwrap(), local);
+        let mut acked = 0;
+        let mut forge = |node: &mut Node<Native>, now: Nanos| {
+            let flow = &node.overlay.as_ref().expect("an overlay").flow;
+            acked += flow.in_flight_bytes;
+            let mut ack = Vec::new();
+            Native::append_ack(&mut ack, 30, 10, flow.epoch, acked);
+            assert_eq!(node.on_received(now, outsider, &ack), ack.len());
+        };
+        let queued = |node: &Node<Native>| {
+            let overlay = node.overlay.as_ref().expect("an overlay");
+            (overlay.own_queued, overlay.entries[0].pending.len())
+        };
+        for now in 1..200 {
+            node.on_tick(now);
+            forge(&mut node, now);
+            let (own, pending) = queued(&node);
+            // All but a handshake's few bytes are its own packets.
+            assert!(
+                own <= pending && pending <= bound,
+                "{own} {pending} {bound}"
+            );
+        }
+        let overlay = node.overlay.as_ref().expect("an overlay");
+        assert!(
+            overlay.flow.may_send() && overlay.next_send().is_none(),
+            "held"
+        );
+        assert!(node.counters().sent < packets);
+        // The stall ends: each time the driver takes the bytes, origination is woken and goes
+        // on, until the run has originated all its packets.
+        let mut taken = Vec::new();
+        let mut now = 200;
+        while node.counters().sent < packets {
+            now += 1;
+            taken.clear();
+            node.swap_outgoing(entries[0], &mut taken);
+            assert!(!taken.is_empty() && node.next_tick().is_some());
+            node.on_tick(now);
+            forge(&mut node, now);
+            assert!(queued(&node).1 <= bound);
+        }
+    }
+
+    #[test]
     fn a_registry_that_does_not_read_is_given_up_on() {
         // Summary requests, and never a byte read: the node's answers pile up until it has
         // more than NODE_REGISTRY_QUEUED_BYTES_MAX queued for the registry, then it exits.

@@ -86,7 +86,7 @@ impl<C: Codec> Overlay<C> {
         // Counted here and added to the run once the batch ends (one counter in a register
         // instead of two in memory per packet).
         let mut originated = 0;
-        while originated < batch && self.flow.may_send() {
+        while originated < batch && self.flow.may_originate(self.own_queued) {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
             // of the n - 1 positions other than our own (multiply-shift: each gets floor or
@@ -138,6 +138,7 @@ impl<C: Codec> Overlay<C> {
                 C::mark_detoured(&mut entry.pending[start..]);
             }
             entry.packets_out += 1;
+            self.own_queued += frame.len();
             self.flow.on_originated(frame.len());
         }
         run.remaining -= originated;

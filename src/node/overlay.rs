@@ -157,6 +157,10 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) flow: Flow,
     /// What the entries' queues hold on behalf of each inbound link, and its bound.
     pub(super) shares: Shares,
+    /// Bytes of the data frames this node originated that its entries' queues still hold
+    /// (not yet taken by the driver): origination holds while they reach the window
+    /// ([`crate::limits::own_queued_bytes_max`]).
+    pub(super) own_queued: usize,
     pub(super) counters: Counters,
     /// Hop counts and latencies of the packets received since the last final report, up to
     /// the last progress report (`stats_since_poll` holds those since).
@@ -201,6 +205,7 @@ impl<C: Codec> Overlay<C> {
             connected: 0,
             setup_reported: false,
             shares,
+            own_queued: 0,
             flow,
             counters: Counters::default(),
             stats: RunStats::default(),
@@ -218,11 +223,13 @@ impl<C: Codec> Overlay<C> {
     pub(super) fn dequeued(&mut self, index: usize, bytes: usize) {
         let entry = &mut self.entries[index];
         entry.taken_bytes += bytes as u64;
+        let mut theirs = 0;
         while let Some(span) = entry.spans.front_mut() {
             if span.start >= entry.taken_bytes {
                 break;
             }
             let end = span.end.min(entry.taken_bytes);
+            theirs += (end - span.start) as usize;
             self.shares.release(span.link, (end - span.start) as usize);
             if span.end > end {
                 span.start = end;
@@ -230,6 +237,9 @@ impl<C: Codec> Overlay<C> {
             }
             entry.spans.pop_front();
         }
+        // The rest was this node's own: its packets, and (not counted in `own_queued`, hence
+        // saturating) the few bytes of a handshake ahead of them.
+        self.own_queued = self.own_queued.saturating_sub(bytes - theirs);
     }
 
     /// The link to entry `dead` died (it is down) with the whole frames of `bytes` not yet
@@ -315,10 +325,13 @@ impl<C: Codec> Overlay<C> {
     }
 
     /// When the run may originate its next packet, if it has packets left and the window
-    /// is open.
+    /// is open ([`Flow::may_originate`]; a held origination is woken when the driver takes
+    /// the bytes, as the loop asks again after every event).
     pub(super) fn next_send(&self) -> Option<Nanos> {
         match &self.run {
-            Some(run) if run.remaining > 0 && self.flow.may_send() => Some(run.next_send()),
+            Some(run) if run.remaining > 0 && self.flow.may_originate(self.own_queued) => {
+                Some(run.next_send())
+            }
             _ => None,
         }
     }
