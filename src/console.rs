@@ -18,10 +18,12 @@ pub enum RegistryCommand {
     ExportOverlay {
         path: String,
     },
-    /// `start N [BYTES]` or `start SECONDSs [BYTES]`.
+    /// `start N [BYTES] [keys]` or `start SECONDSs [BYTES] [keys]`.
     Start {
         goal: Goal,
         extra_payload_bytes: u32,
+        /// Each packet to a random key (its owner delivers it) instead of a random node.
+        keys: bool,
     },
     /// End the current run early, with its report.
     Stop,
@@ -46,8 +48,8 @@ registry commands:
   setup-overlay chord [BITS] [hash]   Chord fingers over BITS-bit identifiers (default 160), random or hashed from addresses
   list-routing-tables       every node's address, ID and table
   export-overlay FILE       draw the overlay (ring, tables, last run's traffic) to FILE.svg, or FILE.dot for Graphviz DOT
-  start N [BYTES]           every node sends N packets (BYTES extra payload each, default 0)
-  start Ts [BYTES]          every node sends for T seconds (e.g. start 10s, start 2.5s)
+  start N [BYTES] [keys]    every node sends N packets (BYTES extra payload each, default 0); keys: each to a random key, delivered at its owner, not to a random node
+  start Ts [BYTES] [keys]   every node sends for T seconds (e.g. start 10s, start 2.5s)
   stop                      end the current run early; prints what was sent and verified
   help                      this list";
 
@@ -124,14 +126,21 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
                 nr: number(nr, "NR")?,
             },
         },
-        ("start", [packets]) => RegistryCommand::Start {
-            goal: goal(packets)?,
-            extra_payload_bytes: 0,
-        },
-        ("start", [packets, bytes]) => RegistryCommand::Start {
-            goal: goal(packets)?,
-            extra_payload_bytes: number(bytes, "BYTES")?,
-        },
+        ("start", [packets, rest @ ..]) if rest.len() <= 2 => {
+            let (keys, rest) = match rest.split_last() {
+                Some((&"keys", rest)) => (true, rest),
+                _ => (false, rest),
+            };
+            RegistryCommand::Start {
+                goal: goal(packets)?,
+                extra_payload_bytes: match rest {
+                    [] => 0,
+                    [bytes] => number(bytes, "BYTES")?,
+                    _ => return Err(format!("wrong arguments for 'start'\n{REGISTRY_HELP}")),
+                },
+                keys,
+            }
+        }
         ("stop", []) => RegistryCommand::Stop,
         ("export-overlay", [path]) => RegistryCommand::ExportOverlay {
             path: path.to_string(),
@@ -215,21 +224,42 @@ mod tests {
             parse_registry(" start  100 4096 "),
             Ok(Some(RegistryCommand::Start {
                 goal: Goal::Packets(100),
-                extra_payload_bytes: 4096
+                extra_payload_bytes: 4096,
+                keys: false
             }))
         );
+        assert_eq!(
+            parse_registry("start 100 keys"),
+            Ok(Some(RegistryCommand::Start {
+                goal: Goal::Packets(100),
+                extra_payload_bytes: 0,
+                keys: true
+            }))
+        );
+        assert_eq!(
+            parse_registry("start 1s 64 keys"),
+            Ok(Some(RegistryCommand::Start {
+                goal: Goal::Duration(1_000_000_000),
+                extra_payload_bytes: 64,
+                keys: true
+            }))
+        );
+        assert!(parse_registry("start 100 keys 64").is_err());
+        assert!(parse_registry("start 100 64 keys x").is_err());
         assert_eq!(
             parse_registry("start 2.5s"),
             Ok(Some(RegistryCommand::Start {
                 goal: Goal::Duration(2_500_000_000),
-                extra_payload_bytes: 0
+                extra_payload_bytes: 0,
+                keys: false
             }))
         );
         assert_eq!(
             parse_registry("start 18446744073709551615"),
             Ok(Some(RegistryCommand::Start {
                 goal: Goal::Packets(u64::MAX),
-                extra_payload_bytes: 0
+                extra_payload_bytes: 0,
+                keys: false
             })),
             "refused by the registry, which names the bound"
         );

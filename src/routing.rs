@@ -495,6 +495,26 @@ impl View {
     }
 }
 
+/// The keys one source sends to in a run addressed to keys: uniform over those another node
+/// owns, (own, predecessor] clockwise (a key the source owned would go nowhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDraw {
+    space: IdSpace,
+    /// The source's identifier (its ID under the position rule).
+    own: Id,
+    /// Keys from `own` (exclusive) to the source's predecessor (inclusive).
+    others: Id,
+}
+
+impl KeyDraw {
+    /// The next key.
+    pub fn next(&self, rng: &mut impl rand::Rng) -> Id {
+        let offset = self.space.random_below(self.others, rng);
+        self.space
+            .add(self.own, self.space.add(offset, Id::from(1)))
+    }
+}
+
 /// A node's view of the ring for routing: the shared [`View`], this node's place in it, its
 /// table and its next hop toward every ID in O(1).
 #[derive(Debug, Clone)]
@@ -668,6 +688,57 @@ impl Router {
     /// rule).
     pub fn id_of_position(&self, position: usize) -> Id {
         self.view.keys().id(self.view.member_of(position))
+    }
+
+    /// The space keys lie in: Chord's identifiers, or under the position rule the 32-bit
+    /// node-ID space, where a key's owner is the first node whose ID is at or after it
+    /// (wrapping), as a node's own ID is its own.
+    pub fn key_space(&self) -> IdSpace {
+        self.view.keys().space()
+    }
+
+    /// What this node does with a packet for `key` (in [`Router::key_space`]): deliver it
+    /// here (this node owns the key: it lies between its predecessor, exclusive, and itself),
+    /// or send it on a table entry.
+    #[inline]
+    pub fn key_step(&self, key: Id) -> Step {
+        self.table.next_hop(self.view.keys(), key)
+    }
+
+    /// The node that owns `key` (in [`Router::key_space`]): successor(key), the node a keyed
+    /// packet routed around a dead link goes toward as a node-addressed one goes to its sink.
+    #[cold]
+    pub fn key_owner(&self, key: Id) -> NodeId {
+        let member = self.view.keys().successor(key);
+        self.ring().ids()[self.view.position_of(member)]
+    }
+
+    /// The keys of 0..2^`bits` that other nodes own, drawn for a run addressed to keys:
+    /// refused when `bits` is not the Chord identifiers' width, or (position fingers) when
+    /// some node ID does not fit it.
+    pub fn key_draw(&self, bits: u32) -> Result<KeyDraw, String> {
+        let membership = self.view.keys();
+        let space = IdSpace::new(bits).ok_or_else(|| format!("keys of {bits} bits"))?;
+        if self.chord && bits != membership.space().bits() {
+            return Err(format!(
+                "keys of {bits} bits in an overlay of {}-bit identifiers",
+                membership.space().bits()
+            ));
+        }
+        let largest = membership.id(membership.len() - 1);
+        if !space.contains(largest) {
+            return Err(format!(
+                "keys of {bits} bits, but node {largest:x} does not fit"
+            ));
+        }
+        let member = self.view.member_of(self.self_position);
+        let own = membership.id(member);
+        let predecessor = membership.id(membership.predecessor_of(member));
+        Ok(KeyDraw {
+            space,
+            own,
+            others: space.distance(own, predecessor),
+        })
     }
 
     /// The IDs of this node's table entries, in entry order.

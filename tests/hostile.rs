@@ -124,6 +124,7 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
         packets: 1_000_000,
         extra_payload_bytes: 0,
         rate_per_s: 0,
+        targets: overlay::wire::Targets::Nodes,
     });
     expect_closed("task initiate from a stranger", target, &initiate, false);
 
@@ -460,6 +461,7 @@ fn node_bounds_the_task_payload_before_allocating() {
         packets: 1,
         extra_payload_bytes: u32::MAX,
         rate_per_s: 0,
+        targets: overlay::wire::Targets::Nodes,
     }));
     // Either refused, or done without a 4 GiB buffer: watch this process's peak memory.
     node.on_received(1, registry, &bytes);

@@ -72,6 +72,7 @@ fn controls() -> Vec<Control> {
             packets: 5,
             extra_payload_bytes: 0,
             rate_per_s: 0,
+            targets: overlay::wire::Targets::Nodes,
         },
         Control::TaskFinished { addr, id: 20 },
         Control::SummaryRequest { reset: false, links: false },

@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
                 packets: 100,
                 extra_payload_bytes: 8,
                 rate_per_s: 0,
+                targets: overlay::wire::Targets::Nodes,
             }),
         );
         driver.tick(1, 4);

@@ -66,6 +66,16 @@ fuzz_target!(|data: &[u8]| {
                 let _ = Native::check_delivered(&relayed, shape);
                 let _ = data.previous_hop();
             }
+            Ok(Peek::Keyed(keyed)) => {
+                out.clear();
+                Native::append_relayed(&keyed, 7, &mut out);
+                let Ok(Peek::Keyed(relayed)) = Native::peek(&out) else {
+                    panic!("a relayed keyed frame still peeks");
+                };
+                assert_eq!(Native::key(&relayed), Native::key(&keyed));
+                assert_eq!(relayed.source(), keyed.source());
+                let _ = Native::check_keyed_delivered(&relayed, shape);
+            }
             Ok(Peek::Ack(ack)) => assert_eq!(ack.bytes(), frame),
             Err(_) => {}
         }

@@ -197,6 +197,46 @@ impl IdSpace {
         })
     }
 
+    /// A uniformly random identifier below `bound` (which is at least 1 and in this space).
+    pub fn random_below(self, bound: Id, rng: &mut impl rand::Rng) -> Id {
+        debug_assert!(bound != Id::ZERO && self.contains(bound));
+        let Some(top) = self.distance(Id::from(1), bound).ilog2() else {
+            return Id::ZERO;
+        };
+        // Drawn from the smallest power-of-two range that holds `bound`: each draw is kept
+        // with probability above 1/2, so the loop ends after fewer than two draws on average.
+        let range = IdSpace::new(top + 1).expect("top < bits <= 160");
+        loop {
+            let id = range.random(rng);
+            if id < bound {
+                return id;
+            }
+        }
+    }
+
+    /// Bytes of a key of this space on the wire: ceil(m / 8).
+    pub fn key_bytes(self) -> usize {
+        self.bits.div_ceil(8) as usize
+    }
+
+    /// `id` as a key on the wire: its last [`IdSpace::key_bytes`] big-endian bytes.
+    pub fn write_key(self, id: Id, out: &mut [u8; ID_BYTES]) -> &[u8] {
+        *out = id.to_be_bytes();
+        &out[ID_BYTES - self.key_bytes()..]
+    }
+
+    /// The key whose wire bytes are `bytes`: `None` unless they are as wide as this space's
+    /// keys and the value lies in the space.
+    pub fn read_key(self, bytes: &[u8]) -> Option<Id> {
+        if bytes.len() != self.key_bytes() {
+            return None;
+        }
+        let mut full = [0; ID_BYTES];
+        full[ID_BYTES - bytes.len()..].copy_from_slice(bytes);
+        let id = Id::from_be_bytes(full);
+        self.contains(id).then_some(id)
+    }
+
     /// The first m bits of SHA-256(`bytes`), as an identifier: consistent hashing.
     pub fn hash(self, bytes: &[u8]) -> Id {
         let digest = Sha256::digest(bytes);

@@ -62,6 +62,16 @@ pub(crate) enum Rule {
     Positions,
 }
 
+/// What a scripted run's packets are addressed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Targets {
+    /// Each packet to a random other node.
+    Nodes,
+    /// Each packet to a random key (Chord's identifiers, or node IDs under position fingers)
+    /// that another node owns, routed by the key and delivered at its owner.
+    Keys,
+}
+
 /// How `overlay simulate` assigns identifiers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Ids {

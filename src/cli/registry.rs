@@ -26,7 +26,7 @@ use overlay::wire::native::Native;
 use super::interrupts::Interrupts;
 use super::output::{Out, ResultFile};
 use super::shown::Shown;
-use super::{Common, Ids, Rule, SHARED_RECV, Wire, secret, seed};
+use super::{Common, Ids, Rule, SHARED_RECV, Targets, Wire, secret, seed};
 
 /// What the registry's standard output carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +138,11 @@ pub(crate) struct RegistryArgs {
     /// Scripted mode: how many runs.
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
+    /// Scripted mode: what each packet is addressed to. `keys`: a random key of the ID space
+    /// (Chord's identifiers, or node IDs under position fingers), routed by the key at every
+    /// hop and delivered at its owner, which checks that it owns it (native wire only).
+    #[arg(long, value_enum, default_value_t = Targets::Nodes, requires = "nodes")]
+    targets: Targets,
     /// Extra payload bytes per packet (scripted mode).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=(PAYLOAD_BYTES_MAX - 4) as i64))]
     payload: u32,
@@ -265,6 +270,12 @@ pub(crate) fn run_registry(args: RegistryArgs) -> Result<u8> {
             if args.rate != 0 {
                 bail!("--wire classic nodes send as fast as they can: --rate is not available");
             }
+            if args.targets == Targets::Keys {
+                bail!(
+                    "--wire classic packets carry a node ID, not a key: --targets keys is native \
+                     only"
+                );
+            }
             for (given, flag) in [
                 (args.duration.is_some(), "--duration"),
                 (args.warmup.is_some(), "--warmup"),
@@ -317,6 +328,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         window_bytes: None,
         rate_per_s: args.rate,
         extra_payload_bytes: None,
+        targets: None,
         seed,
     };
     let metrics = match args.metrics {
@@ -357,6 +369,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
             goal,
             runs: args.runs,
             extra_payload_bytes: args.payload,
+            keys: args.targets == Targets::Keys,
             ready_timeout: args.ready_timeout * 1_000_000_000,
             export_overlay: args.export_overlay.clone(),
         }),

@@ -168,6 +168,7 @@ impl<C: Codec> Shown<C> {
             self.results_seen += 1;
             points.push(self.tracker.finish(self.results_seen, result));
             self.settings.extra_payload_bytes = Some(result.extra_payload_bytes);
+            self.settings.targets = Some(result.targets);
             if self.out.json_stdout && !self.scripted {
                 let report = RunReport {
                     run: self.results_seen,

@@ -13,7 +13,7 @@ use crate::buffer;
 use crate::limits::{BACKUP_ENTRIES, NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
 use crate::routing::Router;
-use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status};
+use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status, Targets};
 
 use rand::RngCore;
 
@@ -105,7 +105,17 @@ impl<C: Codec> Node<C> {
                 packets,
                 extra_payload_bytes,
                 rate_per_s,
-            } => self.on_task_initiate(now, run, packets, extra_payload_bytes, rate_per_s),
+                targets,
+            } => {
+                let task = Task {
+                    number: run,
+                    packets,
+                    extra: extra_payload_bytes,
+                    rate_per_s,
+                    targets,
+                };
+                self.on_task_initiate(now, task)
+            }
             Control::SummaryRequest { reset, links } => self.on_summary_request(reset, links),
             Control::Refused(refusal) => self.registry_refused(now, Failure::Refused(refusal)),
             other => {
@@ -320,14 +330,14 @@ impl<C: Codec> Node<C> {
         ));
     }
 
-    fn on_task_initiate(
-        &mut self,
-        now: Nanos,
-        number: u32,
-        packets: u64,
-        extra: u32,
-        rate_per_s: u32,
-    ) {
+    fn on_task_initiate(&mut self, now: Nanos, task: Task) {
+        let Task {
+            number,
+            packets,
+            extra,
+            rate_per_s,
+            targets,
+        } = task;
         let Some(overlay) = self.overlay.as_mut() else {
             self.say("Task initiate refused: the overlay is not set up");
             return;
@@ -342,6 +352,7 @@ impl<C: Codec> Node<C> {
                 rate_per_s: 0,
                 started_at: now,
                 payload: Vec::new(),
+                keys: None,
             });
             run.remaining = 0;
             self.finish_run();
@@ -357,6 +368,18 @@ impl<C: Codec> Node<C> {
             self.say(line);
             return;
         }
+        let keys = match targets {
+            Targets::Nodes => None,
+            Targets::Keys { bits } => match overlay.router.key_draw(bits) {
+                Ok(draw) => Some(draw),
+                Err(why) => {
+                    let line = format!("Task initiate refused: {why}");
+                    tracing::warn!("registry {}: {line}", self.config.registry);
+                    self.say(line);
+                    return;
+                }
+            },
+        };
         overlay.shape.extra_payload_bytes = extra;
         let mut payload = vec![0u8; 4 + extra];
         self.rng.fill_bytes(&mut payload[4..]);
@@ -373,6 +396,7 @@ impl<C: Codec> Node<C> {
             rate_per_s,
             started_at: now,
             payload,
+            keys,
         });
     }
 
@@ -436,6 +460,15 @@ impl<C: Codec> Node<C> {
             links,
         });
     }
+}
+
+/// A task initiate's fields.
+struct Task {
+    number: u32,
+    packets: u64,
+    extra: u32,
+    rate_per_s: u32,
+    targets: Targets,
 }
 
 /// A refusal's reason: the registry's text without a leading "WHAT refused:" of its own (ours

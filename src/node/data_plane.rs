@@ -7,6 +7,7 @@ use super::Node;
 use super::links::{LinkPeer, Step};
 use super::overlay::{Around, Link, Overlay, route_around};
 use super::shares::Admit;
+use crate::chord;
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::routing::RouteFault;
 use crate::wire::native::ACK_FRAME_BYTES;
@@ -165,11 +166,18 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
-                        self.deliver(effects, now, data_frame, link, share)?;
+                        self.deliver::<false>(effects, now, data_frame, link, share)?;
                     } else {
                         let sink = data_frame.sink();
                         self.relay(effects, sink, Relayed::Data(data_frame), link, share)?;
                     }
+                }
+                Ok(Peek::Keyed(keyed)) => {
+                    if data.count == 0 {
+                        data.first_previous_hop = Some(keyed.previous_hop());
+                    }
+                    data.count += 1;
+                    self.route_keyed(effects, now, keyed, link, share)?;
                 }
                 Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
                 Ok(Peek::Ack(ack)) => {
@@ -230,19 +238,37 @@ impl<C: Codec> Overlay<C> {
         link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
-        let (data, bytes) = match frame {
-            Relayed::Data(frame) => (true, frame.bytes().len()),
-            Relayed::Ack(ack) => (false, ack.bytes().len()),
-        };
-        let Some(mut index) = self.router.next_hop(sink) else {
-            if data {
+        let Some(index) = self.router.next_hop(sink) else {
+            if matches!(frame, Relayed::Data(_)) {
                 self.counters.dropped += 1;
             }
             self.problem(effects, format!("dropped a packet for unknown node {sink}"));
             return Ok(());
         };
+        self.relay_on(effects, index, |_| sink, frame, link, share)
+    }
+
+    /// Appends `frame` to the pending bytes of table entry `index`, on behalf of `link` (with
+    /// `share` queued for it), if the bound on what links may have queued lets it. When that
+    /// entry's link is not up, the frame goes around it toward the node `target` names (its
+    /// sink, or a keyed frame's owner) as [`route_around`] says, marked as detoured.
+    #[inline(always)]
+    fn relay_on(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        mut index: usize,
+        target: impl FnOnce(&crate::routing::Router) -> NodeId,
+        frame: Relayed<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
+        let (data, bytes) = match frame {
+            Relayed::Data(frame) => (true, frame.bytes().len()),
+            Relayed::Ack(ack) => (false, ack.bytes().len()),
+        };
         let detoured = self.entries[index].link != Link::Up;
         if detoured {
+            let sink = target(&self.router);
             match route_around::<C>(&self.router, &self.entries, sink) {
                 Around::Entry(other) => index = other,
                 Around::LostWith(dead) => {
@@ -292,10 +318,47 @@ impl<C: Codec> Overlay<C> {
         Ok(())
     }
 
+    /// A keyed packet: delivered here if this node owns its key (the owner's checks are the
+    /// sink's), otherwise relayed on the entry its key's route takes. A key that is not one
+    /// of this overlay's (its width or value) counts the packet as corrupted.
+    #[inline(never)]
+    fn route_keyed(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        now: Nanos,
+        frame: &DataFrame<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
+        let space = self.router.key_space();
+        let Some(key) = space.read_key(C::key(frame)) else {
+            let why = format!(
+                "{:02x?} is not a key of this overlay ({} bytes below 2^{})",
+                C::key(frame),
+                space.key_bytes(),
+                space.bits()
+            );
+            self.corrupted(effects, Corruption::Key(why));
+            return Ok(());
+        };
+        match self.router.key_step(key) {
+            chord::Step::Owner => self.deliver::<true>(effects, now, frame, link, share),
+            chord::Step::Deliver(index) | chord::Step::Forward(index) => self.relay_on(
+                effects,
+                index,
+                |router| router.key_owner(key),
+                Relayed::Data(frame),
+                link,
+                share,
+            ),
+        }
+    }
+
     /// The delivery path: the sink's checks (layout, CRC, the trace a route from the source
-    /// to here: `Router::check_route`), the counters and histograms, and an ack when one is due (queued on behalf
-    /// of `link`, with `share` queued for it, as a relayed frame is).
-    fn deliver(
+    /// to here: `Router::check_route`), the counters and histograms, and an ack when one is
+    /// due (queued on behalf of `link`, with `share` queued for it, as a relayed frame is).
+    /// `KEYED`: a keyed frame at its key's owner (a key's route is its owner's).
+    fn deliver<const KEYED: bool>(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
@@ -309,11 +372,21 @@ impl<C: Codec> Overlay<C> {
         }
         // Plain matches rather than combinators: the checked fields stay in registers (a
         // `Result` of them built in memory and read back cost a store-forwarding stall).
-        let delivered = match C::check_delivered(frame, self.shape) {
-            Ok(delivered) => delivered,
-            Err(corruption) => {
-                self.corrupted(effects, corruption);
-                return Ok(());
+        let delivered = if KEYED {
+            match C::check_keyed_delivered(frame, self.shape) {
+                Ok(delivered) => delivered,
+                Err(corruption) => {
+                    self.corrupted(effects, corruption);
+                    return Ok(());
+                }
+            }
+        } else {
+            match C::check_delivered(frame, self.shape) {
+                Ok(delivered) => delivered,
+                Err(corruption) => {
+                    self.corrupted(effects, corruption);
+                    return Ok(());
+                }
             }
         };
         let position = match self.router.check_route(

@@ -482,10 +482,10 @@ impl<C: Codec> Machine for Node<C> {
 mod tests {
     use super::*;
     use crate::machine::LinkError;
-    use crate::sim::{ReadyNode, task_initiate};
+    use crate::sim::{ReadyNode, task_initiate, task_initiate_to};
     use crate::wire::LinkCount;
     use crate::wire::native::Native;
-    use crate::wire::{DataShape, Peek};
+    use crate::wire::{DataShape, Peek, Targets};
 
     fn link_counts(node: &Node<Native>) -> Vec<LinkCount> {
         node.overlay.as_ref().expect("an overlay").link_counts()
@@ -755,5 +755,100 @@ mod tests {
             .find(|link| link.peer == 40)
             .expect("a row for 40");
         assert_eq!(from_40.received, 2);
+    }
+
+    /// Keyed packets at node 10 of the ring 10 20 30 40 (position fingers, NR 2: entries 20
+    /// and 30; keys are 4-byte IDs, a key's owner the first node at or after it): a key it
+    /// owns is delivered here, one it does not own is relayed toward its owner and never
+    /// counted as received here, and a key of the wrong width is corrupted.
+    #[test]
+    fn keyed_packets_are_delivered_only_at_the_keys_owner() {
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+        let inbound = ConnId::inbound(1);
+        node.on_accepted(
+            0,
+            inbound,
+            "127.0.0.1:9".parse().unwrap(),
+            "127.0.0.1:10".parse().unwrap(),
+        );
+        let shape = DataShape {
+            trace_slots: 2,
+            ..DataShape::default()
+        };
+        let payload = 7i32.to_le_bytes();
+        let crc = crate::wire::native::crc32(&payload);
+        let keyed = |key: &[u8]| {
+            let mut frame = Vec::new();
+            Native::append_keyed_with_crc(&mut frame, 40, key, shape, 1, &payload, crc);
+            frame
+        };
+        // Keys 5 and 41 (wrapping past 40) are 10's: delivered, from 40 with no relay.
+        for key in [5u32, 41] {
+            let frame = keyed(&key.to_be_bytes());
+            assert_eq!(node.on_received(1, inbound, &frame), frame.len());
+        }
+        assert_eq!((node.counters().received, node.counters().relayed), (2, 0));
+        // Key 15 is 20's: relayed on entry 0 with this node in its trace, not delivered.
+        let frame = keyed(&15u32.to_be_bytes());
+        node.on_received(2, inbound, &frame);
+        let counters = node.counters();
+        assert_eq!((counters.received, counters.relayed), (2, 1));
+        // The keyed frames queued for an entry (after the link's hello): (trace, key).
+        let queued = |node: &mut Node<Native>, entry: ConnId| {
+            let mut bytes = Vec::new();
+            node.swap_outgoing(entry, &mut bytes);
+            let mut frames = Vec::new();
+            let mut offset = 0;
+            while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
+                if let Ok(Peek::Keyed(frame)) = Native::peek(&bytes[offset..offset + len]) {
+                    let key = u32::from_be_bytes(Native::key(&frame).try_into().unwrap());
+                    frames.push((frame.trace().collect::<Vec<_>>(), key));
+                }
+                offset += len;
+            }
+            frames
+        };
+        assert_eq!(queued(&mut node, entries[0]), [(vec![10], 15)]);
+        // A 3-byte key is no key of this overlay.
+        node.on_received(3, inbound, &keyed(&[0, 0, 5]));
+        let counters = node.counters();
+        assert_eq!((counters.received, counters.corrupted), (2, 1));
+        // A run to keys sends keyed frames to keys other nodes own, (10, 40] of 0..2^7.
+        let ReadyNode {
+            mut node,
+            registry,
+            entries,
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+        node.on_received(
+            0,
+            registry,
+            &task_initiate_to(200, Targets::Keys { bits: 7 }),
+        );
+        node.on_tick(1);
+        assert_eq!(node.counters().sent, 200);
+        let mut keys = Vec::new();
+        for (index, &entry) in entries.iter().enumerate() {
+            for (trace, key) in queued(&mut node, entry) {
+                // Entry 0 (20) takes the keys 20 owns, entry 1 (30) those of 30 and 40.
+                assert!((11..=40).contains(&key), "{key}");
+                assert_eq!(index, usize::from(key > 20), "{key}");
+                assert!(trace.is_empty());
+                keys.push(key);
+            }
+        }
+        assert_eq!(keys.len(), 200);
+        // A run to keys too narrow for the node IDs (3 bits: 0..8) is refused.
+        node.on_received(2, registry, &task_initiate_to(5, Targets::Keys { bits: 3 }));
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        assert!(
+            effects.iter().any(|effect| matches!(
+                effect,
+                Effect::Print(line) if line.contains("Task initiate refused")
+            )),
+            "{effects:?}"
+        );
     }
 }

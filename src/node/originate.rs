@@ -5,8 +5,11 @@ use rand::rngs::SmallRng;
 
 use super::Node;
 use super::overlay::{Around, Link, Overlay, route_around};
+use crate::chord::Step;
+use crate::chord::id::ID_BYTES;
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
+use crate::routing::KeyDraw;
 use crate::wire::{Codec, PayloadCrc};
 
 /// The current run, from `TaskInitiate` to the last packet originated.
@@ -23,6 +26,8 @@ pub(super) struct Run {
     /// A value's 4 bytes (each packet's own are set in its copy of the batch's frame) followed
     /// by the run's extra payload bytes.
     pub(super) payload: Vec<u8>,
+    /// A run addressed to keys: how this source draws them (`None`: to nodes).
+    pub(super) keys: Option<KeyDraw>,
 }
 
 impl Run {
@@ -69,6 +74,9 @@ impl<C: Codec> Overlay<C> {
         let Some(run) = self.run.as_mut() else {
             return false;
         };
+        if let Some(keys) = run.keys {
+            return self.originate_keyed(now, rng, payload_crc, effects, keys);
+        }
         let (id, shape) = (self.id, self.shape);
         let ring_len = self.router.ring().len();
         let self_position = self.router.self_position();
@@ -140,6 +148,80 @@ impl<C: Codec> Overlay<C> {
             entry.packets_out += 1;
             self.own_queued += frame.len();
             self.flow.on_originated(frame.len());
+        }
+        run.remaining -= originated;
+        run.originated += originated;
+        run.remaining == 0
+    }
+
+    /// [`Overlay::originate`] for a run addressed to keys: each packet to a key `keys` draws,
+    /// on the entry the key's route starts with, in a keyed frame.
+    #[inline(never)]
+    fn originate_keyed(
+        &mut self,
+        now: Nanos,
+        rng: &mut SmallRng,
+        payload_crc: &PayloadCrc,
+        effects: &mut Vec<Effect>,
+        keys: KeyDraw,
+    ) -> bool {
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        let (id, shape, space) = (self.id, self.shape, self.router.key_space());
+        let mut batch = (ORIGINATE_BATCH_FRAMES as u64).min(run.remaining);
+        if run.rate_per_s > 0 {
+            batch = batch.min(run.due(now).saturating_sub(run.originated));
+        }
+        let mut originated = 0;
+        let mut key_bytes = [0; ID_BYTES];
+        while originated < batch && self.flow.may_send() {
+            originated += 1;
+            let value = rng.next_u32() as i32;
+            let key = keys.next(rng);
+            let value_bytes = value.to_le_bytes();
+            run.payload[..4].copy_from_slice(&value_bytes);
+            self.counters.sent += 1;
+            self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
+            let mut index = match self.router.key_step(key) {
+                Step::Deliver(index) | Step::Forward(index) => index,
+                Step::Owner => unreachable!("the keys drawn are other nodes'"),
+            };
+            // Around a dead link as a node-addressed packet goes, toward the key's owner.
+            let detoured = self.entries[index].link != Link::Up;
+            if detoured {
+                let owner = self.router.key_owner(key);
+                match route_around::<C>(&self.router, &self.entries, owner) {
+                    Around::Entry(other) => index = other,
+                    Around::LostWith(dead) => {
+                        self.entries[dead].packets_out += 1;
+                        continue;
+                    }
+                    Around::Stuck => {
+                        self.counters.dropped += 1;
+                        continue;
+                    }
+                }
+            }
+            let entry = &mut self.entries[index];
+            if entry.pending.is_empty() {
+                effects.push(Effect::Send(entry.conn));
+            }
+            let start = entry.pending.len();
+            let bytes = C::append_keyed_with_crc(
+                &mut entry.pending,
+                id,
+                space.write_key(key, &mut key_bytes),
+                shape,
+                now,
+                &run.payload,
+                payload_crc.of(value_bytes),
+            );
+            if detoured {
+                C::mark_detoured(&mut entry.pending[start..]);
+            }
+            entry.packets_out += 1;
+            self.flow.on_originated(bytes);
         }
         run.remaining -= originated;
         run.originated += originated;

@@ -262,13 +262,31 @@ impl<C: Codec> Overlay<C> {
             let frame = &bytes[offset..offset + len];
             let at = first + offset as u64;
             offset += len;
-            let (sink, data) = match C::peek(frame) {
-                Ok(Peek::Data(data)) => (data.sink(), true),
-                Ok(Peek::Ack(ack)) => (ack.sink(), false),
+            let (around, data) = match C::peek(frame) {
+                Ok(Peek::Data(data)) => (
+                    route_around::<C>(&self.router, &self.entries, data.sink()),
+                    true,
+                ),
+                // A keyed packet goes toward its key's owner as a node-addressed one does
+                // toward its sink (this node checked its key when it queued it).
+                Ok(Peek::Keyed(keyed)) => (
+                    match self.router.key_space().read_key(C::key(&keyed)) {
+                        Some(key) => {
+                            let owner = self.router.key_owner(key);
+                            route_around::<C>(&self.router, &self.entries, owner)
+                        }
+                        None => Around::Stuck,
+                    },
+                    true,
+                ),
+                Ok(Peek::Ack(ack)) => (
+                    route_around::<C>(&self.router, &self.entries, ack.sink()),
+                    false,
+                ),
                 // The handshake's frames: for that link alone.
                 _ => continue,
             };
-            match route_around::<C>(&self.router, &self.entries, sink) {
+            match around {
                 Around::Entry(index) => {
                     let link = spans
                         .iter()

@@ -110,8 +110,8 @@ pub struct Registry<C: Codec> {
     progress: Option<ProgressSample>,
     /// Complete rounds of counter polls so far.
     rounds: u64,
-    /// A scripted run to start at the next tick (goal, extra payload bytes).
-    pending_script_start: Option<(Goal, u32)>,
+    /// A scripted run to start at the next tick (goal, extra payload bytes, to keys).
+    pending_script_start: Option<(Goal, u32, bool)>,
     /// `--interval` lines of the current run.
     intervals: Intervals,
     /// Interrupts (Ctrl-C in scripted mode) so far.
@@ -276,7 +276,10 @@ impl<C: Codec> Registry<C> {
     /// then each
     /// kind to the part of the registry that handles it. An error closes the connection.
     fn handle_frame(&mut self, now: Nanos, conn: ConnId, frame: &[u8]) -> Result<(), String> {
-        if matches!(C::peek(frame), Ok(Peek::Data(_) | Peek::Ack(_))) {
+        if matches!(
+            C::peek(frame),
+            Ok(Peek::Data(_) | Peek::Keyed(_) | Peek::Ack(_))
+        ) {
             return Err("the registry does not route data packets".to_string());
         }
         let message = C::decode_control(frame).map_err(|e| format!("bad message: {e}"))?;
@@ -461,7 +464,8 @@ impl<C: Codec> Machine for Registry<C> {
             Ok(Some(RegistryCommand::Start {
                 goal,
                 extra_payload_bytes,
-            })) => self.start(now, goal, extra_payload_bytes),
+                keys,
+            })) => self.start(now, goal, extra_payload_bytes, keys),
             Ok(Some(RegistryCommand::Stop)) => self.stop(now),
             Err(message) => self.say(message),
         }
@@ -477,8 +481,8 @@ impl<C: Codec> Machine for Registry<C> {
             let step = run.on_tick(now, &ids);
             self.apply_step(now, step);
         }
-        if let Some((goal, extra)) = self.pending_script_start.take() {
-            self.start(now, goal, extra);
+        if let Some((goal, extra, keys)) = self.pending_script_start.take() {
+            self.start(now, goal, extra, keys);
         }
     }
 

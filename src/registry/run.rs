@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::limits::{DRAIN_POLL_BACKOFF_MAX, QUIET_AFTER_FAILURE_NS, REGISTRY_LATE_NS_MAX};
 use crate::machine::Nanos;
 use crate::stats::{HopLatencyBuckets, LatencySummary, RunStats};
-use crate::wire::{Counters, LinkCount, NodeId};
+use crate::wire::{Counters, LinkCount, NodeId, Targets};
 
 /// What a run is asked to do: send a number of packets from every node, or send for a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,8 @@ pub struct Run {
     pub number: u32,
     pub packets: u64,
     pub extra_payload_bytes: u32,
+    /// Node IDs, or keys (`start N keys`).
+    pub targets: Targets,
     pub started_at: Nanos,
     pub nr: usize,
     timing: PollTiming,
@@ -260,6 +262,7 @@ impl Run {
             number,
             packets,
             extra_payload_bytes,
+            targets: Targets::Nodes,
             started_at: now,
             nr,
             timing,

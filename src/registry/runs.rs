@@ -16,7 +16,7 @@ use crate::machine::{Effect, Nanos};
 use crate::routing::Fingers;
 use crate::stats::RunStats;
 use crate::summary::{Ending, Measured, NodeResult, RunResult, thousands};
-use crate::wire::{Codec, Control, Counters, LinkCount, NodeId};
+use crate::wire::{Codec, Control, Counters, LinkCount, NodeId, Targets};
 
 fn seconds(ns: Nanos) -> f64 {
     ns as f64 / 1e9
@@ -26,8 +26,9 @@ impl<C: Codec> Registry<C> {
     /// `start N` or `start Ts`: refused during a run, before the overlay is ready, for a count
     /// above [`PACKETS_PER_NODE_MAX`], a warm-up as long as the run, or when the encoding cannot
     /// carry the task; otherwise every node is told to send N packets, or to send until the
-    /// registry says stop.
-    pub(super) fn start(&mut self, now: Nanos, goal: Goal, extra_payload_bytes: u32) {
+    /// registry says stop; to random nodes, or (`keys`) to random keys of the overlay's space:
+    /// Chord's identifiers, or the node-ID space under position fingers.
+    pub(super) fn start(&mut self, now: Nanos, goal: Goal, extra_payload_bytes: u32, keys: bool) {
         if self.run.is_some() {
             self.say("start refused: a run is in progress (stop ends it)");
             return;
@@ -73,12 +74,20 @@ impl<C: Codec> Registry<C> {
             ));
             return;
         }
+        let targets = match (keys, overlay.fingers) {
+            (false, _) => Targets::Nodes,
+            (true, Fingers::Chord { bits, .. }) => Targets::Keys { bits },
+            (true, Fingers::Positions { .. }) => Targets::Keys {
+                bits: self.config.id_bits,
+            },
+        };
         let number = self.runs_started + 1;
         let initiate = Control::TaskInitiate {
             run: number,
             packets,
             extra_payload_bytes,
             rate_per_s: self.config.rate_per_s,
+            targets,
         };
         if let Err(error) = C::encodable(&initiate) {
             self.say(format!("start refused: {error}"));
@@ -111,13 +120,17 @@ impl<C: Codec> Registry<C> {
         if self.config.node_latency {
             run.node_hop_latency = Some(BTreeMap::new());
         }
-        let what = match goal {
+        run.targets = targets;
+        let mut what = match goal {
             Goal::Packets(packets) => format!("send {} packets each", thousands(packets.into())),
             Goal::Duration(duration) => {
                 run = run.by_time(duration);
                 format!("send for {} s", seconds(duration))
             }
         };
+        if let Targets::Keys { bits } = targets {
+            what += &format!(", each to a random key of {bits} bits, delivered at its owner");
+        }
         let warmup_note = match run.warmup() {
             Some(warmup) => format!(" (the first {} s are a warm-up)", seconds(warmup)),
             None => String::new(),
@@ -221,6 +234,7 @@ impl<C: Codec> Registry<C> {
             packets: 0,
             extra_payload_bytes: 0,
             rate_per_s: 0,
+            targets: Targets::Nodes,
         });
     }
 
@@ -280,7 +294,9 @@ impl<C: Codec> Registry<C> {
                     .nodes
                     .get(id)
                     .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |n| n.addr);
-                NodeResult::new(*id, addr, counters)
+                let mut row = NodeResult::new(*id, addr, counters);
+                row.chord_id = self.chord_identifier(*id).map(|id| format!("{id:x}"));
+                row
             })
             .collect();
         let duration_s = seconds(now.saturating_sub(run.started_at));
@@ -346,6 +362,7 @@ impl<C: Codec> Registry<C> {
         )
         .with_links(&run.members, &run.links)
         .with_stats(stats)
+        .with_targets(run.targets.name())
         .with_fingers(
             self.run_fingers.name(),
             match self.run_fingers {

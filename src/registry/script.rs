@@ -17,6 +17,8 @@ pub struct Script {
     pub goal: Goal,
     pub runs: u32,
     pub extra_payload_bytes: u32,
+    /// Each packet to a random key (`--targets keys`) instead of a random node.
+    pub keys: bool,
     /// The overlay must be registered and set up within this long after start.
     pub ready_timeout: Nanos,
     /// `--export-overlay FILE`: after the last run, the overlay as `export-overlay FILE`
@@ -48,7 +50,8 @@ impl<C: Codec> Registry<C> {
             && self.run.is_none()
         {
             // Started by the next tick (due at once), after the rest of the events at hand.
-            self.pending_script_start = Some((script.goal, script.extra_payload_bytes));
+            self.pending_script_start =
+                Some((script.goal, script.extra_payload_bytes, script.keys));
         }
     }
 
@@ -93,7 +96,8 @@ impl<C: Codec> Registry<C> {
             self.effects
                 .push(Effect::Exit(if failed { 1 } else { 130 }));
         } else if self.results.completed() < script.runs && all_passed {
-            self.pending_script_start = Some((script.goal, script.extra_payload_bytes));
+            self.pending_script_start =
+                Some((script.goal, script.extra_payload_bytes, script.keys));
         } else {
             // 3: every run accounted for every packet, but nodes crashed (docs/USAGE.md).
             let code = if all_passed {

@@ -61,6 +61,13 @@ pub struct OverlaySettings {
 
 impl<C: Codec> Registry<C> {
     /// The overlay's settings, once set up (ready or not).
+    /// Node `id`'s identifier, when the overlay has Chord fingers.
+    pub(super) fn chord_identifier(&self, id: NodeId) -> Option<crate::chord::Id> {
+        let overlay = self.overlay.as_ref()?;
+        let layout = overlay.chord.as_ref()?;
+        Some(layout.id(overlay.ring.position(id)?))
+    }
+
     pub fn overlay_settings(&self) -> Option<OverlaySettings> {
         self.overlay.as_ref().map(|overlay| OverlaySettings {
             nr: overlay.nr,

@@ -6,11 +6,16 @@ use super::REGISTRY_ADDR;
 use crate::machine::{ConnId, Effect, Machine};
 use crate::node::{Node, NodeConfig};
 use crate::wire::native::Native;
-use crate::wire::{Codec, Control, NodeId};
+use crate::wire::{Codec, Control, NodeId, Targets};
 
 /// The registry's `TaskInitiate` for run 1 (`packets` each, no extra payload, no rate) in
 /// the native format: what a [`ReadyNode`]'s registry connection receives to start a run.
 pub fn task_initiate(packets: u64) -> Vec<u8> {
+    task_initiate_to(packets, Targets::Nodes)
+}
+
+/// [`task_initiate`] for packets to `targets`.
+pub fn task_initiate_to(packets: u64, targets: Targets) -> Vec<u8> {
     let mut bytes = Vec::new();
     Native::encode_control(
         &Control::TaskInitiate {
@@ -18,6 +23,7 @@ pub fn task_initiate(packets: u64) -> Vec<u8> {
             packets,
             extra_payload_bytes: 0,
             rate_per_s: 0,
+            targets,
         },
         &mut bytes,
     );

@@ -66,7 +66,7 @@ use crate::summary::RunResult;
 use crate::wire::native::Native;
 use crate::wire::{Codec, Counters, NodeId};
 
-pub use fixtures::{ReadyNode, task_initiate};
+pub use fixtures::{ReadyNode, task_initiate, task_initiate_to};
 use link::{EPHEMERAL_PORT_FIRST, End, EndState, PendingConnect};
 use raw::Raw;
 pub use raw::RawId;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub rate_per_s: u32,
     /// Extra payload bytes per packet of the last run.
     pub extra_payload_bytes: Option<u32>,
+    /// What the last run's packets were addressed to: "nodes" or "keys".
+    pub targets: Option<&'static str>,
     /// The seed of the registry's random choices (node IDs; sinks are the nodes' own).
     pub seed: u64,
 }

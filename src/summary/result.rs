@@ -14,6 +14,9 @@ use crate::wire::{Counters, NodeId};
 pub struct NodeResult {
     pub id: NodeId,
     pub address: String,
+    /// Chord fingers: the node's identifier, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chord_id: Option<String>,
     pub packets_sent: u64,
     pub packets_received: u64,
     pub packets_relayed: u64,
@@ -34,6 +37,7 @@ impl NodeResult {
         NodeResult {
             id,
             address: address.to_string(),
+            chord_id: None,
             packets_sent: counters.sent,
             packets_received: counters.received,
             packets_relayed: counters.relayed,
@@ -59,6 +63,9 @@ pub struct RunResult {
     /// Chord fingers: the identifiers' bits m.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chord_bits: Option<u32>,
+    /// "nodes" (each packet to a random other node) or "keys" (to a random key, delivered at
+    /// its owner).
+    pub targets: &'static str,
     /// Packets each node was told to send.
     pub packets_per_node: u64,
     pub extra_payload_bytes: u32,
@@ -205,6 +212,7 @@ impl RunResult {
             nr,
             finger_rule: "positions",
             chord_bits: None,
+            targets: "nodes",
             packets_per_node,
             extra_payload_bytes,
             packets_sent: 0,
@@ -341,6 +349,12 @@ impl RunResult {
     pub fn with_fingers(mut self, finger_rule: &'static str, chord_bits: Option<u32>) -> RunResult {
         self.finger_rule = finger_rule;
         self.chord_bits = chord_bits;
+        self
+    }
+
+    /// Records what the packets were addressed to (`"nodes"` or `"keys"`).
+    pub fn with_targets(mut self, targets: &'static str) -> RunResult {
+        self.targets = targets;
         self
     }
 

@@ -16,6 +16,7 @@ pub struct Totals {
     nr: usize,
     finger_rule: &'static str,
     chord_bits: Option<u32>,
+    targets: &'static str,
     extra_payload_bytes: u32,
     nodes_max: usize,
     packets_per_node: u64,
@@ -48,6 +49,7 @@ impl Totals {
             self.nr = run.nr;
             self.finger_rule = run.finger_rule;
             self.chord_bits = run.chord_bits;
+            self.targets = run.targets;
             self.extra_payload_bytes = run.extra_payload_bytes;
         }
         self.nodes_max = self.nodes_max.max(run.nodes);
@@ -146,7 +148,8 @@ impl Totals {
             failures,
         )
         .with_stats(self.stats.clone())
-        .with_fingers(self.finger_rule, self.chord_bits);
+        .with_fingers(self.finger_rule, self.chord_bits)
+        .with_targets(self.targets);
         total.nodes = self.nodes_max;
         if !self.crashed.is_empty() {
             // Runs with crashes account for their packets each on its own (per link); their

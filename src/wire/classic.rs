@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, Manifest, ManifestEntry,
-    NodeId, Peek, Status, WireError,
+    NodeId, Peek, Status, Targets, WireError,
 };
 use crate::limits::FRAME_BYTES_MAX;
 
@@ -177,9 +177,12 @@ impl Codec for Classic {
                 packets,
                 extra_payload_bytes,
                 rate_per_s,
+                targets,
                 ..
             } => {
-                if *rate_per_s != 0 {
+                if let Targets::Keys { .. } = targets {
+                    unencodable("a run addressed to keys (classic nodes route by node ID)")
+                } else if *rate_per_s != 0 {
                     unencodable(format!(
                         "a rate of {rate_per_s} packets/s (classic nodes send as fast as they can)"
                     ))
@@ -552,6 +555,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             packets: u64::from(reader.natural_be("packet count")?),
             extra_payload_bytes: 0,
             rate_per_s: 0,
+            targets: Targets::Nodes,
         },
         kind::TASK_FINISHED => Control::TaskFinished {
             addr: reader.addr_be()?,

@@ -56,6 +56,27 @@ pub struct ChordIds {
     pub ids: Vec<Id>,
 }
 
+/// What a run's packets are addressed to (`start N keys`, `--targets keys`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Targets {
+    /// Each packet to a random other node, routed by its sink's ID.
+    #[default]
+    Nodes,
+    /// Each packet to a random key of 0..2^bits that another node owns, routed by the key at
+    /// every hop and delivered at its owner (native only: the keyed data frame).
+    Keys { bits: u32 },
+}
+
+impl Targets {
+    /// "nodes" or "keys", as the result JSON records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Targets::Nodes => "nodes",
+            Targets::Keys { .. } => "keys",
+        }
+    }
+}
+
 /// A node's traffic counters. Sums are 64-bit like the reference's longs, added with
 /// wrapping arithmetic (the registry totals them in i128).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -178,6 +199,8 @@ pub enum Control {
         /// Packets per second to originate at most (0 = as fast as the window allows; native
         /// only).
         rate_per_s: u32,
+        /// Node IDs or keys (native only; the classic format decodes nodes).
+        targets: Targets,
     },
     /// Node -> registry: I have originated every packet of the run.
     TaskFinished { addr: SocketAddr, id: NodeId },

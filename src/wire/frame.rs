@@ -20,6 +20,9 @@ use super::{Codec, NodeId};
 pub enum Peek<'a, C: Codec> {
     /// A data packet: routed by its sink, counted, checked at the sink.
     Data(DataFrame<'a, C>),
+    /// A keyed data packet: routed by its key ([`Codec::key`]; its `sink` is 0), counted,
+    /// checked at the key's owner as a data packet is at its sink (native only).
+    Keyed(DataFrame<'a, C>),
     /// A flow-control acknowledgement: routed like data, never counted.
     Ack(Ack<'a>),
     /// A control message between a node and the registry (decoded by

@@ -19,7 +19,7 @@ pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
 pub use control::{
-    ChordIds, Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status,
+    ChordIds, Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status, Targets,
 };
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
@@ -90,6 +90,9 @@ pub enum Corruption {
     },
     #[error("hop trace overflowed its {slots} slots")]
     TraceOverflow { slots: usize },
+    /// A keyed packet whose key is not one of this overlay's (its width or value).
+    #[error("key {0}")]
+    Key(String),
 }
 
 /// The parameters every data frame of one run shares.
@@ -155,6 +158,11 @@ pub trait Codec: Sized {
     /// so nodes keep backup entries and route around dead links. Without it (the classic
     /// format) a packet whose link is dead is dropped, as the reference does.
     const DETOURS: bool = true;
+
+    /// The encoding has keyed data frames ([`Peek::Keyed`]: packets routed by a key, not a
+    /// node ID). Without them no keyed view is ever made, the keyed functions below are never
+    /// called, and the registry refuses runs addressed to keys.
+    const KEYED: bool = false;
 
     /// Offset of a data frame's hop trace: 4 bytes per relay ID from here.
     const TRACE_AT: usize;
@@ -247,6 +255,39 @@ pub trait Codec: Sized {
     /// anything else alone. Only called when [`Codec::DETOURS`].
     fn mark_detoured(frame: &mut [u8]) {
         let _ = frame;
+    }
+
+    /// The key of a keyed data frame (big-endian, as many bytes as `peek` found between its
+    /// trace and its payload: 1 to 20).
+    fn key<'a>(frame: &DataFrame<'a, Self>) -> &'a [u8] {
+        let _ = frame;
+        unreachable!("the {} format has no keyed frames", Self::NAME)
+    }
+
+    /// Appends a new keyed data packet for `key` (big-endian bytes) to `out`, as
+    /// [`Codec::append_data_with_crc`] does a node-addressed one. Returns the frame's length.
+    #[allow(clippy::too_many_arguments)]
+    fn append_keyed_with_crc(
+        out: &mut Vec<u8>,
+        source: NodeId,
+        key: &[u8],
+        shape: DataShape,
+        send_time_ns: u64,
+        payload: &[u8],
+        payload_crc: u32,
+    ) -> usize {
+        let _ = (out, source, key, shape, send_time_ns, payload, payload_crc);
+        unreachable!("the {} format has no keyed frames", Self::NAME)
+    }
+
+    /// [`Codec::check_delivered`] for a keyed data frame at its key's owner (its payload
+    /// follows the key).
+    fn check_keyed_delivered(
+        frame: &DataFrame<'_, Self>,
+        shape: DataShape,
+    ) -> Result<Delivered, Corruption> {
+        let _ = (frame, shape);
+        unreachable!("the {} format has no keyed frames", Self::NAME)
     }
 
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).

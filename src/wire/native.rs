@@ -11,7 +11,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
-    LinkCount, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, WireError,
+    LinkCount, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, Targets,
+    WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
@@ -36,6 +37,7 @@ pub mod kind {
     pub const CHALLENGE: u8 = 15;
     pub const RESPONSE: u8 = 16;
     pub const REFUSED: u8 = 17;
+    pub const KEYED_DATA: u8 = 18;
 }
 
 /// Reasons of a refusal (`kind::REFUSED`).
@@ -82,7 +84,8 @@ pub struct DataHeader {
     pub flags: u8,
     /// The node that originated the packet.
     pub source: U32,
-    /// The node the packet is for: the only field a relay routes on.
+    /// The node the packet is for: the only field a relay routes on. 0 in a keyed frame
+    /// ([`kind::KEYED_DATA`]), which is routed by the key between its trace and its payload.
     pub sink: U32,
     /// Payload bytes after the trace (4-byte value + extra bytes).
     pub payload_len: U32,
@@ -126,6 +129,9 @@ const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
 const _: () = assert!(DATA_HEADER_BYTES == 32);
 const _: () = assert!(ACK_FRAME_BYTES == 32);
 
+/// Offset of the payload length in a data frame (keyed or not).
+const PAYLOAD_LEN_AT: usize = std::mem::offset_of!(DataHeader, payload_len);
+
 /// Bytes of one data frame of `shape`.
 pub fn data_frame_bytes(shape: DataShape) -> usize {
     DATA_HEADER_BYTES + 4 * shape.trace_slots + 4 + shape.extra_payload_bytes
@@ -137,6 +143,7 @@ pub struct Native;
 
 impl Codec for Native {
     const NAME: &'static str = "native";
+    const KEYED: bool = true;
     const TRACE_AT: usize = DATA_HEADER_BYTES;
     const ID_MAX: NodeId = NodeId::MAX;
 
@@ -239,26 +246,13 @@ impl Codec for Native {
         payload: &[u8],
         payload_crc: u32,
     ) -> usize {
-        debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
-        debug_assert_eq!(payload_crc, crc32(payload));
-        let trace_bytes = 4 * shape.trace_slots;
-        let total = DATA_HEADER_BYTES + trace_bytes + payload.len();
-        let header = DataHeader {
-            len: U32::new((total - PREFIX_BYTES) as u32),
+        let head = Head {
             kind: kind::DATA,
-            trace_slots: shape.trace_slots as u8,
-            hop_count: 0,
-            flags: shape.run_tag << RUN_TAG_SHIFT,
-            source: U32::new(source),
-            sink: U32::new(sink),
-            payload_len: U32::new(payload.len() as u32),
-            crc32: U32::new(payload_crc),
-            send_time_ns: U64::new(send_time_ns),
+            source,
+            sink,
+            send_time_ns,
         };
-        out.extend_from_slice(header.as_bytes());
-        out.resize(out.len() + trace_bytes, 0);
-        out.extend_from_slice(payload);
-        total
+        append_frame(out, head, &[], shape, payload, payload_crc)
     }
 
     #[inline]
@@ -289,47 +283,61 @@ impl Codec for Native {
         frame: &DataFrame<'_, Self>,
         shape: DataShape,
     ) -> Result<Delivered, Corruption> {
-        let slots = frame.trace_slots();
-        if slots != shape.trace_slots {
-            return Err(Corruption::Header(format!(
-                "{slots} trace slots, this overlay uses {}",
-                shape.trace_slots
-            )));
-        }
-        let (header, payload) = header_and_payload(frame);
-        let detoured = header.flags & FLAG_DETOURED != 0;
-        if frame.overflowed() && !detoured {
-            return Err(Corruption::TraceOverflow { slots });
-        }
-        // The payload size is the source's choice for its run (a sink may hear of the run
-        // later than the source): `peek` checked it fills the frame; it must hold the value.
-        let Some(value) = payload.first_chunk::<4>() else {
-            return Err(Corruption::Header(format!(
-                "payload of {} bytes in a frame with {} bytes after the header",
-                payload.len(),
-                frame.bytes().len() - DATA_HEADER_BYTES
-            )));
+        check_payload(frame, shape, header_and_payload)
+    }
+
+    fn key<'a>(frame: &DataFrame<'a, Self>) -> &'a [u8] {
+        let bytes = frame.bytes();
+        let payload_len = u32::from_le_bytes(
+            bytes[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 4]
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
+        // `peek` checked that the key lies between the trace and the payload.
+        &bytes[DATA_HEADER_BYTES + 4 * frame.trace_slots()..bytes.len() - payload_len]
+    }
+
+    fn append_keyed_with_crc(
+        out: &mut Vec<u8>,
+        source: NodeId,
+        key: &[u8],
+        shape: DataShape,
+        send_time_ns: u64,
+        payload: &[u8],
+        payload_crc: u32,
+    ) -> usize {
+        debug_assert!((1..=ID_BYTES).contains(&key.len()));
+        let head = Head {
+            kind: kind::KEYED_DATA,
+            source,
+            sink: 0,
+            send_time_ns,
         };
-        let computed = crc32(payload);
-        if computed != header.crc32.get() {
-            return Err(Corruption::Crc {
-                declared: header.crc32.get(),
-                computed,
-            });
-        }
-        Ok(Delivered {
-            source: frame.source(),
-            value: i32::from_le_bytes(*value),
-            send_time_ns: header.send_time_ns.get(),
-            relays: frame.relays(),
-            detoured,
+        append_frame(out, head, key, shape, payload, payload_crc)
+    }
+
+    fn check_keyed_delivered(
+        frame: &DataFrame<'_, Self>,
+        shape: DataShape,
+    ) -> Result<Delivered, Corruption> {
+        check_payload(frame, shape, |frame| {
+            let (head, rest) = frame.bytes().split_at(DATA_HEADER_BYTES);
+            let header =
+                DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
+            // The payload is the frame's tail (`peek` checked that it follows trace and key).
+            (
+                header,
+                &rest[rest.len() - header.payload_len.get() as usize..],
+            )
         })
     }
 
     #[inline]
     fn mark_detoured(frame: &mut [u8]) {
-        if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
-            && let Some(flags) = frame.get_mut(FLAGS_AT)
+        if matches!(
+            frame.get(PREFIX_BYTES),
+            Some(&kind::DATA | &kind::KEYED_DATA)
+        ) && let Some(flags) = frame.get_mut(FLAGS_AT)
         {
             *flags |= FLAG_DETOURED;
         }
@@ -452,12 +460,17 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             packets,
             extra_payload_bytes,
             rate_per_s,
+            targets,
         } => {
             out.push(kind::TASK_INITIATE);
             put_u32(out, *run);
             put_u64(out, *packets);
             put_u32(out, *extra_payload_bytes);
             put_u32(out, *rate_per_s);
+            out.push(match targets {
+                Targets::Nodes => 0,
+                Targets::Keys { bits } => *bits as u8,
+            });
         }
         Control::TaskFinished { addr, id } => {
             out.push(kind::TASK_FINISHED);
@@ -533,6 +546,92 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
     }
 }
 
+/// What differs between the data frames a source builds: kind, addresses, time.
+struct Head {
+    kind: u8,
+    source: NodeId,
+    sink: NodeId,
+    send_time_ns: u64,
+}
+
+/// Appends a data frame (keyed when `key` is not empty) with an empty trace; returns its
+/// length.
+#[inline(always)]
+fn append_frame(
+    out: &mut Vec<u8>,
+    head: Head,
+    key: &[u8],
+    shape: DataShape,
+    payload: &[u8],
+    payload_crc: u32,
+) -> usize {
+    debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
+    debug_assert_eq!(payload_crc, crc32(payload));
+    let trace_bytes = 4 * shape.trace_slots;
+    let total = DATA_HEADER_BYTES + trace_bytes + key.len() + payload.len();
+    let header = DataHeader {
+        len: U32::new((total - PREFIX_BYTES) as u32),
+        kind: head.kind,
+        trace_slots: shape.trace_slots as u8,
+        hop_count: 0,
+        flags: shape.run_tag << RUN_TAG_SHIFT,
+        source: U32::new(head.source),
+        sink: U32::new(head.sink),
+        payload_len: U32::new(payload.len() as u32),
+        crc32: U32::new(payload_crc),
+        send_time_ns: U64::new(head.send_time_ns),
+    };
+    out.extend_from_slice(header.as_bytes());
+    out.resize(out.len() + trace_bytes, 0);
+    out.extend_from_slice(key);
+    out.extend_from_slice(payload);
+    total
+}
+
+/// The sink's checks of a data frame (keyed or not) whose header and payload `locate` finds.
+#[inline(always)]
+fn check_payload<'a>(
+    frame: &DataFrame<'a, Native>,
+    shape: DataShape,
+    locate: impl FnOnce(&DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]),
+) -> Result<Delivered, Corruption> {
+    let slots = frame.trace_slots();
+    if slots != shape.trace_slots {
+        return Err(Corruption::Header(format!(
+            "{slots} trace slots, this overlay uses {}",
+            shape.trace_slots
+        )));
+    }
+    let (header, payload) = locate(frame);
+    let detoured = header.flags & FLAG_DETOURED != 0;
+    if frame.overflowed() && !detoured {
+        return Err(Corruption::TraceOverflow { slots });
+    }
+    // The payload size is the source's choice for its run (a sink may hear of the run
+    // later than the source): `peek` checked it fills the frame; it must hold the value.
+    let Some(value) = payload.first_chunk::<4>() else {
+        return Err(Corruption::Header(format!(
+            "payload of {} bytes in a frame with {} bytes after the header",
+            payload.len(),
+            frame.bytes().len() - DATA_HEADER_BYTES
+        )));
+    };
+    let computed = crc32(payload);
+    if computed != header.crc32.get() {
+        return Err(Corruption::Crc {
+            declared: header.crc32.get(),
+            computed,
+        });
+    }
+    Ok(Delivered {
+        source: frame.source(),
+        value: i32::from_le_bytes(*value),
+        send_time_ns: header.send_time_ns.get(),
+        relays: frame.relays(),
+        detoured,
+    })
+}
+
 /// The header and the payload of a frame `peek` accepted as data: the view proves the header
 /// is there and the payload follows the trace slots.
 #[inline]
@@ -564,6 +663,7 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
                 ),
             })
         }
+        Some(&kind::KEYED_DATA) => peek_keyed(frame),
         Some(&kind::ACK) => {
             let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
                 what: "ack frame",
@@ -579,6 +679,47 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         }
         Some(&code) => Err(WireError::UnknownType(code)),
         None => Err(WireError::Truncated { what: "frame" }),
+    }
+}
+
+/// [`Codec::peek`] for a keyed data frame: the header's fields and a key of 1 to
+/// [`ID_BYTES`] bytes fill the frame exactly, and `sink` is 0.
+fn peek_keyed(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
+    let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+        what: "keyed data header",
+    })?;
+    let slots = usize::from(header.trace_slots);
+    let key_bytes = rest
+        .len()
+        .checked_sub(4 * slots)
+        .and_then(|left| left.checked_sub(header.payload_len.get() as usize));
+    match key_bytes {
+        Some(1..=ID_BYTES)
+            if slots <= TRACE_SLOTS_MAX
+                && usize::from(header.hop_count) <= slots
+                && header.sink.get() == 0 =>
+        {
+            Ok(Peek::Keyed(DataFrame::checked(
+                frame,
+                0,
+                header.source.get(),
+                u16::from(header.hop_count),
+                u16::from(header.trace_slots),
+                header.flags & FLAG_TRACE_OVERFLOW != 0,
+            )))
+        }
+        _ => Err(WireError::BadField {
+            what: "keyed data header",
+            detail: format!(
+                "{} trace slots, {} hops, sink {} and {} payload bytes do not leave a key of 1 \
+                 to {ID_BYTES} bytes in {} bytes (sink must be 0)",
+                header.trace_slots,
+                header.hop_count,
+                header.sink.get(),
+                header.payload_len.get(),
+                rest.len()
+            ),
+        }),
     }
 }
 
@@ -814,6 +955,16 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             packets: reader.u64_le()?,
             extra_payload_bytes: reader.u32_le()?,
             rate_per_s: reader.u32_le()?,
+            targets: match u32::from(reader.u8()?) {
+                0 => Targets::Nodes,
+                bits @ 1..=CHORD_ID_BITS_MAX => Targets::Keys { bits },
+                other => {
+                    return Err(WireError::BadField {
+                        what: "task key bits",
+                        detail: format!("{other} (0 for nodes, or 1..={CHORD_ID_BITS_MAX})"),
+                    });
+                }
+            },
         },
         kind::TASK_FINISHED => Control::TaskFinished {
             addr: reader.addr_le()?,

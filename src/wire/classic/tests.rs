@@ -142,6 +142,7 @@ fn task_initiate() {
             packets: 100_000,
             extra_payload_bytes: 0,
             rate_per_s: 0,
+            targets: Targets::Nodes,
         },
         &bytes,
     );
@@ -151,6 +152,7 @@ fn task_initiate() {
         packets: 100_000,
         extra_payload_bytes: 0,
         rate_per_s: 0,
+        targets: Targets::Nodes,
     };
     assert_eq!(encode(&numbered), bytes);
 }
@@ -291,6 +293,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         packets: 10,
         extra_payload_bytes: 4,
         rate_per_s: 0,
+        targets: Targets::Nodes,
     };
     assert!(Classic::encodable(&extra).is_err());
     let too_many = Control::TaskInitiate {
@@ -298,8 +301,18 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         packets: 1 << 31,
         extra_payload_bytes: 0,
         rate_per_s: 0,
+        targets: Targets::Nodes,
     };
     assert!(Classic::encodable(&too_many).is_err());
+    let keys = Control::TaskInitiate {
+        run: 1,
+        packets: 10,
+        extra_payload_bytes: 0,
+        rate_per_s: 0,
+        targets: Targets::Keys { bits: 7 },
+    };
+    let refused = Classic::encodable(&keys).unwrap_err().to_string();
+    assert!(refused.contains("a run addressed to keys"), "{refused}");
     let wide_id = Control::RegisterStatus {
         status: Status::Ok(1 << 31),
         info: String::new(),
@@ -431,6 +444,7 @@ proptest! {
                         let _ = data.trace().count();
                     }
                     Peek::Ack(_) => prop_assert!(false, "the classic format has no acks"),
+                    Peek::Keyed(_) => prop_assert!(false, "the classic format has no keyed frames"),
                 }
             }
         }

@@ -105,12 +105,14 @@ fn every_control_message_roundtrips() {
         packets: 100_000,
         extra_payload_bytes: 4096,
         rate_per_s: 0,
+        targets: Targets::Nodes,
     });
     roundtrip(Control::TaskInitiate {
         run: 3,
         packets: 5,
         extra_payload_bytes: 0,
         rate_per_s: 1000,
+        targets: Targets::Keys { bits: 160 },
     });
     roundtrip(Control::TaskFinished { addr, id: u32::MAX });
     roundtrip(Control::Hello { nonce: None });
@@ -359,6 +361,140 @@ fn data_frames_carry_their_run_tag_through_relays() {
 }
 
 #[test]
+fn task_initiate_golden_vector_and_key_bits() {
+    let task = Control::TaskInitiate {
+        run: 1,
+        packets: 2,
+        extra_payload_bytes: 0,
+        rate_per_s: 0,
+        targets: Targets::Keys { bits: 7 },
+    };
+    #[rustfmt::skip]
+    let expected = [
+        22, 0, 0, 0,  8,              // len, type
+        1, 0, 0, 0,                   // run
+        2, 0, 0, 0, 0, 0, 0, 0,       // packets
+        0, 0, 0, 0,   0, 0, 0, 0,     // extra payload bytes, rate
+        7,                            // key bits (0: node-addressed)
+    ];
+    assert_eq!(encode(&task), expected);
+    assert_eq!(Native::decode_control(&expected), Ok(task));
+    let mut wide = expected;
+    wide[25] = 161;
+    assert!(matches!(
+        Native::decode_control(&wide),
+        Err(WireError::BadField {
+            what: "task key bits",
+            ..
+        })
+    ));
+}
+
+/// The view of a frame `peek` must accept as keyed data.
+fn keyed(frame: &[u8]) -> DataFrame<'_, Native> {
+    match Native::peek(frame) {
+        Ok(Peek::Keyed(keyed)) => keyed,
+        other => panic!("not a keyed frame: {other:?}"),
+    }
+}
+
+#[test]
+fn keyed_frame_golden_vector() {
+    let mut out = Vec::new();
+    let key = [0x12, 0x34, 0x56];
+    let len =
+        Native::append_keyed_with_crc(&mut out, 97, &key, SHAPE, 0x0102, &1i32.to_le_bytes(), {
+            crc32(&1i32.to_le_bytes())
+        });
+    #[rustfmt::skip]
+    let expected = [
+        43, 0, 0, 0,  18, 2, 0, 0,    // len (after itself), kind, trace slots, hops, flags
+        97, 0, 0, 0,  0, 0, 0, 0,     // source, sink (0: routed by the key)
+        4, 0, 0, 0,   0x79, 0xb8, 0xf8, 0x99, // payload length, CRC32
+        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        0, 0, 0, 0,   0, 0, 0, 0,     // trace
+        0x12, 0x34, 0x56,             // key, big-endian (here 24 bits wide)
+        1, 0, 0, 0,                   // payload
+    ];
+    assert_eq!(out, expected);
+    assert_eq!(len, expected.len());
+    let at_source = keyed(&out);
+    assert_eq!(Native::key(&at_source), key);
+    assert_eq!(at_source.previous_hop(), Some(97));
+    // Relayed as a node-addressed frame is (the trace gains the relay); the owner's checks.
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&at_source, 19, &mut hop1);
+    let mut hop2 = Vec::new();
+    Native::append_relayed(&keyed(&hop1), 60, &mut hop2);
+    let at_owner = keyed(&hop2);
+    assert_eq!(Native::key(&at_owner), key);
+    assert_eq!(at_owner.trace().collect::<Vec<_>>(), [19, 60]);
+    assert_eq!(
+        Native::check_keyed_delivered(&at_owner, SHAPE),
+        Ok(Delivered {
+            source: 97,
+            value: 1,
+            send_time_ns: 0x0102,
+            relays: 2,
+            detoured: false,
+        })
+    );
+    // A third relay overflows the trace: corrupted at the owner, as a node-addressed frame
+    // is, unless a node routed it around a dead link (marked as a node-addressed one is).
+    let mut hop3 = Vec::new();
+    Native::append_relayed(&at_owner, 61, &mut hop3);
+    assert_eq!(
+        Native::check_keyed_delivered(&keyed(&hop3), SHAPE),
+        Err(Corruption::TraceOverflow { slots: 2 })
+    );
+    Native::mark_detoured(&mut hop3);
+    assert_eq!(hop3[7], FLAG_TRACE_OVERFLOW | FLAG_DETOURED);
+    let detoured = Native::check_keyed_delivered(&keyed(&hop3), SHAPE).unwrap();
+    assert_eq!((detoured.relays, detoured.detoured), (2, true));
+    assert_eq!(Native::key(&keyed(&hop3)), key);
+    let last = hop2.len() - 1;
+    hop2[last] ^= 1;
+    assert!(matches!(
+        Native::check_keyed_delivered(&keyed(&hop2), SHAPE),
+        Err(Corruption::Crc { .. })
+    ));
+}
+
+#[test]
+fn keyed_frames_need_a_key_of_1_to_20_bytes_and_no_sink() {
+    let payload = [0; 4];
+    let crc = crc32(&payload);
+    for width in [1, 4, 20] {
+        let mut frame = Vec::new();
+        Native::append_keyed_with_crc(&mut frame, 1, &vec![7; width], SHAPE, 0, &payload, crc);
+        assert_eq!(Native::key(&keyed(&frame)).len(), width);
+    }
+    let mut frame = Vec::new();
+    Native::append_keyed_with_crc(&mut frame, 1, &[7; 20], SHAPE, 0, &payload, crc);
+    // 21 bytes between trace and payload: no key is that wide.
+    let mut wide = frame.clone();
+    wide.insert(DATA_HEADER_BYTES + 8, 0);
+    wide[0] += 1;
+    assert!(matches!(
+        Native::peek(&wide),
+        Err(WireError::BadField { .. })
+    ));
+    // No key at all: the payload follows the trace.
+    let mut none = Vec::new();
+    Native::append_data(&mut none, 1, 0, SHAPE, 0, &payload);
+    none[PREFIX_BYTES] = kind::KEYED_DATA;
+    assert!(Native::peek(&none).is_err());
+    // A sink other than 0.
+    let mut sink = frame.clone();
+    sink[12] = 5;
+    assert!(Native::peek(&sink).is_err());
+    // A payload length beyond the frame.
+    let mut long = frame;
+    long[16] = 200;
+    assert!(Native::peek(&long).is_err());
+}
+
+#[test]
 fn relays_fill_the_trace_and_the_sink_reads_it() {
     let mut frame = Vec::new();
     Native::append_data(&mut frame, 97, 82, SHAPE, 5, &(-7i32).to_le_bytes());
@@ -467,6 +603,16 @@ proptest! {
                         let _ = Native::check_delivered(&data, SHAPE);
                         let _ = data.previous_hop();
                         let _ = data.trace().count();
+                    }
+                    Peek::Keyed(keyed) => {
+                        let mut out = Vec::new();
+                        Native::append_relayed(&keyed, 1, &mut out);
+                        prop_assert!(
+                            matches!(Native::peek(&out), Ok(Peek::Keyed(_))),
+                            "a relayed keyed frame still peeks"
+                        );
+                        prop_assert!((1..=ID_BYTES).contains(&Native::key(&keyed).len()));
+                        let _ = Native::check_keyed_delivered(&keyed, SHAPE);
                     }
                     Peek::Ack(ack) => prop_assert_eq!(ack.bytes().len(), ACK_FRAME_BYTES),
                 }
