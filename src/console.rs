@@ -1,10 +1,14 @@
 //! The operator's commands at the registry and at a node, parsed from one console line.
 
+use std::net::SocketAddr;
+
+use crate::chord::Id;
 use crate::limits::CHORD_ID_BITS_MAX;
 use crate::limits::RUN_SECS_MAX;
 use crate::machine::Nanos;
 use crate::registry::Goal;
 use crate::routing::Fingers;
+use crate::wire::LookupAnswer;
 
 /// A command typed at the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +31,11 @@ pub enum RegistryCommand {
     },
     /// End the current run early, with its report.
     Stop,
+    /// `lookup KEY [NODE]`: node NODE (or one at random) looks KEY up through the overlay.
+    Lookup {
+        key: String,
+        node: Option<u32>,
+    },
     Help,
 }
 
@@ -34,8 +43,42 @@ pub enum RegistryCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeCommand {
     PrintCountersAndDiagnostics,
+    /// `lookup KEY`: route a lookup of KEY through the overlay to its owner.
+    Lookup {
+        key: String,
+    },
     ExitOverlay,
     Help,
+}
+
+impl LookupAnswer {
+    /// The line both consoles print: `asked` as the operator gave it, with the owner's
+    /// address and Chord identifier when known.
+    pub fn line(&self, asked: &str, addr: Option<SocketAddr>, identifier: Option<Id>) -> String {
+        let hops = self.path.len().saturating_sub(1);
+        let path: Vec<String> = self.path.iter().map(u32::to_string).collect();
+        let key = if asked.trim_start_matches("0x") == self.key {
+            String::new()
+        } else {
+            format!(" (key {})", self.key)
+        };
+        format!(
+            "Lookup {asked}{key}: owner node {}{}{}; path {}, {hops} hop{}; {}",
+            self.owner,
+            identifier.map_or(String::new(), |id| format!(", identifier {id:x}")),
+            addr.map_or(String::new(), |addr| format!(", at {addr}")),
+            path.join(" -> "),
+            if hops == 1 { "" } else { "s" },
+            if hops == 0 {
+                "this node owns it".to_string()
+            } else {
+                format!(
+                    "{} there and back",
+                    crate::summary::duration(self.round_trip_ns)
+                )
+            }
+        )
+    }
 }
 
 /// The routing-table size `setup-overlay` uses without an argument (the reference's).
@@ -51,11 +94,13 @@ registry commands:
   start N [BYTES] [keys]    every node sends N packets (BYTES extra payload each, default 0); keys: each to a random key, delivered at its owner, not to a random node
   start Ts [BYTES] [keys]   every node sends for T seconds (e.g. start 10s, start 2.5s)
   stop                      end the current run early; prints what was sent and verified
+  lookup KEY [NODE]         node NODE (default: one at random) looks KEY up through the overlay: its owner, the path, hops, time (KEY as at a node)
   help                      this list";
 
 pub const NODE_HELP: &str = "\
 node commands:
   print-counters-and-diagnostics   this node's counters, table, connections and run state
+  lookup KEY                       route a lookup of KEY to its owner: prints the owner (ID, identifier, address), the path, hops and the time there and back. KEY: 0x and hex digits or decimal digits (a key of the overlay's space: Chord identifiers, or node IDs under position fingers); any other text is hashed into the space with SHA-256 (Chord fingers only)
   exit-overlay                     deregister from the registry and exit
   help                             this list";
 
@@ -142,6 +187,14 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
             }
         }
         ("stop", []) => RegistryCommand::Stop,
+        ("lookup", [key]) => RegistryCommand::Lookup {
+            key: key.to_string(),
+            node: None,
+        },
+        ("lookup", [key, node]) => RegistryCommand::Lookup {
+            key: key.to_string(),
+            node: Some(number(node, "NODE")?),
+        },
         ("export-overlay", [path]) => RegistryCommand::ExportOverlay {
             path: path.to_string(),
         },
@@ -153,6 +206,7 @@ pub fn parse_registry(line: &str) -> Result<Option<RegistryCommand>, String> {
             | "export-overlay"
             | "start"
             | "stop"
+            | "lookup"
             | "help",
             _,
         ) => {
@@ -172,6 +226,10 @@ pub fn parse_node(line: &str) -> Result<Option<NodeCommand>, String> {
     let command = match (name, args) {
         ("print-counters-and-diagnostics", []) => NodeCommand::PrintCountersAndDiagnostics,
         ("exit-overlay", []) => NodeCommand::ExitOverlay,
+        ("lookup", [key]) => NodeCommand::Lookup {
+            key: key.to_string(),
+        },
+        ("lookup", _) => return Err(format!("lookup takes one KEY\n{NODE_HELP}")),
         ("help", []) => NodeCommand::Help,
         ("print-counters-and-diagnostics" | "exit-overlay" | "help", _) => {
             return Err(format!("'{name}' takes no arguments\n{NODE_HELP}"));
@@ -328,12 +386,18 @@ mod tests {
                     "start",
                     "start",
                     "stop",
+                    "lookup",
                     "help",
                 ][..],
             ),
             (
                 NODE_HELP,
-                &["print-counters-and-diagnostics", "exit-overlay", "help"][..],
+                &[
+                    "print-counters-and-diagnostics",
+                    "lookup",
+                    "exit-overlay",
+                    "help",
+                ][..],
             ),
         ] {
             let listed: Vec<&str> = help

@@ -497,6 +497,14 @@ const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);
 const _: () = assert!(ACCEPT_RETRY_NS < JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(ACCEPT_RETRY_NS < ACCEPT_WARNING_INTERVAL_NS);
 
+/// Lookups a node (or the registry) waits for at once. A lookup is asked by an operator, or
+/// by the registry for one: more waiting at once means replies are being lost, and each is a
+/// few dozen bytes.
+pub const LOOKUPS_PENDING_MAX: usize = 64;
+
+/// How long a node waits for a lookup's reply before it reports the lookup failed.
+pub const LOOKUP_TIMEOUT_NS: Nanos = 5_000_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -690,6 +690,17 @@ impl Router {
         self.view.keys().id(self.view.member_of(position))
     }
 
+    /// Whether the overlay has Chord fingers (keys are identifiers, not node IDs).
+    pub fn is_chord(&self) -> bool {
+        self.chord
+    }
+
+    /// Node `id`'s Chord identifier (`None` under position fingers, or for a stranger).
+    pub fn identifier_of(&self, id: NodeId) -> Option<Id> {
+        let position = self.position(id)?;
+        self.chord.then(|| self.id_of_position(position))
+    }
+
     /// The space keys lie in: Chord's identifiers, or under the position rule the 32-bit
     /// node-ID space, where a key's owner is the first node whose ID is at or after it
     /// (wrapping), as a node's own ID is its own.

@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{Proc, node, registry, temp_path, wait_file};
-use overlay::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, lookup};
+use overlay::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, lookup, walk};
 use serde_json::Value;
 
 fn nodes(count: usize, port: u16) -> Vec<Proc> {
@@ -216,4 +216,176 @@ fn classic_refuses_runs_to_keys() {
     let status = reg.wait_exit();
     assert!(!status.success());
     reg.wait_err_line("--targets keys is native only");
+}
+
+/// The path a lookup of `key` from node `asker` takes by the tables of `rule` over
+/// `membership` (members in the order of `ids`' identifiers `identifiers`): the node IDs
+/// visited, the asker first and the owner last.
+fn walked(
+    membership: &Membership,
+    rule: FingerRule,
+    ids: &[u32],
+    identifiers: &[Id],
+    asker: u32,
+    key: Id,
+) -> Vec<u32> {
+    let tables = FingerTable::all(rule, membership).unwrap();
+    let node_of = |member: usize| {
+        ids[identifiers
+            .iter()
+            .position(|&identifier| identifier == membership.id(member))
+            .unwrap()]
+    };
+    let asker_identifier = identifiers[ids.iter().position(|&id| id == asker).unwrap()];
+    let from = membership.position(asker_identifier).unwrap();
+    let mut path = Vec::new();
+    walk(membership, &tables, from, key, |at, _| {
+        path.push(node_of(at))
+    });
+    path
+}
+
+/// What a lookup line must say: the owner (the walk's last node), its identifier if any, its
+/// address, and the path with its hop count.
+fn assert_lookup_line(line: &str, path: &[u32], identifier: Option<Id>, addr: SocketAddr) {
+    let owner = path.last().unwrap();
+    assert!(line.contains(&format!("owner node {owner}")), "{line}");
+    if let Some(identifier) = identifier {
+        assert!(
+            line.contains(&format!("identifier {identifier:x}")),
+            "{line}"
+        );
+    }
+    assert!(line.contains(&format!("at {addr}")), "{line}");
+    let shown: Vec<String> = path.iter().map(u32::to_string).collect();
+    let hops = path.len() - 1;
+    assert!(
+        line.contains(&format!("path {}, {hops} hop", shown.join(" -> "))),
+        "{line}\nexpected path {shown:?}"
+    );
+}
+
+/// `lookup KEY` at nodes' consoles and at the registry's, in Chord mode (32-bit identifiers
+/// hashed from the addresses) and then with position fingers: each answer names the owner
+/// that the membership says owns the key (successor(KEY)), with its identifier and address,
+/// and the path the tables imply, hop by hop. A string is hashed into the space in Chord
+/// mode only; under position fingers a key is a node ID.
+#[test]
+fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
+    use common::{Registered, registered};
+    const NODES: usize = 10;
+    let (mut reg, port) = registry(&[], true);
+    let mut nodes: Vec<Proc> = (0..NODES)
+        .map(|i| node(&format!("node{i}"), port, &[], true))
+        .collect();
+    let all: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay chord 32 hash");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|r| r.id);
+    let ids: Vec<u32> = by_id.iter().map(|r| r.id).collect();
+    let addr_of = |id: u32| by_id.iter().find(|r| r.id == id).unwrap().addr;
+    let addresses: Vec<String> = by_id.iter().map(|r| r.addr.to_string()).collect();
+    let space = IdSpace::new(32).unwrap();
+    let (membership, identifiers) = Membership::hashed(space, &addresses).unwrap();
+    let identifier_of = |id: u32| identifiers[ids.iter().position(|&i| i == id).unwrap()];
+    for (asker, text, key) in [
+        (0, "hello", space.hash(b"hello")),
+        (3, "0x1234abcd", Id::from(0x1234_abcd)),
+        (5, "42", Id::from(42)),
+    ] {
+        // The asker's own identifier: it owns the key, a lookup of 0 hops.
+        let mark = nodes[asker].mark();
+        nodes[asker].send(&format!("lookup {text}"));
+        let (line, _) = nodes[asker].wait_line(&format!("Lookup {text}"), mark);
+        let path = walked(
+            &membership,
+            FingerRule::Chord,
+            &ids,
+            &identifiers,
+            all[asker].id,
+            key,
+        );
+        let owner = *path.last().unwrap();
+        assert_eq!(
+            membership.id(membership.successor(key)),
+            identifier_of(owner)
+        );
+        assert_lookup_line(&line, &path, Some(identifier_of(owner)), addr_of(owner));
+    }
+    // A node's own identifier is its own: 0 hops.
+    let own = format!("0x{:x}", identifier_of(all[1].id));
+    let mark = nodes[1].mark();
+    nodes[1].send(&format!("lookup {own}"));
+    let (line, _) = nodes[1].wait_line(&format!("Lookup {own}"), mark);
+    assert!(line.contains("0 hops; this node owns it"), "{line}");
+
+    // At the registry: through a node named, and through one it picks.
+    let mark = reg.mark();
+    reg.send(&format!("lookup hello {}", all[2].id));
+    let (line, _) = reg.wait_line("Lookup hello (key", mark);
+    let path = walked(
+        &membership,
+        FingerRule::Chord,
+        &ids,
+        &identifiers,
+        all[2].id,
+        space.hash(b"hello"),
+    );
+    let owner = *path.last().unwrap();
+    assert_lookup_line(&line, &path, Some(identifier_of(owner)), addr_of(owner));
+    assert!(
+        line.contains(&format!("asked of node {}", all[2].id)),
+        "{line}"
+    );
+    let mark = reg.mark();
+    reg.send("lookup 0x2a");
+    let (line, _) = reg.wait_line("Lookup 0x2a", mark);
+    assert!(
+        line.contains(&format!(
+            "owner node {}",
+            ids[identifiers
+                .iter()
+                .position(|&i| i == membership.id(membership.successor(Id::from(42))))
+                .unwrap()]
+        )),
+        "{line}"
+    );
+    let mark = reg.mark();
+    reg.send("lookup hello 4000000000");
+    reg.wait_line("no node 4000000000 is registered", mark);
+
+    // Position fingers: keys are node IDs (32-bit, the first node at or after a key owns it).
+    let mark = reg.mark();
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    let mark = nodes[0].mark();
+    nodes[0].send("lookup hello");
+    let (line, _) = nodes[0].wait_line("Lookup hello failed", mark);
+    assert!(line.contains("a key is a node ID"), "{line}");
+    let positions = Membership::new(
+        IdSpace::new(32).unwrap(),
+        ids.iter().map(|&id| Id::from(u128::from(id))).collect(),
+    )
+    .unwrap();
+    let as_identifiers: Vec<Id> = ids.iter().map(|&id| Id::from(u128::from(id))).collect();
+    for target in [all[7].id, all[7].id + 1, all[4].id] {
+        let mark = nodes[0].mark();
+        nodes[0].send(&format!("lookup {target}"));
+        let (line, _) = nodes[0].wait_line(&format!("Lookup {target}"), mark);
+        let path = walked(
+            &positions,
+            FingerRule::Positions { nr: 2 },
+            &ids,
+            &as_identifiers,
+            all[0].id,
+            Id::from(u128::from(target)),
+        );
+        let owner = *path.last().unwrap();
+        assert!(!line.contains("identifier"), "{line}");
+        assert_lookup_line(&line, &path, None, addr_of(owner));
+    }
 }

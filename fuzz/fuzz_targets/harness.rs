@@ -46,7 +46,11 @@ pub fn check_outgoing(bytes: &[u8], mut seen: impl FnMut(Control)) {
             Peek::Control => {
                 seen(Native::decode_control(frame).expect("outgoing control message decodes"));
             }
-            Peek::Data(_) | Peek::Keyed(_) | Peek::Ack(_) => {}
+            Peek::Data(_)
+            | Peek::Keyed(_)
+            | Peek::Lookup(_)
+            | Peek::LookupReply(_)
+            | Peek::Ack(_) => {}
         }
         offset += len;
     }

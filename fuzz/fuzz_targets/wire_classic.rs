@@ -47,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = Classic::check_delivered(&relayed, shape);
             }
             Ok(Peek::Ack(_)) => panic!("the classic format has no acks"),
-            Ok(Peek::Keyed(_)) => panic!("the classic format has no keyed frames"),
+            Ok(Peek::Keyed(_) | Peek::Lookup(_) | Peek::LookupReply(_)) => {
+                panic!("the classic format has no keyed frames")
+            }
             Err(_) => {}
         }
     }

@@ -76,6 +76,18 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(relayed.source(), keyed.source());
                 let _ = Native::check_keyed_delivered(&relayed, shape);
             }
+            Ok(Peek::Lookup(lookup)) => {
+                let mut reply = Vec::new();
+                Native::append_lookup_reply(&mut reply, &lookup, 3, "127.0.0.1:9".parse().unwrap());
+                let Ok(Peek::LookupReply(reply)) = Native::peek(&reply) else {
+                    panic!("a lookup's reply peeks");
+                };
+                assert_eq!(reply.sink(), lookup.source());
+                assert_eq!(Native::lookup_reply(&reply).1.port(), 9);
+            }
+            Ok(Peek::LookupReply(reply)) => {
+                let _ = Native::lookup_reply(&reply);
+            }
             Ok(Peek::Ack(ack)) => assert_eq!(ack.bytes(), frame),
             Err(_) => {}
         }

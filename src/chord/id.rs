@@ -237,12 +237,48 @@ impl IdSpace {
         self.contains(id).then_some(id)
     }
 
+    /// The key an operator typed: `0x` and hex digits, or decimal digits, for a number in
+    /// this space; with `strings`, any other text is hashed into it ([`IdSpace::hash`]).
+    pub fn parse_key(self, text: &str, strings: bool) -> Result<Id, String> {
+        let number = if let Some(hex) = text.strip_prefix("0x") {
+            parse_hex(hex).ok_or_else(|| format!("'{text}' is not a hexadecimal number"))?
+        } else if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            text.parse::<u128>()
+                .map(Id::from)
+                .map_err(|_| format!("{text} does not fit in {} bits", self.bits))?
+        } else if strings {
+            return Ok(self.hash(text.as_bytes()));
+        } else {
+            return Err(format!(
+                "'{text}' is not a number: with position fingers a key is a node ID (decimal, \
+                 or hex after 0x)"
+            ));
+        };
+        if !self.contains(number) {
+            return Err(format!("{text} does not fit in {} bits", self.bits));
+        }
+        Ok(number)
+    }
+
     /// The first m bits of SHA-256(`bytes`), as an identifier: consistent hashing.
     pub fn hash(self, bytes: &[u8]) -> Id {
         let digest = Sha256::digest(bytes);
         let first: [u8; ID_BYTES] = digest[..ID_BYTES].try_into().expect("32 >= 20 bytes");
         Id::from_be_bytes(first) >> (160 - self.bits)
     }
+}
+
+/// The value of 1 to 40 hex digits (160 bits).
+fn parse_hex(digits: &str) -> Option<Id> {
+    if digits.is_empty() || digits.len() > 2 * ID_BYTES {
+        return None;
+    }
+    let mut bytes = [0; ID_BYTES];
+    for (i, digit) in digits.chars().rev().enumerate() {
+        let value = digit.to_digit(16)? as u8;
+        bytes[ID_BYTES - 1 - i / 2] |= value << (4 * (i % 2));
+    }
+    Some(Id::from_be_bytes(bytes))
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ impl<C: Codec> Node<C> {
                 self.on_task_initiate(now, task)
             }
             Control::SummaryRequest { reset, links } => self.on_summary_request(reset, links),
+            Control::Lookup { number, key } => self.lookup(now, &key, Some(number)),
             Control::Refused(refusal) => self.registry_refused(now, Failure::Refused(refusal)),
             other => {
                 let why = format!(
@@ -327,6 +328,7 @@ impl<C: Codec> Node<C> {
             usize::from(manifest.trace_slots),
             entries,
             Flow::new(nodes, manifest.window_bytes),
+            self.config.listen,
         ));
     }
 
@@ -398,6 +400,37 @@ impl<C: Codec> Node<C> {
             payload,
             keys,
         });
+    }
+
+    /// Starts a lookup of `key` (for the registry's lookup `for_registry`, if it asked).
+    pub(super) fn lookup(&mut self, now: Nanos, key: &str, for_registry: Option<u32>) {
+        match self.overlay.as_mut() {
+            Some(overlay) => overlay.lookup(&mut self.effects, now, key, for_registry),
+            None => {
+                let why = "the overlay is not set up".to_string();
+                self.say(format!("Lookup {key} failed: {why}"));
+                if let Some(number) = for_registry {
+                    self.send_control(&Control::LookupResult {
+                        number,
+                        result: Err(why),
+                    });
+                }
+            }
+        }
+        self.report_lookups();
+    }
+
+    /// Tells the registry how the lookups it asked for ended.
+    pub(super) fn report_lookups(&mut self) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        if overlay.lookups.for_registry.is_empty() {
+            return;
+        }
+        for (number, result) in std::mem::take(&mut overlay.lookups.for_registry) {
+            self.send_control(&Control::LookupResult { number, result });
+        }
     }
 
     /// The run has originated its last packet: tell the registry.

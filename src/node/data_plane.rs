@@ -23,17 +23,19 @@ struct DataFrames {
 }
 
 /// Why a link's bytes end its connection.
-enum Stop {
+pub(super) enum Stop {
     /// A frame no honest peer sends.
     Bad(String),
     /// The link asked for more to be queued than honest traffic can ([`Admit::Cut`]).
     Cut,
 }
 
-/// A frame a relay forwards: a data packet (its trace gains this node) or an ack (unchanged).
-enum Relayed<'a, C: Codec> {
+/// A frame a relay forwards: a data packet (its trace gains this node, and it is counted), a
+/// lookup (its trace gains this node), or an ack or a lookup reply (unchanged).
+pub(super) enum Relayed<'a, C: Codec> {
     Data(&'a DataFrame<'a, C>),
-    Ack(&'a Ack<'a>),
+    Lookup(&'a DataFrame<'a, C>),
+    Verbatim(&'a [u8]),
 }
 
 impl<C: Codec> Node<C> {
@@ -78,6 +80,7 @@ impl<C: Codec> Node<C> {
         if data.count > 0 {
             self.count_received(conn, peer, data);
         }
+        self.report_lookups();
         match routed {
             Ok(consumed) => consumed,
             Err(Stop::Bad(why)) => {
@@ -179,10 +182,22 @@ impl<C: Codec> Overlay<C> {
                     data.count += 1;
                     self.route_keyed(effects, now, keyed, link, share)?;
                 }
-                Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
-                Ok(Peek::Ack(ack)) => {
-                    self.relay(effects, ack.sink(), Relayed::Ack(ack), link, share)?
+                Ok(Peek::Lookup(lookup)) => self.route_lookup(effects, lookup, link, share)?,
+                Ok(Peek::LookupReply(reply)) if reply.sink() == self.id => {
+                    self.on_lookup_reply(effects, now, reply)
                 }
+                Ok(Peek::LookupReply(reply)) => {
+                    let sink = reply.sink();
+                    self.relay(effects, sink, Relayed::Verbatim(reply.bytes()), link, share)?
+                }
+                Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
+                Ok(Peek::Ack(ack)) => self.relay(
+                    effects,
+                    ack.sink(),
+                    Relayed::Verbatim(ack.bytes()),
+                    link,
+                    share,
+                )?,
                 Ok(Peek::Control) => {
                     return Err(Stop::Bad(
                         "a peer sent a control message on a data link".into(),
@@ -253,7 +268,7 @@ impl<C: Codec> Overlay<C> {
     /// entry's link is not up, the frame goes around it toward the node `target` names (its
     /// sink, or a keyed frame's owner) as [`route_around`] says, marked as detoured.
     #[inline(always)]
-    fn relay_on(
+    pub(super) fn relay_on(
         &mut self,
         effects: &mut Vec<Effect>,
         mut index: usize,
@@ -264,7 +279,8 @@ impl<C: Codec> Overlay<C> {
     ) -> Result<(), Stop> {
         let (data, bytes) = match frame {
             Relayed::Data(frame) => (true, frame.bytes().len()),
-            Relayed::Ack(ack) => (false, ack.bytes().len()),
+            Relayed::Lookup(frame) => (false, frame.bytes().len()),
+            Relayed::Verbatim(bytes) => (false, bytes.len()),
         };
         let detoured = self.entries[index].link != Link::Up;
         if detoured {
@@ -302,8 +318,10 @@ impl<C: Codec> Overlay<C> {
         let queued = entry.queue_for(link, |pending| {
             let start = pending.len();
             match frame {
-                Relayed::Data(frame) => C::append_relayed(frame, id, pending),
-                Relayed::Ack(ack) => pending.extend_from_slice(ack.bytes()),
+                Relayed::Data(frame) | Relayed::Lookup(frame) => {
+                    C::append_relayed(frame, id, pending)
+                }
+                Relayed::Verbatim(bytes) => pending.extend_from_slice(bytes),
             }
             if detoured {
                 C::mark_detoured(&mut pending[start..]);

@@ -18,6 +18,7 @@ pub mod flow;
 pub mod group;
 mod joining;
 mod links;
+mod lookups;
 mod originate;
 mod overlay;
 mod shares;
@@ -397,6 +398,7 @@ impl<C: Codec> Machine for Node<C> {
         match parse_node(line) {
             Ok(None) => {}
             Ok(Some(NodeCommand::Help)) => self.say(NODE_HELP),
+            Ok(Some(NodeCommand::Lookup { key })) => self.lookup(now, &key, None),
             Ok(Some(NodeCommand::PrintCountersAndDiagnostics)) => {
                 let text = self.diagnostics();
                 self.say(text);
@@ -423,14 +425,27 @@ impl<C: Codec> Machine for Node<C> {
         self.on_join_tick(now);
         self.expire_strangers(now);
         self.originate(now);
+        if let Some(overlay) = self.overlay.as_mut() {
+            overlay.expire_lookups(&mut self.effects, now);
+        }
+        self.report_lookups();
     }
 
     fn next_tick(&self) -> Option<Nanos> {
         let send = self.overlay.as_ref().and_then(Overlay::next_send);
-        [send, self.join_tick(), self.strangers.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let lookups = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.lookups.next_deadline());
+        [
+            send,
+            lookups,
+            self.join_tick(),
+            self.strangers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {

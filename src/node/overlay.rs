@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 
 use super::flow::Flow;
+use super::lookups::Lookups;
 use super::originate::Run;
 use super::shares::Shares;
 use crate::chord::churn::detour;
@@ -14,7 +15,7 @@ use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::routing::Router;
 use crate::stats::RunStats;
-use crate::wire::{Codec, Counters, DataShape, LinkCount, NodeId, Peek};
+use crate::wire::{Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
 
 /// The state of a table entry's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +176,10 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) received_unnamed: u64,
     /// The current run, from its task to its last packet originated.
     pub(super) run: Option<Run>,
+    /// The address this node listens on (a lookup's owner tells its asker).
+    pub(super) listen: SocketAddr,
+    /// Lookups asked here and waiting for replies (`lookups.rs`).
+    pub(super) lookups: Lookups,
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
     /// keep logs short.
     problems_logged: u64,
@@ -188,6 +193,7 @@ impl<C: Codec> Overlay<C> {
         trace_slots: usize,
         entries: Vec<Entry>,
         flow: Flow,
+        listen: SocketAddr,
     ) -> Overlay<C> {
         let shares = Shares::new(relay_queued_bytes_max(
             router.ring().len(),
@@ -213,6 +219,8 @@ impl<C: Codec> Overlay<C> {
             received_from: HashMap::new(),
             received_unnamed: 0,
             run: None,
+            listen,
+            lookups: Lookups::default(),
             problems_logged: 0,
             codec: PhantomData,
         }
@@ -262,29 +270,24 @@ impl<C: Codec> Overlay<C> {
             let frame = &bytes[offset..offset + len];
             let at = first + offset as u64;
             offset += len;
-            let (around, data) = match C::peek(frame) {
-                Ok(Peek::Data(data)) => (
-                    route_around::<C>(&self.router, &self.entries, data.sink()),
-                    true,
-                ),
-                // A keyed packet goes toward its key's owner as a node-addressed one does
-                // toward its sink (this node checked its key when it queued it).
-                Ok(Peek::Keyed(keyed)) => (
-                    match self.router.key_space().read_key(C::key(&keyed)) {
-                        Some(key) => {
-                            let owner = self.router.key_owner(key);
-                            route_around::<C>(&self.router, &self.entries, owner)
-                        }
-                        None => Around::Stuck,
-                    },
-                    true,
-                ),
-                Ok(Peek::Ack(ack)) => (
-                    route_around::<C>(&self.router, &self.entries, ack.sink()),
-                    false,
-                ),
+            // A keyed packet or a lookup goes toward its key's owner as a node-addressed one
+            // does toward its sink (this node checked the key when it queued it).
+            let owner = |keyed: &DataFrame<'_, C>| {
+                let key = self.router.key_space().read_key(C::key(keyed))?;
+                Some(self.router.key_owner(key))
+            };
+            let (target, data) = match C::peek(frame) {
+                Ok(Peek::Data(data)) => (Some(data.sink()), true),
+                Ok(Peek::Keyed(keyed)) => (owner(&keyed), true),
+                Ok(Peek::Lookup(lookup)) => (owner(&lookup), false),
+                Ok(Peek::LookupReply(reply)) => (Some(reply.sink()), false),
+                Ok(Peek::Ack(ack)) => (Some(ack.sink()), false),
                 // The handshake's frames: for that link alone.
                 _ => continue,
+            };
+            let around = match target {
+                Some(sink) => route_around::<C>(&self.router, &self.entries, sink),
+                None => Around::Stuck,
             };
             match around {
                 Around::Entry(index) => {

@@ -39,6 +39,7 @@ mod config;
 mod export;
 mod interval;
 mod listings;
+mod lookups;
 mod membership;
 pub mod progress;
 mod results;
@@ -112,6 +113,11 @@ pub struct Registry<C: Codec> {
     rounds: u64,
     /// A scripted run to start at the next tick (goal, extra payload bytes, to keys).
     pending_script_start: Option<(Goal, u32, bool)>,
+    /// Lookups asked of nodes at the console, by number, until they answer (`lookups.rs`;
+    /// at most `LOOKUPS_PENDING_MAX`).
+    lookups: BTreeMap<u32, lookups::AskedLookup>,
+    /// Lookups asked so far (the last one's number).
+    lookups_asked: u32,
     /// `--interval` lines of the current run.
     intervals: Intervals,
     /// Interrupts (Ctrl-C in scripted mode) so far.
@@ -158,6 +164,8 @@ impl<C: Codec> Registry<C> {
             progress: None,
             rounds: 0,
             pending_script_start: None,
+            lookups: BTreeMap::new(),
+            lookups_asked: 0,
             intervals,
             interrupts: 0,
             ready_deadline: None,
@@ -278,7 +286,11 @@ impl<C: Codec> Registry<C> {
     fn handle_frame(&mut self, now: Nanos, conn: ConnId, frame: &[u8]) -> Result<(), String> {
         if matches!(
             C::peek(frame),
-            Ok(Peek::Data(_) | Peek::Keyed(_) | Peek::Ack(_))
+            Ok(Peek::Data(_)
+                | Peek::Keyed(_)
+                | Peek::Lookup(_)
+                | Peek::LookupReply(_)
+                | Peek::Ack(_))
         ) {
             return Err("the registry does not route data packets".to_string());
         }
@@ -345,10 +357,14 @@ impl<C: Codec> Registry<C> {
                 }
                 self.on_summary(now, id, reset, counters, stats, links)
             }
+            (Control::LookupResult { number, result }, Some(own)) => {
+                self.on_lookup_result(own, number, result)?
+            }
             (
                 message @ (Control::SetupStatus { .. }
                 | Control::TaskFinished { .. }
-                | Control::Summary { .. }),
+                | Control::Summary { .. }
+                | Control::LookupResult { .. }),
                 None,
             ) => {
                 return Err(format!(
@@ -467,6 +483,7 @@ impl<C: Codec> Machine for Registry<C> {
                 keys,
             })) => self.start(now, goal, extra_payload_bytes, keys),
             Ok(Some(RegistryCommand::Stop)) => self.stop(now),
+            Ok(Some(RegistryCommand::Lookup { key, node })) => self.lookup(key, node),
             Err(message) => self.say(message),
         }
     }

@@ -58,6 +58,7 @@ impl<C: Codec> Sim<C> {
                     }
                 }
                 Ok(Peek::Keyed(_)) => self.data_transmissions += 1,
+                Ok(Peek::Lookup(_) | Peek::LookupReply(_)) => {}
                 Ok(Peek::Ack(_)) => self.ack_transmissions += 1,
                 _ => {}
             }

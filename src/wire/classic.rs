@@ -196,6 +196,9 @@ impl Codec for Classic {
                     Ok(())
                 }
             }
+            Control::Lookup { .. } | Control::LookupResult { .. } => {
+                unencodable("a lookup (classic nodes know no keys)")
+            }
             Control::SummaryRequest { reset: true, .. } => Ok(()),
             Control::SummaryRequest { reset: false, .. } => {
                 unencodable("a progress poll (every summary request resets the counters)")
@@ -447,7 +450,9 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
         Control::Hello { .. }
         | Control::Challenge { .. }
         | Control::Response { .. }
-        | Control::Refused(_) => {}
+        | Control::Refused(_)
+        | Control::Lookup { .. }
+        | Control::LookupResult { .. } => {}
         Control::Summary { id, counters, .. } => {
             out.push(kind::SUMMARY);
             put_id(out, *id);

@@ -137,6 +137,20 @@ pub struct LinkCount {
     pub received: u64,
 }
 
+/// What a lookup found (`lookup KEY`): the key's owner and the path there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupAnswer {
+    /// The key looked up, in hex.
+    pub key: String,
+    /// The node that owns it.
+    pub owner: NodeId,
+    /// The nodes the lookup went through: the asker, the relays, the owner (the asker alone
+    /// when it owns the key).
+    pub path: Vec<NodeId>,
+    /// From asking to the reply, at the asker (0 when it owns the key).
+    pub round_trip_ns: u64,
+}
+
 /// Why a peer closes a connection, told before it closes ([`Control::Refused`]), so that the
 /// other side can say what is wrong instead of "closed by peer".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +238,14 @@ pub enum Control {
     Response { proof: [u8; PROOF_BYTES] },
     /// Either side, just before it closes the connection: why (native only).
     Refused(Refusal),
+    /// Registry -> node: look `key` up through the overlay (`lookup KEY` at the registry's
+    /// console; the key in the operator's words; native only).
+    Lookup { number: u32, key: String },
+    /// Node -> registry: what the registry's lookup `number` found, or why it failed.
+    LookupResult {
+        number: u32,
+        result: Result<LookupAnswer, String>,
+    },
     /// Node -> registry: my counters; `reset` echoes the request.
     Summary {
         id: NodeId,
@@ -254,6 +276,8 @@ impl Control {
             Control::Challenge { .. } => "authentication challenge",
             Control::Response { .. } => "authentication response",
             Control::Refused(_) => "refusal",
+            Control::Lookup { .. } => "lookup request",
+            Control::LookupResult { .. } => "lookup result",
         }
     }
 }

@@ -23,6 +23,12 @@ pub enum Peek<'a, C: Codec> {
     /// A keyed data packet: routed by its key ([`Codec::key`]; its `sink` is 0), counted,
     /// checked at the key's owner as a data packet is at its sink (native only).
     Keyed(DataFrame<'a, C>),
+    /// A lookup: routed by its key as a keyed packet is, answered by the key's owner, never
+    /// counted (native only).
+    Lookup(DataFrame<'a, C>),
+    /// A lookup's reply: routed to its asker (`sink`) by node ID and relayed unchanged, as
+    /// an ack is; its trace is the lookup's path (native only).
+    LookupReply(DataFrame<'a, C>),
     /// A flow-control acknowledgement: routed like data, never counted.
     Ack(Ack<'a>),
     /// A control message between a node and the registry (decoded by

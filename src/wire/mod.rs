@@ -19,7 +19,8 @@ pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
 pub use control::{
-    ChordIds, Control, Counters, LinkCount, Manifest, ManifestEntry, Refusal, Status, Targets,
+    ChordIds, Control, Counters, LinkCount, LookupAnswer, Manifest, ManifestEntry, Refusal, Status,
+    Targets,
 };
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).
@@ -288,6 +289,38 @@ pub trait Codec: Sized {
     ) -> Result<Delivered, Corruption> {
         let _ = (frame, shape);
         unreachable!("the {} format has no keyed frames", Self::NAME)
+    }
+
+    /// Appends a lookup (a keyed frame of its own kind, never counted as a packet) from
+    /// `asker` for `key` with `trace_slots` relay slots, numbered `number` by the asker.
+    fn append_lookup(
+        out: &mut Vec<u8>,
+        asker: NodeId,
+        key: &[u8],
+        trace_slots: usize,
+        number: u32,
+        send_time_ns: u64,
+    ) {
+        let _ = (out, asker, key, trace_slots, number, send_time_ns);
+        unreachable!("the {} format has no lookups", Self::NAME)
+    }
+
+    /// Appends the reply of `owner` (listening at `owner_addr`) to `lookup`, routed to its
+    /// asker by node ID and carrying the lookup's trace and number.
+    fn append_lookup_reply(
+        out: &mut Vec<u8>,
+        lookup: &DataFrame<'_, Self>,
+        owner: NodeId,
+        owner_addr: std::net::SocketAddr,
+    ) {
+        let _ = (out, lookup, owner, owner_addr);
+        unreachable!("the {} format has no lookups", Self::NAME)
+    }
+
+    /// A lookup reply's number and the owner's address.
+    fn lookup_reply(frame: &DataFrame<'_, Self>) -> (u32, std::net::SocketAddr) {
+        let _ = frame;
+        unreachable!("the {} format has no lookups", Self::NAME)
     }
 
     /// Appends an acknowledgement from `source` (a sink) to `sink` (the packets' source).

@@ -11,8 +11,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
-    LinkCount, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status, Targets,
-    WireError,
+    LinkCount, LookupAnswer, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status,
+    Targets, WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
@@ -38,6 +38,10 @@ pub mod kind {
     pub const RESPONSE: u8 = 16;
     pub const REFUSED: u8 = 17;
     pub const KEYED_DATA: u8 = 18;
+    pub const LOOKUP: u8 = 19;
+    pub const LOOKUP_REPLY: u8 = 20;
+    pub const LOOKUP_REQUEST: u8 = 21;
+    pub const LOOKUP_RESULT: u8 = 22;
 }
 
 /// Reasons of a refusal (`kind::REFUSED`).
@@ -65,6 +69,9 @@ const _: () = assert!((FLAG_DETOURED as u32) < 1 << RUN_TAG_SHIFT);
 
 /// Bytes of the length prefix.
 pub const PREFIX_BYTES: usize = 4;
+
+/// The most nodes a lookup's path names: the asker, a full trace of relays, the owner.
+const LOOKUP_PATH_MAX: usize = TRACE_SLOTS_MAX + 2;
 
 /// The fixed header of a data frame. The trace (`trace_slots` little-endian u32 relay IDs)
 /// and then the payload follow it.
@@ -320,16 +327,74 @@ impl Codec for Native {
         frame: &DataFrame<'_, Self>,
         shape: DataShape,
     ) -> Result<Delivered, Corruption> {
-        check_payload(frame, shape, |frame| {
-            let (head, rest) = frame.bytes().split_at(DATA_HEADER_BYTES);
-            let header =
-                DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
-            // The payload is the frame's tail (`peek` checked that it follows trace and key).
-            (
-                header,
-                &rest[rest.len() - header.payload_len.get() as usize..],
-            )
-        })
+        check_payload(frame, shape, header_and_tail)
+    }
+
+    fn append_lookup(
+        out: &mut Vec<u8>,
+        asker: NodeId,
+        key: &[u8],
+        trace_slots: usize,
+        number: u32,
+        send_time_ns: u64,
+    ) {
+        let payload = number.to_le_bytes();
+        let head = Head {
+            kind: kind::LOOKUP,
+            source: asker,
+            sink: 0,
+            send_time_ns,
+        };
+        // Lookups belong to no run: no tag.
+        let shape = DataShape {
+            trace_slots,
+            ..DataShape::default()
+        };
+        append_frame(out, head, key, shape, &payload, crc32(&payload));
+    }
+
+    fn append_lookup_reply(
+        out: &mut Vec<u8>,
+        lookup: &DataFrame<'_, Self>,
+        owner: NodeId,
+        owner_addr: SocketAddr,
+    ) {
+        let bytes = lookup.bytes();
+        // `peek` checked that a lookup's payload is its 4-byte number.
+        let (header, number) = header_and_tail(lookup);
+        let mut payload = number.to_vec();
+        payload.extend_from_slice(&owner_addr.port().to_le_bytes());
+        match owner_addr.ip() {
+            std::net::IpAddr::V4(ip) => payload.extend_from_slice(&ip.octets()),
+            std::net::IpAddr::V6(ip) => payload.extend_from_slice(&ip.octets()),
+        }
+        let trace = &bytes[DATA_HEADER_BYTES..DATA_HEADER_BYTES + 4 * lookup.trace_slots()];
+        let reply = DataHeader {
+            len: U32::new((DATA_HEADER_BYTES - PREFIX_BYTES + trace.len() + payload.len()) as u32),
+            kind: kind::LOOKUP_REPLY,
+            source: U32::new(owner),
+            sink: U32::new(lookup.source()),
+            payload_len: U32::new(payload.len() as u32),
+            crc32: U32::new(crc32(&payload)),
+            ..*header
+        };
+        out.extend_from_slice(reply.as_bytes());
+        out.extend_from_slice(trace);
+        out.extend_from_slice(&payload);
+    }
+
+    fn lookup_reply(frame: &DataFrame<'_, Self>) -> (u32, SocketAddr) {
+        let (_, payload) = header_and_tail(frame);
+        // `peek` checked the payload: a number, a port, and 4 or 16 address bytes.
+        let number = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
+        let port = u16::from_le_bytes(payload[4..6].try_into().expect("2 bytes"));
+        let ip = match <[u8; 4]>::try_from(&payload[6..]) {
+            Ok(v4) => std::net::IpAddr::from(v4),
+            Err(_) => std::net::IpAddr::from(
+                <[u8; 16]>::try_from(&payload[6..]).expect("peek checked 4 or 16 bytes"),
+            ),
+        };
+        (number, SocketAddr::new(ip, port))
     }
 
     #[inline]
@@ -500,6 +565,31 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::RESPONSE);
             out.extend_from_slice(proof);
         }
+        Control::Lookup { number, key } => {
+            out.push(kind::LOOKUP_REQUEST);
+            put_u32(out, *number);
+            put_string(out, key);
+        }
+        Control::LookupResult { number, result } => {
+            out.push(kind::LOOKUP_RESULT);
+            put_u32(out, *number);
+            match result {
+                Ok(answer) => {
+                    out.push(1);
+                    put_string(out, &answer.key);
+                    put_u32(out, answer.owner);
+                    out.push(answer.path.len() as u8);
+                    for node in &answer.path {
+                        put_u32(out, *node);
+                    }
+                    put_u64(out, answer.round_trip_ns);
+                }
+                Err(why) => {
+                    out.push(0);
+                    put_string(out, why);
+                }
+            }
+        }
         Control::Refused(refusal) => {
             out.push(kind::REFUSED);
             match refusal {
@@ -642,6 +732,17 @@ fn header_and_payload<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a
     (header, &rest[4 * frame.trace_slots()..])
 }
 
+/// The header and the payload of any frame `peek` accepted with a data header (keyed or
+/// not): the payload is the frame's tail, after the trace and any key.
+fn header_and_tail<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]) {
+    let (head, rest) = frame.bytes().split_at(DATA_HEADER_BYTES);
+    let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
+    (
+        header,
+        &rest[rest.len() - header.payload_len.get() as usize..],
+    )
+}
+
 /// [`Codec::peek`] for everything but a well-formed data frame.
 #[cold]
 #[inline(never)]
@@ -663,7 +764,9 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
                 ),
             })
         }
-        Some(&kind::KEYED_DATA) => peek_keyed(frame),
+        Some(&kind::KEYED_DATA) => peek_keyed(frame, 0).map(Peek::Keyed),
+        Some(&kind::LOOKUP) => peek_keyed(frame, 4).map(Peek::Lookup),
+        Some(&kind::LOOKUP_REPLY) => peek_reply(frame),
         Some(&kind::ACK) => {
             let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
                 what: "ack frame",
@@ -673,7 +776,8 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         }
         Some(&code)
             if (kind::REGISTER..=kind::SUMMARY).contains(&code)
-                || (kind::HELLO..=kind::REFUSED).contains(&code) =>
+                || (kind::HELLO..=kind::REFUSED).contains(&code)
+                || (kind::LOOKUP_REQUEST..=kind::LOOKUP_RESULT).contains(&code) =>
         {
             Ok(Peek::Control)
         }
@@ -682,9 +786,10 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
     }
 }
 
-/// [`Codec::peek`] for a keyed data frame: the header's fields and a key of 1 to
-/// [`ID_BYTES`] bytes fill the frame exactly, and `sink` is 0.
-fn peek_keyed(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
+/// [`Codec::peek`] for a keyed data frame or a lookup (its payload exactly `payload` bytes,
+/// or any with 0): the header's fields and a key of 1 to [`ID_BYTES`] bytes fill the frame
+/// exactly, and `sink` is 0.
+fn peek_keyed(frame: &[u8], payload: u32) -> Result<DataFrame<'_, Native>, WireError> {
     let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
         what: "keyed data header",
     })?;
@@ -697,16 +802,17 @@ fn peek_keyed(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         Some(1..=ID_BYTES)
             if slots <= TRACE_SLOTS_MAX
                 && usize::from(header.hop_count) <= slots
-                && header.sink.get() == 0 =>
+                && header.sink.get() == 0
+                && (payload == 0 || header.payload_len.get() == payload) =>
         {
-            Ok(Peek::Keyed(DataFrame::checked(
+            Ok(DataFrame::checked(
                 frame,
                 0,
                 header.source.get(),
                 u16::from(header.hop_count),
                 u16::from(header.trace_slots),
                 header.flags & FLAG_TRACE_OVERFLOW != 0,
-            )))
+            ))
         }
         _ => Err(WireError::BadField {
             what: "keyed data header",
@@ -721,6 +827,39 @@ fn peek_keyed(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
             ),
         }),
     }
+}
+
+/// [`Codec::peek`] for a lookup reply: a data header whose trace and payload fill the frame,
+/// the payload a lookup number, a port and an IPv4 or IPv6 address.
+fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
+    let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+        what: "lookup reply header",
+    })?;
+    let slots = usize::from(header.trace_slots);
+    let payload = header.payload_len.get() as usize;
+    if slots <= TRACE_SLOTS_MAX
+        && usize::from(header.hop_count) <= slots
+        && (payload == 4 + 2 + 4 || payload == 4 + 2 + 16)
+        && rest.len() == 4 * slots + payload
+    {
+        return Ok(Peek::LookupReply(DataFrame::checked(
+            frame,
+            header.sink.get(),
+            header.source.get(),
+            u16::from(header.hop_count),
+            u16::from(header.trace_slots),
+            header.flags & FLAG_TRACE_OVERFLOW != 0,
+        )));
+    }
+    Err(WireError::BadField {
+        what: "lookup reply",
+        detail: format!(
+            "{} trace slots, {} hops and {payload} payload bytes (10 or 22) do not fill {} bytes",
+            header.trace_slots,
+            header.hop_count,
+            rest.len()
+        ),
+    })
 }
 
 /// CRC32 (IEEE) of a payload. A payload of just its 4-byte value (every run without extra
@@ -1046,6 +1185,36 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
         },
         kind::RESPONSE => Control::Response {
             proof: reader.array()?,
+        },
+        kind::LOOKUP_REQUEST => Control::Lookup {
+            number: reader.u32_le()?,
+            key: reader.string()?,
+        },
+        kind::LOOKUP_RESULT => Control::LookupResult {
+            number: reader.u32_le()?,
+            result: if reader.bool()? {
+                let key = reader.string()?;
+                let owner = reader.u32_le()?;
+                let count = usize::from(reader.u8()?);
+                if count > LOOKUP_PATH_MAX {
+                    return Err(WireError::BadField {
+                        what: "lookup path",
+                        detail: format!("{count} nodes (at most {LOOKUP_PATH_MAX})"),
+                    });
+                }
+                let mut path = Vec::with_capacity(count);
+                for _ in 0..count {
+                    path.push(reader.u32_le()?);
+                }
+                Ok(LookupAnswer {
+                    key,
+                    owner,
+                    path,
+                    round_trip_ns: reader.u64_le()?,
+                })
+            } else {
+                Err(reader.string()?)
+            },
         },
         kind::REFUSED => Control::Refused(match reader.u8()? {
             refusal_code::BUSY => Refusal::Busy,

@@ -444,7 +444,9 @@ proptest! {
                         let _ = data.trace().count();
                     }
                     Peek::Ack(_) => prop_assert!(false, "the classic format has no acks"),
-                    Peek::Keyed(_) => prop_assert!(false, "the classic format has no keyed frames"),
+                    Peek::Keyed(_) | Peek::Lookup(_) | Peek::LookupReply(_) => {
+                        prop_assert!(false, "the classic format has no keyed frames")
+                    }
                 }
             }
         }

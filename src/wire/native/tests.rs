@@ -461,6 +461,104 @@ fn keyed_frame_golden_vector() {
 }
 
 #[test]
+fn lookup_and_reply_golden_vectors() {
+    let mut lookup = Vec::new();
+    Native::append_lookup(&mut lookup, 97, &[0x12, 0x34], 2, 7, 0x0102);
+    #[rustfmt::skip]
+    let expected = [
+        42, 0, 0, 0,  19, 2, 0, 0,    // len, kind (lookup), trace slots, hops, flags
+        97, 0, 0, 0,  0, 0, 0, 0,     // source (the asker), sink (0: routed by the key)
+        4, 0, 0, 0,   0xa5, 0xe7, 0x93, 0xbc, // payload length, CRC32
+        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        0, 0, 0, 0,   0, 0, 0, 0,     // trace
+        0x12, 0x34,                   // key
+        7, 0, 0, 0,                   // the asker's lookup number
+    ];
+    assert_eq!(lookup, expected);
+    let Ok(Peek::Lookup(view)) = Native::peek(&lookup) else {
+        panic!("a lookup: {:?}", Native::peek(&lookup));
+    };
+    assert_eq!(Native::key(&view), [0x12, 0x34]);
+    // Relayed by 19 (its trace gains the relay), answered by 60 at 10.0.0.1:4000.
+    let mut relayed = Vec::new();
+    Native::append_relayed(&view, 19, &mut relayed);
+    let Ok(Peek::Lookup(at_owner)) = Native::peek(&relayed) else {
+        panic!("a relayed lookup");
+    };
+    let mut reply = Vec::new();
+    Native::append_lookup_reply(&mut reply, &at_owner, 60, "10.0.0.1:4000".parse().unwrap());
+    #[rustfmt::skip]
+    let expected = [
+        46, 0, 0, 0,  20, 2, 1, 0,    // len, kind (reply), trace slots, hops (the lookup's), flags
+        60, 0, 0, 0,  97, 0, 0, 0,    // source (the owner), sink (the asker)
+        10, 0, 0, 0,  0xc2, 0x25, 0xa0, 0x82, // payload length, CRC32
+        2, 1, 0, 0, 0, 0, 0, 0,       // the lookup's send time
+        19, 0, 0, 0,  0, 0, 0, 0,     // the lookup's trace
+        7, 0, 0, 0,  0xa0, 0x0f,      // number, the owner's port
+        10, 0, 0, 1,                  // the owner's address
+    ];
+    assert_eq!(reply, expected);
+    let Ok(Peek::LookupReply(view)) = Native::peek(&reply) else {
+        panic!("a lookup reply: {:?}", Native::peek(&reply));
+    };
+    assert_eq!((view.source(), view.sink()), (60, 97));
+    assert_eq!(view.trace().collect::<Vec<_>>(), [19]);
+    assert_eq!(
+        Native::lookup_reply(&view),
+        (7, "10.0.0.1:4000".parse().unwrap())
+    );
+    // A lookup's payload is its number alone; a reply's a number, a port and an address.
+    let mut long = lookup.clone();
+    long.push(0);
+    long[0] += 1;
+    long[16] = 5;
+    assert!(Native::peek(&long).is_err());
+    let mut short = reply.clone();
+    short.truncate(short.len() - 1);
+    short[0] -= 1;
+    short[16] -= 1;
+    assert!(Native::peek(&short).is_err());
+}
+
+#[test]
+fn lookup_messages_roundtrip() {
+    roundtrip(Control::Lookup {
+        number: 3,
+        key: "hello".into(),
+    });
+    roundtrip(Control::LookupResult {
+        number: 3,
+        result: Ok(LookupAnswer {
+            key: "2cf24dba".into(),
+            owner: 97,
+            path: vec![10, 19, 97],
+            round_trip_ns: 123_456,
+        }),
+    });
+    roundtrip(Control::LookupResult {
+        number: 4,
+        result: Err("no reply within 5 s".into()),
+    });
+    let mut too_long = encode(&Control::LookupResult {
+        number: 3,
+        result: Ok(LookupAnswer {
+            key: "1".into(),
+            owner: 1,
+            path: vec![],
+            round_trip_ns: 0,
+        }),
+    });
+    too_long[4 + 1 + 4 + 1 + 2 + 4] = 67; // a path of 67 nodes: more than a trace holds
+    assert!(matches!(
+        Native::decode_control(&too_long),
+        Err(WireError::BadField {
+            what: "lookup path",
+            ..
+        })
+    ));
+}
+
+#[test]
 fn keyed_frames_need_a_key_of_1_to_20_bytes_and_no_sink() {
     let payload = [0; 4];
     let crc = crc32(&payload);
@@ -613,6 +711,18 @@ proptest! {
                         );
                         prop_assert!((1..=ID_BYTES).contains(&Native::key(&keyed).len()));
                         let _ = Native::check_keyed_delivered(&keyed, SHAPE);
+                    }
+                    Peek::Lookup(lookup) => {
+                        let mut reply = Vec::new();
+                        let owner: SocketAddr = "[::1]:7".parse().unwrap();
+                        Native::append_lookup_reply(&mut reply, &lookup, 3, owner);
+                        let Ok(Peek::LookupReply(reply)) = Native::peek(&reply) else {
+                            panic!("a lookup's reply peeks");
+                        };
+                        prop_assert_eq!(Native::lookup_reply(&reply).1, owner);
+                    }
+                    Peek::LookupReply(reply) => {
+                        let _ = Native::lookup_reply(&reply);
                     }
                     Peek::Ack(ack) => prop_assert_eq!(ack.bytes().len(), ACK_FRAME_BYTES),
                 }
