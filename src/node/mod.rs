@@ -866,4 +866,91 @@ mod tests {
             "{effects:?}"
         );
     }
+
+    /// `lookup KEY` at node 10 of the ring 10 20 30 40 (position fingers, NR 2): a key it
+    /// owns is answered at once with 0 hops; a key 20 owns goes out as a lookup frame on
+    /// entry 0 and, with no reply, fails after the timeout; a reply no lookup waits for is
+    /// ignored; a text key is refused under position fingers.
+    #[test]
+    fn lookups_answer_time_out_and_ignore_strays() {
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+        let mut effects = Vec::new();
+        let mut lines = |node: &mut Node<Native>| {
+            effects.clear();
+            node.take_effects(&mut effects);
+            effects
+                .iter()
+                .filter_map(|effect| match effect {
+                    Effect::Print(line) => Some(line.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<String>>()
+        };
+        node.on_command(1, "lookup 5");
+        let printed = lines(&mut node);
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.contains("owner node 10")
+                    && l.contains("path 10, 0 hops; this node owns it")),
+            "{printed:?}"
+        );
+        node.on_command(2, "lookup hello");
+        let printed = lines(&mut node);
+        assert!(
+            printed.iter().any(|l| l.contains("a key is a node ID")),
+            "{printed:?}"
+        );
+        node.on_command(3, "lookup 0x0f");
+        let mut sent = Vec::new();
+        node.swap_outgoing(entries[0], &mut sent);
+        let mut offset = 0;
+        let mut found = None;
+        while let Ok(Some(len)) = Native::frame_len(&sent[offset..]) {
+            if let Ok(Peek::Lookup(lookup)) = Native::peek(&sent[offset..offset + len]) {
+                found = Some((lookup.source(), Native::key(&lookup).to_vec()));
+            }
+            offset += len;
+        }
+        assert_eq!(found, Some((10, 15u32.to_be_bytes().to_vec())));
+        // The node asks to be woken when the lookup times out.
+        assert!(
+            node.next_tick()
+                .is_some_and(|tick| tick <= 3 + crate::limits::LOOKUP_TIMEOUT_NS)
+        );
+        node.on_tick(3 + crate::limits::LOOKUP_TIMEOUT_NS);
+        let printed = lines(&mut node);
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.starts_with("Lookup 0x0f failed: no reply within 5 s")),
+            "{printed:?}"
+        );
+        // A reply to lookup 0, which no longer waits: ignored, and nothing is counted.
+        let mut lookup = Vec::new();
+        Native::append_lookup(&mut lookup, 10, &15u32.to_be_bytes(), 2, 0, 3);
+        let Ok(Peek::Lookup(view)) = Native::peek(&lookup) else {
+            panic!("a lookup");
+        };
+        let mut reply = Vec::new();
+        Native::append_lookup_reply(&mut reply, &view, 20, "127.0.0.1:20".parse().unwrap());
+        let inbound = ConnId::inbound(1);
+        node.on_accepted(
+            9,
+            inbound,
+            "127.0.0.1:9".parse().unwrap(),
+            "127.0.0.1:10".parse().unwrap(),
+        );
+        assert_eq!(node.on_received(9, inbound, &reply), reply.len());
+        let printed = lines(&mut node);
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.contains("that no lookup waits for")),
+            "{printed:?}"
+        );
+        assert_eq!(node.counters(), crate::wire::Counters::default());
+    }
 }
