@@ -867,6 +867,65 @@ mod tests {
         );
     }
 
+    /// A keyed packet whose link toward its key's owner is dead goes around it as a
+    /// node-addressed packet to that owner does: node 10 of the ring 10 20 30 40 (position
+    /// fingers, NR 2: entries 20 and 30) with the link to 30 dead sends both, for key 35 and
+    /// for node 40, on the link to 20, relayed and marked as detoured.
+    #[test]
+    fn keyed_packets_are_routed_around_a_dead_link_as_node_packets_are() {
+        use crate::wire::native::FLAG_DETOURED;
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+        node.on_closed(1, entries[1], CloseReason::SendFailed(LinkError::Reset));
+        let inbound = ConnId::inbound(1);
+        node.on_accepted(
+            2,
+            inbound,
+            "127.0.0.1:9".parse().unwrap(),
+            "127.0.0.1:10".parse().unwrap(),
+        );
+        let shape = DataShape {
+            trace_slots: 2,
+            ..DataShape::default()
+        };
+        let payload = 7i32.to_le_bytes();
+        let crc = crate::wire::native::crc32(&payload);
+        // Packets from 20 (one for key 35, one for node 40): both routes to 40 pass 30.
+        let mut from_20 = Vec::new();
+        Native::append_keyed_with_crc(
+            &mut from_20,
+            20,
+            &35u32.to_be_bytes(),
+            shape,
+            1,
+            &payload,
+            crc,
+        );
+        Native::append_data_with_crc(&mut from_20, 20, 40, shape, 1, &payload, crc);
+        assert_eq!(node.on_received(3, inbound, &from_20), from_20.len());
+        let counters = node.counters();
+        assert_eq!((counters.relayed, counters.dropped), (2, 0));
+        let mut bytes = Vec::new();
+        node.swap_outgoing(entries[0], &mut bytes);
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
+            let frame = &bytes[offset..offset + len];
+            match Native::peek(frame) {
+                Ok(Peek::Keyed(keyed)) => seen.push(("keyed", keyed.trace().collect::<Vec<_>>())),
+                Ok(Peek::Data(data)) => seen.push(("data", data.trace().collect::<Vec<_>>())),
+                _ => {
+                    offset += len;
+                    continue;
+                }
+            }
+            assert_ne!(frame[7] & FLAG_DETOURED, 0, "{frame:?}");
+            offset += len;
+        }
+        assert_eq!(seen, [("keyed", vec![10]), ("data", vec![10])]);
+    }
+
     /// `lookup KEY` at node 10 of the ring 10 20 30 40 (position fingers, NR 2): a key it
     /// owns is answered at once with 0 hops; a key 20 owns goes out as a lookup frame on
     /// entry 0 and, with no reply, fails after the timeout; a reply no lookup waits for is
