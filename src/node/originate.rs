@@ -4,13 +4,14 @@ use rand::RngCore;
 use rand::rngs::SmallRng;
 
 use super::Node;
-use super::overlay::{Around, Link, Overlay, route_around};
+use super::overlay::{Around, Entry, Link, Overlay, route_around};
 use crate::chord::Step;
 use crate::chord::id::ID_BYTES;
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
 use crate::routing::KeyDraw;
-use crate::wire::{Codec, PayloadCrc};
+use crate::routing::Router;
+use crate::wire::{Codec, NodeId, PayloadCrc};
 
 /// The current run, from `TaskInitiate` to the last packet originated.
 #[derive(Debug)]
@@ -115,18 +116,14 @@ impl<C: Codec> Overlay<C> {
                 .expect("a ring position other than our own has a next hop");
             let detoured = self.entries[index].link != Link::Up;
             if detoured {
-                match route_around::<C>(&self.router, &self.entries, sink) {
-                    Around::Entry(other) => index = other,
-                    Around::LostWith(dead) => {
-                        // For a dead sink: handed to its dead link, lost with it (never acked,
-                        // so it takes nothing of the window).
-                        self.entries[dead].packets_out += 1;
-                        continue;
-                    }
-                    Around::Stuck => {
-                        self.counters.dropped += 1;
-                        continue;
-                    }
+                match around_dead_first_hop::<C>(
+                    &self.router,
+                    &mut self.entries,
+                    &mut self.counters.dropped,
+                    sink,
+                ) {
+                    Some(other) => index = other,
+                    None => continue,
                 }
             }
             let entry = &mut self.entries[index];
@@ -190,17 +187,14 @@ impl<C: Codec> Overlay<C> {
             // Around a dead link as a node-addressed packet goes, toward the key's owner.
             let detoured = self.entries[index].link != Link::Up;
             if detoured {
-                let owner = self.router.key_owner(key);
-                match route_around::<C>(&self.router, &self.entries, owner) {
-                    Around::Entry(other) => index = other,
-                    Around::LostWith(dead) => {
-                        self.entries[dead].packets_out += 1;
-                        continue;
-                    }
-                    Around::Stuck => {
-                        self.counters.dropped += 1;
-                        continue;
-                    }
+                match around_dead_first_hop::<C>(
+                    &self.router,
+                    &mut self.entries,
+                    &mut self.counters.dropped,
+                    self.router.key_owner(key),
+                ) {
+                    Some(other) => index = other,
+                    None => continue,
                 }
             }
             let entry = &mut self.entries[index];
@@ -226,5 +220,27 @@ impl<C: Codec> Overlay<C> {
         run.remaining -= originated;
         run.originated += originated;
         run.remaining == 0
+    }
+}
+
+/// The entry a new packet for `toward` takes when its first hop's link is dead, or `None`
+/// once it is counted: handed to a dead sink's link (lost with it; never acked, so it
+/// takes nothing of the window) or dropped with no live way on.
+fn around_dead_first_hop<C: Codec>(
+    router: &Router,
+    entries: &mut [Entry],
+    dropped: &mut u64,
+    toward: NodeId,
+) -> Option<usize> {
+    match route_around::<C>(router, entries, toward) {
+        Around::Entry(other) => Some(other),
+        Around::LostWith(dead) => {
+            entries[dead].packets_out += 1;
+            None
+        }
+        Around::Stuck => {
+            *dropped += 1;
+            None
+        }
     }
 }
