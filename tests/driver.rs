@@ -382,15 +382,16 @@ fn send_buffers_shrink_back_after_a_burst() {
     let largest = machine.pending_capacity_max.clone();
     let driver = start(machine, Some(listener), config(64 * 1024));
     let mut stream = client(addr);
-    // 64 MiB written before any is read back: the echo queues what the sockets' buffers (a
-    // few MiB on loopback) cannot take.
+    // 64 MiB: the echo queues what the sockets' buffers (a few MiB on loopback) cannot take.
     let burst = vec![7u8; 64 << 20];
     let mut writer = stream.try_clone().unwrap();
     let to_write = burst.clone();
     let writer = std::thread::spawn(move || writer.write_all(&to_write).unwrap());
+    // All of it written before any is read back (the echo takes it all and queues what the
+    // client's receive buffer cannot hold), so the queue surely grows past the kept bound.
+    writer.join().unwrap();
     let mut echoed = vec![0; burst.len() - 3];
     stream.read_exact(&mut echoed).expect("the burst echoed");
-    writer.join().unwrap();
     stream.write_all(b"end").unwrap();
     let mut tail = [0u8; 3];
     stream.read_exact(&mut tail).unwrap();
