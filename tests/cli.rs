@@ -6,21 +6,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use common::{Client, Proc, Registered, node, registered, registry, temp_path, wait_file};
+use common::{
+    Client, Proc, Registered, node, nodes, read_json, registered, registry, scripted_session,
+    temp_path, wait_file,
+};
 use overlay::wire::{Control, Status};
 use serde_json::Value;
-
-/// Starts `count` nodes (stdin /dev/null) of the registry at `port`.
-fn nodes(count: usize, port: u16, extra: &[&str]) -> Vec<Proc> {
-    (0..count)
-        .map(|i| node(&format!("node{i}"), port, extra, false))
-        .collect()
-}
-
-/// Reads the scripted registry's JSON result once it is complete.
-fn read_json(path: &common::TempFile) -> Value {
-    wait_file(&path.0, |text| serde_json::from_str::<Value>(text).ok())
-}
 
 fn u64_of(value: &Value, key: &str) -> u64 {
     value[key]
@@ -52,20 +43,6 @@ fn assert_run_passed(run: &Value, nodes: usize, packets: u64) {
         }
     }
     assert_eq!(received, expected);
-}
-
-/// A scripted registry of `count` nodes with `extra` flags and `--json`, run to its end,
-/// which must be a success: the result file and the registry (for its output).
-fn scripted_session(name: &str, count: usize, extra: &[&str]) -> (Value, Proc) {
-    let json = temp_path(&format!("{name}.json"));
-    let count_arg = count.to_string();
-    let mut args = vec!["--nodes", count_arg.as_str(), "--json", json.arg()];
-    args.extend_from_slice(extra);
-    let (mut reg, port) = registry(&args, false);
-    let _nodes = nodes(count, port, &[]);
-    let status = reg.wait_exit();
-    assert!(status.success(), "registry: {status}\n{}", reg.dump());
-    (read_json(&json), reg)
 }
 
 /// 1. A scripted run of 10 nodes; every process has /dev/null as stdin (end of input at once)

@@ -10,7 +10,9 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{Client, Proc, Registered, node, poll, raise_nofile, registered, registry};
+use common::{
+    Client, Proc, Registered, node, poll, raise_nofile, registered, registry, run_verifies,
+};
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, Counters, Status};
 
@@ -62,31 +64,6 @@ fn data_frame_of_run(source: u32, sink: u32, run_tag: u8) -> Vec<u8> {
         run_tag,
     };
     Native::append_data(&mut out, source, sink, shape, 1, &7i32.to_le_bytes());
-    out
-}
-
-/// Sets up an overlay of the nodes and checks that a run of `packets` per node verifies.
-fn run_verifies(reg: &mut Proc, nodes: usize, packets: u64, nr: usize) {
-    let mark = reg.mark();
-    reg.send(&format!("setup-overlay {nr}"));
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
-    reg.send(&format!("start {packets}"));
-    let (_, after) = reg.wait_line("summary:", mark);
-    let (verdict, _) = reg.wait_line(" packets in ", after);
-    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
-    let total = thousands(nodes as u64 * packets);
-    assert!(verdict.contains(&format!("{total} packets")), "{verdict}");
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
     out
 }
 

@@ -8,54 +8,16 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Proc, node, registry, temp_path, wait_file};
+use common::{Proc, mean_hops, node, registry, scripted_session};
 use overlay::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, lookup, walk};
 use serde_json::Value;
 
-fn nodes(count: usize, port: u16) -> Vec<Proc> {
-    (0..count)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect()
-}
-
 /// A scripted session of `count` nodes sending `packets` each to keys; the result file.
 fn keyed_session(name: &str, count: usize, packets: u64, extra: &[&str]) -> (Value, Proc) {
-    let json = temp_path(&format!("{name}.json"));
-    let (count_arg, packets_arg) = (count.to_string(), packets.to_string());
-    let mut args = vec![
-        "--nodes",
-        count_arg.as_str(),
-        "--start",
-        packets_arg.as_str(),
-        "--targets",
-        "keys",
-        "--json",
-        json.arg(),
-    ];
+    let packets_arg = packets.to_string();
+    let mut args = vec!["--start", packets_arg.as_str(), "--targets", "keys"];
     args.extend_from_slice(extra);
-    let (mut reg, port) = registry(&args, false);
-    let _nodes = nodes(count, port);
-    let status = reg.wait_exit();
-    assert!(status.success(), "registry: {status}\n{}", reg.dump());
-    let result = wait_file(&json.0, |text| serde_json::from_str::<Value>(text).ok());
-    (result, reg)
-}
-
-/// Mean transmissions per packet of a run, from the sinks' counts by relays passed.
-fn mean_hops(run: &Value) -> f64 {
-    let by_relays: Vec<u64> = run["stats"]["packets_by_relays"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no packets_by_relays in {run:#}"))
-        .iter()
-        .map(|count| count.as_u64().unwrap())
-        .collect();
-    let total: u64 = by_relays.iter().sum();
-    let weighted: u64 = by_relays
-        .iter()
-        .enumerate()
-        .map(|(relays, &count)| (relays as u64 + 1) * count)
-        .sum();
-    weighted as f64 / total as f64
+    scripted_session(name, count, &args)
 }
 
 fn as_f64(id: Id) -> f64 {

@@ -7,14 +7,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use common::{Proc, node, registry, temp_path, wait_file};
-
-/// Starts `count` nodes of the registry at `port`.
-fn nodes(count: usize, port: u16) -> Vec<Proc> {
-    (0..count)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect()
-}
+use common::{nodes, registry, temp_path, wait_file};
 
 /// The number in `text` after `before` (thousands separators allowed).
 fn number_after(text: &str, before: &str) -> u64 {
@@ -40,7 +33,7 @@ fn number_after(text: &str, before: &str) -> u64 {
 #[test]
 fn stop_at_the_console_ends_a_long_run_with_a_partial_summary() {
     let (mut reg, port) = registry(&[], true);
-    let _nodes = nodes(4, port);
+    let _nodes = nodes(4, port, &[]);
     reg.wait_line("(4 nodes)", 0);
     let mark = reg.mark();
     reg.send("setup-overlay 2");
@@ -93,7 +86,7 @@ fn stop_at_the_console_ends_a_long_run_with_a_partial_summary() {
 #[test]
 fn a_run_by_time_at_the_console() {
     let (mut reg, port) = registry(&[], true);
-    let _nodes = nodes(3, port);
+    let _nodes = nodes(3, port, &[]);
     reg.wait_line("(3 nodes)", 0);
     let mark = reg.mark();
     reg.send("setup-overlay 1");
@@ -135,7 +128,7 @@ fn ctrl_c_ends_a_scripted_run_with_its_report() {
         ],
         false,
     );
-    let _nodes = nodes(3, port);
+    let _nodes = nodes(3, port, &[]);
     reg.wait_line("Run 1: 3 nodes send", 0);
     std::thread::sleep(Duration::from_millis(1000));
     reg.signal(libc::SIGINT);
@@ -157,7 +150,7 @@ fn ctrl_c_ends_a_scripted_run_with_its_report() {
     // Twice: out at once, without a report. A stopped node keeps the run from ending by
     // itself, so only the second Ctrl-C can end it.
     let (mut reg, port) = registry(&["--nodes", "2", "--start", "1000000000"], false);
-    let nodes = nodes(2, port);
+    let nodes = nodes(2, port, &[]);
     reg.wait_line("Run 1: 2 nodes send", 0);
     nodes[1].signal(libc::SIGSTOP);
     reg.signal(libc::SIGINT);
@@ -195,7 +188,7 @@ fn a_scripted_run_by_time_with_interval_lines_and_a_warm_up() {
         ],
         false,
     );
-    let _nodes = nodes(3, port);
+    let _nodes = nodes(3, port, &[]);
     let status = reg.wait_exit();
     let took = started.elapsed();
     let out = reg.dump();

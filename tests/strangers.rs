@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, node, poll, raise_nofile, registered, registry};
+use common::{Proc, node, poll, raise_nofile, registered, registry, run_verifies};
 use overlay::limits::{NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_MAX};
 
 /// A connection to `to` from `from` (port chosen by the kernel), nonblocking.
@@ -55,20 +55,6 @@ fn silent_flood(to: SocketAddr, first: u8, per: usize, count: usize) -> Vec<TcpS
         .collect()
 }
 
-/// Sets up an overlay of `nodes` nodes with NR `nr` and checks that a run verifies.
-fn setup_and_run(reg: &mut Proc, nodes: usize, nr: usize, packets: u64) {
-    let mark = reg.mark();
-    reg.send(&format!("setup-overlay {nr}"));
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
-    reg.send(&format!("start {packets}"));
-    let (_, after) = reg.wait_line("summary:", mark);
-    let (verdict, _) = reg.wait_line(" packets in ", after);
-    assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
-    let total = nodes as u64 * packets;
-    let shown = format!("{},{:03} packets", total / 1000, total % 1000);
-    assert!(verdict.contains(&shown), "{verdict}");
-}
-
 /// Six hundred connections that never send anything, from ten addresses, held open at one
 /// node before `setup-overlay`: its predecessors still connect (the pool of strangers is
 /// bounded and full of older strangers, which newcomers push out), the overlay sets up and a
@@ -106,7 +92,7 @@ fn silent_strangers_at_a_node_do_not_keep_its_predecessors_out() {
     })
     .unwrap_or_else(|| panic!("the node still has {open} descriptors open after 10 s"));
 
-    setup_and_run(&mut reg, 4, 2, 5_000);
+    run_verifies(&mut reg, 4, 5_000, 2);
 
     // Every silent connection is closed by its deadline (with slack for a loaded machine).
     let deadline = Duration::from_nanos(NODE_HANDSHAKE_TIMEOUT_NS) + Duration::from_secs(20);

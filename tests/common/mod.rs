@@ -2,6 +2,7 @@
 //! - `process`: child processes whose output is read on threads (so a test can wait for a
 //!   line), killed on drop;
 //! - `roles`: a registry on a free port, its nodes, what a node says once registered;
+//! - `runs`: a run at the console that must pass, a scripted session's result, mean hops;
 //! - `client`: a raw control-message client of the registry;
 //! - `wait`: the shared deadline, polling a condition or a file;
 //! - `files`: temporary files handed to the processes;
@@ -20,6 +21,7 @@ mod netns;
 mod prerequisites;
 mod process;
 mod roles;
+mod runs;
 mod system;
 mod wait;
 
@@ -29,6 +31,7 @@ pub use netns::*;
 pub use prerequisites::*;
 pub use process::*;
 pub use roles::*;
+pub use runs::*;
 pub use system::*;
 pub use wait::*;
 

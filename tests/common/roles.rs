@@ -47,6 +47,14 @@ pub fn node(name: &str, port: u16, extra: &[&str], piped: bool) -> Proc {
     Proc::spawn(name, &args, piped)
 }
 
+/// `count` nodes (`node0`, `node1`, ...; standard input /dev/null) of the registry at
+/// 127.0.0.1:`port`.
+pub fn nodes(count: usize, port: u16, extra: &[&str]) -> Vec<Proc> {
+    (0..count)
+        .map(|i| node(&format!("node{i}"), port, extra, false))
+        .collect()
+}
+
 /// What a node printed about itself once registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registered {
