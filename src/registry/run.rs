@@ -351,11 +351,6 @@ impl Run {
         })
     }
 
-    /// Latency of the packets delivered in the last complete poll round.
-    pub fn window(&self) -> &RunStats {
-        &self.poll.window
-    }
-
     /// `stop`: ends the run early. While nodes send, they are told to stop and the run ends
     /// by the usual rule once what is on its way has arrived; a second `stop` (or one after
     /// every node finished) does not wait for that: the final summaries are asked for at once

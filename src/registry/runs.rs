@@ -195,10 +195,14 @@ impl<C: Codec> Registry<C> {
                 self.rounds += 1;
                 let elapsed = now.saturating_sub(run.started_at);
                 let goal = run.goal();
-                if let Some(line) =
-                    self.intervals
-                        .observe(elapsed, totals, run.window(), goal, nodes, run.warmup())
-                {
+                if let Some(line) = self.intervals.observe(
+                    elapsed,
+                    totals,
+                    &run.last_round_stats,
+                    goal,
+                    nodes,
+                    run.warmup(),
+                ) {
                     self.effects.push(Effect::Print(line));
                 }
                 self.progress = Some(ProgressSample {
