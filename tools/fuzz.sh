@@ -7,7 +7,7 @@
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a C++ compiler. Works on stable Rust
 # (no sanitizer: `-s none`); overflow checks and debug assertions are on (`-a`).
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 seconds=${1:-60}
 shift || true

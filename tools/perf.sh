@@ -20,7 +20,7 @@
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
 # temporary directory): each run's logs and result JSON, and perf.txt with the table.
 # OVERLAY_BIN runs a prebuilt binary instead of building (to compare two builds).
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

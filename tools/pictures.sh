@@ -10,7 +10,7 @@
 #   tools/pictures.sh [NODES [MESSAGES_PER_NODE [RATE]]]     default 16 60000 10000
 #
 # Environment: OUT (default: a new temporary directory), OVERLAY_BIN as for tools/launch.sh.
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 nodes=${1:-16}
 messages=${2:-60000}

@@ -14,7 +14,7 @@
 # prebuilt binary; the rest as for tools/launch.sh (REGISTRY_ARGS, NODE_ARGS,
 # NODES_PER_PROCESS). tools/scale_plot.py draws $OUT/scale.csv. Timing figures are only as good
 # as the machine is quiet: the load average is recorded with each row.
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -12,7 +12,7 @@
 # every run passed, every node could be sampled (runs too short to sample fail: raise PACKETS)
 # and memory did not grow. Logs in OUT (default: a new temporary directory). OVERLAY_BIN runs
 # a prebuilt binary instead of building.
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 nodes=${1:-64}
 packets=${2:-1000000}

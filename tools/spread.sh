@@ -6,7 +6,7 @@
 #
 # Environment: OVERLAY_BIN a prebuilt binary (default: builds target/release/overlay once);
 # PAYLOAD, REGISTRY_ARGS and NODE_ARGS as for tools/launch.sh.
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^set -/d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
+[[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: tools/spread.sh RUNS NODES [MESSAGES_PER_NODE] [NR]" >&2; exit 2; }
 runs=$1
