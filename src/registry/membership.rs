@@ -9,6 +9,7 @@ use rand::Rng;
 use super::Registry;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
+use crate::summary::counted;
 use crate::wire::{Codec, Control, NodeId, Refusal, Status};
 
 /// A registered node.
@@ -134,7 +135,10 @@ impl<C: Codec> Registry<C> {
                 ),
             },
         );
-        self.say(format!("Registered node {id} at {addr} ({count} nodes)"));
+        self.say(format!(
+            "Registered node {id} at {addr} ({})",
+            counted(count as u64, "node")
+        ));
         self.overlay_changed(format!("node {id} joined"));
         self.maybe_script_setup();
     }
@@ -224,9 +228,9 @@ impl<C: Codec> Registry<C> {
             connection.node = None;
         }
         self.say(format!(
-            "Node {id} at {} left: {why} ({} nodes)",
+            "Node {id} at {} left: {why} ({})",
             node.addr,
-            self.nodes.len()
+            counted(self.nodes.len() as u64, "node")
         ));
         if self.run.is_some() {
             self.lost_during_run(

@@ -12,6 +12,7 @@ use crate::limits::{
     BACKUP_ENTRIES, MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_SLOTS_MAX, default_window_bytes,
 };
 use crate::routing::{self, ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
+use crate::summary::counted;
 use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
 
 /// The overlay set up by the last `setup-overlay`.
@@ -268,13 +269,15 @@ impl<C: Codec> Registry<C> {
         };
         self.say(if C::HAS_ACKS {
             format!(
-                "Setting up the overlay: {count} nodes, {shape}, trace of {slots} relays, window \
-                 {window_bytes} bytes per source"
+                "Setting up the overlay: {count} nodes, {shape}, trace of {}, window \
+                 {window_bytes} bytes per source",
+                counted(slots as u64, "relay")
             )
         } else {
             format!(
-                "Setting up the overlay: {count} nodes, {shape}, at most {slots} relays per \
-                 packet, no window ({} wire format)",
+                "Setting up the overlay: {count} nodes, {shape}, at most {} per packet, no \
+                 window ({} wire format)",
+                counted(slots as u64, "relay"),
                 C::NAME
             )
         });

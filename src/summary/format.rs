@@ -18,6 +18,15 @@ pub fn thousands(value: i128) -> String {
     out
 }
 
+/// `count` and `noun`, plural unless one: `1 node`, `0 relays`, `2 hops`.
+pub fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 /// Nanoseconds in the unit that suits them, as wrk prints them: `850ns`, `49.02us`,
 /// `12.50ms`, `1.25s`.
 pub fn duration(ns: u64) -> String {

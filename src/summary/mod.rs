@@ -10,7 +10,7 @@ mod totals;
 mod verdict;
 
 pub use accounting::{Accounting, LinkAccount, account};
-pub use format::{duration, thousands};
+pub use format::{counted, duration, thousands};
 pub use json::{RunReport, ScriptResult, Settings};
 pub use result::{Ending, Measured, NodeResult, PASS_WITH_CRASHES, RunResult};
 pub use table::SUMMARY_ROWS_MAX;
