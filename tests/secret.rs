@@ -196,10 +196,11 @@ fn a_registry_without_a_secret_says_so_to_a_node_with_one() {
     let (reg, port) = registry(&[], true);
     let mut with = node("with secret", port, &["--secret-file", file.arg()], false);
     assert!(!with.wait_exit().success(), "{}", with.dump());
-    with.wait_line(
-        "has no shared secret: start both sides with the same --secret-file",
-        0,
-    );
+    let said = "has no shared secret: start both sides with the same --secret-file";
+    with.wait_line(said, 0);
+    // Said once: not again as a warning in the log.
+    let all = with.out.text() + &with.err.text();
+    assert_eq!(all.matches(said).count(), 1, "{all}");
     wait_stderr(&reg, "offered a shared secret and this side has none");
     // A plain node still registers.
     let plain = node("plain", port, &[], false);

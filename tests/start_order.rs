@@ -110,8 +110,8 @@ fn an_unanswered_registration_is_made_again_then_given_up_clearly() {
 }
 
 /// A node and a registry started with different `--wire`: the registry names the format the
-/// peer speaks, and the node, whose connection was accepted and closed without an answer,
-/// stops at once and says what to check instead of retrying for its whole wait.
+/// peer speaks and tells the node in the node's format, and the node stops at once and says
+/// which format the registry speaks instead of retrying for its whole wait (or guessing).
 #[test]
 fn a_node_of_the_other_wire_format_is_told_what_to_check() {
     for (registry_wire, node_wire, theirs) in [
@@ -141,7 +141,15 @@ fn a_node_of_the_other_wire_format_is_told_what_to_check() {
             started.elapsed()
         );
         let said = node.out.text();
-        assert!(said.contains("another wire format (--wire)"), "{said}");
+        let told = format!("speaks the {registry_wire} wire format, not the {node_wire} one");
+        assert!(said.contains(&told), "{said}");
+        assert!(
+            said.contains("start both sides with the same --wire"),
+            "{said}"
+        );
+        // Said once: not again as a warning in the log.
+        let all = said.clone() + &node.err.text();
+        assert_eq!(all.matches(&told).count(), 1, "{all}");
         let needle = format!("the peer speaks the {theirs} wire format");
         poll(Duration::from_secs(10), || {
             registry.err.text().contains(&needle).then_some(())

@@ -7,7 +7,7 @@ use super::flow::Flow;
 use super::links::{Connection, Role};
 use super::originate::Run;
 use super::overlay::{Entry, Link, Overlay};
-use super::{Node, Phase};
+use super::{Node, Phase, Said};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
 use crate::limits::{BACKUP_ENTRIES, NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
@@ -191,7 +191,7 @@ impl<C: Codec> Node<C> {
         }
         let line = failure.describe(&format!("the registry at {}", self.config.registry));
         self.say(format!("{line}; exiting"));
-        self.close_telling(self.registry, failure.tell(), line);
+        self.close_telling(self.registry, failure.tell(), line, Said::Already);
         self.joining = None;
         self.effects.push(Effect::Exit(1));
     }

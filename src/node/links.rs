@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use super::Node;
 use super::overlay::{Link, Span};
+use super::{Node, Said};
 use crate::auth::{self, Binding, Handshake, Outcome};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::wire::{Codec, Control, NodeId, Peek, Status};
@@ -146,7 +146,7 @@ impl<C: Codec> Node<C> {
             (Outcome::Done(_) | Outcome::PassThrough, _) => Step::Closed,
             (Outcome::Failed(failure), _) => {
                 let why = failure.describe(&self.peer_of(conn));
-                self.close_telling(conn, failure.tell(), why);
+                self.close_telling(conn, failure.tell(), why, Said::InTheLog);
                 Step::Closed
             }
             (Outcome::Reply(_), _) => {

@@ -67,6 +67,15 @@ pub struct NodeConfig {
     pub registry_wait: Nanos,
 }
 
+/// Whether the reason a connection is closed has been printed already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Said {
+    /// Not yet: the log says it, as a warning.
+    InTheLog,
+    /// In a line of the node's own (`say`): a warning would repeat it.
+    Already,
+}
+
 /// Where the node stands with the registry. The ID exists only once registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -210,14 +219,15 @@ impl<C: Codec> Node<C> {
     }
 
     /// Closes `conn`, telling the peer why first (`refusal`: a frame the driver sends before
-    /// it shuts the connection down).
-    fn close_telling(&mut self, conn: ConnId, refusal: Option<Refusal>, why: String) {
+    /// it shuts the connection down). `Said::Already`: the node has printed `why` in a line of
+    /// its own, so the log does not repeat it as a warning.
+    fn close_telling(&mut self, conn: ConnId, refusal: Option<Refusal>, why: String, said: Said) {
         if let Some(refusal) = refusal.filter(|_| C::HELLO) {
             let mut farewell = Vec::new();
             C::encode_control(&Control::Refused(refusal), &mut farewell);
             self.farewells.keep(conn, farewell);
         }
-        self.close(conn, why);
+        self.close_saying(conn, why, said);
     }
 
     /// Closes an accepted connection that never became a link (`why`, told as `refusal`),
@@ -281,10 +291,19 @@ impl<C: Codec> Node<C> {
 
     /// Closes `conn` with a warning saying why (at most so many a while: `crate::warnings`).
     fn close(&mut self, conn: ConnId, why: String) {
+        self.close_saying(conn, why, Said::InTheLog);
+    }
+
+    /// [`Node::close`]; with `Said::Already` the reason goes to the log at debug level only.
+    fn close_saying(&mut self, conn: ConnId, why: String, said: Said) {
         let peer = self.peer_of(conn);
         self.strangers.leave(conn);
         let role = self.connections.remove(&conn).map(|c| c.role);
-        match self.warnings.admit(self.now) {
+        let admitted = match said {
+            Said::InTheLog => self.warnings.admit(self.now),
+            Said::Already => None,
+        };
+        match admitted {
             Some(0) => tracing::warn!("closing the connection with {peer}: {why}"),
             Some(hidden) => tracing::warn!(
                 "closing the connection with {peer}: {why} (and {hidden} more closed connections \

@@ -33,7 +33,7 @@ use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
 use crate::routing::Fingers;
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
-use crate::wire::{Codec, Control, NodeId, Peek, Refusal};
+use crate::wire::{Codec, Control, NodeId, Peek, Refusal, WireError};
 
 mod config;
 mod export;
@@ -431,6 +431,9 @@ impl<C: Codec> Machine for Registry<C> {
                 Ok(Some(len)) => len,
                 Ok(None) => return offset,
                 Err(error) => {
+                    if let WireError::OtherFormat { .. } = error {
+                        self.farewells.keep(conn, C::farewell_to_the_other_format());
+                    }
                     self.refuse_and_close(now, conn, format!("bad frame: {error}"));
                     break;
                 }

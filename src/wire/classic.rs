@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered, Manifest, ManifestEntry,
-    NodeId, Peek, Status, Targets, WireError,
+    NodeId, Peek, Refusal, Status, Targets, WireError,
 };
 use crate::limits::FRAME_BYTES_MAX;
 
@@ -204,6 +204,12 @@ impl Codec for Classic {
                 unencodable("a progress poll (every summary request resets the counters)")
             }
         }
+    }
+
+    fn farewell_to_the_other_format() -> Vec<u8> {
+        let mut out = Vec::new();
+        super::native::Native::encode_control(&Control::Refused(Refusal::ClassicWire), &mut out);
+        out
     }
 
     fn frame_len(bytes: &[u8]) -> Result<Option<usize>, WireError> {

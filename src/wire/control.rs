@@ -164,6 +164,12 @@ pub enum Refusal {
     NoSecret,
     /// The peer's proof does not match this side's secret (another secret, or an impostor).
     WrongSecret,
+    /// This side speaks the classic wire format: it read the peer's first frame as one of the
+    /// other byte order. The only native frame a classic-format side sends, so that a native
+    /// peer learns why it is closed ([`Codec::farewell_to_the_other_format`]).
+    ///
+    /// [`Codec::farewell_to_the_other_format`]: super::Codec::farewell_to_the_other_format
+    ClassicWire,
 }
 
 impl Refusal {
@@ -183,6 +189,10 @@ impl Refusal {
             Refusal::WrongSecret => format!(
                 "{peer} does not share this side's secret (its proof or ours did not match): \
                  do both use the same --secret-file?"
+            ),
+            Refusal::ClassicWire => format!(
+                "{peer} speaks the classic wire format, not the native one: start both sides \
+                 with the same --wire"
             ),
         }
     }

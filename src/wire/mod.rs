@@ -183,6 +183,13 @@ pub trait Codec: Sized {
         Ok(())
     }
 
+    /// What a side speaking this format sends, in the other format, to a peer whose first
+    /// frame was of the other format ([`WireError::OtherFormat`]) before it closes the
+    /// connection, so that the peer says why rather than guess: a native peer gets a refusal
+    /// ([`Refusal::ClassicWire`]), a classic one a failed registration status naming the
+    /// format, which classic nodes written by others print too.
+    fn farewell_to_the_other_format() -> Vec<u8>;
+
     /// Length of the whole frame at the front of `bytes`, once its length field is there:
     /// `Ok(None)` means more bytes are needed. Refuses a declared length outside the bound
     /// before anything is buffered.

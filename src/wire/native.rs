@@ -50,6 +50,7 @@ pub mod refusal_code {
     pub const SECRET_REQUIRED: u8 = 2;
     pub const NO_SECRET: u8 = 3;
     pub const WRONG_SECRET: u8 = 4;
+    pub const CLASSIC_WIRE: u8 = 5;
 }
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted,
@@ -188,6 +189,20 @@ impl Codec for Native {
             ));
         }
         Ok(())
+    }
+
+    fn farewell_to_the_other_format() -> Vec<u8> {
+        let mut out = Vec::new();
+        super::classic::Classic::encode_control(
+            &Control::RegisterStatus {
+                status: Status::Failed,
+                info: "the registry speaks the native wire format, not the classic one: start \
+                       both sides with the same --wire"
+                    .into(),
+            },
+            &mut out,
+        );
+        out
     }
 
     #[inline]
@@ -597,6 +612,7 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 Refusal::SecretRequired => out.push(refusal_code::SECRET_REQUIRED),
                 Refusal::NoSecret => out.push(refusal_code::NO_SECRET),
                 Refusal::WrongSecret => out.push(refusal_code::WRONG_SECRET),
+                Refusal::ClassicWire => out.push(refusal_code::CLASSIC_WIRE),
             }
         }
         Control::Summary {
@@ -1221,6 +1237,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             refusal_code::SECRET_REQUIRED => Refusal::SecretRequired,
             refusal_code::NO_SECRET => Refusal::NoSecret,
             refusal_code::WRONG_SECRET => Refusal::WrongSecret,
+            refusal_code::CLASSIC_WIRE => Refusal::ClassicWire,
             other => {
                 return Err(WireError::BadField {
                     what: "refusal",

@@ -129,6 +129,7 @@ fn every_control_message_roundtrips() {
         Refusal::SecretRequired,
         Refusal::NoSecret,
         Refusal::WrongSecret,
+        Refusal::ClassicWire,
     ] {
         roundtrip(Control::Refused(refusal));
     }
