@@ -88,6 +88,69 @@ fn export_overlay_writes_dot() {
     }
 }
 
+/// What an exported SVG picture draws: each node's angle on the ring (in turns, clockwise
+/// from the top), its arrows, and the packets they carried in all.
+struct Drawn {
+    turns: BTreeMap<u32, f64>,
+    edges: BTreeSet<(u32, u32)>,
+    carried: u64,
+}
+
+/// `export-overlay SVG` at the console, and what the picture draws.
+fn export_svg(reg: &mut Proc, svg: &common::TempFile) -> (String, Drawn) {
+    let mark = reg.mark();
+    reg.send(&format!("export-overlay {}", svg.arg()));
+    reg.wait_line(&format!("Wrote {}", svg.arg()), mark);
+    let text = std::fs::read_to_string(&svg.0).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert!(doc.root_element().has_tag_name("svg"));
+    let number =
+        |n: roxmltree::Node, name: &str| -> f64 { n.attribute(name).unwrap().parse().unwrap() };
+    let circle = doc
+        .descendants()
+        .find(|n| n.attribute("class") == Some("ring"))
+        .expect("the ring");
+    let (cx, cy) = (number(circle, "cx"), number(circle, "cy"));
+    let mut drawn = Drawn {
+        turns: BTreeMap::new(),
+        edges: BTreeSet::new(),
+        carried: 0,
+    };
+    for group in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("node"))
+    {
+        let id: u32 = group.attribute("data-id").unwrap().parse().unwrap();
+        let dot = group.children().find(|n| n.has_tag_name("circle")).unwrap();
+        let (x, y) = (number(dot, "cx") - cx, number(dot, "cy") - cy);
+        let turn = x.atan2(-y).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
+        assert!(drawn.turns.insert(id, turn).is_none(), "node {id} twice");
+    }
+    for line in doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("edge"))
+    {
+        let from: u32 = line.attribute("data-from").unwrap().parse().unwrap();
+        let to: u32 = line.attribute("data-to").unwrap().parse().unwrap();
+        drawn.carried += line
+            .attribute("data-packets")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert!(drawn.edges.insert((from, to)), "edge {from} -> {to} twice");
+    }
+    (text, drawn)
+}
+
+/// `turn` is `expected` (both in turns of the ring).
+fn assert_turn(turn: f64, expected: f64, what: &str) {
+    let off = (turn - expected).rem_euclid(1.0);
+    assert!(
+        off.min(1.0 - off) < 1e-4,
+        "{what} at {turn}, expected {expected}"
+    );
+}
+
 /// `export-overlay FILE.svg` after a run: a well-formed SVG with every node at its ID's angle
 /// (ID / 2^bits of a turn, clockwise from the top), one arrow per table entry, and the
 /// packets each link carried, which add up to every transmission the summary counts (each
@@ -125,60 +188,77 @@ fn export_overlay_draws_svg_with_the_runs_traffic() {
     assert_eq!(counts[0], 20_000, "{sum}");
 
     let svg = temp_path("overlay.svg");
-    let mark = reg.mark();
-    reg.send(&format!("export-overlay {}", svg.arg()));
-    reg.wait_line(&format!("Wrote {}", svg.arg()), mark);
-    let text = std::fs::read_to_string(&svg.0).unwrap();
-    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
-    assert!(doc.root_element().has_tag_name("svg"));
-    let number =
-        |n: roxmltree::Node, name: &str| -> f64 { n.attribute(name).unwrap().parse().unwrap() };
-    let circle = doc
-        .descendants()
-        .find(|n| n.attribute("class") == Some("ring"))
-        .expect("the ring");
-    let (cx, cy) = (number(circle, "cx"), number(circle, "cy"));
-    let mut drawn = BTreeSet::new();
-    for group in doc
-        .descendants()
-        .filter(|n| n.attribute("class") == Some("node"))
-    {
-        let id: u32 = group.attribute("data-id").unwrap().parse().unwrap();
-        let dot = group.children().find(|n| n.has_tag_name("circle")).unwrap();
-        let (x, y) = (number(dot, "cx") - cx, number(dot, "cy") - cy);
-        let turn = x.atan2(-y).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
-        let expected = f64::from(id) / 1024.0;
-        let off = (turn - expected).rem_euclid(1.0);
-        assert!(
-            off.min(1.0 - off) < 1e-4,
-            "node {id} at {turn}, expected {expected}"
-        );
-        drawn.insert(id);
+    let (text, drawn) = export_svg(&mut reg, &svg);
+    for (id, turn) in &drawn.turns {
+        assert_turn(*turn, f64::from(*id) / 1024.0, &format!("node {id}"));
     }
     let ids: BTreeSet<u32> = ring.iter().map(|r| r.id).collect();
-    assert_eq!(drawn, ids);
-    let mut edges = BTreeSet::new();
-    let mut carried = 0;
-    for line in doc
-        .descendants()
-        .filter(|n| n.attribute("class") == Some("edge"))
-    {
-        let from: u32 = line.attribute("data-from").unwrap().parse().unwrap();
-        let to: u32 = line.attribute("data-to").unwrap().parse().unwrap();
-        carried += line
-            .attribute("data-packets")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap();
-        assert!(edges.insert((from, to)), "edge {from} -> {to} twice");
-    }
+    assert_eq!(drawn.turns.keys().copied().collect::<BTreeSet<_>>(), ids);
     let expected: BTreeSet<(u32, u32)> = (0..ring.len())
         .flat_map(|p| (0..3).map(move |hop| (p, (p + (1 << hop)) % 10)))
         .map(|(p, q)| (ring[p].id, ring[q].id))
         .collect();
-    assert_eq!(edges, expected);
-    assert_eq!(carried, transmissions, "{sum}");
+    assert_eq!(drawn.edges, expected);
+    assert_eq!(drawn.carried, transmissions, "{sum}");
     assert!(text.contains("packets the link carried in run 1"));
+}
+
+/// `export-overlay FILE.svg` in Chord mode, after a run: every node at its Chord identifier's
+/// angle (identifier / 2^m of a turn; here the first 16 bits of SHA-256 of its address, so
+/// the registry's IDs would put them elsewhere), one arrow per distinct finger, and the
+/// packets the arrows carried add up to every transmission of the run.
+#[test]
+fn export_overlay_in_chord_mode_draws_nodes_at_their_identifiers() {
+    use overlay::chord::{FingerRule, FingerTable, IdSpace, Membership};
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (0..8)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
+    ring.sort_by_key(|r| r.id);
+    reg.wait_line("(8 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay chord 16 hash");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    let mark = reg.mark();
+    reg.send("start 2000");
+    let (sum, _) = reg.wait_line_starting("Sum ", mark);
+    reg.wait_line("PASS", mark);
+    let counts: Vec<u64> = sum
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|v| v.replace(',', "").parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], 16_000, "{sum}");
+
+    let svg = temp_path("overlay-chord.svg");
+    let (text, drawn) = export_svg(&mut reg, &svg);
+    // Where each node must be, and its fingers, by the same code the registry's tables use.
+    let addresses: Vec<String> = ring.iter().map(|r| r.addr.to_string()).collect();
+    let (membership, identifiers) =
+        Membership::hashed(IdSpace::new(16).unwrap(), &addresses).unwrap();
+    let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+    let node_at = |identifier| ring[identifiers.iter().position(|&i| i == identifier).unwrap()].id;
+    let mut expected = BTreeSet::new();
+    for (me, identifier) in ring.iter().zip(&identifiers) {
+        let value = u64::from_str_radix(&format!("{identifier:x}"), 16).unwrap();
+        let turn = drawn.turns[&me.id];
+        assert_turn(
+            turn,
+            value as f64 / 65536.0,
+            &format!("node {} ({identifier:x})", me.id),
+        );
+        let member = membership.position(*identifier).unwrap();
+        for &finger in tables[member].entries() {
+            expected.insert((me.id, node_at(membership.id(finger as usize))));
+        }
+    }
+    assert_eq!(drawn.turns.len(), ring.len());
+    assert_eq!(drawn.edges, expected);
+    assert_eq!(drawn.carried, counts[0] + counts[2], "{sum}");
+    assert!(text.contains("Chord"), "the title names the finger rule");
 }
 
 /// A scripted run at a limited rate (6 s): one CSV row per progress round, a last row with
