@@ -1,6 +1,7 @@
-//! What a new user reads first: `tools/*.sh --help` prints the script's usage and starts
+//! What a new user meets first: `tools/*.sh --help` prints the script's usage and starts
 //! nothing, `tools/launch.sh --help` names every environment variable the launcher reads, and
-//! `overlay registry --help` names every column of the CSV `--csv` writes.
+//! every duration flag takes seconds alike (decimals, an optional `s`).
+//! (`overlay registry --help` naming every CSV column is a unit test of `src/cli`.)
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, temp_path};
+use common::{BIN, Proc, temp_path};
 
 fn tools() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tools")
@@ -126,27 +127,65 @@ fn launch_help_lists_its_environment_variables() {
     }
 }
 
-/// `overlay registry --help` describes `--csv` with every column of the header the registry
-/// writes, in its order.
+/// Every duration flag takes seconds the same way, as the console's `start 2.5s` does:
+/// decimals and an optional `s`; another unit is refused and the refusal says what to give.
 #[test]
-fn registry_help_names_every_csv_column() {
-    let output = Command::new(BIN)
-        .args(["registry", "--help"])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout).to_string();
-    let csv = help
-        .split("--csv <CSV>")
-        .nth(1)
-        .and_then(|rest| rest.split("\n      --").next())
-        .unwrap_or_else(|| panic!("no --csv in\n{help}"));
-    let csv = csv.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut from = 0;
-    for column in overlay::registry::progress::CSV_HEADER.split(',') {
-        let at = csv[from..]
-            .find(column)
-            .unwrap_or_else(|| panic!("--help does not name {column} (in order): {csv}"));
-        from += at + column.len();
+fn duration_flags_take_decimals_and_an_s() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut node = Proc::spawn(
+        "node",
+        &["node", "127.0.0.1", &port, "--registry-wait", "0.5s"],
+        false,
+    );
+    let status = node
+        .wait_exit_within(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("still trying\n{}", node.dump()));
+    assert_eq!(status.code(), Some(1), "{}", node.dump());
+    let out = node.out.text();
+    assert!(out.contains("(--registry-wait 0.5 s)"), "{out}");
+
+    let mut registry = Proc::spawn(
+        "registry",
+        &[
+            "registry",
+            "-b",
+            "127.0.0.1",
+            "-n",
+            "2",
+            "-s",
+            "10",
+            "--ready-timeout",
+            "1.5",
+        ],
+        false,
+    );
+    let status = registry
+        .wait_exit_within(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("still waiting\n{}", registry.dump()));
+    assert!(!status.success(), "{}", registry.dump());
+    let said = registry.dump();
+    assert!(said.contains("not ready within 1.5 s"), "{said}");
+
+    for (flag, value) in [
+        ("-t", "2.5ms"),
+        ("--stall-timeout", "1m"),
+        ("--warmup", "0"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["registry", "-n", "2", flag, value])
+            .output()
+            .unwrap();
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {error}");
+        assert!(
+            error.contains(&format!("not '{value}'")) && error.contains("2.5s"),
+            "{flag} {value}: {error}"
+        );
     }
 }

@@ -35,7 +35,7 @@ pub(crate) struct Cli {
 }
 
 /// The rule every flag's unit follows, at the end of `registry --help` and `node --help`.
-pub(crate) const UNITS: &str = "Units: durations are in seconds (fractions where the help says so) unless \
+pub(crate) const UNITS: &str = "Units: durations are in seconds (2.5 or 2.5s) unless \
                      the flag's name ends in its unit (--settle-ms, --busy-poll-us); sizes are \
                      in bytes (--window-bytes, --payload); --rate is packets per second per \
                      node.";
@@ -117,6 +117,32 @@ pub(crate) const SHARED_RECV: SharedRecv = SharedRecv {
     buffer_bytes: SHARED_RECV_BUFFER_BYTES,
 };
 
+/// The smallest value a duration flag takes.
+#[derive(Clone, Copy)]
+pub(crate) enum Least {
+    /// Anything above this.
+    Above(f64),
+    /// This or more.
+    AtLeast(f64),
+}
+
+/// The seconds of a duration flag, every one alike: decimals allowed, and an optional `s`
+/// suffix as `start 2.5s` at the console takes it (`2.5`, `2.5s`), from `least` to `max`.
+pub(crate) fn seconds(text: &str, least: Least, max: f64) -> Result<f64, String> {
+    let value = text.strip_suffix('s').unwrap_or(text).parse::<f64>().ok();
+    let (fits, from) = match least {
+        Least::Above(min) => (value.is_some_and(|s| s > min), format!("above {min}")),
+        Least::AtLeast(min) => (value.is_some_and(|s| s >= min), format!("at least {min}")),
+    };
+    match value {
+        Some(s) if fits && s <= max => Ok(s),
+        _ => Err(format!(
+            "seconds {from} and at most {max} (decimals allowed, an s after them too: 2.5 or \
+             2.5s), not '{text}'"
+        )),
+    }
+}
+
 pub(crate) fn seed(common: &Common) -> u64 {
     common.seed.unwrap_or_else(rand::random)
 }
@@ -150,6 +176,24 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Duration flags: decimals, an optional `s`, the bounds; anything else refused.
+    #[test]
+    fn seconds_with_or_without_an_s() {
+        let run = |text| seconds(text, Least::Above(0.0), 86_400.0);
+        assert_eq!(run("2.5"), Ok(2.5));
+        assert_eq!(run("2.5s"), Ok(2.5));
+        assert_eq!(run("10"), Ok(10.0));
+        assert_eq!(run("86400s"), Ok(86_400.0));
+        for bad in [
+            "0", "0s", "-1", "2.5ms", "1m", "s", "", "nan", "inf", "86401", "2.5 s",
+        ] {
+            let error = run(bad).unwrap_err();
+            assert!(error.contains(&format!("not '{bad}'")), "{error}");
+        }
+        assert_eq!(seconds("0", Least::AtLeast(0.0), 1.0), Ok(0.0));
+        assert!(seconds("0.5", Least::AtLeast(1.0), 10.0).is_err());
     }
 
     /// `--csv`'s help names every column the file has, in the header's order.

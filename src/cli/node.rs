@@ -37,8 +37,8 @@ pub(crate) struct NodeArgs {
     /// Seconds to keep trying to reach the registry and register (it may start after the
     /// node, or lose a registration): attempts on fresh connections, 0.1 s apart at first and
     /// at most 2 s; an attempt unanswered for 5 s is tried again. 0 tries once.
-    #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS, value_parser = clap::value_parser!(u64).range(0..=OPERATOR_WAIT_SECS_MAX))]
-    registry_wait: u64,
+    #[arg(long, default_value_t = overlay::limits::JOIN_WAIT_DEFAULT_SECS as f64, value_parser = registry_wait_arg)]
+    registry_wait: f64,
     /// Run this many nodes in this process, on one event loop: each listens on its own port
     /// of the --bind address, registers and keeps its links as a node alone in its process
     /// would. Console commands go to every node; each line a node prints starts with its
@@ -51,6 +51,15 @@ pub(crate) struct NodeArgs {
 }
 
 /// `--busy-poll-us`: `auto`, or microseconds up to `BUSY_POLL_US_MAX` (0: never poll).
+/// `--registry-wait`: seconds, 0 (one attempt) to a day.
+fn registry_wait_arg(text: &str) -> Result<f64, String> {
+    super::seconds(
+        text,
+        super::Least::AtLeast(0.0),
+        OPERATOR_WAIT_SECS_MAX as f64,
+    )
+}
+
 pub(crate) fn parse_busy_poll(value: &str) -> Result<BusyPoll, String> {
     if value == "auto" {
         return Ok(BusyPoll::Auto);
@@ -116,7 +125,7 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
             seed: seed.wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             secret: secret.clone(),
             link_buffer_bytes,
-            registry_wait: args.registry_wait.saturating_mul(1_000_000_000),
+            registry_wait: (args.registry_wait * 1e9) as u64,
         });
     }
     let config = DriverConfig {

@@ -23,10 +23,11 @@ use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 
+use super::Least::{Above, AtLeast};
 use super::interrupts::Interrupts;
 use super::output::{Out, ResultFile};
 use super::shown::Shown;
-use super::{Common, Ids, Rule, SHARED_RECV, Targets, Wire, secret, seed};
+use super::{Common, Ids, Rule, SHARED_RECV, Targets, Wire, seconds, secret, seed};
 
 /// What the registry's standard output carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,14 +40,14 @@ pub(crate) enum SummaryFormat {
     Json,
 }
 
-/// Seconds (decimals allowed), above 0 and at most a day.
+/// `--duration`, `--warmup`: seconds above 0 and at most a day.
 pub(crate) fn seconds_arg(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= RUN_SECS_MAX => Ok(s),
-        _ => Err(format!(
-            "seconds above 0 and at most {RUN_SECS_MAX} (decimals allowed), not '{text}'"
-        )),
-    }
+    seconds(text, Above(0.0), RUN_SECS_MAX)
+}
+
+/// `--ready-timeout`, `--stall-timeout`: seconds, at least 1 and at most a day.
+pub(crate) fn timeout_arg(text: &str) -> Result<f64, String> {
+    seconds(text, AtLeast(1.0), OPERATOR_WAIT_SECS_MAX as f64)
 }
 
 /// `--export-overlay`: a path whose extension says what to write.
@@ -57,8 +58,8 @@ pub(crate) fn export_path_arg(text: &str) -> Result<String, String> {
 /// `--interval`: seconds, at least [`INTERVAL_NS_MIN`].
 pub(crate) fn interval_arg(text: &str) -> Result<f64, String> {
     let min = INTERVAL_NS_MIN as f64 / 1e9;
-    match seconds_arg(text) {
-        Ok(s) if s >= min => Ok(s),
+    match seconds(text, AtLeast(min), RUN_SECS_MAX) {
+        Ok(s) => Ok(s),
         _ => Err(format!(
             "seconds, at least {min} (one poll of every node per interval) and at most \
              {RUN_SECS_MAX}, not '{text}'"
@@ -165,12 +166,12 @@ pub(crate) struct RegistryArgs {
     #[arg(long, value_name = "FILE", requires = "nodes", value_parser = export_path_arg)]
     export_overlay: Option<String>,
     /// Scripted mode: seconds to wait for every node to register and set up.
-    #[arg(long, default_value_t = READY_TIMEOUT_DEFAULT_NS / 1_000_000_000, value_parser = clap::value_parser!(u64).range(1..=OPERATOR_WAIT_SECS_MAX))]
-    ready_timeout: u64,
+    #[arg(long, default_value_t = (READY_TIMEOUT_DEFAULT_NS / 1_000_000_000) as f64, value_parser = timeout_arg)]
+    ready_timeout: f64,
     /// Seconds without any progress after which a run fails [default: 10 + 0.01 per node of
     /// the run: 20 s at 1,000 nodes, 110 s at 10,000].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=OPERATOR_WAIT_SECS_MAX))]
-    stall_timeout: Option<u64>,
+    #[arg(long, value_parser = timeout_arg)]
+    stall_timeout: Option<f64>,
     /// Packets per second each node originates at most (0 = as fast as flow control allows;
     /// native wire only). For latency at light load.
     #[arg(long, default_value_t = 0)]
@@ -370,7 +371,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
             runs: args.runs,
             extra_payload_bytes: args.payload,
             keys: args.targets == Targets::Keys,
-            ready_timeout: args.ready_timeout * 1_000_000_000,
+            ready_timeout: nanos(args.ready_timeout),
             export_overlay: args.export_overlay.clone(),
         }),
         _ => None,
@@ -382,7 +383,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         secret,
         script,
         window_bytes: args.window_bytes,
-        stall_timeout: args.stall_timeout.map(|secs| secs * 1_000_000_000),
+        stall_timeout: args.stall_timeout.map(nanos),
         rate_per_s: args.rate,
         settle: args.settle_ms.saturating_mul(1_000_000),
         warmup: args.warmup.map_or(0, nanos),

@@ -117,7 +117,7 @@ impl<C: Codec> Node<C> {
                  {seconds:.1} s (--registry-wait {} s)",
                 self.config.registry,
                 if attempts == 1 { "attempt" } else { "attempts" },
-                wait / 1_000_000_000
+                wait as f64 / 1e9
             ));
             self.effects.push(Effect::Exit(1));
         } else {

@@ -123,7 +123,7 @@ impl<C: Codec> Registry<C> {
             self.ready_deadline = None;
             let why = format!(
                 "the overlay was not ready within {} s: {} of {} nodes registered{}",
-                script.ready_timeout / 1_000_000_000,
+                script.ready_timeout as f64 / 1e9,
                 self.nodes.len(),
                 script.nodes,
                 match &self.overlay {
