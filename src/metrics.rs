@@ -12,7 +12,7 @@
 //! Label values are bounded: `node` takes the IDs of the nodes of the last finished run and
 //! of the run in progress (the registry registers at most `NODES_MAX` nodes, so at most
 //! 2 x `NODES_MAX` values, and nodes gone before the last run are dropped from the latency);
-//! `hops` at most `TRACE_SLOTS_MAX` + 1 values; `verdict` two. Each node has 5 counters and
+//! `hops` at most `TRACE_SLOTS_MAX` + 1 values; `verdict` four ([`VERDICTS`]). Each node has 5 counters and
 //! a latency-per-hop histogram of [`HOP_LATENCY_BUCKETS_NS`] + 1 = 11 buckets, a sum and a
 //! count: 18 series, so at most 2 x 16,000 x 18 = 576,000, and 288 for 16 nodes.
 
@@ -30,7 +30,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::limits::{METRICS_IO_TIMEOUT_MS, METRICS_REQUEST_BYTES_MAX};
 use crate::stats::{HOP_LATENCY_BUCKETS_NS, HopLatencyBuckets, RunStats};
-use crate::summary::RunResult;
+use crate::summary::{PASS_WITH_CRASHES, RunResult};
 use crate::wire::{Counters, NodeId};
 
 /// Upper bounds (seconds) of the end-to-end latency histogram's buckets: 10 us to 10 s.
@@ -129,6 +129,10 @@ impl Buckets {
     }
 }
 
+/// The verdicts a run ends with (`RunResult::verdict`), the values of `overlay_runs_total`'s
+/// label: a stopped run or one that passed with crashes is neither PASS nor FAIL.
+pub const VERDICTS: [&str; 4] = ["PASS", PASS_WITH_CRASHES, "STOPPED", "FAIL"];
+
 /// Everything a scrape shows, folded from the registry's polls and results. Counters add
 /// every run of the session: the finished runs' final counts plus the run in progress as of
 /// its last poll round (nodes count from zero at each run; a run's final count is at least
@@ -137,8 +141,8 @@ impl Buckets {
 pub struct Snapshot {
     /// Registered nodes now.
     pub nodes: u64,
-    runs_passed: u64,
-    runs_failed: u64,
+    /// Runs finished, by verdict ([`VERDICTS`], in that order).
+    runs: [u64; VERDICTS.len()],
     /// The run in progress, 0 when none.
     run: u64,
     /// Packets received per second over the last progress interval (0 between runs).
@@ -225,11 +229,12 @@ impl Snapshot {
                 finished.add(&counts);
             }
         }
-        if result.passed() {
-            self.runs_passed += 1;
-        } else {
-            self.runs_failed += 1;
-        }
+        // A verdict not in the list (none today) counts as a failure.
+        let verdict = VERDICTS
+            .iter()
+            .position(|&v| v == result.verdict)
+            .unwrap_or(VERDICTS.len() - 1);
+        self.runs[verdict] += 1;
         self.run = 0;
         self.receive_rate_pps = 0.0;
         self.hops_finished = all.hops.clone();
@@ -325,10 +330,7 @@ impl Collector for Published {
                 None,
                 MetricType::Counter,
             )?;
-            for (verdict, count) in [
-                ("PASS", snapshot.runs_passed),
-                ("FAIL", snapshot.runs_failed),
-            ] {
+            for (&verdict, &count) in VERDICTS.iter().zip(&snapshot.runs) {
                 let labels = [("verdict", verdict)];
                 ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
@@ -647,5 +649,44 @@ mod tests {
                 assert!(third[name] >= *value, "{name} went down");
             }
         }
+    }
+
+    /// A run stopped early is counted as STOPPED, not as a failure; every verdict has its
+    /// series from the start.
+    #[test]
+    fn runs_are_counted_by_their_verdict() {
+        let a: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let mut snapshot = Snapshot::default();
+        let runs = |snapshot: &Snapshot| {
+            let values = values(&snapshot.encode());
+            VERDICTS.map(|v| values[&format!(r#"overlay_runs_total{{verdict="{v}"}}"#)])
+        };
+        assert_eq!(runs(&snapshot), [0.0; 4]);
+        let stopped = RunResult::ended(
+            crate::summary::Ending {
+                stopped_after_s: Some(1.0),
+                ..Default::default()
+            },
+            3,
+            20,
+            0,
+            1.0,
+            vec![NodeResult::new(5, a, &counters(7, 7))],
+            vec![],
+        );
+        assert_eq!(stopped.verdict, "STOPPED");
+        snapshot.finished(&stopped, &RunStats::default());
+        assert_eq!(runs(&snapshot), [0.0, 0.0, 1.0, 0.0]);
+        let failed = RunResult::new(
+            3,
+            20,
+            0,
+            1.0,
+            vec![NodeResult::new(5, a, &counters(20, 19))],
+            vec![],
+        );
+        assert_eq!(failed.verdict, "FAIL");
+        snapshot.finished(&failed, &RunStats::default());
+        assert_eq!(runs(&snapshot), [0.0, 0.0, 1.0, 1.0]);
     }
 }
