@@ -469,6 +469,17 @@ pub const SEND_BATCH_BYTES: usize = 64 * 1024;
 /// ...or until they have waited this long. When the loop has nothing else to do it sends
 /// everything at once, so batching costs no latency at light load.
 pub const SEND_HOLD_NS: u64 = 200_000;
+/// A relay sends the part of a data frame at least this long that it does not change (all but
+/// the header and trace) from the receive buffer it arrived in, instead of copying it into the
+/// next hop's queue (`Lent`, in a process with a receive buffer per connection). Below it the
+/// copy costs less than the bookkeeping: an iovec more in the send, a reference held.
+pub const HELD_FRAME_BYTES_MIN: usize = 2048;
+/// Receive buffers a process keeps alive for the frames queued from them (see
+/// [`HELD_FRAME_BYTES_MIN`]) beyond each connection's own: once this many are held, receives
+/// go on with copying relays until some buffer's last held frame has been sent, so the memory
+/// they add stays within `HELD_RECV_BUFFERS_MAX x RECV_BUFFER_BYTES` (8 MiB). Never waiting
+/// for them keeps rule 1 (always read, always relay): the fallback is the copy.
+pub const HELD_RECV_BUFFERS_MAX: usize = 32;
 /// In processes whose send buffers grow on demand (a group of nodes, the registry), a send
 /// buffer larger than this is freed once a burst is over: when a send used a quarter of it at
 /// most, or when the connection has nothing more to send (both its buffers then). A batched

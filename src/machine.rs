@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: shared by every process on one machine).
 pub type Nanos = u64;
@@ -324,6 +325,87 @@ pub(crate) fn drain_effects<S: EffectSink>(sink: &mut S) -> Result<(), S::Error>
     }
 }
 
+/// A receive buffer the driver lends with [`Machine::on_received_in`]: the machine may keep
+/// parts of the bytes it was handed ([`Lent::hold`]) after the call returns, instead of
+/// copying them, and queue them for sending ([`Hole`]). The driver never writes into a buffer
+/// any part of which is still held (it receives into another one), so held bytes never change.
+pub struct Lent<'a>(&'a Arc<[u8]>);
+
+impl<'a> Lent<'a> {
+    /// For the driver: lends `buffer`.
+    pub fn new(buffer: &'a Arc<[u8]>) -> Self {
+        Lent(buffer)
+    }
+
+    /// Keeps `part` (a part of the bytes this buffer's `on_received_in` handed over).
+    ///
+    /// # Panics
+    /// If `part` does not lie within the lent buffer.
+    pub fn hold(&self, part: &[u8]) -> Held {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.0.as_ptr() as usize);
+        assert!(
+            start <= self.0.len() && part.len() <= self.0.len() - start,
+            "held bytes lie in the lent buffer"
+        );
+        Held {
+            buffer: Arc::clone(self.0),
+            start,
+            end: start + part.len(),
+        }
+    }
+}
+
+/// Bytes of a lent receive buffer a machine keeps ([`Lent::hold`]); the buffer lives as long
+/// as any part of it is held.
+#[derive(Clone)]
+pub struct Held {
+    buffer: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Held {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} bytes)", self.len())
+    }
+}
+
+/// Held bytes queued for sending: they go out right before byte `at` of the connection's
+/// pending bytes (holes in order of `at`; several may share one `at`).
+#[derive(Clone, Debug)]
+pub struct Hole {
+    pub at: usize,
+    pub held: Held,
+}
+
+/// `bytes` with `holes` filled in: the byte stream they stand for.
+pub fn gathered(bytes: &[u8], holes: &[Hole]) -> Vec<u8> {
+    let held: usize = holes.iter().map(|hole| hole.held.len()).sum();
+    let mut out = Vec::with_capacity(bytes.len() + held);
+    let mut from = 0;
+    for hole in holes {
+        out.extend_from_slice(&bytes[from..hole.at]);
+        out.extend_from_slice(hole.held.bytes());
+        from = hole.at;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out
+}
+
 /// A protocol state machine: the registry or a messaging node.
 pub trait Machine {
     /// The loop is about to run; the listener (if any) is open.
@@ -337,6 +419,13 @@ pub trait Machine {
     /// many bytes were consumed (whole frames); the rest are offered again with more behind
     /// them. A machine that finds garbage emits [`Effect::Close`] and may return any count.
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize;
+    /// As [`Machine::on_received`], with `bytes` in a buffer the driver lends: the machine may
+    /// hold parts of them ([`Lent::hold`]) to send them without a copy. The default reads
+    /// them as `on_received` does.
+    fn on_received_in(&mut self, now: Nanos, conn: ConnId, bytes: &[u8], lent: Lent<'_>) -> usize {
+        let _ = lent;
+        self.on_received(now, conn, bytes)
+    }
     /// `conn` is gone: the peer closed it, it failed, or the connect failed. `reason` says why.
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason);
     /// `conn` failed while the driver held `taken` (bytes it took with `swap_outgoing`) of
@@ -367,6 +456,13 @@ pub trait Machine {
     /// Exchanges `conn`'s pending outgoing bytes with `buf` (which the driver passes empty).
     /// After the call the machine's pending buffer is `buf`'s old, empty allocation.
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>);
+    /// As [`Machine::swap_outgoing`], and the held bytes queued among them with `holes`
+    /// (which the driver passes empty): the bytes to send are `buf` with `holes` filled in
+    /// ([`gathered`]). The default holds nothing.
+    fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
+        let _ = holes;
+        self.swap_outgoing(conn, buf);
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use overlay::io::{DriverConfig, DriverError, SharedRecv};
 use overlay::limits::SEND_BUFFER_KEPT_BYTES;
-use overlay::machine::{CloseReason, ConnId, ConnIds, Effect, LinkError, Machine, Nanos};
+use overlay::machine::{
+    CloseReason, ConnId, ConnIds, Effect, Hole, Lent, LinkError, Machine, Nanos,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TICK_NANOS: Nanos = 2_000_000;
@@ -51,6 +53,12 @@ struct Echo {
     /// the largest it handed over.
     pending_capacity: Arc<AtomicUsize>,
     pending_capacity_max: Arc<AtomicUsize>,
+    /// Echo by holding parts of lent receive buffers instead of copying them (`hold`), and
+    /// count the receives that came lent and not lent.
+    hold: bool,
+    holes: HashMap<ConnId, Vec<Hole>>,
+    lent: Arc<AtomicUsize>,
+    not_lent: Arc<AtomicUsize>,
     effects: Vec<Effect>,
 }
 
@@ -75,7 +83,20 @@ impl Echo {
             pending: HashMap::new(),
             pending_capacity: Arc::new(AtomicUsize::new(0)),
             pending_capacity_max: Arc::new(AtomicUsize::new(0)),
+            hold: false,
+            holes: HashMap::new(),
+            lent: Arc::new(AtomicUsize::new(0)),
+            not_lent: Arc::new(AtomicUsize::new(0)),
             effects: Vec::new(),
+        }
+    }
+
+    /// The echo's count of what it consumes of `bytes` (all but the last 3).
+    fn echoed(bytes: &[u8]) -> usize {
+        if bytes.len() > 3 {
+            bytes.len() - 3
+        } else {
+            bytes.len()
         }
     }
 
@@ -124,20 +145,50 @@ impl Machine for Echo {
             return bytes.len();
         }
         if self.echo {
+            self.not_lent.fetch_add(1, Ordering::SeqCst);
             // Consume in uneven pieces, to exercise the kept tail.
-            let consumed = if bytes.len() > 3 {
-                bytes.len() - 3
-            } else {
-                bytes.len()
-            };
+            let consumed = Echo::echoed(bytes);
             self.queue(conn, &bytes[..consumed]);
             return consumed;
         }
         bytes.len()
     }
 
+    fn on_received_in(&mut self, now: Nanos, conn: ConnId, bytes: &[u8], lent: Lent<'_>) -> usize {
+        if !self.hold || self.consume_nothing || self.reply_and_close.is_some() {
+            return self.on_received(now, conn, bytes);
+        }
+        self.lent.fetch_add(1, Ordering::SeqCst);
+        // In pieces of 1,000 bytes: every other one held whole, the others copied for their
+        // first 7 bytes and held for the rest (holes side by side, at the buffer's start, and
+        // between copied bytes).
+        let consumed = Echo::echoed(bytes);
+        for (index, piece) in bytes[..consumed].chunks(1000).enumerate() {
+            let copied = if index % 2 == 0 {
+                0
+            } else {
+                piece.len().min(7)
+            };
+            self.queue(conn, &piece[..copied]);
+            if copied < piece.len() {
+                let pending = self.pending.entry(conn).or_default();
+                let holes = self.holes.entry(conn).or_default();
+                if pending.is_empty() && holes.is_empty() {
+                    self.effects.push(Effect::Send(conn));
+                }
+                let at = pending.len();
+                holes.push(Hole {
+                    at,
+                    held: lent.hold(&piece[copied..]),
+                });
+            }
+        }
+        consumed
+    }
+
     fn on_closed(&mut self, _now: Nanos, conn: ConnId, reason: CloseReason) {
         self.pending.remove(&conn);
+        self.holes.remove(&conn);
         let _ = self.events.send(Event::Closed(conn, reason));
         if self.exit_on_close {
             self.effects.push(Effect::Exit(self.exit_code));
@@ -180,6 +231,14 @@ impl Machine for Echo {
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
         assert!(into.is_empty());
         into.append(&mut self.effects);
+    }
+
+    fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
+        assert!(holes.is_empty());
+        if let Some(held) = self.holes.get_mut(&conn) {
+            std::mem::swap(held, holes);
+        }
+        self.swap_outgoing(conn, buf);
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
@@ -284,6 +343,75 @@ fn client(addr: SocketAddr) -> TcpStream {
 #[test]
 fn echoes_one_mebibyte_in_uneven_chunks() {
     echo_one_mebibyte(config(overlay::limits::RECV_BUFFER_BYTES));
+}
+
+/// The echo holds what it sends back in the receive buffers it was lent (`on_received_in`)
+/// instead of copying it: the driver sends it gathered from them, and the bytes come back
+/// whole and in order, in a run of uneven writes and in a burst that queues far more than
+/// `HELD_RECV_BUFFERS_MAX` buffers hold (the driver then stops lending, and receives go on).
+#[test]
+fn echoes_bytes_held_in_lent_receive_buffers() {
+    let (events_sender, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (listener, addr) = listener();
+    let mut machine = Echo::new(events_sender, stop.clone());
+    machine.hold = true;
+    let (lent, not_lent) = (machine.lent.clone(), machine.not_lent.clone());
+    let driver = start(
+        machine,
+        Some(listener),
+        config(overlay::limits::RECV_BUFFER_BYTES),
+    );
+    let mut stream = client(addr);
+    let data: Vec<u8> = (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect();
+    echo_in_uneven_writes(&mut stream, &data);
+    assert!(lent.load(Ordering::SeqCst) > 0, "no receive was lent");
+    // A burst written whole before any is read back: the echo holds every receive's buffer
+    // until the client reads.
+    let burst: Vec<u8> = (0..64usize << 20).map(|i| (i * 7 % 253) as u8).collect();
+    let mut writer = stream.try_clone().unwrap();
+    let to_write = burst.clone();
+    let writer = std::thread::spawn(move || writer.write_all(&to_write).unwrap());
+    writer.join().unwrap();
+    // The echo had kept the 3 bytes that pushed the first run's tail.
+    let mut echoed = vec![0; burst.len()];
+    stream.read_exact(&mut echoed).expect("the burst echoed");
+    assert!(
+        echoed[..3] == *b"end" && echoed[3..] == burst[..burst.len() - 3],
+        "the echoed burst differs from the sent one"
+    );
+    assert!(
+        not_lent.load(Ordering::SeqCst) > 0,
+        "the burst held no more buffers than the driver lends"
+    );
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    assert_eq!(stop_and_join(&stop, driver), 7);
+}
+
+/// Writes `data` in uneven pieces and reads its echo back (all of it: 3 more bytes go out
+/// after it to push the echo's kept tail).
+fn echo_in_uneven_writes(stream: &mut TcpStream, data: &[u8]) {
+    let mut writer = stream.try_clone().unwrap();
+    let to_write = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let sizes = [1, 7, 100, 1500, 4096, 65536, 3, 200_000, 17];
+        let mut offset = 0;
+        let mut index = 0;
+        while offset < to_write.len() {
+            let size = sizes[index % sizes.len()].min(to_write.len() - offset);
+            writer.write_all(&to_write[offset..offset + size]).unwrap();
+            offset += size;
+            index += 1;
+        }
+    });
+    let mut echoed = vec![0; data.len()];
+    stream
+        .read_exact(&mut echoed[..data.len() - 3])
+        .expect("echo of all but the kept tail");
+    writer.join().unwrap();
+    stream.write_all(b"end").unwrap();
+    stream.read_exact(&mut echoed[data.len() - 3..]).unwrap();
+    assert!(echoed == data, "echoed bytes differ from the sent bytes");
 }
 
 /// Receiving into a ring of buffers shared by every connection, each smaller than what arrives

@@ -4,13 +4,18 @@
 //!
 //! Every operation the driver submits points into memory owned by one [`Connection`] (or by the
 //! console reader, under the same rules): a `Recv` into the unused tail of `recv_buffer`, a
-//! `Send` from `send_buffer[send_offset..]`, a `Connect` from `connect_address`. That memory is
-//! on the heap (a `Vec`'s buffer, a `Box`), so it does not move when the slab moves the
-//! `Connection` value. While an operation is in flight:
+//! `Send` from `send_buffer[send_offset..]`, a `SendMsg` from `send_buffer` and the held bytes
+//! of `send_held` through `send_iovecs` and `send_message`, a `Connect` from
+//! `connect_address`. That memory is on the heap (a `Vec`'s buffer, an `Arc`, a `Box`), so it
+//! does not move when the slab moves the `Connection` value. While an operation is in flight:
 //! - its buffer is not resized, reallocated, swapped out or dropped: `recv_buffer` keeps its
-//!   length from allocation to release and is only read by the driver after the receive
-//!   completed; `send_buffer` is swapped with the machine and cleared only while
-//!   `send_in_flight` is false; `connect_address` is dropped only by the connect completion;
+//!   length from allocation to release, is the driver's alone while a receive writes into it
+//!   (the machine can keep parts of it only during `on_received_in`, after the receive
+//!   completed, and a buffer it kept parts of is replaced before the next receive), and is
+//!   only read by the driver after the receive completed; `send_buffer`, `send_held`,
+//!   `send_iovecs` and `send_message` are swapped with the machine, rebuilt or cleared only
+//!   while `send_in_flight` is false (a held part stays alive as long as its `Hole`);
+//!   `connect_address` is dropped only by the connect completion;
 //! - the slot is not removed from the slab: removal happens only in the driver's
 //!   `release_if_idle`, which requires [`Connection::ops_in_flight`] to be zero (so a late
 //!   completion never lands on a reused slot, and the descriptor is closed only after the
@@ -23,11 +28,12 @@
 //! for the count to reach zero; buffers still in use after that wait are leaked, never freed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use socket2::{SockAddr, Socket};
 
 use super::ops::OpKind;
-use crate::machine::ConnId;
+use crate::machine::{ConnId, Hole};
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,13 +59,23 @@ pub(crate) struct Connection {
     pub state: State,
     /// True once the TCP connection is established (accepted, or connect completed).
     pub connected: bool,
-    /// Fixed-length receive window; `recv_filled` bytes at its front are data.
-    pub recv_buffer: Vec<u8>,
+    /// Fixed-length receive window; `recv_filled` bytes at its front are data. Lent to the
+    /// machine with each receive's bytes (`Machine::on_received_in`). Empty when receives go to
+    /// the shared ring.
+    pub recv_buffer: Arc<[u8]>,
     pub recv_filled: usize,
-    /// The bytes being sent (taken from the machine with `swap_outgoing`); sent up to
-    /// `send_offset`.
+    /// With the shared ring: the partial frame the last receive ended with.
+    pub partial: Vec<u8>,
+    /// The bytes being sent (taken from the machine with `swap_outgoing_held`), with the held
+    /// bytes of `send_held` among them (`send_held_bytes` in all); sent up to `send_offset`
+    /// (counted over both).
     pub send_buffer: Vec<u8>,
+    pub send_held: Vec<Hole>,
+    pub send_held_bytes: usize,
     pub send_offset: usize,
+    /// The pieces of a gathered send in flight, and its message (pointing to them).
+    pub send_iovecs: Vec<libc::iovec>,
+    pub send_message: Box<libc::msghdr>,
     /// The address a connect in flight reads.
     pub connect_address: Option<Box<SockAddr>>,
     pub recv_in_flight: bool,
@@ -71,6 +87,11 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Bytes taken from the machine for sending, held ones included.
+    pub fn send_len(&self) -> usize {
+        self.send_buffer.len() + self.send_held_bytes
+    }
+
     /// Operations submitted on this slot whose completion has not arrived.
     pub fn ops_in_flight(&self) -> usize {
         usize::from(self.recv_in_flight)

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
@@ -28,11 +29,13 @@ use super::outcome::{self, Operation};
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
-    ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, LEFTOVER_KEPT_BYTES,
-    LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES,
-    SEND_HOLD_NS,
+    ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, HELD_RECV_BUFFERS_MAX,
+    LEFTOVER_KEPT_BYTES, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES,
+    SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
 };
-use crate::machine::{self, CloseReason, ConnId, Effect, EffectSink, LinkError, Machine, Nanos};
+use crate::machine::{
+    self, CloseReason, ConnId, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
+};
 use crate::warnings::WarningLimit;
 
 mod completions;
@@ -55,6 +58,29 @@ struct Stats {
     bytes_sent: u64,
     recvs: u64,
     bytes_received: u64,
+    /// Receives whose buffer the machine kept parts of (so the next went into another), and
+    /// receives not lent because `HELD_RECV_BUFFERS_MAX` buffers were held.
+    recvs_held: u64,
+    recvs_not_lent: u64,
+    /// Sends gathered from the send buffer and held bytes.
+    gathered_sends: u64,
+}
+
+/// The most pieces one gathered send names (Linux's UIO_MAXIOV); the rest goes as a short
+/// send's would.
+const SEND_IOVECS_MAX: usize = 1024;
+
+/// A receive buffer of `len` bytes, mapped now if `map` (see `buffer`), else at first use.
+fn recv_buffer(len: usize, map: bool) -> Arc<[u8]> {
+    let zeroed = Arc::<[u8]>::new_zeroed_slice(len);
+    // SAFETY: every bit pattern, zero included, is a valid `u8`.
+    let mut buffer = unsafe { zeroed.assume_init() };
+    if map {
+        Arc::get_mut(&mut buffer)
+            .expect("a new buffer is unique")
+            .fill(0xA5);
+    }
+    buffer
 }
 
 /// A completion copied out of the ring.
@@ -74,7 +100,7 @@ pub(crate) struct Driver<'m, M: Machine> {
     machine: &'m mut M,
     ring: IoUring,
     /// Receive buffers shared by every connection (`DriverConfig::shared_recv`): then a
-    /// slot's `recv_buffer` holds only the partial frame its last receive ended with. Taken
+    /// slot's `partial` holds only the partial frame its last receive ended with. Taken
     /// out while a completion's bytes are read from it.
     shared: Option<BufRing>,
     /// The shared ring's group and buffer size, for the receives that name it.
@@ -97,7 +123,11 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// Whether and how long to poll the ring once there is no work (`--busy-poll-us`).
     governor: Governor,
     /// Buffers of released slots, reused by the next slots.
-    spare_recv_buffers: Vec<Vec<u8>>,
+    spare_recv_buffers: Vec<Arc<[u8]>>,
+    /// Receive buffers of which the machine kept parts, until they are given back (then
+    /// reused by the next slot whose buffer is kept): at most `HELD_RECV_BUFFERS_MAX`, beyond
+    /// those of closed slots.
+    held_recv_buffers: Vec<Arc<[u8]>>,
     spare_send_buffers: Vec<Vec<u8>>,
     /// The listening sockets; a connection accepted on the one at index `i` is named in group
     /// `i` (`ConnId::in_group`).
@@ -157,6 +187,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             inbound_recv_mapped: 0,
             governor: Governor::new(config.busy_poll),
             spare_recv_buffers: Vec::with_capacity(connections_max),
+            held_recv_buffers: Vec::new(),
             spare_send_buffers: Vec::with_capacity(connections_max),
             accepts_armed: vec![false; listeners.len()],
             listeners,
@@ -191,6 +222,9 @@ impl<'m, M: Machine> Driver<'m, M> {
             bytes_per_send = stats.bytes_sent / stats.sends.max(1),
             recvs = stats.recvs,
             bytes_per_recv = stats.bytes_received / stats.recvs.max(1),
+            recvs_held = stats.recvs_held,
+            recvs_not_lent = stats.recvs_not_lent,
+            gathered_sends = stats.gathered_sends,
             "event loop totals"
         );
         self.drain_for_exit();
@@ -475,7 +509,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         let slot = &mut self.connections[key];
         assert!(!slot.recv_in_flight, "one receive in flight per connection");
         assert_eq!(slot.state, State::Open);
-        let window = &mut slot.recv_buffer[slot.recv_filled..];
+        let buffer = Arc::get_mut(&mut slot.recv_buffer)
+            .expect("a buffer the machine kept parts of was replaced before this receive");
+        let window = &mut buffer[slot.recv_filled..];
         assert!(
             !window.is_empty(),
             "a full receive buffer is closed, never re-armed"
@@ -490,7 +526,8 @@ impl<'m, M: Machine> Driver<'m, M> {
         slot.recv_in_flight = true;
         // SAFETY: the window is the unused tail of `recv_buffer`, whose heap allocation keeps
         // its length until the slot is released, and the slot is not released while
-        // `recv_in_flight` is set.
+        // `recv_in_flight` is set. The buffer is ours alone (checked above), and nothing
+        // shares it before the completion: the machine sees it only in `on_received_in`.
         unsafe { self.push(&entry)? };
         Ok(())
     }
@@ -506,7 +543,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         if !matches!(slot.state, State::Open | State::Flushing) {
             return Ok(());
         }
-        if slot.send_offset == slot.send_buffer.len() {
+        if slot.send_offset == slot.send_len() {
             let capacity = slot.send_buffer.capacity();
             if grown_on_demand
                 && capacity > SEND_BUFFER_KEPT_BYTES
@@ -518,9 +555,13 @@ impl<'m, M: Machine> Driver<'m, M> {
                 slot.send_buffer = Vec::new();
             }
             slot.send_buffer.clear();
+            slot.send_held.clear();
+            slot.send_held_bytes = 0;
             slot.send_offset = 0;
-            self.machine.swap_outgoing(slot.conn, &mut slot.send_buffer);
-            if grown_on_demand && slot.send_buffer.is_empty() {
+            self.machine
+                .swap_outgoing_held(slot.conn, &mut slot.send_buffer, &mut slot.send_held);
+            slot.send_held_bytes = slot.send_held.iter().map(|hole| hole.held.len()).sum();
+            if grown_on_demand && slot.send_len() == 0 {
                 // Nothing more to send: neither this buffer nor the one the machine now holds
                 // (ours, just swapped) stays larger than the bound. One more swap hands the
                 // machine a small one and brings ours back, empty.
@@ -533,12 +574,15 @@ impl<'m, M: Machine> Driver<'m, M> {
                 }
             }
         }
-        if slot.send_buffer.is_empty() {
+        if slot.send_len() == 0 {
             if slot.state == State::Flushing {
                 self.shut_down(key);
                 self.release_if_idle(key);
             }
             return Ok(());
+        }
+        if !slot.send_held.is_empty() {
+            return self.start_gathered_send(key);
         }
         let remaining = &slot.send_buffer[slot.send_offset..];
         let entry = opcode::Send::new(
@@ -552,6 +596,53 @@ impl<'m, M: Machine> Driver<'m, M> {
         slot.send_in_flight = true;
         // SAFETY: `send_buffer` is not cleared, swapped or dropped while `send_in_flight`, and
         // the slot is not released while `send_in_flight` is set.
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    /// Sends the rest of `key`'s bytes from `send_offset` on, gathered from the send buffer
+    /// and the held bytes between its parts (at most `SEND_IOVECS_MAX` pieces; the rest
+    /// follows as after a short send).
+    fn start_gathered_send(&mut self, key: usize) -> Result<(), DriverError> {
+        self.stats.gathered_sends += 1;
+        let slot = &mut self.connections[key];
+        let mut skip = slot.send_offset;
+        let mut iovecs = std::mem::take(&mut slot.send_iovecs);
+        iovecs.clear();
+        let mut piece = |bytes: &[u8]| {
+            if skip >= bytes.len() {
+                skip -= bytes.len();
+                return;
+            }
+            if iovecs.len() < SEND_IOVECS_MAX {
+                let rest = &bytes[skip..];
+                iovecs.push(libc::iovec {
+                    iov_base: rest.as_ptr().cast_mut().cast::<libc::c_void>(),
+                    iov_len: rest.len(),
+                });
+            }
+            skip = 0;
+        };
+        let mut from = 0;
+        for hole in &slot.send_held {
+            piece(&slot.send_buffer[from..hole.at]);
+            piece(hole.held.bytes());
+            from = hole.at;
+        }
+        piece(&slot.send_buffer[from..]);
+        assert!(!iovecs.is_empty(), "a gathered send has bytes left");
+        slot.send_iovecs = iovecs;
+        let message = &mut *slot.send_message;
+        message.msg_iov = slot.send_iovecs.as_mut_ptr();
+        message.msg_iovlen = slot.send_iovecs.len();
+        let entry = opcode::SendMsg::new(types::Fd(slot.socket.as_raw_fd()), &raw const *message)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(token(OpKind::Send, key, slot.generation));
+        slot.send_in_flight = true;
+        // SAFETY: the message, its iovecs and the memory they name (`send_buffer`, and the
+        // buffers the holes of `send_held` keep alive) are not changed, swapped or dropped
+        // while `send_in_flight`, and the slot is not released while it is set.
         unsafe { self.push(&entry)? };
         Ok(())
     }
@@ -572,6 +663,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         assert!(!self.slots.contains_key(&conn), "{conn:?} is already open");
         self.generation = self.generation.wrapping_add(1) & GENERATION_MASK;
         let (recv_buffer, send_buffer) = self.buffers(conn.is_outbound());
+        // SAFETY: an all-zero `msghdr` is valid (null pointers, zero lengths); the gathered
+        // send fills in its iovecs.
+        let send_message = Box::new(unsafe { std::mem::zeroed::<libc::msghdr>() });
         assert_eq!(
             recv_buffer.len(),
             if self.shared_recv.is_some() {
@@ -590,8 +684,13 @@ impl<'m, M: Machine> Driver<'m, M> {
             connected: state == State::Open,
             recv_buffer,
             recv_filled: 0,
+            partial: Vec::new(),
             send_buffer,
+            send_held: Vec::new(),
+            send_held_bytes: 0,
             send_offset: 0,
+            send_iovecs: Vec::new(),
+            send_message,
             connect_address: None,
             recv_in_flight: false,
             send_in_flight: false,
@@ -616,21 +715,17 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// accepted connections get buffers mapped at first use, as before: connections that
     /// never become links cannot make a node map more than that many buffers. Inbound links
     /// carry no data toward the peer, so they get an empty send buffer.
-    fn buffers(&mut self, outbound: bool) -> (Vec<u8>, Vec<u8>) {
+    fn buffers(&mut self, outbound: bool) -> (Arc<[u8]>, Vec<u8>) {
         if self.shared_recv.is_some() {
             // Receives go to the shared ring; the slot keeps partial frames only. Sends start
             // empty and grow with what the machine queues.
-            return (Vec::new(), Vec::new());
+            return (Arc::from(Vec::new()), Vec::new());
         }
         let map = self.send_buffer_bytes > 0
             && (outbound || self.inbound_recv_mapped < MAPPED_INBOUND_RECV_BUFFERS);
         let recv = self.spare_recv_buffers.pop().unwrap_or_else(|| {
-            if map {
-                self.inbound_recv_mapped += usize::from(!outbound);
-                buffer::mapped(self.recv_buffer_bytes)
-            } else {
-                vec![0; self.recv_buffer_bytes]
-            }
+            self.inbound_recv_mapped += usize::from(map && !outbound);
+            recv_buffer(self.recv_buffer_bytes, map)
         });
         let send = if outbound || self.send_buffer_bytes == 0 {
             self.spare_send_buffers
@@ -673,9 +768,14 @@ impl<'m, M: Machine> Driver<'m, M> {
             }
             // Bytes taken from the machine that will never leave: it can account for them.
             let slot = &self.connections[key];
-            if !slot.send_in_flight && slot.send_offset < slot.send_buffer.len() {
+            if !slot.send_in_flight && slot.send_offset < slot.send_len() {
+                let taken = if slot.send_held.is_empty() {
+                    std::borrow::Cow::Borrowed(&slot.send_buffer[..])
+                } else {
+                    std::borrow::Cow::Owned(machine::gathered(&slot.send_buffer, &slot.send_held))
+                };
                 self.machine
-                    .on_unsent(self.now, conn, &slot.send_buffer, slot.send_offset);
+                    .on_unsent(self.now, conn, &taken, slot.send_offset);
             }
             self.machine.on_closed(self.now, conn, reason);
         } else {
@@ -694,7 +794,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         let slot = self.connections.remove(key);
         let Connection {
             socket,
-            recv_buffer,
+            mut recv_buffer,
             mut send_buffer,
             ..
         } = slot;
@@ -703,7 +803,12 @@ impl<'m, M: Machine> Driver<'m, M> {
         if self.shared_recv.is_some() {
             return;
         }
-        self.spare_recv_buffers.push(recv_buffer);
+        if Arc::get_mut(&mut recv_buffer).is_some() {
+            self.spare_recv_buffers.push(recv_buffer);
+        } else {
+            // Parts of it are still queued: reused once they are sent.
+            self.held_recv_buffers.push(recv_buffer);
+        }
         // Only full-size send buffers are kept for the next slots (an inbound slot's may be a
         // small one the machine swapped in).
         if send_buffer.capacity() >= self.send_buffer_bytes {

@@ -69,6 +69,7 @@ pub(crate) fn ring(max_connections: usize) -> Result<IoUring, DriverError> {
         (opcode::Connect::CODE, "connect"),
         (opcode::Recv::CODE, "recv"),
         (opcode::Send::CODE, "send"),
+        (opcode::SendMsg::CODE, "sendmsg"),
         (opcode::AsyncCancel::CODE, "async cancel"),
     ];
     for (code, operation) in needed {

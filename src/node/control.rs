@@ -320,6 +320,8 @@ impl<C: Codec> Node<C> {
                 taken_bytes: 0,
                 spans: VecDeque::new(),
                 stranded: Vec::new(),
+                held: Vec::new(),
+                held_bytes: 0,
             });
         }
         self.overlay = Some(Overlay::new(

@@ -8,7 +8,8 @@ use super::links::{LinkPeer, Step};
 use super::overlay::{Around, Link, Overlay, route_around};
 use super::shares::Admit;
 use crate::chord;
-use crate::machine::{ConnId, Effect, Nanos};
+use crate::limits::HELD_FRAME_BYTES_MIN;
+use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
 use crate::routing::RouteFault;
 use crate::wire::native::ACK_FRAME_BYTES;
 use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
@@ -30,28 +31,43 @@ pub(super) enum Stop {
     Cut,
 }
 
-/// A frame a relay forwards: a data packet (its trace gains this node, and it is counted), a
-/// lookup (its trace gains this node), or an ack or a lookup reply (unchanged).
+/// A frame a relay forwards: a data packet (its trace gains this node, and it is counted; in a
+/// buffer the driver lent, if any), a lookup (its trace gains this node), or an ack or a
+/// lookup reply (unchanged).
 pub(super) enum Relayed<'a, C: Codec> {
-    Data(&'a DataFrame<'a, C>),
+    Data(&'a DataFrame<'a, C>, Option<&'a Lent<'a>>),
     Lookup(&'a DataFrame<'a, C>),
     Verbatim(&'a [u8]),
 }
 
 impl<C: Codec> Node<C> {
     /// Bytes from a link other than the registry's: its handshake first, then data frames.
-    pub(super) fn on_data_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+    /// `lent`: the driver's buffer `bytes` lie in, if it lends it (relays then hold large
+    /// frames' unchanged parts instead of copying them).
+    pub(super) fn on_data_bytes(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        bytes: &[u8],
+        lent: Option<&Lent<'_>>,
+    ) -> usize {
         match self.handshake(now, conn, bytes) {
-            Step::Through => self.on_data_frames(now, conn, bytes),
+            Step::Through => self.on_data_frames(now, conn, bytes, lent),
             Step::Waiting => 0,
             Step::Took(used) if used == bytes.len() => used,
-            Step::Took(used) => used + self.on_data_frames(now, conn, &bytes[used..]),
+            Step::Took(used) => used + self.on_data_frames(now, conn, &bytes[used..], lent),
             Step::Answered(used) => used,
             Step::Closed => bytes.len(),
         }
     }
 
-    fn on_data_frames(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+    fn on_data_frames(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        bytes: &[u8],
+        lent: Option<&Lent<'_>>,
+    ) -> usize {
         if self.phase.id().is_none() {
             self.close(conn, "data arrived before this node registered".into());
             return bytes.len();
@@ -74,8 +90,14 @@ impl<C: Codec> Node<C> {
             first_previous_hop: None,
         };
         let mut share = overlay.shares.of(conn);
-        let routed =
-            overlay.route_frames(&mut self.effects, now, bytes, conn, &mut share, &mut data);
+        let routed = overlay.route_frames(
+            &mut self.effects,
+            now,
+            (bytes, lent),
+            conn,
+            &mut share,
+            &mut data,
+        );
         overlay.shares.set(conn, share);
         if data.count > 0 {
             self.count_received(conn, peer, data);
@@ -142,12 +164,13 @@ impl<C: Codec> Node<C> {
 impl<C: Codec> Overlay<C> {
     /// Delivers, relays or takes every whole frame of `bytes` from `link` (which has `share`
     /// bytes queued on its behalf); counts data frames in `data`. Returns the bytes consumed,
-    /// or why the link must close (the frames before that were handled).
+    /// or why the link must close (the frames before that were handled). `lent`: the buffer
+    /// `bytes` lie in, if the driver lends it.
     fn route_frames(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
-        bytes: &[u8],
+        (bytes, lent): (&[u8], Option<&Lent<'_>>),
         link: ConnId,
         share: &mut usize,
         data: &mut DataFrames,
@@ -172,7 +195,8 @@ impl<C: Codec> Overlay<C> {
                         self.deliver::<false>(effects, now, data_frame, link, share)?;
                     } else {
                         let sink = data_frame.sink();
-                        self.relay(effects, sink, Relayed::Data(data_frame), link, share)?;
+                        let relayed = Relayed::Data(data_frame, lent);
+                        self.relay(effects, sink, relayed, link, share)?;
                     }
                 }
                 Ok(Peek::Keyed(keyed)) => {
@@ -254,7 +278,7 @@ impl<C: Codec> Overlay<C> {
         share: &mut usize,
     ) -> Result<(), Stop> {
         let Some(index) = self.router.next_hop(sink) else {
-            if matches!(frame, Relayed::Data(_)) {
+            if matches!(frame, Relayed::Data(..)) {
                 self.counters.dropped += 1;
             }
             self.problem(effects, format!("dropped a packet for unknown node {sink}"));
@@ -278,7 +302,7 @@ impl<C: Codec> Overlay<C> {
         share: &mut usize,
     ) -> Result<(), Stop> {
         let (data, bytes) = match frame {
-            Relayed::Data(frame) => (true, frame.bytes().len()),
+            Relayed::Data(frame, _) => (true, frame.bytes().len()),
             Relayed::Lookup(frame) => (false, frame.bytes().len()),
             Relayed::Verbatim(bytes) => (false, bytes.len()),
         };
@@ -315,16 +339,32 @@ impl<C: Codec> Overlay<C> {
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
-        let queued = entry.queue_for(link, |pending| {
-            let start = pending.len();
+        let queued = entry.queue_for(link, |entry| {
+            let start = entry.pending.len();
             match frame {
-                Relayed::Data(frame) | Relayed::Lookup(frame) => {
-                    C::append_relayed(frame, id, pending)
+                // A large frame in a lent buffer: only its head (the trace this node writes
+                // itself into) is copied; the rest goes out from where it arrived.
+                Relayed::Data(frame, Some(lent))
+                    if !detoured && frame.bytes().len() >= HELD_FRAME_BYTES_MIN =>
+                {
+                    match C::relayed_head(frame) {
+                        Some(head) if head < frame.bytes().len() => {
+                            C::append_relayed_head(frame, id, head, &mut entry.pending);
+                            let held = lent.hold(&frame.bytes()[head..]);
+                            entry.held_bytes += held.len();
+                            let at = entry.pending.len();
+                            entry.held.push(Hole { at, held });
+                        }
+                        _ => C::append_relayed(frame, id, &mut entry.pending),
+                    }
                 }
-                Relayed::Verbatim(bytes) => pending.extend_from_slice(bytes),
+                Relayed::Data(frame, _) | Relayed::Lookup(frame) => {
+                    C::append_relayed(frame, id, &mut entry.pending)
+                }
+                Relayed::Verbatim(bytes) => entry.pending.extend_from_slice(bytes),
             }
             if detoured {
-                C::mark_detoured(&mut pending[start..]);
+                C::mark_detoured(&mut entry.pending[start..]);
             }
         });
         *share += queued;
@@ -365,7 +405,7 @@ impl<C: Codec> Overlay<C> {
                 effects,
                 index,
                 |router| router.key_owner(key),
-                Relayed::Data(frame),
+                Relayed::Data(frame, None),
                 link,
                 share,
             ),
@@ -447,8 +487,8 @@ impl<C: Codec> Overlay<C> {
                 if entry.pending.is_empty() {
                     effects.push(Effect::Send(entry.conn));
                 }
-                let queued = entry.queue_for(link, |pending| {
-                    C::append_ack(pending, id, delivered.source, epoch, acked)
+                let queued = entry.queue_for(link, |entry| {
+                    C::append_ack(&mut entry.pending, id, delivered.source, epoch, acked)
                 });
                 *share += queued;
                 self.shares.total += queued;

@@ -87,7 +87,7 @@ impl<C: Codec> Node<C> {
                         entry.id,
                         entry.addr.to_string(),
                         entry.link,
-                        entry.pending.len() + entry.with_driver
+                        entry.queued_len() + entry.with_driver
                     );
                 }
             }

@@ -230,7 +230,7 @@ impl<C: Codec> Node<C> {
         let entry = &mut overlay.entries[index];
         let was = entry.link;
         entry.link = Link::Down;
-        let pending = std::mem::take(&mut entry.pending);
+        let pending = entry.take_queued();
         let stranded = std::mem::take(&mut entry.stranded);
         let spans: Vec<Span> = entry.spans.iter().copied().collect();
         let first = entry.taken_bytes;

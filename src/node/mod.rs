@@ -36,12 +36,14 @@ use crate::limits::{
     NODE_HANDSHAKE_TIMEOUT_NS, NODE_INBOUND_LINKS_MAX, NODE_STRANGERS_MAX,
     NODE_STRANGERS_PER_ADDRESS_MAX,
 };
-use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Farewells, Machine, Nanos};
+use crate::machine::{
+    CloseReason, ConnId, ConnIds, Effect, Farewells, Hole, Lent, Machine, Nanos, gathered,
+};
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc, Refusal};
 use links::{Connection, Role};
-use overlay::{Overlay, unsent_from};
+use overlay::{Entry, Overlay, unsent_from};
 
 pub use group::Group;
 
@@ -320,6 +322,27 @@ impl<C: Codec> Node<C> {
     }
 }
 
+impl<C: Codec> Node<C> {
+    /// Bytes from `conn` (in a buffer the driver lends, if `lent`).
+    fn received(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        bytes: &[u8],
+        lent: Option<&Lent<'_>>,
+    ) -> usize {
+        self.now = now;
+        match self.connections.get(&conn).map(|c| c.role) {
+            Some(Role::Registry) => {
+                self.heard_from_registry();
+                self.on_registry_bytes(now, bytes)
+            }
+            Some(_) => self.on_data_bytes(now, conn, bytes, lent),
+            None => bytes.len(),
+        }
+    }
+}
+
 impl<C: Codec> Machine for Node<C> {
     fn on_start(&mut self, now: Nanos) {
         self.now = now;
@@ -367,15 +390,11 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
-        self.now = now;
-        match self.connections.get(&conn).map(|c| c.role) {
-            Some(Role::Registry) => {
-                self.heard_from_registry();
-                self.on_registry_bytes(now, bytes)
-            }
-            Some(_) => self.on_data_bytes(now, conn, bytes),
-            None => bytes.len(),
-        }
+        self.received(now, conn, bytes, None)
+    }
+
+    fn on_received_in(&mut self, now: Nanos, conn: ConnId, bytes: &[u8], lent: Lent<'_>) -> usize {
+        self.received(now, conn, bytes, Some(&lent))
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
@@ -480,7 +499,7 @@ impl<C: Codec> Machine for Node<C> {
                 .overlay
                 .as_ref()
                 .and_then(|o| o.entries.get(*index))
-                .map_or(0, |e| e.pending.len()),
+                .map_or(0, Entry::queued_len),
             Some(connection) => connection.pending.len(),
             None => 0,
         }
@@ -491,7 +510,16 @@ impl<C: Codec> Machine for Node<C> {
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
-        debug_assert!(buf.is_empty());
+        let mut holes = Vec::new();
+        self.swap_outgoing_held(conn, buf, &mut holes);
+        if !holes.is_empty() {
+            // A driver that lends no buffers never finds held bytes; copied in all the same.
+            *buf = gathered(buf, &holes);
+        }
+    }
+
+    fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
+        debug_assert!(buf.is_empty() && holes.is_empty());
         match self.connections.get_mut(&conn) {
             Some(Connection {
                 role: Role::Entry(index),
@@ -499,9 +527,12 @@ impl<C: Codec> Machine for Node<C> {
             }) => {
                 if let Some(overlay) = self.overlay.as_mut() {
                     let entry = &mut overlay.entries[*index];
+                    let taken = entry.queued_len();
                     std::mem::swap(&mut entry.pending, buf);
-                    entry.with_driver = buf.len();
-                    overlay.dequeued(*index, buf.len());
+                    std::mem::swap(&mut entry.held, holes);
+                    entry.held_bytes = 0;
+                    entry.with_driver = taken;
+                    overlay.dequeued(*index, taken);
                 }
             }
             Some(connection) => std::mem::swap(&mut connection.pending, buf),
@@ -943,6 +974,79 @@ mod tests {
             offset += len;
         }
         assert_eq!(seen, [("keyed", vec![10]), ("data", vec![10])]);
+    }
+
+    /// Large frames relayed from a lent receive buffer go out as the copied ones would, byte
+    /// for byte, with their unchanged parts held rather than copied (and queued on behalf of
+    /// their link alike); on a link that dies they go around it as copied ones do.
+    #[test]
+    fn frames_held_in_a_lent_buffer_go_out_as_copied_ones_do() {
+        let shape = DataShape {
+            trace_slots: 2,
+            ..DataShape::default()
+        };
+        let mut frames = Vec::new();
+        for (extra, value) in [(4096usize, 1i32), (0, 2), (5000, 3), (4096, 4)] {
+            let mut payload = value.to_le_bytes().to_vec();
+            payload.extend((0..extra).map(|i| (i % 251) as u8));
+            let crc = crate::wire::native::crc32(&payload);
+            Native::append_data_with_crc(&mut frames, 20, 40, shape, 1, &payload, crc);
+        }
+        let buffer: std::sync::Arc<[u8]> = std::sync::Arc::from(frames.clone());
+        let inbound = ConnId::inbound(1);
+        // Node 10 of the ring 10 20 30 40, NR 2: packets for 40 go on the entry to 30. With
+        // `dies`, that link fails before the driver takes them: they go around it, to 20.
+        let relay = |lend: bool, dies: bool| {
+            let ReadyNode {
+                mut node, entries, ..
+            } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+            node.on_accepted(
+                2,
+                inbound,
+                "127.0.0.1:9".parse().unwrap(),
+                "127.0.0.1:10".parse().unwrap(),
+            );
+            let consumed = if lend {
+                node.on_received_in(3, inbound, &buffer, Lent::new(&buffer))
+            } else {
+                node.on_received(3, inbound, &frames)
+            };
+            assert_eq!(consumed, frames.len());
+            let overlay = node.overlay.as_ref().unwrap();
+            let share = overlay.shares.of(inbound);
+            let held = overlay.entries[1].held.len();
+            let (entry, queued) = if dies {
+                node.on_closed(4, entries[1], CloseReason::SendFailed(LinkError::Reset));
+                (
+                    entries[0],
+                    node.overlay.as_ref().unwrap().shares.of(inbound),
+                )
+            } else {
+                (entries[1], share)
+            };
+            let (mut bytes, mut holes) = (Vec::new(), Vec::new());
+            node.swap_outgoing_held(entry, &mut bytes, &mut holes);
+            (gathered(&bytes, &holes), holes.len(), held, share, queued)
+        };
+        let (copied, no_holes, none_held, share, _) = relay(false, false);
+        assert_eq!((no_holes, none_held), (0, 0));
+        assert_eq!(sinks(&copied), [40, 40, 40, 40]);
+        let (sent, holes, _, held_share, _) = relay(true, false);
+        assert_eq!(
+            holes, 3,
+            "the three large frames are held, the small one copied"
+        );
+        assert!(
+            sent == copied,
+            "held frames went out differently from copied ones"
+        );
+        assert_eq!(held_share, share);
+        let (around_copied, _, _, _, copied_queued) = relay(false, true);
+        let (around_held, around_holes, held, _, held_queued) = relay(true, true);
+        assert_eq!((held, around_holes), (3, 0));
+        assert_eq!(sinks(&around_copied), [40, 40, 40, 40]);
+        assert!(around_held == around_copied);
+        assert_eq!(held_queued, copied_queued);
     }
 
     /// `lookup KEY` at node 10 of the ring 10 20 30 40 (position fingers, NR 2): a key it

@@ -12,7 +12,7 @@ use super::originate::Run;
 use super::shares::Shares;
 use crate::chord::churn::detour;
 use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
-use crate::machine::{ConnId, Effect, Nanos};
+use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
 use crate::stats::RunStats;
 use crate::wire::{Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
@@ -36,8 +36,13 @@ pub(super) struct Entry {
     pub(super) distance: usize,
     pub(super) conn: ConnId,
     pub(super) link: Link,
-    /// Frames queued for this entry, not yet taken by the driver.
+    /// Frames queued for this entry, not yet taken by the driver: these bytes with `held`
+    /// filled in ([`crate::machine::gathered`]).
     pub(super) pending: Vec<u8>,
+    /// The parts of relayed frames that go on from the receive buffer they arrived in
+    /// (`Overlay::relay_on`), in `pending`'s order, and their bytes.
+    pub(super) held: Vec<Hole>,
+    pub(super) held_bytes: usize,
     /// Bytes the driver took with the last swap (being sent).
     pub(super) with_driver: usize,
     /// Data packets handed to this link since the last final report (see [`LinkCount`]).
@@ -70,12 +75,31 @@ impl Entry {
         self.packets_out = self.packets_out.saturating_sub(lost);
     }
 
+    /// Bytes queued, not yet taken by the driver (held ones included).
+    #[inline]
+    pub(super) fn queued_len(&self) -> usize {
+        self.pending.len() + self.held_bytes
+    }
+
+    /// The queue's bytes in one piece (held ones copied in), and the queue emptied: for the
+    /// cold paths that read frames back (a dead link's, a test's).
+    pub(super) fn take_queued(&mut self) -> Vec<u8> {
+        let bytes = std::mem::take(&mut self.pending);
+        if self.held.is_empty() {
+            return bytes;
+        }
+        let whole = gathered(&bytes, &self.held);
+        self.held.clear();
+        self.held_bytes = 0;
+        whole
+    }
+
     /// Appends `frame` to the queue on behalf of inbound link `link`.
     #[inline]
-    pub(super) fn queue_for(&mut self, link: ConnId, frame: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let start = self.taken_bytes + self.pending.len() as u64;
-        frame(&mut self.pending);
-        let end = self.taken_bytes + self.pending.len() as u64;
+    pub(super) fn queue_for(&mut self, link: ConnId, frame: impl FnOnce(&mut Self)) -> usize {
+        let start = self.taken_bytes + self.queued_len() as u64;
+        frame(self);
+        let end = self.taken_bytes + self.queued_len() as u64;
         match self.spans.back_mut() {
             Some(span) if span.link == link && span.end == start => span.end = end,
             _ => self.spans.push_back(Span { link, start, end }),
@@ -299,10 +323,10 @@ impl<C: Codec> Overlay<C> {
                     if entry.pending.is_empty() {
                         effects.push(Effect::Send(entry.conn));
                     }
-                    let copy = |pending: &mut Vec<u8>| {
-                        let start = pending.len();
-                        pending.extend_from_slice(frame);
-                        C::mark_detoured(&mut pending[start..]);
+                    let copy = |entry: &mut Entry| {
+                        let start = entry.pending.len();
+                        entry.pending.extend_from_slice(frame);
+                        C::mark_detoured(&mut entry.pending[start..]);
                     };
                     match link {
                         Some(link) => {
@@ -311,7 +335,7 @@ impl<C: Codec> Overlay<C> {
                             self.shares.set(link, share);
                             self.shares.total += queued;
                         }
-                        None => copy(&mut entry.pending),
+                        None => copy(entry),
                     }
                     if data {
                         entry.packets_out += 1;
@@ -341,7 +365,7 @@ impl<C: Codec> Overlay<C> {
     pub(super) fn queued_bytes(&self) -> usize {
         self.entries
             .iter()
-            .map(|entry| entry.pending.len() + entry.with_driver)
+            .map(|entry| entry.queued_len() + entry.with_driver)
             .sum()
     }
 

@@ -204,6 +204,26 @@ pub trait Codec: Sized {
     /// with no slot left, the overflow flag). Acks are forwarded unchanged ([`Ack::bytes`]).
     fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>);
 
+    /// How many bytes at the front of `frame` relaying it may change ([`Codec::append_relayed`]):
+    /// the rest goes on unchanged, so a relay may send it from where it arrived. `None` (the
+    /// default): relaying may change any of it.
+    fn relayed_head(frame: &DataFrame<'_, Self>) -> Option<usize> {
+        let _ = frame;
+        None
+    }
+
+    /// Appends the first `head` bytes of `frame` (at least [`Codec::relayed_head`]) as
+    /// [`Codec::append_relayed`] changes them; only called where `relayed_head` is `Some`.
+    fn append_relayed_head(
+        frame: &DataFrame<'_, Self>,
+        self_id: NodeId,
+        head: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let _ = (frame, self_id, head, out);
+        unreachable!("the {} format relays frames whole", Self::NAME)
+    }
+
     /// Appends a new data packet to `out`; `payload` is the value (4 little-endian bytes) then
     /// the extra bytes. Returns the frame's length.
     fn append_data(

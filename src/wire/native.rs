@@ -245,8 +245,24 @@ impl Codec for Native {
 
     #[inline]
     fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>) {
+        Self::append_relayed_head(frame, self_id, frame.bytes().len(), out);
+    }
+
+    #[inline]
+    fn relayed_head(frame: &DataFrame<'_, Self>) -> Option<usize> {
+        // `peek` checked the trace's slots lie in the frame.
+        Some(DATA_HEADER_BYTES + 4 * frame.trace_slots())
+    }
+
+    #[inline]
+    fn append_relayed_head(
+        frame: &DataFrame<'_, Self>,
+        self_id: NodeId,
+        head: usize,
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
-        out.extend_from_slice(frame.bytes());
+        out.extend_from_slice(&frame.bytes()[..head]);
         let copy = &mut out[start..];
         let hop = frame.relays();
         if hop < frame.trace_slots() {

@@ -215,32 +215,75 @@ impl<M: Machine> Driver<'_, M> {
         if !self.receive_wanted(key) {
             return Ok(());
         }
-        let slot = &mut self.connections[key];
         if result <= 0 {
             return self.receive_ended(key, result);
         }
         let count = result as usize;
         self.stats.recvs += 1;
         self.stats.bytes_received += count as u64;
+        let lend = self.may_lend();
+        let slot = &mut self.connections[key];
         slot.recv_filled += count;
         assert!(slot.recv_filled <= slot.recv_buffer.len());
         let (conn, generation, filled) = (slot.conn, slot.generation, slot.recv_filled);
-        let consumed = self
-            .machine
-            .on_received(self.now, conn, &slot.recv_buffer[..filled])
-            .min(filled);
+        let bytes = &slot.recv_buffer[..filled];
+        let consumed = if lend {
+            let lent = Lent::new(&slot.recv_buffer);
+            self.machine.on_received_in(self.now, conn, bytes, lent)
+        } else {
+            self.stats.recvs_not_lent += 1;
+            self.machine.on_received(self.now, conn, bytes)
+        }
+        .min(filled);
         self.apply_effects()?;
         if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
             return Ok(());
         }
         let slot = &mut self.connections[key];
-        slot.recv_buffer.copy_within(consumed..filled, 0);
+        match Arc::get_mut(&mut slot.recv_buffer) {
+            Some(buffer) => buffer.copy_within(consumed..filled, 0),
+            None => {
+                // The machine kept parts of it: the next receives go into another buffer,
+                // which starts with the partial frame.
+                self.stats.recvs_held += 1;
+                let mut next = self.unheld_recv_buffer();
+                let slot = &mut self.connections[key];
+                Arc::get_mut(&mut next).expect("an unheld buffer is ours alone")
+                    [..filled - consumed]
+                    .copy_from_slice(&slot.recv_buffer[consumed..filled]);
+                let kept = std::mem::replace(&mut slot.recv_buffer, next);
+                self.held_recv_buffers.push(kept);
+            }
+        }
+        let slot = &mut self.connections[key];
         slot.recv_filled = filled - consumed;
         if slot.recv_filled == slot.recv_buffer.len() {
             self.fail(key, CloseReason::FrameTooLarge);
             return self.apply_effects();
         }
         self.arm_recv(key)
+    }
+
+    /// Whether the next receive's buffer may be lent: its parts can be held only if another
+    /// buffer can take its place (`HELD_RECV_BUFFERS_MAX`).
+    fn may_lend(&self) -> bool {
+        self.held_recv_buffers.len() < HELD_RECV_BUFFERS_MAX
+            || self
+                .held_recv_buffers
+                .iter()
+                .any(|buffer| Arc::strong_count(buffer) == 1)
+    }
+
+    /// A receive buffer no part of which is held: one given back, or a new one.
+    fn unheld_recv_buffer(&mut self) -> Arc<[u8]> {
+        match self
+            .held_recv_buffers
+            .iter()
+            .position(|buffer| Arc::strong_count(buffer) == 1)
+        {
+            Some(index) => self.held_recv_buffers.swap_remove(index),
+            None => recv_buffer(self.recv_buffer_bytes, true),
+        }
     }
 
     /// A receive into the shared ring completed: its buffer (if it names one) is read, then
@@ -292,28 +335,28 @@ impl<M: Machine> Driver<'_, M> {
         self.stats.bytes_received += count as u64;
         let (conn, generation) = (slot.conn, slot.generation);
         let mut start = 0;
-        if !slot.recv_buffer.is_empty() {
-            let kept = slot.recv_buffer.len();
-            let take = match self.machine.frame_len(&slot.recv_buffer) {
+        if !slot.partial.is_empty() {
+            let kept = slot.partial.len();
+            let take = match self.machine.frame_len(&slot.partial) {
                 Some(frame) if frame > kept => (frame - kept).min(count),
                 _ => count,
             };
-            slot.recv_buffer.extend_from_slice(&bytes[..take]);
-            let filled = slot.recv_buffer.len();
+            slot.partial.extend_from_slice(&bytes[..take]);
+            let filled = slot.partial.len();
             let consumed = self
                 .machine
-                .on_received(self.now, conn, &slot.recv_buffer)
+                .on_received(self.now, conn, &slot.partial)
                 .min(filled);
             self.apply_effects()?;
             if !self.slot_is(key, generation) || self.connections[key].state != State::Open {
                 return Ok(());
             }
             let slot = &mut self.connections[key];
-            slot.recv_buffer.drain(..consumed);
-            if !slot.recv_buffer.is_empty() {
+            slot.partial.drain(..consumed);
+            if !slot.partial.is_empty() {
                 // The first frame is still not whole (or the machine stopped early): the rest
                 // waits behind it.
-                slot.recv_buffer.extend_from_slice(&bytes[take..]);
+                slot.partial.extend_from_slice(&bytes[take..]);
                 return self.kept_partial(key);
             }
             start = take;
@@ -328,7 +371,7 @@ impl<M: Machine> Driver<'_, M> {
                 return Ok(());
             }
             self.connections[key]
-                .recv_buffer
+                .partial
                 .extend_from_slice(&bytes[start + consumed..]);
         }
         self.kept_partial(key)
@@ -338,12 +381,12 @@ impl<M: Machine> Driver<'_, M> {
     /// whole (closed); an emptied one gives its memory back if it grew; the receive is armed.
     fn kept_partial(&mut self, key: usize) -> Result<(), DriverError> {
         let slot = &mut self.connections[key];
-        if slot.recv_buffer.len() >= self.recv_buffer_bytes {
+        if slot.partial.len() >= self.recv_buffer_bytes {
             self.fail(key, CloseReason::FrameTooLarge);
             return self.apply_effects();
         }
-        if slot.recv_buffer.is_empty() && slot.recv_buffer.capacity() > LEFTOVER_KEPT_BYTES {
-            slot.recv_buffer = Vec::new();
+        if slot.partial.is_empty() && slot.partial.capacity() > LEFTOVER_KEPT_BYTES {
+            slot.partial = Vec::new();
         }
         self.arm_recv(key)
     }
@@ -387,8 +430,8 @@ impl<M: Machine> Driver<'_, M> {
         slot.send_offset += result as usize;
         self.stats.sends += 1;
         self.stats.bytes_sent += result as u64;
-        assert!(slot.send_offset <= slot.send_buffer.len());
-        if slot.send_offset < slot.send_buffer.len() {
+        assert!(slot.send_offset <= slot.send_len());
+        if slot.send_offset < slot.send_len() {
             // A short send: the rest goes at once.
             return self.start_send(key);
         }
