@@ -162,6 +162,22 @@ pub const AUTO_POLL_PAUSE_MAX_NS: Nanos = 64_000_000_000;
 /// Largest latency a histogram records (longer ones are recorded as this): a minute, far past
 /// any run's stall timeout.
 pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+/// Largest overlay whose nodes keep their flow-control counts (`node::flow`) in a slot per node
+/// of the overlay (24 bytes each: 24 KiB at this bound), read with one load per packet. Larger
+/// overlays keep them only for the nodes a node took packets or acks from in the current
+/// epoch, in a hash map (at most one entry per node of the overlay, its keys being ring
+/// positions; about 2 x 950 entries, 60 KiB, for a 1,000-packet run at 10,000 nodes, where
+/// the slots took 240 KB), at the cost of hashing each delivered packet's source and each
+/// ack's sink.
+pub const FLOW_DENSE_NODES_MAX: usize = 1024;
+/// Packets a sink's record keeps one by one (`stats::SinkStats`, 8 bytes each: 32 KiB) before
+/// it folds them into HDR histograms, about 30 KiB per relay count (`hdrhistogram` with 2
+/// significant digits up to [`LATENCY_NS_MAX`]: 3,840 counters of 8 bytes). A node keeps two
+/// records (its run's and the packets since the last poll), so a sink holds at most 64 KiB of
+/// samples, or the histograms it held for every packet before; at 10,000 nodes a node takes
+/// about a thousand packets in a 1,000-packet run, a handful between two polls, and its
+/// records stay under 10 KiB where its histograms took 2 x 13 x 30 KiB.
+pub const SINK_SAMPLES_MAX: usize = 4096;
 /// Largest dense position index (entries, 4 bytes each: 4 MiB) a node's router builds over
 /// the ID space; wider ID spaces use a binary search over the ring instead.
 pub const DENSE_INDEX_MAX: u64 = 1 << 20;

@@ -563,31 +563,36 @@ impl Router {
         let table = view.table(self_position)?;
         let nr = table.entries().len();
         let chord = view.is_chord();
-        let entry_toward = |position: usize| -> u8 {
-            if position == self_position {
-                return NO_HOP;
-            }
-            let entry = if chord {
-                match table.next_hop(view.keys(), view.keys().id(view.member_of(position))) {
-                    Step::Deliver(entry) | Step::Forward(entry) => entry,
-                    Step::Owner => unreachable!("only this node owns its identifier"),
+        let next_hops = view.positions.as_ref().map(|index| {
+            let mut next_hops = vec![NO_HOP; index.len()];
+            let ids = view.ring.ids();
+            if chord {
+                // The closest preceding finger of each member, walking the members clockwise
+                // from this node: entry e for the members after entry e up to entry e + 1
+                // (inclusive), entry 0 for the successor. O(members + entries), where a lookup
+                // per member cost a table search with identifier arithmetic each.
+                let members = ids.len();
+                let own = view.member_of(self_position);
+                let rank = |member: usize| (member + members - own) % members;
+                let entries = table.entries();
+                let mut passed = 0;
+                for offset in 1..members {
+                    while passed < entries.len() && rank(entries[passed] as usize) < offset {
+                        passed += 1;
+                    }
+                    let member = (own + offset) % members;
+                    let id = ids[view.position_of(member)];
+                    next_hops[id as usize] = passed.saturating_sub(1) as u8;
                 }
             } else {
-                entry_for_distance(view.ring.distance(self_position, position), nr)
-            };
-            entry as u8
-        };
-        let next_hops = view.positions.as_ref().map(|index| {
-            index
-                .iter()
-                .map(|&position| {
-                    if position == ABSENT {
-                        NO_HOP
-                    } else {
-                        entry_toward(position as usize)
+                for (position, &id) in ids.iter().enumerate() {
+                    if position != self_position {
+                        let distance = view.ring.distance(self_position, position);
+                        next_hops[id as usize] = entry_for_distance(distance, nr) as u8;
                     }
-                })
-                .collect()
+                }
+            }
+            next_hops
         });
         Ok(Router {
             view,
@@ -1223,6 +1228,12 @@ mod tests {
                 .iter()
                 .map(|&id| Router::of(Arc::clone(&view), id).unwrap())
                 .collect();
+            // The dense next-hop tables answer for every ID as the lookup per key does.
+            for router in routers.iter().filter(|router| router.next_hops.is_some()) {
+                for id in 0..=ids[ids.len() - 1] + 1 {
+                    assert_eq!(router.next_hop(id), router.next_hop_sparse(id), "ID {id}");
+                }
+            }
             let mut longest = 0;
             for from in 0..ring.len() {
                 for to in (0..ring.len()).filter(|&to| to != from) {
@@ -1291,6 +1302,21 @@ mod tests {
                 let mut by_identifier = Vec::new();
                 layout.route(from, layout.id(owner), &mut by_identifier);
                 assert_eq!(relays, by_identifier);
+            }
+        }
+    }
+
+    /// Under the position rule too, the dense next-hop table is the rule for every ID.
+    #[test]
+    fn dense_next_hops_are_the_position_rule() {
+        let ring = Ring::new((0..50).map(|i| i * 7 + 3).collect());
+        for nr in 1..=5 {
+            for &id in ring.ids() {
+                let router = Router::new(ring.clone(), nr, id).unwrap();
+                assert!(router.next_hops.is_some());
+                for probe in 0..=400 {
+                    assert_eq!(router.next_hop(probe), router.next_hop_sparse(probe));
+                }
             }
         }
     }

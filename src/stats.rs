@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::Serialize;
 
-use crate::limits::{LATENCY_NS_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{LATENCY_NS_MAX, SINK_SAMPLES_MAX, TRACE_SLOTS_MAX};
 
 /// Significant digits of the latency histograms (1% resolution keeps each one small).
 const SIGNIFICANT_DIGITS: u8 = 2;
@@ -238,6 +238,98 @@ impl RunStats {
     }
 }
 
+/// What one sink records until it reports (a node keeps two: its run's and what arrived since
+/// the last poll): each packet as one `u64` while there are at most [`SINK_SAMPLES_MAX`], the
+/// dense [`RunStats`] (an HDR histogram of about 30 KiB per relay count) beyond. A node of a
+/// large overlay takes few packets between polls, even in a whole run (about 1,000 of a
+/// 1,000-packet run), and the dense form cost it 2 x 13 x 30 KiB at 10,000 nodes whatever it
+/// took; a busy node of a small overlay holds the dense form, as before.
+#[derive(Debug, Clone, Default)]
+pub struct SinkStats {
+    /// One per packet: the relays it passed in the low 8 bits, its latency in nanoseconds
+    /// ([`LATENCY_NS_MAX`] at most) above them, 0 when it had no send time. Empty once
+    /// `dense` holds the packets.
+    samples: Vec<u64>,
+    dense: Option<RunStats>,
+}
+
+const SAMPLE_RELAY_BITS: u32 = 8;
+const _: () = assert!(TRACE_SLOTS_MAX < 1 << SAMPLE_RELAY_BITS);
+const _: () = assert!(LATENCY_NS_MAX < 1 << (64 - SAMPLE_RELAY_BITS));
+
+impl SinkStats {
+    /// As [`RunStats::record`].
+    #[inline]
+    pub fn record(&mut self, relays: usize, latency_ns: Option<u64>) {
+        if let Some(dense) = &mut self.dense {
+            dense.record(relays, latency_ns);
+        } else if self.samples.len() < SINK_SAMPLES_MAX {
+            let latency = latency_ns.map_or(0, |latency| latency.clamp(1, LATENCY_NS_MAX));
+            self.samples
+                .push(latency << SAMPLE_RELAY_BITS | relays as u64);
+        } else {
+            self.densify().record(relays, latency_ns);
+        }
+    }
+
+    /// The dense form, made now if the packets were still samples.
+    #[cold]
+    fn densify(&mut self) -> &mut RunStats {
+        let dense = self.dense.get_or_insert_with(|| {
+            let mut dense = RunStats::default();
+            for &sample in &self.samples {
+                let (relays, latency) = unpack(sample);
+                dense.record(relays, latency);
+            }
+            dense
+        });
+        self.samples = Vec::new();
+        dense
+    }
+
+    /// Adds `other` in.
+    pub fn add(&mut self, other: &SinkStats) {
+        if self.dense.is_none()
+            && other.dense.is_none()
+            && self.samples.len() + other.samples.len() <= SINK_SAMPLES_MAX
+        {
+            self.samples.extend_from_slice(&other.samples);
+            return;
+        }
+        let dense = self.densify();
+        match &other.dense {
+            Some(theirs) => dense.add(theirs),
+            None => {
+                for &sample in &other.samples {
+                    let (relays, latency) = unpack(sample);
+                    dense.record(relays, latency);
+                }
+            }
+        }
+    }
+
+    /// The packets as [`RunStats`] (what a report carries).
+    pub fn to_run_stats(&self) -> RunStats {
+        match &self.dense {
+            Some(dense) => dense.clone(),
+            None => {
+                let mut stats = RunStats::default();
+                for &sample in &self.samples {
+                    let (relays, latency) = unpack(sample);
+                    stats.record(relays, latency);
+                }
+                stats
+            }
+        }
+    }
+}
+
+fn unpack(sample: u64) -> (usize, Option<u64>) {
+    let relays = (sample & ((1 << SAMPLE_RELAY_BITS) - 1)) as usize;
+    let latency = sample >> SAMPLE_RELAY_BITS;
+    (relays, (latency != 0).then_some(latency))
+}
+
 /// See [`StatsSummary::latency_quantiles_ns`].
 fn quantiles(histogram: &Histogram<u64>) -> Vec<(f64, u64)> {
     if histogram.is_empty() {
@@ -364,6 +456,59 @@ mod tests {
                 .is_empty()
         );
         assert!(RunStats::default().is_empty());
+    }
+
+    /// A sink's record holds packets as samples up to its bound, then as histograms, and
+    /// reports the same statistics either way.
+    #[test]
+    fn sink_stats_report_what_run_stats_would() {
+        let packet = |i: usize| {
+            (
+                i % 7,
+                (!i.is_multiple_of(5)).then_some(1_000 + 997 * i as u64),
+            )
+        };
+        let mut expected = RunStats::default();
+        let mut sink = SinkStats::default();
+        for i in 0..SINK_SAMPLES_MAX {
+            let (relays, latency) = packet(i);
+            expected.record(relays, latency);
+            sink.record(relays, latency);
+        }
+        assert!(
+            sink.dense.is_none(),
+            "the bound's worth of packets stays samples"
+        );
+        assert_eq!(sink.to_run_stats(), expected);
+        let (relays, latency) = packet(SINK_SAMPLES_MAX);
+        expected.record(relays, latency);
+        sink.record(relays, latency);
+        assert!(sink.dense.is_some() && sink.samples.capacity() == 0);
+        assert_eq!(sink.to_run_stats(), expected);
+
+        // Adding: samples to samples within the bound, then past it, then dense to samples.
+        let mut few = SinkStats::default();
+        let mut few_expected = RunStats::default();
+        for i in 0..SINK_SAMPLES_MAX / 2 {
+            let (relays, latency) = packet(3 * i);
+            few.record(relays, latency);
+            few_expected.record(relays, latency);
+        }
+        let mut total = few.clone();
+        let mut total_expected = few_expected.clone();
+        total.add(&few);
+        total_expected.add(&few_expected);
+        assert!(total.dense.is_none());
+        assert_eq!(total.to_run_stats(), total_expected);
+        total.add(&few);
+        total_expected.add(&few_expected);
+        assert!(total.dense.is_some());
+        assert_eq!(total.to_run_stats(), total_expected);
+        let mut samples = few.clone();
+        samples.add(&sink);
+        few_expected.add(&expected);
+        assert_eq!(samples.to_run_stats(), few_expected);
+        assert_eq!(SinkStats::default().to_run_stats(), RunStats::default());
     }
 
     /// A warm-up's latencies come out of the run's, and only those.

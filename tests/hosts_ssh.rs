@@ -118,6 +118,17 @@ impl Lab {
     /// Starts `tools/launch.sh --hosts FILE ARGS` in host 0, FILE holding `hosts`; its output
     /// directory is `out`.
     fn launch(&self, name: &str, hosts: &str, args: &[&str]) -> (Proc, String) {
+        self.launch_with(name, hosts, &[], args)
+    }
+
+    /// [`Lab::launch`] with more `VARIABLE=value` settings in the launcher's environment.
+    fn launch_with(
+        &self,
+        name: &str,
+        hosts: &str,
+        environment: &[&str],
+        args: &[&str],
+    ) -> (Proc, String) {
         let file = self.path(&format!("{name}.hosts"));
         std::fs::write(&file, hosts).unwrap();
         let out = self.path(name);
@@ -130,10 +141,9 @@ impl Lab {
             format!("OVERLAY_BIN={BIN}"),
             format!("OUT={out}"),
             format!("SSH_OPTS=-F {}", self.path("ssh_config")),
-            script.to_string(),
-            "--hosts".to_string(),
-            file,
         ];
+        command.extend(environment.iter().map(|setting| setting.to_string()));
+        command.extend([script.to_string(), "--hosts".to_string(), file]);
         command.extend(args.iter().map(|a| a.to_string()));
         let command: Vec<&str> = command.iter().map(String::as_str).collect();
         (Proc::spawn_program(name, "ip", &command, false), out)
@@ -293,6 +303,42 @@ fn launch_over_ssh_across_namespaces() {
     }
     assert!(!err.contains("still run"), "{err}");
     lab.assert_nothing_left("a verified run");
+    assert_copies_removed(&launcher, 3);
+
+    // Groups of nodes per process on each host (`overlay node --count`), as a local launch
+    // runs them: three nodes in one process per host.
+    let (mut launcher, out) =
+        lab.launch_with("groups", &hosts, &["NODES_PER_PROCESS=3"], &["9", "1000"]);
+    let status = launcher.wait_exit();
+    assert!(status.success(), "{status}\n{}", launcher.dump());
+    let json = result(&out);
+    assert_eq!(json["verdict"], "PASS", "{json:#}");
+    assert_eq!(json["packets_received"], 9_000u64, "{json:#}");
+    let registry = launcher.out.text();
+    let err = launcher.err.text();
+    for (host, label) in [(1, format!("root@{}", ip(1))), (2, ip(2)), (3, ip(3))] {
+        assert_eq!(
+            registry.matches(&format!(" at {}:", ip(host))).count(),
+            3,
+            "three nodes registered from {}\n{registry}",
+            ip(host)
+        );
+        assert!(
+            err.contains(&format!(
+                "[{label}] overlay-launch: 3 nodes in 1 node processes"
+            )),
+            "{err}"
+        );
+        let prefix = format!("[{label}] node ");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with(&prefix) && l.contains("the registry connection closed"))
+                .count(),
+            3,
+            "the three nodes on {label} exit by themselves\n{err}"
+        );
+    }
+    lab.assert_nothing_left("a run of node groups");
     assert_copies_removed(&launcher, 3);
 
     // The registry on the first host; result.json still lands here.

@@ -55,8 +55,8 @@ temporary directory). Every process started is stopped on exit, failure and Ctrl
 Environment: RUNS runs in a row (default 1); PAYLOAD extra payload bytes per packet; OUT;
 OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS and NODE_ARGS more flags for
 the registry and every node process; NODES_PER_PROCESS nodes in each process (default: one
-up to 64 nodes; beyond, as many as spread the nodes over the cores, within the descriptors
-`ulimit -n` allows, about 2 x NR + 4 a node). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
+up to 64 nodes, on each host with --hosts; beyond, as many as spread the nodes over the
+cores, within the descriptors `ulimit -n` allows, about 2 x NR + 10 a node). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
 -i ~/.ssh/lab"); REGISTRY_PORT the registry's port (default: a free one); REGISTRY_ADDRESS the
 address the nodes dial (default: this machine's address as each host sees it, or with
 --registry-on first the first host's as this machine reaches it).

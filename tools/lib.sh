@@ -176,10 +176,14 @@ fi
 echo "$d $SSH_CONNECTION"'
 
 # Run on a host by `sh -c` with DIR ROLE ARGS: ROLE `registry` runs `overlay registry ARGS`;
-# ROLE `nodes` runs COUNT nodes `overlay node REGISTRY PORT FLAG...` (REGISTRY empty: the
-# address this ssh session comes from), each line prefixed with the node's index. Every
-# process started is recorded in DIR/pid.NAME and stopped when standard input ends (the ssh
-# session is gone); the script ends when they do.
+# ROLE `nodes` runs COUNT NR PER REGISTRY PORT FLAG...: COUNT nodes `overlay node REGISTRY PORT
+# FLAG...` (REGISTRY empty: the address this ssh session comes from) as `start_nodes` spreads
+# them here: up to 64, one process each, each line prefixed with the node's index; beyond,
+# groups of PER nodes per process (`overlay node --count PER`; PER empty: as many as spread
+# them over the host's cores, within the descriptors its `ulimit -n` allows for tables of NR
+# entries), whose lines name their node already. Every process started is recorded in
+# DIR/pid.NAME and stopped when standard input ends (the ssh session is gone); the script ends
+# when they do.
 remote_script='
 dir=$1 role=$2
 shift 2
@@ -194,16 +198,35 @@ if [ "$role" = registry ]; then
   rm -f "$dir/pid.registry"
   exit "$status"
 fi
-count=$1 registry=$2 port=$3
-shift 3
+count=$1 nr=$2 per=$3 registry=$4 port=$5
+shift 5
 [ -n "$registry" ] || registry=${SSH_CONNECTION%% *}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+if [ -z "$per" ] && [ "$count" -le 64 ]; then
+  per=1
+elif [ -z "$per" ]; then
+  cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+  limit=$(ulimit -n)
+  case $limit in unlimited) limit=1048576 ;; esac
+  per=$(((count + cores - 1) / cores))
+  fit=$(((limit - 64) / (10 + 2 * nr)))
+  [ "$per" -le "$fit" ] || per=$fit
+  [ "$per" -ge 1 ] || per=1
+fi
+processes=$(((count + per - 1) / per))
 i=0 waits=
-while [ "$i" -lt "$count" ]; do
-  sh -c "$track" "$dir/pid.$i" "$dir/overlay" node "$registry" "$port" "$@" 2>&1 |
-    while IFS= read -r line; do printf "node %s: %s\n" "$i" "$line"; done &
+while [ "$i" -lt "$processes" ]; do
+  k=$((count / processes + (i < count % processes ? 1 : 0)))
+  if [ "$per" -eq 1 ]; then
+    sh -c "$track" "$dir/pid.$i" "$dir/overlay" node "$registry" "$port" "$@" 2>&1 |
+      while IFS= read -r line; do printf "node %s: %s\n" "$i" "$line"; done &
+  else
+    sh -c "$track" "$dir/pid.$i" "$dir/overlay" node "$registry" "$port" --count "$k" "$@" 2>&1 &
+  fi
   waits="$waits $!"
   i=$((i + 1))
 done
+echo "overlay-launch: $count nodes in $processes node processes" >&2
 wait $waits
 rm -f "$dir"/pid.*'
 
@@ -311,8 +334,12 @@ start_remote_registry() {
 # $out/host-i.log, prefixed with the host (by `loggers`, reading a fifo each). Sets `groups`
 # (ssh process IDs) and `group_hosts`.
 start_remote_nodes() {
-  local total=$1 address=$2 i count
+  local total=$1 address=$2 i count nr_used=${nr:-0}
   shift 2
+  case ${NODES_PER_PROCESS:-1} in '' | *[!0-9]* | 0) echo "$tool: NODES_PER_PROCESS must be a positive number" >&2; exit 2 ;; esac
+  if [ -z "${nr:-}" ]; then
+    while [ $((1 << nr_used)) -lt "$total" ]; do nr_used=$((nr_used + 1)); done
+  fi
   groups=()
   group_hosts=()
   for i in "${!hosts[@]}"; do
@@ -322,8 +349,8 @@ start_remote_nodes() {
     prefix_lines "${hosts[$i]}" "$out/host-$i.log" <"$out/.host-$i" &
     loggers+=("$!")
     remote_ssh "${hosts[$i]}" "$(remote_command "$remote_script" "${dirs[$i]}" nodes "$count" \
-      "$address" "$port" ${binds[$i]:+--bind "${binds[$i]}"} "$@")" <>"$out/.alive" \
-      >"$out/.host-$i" 2>&1 &
+      "$nr_used" "${NODES_PER_PROCESS:-}" "$address" "$port" ${binds[$i]:+--bind "${binds[$i]}"} "$@")" \
+      <>"$out/.alive" >"$out/.host-$i" 2>&1 &
     pids+=("$!")
     groups+=("$!")
     group_hosts+=("$i")

@@ -465,9 +465,9 @@ impl<C: Codec> Node<C> {
                 overlay.stats.add(&since_poll);
                 let stats = C::HAS_STATS.then(|| {
                     if reset {
-                        overlay.stats.clone()
+                        overlay.stats.to_run_stats()
                     } else {
-                        since_poll
+                        since_poll.to_run_stats()
                     }
                 });
                 let links = if reset || links {

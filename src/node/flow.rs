@@ -8,9 +8,11 @@
 //! forever (docs/ARCHITECTURE.md has the whole argument, including why relays never stop
 //! reading).
 
-use crate::limits::{FRAME_BYTES_MAX, own_queued_bytes_max};
+use std::collections::HashMap;
 
-/// The window state of one node, as source and as sink. Indexed by ring position.
+use crate::limits::{FLOW_DENSE_NODES_MAX, FRAME_BYTES_MAX, own_queued_bytes_max};
+
+/// The window state of one node, as source and as sink.
 #[derive(Debug, Clone, Default)]
 pub struct Flow {
     /// 0 = no window (origination is never held back).
@@ -19,15 +21,73 @@ pub struct Flow {
     pub ack_every_bytes: u64,
     /// Bytes originated and not yet acknowledged.
     pub in_flight_bytes: u64,
-    /// Highest cumulative ack seen from each sink.
-    acked_by: Vec<u64>,
-    /// Bytes received from each source.
-    received_from: Vec<u64>,
-    /// The last cumulative value acknowledged to each source.
-    acknowledged_to: Vec<u64>,
+    /// What this node exchanged in this epoch with each other node, by ring position.
+    peers: Peers,
     /// Number of final reports since the manifest: acks carry it, so a late ack from an earlier
     /// run is recognised and ignored.
     pub epoch: u32,
+}
+
+/// The window's counts with every other node: a slot per node of the overlay up to
+/// [`FLOW_DENSE_NODES_MAX`] nodes (one load per packet), beyond only for the nodes this one
+/// took packets or acks from in this epoch (a hash map: a few hundred KiB per node saved at
+/// 10,000 nodes, where a node hears from about a tenth of the others in a 1,000-packet run).
+/// Either way at most one entry per node of the overlay: keys are ring positions.
+#[derive(Debug, Clone)]
+enum Peers {
+    Dense(Vec<Peer>),
+    Sparse(HashMap<u32, Peer>),
+}
+
+impl Default for Peers {
+    fn default() -> Peers {
+        Peers::Sparse(HashMap::new())
+    }
+}
+
+impl Peers {
+    fn new(nodes: usize) -> Peers {
+        if nodes <= FLOW_DENSE_NODES_MAX {
+            Peers::Dense(vec![Peer::default(); nodes])
+        } else {
+            Peers::Sparse(HashMap::new())
+        }
+    }
+
+    #[inline]
+    fn get(&self, position: usize) -> Peer {
+        match self {
+            Peers::Dense(peers) => peers[position],
+            Peers::Sparse(peers) => peers.get(&(position as u32)).copied().unwrap_or_default(),
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, position: usize) -> &mut Peer {
+        match self {
+            Peers::Dense(peers) => &mut peers[position],
+            Peers::Sparse(peers) => peers.entry(position as u32).or_default(),
+        }
+    }
+
+    /// Every count back to zero; a sparse map gives back what a large run grew.
+    fn clear(&mut self) {
+        match self {
+            Peers::Dense(peers) => peers.fill(Peer::default()),
+            Peers::Sparse(peers) => *peers = HashMap::new(),
+        }
+    }
+}
+
+/// The window's counts with one other node, as its sink and as its source.
+#[derive(Debug, Clone, Copy, Default)]
+struct Peer {
+    /// Highest cumulative ack seen from it (as sink of this node's packets).
+    acked_by: u64,
+    /// Bytes received from it (as source).
+    received_from: u64,
+    /// The last cumulative value acknowledged to it.
+    acknowledged_to: u64,
 }
 
 impl Flow {
@@ -42,9 +102,7 @@ impl Flow {
             window_bytes,
             ack_every_bytes,
             in_flight_bytes: 0,
-            acked_by: vec![0; nodes],
-            received_from: vec![0; nodes],
-            acknowledged_to: vec![0; nodes],
+            peers: Peers::new(nodes),
             epoch: 0,
         }
     }
@@ -78,12 +136,11 @@ impl Flow {
         if self.window_bytes == 0 {
             return None;
         }
-        let received = &mut self.received_from[position];
-        *received += frame_bytes as u64;
-        let received = *received;
-        if received - self.acknowledged_to[position] >= self.ack_every_bytes {
-            self.acknowledged_to[position] = received;
-            Some(received)
+        let peer = self.peers.get_mut(position);
+        peer.received_from += frame_bytes as u64;
+        if peer.received_from - peer.acknowledged_to >= self.ack_every_bytes {
+            peer.acknowledged_to = peer.received_from;
+            Some(peer.received_from)
         } else {
             None
         }
@@ -95,7 +152,7 @@ impl Flow {
         if epoch != self.epoch {
             return false;
         }
-        let previous = self.acked_by[position];
+        let previous = self.peers.get(position).acked_by;
         if acked_bytes <= previous {
             return true;
         }
@@ -103,7 +160,7 @@ impl Flow {
         if newly > self.in_flight_bytes {
             return false;
         }
-        self.acked_by[position] = acked_bytes;
+        self.peers.get_mut(position).acked_by = acked_bytes;
         self.in_flight_bytes -= newly;
         true
     }
@@ -111,9 +168,7 @@ impl Flow {
     /// After a final report: everything of the run is delivered; start the next epoch.
     pub fn next_epoch(&mut self) {
         self.in_flight_bytes = 0;
-        self.acked_by.fill(0);
-        self.received_from.fill(0);
-        self.acknowledged_to.fill(0);
+        self.peers.clear();
         self.epoch = self.epoch.wrapping_add(1);
     }
 }
@@ -143,6 +198,43 @@ mod tests {
         flow.next_epoch();
         assert_eq!(flow.in_flight_bytes, 0);
         assert!(!flow.on_ack(1, 0, 400));
+    }
+
+    /// Beyond the dense bound, counts exist only for the nodes a node heard from, and act as
+    /// the dense ones do.
+    #[test]
+    fn a_large_overlay_keeps_counts_only_for_the_nodes_heard_from() {
+        let nodes = FLOW_DENSE_NODES_MAX + 1;
+        let mut flow = Flow::new(nodes, 2 * nodes as u64 * 100);
+        assert_eq!(flow.ack_every_bytes, 100);
+        assert_eq!(flow.on_delivered(nodes - 1, 60), None);
+        assert_eq!(flow.on_delivered(nodes - 1, 60), Some(120));
+        assert_eq!(flow.on_delivered(7, 100), Some(100));
+        flow.on_originated(500);
+        assert!(flow.on_ack(3, 0, 200));
+        assert!(
+            flow.on_ack(3, 0, 100),
+            "an older cumulative value changes nothing"
+        );
+        assert_eq!(flow.in_flight_bytes, 300);
+        assert!(!flow.on_ack(5, 0, 10_000), "more than was sent");
+        let Peers::Sparse(peers) = &flow.peers else {
+            panic!("dense beyond the bound")
+        };
+        let mut heard: Vec<u32> = peers.keys().copied().collect();
+        heard.sort_unstable();
+        assert_eq!(heard, [3, 7, nodes as u32 - 1]);
+        flow.next_epoch();
+        assert!(matches!(&flow.peers, Peers::Sparse(peers) if peers.is_empty()));
+        assert_eq!(
+            flow.on_delivered(7, 100),
+            Some(100),
+            "counting starts again"
+        );
+        assert!(matches!(
+            Flow::new(FLOW_DENSE_NODES_MAX, 0).peers,
+            Peers::Dense(_)
+        ));
     }
 
     #[test]

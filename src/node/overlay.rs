@@ -14,7 +14,7 @@ use crate::chord::churn::detour;
 use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
 use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
-use crate::stats::RunStats;
+use crate::stats::SinkStats;
 use crate::wire::{Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
 
 /// The state of a table entry's link.
@@ -189,9 +189,9 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) counters: Counters,
     /// Hop counts and latencies of the packets received since the last final report, up to
     /// the last progress report (`stats_since_poll` holds those since).
-    pub(super) stats: RunStats,
+    pub(super) stats: SinkStats,
     /// The same since the last progress report (latency over time at the registry).
-    pub(super) stats_since_poll: RunStats,
+    pub(super) stats_since_poll: SinkStats,
     /// Data packets taken from each node's links since the last final report (only nodes
     /// that hold this node in their table: at most NR_MAX rows).
     pub(super) received_from: HashMap<NodeId, u64>,
@@ -238,8 +238,8 @@ impl<C: Codec> Overlay<C> {
             own_queued: 0,
             flow,
             counters: Counters::default(),
-            stats: RunStats::default(),
-            stats_since_poll: RunStats::default(),
+            stats: SinkStats::default(),
+            stats_since_poll: SinkStats::default(),
             received_from: HashMap::new(),
             received_unnamed: 0,
             run: None,
@@ -398,8 +398,8 @@ impl<C: Codec> Overlay<C> {
         self.entries
             .iter_mut()
             .for_each(|entry| entry.packets_out = 0);
-        self.stats.reset();
-        self.stats_since_poll.reset();
+        self.stats = SinkStats::default();
+        self.stats_since_poll = SinkStats::default();
         self.flow.next_epoch();
         self.shape.run_tag = DataShape::run_tag_of(self.flow.epoch);
         self.problems_logged = 0;
