@@ -18,12 +18,14 @@ pub const METRICS_IO_TIMEOUT_MS: u64 = 2_000;
 /// Most routing-table entries a node can have.
 pub const NR_MAX: usize = 32;
 
-/// Most registered nodes (the registry's connection slab is sized from this). Bounded by the
-/// manifest, which lists every node's ID in one frame ([`MANIFEST_BYTES_MAX`]): 16,000 IDs fill
-/// it to 98%. The registry keeps one connection per node (its descriptors, checked by
-/// `tools/launch.sh` through `ulimit -n`), an ID space of at least twice this is still listed
+/// Most registered nodes (the registry's connection slab is sized from this). Every manifest
+/// lists every node: 4 bytes of ID each, and in Chord mode up to 20 of identifier, in as many
+/// frames as that takes ([`MANIFEST_BYTES_MAX`]; 16,000 IDs alone fill one frame to 98%). The
+/// registry keeps one connection per node (its descriptors, checked by `tools/launch.sh`
+/// through `ulimit -n`), an ID space of at least twice this is still listed
 /// ([`ID_SPACE_LISTED_MAX`]), and manifests to every node are `4 x NODES_MAX^2` bytes in all
-/// (1 GB at the bound, sent once per setup, at most [`MANIFESTS_OUTSTANDING_MAX`] at a time).
+/// (1 GB at the bound, 6 GB with 160-bit identifiers, sent once per setup, at most
+/// [`MANIFESTS_OUTSTANDING_MAX`] at a time).
 pub const NODES_MAX: usize = 16_000;
 
 /// Manifests the registry has sent whose node has not reported its setup status yet; the next
@@ -31,7 +33,7 @@ pub const NODES_MAX: usize = 16_000;
 /// manifests of 4 x N bytes each (0.4 GB at 10,000 nodes) and had every node build its overlay
 /// at the same moment, so that processes of thousands of nodes stopped reading their sockets
 /// for longer than the link timeout. With this bound the registry holds at most
-/// 32 x [`MANIFEST_BYTES_MAX`] = 2 MiB of manifests, and at most 32 nodes open their table
+/// 32 x [`MANIFEST_BYTES_MAX`] = 12.6 MB of manifests, and at most 32 nodes open their table
 /// links at once (at most 32 x [`NR_MAX`] = 1,024 connects, a burst of about 3,000 packets:
 /// loopback drops what its backlog, `net.core.netdev_max_backlog`, 1,000 by default, cannot
 /// hold, and every drop costs a retransmission). Setup still overlaps: a node's status comes
@@ -107,7 +109,7 @@ pub const JOIN_WAIT_DEFAULT_SECS: u64 = 60;
 /// Bytes the registry may have queued for one connection when a request arrives on it; past
 /// this, the peer is cut. An honest node reads everything the registry sends (one manifest,
 /// a task, a summary request per second of a run, replies to its own few requests): the
-/// largest is a manifest, about 4 x NODES_MAX bytes of IDs, far below this. A peer that sends
+/// largest is a manifest, at most [`MANIFEST_BYTES_MAX`] (0.4 MB), far below this. A peer that sends
 /// requests and never reads would otherwise grow the registry without limit.
 pub const REGISTRY_QUEUED_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Bytes a node may have queued for its registry; past this the registry does not read, and
@@ -412,16 +414,39 @@ pub const GROUP_JOIN_GAP_NS: u64 = 2_000_000;
 /// 2 x (NR + backup entries) + 2 descriptors and its share of the loop.
 pub const GROUP_NODES_MAX: usize = 4096;
 
-/// The largest manifest of position fingers a native registry sends (length prefix, kind, entry
-/// count, trace slots, window, NR_MAX entries of an ID and an IPv6 address and port, the ID
-/// count, every ID, the identifier width 0). A Chord manifest adds every node's identifier
-/// (ceil(m / 8) bytes each) and is refused at setup when it would not fit a frame.
-pub const MANIFEST_BYTES_MAX: usize =
-    4 + 1 + 1 + 1 + 8 + NR_MAX * (4 + 1 + 16 + 2) + 4 + 4 * NODES_MAX + 1;
+/// Most members a node takes in a manifest: the registry never has more than [`NODES_MAX`].
+/// A manifest whose members do not fit one frame comes in several (a start, then
+/// continuations: docs/PROTOCOL.md), and its node puts them back together
+/// (`wire::ManifestAssembly`), announced count first: the node holds at most this many IDs and
+/// identifiers (16,000 x (4 + 32) bytes = 0.6 MB) and refuses a manifest that announces more,
+/// or a continuation past what was announced.
+pub const MANIFEST_MEMBERS_MAX: usize = NODES_MAX;
+/// Bytes of one member in a manifest, at most: its ID and its identifier (ceil(m / 8) bytes,
+/// 20 at m = 160; none under position fingers).
+pub const MANIFEST_MEMBER_BYTES_MAX: usize = 4 + 20;
+/// A manifest's first frame without its members, at most: length prefix, kind, entry count,
+/// trace slots, window, up to 255 entries (the count is one byte) of an ID and an IPv6 address
+/// and port, the member count, the count carried, the identifier width, the backup count and
+/// up to 255 backups.
+pub const MANIFEST_HEAD_BYTES_MAX: usize =
+    4 + 1 + 1 + 1 + 8 + 255 * (4 + 1 + 16 + 2) + 4 + 4 + 1 + 1 + 255 * (4 + 1 + 16 + 2);
+/// A manifest continuation's frame without its members: length prefix, kind, count, width.
+pub const MANIFEST_MORE_HEAD_BYTES: usize = 4 + 1 + 4 + 1;
+/// Members one continuation frame holds, at the widest.
+const MANIFEST_MORE_MEMBERS_MIN: usize =
+    (FRAME_BYTES_MAX - MANIFEST_MORE_HEAD_BYTES) / MANIFEST_MEMBER_BYTES_MAX;
+/// The largest manifest a native registry sends, all its frames: the first frame's head, every
+/// member at its widest, and a continuation head for every frame the members may need beyond
+/// the first (the first holds at least (FRAME_BYTES_MAX - MANIFEST_HEAD_BYTES_MAX) / 24 = 2,240
+/// of them, each continuation 2,730): 396 KB, 7 frames, at 16,000 members of 160 bits.
+pub const MANIFEST_BYTES_MAX: usize = MANIFEST_HEAD_BYTES_MAX
+    + MANIFEST_MEMBERS_MAX * MANIFEST_MEMBER_BYTES_MAX
+    + MANIFEST_MEMBERS_MAX.div_ceil(MANIFEST_MORE_MEMBERS_MIN) * MANIFEST_MORE_HEAD_BYTES;
 
 const _: () = assert!(FRAME_BYTES_MAX <= RECV_BUFFER_BYTES);
 const _: () = assert!(2 * NR_MAX < SUMMARY_LINKS_MAX);
-const _: () = assert!(MANIFEST_BYTES_MAX <= FRAME_BYTES_MAX);
+const _: () = assert!(MANIFEST_HEAD_BYTES_MAX + MANIFEST_MEMBER_BYTES_MAX <= FRAME_BYTES_MAX);
+const _: () = assert!(MANIFEST_BYTES_MAX <= REGISTRY_QUEUED_BYTES_MAX / 4);
 const _: () = assert!(PAYLOAD_BYTES_MAX + 32 + 4 * TRACE_SLOTS_MAX <= FRAME_BYTES_MAX);
 const _: () = assert!(TRACE_SLOTS_MAX <= u8::MAX as usize);
 const _: () = assert!(NR_MAX <= u8::MAX as usize);

@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
             chord: None,
             trace_slots: longest_path_relays(RING.len(), NR) as u8,
             window_bytes: u64::from(phase >> 2) * 1024,
+            backups: Vec::new(),
         });
         driver.feed(registry, &control(&manifest));
         // Two peers link to us, as the nodes whose tables hold us would.

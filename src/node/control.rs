@@ -13,7 +13,9 @@ use crate::buffer;
 use crate::limits::{BACKUP_ENTRIES, NODE_REGISTRY_QUEUED_BYTES_MAX, PAYLOAD_BYTES_MAX};
 use crate::machine::{Effect, Nanos};
 use crate::routing::Router;
-use crate::wire::{Codec, Control, Manifest, NodeId, PayloadCrc, Refusal, Status, Targets};
+use crate::wire::{
+    Codec, Control, Manifest, ManifestAssembly, NodeId, PayloadCrc, Refusal, Status, Targets,
+};
 
 use rand::RngCore;
 
@@ -79,6 +81,9 @@ impl<C: Codec> Node<C> {
     }
 
     fn handle_control(&mut self, now: Nanos, message: Control) {
+        if self.manifest_parts.is_some() {
+            return self.on_manifest_more(message);
+        }
         match message {
             Control::RegisterStatus { status, info } => self.on_register_status(status, info),
             Control::DeregisterStatus { status, info } => match (status, self.phase) {
@@ -100,6 +105,12 @@ impl<C: Codec> Node<C> {
                 }
             },
             Control::Manifest(manifest) => self.on_manifest(manifest),
+            Control::ManifestStart { manifest, members } => {
+                self.manifest_parts = Some(ManifestAssembly::start(manifest, members))
+            }
+            Control::ManifestMore(_) => self.registry_failed(
+                "bad manifest from the registry: a continuation without its start".into(),
+            ),
             Control::TaskInitiate {
                 run,
                 packets,
@@ -215,6 +226,29 @@ impl<C: Codec> Node<C> {
                     reason(&info, "registration")
                 ));
                 self.effects.push(Effect::Exit(1));
+            }
+        }
+    }
+
+    /// The next frame from the registry while a manifest comes in several: it must be the
+    /// manifest's next members; the last of them sets the overlay up.
+    fn on_manifest_more(&mut self, message: Control) {
+        let Some(parts) = self.manifest_parts.as_mut() else {
+            return;
+        };
+        let done = match message {
+            Control::ManifestMore(more) => parts.more(more),
+            other => Err(format!("a {} in the middle of a manifest", other.name())),
+        };
+        match done {
+            Ok(None) => {}
+            Ok(Some(manifest)) => {
+                self.manifest_parts = None;
+                self.on_manifest(manifest);
+            }
+            Err(why) => {
+                self.manifest_parts = None;
+                self.registry_failed(format!("bad manifest from the registry: {why}"));
             }
         }
     }

@@ -114,6 +114,9 @@ pub struct Node<C: Codec> {
     connections: HashMap<ConnId, Connection>,
     /// The overlay of the last manifest that set one up: everything the data plane uses.
     overlay: Option<Overlay<C>>,
+    /// A manifest that comes in several frames, until its last members arrive (bounded by
+    /// `limits::MANIFEST_MEMBERS_MAX`).
+    manifest_parts: Option<crate::wire::ManifestAssembly>,
     /// Accepted connections whose handshake is not done (`crate::strangers`): bounded, a share
     /// per address, [`NODE_HANDSHAKE_TIMEOUT_NS`] each.
     strangers: Strangers,
@@ -158,6 +161,7 @@ impl<C: Codec> Node<C> {
             joining: None,
             connections: HashMap::new(),
             overlay: None,
+            manifest_parts: None,
             strangers: Strangers::new(
                 NODE_STRANGERS_MAX,
                 NODE_STRANGERS_PER_ADDRESS_MAX,

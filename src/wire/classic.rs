@@ -199,6 +199,9 @@ impl Codec for Classic {
             Control::Lookup { .. } | Control::LookupResult { .. } => {
                 unencodable("a lookup (classic nodes know no keys)")
             }
+            Control::ManifestStart { .. } | Control::ManifestMore(_) => {
+                unencodable("a manifest in several frames (a classic manifest is one frame)")
+            }
             Control::SummaryRequest { reset: true, .. } => Ok(()),
             Control::SummaryRequest { reset: false, .. } => {
                 unencodable("a progress poll (every summary request resets the counters)")
@@ -458,7 +461,9 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
         | Control::Response { .. }
         | Control::Refused(_)
         | Control::Lookup { .. }
-        | Control::LookupResult { .. } => {}
+        | Control::LookupResult { .. }
+        | Control::ManifestStart { .. }
+        | Control::ManifestMore(_) => {}
         Control::Summary { id, counters, .. } => {
             out.push(kind::SUMMARY);
             put_id(out, *id);

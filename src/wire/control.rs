@@ -56,6 +56,75 @@ pub struct ChordIds {
     pub ids: Vec<Id>,
 }
 
+/// Members of an overlay as a manifest's continuation carries them (native only): the next
+/// node IDs of [`Manifest::all_ids`] and, in Chord mode, their identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    pub ids: Vec<NodeId>,
+    /// Chord mode: the identifier of each of `ids`, in that order.
+    pub chord: Option<ChordIds>,
+}
+
+/// A manifest whose members come in several frames ([`Control::ManifestStart`], then
+/// [`Control::ManifestMore`] until every member is there), put back together by its node.
+/// It never holds more than the `members` the start announced, which the decoder bounds by
+/// [`crate::limits::MANIFEST_MEMBERS_MAX`].
+#[derive(Debug)]
+pub struct ManifestAssembly {
+    manifest: Manifest,
+    ids: Vec<NodeId>,
+    chord: Option<ChordIds>,
+    members: usize,
+}
+
+impl ManifestAssembly {
+    /// A manifest's first frame: `manifest` with its first members, of `members` in all.
+    pub fn start(manifest: Manifest, members: usize) -> ManifestAssembly {
+        let ids = manifest.all_ids.to_vec();
+        let chord = manifest.chord.as_deref().cloned();
+        ManifestAssembly {
+            manifest,
+            ids,
+            chord,
+            members,
+        }
+    }
+
+    /// The next members: the whole manifest once the last of them came, or why they do not
+    /// belong to it (more members than announced, identifiers of another width or missing).
+    pub fn more(&mut self, more: Members) -> Result<Option<Manifest>, String> {
+        if more.ids.is_empty() || more.ids.len() > self.members - self.ids.len() {
+            return Err(format!(
+                "a manifest continuation of {} members after {} of {}",
+                more.ids.len(),
+                self.ids.len(),
+                self.members
+            ));
+        }
+        match (&mut self.chord, more.chord) {
+            (None, None) => {}
+            (Some(chord), Some(next)) if next.bits == chord.bits => chord.ids.extend(next.ids),
+            (mine, theirs) => {
+                return Err(format!(
+                    "a manifest continuation with {}-bit identifiers in a manifest of {}-bit ones \
+                     (0: none)",
+                    theirs.map_or(0, |chord| chord.bits),
+                    mine.as_ref().map_or(0, |chord| chord.bits)
+                ));
+            }
+        }
+        self.ids.extend(more.ids);
+        if self.ids.len() < self.members {
+            return Ok(None);
+        }
+        Ok(Some(Manifest {
+            all_ids: std::mem::take(&mut self.ids).into(),
+            chord: self.chord.take().map(std::sync::Arc::new),
+            ..std::mem::take(&mut self.manifest)
+        }))
+    }
+}
+
 /// What a run's packets are addressed to (`start N keys`, `--targets keys`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Targets {
@@ -210,8 +279,15 @@ pub enum Control {
     Deregister { addr: SocketAddr, id: NodeId },
     /// Registry -> node.
     DeregisterStatus { status: Status, info: String },
-    /// Registry -> node: your routing table and the overlay's node IDs.
+    /// Registry -> node: your routing table and the overlay's node IDs. A native manifest
+    /// whose members do not fit one frame is sent in several, and decoded as a
+    /// [`Control::ManifestStart`] and its [`Control::ManifestMore`]s.
     Manifest(Manifest),
+    /// Registry -> node, native only: the first frame of a manifest of `members` members,
+    /// `manifest` holding the first of them.
+    ManifestStart { manifest: Manifest, members: usize },
+    /// Registry -> node, native only: the next members of the manifest being sent.
+    ManifestMore(Members),
     /// Node -> registry: my table's connections are up (my ID) or failed (-1).
     SetupStatus { status: Status, info: String },
     /// Registry -> node: originate `packets` packets (run number `run` and extra payload:
@@ -276,7 +352,8 @@ impl Control {
             Control::RegisterStatus { .. } => "registration status",
             Control::Deregister { .. } => "deregistration",
             Control::DeregisterStatus { .. } => "deregistration status",
-            Control::Manifest(_) => "manifest",
+            Control::Manifest(_) | Control::ManifestStart { .. } => "manifest",
+            Control::ManifestMore(_) => "manifest continuation",
             Control::SetupStatus { .. } => "setup status",
             Control::TaskInitiate { .. } => "task initiate",
             Control::TaskFinished { .. } => "task finished",

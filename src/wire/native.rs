@@ -11,12 +11,15 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
-    LinkCount, LookupAnswer, Manifest, ManifestEntry, NodeId, PayloadCrc, Peek, Refusal, Status,
-    Targets, WireError,
+    LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, NodeId, PayloadCrc, Peek, Refusal,
+    Status, Targets, WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
-use crate::limits::{CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX};
+use crate::limits::{
+    CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, MANIFEST_MEMBERS_MAX, MANIFEST_MORE_HEAD_BYTES,
+    SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
+};
 use crate::stats::RunStats;
 
 /// Message type codes. Control codes match the classic format's numbering.
@@ -42,6 +45,7 @@ pub mod kind {
     pub const LOOKUP_REPLY: u8 = 20;
     pub const LOOKUP_REQUEST: u8 = 21;
     pub const LOOKUP_RESULT: u8 = 22;
+    pub const MANIFEST_MORE: u8 = 23;
 }
 
 /// Reasons of a refusal (`kind::REFUSED`).
@@ -161,8 +165,9 @@ impl Codec for Native {
     }
 
     fn encodable(message: &Control) -> Result<(), WireError> {
-        let Control::Manifest(manifest) = message else {
-            return Ok(());
+        let manifest = match message {
+            Control::Manifest(manifest) | Control::ManifestStart { manifest, .. } => manifest,
+            _ => return Ok(()),
         };
         let too_long = |what: String| {
             Err(WireError::Unencodable {
@@ -177,15 +182,12 @@ impl Codec for Native {
                 manifest.backups.len()
             ));
         }
-        let bytes = manifest_bytes(manifest);
-        if bytes > FRAME_BYTES_MAX {
+        // A manifest goes in as many frames as its members need; a node takes at most
+        // MANIFEST_MEMBERS_MAX of them (the registry never has more).
+        if manifest.all_ids.len() > MANIFEST_MEMBERS_MAX {
             return too_long(format!(
-                "a manifest of {bytes} bytes (a frame holds at most {FRAME_BYTES_MAX}){}",
-                if manifest.chord.is_some() {
-                    ": use fewer identifier bits"
-                } else {
-                    ""
-                }
+                "a manifest of {} members (a node takes at most {MANIFEST_MEMBERS_MAX})",
+                manifest.all_ids.len()
             ));
         }
         Ok(())
@@ -454,11 +456,12 @@ impl Codec for Native {
     }
 
     fn encode_control(message: &Control, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0; PREFIX_BYTES]);
-        encode_body(message, out);
-        let declared = (out.len() - start - PREFIX_BYTES) as u32;
-        out[start..start + PREFIX_BYTES].copy_from_slice(&declared.to_le_bytes());
+        match message {
+            Control::Manifest(manifest) if manifest_bytes(manifest) > FRAME_BYTES_MAX => {
+                encode_manifest_in_frames(manifest, out)
+            }
+            _ => put_frame(out, |out| encode_body(message, out)),
+        }
     }
 
     fn decode_control(frame: &[u8]) -> Result<Control, WireError> {
@@ -466,6 +469,92 @@ impl Codec for Native {
             .get(PREFIX_BYTES..)
             .ok_or(WireError::Truncated { what: "frame" })?;
         decode_body(body)
+    }
+}
+
+/// One frame: the length prefix, then what `body` writes.
+fn put_frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_BYTES]);
+    body(out);
+    let declared = (out.len() - start - PREFIX_BYTES) as u32;
+    out[start..start + PREFIX_BYTES].copy_from_slice(&declared.to_le_bytes());
+}
+
+/// A manifest too large for one frame: the first frame (type 6) with the node's own part and
+/// as many members as fit, then continuations (type 23) of as many members as a frame holds,
+/// until every member is sent. Nothing is copied but into `out`.
+fn encode_manifest_in_frames(manifest: &Manifest, out: &mut Vec<u8>) {
+    let members = manifest.all_ids.len();
+    let per_member = member_bytes(manifest.chord.as_deref());
+    let head = manifest_bytes(manifest) - members * per_member;
+    let mut sent = members.min(FRAME_BYTES_MAX.saturating_sub(head) / per_member);
+    put_frame(out, |out| put_manifest(out, manifest, members, 0..sent));
+    let per_frame = (FRAME_BYTES_MAX - MANIFEST_MORE_HEAD_BYTES) / per_member;
+    while sent < members {
+        let next = members.min(sent + per_frame);
+        put_frame(out, |out| {
+            out.push(kind::MANIFEST_MORE);
+            put_members(
+                out,
+                &manifest.all_ids,
+                manifest.chord.as_deref(),
+                sent..next,
+            );
+        });
+        sent = next;
+    }
+}
+
+/// A manifest's first (or only) frame: the node's own part, the overlay's `members` in all,
+/// and the members `carried` of them.
+fn put_manifest(
+    out: &mut Vec<u8>,
+    manifest: &Manifest,
+    members: usize,
+    carried: std::ops::Range<usize>,
+) {
+    out.push(kind::MANIFEST);
+    out.push(manifest.entries.len() as u8);
+    out.push(manifest.trace_slots);
+    put_u64(out, manifest.window_bytes);
+    for entry in &manifest.entries {
+        put_u32(out, entry.id);
+        put_addr(out, &entry.addr);
+    }
+    put_u32(out, members as u32);
+    put_members(out, &manifest.all_ids, manifest.chord.as_deref(), carried);
+    // Backup entries: an optional last section (a manifest without them ends above).
+    if !manifest.backups.is_empty() {
+        out.push(manifest.backups.len() as u8);
+        for entry in &manifest.backups {
+            put_u32(out, entry.id);
+            put_addr(out, &entry.addr);
+        }
+    }
+}
+
+/// The members `range` of a manifest: their count, their IDs, the identifier width m (0 for
+/// position fingers) and, in Chord mode, their identifiers.
+fn put_members(
+    out: &mut Vec<u8>,
+    ids: &[NodeId],
+    chord: Option<&ChordIds>,
+    range: std::ops::Range<usize>,
+) {
+    put_u32(out, range.len() as u32);
+    for id in &ids[range.clone()] {
+        put_u32(out, *id);
+    }
+    match chord {
+        None => out.push(0),
+        Some(chord) => {
+            out.push(chord.bits as u8);
+            let width = identifier_bytes(chord.bits);
+            for id in &chord.ids[range] {
+                out.extend_from_slice(&id.to_be_bytes()[ID_BYTES - width..]);
+            }
+        }
     }
 }
 
@@ -515,37 +604,18 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::DEREGISTER_STATUS);
             put_status(out, *status, info);
         }
-        Control::Manifest(manifest) => {
-            out.push(kind::MANIFEST);
-            out.push(manifest.entries.len() as u8);
-            out.push(manifest.trace_slots);
-            put_u64(out, manifest.window_bytes);
-            for entry in &manifest.entries {
-                put_u32(out, entry.id);
-                put_addr(out, &entry.addr);
-            }
-            put_u32(out, manifest.all_ids.len() as u32);
-            for id in manifest.all_ids.iter() {
-                put_u32(out, *id);
-            }
-            match &manifest.chord {
-                None => out.push(0),
-                Some(chord) => {
-                    out.push(chord.bits as u8);
-                    let width = identifier_bytes(chord.bits);
-                    for id in &chord.ids {
-                        out.extend_from_slice(&id.to_be_bytes()[ID_BYTES - width..]);
-                    }
-                }
-            }
-            // Backup entries: an optional last section (a manifest without them ends above).
-            if !manifest.backups.is_empty() {
-                out.push(manifest.backups.len() as u8);
-                for entry in &manifest.backups {
-                    put_u32(out, entry.id);
-                    put_addr(out, &entry.addr);
-                }
-            }
+        Control::Manifest(manifest) => put_manifest(
+            out,
+            manifest,
+            manifest.all_ids.len(),
+            0..manifest.all_ids.len(),
+        ),
+        Control::ManifestStart { manifest, members } => {
+            put_manifest(out, manifest, *members, 0..manifest.all_ids.len())
+        }
+        Control::ManifestMore(more) => {
+            out.push(kind::MANIFEST_MORE);
+            put_members(out, &more.ids, more.chord.as_ref(), 0..more.ids.len());
         }
         Control::SetupStatus { status, info } => {
             out.push(kind::SETUP_STATUS);
@@ -809,7 +879,7 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         Some(&code)
             if (kind::REGISTER..=kind::SUMMARY).contains(&code)
                 || (kind::HELLO..=kind::REFUSED).contains(&code)
-                || (kind::LOOKUP_REQUEST..=kind::LOOKUP_RESULT).contains(&code) =>
+                || (kind::LOOKUP_REQUEST..=kind::MANIFEST_MORE).contains(&code) =>
         {
             Ok(Peek::Control)
         }
@@ -994,10 +1064,6 @@ fn manifest_bytes(manifest: &Manifest) -> usize {
         .map(|e| 4 + address(&e.addr))
         .sum();
     let backups = usize::from(!manifest.backups.is_empty());
-    let identifiers = manifest
-        .chord
-        .as_ref()
-        .map_or(0, |chord| chord.ids.len() * identifier_bytes(chord.bits));
     PREFIX_BYTES
         + 1
         + 1
@@ -1005,10 +1071,15 @@ fn manifest_bytes(manifest: &Manifest) -> usize {
         + 8
         + entries
         + 4
-        + 4 * manifest.all_ids.len()
+        + 4
         + 1
-        + identifiers
+        + manifest.all_ids.len() * member_bytes(manifest.chord.as_deref())
         + backups
+}
+
+/// Bytes of one member in a manifest: its ID and, in Chord mode, its identifier.
+fn member_bytes(chord: Option<&ChordIds>) -> usize {
+    4 + chord.map_or(0, |chord| identifier_bytes(chord.bits))
 }
 
 /// Bytes of one Chord identifier of `bits` bits in a manifest: its big-endian form without
@@ -1043,6 +1114,26 @@ fn chord_ids(reader: &mut Reader<'_>, bits: u32, count: usize) -> Result<ChordId
         ids.push(id);
     }
     Ok(ChordIds { bits, ids })
+}
+
+/// A manifest's members (`put_members`), each count checked against the bytes left before
+/// anything is allocated.
+fn members_of(reader: &mut Reader<'_>) -> Result<Members, WireError> {
+    let count = reader.u32_le()? as usize;
+    if count > reader.remaining() / 4 {
+        return Err(WireError::Truncated {
+            what: "manifest ID list",
+        });
+    }
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        ids.push(reader.u32_le()?);
+    }
+    let chord = match u32::from(reader.u8()?) {
+        0 => None,
+        bits => Some(chord_ids(reader, bits, count)?),
+    };
+    Ok(Members { ids, chord })
 }
 
 fn decode_body(body: &[u8]) -> Result<Control, WireError> {
@@ -1082,21 +1173,23 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     addr: reader.addr_le()?,
                 });
             }
-            let id_count = reader.u32_le()? as usize;
-            // Bound the allocation by what the frame can hold before reserving anything.
-            if id_count > reader.remaining() / 4 {
-                return Err(WireError::Truncated {
-                    what: "manifest ID list",
+            let members = reader.u32_le()? as usize;
+            if members > MANIFEST_MEMBERS_MAX {
+                return Err(WireError::BadField {
+                    what: "manifest members",
+                    detail: format!("{members} (at most {MANIFEST_MEMBERS_MAX})"),
                 });
             }
-            let mut all_ids = Vec::with_capacity(id_count);
-            for _ in 0..id_count {
-                all_ids.push(reader.u32_le()?);
+            let Members {
+                ids: all_ids,
+                chord,
+            } = members_of(&mut reader)?;
+            if all_ids.len() > members {
+                return Err(WireError::BadField {
+                    what: "manifest members",
+                    detail: format!("{} carried of {members}", all_ids.len()),
+                });
             }
-            let chord = match u32::from(reader.u8()?) {
-                0 => None,
-                bits => Some(std::sync::Arc::new(chord_ids(&mut reader, bits, id_count)?)),
-            };
             let mut backups = Vec::new();
             if reader.remaining() > 0 {
                 let count = usize::from(reader.u8()?);
@@ -1108,15 +1201,22 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     });
                 }
             }
-            Control::Manifest(Manifest {
+            let carried = all_ids.len();
+            let manifest = Manifest {
                 entries,
                 all_ids: all_ids.into(),
-                chord,
+                chord: chord.map(std::sync::Arc::new),
                 trace_slots,
                 window_bytes,
                 backups,
-            })
+            };
+            if carried == members {
+                Control::Manifest(manifest)
+            } else {
+                Control::ManifestStart { manifest, members }
+            }
         }
+        kind::MANIFEST_MORE => Control::ManifestMore(members_of(&mut reader)?),
         kind::SETUP_STATUS => {
             let (status, info) = reader.status_le()?;
             Control::SetupStatus { status, info }

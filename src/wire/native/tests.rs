@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::ManifestAssembly;
 use proptest::prelude::*;
 
 /// The view of a frame `peek` must accept as data.
@@ -231,20 +232,164 @@ fn chord_manifests_carry_identifiers_in_their_width() {
     let at = no_space.len() - 7;
     no_space[at] = 161;
     assert!(Native::decode_control(&no_space).is_err());
-    // Too many identifiers for one frame: refused before anything is sent.
-    let crowded = Control::Manifest(Manifest {
-        entries: vec![],
-        all_ids: (0..4000).collect::<Vec<_>>().into(),
+}
+
+/// Every frame of `bytes` (one or more encoded messages), decoded.
+fn decode_frames(bytes: &[u8]) -> Vec<Control> {
+    let mut messages = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = Native::frame_len(rest).unwrap().unwrap();
+        assert!(len <= FRAME_BYTES_MAX, "a frame of {len} bytes");
+        messages.push(Native::decode_control(&rest[..len]).unwrap());
+        rest = &rest[len..];
+    }
+    messages
+}
+
+/// A manifest of `members` members whose identifiers have `bits` bits.
+fn chord_manifest(members: u32, bits: u32) -> Manifest {
+    let addr: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let space = IdSpace::new(bits).unwrap();
+    Manifest {
+        entries: vec![ManifestEntry { id: 19, addr }],
+        all_ids: (0..members).map(|n| n * 3 + 1).collect::<Vec<_>>().into(),
         chord: Some(std::sync::Arc::new(ChordIds {
-            bits: 160,
-            ids: (0..4000u128).map(Id::from).collect(),
+            bits,
+            // Distinct, and the widest ones use every byte.
+            ids: (0..members)
+                .map(|n| space.distance(Id::from(u128::from(n)), space.max()))
+                .collect(),
         })),
-        trace_slots: 0,
-        window_bytes: 0,
-        backups: Vec::new(),
-    });
-    let refusal = Native::encodable(&crowded).unwrap_err().to_string();
-    assert!(refusal.contains("use fewer identifier bits"), "{refusal}");
+        trace_slots: 9,
+        window_bytes: 1 << 20,
+        backups: vec![ManifestEntry { id: 4, addr }],
+    }
+}
+
+/// A manifest too large for one frame (3,000 members of 160 bits: 72,000 bytes of members)
+/// goes as a start and continuations, each within a frame, and its node's assembly gives back
+/// the same manifest; a smaller one stays a single frame.
+#[test]
+fn a_manifest_larger_than_a_frame_is_sent_in_several_and_put_back_together() {
+    for (members, frames) in [(3000, 2), (2000, 1), (16_000, 6)] {
+        let manifest = chord_manifest(members, 160);
+        assert_eq!(
+            Native::encodable(&Control::Manifest(manifest.clone())),
+            Ok(())
+        );
+        let bytes = encode(&Control::Manifest(manifest.clone()));
+        let messages = decode_frames(&bytes);
+        assert_eq!(messages.len(), frames, "{members} members");
+        let mut messages = messages.into_iter();
+        let whole = match messages.next().unwrap() {
+            Control::Manifest(whole) => {
+                assert_eq!(frames, 1);
+                whole
+            }
+            Control::ManifestStart {
+                manifest: start,
+                members: announced,
+            } => {
+                assert_eq!(announced, members as usize);
+                assert!(start.all_ids.len() < announced);
+                assert_eq!(start.entries, manifest.entries);
+                assert_eq!(start.backups, manifest.backups);
+                let mut assembly = ManifestAssembly::start(start, announced);
+                let mut whole = None;
+                for (n, message) in messages.by_ref().enumerate() {
+                    let Control::ManifestMore(more) = message else {
+                        panic!("not a continuation: {message:?}");
+                    };
+                    assert!(whole.is_none(), "a continuation after the last");
+                    whole = assembly.more(more.clone()).unwrap();
+                    assert_eq!(whole.is_some(), n + 2 == frames);
+                    // Each frame re-encodes to itself.
+                    roundtrip(Control::ManifestMore(more));
+                }
+                whole.unwrap()
+            }
+            other => panic!("not a manifest: {other:?}"),
+        };
+        assert_eq!(whole, manifest);
+        assert!(bytes.len() <= crate::limits::MANIFEST_BYTES_MAX);
+    }
+}
+
+/// A node's assembly refuses what does not belong to the manifest it is putting together:
+/// more members than announced, an empty continuation, identifiers of another width or none;
+/// and a manifest announcing more members than a node takes is refused as it is decoded.
+#[test]
+fn a_manifest_in_several_frames_is_checked_as_it_comes() {
+    let bytes = encode(&Control::Manifest(chord_manifest(3000, 160)));
+    let mut messages = decode_frames(&bytes).into_iter();
+    let Some(Control::ManifestStart { manifest, members }) = messages.next() else {
+        panic!("no start");
+    };
+    let Some(Control::ManifestMore(more)) = messages.next() else {
+        panic!("no continuation");
+    };
+    let start = || ManifestAssembly::start(manifest.clone(), members);
+    let error = |mut assembly: ManifestAssembly, more: Members| assembly.more(more).unwrap_err();
+
+    let mut too_many = more.clone();
+    too_many.ids.push(7);
+    if let Some(chord) = too_many.chord.as_mut() {
+        chord.ids.push(Id::ZERO);
+    }
+    assert!(error(start(), too_many).contains("continuation of"));
+    let empty = Members {
+        ids: vec![],
+        chord: Some(ChordIds {
+            bits: 160,
+            ids: vec![],
+        }),
+    };
+    assert!(error(start(), empty).contains("continuation of 0"));
+    let mut narrow = more.clone();
+    narrow.chord.as_mut().unwrap().bits = 120;
+    let why = error(start(), narrow);
+    assert!(
+        why.contains("120-bit identifiers in a manifest of 160-bit"),
+        "{why}"
+    );
+    let none = Members {
+        chord: None,
+        ..more.clone()
+    };
+    assert!(error(start(), none).contains("0-bit identifiers"));
+    // The continuation in two halves: the manifest is whole after the second.
+    let half = more.ids.len() / 2;
+    let identifiers = &more.chord.as_ref().unwrap().ids;
+    let part = |range: std::ops::Range<usize>| Members {
+        ids: more.ids[range.clone()].to_vec(),
+        chord: Some(ChordIds {
+            bits: 160,
+            ids: identifiers[range].to_vec(),
+        }),
+    };
+    let mut assembly = start();
+    assert_eq!(assembly.more(part(0..half)), Ok(None));
+    let whole = assembly.more(part(half..more.ids.len())).unwrap().unwrap();
+    assert_eq!(whole, chord_manifest(3000, 160));
+
+    // The announced count is bounded before anything is allocated.
+    let mut first = Vec::new();
+    Native::encode_control(
+        &Control::ManifestStart {
+            manifest: chord_manifest(2, 160),
+            members: crate::limits::MANIFEST_MEMBERS_MAX + 1,
+        },
+        &mut first,
+    );
+    let error = Native::decode_control(&first).unwrap_err().to_string();
+    assert!(error.contains("manifest members"), "{error}");
+    let over = Manifest {
+        all_ids: vec![0; crate::limits::MANIFEST_MEMBERS_MAX + 1].into(),
+        chord: None,
+        ..chord_manifest(1, 160)
+    };
+    assert!(Native::encodable(&Control::Manifest(over)).is_err());
 }
 
 #[test]
@@ -740,8 +885,8 @@ proptest! {
 }
 
 #[test]
-fn the_largest_manifest_fits_its_bound_and_a_frame() {
-    use crate::limits::{FRAME_BYTES_MAX, MANIFEST_BYTES_MAX, NODES_MAX, NR_MAX};
+fn the_largest_manifest_of_position_fingers_fits_one_frame() {
+    use crate::limits::{FRAME_BYTES_MAX, NODES_MAX, NR_MAX};
     let v6: std::net::SocketAddr = "[2001:db8::1]:65535".parse().unwrap();
     let manifest = Manifest {
         entries: (0..NR_MAX as u32)
@@ -754,9 +899,26 @@ fn the_largest_manifest_fits_its_bound_and_a_frame() {
         backups: Vec::new(),
     };
     let bytes = encode(&Control::Manifest(manifest.clone()));
-    assert_eq!(bytes.len(), MANIFEST_BYTES_MAX);
     assert!(bytes.len() <= FRAME_BYTES_MAX);
     roundtrip(Control::Manifest(manifest));
+}
+
+/// The largest manifest of all (the most members, each with a 160-bit identifier, the most
+/// entries and backups the counts allow, all at IPv6 addresses) is within its bound.
+#[test]
+fn the_largest_manifest_fits_its_bound() {
+    use crate::limits::{MANIFEST_BYTES_MAX, MANIFEST_MEMBERS_MAX};
+    let v6: std::net::SocketAddr = "[2001:db8::1]:65535".parse().unwrap();
+    let entries: Vec<ManifestEntry> = (0..255).map(|id| ManifestEntry { id, addr: v6 }).collect();
+    let manifest = Manifest {
+        entries: entries.clone(),
+        backups: entries,
+        ..chord_manifest(MANIFEST_MEMBERS_MAX as u32, 160)
+    };
+    let bytes = encode(&Control::Manifest(manifest));
+    assert!(bytes.len() <= MANIFEST_BYTES_MAX, "{}", bytes.len());
+    assert!(bytes.len() + 100 > MANIFEST_BYTES_MAX, "{}", bytes.len());
+    assert_eq!(decode_frames(&bytes).len(), 7);
 }
 
 proptest! {
