@@ -247,6 +247,8 @@ fn node_warning_names_the_peer() {
     })
     .expect("a warning");
     assert!(text.contains(&peer.to_string()), "{text}");
+    // No internal names: a connection is its peer's address, never `ConnId(...)`.
+    assert!(!text.contains("ConnId"), "{text}");
 }
 
 /// Hostile peers at the registry from distinct addresses (127.0.0.N): control messages for a

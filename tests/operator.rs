@@ -376,6 +376,10 @@ fn json_summary_carries_hops_and_latency() {
         "Registry listening on 127.0.0.1:",
         "Run 1 summary:",
         "Packets Received",
+        // The hops, compactly, and one of them in the singular.
+        "Hops per packet: mean ",
+        "Packets by relays passed: 0: ",
+        "Latency per hop: 1 hop p50 ",
     ] {
         assert!(err.contains(line), "{line:?} on standard error: {err}");
     }

@@ -1,5 +1,5 @@
-//! Output for programs, through the real binary: `--format json` at the console (one line of
-//! JSON per run on standard output and nothing else), `--json PATH` rewritten as each console
+//! Output for programs, through the real binary: `--format json` scripted (one JSON object on
+//! standard output and nothing else) and at the console (one line of JSON per run), `--json PATH` rewritten as each console
 //! run ends, and the Prometheus endpoint (`--metrics`) scraped during a run.
 
 mod common;
@@ -61,6 +61,37 @@ fn console_json_lines_and_result_file() {
     }
     // (Read on another thread than standard output: waited for, not looked up.)
     reg.wait_err_line("Run 2 summary:");
+}
+
+/// Scripted by time with the short flags (`-n`, `-t`, `-i`, `-r`, `-f`): standard output is
+/// one JSON object with both runs and nothing else; the interval lines go to standard error
+/// with the rest. (A run by count: `tests/operator.rs` `json_summary_carries_hops_and_latency`.)
+#[test]
+fn scripted_runs_by_time_print_json_alone() {
+    let (mut reg, port) = registry_port_file(
+        &[
+            "-n", "3", "-t", "1", "-i", "0.5", "-r", "2", "-f", "json", "--rate", "20000",
+        ],
+        false,
+    );
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    let status = reg.wait_exit();
+    assert!(status.success(), "{status}\n{}", reg.dump());
+    let out = reg.out.text();
+    let result: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("standard output is not one JSON object ({e}):\n{out}"));
+    assert_eq!(result["verdict"], "PASS", "{result}");
+    assert_eq!(result["runs_completed"], 2, "{result}");
+    for run in result["runs"].as_array().unwrap() {
+        assert_eq!(run["duration_goal_s"], 1.0, "{run}");
+    }
+    assert_eq!(result["settings"]["rate_per_s"], 20000, "{result}");
+    let err = reg.err.text();
+    for line in ["Run 1 [", "Run 2 [", "Run 2 summary:", "PASS: "] {
+        assert!(err.contains(line), "{line:?} not on standard error:\n{err}");
+    }
 }
 
 /// Sends `request` to the metrics endpoint and returns the whole answer.
