@@ -1,5 +1,6 @@
 //! `tools/plot.py` on a real result: a scripted run of real processes writes its progress CSV
-//! and JSON result, and the script draws every picture from them, as SVG and as PNG.
+//! and JSON result, and the script draws every picture from them, as SVG and as PNG; and
+//! `tools/pictures.sh`, which makes the docs' pictures from one run with one command.
 
 mod common;
 
@@ -94,6 +95,53 @@ fn plot_draws_a_real_run() {
     let png = dir.0.join("progress-4.png");
     plot(&["progress", csv.arg(), "-o", png.to_str().unwrap()]);
     assert_png(&png);
+}
+
+/// `tools/pictures.sh` regenerates the docs' five pictures with one command, from one real
+/// run (here 4 nodes, 2,000 packets each at 2,000 packets/s, into a directory of the test's):
+/// the overlay with its traffic, drawn by the registry's `--export-overlay`, and plot.py's four.
+#[test]
+fn pictures_sh_draws_every_picture_from_one_run() {
+    if let Err(why) = ensure_python_module("matplotlib", "python3-matplotlib") {
+        say_skipped("pictures_sh_draws_every_picture_from_one_run", &why);
+        return;
+    }
+    let (docs, out) = (TempDir::new("pictures-docs"), TempDir::new("pictures-out"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/pictures.sh");
+    let output = Command::new(&script)
+        .args(["4", "2000", "2000"])
+        .env("OVERLAY_BIN", common::BIN)
+        .env("OUT", &out.0)
+        .env("DOCS", &docs.0)
+        .env("OVERLAY_PLOT_NO_INSTALL", "1")
+        .output()
+        .expect("pictures.sh runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{}\n{said}", output.status);
+    let overlay = docs.0.join("overlay-4.svg");
+    let text = std::fs::read_to_string(&overlay).unwrap_or_else(|e| panic!("{e}\n{said}"));
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let nodes = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("node"))
+        .count();
+    assert_eq!(nodes, 4, "{said}");
+    let carried: u64 = doc
+        .descendants()
+        .filter_map(|n| n.attribute("data-packets"))
+        .map(|p| p.parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        carried >= 8_000,
+        "the run's traffic drawn: {carried}\n{said}"
+    );
+    for name in ["progress", "hops", "latency", "load"] {
+        assert_svg(&docs.0.join(format!("{name}-4.svg")));
+    }
 }
 
 /// A directory removed when the test ends.

@@ -9,7 +9,8 @@
 #
 #   tools/pictures.sh [NODES [MESSAGES_PER_NODE [RATE]]]     default 16 60000 10000
 #
-# Environment: OUT (default: a new temporary directory), OVERLAY_BIN as for tools/launch.sh.
+# Environment: OUT (default: a new temporary directory); DOCS the directory the pictures go to
+# (default: docs/ of this repository); OVERLAY_BIN as for tools/launch.sh.
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 nodes=${1:-16}
@@ -20,10 +21,11 @@ for value in "$nodes" "$messages" "$rate"; do
 done
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$(mktemp -d -t overlay-pictures.XXXXXX)}
-mkdir -p "$out"
-OUT=$out REGISTRY_ARGS="--csv $out/progress.csv --rate $rate --export-overlay $top/docs/overlay-$nodes.svg" \
+docs=${DOCS:-$top/docs}
+mkdir -p "$out" "$docs"
+OUT=$out REGISTRY_ARGS="--csv $out/progress.csv --rate $rate --export-overlay $docs/overlay-$nodes.svg" \
   "$top/tools/launch.sh" "$nodes" "$messages" > "$out/launch.log" 2>&1 ||
   { tail -20 "$out/launch.log" >&2; echo "pictures.sh: the run failed (logs in $out)" >&2; exit 1; }
-echo "pictures.sh: wrote $top/docs/overlay-$nodes.svg"
-python3 "$top/tools/plot.py" all "$out/progress.csv" "$out/result.json" -d "$top/docs" --name "$nodes"
+echo "pictures.sh: wrote $docs/overlay-$nodes.svg"
+python3 "$top/tools/plot.py" all "$out/progress.csv" "$out/result.json" -d "$docs" --name "$nodes"
 echo "pictures.sh: run in $out"
