@@ -110,6 +110,20 @@ fn assert_our_registry_passed(registry: &mut Proc, json: &TempFile, nodes: usize
     for row in rows {
         assert_eq!(u64_of(row, "packets_sent"), packets, "{row}");
     }
+    // Classic nodes cannot be polled: the duration and rates include the settle wait after
+    // the last task finished, and the verdict line and the result say so.
+    let duration = run["duration_s"].as_f64().unwrap();
+    let settle = run["settle_s"].as_f64().expect("settle_s");
+    let all_sent = run["all_sent_s"].as_f64().expect("all_sent_s");
+    assert!(
+        settle > 0.0 && all_sent + settle <= duration + 1e-3,
+        "{run:#}"
+    );
+    let (line, _) = registry.wait_line_starting("PASS: ", 0);
+    assert!(
+        line.contains(" settle wait: classic nodes cannot be polled; every packet was sent by "),
+        "{line}"
+    );
 }
 
 /// The Python registry's verdict line: `RESULT PASS sent=.. received=..`.
