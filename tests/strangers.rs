@@ -175,5 +175,11 @@ fn a_full_registry_says_it_is_full() {
         .wait_exit_within(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("the late node did not exit\n{}", late.dump()));
     assert!(!status.success());
-    late.wait_line("is full (2 nodes)", 0);
+    let (line, _) = late.wait_line("is full (2 nodes)", 0);
+    // Said once: not "Registration refused: registration refused: ...".
+    assert!(
+        line.starts_with("Registration refused: the registry is full")
+            && line.matches("refused").count() == 1,
+        "{line}"
+    );
 }
