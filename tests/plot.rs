@@ -1,6 +1,7 @@
 //! `tools/plot.py` on a real result: a scripted run of real processes writes its progress CSV
 //! and JSON result, and the script draws every picture from them, as SVG and as PNG; and
-//! `tools/pictures.sh`, which makes the docs' pictures from one run with one command.
+//! `tools/pictures.sh`, which makes the docs' pictures from one run with one command; and
+//! `tools/scale.sh` with `tools/scale_plot.py`.
 
 mod common;
 
@@ -142,6 +143,59 @@ fn pictures_sh_draws_every_picture_from_one_run() {
     for name in ["progress", "hops", "latency", "load"] {
         assert_svg(&docs.0.join(format!("{name}-4.svg")));
     }
+}
+
+/// `tools/scale.sh` then `tools/scale_plot.py`: throughput and hops against N from real runs
+/// (here 4 and 8 nodes, 500 packets each): a CSV row per size that passed, with the mean hops
+/// measured next to the exact value for its NR, drawn as one SVG.
+#[test]
+fn scale_sh_and_its_plot() {
+    if let Err(why) = ensure_python_module("matplotlib", "python3-matplotlib") {
+        say_skipped("scale_sh_and_its_plot", &why);
+        return;
+    }
+    let out = TempDir::new("scale-out");
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let output = Command::new(tools.join("scale.sh"))
+        .args(["4", "8"])
+        .env("OVERLAY_BIN", common::BIN)
+        .env("OUT", &out.0)
+        .env("PACKETS", "500")
+        .output()
+        .expect("scale.sh runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{}\n{said}", output.status);
+    let csv = out.0.join("scale.csv");
+    let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}\n{said}"));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|&c| c == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    for (row, nodes) in rows.iter().zip(["4", "8"]) {
+        assert_eq!(row[column("nodes")], nodes, "{text}");
+        assert_eq!(row[column("verdict")], "PASS", "{text}");
+        let mean: f64 = row[column("hops_mean")].parse().unwrap();
+        let exact: f64 = row[column("hops_mean_exact")].parse().unwrap();
+        assert!((mean - exact).abs() < 0.05, "{text}");
+    }
+    let svg = out.0.join("scale.svg");
+    let output = Command::new("python3")
+        .arg(tools.join("scale_plot.py"))
+        .args([csv.to_str().unwrap(), "-o", svg.to_str().unwrap()])
+        .env("OVERLAY_PLOT_NO_INSTALL", "1")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_svg(&svg);
 }
 
 /// A directory removed when the test ends.
