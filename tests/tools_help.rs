@@ -169,8 +169,13 @@ fn duration_flags_take_decimals_and_an_s() {
         .wait_exit_within(Duration::from_secs(15))
         .unwrap_or_else(|| panic!("still waiting\n{}", registry.dump()));
     assert!(!status.success(), "{}", registry.dump());
-    let said = registry.dump();
-    assert!(said.contains("not ready within 1.5 s"), "{said}");
+    let (line, _) = registry.wait_line_starting("FAIL: ", 0);
+    assert!(
+        line.contains("not ready within 1.5 s: 0 of 2 nodes registered"),
+        "{line}"
+    );
+    // No run took place: no figures of one.
+    assert!(!line.contains("packets"), "{line}");
 
     for (flag, value) in [
         ("-t", "2.5ms"),

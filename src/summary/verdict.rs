@@ -77,6 +77,8 @@ impl RunResult {
                 "FAIL (stopped after {after:.1} s{goal}): {}; {rate}",
                 self.failures.join("; ")
             ),
+            // No run took place (the overlay was never ready): no figures to give.
+            (_, None) if self.node.is_empty() => format!("FAIL: {}", self.failures.join("; ")),
             (_, None) => format!("FAIL: {}; {rate}", self.failures.join("; ")),
         }
     }
