@@ -351,3 +351,120 @@ fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
         assert_lookup_line(&line, &path, None, addr_of(owner));
     }
 }
+
+/// Lookups and their replies go around nodes that died, as data does: 10 nodes in Chord mode
+/// (32-bit identifiers hashed from their addresses). Two lookups are picked: one whose route
+/// from its asker passes relay R1 first, and one whose owner's reply passes relay R2 on its
+/// way back (a Chord reply goes on clockwise from the owner to the asker, so never through the
+/// lookup's own relays). R1 and R2 are killed and their neighbours see their links close; then
+/// the first asker takes another link instead of failing with "the link ... is down", the
+/// second owner's reply gets around R2, and both reach the key's owner (successor(KEY), alive)
+/// on a path without the dead nodes.
+#[test]
+fn lookups_and_replies_go_around_nodes_that_died() {
+    use common::{Registered, registered};
+    const NODES: usize = 10;
+    let (mut reg, port) = registry(&[], true);
+    let mut nodes: Vec<Proc> = (0..NODES)
+        .map(|i| node(&format!("node{i}"), port, &[], true))
+        .collect();
+    let all: Vec<Registered> = nodes.iter().map(registered).collect();
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay chord 32 hash");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|r| r.id);
+    let ids: Vec<u32> = by_id.iter().map(|r| r.id).collect();
+    let addresses: Vec<String> = by_id.iter().map(|r| r.addr.to_string()).collect();
+    let space = IdSpace::new(32).unwrap();
+    let (membership, identifiers) = Membership::hashed(space, &addresses).unwrap();
+    let identifier_of = |id: u32| identifiers[ids.iter().position(|&i| i == id).unwrap()];
+    let process_of = |id: u32| all.iter().position(|r| r.id == id).unwrap();
+    let walk = |from: u32, key: Id| {
+        walked(
+            &membership,
+            FingerRule::Chord,
+            &ids,
+            &identifiers,
+            from,
+            key,
+        )
+    };
+    // Every lookup of keys "key0".."key199" from every node: (asker, text, path there, relays
+    // of the reply's route back).
+    let mut routes = Vec::new();
+    for &asker in &ids {
+        for n in 0..200 {
+            let text = format!("key{n}");
+            let path = walk(asker, space.hash(text.as_bytes()));
+            let owner = *path.last().unwrap();
+            let back = walk(owner, identifier_of(asker));
+            let back = back[1..back.len().max(2) - 1].to_vec();
+            routes.push((asker, text, path, back));
+        }
+    }
+    let pair = routes
+        .iter()
+        .filter(|(_, _, path, _)| path.len() >= 3)
+        .find_map(|first| {
+            let r1 = first.2[1];
+            routes.iter().find_map(|second| {
+                let r2 = *second.3.first()?;
+                let ends = [first.0, *first.2.last()?, second.0, *second.2.last()?];
+                (r2 != r1 && !ends.contains(&r1) && !ends.contains(&r2))
+                    .then_some((first, second, r1, r2))
+            })
+        });
+    let (first, second, r1, r2) = pair.expect("two such lookups among 2,000");
+    eprintln!(
+        "{} from {}: path {:?} (R1 {r1}); {} from {}: reply back through {:?} (R2 {r2})",
+        first.1, first.0, first.2, second.1, second.0, second.3
+    );
+
+    let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+    for dead in [r1, r2] {
+        nodes[process_of(dead)].kill();
+    }
+    // Every node whose table holds a dead one sees its link close.
+    for &holder in ids.iter().filter(|&&id| id != r1 && id != r2) {
+        let at = membership.position(identifier_of(holder)).unwrap();
+        for dead in [r1, r2] {
+            let holds = tables[at]
+                .entries()
+                .iter()
+                .any(|&finger| membership.id(finger as usize) == identifier_of(dead));
+            if holds {
+                nodes[process_of(holder)].wait_line(&format!("(node {dead} at "), 0);
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for (asker, text, path, _) in [first, second] {
+        let owner = *path.last().unwrap();
+        assert_eq!(
+            membership.id(membership.successor(space.hash(text.as_bytes()))),
+            identifier_of(owner)
+        );
+        let asking = &mut nodes[process_of(*asker)];
+        let mark = asking.mark();
+        asking.send(&format!("lookup {text}"));
+        let (line, _) = asking.wait_line(&format!("Lookup {text}"), mark);
+        assert!(line.contains(&format!("owner node {owner}")), "{line}");
+        let shown: Vec<u32> = line
+            .split("path ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no path in {line}"))
+            .split(" -> ")
+            .map(|id| id.trim().parse().unwrap())
+            .collect();
+        assert_eq!(
+            (shown[0], *shown.last().unwrap()),
+            (*asker, owner),
+            "{line}"
+        );
+        assert!(!shown.contains(&r1) && !shown.contains(&r2), "{line}");
+    }
+}

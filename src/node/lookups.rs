@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::data_plane::{Relayed, Stop};
-use super::overlay::{Link, Overlay};
+use super::overlay::{Around, Link, Overlay, route_around};
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, Step};
 use crate::limits::{LOOKUP_TIMEOUT_NS, LOOKUPS_PENDING_MAX};
@@ -63,7 +63,7 @@ impl<C: Codec> Overlay<C> {
             Ok(key) => key,
             Err(why) => return self.lookup_ended(effects, asked, for_registry, Err(why), None),
         };
-        let index = match self.router.key_step(key) {
+        let mut index = match self.router.key_step(key) {
             Step::Owner => {
                 let answer = LookupAnswer {
                     key: format!("{key:x}"),
@@ -76,24 +76,39 @@ impl<C: Codec> Overlay<C> {
             }
             Step::Deliver(index) | Step::Forward(index) => index,
         };
-        let entry = &mut self.entries[index];
-        let refused = if self.lookups.pending.len() >= LOOKUPS_PENDING_MAX {
-            Some(format!(
-                "{LOOKUPS_PENDING_MAX} lookups are waiting for replies already"
-            ))
-        } else if entry.link != Link::Up {
-            Some(format!("the link to node {} is down", entry.id))
-        } else {
-            None
-        };
-        if let Some(why) = refused {
+        if self.lookups.pending.len() >= LOOKUPS_PENDING_MAX {
+            let why = format!("{LOOKUPS_PENDING_MAX} lookups are waiting for replies already");
             return self.lookup_ended(effects, asked, for_registry, Err(why), None);
+        }
+        // Around a dead first link as a keyed packet goes, toward the key's owner.
+        let detoured = self.entries[index].link != Link::Up;
+        if detoured {
+            let dead = self.entries[index].id;
+            let owner = self.router.key_owner(key);
+            let why = match route_around::<C>(&self.router, &self.entries, owner) {
+                Around::Entry(other) => {
+                    index = other;
+                    None
+                }
+                Around::LostWith(_) => Some(format!(
+                    "the key's owner, node {owner}, is down (its link is dead)"
+                )),
+                Around::Stuck => Some(format!(
+                    "the link to node {dead} is down, and no live link leads toward the key's \
+                     owner, node {owner}"
+                )),
+            };
+            if let Some(why) = why {
+                return self.lookup_ended(effects, asked, for_registry, Err(why), None);
+            }
         }
         let number = self.lookups.next;
         self.lookups.next = number.wrapping_add(1);
+        let entry = &mut self.entries[index];
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
+        let start = entry.pending.len();
         let mut key_bytes = [0; ID_BYTES];
         C::append_lookup(
             &mut entry.pending,
@@ -103,6 +118,9 @@ impl<C: Codec> Overlay<C> {
             number,
             now,
         );
+        if detoured {
+            C::mark_detoured(&mut entry.pending[start..]);
+        }
         self.lookups.pending.insert(
             number,
             Pending {

@@ -1139,4 +1139,90 @@ mod tests {
         );
         assert_eq!(node.counters(), crate::wire::Counters::default());
     }
+
+    /// Lookups go around a dead link as keyed packets do: node 10 of the ring 10 20 30 40
+    /// (position fingers, NR 2: entries 20 and 30) with the link to 30 dead sends its own
+    /// lookup of key 35 (owner 40, first hop 30) on the link to 20 instead of failing, and
+    /// relays there a lookup of key 35 from 20 and a lookup reply to node 40 (next hop 30),
+    /// none counted as a packet. With the owner's link dead and none short of it, or with
+    /// every link dead, a lookup fails and says why.
+    #[test]
+    fn lookups_and_their_replies_are_routed_around_a_dead_link() {
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
+        let mut effects = Vec::new();
+        let mut printed = |node: &mut Node<Native>| {
+            effects.clear();
+            node.take_effects(&mut effects);
+            effects
+                .iter()
+                .filter_map(|effect| match effect {
+                    Effect::Print(line) => Some(line.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<String>>()
+        };
+        node.on_closed(1, entries[1], CloseReason::SendFailed(LinkError::Reset));
+        printed(&mut node);
+        node.on_command(2, "lookup 35");
+        let lines = printed(&mut node);
+        assert!(!lines.iter().any(|l| l.contains("Lookup")), "{lines:?}");
+        let inbound = ConnId::inbound(1);
+        node.on_accepted(
+            3,
+            inbound,
+            "127.0.0.1:9".parse().unwrap(),
+            "127.0.0.1:10".parse().unwrap(),
+        );
+        let mut from_20 = Vec::new();
+        Native::append_lookup(&mut from_20, 20, &35u32.to_be_bytes(), 2, 7, 3);
+        let mut asked_by_40 = Vec::new();
+        Native::append_lookup(&mut asked_by_40, 40, &15u32.to_be_bytes(), 2, 8, 3);
+        let Ok(Peek::Lookup(asked)) = Native::peek(&asked_by_40) else {
+            panic!("a lookup");
+        };
+        Native::append_lookup_reply(&mut from_20, &asked, 20, "127.0.0.1:20".parse().unwrap());
+        assert_eq!(node.on_received(4, inbound, &from_20), from_20.len());
+        let mut bytes = Vec::new();
+        node.swap_outgoing(entries[0], &mut bytes);
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
+            let frame = &bytes[offset..offset + len];
+            offset += len;
+            let (what, view) = match Native::peek(frame) {
+                Ok(Peek::Lookup(view)) => ("lookup", view),
+                Ok(Peek::LookupReply(view)) => ("reply", view),
+                _ => continue,
+            };
+            seen.push((what, view.source(), view.trace().collect::<Vec<_>>()));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("lookup", 10, vec![]),
+                ("lookup", 20, vec![10]),
+                ("reply", 20, vec![])
+            ]
+        );
+        assert_eq!(node.counters(), crate::wire::Counters::default());
+        // Then the link to 20 dies too: key 15 is 20's, and no live link lies short of it.
+        node.on_closed(5, entries[0], CloseReason::SendFailed(LinkError::Reset));
+        printed(&mut node);
+        node.on_command(6, "lookup 15");
+        let lines = printed(&mut node);
+        assert!(
+            lines.iter().any(|l| l.starts_with("Lookup 15 failed")
+                && l.contains("the key's owner, node 20, is down")),
+            "{lines:?}"
+        );
+        node.on_command(7, "lookup 35");
+        let lines = printed(&mut node);
+        assert!(
+            lines.iter().any(|l| l.starts_with("Lookup 35 failed")
+                && l.contains("the link to node 30 is down, and no live link leads toward")),
+            "{lines:?}"
+        );
+    }
 }
