@@ -288,3 +288,72 @@ fn manifests_larger_than_a_frame_come_in_several_and_every_node_puts_them_togeth
         assert!(!line.contains("this node owns it"), "{line}");
     }
 }
+
+/// `overlay simulate --membership` takes a run's membership from its result file: a Chord run
+/// of 32 nodes with random identifiers (known only from the file's chord_id) to nodes, and one
+/// of 16 nodes to keys. For each, the report names the run, its mean hops are the run's, and
+/// its exact mean hops for the run's draw are what `chord::lookup` gives over the same
+/// identifiers and within 2% of what the run measured.
+#[test]
+fn simulate_takes_a_runs_membership_and_agrees_with_it() {
+    use common::temp_path;
+    use overlay::chord::{Id, simulate::exact_mean_hops};
+    for (name, count, targets) in [("members32", 32, "nodes"), ("members16", 16, "keys")] {
+        let (result, _reg) = chord_session(name, count, 2000, &["--targets", targets]);
+        let run = &result["runs"][0];
+        assert_eq!(run["verdict"], "PASS", "{run:#}");
+        let file = temp_path(&format!("{name}-result.json"));
+        std::fs::write(&file.0, result.to_string()).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_overlay"))
+            .args(["simulate", "--membership", file.arg(), "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["nodes"], count, "{report:#}");
+        assert_eq!(report["ids"], "given", "{report:#}");
+        assert_eq!(report["targets"], targets, "{report:#}");
+        assert!(
+            report["membership"]
+                .as_str()
+                .unwrap()
+                .contains("run 1 of 1")
+        );
+        let real = mean_hops(run);
+        let reported = report["run_mean_hops"].as_f64().unwrap();
+        assert!((reported - real).abs() < 1e-9, "{reported} {real}");
+        // The same identifiers, walked here.
+        let space = IdSpace::new(160).unwrap();
+        let identifiers: Vec<Id> = run["node"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                space
+                    .parse_key(&format!("0x{}", row["chord_id"].as_str().unwrap()), false)
+                    .unwrap()
+            })
+            .collect();
+        let membership = Membership::new(space, identifiers).unwrap();
+        let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+        let exact = if targets == "keys" {
+            exact_mean_hops(&membership, &tables, true)
+        } else {
+            let pairs = (0..count).flat_map(|from| (0..count).map(move |to| (from, to)));
+            let hops: u64 = pairs
+                .filter(|(from, to)| from != to)
+                .map(|(from, to)| {
+                    u64::from(lookup(&membership, &tables, from, membership.id(to)).hops)
+                })
+                .sum();
+            hops as f64 / (count * (count - 1)) as f64
+        };
+        let simulated = report["exact_mean_hops"].as_f64().unwrap();
+        assert!((simulated - exact).abs() < 1e-9, "{simulated} {exact}");
+        eprintln!("{name}: mean hops {real:.4} in the run, {exact:.4} exact");
+        assert!(
+            (real - exact).abs() <= 0.02 * exact,
+            "mean hops {real} in the run, {exact} exact"
+        );
+    }
+}

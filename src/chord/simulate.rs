@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::churn::{Churn, Failure, churn, failures, log2_backups};
-use super::id::IdSpace;
+use super::id::{Id, IdSpace};
 use super::lookup::lookup;
 use super::membership::Membership;
 use super::table::{FingerRule, FingerTable};
@@ -25,6 +25,20 @@ pub enum Assignment {
     Random,
     /// SHA-256 of an address ("10.a.b.c:4000" for member a.b.c), first m bits.
     Hashed,
+}
+
+/// A membership taken from a run's result (`overlay simulate --membership`): the overlay's
+/// identifiers exactly as the run had them, and what its packets were addressed to.
+#[derive(Debug, Clone)]
+pub struct Given {
+    pub membership: Membership,
+    /// The run sent each packet to a key another member owns (drawn uniformly from those);
+    /// otherwise to another member.
+    pub keys: bool,
+    /// Where it comes from (the file and the run), for the report.
+    pub source: String,
+    /// The run's mean hops, from its packets by relays passed.
+    pub run_mean_hops: Option<f64>,
 }
 
 /// What to simulate.
@@ -46,6 +60,8 @@ pub struct Config {
     /// Also kill these fractions of the nodes at once and route `lookups` around them.
     pub fail: Vec<f64>,
     pub seed: u64,
+    /// Instead of `nodes` members assigned identifiers here, a run's membership.
+    pub given: Option<Given>,
 }
 
 /// Counts per integer value (hops) and their summary.
@@ -128,8 +144,16 @@ pub struct Report {
     /// (1/2) log2 N, the paper's mean path length.
     pub half_log2_nodes: f64,
     /// Positions rule with node targets: the exact mean hops, the mean of
-    /// `routing::transmissions(d, NR)` over distances d = 1..N-1.
+    /// `routing::transmissions(d, NR)` over distances d = 1..N-1. With a given membership: the
+    /// exact mean hops of its run's draw, computed over every pair (at most
+    /// `SIMULATE_ALL_PAIRS_NODES_MAX` members).
     pub exact_mean_hops: Option<f64>,
+    /// The given membership's source (`--membership`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<String>,
+    /// The given membership's run: its mean hops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_mean_hops: Option<f64>,
     pub load: Option<Load>,
     /// Join and leave costs (`--churn`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,10 +205,27 @@ impl std::fmt::Display for Report {
             )?;
         }
         write!(f, "(1/2) log2 N = {:.3}", self.half_log2_nodes)?;
-        if let Some(exact) = self.exact_mean_hops {
-            write!(f, "; exact mean hops of the positions rule = {exact:.3}")?;
+        match (self.exact_mean_hops, &self.membership) {
+            (Some(exact), None) => {
+                write!(f, "; exact mean hops of the positions rule = {exact:.3}")?
+            }
+            (Some(exact), Some(_)) => {
+                write!(f, "; exact mean hops of the run's draw = {exact:.4}")?
+            }
+            (None, _) => {}
         }
         writeln!(f)?;
+        if let (Some(source), Some(run)) = (&self.membership, self.run_mean_hops) {
+            write!(f, "the run ({source}): mean hops {run:.4}")?;
+            if let Some(exact) = self.exact_mean_hops {
+                write!(
+                    f,
+                    ", {:+.2}% from the exact mean",
+                    100.0 * (run - exact) / exact
+                )?;
+            }
+            writeln!(f)?;
+        }
         writeln!(f, "hops  lookups  share")?;
         let total: u64 = self.hops.counts.iter().sum();
         for (hops, &count) in self.hops.counts.iter().enumerate().filter(|(_, c)| **c > 0) {
@@ -259,35 +300,19 @@ impl std::fmt::Display for Report {
 
 /// Runs the simulation `config` describes.
 pub fn simulate(config: &Config) -> Result<Report, String> {
-    if !(2..=SIMULATE_NODES_MAX).contains(&config.nodes) {
-        return Err(format!(
-            "--nodes must be between 2 and {SIMULATE_NODES_MAX}, not {}",
-            config.nodes
-        ));
-    }
-    if config.all_pairs && config.nodes > SIMULATE_ALL_PAIRS_NODES_MAX {
+    let mut rng = SmallRng::seed_from_u64(config.seed);
+    let membership = match &config.given {
+        Some(given) => given.membership.clone(),
+        None => generated(config, &mut rng)?,
+    };
+    let nodes = membership.len();
+    if config.all_pairs && nodes > SIMULATE_ALL_PAIRS_NODES_MAX {
         return Err(format!(
             "--all-pairs walks N x (N - 1) lookups: at most {SIMULATE_ALL_PAIRS_NODES_MAX} nodes"
         ));
     }
-    let space = IdSpace::new(config.id_bits).ok_or_else(|| {
-        format!(
-            "--id-bits must be between 1 and 160, not {}",
-            config.id_bits
-        )
-    })?;
-    let mut rng = SmallRng::seed_from_u64(config.seed);
-    let membership = match config.assignment {
-        Assignment::Random => Membership::random(space, config.nodes, &mut rng)?,
-        Assignment::Hashed => {
-            let addresses: Vec<String> = (0..config.nodes)
-                .map(|i| format!("10.{}.{}.{}:4000", (i >> 16) & 255, (i >> 8) & 255, i & 255))
-                .collect();
-            Membership::hashed(space, &addresses)?.0
-        }
-    };
+    let space = membership.space();
     let tables = FingerTable::all(config.rule, &membership)?;
-    let nodes = membership.len();
 
     let mut hops = Vec::new();
     let mut forwards = Vec::new();
@@ -300,6 +325,12 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
             counts[value] += 1;
         }
     };
+    // What a lookup targets: a run's draw for a given membership, otherwise random keys under
+    // Chord and random other nodes under positions (as the overlay's runs do by default).
+    let by_node = match &config.given {
+        Some(given) => !given.keys,
+        None => matches!(config.rule, FingerRule::Positions { .. }),
+    };
     let (targets, lookups) = if config.all_pairs {
         for from in 0..nodes {
             for to in (0..nodes).filter(|&to| to != from) {
@@ -308,11 +339,18 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
         }
         ("all-pairs", (nodes * (nodes - 1)) as u64)
     } else {
-        let by_node = matches!(config.rule, FingerRule::Positions { .. });
         for _ in 0..config.lookups {
             let from = rng.random_range(0..nodes);
             let key = if by_node {
                 membership.id((from + rng.random_range(1..nodes)) % nodes)
+            } else if config.given.is_some() {
+                // As a run's source draws: a key another member owns, (from, predecessor].
+                let own = membership.id(from);
+                let others = space.distance(own, membership.id(membership.predecessor_of(from)));
+                space.add(
+                    own,
+                    space.add(Id::from(1), space.random_below(others, &mut rng)),
+                )
             } else {
                 space.random(&mut rng)
             };
@@ -321,8 +359,10 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
         (if by_node { "nodes" } else { "keys" }, config.lookups)
     };
 
-    let exact_mean_hops = match config.rule {
-        FingerRule::Positions { nr } if targets != "keys" => Some(
+    let exact_mean_hops = match (&config.given, config.rule) {
+        (Some(given), _) => (nodes <= SIMULATE_ALL_PAIRS_NODES_MAX)
+            .then(|| exact_mean_hops(&membership, &tables, given.keys)),
+        (None, FingerRule::Positions { nr }) if targets != "keys" => Some(
             (1..nodes as u64)
                 .map(|d| transmissions(d, nr) as f64)
                 .sum::<f64>()
@@ -338,10 +378,11 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
             FingerRule::Positions { nr } => Some(nr),
             FingerRule::Chord => None,
         },
-        id_bits: config.id_bits,
-        ids: match config.assignment {
-            Assignment::Random => "random",
-            Assignment::Hashed => "hash",
+        id_bits: space.bits(),
+        ids: match (&config.given, config.assignment) {
+            (Some(_), _) => "given",
+            (None, Assignment::Random) => "random",
+            (None, Assignment::Hashed) => "hash",
         },
         seed: config.seed,
         targets,
@@ -354,6 +395,8 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
         path_length: Distribution::new(forwards),
         half_log2_nodes: (nodes as f64).log2() / 2.0,
         exact_mean_hops,
+        membership: config.given.as_ref().map(|given| given.source.clone()),
+        run_mean_hops: config.given.as_ref().and_then(|given| given.run_mean_hops),
         load: config.keys.map(|keys| load(&membership, keys, &mut rng)),
         churn: match config.churn {
             Some(samples) => Some(churn(config.rule, &membership, samples, &mut rng)?),
@@ -368,6 +411,71 @@ pub fn simulate(config: &Config) -> Result<Report, String> {
             &mut rng,
         )?,
     })
+}
+
+/// The exact mean hops of a run over `membership` whose sources each send as many packets:
+/// to every other member alike (`keys` false), or to keys drawn uniformly from those another
+/// member owns. Member o owns (predecessor, o], and a key's route is its owner's (each choice
+/// compares the key with member identifiers only), so from source s the owner is o with
+/// probability arc(o) / (2^m - arc(s)). N x (N - 1) walks.
+pub fn exact_mean_hops(membership: &Membership, tables: &[FingerTable], keys: bool) -> f64 {
+    let space = membership.space();
+    let nodes = membership.len();
+    let as_f64 = |id: Id| {
+        id.to_be_bytes()
+            .iter()
+            .fold(0.0, |value, &byte| value * 256.0 + f64::from(byte))
+    };
+    let arcs: Vec<f64> = (0..nodes)
+        .map(|o| {
+            if keys {
+                as_f64(space.distance(
+                    membership.id(membership.predecessor_of(o)),
+                    membership.id(o),
+                ))
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let whole: f64 = arcs.iter().sum();
+    let mut mean = 0.0;
+    for source in 0..nodes {
+        let weighted: f64 = (0..nodes)
+            .filter(|&owner| owner != source)
+            .map(|owner| {
+                arcs[owner]
+                    * f64::from(lookup(membership, tables, source, membership.id(owner)).hops)
+            })
+            .sum();
+        mean += weighted / (whole - arcs[source]) / nodes as f64;
+    }
+    mean
+}
+
+/// `config.nodes` members with identifiers assigned as `config.assignment` says.
+fn generated(config: &Config, rng: &mut SmallRng) -> Result<Membership, String> {
+    if !(2..=SIMULATE_NODES_MAX).contains(&config.nodes) {
+        return Err(format!(
+            "--nodes must be between 2 and {SIMULATE_NODES_MAX}, not {}",
+            config.nodes
+        ));
+    }
+    let space = IdSpace::new(config.id_bits).ok_or_else(|| {
+        format!(
+            "--id-bits must be between 1 and 160, not {}",
+            config.id_bits
+        )
+    })?;
+    match config.assignment {
+        Assignment::Random => Membership::random(space, config.nodes, rng),
+        Assignment::Hashed => {
+            let addresses: Vec<String> = (0..config.nodes)
+                .map(|i| format!("10.{}.{}.{}:4000", (i >> 16) & 255, (i >> 8) & 255, i & 255))
+                .collect();
+            Ok(Membership::hashed(space, &addresses)?.0)
+        }
+    }
 }
 
 /// Places `keys` random keys at their owners and summarises the keys per member.
@@ -405,6 +513,7 @@ mod tests {
             churn: None,
             fail: Vec::new(),
             seed: 3,
+            given: None,
         }
     }
 
