@@ -128,8 +128,8 @@ pub fn entry_for_distance(distance: usize, nr: usize) -> usize {
 
 /// Transmissions a packet needs to travel `distance` positions with NR entries per table.
 pub fn transmissions(distance: u64, nr: usize) -> u64 {
-    let largest = 1u64 << (nr - 1);
-    distance / largest + u64::from((distance % largest).count_ones())
+    let widest = nr as u32 - 1;
+    (distance >> widest) + u64::from((distance & ((1 << widest) - 1)).count_ones())
 }
 
 /// The most relays any path in an overlay of `nodes` nodes with NR entries passes.
@@ -791,8 +791,76 @@ impl Router {
     /// (`detoured`, `chord::churn`) is held to the structural rule alone, on the relays its
     /// trace recorded. Needs nothing per source: O(1) per relay. Returns the source's ring
     /// position.
-    #[inline]
+    #[inline(always)]
     pub fn check_route(
+        &self,
+        source: NodeId,
+        relays: usize,
+        detoured: bool,
+        trace: impl Iterator<Item = NodeId> + Clone,
+    ) -> Result<usize, RouteFault> {
+        if !self.chord
+            && !detoured
+            && let Some(from) = self.on_exact_route(source, relays, trace.clone())
+        {
+            return Ok(from);
+        }
+        self.check_route_by_rule(source, relays, detoured, trace)
+    }
+
+    /// [`Router::check_route`]'s common case under the position rule: the trace is the route
+    /// itself. Walking the rule's steps from the source, each relay is compared with the ID at
+    /// the ring position the step reaches (a load and a compare, no lookup of the relay's own
+    /// position), and what is left after the last relay must be one step (so the hop count is
+    /// the distance's, [`transmissions`]). A route is made of members each strictly closer than
+    /// the one before, so this accepts exactly the traces [`Router::check_route_by_rule`]
+    /// accepts under the position rule. `None`: the source is no other member or the trace is
+    /// not its route; the rule then says why.
+    #[inline(always)]
+    fn on_exact_route(
+        &self,
+        source: NodeId,
+        relays: usize,
+        trace: impl Iterator<Item = NodeId>,
+    ) -> Option<usize> {
+        let from = self.position(source)?;
+        let (me, len) = (self.self_position, self.ring().len());
+        // Clockwise positions from the source to this node (not 0: the source is another).
+        let mut left = if from < me {
+            me - from
+        } else if from > me {
+            me + len - from
+        } else {
+            return None;
+        };
+        let ids = self.ring().ids();
+        let mut seen = 0;
+        for relay in trace {
+            left -= 1 << entry_for_distance(left, self.nr);
+            if left == 0 {
+                // The route has ended here: a relay more is no step of it.
+                return None;
+            }
+            let at = if left <= me {
+                me - left
+            } else {
+                me + len - left
+            };
+            if ids[at] != relay {
+                return None;
+            }
+            seen += 1;
+        }
+        // The last transmission is one step: a power of two no wider than the widest entry.
+        let last_step = left & (left - 1) == 0 && left >> (self.nr - 1) <= 1;
+        (seen == relays && last_step).then_some(from)
+    }
+
+    /// [`Router::check_route`] by the rule itself, step by step, naming the first fault:
+    /// every trace in Chord mode or once detoured, and any trace the exact route's quick
+    /// comparison ([`Router::on_exact_route`]) did not accept.
+    #[inline(never)]
+    fn check_route_by_rule(
         &self,
         source: NodeId,
         relays: usize,

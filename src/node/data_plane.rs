@@ -290,13 +290,63 @@ impl<C: Codec> Overlay<C> {
     /// Appends `frame` to the pending bytes of table entry `index`, on behalf of `link` (with
     /// `share` queued for it), if the bound on what links may have queued lets it. When that
     /// entry's link is not up, the frame goes around it toward the node `target` names (its
-    /// sink, or a keyed frame's owner) as [`route_around`] says, marked as detoured.
+    /// sink, or a keyed frame's owner): [`Overlay::relay_around`].
     #[inline(always)]
     pub(super) fn relay_on(
         &mut self,
         effects: &mut Vec<Effect>,
-        mut index: usize,
+        index: usize,
         target: impl FnOnce(&crate::routing::Router) -> NodeId,
+        frame: Relayed<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
+        if self.entries[index].link != Link::Up {
+            let target = target(&self.router);
+            return self.relay_around(effects, target, frame, link, share);
+        }
+        self.queue_relayed::<false>(effects, index, frame, link, share)
+    }
+
+    /// [`Overlay::relay_on`] when the rule's entry is not up: the frame goes on as
+    /// [`route_around`] says, marked as detoured. Out of line: never taken while every link
+    /// is up, and kept off the relay loop's registers.
+    #[cold]
+    #[inline(never)]
+    fn relay_around(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        target: NodeId,
+        frame: Relayed<'_, C>,
+        link: ConnId,
+        share: &mut usize,
+    ) -> Result<(), Stop> {
+        let data = matches!(frame, Relayed::Data(..));
+        match route_around::<C>(&self.router, &self.entries, target) {
+            Around::Entry(other) => self.queue_relayed::<true>(effects, other, frame, link, share),
+            Around::LostWith(dead) => {
+                // Its sink is dead: handed to the dead node's link, lost with it.
+                if data {
+                    self.entries[dead].packets_out += 1;
+                }
+                Ok(())
+            }
+            Around::Stuck => {
+                if data {
+                    self.counters.dropped += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues `frame` for entry `index` (whose link is up), relayed (`DETOURED`: marked as
+    /// routed around a dead link), if the bound on what links may have queued lets it.
+    #[inline(always)]
+    fn queue_relayed<const DETOURED: bool>(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        index: usize,
         frame: Relayed<'_, C>,
         link: ConnId,
         share: &mut usize,
@@ -306,26 +356,6 @@ impl<C: Codec> Overlay<C> {
             Relayed::Lookup(frame) => (false, frame.bytes().len()),
             Relayed::Verbatim(bytes) => (false, bytes.len()),
         };
-        let detoured = self.entries[index].link != Link::Up;
-        if detoured {
-            let sink = target(&self.router);
-            match route_around::<C>(&self.router, &self.entries, sink) {
-                Around::Entry(other) => index = other,
-                Around::LostWith(dead) => {
-                    // Its sink is dead: handed to the dead node's link, lost with it.
-                    if data {
-                        self.entries[dead].packets_out += 1;
-                    }
-                    return Ok(());
-                }
-                Around::Stuck => {
-                    if data {
-                        self.counters.dropped += 1;
-                    }
-                    return Ok(());
-                }
-            }
-        }
         let admitted = self.admit(effects, *share, bytes);
         if !matches!(admitted, Ok(true)) {
             // Taken from the link and not handed on: dropped, whether the link is cut or not.
@@ -345,7 +375,7 @@ impl<C: Codec> Overlay<C> {
                 // A large frame in a lent buffer: only its head (the trace this node writes
                 // itself into) is copied; the rest goes out from where it arrived.
                 Relayed::Data(frame, Some(lent))
-                    if !detoured && frame.bytes().len() >= HELD_FRAME_BYTES_MIN =>
+                    if !DETOURED && frame.bytes().len() >= HELD_FRAME_BYTES_MIN =>
                 {
                     match C::relayed_head(frame) {
                         Some(head) if head < frame.bytes().len() => {
@@ -363,7 +393,7 @@ impl<C: Codec> Overlay<C> {
                 }
                 Relayed::Verbatim(bytes) => entry.pending.extend_from_slice(bytes),
             }
-            if detoured {
+            if DETOURED {
                 C::mark_detoured(&mut entry.pending[start..]);
             }
         });

@@ -110,45 +110,73 @@ impl<C: Codec> Overlay<C> {
             let value_bytes = value.to_le_bytes();
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
-            let mut index = self
+            let index = self
                 .router
                 .next_hop(sink)
                 .expect("a ring position other than our own has a next hop");
-            let detoured = self.entries[index].link != Link::Up;
-            if detoured {
-                match around_dead_first_hop::<C>(
-                    &self.router,
-                    &mut self.entries,
-                    &mut self.counters.dropped,
-                    sink,
-                ) {
-                    Some(other) => index = other,
-                    None => continue,
-                }
+            let crc = payload_crc.of(value_bytes);
+            if self.entries[index].link == Link::Up {
+                self.queue_originated::<false>(effects, index, &frame, sink, value_bytes, crc);
+            } else {
+                self.originate_around(effects, &frame, sink, value_bytes, crc);
             }
-            let entry = &mut self.entries[index];
-            if entry.pending.is_empty() {
-                effects.push(Effect::Send(entry.conn));
-            }
-            let start = entry.pending.len();
-            entry.pending.extend_from_slice(&frame);
-            C::set_originated(
-                &mut entry.pending[start..],
-                shape,
-                sink,
-                value_bytes,
-                payload_crc.of(value_bytes),
-            );
-            if detoured {
-                C::mark_detoured(&mut entry.pending[start..]);
-            }
-            entry.packets_out += 1;
-            self.own_queued += frame.len();
-            self.flow.on_originated(frame.len());
         }
+        let run = self.run.as_mut().expect("the run originating");
         run.remaining -= originated;
         run.originated += originated;
         run.remaining == 0
+    }
+
+    /// A new packet (`frame`, for `sink`) whose first hop's link is not up: it goes around it
+    /// ([`around_dead_first_hop`]), marked as detoured. Out of line: never taken while every
+    /// link is up, and kept off the origination loop's registers.
+    #[cold]
+    #[inline(never)]
+    fn originate_around(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        frame: &[u8],
+        sink: NodeId,
+        value_bytes: [u8; 4],
+        crc: u32,
+    ) {
+        if let Some(index) = around_dead_first_hop::<C>(
+            &self.router,
+            &mut self.entries,
+            &mut self.counters.dropped,
+            sink,
+        ) {
+            self.queue_originated::<true>(effects, index, frame, sink, value_bytes, crc);
+        }
+    }
+
+    /// Queues for entry `index` a copy of the batch's `frame` as the packet for `sink` with
+    /// the value `value_bytes` and payload CRC `crc` (`DETOURED`: marked as routed around a
+    /// dead link), and counts it as handed to that entry and in flight.
+    #[inline(always)]
+    fn queue_originated<const DETOURED: bool>(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        index: usize,
+        frame: &[u8],
+        sink: NodeId,
+        value_bytes: [u8; 4],
+        crc: u32,
+    ) {
+        let entry = &mut self.entries[index];
+        if entry.pending.is_empty() {
+            effects.push(Effect::Send(entry.conn));
+        }
+        let start = entry.pending.len();
+        entry.pending.extend_from_slice(frame);
+        let copy = &mut entry.pending[start..];
+        C::set_originated(copy, self.shape, sink, value_bytes, crc);
+        if DETOURED {
+            C::mark_detoured(copy);
+        }
+        entry.packets_out += 1;
+        self.own_queued += frame.len();
+        self.flow.on_originated(frame.len());
     }
 
     /// [`Overlay::originate`] for a run addressed to keys: each packet to a key `keys` draws,

@@ -114,10 +114,9 @@ impl<'a, C: Codec> DataFrame<'a, C> {
     }
 
     /// The relays recorded in the trace, in order.
-    pub fn trace(&self) -> impl Iterator<Item = NodeId> + 'a {
-        self.trace_bytes()
-            .chunks_exact(4)
-            .map(|slot| C::read_id([slot[0], slot[1], slot[2], slot[3]]))
+    pub fn trace(&self) -> impl Iterator<Item = NodeId> + Clone + 'a {
+        let (slots, _) = self.trace_bytes().as_chunks::<4>();
+        slots.iter().map(|&slot| C::read_id(slot))
     }
 
     /// The node that put the frame on the link it arrived on: its last relay, or its source if
