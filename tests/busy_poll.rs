@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Proc, cpu_ticks, node, registered, registry};
+use common::{Proc, cpu_ticks, nodes, registered, registry};
 
 /// Four nodes with the default flags carry a paced run (light load, where they poll), then
 /// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
@@ -14,9 +14,7 @@ use common::{Proc, cpu_ticks, node, registered, registry};
 #[test]
 fn default_nodes_use_no_cpu_once_light_traffic_stops() {
     let (mut reg, port) = registry(&["--rate", "1000"], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
     for n in &nodes {
         registered(n);
     }

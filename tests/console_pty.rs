@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    BIN, DEADLINE, Proc, ensure_command, node, registered, say_skipped, temp_path, wait_file,
+    BIN, DEADLINE, Proc, ensure_command, nodes, registered, say_skipped, temp_path, wait_file,
 };
 
 /// A tmux server of its own (private socket), killed on drop.
@@ -122,9 +122,7 @@ fn registry_console_edits_lines_and_keeps_history() {
         return;
     };
     let port = port_of(&port_file.0);
-    let nodes: Vec<Proc> = (0..2)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(2, port, &[]);
     let me: Vec<String> = nodes
         .iter()
         .map(registered)
@@ -200,9 +198,7 @@ fn registry_draws_a_progress_bar_on_a_terminal() {
         return;
     };
     let port = port_of(&port_file.0);
-    let _nodes: Vec<Proc> = (0..2)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(2, port, &[]);
     let screen = tmux.wait("the progress bar", |s| {
         s.lines()
             .any(|l| l.contains("/8,000 packets") && l.contains("pkt/s") && l.contains("ETA"))
@@ -231,9 +227,7 @@ fn ctrl_c_on_a_terminal_stops_a_scripted_run_by_time() {
         return;
     };
     let port = port_of(&port_file.0);
-    let _nodes: Vec<Proc> = (0..2)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(2, port, &[]);
     tmux.wait("the bar of a run by time", |s| {
         s.lines()
             .any(|l| l.contains(" packets ") && l.contains("pkt/s") && l.contains("of 600 s"))

@@ -9,7 +9,7 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{BIN, Proc, cpu_ticks, node, poll, raise_nofile, registered, registry};
+use common::{BIN, Proc, cpu_ticks, node, nodes, poll, raise_nofile, registered, registry};
 
 /// Descriptors the starved process may open.
 const NODE_NOFILE: u64 = 64;
@@ -34,9 +34,7 @@ fn a_node_out_of_descriptors_does_not_spin_and_keeps_its_links() {
     let (mut reg, port) = registry(&[], true);
     let script = format!("ulimit -n {NODE_NOFILE} && exec {BIN} node 127.0.0.1 {port}");
     let starved = Proc::spawn_program("starved node", "sh", &["-c", &script], false);
-    let others: Vec<Proc> = (0..2)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let others: Vec<Proc> = nodes(2, port, &[]);
     let me = registered(&starved);
     for other in &others {
         registered(other);

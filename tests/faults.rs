@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Client, Netns, Proc, Registered, cpu_ticks, netns_with_iptables, node, poll, registered,
+    Client, Netns, Proc, Registered, cpu_ticks, netns_with_iptables, nodes, poll, registered,
     registry, rss_kib, temp_path, wait_file,
 };
 use overlay::limits::NODE_HANDSHAKE_TIMEOUT_NS;
@@ -18,9 +18,7 @@ use serde_json::Value;
 /// of NR `nr` set up and ready.
 fn overlay(extra: &[&str], count: usize, nr: usize) -> (Proc, Vec<Proc>, Vec<Registered>) {
     let (mut reg, port) = registry(extra, true);
-    let nodes: Vec<Proc> = (0..count)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(count, port, &[]);
     let me: Vec<Registered> = nodes.iter().map(registered).collect();
     reg.wait_line(&format!("({count} nodes)"), 0);
     let mark = reg.mark();

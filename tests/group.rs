@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Proc, Registered, cpu_ticks, node, poll, registered, registry};
+use common::{Proc, Registered, cpu_ticks, node, nodes, poll, registered, registry};
 
 const GROUP: usize = 8;
 const ALONE: usize = 3;
@@ -50,9 +50,7 @@ fn a_group_of_nodes_is_as_many_nodes_in_one_overlay() {
     let (mut reg, port) = registry(&[], true);
     let count = GROUP.to_string();
     let mut group = node("group", port, &["--count", &count], false);
-    let alone: Vec<Proc> = (0..ALONE)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let alone: Vec<Proc> = nodes(ALONE, port, &[]);
     let members = group_registered(&group, GROUP);
     let singles: Vec<Registered> = alone.iter().map(registered).collect();
     let total = GROUP + ALONE;

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use common::{
-    Client, Proc, Registered, node, poll, raise_nofile, registered, registry, run_verifies,
+    Client, Proc, Registered, node, nodes, poll, raise_nofile, registered, registry, run_verifies,
 };
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, Counters, Status};
@@ -73,9 +73,7 @@ fn data_frame_of_run(source: u32, sink: u32, run_tag: u8) -> Vec<u8> {
 fn hostile_input_at_node_and_registry_then_a_run_verifies() {
     let (mut reg, port) = registry(&[], true);
     let registry_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
     let me: Vec<Registered> = nodes.iter().map(registered).collect();
     reg.wait_line("(4 nodes)", 0);
     let target = me[0].addr;
@@ -392,9 +390,7 @@ fn a_thousand_connections_at_once() {
         eprintln!("*** open-file limit {limit}: trying {count} connections, not 1000 ***");
     }
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..3)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(3, port, &[]);
     for n in &nodes {
         registered(n);
     }
@@ -603,9 +599,7 @@ fn run_once(reg: &mut Proc, packets: u64) -> (String, Duration) {
 fn forged_packets_are_named_foreign_traffic_at_once() {
     let stall_s = 30;
     let (mut reg, port) = registry(&["--stall-timeout", &stall_s.to_string()], true);
-    let nodes: Vec<Proc> = (0..6)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(6, port, &[]);
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
     reg.wait_line("(6 nodes)", 0);
     run_verifies(&mut reg, 6, 2_000, 2);
@@ -678,9 +672,7 @@ fn forged_packets_are_named_foreign_traffic_at_once() {
 fn a_flood_of_relayable_frames_is_cut_and_memory_stays_bounded() {
     let flood_bytes: usize = 384 << 20;
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
     let me: Vec<Registered> = nodes.iter().map(registered).collect();
     reg.wait_line("(4 nodes)", 0);
     run_verifies(&mut reg, 4, 2_000, 2);
@@ -771,9 +763,7 @@ fn a_flood_of_relayable_frames_is_cut_and_memory_stays_bounded() {
 #[test]
 fn a_packet_of_an_earlier_run_is_counted_stale_and_blamed_on_no_one() {
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
     reg.wait_line("(4 nodes)", 0);
     run_verifies(&mut reg, 4, 2_000, 2);

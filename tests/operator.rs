@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{
-    Proc, Registered, node, registered, registry, registry_port_file, temp_path, wait_file,
+    Proc, Registered, nodes, registered, registry, registry_port_file, temp_path, wait_file,
 };
 
 /// `export-overlay FILE` writes every node and its NR table entries as edges labelled with
@@ -15,9 +15,7 @@ use common::{
 #[test]
 fn export_overlay_writes_dot() {
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..12)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(12, port, &[]);
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
     ring.sort_by_key(|r| r.id);
     reg.wait_line("(12 nodes)", 0);
@@ -159,9 +157,7 @@ fn assert_turn(turn: f64, expected: f64, what: &str) {
 #[test]
 fn export_overlay_draws_svg_with_the_runs_traffic() {
     let (mut reg, port) = registry(&["--id-bits", "10"], true);
-    let nodes: Vec<Proc> = (0..10)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(10, port, &[]);
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
     ring.sort_by_key(|r| r.id);
     reg.wait_line("(10 nodes)", 0);
@@ -211,9 +207,7 @@ fn export_overlay_draws_svg_with_the_runs_traffic() {
 fn export_overlay_in_chord_mode_draws_nodes_at_their_identifiers() {
     use overlay::chord::{FingerRule, FingerTable, IdSpace, Membership};
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..8)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(8, port, &[]);
     let mut ring: Vec<Registered> = nodes.iter().map(registered).collect();
     ring.sort_by_key(|r| r.id);
     reg.wait_line("(8 nodes)", 0);
@@ -284,9 +278,7 @@ fn csv_and_plain_progress_of_a_scripted_run() {
         ],
         false,
     );
-    let _nodes: Vec<Proc> = (0..3)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(3, port, &[]);
     let status = reg.wait_exit();
     assert!(status.success(), "registry: {status}\n{}", reg.dump());
     wait_file(&json.0, |text| text.contains("verdict").then_some(()));
@@ -362,9 +354,7 @@ fn json_summary_carries_hops_and_latency() {
         ],
         false,
     );
-    let _nodes: Vec<Proc> = (0..8)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(8, port, &[]);
     let status = reg.wait_exit();
     assert!(status.success(), "registry: {status}\n{}", reg.dump());
     let out = reg.out.text();

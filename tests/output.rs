@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Proc, node, poll, registry, registry_port_file, temp_path, wait_file};
+use common::{DEADLINE, Proc, nodes, poll, registry, registry_port_file, temp_path, wait_file};
 use serde_json::Value;
 
 /// At the console, `--format json` prints each run as one line of JSON as it ends (with its
@@ -19,9 +19,7 @@ use serde_json::Value;
 fn console_json_lines_and_result_file() {
     let json = temp_path("console.json");
     let (mut reg, port) = registry_port_file(&["--format", "json", "--json", json.arg()], true);
-    let _nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(4, port, &[]);
     reg.wait_err_line("(4 nodes)");
     reg.send("setup-overlay 2");
     reg.wait_err_line("Registry now ready to initiate tasks.");
@@ -74,9 +72,7 @@ fn scripted_runs_by_time_print_json_alone() {
         ],
         false,
     );
-    let _nodes: Vec<Proc> = (0..3)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(3, port, &[]);
     let status = reg.wait_exit();
     assert!(status.success(), "{status}\n{}", reg.dump());
     let out = reg.out.text();
@@ -170,9 +166,7 @@ fn metrics_endpoint_scraped_during_a_run() {
         .trim_end_matches("/metrics")
         .parse()
         .unwrap_or_else(|_| panic!("no address in {line:?}"));
-    let _nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(4, port, &[]);
     let received = |m: &BTreeMap<String, f64>| m.get("overlay_packets_received_total").copied();
     let first = poll(DEADLINE, || {
         let metrics = scrape(addr);

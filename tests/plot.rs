@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Proc, ensure_python_module, node, registry, say_skipped, temp_path};
+use common::{Proc, ensure_python_module, nodes, registry, say_skipped, temp_path};
 
 /// A well-formed SVG document that draws something (matplotlib draws with paths).
 fn assert_svg(path: &Path) {
@@ -74,9 +74,7 @@ fn plot_draws_a_real_run() {
         ],
         false,
     );
-    let _nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let _nodes: Vec<Proc> = nodes(4, port, &[]);
     let status = reg.wait_exit();
     assert!(status.success(), "registry: {status}\n{}", reg.dump());
 

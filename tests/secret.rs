@@ -15,7 +15,7 @@ use overlay::auth::{Binding, Direction, Role, Secret, Transcript};
 use overlay::wire::native::Native;
 use overlay::wire::{Codec, Control, DataShape, Refusal, Status};
 
-use common::{Client, Proc, node, registered, registry, temp_path, wait_file};
+use common::{Client, Proc, node, nodes, registered, registry, temp_path, wait_file};
 
 const SECRET: &str = "a shared secret of enough bytes";
 
@@ -98,16 +98,7 @@ fn a_run_with_the_secret_verifies() {
         ],
         false,
     );
-    let _nodes: Vec<Proc> = (0..6)
-        .map(|i| {
-            node(
-                &format!("node{i}"),
-                port,
-                &["--secret-file", file.arg()],
-                false,
-            )
-        })
-        .collect();
+    let _nodes: Vec<Proc> = nodes(6, port, &["--secret-file", file.arg()]);
     let status = reg.wait_exit();
     assert!(status.success(), "{}", reg.dump());
     let text = wait_file(&json.0, |t| t.contains("verdict").then(|| t.to_string()));
@@ -211,16 +202,7 @@ fn a_registry_without_a_secret_says_so_to_a_node_with_one() {
 fn nodes_refuse_packets_from_hosts_without_the_secret() {
     let file = secret_file("secret-nodes", SECRET);
     let (mut reg, port) = registry(&["--secret-file", file.arg()], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| {
-            node(
-                &format!("node{i}"),
-                port,
-                &["--secret-file", file.arg()],
-                false,
-            )
-        })
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &["--secret-file", file.arg()]);
     let me: Vec<_> = nodes.iter().map(registered).collect();
     reg.send("setup-overlay 2");
     reg.wait_line("Registry now ready to initiate tasks.", 0);
@@ -313,16 +295,7 @@ fn pass(from: &mut TcpStream, to: &mut TcpStream, buffer: &mut Vec<u8>, lured: b
 fn an_outsider_cannot_reflect_the_handshake_through_a_misdirected_node() {
     let file = secret_file("secret-reflection", SECRET);
     let (mut reg, port) = registry(&["--secret-file", file.arg()], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| {
-            node(
-                &format!("node{i}"),
-                port,
-                &["--secret-file", file.arg()],
-                false,
-            )
-        })
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &["--secret-file", file.arg()]);
     let me: Vec<_> = nodes.iter().map(registered).collect();
     reg.wait_line("(4 nodes)", 0);
     reg.send("setup-overlay 2");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, node, poll, raise_nofile, registered, registry, run_verifies};
+use common::{Proc, node, nodes, poll, raise_nofile, registered, registry, run_verifies};
 use overlay::limits::{NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_MAX};
 
 /// A connection to `to` from `from` (port chosen by the kernel), nonblocking.
@@ -65,9 +65,7 @@ fn silent_flood(to: SocketAddr, first: u8, per: usize, count: usize) -> Vec<TcpS
 fn silent_strangers_at_a_node_do_not_keep_its_predecessors_out() {
     raise_nofile(8192);
     let (mut reg, port) = registry(&[], true);
-    let nodes: Vec<Proc> = (0..4)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
     let me: Vec<_> = nodes.iter().map(registered).collect();
     reg.wait_line("(4 nodes)", 0);
     let target = me[0];
@@ -164,9 +162,7 @@ fn a_node_registers_while_strangers_flood_the_registry() {
 #[test]
 fn a_full_registry_says_it_is_full() {
     let (_reg, port) = registry(&["--id-bits", "1"], true);
-    let first: Vec<Proc> = (0..2)
-        .map(|i| node(&format!("node{i}"), port, &[], false))
-        .collect();
+    let first: Vec<Proc> = nodes(2, port, &[]);
     for n in &first {
         registered(n);
     }
