@@ -560,17 +560,32 @@ mod tests {
         node.overlay.as_ref().expect("an overlay").link_counts()
     }
 
-    /// The sinks of the data frames of `bytes`, in order.
-    fn sinks(bytes: &[u8]) -> Vec<NodeId> {
-        let mut sinks = Vec::new();
+    /// The whole frames of `bytes`, in order.
+    fn frames(bytes: &[u8]) -> Vec<&[u8]> {
+        let mut frames = Vec::new();
         let mut offset = 0;
         while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
-            if let Ok(Peek::Data(data)) = Native::peek(&bytes[offset..offset + len]) {
-                sinks.push(data.sink());
-            }
+            frames.push(&bytes[offset..offset + len]);
             offset += len;
         }
-        sinks
+        frames
+    }
+
+    /// The sinks of the data frames of `bytes`, in order.
+    fn sinks(bytes: &[u8]) -> Vec<NodeId> {
+        frames(bytes)
+            .into_iter()
+            .filter_map(|frame| match Native::peek(frame) {
+                Ok(Peek::Data(data)) => Some(data.sink()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Node 10 (at 127.0.0.1:10) accepts the inbound link `conn` from 127.0.0.1:9 at `now`.
+    fn accept(node: &mut Node<Native>, now: Nanos, conn: ConnId) {
+        let (peer, local) = ("127.0.0.1:9".parse(), "127.0.0.1:10".parse());
+        node.on_accepted(now, conn, peer.unwrap(), local.unwrap());
     }
 
     #[test]
@@ -785,12 +800,7 @@ mod tests {
         // direct, with no relay in their trace.
         let ReadyNode { mut node, .. } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
         let inbound = ConnId::inbound(1);
-        node.on_accepted(
-            0,
-            inbound,
-            "127.0.0.1:9".parse().unwrap(),
-            "127.0.0.1:10".parse().unwrap(),
-        );
+        accept(&mut node, 0, inbound);
         let shape = DataShape {
             trace_slots: 2,
             extra_payload_bytes: 0,
@@ -836,12 +846,7 @@ mod tests {
             mut node, entries, ..
         } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
         let inbound = ConnId::inbound(1);
-        node.on_accepted(
-            0,
-            inbound,
-            "127.0.0.1:9".parse().unwrap(),
-            "127.0.0.1:10".parse().unwrap(),
-        );
+        accept(&mut node, 0, inbound);
         let shape = DataShape {
             trace_slots: 2,
             ..DataShape::default()
@@ -868,16 +873,14 @@ mod tests {
         let queued = |node: &mut Node<Native>, entry: ConnId| {
             let mut bytes = Vec::new();
             node.swap_outgoing(entry, &mut bytes);
-            let mut frames = Vec::new();
-            let mut offset = 0;
-            while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
-                if let Ok(Peek::Keyed(frame)) = Native::peek(&bytes[offset..offset + len]) {
+            let mut keyed = Vec::new();
+            for frame in frames(&bytes) {
+                if let Ok(Peek::Keyed(frame)) = Native::peek(frame) {
                     let key = u32::from_be_bytes(Native::key(&frame).try_into().unwrap());
-                    frames.push((frame.trace().collect::<Vec<_>>(), key));
+                    keyed.push((frame.trace().collect::<Vec<_>>(), key));
                 }
-                offset += len;
             }
-            frames
+            keyed
         };
         assert_eq!(queued(&mut node, entries[0]), [(vec![10], 15)]);
         // A 3-byte key is no key of this overlay.
@@ -933,12 +936,7 @@ mod tests {
         } = ReadyNode::new(10, &[10, 20, 30, 40], 2, 2, 0);
         node.on_closed(1, entries[1], CloseReason::SendFailed(LinkError::Reset));
         let inbound = ConnId::inbound(1);
-        node.on_accepted(
-            2,
-            inbound,
-            "127.0.0.1:9".parse().unwrap(),
-            "127.0.0.1:10".parse().unwrap(),
-        );
+        accept(&mut node, 2, inbound);
         let shape = DataShape {
             trace_slots: 2,
             ..DataShape::default()
@@ -963,19 +961,13 @@ mod tests {
         let mut bytes = Vec::new();
         node.swap_outgoing(entries[0], &mut bytes);
         let mut seen = Vec::new();
-        let mut offset = 0;
-        while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
-            let frame = &bytes[offset..offset + len];
+        for frame in frames(&bytes) {
             match Native::peek(frame) {
                 Ok(Peek::Keyed(keyed)) => seen.push(("keyed", keyed.trace().collect::<Vec<_>>())),
                 Ok(Peek::Data(data)) => seen.push(("data", data.trace().collect::<Vec<_>>())),
-                _ => {
-                    offset += len;
-                    continue;
-                }
+                _ => continue,
             }
             assert_ne!(frame[7] & FLAG_DETOURED, 0, "{frame:?}");
-            offset += len;
         }
         assert_eq!(seen, [("keyed", vec![10]), ("data", vec![10])]);
     }
@@ -1092,13 +1084,11 @@ mod tests {
         node.on_command(3, "lookup 0x0f");
         let mut sent = Vec::new();
         node.swap_outgoing(entries[0], &mut sent);
-        let mut offset = 0;
         let mut found = None;
-        while let Ok(Some(len)) = Native::frame_len(&sent[offset..]) {
-            if let Ok(Peek::Lookup(lookup)) = Native::peek(&sent[offset..offset + len]) {
+        for frame in frames(&sent) {
+            if let Ok(Peek::Lookup(lookup)) = Native::peek(frame) {
                 found = Some((lookup.source(), Native::key(&lookup).to_vec()));
             }
-            offset += len;
         }
         assert_eq!(found, Some((10, 15u32.to_be_bytes().to_vec())));
         // The node asks to be woken when the lookup times out.
@@ -1123,12 +1113,7 @@ mod tests {
         let mut reply = Vec::new();
         Native::append_lookup_reply(&mut reply, &view, 20, "127.0.0.1:20".parse().unwrap());
         let inbound = ConnId::inbound(1);
-        node.on_accepted(
-            9,
-            inbound,
-            "127.0.0.1:9".parse().unwrap(),
-            "127.0.0.1:10".parse().unwrap(),
-        );
+        accept(&mut node, 9, inbound);
         assert_eq!(node.on_received(9, inbound, &reply), reply.len());
         let printed = lines(&mut node);
         assert!(
