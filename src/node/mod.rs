@@ -708,9 +708,22 @@ mod tests {
 
     #[test]
     fn forged_acks_do_not_grow_what_a_source_queues_toward_a_stalled_first_hop() {
-        // Node 10 of the ring 10 20 30 40, NR 1, window 1000 bytes: every packet goes to its
-        // one entry, 20, whose driver takes nothing (the first hop is stalled). An outsider
-        // acks everything in flight, as sink 30, again and again.
+        forged_acks_hold_a_source_whose_first_hop_is_stalled(&task_initiate(20_000));
+    }
+
+    #[test]
+    fn forged_acks_do_not_grow_what_a_source_of_keyed_packets_queues() {
+        forged_acks_hold_a_source_whose_first_hop_is_stalled(&task_initiate_to(
+            20_000,
+            Targets::Keys { bits: 7 },
+        ));
+    }
+
+    /// Node 10 of the ring 10 20 30 40, NR 1, window 1000 bytes, told to send 20,000 packets
+    /// by `task`: every packet goes to its one entry, 20, whose driver takes nothing (the
+    /// first hop is stalled). An outsider acks everything in flight, as sink 30, again and
+    /// again; what the source queues of its own stays within the bound.
+    fn forged_acks_hold_a_source_whose_first_hop_is_stalled(task: &[u8]) {
         let ReadyNode {
             mut node,
             registry,
@@ -718,7 +731,7 @@ mod tests {
         } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 1, 1000);
         let bound = crate::limits::own_queued_bytes_max(1000);
         let packets = 20_000;
-        node.on_received(0, registry, &task_initiate(packets));
+        node.on_received(0, registry, task);
         let outsider = ConnId::inbound(1);
         let local: SocketAddr = "127.0.0.1:10".parse().unwrap();
         node.on_accepted(0, outsider, "127.0.0.1:9".parse().unwrap(), local);

@@ -200,7 +200,7 @@ impl<C: Codec> Overlay<C> {
         }
         let mut originated = 0;
         let mut key_bytes = [0; ID_BYTES];
-        while originated < batch && self.flow.may_send() {
+        while originated < batch && self.flow.may_originate(self.own_queued) {
             originated += 1;
             let value = rng.next_u32() as i32;
             let key = keys.next(rng);
@@ -243,6 +243,7 @@ impl<C: Codec> Overlay<C> {
                 C::mark_detoured(&mut entry.pending[start..]);
             }
             entry.packets_out += 1;
+            self.own_queued += bytes;
             self.flow.on_originated(bytes);
         }
         run.remaining -= originated;
