@@ -62,6 +62,10 @@ fn controls() -> Vec<Control> {
             chord: None,
             trace_slots: 2,
             window_bytes: 1 << 16,
+            backups: vec![ManifestEntry {
+                id: 90,
+                addr: "127.0.0.1:10090".parse().unwrap(),
+            }],
         }),
         Control::SetupStatus {
             status: Status::Ok(20),
@@ -75,7 +79,10 @@ fn controls() -> Vec<Control> {
             targets: overlay::wire::Targets::Nodes,
         },
         Control::TaskFinished { addr, id: 20 },
-        Control::SummaryRequest { reset: false, links: false },
+        Control::SummaryRequest {
+            reset: false,
+            links: false,
+        },
         Control::Summary {
             id: 20,
             reset: true,
