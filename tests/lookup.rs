@@ -227,6 +227,49 @@ fn assert_lookup_line(line: &str, path: &[u32], identifier: Option<Id>, addr: So
     );
 }
 
+/// Ten node processes with consoles set up in Chord mode, 32-bit identifiers hashed from their
+/// addresses, and what the membership implies: the nodes in ID order and their identifiers.
+struct ChordConsoles {
+    reg: Proc,
+    nodes: Vec<Proc>,
+    /// In the order of `nodes`.
+    all: Vec<common::Registered>,
+    by_id: Vec<common::Registered>,
+    ids: Vec<u32>,
+    space: IdSpace,
+    membership: Membership,
+    /// In the order of `ids`.
+    identifiers: Vec<Id>,
+}
+
+fn chord_consoles() -> ChordConsoles {
+    let (mut reg, port) = registry(&[], true);
+    let nodes: Vec<Proc> = (0..10)
+        .map(|i| node(&format!("node{i}"), port, &[], true))
+        .collect();
+    let all: Vec<common::Registered> = nodes.iter().map(common::registered).collect();
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay chord 32 hash");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    let mut by_id = all.clone();
+    by_id.sort_by_key(|r| r.id);
+    let ids: Vec<u32> = by_id.iter().map(|r| r.id).collect();
+    let addresses: Vec<String> = by_id.iter().map(|r| r.addr.to_string()).collect();
+    let space = IdSpace::new(32).unwrap();
+    let (membership, identifiers) = Membership::hashed(space, &addresses).unwrap();
+    ChordConsoles {
+        reg,
+        nodes,
+        all,
+        by_id,
+        ids,
+        space,
+        membership,
+        identifiers,
+    }
+}
+
 /// `lookup KEY` at nodes' consoles and at the registry's, in Chord mode (32-bit identifiers
 /// hashed from the addresses) and then with position fingers: each answer names the owner
 /// that the membership says owns the key (successor(KEY)), with its identifier and address,
@@ -234,25 +277,17 @@ fn assert_lookup_line(line: &str, path: &[u32], identifier: Option<Id>, addr: So
 /// mode only; under position fingers a key is a node ID.
 #[test]
 fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
-    use common::{Registered, registered};
-    const NODES: usize = 10;
-    let (mut reg, port) = registry(&[], true);
-    let mut nodes: Vec<Proc> = (0..NODES)
-        .map(|i| node(&format!("node{i}"), port, &[], true))
-        .collect();
-    let all: Vec<Registered> = nodes.iter().map(registered).collect();
-    reg.wait_line("(10 nodes)", 0);
-    let mark = reg.mark();
-    reg.send("setup-overlay chord 32 hash");
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
-
-    let mut by_id = all.clone();
-    by_id.sort_by_key(|r| r.id);
-    let ids: Vec<u32> = by_id.iter().map(|r| r.id).collect();
+    let ChordConsoles {
+        mut reg,
+        mut nodes,
+        all,
+        by_id,
+        ids,
+        space,
+        membership,
+        identifiers,
+    } = chord_consoles();
     let addr_of = |id: u32| by_id.iter().find(|r| r.id == id).unwrap().addr;
-    let addresses: Vec<String> = by_id.iter().map(|r| r.addr.to_string()).collect();
-    let space = IdSpace::new(32).unwrap();
-    let (membership, identifiers) = Membership::hashed(space, &addresses).unwrap();
     let identifier_of = |id: u32| identifiers[ids.iter().position(|&i| i == id).unwrap()];
     for (asker, text, key) in [
         (0, "hello", space.hash(b"hello")),
@@ -362,24 +397,17 @@ fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
 /// on a path without the dead nodes.
 #[test]
 fn lookups_and_replies_go_around_nodes_that_died() {
-    use common::{Registered, registered};
-    const NODES: usize = 10;
-    let (mut reg, port) = registry(&[], true);
-    let mut nodes: Vec<Proc> = (0..NODES)
-        .map(|i| node(&format!("node{i}"), port, &[], true))
-        .collect();
-    let all: Vec<Registered> = nodes.iter().map(registered).collect();
-    reg.wait_line("(10 nodes)", 0);
-    let mark = reg.mark();
-    reg.send("setup-overlay chord 32 hash");
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
-
-    let mut by_id = all.clone();
-    by_id.sort_by_key(|r| r.id);
-    let ids: Vec<u32> = by_id.iter().map(|r| r.id).collect();
-    let addresses: Vec<String> = by_id.iter().map(|r| r.addr.to_string()).collect();
-    let space = IdSpace::new(32).unwrap();
-    let (membership, identifiers) = Membership::hashed(space, &addresses).unwrap();
+    let ChordConsoles {
+        // Kept to the end: dropping it would stop the registry.
+        reg: _reg,
+        mut nodes,
+        all,
+        by_id: _,
+        ids,
+        space,
+        membership,
+        identifiers,
+    } = chord_consoles();
     let identifier_of = |id: u32| identifiers[ids.iter().position(|&i| i == id).unwrap()];
     let process_of = |id: u32| all.iter().position(|r| r.id == id).unwrap();
     let walk = |from: u32, key: Id| {
