@@ -46,6 +46,22 @@ pub const MANIFESTS_OUTSTANDING_MAX: usize = 32;
 /// an overlay to its longest path and refuses a setup that would need more.
 pub const TRACE_SLOTS_MAX: usize = 64;
 
+/// How often a node reads whether SIGTERM came (it then leaves the overlay as `exit-overlay`
+/// does): a signal goes to any thread, so it is counted in a socket the loop reads when it
+/// ticks; a quarter of a second costs an idle node nothing measurable.
+pub const TERMINATE_CHECK_NS: Nanos = 250_000_000;
+
+/// How long a node that left the overlay waits for its table links to hand what is queued
+/// for them to the kernel before it exits anyway (a peer that stopped reading).
+pub const LEAVE_FLUSH_TIMEOUT_NS: Nanos = 5_000_000_000;
+
+/// Relay slots a native overlay's traces have beyond its longest route (within
+/// [`TRACE_SLOTS_MAX`]): while the membership changes, a packet routed partly by tables from
+/// before a change and partly by tables from after it may pass more relays than any route of
+/// either (docs/ARCHITECTURE.md, "Membership that changes"). A change that would leave less
+/// room than this is refused during a run (and sets the overlay up again between runs).
+pub const TRACE_CHURN_HEADROOM: usize = 1;
+
 /// Largest frame (length prefix included) either side accepts. A declared length above this is
 /// refused before anything is buffered.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
@@ -426,10 +442,10 @@ pub const MANIFEST_MEMBERS_MAX: usize = NODES_MAX;
 pub const MANIFEST_MEMBER_BYTES_MAX: usize = 4 + 20;
 /// A manifest's first frame without its members, at most: length prefix, kind, entry count,
 /// trace slots, window, up to 255 entries (the count is one byte) of an ID and an IPv6 address
-/// and port, the member count, the count carried, the identifier width, the backup count and
-/// up to 255 backups.
+/// and port, the member count, the count carried, the identifier width, the window epoch, the
+/// backup count and up to 255 backups.
 pub const MANIFEST_HEAD_BYTES_MAX: usize =
-    4 + 1 + 1 + 1 + 8 + 255 * (4 + 1 + 16 + 2) + 4 + 4 + 1 + 1 + 255 * (4 + 1 + 16 + 2);
+    4 + 1 + 1 + 1 + 8 + 255 * (4 + 1 + 16 + 2) + 4 + 4 + 1 + 4 + 1 + 255 * (4 + 1 + 16 + 2);
 /// A manifest continuation's frame without its members: length prefix, kind, count, width.
 pub const MANIFEST_MORE_HEAD_BYTES: usize = 4 + 1 + 4 + 1;
 /// Members one continuation frame holds, at the widest.

@@ -432,6 +432,10 @@ pub trait Machine {
     /// which only the first `sent` reached the kernel: whatever ends after `sent` never left.
     /// Called just before `on_closed`. The default ignores it.
     fn on_unsent(&mut self, _now: Nanos, _conn: ConnId, _taken: &[u8], _sent: usize) {}
+    /// A connection the machine closed ([`Effect::Close`]) is done: everything pending was
+    /// handed to the kernel before it was shut down (or it failed first). The default ignores
+    /// it.
+    fn on_flushed(&mut self, _now: Nanos, _conn: ConnId) {}
     /// One line from the operator's console, without its line ending.
     fn on_command(&mut self, now: Nanos, line: &str);
     /// Called when the time returned by [`Machine::next_tick`] has come.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::chord::{FingerRule, FingerTable, Id, IdSpace, Membership, Step, walk};
 use crate::limits::{DENSE_INDEX_MAX, ID_BITS_DEFAULT, ID_BITS_MAX, NR_MAX, TRACE_SLOTS_MAX};
 use crate::wire::NodeId;
+use std::collections::HashMap;
 
 /// The finger rule an overlay is set up with (`setup-overlay`, `--fingers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -532,6 +533,14 @@ pub struct Router {
     next_hops: Option<Vec<u8>>,
     /// Predecessors (in the order routes progress in) that keep this node as a backup entry.
     backup_holders: usize,
+    /// The membership changed since the overlay was set up ([`Router::after_change`]): a
+    /// packet may have been routed partly under an earlier one, so the sink checks the rule
+    /// only, within `trace_slots` relays.
+    changed: bool,
+    trace_slots: usize,
+    /// After a change: nodes that are no members of this ring but may still be in a trace or
+    /// be a packet's source (those that left, those about to join), with their keys.
+    others: HashMap<NodeId, Id>,
 }
 
 /// A node ID as an identifier (the position rule's keys are IDs).
@@ -602,7 +611,86 @@ impl Router {
             table,
             next_hops,
             backup_holders: 0,
+            changed: false,
+            trace_slots: 0,
+            others: HashMap::new(),
         })
+    }
+
+    /// Makes this router one for a membership that changed since setup (docs/ARCHITECTURE.md,
+    /// "Membership that changes"): packets in flight may have been routed by several
+    /// memberships' tables, so the sink checks them by [`Router::check_route_after_change`]:
+    /// clockwise progress through members and `others`, within `trace_slots` relays.
+    pub fn after_change(&mut self, trace_slots: usize, others: HashMap<NodeId, Id>) {
+        self.changed = true;
+        self.trace_slots = trace_slots;
+        self.others = others;
+    }
+
+    /// Whether the membership changed since setup ([`Router::after_change`]).
+    #[inline]
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The nodes whose tables, or backup entries ([`Router::with_backup_holders`]), hold
+    /// this node.
+    pub fn holders(&self) -> Vec<NodeId> {
+        self.ring()
+            .ids()
+            .iter()
+            .copied()
+            .filter(|&node| self.held_by(node))
+            .collect()
+    }
+
+    /// The key routes make progress toward: a member's identifier (its ID under the position
+    /// rule), or the key of a node known besides the members.
+    fn key_of(&self, node: NodeId) -> Option<Id> {
+        match self.position(node) {
+            Some(position) => Some(self.id_of_position(position)),
+            None => self.others.get(&node).copied(),
+        }
+    }
+
+    /// The sink's check after a change of membership: the source and every relay are
+    /// members or nodes known besides them (a packet routed partly under an earlier
+    /// membership may have been sent or relayed by a node that has left since, or relayed by
+    /// one that is joining), each step strictly closer to this node clockwise in the key
+    /// space (the IDs under the position rule, whose ring order they are; the identifiers in
+    /// Chord mode), at most the trace's slots. Returns the source's ring position if it is a
+    /// member.
+    pub fn check_route_after_change(
+        &self,
+        source: NodeId,
+        relays: usize,
+        trace: impl Iterator<Item = NodeId>,
+    ) -> Result<Option<usize>, RouteFault> {
+        let me = self.id_of_position(self.self_position);
+        let space = self.view.keys().space();
+        let Some(key) = self.key_of(source).filter(|&key| key != me) else {
+            return Err(RouteFault::Source { origin: source });
+        };
+        if relays > self.trace_slots {
+            return Err(RouteFault::TooLong {
+                relays,
+                longest: self.trace_slots,
+            });
+        }
+        let mut left = space.distance(key, me);
+        let mut before = source;
+        for relay in trace {
+            let Some(key) = self.key_of(relay) else {
+                return Err(RouteFault::NotMember { relay });
+            };
+            let closer = space.distance(key, me);
+            if closer == Id::ZERO || closer >= left {
+                return Err(RouteFault::NoProgress { relay, before });
+            }
+            left = closer;
+            before = relay;
+        }
+        Ok(self.position(source))
     }
 
     /// The view this router routes by.

@@ -1,4 +1,5 @@
-//! Ctrl-C in scripted mode, read by the registry's loop.
+//! Signals counted in a socket: Ctrl-C in scripted mode, read by the registry's loop; SIGTERM
+//! at a node (`terminate.rs`).
 
 use std::io::Read as _;
 use std::os::unix::net::UnixStream;
@@ -14,11 +15,12 @@ pub(crate) struct Interrupts {
 }
 
 impl Interrupts {
-    pub(crate) fn install() -> std::io::Result<Interrupts> {
+    /// Counts `signal` (SIGINT for Ctrl-C) from now on.
+    pub(crate) fn install(signal: i32) -> std::io::Result<Interrupts> {
         let (signals, handler_end) = UnixStream::pair()?;
         signals.set_nonblocking(true)?;
         handler_end.set_nonblocking(true)?;
-        signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, handler_end)?;
+        signal_hook::low_level::pipe::register(signal, handler_end)?;
         Ok(Interrupts { signals })
     }
 

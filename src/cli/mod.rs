@@ -6,6 +6,7 @@ pub(crate) mod output;
 pub(crate) mod registry;
 pub(crate) mod shown;
 pub(crate) mod simulate;
+mod terminate;
 
 use std::io::Write as _;
 use std::path::PathBuf;

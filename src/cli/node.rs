@@ -15,6 +15,7 @@ use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 
+use super::terminate::Terminable;
 use super::{Common, SHARED_RECV, Wire, say, secret, seed};
 
 #[derive(Args)]
@@ -141,11 +142,14 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         busy_poll: args.busy_poll_us,
         console: true,
     };
+    // SIGTERM makes the node (every node of a group) leave gracefully, as exit-overlay.
     let code = if count == 1 {
-        let mut node = Node::<C>::new(configs.remove(0));
+        let node = Node::<C>::new(configs.remove(0));
+        let mut node = Terminable::new(node).context("cannot handle SIGTERM")?;
         io::run(&mut node, listeners, &config)?
     } else {
-        io::run(&mut Group::<C>::new(configs), listeners, &config)?
+        let group = Terminable::new(Group::<C>::new(configs)).context("cannot handle SIGTERM")?;
+        io::run(&mut { group }, listeners, &config)?
     };
     if let Some(kib) = peak_resident_kib() {
         say(format_args!("Node exiting; peak resident memory {kib} KiB"));

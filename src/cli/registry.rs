@@ -394,7 +394,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     // Ctrl-C ends a scripted run early (a console has `stop`, and Ctrl-C there ends the
     // registry as usual).
     let interrupts = if scripted {
-        Some(Interrupts::install().context("cannot handle Ctrl-C")?)
+        Some(Interrupts::install(signal_hook::consts::SIGINT).context("cannot handle Ctrl-C")?)
     } else {
         None
     };

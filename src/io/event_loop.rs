@@ -576,8 +576,10 @@ impl<'m, M: Machine> Driver<'m, M> {
         }
         if slot.send_len() == 0 {
             if slot.state == State::Flushing {
+                let conn = slot.conn;
                 self.shut_down(key);
                 self.release_if_idle(key);
+                self.machine.on_flushed(self.now, conn);
             }
             return Ok(());
         }
@@ -780,6 +782,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             self.machine.on_closed(self.now, conn, reason);
         } else {
             tracing::debug!(?conn, %peer, %reason, "closing connection ended");
+            self.machine.on_flushed(self.now, conn);
         }
         self.release_if_idle(key);
     }

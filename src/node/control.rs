@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use super::flow::Flow;
 use super::links::{Connection, Role};
 use super::originate::Run;
-use super::overlay::{Entry, Link, Overlay};
+use super::overlay::{Entry, Link, Members, Overlay};
+use super::views::Views;
 use super::{Node, Phase, Said};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::buffer;
@@ -89,7 +90,7 @@ impl<C: Codec> Node<C> {
             Control::DeregisterStatus { status, info } => match (status, self.phase) {
                 (Status::Ok(_), Phase::Exiting { .. }) => {
                     self.say(format!("Deregistered: {info}"));
-                    self.effects.push(Effect::Exit(0));
+                    self.depart(now);
                 }
                 (Status::Ok(_), _) => {
                     self.say(format!("Unrequested deregistration status: {info}"))
@@ -111,6 +112,7 @@ impl<C: Codec> Node<C> {
             Control::ManifestMore(_) => self.registry_failed(
                 "bad manifest from the registry: a continuation without its start".into(),
             ),
+            Control::Membership(change) => self.on_membership(change),
             Control::TaskInitiate {
                 run,
                 packets,
@@ -271,17 +273,16 @@ impl<C: Codec> Node<C> {
         }
         let nodes = manifest.all_ids.len();
         let nr = manifest.entries.len();
+        let members = Members {
+            ids: manifest.all_ids.to_vec(),
+            chord: manifest.chord,
+            nr,
+            trace_slots: usize::from(manifest.trace_slots),
+        };
         let router = if nr == 0 {
             Err("the manifest has no table entries".to_string())
         } else {
-            self.views
-                .view(
-                    &manifest.all_ids,
-                    manifest.chord.as_deref(),
-                    nr,
-                    usize::from(manifest.trace_slots),
-                )
-                .and_then(|view| Router::of(view, id))
+            members.router(&self.views, id)
         };
         let router = router.and_then(|router| {
             let table = router.entry_ids();
@@ -358,12 +359,14 @@ impl<C: Codec> Node<C> {
                 held_bytes: 0,
             });
         }
+        let mut flow = Flow::new(nodes, manifest.window_bytes);
+        flow.epoch = manifest.epoch;
         self.overlay = Some(Overlay::new(
             id,
-            router,
+            (members, router),
             usize::from(manifest.trace_slots),
             entries,
-            Flow::new(nodes, manifest.window_bytes),
+            flow,
             self.config.listen,
         ));
     }
@@ -377,7 +380,11 @@ impl<C: Codec> Node<C> {
             targets,
         } = task;
         let Some(overlay) = self.overlay.as_mut() else {
-            self.say("Task initiate refused: the overlay is not set up");
+            // The stop reaches a node that joined after the run started, before its table was
+            // set up: it has nothing to stop.
+            if packets > 0 {
+                self.say("Task initiate refused: the overlay is not set up");
+            }
             return;
         };
         if packets == 0 {
@@ -538,6 +545,15 @@ struct Task {
     extra: u32,
     rate_per_s: u32,
     targets: Targets,
+}
+
+impl Members {
+    /// The router of node `id` in this membership, by the process's shared view of it.
+    pub(super) fn router(&self, views: &Views, id: NodeId) -> Result<Router, String> {
+        views
+            .view(&self.ids, self.chord.as_deref(), self.nr, self.trace_slots)
+            .and_then(|view| Router::of(view, id))
+    }
 }
 
 /// A refusal's reason: the registry's text without a leading "WHAT refused:" of its own (ours

@@ -99,10 +99,14 @@ impl<C: Codec> Node<C> {
             &mut data,
         );
         overlay.shares.set(conn, share);
+        let draining = overlay.leaving.drain.is_some();
         if data.count > 0 {
             self.count_received(conn, peer, data);
         }
         self.report_lookups();
+        if draining {
+            self.check_leaving();
+        }
         match routed {
             Ok(consumed) => consumed,
             Err(Stop::Bad(why)) => {
@@ -142,9 +146,11 @@ impl<C: Codec> Node<C> {
         };
         let peer = match (peer, data.first_previous_hop) {
             (LinkPeer::Unknown, Some(previous_hop)) => {
+                // Checked against the nodes that held this one when counts are reported
+                // (`Overlay::link_counts`): a link of a newer membership may come first.
                 let named = match previous_hop {
-                    Some(node) if overlay.holds_me_in_table(node) => LinkPeer::Node(node),
-                    _ => LinkPeer::Unnamed,
+                    Some(node) => LinkPeer::Node(node),
+                    None => LinkPeer::Unnamed,
                 };
                 if let Some(connection) = self.connections.get_mut(&conn) {
                     connection.peer = named;
@@ -192,6 +198,9 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
+                        if let Some(from) = self.router.position(data_frame.source()) {
+                            self.sunk_from[from] += 1;
+                        }
                         self.deliver::<false>(effects, now, data_frame, link, share)?;
                     } else {
                         let sink = data_frame.sink();
@@ -279,9 +288,19 @@ impl<C: Codec> Overlay<C> {
     ) -> Result<(), Stop> {
         let Some(index) = self.router.next_hop(sink) else {
             if matches!(frame, Relayed::Data(..)) {
+                if self.others.contains_key(&sink) {
+                    // Its sink left the overlay since it was sent: only a lost node's packets
+                    // can (a leaver had all of its own first), and they are lost with it:
+                    // counted as handed to it, as on a dead link.
+                    self.departed_sink(sink);
+                    return Ok(());
+                }
                 self.counters.dropped += 1;
+                self.problem(effects, format!("dropped a packet for unknown node {sink}"));
+            } else {
+                // An ack for a node that left (or never was): nothing waits for it.
+                tracing::debug!("dropped an ack for unknown node {sink}");
             }
-            self.problem(effects, format!("dropped a packet for unknown node {sink}"));
             return Ok(());
         };
         self.relay_on(effects, index, |_| sink, frame, link, share)
@@ -477,12 +496,21 @@ impl<C: Codec> Overlay<C> {
                 }
             }
         };
-        let position = match self.router.check_route(
-            delivered.source,
-            delivered.relays,
-            delivered.detoured,
-            frame.trace(),
-        ) {
+        let checked = if self.router.changed() {
+            self.router
+                .check_route_after_change(delivered.source, delivered.relays, frame.trace())
+        } else {
+            self.router
+                .check_route(
+                    delivered.source,
+                    delivered.relays,
+                    delivered.detoured,
+                    frame.trace(),
+                )
+                .map(Some)
+        };
+        // The source's ring position: `None` for a source that has left since it sent.
+        let position = match checked {
             Ok(position) => position,
             Err(fault) => {
                 self.wrong_trace(effects, frame, delivered.source, fault);
@@ -498,7 +526,9 @@ impl<C: Codec> Overlay<C> {
             .counters
             .sum_received
             .wrapping_add(i64::from(delivered.value));
-        if let Some(acked) = self.flow.on_delivered(position, frame.bytes().len()) {
+        if let Some(position) = position
+            && let Some(acked) = self.flow.on_delivered(position, frame.bytes().len())
+        {
             let mut index = self
                 .router
                 .next_hop(delivered.source)
@@ -571,6 +601,10 @@ impl<C: Codec> Overlay<C> {
                 if !self.flow.on_ack(position, epoch, acked) {
                     tracing::debug!("ignored ack from {from} (epoch {epoch}, {acked} bytes)");
                 }
+            }
+            // A node that left acknowledges what reached it before it did: nothing waits.
+            None if self.others.contains_key(&from) => {
+                tracing::debug!("ack from node {from}, which left")
             }
             None => self.problem(effects, format!("ack from unknown node {from}")),
         }

@@ -30,8 +30,9 @@ pub struct Flow {
 
 /// The window's counts with every other node: a slot per node of the overlay up to
 /// [`FLOW_DENSE_NODES_MAX`] nodes (one load per packet), beyond only for the nodes this one
-/// took packets or acks from in this epoch (a hash map: a few hundred KiB per node saved at
-/// 10,000 nodes, where a node hears from about a tenth of the others in a 1,000-packet run).
+/// took packets or acks from, or originated packets toward, in this epoch (a hash map: a few
+/// hundred KiB per node saved at 10,000 nodes, where a node hears from about a tenth of the
+/// others in a 1,000-packet run).
 /// Either way at most one entry per node of the overlay: keys are ring positions.
 #[derive(Debug, Clone)]
 enum Peers {
@@ -70,6 +71,28 @@ impl Peers {
         }
     }
 
+    /// The counts moved to new ring positions (`moved(p)`: where the node at old position
+    /// `p` is now, `None` if it left), for `nodes` nodes; returns those of the nodes that left.
+    fn remap(&mut self, nodes: usize, moved: impl Fn(usize) -> Option<usize>) -> Vec<Peer> {
+        let mut gone = Vec::new();
+        let mut fresh = Peers::new(nodes);
+        let mut keep = |old: usize, peer: Peer| match moved(old) {
+            Some(new) => *fresh.get_mut(new) = peer,
+            None => gone.push(peer),
+        };
+        match std::mem::take(self) {
+            Peers::Dense(peers) => peers
+                .into_iter()
+                .enumerate()
+                .for_each(|(p, peer)| keep(p, peer)),
+            Peers::Sparse(peers) => peers
+                .into_iter()
+                .for_each(|(p, peer)| keep(p as usize, peer)),
+        }
+        *self = fresh;
+        gone
+    }
+
     /// Every count back to zero; a sparse map gives back what a large run grew.
     fn clear(&mut self) {
         match self {
@@ -88,23 +111,43 @@ struct Peer {
     received_from: u64,
     /// The last cumulative value acknowledged to it.
     acknowledged_to: u64,
+    /// Bytes originated toward it (what its cumulative acks can cover).
+    sent_to: u64,
 }
 
 impl Flow {
     /// Fresh state for an overlay of `nodes` nodes.
     pub fn new(nodes: usize, window_bytes: u64) -> Flow {
-        let ack_every_bytes = if window_bytes == 0 {
-            0
-        } else {
-            (window_bytes / (2 * nodes as u64)).max(1)
-        };
         Flow {
             window_bytes,
-            ack_every_bytes,
+            ack_every_bytes: Flow::ack_every(window_bytes, nodes),
             in_flight_bytes: 0,
             peers: Peers::new(nodes),
             epoch: 0,
         }
+    }
+
+    /// The window's acks threshold for an overlay of `nodes` nodes (at least one byte).
+    fn ack_every(window_bytes: u64, nodes: usize) -> u64 {
+        if window_bytes == 0 {
+            0
+        } else {
+            (window_bytes / (2 * nodes.max(1) as u64)).max(1)
+        }
+    }
+
+    /// The membership changed: the state of each node moves to its new ring position
+    /// (`moved(p)`: where the node at old position `p` is now, `None` if it left), for an
+    /// overlay of `nodes` nodes, whose ack threshold follows. What this node originated toward
+    /// a node that left and was not acknowledged is no longer in flight: every packet toward
+    /// a node that leaves has reached it before the registry says it is gone
+    /// (docs/ARCHITECTURE.md, "Membership that changes"), and it acknowledges nothing more.
+    pub fn remap(&mut self, nodes: usize, moved: impl Fn(usize) -> Option<usize>) {
+        for peer in self.peers.remap(nodes, moved) {
+            let unacked = peer.sent_to.saturating_sub(peer.acked_by);
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(unacked);
+        }
+        self.ack_every_bytes = Flow::ack_every(self.window_bytes, nodes);
     }
 
     /// True while the window lets this node originate another frame.
@@ -124,9 +167,11 @@ impl Flow {
                 || own_queued + FRAME_BYTES_MAX <= own_queued_bytes_max(self.window_bytes))
     }
 
+    /// A frame of `frame_bytes` was originated toward the sink at `position`.
     #[inline]
-    pub fn on_originated(&mut self, frame_bytes: usize) {
+    pub fn on_originated(&mut self, position: usize, frame_bytes: usize) {
         self.in_flight_bytes += frame_bytes as u64;
+        self.peers.get_mut(position).sent_to += frame_bytes as u64;
     }
 
     /// A data frame from the source at `position` arrived here. Returns the cumulative value
@@ -183,7 +228,7 @@ mod tests {
         assert_eq!(flow.ack_every_bytes, 100);
         for _ in 0..8 {
             assert!(flow.may_send());
-            flow.on_originated(100);
+            flow.on_originated(1, 100);
         }
         assert!(!flow.may_send());
         assert!(!flow.on_ack(1, 7, 100), "wrong epoch");
@@ -210,7 +255,7 @@ mod tests {
         assert_eq!(flow.on_delivered(nodes - 1, 60), None);
         assert_eq!(flow.on_delivered(nodes - 1, 60), Some(120));
         assert_eq!(flow.on_delivered(7, 100), Some(100));
-        flow.on_originated(500);
+        flow.on_originated(3, 500);
         assert!(flow.on_ack(3, 0, 200));
         assert!(
             flow.on_ack(3, 0, 100),
@@ -235,6 +280,25 @@ mod tests {
             Flow::new(FLOW_DENSE_NODES_MAX, 0).peers,
             Peers::Dense(_)
         ));
+    }
+
+    #[test]
+    fn a_sink_that_leaves_takes_its_unacknowledged_bytes_with_it() {
+        let mut flow = Flow::new(4, 800);
+        flow.on_originated(1, 300);
+        flow.on_originated(2, 200);
+        assert!(flow.on_ack(1, 0, 100));
+        assert_eq!(flow.in_flight_bytes, 400);
+        // The node at position 1 leaves; 2 and 3 move down one place.
+        flow.remap(3, |old| match old {
+            0 => Some(0),
+            1 => None,
+            other => Some(other - 1),
+        });
+        assert_eq!(flow.in_flight_bytes, 200);
+        assert_eq!(flow.ack_every_bytes, 800 / 6);
+        assert!(flow.on_ack(1, 0, 200), "position 2's sink is at 1 now");
+        assert_eq!(flow.in_flight_bytes, 0);
     }
 
     #[test]

@@ -226,6 +226,15 @@ impl<C: Codec> Machine for Group<C> {
         }
     }
 
+    fn on_flushed(&mut self, now: Nanos, conn: ConnId) {
+        if let Some((index, node)) = self.live(conn) {
+            let local = conn.ungrouped();
+            node.on_flushed(now, local);
+            self.members[index].open.remove(&local);
+            self.after(now, index);
+        }
+    }
+
     fn on_command(&mut self, now: Nanos, line: &str) {
         for index in 0..self.members.len() {
             if self.members[index].exited.is_none() {

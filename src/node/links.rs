@@ -210,6 +210,10 @@ impl<C: Codec> Node<C> {
         }
         entry.link = Link::Up;
         overlay.connected += 1;
+        if overlay.switch.is_some() {
+            self.try_switch();
+            return;
+        }
         if overlay.connected == overlay.entries.len() && !overlay.setup_reported {
             overlay.setup_reported = true;
             let count = overlay.entries.len();
@@ -265,11 +269,16 @@ impl<C: Codec> Node<C> {
             overlay.setup_reported = true;
         }
         overlay.problem(&mut self.effects, line);
+        let switching = overlay.switch.is_some();
         if let Some(info) = failure {
             self.send_control(&Control::SetupStatus {
                 status: Status::Failed,
                 info,
             });
+        }
+        // A new entry that died settles a switch as well as one that came up.
+        if switching {
+            self.try_switch();
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - `links.rs`: one record per connection, the handshake on data links, table links coming
 //!   up and going down;
 //! - `control.rs`: registration, setup, tasks and summaries with the registry;
+//! - `membership.rs`: joins and departures while traffic flows (table switches, sinks, a
+//!   leaver's waits);
 //! - `diagnostics.rs`: the `print-counters-and-diagnostics` text;
 //! - `flow.rs`: the per-source window.
 
@@ -19,6 +21,7 @@ pub mod group;
 mod joining;
 mod links;
 mod lookups;
+mod membership;
 mod originate;
 mod overlay;
 mod shares;
@@ -133,6 +136,10 @@ pub struct Node<C: Codec> {
     now: Nanos,
     /// How many warnings about closed connections the log has had lately.
     warnings: WarningLimit,
+    /// Table links closed at departure, until the driver has flushed them.
+    flushing: std::collections::HashSet<ConnId>,
+    /// Deregistered: exit once `flushing` is empty, or at this time.
+    exit_at: Option<Nanos>,
     /// The current run's payload CRC from its value (the extra bytes are the same all run);
     /// kept between runs and overlays, since its tables depend only on the payload's length.
     payload_crc: Option<PayloadCrc>,
@@ -174,6 +181,8 @@ impl<C: Codec> Node<C> {
             farewells: Farewells::default(),
             now: 0,
             warnings: WarningLimit::for_closed_connections(),
+            flushing: std::collections::HashSet::new(),
+            exit_at: None,
             payload_crc: None,
             views,
         }
@@ -182,6 +191,19 @@ impl<C: Codec> Node<C> {
     /// This node's ID, once registered.
     pub fn id(&self) -> Option<NodeId> {
         self.phase.id()
+    }
+
+    /// The address this node listens on.
+    pub fn listen(&self) -> SocketAddr {
+        self.config.listen
+    }
+
+    /// The version of the membership this node routes by (0 at setup; one more per change
+    /// it switched to), and its number of table entries; `None` without an overlay.
+    pub fn membership_version(&self) -> Option<(u32, usize)> {
+        self.overlay
+            .as_ref()
+            .map(|overlay| (overlay.version, overlay.entries.len()))
     }
 
     /// The counters since the last final report (zero without an overlay).
@@ -406,6 +428,8 @@ impl<C: Codec> Machine for Node<C> {
         match self.connections.remove(&conn).map(|c| c.role) {
             // While joining, a failed attempt is tried again (joining.rs).
             Some(Role::Registry) if self.join_failed(now, &reason.to_string(), true) => {}
+            // Deregistered: the links are flushing before the node exits.
+            Some(Role::Registry) if self.exit_at.is_some() => {}
             Some(Role::Registry) => {
                 self.say(format!(
                     "the registry connection closed ({reason}); exiting"
@@ -414,7 +438,8 @@ impl<C: Codec> Machine for Node<C> {
             }
             Some(Role::Entry(index)) => self.on_entry_closed(index, &reason.to_string()),
             Some(Role::Inbound(peer)) => {
-                tracing::debug!("inbound link from {peer} closed: {reason}")
+                tracing::debug!("inbound link from {peer} closed: {reason}");
+                self.check_leaving();
             }
             None => {}
         }
@@ -446,7 +471,10 @@ impl<C: Codec> Machine for Node<C> {
                 self.say(text);
             }
             Ok(Some(NodeCommand::ExitOverlay)) => match self.phase {
-                Phase::Registered { id } | Phase::Exiting { id } => {
+                Phase::Exiting { .. } => {
+                    self.say("Already leaving: waiting for the registry to let this node go")
+                }
+                Phase::Registered { id } => {
                     self.phase = Phase::Exiting { id };
                     self.send_control(&Control::Deregister {
                         addr: self.config.listen,
@@ -462,8 +490,14 @@ impl<C: Codec> Machine for Node<C> {
         }
     }
 
+    fn on_flushed(&mut self, now: Nanos, conn: ConnId) {
+        self.now = now;
+        self.flushed(conn);
+    }
+
     fn on_tick(&mut self, now: Nanos) {
         self.now = now;
+        self.departure_tick(now);
         self.on_join_tick(now);
         self.expire_strangers(now);
         self.originate(now);
@@ -484,6 +518,7 @@ impl<C: Codec> Machine for Node<C> {
             lookups,
             self.join_tick(),
             self.strangers.next_deadline(),
+            self.exit_at,
         ]
         .into_iter()
         .flatten()

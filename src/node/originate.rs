@@ -13,6 +13,11 @@ use crate::routing::KeyDraw;
 use crate::routing::Router;
 use crate::wire::{Codec, NodeId, PayloadCrc};
 
+/// Draws of a key for a packet of a run to keys while the key drawn is this node's own
+/// (possible only after the tables were repaired around a lost node): the arc a node comes
+/// to own is a small part of the key space, so a few draws find another node's key.
+const KEY_REDRAWS_MAX: usize = 8;
+
 /// The current run, from `TaskInitiate` to the last packet originated.
 #[derive(Debug)]
 pub(super) struct Run {
@@ -79,8 +84,12 @@ impl<C: Codec> Overlay<C> {
             return self.originate_keyed(now, rng, payload_crc, effects, keys);
         }
         let (id, shape) = (self.id, self.shape);
-        let ring_len = self.router.ring().len();
-        let self_position = self.router.self_position();
+        if self.sinks.is_empty() {
+            // Every other member is leaving or not yet reachable by all: nothing to send to.
+            run.remaining = 0;
+            return true;
+        }
+        let sinks = self.sinks.len() as u64;
         let mut batch = (ORIGINATE_BATCH_FRAMES as u64).min(run.remaining);
         if run.rate_per_s > 0 {
             batch = batch.min(run.due(now).saturating_sub(run.originated));
@@ -98,14 +107,11 @@ impl<C: Codec> Overlay<C> {
         while originated < batch && self.flow.may_originate(self.own_queued) {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
-            // of the n - 1 positions other than our own (multiply-shift: each gets floor or
-            // ceil of 2^32 / (n - 1) of the draws, a bias below n / 2^32).
+            // of the sinks, the positions other than our own (multiply-shift: each gets floor
+            // or ceil of 2^32 / sinks of the draws, a bias below sinks / 2^32).
             let draw = rng.next_u64();
             let value = draw as u32 as i32;
-            let mut position = (((draw >> 32) * (ring_len as u64 - 1)) >> 32) as usize;
-            if position >= self_position {
-                position += 1;
-            }
+            let position = self.sinks[(((draw >> 32) * sinks) >> 32) as usize] as usize;
             let sink = self.router.ring().ids()[position];
             let value_bytes = value.to_le_bytes();
             self.counters.sent += 1;
@@ -116,9 +122,9 @@ impl<C: Codec> Overlay<C> {
                 .expect("a ring position other than our own has a next hop");
             let crc = payload_crc.of(value_bytes);
             if self.entries[index].link == Link::Up {
-                self.queue_originated::<false>(effects, index, &frame, sink, value_bytes, crc);
+                self.queue_originated::<false>(effects, index, &frame, position, value_bytes, crc);
             } else {
-                self.originate_around(effects, &frame, sink, value_bytes, crc);
+                self.originate_around(effects, &frame, position, value_bytes, crc);
             }
         }
         let run = self.run.as_mut().expect("the run originating");
@@ -127,7 +133,7 @@ impl<C: Codec> Overlay<C> {
         run.remaining == 0
     }
 
-    /// A new packet (`frame`, for `sink`) whose first hop's link is not up: it goes around it
+    /// A new packet (`frame`, for the node at ring position `position`) whose first hop's link is not up: it goes around it
     /// ([`around_dead_first_hop`]), marked as detoured. Out of line: never taken while every
     /// link is up, and kept off the origination loop's registers.
     #[cold]
@@ -136,21 +142,23 @@ impl<C: Codec> Overlay<C> {
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &[u8],
-        sink: NodeId,
+        position: usize,
         value_bytes: [u8; 4],
         crc: u32,
     ) {
+        let sink = self.router.ring().ids()[position];
         if let Some(index) = around_dead_first_hop::<C>(
             &self.router,
             &mut self.entries,
             &mut self.counters.dropped,
             sink,
         ) {
-            self.queue_originated::<true>(effects, index, frame, sink, value_bytes, crc);
+            self.queue_originated::<true>(effects, index, frame, position, value_bytes, crc);
         }
     }
 
-    /// Queues for entry `index` a copy of the batch's `frame` as the packet for `sink` with
+    /// Queues for entry `index` a copy of the batch's `frame` as the packet for the node at ring
+    /// position `position` with
     /// the value `value_bytes` and payload CRC `crc` (`DETOURED`: marked as routed around a
     /// dead link), and counts it as handed to that entry and in flight.
     #[inline(always)]
@@ -159,10 +167,11 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         index: usize,
         frame: &[u8],
-        sink: NodeId,
+        position: usize,
         value_bytes: [u8; 4],
         crc: u32,
     ) {
+        let sink = self.router.ring().ids()[position];
         let entry = &mut self.entries[index];
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
@@ -176,7 +185,8 @@ impl<C: Codec> Overlay<C> {
         }
         entry.packets_out += 1;
         self.own_queued += frame.len();
-        self.flow.on_originated(frame.len());
+        self.originated_to[position] += 1;
+        self.flow.on_originated(position, frame.len());
     }
 
     /// [`Overlay::originate`] for a run addressed to keys: each packet to a key `keys` draws,
@@ -203,15 +213,30 @@ impl<C: Codec> Overlay<C> {
         while originated < batch && self.flow.may_originate(self.own_queued) {
             originated += 1;
             let value = rng.next_u32() as i32;
-            let key = keys.next(rng);
+            let mut key = keys.next(rng);
+            // The keys drawn were other nodes' when the run began; one this node came to own
+            // since (the tables repaired after a lost node) is drawn again, a bounded number
+            // of times (it owns a small arc of the keys).
+            let mut step = self.router.key_step(key);
+            for _ in 0..KEY_REDRAWS_MAX {
+                if step != Step::Owner {
+                    break;
+                }
+                key = keys.next(rng);
+                step = self.router.key_step(key);
+            }
             let value_bytes = value.to_le_bytes();
             run.payload[..4].copy_from_slice(&value_bytes);
             self.counters.sent += 1;
             self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
-            let mut index = match self.router.key_step(key) {
+            let mut index = match step {
                 Step::Deliver(index) | Step::Forward(index) => index,
-                Step::Owner => unreachable!("the keys drawn are other nodes'"),
+                Step::Owner => {
+                    self.counters.dropped += 1;
+                    continue;
+                }
             };
+            let owner = self.router.key_owner(key);
             // Around a dead link as a node-addressed packet goes, toward the key's owner.
             let detoured = self.entries[index].link != Link::Up;
             if detoured {
@@ -219,7 +244,7 @@ impl<C: Codec> Overlay<C> {
                     &self.router,
                     &mut self.entries,
                     &mut self.counters.dropped,
-                    self.router.key_owner(key),
+                    owner,
                 ) {
                     Some(other) => index = other,
                     None => continue,
@@ -244,7 +269,8 @@ impl<C: Codec> Overlay<C> {
             }
             entry.packets_out += 1;
             self.own_queued += bytes;
-            self.flow.on_originated(bytes);
+            let position = self.router.position(owner).unwrap_or_default();
+            self.flow.on_originated(position, bytes);
         }
         run.remaining -= originated;
         run.originated += originated;

@@ -2,9 +2,10 @@
 //! entries with their links, the counters, the window and the run. A new manifest replaces
 //! it whole, so a new overlay starts from zero.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::flow::Flow;
 use super::lookups::Lookups;
@@ -15,7 +16,48 @@ use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max
 use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
 use crate::stats::SinkStats;
-use crate::wire::{Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
+use crate::wire::{ChordIds, Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
+
+/// Who is in the overlay, as this node last heard: what its router is built from, again at
+/// each change of membership (`membership.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct Members {
+    /// Every member's ID, in the order of `chord`'s identifiers.
+    pub(super) ids: Vec<NodeId>,
+    /// Chord fingers: the identifiers' width and every member's identifier.
+    pub(super) chord: Option<Arc<ChordIds>>,
+    /// The position rule's table size.
+    pub(super) nr: usize,
+    /// Relay slots of every frame's trace.
+    pub(super) trace_slots: usize,
+}
+
+/// A table switch waiting for the links to its new entries (make before break).
+#[derive(Debug)]
+pub(super) struct Switch {
+    /// The change's version, acknowledged once switched.
+    pub(super) version: u32,
+    pub(super) members: Members,
+    pub(super) router: Router,
+    /// The new table's node IDs, in entry order.
+    pub(super) table: Vec<NodeId>,
+    /// The new backup entries' node IDs.
+    pub(super) backups: Vec<NodeId>,
+    /// Switch once the new links are up (a departure); else wait for the registry's
+    /// `Commit` (a join: every node must know the newcomer before any routes through it).
+    pub(super) commit: bool,
+    /// The new links were all up and the registry was told so.
+    pub(super) ready_told: bool,
+}
+
+/// What a leaving node waits for before it acknowledges (`membership.rs`).
+#[derive(Debug, Default)]
+pub(super) struct Leaving {
+    /// `Change::Drain`: the version, and the packets that must have reached it as sink.
+    pub(super) drain: Option<(u32, u64)>,
+    /// `Change::Close`: the version; acknowledged once no node's link to it is open.
+    pub(super) close: Option<u32>,
+}
 
 /// The state of a table entry's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,8 +234,9 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) stats: SinkStats,
     /// The same since the last progress report (latency over time at the registry).
     pub(super) stats_since_poll: SinkStats,
-    /// Data packets taken from each node's links since the last final report (only nodes
-    /// that hold this node in their table: at most NR_MAX rows).
+    /// Data packets taken from each node's links since the last final report, by the node
+    /// the link's first packet named (one row per inbound link at most; a row for a node that
+    /// never held this one is reported as unnamed: [`Overlay::link_counts`]).
     pub(super) received_from: HashMap<NodeId, u64>,
     /// Data packets taken from links that are no node's since the last final report
     /// (`links::LinkPeer::Unnamed`): reported in the row for this node's own ID.
@@ -204,6 +247,32 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) listen: SocketAddr,
     /// Lookups asked here and waiting for replies (`lookups.rs`).
     pub(super) lookups: Lookups,
+    /// The membership the router was built from, and its version (0 at setup).
+    pub(super) members: Members,
+    pub(super) version: u32,
+    /// Members not to pick as sinks: joined but not yet known to every node, or leaving.
+    pub(super) closed: BTreeSet<NodeId>,
+    /// The ring positions this node picks sinks from: every member but itself and `closed`.
+    pub(super) sinks: Vec<u32>,
+    /// Data packets originated toward each ring position since setup (a leaver's count).
+    pub(super) originated_to: Vec<u64>,
+    /// Data packets that reached this node as their sink since setup (received or
+    /// corrupted), by the ring position of their source (a leaver's drain counts those of the
+    /// members that were asked what they sent it).
+    pub(super) sunk_from: Vec<u64>,
+    /// A change of table waiting for its new links.
+    pub(super) switch: Option<Switch>,
+    /// Data packets handed to table links retired since the last final report, by peer.
+    pub(super) retired_out: HashMap<NodeId, u64>,
+    /// Every node whose table held this node in some membership since setup: only their
+    /// links may bring data named after them (a link opened under a newer membership may
+    /// bring data before this node hears of it, so links are named when counts are reported).
+    pub(super) holders_seen: BTreeSet<NodeId>,
+    /// This node is leaving: what it waits for.
+    pub(super) leaving: Leaving,
+    /// Nodes a trace may name besides the members (they left since the last final report,
+    /// or they are joining), with their keys: what the router's check knows of them.
+    pub(super) others: HashMap<NodeId, crate::chord::Id>,
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
     /// keep logs short.
     problems_logged: u64,
@@ -213,23 +282,23 @@ pub(super) struct Overlay<C: Codec> {
 impl<C: Codec> Overlay<C> {
     pub(super) fn new(
         id: NodeId,
-        router: Router,
+        (members, router): (Members, Router),
         trace_slots: usize,
         entries: Vec<Entry>,
         flow: Flow,
         listen: SocketAddr,
     ) -> Overlay<C> {
-        let shares = Shares::new(relay_queued_bytes_max(
-            router.ring().len(),
-            flow.window_bytes,
-        ));
-        Overlay {
+        let nodes = router.ring().len();
+        let shares = Shares::new(relay_queued_bytes_max(nodes, flow.window_bytes));
+        let holders_seen = router.holders().iter().copied().collect();
+        let mut overlay = Overlay {
             id,
             router,
             shape: DataShape {
                 trace_slots,
                 extra_payload_bytes: 0,
-                run_tag: 0,
+                // A node that joins a running overlay starts in the others' epoch.
+                run_tag: DataShape::run_tag_of(flow.epoch),
             },
             entries,
             connected: 0,
@@ -245,9 +314,32 @@ impl<C: Codec> Overlay<C> {
             run: None,
             listen,
             lookups: Lookups::default(),
+            members,
+            version: 0,
+            closed: BTreeSet::new(),
+            sinks: Vec::new(),
+            originated_to: vec![0; nodes],
+            sunk_from: vec![0; nodes],
+            switch: None,
+            retired_out: HashMap::new(),
+            holders_seen,
+            leaving: Leaving::default(),
+            others: HashMap::new(),
             problems_logged: 0,
             codec: PhantomData,
-        }
+        };
+        overlay.pick_sinks();
+        overlay
+    }
+
+    /// The sinks this node may pick: every member of its ring but itself and the closed ones.
+    pub(super) fn pick_sinks(&mut self) {
+        let self_position = self.router.self_position();
+        let ring = self.router.ring().ids();
+        self.sinks = (0..ring.len())
+            .filter(|&p| p != self_position && !self.closed.contains(&ring[p]))
+            .map(|p| p as u32)
+            .collect();
     }
 
     /// The driver took `bytes` from the front of entry `index`'s queue, or they were dropped
@@ -352,8 +444,16 @@ impl<C: Codec> Overlay<C> {
                 }
                 Around::Stuck if data => {
                     self.entries[dead].take_back(1);
-                    self.counters.dropped += 1;
-                    done.dropped += 1;
+                    match target.filter(|sink| self.others.contains_key(sink)) {
+                        Some(sink) => {
+                            self.departed_sink(sink);
+                            done.lost_with += 1;
+                        }
+                        None => {
+                            self.counters.dropped += 1;
+                            done.dropped += 1;
+                        }
+                    }
                 }
                 Around::LostWith(_) | Around::Stuck => {}
             }
@@ -395,6 +495,15 @@ impl<C: Codec> Overlay<C> {
         self.counters = Counters::default();
         self.received_from.clear();
         self.received_unnamed = 0;
+        self.retired_out.clear();
+        // Every packet of the run has arrived: the nodes that left are in no trace any more.
+        if self.router.changed() {
+            let joining = self.switch.as_ref().map(|s| &s.members.ids);
+            self.others
+                .retain(|id, _| joining.is_some_and(|ids| ids.contains(id)));
+            let slots = self.members.trace_slots;
+            self.router.after_change(slots, self.others.clone());
+        }
         self.entries
             .iter_mut()
             .for_each(|entry| entry.packets_out = 0);
@@ -403,6 +512,14 @@ impl<C: Codec> Overlay<C> {
         self.flow.next_epoch();
         self.shape.run_tag = DataShape::run_tag_of(self.flow.epoch);
         self.problems_logged = 0;
+    }
+
+    /// A data packet for `sink`, which left the overlay since the packet was sent (its
+    /// table repaired around a lost node): counted as handed to it, as a packet for a node
+    /// whose link died is (lost with it; the per-link account says so).
+    #[cold]
+    pub(super) fn departed_sink(&mut self, sink: NodeId) {
+        *self.retired_out.entry(sink).or_default() += 1;
     }
 
     /// Data packets per link since the last final report, one row per peer node.
@@ -415,32 +532,40 @@ impl<C: Codec> Overlay<C> {
             });
             link.sent += entry.packets_out;
         }
+        for (&peer, &sent) in &self.retired_out {
+            let link = links.entry(peer).or_insert(LinkCount {
+                peer,
+                ..LinkCount::default()
+            });
+            link.sent += sent;
+        }
+        let mut unnamed = self.received_unnamed;
         for (&peer, &received) in &self.received_from {
+            // Named after a node only if that node's table held this one at some time.
+            if peer == self.id || !self.holders_seen.contains(&peer) {
+                unnamed += received;
+                continue;
+            }
             let link = links.entry(peer).or_insert(LinkCount {
                 peer,
                 ..LinkCount::default()
             });
             link.received += received;
         }
-        if self.received_unnamed > 0 {
+        if unnamed > 0 {
             links.insert(
                 self.id,
                 LinkCount {
                     peer: self.id,
                     sent: 0,
-                    received: self.received_unnamed,
+                    received: unnamed,
                 },
             );
         }
-        // Table entries, nodes that hold this one in their table, and this node itself: at
-        // most 2 x NR_MAX + 1 rows.
+        // Table entries (present and retired since the last report: table links are
+        // connections), the nodes whose links brought data (inbound links), and this node
+        // itself: at most as many rows as a node has connections.
         debug_assert!(links.len() <= SUMMARY_LINKS_MAX);
         links.into_values().collect()
-    }
-
-    /// True if `node` is a member whose table holds this node: only its link may bring data
-    /// named after it.
-    pub(super) fn holds_me_in_table(&self, node: NodeId) -> bool {
-        self.router.held_by(node)
     }
 }

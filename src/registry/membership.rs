@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use rand::Rng;
 
 use super::Registry;
+use super::changes::Queued;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::summary::counted;
@@ -78,7 +79,7 @@ impl<C: Codec> Registry<C> {
 
     /// `register`: refused when the claimed IP is not the connection's, when the connection
     /// or the address already registered, during a run, or when every ID is taken.
-    pub(super) fn on_register(&mut self, conn: ConnId, addr: SocketAddr) {
+    pub(super) fn on_register(&mut self, now: Nanos, conn: ConnId, addr: SocketAddr) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
@@ -97,7 +98,7 @@ impl<C: Codec> Registry<C> {
             Some(format!(
                 "registration refused: {addr} is already registered as node {id}"
             ))
-        } else if self.run.is_some() {
+        } else if self.run.is_some() && !self.live_overlay() {
             Some("registration refused: a run is in progress".to_string())
         } else {
             None
@@ -120,6 +121,14 @@ impl<C: Codec> Registry<C> {
             return;
         };
         self.nodes.insert(id, NodeRecord { addr, conn });
+        if self.run.is_some()
+            && let Err(why) = self.join_fits(id)
+        {
+            self.nodes.remove(&id);
+            let info = format!("registration refused during a run: {why}");
+            self.refuse_registration(conn, peer, info);
+            return;
+        }
         self.strangers.leave(conn);
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.node = Some(id);
@@ -139,6 +148,15 @@ impl<C: Codec> Registry<C> {
             "Registered node {id} at {addr} ({})",
             counted(count as u64, "node")
         ));
+        if self.live_overlay() {
+            // It joins the overlay as it is (changes.rs); during a run, it relays and is a
+            // sink from the moment the others know of it, and originates from the next run.
+            if let Some(run) = self.run.as_mut() {
+                run.joined(id);
+            }
+            self.queue_change(now, Queued::Join(id));
+            return;
+        }
         self.overlay_changed(format!("node {id} joined"));
         self.maybe_script_setup();
     }
@@ -173,6 +191,18 @@ impl<C: Codec> Registry<C> {
                 Some(_) => None,
             }
         };
+        let member = self
+            .overlay
+            .as_ref()
+            .is_some_and(|o| o.ring.position(id).is_some() || o.changes.concerns(id));
+        let refusal = refusal.or_else(|| {
+            (self.live_overlay()
+                && self
+                    .overlay
+                    .as_ref()
+                    .is_some_and(|o| o.changes.concerns(id)))
+            .then(|| format!("deregistration refused: node {id} is leaving already"))
+        });
         if let Some(info) = refusal {
             self.refuse(
                 conn,
@@ -183,6 +213,11 @@ impl<C: Codec> Registry<C> {
                 },
                 info,
             );
+            return;
+        }
+        if self.live_overlay() && member {
+            // A graceful leave (changes.rs): the answer comes once nothing is lost by it.
+            self.queue_change(now, Queued::Leave(id));
             return;
         }
         self.send(
@@ -220,7 +255,7 @@ impl<C: Codec> Registry<C> {
     }
 
     /// A registered node is gone (deregistered, disconnected or refused).
-    fn remove_node(&mut self, now: Nanos, id: NodeId, why: String) {
+    pub(super) fn remove_node(&mut self, now: Nanos, id: NodeId, why: String) {
         let Some(node) = self.nodes.remove(&id) else {
             return;
         };
@@ -239,6 +274,17 @@ impl<C: Codec> Registry<C> {
                 format!("node {id} at {} left during the run: {why}", node.addr),
             );
         }
+        let member = self
+            .overlay
+            .as_ref()
+            .is_some_and(|o| o.ring.position(id).is_some() || o.changes.concerns(id));
+        if self.live_overlay() && member {
+            // The others route around it (changes.rs), as for a leave without the hand-over.
+            self.forget_waiting(now, id);
+            self.queue_change(now, Queued::Lost(id));
+            return;
+        }
+        self.forget_waiting(now, id);
         self.overlay_changed(format!("node {id} left"));
     }
 

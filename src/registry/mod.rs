@@ -35,6 +35,7 @@ use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control, NodeId, Peek, Refusal, WireError};
 
+mod changes;
 mod config;
 mod export;
 mod interval;
@@ -86,6 +87,9 @@ struct Connection {
     pending: Vec<u8>,
     /// The handshake this connection must finish before anything else (`crate::auth`).
     handshake: Handshake,
+    /// Its node left gracefully (changes.rs): what it still sends (answers to requests that
+    /// crossed its departure) is ignored, and it closes the connection itself.
+    left: bool,
     /// Warnings this connection caused, of which the first
     /// [`CONNECTION_WARNINGS_MAX`](crate::limits::CONNECTION_WARNINGS_MAX) are logged.
     warnings: u32,
@@ -322,12 +326,19 @@ impl<C: Codec> Registry<C> {
                 }
             }
         }
+        if self.connections.get(&conn).is_some_and(|c| c.left) {
+            tracing::debug!("{} from a node that left: ignored", message.name());
+            return Ok(());
+        }
         let node = self.connections.get(&conn).and_then(|c| c.node);
         match (message, node) {
-            (Control::Register { addr }, _) => self.on_register(conn, addr),
+            (Control::Register { addr }, _) => self.on_register(now, conn, addr),
             (Control::Deregister { addr, id }, _) => self.on_deregister(now, conn, addr, id),
             (Control::SetupStatus { status, info }, Some(id)) => {
-                self.on_setup_status(id, status, info)
+                self.on_setup_status(now, id, status, info)
+            }
+            (Control::MembershipAck { version, count }, Some(id)) => {
+                self.on_membership_ack(now, id, version, count)
             }
             (Control::TaskFinished { addr, id }, Some(own)) => {
                 let matches = self.nodes.get(&own).is_some_and(|node| {
@@ -364,7 +375,8 @@ impl<C: Codec> Registry<C> {
                 message @ (Control::SetupStatus { .. }
                 | Control::TaskFinished { .. }
                 | Control::Summary { .. }
-                | Control::LookupResult { .. }),
+                | Control::LookupResult { .. }
+                | Control::MembershipAck { .. }),
                 None,
             ) => {
                 return Err(format!(
@@ -409,6 +421,7 @@ impl<C: Codec> Machine for Registry<C> {
                 node: None,
                 pending: Vec::new(),
                 handshake,
+                left: false,
                 warnings: 0,
             },
         );
@@ -493,6 +506,7 @@ impl<C: Codec> Machine for Registry<C> {
 
     fn on_tick(&mut self, now: Nanos) {
         self.expire_strangers(now);
+        self.change_tick(now);
         if self.give_up_unless_ready(now) {
             return;
         }
@@ -513,7 +527,11 @@ impl<C: Codec> Machine for Registry<C> {
         let poll = self.run.as_ref().and_then(Run::next_tick);
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());
         let stranger = self.strangers.next_deadline();
-        [poll, deadline, stranger].into_iter().flatten().min()
+        let change = self.change_deadline();
+        [poll, deadline, stranger, change]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {

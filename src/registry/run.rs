@@ -171,6 +171,9 @@ struct Poll {
     next_at: Option<Nanos>,
     /// Totals of the previous round (of the current phase).
     previous: Option<Totals>,
+    /// Nodes that registered after the round in progress (or the collection) was asked
+    /// for: they answer only the next one.
+    not_asked: usize,
     /// Last time the totals changed.
     progress_at: Nanos,
     interval: Nanos,
@@ -228,8 +231,14 @@ pub struct Run {
     last_finished_at: Option<Nanos>,
     /// Hop counts and latencies from the final summaries, added up.
     pub stats: RunStats,
-    /// The overlay's nodes when the run started.
+    /// The overlay's nodes when the run started, then those that joined during it.
     pub members: Vec<NodeId>,
+    /// The nodes that originate this run's packets: those of its start.
+    sources: BTreeSet<NodeId>,
+    /// The final counters of the nodes that left during the run (their hand-over done).
+    pub left: BTreeMap<NodeId, Counters>,
+    /// Nodes that began to leave during the run: they stopped originating then.
+    leavers: BTreeSet<NodeId>,
     /// Each node's data packets per link, from its final summary.
     pub links: BTreeMap<NodeId, Vec<LinkCount>>,
     /// Nodes lost during the run that the others went on without ([`Run::on_crash`]).
@@ -280,6 +289,7 @@ impl Run {
                     None => Some(now + timing.progress_interval),
                 },
                 previous: None,
+                not_asked: 0,
                 progress_at: now,
                 interval: timing.progress_interval,
             },
@@ -291,6 +301,9 @@ impl Run {
             node_hop_latency: None,
             stats: RunStats::default(),
             last_finished_at: None,
+            sources: members.iter().copied().collect(),
+            left: BTreeMap::new(),
+            leavers: BTreeSet::new(),
             members,
             links: BTreeMap::new(),
             crashed: Vec::new(),
@@ -443,8 +456,86 @@ impl Run {
         self.seen = self.seen.max(now);
     }
 
+    /// Node `id` registered during the run: it relays and receives from the moment the
+    /// others know of it, and originates from the next run; it is polled from now on.
+    pub fn joined(&mut self, id: NodeId) {
+        if let Phase::Sending { finished } = &mut self.phase {
+            finished.insert(id);
+        }
+        if matches!(self.phase, Phase::Collecting { .. }) {
+            // The overlay was quiet when the final reports were asked for: nothing of this
+            // run passes the newcomer, which is not asked.
+            self.poll.not_asked += 1;
+            return;
+        }
+        if self.poll.sent_at.is_some() {
+            self.poll.not_asked += 1;
+        }
+        self.members.push(id);
+    }
+
+    /// Node `id` begins to leave: it originates nothing more in this run.
+    pub fn leaving(&mut self, id: NodeId) {
+        self.leavers.insert(id);
+    }
+
+    /// Node `id` left during the run, with these final counters (it is no longer one of the
+    /// `nodes` the registry polls): they count in every round's totals from now on, and in
+    /// the run's.
+    pub fn left(
+        &mut self,
+        id: NodeId,
+        counters: Counters,
+        stats: Option<RunStats>,
+        links: Vec<LinkCount>,
+        nodes: usize,
+    ) -> Step {
+        if let Phase::Sending { finished } = &mut self.phase {
+            finished.remove(&id);
+        }
+        self.poll.replies.remove(&id);
+        self.left.insert(id, counters);
+        self.leavers.insert(id);
+        if let Some(stats) = stats {
+            self.stats.add(&stats);
+        }
+        self.links.insert(id, links);
+        if let Phase::Collecting { replies, .. } = &mut self.phase {
+            replies.remove(&id);
+            return self.finish_if_collected(nodes);
+        }
+        Step::Nothing
+    }
+
+    /// Packets the run was to send in all: the count of every node that started it and
+    /// stayed, plus what those that left (or began to) had sent when they stopped; `None`
+    /// when that is every node's count.
+    pub fn expected_sent(&self, replies: &BTreeMap<NodeId, Counters>) -> Option<u64> {
+        if self.leavers.is_empty()
+            && self.crashed.is_empty()
+            && self.members.len() == self.sources.len()
+        {
+            return None;
+        }
+        // A crashed node's count is in no reply: only the per-link account tells its part.
+        let stayed = self
+            .sources
+            .iter()
+            .filter(|id| !self.leavers.contains(id) && !self.crashed.contains(id))
+            .count() as u64;
+        let left: u64 = self
+            .leavers
+            .iter()
+            .filter(|id| !self.crashed.contains(id))
+            .filter_map(|id| replies.get(id))
+            .map(|c| c.sent)
+            .sum();
+        Some(self.packets.saturating_mul(stayed).saturating_add(left))
+    }
+
     fn poll_now(&mut self, now: Nanos) -> Step {
         self.poll.next_at = None;
+        self.poll.not_asked = 0;
         self.poll.sent_at = Some(now);
         self.poll.sent_counts_final = matches!(self.phase, Phase::Draining);
         self.poll.replies.clear();
@@ -485,7 +576,7 @@ impl Run {
             Phase::Draining | Phase::Settling { .. } | Phase::Stopping { .. } => {}
         }
         // A round in flight waited for its answer too.
-        if self.poll.sent_at.is_some() && self.poll.replies.len() >= nodes {
+        if self.poll.sent_at.is_some() && self.poll.replies.len() + self.poll.not_asked >= nodes {
             return self.complete_round(now);
         }
         Step::Nothing
@@ -563,7 +654,7 @@ impl Run {
         if !links.is_empty() {
             self.poll.links.insert(id, links);
         }
-        if self.poll.replies.len() < nodes {
+        if self.poll.replies.len() + self.poll.not_asked < nodes {
             return Step::Nothing;
         }
         self.complete_round(now)
@@ -581,7 +672,7 @@ impl Run {
         self.poll.links.len() == self.poll.replies.len()
             && crate::summary::account(
                 &self.members,
-                &self.poll.links,
+                &self.round_links(),
                 totals.sent,
                 totals.counted(),
                 self.round_stale(),
@@ -589,9 +680,27 @@ impl Run {
             .balanced()
     }
 
-    /// Packets of an earlier run the sinks dropped, by this round's replies.
+    /// The per-link counts of this round's replies, and the final ones of the nodes that
+    /// left during the run (their counters are in every round's totals).
+    fn round_links(&self) -> BTreeMap<NodeId, Vec<LinkCount>> {
+        let mut links = self.poll.links.clone();
+        for id in self.left.keys() {
+            if let Some(rows) = self.links.get(id) {
+                links.insert(*id, rows.clone());
+            }
+        }
+        links
+    }
+
+    /// Packets of an earlier run the sinks dropped, by this round's replies and the final
+    /// counters of the nodes that left.
     fn round_stale(&self) -> u64 {
-        self.poll.replies.values().map(|c| c.stale).sum()
+        self.poll
+            .replies
+            .values()
+            .chain(self.left.values())
+            .map(|c| c.stale)
+            .sum()
     }
 
     /// What a run with crashes that stopped moving still misses, by the per-link account of
@@ -602,7 +711,7 @@ impl Run {
         }
         let account = crate::summary::account(
             &self.members,
-            &self.poll.links,
+            &self.round_links(),
             totals.sent,
             totals.counted(),
             self.round_stale(),
@@ -620,7 +729,7 @@ impl Run {
     fn complete_round(&mut self, now: Nanos) -> Step {
         let round_sent_at = self.poll.sent_at.take().unwrap_or(now);
         let sent_counts_final = self.poll.sent_counts_final;
-        let totals = Totals::of(self.poll.replies.values());
+        let totals = Totals::of(self.poll.replies.values().chain(self.left.values()));
         let sending = matches!(self.phase, Phase::Sending { .. });
         if let Some(warmup) = self.warmup.as_mut().filter(|w| w.mark.is_none() && sending) {
             warmup.before.add(&self.poll.window);
@@ -738,7 +847,7 @@ impl Run {
         match &mut self.phase {
             Phase::Collecting {
                 replies, failures, ..
-            } if replies.len() >= nodes => Step::Finish {
+            } if replies.len() + self.poll.not_asked >= nodes => Step::Finish {
                 replies: std::mem::take(replies),
                 failures: std::mem::take(failures),
             },
@@ -749,6 +858,7 @@ impl Run {
     fn collect(&mut self, now: Nanos, failures: Vec<String>) -> Step {
         self.poll.next_at = None;
         self.poll.sent_at = None;
+        self.poll.not_asked = 0;
         self.phase = Phase::Collecting {
             replies: BTreeMap::new(),
             failures,

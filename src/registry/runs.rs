@@ -67,6 +67,13 @@ impl<C: Codec> Registry<C> {
             self.say("start refused: the overlay is not set up (run setup-overlay and wait for \"Registry now ready to initiate tasks.\")");
             return;
         };
+        if overlay.changes.busy() {
+            self.say(
+                "start refused: the membership is changing (a node joins or leaves); start \
+                 again once it says so",
+            );
+            return;
+        }
         if extra_payload_bytes as usize > PAYLOAD_BYTES_MAX - 4 {
             self.say(format!(
                 "start refused: extra payload of {extra_payload_bytes} bytes exceeds {}",
@@ -178,6 +185,9 @@ impl<C: Codec> Registry<C> {
         stats: Option<RunStats>,
         links: Vec<LinkCount>,
     ) {
+        if reset && self.on_leaver_summary(now, id, (counters, stats.clone(), links.clone())) {
+            return;
+        }
         let nodes = self.nodes.len();
         let Some(run) = self.run.as_mut() else {
             let line = format!("{}: a traffic summary nobody asked for", self.describe(id));
@@ -256,10 +266,16 @@ impl<C: Codec> Registry<C> {
                     });
                 }
             }
-            Step::CollectAll => self.broadcast(&Control::SummaryRequest {
-                reset: true,
-                links: false,
-            }),
+            Step::CollectAll => {
+                // Every node starts the window's next epoch with its final report.
+                if let Some(overlay) = self.overlay.as_mut() {
+                    overlay.epoch = overlay.epoch.wrapping_add(1);
+                }
+                self.broadcast(&Control::SummaryRequest {
+                    reset: true,
+                    links: false,
+                })
+            }
             Step::StopSending => {
                 // A task of no packets is the stop: each node originates nothing more and
                 // reports task finished (docs/PROTOCOL.md).
@@ -291,6 +307,9 @@ impl<C: Codec> Registry<C> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        // The nodes that left during the run: their final counters are the run's too.
+        let mut replies = replies;
+        replies.extend(std::mem::take(&mut run.left));
         let node = replies
             .iter()
             .map(|(id, counters)| {
@@ -342,6 +361,7 @@ impl<C: Codec> Registry<C> {
                 .map(|at| seconds(at.saturating_sub(run.started_at))),
             measured,
             // Without polls the end of a run is a wait, and the rates include it.
+            expected_sent: run.expected_sent(&replies),
             settle: match (C::PROGRESS_POLLS, run.all_finished_at) {
                 (false, Some(finished)) => Some((
                     seconds(now.saturating_sub(finished)),

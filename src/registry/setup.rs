@@ -9,11 +9,21 @@ use super::Registry;
 use super::export::Traffic;
 use crate::chord::{FingerRule, Id, IdSpace, Membership};
 use crate::limits::{
-    BACKUP_ENTRIES, MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_SLOTS_MAX, default_window_bytes,
+    BACKUP_ENTRIES, MANIFESTS_OUTSTANDING_MAX, NR_MAX, TRACE_CHURN_HEADROOM, TRACE_SLOTS_MAX,
+    default_window_bytes,
 };
+use crate::machine::Nanos;
 use crate::routing::{self, ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
 use crate::summary::counted;
 use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
+
+/// A membership before a join: ring, tables, backups, identifiers.
+pub(super) type Previous = (
+    Ring,
+    Vec<Vec<NodeId>>,
+    Vec<Vec<NodeId>>,
+    Option<ChordLayout>,
+);
 
 /// The overlay set up by the last `setup-overlay`.
 #[derive(Debug)]
@@ -39,6 +49,65 @@ pub(super) struct Overlay {
     pub(super) ready: bool,
     /// The packets each link carried in the last run on this overlay (`export-overlay`).
     pub(super) traffic: Option<Traffic>,
+    /// Relay slots of every data frame's trace in this overlay.
+    pub(super) trace_slots: usize,
+    /// The membership's version: one more per change since setup (changes.rs).
+    pub(super) version: u32,
+    /// Final reports the nodes gave since setup: the window's epoch a node that joins
+    /// starts in.
+    pub(super) epoch: u32,
+    /// The membership change being carried out, and those waiting (changes.rs).
+    pub(super) changes: super::changes::Changes,
+    /// During a join: the ring, tables, backups and identifiers before it (to tell who changed, or to
+    /// go back if the newcomer does not make it).
+    pub(super) previous: Option<Previous>,
+}
+
+impl Overlay {
+    /// The tables of the membership `ring` (with each node's identifier by ring position in
+    /// Chord mode) under this overlay's finger rule: refused when the rule cannot fill them,
+    /// or when a route would not fit this overlay's traces.
+    pub(super) fn tables_for(
+        &self,
+        ring: &Ring,
+        identifiers: Option<Vec<Id>>,
+    ) -> Result<(Vec<Vec<NodeId>>, Option<ChordLayout>), String> {
+        match (self.fingers, identifiers, &self.chord) {
+            (Fingers::Positions { nr }, None, _) => {
+                check_nr(ring.len(), nr)?;
+                let longest = longest_path_relays(ring.len(), nr);
+                if longest + TRACE_CHURN_HEADROOM > self.trace_slots {
+                    return Err(format!(
+                        "{} nodes need traces of {longest} + {TRACE_CHURN_HEADROOM} relays; this \
+                         overlay's have {}",
+                        ring.len(),
+                        self.trace_slots
+                    ));
+                }
+                Ok(((0..ring.len()).map(|p| ring.table(p, nr)).collect(), None))
+            }
+            (Fingers::Chord { .. }, Some(identifiers), Some(layout)) => {
+                if ring.len() < 2 {
+                    return Err("an overlay needs at least 2 nodes".to_string());
+                }
+                let layout = ChordLayout::new(ring, layout.space(), &identifiers)?;
+                let longest = layout.longest_route_relays();
+                if longest + TRACE_CHURN_HEADROOM > self.trace_slots {
+                    return Err(format!(
+                        "{} nodes need traces of {longest} + {TRACE_CHURN_HEADROOM} relays; this \
+                         overlay's have {}",
+                        ring.len(),
+                        self.trace_slots
+                    ));
+                }
+                let tables = (0..ring.len())
+                    .map(|p| layout.fingers(p).map(|q| ring.ids()[q]).collect())
+                    .collect();
+                Ok((tables, Some(layout)))
+            }
+            _ => Err("identifiers do not match the finger rule".to_string()),
+        }
+    }
 }
 
 /// The manifests of a setup, sent a bounded number at a time ([`MANIFESTS_OUTSTANDING_MAX`]).
@@ -199,6 +268,15 @@ impl<C: Codec> Registry<C> {
             }
         };
         let nr = tables.iter().map(Vec::len).max().unwrap_or(0);
+        // Room for the routes of a membership that changes while packets travel: a packet
+        // routed partly by tables from before a change and partly by tables from after it
+        // may pass more relays than any route of either (native only: the classic format's
+        // overlays do not change).
+        let slots = if C::HELLO {
+            (slots + TRACE_CHURN_HEADROOM).min(TRACE_SLOTS_MAX)
+        } else {
+            slots
+        };
         let chord_ids = chord.as_ref().map(|layout| {
             Arc::new(ChordIds {
                 bits: layout.space().bits(),
@@ -219,6 +297,7 @@ impl<C: Codec> Registry<C> {
             trace_slots: slots as u8,
             window_bytes,
             backups: Vec::new(),
+            epoch: 0,
         };
         // Backup entries only where data frames can say they were routed around a dead link
         // (the classic format keeps the reference's behaviour).
@@ -262,6 +341,11 @@ impl<C: Codec> Registry<C> {
             chord,
             ready: false,
             traffic: None,
+            trace_slots: slots,
+            version: 0,
+            epoch: 0,
+            changes: Default::default(),
+            previous: None,
         });
         let shape = match fingers {
             Fingers::Positions { nr } => format!("{nr} table entries each"),
@@ -313,7 +397,10 @@ impl<C: Codec> Registry<C> {
 
     /// A node's setup status: the overlay is ready once every node reported success; a
     /// failure drops it.
-    pub(super) fn on_setup_status(&mut self, id: NodeId, status: Status, info: String) {
+    pub(super) fn on_setup_status(&mut self, now: Nanos, id: NodeId, status: Status, info: String) {
+        if self.on_joiner_setup(now, id, status, info.clone()) {
+            return;
+        }
         let Some(overlay) = self.overlay.as_mut() else {
             self.say(format!(
                 "Ignoring setup status from node {id}: no setup in progress ({info})"

@@ -89,6 +89,7 @@ impl ReadyNode {
                 trace_slots,
                 window_bytes,
                 backups: Vec::new(),
+                epoch: 0,
             }),
             &mut bytes,
         );

@@ -281,6 +281,13 @@ impl<C: Codec> Sim<C> {
             if self.ends[e].send_buffer.is_empty() {
                 if self.ends[e].state == EndState::Flushing {
                     self.close_end(e);
+                    if let Owner::Machine(m) = self.ends[e].owner
+                        && self.slots[m].exit.is_none()
+                    {
+                        let (now, conn) = (self.now, self.ends[e].conn);
+                        self.machine(m).on_flushed(now, conn);
+                        self.apply_effects(m);
+                    }
                 }
                 return;
             }

@@ -169,6 +169,25 @@ pub struct Sim<C: Codec = Native> {
     ack_transmissions: u64,
     arrivals: Vec<Arrival>,
     in_transit_max: usize,
+    /// The nodes' seeds are derived from it.
+    seed: u64,
+}
+
+/// Node `i` of a simulation seeded with `seed`.
+fn sim_node<C: Codec>(seed: u64, i: usize) -> Node<C> {
+    let port = NODE_BASE_PORT
+        .checked_add(u16::try_from(i).expect("node count fits a port"))
+        .expect("node ports fit below 65536");
+    Node::new(NodeConfig {
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        registry: REGISTRY_ADDR,
+        secret: None,
+        link_buffer_bytes: 0,
+        registry_wait: 0,
+        seed: seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(i as u64 + 1),
+    })
 }
 
 impl Sim {
@@ -187,23 +206,10 @@ impl<C: Codec> Sim<C> {
         let mut listeners = BTreeMap::from([(REGISTRY_ADDR, 0)]);
         let mut nodes = Vec::with_capacity(config.nodes);
         for i in 0..config.nodes {
-            let port = NODE_BASE_PORT
-                .checked_add(u16::try_from(i).expect("node count fits a port"))
-                .expect("node ports fit below 65536");
-            let listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-            nodes.push(Node::new(NodeConfig {
-                listen,
-                registry: REGISTRY_ADDR,
-                secret: None,
-                link_buffer_bytes: 0,
-                registry_wait: 0,
-                seed: config
-                    .seed
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .wrapping_add(i as u64 + 1),
-            }));
-            listeners.insert(listen, i + 1);
-            slots.push(Slot::new(listen));
+            let node = sim_node(config.seed, i);
+            listeners.insert(node.listen(), i + 1);
+            slots.push(Slot::new(node.listen()));
+            nodes.push(node);
         }
         let mut sim = Sim {
             registry,
@@ -227,6 +233,7 @@ impl<C: Codec> Sim<C> {
             ack_transmissions: 0,
             arrivals: Vec::new(),
             in_transit_max: 0,
+            seed: config.seed,
         };
         for m in 0..sim.slots.len() {
             let now = sim.now;
@@ -330,6 +337,21 @@ impl<C: Codec> Sim<C> {
             self.slots[m].exit = Some(-9);
             self.disconnect(m);
         }
+    }
+
+    /// Starts one more node (its index is returned): it connects to the registry and
+    /// registers, as a node started while the overlay runs.
+    pub fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let node = sim_node(self.seed, i);
+        let listen = node.listen();
+        self.nodes.push(node);
+        self.listeners.insert(listen, i + 1);
+        self.slots.push(Slot::new(listen));
+        let now = self.now;
+        self.machine(i + 1).on_start(now);
+        self.apply_effects(i + 1);
+        i
     }
 
     /// Types `line` at `who`'s console.

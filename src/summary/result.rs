@@ -69,6 +69,9 @@ pub struct RunResult {
     /// Packets each node was told to send.
     pub packets_per_node: u64,
     pub extra_payload_bytes: u32,
+    /// Packets the run was to send in all (each node's count, less what nodes that left
+    /// during the run did not send, and nothing from nodes that joined during it).
+    pub packets_expected: u64,
     pub packets_sent: u64,
     pub packets_received: u64,
     pub packets_relayed: u64,
@@ -153,6 +156,10 @@ pub struct Ending {
     /// that reported cannot add up by themselves, and only a per-link account
     /// ([`RunResult::with_links`]) can say that every packet is accounted for.
     pub crashed: Vec<NodeId>,
+    /// Packets the nodes were to send in all, when not every node had the whole run to send
+    /// its count (nodes that joined during it send from the next run; nodes that left sent
+    /// what they had when they left); `None`: every node's count.
+    pub expected_sent: Option<u64>,
 }
 
 /// The verdict of a run with crashes in which every packet is accounted for.
@@ -215,6 +222,7 @@ impl RunResult {
             targets: "nodes",
             packets_per_node,
             extra_payload_bytes,
+            packets_expected: 0,
             packets_sent: 0,
             packets_received: 0,
             packets_relayed: 0,
@@ -282,7 +290,10 @@ impl RunResult {
                 thousands(total.stale.into())
             ));
         }
-        let expected = packets_per_node.saturating_mul(total.nodes as u64);
+        let expected = ending
+            .expected_sent
+            .unwrap_or_else(|| packets_per_node.saturating_mul(total.nodes as u64));
+        total.packets_expected = expected;
         let counted = ending.duration_goal_s.is_none();
         let short =
             ending.stopped_after_s.is_some() && !(counted && total.packets_sent == expected);

@@ -20,6 +20,7 @@ pub struct Totals {
     extra_payload_bytes: u32,
     nodes_max: usize,
     packets_per_node: u64,
+    packets_expected: u64,
     duration_s: f64,
     node: BTreeMap<NodeId, NodeResult>,
     failures: Vec<String>,
@@ -54,6 +55,7 @@ impl Totals {
         }
         self.nodes_max = self.nodes_max.max(run.nodes);
         self.packets_per_node = self.packets_per_node.saturating_add(run.packets_per_node);
+        self.packets_expected = self.packets_expected.saturating_add(run.packets_expected);
         self.duration_s += run.duration_s;
         if let Some(goal) = run.duration_goal_s {
             self.timed = true;
@@ -136,6 +138,7 @@ impl Totals {
             }),
             settle: None,
             crashed: Vec::new(),
+            expected_sent: Some(self.packets_expected),
         };
         let run_failures = failures.clone();
         let mut total = RunResult::ended(

@@ -146,6 +146,11 @@ impl Codec for Classic {
             Control::Refused(_) => {
                 unencodable("a refusal (the classic format has none)".to_string())
             }
+            Control::Membership(_) | Control::MembershipAck { .. } => unencodable(
+                "a membership change (the reference's overlays stay as set up: a join or a \
+                 leave needs setup-overlay again)"
+                    .to_string(),
+            ),
             Control::Manifest(manifest) => {
                 if manifest.chord.is_some() {
                     return unencodable(
@@ -463,7 +468,9 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
         | Control::Lookup { .. }
         | Control::LookupResult { .. }
         | Control::ManifestStart { .. }
-        | Control::ManifestMore(_) => {}
+        | Control::ManifestMore(_)
+        | Control::Membership(_)
+        | Control::MembershipAck { .. } => {}
         Control::Summary { id, counters, .. } => {
             out.push(kind::SUMMARY);
             put_id(out, *id);
@@ -560,6 +567,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 trace_slots: 0,
                 window_bytes: 0,
                 backups: Vec::new(),
+                epoch: 0,
             })
         }
         kind::SETUP_STATUS => {

@@ -45,6 +45,73 @@ pub struct Manifest {
     /// order. A node links to them at setup and sends on them only to route around a dead
     /// table link (`chord::churn`).
     pub backups: Vec<ManifestEntry>,
+    /// The window's epoch at the other nodes (final reports since the overlay was set up):
+    /// 0 at setup, the current one for a node that joins a running overlay (native only).
+    pub epoch: u32,
+}
+
+/// A change of the overlay's membership, as the registry tells it to a node
+/// ([`Control::Membership`]; docs/ARCHITECTURE.md, "Membership that changes").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// The membership's version after the change (one more per change since setup).
+    pub version: u32,
+    pub change: Change,
+    /// The receiver's new routing table, in hop order, and its backup entries, when the
+    /// change alters either (only the nodes whose tables or backups change get one).
+    pub table: Option<NewTable>,
+}
+
+/// A node's links after a membership change: its routing table, in hop order, then its
+/// backup entries (as a manifest's: native only, at most `limits::BACKUP_ENTRIES`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewTable {
+    pub entries: Vec<ManifestEntry>,
+    pub backups: Vec<ManifestEntry>,
+}
+
+/// What changed, and what the receiver does about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Node `id` joins at `addr` (with its Chord identifier in Chord mode): a trace may name
+    /// it from now on; connect to the new table's entries (if any), and acknowledge once they
+    /// are up. The tables in use stay until [`Change::Commit`].
+    Join {
+        id: NodeId,
+        addr: SocketAddr,
+        identifier: Option<Id>,
+    },
+    /// Every node knows of joining node `id`: switch to the tables with it, and acknowledge.
+    Commit { id: NodeId },
+    /// Every node routes to `id` now: it may be picked as a sink. Not acknowledged.
+    Open { id: NodeId },
+    /// Node `id` is leaving: pick it no more as a sink (the leaver itself stops
+    /// originating), then acknowledge with the packets originated toward it since setup.
+    Leave { id: NodeId },
+    /// To the leaver `id`: acknowledge once `expected` packets in all have reached it as
+    /// their sink since setup.
+    Drain { id: NodeId, expected: u64 },
+    /// Node `id` is out of the overlay: route around it (the new table, if any, once its
+    /// links are up), then acknowledge.
+    Gone { id: NodeId },
+    /// To the leaver `id`: it is in nobody's table any more; acknowledge once every link
+    /// other nodes opened to it has been closed by them.
+    Close { id: NodeId },
+}
+
+impl Change {
+    /// The node the change is about.
+    pub fn node(&self) -> NodeId {
+        match *self {
+            Change::Join { id, .. }
+            | Change::Commit { id }
+            | Change::Open { id }
+            | Change::Leave { id }
+            | Change::Drain { id, .. }
+            | Change::Gone { id }
+            | Change::Close { id } => id,
+        }
+    }
 }
 
 /// The identifiers of a Chord overlay, as a manifest carries them.
@@ -332,6 +399,12 @@ pub enum Control {
         number: u32,
         result: Result<LookupAnswer, String>,
     },
+    /// Registry -> node: the membership changed (native only: the classic format's overlays
+    /// stay as set up).
+    Membership(MembershipChange),
+    /// Node -> registry: change `version` is done here; `count` is what the change asks for
+    /// (packets originated toward a leaving node), 0 otherwise.
+    MembershipAck { version: u32, count: u64 },
     /// Node -> registry: my counters; `reset` echoes the request.
     Summary {
         id: NodeId,
@@ -365,6 +438,8 @@ impl Control {
             Control::Refused(_) => "refusal",
             Control::Lookup { .. } => "lookup request",
             Control::LookupResult { .. } => "lookup result",
+            Control::Membership(_) => "membership change",
+            Control::MembershipAck { .. } => "membership acknowledgement",
         }
     }
 }

@@ -19,8 +19,8 @@ pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
 pub use control::{
-    ChordIds, Control, Counters, LinkCount, LookupAnswer, Manifest, ManifestAssembly,
-    ManifestEntry, Members, Refusal, Status, Targets,
+    Change, ChordIds, Control, Counters, LinkCount, LookupAnswer, Manifest, ManifestAssembly,
+    ManifestEntry, Members, MembershipChange, NewTable, Refusal, Status, Targets,
 };
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).

@@ -10,15 +10,15 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::reader::{Reader, put_ip, put_string};
 use super::{
-    Ack, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
-    LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, NodeId, PayloadCrc, Peek, Refusal,
-    Status, Targets, WireError,
+    Ack, Change, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
+    LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, MembershipChange, NewTable, NodeId,
+    PayloadCrc, Peek, Refusal, Status, Targets, WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
 use crate::limits::{
-    CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, MANIFEST_MEMBERS_MAX, MANIFEST_MORE_HEAD_BYTES,
-    SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
+    BACKUP_ENTRIES, CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, MANIFEST_MEMBERS_MAX,
+    MANIFEST_MORE_HEAD_BYTES, NR_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
 };
 use crate::stats::RunStats;
 
@@ -46,6 +46,19 @@ pub mod kind {
     pub const LOOKUP_REQUEST: u8 = 21;
     pub const LOOKUP_RESULT: u8 = 22;
     pub const MANIFEST_MORE: u8 = 23;
+    pub const MEMBERSHIP: u8 = 24;
+    pub const MEMBERSHIP_ACK: u8 = 25;
+}
+
+/// What changed, in a membership change (`kind::MEMBERSHIP`).
+pub mod change_code {
+    pub const JOIN: u8 = 1;
+    pub const OPEN: u8 = 2;
+    pub const LEAVE: u8 = 3;
+    pub const DRAIN: u8 = 4;
+    pub const GONE: u8 = 5;
+    pub const CLOSE: u8 = 6;
+    pub const COMMIT: u8 = 7;
 }
 
 /// Reasons of a refusal (`kind::REFUSED`).
@@ -524,6 +537,7 @@ fn put_manifest(
     }
     put_u32(out, members as u32);
     put_members(out, &manifest.all_ids, manifest.chord.as_deref(), carried);
+    put_u32(out, manifest.epoch);
     // Backup entries: an optional last section (a manifest without them ends above).
     if !manifest.backups.is_empty() {
         out.push(manifest.backups.len() as u8);
@@ -700,6 +714,12 @@ fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 Refusal::WrongSecret => out.push(refusal_code::WRONG_SECRET),
                 Refusal::ClassicWire => out.push(refusal_code::CLASSIC_WIRE),
             }
+        }
+        Control::Membership(change) => encode_membership(change, out),
+        Control::MembershipAck { version, count } => {
+            out.push(kind::MEMBERSHIP_ACK);
+            put_u32(out, *version);
+            put_u64(out, *count);
         }
         Control::Summary {
             id,
@@ -879,7 +899,8 @@ fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         Some(&code)
             if (kind::REGISTER..=kind::SUMMARY).contains(&code)
                 || (kind::HELLO..=kind::REFUSED).contains(&code)
-                || (kind::LOOKUP_REQUEST..=kind::MANIFEST_MORE).contains(&code) =>
+                || (kind::LOOKUP_REQUEST..=kind::MANIFEST_MORE).contains(&code)
+                || (kind::MEMBERSHIP..=kind::MEMBERSHIP_ACK).contains(&code) =>
         {
             Ok(Peek::Control)
         }
@@ -1074,6 +1095,7 @@ fn manifest_bytes(manifest: &Manifest) -> usize {
         + 4
         + 1
         + manifest.all_ids.len() * member_bytes(manifest.chord.as_deref())
+        + 4
         + backups
 }
 
@@ -1190,6 +1212,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     detail: format!("{} carried of {members}", all_ids.len()),
                 });
             }
+            let epoch = reader.u32_le()?;
             let mut backups = Vec::new();
             if reader.remaining() > 0 {
                 let count = usize::from(reader.u8()?);
@@ -1209,6 +1232,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 trace_slots,
                 window_bytes,
                 backups,
+                epoch,
             };
             if carried == members {
                 Control::Manifest(manifest)
@@ -1361,10 +1385,148 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 });
             }
         }),
+        kind::MEMBERSHIP => Control::Membership(decode_membership(&mut reader)?),
+        kind::MEMBERSHIP_ACK => Control::MembershipAck {
+            version: reader.u32_le()?,
+            count: reader.u64_le()?,
+        },
         other => return Err(WireError::UnknownType(other)),
     };
     reader.finish()?;
     Ok(message)
+}
+
+/// A membership change: version, what changed and about which node (with a joining node's
+/// address and, in Chord mode, its identifier: a flag, then 20 bytes big-endian; a leaver's
+/// expected count), then the receiver's new table if it has one (a flag; a count, then ID
+/// and address per entry; the same for its backup entries).
+fn encode_membership(message: &MembershipChange, out: &mut Vec<u8>) {
+    out.push(kind::MEMBERSHIP);
+    put_u32(out, message.version);
+    match &message.change {
+        Change::Join {
+            id,
+            addr,
+            identifier,
+        } => {
+            out.push(change_code::JOIN);
+            put_u32(out, *id);
+            put_addr(out, addr);
+            match identifier {
+                None => out.push(0),
+                Some(identifier) => {
+                    out.push(1);
+                    out.extend_from_slice(&identifier.to_be_bytes());
+                }
+            }
+        }
+        Change::Commit { id } => {
+            out.push(change_code::COMMIT);
+            put_u32(out, *id);
+        }
+        Change::Open { id } => {
+            out.push(change_code::OPEN);
+            put_u32(out, *id);
+        }
+        Change::Leave { id } => {
+            out.push(change_code::LEAVE);
+            put_u32(out, *id);
+        }
+        Change::Drain { id, expected } => {
+            out.push(change_code::DRAIN);
+            put_u32(out, *id);
+            put_u64(out, *expected);
+        }
+        Change::Gone { id } => {
+            out.push(change_code::GONE);
+            put_u32(out, *id);
+        }
+        Change::Close { id } => {
+            out.push(change_code::CLOSE);
+            put_u32(out, *id);
+        }
+    }
+    match &message.table {
+        None => out.push(0),
+        Some(table) => {
+            out.push(1);
+            for list in [&table.entries, &table.backups] {
+                out.push(list.len().min(usize::from(u8::MAX)) as u8);
+                for entry in list.iter().take(usize::from(u8::MAX)) {
+                    put_u32(out, entry.id);
+                    put_addr(out, &entry.addr);
+                }
+            }
+        }
+    }
+}
+
+fn decode_membership(reader: &mut Reader<'_>) -> Result<MembershipChange, WireError> {
+    let version = reader.u32_le()?;
+    let code = reader.u8()?;
+    let id = reader.u32_le()?;
+    let change = match code {
+        change_code::JOIN => {
+            let addr = reader.addr_le()?;
+            let identifier = if reader.bool()? {
+                Some(Id::from_be_bytes(reader.array()?))
+            } else {
+                None
+            };
+            Change::Join {
+                id,
+                addr,
+                identifier,
+            }
+        }
+        change_code::COMMIT => Change::Commit { id },
+        change_code::OPEN => Change::Open { id },
+        change_code::LEAVE => Change::Leave { id },
+        change_code::DRAIN => Change::Drain {
+            id,
+            expected: reader.u64_le()?,
+        },
+        change_code::GONE => Change::Gone { id },
+        change_code::CLOSE => Change::Close { id },
+        other => {
+            return Err(WireError::BadField {
+                what: "membership change",
+                detail: format!("unknown change {other}"),
+            });
+        }
+    };
+    let table = if reader.bool()? {
+        let mut lists = [Vec::new(), Vec::new()];
+        for (list, (what, most)) in lists.iter_mut().zip([
+            ("membership change table", NR_MAX),
+            ("membership change backups", BACKUP_ENTRIES),
+        ]) {
+            let count = usize::from(reader.u8()?);
+            if count > most {
+                return Err(WireError::BadField {
+                    what,
+                    detail: format!("{count} entries (at most {most})"),
+                });
+            }
+            list.reserve(count);
+            for _ in 0..count {
+                let id = reader.u32_le()?;
+                list.push(ManifestEntry {
+                    id,
+                    addr: reader.addr_le()?,
+                });
+            }
+        }
+        let [entries, backups] = lists;
+        Some(NewTable { entries, backups })
+    } else {
+        None
+    };
+    Ok(MembershipChange {
+        version,
+        change,
+        table,
+    })
 }
 
 #[cfg(test)]

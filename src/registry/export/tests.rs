@@ -26,6 +26,11 @@ fn positions_overlay(ids: &[NodeId], nr: usize) -> Overlay {
         ready: true,
         traffic: None,
         sending: Default::default(),
+        trace_slots: 0,
+        version: 0,
+        epoch: 0,
+        changes: Default::default(),
+        previous: None,
     }
 }
 
@@ -206,6 +211,11 @@ fn chord_nodes_at_their_identifiers() {
         ready: true,
         traffic: None,
         sending: Default::default(),
+        trace_slots: 0,
+        version: 0,
+        epoch: 0,
+        changes: Default::default(),
+        previous: None,
     };
     let parsed = parse(&Picture::of(&overlay, 7, &addrs(&ids)).render(Format::Svg));
     for (position, id) in ids.iter().enumerate() {

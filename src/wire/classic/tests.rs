@@ -97,6 +97,7 @@ fn manifest() {
         trace_slots: 0,
         window_bytes: 0,
         backups: Vec::new(),
+        epoch: 0,
     };
     #[rustfmt::skip]
     let bytes = [
@@ -114,6 +115,7 @@ fn manifest() {
         trace_slots: 5,
         window_bytes: 1 << 20,
         backups: Vec::new(),
+        epoch: 0,
         ..manifest
     };
     assert_eq!(encode(&Control::Manifest(native_fields)), bytes);
@@ -325,6 +327,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         trace_slots: 0,
         window_bytes: 0,
         backups: Vec::new(),
+        epoch: 0,
     });
     assert!(Classic::encodable(&crowded).is_err());
     let chord = Control::Manifest(Manifest {
@@ -337,6 +340,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         trace_slots: 0,
         window_bytes: 0,
         backups: Vec::new(),
+        epoch: 0,
     });
     assert!(Classic::encodable(&chord).is_err());
     assert_eq!(

@@ -88,6 +88,7 @@ fn every_control_message_roundtrips() {
         trace_slots: 3,
         window_bytes: 1 << 20,
         backups: Vec::new(),
+        epoch: 0,
     }));
     // Backup entries: the last section, present only when there are some.
     roundtrip(Control::Manifest(Manifest {
@@ -100,6 +101,7 @@ fn every_control_message_roundtrips() {
             ManifestEntry { id: 33, addr: v6 },
             ManifestEntry { id: 60, addr },
         ],
+        epoch: 7,
     }));
     roundtrip(Control::TaskInitiate {
         run: 2,
@@ -199,6 +201,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
         trace_slots: 1,
         window_bytes: 1 << 20,
         backups: Vec::new(),
+        epoch: 0,
     });
     roundtrip(wide.clone());
     let narrow = Control::Manifest(Manifest {
@@ -213,15 +216,15 @@ fn chord_manifests_carry_identifiers_in_their_width() {
     });
     let bytes = encode(&narrow);
     assert_eq!(encode(&wide).len() - bytes.len(), 3 * (20 - 2));
-    // m = 13, then 0x1fff, 0x1234, 0x0001 in two bytes each.
+    // m = 13, then 0x1fff, 0x1234, 0x0001 in two bytes each, then the window epoch (u32).
     assert_eq!(
-        bytes[bytes.len() - 7..],
-        [13, 0x1f, 0xff, 0x12, 0x34, 0x00, 0x01]
+        bytes[bytes.len() - 11..],
+        [13, 0x1f, 0xff, 0x12, 0x34, 0x00, 0x01, 0, 0, 0, 0]
     );
     roundtrip(narrow);
     // 0x2000 does not fit 13 bits: refused, named.
     let mut outside = bytes.clone();
-    let at = outside.len() - 6;
+    let at = outside.len() - 10;
     outside[at] = 0x20;
     let error = Native::decode_control(&outside).unwrap_err();
     assert!(
@@ -229,7 +232,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
         "{error}"
     );
     let mut no_space = bytes.clone();
-    let at = no_space.len() - 7;
+    let at = no_space.len() - 11;
     no_space[at] = 161;
     assert!(Native::decode_control(&no_space).is_err());
 }
@@ -264,6 +267,7 @@ fn chord_manifest(members: u32, bits: u32) -> Manifest {
         trace_slots: 9,
         window_bytes: 1 << 20,
         backups: vec![ManifestEntry { id: 4, addr }],
+        epoch: 3,
     }
 }
 
@@ -897,6 +901,7 @@ fn the_largest_manifest_of_position_fingers_fits_one_frame() {
         trace_slots: 64,
         window_bytes: u64::MAX,
         backups: Vec::new(),
+        epoch: 0,
     };
     let bytes = encode(&Control::Manifest(manifest.clone()));
     assert!(bytes.len() <= FRAME_BYTES_MAX);

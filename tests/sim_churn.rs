@@ -1,0 +1,257 @@
+//! Membership that changes while traffic flows, in the deterministic simulator: nodes join and
+//! leave at random moments of a run, with tiny link buffers and a small window, under both
+//! finger rules; every run verifies (every packet sent is received, sums match, nothing
+//! corrupted or dropped), and the next run after the churn verifies too.
+//!
+//! A failure names its seed; the same seed replays it exactly.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use overlay::registry::RegistryConfig;
+use overlay::routing::Fingers;
+use overlay::sim::{Sim, SimConfig, Who};
+use overlay::summary::RunResult;
+
+const STEPS_MAX: u64 = 20_000_000;
+
+/// What a churn run does: `joins` nodes join and `leaves` leave, each at a random step
+/// within the first `spread` steps of a run of `packets` packets per node.
+#[derive(Debug, Clone, Copy)]
+struct Churn {
+    nodes: usize,
+    fingers: Fingers,
+    packets: u64,
+    joins: usize,
+    leaves: usize,
+    spread: u64,
+}
+
+fn config(nodes: usize, seed: u64) -> SimConfig {
+    let mut config = SimConfig::new(nodes, seed);
+    config.registry = RegistryConfig {
+        window_bytes: Some(4096),
+        stall_timeout: Some(600_000_000_000),
+        ..config.registry
+    };
+    config.capacity_bytes = Some(512);
+    config
+}
+
+fn setup(sim: &mut Sim, fingers: Fingers) {
+    sim.register_all(STEPS_MAX).expect("registration");
+    let command = match fingers {
+        Fingers::Positions { nr } => format!("setup-overlay {nr}"),
+        Fingers::Chord { bits, .. } => format!("setup-overlay chord {bits}"),
+    };
+    sim.command(Who::Registry, &command);
+    sim.run_until(|sim| sim.is_ready(), STEPS_MAX)
+        .expect("setup");
+}
+
+fn check(result: &RunResult, context: &str) {
+    assert!(result.passed(), "{context}: {}", result.verdict_line());
+    assert_eq!(result.corrupted, 0, "{context}");
+    assert_eq!(result.dropped, 0, "{context}");
+    assert_eq!(result.packets_received, result.packets_sent, "{context}");
+    assert_eq!(result.packets_sent, result.packets_expected, "{context}");
+    if let Some(accounting) = &result.accounting {
+        assert_eq!(accounting.unaccounted, 0, "{context}: {accounting:?}");
+    }
+}
+
+/// One seeded run with churn, then a run after it.
+fn churn(seed: u64, churn: Churn) {
+    let context = format!("seed {seed}, {churn:?}");
+    let mut sim = Sim::new(config(churn.nodes, seed));
+    setup(&mut sim, churn.fingers);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xC4_u64);
+    // The moments (steps after the start) of each join and leave.
+    let mut events: Vec<(u64, bool)> = (0..churn.joins + churn.leaves)
+        .map(|k| (rng.random_range(0..churn.spread), k < churn.joins))
+        .collect();
+    events.sort_unstable();
+    let before = sim.results().len();
+    sim.command(Who::Registry, &format!("start {}", churn.packets));
+    let mut step = 0u64;
+    let mut leavers = Vec::new();
+    for (at, join) in events {
+        sim.run_until(|_| false, at.saturating_sub(step))
+            .unwrap_or_default();
+        step = at;
+        if join {
+            sim.add_node();
+        } else {
+            // A node that is registered, in the overlay, and not leaving already.
+            let candidates: Vec<usize> = (0..sim.node_count())
+                .filter(|&i| {
+                    sim.exit_code(Who::Node(i)).is_none()
+                        && sim.node(i).membership_version().is_some()
+                        && !leavers.contains(&i)
+                })
+                .collect();
+            let i = candidates[rng.random_range(0..candidates.len())];
+            leavers.push(i);
+            sim.command(Who::Node(i), "exit-overlay");
+        }
+    }
+    sim.run_until(|sim| sim.results().len() > before, STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the run did not end: {e}"));
+    let result = sim.results().back().cloned().expect("a result");
+    if !result.passed() {
+        for i in 0..sim.node_count() {
+            for line in sim.printed(Who::Node(i)).iter().take(5) {
+                eprintln!("node {i}: {line}");
+            }
+        }
+        for line in sim.printed(Who::Registry) {
+            eprintln!("registry: {line}");
+        }
+    }
+    check(&result, &format!("{context}, the run with churn"));
+    // Every change is carried out, and the leavers are gone.
+    sim.run_until(
+        |sim| {
+            leavers
+                .iter()
+                .all(|&i| sim.exit_code(Who::Node(i)) == Some(0))
+        },
+        STEPS_MAX,
+    )
+    .unwrap_or_else(|e| {
+        for line in sim.printed(Who::Registry) {
+            eprintln!("registry: {line}");
+        }
+        for &i in &leavers {
+            eprintln!("leaver {i} exit {:?}", sim.exit_code(Who::Node(i)));
+            for line in sim.printed(Who::Node(i)) {
+                eprintln!("leaver {i}: {line}");
+            }
+        }
+        panic!("{context}: the leavers did not exit: {e}")
+    });
+    sim.run_until(
+        |sim| {
+            !sim.registry().membership_changing()
+                && (!sim.is_ready()
+                    || (0..sim.node_count()).all(|i| {
+                        sim.exit_code(Who::Node(i)).is_some()
+                            || sim.node(i).membership_version().is_some()
+                    }))
+        },
+        STEPS_MAX,
+    )
+    .unwrap_or_else(|e| {
+        for line in sim.printed(Who::Registry) {
+            eprintln!("registry: {line}");
+        }
+        panic!("{context}: the newcomers did not join: {e}")
+    });
+    let members = (0..sim.node_count())
+        .filter(|&i| sim.exit_code(Who::Node(i)).is_none())
+        .count();
+    if !sim.is_ready() {
+        // A join between runs that the overlay's traces could not take: set up again.
+        assert!(
+            sim.printed_contains(Who::Registry, "run setup-overlay again"),
+            "{context}"
+        );
+        setup(&mut sim, churn.fingers);
+    }
+    assert_eq!(sim.registry().node_count(), members, "{context}");
+    let after = sim
+        .run_packets(20, STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the run after churn did not end: {e}"));
+    check(&after, &format!("{context}, the run after churn"));
+    assert_eq!(after.nodes, members, "{context}");
+    assert_eq!(after.packets_sent, 20 * members as u64, "{context}");
+}
+
+#[test]
+fn a_node_joins_during_a_run() {
+    for seed in 0..4 {
+        churn(
+            seed,
+            Churn {
+                nodes: 8,
+                fingers: Fingers::Positions { nr: 3 },
+                packets: 200,
+                joins: 1,
+                leaves: 0,
+                spread: 2_000,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_node_leaves_during_a_run() {
+    for seed in 0..4 {
+        churn(
+            seed,
+            Churn {
+                nodes: 8,
+                fingers: Fingers::Positions { nr: 3 },
+                packets: 200,
+                joins: 0,
+                leaves: 1,
+                spread: 2_000,
+            },
+        );
+    }
+}
+
+/// Joins and leaves together at several rates (events spread over fewer or more steps), and
+/// in Chord mode.
+#[test]
+fn joins_and_leaves_at_several_rates_under_both_finger_rules() {
+    for (seed, spread) in [(10, 500), (11, 3_000), (12, 20_000), (13, 100_000)] {
+        for fingers in [
+            Fingers::Positions { nr: 3 },
+            Fingers::Chord {
+                bits: 16,
+                hashed: false,
+            },
+        ] {
+            churn(
+                seed,
+                Churn {
+                    nodes: 10,
+                    fingers,
+                    packets: 400,
+                    joins: 3,
+                    leaves: 3,
+                    spread,
+                },
+            );
+        }
+    }
+}
+
+/// Many seeds, each with its own rate (events spread over 200 to 50,000 steps), sizes and
+/// finger rule.
+#[test]
+fn many_seeded_churns() {
+    for seed in 100..160 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let fingers = if seed % 2 == 0 {
+            Fingers::Positions { nr: 3 }
+        } else {
+            Fingers::Chord {
+                bits: 12,
+                hashed: seed % 4 == 1,
+            }
+        };
+        churn(
+            seed,
+            Churn {
+                nodes: rng.random_range(8..14),
+                fingers,
+                packets: 300,
+                joins: rng.random_range(0..4),
+                leaves: rng.random_range(0..3),
+                spread: rng.random_range(200..50_000),
+            },
+        );
+    }
+}
