@@ -1,10 +1,14 @@
 //! Membership that changes while a run flows, with real processes on 127.0.0.1: three nodes
 //! join and three leave gracefully (`exit-overlay` at their consoles) during a run, which
-//! verifies with nothing lost; the runs after the churn verify too.
+//! verifies with nothing lost; the runs after the churn verify too. SIGTERM at a node is a
+//! graceful leave; a leave the overlay cannot take during a run is refused, and the run passes.
 
 mod common;
 
 use common::{Proc, node, registry};
+
+/// The signal `kill` sends by default: a graceful leave at a node.
+const SIGTERM: i32 = 15;
 
 /// The verdict line (PASS or FAIL ...) of run `run`, whose summary comes after `mark`.
 fn verdict(reg: &Proc, run: u32, mark: usize) -> String {
@@ -69,4 +73,97 @@ fn three_join_and_three_leave_during_a_run_and_nothing_is_lost() {
             reg.dump()
         );
     }
+}
+#[test]
+fn sigterm_at_a_node_during_a_run_is_a_graceful_leave() {
+    let (mut reg, port) = registry(&["--stall-timeout", "60"], true);
+    let mut nodes: Vec<Proc> = (0..10)
+        .map(|i| node(&format!("node{i}"), port, &[], true))
+        .collect();
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+
+    // SIGTERM at two nodes while a run by time flows: each leaves as exit-overlay does, the
+    // run verifies with nothing lost, and each exits with status 0 once let go.
+    let mark = reg.mark();
+    reg.send("start 4s");
+    reg.wait_line("Run 1:", mark);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let leavers: Vec<u32> = nodes[..2]
+        .iter()
+        .map(|n| common::registered(n).id)
+        .collect();
+    for node in &nodes[..2] {
+        node.signal(SIGTERM);
+    }
+    for node in nodes.iter_mut().take(2) {
+        node.wait_line("Deregistered", 0);
+        let status = node.wait_exit();
+        assert!(status.success(), "{}", node.dump());
+    }
+    for id in &leavers {
+        reg.wait_line(&format!("Node {id} left ("), mark);
+    }
+    let line = verdict(&reg, 1, mark);
+    assert!(
+        line.starts_with("PASS") && !line.contains("crash"),
+        "{line}\n{}",
+        reg.dump()
+    );
+
+    // The eight left run again.
+    let mark = reg.mark();
+    reg.send("start 300");
+    let line = verdict(&reg, 2, mark);
+    assert!(
+        line.starts_with("PASS") && line.contains("2,400 packets in"),
+        "{line}\n{}",
+        reg.dump()
+    );
+}
+
+#[test]
+fn a_leave_the_overlay_cannot_take_during_a_run_is_refused_and_the_run_passes() {
+    let (mut reg, port) = registry(&["--stall-timeout", "60"], true);
+    let mut nodes: Vec<Proc> = (0..4)
+        .map(|i| node(&format!("node{i}"), port, &[], true))
+        .collect();
+    reg.wait_line("(4 nodes)", 0);
+    let mark = reg.mark();
+    // NR 2 needs 3 nodes: one of the four may leave during the run, not two.
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    let mark = reg.mark();
+    reg.send("start 3s");
+    reg.wait_line("Run 1:", mark);
+    let first = common::registered(&nodes[0]).id;
+    nodes[0].send("exit-overlay");
+    reg.wait_line(&format!("Node {first} is leaving"), mark);
+    nodes[1].send("exit-overlay");
+    // The refusal's whole line at the node, and why in full at the registry.
+    let (line, _) = nodes[1].wait_line("leave after the run", 0);
+    assert!(
+        line.starts_with("Deregistration refused")
+            && line.contains("the 2 nodes left could not keep the overlay's tables"),
+        "{line}\n{}",
+        nodes[1].dump()
+    );
+    let second = common::registered(&nodes[1]).id;
+    let (line, _) = reg.wait_line(&format!("Node {second} may not leave during the run"), mark);
+    assert!(
+        line.contains("2 nodes cannot fill 2 table entries"),
+        "{line}"
+    );
+    nodes[0].wait_line("Deregistered", 0);
+    assert!(nodes[0].wait_exit().success(), "{}", nodes[0].dump());
+    let line = verdict(&reg, 1, mark);
+    assert!(line.starts_with("PASS"), "{line}\n{}", reg.dump());
+    // The refused node is still a member: it stays, and may leave once the run is over.
+    assert!(nodes[1].try_exit().is_none(), "{}", nodes[1].dump());
+    let mark = nodes[1].mark();
+    nodes[1].send("exit-overlay");
+    nodes[1].wait_line("Deregistered", mark);
+    assert!(nodes[1].wait_exit().success(), "{}", nodes[1].dump());
 }

@@ -255,3 +255,57 @@ fn many_seeded_churns() {
         );
     }
 }
+
+/// A node crashes early in a long run with a small window (4 KiB): its sources go on to send
+/// it several windows' worth that it will never acknowledge. The registry's repair (nobody
+/// picks it as a sink any more, tables without it) takes what they sent it unacknowledged out
+/// of their windows, so the run does not stall: it ends as PASS with crashes, every survivor
+/// sent its whole count, and every packet is accounted for. Both finger rules.
+#[test]
+fn a_crash_early_in_a_long_run_with_a_small_window_does_not_stall_it() {
+    const NODES: usize = 10;
+    const PACKETS: u64 = 3000;
+    for seed in 0..6u64 {
+        let mut config = SimConfig::new(NODES, seed);
+        config.registry = RegistryConfig {
+            window_bytes: Some(4096),
+            ..config.registry
+        };
+        let mut sim = Sim::new(config);
+        sim.register_all(STEPS_MAX).expect("registration");
+        if seed % 2 == 1 {
+            sim.command(Who::Registry, "setup-overlay chord 32");
+            sim.run_until(|sim| sim.is_ready(), STEPS_MAX)
+                .expect("setup");
+        } else {
+            sim.setup_overlay(3, STEPS_MAX).expect("setup");
+        }
+        sim.command(Who::Registry, &format!("start {PACKETS}"));
+        sim.run_until(
+            |sim| (0..NODES).all(|i| sim.counters(i).sent > 0),
+            STEPS_MAX,
+        )
+        .expect("traffic");
+        let victim = seed as usize % NODES;
+        let id = sim.node_id(victim).expect("registered");
+        sim.kill(victim);
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let result = &sim.results()[0];
+        let line = result.verdict_line();
+        assert_eq!(
+            result.verdict,
+            overlay::summary::PASS_WITH_CRASHES,
+            "seed {seed}: {line}"
+        );
+        assert_eq!(result.crashed, vec![id], "seed {seed}: {line}");
+        assert_eq!(
+            result.packets_sent,
+            (NODES as u64 - 1) * PACKETS,
+            "seed {seed}: {line}"
+        );
+        let account = result.accounting.as_ref().expect("per-link account");
+        assert_eq!(account.unaccounted, 0, "seed {seed}: {line}");
+        assert_eq!((result.dropped, result.corrupted), (0, 0), "seed {seed}");
+    }
+}

@@ -10,13 +10,13 @@ use super::interrupts::Interrupts;
 
 /// A node machine (or a group of them) that SIGTERM makes leave: the signal is read every
 /// [`TERMINATE_CHECK_NS`] (a signal goes to any thread of the process, so it is counted in a
-/// socket, as Ctrl-C is at the registry), and the first one is typed as `exit-overlay` at the
-/// console. Every other call passes through unchanged.
+/// socket, as Ctrl-C is at the registry), and each is typed as `exit-overlay` at the console
+/// (a leave the registry refused, during a run that cannot do without the node, is asked
+/// again by the next SIGTERM). Every other call passes through unchanged.
 pub(crate) struct Terminable<M> {
     inner: M,
     signals: Interrupts,
     checked: Nanos,
-    told: bool,
 }
 
 impl<M: Machine> Terminable<M> {
@@ -25,7 +25,6 @@ impl<M: Machine> Terminable<M> {
             inner,
             signals: Interrupts::install(signal_hook::consts::SIGTERM)?,
             checked: 0,
-            told: false,
         })
     }
 }
@@ -60,8 +59,7 @@ impl<M: Machine> Machine for Terminable<M> {
     fn on_tick(&mut self, now: Nanos) {
         if now >= self.checked.saturating_add(TERMINATE_CHECK_NS) {
             self.checked = now;
-            if self.signals.take() > 0 && !self.told {
-                self.told = true;
+            if self.signals.take() > 0 {
                 self.inner.on_command(now, "exit-overlay");
             }
         }

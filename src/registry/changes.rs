@@ -249,23 +249,62 @@ impl<C: Codec> Registry<C> {
 
     /// The membership without `id`.
     fn without_member(&self, id: NodeId) -> Option<(Ring, Option<Vec<Id>>)> {
+        self.without_members(&BTreeSet::from([id]))
+    }
+
+    /// The membership without the nodes `gone`.
+    fn without_members(&self, gone: &BTreeSet<NodeId>) -> Option<(Ring, Option<Vec<Id>>)> {
         let overlay = self.overlay.as_ref()?;
+        let stays = |p: &usize| !gone.contains(&overlay.ring.ids()[*p]);
         let ring = Ring::new(
-            overlay
-                .ring
-                .ids()
-                .iter()
-                .copied()
-                .filter(|&m| m != id)
+            (0..overlay.ring.len())
+                .filter(stays)
+                .map(|p| overlay.ring.ids()[p])
                 .collect(),
         );
         let identifiers = overlay.chord.as_ref().map(|layout| {
             (0..overlay.ring.len())
-                .filter(|&p| overlay.ring.ids()[p] != id)
+                .filter(stays)
                 .map(|p| layout.id(p))
                 .collect()
         });
         Some((ring, identifiers))
+    }
+
+    /// Whether node `id` may leave gracefully during a run (`Err`: the members that would be
+    /// left, and why not): the members left once it and every node leaving or lost before it
+    /// are gone must still fill the tables and fit the traces. A leave that does not is
+    /// refused, so the run goes on.
+    pub(super) fn leave_fits(&self, id: NodeId) -> Result<(), (usize, String)> {
+        let Some(overlay) = self.overlay.as_ref() else {
+            return Ok(());
+        };
+        let mut gone: BTreeSet<NodeId> = overlay
+            .changes
+            .queue
+            .iter()
+            .filter_map(|queued| match queued {
+                Queued::Leave(node) | Queued::Lost(node) => Some(*node),
+                Queued::Join(_) => None,
+            })
+            .collect();
+        if let Some(current) = overlay.changes.current.as_ref().filter(|c| {
+            !matches!(
+                c.stage,
+                Stage::JoinSetup | Stage::JoinPrepare | Stage::JoinCommit
+            )
+        }) {
+            gone.insert(current.node);
+        }
+        gone.insert(id);
+        let Some((ring, identifiers)) = self.without_members(&gone) else {
+            return Ok(());
+        };
+        let left = ring.len();
+        overlay
+            .tables_for(&ring, identifiers)
+            .map(|_| ())
+            .map_err(|why| (left, why))
     }
 
     /// Whether a node that registers now could join the overlay while a run goes (`Err`:
@@ -824,6 +863,7 @@ impl<C: Codec> Registry<C> {
                 ),
             },
         );
+        self.departed.insert(id);
         if let Some(node) = self.nodes.remove(&id)
             && let Some(connection) = self.connections.get_mut(&node.conn)
         {

@@ -11,7 +11,7 @@ use super::changes::Queued;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::summary::counted;
-use crate::wire::{Codec, Control, NodeId, Refusal, Status};
+use crate::wire::{Codec, Control, NodeId, Refusal, Status, Targets};
 
 /// A registered node.
 #[derive(Debug)]
@@ -31,20 +31,29 @@ impl<C: Codec> Registry<C> {
     /// A free ID at random, or `None` when the ID space or [`NODES_MAX`] is full.
     fn pick_id(&mut self) -> Option<NodeId> {
         let space = self.id_space();
-        if self.nodes.len() as u64 >= space || self.nodes.len() >= NODES_MAX {
+        // Members that left since the last run ended keep their IDs until it has.
+        let taken = self.nodes.len() + self.departed.len();
+        if taken as u64 >= space || self.nodes.len() >= NODES_MAX {
             return None;
         }
         if space <= ID_SPACE_LISTED_MAX {
             // Uniform over the free IDs. Listing them for each registration cost a map lookup
             // per ID of the space: 1.6 x 10^8 over 10,000 registrations in a 14-bit space, and
             // answers came later than nodes wait for them.
-            let free = space - self.nodes.len() as u64;
+            let free = space - taken as u64;
             let rank = self.rng.random_range(0..free as usize) as NodeId;
-            Some(nth_free(self.nodes.keys().copied(), rank))
+            if self.departed.is_empty() {
+                Some(nth_free(self.nodes.keys().copied(), rank))
+            } else {
+                let mut ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                ids.extend(&self.departed);
+                ids.sort_unstable();
+                Some(nth_free(ids.into_iter(), rank))
+            }
         } else {
             loop {
                 let id = self.rng.random_range(0..space) as NodeId;
-                if !self.nodes.contains_key(&id) {
+                if !self.nodes.contains_key(&id) && !self.departed.contains(&id) {
                     return Some(id);
                 }
             }
@@ -100,6 +109,16 @@ impl<C: Codec> Registry<C> {
             ))
         } else if self.run.is_some() && !self.live_overlay() {
             Some("registration refused: a run is in progress".to_string())
+        } else if self
+            .run
+            .as_ref()
+            .is_some_and(|run| matches!(run.targets, Targets::Keys { .. }))
+        {
+            Some(
+                "registration refused: a run to keys is in progress (a newcomer would take \
+                 over some of its keys); register once it is over"
+                    .to_string(),
+            )
         } else {
             None
         };
@@ -203,6 +222,37 @@ impl<C: Codec> Registry<C> {
                     .is_some_and(|o| o.changes.concerns(id)))
             .then(|| format!("deregistration refused: node {id} is leaving already"))
         });
+        // During a run, a leave the overlay cannot take is refused rather than failing the
+        // run: it may leave once the run is over (the overlay is then set up again).
+        let refusal = refusal.or_else(|| {
+            let during_run = self.run.is_some() && self.live_overlay() && member;
+            let run_to_keys = self
+                .run
+                .as_ref()
+                .is_some_and(|run| matches!(run.targets, Targets::Keys { .. }));
+            if !during_run {
+                None
+            } else if run_to_keys {
+                Some(
+                    "deregistration refused: a run to keys is in progress; leave after it"
+                        .to_string(),
+                )
+            } else {
+                // The node's line is short (a status text holds 127 bytes); the registry's
+                // says why in full.
+                self.leave_fits(id).err().map(|(left, why)| {
+                    self.say(format!(
+                        "Node {id} may not leave during the run: without it {why}; it may leave \
+                         once the run is over (then setup-overlay again, with a smaller NR if \
+                         need be)"
+                    ));
+                    format!(
+                        "deregistration refused: the {left} nodes left could not keep the \
+                         overlay's tables; leave after the run"
+                    )
+                })
+            }
+        });
         if let Some(info) = refusal {
             self.refuse(
                 conn,
@@ -280,6 +330,7 @@ impl<C: Codec> Registry<C> {
             .is_some_and(|o| o.ring.position(id).is_some() || o.changes.concerns(id));
         if self.live_overlay() && member {
             // The others route around it (changes.rs), as for a leave without the hand-over.
+            self.departed.insert(id);
             self.forget_waiting(now, id);
             self.queue_change(now, Queued::Lost(id));
             return;

@@ -16,7 +16,7 @@
 //! `settle` after the last task-finished), no window, and `start` or `setup-overlay` is refused
 //! when the format cannot carry what it would send (extra payload, more than 255 nodes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
@@ -102,6 +102,10 @@ pub struct Registry<C: Codec> {
     connections: HashMap<ConnId, Connection>,
     /// The registered nodes (membership.rs).
     nodes: BTreeMap<NodeId, NodeRecord>,
+    /// IDs of members that left a live overlay (gracefully or lost) since the last run ended:
+    /// not given again until then, since the nodes' counts, traces and the run's per-link
+    /// account still name them (at most one per ID of the space).
+    departed: BTreeSet<NodeId>,
     /// The overlay of the last `setup-overlay`, until the membership changes (setup.rs).
     overlay: Option<Overlay>,
     /// The run in progress (runs.rs; its end is decided by run.rs).
@@ -160,6 +164,7 @@ impl<C: Codec> Registry<C> {
             config,
             connections: HashMap::new(),
             nodes: BTreeMap::new(),
+            departed: BTreeSet::new(),
             overlay: None,
             run: None,
             runs_started: 0,

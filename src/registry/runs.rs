@@ -307,6 +307,8 @@ impl<C: Codec> Registry<C> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        // Every packet of the run is counted: the IDs of the nodes that left may be given again.
+        self.departed.clear();
         // The nodes that left during the run: their final counters are the run's too.
         let mut replies = replies;
         replies.extend(std::mem::take(&mut run.left));
