@@ -226,6 +226,11 @@ pub const NODE_STRANGERS_PER_ADDRESS_MAX: usize = 2 * NR_MAX;
 /// How long an accepted connection has to finish its handshake at a node (an honest peer
 /// needs one round trip; without a secret, its hello comes at once).
 pub const NODE_HANDSHAKE_TIMEOUT_NS: Nanos = 5_000_000_000;
+/// How long a node that registers while the overlay is live has to connect to its table
+/// entries and say so (`registry::changes`). An honest newcomer connects to all of them at once
+/// and each handshake has [`NODE_HANDSHAKE_TIMEOUT_NS`]; one past this is not coming, its join
+/// is abandoned (it is never polled), and the membership changes queued behind it go on.
+pub const JOIN_SETUP_TIMEOUT_NS: Nanos = NODE_HANDSHAKE_TIMEOUT_NS;
 /// Links other nodes opened to this one (handshake done) a node keeps: the rest of its slots.
 /// A table of NR entries brings NR of them (more with Chord fingers); past this bound a new one
 /// is refused as busy.

@@ -35,12 +35,14 @@ fn stop_at_the_console_ends_a_long_run_with_a_partial_summary() {
     let (mut reg, port) = registry(&[], true);
     let _nodes = nodes(4, port, &[]);
     reg.wait_line("(4 nodes)", 0);
-    // One of a thing is singular: the first node, the one relay of 4 nodes with NR 2.
+    // One of a thing is singular: the first node.
     reg.wait_line("(1 node)", 0);
     let mark = reg.mark();
     reg.send("setup-overlay 2");
     let (line, _) = reg.wait_line("Setting up the overlay", mark);
-    assert!(line.contains("trace of 1 relay,"), "{line}");
+    // The one relay of 4 nodes with NR 2, and room for one more on a route that changes
+    // during a run (TRACE_CHURN_HEADROOM).
+    assert!(line.contains("trace of 2 relays,"), "{line}");
     reg.wait_line("Registry now ready to initiate tasks.", mark);
 
     let mark = reg.mark();

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::Registry;
 use crate::chord::Id;
-use crate::limits::{BACKUP_ENTRIES, NODES_MAX};
+use crate::limits::{BACKUP_ENTRIES, JOIN_SETUP_TIMEOUT_NS, NODES_MAX};
 use crate::machine::Nanos;
 use crate::routing::{self, ChordLayout, Fingers, Ring};
 use crate::wire::{
@@ -119,6 +119,11 @@ pub(crate) struct Changes {
     queue: VecDeque<Queued>,
     /// The identifiers queued joins will have (Chord mode; one per queued join at most).
     identifiers: std::collections::BTreeMap<NodeId, Id>,
+    /// Registered nodes outside the overlay's runs for now: their join waits its turn, or they
+    /// are connecting to their table entries. A run neither polls them nor waits for them
+    /// (one that never gets further cannot hold a run up); each enters the run once its links
+    /// are up, or is let go. At most one per registered node.
+    joiners: BTreeSet<NodeId>,
 }
 
 impl Changes {
@@ -135,6 +140,44 @@ impl Changes {
 }
 
 impl<C: Codec> Registry<C> {
+    /// Node `id` registered while the overlay is live: it joins, and until its links are up
+    /// it is outside the run ([`Changes::joiners`]).
+    pub(super) fn queue_join(&mut self, now: Nanos, id: NodeId) {
+        if let Some(overlay) = self.overlay.as_mut() {
+            overlay.changes.joiners.insert(id);
+        }
+        self.queue_change(now, Queued::Join(id));
+    }
+
+    /// Whether node `id` is registered but outside the run for now (joining).
+    pub(super) fn is_joiner(&self, id: NodeId) -> bool {
+        self.overlay
+            .as_ref()
+            .is_some_and(|o| o.changes.joiners.contains(&id))
+    }
+
+    /// Node `id` is no joiner any more (in the run now, or gone); whether it was.
+    pub(super) fn end_joiner(&mut self, id: NodeId) -> bool {
+        self.overlay
+            .as_mut()
+            .is_some_and(|o| o.changes.joiners.remove(&id))
+    }
+
+    /// The registered nodes a run counts on: all but the joiners.
+    pub(super) fn run_nodes(&self) -> usize {
+        let joiners = self.overlay.as_ref().map_or(0, |o| o.changes.joiners.len());
+        self.nodes.len() - joiners
+    }
+
+    /// Their IDs.
+    pub(super) fn run_node_ids(&self) -> Vec<NodeId> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|&id| !self.is_joiner(id))
+            .collect()
+    }
+
     /// How long a stage of a change waits for its acknowledgements: the stall timeout.
     fn change_timeout(&self) -> Nanos {
         self.config
@@ -510,6 +553,15 @@ impl<C: Codec> Registry<C> {
             version,
             BTreeSet::from([id]),
         );
+        // The newcomer's setup is a connection and a handshake per entry, all at once: past
+        // the handshake timeout it is not coming, and the changes queued behind it go on.
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.deadline = current.deadline.min(now + JOIN_SETUP_TIMEOUT_NS);
+        }
         self.send_to_node(id, &Control::Manifest(manifest));
         true
     }
@@ -645,6 +697,13 @@ impl<C: Codec> Registry<C> {
         }
         match status {
             Status::Ok(reported) if reported == id => {
+                // From now on it is part of the run: the others learn of it next. A
+                // registrant that never gets this far is never polled (it cannot hold up a
+                // run), and its join ends at the stage's deadline.
+                self.end_joiner(id);
+                if let Some(run) = self.run.as_mut() {
+                    run.joined(id);
+                }
                 if let Some(current) = self
                     .overlay
                     .as_mut()
@@ -838,7 +897,7 @@ impl<C: Codec> Registry<C> {
         if !last {
             return false;
         }
-        let nodes = self.nodes.len() - 1;
+        let nodes = self.run_nodes() - 1;
         let (counters, stats, links) = final_summary;
         if let Some(run) = self.run.as_mut() {
             let step = run.left(id, counters, stats, links, nodes);
@@ -922,6 +981,16 @@ impl<C: Codec> Registry<C> {
         }
         overlay.changes.current = None;
         self.say(format!("Node {id} did not join the overlay"));
+        // Registered outside the overlay it would be a member of no run: it is let go (and
+        // may register again).
+        if let Some(conn) = self.nodes.get(&id).map(|n| n.conn) {
+            self.refuse_and_close(
+                now,
+                conn,
+                format!("node {id} did not join the overlay; letting it go"),
+            );
+        }
+        self.end_joiner(id);
         self.next_change(now);
     }
 
@@ -993,6 +1062,18 @@ impl<C: Codec> Registry<C> {
         if now < current.deadline {
             return;
         }
+        if current.stage == Stage::JoinSetup {
+            let id = current.node;
+            let line = format!(
+                "node {id} registered but did not report its links to its table entries up \
+                 within {} s: its join is abandoned",
+                JOIN_SETUP_TIMEOUT_NS.min(timeout) / 1_000_000_000
+            );
+            tracing::warn!("{line}");
+            self.say(line);
+            self.abandon_join(now, id);
+            return;
+        }
         let silent: Vec<String> = current
             .waiting
             .iter()
@@ -1006,14 +1087,9 @@ impl<C: Codec> Registry<C> {
             timeout / 1_000_000_000
         );
         current.waiting.clear();
-        let (stage, id) = (current.stage, current.node);
         tracing::warn!("{line}");
         self.say(line);
-        if stage == Stage::JoinSetup {
-            self.abandon_join(now, id);
-        } else {
-            self.advance(now);
-        }
+        self.advance(now);
     }
 
     /// When a change next needs the tick.

@@ -169,11 +169,9 @@ impl<C: Codec> Registry<C> {
         ));
         if self.live_overlay() {
             // It joins the overlay as it is (changes.rs); during a run, it relays and is a
-            // sink from the moment the others know of it, and originates from the next run.
-            if let Some(run) = self.run.as_mut() {
-                run.joined(id);
-            }
-            self.queue_change(now, Queued::Join(id));
+            // sink from the moment the others know of it, and originates from the next run
+            // (the run polls it once its links are up: `on_joiner_setup`).
+            self.queue_join(now, id);
             return;
         }
         self.overlay_changed(format!("node {id} joined"));
@@ -309,6 +307,7 @@ impl<C: Codec> Registry<C> {
         let Some(node) = self.nodes.remove(&id) else {
             return;
         };
+        let joiner = self.end_joiner(id);
         if let Some(connection) = self.connections.get_mut(&node.conn) {
             connection.node = None;
         }
@@ -317,7 +316,7 @@ impl<C: Codec> Registry<C> {
             node.addr,
             counted(self.nodes.len() as u64, "node")
         ));
-        if self.run.is_some() {
+        if self.run.is_some() && !joiner {
             self.lost_during_run(
                 now,
                 id,
@@ -336,6 +335,10 @@ impl<C: Codec> Registry<C> {
             return;
         }
         self.forget_waiting(now, id);
+        if joiner && self.live_overlay() {
+            // Its join was let go: the overlay never had it.
+            return;
+        }
         self.overlay_changed(format!("node {id} left"));
     }
 

@@ -283,7 +283,13 @@ impl<C: Codec> Registry<C> {
     }
 
     fn broadcast(&mut self, message: &Control) {
-        let conns: Vec<ConnId> = self.nodes.values().map(|n| n.conn).collect();
+        // A run's messages: the joiners are not in it yet.
+        let conns: Vec<ConnId> = self
+            .nodes
+            .iter()
+            .filter(|&(&id, _)| !self.is_joiner(id))
+            .map(|(_, n)| n.conn)
+            .collect();
         for conn in conns {
             self.send(conn, message);
         }
@@ -515,7 +521,7 @@ impl<C: Codec> Machine for Registry<C> {
         if self.give_up_unless_ready(now) {
             return;
         }
-        let ids = self.node_ids();
+        let ids = self.run_node_ids();
         if let Some(run) = self.run.as_mut() {
             let step = run.on_tick(now, &ids);
             self.apply_step(now, step);

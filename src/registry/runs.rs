@@ -153,7 +153,7 @@ impl<C: Codec> Registry<C> {
 
     /// `stop` (or Ctrl-C in scripted mode): ends the run early with its report.
     pub(super) fn stop(&mut self, now: Nanos) {
-        let ids = self.node_ids();
+        let ids = self.run_node_ids();
         let Some(run) = self.run.as_mut() else {
             self.say("stop: no run in progress");
             return;
@@ -165,7 +165,7 @@ impl<C: Codec> Registry<C> {
 
     /// A node originated all its packets.
     pub(super) fn on_task_finished(&mut self, now: Nanos, id: NodeId) {
-        let nodes = self.nodes.len();
+        let nodes = self.run_nodes();
         let Some(run) = self.run.as_mut() else {
             let line = format!("{}: task finished outside a run", self.describe(id));
             self.warn_node(id, &line);
@@ -188,7 +188,7 @@ impl<C: Codec> Registry<C> {
         if reset && self.on_leaver_summary(now, id, (counters, stats.clone(), links.clone())) {
             return;
         }
-        let nodes = self.nodes.len();
+        let nodes = self.run_nodes();
         let Some(run) = self.run.as_mut() else {
             let line = format!("{}: a traffic summary nobody asked for", self.describe(id));
             self.warn_node(id, &line);
@@ -428,7 +428,7 @@ impl<C: Codec> Registry<C> {
             self.fail_run(now, why);
             return;
         }
-        let nodes = self.nodes.len();
+        let nodes = self.run_nodes();
         let Some(run) = self.run.as_mut() else {
             return;
         };
@@ -444,7 +444,7 @@ impl<C: Codec> Registry<C> {
     /// Ends the current run as FAIL (a node left): the surviving nodes are asked for their
     /// final summaries, so the report shows what they counted.
     pub(super) fn fail_run(&mut self, now: Nanos, why: String) {
-        let nodes = self.nodes.len();
+        let nodes = self.run_nodes();
         let Some(run) = self.run.as_mut() else {
             return;
         };
