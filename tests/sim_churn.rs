@@ -309,3 +309,85 @@ fn a_crash_early_in_a_long_run_with_a_small_window_does_not_stall_it() {
         assert_eq!((result.dropped, result.corrupted), (0, 0), "seed {seed}");
     }
 }
+
+/// Massive failure (the Chord paper's Fig. 11, in the run): a quarter of the nodes is killed at
+/// once in the middle of a run. The survivors route around them, the registry repairs the
+/// tables one lost node after another without waiting for the other dead ones (no stage waits
+/// out the stall timeout), the run ends as PASS with crashes with every packet accounted for,
+/// and the next run over the survivors passes. Both finger rules.
+#[test]
+fn a_quarter_of_the_nodes_killed_at_once_is_repaired_and_accounted_for() {
+    const NODES: usize = 16;
+    const PACKETS: u64 = 1500;
+    for seed in 0..4u64 {
+        let mut sim = Sim::new(config(NODES, seed));
+        if seed % 2 == 1 {
+            setup(
+                &mut sim,
+                Fingers::Chord {
+                    bits: 16,
+                    hashed: false,
+                },
+            );
+        } else {
+            setup(&mut sim, Fingers::Positions { nr: 3 });
+        }
+        sim.command(Who::Registry, &format!("start {PACKETS}"));
+        sim.run_until(
+            |sim| (0..NODES).all(|i| sim.counters(i).sent > PACKETS / 4),
+            STEPS_MAX,
+        )
+        .expect("traffic");
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x4D);
+        let mut victims: Vec<usize> = (0..NODES).collect();
+        for k in 0..NODES / 4 {
+            let j = rng.random_range(k..NODES);
+            victims.swap(k, j);
+        }
+        victims.truncate(NODES / 4);
+        let mut ids: Vec<_> = victims
+            .iter()
+            .map(|&i| sim.node_id(i).expect("registered"))
+            .collect();
+        ids.sort_unstable();
+        let killed_at = sim.now();
+        for &i in &victims {
+            sim.kill(i);
+        }
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let result = &sim.results()[0];
+        let line = result.verdict_line();
+        assert_eq!(
+            result.verdict,
+            overlay::summary::PASS_WITH_CRASHES,
+            "seed {seed}: {line}"
+        );
+        let mut crashed = result.crashed.clone();
+        crashed.sort_unstable();
+        assert_eq!(crashed, ids, "seed {seed}: {line}");
+        let account = result.accounting.as_ref().expect("per-link account");
+        assert_eq!(account.unaccounted, 0, "seed {seed}: {line}");
+        assert_eq!(result.corrupted, 0, "seed {seed}: {line}");
+        // Every lost node was repaired, none by waiting out the stall timeout.
+        sim.run_until(|sim| !sim.registry().membership_changing(), STEPS_MAX)
+            .expect("repairs");
+        let said = sim.printed(Who::Registry).join("\n");
+        assert!(!said.contains("no answer from"), "seed {seed}:\n{said}");
+        assert_eq!(
+            said.matches("is out of every table").count(),
+            victims.len(),
+            "seed {seed}:\n{said}"
+        );
+        assert!(
+            sim.now() - killed_at < 1_000_000_000,
+            "seed {seed}: repairs took {} ms",
+            (sim.now() - killed_at) / 1_000_000
+        );
+        let after = sim
+            .run_packets(20, STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: the run after: {e}"));
+        check(&after, &format!("seed {seed}, the run after the failure"));
+        assert_eq!(after.nodes, NODES - victims.len(), "seed {seed}");
+    }
+}

@@ -8,7 +8,7 @@ set -euo pipefail
 usage() {
   echo "usage: tools/churn.sh [--nodes N] [--duration S] [--rate R] [--lifetime exponential|pareto]" >&2
   echo "                      [--mean-life S] [--crashes F] [--seed N] [--fingers positions|chord]" >&2
-  echo "                      [--nr NR] [--min-nodes M]" >&2
+  echo "                      [--nr NR] [--min-nodes M] [--kill-fraction P] [--kill-at S]" >&2
   echo "       tools/churn.sh --help" >&2
   exit 2
 }
@@ -16,7 +16,7 @@ help() {
   cat <<'EOF'
 usage: tools/churn.sh [--nodes N] [--duration S] [--rate R] [--lifetime exponential|pareto]
                       [--mean-life S] [--crashes F] [--seed N] [--fingers positions|chord]
-                      [--nr NR] [--min-nodes M]
+                      [--nr NR] [--min-nodes M] [--kill-fraction P] [--kill-at S]
 
 Starts a scripted registry and N nodes (one process each) on this machine and runs one run by
 time of S seconds. While it flows, nodes join at random (a Poisson process of R joins per
@@ -45,6 +45,12 @@ with crashes, 1 FAIL).
   --fingers RULE    positions (default) or chord
   --nr NR           table size under positions (default: the registry's, ceil(log2 N))
   --min-nodes M     fewest nodes kept online
+  --kill-fraction P massive failure (the Chord paper's Fig. 11): a fraction P of the nodes of
+                    the start, drawn at random, killed at once (SIGKILL) at --kill-at; then the
+                    time until the registry has taken every one out of every table, and what
+                    was lost other than the packets sent toward the killed nodes. Use --rate 0
+                    to see it alone. Fewer than --nr's 2^(NR-1) + 1 left is refused.
+  --kill-at S       second of the run at which they are killed (default: a third of --duration)
 
 Environment: OUT directory for logs, schedule.txt and result.json (default: a new temporary
 directory); OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS more registry
@@ -55,11 +61,11 @@ EOF
 }
 
 nodes=16 duration=20 rate=1 lifetime=exponential mean_life= crashes=0 seed=1 fingers=positions
-nr= min_nodes=
+nr= min_nodes= kill_fraction=0 kill_at=
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) help ;;
-    --nodes | --duration | --rate | --lifetime | --mean-life | --crashes | --seed | --fingers | --nr | --min-nodes)
+    --nodes | --duration | --rate | --lifetime | --mean-life | --crashes | --seed | --fingers | --nr | --min-nodes | --kill-fraction | --kill-at)
       [ $# -ge 2 ] || usage
       value=$2
       case $1 in
@@ -73,6 +79,8 @@ while [ $# -gt 0 ]; do
         --fingers) fingers=$value ;;
         --nr) nr=$value ;;
         --min-nodes) min_nodes=$value ;;
+        --kill-fraction) kill_fraction=$value ;;
+        --kill-at) kill_at=$value ;;
       esac
       shift 2
       ;;
@@ -80,7 +88,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$nodes$seed${nr}${min_nodes}" in *[!0-9]*) echo "churn.sh: --nodes, --seed, --nr and --min-nodes are whole numbers" >&2; exit 2 ;; esac
-for number in "$duration" "$rate" "$crashes" ${mean_life:+"$mean_life"}; do
+for number in "$duration" "$rate" "$crashes" "$kill_fraction" ${mean_life:+"$mean_life"} ${kill_at:+"$kill_at"}; do
   [[ $number =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "churn.sh: $number is not a number" >&2; exit 2; }
 done
 case $lifetime in exponential | pareto) ;; *) usage ;; esac
@@ -94,6 +102,14 @@ if [ -z "$nr" ]; then while [ $((1 << table)) -lt "$nodes" ]; do table=$((table 
 floor=$(((1 << (table - 1)) + 1))
 [ "$fingers" = positions ] || floor=4
 : "${min_nodes:=$((nodes / 2 > floor ? nodes / 2 : floor))}"
+# The massive failure: how many die at once, and when.
+killed=$(python3 -c "import sys; print(round(float(sys.argv[1]) * int(sys.argv[2])))" "$kill_fraction" "$nodes")
+[ "$killed" -lt "$nodes" ] || { echo "churn.sh: --kill-fraction must leave nodes alive" >&2; exit 2; }
+if [ "$killed" -gt 0 ] && [ $((nodes - killed)) -lt "$floor" ]; then
+  echo "churn.sh: $((nodes - killed)) nodes left could not keep tables of ${table} entries (2^$((table - 1)) + 1 needed): pass a smaller --nr" >&2
+  exit 2
+fi
+: "${kill_at:=$(python3 -c "import sys; print(float(sys.argv[1]) / 3)" "$duration")}"
 
 source "$(dirname "$0")/lib.sh"
 find_overlay
@@ -102,10 +118,11 @@ make_out
 # The schedule: "MICROSECONDS join|leave|crash INDEX" lines, sorted; index i < N is a node of
 # the start, the others join in order.
 python3 - "$nodes" "$duration" "$rate" "$lifetime" "${mean_life:-}" "$crashes" "$seed" \
-  "$min_nodes" >"$out/schedule.txt" <<'EOF'
+  "$min_nodes" "$killed" "$kill_at" >"$out/schedule.txt" <<'EOF'
 import math, random, sys
 nodes, duration, rate = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 lifetime, crashes, seed, floor = sys.argv[4], float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+killed, kill_at = int(sys.argv[9]), float(sys.argv[10])
 mean = float(sys.argv[5]) if sys.argv[5] else (nodes / rate if rate > 0 else math.inf)
 rng = random.Random(seed)
 end = duration - 2.0  # nothing in the last 2 s
@@ -142,6 +159,12 @@ for at, what, i in events:
     else:
         online -= 1
     kept.append((at, what, i))
+if killed:
+    # The massive failure: nodes of the start, at once; their own departures are dropped.
+    victims = sorted(rng.sample(range(nodes), killed))
+    kept = [(at, what, i) for at, what, i in kept if i not in victims]
+    kept.append((kill_at, "kill", ",".join(map(str, victims))))
+    kept.sort()
 for at, what, i in kept:
     print(f"{round(at * 1e6)} {what} {i}")
 EOF
@@ -170,7 +193,7 @@ grep -q '^Run 1' "$out/registry.log" || { tail -20 "$out/registry.log" >&2; echo
 now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
 started=$(now_us)
 
-joins=0 leaves=0 crashed=0
+joins=0 leaves=0 crashed=0 killed_at_us=
 while read -r at what i; do
   wait_us=$((started + at - $(now_us)))
   [ "$wait_us" -le 0 ] || sleep "$(printf '%d.%06d' $((wait_us / 1000000)) $((wait_us % 1000000)))"
@@ -179,6 +202,22 @@ while read -r at what i; do
     join) start_node "$i"; joins=$((joins + 1)) ;;
     leave) kill -TERM "${node_pid[$i]}" 2>/dev/null && leaves=$((leaves + 1)) ;;
     crash) kill -KILL "${node_pid[$i]}" 2>/dev/null && crashed=$((crashed + 1)) ;;
+    kill)
+      # All at once, then a watcher notes when the registry has taken the last one out of
+      # every table (it polls the log every 10 ms).
+      repaired_before=$(grep -c 'is out of every table' "$out/registry.log" || true)
+      for victim in ${i//,/ }; do kill -KILL "${node_pid[$victim]}" 2>/dev/null || true; done
+      killed_at_us=$(now_us)
+      (
+        want=$((repaired_before + killed))
+        while [ "$(grep -c 'is out of every table' "$out/registry.log" || true)" -lt "$want" ]; do
+          kill -0 "$registry" 2>/dev/null || exit 0
+          sleep 0.01
+        done
+        now_us >"$out/repaired_us"
+      ) &
+      pids+=("$!")
+      ;;
   esac
   late=$((($(now_us) - started - at) / 1000))
   printf '%3d.%03d s: %s node process %s (%d ms late)\n' $((at / 1000000)) $((at % 1000000 / 1000)) "$what" "$i" "$late" >&2
@@ -189,9 +228,15 @@ wait "$registry" || status=$?
 
 refused=$(cat "$out"/node-*.log | grep -c 'Deregistration refused' || true)
 joins_refused=$(cat "$out"/node-*.log | grep -c 'egistration refused during a run' || true)
-python3 - "$out/result.json" "$out/registry.log" "$joins" "$leaves" "$crashed" "$refused" "$duration" "$joins_refused" <<'EOF'
+repair_ms=
+if [ -n "$killed_at_us" ] && [ -s "$out/repaired_us" ]; then
+  repair_ms=$((($(cat "$out/repaired_us") - killed_at_us) / 1000))
+fi
+python3 - "$out/result.json" "$out/registry.log" "$joins" "$leaves" "$crashed" "$refused" "$duration" "$joins_refused" \
+  "$killed" "${killed_at_us:+${repair_ms:-none}}" <<'EOF'
 import json, re, sys
 path, log, joins, leaves, crashed, refused, duration, joins_refused = sys.argv[1:9]
+killed, repair_ms = int(sys.argv[9]), sys.argv[10]
 changes = re.findall(r"(\d+) nodes got new tables; every table reflected it ([0-9.]+) ms",
                      open(log).read())
 print(f"Churn: {joins} joins ({joins_refused} refused: routes too long for the traces), "
@@ -220,8 +265,16 @@ if run.get("crashed"):
 else:
     print(f"Packets lost: {sent - received:,}")
 print(f"Unaccounted: {account.get('unaccounted', 0):,}; verdict {run['verdict']}")
-for failure in run.get("failures", []):
-    print(f"  {failure}")
+if killed:
+    # Lost with the killed nodes: sent toward them, or inside them (or in the kernel's buffers
+    # toward them) when they died; the per-link account says the rest arrived. Dropped: a
+    # packet for a live sink that found no live way on before the repair.
+    lost = sent - received - run["corrupted"]
+    repaired = f"{repair_ms} ms" if repair_ms not in ("", "none") else "not within the run"
+    print(f"Massive failure: {killed} nodes of the start killed at once; every table repaired "
+          f"{repaired} after the kill; lost with them {lost - run['dropped']:,} "
+          f"({(lost - run['dropped']) / max(sent, 1):.3%} of the {sent:,} sent), dropped for "
+          f"want of a live way on {run['dropped']:,} ({run['dropped'] / max(sent, 1):.3%})")
 EOF
 echo "churn.sh: registry exit status $status (logs, schedule.txt and result.json in $out)" >&2
 exit "$status"

@@ -474,6 +474,10 @@ impl<C: Codec> Registry<C> {
         waiting: BTreeSet<NodeId>,
     ) {
         let deadline = now + self.change_timeout();
+        // Only registered nodes can answer: members whose connection closed already (crashed
+        // with others at once) are gone, and their own repair is queued.
+        let mut waiting = waiting;
+        waiting.retain(|node| self.nodes.contains_key(node));
         if let Some(overlay) = self.overlay.as_mut() {
             overlay.changes.current = Some(InProgress {
                 node,
@@ -748,7 +752,11 @@ impl<C: Codec> Registry<C> {
                     (&old_ring, &old_tables, &old_backups),
                     Some(id),
                 );
-                current.waiting = messages.iter().map(|(node, _)| *node).collect();
+                current.waiting = messages
+                    .iter()
+                    .map(|(node, _)| *node)
+                    .filter(|node| self.nodes.contains_key(node))
+                    .collect();
                 let addr = self.nodes.get(&id).map(|n| n.addr);
                 let Some(addr) = addr else { return };
                 self.send_tables(
@@ -772,7 +780,11 @@ impl<C: Codec> Registry<C> {
                     .copied()
                     .filter(|&n| n != id)
                     .collect();
-                current.waiting = others.iter().copied().collect();
+                current.waiting = others
+                    .iter()
+                    .copied()
+                    .filter(|node| self.nodes.contains_key(node))
+                    .collect();
                 for node in others {
                     self.send_to_node(
                         node,
@@ -806,8 +818,11 @@ impl<C: Codec> Registry<C> {
                 self.change_done(now, format!("Node {id} joined"));
             }
             Stage::Leave if current.lost => {
+                let began = current.started_at;
                 overlay.changes.current = None;
-                self.start_gone(now, id, true);
+                if self.start_gone(now, id, true) {
+                    self.continue_change(began);
+                }
             }
             Stage::Leave => {
                 let expected = current.sent_to_leaver;
@@ -824,8 +839,11 @@ impl<C: Codec> Registry<C> {
                 );
             }
             Stage::Drain => {
+                let began = current.started_at;
                 overlay.changes.current = None;
-                if !self.start_gone(now, id, false) {
+                if self.start_gone(now, id, false) {
+                    self.continue_change(began);
+                } else {
                     self.let_go_unrepaired(now, id, "its tables could not be repaired");
                 }
             }
@@ -950,6 +968,18 @@ impl<C: Codec> Registry<C> {
             overlay.changes.current = None;
         }
         self.remove_node(now, id, format!("deregistered, and without it {why}"));
+    }
+
+    /// The change's `Gone` stage began as a new change (`start_gone`): it is still the change
+    /// that began at `began` (its time until every table reflects it counts from then).
+    fn continue_change(&mut self, began: Nanos) {
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.started_at = began;
+        }
     }
 
     /// The change is over: said, with its cost, and the next one starts.
