@@ -1,0 +1,231 @@
+//! The data plane's frames in the native encoding: data, keyed data and lookups (the fixed
+//! header, a trace, a key, a payload), built, peeked (the slow path) and checked at the sink.
+
+use super::*;
+
+/// What differs between the data frames a source builds: kind, addresses, time.
+pub(super) struct Head {
+    pub(super) kind: u8,
+    pub(super) source: NodeId,
+    pub(super) sink: NodeId,
+    pub(super) send_time_ns: u64,
+}
+
+/// Appends a data frame (keyed when `key` is not empty) with an empty trace; returns its
+/// length.
+#[inline(always)]
+pub(super) fn append_frame(
+    out: &mut Vec<u8>,
+    head: Head,
+    key: &[u8],
+    shape: DataShape,
+    payload: &[u8],
+    payload_crc: u32,
+) -> usize {
+    debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
+    debug_assert_eq!(payload_crc, crc32(payload));
+    let trace_bytes = 4 * shape.trace_slots;
+    let total = DATA_HEADER_BYTES + trace_bytes + key.len() + payload.len();
+    let header = DataHeader {
+        len: U32::new((total - PREFIX_BYTES) as u32),
+        kind: head.kind,
+        trace_slots: shape.trace_slots as u8,
+        hop_count: 0,
+        flags: shape.run_tag << RUN_TAG_SHIFT,
+        source: U32::new(head.source),
+        sink: U32::new(head.sink),
+        payload_len: U32::new(payload.len() as u32),
+        crc32: U32::new(payload_crc),
+        send_time_ns: U64::new(head.send_time_ns),
+    };
+    out.extend_from_slice(header.as_bytes());
+    out.resize(out.len() + trace_bytes, 0);
+    out.extend_from_slice(key);
+    out.extend_from_slice(payload);
+    total
+}
+
+/// The sink's checks of a data frame (keyed or not) whose header and payload `locate` finds.
+#[inline(always)]
+pub(super) fn check_payload<'a>(
+    frame: &DataFrame<'a, Native>,
+    shape: DataShape,
+    locate: impl FnOnce(&DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]),
+) -> Result<Delivered, Corruption> {
+    let slots = frame.trace_slots();
+    if slots != shape.trace_slots {
+        return Err(Corruption::Header(format!(
+            "{slots} trace slots, this overlay uses {}",
+            shape.trace_slots
+        )));
+    }
+    let (header, payload) = locate(frame);
+    let detoured = header.flags & FLAG_DETOURED != 0;
+    if frame.overflowed() && !detoured {
+        return Err(Corruption::TraceOverflow { slots });
+    }
+    // The payload size is the source's choice for its run (a sink may hear of the run
+    // later than the source): `peek` checked it fills the frame; it must hold the value.
+    let Some(value) = payload.first_chunk::<4>() else {
+        return Err(Corruption::Header(format!(
+            "payload of {} bytes in a frame with {} bytes after the header",
+            payload.len(),
+            frame.bytes().len() - DATA_HEADER_BYTES
+        )));
+    };
+    let computed = crc32(payload);
+    if computed != header.crc32.get() {
+        return Err(Corruption::Crc {
+            declared: header.crc32.get(),
+            computed,
+        });
+    }
+    Ok(Delivered {
+        source: frame.source(),
+        value: i32::from_le_bytes(*value),
+        send_time_ns: header.send_time_ns.get(),
+        relays: frame.relays(),
+        detoured,
+    })
+}
+
+/// The header and the payload of a frame `peek` accepted as data: the view proves the header
+/// is there and the payload follows the trace slots.
+#[inline]
+pub(super) fn header_and_payload<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]) {
+    let bytes = frame.bytes();
+    let (head, rest) = bytes.split_at(DATA_HEADER_BYTES);
+    let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
+    (header, &rest[4 * frame.trace_slots()..])
+}
+
+/// The header and the payload of any frame `peek` accepted with a data header (keyed or
+/// not): the payload is the frame's tail, after the trace and any key.
+pub(super) fn header_and_tail<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]) {
+    let (head, rest) = frame.bytes().split_at(DATA_HEADER_BYTES);
+    let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
+    (
+        header,
+        &rest[rest.len() - header.payload_len.get() as usize..],
+    )
+}
+
+/// [`Codec::peek`] for everything but a well-formed data frame.
+#[cold]
+#[inline(never)]
+pub(super) fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
+    match frame.get(PREFIX_BYTES) {
+        Some(&kind::DATA) => {
+            let (header, rest) =
+                DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+                    what: "data header",
+                })?;
+            Err(WireError::BadField {
+                what: "data header",
+                detail: format!(
+                    "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
+                    header.trace_slots,
+                    header.hop_count,
+                    header.payload_len.get(),
+                    rest.len()
+                ),
+            })
+        }
+        Some(&kind::KEYED_DATA) => peek_keyed(frame, 0).map(Peek::Keyed),
+        Some(&kind::LOOKUP) => peek_keyed(frame, 4).map(Peek::Lookup),
+        Some(&kind::LOOKUP_REPLY) => peek_reply(frame),
+        Some(&kind::ACK) => {
+            let ack = AckFrame::ref_from_bytes(frame).map_err(|_| WireError::BadField {
+                what: "ack frame",
+                detail: format!("{} bytes (must be {ACK_FRAME_BYTES})", frame.len()),
+            })?;
+            Ok(Peek::Ack(Ack::checked(ack)))
+        }
+        Some(&code)
+            if (kind::REGISTER..=kind::SUMMARY).contains(&code)
+                || (kind::HELLO..=kind::REFUSED).contains(&code)
+                || (kind::LOOKUP_REQUEST..=kind::MANIFEST_MORE).contains(&code)
+                || (kind::MEMBERSHIP..=kind::MEMBERSHIP_ACK).contains(&code) =>
+        {
+            Ok(Peek::Control)
+        }
+        Some(&code) => Err(WireError::UnknownType(code)),
+        None => Err(WireError::Truncated { what: "frame" }),
+    }
+}
+
+/// [`Codec::peek`] for a keyed data frame or a lookup (its payload exactly `payload` bytes,
+/// or any with 0): the header's fields and a key of 1 to [`ID_BYTES`] bytes fill the frame
+/// exactly, and `sink` is 0.
+pub(super) fn peek_keyed(frame: &[u8], payload: u32) -> Result<DataFrame<'_, Native>, WireError> {
+    let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+        what: "keyed data header",
+    })?;
+    let slots = usize::from(header.trace_slots);
+    let key_bytes = rest
+        .len()
+        .checked_sub(4 * slots)
+        .and_then(|left| left.checked_sub(header.payload_len.get() as usize));
+    match key_bytes {
+        Some(1..=ID_BYTES)
+            if slots <= TRACE_SLOTS_MAX
+                && usize::from(header.hop_count) <= slots
+                && header.sink.get() == 0
+                && (payload == 0 || header.payload_len.get() == payload) =>
+        {
+            Ok(DataFrame::checked(
+                frame,
+                0,
+                header.source.get(),
+                u16::from(header.hop_count),
+                u16::from(header.trace_slots),
+                header.flags & FLAG_TRACE_OVERFLOW != 0,
+            ))
+        }
+        _ => Err(WireError::BadField {
+            what: "keyed data header",
+            detail: format!(
+                "{} trace slots, {} hops, sink {} and {} payload bytes do not leave a key of 1 \
+                 to {ID_BYTES} bytes in {} bytes (sink must be 0)",
+                header.trace_slots,
+                header.hop_count,
+                header.sink.get(),
+                header.payload_len.get(),
+                rest.len()
+            ),
+        }),
+    }
+}
+
+/// [`Codec::peek`] for a lookup reply: a data header whose trace and payload fill the frame,
+/// the payload a lookup number, a port and an IPv4 or IPv6 address.
+pub(super) fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
+    let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
+        what: "lookup reply header",
+    })?;
+    let slots = usize::from(header.trace_slots);
+    let payload = header.payload_len.get() as usize;
+    if slots <= TRACE_SLOTS_MAX
+        && usize::from(header.hop_count) <= slots
+        && (payload == 4 + 2 + 4 || payload == 4 + 2 + 16)
+        && rest.len() == 4 * slots + payload
+    {
+        return Ok(Peek::LookupReply(DataFrame::checked(
+            frame,
+            header.sink.get(),
+            header.source.get(),
+            u16::from(header.hop_count),
+            u16::from(header.trace_slots),
+            header.flags & FLAG_TRACE_OVERFLOW != 0,
+        )));
+    }
+    Err(WireError::BadField {
+        what: "lookup reply",
+        detail: format!(
+            "{} trace slots, {} hops and {payload} payload bytes (10 or 22) do not fill {} bytes",
+            header.trace_slots,
+            header.hop_count,
+            rest.len()
+        ),
+    })
+}
