@@ -487,11 +487,36 @@ const _: () = assert!(REGISTRY_STRANGERS_PER_ADDRESS_MAX <= REGISTRY_STRANGERS_M
 const _: () = assert!(NODE_HANDSHAKE_TIMEOUT_NS <= JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(GROUP_NODES_MAX <= crate::machine::ConnId::GROUPS_MAX);
 
-/// A TCP link whose sent data stays unacknowledged this long, or that stays silent and
-/// unanswering to keepalive probes this long, is closed (TCP_USER_TIMEOUT and keepalive on
-/// every socket): a cut link is noticed by the nodes and the registry themselves, not after
-/// the kernel's default of many minutes.
+/// A TCP link whose sent data stays unacknowledged this long is closed (TCP_USER_TIMEOUT on
+/// every socket), and so is one with keepalive probes ([`KEEPALIVE_CONNECTIONS_PER_NODE`])
+/// that stays silent and unanswering to them this long: a cut link is noticed by the nodes and
+/// the registry themselves, not after the kernel's default of many minutes.
 pub const LINK_TIMEOUT_SECS: u64 = 10;
+/// A connection with keepalive probes sends its first probe after this long without
+/// receiving anything, then one a second: five chances before [`LINK_TIMEOUT_SECS`].
+pub const KEEPALIVE_IDLE_SECS: u64 = LINK_TIMEOUT_SECS / 2;
+/// Connections of a node that send keepalive probes: its registry connection only, so that a
+/// node notices while idle that its registry's machine is gone. Table links and every
+/// accepted connection (a node's predecessors, the registry's side) have none.
+///
+/// Why not every link: probes do not scale on one machine. The kernel runs keepalive timers in
+/// batches (its timer wheel rounds a timer of 5 s to a quarter or half a second, by `HZ`), and
+/// loopback queues a whole batch of probes in one CPU's backlog before it delivers any of them;
+/// what passes `net.core.netdev_max_backlog` (1,000 packets by default) is dropped. With
+/// probes on both ends of every link, an idle overlay of N nodes at NR 12 has 2 x N x (NR + 3
+/// backups) + 2 x N of them, a probe each every [`KEEPALIVE_IDLE_SECS`]: at 4,096 nodes 120,000
+/// sockets sent 16,000 probes a second during set-up, loopback dropped 280,000 packets, and
+/// 1,381 nodes lost links that missed five probes in a row (docs/SCALE.md). One socket a node
+/// makes it N / 5 s (2,000 probes a second at 10,000 nodes, batches of a few hundred).
+///
+/// Nothing is lost by it: a table link carries every run's data and acks, and data
+/// unacknowledged for [`LINK_TIMEOUT_SECS`] closes it, so a link to a machine that vanished
+/// between runs is closed within that of the next run's first packet on it, which then goes
+/// around it as around a crash; the registry notices a vanished node at its next message to
+/// it (a task, a counter poll, a manifest) the same way. A link from a predecessor whose
+/// machine vanished without a reset stays open at the node (inbound links send nothing) until
+/// it is closed from the other side or the node exits; [`NODE_INBOUND_LINKS_MAX`] bounds them.
+pub const KEEPALIVE_CONNECTIONS_PER_NODE: usize = 1;
 
 /// The widest identifier space of the Chord finger rule (`src/chord/`): 160 bits, as SHA-1 in
 /// the Chord paper.

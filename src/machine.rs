@@ -223,8 +223,17 @@ impl std::fmt::Display for LinkError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Open a TCP connection to `addr` (from the driver's configured local address, if any).
-    /// The driver answers with `on_connected`, or with `on_closed` if it fails.
-    Connect { conn: ConnId, addr: SocketAddr },
+    /// The driver answers with `on_connected`, or with `on_closed` if it fails. Every
+    /// connection is closed once data it sent stays unacknowledged for the link timeout
+    /// ([`LINK_TIMEOUT_SECS`](crate::limits::LINK_TIMEOUT_SECS)); with `keepalive`, also
+    /// once it stays silent that long and its keepalive probes go unanswered: a peer that
+    /// vanished is noticed while nothing is sent. Only a node's registry connection asks
+    /// for probes ([`KEEPALIVE_CONNECTIONS_PER_NODE`](crate::limits::KEEPALIVE_CONNECTIONS_PER_NODE)).
+    Connect {
+        conn: ConnId,
+        addr: SocketAddr,
+        keepalive: bool,
+    },
     /// `conn` has bytes pending: the driver takes them with `swap_outgoing` as soon as it has
     /// no send in flight on that connection.
     Send(ConnId),

@@ -170,8 +170,7 @@ fn console_sets_up_chord_fingers_and_lists_them() {
 /// into the whole membership in the registry's order, with the fingers Chord gives it. Every
 /// real node puts its own manifest together and sets up (it checks its table against the
 /// fingers its membership implies), and owns exactly the keys after its predecessor in the
-/// whole membership. (3,000 node processes set up on 2 loaded cores only while loopback keeps
-/// up: with the default backlog it dropped segments until links timed out, docs/SCALE.md.)
+/// whole membership. (Members played by connections keep the test to eight node processes.)
 #[test]
 fn manifests_larger_than_a_frame_come_in_several_and_every_node_puts_them_together() {
     use std::net::TcpListener;

@@ -118,7 +118,11 @@ impl Machine for Echo {
         }
         if let Some(addr) = self.connect_to {
             let conn = self.conn_ids.next_outbound();
-            self.effects.push(Effect::Connect { conn, addr });
+            self.effects.push(Effect::Connect {
+                conn,
+                addr,
+                keepalive: false,
+            });
         }
         self.next_tick = Some(now + self.tick_nanos);
     }

@@ -7,31 +7,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Proc, Registered, cpu_ticks, node, nodes, poll, registered, registry};
+use common::{
+    Proc, Registered, cpu_ticks, group_registered, node, nodes, poll, registered, registry,
+};
 
 const GROUP: usize = 8;
 const ALONE: usize = 3;
-
-/// Every `node ADDR: Registered as node N` line of a group of `count`.
-fn group_registered(group: &Proc, count: usize) -> Vec<Registered> {
-    group.wait_until("every node of the group registered", 0, |text| {
-        let found: Vec<Registered> = text
-            .lines()
-            .filter_map(|line| {
-                let (addr, rest) = line.strip_prefix("node ")?.split_once(": ")?;
-                let id = rest
-                    .strip_prefix("Registered as node ")?
-                    .split(':')
-                    .next()?;
-                Some(Registered {
-                    id: id.trim().parse().ok()?,
-                    addr: addr.parse::<SocketAddr>().ok()?,
-                })
-            })
-            .collect();
-        (found.len() == count).then_some(found)
-    })
-}
 
 /// The verdict line of the run whose summary starts after `from`.
 fn verdict(reg: &Proc, from: usize) -> (String, String) {

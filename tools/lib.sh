@@ -90,16 +90,6 @@ start_nodes() {
     exit 2
   fi
   processes=$(((count + per - 1) / per))
-  # Loopback drops what arrives beyond its backlog in a burst (registration, set-up and every
-  # poll round send a packet or more per node at once); a segment dropped again and again
-  # outlasts the 10 s link timeout and cuts the connection (docs/SCALE.md).
-  local backlog
-  backlog=$(cat /proc/sys/net/core/netdev_max_backlog 2>/dev/null || echo 0)
-  if [ "$count" -gt 2000 ] && [ "$backlog" -gt 0 ] && [ "$backlog" -lt $((5 * count)) ]; then
-    echo "$tool: net.core.netdev_max_backlog is $backlog: loopback drops packets beyond it in" \
-      "bursts, and with $count nodes connections may time out; raise it first:" \
-      "sysctl -w net.core.netdev_max_backlog=$((5 * count))" >&2
-  fi
   node_pids=()
   node_groups=()
   for i in $(seq 0 $((processes - 1))); do

@@ -81,35 +81,59 @@ for n in "${sizes[@]}"; do
   touch "$dir/.done"
   wait "$sampler" || true
   processes=$(ls "$dir"/node-*.log 2>/dev/null | wc -l)
-  python3 - "$dir" "$n" "$processes" "$status" "$(cut -d' ' -f1 /proc/loadavg)" >>"$out/scale.csv" <<'PY' || echo "$n,,,,,,,,,,,,,,FAIL,"
-import json, math, sys
+  python3 - "$dir" "$n" "$processes" "$status" "$(cut -d' ' -f1 /proc/loadavg)" >>"$out/scale.csv" <<'PY' || echo "$n,,,,,,,,,,,,,,FAIL," >>"$out/scale.csv"
+import json, math, os, sys
 d, n, processes, status, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-peak, reg_peak, start, ready, run, verdict = (float(x) for x in open(d + "/samples").read().split())
-r = json.load(open(d + "/result.json"))
-nr = r["nr"]
-# Exact hops of the positions rule: the sink is any other node, each equally likely; a packet
-# to the node d positions ahead takes d // 2^(NR-1) full hops plus one per bit of the rest.
-big = 1 << (nr - 1)
-hops = sorted(d // big + bin(d % big).count("1") for d in range(1, n))
-exact_mean = sum(hops) / len(hops)
-exact_p99 = hops[min(len(hops) - 1, math.ceil(0.99 * len(hops)) - 1)]
-by_relays = r["stats"]["packets_by_relays"]
+nan = float("nan")
+try:
+    peak, reg_peak, start, ready, run, verdict = (float(x) for x in open(d + "/samples").read().split())
+except (OSError, ValueError):
+    peak, reg_peak, start, ready, run, verdict = 0, 0, 0, 0, 0, 0
+try:
+    r = json.load(open(d + "/result.json"))
+except (OSError, ValueError):
+    r = None  # no verdict written (the registry failed before the run ended)
+# The verdict: the registry's if it gave one, otherwise FAIL.
+ok = status == 0 and r is not None
+if r is not None and r.get("nr"):
+    nr = r["nr"]
+    # Exact hops of the positions rule: the sink is any other node, each equally likely; a
+    # packet to the node d positions ahead takes d // 2^(NR-1) full hops plus one per bit of
+    # the rest.
+    big = 1 << (nr - 1)
+    hops = sorted(d // big + bin(d % big).count("1") for d in range(1, n))
+    exact_mean = sum(hops) / len(hops)
+    exact_p99 = hops[min(len(hops) - 1, math.ceil(0.99 * len(hops)) - 1)]
+else:
+    nr, exact_mean, exact_p99 = "", nan, ""
+by_relays = (r or {}).get("stats", {}).get("packets_by_relays") or []
 total = sum(by_relays)
-mean = sum((i + 1) * c for i, c in enumerate(by_relays)) / total
-seen, p99 = 0, 0
-for i, c in enumerate(by_relays):
-    seen += c
-    if seen >= 0.99 * total:
-        p99 = i + 1
-        break
-secs = r["duration_s"]
-transmissions = (r["packets_received"] + r["packets_relayed"]) / secs
-setup = ready - start if ready else float("nan")
-after = verdict - run - secs if verdict and run else float("nan")
-print(f"{n},{nr},{processes},{r['packets_per_s']:.0f},{transmissions:.0f},{mean:.3f},{exact_mean:.3f},"
+mean, p99 = nan, ""
+if total:
+    mean = sum((i + 1) * c for i, c in enumerate(by_relays)) / total
+    seen = 0
+    for i, c in enumerate(by_relays):
+        seen += c
+        if seen >= 0.99 * total:
+            p99 = i + 1
+            break
+secs = (r or {}).get("duration_s") or 0
+transmissions = (r["packets_received"] + r["packets_relayed"]) / secs if secs else nan
+rate = (r or {}).get("packets_per_s") or nan
+setup = ready - start if ready else nan
+after = verdict - run - secs if verdict and run and secs else nan
+word = (r or {}).get("verdict", "FAIL") if ok else "FAIL"
+print(f"{n},{nr},{processes},{rate:.0f},{transmissions:.0f},{mean:.3f},{exact_mean:.3f},"
       f"{p99},{exact_p99},{peak / n:.0f},{reg_peak:.0f},{setup:.1f},{secs:.2f},{after:.2f},"
-      f"{r['verdict'] if status == 0 else 'FAIL'},{load}")
+      f"{word},{load}")
 PY
+  if [ "$status" -ne 0 ]; then
+    # Why, in the registry's words (its FAIL line, or its last line), then the row.
+    why=$(grep -m1 -E '^(FAIL|error|Error)' "$dir/registry.log" 2>/dev/null ||
+      tail -n 1 "$dir/registry.log" 2>/dev/null || true)
+    echo "scale.sh: $n nodes: FAIL (launch.sh exit status $status): ${why:-no registry log}" >&2
+    echo "scale.sh: logs in $dir (launch.log, registry.log, node-*.log)" >&2
+  fi
   tail -1 "$out/scale.csv" | awk -F, '{printf "%6s %3s %5s %10s %12s %5s(%5s) %3s(%3s) %8s %7.0f %7s %6s %8s %7s %6s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11/1024, $12, $13, $14, $15, $16}'
 done
 echo "scale.sh: results in $out/scale.csv (tools/scale_plot.py $out/scale.csv draws them)" >&2

@@ -123,7 +123,7 @@ impl<M: Machine> Driver<M> {
             let effects = std::mem::take(&mut self.effects);
             for effect in effects {
                 match effect {
-                    Effect::Connect { conn, addr } => {
+                    Effect::Connect { conn, addr, .. } => {
                         self.conns.push(conn);
                         self.connects.push((conn, addr));
                     }

@@ -30,8 +30,8 @@ use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
     ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, HELD_RECV_BUFFERS_MAX,
-    LEFTOVER_KEPT_BYTES, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES,
-    SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
+    KEEPALIVE_IDLE_SECS, LEFTOVER_KEPT_BYTES, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS,
+    SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
 };
 use crate::machine::{
     self, CloseReason, ConnId, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
@@ -897,17 +897,20 @@ impl<M: Machine> Drop for Driver<'_, M> {
 }
 
 /// A dead peer or a cut link closes the connection within about `LINK_TIMEOUT_SECS`: data
-/// unacknowledged that long (TCP_USER_TIMEOUT), or an idle link whose keepalive probes go
-/// unanswered.
-fn set_link_timeouts(socket: &Socket) -> std::io::Result<()> {
+/// unacknowledged that long (TCP_USER_TIMEOUT), and with `keepalive` also an idle link whose
+/// keepalive probes go unanswered (`KEEPALIVE_CONNECTIONS_PER_NODE` says why only a few
+/// connections have them).
+fn set_link_timeouts(socket: &Socket, keepalive: bool) -> std::io::Result<()> {
     let timeout = Duration::from_secs(LINK_TIMEOUT_SECS);
     socket.set_tcp_user_timeout(Some(timeout))?;
-    socket.set_tcp_keepalive(
-        &socket2::TcpKeepalive::new()
-            .with_time(timeout / 2)
-            .with_interval(Duration::from_secs(1))
-            .with_retries(5),
-    )?;
+    if keepalive {
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(KEEPALIVE_IDLE_SECS))
+                .with_interval(Duration::from_secs(1))
+                .with_retries(5),
+        )?;
+    }
     Ok(())
 }
 

@@ -335,6 +335,7 @@ impl<C: Codec> Node<C> {
             self.effects.push(Effect::Connect {
                 conn,
                 addr: entry.addr,
+                keepalive: false,
             });
             entries.push(Entry {
                 id: entry.id,

@@ -130,11 +130,16 @@ impl<C: Codec> Group<C> {
         member.node.take_effects(&mut self.scratch);
         for effect in self.scratch.drain(..) {
             let effect = match effect {
-                Effect::Connect { conn, addr } => {
+                Effect::Connect {
+                    conn,
+                    addr,
+                    keepalive,
+                } => {
                     member.open.insert(conn);
                     Effect::Connect {
                         conn: conn.in_group(index),
                         addr,
+                        keepalive,
                     }
                 }
                 Effect::Send(conn) => Effect::Send(conn.in_group(index)),

@@ -72,9 +72,12 @@ impl<C: Codec> Node<C> {
             self.registry,
             Connection::new(Role::Registry, Handshake::Done),
         );
+        // The one connection of a node probed while idle: between runs nothing else would
+        // tell a node that its registry's machine is gone.
         self.effects.push(Effect::Connect {
             conn: self.registry,
             addr: self.config.registry,
+            keepalive: true,
         });
     }
 

@@ -253,7 +253,11 @@ impl<C: Codec> Node<C> {
         let index = overlay.entries.len();
         self.connections
             .insert(conn, Connection::new(Role::Entry(index), Handshake::Done));
-        self.effects.push(Effect::Connect { conn, addr });
+        self.effects.push(Effect::Connect {
+            conn,
+            addr,
+            keepalive: false,
+        });
         overlay.entries.push(Entry {
             id,
             addr,

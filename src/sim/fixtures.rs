@@ -65,8 +65,15 @@ impl ReadyNode {
         let mut effects = Vec::new();
         node.on_start(0);
         node.take_effects(&mut effects);
-        let Some(Effect::Connect { conn: registry, .. }) = effects.first().cloned() else {
-            panic!("a node connects to the registry first: {effects:?}");
+        // Only the registry connection asks for keepalive probes
+        // (`limits::KEEPALIVE_CONNECTIONS_PER_NODE`).
+        let Some(Effect::Connect {
+            conn: registry,
+            keepalive: true,
+            ..
+        }) = effects.first().cloned()
+        else {
+            panic!("a node connects to the registry first, with keepalive: {effects:?}");
         };
         node.on_connected(0, registry);
         let mut bytes = Vec::new();
@@ -99,11 +106,19 @@ impl ReadyNode {
         let entries: Vec<ConnId> = effects
             .iter()
             .filter_map(|e| match e {
-                Effect::Connect { conn, .. } => Some(*conn),
+                Effect::Connect {
+                    conn,
+                    keepalive: false,
+                    ..
+                } => Some(*conn),
                 _ => None,
             })
             .collect();
-        assert_eq!(entries.len(), nr, "one link per entry: {effects:?}");
+        assert_eq!(
+            entries.len(),
+            nr,
+            "one link per entry, none with keepalive: {effects:?}"
+        );
         for conn in &entries {
             node.on_connected(0, *conn);
         }

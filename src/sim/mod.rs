@@ -395,7 +395,7 @@ impl<C: Codec> Sim<C> {
 
     fn apply(&mut self, m: usize, effect: Effect) {
         match effect {
-            Effect::Connect { conn, addr } => self.connects.push(PendingConnect {
+            Effect::Connect { conn, addr, .. } => self.connects.push(PendingConnect {
                 machine: m,
                 conn,
                 addr,

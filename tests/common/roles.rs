@@ -78,3 +78,24 @@ pub fn registered(node: &Proc) -> Registered {
         .unwrap_or_else(|| panic!("no ID in {line:?}"));
     Registered { id, addr }
 }
+
+/// Every `node ADDR: Registered as node N` line of a group of `count`.
+pub fn group_registered(group: &Proc, count: usize) -> Vec<Registered> {
+    group.wait_until("every node of the group registered", 0, |text| {
+        let found: Vec<Registered> = text
+            .lines()
+            .filter_map(|line| {
+                let (addr, rest) = line.strip_prefix("node ")?.split_once(": ")?;
+                let id = rest
+                    .strip_prefix("Registered as node ")?
+                    .split(':')
+                    .next()?;
+                Some(Registered {
+                    id: id.trim().parse().ok()?,
+                    addr: addr.parse::<SocketAddr>().ok()?,
+                })
+            })
+            .collect();
+        (found.len() == count).then_some(found)
+    })
+}

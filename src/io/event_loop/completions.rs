@@ -115,7 +115,7 @@ impl<M: Machine> Driver<'_, M> {
             tracing::warn!("accepted connection is not TCP/IP; closed");
             return Ok(());
         };
-        if let Err(error) = set_link_timeouts(&socket) {
+        if let Err(error) = set_link_timeouts(&socket, false) {
             tracing::warn!(%peer, %error, "link timeouts failed on accepted connection");
         }
         if let Err(error) = socket.set_tcp_nodelay(true) {

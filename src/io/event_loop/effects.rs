@@ -10,7 +10,11 @@ impl<M: Machine> Driver<'_, M> {
 
     pub(super) fn carry_out(&mut self, effect: Effect) -> Result<(), DriverError> {
         match effect {
-            Effect::Connect { conn, addr } => self.connect(conn, addr),
+            Effect::Connect {
+                conn,
+                addr,
+                keepalive,
+            } => self.connect(conn, addr, keepalive),
             Effect::Send(conn) => {
                 if let Some(&key) = self.slots.get(&conn) {
                     self.want_send(key);
@@ -46,7 +50,12 @@ impl<M: Machine> Driver<'_, M> {
         }
     }
 
-    pub(super) fn connect(&mut self, conn: ConnId, addr: SocketAddr) -> Result<(), DriverError> {
+    pub(super) fn connect(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        keepalive: bool,
+    ) -> Result<(), DriverError> {
         if self.connections.len() >= self.connections_max {
             let reason = CloseReason::ConnectionLimit {
                 addr,
@@ -56,7 +65,7 @@ impl<M: Machine> Driver<'_, M> {
             self.machine.on_closed(self.now, conn, reason);
             return Ok(());
         }
-        let socket = match self.outbound_socket(addr) {
+        let socket = match self.outbound_socket(addr, keepalive) {
             Ok(socket) => socket,
             Err(error) => {
                 let error = outcome::setup_error(&error);
@@ -86,10 +95,14 @@ impl<M: Machine> Driver<'_, M> {
         Ok(())
     }
 
-    pub(super) fn outbound_socket(&self, addr: SocketAddr) -> std::io::Result<Socket> {
+    pub(super) fn outbound_socket(
+        &self,
+        addr: SocketAddr,
+        keepalive: bool,
+    ) -> std::io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_tcp_nodelay(true)?;
-        set_link_timeouts(&socket)?;
+        set_link_timeouts(&socket, keepalive)?;
         if let Some(ip) = self.local_ip {
             // Without it (a kernel before 4.2) the bind takes a port of its own, as before.
             if let Err(error) = bind_address_no_port(&socket) {
