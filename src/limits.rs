@@ -506,7 +506,7 @@ pub const KEEPALIVE_IDLE_SECS: u64 = LINK_TIMEOUT_SECS / 2;
 /// probes on both ends of every link, an idle overlay of N nodes at NR 12 has 2 x N x (NR + 3
 /// backups) + 2 x N of them, a probe each every [`KEEPALIVE_IDLE_SECS`]: at 4,096 nodes 120,000
 /// sockets sent 16,000 probes a second during set-up, loopback dropped 280,000 packets, and
-/// 1,381 nodes lost links that missed five probes in a row (docs/SCALE.md). One socket a node
+/// links whose probes were dropped five times in a row were cut (docs/SCALE.md). One socket a node
 /// makes it N / 5 s (2,000 probes a second at 10,000 nodes, batches of a few hundred).
 ///
 /// Nothing is lost by it: a table link carries every run's data and acks, and data
