@@ -509,7 +509,7 @@ pub const KEEPALIVE_IDLE_SECS: u64 = LINK_TIMEOUT_SECS / 2;
 /// links whose probes were dropped five times in a row were cut (docs/SCALE.md). One socket a
 /// node makes it N / 5 s, 2,000 probes a second at 10,000 nodes. Those can still come in one
 /// burst (every node's registry connection goes idle after the same poll round), but a probe
-/// dropped is sent again a second later, as burst after burst shrinks: two runs of 10,000
+/// dropped is sent again a second later, with only the other dropped ones: two runs of 10,000
 /// nodes on the default backlog dropped 475 and 172 packets in all, and lost no connection.
 ///
 /// Nothing is lost by it: a table link carries every run's data and acks, and data
