@@ -297,7 +297,8 @@ pub fn stall_timeout_for(nodes: usize) -> Nanos {
 /// loaded machine; a quarter of a second late is not scheduling noise. A smaller bound would
 /// also discount a pause that ends just after a deadline, but a registry that is late by more
 /// than it every time would judge no one. (Such a pause cannot blame a node that answered: the
-/// driver reads what arrived before a tick before it delivers the tick.)
+/// driver reads what arrived before a tick before it delivers the tick, and a round's deadline
+/// counts from when its request reached the kernel: `Machine::on_handed_over`.)
 pub const REGISTRY_LATE_NS_MAX: Nanos = 250_000_000;
 /// After a failure, totals unchanged for this long mean nothing of the run is in flight any
 /// more (so nothing of it leaks into the next run).

@@ -445,6 +445,17 @@ pub trait Machine {
     /// handed to the kernel before it was shut down (or it failed first). The default ignores
     /// it.
     fn on_flushed(&mut self, _now: Nanos, _conn: ConnId) {}
+    /// Whether the machine waits to hear that what it asked to send has reached the kernel
+    /// ([`Machine::on_handed_over`]). The default: no.
+    fn awaits_hand_over(&self) -> bool {
+        false
+    }
+    /// Every byte the machine asked to send has been taken by the kernel: the driver started
+    /// every send it was asked for (none held back), submitted them, and has the completion
+    /// of each; `now` is read after that. Called on each turn of the loop while
+    /// [`Machine::awaits_hand_over`] says so and nothing is left to send (a connection whose
+    /// peer does not read holds it back). The default ignores it.
+    fn on_handed_over(&mut self, _now: Nanos) {}
     /// One line from the operator's console, without its line ending.
     fn on_command(&mut self, now: Nanos, line: &str);
     /// Called when the time returned by [`Machine::next_tick`] has come.

@@ -25,6 +25,8 @@ enum Event {
     Connected(ConnId),
     Closed(ConnId, CloseReason),
     Tick,
+    /// `on_handed_over`: everything queued is in the kernel.
+    HandedOver,
 }
 
 /// A machine for the tests: echoes (optionally), connects (optionally), reports events, and
@@ -40,6 +42,10 @@ struct Echo {
     reply_and_close: Option<Vec<u8>>,
     connect_to: Option<SocketAddr>,
     greeting: Vec<u8>,
+    /// Queue the greeting on accepted connections too, and wait to hear that it reached the
+    /// kernel (`Machine::awaits_hand_over`).
+    greet_accepted_and_await: bool,
+    awaiting: bool,
     exit_at_start: Option<i32>,
     ticks_before_exit: Option<u32>,
     ticks: u32,
@@ -73,6 +79,8 @@ impl Echo {
             reply_and_close: None,
             connect_to: None,
             greeting: Vec::new(),
+            greet_accepted_and_await: false,
+            awaiting: false,
             exit_at_start: None,
             ticks_before_exit: None,
             ticks: 0,
@@ -130,6 +138,20 @@ impl Machine for Echo {
     fn on_accepted(&mut self, _now: Nanos, conn: ConnId, _peer: SocketAddr, _local: SocketAddr) {
         assert!(!conn.is_outbound());
         let _ = self.events.send(Event::Accepted(conn));
+        if self.greet_accepted_and_await {
+            let greeting = self.greeting.clone();
+            self.queue(conn, &greeting);
+            self.awaiting = true;
+        }
+    }
+
+    fn awaits_hand_over(&self) -> bool {
+        self.awaiting
+    }
+
+    fn on_handed_over(&mut self, _now: Nanos) {
+        self.awaiting = false;
+        let _ = self.events.send(Event::HandedOver);
     }
 
     fn on_connected(&mut self, _now: Nanos, conn: ConnId) {
@@ -818,4 +840,41 @@ fn past_ticks_run_at_once() {
         .filter(|event| *event == Event::Tick)
         .count();
     assert_eq!(ticks, 5);
+}
+
+#[test]
+fn the_hand_over_comes_once_the_kernel_took_every_byte() {
+    // The machine queues 64 MiB for a client that does not read, far more than the two
+    // sockets' buffers hold, and asks to hear when all of it is in the kernel (the registry
+    // counts a poll's deadline from then). Nothing is said while the client reads nothing;
+    // once it has read everything, the driver says so.
+    const BYTES: usize = 64 << 20;
+    let (tx, events) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut machine = Echo::new(tx, stop.clone());
+    machine.echo = false;
+    machine.greeting = vec![7; BYTES];
+    machine.greet_accepted_and_await = true;
+    let (listener, addr) = listener();
+    let driver = start(machine, Some(listener), config(64 * 1024));
+    let mut stream = client(addr);
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    let quiet_until = Instant::now() + Duration::from_millis(500);
+    while let Some(left) = quiet_until.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(Event::Tick) | Err(_) => {}
+            Ok(event) => panic!("{event:?} while the client had read nothing"),
+        }
+    }
+    let mut buffer = vec![0; 1 << 20];
+    let mut read = 0;
+    while read < BYTES {
+        let n = stream
+            .read(&mut buffer)
+            .expect("read what the machine sends");
+        assert!(n > 0, "the driver closed after {read} bytes");
+        read += n;
+    }
+    assert_eq!(next_event(&events), Event::HandedOver);
+    stop_and_join(&stop, driver);
 }

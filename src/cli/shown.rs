@@ -315,6 +315,12 @@ impl<C: Codec> Machine for Shown<C> {
     fn on_command(&mut self, now: Nanos, line: &str) {
         self.registry.on_command(now, line)
     }
+    fn awaits_hand_over(&self) -> bool {
+        self.registry.awaits_hand_over()
+    }
+    fn on_handed_over(&mut self, now: Nanos) {
+        self.registry.on_handed_over(now)
+    }
     fn on_tick(&mut self, now: Nanos) {
         if let Some(interrupts) = &mut self.interrupts {
             self.interrupts_checked = now;

@@ -56,6 +56,13 @@ impl<M: Machine> Machine for Terminable<M> {
     fn on_command(&mut self, now: Nanos, line: &str) {
         self.inner.on_command(now, line);
     }
+    #[inline]
+    fn awaits_hand_over(&self) -> bool {
+        self.inner.awaits_hand_over()
+    }
+    fn on_handed_over(&mut self, now: Nanos) {
+        self.inner.on_handed_over(now);
+    }
     fn on_tick(&mut self, now: Nanos) {
         if now >= self.checked.saturating_add(TERMINATE_CHECK_NS) {
             self.checked = now;

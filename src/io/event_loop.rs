@@ -251,11 +251,17 @@ impl<'m, M: Machine> Driver<'m, M> {
                 self.arm_accepts()?;
             }
             self.rearm_starved()?;
-            self.start_wanted_sends(false)?;
+            // A machine waiting for its sends to reach the kernel has none held back.
+            let hand_over = self.machine.awaits_hand_over();
+            self.start_wanted_sends(hand_over)?;
             // Take whatever has completed without waiting; only when there is nothing to do
             // are the held-back sends started and the loop waits.
             let asked = self.now;
             self.submit()?;
+            if hand_over && self.all_sent() {
+                self.machine.on_handed_over(clock::now());
+                self.apply_effects()?;
+            }
             self.reap();
             self.input_read_at = asked;
             // The loop wakes for the machine's tick and for a paused accept.
@@ -356,6 +362,16 @@ impl<'m, M: Machine> Driver<'m, M> {
             // reaped; they are dispatched by the loop in order.
             self.reap();
         }
+    }
+
+    /// Everything the machine asked to send has been taken by the kernel: nothing waits to
+    /// be submitted and no send is in flight (each send's completion has been handled; one
+    /// that leaves bytes behind starts the next at once, and a completed one with more bytes
+    /// behind it is started by the caller first, as none are held back).
+    fn all_sent(&mut self) -> bool {
+        self.ring.submission().is_empty()
+            && self.sends_wanted.is_empty()
+            && !self.connections.iter().any(|(_, slot)| slot.send_in_flight)
     }
 
     /// Submits queued entries without waiting.

@@ -531,6 +531,16 @@ impl<C: Codec> Machine for Registry<C> {
         }
     }
 
+    fn awaits_hand_over(&self) -> bool {
+        self.run.as_ref().is_some_and(Run::handing)
+    }
+
+    fn on_handed_over(&mut self, now: Nanos) {
+        if let Some(run) = self.run.as_mut() {
+            run.on_handed(now);
+        }
+    }
+
     fn next_tick(&self) -> Option<Nanos> {
         if self.pending_script_start.is_some() {
             return Some(0);

@@ -29,6 +29,18 @@
 //! more than [`REGISTRY_LATE_NS_MAX`] is not running, and judges no one. A pause too short to
 //! be told from scheduling noise is not discounted, but the replies that came during it are
 //! read before the tick that judges them (the driver's rule: `io::event_loop`).
+//!
+//! That holds only for a pause after the request left. A request decided just before a pause
+//! leaves when the registry runs again, so its round's deadline cannot count from the
+//! decision: a pause that ended less than [`REGISTRY_LATE_NS_MAX`] after that deadline would
+//! be judged at once, before any node could answer. So a counter poll's and the final
+//! summaries' deadline counts from when the driver says that everything the registry sent has
+//! reached the kernel ([`Run::on_handed`]: every send started, none held back, each one's
+//! completion in; `now` read after). Each node then has the whole stall timeout with the
+//! request in its socket, and what it answered in that time is read before the tick that
+//! judges it: no pause of the registry, wherever it falls, takes time from it. Until the
+//! driver says so (a peer that does not read holds it back), the deadline counts from the
+//! decision, as without the driver's word (the simulator).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -245,6 +257,9 @@ pub struct Run {
     crashed: Vec<NodeId>,
     /// The last time the registry called into the run ([`Run::catch_up`]).
     seen: Nanos,
+    /// A request to every node (a counter poll, the final summaries) was decided at this
+    /// time and is not known to have reached the kernel yet ([`Run::on_handed`]).
+    handing: Option<Nanos>,
     /// A run by time: when the nodes are told to stop originating. Wall-clock time like the
     /// nodes' sending, so a pause of the registry does not move it.
     stop_at: Option<Nanos>,
@@ -308,6 +323,7 @@ impl Run {
             links: BTreeMap::new(),
             crashed: Vec::new(),
             seen: now,
+            handing: None,
             stop_at: None,
             stop_sent: false,
             stopped_early_at: None,
@@ -426,13 +442,19 @@ impl Run {
     /// it asked for by more than [`REGISTRY_LATE_NS_MAX`], it was stopped or starved, and
     /// every pending deadline moves by the time since its previous call (module comment).
     fn catch_up(&mut self, now: Nanos) {
+        let due = self.next_tick();
+        self.catch_up_after(now, due, "the registry did not run");
+    }
+
+    /// As [`Run::catch_up`], for a call that was `due` then; `late` says what was late.
+    fn catch_up_after(&mut self, now: Nanos, due: Option<Nanos>, late: &str) {
         let lost = now.saturating_sub(self.seen);
-        if let Some(due) = self.next_tick()
+        if let Some(due) = due
             && now > due.saturating_add(REGISTRY_LATE_NS_MAX)
         {
             tracing::warn!(
-                "run {}: the registry did not run for {} ms (stopped or starved); its deadlines \
-                 move by that much, so that no node is blamed for it",
+                "run {}: {late} for {} ms (stopped or starved); its deadlines move by that \
+                 much, so that no node is blamed for it",
                 self.number,
                 lost / 1_000_000
             );
@@ -454,6 +476,34 @@ impl Run {
             }
         }
         self.seen = self.seen.max(now);
+    }
+
+    /// Whether a request to every node waits to be known in the kernel ([`Run::on_handed`]).
+    pub fn handing(&self) -> bool {
+        self.handing.is_some()
+    }
+
+    /// Everything the registry sent has reached the kernel (the driver says so, with `now`
+    /// read after it): the request decided last counts its deadline from now, not from when
+    /// it was decided (module comment). The driver says so at once when the registry runs;
+    /// later than [`REGISTRY_LATE_NS_MAX`] after the decision, the registry did not run in
+    /// between, and its other deadlines move too ([`Run::catch_up`]).
+    pub fn on_handed(&mut self, now: Nanos) {
+        let Some(decided) = self.handing.take() else {
+            return;
+        };
+        self.catch_up_after(
+            now,
+            Some(decided),
+            "what the registry sent reached the kernel late: it did not run, or a peer did not \
+             read,",
+        );
+        if let Some(sent_at) = self.poll.sent_at.as_mut() {
+            *sent_at = (*sent_at).max(now);
+        }
+        if let Phase::Collecting { deadline, .. } = &mut self.phase {
+            *deadline = (*deadline).max(now.saturating_add(self.timing.stall_timeout));
+        }
     }
 
     /// Node `id` registered during the run: it relays and receives from the moment the
@@ -537,6 +587,7 @@ impl Run {
         self.poll.next_at = None;
         self.poll.not_asked = 0;
         self.poll.sent_at = Some(now);
+        self.handing = Some(now);
         self.poll.sent_counts_final = matches!(self.phase, Phase::Draining);
         self.poll.replies.clear();
         self.poll.links.clear();
@@ -864,6 +915,7 @@ impl Run {
             failures,
             deadline: now + self.timing.stall_timeout,
         };
+        self.handing = Some(now);
         Step::CollectAll
     }
 

@@ -48,6 +48,8 @@ enum Event {
     CheckCollected,
     /// `Run::on_tick`.
     Tick,
+    /// `Run::on_handed`: the driver says everything the registry sent reached the kernel.
+    Handed,
     /// `Run::stop`, the operator's `stop`.
     StopCommand,
 }
@@ -70,7 +72,8 @@ enum Want {
 type Row = (u64, Event, Want, Option<u64>);
 
 use Event::{
-    CheckCollected, Crash, Fail, Final, Finished, Leave, Progress, ProgressLinks, StopCommand, Tick,
+    CheckCollected, Crash, Fail, Final, Finished, Handed, Leave, Progress, ProgressLinks,
+    StopCommand, Tick,
 };
 use Want::{Collect, Finish, Nothing, Poll, Stop, StopSending};
 
@@ -128,6 +131,10 @@ fn play_run(mut run: Run, rows: &[Row]) -> Run {
             Fail(why) => run.fail(now, why.to_string()),
             CheckCollected => run.check_collected(members.len()),
             Tick => run.on_tick(now, &members),
+            Handed => {
+                run.on_handed(now);
+                Step::Nothing
+            }
             StopCommand => run.stop(now, &members).0,
         };
         match (want, step) {

@@ -99,3 +99,96 @@ fn a_pause_while_collecting_or_settling_blames_no_one() {
         ],
     );
 }
+
+#[test]
+fn a_pause_between_deciding_a_poll_and_sending_it_blames_no_one() {
+    // The registry decides a round at 1 s and is stopped before the request leaves it; it runs
+    // again at 11.1 s, 100 ms past the round's deadline (too little lateness to tell from
+    // scheduling noise). The request reaches the kernel only then: the round's deadline counts
+    // from there, the replies come, and nobody is named. Counted from the decision, the tick
+    // at 11.1 s named both nodes before they could answer.
+    play(
+        None,
+        &[1, 2],
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (11_100, Handed, Nothing, Some(21_100)),
+            (11_100, Tick, Nothing, Some(21_100)),
+            (11_101, Progress(1, [5, 3, 0, 0, 0]), Nothing, Some(21_100)),
+            (11_101, Progress(2, [3, 3, 0, 0, 0]), Nothing, Some(12_101)),
+        ],
+    );
+}
+
+#[test]
+fn a_short_pause_between_deciding_a_poll_and_sending_it_moves_only_that_round() {
+    // Stopped for 200 ms between the decision and the hand-over (not told from noise): the
+    // round's deadline counts from the hand-over; nothing else moves. A node silent for the
+    // stall timeout after that is named.
+    play(
+        None,
+        &[1, 2],
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (1200, Handed, Nothing, Some(11_200)),
+            (1201, Progress(1, [1, 0, 0, 0, 0]), Nothing, Some(11_200)),
+            (11_199, Tick, Nothing, Some(11_200)),
+            (11_200, Tick, Stop, Some(21_200)),
+        ],
+    );
+}
+
+#[test]
+fn a_silent_node_is_named_a_stall_timeout_after_its_poll_was_handed_over() {
+    // No pause: the hand-over follows the decision at once, and changes nothing.
+    play(
+        None,
+        &[1, 2],
+        &[
+            (1000, Tick, Poll, Some(11_000)),
+            (1000, Handed, Nothing, Some(11_000)),
+            (1001, Progress(1, [1, 0, 0, 0, 0]), Nothing, Some(11_000)),
+            (11_000, Tick, Stop, Some(21_000)),
+            (11_000, Handed, Nothing, Some(21_000)),
+            (11_001, Progress(1, [1, 1, 0, 0, 0]), Nothing, Some(21_000)),
+            (21_000, Tick, Collect, Some(31_000)),
+            (21_000, Handed, Nothing, Some(31_000)),
+            (21_001, Final(1), Nothing, Some(31_000)),
+            (
+                31_000,
+                Tick,
+                Finish(
+                    &[1],
+                    &[
+                        "node 2 did not answer a counter poll within 10 s",
+                        "no final summary from node 2 within 10 s",
+                    ],
+                ),
+                None,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_pause_between_asking_for_the_final_summaries_and_sending_the_request_blames_no_one() {
+    // The overlay is quiet at 1.505 s and the final summaries are asked for; the registry is
+    // stopped before the request leaves and runs again 100 ms past the collection's deadline.
+    play(
+        None,
+        &[1, 2],
+        &[
+            (0, Finished(1), Nothing, Some(1000)),
+            (0, Finished(2), Poll, Some(10_000)),
+            (1, Progress(1, DONE_1), Nothing, Some(10_000)),
+            (1, Progress(2, DONE_2), Nothing, Some(2)),
+            (2, Tick, Poll, Some(10_002)),
+            (3, Progress(1, DONE_1), Nothing, Some(10_002)),
+            (3, Progress(2, DONE_2), Collect, Some(10_003)),
+            (10_103, Handed, Nothing, Some(20_103)),
+            (10_103, Tick, Nothing, Some(20_103)),
+            (10_104, Final(1), Nothing, Some(20_103)),
+            (10_104, Final(2), Finish(&[1, 2], &[]), None),
+        ],
+    );
+}
