@@ -63,6 +63,34 @@ impl<C: Codec> Registry<C> {
             }
             Goal::Duration(_) => TASK_UNTIL_STOPPED,
         };
+        // A node that left since is no longer waited for.
+        let nodes = &self.nodes;
+        self.owed_finals.retain(|id, _| nodes.contains_key(id));
+        if let Some((id, run)) = self.owed_finals.first_key_value() {
+            let owing: Vec<String> = self
+                .owed_finals
+                .keys()
+                .map(|id| format!("node {id}"))
+                .collect();
+            self.say(format!(
+                "start refused: {} not answered the final request of run {run} yet (given up \
+                 on when that run ended: stopped, hung or starved); until {}, {} count of runs \
+                 is behind the others' and would drop this run's packets as stale. Start again \
+                 once the registry says it answered, or end {}",
+                match owing.len() {
+                    1 => format!("node {id} has"),
+                    _ => format!("{} have", owing.join(", ")),
+                },
+                if owing.len() == 1 {
+                    "it does"
+                } else {
+                    "they do"
+                },
+                if owing.len() == 1 { "its" } else { "their" },
+                if owing.len() == 1 { "it" } else { "them" },
+            ));
+            return;
+        }
         let Some(overlay) = self.overlay.as_ref().filter(|o| o.ready) else {
             self.say("start refused: the overlay is not set up (run setup-overlay and wait for \"Registry now ready to initiate tasks.\")");
             return;
@@ -188,6 +216,26 @@ impl<C: Codec> Registry<C> {
         if reset && self.on_leaver_summary(now, id, (counters, stats.clone(), links.clone())) {
             return;
         }
+        if let Some(&run) = self.owed_finals.get(&id) {
+            // Answers to the requests of a run that ended without this node's final summary:
+            // the final one brings its count of runs level with the others'.
+            if reset {
+                self.owed_finals.remove(&id);
+                self.say(format!(
+                    "{} answered the final request of run {run} at last: its count of runs is \
+                     level with the others' again{}",
+                    self.describe(id),
+                    if self.owed_finals.is_empty() {
+                        "; a run may start"
+                    } else {
+                        ""
+                    }
+                ));
+            } else {
+                tracing::debug!("{}: a late counter reply of run {run}", self.describe(id));
+            }
+            return;
+        }
         let nodes = self.run_nodes();
         let Some(run) = self.run.as_mut() else {
             let line = format!("{}: a traffic summary nobody asked for", self.describe(id));
@@ -309,6 +357,15 @@ impl<C: Codec> Registry<C> {
         };
         // Every packet of the run is counted: the IDs of the nodes that left may be given again.
         self.departed.clear();
+        // The nodes asked for a final summary (the run's, still here) that sent none.
+        for id in &run.members {
+            if self.nodes.contains_key(id)
+                && !replies.contains_key(id)
+                && !run.left.contains_key(id)
+            {
+                self.owed_finals.insert(*id, run.number);
+            }
+        }
         // The nodes that left during the run: their final counters are the run's too.
         let mut replies = replies;
         replies.extend(std::mem::take(&mut run.left));

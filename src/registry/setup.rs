@@ -325,6 +325,8 @@ impl<C: Codec> Registry<C> {
                 return;
             }
         }
+        // Every node counts its final reports (the run tag) from its new manifest.
+        self.owed_finals.clear();
         self.overlay = Some(Overlay {
             fingers,
             nr,
