@@ -398,6 +398,52 @@ fn packets_on_their_way_at_a_second_stop_are_stale_in_the_next_run() {
     }
 }
 
+/// A scripted registry stopped (SIGSTOP) before its nodes registered, past its ready
+/// timeout, does not give up on resume blaming the nodes for a set-up it never sent them
+/// (issue 12, item 9's neighbour: the ready timeout and membership changes' stages had no
+/// discount for time the registry did not run). It warns that it did not run and the run
+/// PASSes.
+#[test]
+fn a_scripted_registry_paused_before_set_up_does_not_give_up_on_its_nodes() {
+    let port_file = temp_path("paused-scripted.port");
+    let mut reg = Proc::spawn(
+        "registry",
+        &[
+            "registry",
+            "--bind",
+            "127.0.0.1",
+            "--nodes",
+            "3",
+            "--start",
+            "2000",
+            "--ready-timeout",
+            "3",
+            "--port-file",
+            port_file.arg(),
+        ],
+        false,
+    );
+    let port: u16 = wait_file(&port_file.0, |text| {
+        text.ends_with('\n')
+            .then(|| text.trim().parse().ok())
+            .flatten()
+    });
+    // The port file is written before the loop starts and the ready timeout with it.
+    std::thread::sleep(Duration::from_millis(500));
+    reg.signal(libc::SIGSTOP);
+    let nodes = nodes(3, port, &[]);
+    // The nodes' connections and registrations wait in the stopped registry's sockets.
+    std::thread::sleep(Duration::from_secs(5));
+    reg.signal(libc::SIGCONT);
+    reg.wait_err_line("the registry did not run for");
+    let status = reg.wait_exit();
+    assert!(status.success(), "registry: {status}\n{}", reg.dump());
+    no_panic(&reg);
+    for n in &nodes {
+        no_panic(n);
+    }
+}
+
 /// A process judges a deadline only after reading what arrived before it (issue 12: the
 /// flake of `a_paused_registry_blames_no_one` at load above 20). A node stopped (SIGSTOP)
 /// after it accepted a connection and before that connection's hello arrived, and continued

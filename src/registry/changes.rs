@@ -1122,6 +1122,18 @@ impl<C: Codec> Registry<C> {
         self.advance(now);
     }
 
+    /// The registry did not run for `lost` (`Registry::catch_up`): the current stage waits
+    /// that much longer.
+    pub(super) fn move_change_deadline(&mut self, lost: Nanos) {
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.deadline = current.deadline.saturating_add(lost);
+        }
+    }
+
     /// When a change next needs the tick.
     pub(super) fn change_deadline(&self) -> Option<Nanos> {
         self.overlay

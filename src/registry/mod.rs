@@ -26,8 +26,8 @@ use rand::rngs::{SmallRng, StdRng};
 use crate::auth::{self, Binding, Failure, Handshake, Outcome};
 use crate::console::{REGISTRY_HELP, RegistryCommand, parse_registry};
 use crate::limits::{
-    CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_QUEUED_BYTES_MAX, REGISTRY_STRANGERS_MAX,
-    REGISTRY_STRANGERS_PER_ADDRESS_MAX,
+    CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_LATE_NS_MAX, REGISTRY_QUEUED_BYTES_MAX,
+    REGISTRY_STRANGERS_MAX, REGISTRY_STRANGERS_PER_ADDRESS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
 use crate::routing::Fingers;
@@ -137,6 +137,8 @@ pub struct Registry<C: Codec> {
     interrupts: u32,
     /// A scripted registry gives up if the overlay is not ready by then.
     ready_deadline: Option<Nanos>,
+    /// The last time the driver called in ([`Registry::catch_up`]).
+    seen: Nanos,
     /// Connections that have not registered a node (`crate::strangers`): a bounded pool, a
     /// share per address, and `stranger_timeout` each to register.
     strangers: Strangers,
@@ -184,6 +186,7 @@ impl<C: Codec> Registry<C> {
             intervals,
             interrupts: 0,
             ready_deadline: None,
+            seen: 0,
             strangers,
             stranger_warnings: WarningLimit::for_strangers(),
             rng,
@@ -193,6 +196,37 @@ impl<C: Codec> Registry<C> {
             close_warnings: WarningLimit::for_closed_connections(),
             codec: PhantomData,
         }
+    }
+
+    /// Deadlines outside a run that judge others (a scripted registry's ready timeout, a
+    /// membership change's stage) count time the registry ran, as a run's do, by the same
+    /// rule (`Run::catch_up`): entered more than [`REGISTRY_LATE_NS_MAX`] after such a
+    /// deadline, the registry was stopped or starved, and they move by the time since its
+    /// previous call. Called first on every entry with a time.
+    fn catch_up(&mut self, now: Nanos) {
+        let due = [
+            self.ready_deadline.filter(|_| !self.is_ready()),
+            self.change_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(due) = due
+            && now > due.saturating_add(REGISTRY_LATE_NS_MAX)
+        {
+            let lost = now.saturating_sub(self.seen);
+            tracing::warn!(
+                "the registry did not run for {} ms (stopped or starved); the set-up's and \
+                 membership changes' deadlines move by that much, so that no node is blamed for \
+                 it",
+                lost / 1_000_000
+            );
+            if let Some(deadline) = self.ready_deadline.as_mut() {
+                *deadline = deadline.saturating_add(lost);
+            }
+            self.move_change_deadline(lost);
+        }
+        self.seen = self.seen.max(now);
     }
 
     /// Results of the runs completed so far.
@@ -414,12 +448,14 @@ impl<C: Codec> Registry<C> {
 
 impl<C: Codec> Machine for Registry<C> {
     fn on_start(&mut self, now: Nanos) {
+        self.seen = now;
         if let Some(script) = &self.config.script {
             self.ready_deadline = Some(now + script.ready_timeout);
         }
     }
 
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+        self.catch_up(now);
         tracing::debug!("connection from {peer}");
         // The hello comes first (the classic format has none: its first message is a
         // request).
@@ -455,6 +491,7 @@ impl<C: Codec> Machine for Registry<C> {
     fn on_connected(&mut self, _now: Nanos, _conn: ConnId) {}
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        self.catch_up(now);
         let mut offset = 0;
         while self.connections.contains_key(&conn) {
             let len = match C::frame_len(&bytes[offset..]) {
@@ -493,10 +530,12 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
+        self.catch_up(now);
         self.forget_connection(now, conn, &format!("connection lost ({reason})"));
     }
 
     fn on_command(&mut self, now: Nanos, line: &str) {
+        self.catch_up(now);
         match parse_registry(line) {
             Ok(None) => {}
             Ok(Some(RegistryCommand::Help)) => self.say(REGISTRY_HELP),
@@ -522,6 +561,7 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.catch_up(now);
         self.expire_strangers(now);
         self.change_tick(now);
         if self.give_up_unless_ready(now) {
