@@ -66,6 +66,7 @@ fn controls() -> Vec<Control> {
                 id: 90,
                 addr: "127.0.0.1:10090".parse().unwrap(),
             }],
+            epoch: 3,
         }),
         Control::SetupStatus {
             status: Status::Ok(20),

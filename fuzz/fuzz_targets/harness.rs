@@ -215,9 +215,16 @@ impl<M: Machine> Driver<M> {
         self.settle(true);
     }
 
-    /// Advances time by `nanos` and runs the ticks that are due (at most `max` of them).
+    /// Advances time by `nanos` and runs the ticks that are due (at most `max` of them). A
+    /// machine waiting to hear that what it sent is in the kernel hears it first, as from the
+    /// driver's next turn: `settle` took every byte, and the advance is a pause of any length
+    /// between its decision and that turn.
     pub fn tick(&mut self, nanos: u64, max: usize) {
         self.now = self.now.saturating_add(nanos);
+        if self.machine.awaits_hand_over() {
+            self.machine.on_handed_over(self.now);
+            self.settle(true);
+        }
         for _ in 0..max {
             if self.exited.is_some() {
                 return;

@@ -71,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
             trace_slots: longest_path_relays(RING.len(), NR) as u8,
             window_bytes: u64::from(phase >> 2) * 1024,
             backups: Vec::new(),
+            epoch: 0,
         });
         driver.feed(registry, &control(&manifest));
         // Two peers link to us, as the nodes whose tables hold us would.
