@@ -263,7 +263,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                 self.apply_effects()?;
             }
             self.reap();
-            self.input_read_at = asked;
+            self.input_read(asked);
             // The loop wakes for the machine's tick and for a paused accept.
             let wake = match (self.machine.next_tick(), self.accept_pause.resume_at()) {
                 (Some(tick), Some(resume)) => Some(tick.min(resume)),
@@ -284,7 +284,7 @@ impl<'m, M: Machine> Driver<'m, M> {
                     None => self.submit_and_wait(None)?,
                 }
                 self.reap();
-                self.input_read_at = asked;
+                self.input_read(asked);
             }
             self.now = clock::now();
             if !self.completions.is_empty() || wake.is_some_and(|wake| wake <= self.now) {
@@ -321,25 +321,57 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// only after what arrived before it has been read: the machine must not blame a peer
     /// whose answer waits in the ring. The loop last asked for completions before the tick
     /// came due when a wait ended early (a signal: SIGSTOP and SIGCONT end it with EINTR) or
-    /// the process did not run for a while: with DEFER_TASKRUN, completions of receives that
-    /// arrived since are only posted when the loop asks. Asks (a non-blocking enter, only when
-    /// the kernel flags work waiting) and handles what came; issue 12 (a stopped node closed
-    /// a table link whose hello had come in time).
+    /// the process did not run for a while (stopped, or its core given to others) between an
+    /// ask and the tick. What may wait then, and how this reads it (issue 12: a stopped node
+    /// closed a table link whose hello had come in time):
+    /// - receives pushed since the last submit (the first receive of a connection accepted in
+    ///   the completions just handled): submitted here, always; bytes that came meanwhile
+    ///   complete such a receive within the submit;
+    /// - completions whose task work is deferred (DEFER_TASKRUN): posted only when the loop
+    ///   asks, and one ask runs a bounded batch of them (20 per pass on Linux 6.x, at most
+    ///   two passes per enter), so asks again as long as the kernel flags work waiting
+    ///   (TASKRUN_FLAG, set again when a batch leaves some), handling each batch before the
+    ///   next ask (a handled receive is armed again and read in the same way).
+    ///
+    /// Bounded: each ask while work waits runs at least one waiting completion, oldest first,
+    /// and what had arrived when this began is at most one completion per operation in flight
+    /// (a receive and a send per connection, an accept per listener, the console, the
+    /// cancels at exit); further rounds read only what arrives meanwhile, and the tick comes
+    /// after `reads_max` asks at the latest.
     fn read_input_before_tick(&mut self) -> Result<(), DriverError> {
         let asked = clock::now();
-        let waiting = {
-            let submission = self.ring.submission();
-            submission.taskrun() || submission.cq_overflow()
-        };
-        if waiting {
+        let reads_max = 2 * self.connections_max + self.listeners.len() + 2;
+        for _ in 0..reads_max {
             self.submit()?;
-        }
-        self.reap();
-        self.input_read_at = asked;
-        while let Some(completion) = self.completions.pop_front() {
-            self.dispatch(completion)?;
+            self.reap();
+            let waiting = self.input_waiting();
+            if !waiting {
+                self.input_read_at = asked;
+            }
+            while let Some(completion) = self.completions.pop_front() {
+                self.dispatch(completion)?;
+            }
+            if !waiting || self.exit_code.is_some() {
+                break;
+            }
         }
         Ok(())
+    }
+
+    /// Whether completions may wait that the last ask did not reap: submissions the kernel
+    /// has not taken, task work the kernel flags waiting (it runs a bounded batch per ask
+    /// and sets TASKRUN again when it leaves some), or an overflowed completion queue.
+    fn input_waiting(&mut self) -> bool {
+        let submission = self.ring.submission();
+        !submission.is_empty() || submission.taskrun() || submission.cq_overflow()
+    }
+
+    /// Notes an ask for completions begun at `asked` and reaped: every completion of input
+    /// that had arrived by then is reaped, unless the kernel still has some waiting.
+    fn input_read(&mut self, asked: Nanos) {
+        if !self.input_waiting() {
+            self.input_read_at = asked;
+        }
     }
 
     // ----- Ring plumbing -----
@@ -417,7 +449,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             let asked = self.now;
             self.submit()?;
             self.reap();
-            self.input_read_at = asked;
+            self.input_read(asked);
             self.now = clock::now();
             if !self.completions.is_empty() || self.now >= until {
                 break;
