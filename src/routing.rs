@@ -285,6 +285,11 @@ impl ChordLayout {
         self.membership.id(self.member_of[position] as usize)
     }
 
+    /// The ring position of the node that owns `key`: successor(key).
+    pub fn owner(&self, key: Id) -> usize {
+        self.position_of[self.membership.successor(key)] as usize
+    }
+
     /// The ring positions of the fingers of the node at `position`, by increasing distance.
     pub fn fingers(&self, position: usize) -> impl Iterator<Item = usize> + '_ {
         self.tables[self.member_of[position] as usize]

@@ -496,3 +496,81 @@ fn lookups_and_replies_go_around_nodes_that_died() {
         assert!(!shown.contains(&r1) && !shown.contains(&r2), "{line}");
     }
 }
+
+/// The registry checks the owner a node answers for its `lookup` against its own membership:
+/// three registered peers played by the test (each set up as a node would be); the one asked
+/// answers once truthfully and once naming another member, and the registry names the
+/// contradiction (issue 14: a node may lie).
+#[test]
+fn the_registry_names_a_lookup_owner_its_membership_contradicts() {
+    use common::Client;
+    use overlay::wire::{Control, LookupAnswer, Status};
+
+    let (mut reg, port) = registry(&[], true);
+    let mut played: Vec<(u32, Client, std::net::TcpListener)> = (0..3)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut client = Client::connect(port);
+            match client.request(&Control::Register { addr }) {
+                Control::RegisterStatus {
+                    status: Status::Ok(id),
+                    ..
+                } => (id, client, listener),
+                other => panic!("registration: {other:?}"),
+            }
+        })
+        .collect();
+    reg.wait_line("(3 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 1");
+    for (id, client, _) in &mut played {
+        match client.recv() {
+            Control::Manifest(_) => {}
+            other => panic!("node {id}: not a manifest: {other:?}"),
+        }
+        client.send(&Control::SetupStatus {
+            status: Status::Ok(*id),
+            info: "set up".into(),
+        });
+    }
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    played.sort_by_key(|p| p.0);
+    let ids: Vec<u32> = played.iter().map(|p| p.0).collect();
+    // Key = the second node's ID: it owns it (position fingers: a key is a node ID).
+    let key = ids[1];
+    let asked = &mut played[0].1;
+    for (owner, lie) in [(ids[1], false), (ids[2], true)] {
+        let mark = reg.mark();
+        reg.send(&format!("lookup {key} {}", ids[0]));
+        let number = match asked.recv() {
+            Control::Lookup { number, key: text } => {
+                assert_eq!(text, key.to_string());
+                number
+            }
+            other => panic!("not a lookup: {other:?}"),
+        };
+        asked.send(&Control::LookupResult {
+            number,
+            result: Ok(LookupAnswer {
+                key: format!("{key:x}"),
+                owner,
+                path: vec![ids[0], owner],
+                round_trip_ns: 1_000,
+            }),
+        });
+        let (line, _) = reg.wait_line(&format!("Lookup {key}"), mark);
+        assert!(line.contains(&format!("owner node {owner}")), "{line}");
+        if lie {
+            assert!(
+                line.contains(&format!(
+                    "but by the registry's membership node {} owns it",
+                    ids[1]
+                )),
+                "{line}"
+            );
+        } else {
+            assert!(!line.contains("but by the registry"), "{line}");
+        }
+    }
+}

@@ -5,7 +5,8 @@
 use rand::Rng;
 
 use super::Registry;
-use crate::limits::LOOKUPS_PENDING_MAX;
+use crate::chord::{Id, IdSpace};
+use crate::limits::{ID_BITS_MAX, LOOKUPS_PENDING_MAX};
 use crate::wire::{Codec, Control, LookupAnswer, NodeId};
 
 /// A lookup the registry asked a node for and waits to hear of.
@@ -28,20 +29,22 @@ impl<C: Codec> Registry<C> {
             );
             return;
         }
+        let members = self.overlay.as_ref().map_or(&[][..], |o| o.ring.ids());
         let node = match node {
-            Some(node) if self.nodes.contains_key(&node) => node,
+            Some(node) if members.contains(&node) => node,
+            Some(node) if self.nodes.contains_key(&node) => {
+                self.say(format!(
+                    "lookup refused: node {node} is not in the overlay's tables yet (it is \
+                     joining)"
+                ));
+                return;
+            }
             Some(node) => {
                 self.say(format!("lookup refused: no node {node} is registered"));
                 return;
             }
-            None => {
-                let index = self.rng.random_range(0..self.nodes.len());
-                *self
-                    .nodes
-                    .keys()
-                    .nth(index)
-                    .expect("an index below the count")
-            }
+            // Among the members: a node still joining has no table to route with.
+            None => members[self.rng.random_range(0..members.len())],
         };
         self.lookups_asked += 1;
         let number = self.lookups_asked;
@@ -87,11 +90,59 @@ impl<C: Codec> Registry<C> {
             Ok(answer) => {
                 let addr = self.nodes.get(&answer.owner).map(|node| node.addr);
                 let identifier = self.chord_identifier(answer.owner);
-                answer.line(&asked.key, addr, identifier)
+                let mut line = answer.line(&asked.key, addr, identifier);
+                // The owner is checked against the registry's own membership: a node that
+                // lies, or tables that disagree, are named.
+                match self.owner_by_membership(&answer.key) {
+                    Some(owner) if owner == answer.owner => {}
+                    Some(owner) => {
+                        let changing = if self.membership_changing() {
+                            " (the membership is changing)"
+                        } else {
+                            ""
+                        };
+                        line += &format!(
+                            "; but by the registry's membership node {owner} owns it{changing}"
+                        );
+                        tracing::warn!("lookup {number}: {line}");
+                    }
+                    None => {
+                        line += "; the registry cannot read the key the node answered";
+                        tracing::warn!("lookup {number}: {line}");
+                    }
+                }
+                line
             }
             Err(why) => format!("Lookup {} failed: {why}", asked.key),
         };
         self.say(format!("{line} (asked of node {from})"));
         Ok(())
+    }
+
+    /// The member that owns `key` (hex, as a lookup's answer gives it) by the registry's own
+    /// membership: successor(key) among the Chord identifiers, or (position fingers) among
+    /// the node IDs as keys of [`ID_BITS_MAX`] bits, as the nodes route; `None` when the
+    /// overlay is not set up or the text is no key of its space.
+    fn owner_by_membership(&self, key: &str) -> Option<NodeId> {
+        let overlay = self.overlay.as_ref()?;
+        let ids = overlay.ring.ids();
+        let hex = format!("0x{key}");
+        match &overlay.chord {
+            Some(layout) => {
+                let key = layout.space().parse_key(&hex, false).ok()?;
+                Some(ids[layout.owner(key)])
+            }
+            None => {
+                let space = IdSpace::new(ID_BITS_MAX)?;
+                let key = space.parse_key(&hex, false).ok()?;
+                // The first node at or after the key, or past the top, the first of all.
+                let at_or_after = ids
+                    .iter()
+                    .copied()
+                    .filter(|&id| Id::from(u128::from(id)) >= key)
+                    .min();
+                at_or_after.or_else(|| ids.iter().copied().min())
+            }
+        }
     }
 }
