@@ -391,7 +391,10 @@ fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
 /// (32-bit identifiers hashed from their addresses). Two lookups are picked: one whose route
 /// from its asker passes relay R1 first, and one whose owner's reply passes relay R2 on its
 /// way back (a Chord reply goes on clockwise from the owner to the asker, so never through the
-/// lookup's own relays). R1 and R2 are killed and their neighbours see their links close; then
+/// lookup's own relays). The registry is stopped (SIGSTOP) first, so that only the nodes' own
+/// backup entries and route-around serve, as in the moments before its repair (once it runs
+/// it repairs the tables at once, and the holders may then drop a dead link as an old entry
+/// before they see it close). R1 and R2 are killed and their neighbours see their links close; then
 /// the first asker takes another link instead of failing with "the link ... is down", the
 /// second owner's reply gets around R2, and both reach the key's owner (successor(KEY), alive)
 /// on a path without the dead nodes.
@@ -399,7 +402,7 @@ fn lookups_at_the_consoles_follow_the_tables_to_the_owner() {
 fn lookups_and_replies_go_around_nodes_that_died() {
     let ChordConsoles {
         // Kept to the end: dropping it would stop the registry.
-        reg: _reg,
+        reg,
         mut nodes,
         all,
         by_id: _,
@@ -452,6 +455,7 @@ fn lookups_and_replies_go_around_nodes_that_died() {
     );
 
     let tables = FingerTable::all(FingerRule::Chord, &membership).unwrap();
+    reg.signal(libc::SIGSTOP);
     for dead in [r1, r2] {
         nodes[process_of(dead)].kill();
     }
@@ -495,6 +499,7 @@ fn lookups_and_replies_go_around_nodes_that_died() {
         );
         assert!(!shown.contains(&r1) && !shown.contains(&r2), "{line}");
     }
+    reg.signal(libc::SIGCONT);
 }
 
 /// The registry checks the owner a node answers for its `lookup` against its own membership:
