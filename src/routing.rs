@@ -542,6 +542,10 @@ pub struct Router {
     /// packet may have been routed partly under an earlier one, so the sink checks the rule
     /// only, within `trace_slots` relays.
     changed: bool,
+    /// A packet not routed around a dead link took exactly the route the rule gives: the
+    /// position rule, and a membership unchanged since setup. The sink then compares the
+    /// trace with that route inline ([`Router::check_delivered_route`]).
+    exact_routes: bool,
     trace_slots: usize,
     /// After a change: nodes that are no members of this ring but may still be in a trace or
     /// be a packet's source (those that left, those about to join), with their keys.
@@ -617,6 +621,7 @@ impl Router {
             next_hops,
             backup_holders: 0,
             changed: false,
+            exact_routes: !chord,
             trace_slots: 0,
             others: HashMap::new(),
         })
@@ -628,6 +633,7 @@ impl Router {
     /// clockwise progress through members and `others`, within `trace_slots` relays.
     pub fn after_change(&mut self, trace_slots: usize, others: HashMap<NodeId, Id>) {
         self.changed = true;
+        self.exact_routes = false;
         self.trace_slots = trace_slots;
         self.others = others;
     }
@@ -892,13 +898,105 @@ impl Router {
         detoured: bool,
         trace: impl Iterator<Item = NodeId> + Clone,
     ) -> Result<usize, RouteFault> {
-        if !self.chord
+        let quick = if self.chord {
+            self.on_chord_route(source, relays, detoured, trace.clone())
+        } else if !detoured {
+            self.on_exact_route(source, relays, trace.clone())
+        } else {
+            None
+        };
+        match quick {
+            Some(from) => Ok(from),
+            None => self.check_route_by_rule(source, relays, detoured, trace),
+        }
+    }
+
+    /// The sink's check of a delivered packet's route, whatever the membership did since
+    /// setup: [`Router::check_route`] while it is unchanged, [`Router::check_route_after_change`]
+    /// once it has changed. Returns the source's ring position, `None` for a source that has
+    /// left since. The common case, a position-rule packet on its exact route, is compared
+    /// inline; every other case is out of line ([`Router::check_delivered_route_otherwise`]).
+    #[inline(always)]
+    pub fn check_delivered_route(
+        &self,
+        source: NodeId,
+        relays: usize,
+        detoured: bool,
+        trace: impl Iterator<Item = NodeId> + Clone,
+    ) -> Result<Option<usize>, RouteFault> {
+        if self.exact_routes
             && !detoured
             && let Some(from) = self.on_exact_route(source, relays, trace.clone())
         {
-            return Ok(from);
+            return Ok(Some(from));
         }
-        self.check_route_by_rule(source, relays, detoured, trace)
+        self.check_delivered_route_otherwise(source, relays, detoured, trace)
+    }
+
+    /// [`Router::check_delivered_route`] but for its inline case: Chord mode, a detoured
+    /// packet, a membership that changed, or a trace the exact route's comparison did not
+    /// accept (then named by the rule).
+    #[inline(never)]
+    fn check_delivered_route_otherwise(
+        &self,
+        source: NodeId,
+        relays: usize,
+        detoured: bool,
+        trace: impl Iterator<Item = NodeId> + Clone,
+    ) -> Result<Option<usize>, RouteFault> {
+        if self.changed {
+            self.check_route_after_change(source, relays, trace)
+        } else {
+            self.check_route(source, relays, detoured, trace).map(Some)
+        }
+    }
+
+    /// [`Router::check_route`] in Chord mode, with the dense index of IDs: the structural
+    /// rule (every relay a member, each strictly closer to this node by identifier, at most
+    /// the longest route's relays unless detoured), reading the layout once rather than per
+    /// relay and looking each relay up with one load from the index and one from the layout.
+    /// Accepts exactly the traces [`Router::check_route_by_rule`] accepts in Chord mode.
+    /// `None`: some rule is broken (or the IDs are too wide for the dense index); the rule
+    /// then says which.
+    #[inline(always)]
+    fn on_chord_route(
+        &self,
+        source: NodeId,
+        relays: usize,
+        detoured: bool,
+        trace: impl Iterator<Item = NodeId>,
+    ) -> Option<usize> {
+        let (Some(index), Layout::Chord(layout)) = (&self.view.positions, &self.view.layout) else {
+            return None;
+        };
+        if relays > self.view.longest_relays && !detoured {
+            return None;
+        }
+        let (member_of, len) = (&layout.member_of, self.ring().len());
+        let me = member_of[self.self_position] as usize;
+        // Clockwise places from the node at ring position `at` to this node; `None` for a
+        // stranger (not in the index: ABSENT lies beyond every position).
+        let to_me = |at: u32| -> Option<usize> {
+            let member = *member_of.get(at as usize)? as usize;
+            Some(if member <= me {
+                me - member
+            } else {
+                me + len - member
+            })
+        };
+        let from = *index.get(source as usize)?;
+        let mut left = to_me(from)?;
+        if left == 0 {
+            return None;
+        }
+        for relay in trace {
+            let closer = to_me(*index.get(relay as usize)?)?;
+            if closer == 0 || closer >= left {
+                return None;
+            }
+            left = closer;
+        }
+        Some(from as usize)
     }
 
     /// [`Router::check_route`]'s common case under the position rule: the trace is the route
@@ -1268,6 +1366,14 @@ mod tests {
                             source != sink && *trace == route,
                             "NR {nr}, {source} -> {sink} via {trace:?}: {checked:?}"
                         );
+                        // The node's own entry point (exact route inline) says the same.
+                        let delivered = router.check_delivered_route(
+                            source,
+                            trace.len(),
+                            false,
+                            trace.iter().copied(),
+                        );
+                        assert_eq!(delivered, checked.clone().map(Some));
                     }
                 }
             }
@@ -1296,17 +1402,32 @@ mod tests {
                 for trace in &all {
                     let mut chain = vec![to_sink(source)];
                     chain.extend(trace.iter().map(|&id| to_sink(id)));
-                    let expected = source != sink
+                    let structural = source != sink
                         && chain.iter().all(Option::is_some)
                         && chain.windows(2).all(|w| w[1] < w[0])
-                        && chain.last().copied().flatten() != Some(0)
-                        && trace.len() <= longest;
+                        && chain.last().copied().flatten() != Some(0);
+                    let expected = structural && trace.len() <= longest;
                     let checked =
                         router.check_route(source, trace.len(), false, trace.iter().copied());
                     assert_eq!(
                         checked.is_ok(),
                         expected,
                         "Chord, {source} -> {sink} via {trace:?}: {checked:?}"
+                    );
+                    let delivered = router.check_delivered_route(
+                        source,
+                        trace.len(),
+                        false,
+                        trace.iter().copied(),
+                    );
+                    assert_eq!(delivered, checked.clone().map(Some));
+                    // A detoured packet is held to the structural rule alone, at any length.
+                    let detoured =
+                        router.check_route(source, trace.len(), true, trace.iter().copied());
+                    assert_eq!(
+                        detoured.is_ok(),
+                        structural,
+                        "Chord, detoured, {source} -> {sink} via {trace:?}: {detoured:?}"
                     );
                 }
             }

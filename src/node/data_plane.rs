@@ -198,9 +198,6 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
-                        if let Some(from) = self.router.position(data_frame.source()) {
-                            self.sunk_from[from] += 1;
-                        }
                         self.deliver::<false>(effects, now, data_frame, link, share)?;
                     } else {
                         let sink = data_frame.sink();
@@ -474,7 +471,7 @@ impl<C: Codec> Overlay<C> {
         share: &mut usize,
     ) -> Result<(), Stop> {
         if !C::of_run(frame, self.shape) {
-            self.stale(frame);
+            self.stale::<KEYED>(frame);
             return Ok(());
         }
         // Plain matches rather than combinators: the checked fields stay in registers (a
@@ -491,32 +488,29 @@ impl<C: Codec> Overlay<C> {
             match C::check_delivered(frame, self.shape) {
                 Ok(delivered) => delivered,
                 Err(corruption) => {
+                    self.sunk_from_source(frame.source());
                     self.corrupted(effects, corruption);
                     return Ok(());
                 }
             }
         };
-        let checked = if self.router.changed() {
-            self.router
-                .check_route_after_change(delivered.source, delivered.relays, frame.trace())
-        } else {
-            self.router
-                .check_route(
-                    delivered.source,
-                    delivered.relays,
-                    delivered.detoured,
-                    frame.trace(),
-                )
-                .map(Some)
-        };
         // The source's ring position: `None` for a source that has left since it sent.
-        let position = match checked {
+        let position = match self.router.check_delivered_route(
+            delivered.source,
+            delivered.relays,
+            delivered.detoured,
+            frame.trace(),
+        ) {
             Ok(position) => position,
             Err(fault) => {
-                self.wrong_trace(effects, frame, delivered.source, fault);
+                self.wrong_trace::<KEYED>(effects, frame, delivered.source, fault);
                 return Ok(());
             }
         };
+        if !KEYED && let Some(position) = position {
+            // The route check found the source's position: no second lookup.
+            self.sunk_from[position] += 1;
+        }
         self.counters.received += 1;
         // A send time of 0 means none (the classic format has no timestamp).
         let latency =
@@ -557,16 +551,30 @@ impl<C: Codec> Overlay<C> {
         Ok(())
     }
 
-    /// A packet whose trace is no route from its source to this node (`fault` says which
-    /// rule it breaks): the trace is copied out only to say so.
+    /// A node-addressed packet that reached this node as its sink and is not received
+    /// (stale, corrupted): counted in `sunk_from` by its source's position, if a member's.
+    /// Out of line: a received one is counted with the position its route check found.
     #[cold]
-    fn wrong_trace(
+    fn sunk_from_source(&mut self, source: NodeId) {
+        if let Some(from) = self.router.position(source) {
+            self.sunk_from[from] += 1;
+        }
+    }
+
+    /// A packet whose trace is no route from its source to this node (`fault` says which
+    /// rule it breaks): the trace is copied out only to say so. `KEYED`: a keyed frame at its
+    /// key's owner (not counted in `sunk_from`).
+    #[cold]
+    fn wrong_trace<const KEYED: bool>(
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &DataFrame<'_, C>,
         origin: NodeId,
         fault: RouteFault,
     ) {
+        if !KEYED {
+            self.sunk_from_source(origin);
+        }
         let corruption = Corruption::Trace {
             origin,
             trace: frame.trace().collect(),
@@ -578,8 +586,12 @@ impl<C: Codec> Overlay<C> {
     /// A packet of an earlier run (a run ended by `stop`, or by a failure, while it was on
     /// its way): counted as stale and dropped. It is no outsider's doing and no link lost it,
     /// so the registry neither counts it as received nor blames anyone for it.
+    /// `KEYED`: a keyed frame at its key's owner (not counted in `sunk_from`).
     #[cold]
-    fn stale(&mut self, frame: &DataFrame<'_, C>) {
+    fn stale<const KEYED: bool>(&mut self, frame: &DataFrame<'_, C>) {
+        if !KEYED {
+            self.sunk_from_source(frame.source());
+        }
         self.counters.stale += 1;
         tracing::debug!(
             "dropped a packet of an earlier run from node {} (stale)",

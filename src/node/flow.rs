@@ -167,6 +167,29 @@ impl Flow {
                 || own_queued + FRAME_BYTES_MAX <= own_queued_bytes_max(self.window_bytes))
     }
 
+    /// How many frames of `frame_bytes` each this node may originate now, one after another:
+    /// as many as [`Flow::may_originate`] allows if asked before each, each frame adding
+    /// `frame_bytes` to the bytes in flight and to `own_queued` (`u64::MAX` without a
+    /// window). Asked once per batch instead of once per packet.
+    #[inline]
+    pub fn originations_allowed(&self, own_queued: usize, frame_bytes: usize) -> u64 {
+        if self.window_bytes == 0 {
+            return u64::MAX;
+        }
+        let frame = frame_bytes.max(1) as u64;
+        // Frame k (from 0) is allowed while in_flight + k * frame < window and
+        // own_queued + k * frame + FRAME_BYTES_MAX <= the own-queue bound.
+        let window_room = self.window_bytes.saturating_sub(self.in_flight_bytes);
+        let Some(queue_room) = own_queued_bytes_max(self.window_bytes)
+            .checked_sub(own_queued.saturating_add(FRAME_BYTES_MAX))
+        else {
+            return 0;
+        };
+        window_room
+            .div_ceil(frame)
+            .min(queue_room as u64 / frame + 1)
+    }
+
     /// A frame of `frame_bytes` was originated toward the sink at `position`.
     #[inline]
     pub fn on_originated(&mut self, position: usize, frame_bytes: usize) {
@@ -299,6 +322,32 @@ mod tests {
         assert_eq!(flow.ack_every_bytes, 800 / 6);
         assert!(flow.on_ack(1, 0, 200), "position 2's sink is at 1 now");
         assert_eq!(flow.in_flight_bytes, 0);
+    }
+
+    #[test]
+    fn originations_allowed_are_those_may_originate_allows_one_by_one() {
+        for window in [0, 1, 100, 800, 4096] {
+            for in_flight in [0, 1, 99, 100, 799, 800, 801, 5000] {
+                for own_queued in [0, 50, 800, 4000, 4096 + FRAME_BYTES_MAX] {
+                    for frame in [1, 56, 100, 333] {
+                        let mut flow = Flow::new(4, window);
+                        flow.in_flight_bytes = in_flight;
+                        let allowed = flow.originations_allowed(own_queued, frame);
+                        let (mut count, mut own) = (0, own_queued);
+                        while count < 100_000 && flow.may_originate(own) {
+                            flow.on_originated(1, frame);
+                            own += frame;
+                            count += 1;
+                        }
+                        let expected = if window == 0 { u64::MAX } else { count };
+                        assert_eq!(
+                            allowed, expected,
+                            "window {window}, in flight {in_flight}, own {own_queued}, frame {frame}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -101,10 +101,14 @@ impl<C: Codec> Overlay<C> {
             let crc = payload_crc.of(*run.payload.first_chunk().expect("the value's 4 bytes"));
             C::append_data_with_crc(&mut frame, id, id, shape, now, &run.payload, crc);
         }
+        // As many as the window and the bound on this node's own queued bytes allow, asked
+        // once for the batch (each packet adds the frame's length to both); a packet lost
+        // around a dead link adds nothing, so this never allows more than asking per packet.
+        batch = batch.min(self.flow.originations_allowed(self.own_queued, frame.len()));
         // Counted here and added to the run once the batch ends (one counter in a register
         // instead of two in memory per packet).
         let mut originated = 0;
-        while originated < batch && self.flow.may_originate(self.own_queued) {
+        while originated < batch {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
             // of the sinks, the positions other than our own (multiply-shift: each gets floor
@@ -122,9 +126,10 @@ impl<C: Codec> Overlay<C> {
                 .expect("a ring position other than our own has a next hop");
             let crc = payload_crc.of(value_bytes);
             if self.entries[index].link == Link::Up {
-                self.queue_originated::<false>(effects, index, &frame, position, value_bytes, crc);
+                let to = (position, sink);
+                self.queue_originated::<false>(effects, index, &frame, to, value_bytes, crc);
             } else {
-                self.originate_around(effects, &frame, position, value_bytes, crc);
+                self.originate_around(effects, &frame, (position, sink), value_bytes, crc);
             }
         }
         let run = self.run.as_mut().expect("the run originating");
@@ -133,45 +138,45 @@ impl<C: Codec> Overlay<C> {
         run.remaining == 0
     }
 
-    /// A new packet (`frame`, for the node at ring position `position`) whose first hop's link is not up: it goes around it
-    /// ([`around_dead_first_hop`]), marked as detoured. Out of line: never taken while every
-    /// link is up, and kept off the origination loop's registers.
+    /// A new packet (`frame`, for the node `sink` at ring position `position`) whose first
+    /// hop's link is not up: it goes around it ([`around_dead_first_hop`]), marked as
+    /// detoured. Out of line: never taken while every link is up, and kept off the
+    /// origination loop's registers.
     #[cold]
     #[inline(never)]
     fn originate_around(
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &[u8],
-        position: usize,
+        (position, sink): (usize, NodeId),
         value_bytes: [u8; 4],
         crc: u32,
     ) {
-        let sink = self.router.ring().ids()[position];
         if let Some(index) = around_dead_first_hop::<C>(
             &self.router,
             &mut self.entries,
             &mut self.counters.dropped,
             sink,
         ) {
-            self.queue_originated::<true>(effects, index, frame, position, value_bytes, crc);
+            let to = (position, sink);
+            self.queue_originated::<true>(effects, index, frame, to, value_bytes, crc);
         }
     }
 
-    /// Queues for entry `index` a copy of the batch's `frame` as the packet for the node at ring
-    /// position `position` with
-    /// the value `value_bytes` and payload CRC `crc` (`DETOURED`: marked as routed around a
-    /// dead link), and counts it as handed to that entry and in flight.
+    /// Queues for entry `index` a copy of the batch's `frame` as the packet for the node
+    /// `sink` at ring position `position` (both known to the caller: the ID is not looked up
+    /// again) with the value `value_bytes` and payload CRC `crc` (`DETOURED`: marked as routed
+    /// around a dead link), and counts it as handed to that entry and in flight.
     #[inline(always)]
     fn queue_originated<const DETOURED: bool>(
         &mut self,
         effects: &mut Vec<Effect>,
         index: usize,
         frame: &[u8],
-        position: usize,
+        (position, sink): (usize, NodeId),
         value_bytes: [u8; 4],
         crc: u32,
     ) {
-        let sink = self.router.ring().ids()[position];
         let entry = &mut self.entries[index];
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
