@@ -264,7 +264,7 @@ impl Codec for Native {
         peek_slow(frame)
     }
 
-    #[inline]
+    #[inline(always)]
     fn append_relayed(frame: &DataFrame<'_, Self>, self_id: NodeId, out: &mut Vec<u8>) {
         Self::append_relayed_head(frame, self_id, frame.bytes().len(), out);
     }
@@ -275,7 +275,7 @@ impl Codec for Native {
         Some(DATA_HEADER_BYTES + 4 * frame.trace_slots())
     }
 
-    #[inline]
+    #[inline(always)]
     fn append_relayed_head(
         frame: &DataFrame<'_, Self>,
         self_id: NodeId,
