@@ -509,7 +509,7 @@ impl<C: Codec> Overlay<C> {
         };
         if !KEYED && let Some(position) = position {
             // The route check found the source's position: no second lookup.
-            self.sunk_from[position] += 1;
+            *self.sunk_from.get_mut(position) += 1;
         }
         self.counters.received += 1;
         // A send time of 0 means none (the classic format has no timestamp).
@@ -557,7 +557,7 @@ impl<C: Codec> Overlay<C> {
     #[cold]
     fn sunk_from_source(&mut self, source: NodeId) {
         if let Some(from) = self.router.position(source) {
-            self.sunk_from[from] += 1;
+            *self.sunk_from.get_mut(from) += 1;
         }
     }
 

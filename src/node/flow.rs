@@ -8,9 +8,8 @@
 //! forever (docs/ARCHITECTURE.md has the whole argument, including why relays never stop
 //! reading).
 
-use std::collections::HashMap;
-
-use crate::limits::{FLOW_DENSE_NODES_MAX, FRAME_BYTES_MAX, own_queued_bytes_max};
+use super::per_node::PerNode;
+use crate::limits::{FRAME_BYTES_MAX, own_queued_bytes_max};
 
 /// The window state of one node, as source and as sink.
 #[derive(Debug, Clone, Default)]
@@ -21,85 +20,14 @@ pub struct Flow {
     pub ack_every_bytes: u64,
     /// Bytes originated and not yet acknowledged.
     pub in_flight_bytes: u64,
-    /// What this node exchanged in this epoch with each other node, by ring position.
-    peers: Peers,
+    /// What this node exchanged in this epoch with each other node, by ring position (a
+    /// slot per node up to `FLOW_DENSE_NODES_MAX` nodes, beyond only for the nodes this one
+    /// took packets or acks from, or originated packets toward, in this epoch: a few hundred
+    /// KiB per node saved at 10,000 nodes).
+    peers: PerNode<Peer>,
     /// Number of final reports since the manifest: acks carry it, so a late ack from an earlier
     /// run is recognised and ignored.
     pub epoch: u32,
-}
-
-/// The window's counts with every other node: a slot per node of the overlay up to
-/// [`FLOW_DENSE_NODES_MAX`] nodes (one load per packet), beyond only for the nodes this one
-/// took packets or acks from, or originated packets toward, in this epoch (a hash map: a few
-/// hundred KiB per node saved at 10,000 nodes, where a node hears from about a tenth of the
-/// others in a 1,000-packet run).
-/// Either way at most one entry per node of the overlay: keys are ring positions.
-#[derive(Debug, Clone)]
-enum Peers {
-    Dense(Vec<Peer>),
-    Sparse(HashMap<u32, Peer>),
-}
-
-impl Default for Peers {
-    fn default() -> Peers {
-        Peers::Sparse(HashMap::new())
-    }
-}
-
-impl Peers {
-    fn new(nodes: usize) -> Peers {
-        if nodes <= FLOW_DENSE_NODES_MAX {
-            Peers::Dense(vec![Peer::default(); nodes])
-        } else {
-            Peers::Sparse(HashMap::new())
-        }
-    }
-
-    #[inline]
-    fn get(&self, position: usize) -> Peer {
-        match self {
-            Peers::Dense(peers) => peers[position],
-            Peers::Sparse(peers) => peers.get(&(position as u32)).copied().unwrap_or_default(),
-        }
-    }
-
-    #[inline]
-    fn get_mut(&mut self, position: usize) -> &mut Peer {
-        match self {
-            Peers::Dense(peers) => &mut peers[position],
-            Peers::Sparse(peers) => peers.entry(position as u32).or_default(),
-        }
-    }
-
-    /// The counts moved to new ring positions (`moved(p)`: where the node at old position
-    /// `p` is now, `None` if it left), for `nodes` nodes; returns those of the nodes that left.
-    fn remap(&mut self, nodes: usize, moved: impl Fn(usize) -> Option<usize>) -> Vec<Peer> {
-        let mut gone = Vec::new();
-        let mut fresh = Peers::new(nodes);
-        let mut keep = |old: usize, peer: Peer| match moved(old) {
-            Some(new) => *fresh.get_mut(new) = peer,
-            None => gone.push(peer),
-        };
-        match std::mem::take(self) {
-            Peers::Dense(peers) => peers
-                .into_iter()
-                .enumerate()
-                .for_each(|(p, peer)| keep(p, peer)),
-            Peers::Sparse(peers) => peers
-                .into_iter()
-                .for_each(|(p, peer)| keep(p as usize, peer)),
-        }
-        *self = fresh;
-        gone
-    }
-
-    /// Every count back to zero; a sparse map gives back what a large run grew.
-    fn clear(&mut self) {
-        match self {
-            Peers::Dense(peers) => peers.fill(Peer::default()),
-            Peers::Sparse(peers) => *peers = HashMap::new(),
-        }
-    }
 }
 
 /// The window's counts with one other node, as its sink and as its source.
@@ -122,7 +50,7 @@ impl Flow {
             window_bytes,
             ack_every_bytes: Flow::ack_every(window_bytes, nodes),
             in_flight_bytes: 0,
-            peers: Peers::new(nodes),
+            peers: PerNode::new(nodes),
             epoch: 0,
         }
     }
@@ -244,6 +172,7 @@ impl Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::FLOW_DENSE_NODES_MAX;
 
     #[test]
     fn window_opens_with_acks_and_ignores_stale_ones() {
@@ -286,23 +215,19 @@ mod tests {
         );
         assert_eq!(flow.in_flight_bytes, 300);
         assert!(!flow.on_ack(5, 0, 10_000), "more than was sent");
-        let Peers::Sparse(peers) = &flow.peers else {
-            panic!("dense beyond the bound")
-        };
-        let mut heard: Vec<u32> = peers.keys().copied().collect();
-        heard.sort_unstable();
-        assert_eq!(heard, [3, 7, nodes as u32 - 1]);
+        assert_eq!(
+            flow.peers.sparse_positions(),
+            Some(vec![3, 7, nodes as u32 - 1]),
+            "dense beyond the bound"
+        );
         flow.next_epoch();
-        assert!(matches!(&flow.peers, Peers::Sparse(peers) if peers.is_empty()));
+        assert_eq!(flow.peers.sparse_positions(), Some(vec![]));
         assert_eq!(
             flow.on_delivered(7, 100),
             Some(100),
             "counting starts again"
         );
-        assert!(matches!(
-            Flow::new(FLOW_DENSE_NODES_MAX, 0).peers,
-            Peers::Dense(_)
-        ));
+        assert!(Flow::new(FLOW_DENSE_NODES_MAX, 0).peers.is_dense());
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl<C: Codec> Node<C> {
                 let count = overlay
                     .router
                     .position(id)
-                    .map_or(0, |p| overlay.originated_to[p]);
+                    .map_or(0, |p| overlay.originated_to.get(p));
                 self.acknowledge(version, count);
             }
             Change::Drain { id, expected } if id == me => {
@@ -358,13 +358,7 @@ impl<C: Codec> Node<C> {
         let moved = |p: usize| router.position(old_ring[p]);
         overlay.flow.remap(nodes, moved);
         for counts in [&mut overlay.originated_to, &mut overlay.sunk_from] {
-            let mut moved_counts = vec![0; nodes];
-            for (p, &count) in counts.iter().enumerate() {
-                if let Some(q) = moved(p) {
-                    moved_counts[q] = count;
-                }
-            }
-            *counts = moved_counts;
+            counts.remap(nodes, moved);
         }
         overlay
             .holders_seen
@@ -452,7 +446,7 @@ impl<C: Codec> Node<C> {
         };
         let mut done = Vec::new();
         if let Some((version, expected)) = overlay.leaving.drain
-            && overlay.sunk_from.iter().sum::<u64>() >= expected
+            && overlay.sunk_from.values().sum::<u64>() >= expected
         {
             overlay.leaving.drain = None;
             done.push(version);

@@ -11,7 +11,8 @@
 //! - `membership.rs`: joins and departures while traffic flows (table switches, sinks, a
 //!   leaver's waits);
 //! - `diagnostics.rs`: the `print-counters-and-diagnostics` text;
-//! - `flow.rs`: the per-source window.
+//! - `flow.rs`: the per-source window;
+//! - `per_node.rs`: values per other node, sparse in large overlays.
 
 mod control;
 mod data_plane;
@@ -24,6 +25,7 @@ mod lookups;
 mod membership;
 mod originate;
 mod overlay;
+mod per_node;
 mod shares;
 pub mod views;
 

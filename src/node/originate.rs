@@ -190,7 +190,7 @@ impl<C: Codec> Overlay<C> {
         }
         entry.packets_out += 1;
         self.own_queued += frame.len();
-        self.originated_to[position] += 1;
+        *self.originated_to.get_mut(position) += 1;
         self.flow.on_originated(position, frame.len());
     }
 

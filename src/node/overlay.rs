@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::flow::Flow;
 use super::lookups::Lookups;
 use super::originate::Run;
+use super::per_node::PerNode;
 use super::shares::Shares;
 use crate::chord::churn::detour;
 use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
@@ -256,12 +257,13 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) closed: BTreeSet<NodeId>,
     /// The ring positions this node picks sinks from: every member but itself and `closed`.
     pub(super) sinks: Vec<u32>,
-    /// Data packets originated toward each ring position since setup (a leaver's count).
-    pub(super) originated_to: Vec<u64>,
+    /// Data packets originated toward each ring position since setup (a leaver's count;
+    /// sparse in large overlays: `limits::FLOW_DENSE_NODES_MAX`).
+    pub(super) originated_to: PerNode<u64>,
     /// Data packets that reached this node as their sink since setup (received or
     /// corrupted), by the ring position of their source (a leaver's drain counts those of the
-    /// members that were asked what they sent it).
-    pub(super) sunk_from: Vec<u64>,
+    /// members that were asked what they sent it; sparse in large overlays).
+    pub(super) sunk_from: PerNode<u64>,
     /// A change of table waiting for its new links.
     pub(super) switch: Option<Switch>,
     /// Data packets handed to table links retired since the last final report, by peer.
@@ -320,8 +322,8 @@ impl<C: Codec> Overlay<C> {
             version: 0,
             closed: BTreeSet::new(),
             sinks: Vec::new(),
-            originated_to: vec![0; nodes],
-            sunk_from: vec![0; nodes],
+            originated_to: PerNode::new(nodes),
+            sunk_from: PerNode::new(nodes),
             switch: None,
             retired_out: HashMap::new(),
             holders_seen,
