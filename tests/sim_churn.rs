@@ -391,3 +391,88 @@ fn a_quarter_of_the_nodes_killed_at_once_is_repaired_and_accounted_for() {
         assert_eq!(after.nodes, NODES - victims.len(), "seed {seed}");
     }
 }
+
+/// A node crashes while joins wait their turn: its repair goes before them, so no newcomer is
+/// given a table naming the dead node (the registry panicked on it: found by tools/churn.sh
+/// with crashes), the run ends as PASS with crashes, the newcomers join, and the next run,
+/// with them, passes. Both finger rules.
+#[test]
+fn a_crash_while_joins_wait_is_repaired_before_them() {
+    // NR 3: up to 15 nodes fit the traces of 12.
+    const NODES: usize = 12;
+    for seed in 0..8u64 {
+        let mut sim = Sim::new(config(NODES, seed));
+        let fingers = if seed % 2 == 1 {
+            Fingers::Chord {
+                bits: 16,
+                hashed: false,
+            }
+        } else {
+            Fingers::Positions { nr: 3 }
+        };
+        setup(&mut sim, fingers);
+        sim.command(Who::Registry, "start 1500");
+        sim.run_until(
+            |sim| (0..NODES).all(|i| sim.counters(i).sent > 100),
+            STEPS_MAX,
+        )
+        .expect("traffic");
+        let newcomers: Vec<usize> = (0..3).map(|_| sim.add_node()).collect();
+        // Registered (a join Chord's traces cannot take during a run is refused: it exits).
+        sim.run_until(
+            |sim| {
+                newcomers
+                    .iter()
+                    .all(|&i| sim.node_id(i).is_some() || sim.exit_code(Who::Node(i)).is_some())
+            },
+            STEPS_MAX,
+        )
+        .unwrap_or_else(|e| {
+            for line in sim.printed(Who::Registry) {
+                eprintln!("registry: {line}");
+            }
+            panic!("seed {seed}: the newcomers did not register: {e}")
+        });
+        let joining: Vec<usize> = newcomers
+            .iter()
+            .copied()
+            .filter(|&i| sim.exit_code(Who::Node(i)).is_none())
+            .collect();
+        assert!(seed % 2 == 1 || joining.len() == 3, "seed {seed}");
+        let victim = seed as usize % NODES;
+        let id = sim.node_id(victim).expect("registered");
+        sim.kill(victim);
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let result = &sim.results()[0];
+        let line = result.verdict_line();
+        assert_eq!(
+            result.verdict,
+            overlay::summary::PASS_WITH_CRASHES,
+            "seed {seed}: {line}"
+        );
+        assert_eq!(result.crashed, vec![id], "seed {seed}: {line}");
+        let account = result.accounting.as_ref().expect("per-link account");
+        assert_eq!(account.unaccounted, 0, "seed {seed}: {line}");
+        sim.run_until(
+            |sim| {
+                !sim.registry().membership_changing()
+                    && joining
+                        .iter()
+                        .all(|&i| sim.node(i).membership_version().is_some())
+            },
+            STEPS_MAX,
+        )
+        .unwrap_or_else(|e| {
+            for line in sim.printed(Who::Registry) {
+                eprintln!("registry: {line}");
+            }
+            panic!("seed {seed}: the newcomers did not join: {e}")
+        });
+        let after = sim
+            .run_packets(20, STEPS_MAX)
+            .unwrap_or_else(|e| panic!("seed {seed}: the run after: {e}"));
+        check(&after, &format!("seed {seed}, the run after"));
+        assert_eq!(after.nodes, NODES - 1 + joining.len(), "seed {seed}");
+    }
+}

@@ -182,7 +182,10 @@ mod tests {
         assert!(counts.is_dense());
         let sum = 5 + others.len() as u64 + 1;
         assert_eq!(counts.values().sum::<u64>(), sum);
-        assert_eq!((counts.get(7), counts.get(nodes - 1), counts.get(99)), (2, 3, 1));
+        assert_eq!(
+            (counts.get(7), counts.get(nodes - 1), counts.get(99)),
+            (2, 3, 1)
+        );
         // A node leaves: the others move down one place, and its value is given back.
         let gone = counts.remap(nodes - 1, |p| match p {
             7 => None,

@@ -137,6 +137,23 @@ impl Changes {
         self.current.as_ref().is_some_and(|c| c.node == id)
             || self.queue.iter().any(|q| q.node() == id)
     }
+
+    /// Queues `change`. A lost node's repair goes before the joins and leaves waiting (after
+    /// the repairs queued before it): until it is repaired the tables they would be given
+    /// name a node that is gone, and routes go around it.
+    fn enqueue(&mut self, change: Queued) {
+        match change {
+            Queued::Lost(_) => {
+                let at = self
+                    .queue
+                    .iter()
+                    .position(|q| !matches!(q, Queued::Lost(_)))
+                    .unwrap_or(self.queue.len());
+                self.queue.insert(at, change);
+            }
+            Queued::Join(_) | Queued::Leave(_) => self.queue.push_back(change),
+        }
+    }
 }
 
 impl<C: Codec> Registry<C> {
@@ -202,7 +219,7 @@ impl<C: Codec> Registry<C> {
             return;
         };
         if overlay.changes.queue.len() < NODES_MAX && !overlay.changes.concerns(change.node()) {
-            overlay.changes.queue.push_back(change);
+            overlay.changes.enqueue(change);
         } else if let Queued::Lost(id) = change {
             // A node lost while it joins or leaves: the change in progress takes care of it.
             self.lost_during_change(now, id);
@@ -519,6 +536,24 @@ impl<C: Codec> Registry<C> {
         let version = overlay.version;
         let position = ring.position(id).expect("the newcomer is in the ring");
         let backups = backups_of::<C>(&ring, chord.as_ref(), &tables);
+        // Repairs go first (`Changes::enqueue`), so every member is registered; were one not,
+        // the newcomer is let go rather than given a table naming a node that is gone.
+        if let Some(gone) = tables[position]
+            .iter()
+            .chain(&backups[position])
+            .find(|entry| !self.nodes.contains_key(entry))
+            .copied()
+        {
+            if let Some(conn) = self.nodes.get(&id).map(|n| n.conn) {
+                self.refuse_and_close(
+                    now,
+                    conn,
+                    format!("node {id} could not join: its table names node {gone}, which is gone"),
+                );
+            }
+            self.end_joiner(id);
+            return false;
+        }
         let entry_of = |&entry: &NodeId| ManifestEntry {
             id: entry,
             addr: self.nodes[&entry].addr,
@@ -1040,7 +1075,7 @@ impl<C: Codec> Registry<C> {
         match stage {
             None => {
                 // Queued only: it is gone, and its departure queued instead.
-                overlay.changes.queue.push_back(Queued::Lost(id));
+                overlay.changes.enqueue(Queued::Lost(id));
                 self.next_change(now);
             }
             Some(Stage::JoinSetup) => self.abandon_join(now, id),
