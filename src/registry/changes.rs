@@ -467,16 +467,7 @@ impl<C: Codec> Registry<C> {
                  on its way to it"
             ));
         }
-        for node in waiting {
-            self.send_to_node(
-                node,
-                &Control::Membership(MembershipChange {
-                    version,
-                    change: Change::Leave { id },
-                    table: None,
-                }),
-            );
-        }
+        self.announce(version, Change::Leave { id }, waiting);
         self.check_stage_done(now);
         true
     }
@@ -643,6 +634,20 @@ impl<C: Codec> Registry<C> {
         self.begin(now, id, lost, Stage::Gone, version, waiting);
         self.send_tables(version, Change::Gone { id }, messages);
         true
+    }
+
+    /// Sends `change` (membership version `version`, no new table) to each of `nodes`.
+    fn announce(&mut self, version: u32, change: Change, nodes: impl IntoIterator<Item = NodeId>) {
+        for node in nodes {
+            self.send_to_node(
+                node,
+                &Control::Membership(MembershipChange {
+                    version,
+                    change: change.clone(),
+                    table: None,
+                }),
+            );
+        }
     }
 
     /// Sends `change` to each node, with its new table and backups when it has them.
@@ -820,16 +825,7 @@ impl<C: Codec> Registry<C> {
                     .copied()
                     .filter(|node| self.nodes.contains_key(node))
                     .collect();
-                for node in others {
-                    self.send_to_node(
-                        node,
-                        &Control::Membership(MembershipChange {
-                            version,
-                            change: Change::Commit { id },
-                            table: None,
-                        }),
-                    );
-                }
+                self.announce(version, Change::Commit { id }, others);
                 self.check_stage_done(now);
             }
             Stage::JoinCommit => {
@@ -840,16 +836,7 @@ impl<C: Codec> Registry<C> {
                     .copied()
                     .filter(|&n| n != id)
                     .collect();
-                for node in others {
-                    self.send_to_node(
-                        node,
-                        &Control::Membership(MembershipChange {
-                            version,
-                            change: Change::Open { id },
-                            table: None,
-                        }),
-                    );
-                }
+                self.announce(version, Change::Open { id }, others);
                 self.change_done(now, format!("Node {id} joined"));
             }
             Stage::Leave if current.lost => {
@@ -864,14 +851,7 @@ impl<C: Codec> Registry<C> {
                 current.stage = Stage::Drain;
                 current.deadline = now + timeout;
                 current.waiting = BTreeSet::from([id]);
-                self.send_to_node(
-                    id,
-                    &Control::Membership(MembershipChange {
-                        version,
-                        change: Change::Drain { id, expected },
-                        table: None,
-                    }),
-                );
+                self.announce(version, Change::Drain { id, expected }, [id]);
             }
             Stage::Drain => {
                 let began = current.started_at;
@@ -889,14 +869,7 @@ impl<C: Codec> Registry<C> {
                 current.stage = Stage::Close;
                 current.deadline = now + timeout;
                 current.waiting = BTreeSet::from([id]);
-                self.send_to_node(
-                    id,
-                    &Control::Membership(MembershipChange {
-                        version,
-                        change: Change::Close { id },
-                        table: None,
-                    }),
-                );
+                self.announce(version, Change::Close { id }, [id]);
             }
             Stage::Close => {
                 current.stage = Stage::Final;
