@@ -1,0 +1,467 @@
+//! A change under way, stage by stage: acknowledgements, the next stage, the end of a change
+//! (done, abandoned, its node lost), and its deadline.
+
+use super::*;
+
+impl<C: Codec> Registry<C> {
+    /// Node `id` acknowledged change `version` (with `count`, what the change asked for).
+    pub(in crate::registry) fn on_membership_ack(
+        &mut self,
+        now: Nanos,
+        id: NodeId,
+        version: u32,
+        count: u64,
+    ) {
+        let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        else {
+            let line = format!(
+                "{}: a membership acknowledgement outside a change",
+                self.describe(id)
+            );
+            self.warn_node(id, &line);
+            return;
+        };
+        if current.version != version || !current.waiting.remove(&id) {
+            let line = format!(
+                "{}: an acknowledgement of membership change {version}, which is not waited for",
+                self.describe(id)
+            );
+            self.warn_node(id, &line);
+            return;
+        }
+        current.sent_to_leaver = current.sent_to_leaver.saturating_add(count);
+        if current.waiting.is_empty() {
+            self.advance(now);
+        }
+    }
+
+    /// The newcomer's setup status (its table links up, or not).
+    pub(in crate::registry) fn on_joiner_setup(
+        &mut self,
+        now: Nanos,
+        id: NodeId,
+        status: Status,
+        info: String,
+    ) -> bool {
+        let joining = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.changes.current.as_ref())
+            .is_some_and(|c| c.node == id && c.stage == Stage::JoinSetup);
+        if !joining {
+            return false;
+        }
+        match status {
+            Status::Ok(reported) if reported == id => {
+                // From now on it is part of the run: the others learn of it next. A
+                // registrant that never gets this far is never polled (it cannot hold up a
+                // run), and its join ends at the stage's deadline.
+                self.end_joiner(id);
+                if let Some(run) = self.run.as_mut() {
+                    run.joined(id);
+                }
+                if let Some(current) = self
+                    .overlay
+                    .as_mut()
+                    .and_then(|o| o.changes.current.as_mut())
+                {
+                    current.waiting.remove(&id);
+                }
+                self.advance(now);
+            }
+            _ => {
+                self.say(format!("Node {id} could not join: {info}"));
+                self.abandon_join(now, id);
+            }
+        }
+        true
+    }
+
+    /// The stage is complete (or gave up waiting): the next one.
+    pub(super) fn advance(&mut self, now: Nanos) {
+        let timeout = self.change_timeout();
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let Some(current) = overlay.changes.current.as_mut() else {
+            return;
+        };
+        let id = current.node;
+        let version = current.version;
+        match current.stage {
+            Stage::JoinSetup => {
+                current.stage = Stage::JoinPrepare;
+                current.deadline = now + timeout;
+                let Some((old_ring, old_tables, old_backups, _)) = overlay.previous.take() else {
+                    return;
+                };
+                let identifier = overlay
+                    .chord
+                    .as_ref()
+                    .and_then(|layout| overlay.ring.position(id).map(|p| layout.id(p)));
+                let messages = changed_links(
+                    (&overlay.ring, &overlay.tables, &overlay.backups),
+                    (&old_ring, &old_tables, &old_backups),
+                    Some(id),
+                );
+                current.waiting = messages
+                    .iter()
+                    .map(|(node, _)| *node)
+                    .filter(|node| self.nodes.contains_key(node))
+                    .collect();
+                let addr = self.nodes.get(&id).map(|n| n.addr);
+                let Some(addr) = addr else { return };
+                self.send_tables(
+                    version,
+                    Change::Join {
+                        id,
+                        addr,
+                        identifier,
+                    },
+                    messages,
+                );
+                self.check_stage_done(now);
+            }
+            Stage::JoinPrepare => {
+                current.stage = Stage::JoinCommit;
+                current.deadline = now + timeout;
+                let others: Vec<NodeId> = overlay
+                    .ring
+                    .ids()
+                    .iter()
+                    .copied()
+                    .filter(|&n| n != id)
+                    .collect();
+                current.waiting = others
+                    .iter()
+                    .copied()
+                    .filter(|node| self.nodes.contains_key(node))
+                    .collect();
+                self.announce(version, Change::Commit { id }, others);
+                self.check_stage_done(now);
+            }
+            Stage::JoinCommit => {
+                let others: Vec<NodeId> = overlay
+                    .ring
+                    .ids()
+                    .iter()
+                    .copied()
+                    .filter(|&n| n != id)
+                    .collect();
+                self.announce(version, Change::Open { id }, others);
+                self.change_done(now, format!("Node {id} joined"));
+            }
+            Stage::Leave if current.lost => {
+                let began = current.started_at;
+                overlay.changes.current = None;
+                if self.start_gone(now, id, true) {
+                    self.continue_change(began);
+                }
+            }
+            Stage::Leave => {
+                let expected = current.sent_to_leaver;
+                current.stage = Stage::Drain;
+                current.deadline = now + timeout;
+                current.waiting = BTreeSet::from([id]);
+                self.announce(version, Change::Drain { id, expected }, [id]);
+            }
+            Stage::Drain => {
+                let began = current.started_at;
+                overlay.changes.current = None;
+                if self.start_gone(now, id, false) {
+                    self.continue_change(began);
+                } else {
+                    self.let_go_unrepaired(now, id, "its tables could not be repaired");
+                }
+            }
+            Stage::Gone if current.lost => {
+                self.change_done(now, format!("Node {id} is out of every table"));
+            }
+            Stage::Gone => {
+                current.stage = Stage::Close;
+                current.deadline = now + timeout;
+                current.waiting = BTreeSet::from([id]);
+                self.announce(version, Change::Close { id }, [id]);
+            }
+            Stage::Close => {
+                current.stage = Stage::Final;
+                current.deadline = now + timeout;
+                current.waiting = BTreeSet::from([id]);
+                if self.run.is_some() {
+                    self.send_to_node(
+                        id,
+                        &Control::SummaryRequest {
+                            reset: true,
+                            links: false,
+                        },
+                    );
+                } else {
+                    self.let_go(now, id);
+                }
+            }
+            Stage::Final => self.let_go(now, id),
+        }
+    }
+
+    /// A stage that asked nobody is done at once.
+    pub(super) fn check_stage_done(&mut self, now: Nanos) {
+        let empty = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.changes.current.as_ref())
+            .is_some_and(|c| c.waiting.is_empty());
+        if empty {
+            self.advance(now);
+        }
+    }
+
+    /// The leaver's final counters, during its last stage: they join the run's. False if
+    /// the summary is not the leaver's last.
+    pub(in crate::registry) fn on_leaver_summary(
+        &mut self,
+        now: Nanos,
+        id: NodeId,
+        final_summary: (
+            crate::wire::Counters,
+            Option<crate::stats::RunStats>,
+            Vec<crate::wire::LinkCount>,
+        ),
+    ) -> bool {
+        let last = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.changes.current.as_ref())
+            .is_some_and(|c| c.node == id && c.stage == Stage::Final);
+        if !last {
+            return false;
+        }
+        let nodes = self.run_nodes() - 1;
+        let (counters, stats, links) = final_summary;
+        if let Some(run) = self.run.as_mut() {
+            let step = run.left(id, counters, stats, links, nodes);
+            self.let_go(now, id);
+            self.apply_step(now, step);
+        } else {
+            self.let_go(now, id);
+        }
+        true
+    }
+
+    /// The leaver may go: it is told, and forgotten.
+    pub(super) fn let_go(&mut self, now: Nanos, id: NodeId) {
+        let count = self.nodes.len().saturating_sub(1);
+        self.send_to_node(
+            id,
+            &Control::DeregisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Deregistration request successful. The number of messaging nodes \
+                     currently constituting the overlay is ({count})"
+                ),
+            },
+        );
+        self.departed.insert(id);
+        if let Some(node) = self.nodes.remove(&id)
+            && let Some(connection) = self.connections.get_mut(&node.conn)
+        {
+            connection.node = None;
+            connection.left = true;
+        }
+        self.change_done(now, format!("Node {id} left ({count} nodes)"));
+    }
+
+    /// A leaver the overlay cannot do without (its finger rule or traces would not fit the
+    /// rest): it goes at once, and the overlay must be set up again (a run fails).
+    pub(super) fn let_go_unrepaired(&mut self, now: Nanos, id: NodeId, why: &str) {
+        let count = self.nodes.len().saturating_sub(1);
+        self.send_to_node(
+            id,
+            &Control::DeregisterStatus {
+                status: Status::Ok(id),
+                info: format!(
+                    "Deregistration request successful. The number of messaging nodes \
+                     currently constituting the overlay is ({count})"
+                ),
+            },
+        );
+        if let Some(overlay) = self.overlay.as_mut() {
+            overlay.changes.current = None;
+        }
+        self.remove_node(now, id, format!("deregistered, and without it {why}"));
+    }
+
+    /// The change's `Gone` stage began as a new change (`start_gone`): it is still the change
+    /// that began at `began` (its time until every table reflects it counts from then).
+    pub(super) fn continue_change(&mut self, began: Nanos) {
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.started_at = began;
+        }
+    }
+
+    /// The change is over: said, with its cost, and the next one starts.
+    pub(super) fn change_done(&mut self, now: Nanos, what: String) {
+        let Some(current) = self.overlay.as_mut().and_then(|o| o.changes.current.take()) else {
+            return;
+        };
+        let ms = now.saturating_sub(current.started_at) as f64 / 1e6;
+        self.say(format!(
+            "{what}: {} nodes got new tables; every table reflected it {ms:.1} ms after the \
+             change began (membership version {})",
+            current.tables_changed, current.version
+        ));
+        self.next_change(now);
+    }
+
+    /// A join that cannot be: the overlay's tables go back to what they were; nobody else
+    /// heard of it.
+    pub(super) fn abandon_join(&mut self, now: Nanos, id: NodeId) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        if let Some((ring, tables, backups, chord)) = overlay.previous.take() {
+            overlay.ring = ring;
+            overlay.tables = tables;
+            overlay.backups = backups;
+            overlay.chord = chord;
+            overlay.nr = overlay.tables.iter().map(Vec::len).max().unwrap_or(0);
+        }
+        overlay.changes.current = None;
+        self.say(format!("Node {id} did not join the overlay"));
+        // Registered outside the overlay it would be a member of no run: it is let go (and
+        // may register again).
+        if let Some(conn) = self.nodes.get(&id).map(|n| n.conn) {
+            self.refuse_and_close(
+                now,
+                conn,
+                format!("node {id} did not join the overlay; letting it go"),
+            );
+        }
+        self.end_joiner(id);
+        self.next_change(now);
+    }
+
+    /// Node `id`'s connection closed while a change concerned it (joining, leaving, or
+    /// queued to).
+    pub(super) fn lost_during_change(&mut self, now: Nanos, id: NodeId) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        overlay.changes.queue.retain(|q| q.node() != id);
+        let stage = overlay
+            .changes
+            .current
+            .as_ref()
+            .filter(|c| c.node == id)
+            .map(|c| c.stage);
+        match stage {
+            None => {
+                // Queued only: it is gone, and its departure queued instead.
+                overlay.changes.enqueue(Queued::Lost(id));
+                self.next_change(now);
+            }
+            Some(Stage::JoinSetup) => self.abandon_join(now, id),
+            Some(Stage::JoinPrepare | Stage::JoinCommit | Stage::Leave | Stage::Drain) => {
+                // Others know it and route to it: it is gone without a hand-over.
+                overlay.changes.current = None;
+                overlay.changes.queue.push_front(Queued::Lost(id));
+                self.next_change(now);
+            }
+            Some(Stage::Gone | Stage::Close | Stage::Final) => {
+                // Already out of every table; what it held is lost with it.
+                if let Some(current) = overlay.changes.current.as_mut() {
+                    current.lost = true;
+                    current.waiting.remove(&id);
+                    if current.stage != Stage::Gone {
+                        self.change_done(now, format!("Node {id} was lost while it left"));
+                    } else {
+                        self.check_stage_done(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A node that a change waits for is gone: it waits for it no more.
+    pub(in crate::registry) fn forget_waiting(&mut self, now: Nanos, id: NodeId) {
+        let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        else {
+            return;
+        };
+        if current.node != id && current.waiting.remove(&id) {
+            self.check_stage_done(now);
+        }
+    }
+
+    /// A stage that waited longer than the stall timeout goes on, naming who did not answer.
+    pub(in crate::registry) fn change_tick(&mut self, now: Nanos) {
+        let timeout = self.change_timeout();
+        let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        else {
+            return;
+        };
+        if now < current.deadline {
+            return;
+        }
+        if current.stage == Stage::JoinSetup {
+            let id = current.node;
+            let line = format!(
+                "node {id} registered but did not report its links to its table entries up \
+                 within {} s: its join is abandoned",
+                JOIN_SETUP_TIMEOUT_NS.min(timeout) / 1_000_000_000
+            );
+            tracing::warn!("{line}");
+            self.say(line);
+            self.abandon_join(now, id);
+            return;
+        }
+        let silent: Vec<String> = current
+            .waiting
+            .iter()
+            .map(|id| format!("node {id}"))
+            .collect();
+        let line = format!(
+            "membership change {} (node {}): no answer from {} within {} s; going on",
+            current.version,
+            current.node,
+            silent.join(", "),
+            timeout / 1_000_000_000
+        );
+        current.waiting.clear();
+        tracing::warn!("{line}");
+        self.say(line);
+        self.advance(now);
+    }
+
+    /// The registry did not run for `lost` (`Registry::catch_up`): the current stage waits
+    /// that much longer.
+    pub(in crate::registry) fn move_change_deadline(&mut self, lost: Nanos) {
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.deadline = current.deadline.saturating_add(lost);
+        }
+    }
+
+    /// When a change next needs the tick.
+    pub(in crate::registry) fn change_deadline(&self) -> Option<Nanos> {
+        self.overlay
+            .as_ref()
+            .and_then(|o| o.changes.current.as_ref())
+            .map(|c| c.deadline)
+    }
+}
