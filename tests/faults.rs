@@ -27,6 +27,23 @@ fn overlay(extra: &[&str], count: usize, nr: usize) -> (Proc, Vec<Proc>, Vec<Reg
     (reg, nodes, me)
 }
 
+/// The verdict line (PASS or FAIL) of the run whose report began at `after`.
+fn verdict_after(reg: &Proc, after: usize) -> String {
+    reg.wait_until("the run's verdict", after, |text| {
+        text.lines()
+            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
+            .map(str::to_string)
+    })
+}
+
+/// No panic at the registry nor at any node.
+fn no_panics(reg: &Proc, nodes: &[Proc]) {
+    no_panic(reg);
+    for n in nodes {
+        no_panic(n);
+    }
+}
+
 fn no_panic(proc: &Proc) {
     let err = proc.err.text();
     assert!(
@@ -94,11 +111,7 @@ fn kill_during_run(
         "the registry named the killed nodes only after {named_after:?}"
     );
     let (_, after) = reg.wait_line("Run 1 summary:", after);
-    let verdict = reg.wait_until("the run's verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(reg, after);
     let end = reg.mark();
     let report = reg.out.text()[after..end].to_string();
     let dead: Vec<String> = victims
@@ -185,11 +198,7 @@ fn two_killed_nodes_are_routed_around_and_the_survivors_run_again() {
     reg.wait_line("Registry now ready to initiate tasks.", mark);
     reg.send("start 2000");
     let (_, after) = reg.wait_line("Run 2 summary:", mark);
-    let verdict = reg.wait_until("the run's verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(&reg, after);
     assert!(verdict.starts_with("PASS: "), "{verdict}\n{}", reg.dump());
     assert!(verdict.contains("12,000 packets"), "{verdict}");
 }
@@ -268,11 +277,7 @@ fn a_paused_registry_blames_no_one() {
     std::thread::sleep(Duration::from_millis(300));
     slow.signal(libc::SIGCONT);
     let (_, after) = reg.wait_line("Run 1 summary:", mark);
-    let verdict = reg.wait_until("the verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(&reg, after);
     assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
     assert!(verdict.contains("4,000,000 packets"), "{verdict}");
     assert!(
@@ -280,10 +285,7 @@ fn a_paused_registry_blames_no_one() {
         "the registry says it was paused:\n{}",
         reg.dump()
     );
-    no_panic(&reg);
-    for n in &nodes {
-        no_panic(n);
-    }
+    no_panics(&reg, &nodes);
 }
 
 /// A node given up on when a run ended (issue 12: it missed the run's final request) holds
@@ -301,11 +303,7 @@ fn a_node_that_missed_a_final_request_holds_the_next_run_until_it_answers() {
     let (hung, hung_id) = (&nodes[1], me[1].id);
     hung.signal(libc::SIGSTOP);
     let (_, after) = reg.wait_line("Run 1 summary:", mark);
-    let verdict = reg.wait_until("the verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(&reg, after);
     assert!(verdict.starts_with("FAIL"), "{verdict}\n{}", reg.dump());
     let mark = reg.mark();
     reg.send("start 20000");
@@ -322,17 +320,10 @@ fn a_node_that_missed_a_final_request_holds_the_next_run_until_it_answers() {
     let mark = reg.mark();
     reg.send("start 20000");
     let (_, after) = reg.wait_line("Run 2 summary:", mark);
-    let verdict = reg.wait_until("the verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(&reg, after);
     assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
     assert!(verdict.contains("80,000 packets"), "{verdict}");
-    no_panic(&reg);
-    for n in &nodes {
-        no_panic(n);
-    }
+    no_panics(&reg, &nodes);
 }
 
 /// Packets still on their way when a second `stop` ends a run arrive in the next one and are
@@ -379,11 +370,7 @@ fn packets_on_their_way_at_a_second_stop_are_stale_in_the_next_run() {
     let mark = reg.mark();
     reg.send("start 20000");
     let (_, after) = reg.wait_line("Run 2 summary:", mark);
-    let verdict = reg.wait_until("the verdict", after, |text| {
-        text.lines()
-            .find(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-            .map(str::to_string)
-    });
+    let verdict = verdict_after(&reg, after);
     assert!(verdict.starts_with("PASS"), "{verdict}\n{}", reg.dump());
     assert!(
         verdict.contains("stale packets of an earlier run arrived and were dropped"),
@@ -391,10 +378,7 @@ fn packets_on_their_way_at_a_second_stop_are_stale_in_the_next_run() {
         reg.dump()
     );
     assert!(!verdict.contains("foreign"), "{verdict}");
-    no_panic(&reg);
-    for n in &nodes {
-        no_panic(n);
-    }
+    no_panics(&reg, &nodes);
 }
 
 /// A scripted registry stopped (SIGSTOP) before its nodes registered, past its ready
@@ -437,10 +421,7 @@ fn a_scripted_registry_paused_before_set_up_does_not_give_up_on_its_nodes() {
     reg.wait_err_line("the registry did not run for");
     let status = reg.wait_exit();
     assert!(status.success(), "registry: {status}\n{}", reg.dump());
-    no_panic(&reg);
-    for n in &nodes {
-        no_panic(n);
-    }
+    no_panics(&reg, &nodes);
 }
 
 /// A process judges a deadline only after reading what arrived before it (issue 12: the
