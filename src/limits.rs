@@ -46,10 +46,11 @@ pub const MANIFESTS_OUTSTANDING_MAX: usize = 32;
 /// an overlay to its longest path and refuses a setup that would need more.
 pub const TRACE_SLOTS_MAX: usize = 64;
 
-/// How often a node reads whether SIGTERM came (it then leaves the overlay as `exit-overlay`
-/// does): a signal goes to any thread, so it is counted in a socket the loop reads when it
-/// ticks; a quarter of a second costs an idle node nothing measurable.
-pub const TERMINATE_CHECK_NS: Nanos = 250_000_000;
+/// Signals one receive of a signal's socket counts (`io::signals`: a byte per signal); more
+/// wait in the socket for the next receive. What waits unread is bounded by the socket's own
+/// buffer: a signal that finds it full is dropped by the handler, as the kernel merges a
+/// signal that comes while one is pending.
+pub const SIGNAL_READ_BYTES: usize = 64;
 
 /// How long a node that left the overlay waits for its table links to hand what is queued
 /// for them to the kernel before it exits anyway (a peer that stopped reading).
@@ -340,9 +341,6 @@ pub const RUN_SECS_MAX: f64 = OPERATOR_WAIT_SECS_MAX as f64;
 /// The shortest `--interval`: each interval line needs at least one counter poll of every node,
 /// and polls more often than ten a second would cost 4,096 nodes more messages than the run.
 pub const INTERVAL_NS_MIN: Nanos = 100_000_000;
-/// A scripted registry looks for Ctrl-C this often (the signal handler only sets a flag; the
-/// loop may be asleep in the kernel for a whole poll interval otherwise).
-pub const INTERRUPT_CHECK_NS: Nanos = 100_000_000;
 /// `--ready-timeout` unless given: a scripted registry gives up when the overlay is not
 /// registered and set up this long after it started.
 pub const READY_TIMEOUT_DEFAULT_NS: Nanos = 120_000_000_000;

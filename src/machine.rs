@@ -458,6 +458,9 @@ pub trait Machine {
     fn on_handed_over(&mut self, _now: Nanos) {}
     /// One line from the operator's console, without its line ending.
     fn on_command(&mut self, now: Nanos, line: &str);
+    /// `signal` (one the driver was asked to read, `DriverConfig::signals`) came `count`
+    /// times (at least once) since the last call. The default ignores it.
+    fn on_signal(&mut self, _now: Nanos, _signal: i32, _count: usize) {}
     /// Called when the time returned by [`Machine::next_tick`] has come.
     fn on_tick(&mut self, now: Nanos);
     /// When `on_tick` should run next: `None` for "only when something happens", a time at or

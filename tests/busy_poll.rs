@@ -1,11 +1,13 @@
 //! The adaptive busy poll (the default, `--busy-poll-us auto`; `src/io/busy_poll.rs`): a node
-//! polls only after recent work, so once traffic stops it sleeps and uses no CPU.
+//! polls only after recent work, so once traffic stops it sleeps and uses no CPU; and nothing
+//! wakes an idle overlay (no check at an interval: signals come through the ring,
+//! `src/io/signals.rs`).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Proc, cpu_ticks, nodes, registered, registry};
+use common::{Proc, cpu_ticks, nodes, registered, registry, sleeps};
 
 /// Four nodes with the default flags carry a paced run (light load, where they poll), then
 /// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
@@ -39,4 +41,44 @@ fn default_nodes_use_no_cpu_once_light_traffic_stops() {
             a - b
         );
     }
+}
+
+/// An overlay set up and idle sleeps until something happens: over 3 s, no node and not the
+/// registry wakes more than twice (a thread's voluntary context switches). A node that looked
+/// for SIGTERM every 250 ms woke 12 times (the check this replaced); CPU time does not show
+/// such wake-ups (each costs microseconds), and 64 nodes paid 15-28 clock ticks in 10 s for it
+/// (docs/PERFORMANCE.md, the idle row).
+#[test]
+fn an_idle_overlay_sleeps_until_something_happens() {
+    let (mut reg, port) = registry(&[], true);
+    let mut nodes: Vec<Proc> = nodes(4, port, &[]);
+    for n in &nodes {
+        registered(n);
+    }
+    reg.wait_line("(4 nodes)", 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 2");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    // The set-up's last messages and any poll after them are long over after this.
+    std::thread::sleep(Duration::from_millis(500));
+    let processes: Vec<(String, u32)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("node {i}"), n.id()))
+        .chain([("the registry".to_string(), reg.id())])
+        .collect();
+    let before: Vec<u64> = processes
+        .iter()
+        .map(|(_, id)| sleeps(*id).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    for ((name, id), before) in processes.iter().zip(before) {
+        let woke = sleeps(*id).unwrap() - before;
+        assert!(woke <= 2, "idle {name} woke {woke} times in 3 s");
+    }
+    // Still awake to what matters: SIGTERM at a node is a graceful leave.
+    let node = &mut nodes[0];
+    node.signal(libc::SIGTERM);
+    node.wait_line("Deregistered", 0);
+    assert!(node.wait_exit().success(), "{}", node.dump());
 }

@@ -290,6 +290,7 @@ fn config(recv_buffer_bytes: usize) -> DriverConfig {
         shared_recv: None,
         busy_poll: overlay::io::BusyPoll::Off,
         console: false,
+        signals: Vec::new(),
     }
 }
 

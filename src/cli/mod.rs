@@ -1,6 +1,5 @@
 //! The command line: clap's definitions, and the glue that runs each subcommand.
 
-pub(crate) mod interrupts;
 pub(crate) mod node;
 pub(crate) mod output;
 pub(crate) mod registry;

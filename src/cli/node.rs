@@ -15,7 +15,7 @@ use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 
-use super::terminate::Terminable;
+use super::terminate::{SIGTERM, Terminable};
 use super::{Common, SHARED_RECV, Wire, say, secret, seed};
 
 #[derive(Args)]
@@ -141,14 +141,14 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         shared_recv: (count > 1).then_some(SHARED_RECV),
         busy_poll: args.busy_poll_us,
         console: true,
+        signals: vec![SIGTERM],
     };
     // SIGTERM makes the node (every node of a group) leave gracefully, as exit-overlay.
     let code = if count == 1 {
         let node = Node::<C>::new(configs.remove(0));
-        let mut node = Terminable::new(node).context("cannot handle SIGTERM")?;
-        io::run(&mut node, listeners, &config)?
+        io::run(&mut Terminable::new(node), listeners, &config)?
     } else {
-        let group = Terminable::new(Group::<C>::new(configs)).context("cannot handle SIGTERM")?;
+        let group = Terminable::new(Group::<C>::new(configs));
         io::run(&mut { group }, listeners, &config)?
     };
     if let Some(kib) = peak_resident_kib() {

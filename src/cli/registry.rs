@@ -24,7 +24,6 @@ use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
 
 use super::Least::{Above, AtLeast};
-use super::interrupts::Interrupts;
 use super::output::{Out, ResultFile};
 use super::shown::Shown;
 use super::{Common, Ids, Rule, SHARED_RECV, Targets, Wire, seconds, secret, seed};
@@ -391,13 +390,6 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         node_latency: args.metrics.is_some(),
         ..RegistryConfig::default()
     });
-    // Ctrl-C ends a scripted run early (a console has `stop`, and Ctrl-C there ends the
-    // registry as usual).
-    let interrupts = if scripted {
-        Some(Interrupts::install(signal_hook::consts::SIGINT).context("cannot handle Ctrl-C")?)
-    } else {
-        None
-    };
     let config = DriverConfig {
         core: args.common.core,
         local_ip: None,
@@ -408,6 +400,13 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         shared_recv: Some(SHARED_RECV),
         busy_poll: BusyPoll::Off,
         console: true,
+        // Ctrl-C ends a scripted run early (a console has `stop`, and Ctrl-C there ends the
+        // registry as usual).
+        signals: if scripted {
+            vec![signal_hook::consts::SIGINT]
+        } else {
+            Vec::new()
+        },
     };
     let mut shown = Shown::new(
         registry,
@@ -415,7 +414,6 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
         settings,
         csv,
         result_file,
-        interrupts,
         args.interval.is_some(),
     );
     shown.scripted = scripted;

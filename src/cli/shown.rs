@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use overlay::io;
-use overlay::limits::{INTERRUPT_CHECK_NS, PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN};
+use overlay::limits::{PROGRESS_LINE_GAP_NS_MIN, PROGRESS_SHOWN_GAP_NS_MIN};
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
 use overlay::metrics::{Published, Snapshot};
 use overlay::registry::Registry;
@@ -14,7 +14,6 @@ use overlay::registry::progress::{ProgressPoint, ProgressTracker};
 use overlay::summary::{RunReport, Settings};
 use overlay::wire::Codec;
 
-use super::interrupts::Interrupts;
 use super::output::{Out, ResultFile};
 
 /// The registry with its progress shown: a bar when the status stream is a terminal, a plain
@@ -36,9 +35,6 @@ pub(crate) struct Shown<C: Codec> {
     /// Scripted: `--format json` prints the whole result at exit, not a line per run.
     pub(crate) scripted: bool,
     results_seen: u32,
-    /// Scripted mode: Ctrl-C, and when it was last looked for.
-    interrupts: Option<Interrupts>,
-    interrupts_checked: Nanos,
     /// `--metrics`: what the endpoint shows, and where it is published for its thread.
     pub(crate) metrics: Option<(Snapshot, Published)>,
     /// The poll round and the node count the metrics last saw.
@@ -55,7 +51,6 @@ impl<C: Codec> Shown<C> {
         settings: Settings,
         csv: Option<(std::fs::File, PathBuf)>,
         result_file: Option<ResultFile>,
-        interrupts: Option<Interrupts>,
         intervals: bool,
     ) -> Shown<C> {
         Shown {
@@ -76,8 +71,6 @@ impl<C: Codec> Shown<C> {
             settings,
             scripted: false,
             results_seen: 0,
-            interrupts,
-            interrupts_checked: 0,
             metrics: None,
             metrics_seen: (0, 0),
             rate_pps: 0.0,
@@ -321,26 +314,17 @@ impl<C: Codec> Machine for Shown<C> {
     fn on_handed_over(&mut self, now: Nanos) {
         self.registry.on_handed_over(now)
     }
-    fn on_tick(&mut self, now: Nanos) {
-        if let Some(interrupts) = &mut self.interrupts {
-            self.interrupts_checked = now;
-            for _ in 0..interrupts.take() {
-                self.registry.interrupt(now);
-            }
-        }
-        if self.registry.next_tick().is_some_and(|tick| tick <= now) {
-            self.registry.on_tick(now)
+    /// Ctrl-C in scripted mode (the only signal the registry asks the driver for).
+    fn on_signal(&mut self, now: Nanos, _signal: i32, count: usize) {
+        for _ in 0..count {
+            self.registry.interrupt(now);
         }
     }
+    fn on_tick(&mut self, now: Nanos) {
+        self.registry.on_tick(now)
+    }
     fn next_tick(&self) -> Option<Nanos> {
-        let check = self
-            .interrupts
-            .as_ref()
-            .map(|_| self.interrupts_checked.saturating_add(INTERRUPT_CHECK_NS));
-        match (self.registry.next_tick(), check) {
-            (Some(tick), Some(check)) => Some(tick.min(check)),
-            (tick, check) => tick.or(check),
-        }
+        self.registry.next_tick()
     }
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
         self.registry.take_effects(into);

@@ -3,35 +3,30 @@
 
 use std::net::SocketAddr;
 
-use overlay::limits::TERMINATE_CHECK_NS;
-use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
+use overlay::machine::{CloseReason, ConnId, Effect, Hole, Lent, Machine, Nanos};
 
-use super::interrupts::Interrupts;
+/// The signal a node leaves on (the driver reads it: `DriverConfig::signals`).
+pub(crate) const SIGTERM: i32 = signal_hook::consts::SIGTERM;
 
-/// A node machine (or a group of them) that SIGTERM makes leave: the signal is read every
-/// [`TERMINATE_CHECK_NS`] (a signal goes to any thread of the process, so it is counted in a
-/// socket, as Ctrl-C is at the registry), and each is typed as `exit-overlay` at the console
-/// (a leave the registry refused, during a run that cannot do without the node, is asked
-/// again by the next SIGTERM). Every other call passes through unchanged.
+/// A node machine (or a group of them) that SIGTERM makes leave: the driver reads the signal
+/// through its ring (`DriverConfig::signals`, so it wakes the loop only when it comes), and
+/// the signals read at once are typed as one `exit-overlay` at the console (a leave the
+/// registry refused, during a run that cannot do without the node, is asked again by the next
+/// SIGTERM). Every other call passes through unchanged, the defaulted ones too (a default
+/// here would hide the node's own: lent receive buffers and held bytes, section 4 of
+/// docs/PERFORMANCE.md).
 pub(crate) struct Terminable<M> {
     inner: M,
-    signals: Interrupts,
-    checked: Nanos,
 }
 
 impl<M: Machine> Terminable<M> {
-    pub(crate) fn new(inner: M) -> std::io::Result<Terminable<M>> {
-        Ok(Terminable {
-            inner,
-            signals: Interrupts::install(signal_hook::consts::SIGTERM)?,
-            checked: 0,
-        })
+    pub(crate) fn new(inner: M) -> Terminable<M> {
+        Terminable { inner }
     }
 }
 
 impl<M: Machine> Machine for Terminable<M> {
     fn on_start(&mut self, now: Nanos) {
-        self.checked = now;
         self.inner.on_start(now);
     }
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
@@ -43,6 +38,10 @@ impl<M: Machine> Machine for Terminable<M> {
     #[inline]
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         self.inner.on_received(now, conn, bytes)
+    }
+    #[inline]
+    fn on_received_in(&mut self, now: Nanos, conn: ConnId, bytes: &[u8], lent: Lent<'_>) -> usize {
+        self.inner.on_received_in(now, conn, bytes, lent)
     }
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         self.inner.on_closed(now, conn, reason);
@@ -56,6 +55,13 @@ impl<M: Machine> Machine for Terminable<M> {
     fn on_command(&mut self, now: Nanos, line: &str) {
         self.inner.on_command(now, line);
     }
+    fn on_signal(&mut self, now: Nanos, signal: i32, count: usize) {
+        if signal == SIGTERM {
+            self.inner.on_command(now, "exit-overlay");
+        } else {
+            self.inner.on_signal(now, signal, count);
+        }
+    }
     #[inline]
     fn awaits_hand_over(&self) -> bool {
         self.inner.awaits_hand_over()
@@ -64,19 +70,10 @@ impl<M: Machine> Machine for Terminable<M> {
         self.inner.on_handed_over(now);
     }
     fn on_tick(&mut self, now: Nanos) {
-        if now >= self.checked.saturating_add(TERMINATE_CHECK_NS) {
-            self.checked = now;
-            if self.signals.take() > 0 {
-                self.inner.on_command(now, "exit-overlay");
-            }
-        }
-        if self.inner.next_tick().is_some_and(|at| at <= now) {
-            self.inner.on_tick(now);
-        }
+        self.inner.on_tick(now);
     }
     fn next_tick(&self) -> Option<Nanos> {
-        let check = self.checked.saturating_add(TERMINATE_CHECK_NS);
-        Some(self.inner.next_tick().map_or(check, |at| at.min(check)))
+        self.inner.next_tick()
     }
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
         self.inner.take_effects(into);
@@ -92,5 +89,9 @@ impl<M: Machine> Machine for Terminable<M> {
     #[inline]
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         self.inner.swap_outgoing(conn, buf);
+    }
+    #[inline]
+    fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
+        self.inner.swap_outgoing_held(conn, buf, holes);
     }
 }

@@ -105,7 +105,7 @@ impl Connection {
             OpKind::Recv => &mut self.recv_in_flight,
             OpKind::Send => &mut self.send_in_flight,
             OpKind::Connect => &mut self.connect_in_flight,
-            OpKind::Accept | OpKind::Console | OpKind::Cancel => {
+            OpKind::Accept | OpKind::Console | OpKind::Signal | OpKind::Cancel => {
                 unreachable!("{kind:?} belongs to no connection slot")
             }
         };

@@ -26,6 +26,7 @@ use super::conn::{Connection, State};
 use super::console::ConsoleReader;
 use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::outcome::{self, Operation};
+use super::signals::SignalReader;
 use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
@@ -139,6 +140,8 @@ pub(crate) struct Driver<'m, M: Machine> {
     /// An accept, failed for want of a descriptor or memory, waits to be armed again.
     accept_pause: AcceptPause,
     console: Option<ConsoleReader>,
+    /// The signals the machine hears of (`DriverConfig::signals`), a receive armed on each.
+    signals: Vec<SignalReader>,
     local_ip: Option<IpAddr>,
     inbound_sequence: u64,
     generation: u32,
@@ -166,6 +169,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         shared: Option<BufRing>,
         listeners: Vec<TcpListener>,
         console: Option<ConsoleReader>,
+        signals: Vec<SignalReader>,
         config: &DriverConfig,
     ) -> Self {
         let connections_max = config.max_connections;
@@ -195,6 +199,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             listeners,
             accept_pause: AcceptPause::default(),
             console,
+            signals,
             local_ip: config.local_ip,
             inbound_sequence: 0,
             generation: 0,
@@ -241,6 +246,9 @@ impl<'m, M: Machine> Driver<'m, M> {
     fn run_until_exit(&mut self) -> Result<i32, DriverError> {
         self.arm_accepts()?;
         self.arm_console()?;
+        for index in 0..self.signals.len() {
+            self.arm_signal(index)?;
+        }
         self.now = clock::now();
         self.machine.on_start(self.now);
         self.apply_effects()?;
@@ -337,12 +345,12 @@ impl<'m, M: Machine> Driver<'m, M> {
     ///
     /// Bounded: each ask while work waits runs at least one waiting completion, oldest first,
     /// and what had arrived when this began is at most one completion per operation in flight
-    /// (a receive and a send per connection, an accept per listener, the console, the
-    /// cancels at exit); further rounds read only what arrives meanwhile, and the tick comes
+    /// (a receive and a send per connection, an accept per listener, the console, each
+    /// signal, the cancels at exit); further rounds read only what arrives meanwhile, and the tick comes
     /// after `reads_max` asks at the latest.
     fn read_input_before_tick(&mut self) -> Result<(), DriverError> {
         let asked = clock::now();
-        let reads_max = 2 * self.connections_max + self.listeners.len() + 2;
+        let reads_max = 2 * self.connections_max + self.listeners.len() + self.signals.len() + 2;
         for _ in 0..reads_max {
             self.submit()?;
             self.reap();
@@ -497,6 +505,9 @@ impl<'m, M: Machine> Driver<'m, M> {
         if let Some(console) = &self.console {
             let _ = console.stream.shutdown(Shutdown::Both);
         }
+        for signal in &self.signals {
+            let _ = signal.stream.shutdown(Shutdown::Both);
+        }
         for index in 0..self.listeners.len() {
             if !self.accepts_armed[index] {
                 continue;
@@ -546,6 +557,7 @@ impl<M: Machine> Drop for Driver<'_, M> {
         if self.ops_in_flight() > 0 {
             std::mem::forget(std::mem::take(&mut self.connections));
             std::mem::forget(self.console.take());
+            std::mem::forget(std::mem::take(&mut self.signals));
             std::mem::forget(std::mem::take(&mut self.listeners));
         }
     }

@@ -4,7 +4,8 @@
 //! events (accepted, connected, received, closed, console lines, ticks). Module map:
 //! `setup` (ring creation, capability checks, pinning), `event_loop` (the loop), `conn`
 //! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
-//! `console` (the standard-input thread), `accept_pause` (the accept's pause while descriptors or
+//! `console` (the standard-input thread), `signals` (signals read through the ring),
+//! `accept_pause` (the accept's pause while descriptors or
 //! memory run out), `busy_poll` (when the loop polls before sleeping), `clock`.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
@@ -19,6 +20,7 @@ mod event_loop;
 mod ops;
 mod outcome;
 mod setup;
+mod signals;
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
@@ -63,6 +65,10 @@ pub struct DriverConfig {
     pub busy_poll: BusyPoll,
     /// Read standard input lines and deliver them with `Machine::on_command`.
     pub console: bool,
+    /// Signals to deliver with `Machine::on_signal` (their default action no longer applies
+    /// once the loop starts): each is read through the ring (`signals`), so it wakes the loop
+    /// at once, and nothing wakes an idle loop to look for one.
+    pub signals: Vec<i32>,
 }
 
 /// Carries out [`Effect::WriteFile`](crate::machine::Effect::WriteFile): writes the file and
@@ -171,6 +177,15 @@ pub fn run<M: Machine>(
     }
     let ring = setup::ring(config.max_connections)?;
     setup::ignore_sigpipe();
+    let signals = config
+        .signals
+        .iter()
+        .map(|&signal| signals::SignalReader::install(signal))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| DriverError::Setup {
+            what: "signal handler",
+            source,
+        })?;
     setup::pin(config.core);
     let console = if config.console {
         console::start().map_err(|source| DriverError::Setup {
@@ -191,5 +206,5 @@ pub fn run<M: Machine>(
         ),
         None => None,
     };
-    event_loop::Driver::new(machine, ring, shared, listeners, console, config).run()
+    event_loop::Driver::new(machine, ring, shared, listeners, console, signals, config).run()
 }

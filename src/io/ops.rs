@@ -19,6 +19,8 @@ pub(crate) enum OpKind {
     Console = 5,
     /// A cancellation of another operation (at exit).
     Cancel = 6,
+    /// A receive on a signal's socket (the slot is the signal's index).
+    Signal = 7,
 }
 
 /// Bits of the generation kept in a token.
@@ -58,6 +60,7 @@ impl Token {
             4 => OpKind::Connect,
             5 => OpKind::Console,
             6 => OpKind::Cancel,
+            7 => OpKind::Signal,
             other => panic!("completion with unknown operation kind {other}"),
         };
         Token {

@@ -1,5 +1,5 @@
-//! What the operating system says about a process (/proc: resident memory, CPU time), and the
-//! open-files limit.
+//! What the operating system says about a process (/proc: resident memory, CPU time, sleeps),
+//! and the open-files limit.
 
 /// Resident memory of `pid` in KiB (VmRSS), `None` once it is gone.
 pub fn rss_kib(pid: u32) -> Option<u64> {
@@ -21,6 +21,24 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the command.
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Times the threads of `pid` went to sleep (voluntary context switches, summed over
+/// /proc/PID/task), `None` once it is gone: an idle process that nothing wakes adds none.
+pub fn sleeps(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // a thread that just ended
+        };
+        total += status
+            .lines()
+            .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+    }
+    Some(total)
 }
 
 /// Raises the soft limit on open files to `want` (or the hard limit if lower); returns the

@@ -1,4 +1,4 @@
-//! Arming operations: accepts, the console's read, receives (into a connection's buffer or
+//! Arming operations: accepts, the console's read, the signals' reads, receives (into a connection's buffer or
 //! a lent one) and sends (copied, gathered, zero-copy).
 
 use super::*;
@@ -55,6 +55,35 @@ impl<'m, M: Machine> Driver<'m, M> {
         // SAFETY: the window is inside `console.buffer`, whose heap allocation is never resized
         // and is read only after this receive completes (`recv_in_flight`); the reader is
         // dropped only after the exit drain (or leaked).
+        unsafe { self.push(&entry)? };
+        Ok(())
+    }
+
+    /// Arms the receive on the socket of the signal at `index` (`signals`), unless it is
+    /// closed or already armed.
+    pub(super) fn arm_signal(&mut self, index: usize) -> Result<(), DriverError> {
+        let reader = &mut self.signals[index];
+        if !reader.open || reader.recv_in_flight {
+            return Ok(());
+        }
+        let entry = opcode::Recv::new(
+            types::Fd(reader.stream.as_raw_fd()),
+            reader.buffer.as_mut_ptr(),
+            u32::try_from(reader.buffer.len()).expect("signal buffer fits in u32"),
+        )
+        .build()
+        .user_data(
+            Token {
+                kind: OpKind::Signal,
+                slot: index,
+                generation: 0,
+            }
+            .encode(),
+        );
+        reader.recv_in_flight = true;
+        // SAFETY: `buffer` is a boxed slice, never resized or moved, and read only after this
+        // receive completes (`recv_in_flight`); the reader is dropped only after the exit
+        // drain (or leaked).
         unsafe { self.push(&entry)? };
         Ok(())
     }

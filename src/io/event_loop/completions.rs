@@ -1,4 +1,4 @@
-//! What each completion means: accept, connect, receive, send, console input; the count
+//! What each completion means: accept, connect, receive, send, console input, signals; the count
 //! of operations in flight.
 
 use super::*;
@@ -10,6 +10,7 @@ impl<M: Machine> Driver<'_, M> {
         match token.kind {
             OpKind::Accept => self.on_accept(token.slot, completion.result, more),
             OpKind::Console => self.on_console(completion.result),
+            OpKind::Signal => self.on_signal(token.slot, completion.result),
             OpKind::Cancel => {
                 assert!(self.cancels_in_flight > 0, "a cancellation completed twice");
                 self.cancels_in_flight -= 1;
@@ -50,8 +51,14 @@ impl<M: Machine> Driver<'_, M> {
             .iter()
             .map(|(_, slot)| slot.ops_in_flight())
             .sum();
+        let signals = self
+            .signals
+            .iter()
+            .filter(|signal| signal.recv_in_flight)
+            .count();
         self.accepts_armed.iter().filter(|&&armed| armed).count()
             + usize::from(console)
+            + signals
             + self.cancels_in_flight
             + slots
     }
@@ -528,5 +535,39 @@ impl<M: Machine> Driver<'_, M> {
             }
         }
         self.arm_console()
+    }
+
+    /// Bytes on the socket of the signal at `index`: each is one signal, told to the machine
+    /// as one call; then the receive is armed again.
+    pub(super) fn on_signal(&mut self, index: usize, result: i32) -> Result<(), DriverError> {
+        let exiting = self.exiting();
+        let reader = &mut self.signals[index];
+        assert!(
+            reader.recv_in_flight,
+            "a signal completion with no receive in flight"
+        );
+        reader.recv_in_flight = false;
+        if exiting {
+            return Ok(());
+        }
+        if result <= 0 {
+            // The loop's end is shut down only at exit, and a socket pair does not fail: a
+            // kernel that says otherwise leaves the signal unread rather than spin on it.
+            let error = (result < 0).then(|| failure(Operation::Receive, result));
+            tracing::warn!(
+                signal = reader.signal,
+                ?error,
+                "signal socket closed; signal no longer read"
+            );
+            reader.open = false;
+            return Ok(());
+        }
+        let (signal, count) = (reader.signal, result as usize);
+        self.machine.on_signal(self.now, signal, count);
+        self.apply_effects()?;
+        if self.exiting() {
+            return Ok(());
+        }
+        self.arm_signal(index)
     }
 }
