@@ -542,6 +542,13 @@ pub const SIMULATE_NODES_MAX: usize = 1 << 18;
 /// and any crashes without 3 consecutive members, are routed around; positions tables already
 /// hold successors 1 and 2, so this costs them one more link).
 pub const BACKUP_ENTRIES: usize = 3;
+/// Most nodes one repair takes out of the tables (nodes lost together: `Change::Lost`,
+/// `Change::Repair`, 4 bytes each on the wire, 32 KiB within a [`FRAME_BYTES_MAX`] frame with
+/// the receiver's new table). Half the overlay at 16,000 nodes ([`NODES_MAX`]) is one repair;
+/// more lost at once are repaired in as many changes as they need.
+pub const REPAIR_NODES_MAX: usize = 8192;
+const _: () = assert!(REPAIR_NODES_MAX * 4 + 1024 <= FRAME_BYTES_MAX);
+const _: () = assert!(REPAIR_NODES_MAX <= u16::MAX as usize);
 /// Most joins (and as many leaves) `overlay simulate --churn` samples: each rebuilds every
 /// table twice, about 50 ms at 10,000 nodes, so this bounds a run to a couple of minutes.
 pub const SIMULATE_CHURN_SAMPLES_MAX: u64 = 1000;

@@ -189,6 +189,12 @@ for _ in $(seq 1200); do
   sleep 0.05
 done
 grep -q '^Run 1' "$out/registry.log" || { tail -20 "$out/registry.log" >&2; echo "churn.sh: the run did not start" >&2; exit 1; }
+# The nodes the registry has taken out of every table after a loss ("Node 3 is ..." or, lost
+# together, "Nodes 3, 5 and 9 are out of every table").
+repaired_nodes() {
+  { grep -oE 'Nodes? [0-9][0-9, and]* (is|are) out of every table' "$out/registry.log" || true; } |
+    grep -oE '[0-9]+' | wc -l
+}
 # Microseconds since the epoch, by bash alone (no process per event on a loaded machine).
 now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
 started=$(now_us)
@@ -205,16 +211,20 @@ while read -r at what i; do
     kill)
       # All at once, then a watcher notes when the registry has taken the last one out of
       # every table (it polls the log every 10 ms).
-      repaired_before=$(grep -c 'is out of every table' "$out/registry.log" || true)
+      repaired_before=$(repaired_nodes)
+      repairs_before=$(grep -c 'out of every table' "$out/registry.log" || true)
       for victim in ${i//,/ }; do kill -KILL "${node_pid[$victim]}" 2>/dev/null || true; done
       killed_at_us=$(now_us)
       (
         want=$((repaired_before + killed))
-        while [ "$(grep -c 'is out of every table' "$out/registry.log" || true)" -lt "$want" ]; do
+        while [ "$(repaired_nodes)" -lt "$want" ]; do
           kill -0 "$registry" 2>/dev/null || exit 0
           sleep 0.01
         done
-        now_us >"$out/repaired_us"
+        at=$(now_us)
+        echo $(($(grep -c 'out of every table' "$out/registry.log" || true) - repairs_before)) \
+          >"$out/repairs"
+        echo "$at" >"$out/repaired_us"
       ) &
       pids+=("$!")
       ;;
@@ -231,6 +241,7 @@ joins_refused=$(cat "$out"/node-*.log | grep -c 'egistration refused during a ru
 repair_ms=
 if [ -n "$killed_at_us" ] && [ -s "$out/repaired_us" ]; then
   repair_ms=$((($(cat "$out/repaired_us") - killed_at_us) / 1000))
+  repair_ms="$repair_ms ms, in $(cat "$out/repairs") membership changes"
 fi
 python3 - "$out/result.json" "$out/registry.log" "$joins" "$leaves" "$crashed" "$refused" "$duration" "$joins_refused" \
   "$killed" "${killed_at_us:+${repair_ms:-none}}" <<'EOF'
@@ -270,7 +281,7 @@ if killed:
     # toward them) when they died; the per-link account says the rest arrived. Dropped: a
     # packet for a live sink that found no live way on before the repair.
     lost = sent - received - run["corrupted"]
-    repaired = f"{repair_ms} ms" if repair_ms not in ("", "none") else "not within the run"
+    repaired = repair_ms if repair_ms not in ("", "none") else "not within the run"
     print(f"Massive failure: {killed} nodes of the start killed at once; every table repaired "
           f"{repaired} after the kill; lost with them {lost - run['dropped']:,} "
           f"({(lost - run['dropped']) / max(sent, 1):.3%} of the {sent:,} sent), dropped for "

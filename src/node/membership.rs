@@ -12,6 +12,8 @@
 //! - The leaver waits for every packet addressed to it (`Drain`), then, out of every table,
 //!   for every link other nodes opened to it to be closed by them (`Close`), relaying all the
 //!   while.
+//! - Nodes lost together (crashed) are picked no more from their `Lost`, and leave the tables
+//!   in one switch (`Repair`).
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -121,6 +123,25 @@ impl<C: Codec> Node<C> {
                     return;
                 }
                 overlay.closed.insert(id);
+                overlay.pick_sinks();
+                self.begin_switch(version, members, table, true);
+            }
+            Change::Lost { ids } => {
+                overlay
+                    .closed
+                    .extend(ids.iter().copied().filter(|&id| id != me));
+                overlay.pick_sinks();
+                self.acknowledge(version, 0);
+            }
+            Change::Repair { ids } if !ids.contains(&me) => {
+                let mut members = newest;
+                for &id in &ids {
+                    if let Err(why) = members.remove(id) {
+                        self.membership_problem(version, &why);
+                        return;
+                    }
+                }
+                overlay.closed.extend(ids);
                 overlay.pick_sinks();
                 self.begin_switch(version, members, table, true);
             }

@@ -1,5 +1,5 @@
 //! Membership that changes while traffic flows (docs/ARCHITECTURE.md, "Membership that
-//! changes"): joins, graceful leaves and the repair after a lost node, one at a time, each
+//! changes"): joins, graceful leaves and the repair after nodes lost, one at a time, each
 //! told to exactly the nodes it concerns.
 //!
 //! - **Join**: the newcomer gets its manifest and connects to its entries; then every other
@@ -12,7 +12,10 @@
 //!   links to its new entries are up and flushing the old ones before closing them; the
 //!   leaver, in no table any more, waits until every link toward it has been closed by its
 //!   owner (`Close`), then gives its final counters, which join the run's, and goes.
-//! - **Lost node** (its registry connection closed): `Gone` at once.
+//! - **Lost nodes** (their registry connections closed): every other node stops picking them
+//!   (`Lost`), then switches to tables without them (`Repair`). Nodes lost before their
+//!   repair starts, or while its `Lost` stage waits, are repaired together: one new table per
+//!   node for all of them.
 //!
 //! A change waits for the acknowledgements of the nodes it asked, at most the stall timeout;
 //! past that it goes on, naming the nodes that did not answer.
@@ -22,7 +25,7 @@ use std::sync::Arc;
 
 use super::Registry;
 use crate::chord::Id;
-use crate::limits::{BACKUP_ENTRIES, JOIN_SETUP_TIMEOUT_NS, NODES_MAX};
+use crate::limits::{BACKUP_ENTRIES, JOIN_SETUP_TIMEOUT_NS, NODES_MAX, REPAIR_NODES_MAX};
 use crate::machine::Nanos;
 use crate::routing::{self, ChordLayout, Fingers, Ring};
 use crate::wire::{
@@ -82,11 +85,12 @@ enum Stage {
     JoinPrepare,
     /// The other nodes switch to tables with the newcomer.
     JoinCommit,
-    /// Every node stops picking the leaver as a sink, and counts what it sent it.
+    /// Every node stops picking the leaver (or the nodes lost) as a sink, and counts what it
+    /// sent it.
     Leave,
     /// The leaver receives what was sent to it.
     Drain,
-    /// The other nodes switch to tables without the node.
+    /// The other nodes switch to tables without the node (or the nodes lost).
     Gone,
     /// The leaver waits until every link toward it is closed.
     Close,
@@ -100,8 +104,14 @@ struct InProgress {
     node: NodeId,
     /// The node left without a hand-over (its connection closed).
     lost: bool,
+    /// The nodes the change is about: `node`, and for a repair every node lost with it.
+    nodes: BTreeSet<NodeId>,
     stage: Stage,
     version: u32,
+    /// The version the stage began with: a repair's `Leave` stage takes in nodes lost
+    /// meanwhile with a newer version each, and acknowledgements of the versions before
+    /// `version` are not waited for any more.
+    stage_version: u32,
     /// Nodes whose acknowledgement of `version` the stage waits for.
     waiting: BTreeSet<NodeId>,
     /// Leave: packets originated toward the leaver, summed over the acknowledgements.
@@ -137,7 +147,7 @@ impl Changes {
 
     /// Whether node `id` is joining or leaving (or queued to).
     pub(super) fn concerns(&self, id: NodeId) -> bool {
-        self.current.as_ref().is_some_and(|c| c.node == id)
+        self.current.as_ref().is_some_and(|c| c.nodes.contains(&id))
             || self.queue.iter().any(|q| q.node() == id)
     }
 
@@ -221,6 +231,15 @@ impl<C: Codec> Registry<C> {
         let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
+        if let Queued::Lost(id) = change
+            && !overlay.changes.concerns(id)
+            && self.merge_lost(now, id)
+        {
+            return;
+        }
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
         if overlay.changes.queue.len() < NODES_MAX && !overlay.changes.concerns(change.node()) {
             overlay.changes.enqueue(change);
         } else if let Queued::Lost(id) = change {
@@ -249,33 +268,46 @@ impl<C: Codec> Registry<C> {
         }
     }
 
-    /// Starts `change`; false if there was nothing to do (the next one may start).
+    /// Starts `change`; false if there was nothing to do (the next one may start). A lost
+    /// node's repair takes in every lost node queued behind it (they are at the front).
     fn start_change(&mut self, now: Nanos, change: Queued) -> bool {
         match change {
             Queued::Join(id) if self.nodes.contains_key(&id) => self.start_join(now, id),
             Queued::Join(_) => false,
-            Queued::Leave(id) => self.start_leave(now, id, false),
-            Queued::Lost(id) => self.start_leave(now, id, true),
+            Queued::Leave(id) => self.start_leave(now, id),
+            Queued::Lost(id) => {
+                let mut gone = BTreeSet::from([id]);
+                if let Some(overlay) = self.overlay.as_mut() {
+                    while gone.len() < REPAIR_NODES_MAX
+                        && let Some(&Queued::Lost(other)) = overlay.changes.queue.front()
+                    {
+                        overlay.changes.queue.pop_front();
+                        gone.insert(other);
+                    }
+                }
+                self.start_repair(now, gone)
+            }
         }
     }
 
-    /// A leave, or the repair after a lost node: first every node stops picking it as a
-    /// sink (and, from its first change on, checks routes by rule only), so that no node
-    /// switches its tables while another still checks a route against the old ones.
-    fn start_leave(&mut self, now: Nanos, id: NodeId, lost: bool) -> bool {
-        if let Some(Err(why)) = self.without_member(id).map(|(ring, identifiers)| {
-            self.overlay
-                .as_ref()
-                .map(|o| o.tables_for(&ring, identifiers).map(|_| ()))
-                .unwrap_or(Ok(()))
-        }) {
+    /// Whether the overlay's tables can do without the nodes `gone` (`Err`: why not).
+    fn fits_without(&self, gone: &BTreeSet<NodeId>) -> Result<(), String> {
+        match (self.without_members(gone), self.overlay.as_ref()) {
+            (Some((ring, identifiers)), Some(overlay)) => {
+                overlay.tables_for(&ring, identifiers).map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A graceful leave: first every node stops picking the leaver as a sink (and, from its
+    /// first change on, checks routes by rule only), so that no node switches its tables
+    /// while another still checks a route against the old ones.
+    fn start_leave(&mut self, now: Nanos, id: NodeId) -> bool {
+        if let Err(why) = self.fits_without(&BTreeSet::from([id])) {
             // The overlay cannot do without it: as before live membership, it must be set up
             // again (and a run fails).
-            if lost {
-                self.overlay_changed(format!("node {id} left, and {why}"));
-            } else {
-                self.let_go_unrepaired(now, id, &why);
-            }
+            self.let_go_unrepaired(now, id, &why);
             return false;
         }
         let Some(overlay) = self.overlay.as_mut() else {
@@ -286,24 +318,118 @@ impl<C: Codec> Registry<C> {
         }
         overlay.version += 1;
         let version = overlay.version;
+        let waiting: BTreeSet<NodeId> = overlay.ring.ids().iter().copied().collect();
+        self.begin(now, id, false, Stage::Leave, version, waiting.clone());
+        if let Some(run) = self.run.as_mut() {
+            run.leaving(id);
+        }
+        self.say(format!(
+            "Node {id} is leaving: nobody picks it as a sink any more; waiting for what is on \
+             its way to it"
+        ));
+        self.announce(version, Change::Leave { id }, waiting);
+        self.check_stage_done(now);
+        true
+    }
+
+    /// The repair after nodes lost together (`gone`): as a leave without the hand-over, for
+    /// all of them at once. First every other node stops picking them as sinks (`Lost`),
+    /// then all switch to tables without them (`Repair`).
+    fn start_repair(&mut self, now: Nanos, gone: BTreeSet<NodeId>) -> bool {
+        let Some(overlay) = self.overlay.as_ref() else {
+            return false;
+        };
+        let gone: BTreeSet<NodeId> = gone
+            .into_iter()
+            .filter(|&id| overlay.ring.position(id).is_some())
+            .collect();
+        let Some(&first) = gone.first() else {
+            return false;
+        };
+        if let Err(why) = self.fits_without(&gone) {
+            // The overlay cannot do without them: as before live membership, it must be set
+            // up again (and a run fails).
+            self.overlay_changed(format!("{} left, and {why}", named(&gone).0));
+            return false;
+        }
+        let Some(overlay) = self.overlay.as_mut() else {
+            return false;
+        };
+        overlay.version += 1;
+        let version = overlay.version;
         let waiting: BTreeSet<NodeId> = overlay
             .ring
             .ids()
             .iter()
             .copied()
-            .filter(|&node| !lost || node != id)
+            .filter(|node| !gone.contains(node))
             .collect();
-        self.begin(now, id, lost, Stage::Leave, version, waiting.clone());
+        self.begin(now, first, true, Stage::Leave, version, waiting.clone());
+        if let Some(run) = self.run.as_mut() {
+            for &id in &gone {
+                run.leaving(id);
+            }
+        }
+        let ids = gone.iter().copied().collect();
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.nodes = gone;
+        }
+        self.announce(version, Change::Lost { ids }, waiting);
+        self.check_stage_done(now);
+        true
+    }
+
+    /// Node `id` was lost while the repair of others was being set up (its `Lost` stage):
+    /// that repair takes it in, with a newer version of the stage; false if there is no such
+    /// repair, or it cannot (`id`'s own repair is queued then).
+    fn merge_lost(&mut self, now: Nanos, id: NodeId) -> bool {
+        let timeout = self.change_timeout();
+        let Some(overlay) = self.overlay.as_ref() else {
+            return false;
+        };
+        let Some(current) = overlay.changes.current.as_ref() else {
+            return false;
+        };
+        if !(current.lost && current.stage == Stage::Leave)
+            || current.nodes.len() >= REPAIR_NODES_MAX
+            || overlay.ring.position(id).is_none()
+        {
+            return false;
+        }
+        let mut gone = current.nodes.clone();
+        gone.insert(id);
+        if self.fits_without(&gone).is_err() {
+            return false;
+        }
+        let Some(overlay) = self.overlay.as_mut() else {
+            return false;
+        };
+        overlay.version += 1;
+        let version = overlay.version;
+        let nodes = &self.nodes;
+        let waiting: BTreeSet<NodeId> = overlay
+            .ring
+            .ids()
+            .iter()
+            .copied()
+            .filter(|node| !gone.contains(node) && nodes.contains_key(node))
+            .collect();
+        let Some(current) = overlay.changes.current.as_mut() else {
+            return false;
+        };
+        current.version = version;
+        current.waiting = waiting.clone();
+        current.deadline = now + timeout;
+        current.nodes = gone.clone();
         if let Some(run) = self.run.as_mut() {
             run.leaving(id);
         }
-        if !lost {
-            self.say(format!(
-                "Node {id} is leaving: nobody picks it as a sink any more; waiting for what is \
-                 on its way to it"
-            ));
-        }
-        self.announce(version, Change::Leave { id }, waiting);
+        let ids = gone.into_iter().collect();
+        self.announce(version, Change::Lost { ids }, waiting);
         self.check_stage_done(now);
         true
     }
@@ -326,8 +452,10 @@ impl<C: Codec> Registry<C> {
             overlay.changes.current = Some(InProgress {
                 node,
                 lost,
+                nodes: BTreeSet::from([node]),
                 stage,
                 version,
+                stage_version: version,
                 waiting,
                 sent_to_leaver: 0,
                 deadline,
@@ -432,21 +560,25 @@ impl<C: Codec> Registry<C> {
         true
     }
 
-    /// The node `id` leaves the tables: every other node switches to tables without it.
-    fn start_gone(&mut self, now: Nanos, id: NodeId, lost: bool) -> bool {
-        let Some((ring, identifiers)) = self.without_member(id) else {
+    /// The nodes `gone` (a leaver, or nodes lost together) leave the tables: every other
+    /// node switches to tables without them.
+    fn start_gone(&mut self, now: Nanos, gone: BTreeSet<NodeId>, lost: bool) -> bool {
+        let Some((ring, identifiers)) = self.without_members(&gone) else {
             return false;
         };
         let Some(overlay) = self.overlay.as_ref() else {
             return false;
         };
-        if overlay.ring.position(id).is_none() {
+        let Some(&id) = gone.first() else {
+            return false;
+        };
+        if gone.iter().any(|&id| overlay.ring.position(id).is_none()) {
             return false;
         }
         let (tables, chord) = match overlay.tables_for(&ring, identifiers) {
             Ok(built) => built,
             Err(why) => {
-                self.overlay_changed(format!("node {id} left, and {why}"));
+                self.overlay_changed(format!("{} left, and {why}", named(&gone).0));
                 return false;
             }
         };
@@ -468,7 +600,21 @@ impl<C: Codec> Registry<C> {
         );
         let waiting = overlay.ring.ids().iter().copied().collect();
         self.begin(now, id, lost, Stage::Gone, version, waiting);
-        self.send_tables(version, Change::Gone { id }, messages);
+        let change = if lost {
+            Change::Repair {
+                ids: gone.iter().copied().collect(),
+            }
+        } else {
+            Change::Gone { id }
+        };
+        if let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+        {
+            current.nodes = gone;
+        }
+        self.send_tables(version, change, messages);
         true
     }
 
@@ -529,6 +675,16 @@ impl<C: Codec> Registry<C> {
         {
             current.tables_changed = changed;
         }
+    }
+}
+
+/// "Node 3" or "Nodes 3, 5 and 9", and the verb's number ("is" or "are").
+fn named(nodes: &BTreeSet<NodeId>) -> (String, &'static str) {
+    let ids: Vec<String> = nodes.iter().map(NodeId::to_string).collect();
+    match ids.as_slice() {
+        [one] => (format!("Node {one}"), "is"),
+        [rest @ .., last] => (format!("Nodes {} and {last}", rest.join(", ")), "are"),
+        [] => ("No node".to_string(), "is"),
     }
 }
 

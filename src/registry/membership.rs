@@ -329,9 +329,11 @@ impl<C: Codec> Registry<C> {
             .is_some_and(|o| o.ring.position(id).is_some() || o.changes.concerns(id));
         if self.live_overlay() && member {
             // The others route around it (changes.rs), as for a leave without the hand-over.
+            // Queued (or taken into a repair being set up) before the stage under way stops
+            // waiting for it, which might end that stage without it.
             self.departed.insert(id);
-            self.forget_waiting(now, id);
             self.queue_change(now, Queued::Lost(id));
+            self.forget_waiting(now, id);
             return;
         }
         self.forget_waiting(now, id);

@@ -97,21 +97,13 @@ pub enum Change {
     /// To the leaver `id`: it is in nobody's table any more; acknowledge once every link
     /// other nodes opened to it has been closed by them.
     Close { id: NodeId },
-}
-
-impl Change {
-    /// The node the change is about.
-    pub fn node(&self) -> NodeId {
-        match *self {
-            Change::Join { id, .. }
-            | Change::Commit { id }
-            | Change::Open { id }
-            | Change::Leave { id }
-            | Change::Drain { id, .. }
-            | Change::Gone { id }
-            | Change::Close { id } => id,
-        }
-    }
+    /// Nodes `ids` were lost (their registry connections closed: crashed), together: pick
+    /// none of them as a sink any more, then acknowledge. Sent again, with a newer version,
+    /// when more are lost before their repair begins (at most `limits::REPAIR_NODES_MAX`).
+    Lost { ids: Vec<NodeId> },
+    /// Nodes `ids`, lost together, are out of the overlay: switch to the tables without all
+    /// of them (the new table, if any, once its links are up), then acknowledge.
+    Repair { ids: Vec<NodeId> },
 }
 
 /// The identifiers of a Chord overlay, as a manifest carries them.

@@ -18,7 +18,7 @@ use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
 use crate::limits::{
     BACKUP_ENTRIES, CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, MANIFEST_MEMBERS_MAX,
-    MANIFEST_MORE_HEAD_BYTES, NR_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
+    MANIFEST_MORE_HEAD_BYTES, NR_MAX, REPAIR_NODES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
 };
 use crate::stats::RunStats;
 
@@ -65,6 +65,8 @@ pub mod change_code {
     pub const GONE: u8 = 5;
     pub const CLOSE: u8 = 6;
     pub const COMMIT: u8 = 7;
+    pub const LOST: u8 = 8;
+    pub const REPAIR: u8 = 9;
 }
 
 /// Reasons of a refusal (`kind::REFUSED`).

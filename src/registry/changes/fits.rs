@@ -86,11 +86,6 @@ impl<C: Codec> Registry<C> {
         Ok((ring, identifiers))
     }
 
-    /// The membership without `id`.
-    pub(super) fn without_member(&self, id: NodeId) -> Option<(Ring, Option<Vec<Id>>)> {
-        self.without_members(&BTreeSet::from([id]))
-    }
-
     /// The membership without the nodes `gone`.
     pub(super) fn without_members(
         &self,
@@ -136,7 +131,7 @@ impl<C: Codec> Registry<C> {
                 Stage::JoinSetup | Stage::JoinPrepare | Stage::JoinCommit
             )
         }) {
-            gone.insert(current.node);
+            gone.extend(current.nodes.iter().copied());
         }
         gone.insert(id);
         let Some((ring, identifiers)) = self.without_members(&gone) else {

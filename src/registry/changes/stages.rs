@@ -24,6 +24,10 @@ impl<C: Codec> Registry<C> {
             self.warn_node(id, &line);
             return;
         };
+        if (current.stage_version..current.version).contains(&version) {
+            // Of the stage before it took in more lost nodes: the newer version is waited for.
+            return;
+        }
         if current.version != version || !current.waiting.remove(&id) {
             let line = format!(
                 "{}: an acknowledgement of membership change {version}, which is not waited for",
@@ -156,9 +160,12 @@ impl<C: Codec> Registry<C> {
             }
             Stage::Leave if current.lost => {
                 let began = current.started_at;
+                let gone = std::mem::take(&mut current.nodes);
                 overlay.changes.current = None;
-                if self.start_gone(now, id, true) {
+                if self.start_gone(now, gone, true) {
                     self.continue_change(began);
+                } else {
+                    self.next_change(now);
                 }
             }
             Stage::Leave => {
@@ -171,14 +178,15 @@ impl<C: Codec> Registry<C> {
             Stage::Drain => {
                 let began = current.started_at;
                 overlay.changes.current = None;
-                if self.start_gone(now, id, false) {
+                if self.start_gone(now, BTreeSet::from([id]), false) {
                     self.continue_change(began);
                 } else {
                     self.let_go_unrepaired(now, id, "its tables could not be repaired");
                 }
             }
             Stage::Gone if current.lost => {
-                self.change_done(now, format!("Node {id} is out of every table"));
+                let (nodes, verb) = named(&current.nodes);
+                self.change_done(now, format!("{nodes} {verb} out of every table"));
             }
             Stage::Gone => {
                 current.stage = Stage::Close;
@@ -362,9 +370,14 @@ impl<C: Codec> Registry<C> {
             .map(|c| c.stage);
         match stage {
             None => {
-                // Queued only: it is gone, and its departure queued instead.
-                overlay.changes.enqueue(Queued::Lost(id));
-                self.next_change(now);
+                // Queued only: it is gone, and its repair queued instead (or taken into one
+                // being set up).
+                if !self.merge_lost(now, id)
+                    && let Some(overlay) = self.overlay.as_mut()
+                {
+                    overlay.changes.enqueue(Queued::Lost(id));
+                    self.next_change(now);
+                }
             }
             Some(Stage::JoinSetup) => self.abandon_join(now, id),
             Some(Stage::JoinPrepare | Stage::JoinCommit | Stage::Leave | Stage::Drain) => {

@@ -699,6 +699,17 @@ pub(super) fn encode_membership(message: &MembershipChange, out: &mut Vec<u8>) {
             out.push(change_code::CLOSE);
             put_u32(out, *id);
         }
+        Change::Lost { ids } | Change::Repair { ids } => {
+            out.push(match &message.change {
+                Change::Lost { .. } => change_code::LOST,
+                _ => change_code::REPAIR,
+            });
+            let count = ids.len().min(REPAIR_NODES_MAX);
+            put_u16(out, count as u16);
+            for id in &ids[..count] {
+                put_u32(out, *id);
+            }
+        }
     }
     match &message.table {
         None => out.push(0),
@@ -718,6 +729,29 @@ pub(super) fn encode_membership(message: &MembershipChange, out: &mut Vec<u8>) {
 pub(super) fn decode_membership(reader: &mut Reader<'_>) -> Result<MembershipChange, WireError> {
     let version = reader.u32_le()?;
     let code = reader.u8()?;
+    if matches!(code, change_code::LOST | change_code::REPAIR) {
+        let count = usize::from(reader.u16_le()?);
+        if !(1..=REPAIR_NODES_MAX).contains(&count) {
+            return Err(WireError::BadField {
+                what: "membership change nodes",
+                detail: format!("{count} nodes (1 to {REPAIR_NODES_MAX})"),
+            });
+        }
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            ids.push(reader.u32_le()?);
+        }
+        let change = if code == change_code::LOST {
+            Change::Lost { ids }
+        } else {
+            Change::Repair { ids }
+        };
+        return Ok(MembershipChange {
+            version,
+            change,
+            table: decode_new_table(reader)?,
+        });
+    }
     let id = reader.u32_le()?;
     let change = match code {
         change_code::JOIN => {
@@ -749,7 +783,16 @@ pub(super) fn decode_membership(reader: &mut Reader<'_>) -> Result<MembershipCha
             });
         }
     };
-    let table = if reader.bool()? {
+    Ok(MembershipChange {
+        version,
+        change,
+        table: decode_new_table(reader)?,
+    })
+}
+
+/// A membership change's new table, if it has one.
+fn decode_new_table(reader: &mut Reader<'_>) -> Result<Option<NewTable>, WireError> {
+    Ok(if reader.bool()? {
         let mut lists = [Vec::new(), Vec::new()];
         for (list, (what, most)) in lists.iter_mut().zip([
             ("membership change table", NR_MAX),
@@ -775,10 +818,5 @@ pub(super) fn decode_membership(reader: &mut Reader<'_>) -> Result<MembershipCha
         Some(NewTable { entries, backups })
     } else {
         None
-    };
-    Ok(MembershipChange {
-        version,
-        change,
-        table,
     })
 }

@@ -948,3 +948,51 @@ proptest! {
         prop_assert_eq!(copied, direct);
     }
 }
+
+#[test]
+fn nodes_lost_together_roundtrip_and_their_count_is_bounded() {
+    let entry = |id| ManifestEntry {
+        id,
+        addr: "127.0.0.1:9000".parse().unwrap(),
+    };
+    for change in [
+        Change::Lost { ids: vec![4] },
+        Change::Lost {
+            ids: (0..REPAIR_NODES_MAX as NodeId).collect(),
+        },
+        Change::Repair {
+            ids: vec![4, 9, 12],
+        },
+    ] {
+        for table in [
+            None,
+            Some(NewTable {
+                entries: vec![entry(1), entry(2)],
+                backups: vec![entry(3)],
+            }),
+        ] {
+            roundtrip(Control::Membership(MembershipChange {
+                version: 7,
+                change: change.clone(),
+                table,
+            }));
+        }
+    }
+    // The count (after length, kind, version and change code): none, or more than a repair
+    // takes.
+    let mut frame = encode(&Control::Membership(MembershipChange {
+        version: 7,
+        change: Change::Repair { ids: vec![4] },
+        table: None,
+    }));
+    for count in [0, REPAIR_NODES_MAX as u16 + 1] {
+        frame[4 + 1 + 4 + 1..4 + 1 + 4 + 1 + 2].copy_from_slice(&count.to_le_bytes());
+        assert!(matches!(
+            Native::decode_control(&frame),
+            Err(WireError::BadField {
+                what: "membership change nodes",
+                ..
+            })
+        ));
+    }
+}
