@@ -171,13 +171,31 @@ impl<C: Codec> Overlay<C> {
     /// Delivers, relays or takes every whole frame of `bytes` from `link` (which has `share`
     /// bytes queued on its behalf); counts data frames in `data`. Returns the bytes consumed,
     /// or why the link must close (the frames before that were handled). `lent`: the buffer
-    /// `bytes` lie in, if the driver lends it.
+    /// `bytes` lie in, if the driver lends it. What the batch queues is recorded as `link`'s
+    /// once, at its end ([`Overlay::open_batch`]).
     fn route_frames(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
-        (bytes, lent): (&[u8], Option<&Lent<'_>>),
+        bytes: (&[u8], Option<&Lent<'_>>),
         link: ConnId,
+        share: &mut usize,
+        data: &mut DataFrames,
+    ) -> Result<usize, Stop> {
+        self.open_batch();
+        let routed = self.route_batch(effects, now, bytes, share, data);
+        self.close_batch(link);
+        routed
+    }
+
+    /// [`Overlay::route_frames`] within one batch: everything it queues is on behalf of the
+    /// batch's link (which has `share` queued).
+    #[inline(always)]
+    fn route_batch(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        now: Nanos,
+        (bytes, lent): (&[u8], Option<&Lent<'_>>),
         share: &mut usize,
         data: &mut DataFrames,
     ) -> Result<usize, Stop> {
@@ -198,11 +216,11 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
-                        self.deliver::<false>(effects, now, data_frame, link, share)?;
+                        self.deliver::<false>(effects, now, data_frame, share)?;
                     } else {
                         let sink = data_frame.sink();
                         let relayed = Relayed::Data(data_frame, lent);
-                        self.relay(effects, sink, relayed, link, share)?;
+                        self.relay(effects, sink, relayed, share)?;
                     }
                 }
                 Ok(Peek::Keyed(keyed)) => {
@@ -210,24 +228,20 @@ impl<C: Codec> Overlay<C> {
                         data.first_previous_hop = Some(keyed.previous_hop());
                     }
                     data.count += 1;
-                    self.route_keyed(effects, now, keyed, link, share)?;
+                    self.route_keyed(effects, now, keyed, share)?;
                 }
-                Ok(Peek::Lookup(lookup)) => self.route_lookup(effects, lookup, link, share)?,
+                Ok(Peek::Lookup(lookup)) => self.route_lookup(effects, lookup, share)?,
                 Ok(Peek::LookupReply(reply)) if reply.sink() == self.id => {
                     self.on_lookup_reply(effects, now, reply)
                 }
                 Ok(Peek::LookupReply(reply)) => {
                     let sink = reply.sink();
-                    self.relay(effects, sink, Relayed::Verbatim(reply.bytes()), link, share)?
+                    self.relay(effects, sink, Relayed::Verbatim(reply.bytes()), share)?
                 }
                 Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
-                Ok(Peek::Ack(ack)) => self.relay(
-                    effects,
-                    ack.sink(),
-                    Relayed::Verbatim(ack.bytes()),
-                    link,
-                    share,
-                )?,
+                Ok(Peek::Ack(ack)) => {
+                    self.relay(effects, ack.sink(), Relayed::Verbatim(ack.bytes()), share)?
+                }
                 Ok(Peek::Control) => {
                     return Err(Stop::Bad(
                         "a peer sent a control message on a data link".into(),
@@ -272,15 +286,14 @@ impl<C: Codec> Overlay<C> {
     }
 
     /// The relay path: appends `frame` to the pending bytes of the table entry toward `sink`,
-    /// on behalf of `link` (with `share` queued for it), if the bound on what links may have
-    /// queued lets it (`shares.rs`).
+    /// on behalf of the batch's link (with `share` queued for it), if the bound on what links
+    /// may have queued lets it (`shares.rs`).
     #[inline(always)]
     fn relay(
         &mut self,
         effects: &mut Vec<Effect>,
         sink: NodeId,
         frame: Relayed<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         let Some(index) = self.router.next_hop(sink) else {
@@ -300,13 +313,13 @@ impl<C: Codec> Overlay<C> {
             }
             return Ok(());
         };
-        self.relay_on(effects, index, |_| sink, frame, link, share)
+        self.relay_on(effects, index, |_| sink, frame, share)
     }
 
-    /// Appends `frame` to the pending bytes of table entry `index`, on behalf of `link` (with
-    /// `share` queued for it), if the bound on what links may have queued lets it. When that
-    /// entry's link is not up, the frame goes around it toward the node `target` names (its
-    /// sink, or a keyed frame's owner): [`Overlay::relay_around`].
+    /// Appends `frame` to the pending bytes of table entry `index`, on behalf of the batch's
+    /// link (with `share` queued for it), if the bound on what links may have queued lets it.
+    /// When that entry's link is not up, the frame goes around it toward the node `target`
+    /// names (its sink, or a keyed frame's owner): [`Overlay::relay_around`].
     #[inline(always)]
     pub(super) fn relay_on(
         &mut self,
@@ -314,14 +327,13 @@ impl<C: Codec> Overlay<C> {
         index: usize,
         target: impl FnOnce(&crate::routing::Router) -> NodeId,
         frame: Relayed<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         if self.entries[index].link != Link::Up {
             let target = target(&self.router);
-            return self.relay_around(effects, target, frame, link, share);
+            return self.relay_around(effects, target, frame, share);
         }
-        self.queue_relayed::<false>(effects, index, frame, link, share)
+        self.queue_relayed::<false>(effects, index, frame, share)
     }
 
     /// [`Overlay::relay_on`] when the rule's entry is not up: the frame goes on as
@@ -334,12 +346,11 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         target: NodeId,
         frame: Relayed<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         let data = matches!(frame, Relayed::Data(..));
         match route_around::<C>(&self.router, &self.entries, target) {
-            Around::Entry(other) => self.queue_relayed::<true>(effects, other, frame, link, share),
+            Around::Entry(other) => self.queue_relayed::<true>(effects, other, frame, share),
             Around::LostWith(dead) => {
                 // Its sink is dead: handed to the dead node's link, lost with it.
                 if data {
@@ -364,7 +375,6 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         index: usize,
         frame: Relayed<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         let (data, bytes) = match frame {
@@ -385,34 +395,36 @@ impl<C: Codec> Overlay<C> {
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
-        let queued = entry.queue_for(link, |entry| {
-            let start = entry.pending.len();
-            match frame {
-                // A large frame in a lent buffer: only its head (the trace this node writes
-                // itself into) is copied; the rest goes out from where it arrived.
-                Relayed::Data(frame, Some(lent))
-                    if !DETOURED && frame.bytes().len() >= HELD_FRAME_BYTES_MIN =>
-                {
-                    match C::relayed_head(frame) {
-                        Some(head) if head < frame.bytes().len() => {
-                            C::append_relayed_head(frame, id, head, &mut entry.pending);
-                            let held = lent.hold(&frame.bytes()[head..]);
-                            entry.held_bytes += held.len();
-                            let at = entry.pending.len();
-                            entry.held.push(Hole { at, held });
-                        }
-                        _ => C::append_relayed(frame, id, &mut entry.pending),
+        // Queued on behalf of the batch's link: its span is recorded once per batch
+        // (`Overlay::close_batch`).
+        let before = entry.queued_len();
+        let start = entry.pending.len();
+        match frame {
+            // A large frame in a lent buffer: only its head (the trace this node writes
+            // itself into) is copied; the rest goes out from where it arrived.
+            Relayed::Data(frame, Some(lent))
+                if !DETOURED && frame.bytes().len() >= HELD_FRAME_BYTES_MIN =>
+            {
+                match C::relayed_head(frame) {
+                    Some(head) if head < frame.bytes().len() => {
+                        C::append_relayed_head(frame, id, head, &mut entry.pending);
+                        let held = lent.hold(&frame.bytes()[head..]);
+                        entry.held_bytes += held.len();
+                        let at = entry.pending.len();
+                        entry.held.push(Hole { at, held });
                     }
+                    _ => C::append_relayed(frame, id, &mut entry.pending),
                 }
-                Relayed::Data(frame, _) | Relayed::Lookup(frame) => {
-                    C::append_relayed(frame, id, &mut entry.pending)
-                }
-                Relayed::Verbatim(bytes) => entry.pending.extend_from_slice(bytes),
             }
-            if DETOURED {
-                C::mark_detoured(&mut entry.pending[start..]);
+            Relayed::Data(frame, _) | Relayed::Lookup(frame) => {
+                C::append_relayed(frame, id, &mut entry.pending)
             }
-        });
+            Relayed::Verbatim(bytes) => entry.pending.extend_from_slice(bytes),
+        }
+        if DETOURED {
+            C::mark_detoured(&mut entry.pending[start..]);
+        }
+        let queued = entry.queued_len() - before;
         *share += queued;
         self.shares.total += queued;
         if data {
@@ -431,7 +443,6 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         now: Nanos,
         frame: &DataFrame<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         let space = self.router.key_space();
@@ -446,13 +457,12 @@ impl<C: Codec> Overlay<C> {
             return Ok(());
         };
         match self.router.key_step(key) {
-            chord::Step::Owner => self.deliver::<true>(effects, now, frame, link, share),
+            chord::Step::Owner => self.deliver::<true>(effects, now, frame, share),
             chord::Step::Deliver(index) | chord::Step::Forward(index) => self.relay_on(
                 effects,
                 index,
                 |router| router.key_owner(key),
                 Relayed::Data(frame, None),
-                link,
                 share,
             ),
         }
@@ -460,14 +470,14 @@ impl<C: Codec> Overlay<C> {
 
     /// The delivery path: the sink's checks (layout, CRC, the trace a route from the source
     /// to here: `Router::check_route`), the counters and histograms, and an ack when one is
-    /// due (queued on behalf of `link`, with `share` queued for it, as a relayed frame is).
+    /// due (queued on behalf of the batch's link, with `share` queued for it, as a relayed
+    /// frame is).
     /// `KEYED`: a keyed frame at its key's owner (a key's route is its owner's).
     fn deliver<const KEYED: bool>(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
         frame: &DataFrame<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         if !C::of_run(frame, self.shape) {
@@ -541,9 +551,10 @@ impl<C: Codec> Overlay<C> {
                 if entry.pending.is_empty() {
                     effects.push(Effect::Send(entry.conn));
                 }
-                let queued = entry.queue_for(link, |entry| {
-                    C::append_ack(&mut entry.pending, id, delivered.source, epoch, acked)
-                });
+                // On behalf of the batch's link, as a relayed frame (`Overlay::close_batch`).
+                let before = entry.pending.len();
+                C::append_ack(&mut entry.pending, id, delivered.source, epoch, acked);
+                let queued = entry.pending.len() - before;
                 *share += queued;
                 self.shares.total += queued;
             }

@@ -12,7 +12,7 @@ use super::overlay::{Around, Link, Overlay, route_around};
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, Step};
 use crate::limits::{LOOKUP_TIMEOUT_NS, LOOKUPS_PENDING_MAX};
-use crate::machine::{ConnId, Effect, Nanos};
+use crate::machine::{Effect, Nanos};
 use crate::wire::{Codec, DataFrame, LookupAnswer};
 
 /// A lookup this node asked and waits for.
@@ -132,8 +132,8 @@ impl<C: Codec> Overlay<C> {
         );
     }
 
-    /// A lookup frame from `link`: answered here if this node owns its key (the reply goes
-    /// to the asker by node ID, queued on behalf of `link` as a relayed frame is), otherwise
+    /// A lookup frame from a link: answered here if this node owns its key (the reply goes
+    /// to the asker by node ID, queued on behalf of the link as a relayed frame is), otherwise
     /// relayed on the entry its key's route takes. Lookups are never counted as packets.
     #[cold]
     #[inline(never)]
@@ -141,7 +141,6 @@ impl<C: Codec> Overlay<C> {
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &DataFrame<'_, C>,
-        link: ConnId,
         share: &mut usize,
     ) -> Result<(), Stop> {
         let Some(key) = self.router.key_space().read_key(C::key(frame)) else {
@@ -166,14 +165,7 @@ impl<C: Codec> Overlay<C> {
                 let mut reply = Vec::new();
                 C::append_lookup_reply(&mut reply, frame, self.id, self.listen);
                 let asker = frame.source();
-                self.relay_on(
-                    effects,
-                    index,
-                    |_| asker,
-                    Relayed::Verbatim(&reply),
-                    link,
-                    share,
-                )
+                self.relay_on(effects, index, |_| asker, Relayed::Verbatim(&reply), share)
             }
             // Around a dead link as a keyed packet goes, toward the key's owner.
             Step::Deliver(index) | Step::Forward(index) => self.relay_on(
@@ -181,7 +173,6 @@ impl<C: Codec> Overlay<C> {
                 index,
                 |router| router.key_owner(key),
                 Relayed::Lookup(frame),
-                link,
                 share,
             ),
         }

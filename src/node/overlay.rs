@@ -137,19 +137,32 @@ impl Entry {
         whole
     }
 
-    /// Appends `frame` to the queue on behalf of inbound link `link`. Always inlined: left to
-    /// itself the compiler made it a call on the relay path (issue 16: 16 instructions per
-    /// frame received in a W2 node, with [`Codec::append_relayed_head`]).
-    #[inline(always)]
+    /// The position of the queue's end in everything ever queued for the entry.
+    #[inline]
+    pub(super) fn queued_end(&self) -> u64 {
+        self.taken_bytes + self.queued_len() as u64
+    }
+
+    /// Appends `frame` to the queue on behalf of inbound link `link`; returns its bytes.
     pub(super) fn queue_for(&mut self, link: ConnId, frame: impl FnOnce(&mut Self)) -> usize {
-        let start = self.taken_bytes + self.queued_len() as u64;
+        let start = self.queued_end();
         frame(self);
-        let end = self.taken_bytes + self.queued_len() as u64;
+        self.queued_for(link, start);
+        (self.queued_end() - start) as usize
+    }
+
+    /// The bytes from position `start` to the queue's end were queued on behalf of inbound
+    /// link `link`: one span, or the last one grown when it is `link`'s and ends at `start`.
+    #[inline]
+    pub(super) fn queued_for(&mut self, link: ConnId, start: u64) {
+        let end = self.queued_end();
+        if end == start {
+            return;
+        }
         match self.spans.back_mut() {
             Some(span) if span.link == link && span.end == start => span.end = end,
             _ => self.spans.push_back(Span { link, start, end }),
         }
-        (end - start) as usize
     }
 }
 
@@ -277,6 +290,9 @@ pub(super) struct Overlay<C: Codec> {
     /// Nodes a trace may name besides the members (they left since the last final report,
     /// or they are joining), with their keys: what the router's check knows of them.
     pub(super) others: HashMap<NodeId, crate::chord::Id>,
+    /// Where each entry's queue ended when the batch of a link's bytes being routed began
+    /// ([`Overlay::open_batch`]): everything queued past it during the batch is that link's.
+    batch_starts: Vec<u64>,
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
     /// keep logs short.
     problems_logged: u64,
@@ -329,6 +345,7 @@ impl<C: Codec> Overlay<C> {
             holders_seen,
             leaving: Leaving::default(),
             others: HashMap::new(),
+            batch_starts: Vec::new(),
             problems_logged: 0,
             codec: PhantomData,
         };
@@ -344,6 +361,27 @@ impl<C: Codec> Overlay<C> {
             .filter(|&p| p != self_position && !self.closed.contains(&ring[p]))
             .map(|p| p as u32)
             .collect();
+    }
+
+    /// A batch of a link's bytes is about to be routed: where each entry's queue ends now.
+    /// Routing a batch queues nothing but on behalf of its link (relayed frames and the acks
+    /// its packets earn), so one span per entry and batch ([`Overlay::close_batch`]) records
+    /// what the link has queued, instead of one bookkeeping step per frame (issue 16).
+    #[inline]
+    pub(super) fn open_batch(&mut self) {
+        self.batch_starts.clear();
+        self.batch_starts
+            .extend(self.entries.iter().map(Entry::queued_end));
+    }
+
+    /// The batch [`Overlay::open_batch`] began is routed: what each entry's queue gained is
+    /// `link`'s.
+    #[inline]
+    pub(super) fn close_batch(&mut self, link: ConnId) {
+        debug_assert_eq!(self.batch_starts.len(), self.entries.len());
+        for (entry, &start) in self.entries.iter_mut().zip(&self.batch_starts) {
+            entry.queued_for(link, start);
+        }
     }
 
     /// The driver took `bytes` from the front of entry `index`'s queue, or they were dropped
