@@ -12,7 +12,8 @@
 # With --hosts the nodes run on the machines FILE lists, over OpenSSH (`--help`, and
 # docs/USAGE.md, "Across machines").
 #
-# Environment: RUNS (default 1) runs in a row; PAYLOAD extra payload bytes per packet
+# Environment: RUNS (default 1) runs in a row; DURATION seconds each node sends per run, instead
+# of MESSAGES_PER_NODE packets (`overlay registry --duration`); PAYLOAD extra payload bytes per packet
 # (default 0); OUT directory for logs and result.json (default: a new temporary directory);
 # OVERLAY_BIN a prebuilt binary to use instead of building; REGISTRY_ARGS more registry flags
 # (for example "--window-bytes 1048576"); NODE_ARGS more flags for every node (for example
@@ -52,7 +53,8 @@ temporary directory). Every process started is stopped on exit, failure and Ctrl
                        first host of FILE.
   -F SSH_CONFIG        an ssh configuration file for every ssh (as ssh -F).
 
-Environment: RUNS runs in a row (default 1); PAYLOAD extra payload bytes per packet; OUT;
+Environment: RUNS runs in a row (default 1); DURATION seconds each node sends per run instead
+of MESSAGES_PER_NODE packets; PAYLOAD extra payload bytes per packet; OUT;
 OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS and NODE_ARGS more flags for
 the registry and every node process; NODES_PER_PROCESS nodes in each process (default: one
 up to 64 nodes, on each host with --hosts; beyond, as many as spread the nodes over the
@@ -93,6 +95,13 @@ messages=${2:-100000}
 case "$nodes$messages" in *[!0-9]*) usage ;; esac
 [ "$nodes" -ge 2 ] || { echo "launch.sh: an overlay needs at least 2 nodes" >&2; exit 2; }
 runs=${RUNS:-1}
+# What ends a run's origination: a count of packets, or a time (DURATION seconds).
+goal=(--start "$messages")
+what="$messages packets each"
+if [ -n "${DURATION:-}" ]; then
+  goal=(--duration "$DURATION")
+  what="sending for $DURATION s"
+fi
 payload=${PAYLOAD:-0}
 
 source "$(dirname "$0")/lib.sh"
@@ -105,7 +114,7 @@ if [ -n "$hosts_file" ]; then
   copy_to_hosts
   mkfifo "$out/.alive"
   # REGISTRY_PORT, REGISTRY_ARGS and NODE_ARGS are split into words on purpose.
-  registry_flags=(${REGISTRY_PORT:-} --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} --start "$messages"
+  registry_flags=(${REGISTRY_PORT:-} --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} "${goal[@]}"
     --runs "$runs" --payload "$payload" ${REGISTRY_ARGS:-})
   if [ "$registry_on" = first ]; then
     start_remote_registry "${registry_flags[@]}" --json "${dirs[0]}/result.json"
@@ -116,7 +125,7 @@ if [ -n "$hosts_file" ]; then
     address=${REGISTRY_ADDRESS:-}
     where="here (port $port)"
   fi
-  echo "Registry $where; starting $nodes nodes on ${#hosts[@]} hosts (NR ${nr:-ceil(log2 $nodes)}, $messages packets each, logs in $out)" >&2
+  echo "Registry $where; starting $nodes nodes on ${#hosts[@]} hosts (NR ${nr:-ceil(log2 $nodes)}, $what, logs in $out)" >&2
   start_remote_nodes "$nodes" "$address" ${NODE_ARGS:-}
   tail -n +1 -f "$out/registry.log" --pid "$registry" &
   tailer=$!
@@ -138,10 +147,10 @@ if [ -n "$hosts_file" ]; then
 fi
 
 # REGISTRY_ARGS and NODE_ARGS are split into words on purpose (several flags).
-start_registry --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} --start "$messages" --runs "$runs" \
+start_registry --nodes "$nodes" --fingers "$fingers" ${nr:+--nr "$nr"} "${goal[@]}" --runs "$runs" \
   --payload "$payload" --json "$out/result.json" ${REGISTRY_ARGS:-}
 if [ "$fingers" = chord ]; then tables="Chord fingers"; else tables="NR ${nr:-ceil(log2 $nodes)}"; fi
-echo "Registry on port $port; starting $nodes nodes ($tables, $messages packets each, logs in $out)" >&2
+echo "Registry on port $port; starting $nodes nodes ($tables, $what, logs in $out)" >&2
 start_nodes "$nodes" ${NODE_ARGS:-}
 [ "${#node_pids[@]}" -eq "$nodes" ] || echo "Nodes run in ${#node_pids[@]} processes of ${node_groups[0]} or fewer (overlay node --count)" >&2
 

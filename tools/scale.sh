@@ -9,17 +9,45 @@
 # $OUT/scale.csv; every run's directory (logs, result.json) is $OUT/N.
 #
 #   tools/scale.sh [N...]
+#   tools/scale.sh --throughput [N...]
 #
 # Environment: PACKETS (default 1000); OUT (default: a new temporary directory); OVERLAY_BIN a
 # prebuilt binary; the rest as for tools/launch.sh (REGISTRY_ARGS, NODE_ARGS,
 # NODES_PER_PROCESS). tools/scale_plot.py draws $OUT/scale.csv. Timing figures are only as good
 # as the machine is quiet: the load average is recorded with each row.
+#
+# --throughput (default N = 64 1024 10000): transmissions/s at steady state, and the ratio of
+# each size's to the first size's, from the same invocation. Each size is a run by time
+# (DURATION seconds of sending, default 20; the first WARMUP seconds, default 5, left out), on
+# the same number of node processes at every size (PROCESSES, default: the fewest that hold
+# the largest size within `ulimit -n`, at least one per core), with the same bytes in flight
+# in the whole overlay: a window of 256 MiB / N, at least 64 KiB (the registry's default from
+# 64 to 1,024 nodes; its 256 KiB floor would put 2.5 GiB in flight at 10,000 nodes; WINDOW
+# sets the window of every size). Measured between the end of
+# the warm-up and the end of sending: transmissions (received + relayed) from the registry's
+# progress rows (--csv, about one a second), the CPU time of all node processes (user +
+# system, /proc, sampled every 0.2 s) over the same span. Printed per size: transmissions/s,
+# its ratio to the first size's; transmissions per CPU second of the node processes (what the
+# overlay would do on cores of its own), its ratio; the whole run's transmissions/s (start to
+# verified summary, drain included, as the summary counts them); bytes per send (the drivers'
+# totals at exit); loopback's drops during the run. When the registry's progress rows come
+# further apart than the span, it runs from the first row after the warm-up to the end of the
+# run. Rows also in $OUT/throughput.csv.
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+throughput=
+if [ "${1:-}" = --throughput ]; then
+  throughput=1
+  shift
+fi
 sizes=("$@")
-[ ${#sizes[@]} -gt 0 ] || sizes=(16 64 256 1024 4096 10000)
+if [ ${#sizes[@]} -eq 0 ] && [ -n "$throughput" ]; then
+  sizes=(64 1024 10000)
+elif [ ${#sizes[@]} -eq 0 ]; then
+  sizes=(16 64 256 1024 4096 10000)
+fi
 for n in "${sizes[@]}"; do
   case "$n" in '' | *[!0-9]*) echo "scale.sh: not a node count: $n (--help)" >&2; exit 2 ;; esac
   [ "$n" -ge 2 ] || { echo "scale.sh: an overlay needs at least 2 nodes, not $n" >&2; exit 2; }
@@ -35,6 +63,174 @@ fi
 # A copy of its own, so that the processes of these runs (and only they) are found by path.
 cp "$OVERLAY_BIN" "$out/overlay"
 export OVERLAY_BIN="$out/overlay"
+
+# ----- --throughput -----
+
+# cpu_sample DIR: until DIR/.done, every 0.2 s, a line "SECONDS CPU_TICKS" to DIR/cpu: the time
+# and the user + system time of every node process of this run so far (each process counted
+# with its last reading once it has exited), and DIR/run_started once the run has begun.
+cpu_sample() {
+  local dir=$1 pid line total now
+  declare -A last=()
+  while [ ! -e "$dir/.done" ]; do
+    for pid in $(pgrep -f "^$OVERLAY_BIN node" || true); do
+      # Fields 14 and 15 of /proc/PID/stat (after the command's parenthesis): utime, stime.
+      line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+      line=${line##*) }
+      read -r -a f <<<"$line"
+      last[$pid]=$((f[11] + f[12]))
+    done
+    total=0
+    for pid in "${!last[@]}"; do total=$((total + last[$pid])); done
+    now=$(date +%s.%N)
+    echo "$now $total" >>"$dir/cpu"
+    if [ ! -e "$dir/run_started" ] && grep -q "^Run 1:" "$dir/registry.log" 2>/dev/null; then
+      echo "$now" >"$dir/run_started"
+    fi
+    sleep 0.2
+  done
+}
+
+# loopback_drops: packets the kernel dropped so far for a full backlog queue (the second
+# column of /proc/net/softnet_stat, all CPUs; the whole machine's): each one is a TCP segment
+# sent again after a retransmission timeout (200 ms or more), a stall of its link.
+loopback_drops() {
+  local total=0 line
+  while read -r -a line; do total=$((total + 16#${line[1]})); done </proc/net/softnet_stat
+  echo "$total"
+}
+
+throughput_runs() {
+  local duration=${DURATION:-20} warmup=${WARMUP:-5} largest=0 n nr per_node fit processes
+  local cores dir status window per drops failed=0
+  for value in "$duration" "$warmup"; do
+    case "$value" in '' | *[!0-9]*) echo "scale.sh: DURATION and WARMUP are whole seconds" >&2; exit 2 ;; esac
+  done
+  [ "$warmup" -lt "$duration" ] || { echo "scale.sh: WARMUP must be shorter than DURATION" >&2; exit 2; }
+  cores=$(nproc)
+  for n in "${sizes[@]}"; do [ "$n" -le "$largest" ] || largest=$n; done
+  if [ -n "${PROCESSES:-}" ]; then
+    processes=$PROCESSES
+    case "$processes" in '' | *[!0-9]* | 0) echo "scale.sh: PROCESSES must be a positive number" >&2; exit 2 ;; esac
+  else
+    # As tools/lib.sh's start_nodes counts descriptors: about 10 + 2 x NR a node.
+    nr=0
+    while [ $((1 << nr)) -lt "$largest" ]; do nr=$((nr + 1)); done
+    per_node=$((10 + 2 * nr))
+    fit=$((($(ulimit -n) - 64) / per_node))
+    processes=$(((largest + fit - 1) / fit))
+    [ "$processes" -ge "$cores" ] || processes=$cores
+  fi
+  echo "machine: $cores cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r); throughput:" \
+    "$processes node processes, $duration s of sending, the first $warmup s left out; $(uptime)" |
+    tee "$out/machine.txt"
+  echo "nodes,nr,processes,window_bytes,span_s,transmissions_per_s,ratio,transmissions_per_cpu_s,cpu_ratio,run_transmissions_per_s,hops_mean,bytes_per_send,loopback_drops,verdict,load_average" \
+    >"$out/throughput.csv"
+  printf '%6s %3s %5s %8s %11s %12s %6s %13s %6s %12s %6s %7s %8s %7s %6s\n' N NR procs win_KiB span_s \
+    transmit/s ratio 'per_cpu_s' ratio 'run_trans/s' hops B/send drops verdict load
+  for n in "${sizes[@]}"; do
+    dir="$out/$n"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    per=$(((n + processes - 1) / processes))
+    # The same bytes in flight in the whole overlay at every size: 256 MiB (the registry's
+    # default window is 256 MiB / N from 64 to 1,024 nodes), at least the largest frame.
+    window=${WINDOW:-$((268435456 / n))}
+    [ "$window" -ge 65536 ] || window=65536
+    cpu_sample "$dir" &
+    sampler=$!
+    status=0
+    drops=$(loopback_drops)
+    # The driver's totals at exit (sends, receives, bytes per operation) in each node log.
+    RUST_LOG=${RUST_LOG:-overlay::io::event_loop=info} \
+      OUT="$dir" DURATION=$duration NODES_PER_PROCESS=$per \
+      REGISTRY_ARGS="--warmup $warmup --csv $dir/progress.csv --window-bytes $window ${REGISTRY_ARGS:-}" \
+      tools/launch.sh "$n" 0 >"$dir/launch.log" 2>&1 || status=$?
+    drops=$(($(loopback_drops) - drops))
+    touch "$dir/.done"
+    wait "$sampler" || true
+    if [ "$status" -ne 0 ]; then
+      failed=1
+      echo "scale.sh: $n nodes: FAIL (launch.sh exit status $status; logs in $dir)" >&2
+    fi
+    python3 - "$dir" "$n" "$(ls "$dir"/node-*.log 2>/dev/null | wc -l)" "$window" "$warmup" "$duration" \
+      "$status" "$(cut -d' ' -f1 /proc/loadavg)" "$out/throughput.csv" "$(getconf CLK_TCK)" "$drops" <<'PY'
+import csv, glob, json, re, sys
+d, n, procs, window, warmup, duration, status, load, table, hz, drops = sys.argv[1:]
+warmup, duration, hz = float(warmup), float(duration), float(hz)
+nan = float("nan")
+
+def at(points, x):
+    """The value at x of the piecewise linear curve through the (x, y) points."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
+    return nan
+
+try:
+    r = json.load(open(d + "/result.json"))
+except (OSError, ValueError):
+    r = {}
+try:
+    # Transmissions so far at each progress row (seconds since the start of the run).
+    rows = list(csv.DictReader(open(d + "/progress.csv")))
+    sent = [(0.0, 0)] + [
+        (float(x["elapsed_s"]), int(x["packets_received"]) + int(x["packets_relayed"]))
+        for x in rows if x["run"] == "1"]
+    started = float(open(d + "/run_started").read())
+    cpu = [(float(t) - started, int(c) / hz) for t, c in
+           (line.split() for line in open(d + "/cpu"))]
+except (OSError, ValueError, KeyError):
+    sent, cpu = [], []
+# The span: the progress rows between the end of the warm-up and the end of sending (the
+# first and the last such row); with fewer than two there (the registry's polls of a large
+# overlay on a loaded machine came further apart), from the first row after the warm-up to
+# the last row of the run, drain included.
+inside = [p for p in sent if warmup <= p[0] <= duration]
+if len(inside) < 2:
+    inside = [p for p in sent if p[0] >= warmup][:1] + sent[-1:]
+if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+    (t0, n0), (t1, n1) = inside[0], inside[-1]
+    rate = (n1 - n0) / (t1 - t0)
+    seconds = at(cpu, t1) - at(cpu, t0)
+    per_cpu = (n1 - n0) / seconds if seconds > 0 else nan
+    span = f"{t0:.1f}-{t1:.1f}"
+else:
+    rate, per_cpu, span = nan, nan, "-"
+whole = ((r["packets_received"] + r["packets_relayed"]) / r["duration_s"]
+         if r.get("duration_s") else nan)
+by_relays = r.get("stats", {}).get("packets_by_relays") or []
+hops = (sum((i + 1) * c for i, c in enumerate(by_relays)) / sum(by_relays)) if sum(by_relays) else nan
+verdict = r.get("verdict", "FAIL") if status == "0" else "FAIL"
+# Bytes per send over all node processes, from the driver's totals at exit.
+sends = sent_bytes = 0
+for log in glob.glob(d + "/node-*.log"):
+    for line in open(log, errors="replace"):
+        if "event loop totals" in line:
+            fields = dict(re.findall(r"(\w+)=(\d+)", line))
+            sends += int(fields.get("sends", 0))
+            sent_bytes += int(fields.get("sends", 0)) * int(fields.get("bytes_per_send", 0))
+per_send = sent_bytes / sends if sends else nan
+first = list(csv.DictReader(open(table)))
+base = first[0] if first else None
+ratio = rate / float(base["transmissions_per_s"]) if base else 1.0
+cpu_ratio = per_cpu / float(base["transmissions_per_cpu_s"]) if base else 1.0
+row = [n, r.get("nr", ""), procs, window, span, f"{rate:.0f}", f"{ratio:.3f}", f"{per_cpu:.0f}",
+       f"{cpu_ratio:.3f}", f"{whole:.0f}", f"{hops:.3f}", f"{per_send:.0f}", drops, verdict, load]
+with open(table, "a") as f:
+    f.write(",".join(str(x) for x in row) + "\n")
+print(f"{n:>6} {r.get('nr', ''):>3} {procs:>5} {int(window) // 1024:>8} {span:>11} {rate:>12,.0f} {ratio:>6.3f} "
+      f"{per_cpu:>13,.0f} {cpu_ratio:>6.3f} {whole:>12,.0f} {hops:>6.2f} {per_send:>7,.0f} {int(drops):>8,} {verdict:>7} {load:>6}")
+PY
+  done
+  echo "scale.sh: results in $out/throughput.csv (each size's logs in $out/N)" >&2
+  return "$failed"
+}
+
+if [ -n "$throughput" ]; then
+  throughput_runs
+  exit
+fi
 
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r); $packets packets per node" | tee "$out/machine.txt"
 header=nodes,nr,processes,packets_per_s,transmissions_per_s,hops_mean,hops_mean_exact,hops_p99,hops_p99_exact,rss_kib_per_node,registry_rss_kib,setup_s,run_s,verdict_after_run_s,verdict,load_average
