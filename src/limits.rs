@@ -540,7 +540,12 @@ pub const SIMULATE_NODES_MAX: usize = 1 << 18;
 /// successor lists): used only when a link dies, to route around the dead node at once
 /// without waiting for the registry (`chord/churn.rs` has the argument for 3: any two crashes,
 /// and any crashes without 3 consecutive members, are routed around; positions tables already
-/// hold successors 1 and 2, so this costs them one more link).
+/// hold successors 1 and 2, so this costs them one more link). Not Chord's log2 N: the
+/// registry repairs all the nodes lost at once in one change (within 0.5 to 2.2 s of a
+/// massive failure on a loaded machine, docs/CHURN.md), so the backups only bridge that
+/// change, and each one more is a link every node keeps open for the overlay's life (30,000
+/// more at 10,000 nodes for r = 6). The price: when a third or more of the overlay dies in one
+/// instant, packets that meet 3 dead successors in a row before the repair are dropped.
 pub const BACKUP_ENTRIES: usize = 3;
 /// Most nodes one repair takes out of the tables (nodes lost together: `Change::Lost`,
 /// `Change::Repair`, 4 bytes each on the wire, 32 KiB within a [`FRAME_BYTES_MAX`] frame with

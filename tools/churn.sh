@@ -193,7 +193,7 @@ grep -q '^Run 1' "$out/registry.log" || { tail -20 "$out/registry.log" >&2; echo
 # together, "Nodes 3, 5 and 9 are out of every table").
 repaired_nodes() {
   { grep -oE 'Nodes? [0-9][0-9, and]* (is|are) out of every table' "$out/registry.log" || true; } |
-    grep -oE '[0-9]+' | wc -l
+    { grep -oE '[0-9]+' || true; } | wc -l
 }
 # Microseconds since the epoch, by bash alone (no process per event on a loaded machine).
 now_us() { local t=$EPOCHREALTIME; echo $((10#${t/./})); }
@@ -241,7 +241,7 @@ joins_refused=$(cat "$out"/node-*.log | grep -c 'egistration refused during a ru
 repair_ms=
 if [ -n "$killed_at_us" ] && [ -s "$out/repaired_us" ]; then
   repair_ms=$((($(cat "$out/repaired_us") - killed_at_us) / 1000))
-  repair_ms="$repair_ms ms, in $(cat "$out/repairs") membership changes"
+  repair_ms="$repair_ms ms after the kill, in $(cat "$out/repairs") membership changes"
 fi
 python3 - "$out/result.json" "$out/registry.log" "$joins" "$leaves" "$crashed" "$refused" "$duration" "$joins_refused" \
   "$killed" "${killed_at_us:+${repair_ms:-none}}" <<'EOF'
@@ -282,8 +282,10 @@ if killed:
     # packet for a live sink that found no live way on before the repair.
     lost = sent - received - run["corrupted"]
     repaired = repair_ms if repair_ms not in ("", "none") else "not within the run"
+    # Net: the killed nodes' own packets that arrived (they never report them sent) count
+    # against it, so it is negative when those outnumber what was lost.
     print(f"Massive failure: {killed} nodes of the start killed at once; every table repaired "
-          f"{repaired} after the kill; lost with them {lost - run['dropped']:,} "
+          f"{repaired}; lost with them (net) {lost - run['dropped']:,} "
           f"({(lost - run['dropped']) / max(sent, 1):.3%} of the {sent:,} sent), dropped for "
           f"want of a live way on {run['dropped']:,} ({run['dropped'] / max(sent, 1):.3%})")
 EOF

@@ -8,7 +8,8 @@ Prints two Markdown tables: per join and per leave, the nodes whose tables chang
 entries that change, for N = 64, 1,024 and 10,000, next to log2^2 N (the order of the messages
 Chord's own join protocol sends); and, at 10,000 nodes, a fraction p = 0.1..0.5 of the nodes
 killed at once, lookups from live nodes routed with stale tables plus backup entries before any
-repair. The binary is OVERLAY_BIN, or target/release/overlay built with `cargo build --release`.
+repair, and the registry's repair of all of them in one change (live nodes that get a new table,
+entries that change in them). The binary is OVERLAY_BIN, or target/release/overlay built with `cargo build --release`.
 """
 
 import argparse
@@ -59,12 +60,15 @@ def main():
         print(f"{rule} fingers, 10,000 nodes, {args.lookups:,} lookups per row:")
         print()
         print(f"| p | killed | owner killed | stuck, r = {r} | stuck, r = {r_log2} "
-              f"| stuck, no backups | mean hops (r = {r}) |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
+              f"| stuck, no backups | mean hops (r = {r}) | repair: new tables (entries) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in report["failures"]:
+            repair = ("too few left" if row["repair_nodes_changed"] is None else
+                      f"{row['repair_nodes_changed']:,} ({row['repair_entries_changed']:,})")
             print(f"| {row['p']:.1f} | {row['killed']:,} | {100 * row['owner_failed']:.2f}% "
                   f"| {100 * row['stuck']:.3f}% | {100 * row['stuck_log2_backups']:.3f}% "
-                  f"| {100 * row['stuck_without_backups']:.2f}% | {row['mean_hops']:.2f} |")
+                  f"| {100 * row['stuck_without_backups']:.2f}% | {row['mean_hops']:.2f} "
+                  f"| {repair} |")
         print()
 
 

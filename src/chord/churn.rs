@@ -209,6 +209,11 @@ pub struct Failure {
     pub stuck_without_backups: f64,
     /// Mean transmissions of the lookups that arrived (with backups).
     pub mean_hops: f64,
+    /// The registry's repair, all killed nodes in one change: the live nodes whose tables
+    /// change (each gets one new table), and the entries that change in them; `None` when
+    /// the nodes left cannot keep the rule's tables (the overlay must be set up again).
+    pub repair_nodes_changed: Option<u64>,
+    pub repair_entries_changed: Option<u64>,
 }
 
 /// A lookup of `key` from `from` among the live members: `Some(hops)` when it reaches the
@@ -302,6 +307,13 @@ pub fn failures(
                 }
             }
         }
+        let alive: Vec<Id> = (0..nodes)
+            .filter(|&m| !dead[m])
+            .map(|m| membership.id(m))
+            .collect();
+        let repair = Membership::new(membership.space(), alive)
+            .and_then(|after| change_cost(rule, membership, &tables, &after))
+            .ok();
         let to_live = (lookups - owner_failed).max(1) as f64;
         out.push(Failure {
             p,
@@ -312,6 +324,8 @@ pub fn failures(
             stuck_log2_backups: stuck[1] as f64 / to_live,
             stuck_without_backups: stuck[2] as f64 / to_live,
             mean_hops: hops as f64 / arrived.max(1) as f64,
+            repair_nodes_changed: repair.map(|r| r.0),
+            repair_entries_changed: repair.map(|r| r.1),
         });
     }
     Ok(out)
@@ -411,6 +425,18 @@ mod tests {
         assert!(rows[1].stuck_log2_backups <= rows[1].stuck);
         assert!(rows[1].stuck <= rows[1].stuck_without_backups);
         assert!(rows[1].stuck_log2_backups < 0.01, "{:?}", rows[1]);
+        // Nothing to repair without a loss; with half the nodes gone, most live tables change
+        // (one new table each), and at least one entry in each of them.
+        assert_eq!(rows[0].repair_nodes_changed, Some(0));
+        let changed = rows[1]
+            .repair_nodes_changed
+            .expect("500 nodes keep Chord tables");
+        assert!((250..=500).contains(&changed), "{:?}", rows[1]);
+        assert!(
+            rows[1].repair_entries_changed >= Some(changed),
+            "{:?}",
+            rows[1]
+        );
         assert!(failures(FingerRule::Chord, &membership, &[1.0], 10, &mut rng).is_err());
     }
 }

@@ -271,18 +271,28 @@ impl std::fmt::Display for Report {
             writeln!(
                 f,
                 "nodes failed at once, lookups from live nodes routed before any repair (stale \
-                 tables plus r backup entries; stuck: of the lookups whose owner lives):"
+                 tables plus r backup entries; stuck: of the lookups whose owner lives), and \
+                 the repair of all of them in one change (live nodes that get a new table, \
+                 entries that change):"
             )?;
             let (r, r_log2) = (format!("stuck r={backups}"), format!("stuck r={log2}"));
             writeln!(
                 f,
-                "{:>5} {:>7} {:>9} {:>13} {:>12} {:>12} {:>12} {:>10}",
-                "p", "killed", "lookups", "owner failed", r, r_log2, "stuck r=0", "mean hops"
+                "{:>5} {:>7} {:>9} {:>13} {:>12} {:>12} {:>12} {:>10} {:>24}",
+                "p",
+                "killed",
+                "lookups",
+                "owner failed",
+                r,
+                r_log2,
+                "stuck r=0",
+                "mean hops",
+                "repair: tables (entries)"
             )?;
             for row in &self.failures {
                 writeln!(
                     f,
-                    "{:>5.2} {:>7} {:>9} {:>12.3}% {:>11.4}% {:>11.4}% {:>11.4}% {:>10.3}",
+                    "{:>5.2} {:>7} {:>9} {:>12.3}% {:>11.4}% {:>11.4}% {:>11.4}% {:>10.3} {:>24}",
                     row.p,
                     row.killed,
                     row.lookups,
@@ -290,7 +300,11 @@ impl std::fmt::Display for Report {
                     100.0 * row.stuck,
                     100.0 * row.stuck_log2_backups,
                     100.0 * row.stuck_without_backups,
-                    row.mean_hops
+                    row.mean_hops,
+                    match (row.repair_nodes_changed, row.repair_entries_changed) {
+                        (Some(nodes), Some(entries)) => format!("{nodes} ({entries})"),
+                        _ => "too few left".to_string(),
+                    }
                 )?;
             }
         }
