@@ -31,8 +31,9 @@ pub struct Strangers {
     per_address_max: usize,
     timeout: Nanos,
     /// Every stranger in the order it arrived, with its deadline; entries of connections that
-    /// left stay until they reach the front or a compaction (`order` holds at most
-    /// [`Strangers::ORDER_SLACK`] x capacity entries).
+    /// left stay until they reach the front (then they go at once: the front is always a
+    /// stranger's, so an idle machine is not woken for one that left) or a compaction
+    /// (`order` holds at most [`Strangers::ORDER_SLACK`] x capacity entries).
     order: VecDeque<(Nanos, ConnId, IpAddr)>,
     /// The strangers now, by connection.
     present: HashMap<ConnId, IpAddr>,
@@ -115,6 +116,11 @@ impl Strangers {
                 self.per_address.remove(&ip);
             }
         }
+        while let Some((_, front, _)) = self.order.front()
+            && !self.present.contains_key(front)
+        {
+            self.order.pop_front();
+        }
         true
     }
 
@@ -133,8 +139,8 @@ impl Strangers {
         None
     }
 
-    /// When the earliest deadline of a stranger (or of an entry that left: waking for it
-    /// costs one look) falls.
+    /// When the earliest deadline of a stranger falls (`None` without strangers: connections
+    /// that showed who they are wake no one).
     pub fn next_deadline(&self) -> Option<Nanos> {
         self.order.front().map(|(deadline, _, _)| *deadline)
     }
@@ -153,6 +159,24 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn only_strangers_have_deadlines() {
+        let mut pool = Strangers::new(10, 5, 100);
+        assert_eq!(pool.admit(0, ConnId(1), ip(1)), None);
+        assert_eq!(pool.admit(5, ConnId(2), ip(2)), None);
+        assert_eq!(pool.admit(9, ConnId(3), ip(3)), None);
+        // One in the middle leaves: the front is still the oldest stranger's.
+        assert!(pool.leave(ConnId(2)));
+        assert_eq!(pool.next_deadline(), Some(100));
+        // The oldest leaves: the next deadline is the next stranger's, not the one that left.
+        assert!(pool.leave(ConnId(1)));
+        assert_eq!(pool.next_deadline(), Some(109));
+        // Nobody left is a stranger: nothing to wake for.
+        assert!(pool.leave(ConnId(3)));
+        assert_eq!(pool.next_deadline(), None);
+        assert_eq!(pool.expired(1_000), None);
     }
 
     #[test]

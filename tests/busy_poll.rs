@@ -47,7 +47,9 @@ fn default_nodes_use_no_cpu_once_light_traffic_stops() {
 /// registry wakes more than twice (a thread's voluntary context switches). A node that looked
 /// for SIGTERM every 250 ms woke 12 times (the check this replaced); CPU time does not show
 /// such wake-ups (each costs microseconds), and 64 nodes paid 15-28 clock ticks in 10 s for it
-/// (docs/PERFORMANCE.md, the idle row).
+/// (docs/PERFORMANCE.md, the idle row). Nor does an accepted link wake its node at what was
+/// its handshake deadline (1-3 wake-ups per node 5 s after set-up, before `Strangers` dropped
+/// the deadlines of connections that showed who they are).
 #[test]
 fn an_idle_overlay_sleeps_until_something_happens() {
     let (mut reg, port) = registry(&[], true);
