@@ -250,7 +250,98 @@ pub struct SinkStats {
     /// ([`LATENCY_NS_MAX`] at most) above them, 0 when it had no send time. Empty once
     /// `dense` holds the packets.
     samples: Vec<u64>,
-    dense: Option<RunStats>,
+    dense: Option<DenseStats>,
+}
+
+/// The dense form of a sink's record: per relay count, the packets and their latencies
+/// counted in the HDR histograms' own buckets ([`latency_index`]), handed to `hdrhistogram`
+/// only when reported ([`DenseStats::to_run_stats`]). Recording a packet is an index and an
+/// increment; the histogram's own `saturating_record` also keeps its minimum, maximum and
+/// total and checks its range on every value (47.6 instructions per delivery in a W2 node,
+/// issue 16), which the report recomputes from the counts anyway.
+#[derive(Debug, Clone, Default)]
+struct DenseStats {
+    hops: Vec<u64>,
+    /// Per relay count, [`LATENCY_INDEXES`] counters (30 KiB, as the histogram's).
+    latency: Vec<Box<[u64]>>,
+}
+
+/// Sub-buckets per power of two in the histograms' layout: `hdrhistogram` uses the power of
+/// two at or above 2 x 10^digits, with a lowest value of 1 (unit magnitude 0).
+const SUB_BUCKETS: u64 = (2 * 10u64.pow(SIGNIFICANT_DIGITS as u32)).next_power_of_two();
+const SUB_BUCKET_BITS: u32 = SUB_BUCKETS.trailing_zeros();
+const HALF_BUCKET_BITS: u32 = SUB_BUCKET_BITS - 1;
+/// Counters per relay count: every latency up to [`LATENCY_NS_MAX`] has one.
+const LATENCY_INDEXES: usize = latency_index(LATENCY_NS_MAX) + 1;
+
+/// The counter of `latency` (1..=[`LATENCY_NS_MAX`]) in the histograms' layout: the
+/// power-of-two bucket it falls in, then its sub-bucket (`hdrhistogram`'s `index_for`; the
+/// test `latency_counters_are_the_histograms_buckets` holds the two together).
+#[inline]
+const fn latency_index(latency: u64) -> usize {
+    let bucket = 64 - SUB_BUCKET_BITS - (latency | (SUB_BUCKETS - 1)).leading_zeros();
+    (((bucket as u64 + 1) << HALF_BUCKET_BITS) + (latency >> bucket) - (SUB_BUCKETS >> 1)) as usize
+}
+
+/// A latency in the bucket of counter `index` (its lowest).
+const fn latency_of_index(index: usize) -> u64 {
+    let bucket = (index >> HALF_BUCKET_BITS) as u32;
+    let sub_bucket = (index as u64 & ((1 << HALF_BUCKET_BITS) - 1)) + (SUB_BUCKETS >> 1);
+    match bucket {
+        // Bucket 0 holds 0..SUB_BUCKETS one by one, in the counters below and above half.
+        0 => index as u64,
+        _ => sub_bucket << (bucket - 1),
+    }
+}
+
+impl DenseStats {
+    /// As [`RunStats::record`].
+    #[inline]
+    fn record(&mut self, relays: usize, latency_ns: Option<u64>) {
+        if relays >= self.hops.len() {
+            self.grow(relays + 1);
+        }
+        self.hops[relays] += 1;
+        if let Some(latency) = latency_ns {
+            self.latency[relays][latency_index(latency.clamp(1, LATENCY_NS_MAX))] += 1;
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self, classes: usize) {
+        self.hops.resize(classes, 0);
+        self.latency
+            .resize_with(classes, || vec![0; LATENCY_INDEXES].into_boxed_slice());
+    }
+
+    fn add(&mut self, other: &DenseStats) {
+        if other.hops.len() > self.hops.len() {
+            self.grow(other.hops.len());
+        }
+        for (mine, theirs) in self.hops.iter_mut().zip(&other.hops) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.latency.iter_mut().zip(&other.latency) {
+            for (mine, theirs) in mine.iter_mut().zip(theirs.iter()) {
+                *mine += theirs;
+            }
+        }
+    }
+
+    /// The histograms: each counter recorded once, at a latency in its bucket.
+    fn to_run_stats(&self) -> RunStats {
+        let mut stats = RunStats::default();
+        stats.grow(self.hops.len());
+        stats.hops.copy_from_slice(&self.hops);
+        for (histogram, counts) in stats.latency_ns.iter_mut().zip(&self.latency) {
+            for (index, &count) in counts.iter().enumerate() {
+                if count != 0 {
+                    histogram.saturating_record_n(latency_of_index(index), count);
+                }
+            }
+        }
+        stats
+    }
 }
 
 const SAMPLE_RELAY_BITS: u32 = 8;
@@ -274,9 +365,9 @@ impl SinkStats {
 
     /// The dense form, made now if the packets were still samples.
     #[cold]
-    fn densify(&mut self) -> &mut RunStats {
+    fn densify(&mut self) -> &mut DenseStats {
         let dense = self.dense.get_or_insert_with(|| {
-            let mut dense = RunStats::default();
+            let mut dense = DenseStats::default();
             for &sample in &self.samples {
                 let (relays, latency) = unpack(sample);
                 dense.record(relays, latency);
@@ -311,7 +402,7 @@ impl SinkStats {
     /// The packets as [`RunStats`] (what a report carries).
     pub fn to_run_stats(&self) -> RunStats {
         match &self.dense {
-            Some(dense) => dense.clone(),
+            Some(dense) => dense.to_run_stats(),
             None => {
                 let mut stats = RunStats::default();
                 for &sample in &self.samples {
@@ -509,6 +600,38 @@ mod tests {
         few_expected.add(&expected);
         assert_eq!(samples.to_run_stats(), few_expected);
         assert_eq!(SinkStats::default().to_run_stats(), RunStats::default());
+    }
+
+    /// A sink's dense record counts each latency in the histogram's own bucket: the counter's
+    /// latency is the lowest of the bucket `hdrhistogram` puts the latency in.
+    #[test]
+    fn latency_counters_are_the_histograms_buckets() {
+        let histogram = new_histogram();
+        let mut draw = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            draw ^= draw << 13;
+            draw ^= draw >> 7;
+            draw ^= draw << 17;
+            draw % LATENCY_NS_MAX + 1
+        };
+        let edges = (0..64).flat_map(|bit| {
+            let power = 1u64 << bit;
+            [power - 1, power, power + 1]
+        });
+        let latencies = (1..=100_000)
+            .chain(edges)
+            .chain((0..100_000).map(|_| next()))
+            .filter(|latency| (1..=LATENCY_NS_MAX).contains(latency))
+            .chain([LATENCY_NS_MAX]);
+        for latency in latencies {
+            let index = latency_index(latency);
+            assert!(index < LATENCY_INDEXES, "{latency}: counter {index}");
+            assert_eq!(
+                latency_of_index(index),
+                histogram.lowest_equivalent(latency),
+                "{latency}: counter {index}"
+            );
+        }
     }
 
     /// A warm-up's latencies come out of the run's, and only those.
