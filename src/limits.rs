@@ -201,8 +201,8 @@ pub const FLOW_DENSE_NODES_MAX: usize = 1024;
 /// nodes): two maps of about 35 KiB where the slots took 2 x 80 KB.
 pub const SPARSE_ENTRIES_PER_DENSE_NODES: usize = 4;
 /// Packets a sink's record keeps one by one (`stats::SinkStats`, 8 bytes each: 32 KiB) before
-/// it folds them into HDR histograms, about 30 KiB per relay count (`hdrhistogram` with 2
-/// significant digits up to [`LATENCY_NS_MAX`]: 3,840 counters of 8 bytes). A node keeps two
+/// it counts them in the buckets of HDR histograms, about 30 KiB per relay count (2 significant
+/// digits up to [`LATENCY_NS_MAX`]: 3,808 counters of 8 bytes). A node keeps two
 /// records (its run's and the packets since the last poll), so a sink holds at most 64 KiB of
 /// samples, or the histograms it held for every packet before; at 10,000 nodes a node takes
 /// about a thousand packets in a 1,000-packet run, a handful between two polls, and its
