@@ -3,11 +3,13 @@
 //! membership message each survivor gets is counted. Nodes lost at once, or while their
 //! repair's first stage (`Lost`) waits, are repaired in one change: every survivor hears of
 //! them in one `Repair`, with one new table at most, that names none of them. A node lost
-//! once the tables are being switched has a repair of its own after it.
+//! once the tables are being switched has a repair of its own after it. A stage's deadline
+//! counts from when its messages reached the kernel.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use overlay::machine::Machine;
 use overlay::registry::RegistryConfig;
 use overlay::sim::{RawId, Sim, SimConfig, Who};
 use overlay::wire::{Change, Control, MembershipChange, NodeId, Status};
@@ -36,6 +38,11 @@ fn overlay(count: usize, seed: u64, setup: &str) -> (Sim, Vec<Fake>) {
         stall_timeout: Some(600_000_000_000),
         ..config.registry
     };
+    overlay_with(config, count, setup)
+}
+
+/// The same with the simulation's `config`.
+fn overlay_with(config: SimConfig, count: usize, setup: &str) -> (Sim, Vec<Fake>) {
     let mut sim = Sim::new(config);
     let mut fakes = Vec::with_capacity(count);
     for i in 0..count {
@@ -309,5 +316,60 @@ fn a_node_lost_while_a_repair_is_set_up_joins_it_and_one_lost_later_does_not() {
             "{setup}:\n{said}"
         );
         assert!(!said.contains("no answer from"), "{setup}:\n{said}");
+    }
+}
+
+/// A stage's deadline counts from when the driver says its messages reached the kernel, not
+/// from its decision (issue 12's neighbour: a registry that did not run between the two, or a
+/// kernel that took the messages late, blamed the nodes for that time). The survivors never
+/// acknowledge the repair's Lost; the registry "pauses" 9 of its 10 s before the hand-over,
+/// and names them exactly 10 s after the hand-over, not after the decision.
+#[test]
+fn a_repair_stage_gives_up_a_whole_stall_timeout_after_its_hand_over() {
+    const TIMEOUT: u64 = 10_000_000_000;
+    for setup in ["setup-overlay 2", "setup-overlay chord 16"] {
+        let mut config = SimConfig::new(0, 7);
+        config.registry = RegistryConfig {
+            stall_timeout: Some(TIMEOUT),
+            ..config.registry
+        };
+        let (mut sim, mut fakes) = overlay_with(config, 6, setup);
+        for fake in &mut fakes {
+            fake.mute = true;
+        }
+        kill(&mut sim, &mut fakes[0]);
+        settle(&mut sim, &mut fakes);
+        assert!(
+            fakes[1..].iter().all(
+                |f| matches!(f.changes.as_slice(), [c] if matches!(c.change, Change::Lost { .. }))
+            ),
+            "{setup}"
+        );
+        // Decided at `decided`: the deadline is the registry's only timer.
+        let deadline = sim.registry().next_tick().expect("the stage's deadline");
+        let decided = deadline - TIMEOUT;
+        let handed = decided + 9_000_000_000;
+        sim.pause_until(handed);
+        sim.hand_over(Who::Registry);
+        assert_eq!(
+            sim.registry().next_tick(),
+            Some(handed + TIMEOUT),
+            "{setup}"
+        );
+        // Nothing before then; at it, the silent nodes are named and the repair goes on.
+        let said = |sim: &Sim| {
+            sim.printed(Who::Registry)
+                .iter()
+                .any(|l| l.contains("no answer from"))
+        };
+        while !said(&sim) {
+            let before = sim.now();
+            assert!(sim.step(), "{setup}");
+            assert!(
+                !said(&sim) || before == handed + TIMEOUT,
+                "{setup}: named at {before} ns, not {} ns",
+                handed + TIMEOUT
+            );
+        }
     }
 }

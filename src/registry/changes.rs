@@ -118,6 +118,9 @@ struct InProgress {
     sent_to_leaver: u64,
     /// The stage gives up waiting then.
     deadline: Nanos,
+    /// The stage's messages are not known to have reached the kernel yet: its deadline counts
+    /// again from when they have (`Registry::change_handed`).
+    handing: bool,
     started_at: Nanos,
     /// Nodes whose tables the change altered (they got a table with it).
     tables_changed: usize,
@@ -137,6 +140,15 @@ pub(crate) struct Changes {
     /// (one that never gets further cannot hold a run up); each enters the run once its links
     /// are up, or is let go. At most one per registered node.
     joiners: BTreeSet<NodeId>,
+}
+
+impl InProgress {
+    /// A stage begins: it gives up waiting at `deadline`, which counts again from when its
+    /// messages have reached the kernel.
+    fn restart(&mut self, deadline: Nanos) {
+        self.deadline = deadline;
+        self.handing = true;
+    }
 }
 
 impl Changes {
@@ -423,7 +435,7 @@ impl<C: Codec> Registry<C> {
         };
         current.version = version;
         current.waiting = waiting.clone();
-        current.deadline = now + timeout;
+        current.restart(now + timeout);
         current.nodes = gone.clone();
         if let Some(run) = self.run.as_mut() {
             run.leaving(id);
@@ -459,6 +471,7 @@ impl<C: Codec> Registry<C> {
                 waiting,
                 sent_to_leaver: 0,
                 deadline,
+                handing: true,
                 started_at: now,
                 tables_changed: 0,
             });

@@ -578,13 +578,14 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn awaits_hand_over(&self) -> bool {
-        self.run.as_ref().is_some_and(Run::handing)
+        self.run.as_ref().is_some_and(Run::handing) || self.change_handing()
     }
 
     fn on_handed_over(&mut self, now: Nanos) {
         if let Some(run) = self.run.as_mut() {
             run.on_handed(now);
         }
+        self.change_handed(now);
     }
 
     fn next_tick(&self) -> Option<Nanos> {

@@ -329,6 +329,23 @@ impl<C: Codec> Sim<C> {
         self.slots[i + 1].stalled = stalled;
     }
 
+    /// Virtual time moves on to `at` with nothing happening meanwhile (every machine paused,
+    /// every byte in transit held), as a host that did not run; no earlier than now.
+    pub fn pause_until(&mut self, at: Nanos) {
+        self.now = self.now.max(at);
+    }
+
+    /// The driver tells `who` that everything it asked to send is in the kernel, if it waits
+    /// for that (`Machine::on_handed_over`); the simulator otherwise never does.
+    pub fn hand_over(&mut self, who: Who) {
+        let m = who.index();
+        let now = self.now;
+        if self.slots[m].exit.is_none() && self.machine(m).awaits_hand_over() {
+            self.machine(m).on_handed_over(now);
+            self.apply_effects(m);
+        }
+    }
+
     /// Node `i` dies: it gets no more events and all its connections close (bytes already in
     /// transit still reach its peers).
     pub fn kill(&mut self, i: usize) {

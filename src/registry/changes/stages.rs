@@ -98,7 +98,7 @@ impl<C: Codec> Registry<C> {
         match current.stage {
             Stage::JoinSetup => {
                 current.stage = Stage::JoinPrepare;
-                current.deadline = now + timeout;
+                current.restart(now + timeout);
                 let Some((old_ring, old_tables, old_backups, _)) = overlay.previous.take() else {
                     return;
                 };
@@ -131,7 +131,7 @@ impl<C: Codec> Registry<C> {
             }
             Stage::JoinPrepare => {
                 current.stage = Stage::JoinCommit;
-                current.deadline = now + timeout;
+                current.restart(now + timeout);
                 let others: Vec<NodeId> = overlay
                     .ring
                     .ids()
@@ -171,7 +171,7 @@ impl<C: Codec> Registry<C> {
             Stage::Leave => {
                 let expected = current.sent_to_leaver;
                 current.stage = Stage::Drain;
-                current.deadline = now + timeout;
+                current.restart(now + timeout);
                 current.waiting = BTreeSet::from([id]);
                 self.announce(version, Change::Drain { id, expected }, [id]);
             }
@@ -190,13 +190,13 @@ impl<C: Codec> Registry<C> {
             }
             Stage::Gone => {
                 current.stage = Stage::Close;
-                current.deadline = now + timeout;
+                current.restart(now + timeout);
                 current.waiting = BTreeSet::from([id]);
                 self.announce(version, Change::Close { id }, [id]);
             }
             Stage::Close => {
                 current.stage = Stage::Final;
-                current.deadline = now + timeout;
+                current.restart(now + timeout);
                 current.waiting = BTreeSet::from([id]);
                 if self.run.is_some() {
                     self.send_to_node(
@@ -468,6 +468,36 @@ impl<C: Codec> Registry<C> {
         {
             current.deadline = current.deadline.saturating_add(lost);
         }
+    }
+
+    /// Whether the stage under way waits to hear that its messages reached the kernel.
+    pub(in crate::registry) fn change_handing(&self) -> bool {
+        self.overlay
+            .as_ref()
+            .and_then(|o| o.changes.current.as_ref())
+            .is_some_and(|c| c.handing)
+    }
+
+    /// Everything the registry sent has reached the kernel (the driver says so, `now` read
+    /// after it): the stage under way waits its whole time from now, not from its decision,
+    /// so a registry that did not run, or a kernel that took the messages late, blames no
+    /// node for it (as a run's poll round, `Run::on_handed`).
+    pub(in crate::registry) fn change_handed(&mut self, now: Nanos) {
+        let timeout = self.change_timeout();
+        let Some(current) = self
+            .overlay
+            .as_mut()
+            .and_then(|o| o.changes.current.as_mut())
+            .filter(|c| c.handing)
+        else {
+            return;
+        };
+        current.handing = false;
+        let span = match current.stage {
+            Stage::JoinSetup => timeout.min(JOIN_SETUP_TIMEOUT_NS),
+            _ => timeout,
+        };
+        current.deadline = current.deadline.max(now.saturating_add(span));
     }
 
     /// When a change next needs the tick.
