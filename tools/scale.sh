@@ -30,7 +30,8 @@
 # its ratio to the first size's; transmissions per CPU second of the node processes (what the
 # overlay would do on cores of its own), its ratio; the whole run's transmissions/s (start to
 # verified summary, drain included, as the summary counts them); bytes per send (the drivers'
-# totals at exit); loopback's drops during the run. When the registry's progress rows come
+# totals at exit); loopback's drops during the run; the cores the node processes and the
+# registry kept busy over the span (nodes, reg). When the registry's progress rows come
 # further apart than the span, it runs from the first row after the warm-up to the end of the
 # run. Rows also in $OUT/throughput.csv.
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
@@ -66,24 +67,27 @@ export OVERLAY_BIN="$out/overlay"
 
 # ----- --throughput -----
 
-# cpu_sample DIR: until DIR/.done, every 0.2 s, a line "SECONDS CPU_TICKS" to DIR/cpu: the time
-# and the user + system time of every node process of this run so far (each process counted
-# with its last reading once it has exited), and DIR/run_started once the run has begun.
+# cpu_sample DIR: until DIR/.done, every 0.2 s, a line "SECONDS NODE_TICKS REGISTRY_TICKS" to
+# DIR/cpu: the time and the user + system time so far of every node process of this run (each
+# counted with its last reading once it has exited) and of the registry, and DIR/run_started
+# once the run has begun.
 cpu_sample() {
-  local dir=$1 pid line total now
+  local dir=$1 pid line total now registry=0 registry_pid=
   declare -A last=()
   while [ ! -e "$dir/.done" ]; do
-    for pid in $(pgrep -f "^$OVERLAY_BIN node" || true); do
+    for pid in $(pgrep -f "^$OVERLAY_BIN (node|registry)" || true); do
       # Fields 14 and 15 of /proc/PID/stat (after the command's parenthesis): utime, stime.
       line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
       line=${line##*) }
       read -r -a f <<<"$line"
       last[$pid]=$((f[11] + f[12]))
     done
-    total=0
+    [ -n "$registry_pid" ] || registry_pid=$(pgrep -f "^$OVERLAY_BIN registry" || true)
+    registry=${last[${registry_pid:-none}]:-0}
+    total=$((-registry))
     for pid in "${!last[@]}"; do total=$((total + last[$pid])); done
     now=$(date +%s.%N)
-    echo "$now $total" >>"$dir/cpu"
+    echo "$now $total $registry" >>"$dir/cpu"
     if [ ! -e "$dir/run_started" ] && grep -q "^Run 1:" "$dir/registry.log" 2>/dev/null; then
       echo "$now" >"$dir/run_started"
     fi
@@ -124,10 +128,10 @@ throughput_runs() {
   echo "machine: $cores cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r); throughput:" \
     "$processes node processes, $duration s of sending, the first $warmup s left out; $(uptime)" |
     tee "$out/machine.txt"
-  echo "nodes,nr,processes,window_bytes,span_s,transmissions_per_s,ratio,transmissions_per_cpu_s,cpu_ratio,run_transmissions_per_s,hops_mean,bytes_per_send,loopback_drops,verdict,load_average" \
+  echo "nodes,nr,processes,window_bytes,span_s,transmissions_per_s,ratio,transmissions_per_cpu_s,cpu_ratio,run_transmissions_per_s,hops_mean,bytes_per_send,loopback_drops,node_cores,registry_cores,verdict,load_average" \
     >"$out/throughput.csv"
-  printf '%6s %3s %5s %8s %11s %12s %6s %13s %6s %12s %6s %7s %8s %7s %6s\n' N NR procs win_KiB span_s \
-    transmit/s ratio 'per_cpu_s' ratio 'run_trans/s' hops B/send drops verdict load
+  printf '%6s %3s %5s %8s %11s %12s %6s %13s %6s %12s %6s %7s %8s %5s %5s %7s %6s\n' N NR procs win_KiB \
+    span_s transmit/s ratio 'per_cpu_s' ratio 'run_trans/s' hops B/send drops nodes reg verdict load
   for n in "${sizes[@]}"; do
     dir="$out/$n"
     rm -rf "$dir"
@@ -178,10 +182,11 @@ try:
         (float(x["elapsed_s"]), int(x["packets_received"]) + int(x["packets_relayed"]))
         for x in rows if x["run"] == "1"]
     started = float(open(d + "/run_started").read())
-    cpu = [(float(t) - started, int(c) / hz) for t, c in
-           (line.split() for line in open(d + "/cpu"))]
-except (OSError, ValueError, KeyError):
-    sent, cpu = [], []
+    samples = [line.split() for line in open(d + "/cpu")]
+    cpu = [(float(x[0]) - started, int(x[1]) / hz) for x in samples]
+    registry_cpu = [(float(x[0]) - started, int(x[2]) / hz) for x in samples]
+except (OSError, ValueError, KeyError, IndexError):
+    sent, cpu, registry_cpu = [], [], []
 # The span: the progress rows between the end of the warm-up and the end of sending (the
 # first and the last such row); with fewer than two there (the registry's polls of a large
 # overlay on a loaded machine came further apart), from the first row after the warm-up to
@@ -195,8 +200,11 @@ if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
     seconds = at(cpu, t1) - at(cpu, t0)
     per_cpu = (n1 - n0) / seconds if seconds > 0 else nan
     span = f"{t0:.1f}-{t1:.1f}"
+    # Cores the node processes and the registry kept busy on average over the span.
+    cores = seconds / (t1 - t0)
+    registry_cores = (at(registry_cpu, t1) - at(registry_cpu, t0)) / (t1 - t0)
 else:
-    rate, per_cpu, span = nan, nan, "-"
+    rate, per_cpu, span, cores, registry_cores = nan, nan, "-", nan, nan
 whole = ((r["packets_received"] + r["packets_relayed"]) / r["duration_s"]
          if r.get("duration_s") else nan)
 by_relays = r.get("stats", {}).get("packets_by_relays") or []
@@ -216,11 +224,11 @@ base = first[0] if first else None
 ratio = rate / float(base["transmissions_per_s"]) if base else 1.0
 cpu_ratio = per_cpu / float(base["transmissions_per_cpu_s"]) if base else 1.0
 row = [n, r.get("nr", ""), procs, window, span, f"{rate:.0f}", f"{ratio:.3f}", f"{per_cpu:.0f}",
-       f"{cpu_ratio:.3f}", f"{whole:.0f}", f"{hops:.3f}", f"{per_send:.0f}", drops, verdict, load]
+       f"{cpu_ratio:.3f}", f"{whole:.0f}", f"{hops:.3f}", f"{per_send:.0f}", drops, f"{cores:.2f}", f"{registry_cores:.2f}", verdict, load]
 with open(table, "a") as f:
     f.write(",".join(str(x) for x in row) + "\n")
 print(f"{n:>6} {r.get('nr', ''):>3} {procs:>5} {int(window) // 1024:>8} {span:>11} {rate:>12,.0f} {ratio:>6.3f} "
-      f"{per_cpu:>13,.0f} {cpu_ratio:>6.3f} {whole:>12,.0f} {hops:>6.2f} {per_send:>7,.0f} {int(drops):>8,} {verdict:>7} {load:>6}")
+      f"{per_cpu:>13,.0f} {cpu_ratio:>6.3f} {whole:>12,.0f} {hops:>6.2f} {per_send:>7,.0f} {int(drops):>8,} {cores:>5.2f} {registry_cores:>5.2f} {verdict:>7} {load:>6}")
 PY
   done
   echo "scale.sh: results in $out/throughput.csv (each size's logs in $out/N)" >&2
