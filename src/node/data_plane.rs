@@ -600,9 +600,7 @@ impl<C: Codec> Overlay<C> {
     /// `KEYED`: a keyed frame at its key's owner (not counted in `sunk_from`).
     #[cold]
     fn stale<const KEYED: bool>(&mut self, frame: &DataFrame<'_, C>) {
-        if !KEYED {
-            self.sunk_from_source(frame.source());
-        }
+        // Not in `sunk_from`: its source counted it in an earlier run's `originated_to`.
         self.counters.stale += 1;
         tracing::debug!(
             "dropped a packet of an earlier run from node {} (stale)",

@@ -41,6 +41,8 @@ struct Peer {
     acknowledged_to: u64,
     /// Bytes originated toward it (what its cumulative acks can cover).
     sent_to: u64,
+    /// It is leaving: every frame from it is acknowledged at once ([`Flow::ack_at_once`]).
+    at_once: bool,
 }
 
 impl Flow {
@@ -134,12 +136,28 @@ impl Flow {
         }
         let peer = self.peers.get_mut(position);
         peer.received_from += frame_bytes as u64;
-        if peer.received_from - peer.acknowledged_to >= self.ack_every_bytes {
+        if peer.received_from - peer.acknowledged_to >= self.ack_every_bytes || peer.at_once {
             peer.acknowledged_to = peer.received_from;
             Some(peer.received_from)
         } else {
             None
         }
+    }
+
+    /// The source at `position` is leaving: from now on every frame from it is acknowledged as
+    /// it arrives, so that it learns when everything it sent has arrived (its drain waits for
+    /// that: docs/ARCHITECTURE.md, "Membership that changes"). Returns the cumulative value to
+    /// acknowledge now, if some of its bytes are not yet.
+    pub fn ack_at_once(&mut self, position: usize) -> Option<u64> {
+        if self.window_bytes == 0 {
+            return None;
+        }
+        let peer = self.peers.get_mut(position);
+        peer.at_once = true;
+        (peer.received_from > peer.acknowledged_to).then(|| {
+            peer.acknowledged_to = peer.received_from;
+            peer.received_from
+        })
     }
 
     /// An ack from the sink at `position`. Returns false if it belongs to another epoch or

@@ -9,7 +9,9 @@
 //! - Sinks: a node that joined is picked only once the registry opens it (every node routes
 //!   to it by then); a leaving node is picked no more from its `Leave`, which the node
 //!   acknowledges with the packets it originated toward the leaver.
-//! - The leaver waits for every packet addressed to it (`Drain`), then, out of every table,
+//! - The leaver waits for every packet addressed to it, and for every packet it sent to be
+//!   acknowledged (the others acknowledge a leaver's packets one by one: `Drain`), then, out
+//!   of every table,
 //!   for every link other nodes opened to it to be closed by them (`Close`), relaying all the
 //!   while.
 //! - Nodes lost together (crashed) are picked no more from their `Lost`, and leave the tables
@@ -22,7 +24,7 @@ use std::sync::Arc;
 
 use super::Node;
 use super::links::{Connection, Role};
-use super::overlay::{Entry, Link, Members, Switch};
+use super::overlay::{Around, Entry, Link, Members, Overlay, Switch, route_around};
 use crate::auth::Handshake;
 use crate::buffer;
 use crate::chord::Id;
@@ -102,10 +104,12 @@ impl<C: Codec> Node<C> {
             Change::Leave { id } => {
                 overlay.closed.insert(id);
                 overlay.pick_sinks();
-                let count = overlay
-                    .router
-                    .position(id)
-                    .map_or(0, |p| overlay.originated_to.get(p));
+                let position = overlay.router.position(id);
+                let count = position.map_or(0, |p| overlay.originated_to.get(p));
+                // Its drain also waits until all it sent has arrived: acknowledged at once.
+                if let Some(acked) = position.and_then(|p| overlay.flow.ack_at_once(p)) {
+                    overlay.send_ack(&mut self.effects, id, acked);
+                }
                 self.acknowledge(version, count);
             }
             Change::Drain { id, expected } if id == me => {
@@ -466,8 +470,11 @@ impl<C: Codec> Node<C> {
             return;
         };
         let mut done = Vec::new();
+        // Every packet toward it arrived, and every packet it sent arrived (acknowledged): none
+        // of its packets is on its way to a node that leaves after it.
         if let Some((version, expected)) = overlay.leaving.drain
             && overlay.sunk_from.values().sum::<u64>() >= expected
+            && overlay.flow.in_flight_bytes == 0
         {
             overlay.leaving.drain = None;
             done.push(version);
@@ -481,6 +488,31 @@ impl<C: Codec> Node<C> {
         for version in done {
             self.acknowledge(version, 0);
         }
+    }
+}
+
+impl<C: Codec> Overlay<C> {
+    /// Acknowledges `acked` bytes to source `to` outside the delivery of a frame (a leaving
+    /// source's bytes not yet acknowledged when it began to leave): queued on no inbound link's
+    /// behalf, on the rule's entry toward it or around it when that link is down, as acks are.
+    fn send_ack(&mut self, effects: &mut Vec<Effect>, to: NodeId, acked: u64) {
+        let Some(mut index) = self.router.next_hop(to) else {
+            return;
+        };
+        if self.entries[index].link != Link::Up
+            && let Around::Entry(other) = route_around::<C>(&self.router, &self.entries, to)
+        {
+            index = other;
+        }
+        let (me, epoch) = (self.id, self.flow.epoch);
+        let entry = &mut self.entries[index];
+        if entry.link != Link::Up {
+            return;
+        }
+        if entry.pending.is_empty() {
+            effects.push(Effect::Send(entry.conn));
+        }
+        C::append_ack(&mut entry.pending, me, to, epoch, acked);
     }
 }
 

@@ -270,12 +270,13 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) closed: BTreeSet<NodeId>,
     /// The ring positions this node picks sinks from: every member but itself and `closed`.
     pub(super) sinks: Vec<u32>,
-    /// Data packets originated toward each ring position since setup (a leaver's count;
-    /// sparse in large overlays: `limits::FLOW_DENSE_NODES_MAX`).
+    /// Data packets originated toward each ring position since the last final report (a
+    /// leaver's count; sparse in large overlays: `limits::FLOW_DENSE_NODES_MAX`).
     pub(super) originated_to: PerNode<u64>,
-    /// Data packets that reached this node as their sink since setup (received or
-    /// corrupted), by the ring position of their source (a leaver's drain counts those of the
-    /// members that were asked what they sent it; sparse in large overlays).
+    /// Data packets of the run that reached this node as their sink since the last final
+    /// report (received or corrupted), by the ring position of their source (a leaver's drain
+    /// counts those of the members that were asked what they sent it; sparse in large
+    /// overlays).
     pub(super) sunk_from: PerNode<u64>,
     /// A change of table waiting for its new links.
     pub(super) switch: Option<Switch>,
@@ -538,6 +539,12 @@ impl<C: Codec> Overlay<C> {
         self.received_from.clear();
         self.received_unnamed = 0;
         self.retired_out.clear();
+        // A leave's hand-over counts what was sent toward it since the last final report:
+        // nothing of that run is on its way any more, and what was lost with crashed nodes
+        // is not waited for in the runs after it (docs/ARCHITECTURE.md, "Membership that
+        // changes").
+        self.originated_to.clear();
+        self.sunk_from.clear();
         // Every packet of the run has arrived: the nodes that left are in no trace any more.
         if self.router.changed() {
             let joining = self.switch.as_ref().map(|s| &s.members.ids);

@@ -140,6 +140,11 @@ pub(crate) struct Changes {
     /// (one that never gets further cannot hold a run up); each enters the run once its links
     /// are up, or is let go. At most one per registered node.
     joiners: BTreeSet<NodeId>,
+    /// Graceful leaves put off until the run is over, since a node crashed during it (what
+    /// the crash lost toward the leaver would never arrive: `Registry::park_leave`), with the
+    /// membership version their change had begun with, if it had (its late acknowledgements
+    /// are not warned about). At most one per registered node.
+    parked: std::collections::BTreeMap<NodeId, Option<u32>>,
 }
 
 impl InProgress {
@@ -286,6 +291,7 @@ impl<C: Codec> Registry<C> {
         match change {
             Queued::Join(id) if self.nodes.contains_key(&id) => self.start_join(now, id),
             Queued::Join(_) => false,
+            Queued::Leave(id) if self.crashed_in_run() => self.park_leave(id, None),
             Queued::Leave(id) => self.start_leave(now, id),
             Queued::Lost(id) => {
                 let mut gone = BTreeSet::from([id]);

@@ -218,7 +218,7 @@ impl<C: Codec> Registry<C> {
                     .overlay
                     .as_ref()
                     .is_some_and(|o| o.changes.concerns(id)))
-            .then(|| format!("deregistration refused: node {id} is leaving already"))
+            .then(|| format!("deregistration refused: node {id} is joining or leaving already"))
         });
         // During a run, a leave the overlay cannot take is refused rather than failing the
         // run: it may leave once the run is over (the overlay is then set up again).
@@ -332,6 +332,7 @@ impl<C: Codec> Registry<C> {
             // Queued (or taken into a repair being set up) before the stage under way stops
             // waiting for it, which might end that stage without it.
             self.departed.insert(id);
+            self.crash_during_leave(id);
             self.queue_change(now, Queued::Lost(id));
             self.forget_waiting(now, id);
             return;

@@ -473,6 +473,7 @@ impl<C: Codec> Registry<C> {
             });
         }
         self.results.push(result);
+        self.resume_parked_leaves(now);
         self.script_next();
     }
 

@@ -49,6 +49,9 @@ pub(super) struct End {
     pub(super) unconsumed: Vec<u8>,
     /// The peer closed: once `inbound` is empty the owner learns it.
     pub(super) eof: bool,
+    /// Held by the test ([`Sim::hold`]): nothing in transit is received here until released,
+    /// as if the bytes were delayed on the network.
+    pub(super) held: bool,
 }
 
 #[derive(Debug)]
@@ -96,6 +99,7 @@ impl<C: Codec> Sim<C> {
                 inbound: VecDeque::new(),
                 unconsumed: Vec::new(),
                 eof: false,
+                held: false,
             });
         }
         (first, first + 1)

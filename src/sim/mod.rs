@@ -67,7 +67,7 @@ use crate::wire::native::Native;
 use crate::wire::{Codec, Counters, NodeId};
 
 pub use fixtures::{ReadyNode, task_initiate, task_initiate_to};
-use link::{EPHEMERAL_PORT_FIRST, End, EndState, PendingConnect};
+use link::{EPHEMERAL_PORT_FIRST, End, EndState, Owner, PendingConnect};
 use raw::Raw;
 pub use raw::RawId;
 use scheduler::Action;
@@ -343,6 +343,24 @@ impl<C: Codec> Sim<C> {
         if self.slots[m].exit.is_none() && self.machine(m).awaits_hand_over() {
             self.machine(m).on_handed_over(now);
             self.apply_effects(m);
+        }
+    }
+
+    /// Holds (or releases) what node `from` sends node `to` on the links it opened to it: held,
+    /// the bytes stay in transit (up to the link's capacity, then `from` queues them), as on a
+    /// slow path, while both nodes go on with everything else. Links opened later are not
+    /// held.
+    pub fn hold(&mut self, from: usize, to: usize, held: bool) {
+        let (sender, receiver) = (Owner::Machine(from + 1), Owner::Machine(to + 1));
+        for e in 0..self.ends.len() {
+            let end = &self.ends[e];
+            if end.owner == receiver
+                && self.ends[end.peer].owner == sender
+                && !end.conn.is_outbound()
+            {
+                self.ends[e].held = held;
+                self.mark(e);
+            }
         }
     }
 

@@ -164,7 +164,10 @@ impl<C: Codec> Sim<C> {
                     if !self.active(m) {
                         continue;
                     }
-                    if end.state == EndState::Open && (!end.inbound.is_empty() || end.eof) {
+                    if end.state == EndState::Open
+                        && !end.held
+                        && (!end.inbound.is_empty() || end.eof)
+                    {
                         actions.push(Action::Deliver(e));
                     }
                     if self.pump_ready(e) {

@@ -17,6 +17,9 @@ impl<C: Codec> Registry<C> {
             .as_mut()
             .and_then(|o| o.changes.current.as_mut())
         else {
+            if self.parked_version(id, version) {
+                return;
+            }
             let line = format!(
                 "{}: a membership acknowledgement outside a change",
                 self.describe(id)
@@ -29,6 +32,9 @@ impl<C: Codec> Registry<C> {
             return;
         }
         if current.version != version || !current.waiting.remove(&id) {
+            if self.parked_version(id, version) {
+                return;
+            }
             let line = format!(
                 "{}: an acknowledgement of membership change {version}, which is not waited for",
                 self.describe(id)
@@ -397,6 +403,97 @@ impl<C: Codec> Registry<C> {
                         self.check_stage_done(now);
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether a node crashed during the current run: a graceful leave then waits for its end.
+    pub(super) fn crashed_in_run(&self) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|run| !run.crashed().is_empty())
+    }
+
+    /// Puts node `id`'s graceful leave off until the run is over (its change had begun with
+    /// membership `version`, if it had): a node crashed during the run, and what it held
+    /// toward the leaver (its own packets, and those it relayed) never arrives, so a drain
+    /// that counts what was sent toward the leaver would wait for it out the stall timeout,
+    /// and every change behind it with it. How many were lost cannot be told by sink without
+    /// counting every link's packets by sink; at the end of the run nothing is on its way
+    /// any more (the run's end rule), what the crash lost is counted by the per-link account,
+    /// and the leave's counts start from zero (each node's counts a leave waits for are kept
+    /// since the last final report). Meanwhile the leaver stays in the tables and relays; if
+    /// its leave had begun it originates nothing more and is picked as a sink no more. False:
+    /// the next change may start.
+    pub(super) fn park_leave(&mut self, id: NodeId, version: Option<u32>) -> bool {
+        let crashed = self
+            .run
+            .as_ref()
+            .map(|run| {
+                run.crashed()
+                    .iter()
+                    .map(|id| format!("node {id}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if let Some(overlay) = self.overlay.as_mut() {
+            overlay.changes.parked.insert(id, version);
+        }
+        self.say(format!(
+            "Node {id} leaves once the run is over: {crashed} crashed during it, and what was \
+             on its way to node {id} through a crashed node is lost with it (the run's account \
+             counts it), so it cannot all arrive"
+        ));
+        false
+    }
+
+    /// Node `crashed` was lost: a graceful leave still waiting for what was sent toward its
+    /// leaver (`Leave`, `Drain`) waits for the end of the run instead (`park_leave`), and the
+    /// crash is repaired next. A parked leaver that crashed is a lost node like any other.
+    pub(in crate::registry) fn crash_during_leave(&mut self, crashed: NodeId) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        overlay.changes.parked.remove(&crashed);
+        let Some(current) = overlay.changes.current.as_ref() else {
+            return;
+        };
+        if current.lost
+            || current.node == crashed
+            || !matches!(current.stage, Stage::Leave | Stage::Drain)
+        {
+            return;
+        }
+        let (id, version) = (current.node, current.version);
+        overlay.changes.current = None;
+        self.park_leave(id, Some(version));
+    }
+
+    /// Whether `version` is the change of a leave that was put off: node `id`'s
+    /// acknowledgement of it comes late, and is not warned about.
+    fn parked_version(&self, id: NodeId, version: u32) -> bool {
+        let parked = self.overlay.as_ref().is_some_and(|o| {
+            o.changes
+                .parked
+                .values()
+                .any(|&parked| parked == Some(version))
+        });
+        if parked {
+            tracing::debug!("node {id} acknowledged membership change {version}, put off");
+        }
+        parked
+    }
+
+    /// The run is over: the leaves put off during it are carried out.
+    pub(in crate::registry) fn resume_parked_leaves(&mut self, now: Nanos) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let parked = std::mem::take(&mut overlay.changes.parked);
+        for id in parked.into_keys() {
+            if self.nodes.contains_key(&id) {
+                self.queue_change(now, Queued::Leave(id));
             }
         }
     }
