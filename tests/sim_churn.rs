@@ -745,3 +745,63 @@ fn a_crash_during_a_drain_does_not_stall_the_leave() {
         assert_eq!(after.nodes, 6, "{context}");
     }
 }
+
+/// Scripted mode (`--nodes`): a node crashes during the run and another leaves during it; the
+/// leave is carried out once the run is over, before the session exits 3 (every packet
+/// accounted for, nodes crashed; a run with crashes is the session's last), so the leaver is
+/// let go rather than left behind by an exiting registry.
+#[test]
+fn a_scripted_session_carries_out_a_leave_put_off_by_a_crash_before_it_exits() {
+    for seed in 0..4u64 {
+        let context = format!("seed {seed}");
+        let mut config = config_with_crashes(8, seed);
+        config.registry.script = Some(overlay::registry::Script {
+            nodes: 8,
+            fingers: if seed % 2 == 1 {
+                Fingers::Chord {
+                    bits: 16,
+                    hashed: false,
+                }
+            } else {
+                Fingers::Positions { nr: 3 }
+            },
+            goal: overlay::registry::Goal::Packets(1500),
+            runs: 2,
+            extra_payload_bytes: 0,
+            keys: false,
+            ready_timeout: 60_000_000_000,
+            export_overlay: None,
+        });
+        let mut sim = Sim::new(config);
+        sim.run_until(|sim| (0..8).all(|i| sim.counters(i).sent > 50), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("{context}: traffic: {e}"));
+        let ring = ring_order(&sim);
+        let (victim, leaver) = (ring[0], ring[5]);
+        let victim_id = sim.node_id(victim).expect("registered");
+        sim.kill(victim);
+        sim.run_until(
+            |sim| sim.printed_contains(Who::Registry, "left during the run"),
+            STEPS_MAX,
+        )
+        .unwrap_or_else(|e| panic!("{context}: the crash: {e}"));
+        let leaver_id = sim.node_id(leaver).expect("registered");
+        sim.command(Who::Node(leaver), "exit-overlay");
+        sim.run_until(|sim| sim.exit_code(Who::Registry).is_some(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("{context}: the session did not end: {e}"));
+        let said = sim.printed(Who::Registry).join("\n");
+        assert_eq!(sim.exit_code(Who::Registry), Some(3), "{context}:\n{said}");
+        assert!(
+            said.contains(&format!("Node {leaver_id} leaves once the run is over")),
+            "{context}:\n{said}"
+        );
+        // Let go before the registry exits (the simulator drops what an exiting machine has
+        // not sent yet, so the leaver may not read its status here; the driver sends it).
+        assert!(
+            said.contains(&format!("Node {leaver_id} left (6 nodes)")),
+            "{context}:\n{said}"
+        );
+        let results = sim.results();
+        assert_eq!(results.len(), 1, "{context}:\n{said}");
+        check_with_crashes(&results[0], &[victim_id], &format!("{context}, run 1"));
+    }
+}

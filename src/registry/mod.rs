@@ -124,8 +124,11 @@ pub struct Registry<C: Codec> {
     progress: Option<ProgressSample>,
     /// Complete rounds of counter polls so far.
     rounds: u64,
-    /// A scripted run to start at the next tick (goal, extra payload bytes, to keys).
+    /// A scripted run to start at the next tick (goal, extra payload bytes, to keys), once no
+    /// membership change is under way (a leave put off until the end of the last run).
     pending_script_start: Option<(Goal, u32, bool)>,
+    /// A scripted session's exit status, once no membership change is under way.
+    pending_script_exit: Option<i32>,
     /// Lookups asked of nodes at the console, by number, until they answer (`lookups.rs`;
     /// at most `LOOKUPS_PENDING_MAX`).
     lookups: BTreeMap<u32, lookups::AskedLookup>,
@@ -181,6 +184,7 @@ impl<C: Codec> Registry<C> {
             progress: None,
             rounds: 0,
             pending_script_start: None,
+            pending_script_exit: None,
             lookups: BTreeMap::new(),
             lookups_asked: 0,
             intervals,
@@ -572,8 +576,14 @@ impl<C: Codec> Machine for Registry<C> {
             let step = run.on_tick(now, &ids);
             self.apply_step(now, step);
         }
+        if self.membership_changing() {
+            return;
+        }
         if let Some((goal, extra, keys)) = self.pending_script_start.take() {
             self.start(now, goal, extra, keys);
+        }
+        if let Some(code) = self.pending_script_exit.take() {
+            self.effects.push(Effect::Exit(code));
         }
     }
 
@@ -589,7 +599,9 @@ impl<C: Codec> Machine for Registry<C> {
     }
 
     fn next_tick(&self) -> Option<Nanos> {
-        if self.pending_script_start.is_some() {
+        if (self.pending_script_start.is_some() || self.pending_script_exit.is_some())
+            && !self.membership_changing()
+        {
             return Some(0);
         }
         let poll = self.run.as_ref().and_then(Run::next_tick);

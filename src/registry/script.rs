@@ -107,7 +107,9 @@ impl<C: Codec> Registry<C> {
             } else {
                 1
             };
-            self.effects.push(Effect::Exit(code));
+            // After the changes under way (a leave put off until the run's end: each stage
+            // waits at most the stall timeout), by the next tick.
+            self.pending_script_exit = Some(code);
         }
     }
 
