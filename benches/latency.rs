@@ -3,7 +3,8 @@
 //! ping-pong between two processes measured in the same run as the baseline.
 //!
 //! `cargo bench --bench latency` (environment: `LATENCY_NODES`, default 10; `LATENCY_NR`,
-//! default 3; `LATENCY_RATE`, packets/s per node at light load, default 500).
+//! default 3; `LATENCY_RATE`, packets/s per node at light load, default 500; `OVERLAY_BIN`, a
+//! prebuilt binary to run instead of this build's).
 //!
 //! Latency is measured by the sinks from the send time the source stamps in each packet
 //! (CLOCK_MONOTONIC, shared by the processes of one machine), so it includes queueing at the
@@ -216,14 +217,15 @@ fn overlay_run(
     node_args: &[&str],
 ) -> (Value, f64) {
     let cpu_before = children_cpu_s();
-    let bin = env!("CARGO_BIN_EXE_overlay");
+    // `OVERLAY_BIN` runs another build (to compare two, alternating).
+    let bin = std::env::var("OVERLAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_overlay").into());
     let dir = std::env::temp_dir().join(format!("overlay-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join("result.json");
     let port_file = dir.join("port");
     let _ = std::fs::remove_file(&port_file);
     let mut processes = vec![Kill(
-        Command::new(bin)
+        Command::new(&bin)
             .args([
                 "registry",
                 "0",
@@ -245,7 +247,7 @@ fn overlay_run(
     let port = wait_for_port(&port_file);
     for i in 0..nodes {
         processes.push(Kill(
-            Command::new(bin)
+            Command::new(&bin)
                 .args([
                     "node",
                     "127.0.0.1",
