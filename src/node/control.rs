@@ -517,6 +517,10 @@ impl<C: Codec> Node<C> {
                 } else {
                     Vec::new()
                 };
+                if reset {
+                    // Packets still held will never go on: dropped in this run's count.
+                    overlay.drop_stuck();
+                }
                 let counters = overlay.counters;
                 if reset {
                     overlay.reset_counts();

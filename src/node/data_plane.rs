@@ -359,8 +359,17 @@ impl<C: Codec> Overlay<C> {
                 Ok(())
             }
             Around::Stuck => {
-                if data {
-                    self.counters.dropped += 1;
+                // No live way on before the table changes (a massive failure): held, and
+                // counted relayed (this node took it on; it goes on with the new table).
+                if let Relayed::Data(frame, _) = frame {
+                    let id = self.id;
+                    let dropped = &mut self.counters.dropped;
+                    if self
+                        .stuck
+                        .hold::<C>(dropped, |stuck| C::append_relayed(frame, id, stuck))
+                    {
+                        self.counters.relayed += 1;
+                    }
                 }
                 Ok(())
             }

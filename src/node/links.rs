@@ -242,10 +242,11 @@ impl<C: Codec> Node<C> {
         overlay.dequeued(index, pending.len());
         // The driver's frames are older than those still pending; their spans were released
         // when the driver took them, so they go on as this node's own.
-        let mut done = overlay.reroute(&mut self.effects, index, &stranded, 0, &[]);
-        let queued = overlay.reroute(&mut self.effects, index, &pending, first, &spans);
+        let mut done = overlay.reroute(&mut self.effects, Some(index), &stranded, 0, &[]);
+        let queued = overlay.reroute(&mut self.effects, Some(index), &pending, first, &spans);
         done.around += queued.around;
         done.lost_with += queued.lost_with;
+        done.held += queued.held;
         done.dropped += queued.dropped;
         let which = if index < overlay.router.entry_ids().len() {
             "table entry"
@@ -256,8 +257,8 @@ impl<C: Codec> Node<C> {
         let line = format!(
             "lost the link to {which} {} (node {} at {}): {reason}; of the packets queued \
              for it and not yet sent, {} went on around it, {} were for it (lost with it), {} \
-             were dropped (no live way on)",
-            index, entry.id, entry.addr, done.around, done.lost_with, done.dropped
+             are held until the table changes and {} were dropped (no live way on)",
+            index, entry.id, entry.addr, done.around, done.lost_with, done.held, done.dropped
         );
         let failure = (was == Link::Connecting && !overlay.setup_reported).then(|| {
             format!(

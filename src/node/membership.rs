@@ -407,6 +407,8 @@ impl<C: Codec> Node<C> {
         let ring = overlay.router.ring().clone();
         overlay.closed.retain(|id| ring.position(*id).is_some());
         overlay.pick_sinks();
+        // Frames held with no live way on go on through the new table.
+        overlay.release_stuck(&mut self.effects);
         self.acknowledge(version, 0);
     }
 
@@ -416,6 +418,13 @@ impl<C: Codec> Node<C> {
     pub(super) fn depart(&mut self, now: Nanos) {
         // Out of the overlay: nothing more is originated, relayed or delivered here.
         if let Some(mut overlay) = self.overlay.take() {
+            // Never to go on: said, as a final report would count them dropped.
+            let held = overlay.stuck.packets;
+            if held > 0 {
+                self.say(format!(
+                    "dropped {held} packets held with no live way on toward their sinks"
+                ));
+            }
             for index in 0..overlay.entries.len() {
                 let queued = overlay.entries[index].queued_len();
                 overlay.dequeued(index, queued);

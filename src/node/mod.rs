@@ -619,6 +619,31 @@ mod tests {
             .collect()
     }
 
+    /// The counters of the final report `node` sends when the registry asks for one at `now`.
+    fn final_counters(node: &mut Node<Native>, registry: ConnId, now: Nanos) -> Counters {
+        let mut request = Vec::new();
+        let ask = crate::wire::Control::SummaryRequest {
+            reset: true,
+            links: false,
+        };
+        Native::encode_control(&ask, &mut request);
+        assert_eq!(node.on_received(now, registry, &request), request.len());
+        let mut bytes = Vec::new();
+        node.swap_outgoing(registry, &mut bytes);
+        frames(&bytes)
+            .into_iter()
+            .find_map(|frame| match Native::decode_control(frame) {
+                Ok(crate::wire::Control::Summary { counters, .. }) => Some(counters),
+                _ => None,
+            })
+            .expect("a final report")
+    }
+
+    /// Packets held with no live way on (`overlay::Stuck`), at `node`.
+    fn held(node: &Node<Native>) -> u64 {
+        node.overlay.as_ref().expect("an overlay").stuck.packets
+    }
+
     /// Node 10 (at 127.0.0.1:10) accepts the inbound link `conn` from 127.0.0.1:9 at `now`.
     fn accept(node: &mut Node<Native>, now: Nanos, conn: ConnId) {
         let (peer, local) = ("127.0.0.1:9".parse(), "127.0.0.1:10".parse());
@@ -640,7 +665,7 @@ mod tests {
         // The driver takes the five frames, gets one and a half into the kernel, then the link
         // dies: three and a half never left, so three whole frames plus the cut one never
         // arrived. With no other link, those for node 20 stay handed to it (lost with it, if
-        // it died), the others are dropped.
+        // it died), the others are held until the table changes.
         let mut taken = Vec::new();
         node.swap_outgoing(entry, &mut taken);
         let frame = taken.len() / 5;
@@ -648,9 +673,12 @@ mod tests {
         let for_dead = unsent.iter().filter(|&&sink| sink == 20).count() as u64;
         node.on_unsent(2, entry, &taken, frame + frame / 2);
         node.on_closed(2, entry, CloseReason::SendFailed(LinkError::Reset));
-        assert_eq!(node.counters().dropped, 4 - for_dead);
-        // The link counts agree: 5 handed over, the dropped ones taken back.
+        assert_eq!((node.counters().dropped, held(&node)), (0, 4 - for_dead));
+        // The link counts agree: 5 handed over, the held ones taken back.
         assert_eq!(link_counts(&node)[0].sent, 1 + for_dead);
+        // No table change came: the final report counts the held ones dropped.
+        assert_eq!(final_counters(&mut node, registry, 3).dropped, 4 - for_dead);
+        assert_eq!(held(&node), 0);
     }
 
     #[test]
@@ -669,15 +697,123 @@ mod tests {
         node.on_received(1, registry, &task_initiate(5));
         node.on_tick(2);
         // Nothing is queued for the closed link, and there is no other: the packets for node
-        // 20 are handed to its dead link (lost with it), the others dropped, all five counted.
+        // 20 are handed to its dead link (lost with it), the others held (dropped at the final
+        // report if the table never changes), all five counted.
         assert_eq!(node.counters().sent, 5);
         assert_eq!(node.queued_bytes(), 0);
+        let lost_with = link_counts(&node)[0].sent;
         assert_eq!(
-            node.counters().dropped + link_counts(&node)[0].sent,
+            node.counters().dropped + held(&node) + lost_with,
             5,
             "{:?}",
             link_counts(&node)
         );
+        assert_eq!(
+            final_counters(&mut node, registry, 3).dropped,
+            5 - lost_with
+        );
+    }
+
+    /// Node 10 of the ring 10 20 30 40 (NR 1: its one entry 20, no backups), whose link to 20
+    /// died, holds the packets for the live 30 and 40 (no live entry short of them), counting
+    /// nothing dropped; the registry's repair around 20 gives it the table 30, and they go on
+    /// on the link to 30, marked as detoured.
+    #[test]
+    fn packets_with_no_live_way_on_are_held_until_the_table_changes() {
+        use crate::wire::native::FLAG_DETOURED;
+        let ReadyNode {
+            mut node,
+            registry,
+            entries,
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
+        node.on_closed(1, entries[0], CloseReason::SendFailed(LinkError::Reset));
+        let inbound = ConnId::inbound(1);
+        accept(&mut node, 2, inbound);
+        let shape = DataShape {
+            trace_slots: 2,
+            ..DataShape::default()
+        };
+        let payload = 7i32.to_le_bytes();
+        let crc = crate::wire::native::crc32(&payload);
+        // Relayed from 40: for 30 and 40 (held), and for the dead 20 (lost with it).
+        let mut from_40 = Vec::new();
+        for sink in [30, 40, 20] {
+            Native::append_data_with_crc(&mut from_40, 40, sink, shape, 1, &payload, crc);
+        }
+        assert_eq!(node.on_received(3, inbound, &from_40), from_40.len());
+        assert_eq!((node.counters().dropped, held(&node)), (0, 2));
+        // The repair: 20 is out, node 10's table is 30.
+        let mut repair = Vec::new();
+        let to_30 = crate::wire::ManifestEntry {
+            id: 30,
+            addr: "127.0.0.1:20030".parse().unwrap(),
+        };
+        Native::encode_control(
+            &crate::wire::Control::Membership(crate::wire::MembershipChange {
+                version: 1,
+                change: crate::wire::Change::Repair { ids: vec![20] },
+                table: Some(crate::wire::NewTable {
+                    entries: vec![to_30],
+                    backups: Vec::new(),
+                }),
+            }),
+            &mut repair,
+        );
+        assert_eq!(node.on_received(4, registry, &repair), repair.len());
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        let link_30 = effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Connect { conn, .. } => Some(*conn),
+                _ => None,
+            })
+            .expect("a link to the new entry 30");
+        // Held until the switch (make before break: once the link to 30 is up).
+        assert_eq!(held(&node), 2);
+        node.on_connected(5, link_30);
+        assert_eq!(held(&node), 0);
+        let mut bytes = Vec::new();
+        node.swap_outgoing(link_30, &mut bytes);
+        let data: Vec<&[u8]> = frames(&bytes)
+            .into_iter()
+            .filter(|frame| matches!(Native::peek(frame), Ok(Peek::Data(_))))
+            .collect();
+        assert_eq!(sinks(&bytes), [30, 40]);
+        for frame in data {
+            assert_ne!(frame[7] & FLAG_DETOURED, 0, "{frame:?}");
+        }
+        // Relayed: the two that went on (the one for 20 is lost with it).
+        let counters = final_counters(&mut node, registry, 6);
+        assert_eq!((counters.relayed, counters.dropped), (2, 0));
+    }
+
+    /// What is held with no live way on is bounded (`limits::STUCK_BYTES_MAX`): past it,
+    /// packets are dropped and counted.
+    #[test]
+    fn a_full_hold_drops_and_counts() {
+        let ReadyNode {
+            mut node, entries, ..
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
+        node.on_closed(1, entries[0], CloseReason::SendFailed(LinkError::Reset));
+        let inbound = ConnId::inbound(1);
+        accept(&mut node, 2, inbound);
+        let shape = DataShape {
+            trace_slots: 2,
+            ..DataShape::default()
+        };
+        let payload = vec![0; 1000];
+        let crc = crate::wire::native::crc32(&payload);
+        let mut frame = Vec::new();
+        Native::append_data_with_crc(&mut frame, 40, 30, shape, 1, &payload, crc);
+        let fit = (crate::limits::STUCK_BYTES_MAX / frame.len()) as u64;
+        let sent = fit + 10;
+        for _ in 0..sent {
+            assert_eq!(node.on_received(3, inbound, &frame), frame.len());
+        }
+        assert_eq!((held(&node), node.counters().dropped), (fit, sent - fit));
+        let stuck = &node.overlay.as_ref().expect("an overlay").stuck.bytes;
+        assert!(stuck.len() <= crate::limits::STUCK_BYTES_MAX);
     }
 
     #[test]

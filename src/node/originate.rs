@@ -4,13 +4,12 @@ use rand::RngCore;
 use rand::rngs::SmallRng;
 
 use super::Node;
-use super::overlay::{Around, Entry, Link, Overlay, route_around};
+use super::overlay::{Around, Link, Overlay, route_around};
 use crate::chord::Step;
 use crate::chord::id::ID_BYTES;
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
 use crate::routing::KeyDraw;
-use crate::routing::Router;
 use crate::wire::{Codec, NodeId, PayloadCrc};
 
 /// Draws of a key for a packet of a run to keys while the key drawn is this node's own
@@ -139,9 +138,10 @@ impl<C: Codec> Overlay<C> {
     }
 
     /// A new packet (`frame`, for the node `sink` at ring position `position`) whose first
-    /// hop's link is not up: it goes around it ([`around_dead_first_hop`]), marked as
-    /// detoured. Out of line: never taken while every link is up, and kept off the
-    /// origination loop's registers.
+    /// hop's link is not up: it goes around it as [`route_around`] says, marked as detoured:
+    /// handed to a dead sink's link (lost with it; never acked, so it takes nothing of the
+    /// window), or held with no live way on yet ([`super::overlay::Stuck::hold`]; in flight). Out of line:
+    /// never taken while every link is up, and kept off the origination loop's registers.
     #[cold]
     #[inline(never)]
     fn originate_around(
@@ -152,14 +152,24 @@ impl<C: Codec> Overlay<C> {
         value_bytes: [u8; 4],
         crc: u32,
     ) {
-        if let Some(index) = around_dead_first_hop::<C>(
-            &self.router,
-            &mut self.entries,
-            &mut self.counters.dropped,
-            sink,
-        ) {
-            let to = (position, sink);
-            self.queue_originated::<true>(effects, index, frame, to, value_bytes, crc);
+        match route_around::<C>(&self.router, &self.entries, sink) {
+            Around::Entry(index) => {
+                let to = (position, sink);
+                self.queue_originated::<true>(effects, index, frame, to, value_bytes, crc);
+            }
+            Around::LostWith(dead) => self.entries[dead].packets_out += 1,
+            Around::Stuck => {
+                let shape = self.shape;
+                let held = self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
+                    let start = stuck.len();
+                    stuck.extend_from_slice(frame);
+                    C::set_originated(&mut stuck[start..], shape, sink, value_bytes, crc);
+                });
+                if held {
+                    *self.originated_to.get_mut(position) += 1;
+                    self.flow.on_originated(position, frame.len());
+                }
+            }
         }
     }
 
@@ -242,17 +252,34 @@ impl<C: Codec> Overlay<C> {
                 }
             };
             let owner = self.router.key_owner(key);
+            let position = self.router.position(owner).unwrap_or_default();
             // Around a dead link as a node-addressed packet goes, toward the key's owner.
             let detoured = self.entries[index].link != Link::Up;
             if detoured {
-                match around_dead_first_hop::<C>(
-                    &self.router,
-                    &mut self.entries,
-                    &mut self.counters.dropped,
-                    owner,
-                ) {
-                    Some(other) => index = other,
-                    None => continue,
+                match route_around::<C>(&self.router, &self.entries, owner) {
+                    Around::Entry(other) => index = other,
+                    Around::LostWith(dead) => {
+                        self.entries[dead].packets_out += 1;
+                        continue;
+                    }
+                    Around::Stuck => {
+                        let mut bytes = 0;
+                        let held = self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
+                            bytes = C::append_keyed_with_crc(
+                                stuck,
+                                id,
+                                space.write_key(key, &mut key_bytes),
+                                shape,
+                                now,
+                                &run.payload,
+                                payload_crc.of(value_bytes),
+                            );
+                        });
+                        if held {
+                            self.flow.on_originated(position, bytes);
+                        }
+                        continue;
+                    }
                 }
             }
             let entry = &mut self.entries[index];
@@ -274,33 +301,10 @@ impl<C: Codec> Overlay<C> {
             }
             entry.packets_out += 1;
             self.own_queued += bytes;
-            let position = self.router.position(owner).unwrap_or_default();
             self.flow.on_originated(position, bytes);
         }
         run.remaining -= originated;
         run.originated += originated;
         run.remaining == 0
-    }
-}
-
-/// The entry a new packet for `toward` takes when its first hop's link is dead, or `None`
-/// once it is counted: handed to a dead sink's link (lost with it; never acked, so it
-/// takes nothing of the window) or dropped with no live way on.
-fn around_dead_first_hop<C: Codec>(
-    router: &Router,
-    entries: &mut [Entry],
-    dropped: &mut u64,
-    toward: NodeId,
-) -> Option<usize> {
-    match route_around::<C>(router, entries, toward) {
-        Around::Entry(other) => Some(other),
-        Around::LostWith(dead) => {
-            entries[dead].packets_out += 1;
-            None
-        }
-        Around::Stuck => {
-            *dropped += 1;
-            None
-        }
     }
 }

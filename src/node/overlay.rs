@@ -13,7 +13,9 @@ use super::originate::Run;
 use super::per_node::PerNode;
 use super::shares::Shares;
 use crate::chord::churn::detour;
-use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
+use crate::limits::{
+    PROBLEM_LINES_MAX, STUCK_BYTES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max,
+};
 use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
 use crate::stats::SinkStats;
@@ -188,7 +190,8 @@ pub(super) enum Around {
     /// Nowhere: its sink is this entry's node, whose link is dead, and no live entry lies
     /// short of it. The packet is lost with that node.
     LostWith(usize),
-    /// Nowhere: no live entry makes progress toward its live (or unknown) sink; dropped.
+    /// Nowhere yet: no live entry makes progress toward its live (or unknown) sink; a data
+    /// packet is held until the table changes ([`Stuck::hold`]).
     Stuck,
 }
 
@@ -221,8 +224,43 @@ pub(super) struct Rerouted {
     pub(super) around: u64,
     /// For the dead node: lost with it.
     pub(super) lost_with: u64,
-    /// No live way on: dropped.
+    /// No live way on yet: held ([`Stuck::hold`]).
+    pub(super) held: u64,
+    /// No live way on, and the hold full: dropped.
     pub(super) dropped: u64,
+}
+
+/// Whole data frames (marked as detoured) with no live entry or backup short of their live
+/// (or unknown) sink, held until the table changes ([`Overlay::release_stuck`]), and how
+/// many; bounded by [`STUCK_BYTES_MAX`]. They stay unacknowledged: in flight.
+#[derive(Debug, Default)]
+pub(super) struct Stuck {
+    pub(super) bytes: Vec<u8>,
+    pub(super) packets: u64,
+}
+
+impl Stuck {
+    /// Holds the data frame `append` writes, if [`STUCK_BYTES_MAX`] lets it and the codec
+    /// routes around dead links; else counts it in `dropped`. Whether it was held.
+    #[cold]
+    pub(super) fn hold<C: Codec>(
+        &mut self,
+        dropped: &mut u64,
+        append: impl FnOnce(&mut Vec<u8>),
+    ) -> bool {
+        let start = self.bytes.len();
+        if C::DETOURS {
+            append(&mut self.bytes);
+        }
+        if !C::DETOURS || self.bytes.len() > STUCK_BYTES_MAX {
+            self.bytes.truncate(start);
+            *dropped += 1;
+            return false;
+        }
+        C::mark_detoured(&mut self.bytes[start..]);
+        self.packets += 1;
+        true
+    }
 }
 
 /// The overlay of the last manifest: everything the data plane reads and changes.
@@ -294,6 +332,8 @@ pub(super) struct Overlay<C: Codec> {
     /// Where each entry's queue ended when the batch of a link's bytes being routed began
     /// ([`Overlay::open_batch`]): everything queued past it during the batch is that link's.
     batch_starts: Vec<u64>,
+    /// Data frames with no live way on toward their sink, held until the table changes.
+    pub(super) stuck: Stuck,
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
     /// keep logs short.
     problems_logged: u64,
@@ -347,6 +387,7 @@ impl<C: Codec> Overlay<C> {
             leaving: Leaving::default(),
             others: HashMap::new(),
             batch_starts: Vec::new(),
+            stuck: Stuck::default(),
             problems_logged: 0,
             codec: PhantomData,
         };
@@ -410,15 +451,16 @@ impl<C: Codec> Overlay<C> {
     }
 
     /// The link to entry `dead` died (it is down) with the whole frames of `bytes` not yet
-    /// handed to the kernel (so none of them reached its peer): each goes on as
-    /// [`route_around`] says, marked as detoured. `spans` (positions from `first`) name the
+    /// handed to the kernel (so none of them reached its peer), or (`dead` `None`) they were
+    /// held with no live way on and the table changed: each goes on as [`route_around`] says,
+    /// marked as detoured, or is held again. `spans` (positions from `first`) name the
     /// inbound link each was queued for, whose share it stays in; frames in no span are this
     /// node's own. Data packets that go on are taken back from the dead link's count and
     /// handed to their new one; those for the dead node stay handed to it.
     pub(super) fn reroute(
         &mut self,
         effects: &mut Vec<Effect>,
-        dead: usize,
+        dead: Option<usize>,
         bytes: &[u8],
         first: u64,
         spans: &[Span],
@@ -474,34 +516,59 @@ impl<C: Codec> Overlay<C> {
                     }
                     if data {
                         entry.packets_out += 1;
-                        self.entries[dead].take_back(1);
+                        self.take_back(dead);
                         done.around += 1;
                     }
                 }
                 Around::LostWith(index) if data => {
-                    if index != dead {
+                    if Some(index) != dead {
                         self.entries[index].packets_out += 1;
-                        self.entries[dead].take_back(1);
+                        self.take_back(dead);
                     }
                     done.lost_with += 1;
                 }
                 Around::Stuck if data => {
-                    self.entries[dead].take_back(1);
+                    self.take_back(dead);
                     match target.filter(|sink| self.others.contains_key(sink)) {
                         Some(sink) => {
                             self.departed_sink(sink);
                             done.lost_with += 1;
                         }
-                        None => {
-                            self.counters.dropped += 1;
-                            done.dropped += 1;
+                        None if self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
+                            stuck.extend_from_slice(frame)
+                        }) =>
+                        {
+                            done.held += 1;
                         }
+                        None => done.dropped += 1,
                     }
                 }
                 Around::LostWith(_) | Around::Stuck => {}
             }
         }
         done
+    }
+
+    /// A data packet rerouted from dead entry `dead` (if any) is no longer handed to it.
+    fn take_back(&mut self, dead: Option<usize>) {
+        if let Some(dead) = dead {
+            self.entries[dead].take_back(1);
+        }
+    }
+
+    /// The table changed: the held frames go on as [`Overlay::reroute`] says (held again if
+    /// there is still no live way on).
+    pub(super) fn release_stuck(&mut self, effects: &mut Vec<Effect>) {
+        if self.stuck.packets == 0 {
+            return;
+        }
+        let stuck = std::mem::take(&mut self.stuck);
+        self.reroute(effects, None, &stuck.bytes, 0, &[]);
+    }
+
+    /// A final report: what is still held will never go on; counted dropped.
+    pub(super) fn drop_stuck(&mut self) {
+        self.counters.dropped += std::mem::take(&mut self.stuck).packets;
     }
 
     /// Bytes queued for the table entries (pending plus being sent).
