@@ -140,8 +140,9 @@ impl<C: Codec> Overlay<C> {
     /// A new packet (`frame`, for the node `sink` at ring position `position`) whose first
     /// hop's link is not up: it goes around it as [`route_around`] says, marked as detoured:
     /// handed to a dead sink's link (lost with it; never acked, so it takes nothing of the
-    /// window), or held with no live way on yet ([`super::overlay::Stuck::hold`]; in flight). Out of line:
-    /// never taken while every link is up, and kept off the origination loop's registers.
+    /// window), or held with no live way on yet ([`super::overlay::Stuck::hold`]; in flight).
+    /// Out of line: never taken while every link is up, and kept off the origination loop's
+    /// registers.
     #[cold]
     #[inline(never)]
     fn originate_around(
