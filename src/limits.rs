@@ -388,6 +388,12 @@ pub fn default_window_bytes(nodes: usize) -> u64 {
 /// starts (the registry waits for the data to arrive, not for the acks), hence the factor 2.
 /// A run that failed with packets still queued (a hung node) can leave more.
 ///
+/// The same bounds the data frames a node holds when no live entry or backup lies short of
+/// their sink, until the registry's repair (one membership change, 0.5 to 2.2 s after a
+/// massive failure, docs/CHURN.md) changes its table (`overlay::Stuck`): they are in flight
+/// too, unacknowledged. A massive failure at 64 nodes had one node hold about 100,000 frames
+/// (7 MB) before its repair, more than a fixed few hundred KiB.
+///
 /// Only the bytes a node still holds count, not those its driver took to send: each link's
 /// driver holds at most one earlier batch of them on top (docs/ARCHITECTURE.md, "Flow
 /// control"). Without a window (the classic wire) nothing bounds honest traffic, and
@@ -546,18 +552,8 @@ pub const SIMULATE_NODES_MAX: usize = 1 << 18;
 /// change, and each one more is a link every node keeps open for the overlay's life (30,000
 /// more at 10,000 nodes for r = 6). The price: when a third or more of the overlay dies in one
 /// instant, packets that meet 3 dead successors in a row before the repair wait for it
-/// ([`STUCK_BYTES_MAX`]).
+/// (`overlay::Stuck`, bounded by [`relay_queued_bytes_max`]).
 pub const BACKUP_ENTRIES: usize = 3;
-/// Bytes of data frames a node holds when no live entry or backup lies short of their (live
-/// or unknown) sink, until a change of its table gives one (`overlay::Stuck`): after a massive
-/// failure the registry's repair is one membership change away (0.5 to 2.2 s, docs/CHURN.md).
-/// Held frames stay unacknowledged (in flight), so their sources' windows slow what arrives
-/// meanwhile; the failures of docs/CHURN.md sent under 1% of a run's packets into such dead
-/// runs of successors, spread over the nodes short of them: 512 KiB holds thousands of default
-/// frames at one node, an eighth of one source's window at 64 nodes, memory no node misses.
-/// Beyond it frames are dropped and counted, as before; what is still held at a final report
-/// is counted dropped then (at a departure, said).
-pub const STUCK_BYTES_MAX: usize = 512 * 1024;
 /// Most nodes one repair takes out of the tables (nodes lost together: `Change::Lost`,
 /// `Change::Repair`, 4 bytes each on the wire, 32 KiB within a [`FRAME_BYTES_MAX`] frame with
 /// the receiver's new table). Half the overlay at 16,000 nodes ([`NODES_MAX`]) is one repair;

@@ -363,10 +363,10 @@ impl<C: Codec> Overlay<C> {
                 // counted relayed (this node took it on; it goes on with the new table).
                 if let Relayed::Data(frame, _) = frame {
                     let id = self.id;
-                    let dropped = &mut self.counters.dropped;
+                    let (bound, dropped) = (self.shares.bound, &mut self.counters.dropped);
                     if self
                         .stuck
-                        .hold::<C>(dropped, |stuck| C::append_relayed(frame, id, stuck))
+                        .hold::<C>(bound, dropped, |stuck| C::append_relayed(frame, id, stuck))
                     {
                         self.counters.relayed += 1;
                     }

@@ -788,13 +788,14 @@ mod tests {
         assert_eq!((counters.relayed, counters.dropped), (2, 0));
     }
 
-    /// What is held with no live way on is bounded (`limits::STUCK_BYTES_MAX`): past it,
-    /// packets are dropped and counted.
+    /// What is held with no live way on is bounded as what links queue is
+    /// (`limits::relay_queued_bytes_max`, window 1000 bytes): past it, packets are dropped and
+    /// counted.
     #[test]
     fn a_full_hold_drops_and_counts() {
         let ReadyNode {
             mut node, entries, ..
-        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 0);
+        } = ReadyNode::new(10, &[10, 20, 30, 40], 1, 2, 1000);
         node.on_closed(1, entries[0], CloseReason::SendFailed(LinkError::Reset));
         let inbound = ConnId::inbound(1);
         accept(&mut node, 2, inbound);
@@ -802,18 +803,19 @@ mod tests {
             trace_slots: 2,
             ..DataShape::default()
         };
+        let bound = crate::limits::relay_queued_bytes_max(4, 1000);
         let payload = vec![0; 1000];
         let crc = crate::wire::native::crc32(&payload);
         let mut frame = Vec::new();
         Native::append_data_with_crc(&mut frame, 40, 30, shape, 1, &payload, crc);
-        let fit = (crate::limits::STUCK_BYTES_MAX / frame.len()) as u64;
+        let fit = (bound / frame.len()) as u64;
         let sent = fit + 10;
         for _ in 0..sent {
             assert_eq!(node.on_received(3, inbound, &frame), frame.len());
         }
         assert_eq!((held(&node), node.counters().dropped), (fit, sent - fit));
         let stuck = &node.overlay.as_ref().expect("an overlay").stuck.bytes;
-        assert!(stuck.len() <= crate::limits::STUCK_BYTES_MAX);
+        assert!(stuck.len() <= bound);
     }
 
     #[test]

@@ -161,11 +161,14 @@ impl<C: Codec> Overlay<C> {
             Around::LostWith(dead) => self.entries[dead].packets_out += 1,
             Around::Stuck => {
                 let shape = self.shape;
-                let held = self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
-                    let start = stuck.len();
-                    stuck.extend_from_slice(frame);
-                    C::set_originated(&mut stuck[start..], shape, sink, value_bytes, crc);
-                });
+                let bound = self.shares.bound;
+                let held = self
+                    .stuck
+                    .hold::<C>(bound, &mut self.counters.dropped, |stuck| {
+                        let start = stuck.len();
+                        stuck.extend_from_slice(frame);
+                        C::set_originated(&mut stuck[start..], shape, sink, value_bytes, crc);
+                    });
                 if held {
                     *self.originated_to.get_mut(position) += 1;
                     self.flow.on_originated(position, frame.len());
@@ -265,17 +268,20 @@ impl<C: Codec> Overlay<C> {
                     }
                     Around::Stuck => {
                         let mut bytes = 0;
-                        let held = self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
-                            bytes = C::append_keyed_with_crc(
-                                stuck,
-                                id,
-                                space.write_key(key, &mut key_bytes),
-                                shape,
-                                now,
-                                &run.payload,
-                                payload_crc.of(value_bytes),
-                            );
-                        });
+                        let bound = self.shares.bound;
+                        let held =
+                            self.stuck
+                                .hold::<C>(bound, &mut self.counters.dropped, |stuck| {
+                                    bytes = C::append_keyed_with_crc(
+                                        stuck,
+                                        id,
+                                        space.write_key(key, &mut key_bytes),
+                                        shape,
+                                        now,
+                                        &run.payload,
+                                        payload_crc.of(value_bytes),
+                                    );
+                                });
                         if held {
                             self.flow.on_originated(position, bytes);
                         }

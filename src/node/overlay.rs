@@ -13,9 +13,7 @@ use super::originate::Run;
 use super::per_node::PerNode;
 use super::shares::Shares;
 use crate::chord::churn::detour;
-use crate::limits::{
-    PROBLEM_LINES_MAX, STUCK_BYTES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max,
-};
+use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
 use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
 use crate::stats::SinkStats;
@@ -232,7 +230,8 @@ pub(super) struct Rerouted {
 
 /// Whole data frames (marked as detoured) with no live entry or backup short of their live
 /// (or unknown) sink, held until the table changes ([`Overlay::release_stuck`]), and how
-/// many; bounded by [`STUCK_BYTES_MAX`]. They stay unacknowledged: in flight.
+/// many; bounded as what links queue is ([`relay_queued_bytes_max`]): they stay
+/// unacknowledged, in flight.
 #[derive(Debug, Default)]
 pub(super) struct Stuck {
     pub(super) bytes: Vec<u8>,
@@ -240,11 +239,13 @@ pub(super) struct Stuck {
 }
 
 impl Stuck {
-    /// Holds the data frame `append` writes, if [`STUCK_BYTES_MAX`] lets it and the codec
-    /// routes around dead links; else counts it in `dropped`. Whether it was held.
+    /// Holds the data frame `append` writes, if `bound` (the overlay's
+    /// [`relay_queued_bytes_max`]) lets it and the codec routes around dead links; else
+    /// counts it in `dropped`. Whether it was held.
     #[cold]
     pub(super) fn hold<C: Codec>(
         &mut self,
+        bound: usize,
         dropped: &mut u64,
         append: impl FnOnce(&mut Vec<u8>),
     ) -> bool {
@@ -252,7 +253,7 @@ impl Stuck {
         if C::DETOURS {
             append(&mut self.bytes);
         }
-        if !C::DETOURS || self.bytes.len() > STUCK_BYTES_MAX {
+        if !C::DETOURS || self.bytes.len() > bound {
             self.bytes.truncate(start);
             *dropped += 1;
             return false;
@@ -466,6 +467,7 @@ impl<C: Codec> Overlay<C> {
         spans: &[Span],
     ) -> Rerouted {
         let mut done = Rerouted::default();
+        let bound = self.shares.bound;
         let mut offset = 0;
         while let Ok(Some(len)) = C::frame_len(&bytes[offset..]) {
             let frame = &bytes[offset..offset + len];
@@ -534,9 +536,11 @@ impl<C: Codec> Overlay<C> {
                             self.departed_sink(sink);
                             done.lost_with += 1;
                         }
-                        None if self.stuck.hold::<C>(&mut self.counters.dropped, |stuck| {
-                            stuck.extend_from_slice(frame)
-                        }) =>
+                        None if self.stuck.hold::<C>(
+                            bound,
+                            &mut self.counters.dropped,
+                            |stuck| stuck.extend_from_slice(frame),
+                        ) =>
                         {
                             done.held += 1;
                         }
