@@ -217,8 +217,11 @@ fn a_quarter_of_the_nodes_killed_at_once_is_accounted_for_and_the_next_run_passe
     reg.send("start 5s");
     reg.wait_line("Run 1:", mark);
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    // At once: one kill(1) for all (the registry repairs the losses it learns of together).
+    // At once: stopped first, then one kill(1) for all (the registry repairs the losses it
+    // learns of together). Stopped, none of them can answer the first loss's `Lost` even if
+    // the kills are spread out on a loaded machine, so the repair waits for all of them.
     let killed: Vec<&Proc> = victims.iter().map(|&(_, i)| &nodes[i]).collect();
+    Proc::signal_all(&killed, libc::SIGSTOP);
     Proc::signal_all(&killed, SIGKILL);
     let line = verdict(&reg, 1, mark);
     let names: Vec<String> = victims.iter().map(|(id, _)| format!("node {id}")).collect();
