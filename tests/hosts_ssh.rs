@@ -138,6 +138,10 @@ impl Lab {
             "exec".to_string(),
             self.net.hosts[0].clone(),
             "env".to_string(),
+            // SIGINT as the default for the launcher even when the test runs with it ignored
+            // (a background job of a shell without job control): bash cannot trap a signal
+            // ignored when it started, and the Ctrl-C case below sends one.
+            "--default-signal=INT".to_string(),
             format!("OVERLAY_BIN={BIN}"),
             format!("OUT={out}"),
             format!("SSH_OPTS=-F {}", self.path("ssh_config")),
