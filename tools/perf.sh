@@ -14,8 +14,10 @@
 # the medians and the ratio of the medians. Our packets/s run from the registry's start to the
 # verified summary; the ring's from its GO to its last delivery. W3 runs ROUNDS times, each right
 # after a single-stream iperf3 over loopback, and is judged by goodput (payload bytes
-# delivered/s) over that iperf3's bytes/s; the median ratio comes last. Each line carries the
-# 1-minute load average (`uptime`) taken just before it.
+# delivered/s) over that iperf3's bytes/s; the median ratio comes last. W3's lines also give
+# the CPU each side pays per byte and the ceiling all cores busy would allow at iperf3's cost per
+# byte (docs/PERFORMANCE.md, "Why W3 stops short"). Each line carries the 1-minute load
+# average (`uptime`) taken just before it.
 #
 # Installs iperf3 with apt-get when it is missing (root). Results land in $OUT (default a new
 # temporary directory): each run's logs and result JSON, and perf.txt with the table.
@@ -61,7 +63,10 @@ iperf_bytes_per_s() {
   sleep 0.5
   iperf3 -c 127.0.0.1 -p "$port" -t 5 -J >"$json"
   wait "$server" || true
-  python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8))' "$json"
+  python3 -c 'import json,sys
+e = json.load(open(sys.argv[1]))["end"]
+cpu = e["cpu_utilization_percent"]
+print(int(e["sum_received"]["bits_per_second"] / 8), (cpu["host_total"] + cpu["remote_total"]) / 100)' "$json"
 }
 
 # ring_pps P NR M: the ring's seconds and packets/s, with the settings its README gives.
@@ -75,21 +80,28 @@ ring_pps() {
 }
 
 # ours NAME NODES NR PACKETS EXTRA: runs the workload; prints duration_s, packets/s, goodput
-# (payload bytes delivered/s) and peak resident MiB of the slowest node.
+# (payload bytes delivered/s), peak resident MiB of the slowest node, the CPU seconds (user +
+# system) of launch.sh and everything it waited for (set-up included) per payload byte, and
+# the links a packet crossed on average (transmissions / packets).
 ours() {
-  local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5
-  RUNS=1 OUT="$out/$name" PAYLOAD=$extra tools/launch.sh "$nodes" "$packets" "$nr" >"$out/$name.log" 2>&1 \
-    || { echo "perf.sh: $name did not PASS (log: $out/$name.log)" >&2; return 1; }
-  python3 - "$out/$name" "$extra" <<'PY'
+  local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 cpu
+  cpu=$(python3 -c 'import resource, subprocess, sys
+ok = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"), stderr=subprocess.STDOUT).returncode == 0
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(r.ru_utime + r.ru_stime if ok else "failed")' "$out/$name.log" \
+    env RUNS=1 OUT="$out/$name" PAYLOAD="$extra" tools/launch.sh "$nodes" "$packets" "$nr")
+  [ "$cpu" != failed ] || { echo "perf.sh: $name did not PASS (log: $out/$name.log)" >&2; return 1; }
+  python3 - "$out/$name" "$extra" "$cpu" <<'PY'
 import glob, json, re, sys
-logs, extra = sys.argv[1], int(sys.argv[2])
+logs, extra, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 r = json.load(open(logs + "/result.json"))
 peak = 0
 for log in glob.glob(logs + "/node-*.log"):
     for m in re.finditer(r"peak resident memory (\d+) KiB", open(log).read()):
         peak = max(peak, int(m.group(1)))
-goodput = r["packets_received"] * (4 + extra) / r["duration_s"]
-print(r["duration_s"], r["packets_per_s"], goodput, peak / 1024)
+payload = r["packets_received"] * (4 + extra)
+crossed = (r["packets_received"] + r["packets_relayed"]) / r["packets_received"]
+print(r["duration_s"], r["packets_per_s"], payload / r["duration_s"], peak / 1024, cpu / payload, crossed)
 PY
 }
 
@@ -106,7 +118,7 @@ against_ring() {
     l1=$(load)
     read -r rs r < <(ring_pps "$nodes" "$nr" "$packets")
     l2=$(load)
-    read -r secs o _ peak < <(ours "$name-$i" "$nodes" "$nr" "$packets" 0)
+    read -r secs o _ peak _ _ < <(ours "$name-$i" "$nodes" "$nr" "$packets" 0)
     ring_all+=("$r")
     ours_all+=("$o")
     say "$(python3 -c 'import sys
@@ -123,22 +135,29 @@ n, mr, mo = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 print(f"{n} median: ring {mr:,.0f} packets/s, ours {mo:,.0f} packets/s, ours / ring = {mo / mr:.2f}")' "$name" "$mr" "$mo")"
 }
 
+# Besides the ratio, each W3 line gives the CPU cost of a byte: iperf3's core-seconds per GB
+# (its JSON's CPU use of client and server), ours per GB of payload (set-up included) and per GB
+# crossing a link (a payload byte crosses `crossed` links), and the ceiling: the goodput all
+# cores busy would give at iperf3's cost per byte crossed, as a multiple of iperf3's goodput.
 against_iperf() {
-  local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base g
+  local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base cores secs pps g peak cpb crossed
   say ""
   say "$name: $nodes nodes, NR $nr, $packets packets of $extra extra payload bytes per node, against iperf3 right before each run"
-  say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB)"
+  say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s %12s %10s %11s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB iperf3_cs/GB ours_cs/GB cs/GB_link ceiling_x)"
   for i in $(seq "$runs"); do
     l1=$(load)
-    base=$(iperf_bytes_per_s "$out/iperf3-$name-$i.json")
+    read -r base cores < <(iperf_bytes_per_s "$out/iperf3-$name-$i.json")
     l2=$(load)
-    read -r secs pps g peak < <(ours "$name-$i" "$nodes" "$nr" "$packets" "$extra")
+    read -r secs pps g peak cpb crossed < <(ours "$name-$i" "$nodes" "$nr" "$packets" "$extra")
     ratios+=("$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' "$g" "$base")")
-    say "$(python3 -c 'import sys
-n, i, l1, base, l2, secs, pps, g, peak = sys.argv[1:]
-base, g = float(base), float(g)
-print(f"{n:<4} {i:>3} {l1:>6} {base / 1e9:12.2f} {l2:>6} {float(secs):8.3f} {float(pps):12,.0f} {g / 1e9:12.2f} {g / base:8.2f} {float(peak):9.1f}")' \
-      "$name" "$i" "$l1" "$base" "$l2" "$secs" "$pps" "$g" "$peak")"
+    say "$(python3 -c 'import os, sys
+n, i, l1, base, cores, l2, secs, pps, g, peak, cpb, crossed = sys.argv[1:]
+base, cores, g, cpb, crossed = float(base), float(cores), float(g), float(cpb), float(crossed)
+iperf_cpb = cores / base
+ceiling = os.cpu_count() / (iperf_cpb * crossed) / base
+print(f"{n:<4} {i:>3} {l1:>6} {base / 1e9:12.2f} {l2:>6} {float(secs):8.3f} {float(pps):12,.0f} {g / 1e9:12.2f} {g / base:8.2f} {float(peak):9.1f} "
+      f"{iperf_cpb * 1e9:12.2f} {cpb * 1e9:10.2f} {cpb * 1e9 / crossed:11.2f} {ceiling:9.2f}")' \
+      "$name" "$i" "$l1" "$base" "$cores" "$l2" "$secs" "$pps" "$g" "$peak" "$cpb" "$crossed")"
   done
   say "$name median goodput / iperf3: $(printf '%.2f' "$(median "${ratios[@]}")")"
 }
