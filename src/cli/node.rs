@@ -32,7 +32,7 @@ pub(crate) struct NodeArgs {
     /// sleeping, yielding the core to any other runnable process in between: lowers latency
     /// at light load (no wake-up of an idle core) at the cost of a busy core. `auto`
     /// (default): poll up to 1 ms only while traffic is light and recent and the core has
-    /// nothing else to run; 0 sleeps at once.
+    /// nothing else to run, one process per core at a time; 0 sleeps at once.
     #[arg(long, default_value = "auto", value_parser = parse_busy_poll)]
     busy_poll_us: BusyPoll,
     /// Seconds to keep trying to reach the registry and register (it may start after the

@@ -22,7 +22,11 @@
 //!   `AUTO_POLL_PAUSE_NS`. Fast yields do not shorten the pause: within one poll, yields to
 //!   other polling nodes come straight back before the one to a busy program does not, so
 //!   a reset on a fast yield kept the pause at its shortest, and each node paid a slow yield
-//!   a second, about 1% of its hops at light load (docs/PERFORMANCE.md, W4).
+//!   a second, about 1% of its hops at light load (docs/PERFORMANCE.md, W4);
+//! - by one process per core at a time: the poll begins only once the loop holds its core's
+//!   token (`core_token`), which it gives back before it sleeps. The other nodes on the core
+//!   sleep, and a packet for one of them wakes it on an awake core; a loop whose thread is
+//!   not pinned to a core does not poll.
 
 use std::time::Duration;
 
@@ -63,7 +67,8 @@ pub(crate) struct Governor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Poll {
     pub until: Nanos,
-    pub stop_on_slow_yield: bool,
+    /// The adaptive poll: a slow yield ends it, and it needs the core's token.
+    pub adaptive: bool,
 }
 
 impl Governor {
@@ -85,14 +90,14 @@ impl Governor {
             BusyPoll::Off => None,
             BusyPoll::For(time) => Some(Poll {
                 until: now.saturating_add(Nanos::try_from(time.as_nanos()).unwrap_or(Nanos::MAX)),
-                stop_on_slow_yield: false,
+                adaptive: false,
             }),
             BusyPoll::Auto => (self.last_gap <= AUTO_POLL_RECENT_NS
                 && self.last_batch <= AUTO_POLL_BATCH_MAX
                 && now >= self.paused_until)
                 .then_some(Poll {
                     until: now.saturating_add(AUTO_POLL_NS),
-                    stop_on_slow_yield: true,
+                    adaptive: true,
                 }),
         }
     }
@@ -108,7 +113,7 @@ impl Governor {
     /// A yield between looks of `poll` returned at `now` after `took`: whether the poll
     /// should end (the adaptive poll then pauses, longer after each slow yield in a row).
     pub(crate) fn yield_was_slow(&mut self, poll: Poll, now: Nanos, took: Nanos) -> bool {
-        if !poll.stop_on_slow_yield || took <= AUTO_POLL_YIELD_NS {
+        if !poll.adaptive || took <= AUTO_POLL_YIELD_NS {
             return false;
         }
         // The first poll after a pause found the core still busy: pause twice as long.

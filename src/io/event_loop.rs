@@ -24,6 +24,7 @@ use super::buf_ring::BufRing;
 use super::busy_poll::{Governor, Poll};
 use super::conn::{Connection, State};
 use super::console::ConsoleReader;
+use super::core_token::CoreToken;
 use super::ops::{GENERATION_MASK, OpKind, Token};
 use super::outcome::{self, Operation};
 use super::signals::SignalReader;
@@ -50,9 +51,11 @@ mod effects;
 struct Stats {
     /// Times the loop slept in the kernel waiting for a completion or its tick.
     waits: u64,
-    /// Busy polls begun (`--busy-poll-us`), looks at the ring while polling, polls ended by
-    /// a slow yield (the core had other work), and time spent polling.
+    /// Busy polls begun (`--busy-poll-us`), adaptive polls not begun because another process
+    /// held the core's token (or the loop is not pinned), looks at the ring while polling,
+    /// polls ended by a slow yield (the core had other work), and time spent polling.
     polls: u64,
+    polls_declined: u64,
     looks: u64,
     polls_yielded: u64,
     poll_ns: u64,
@@ -125,6 +128,9 @@ pub(crate) struct Driver<'m, M: Machine> {
     inbound_recv_mapped: usize,
     /// Whether and how long to poll the ring once there is no work (`--busy-poll-us`).
     governor: Governor,
+    /// The right to an adaptive poll on the core the loop is pinned to (`None`: not pinned,
+    /// so no adaptive poll); held from a poll's start until the loop next sleeps.
+    core_token: Option<CoreToken>,
     /// Buffers of released slots, reused by the next slots.
     spare_recv_buffers: Vec<Arc<[u8]>>,
     /// Receive buffers of which the machine kept parts, until they are given back (then
@@ -163,6 +169,8 @@ pub(crate) struct Driver<'m, M: Machine> {
 }
 
 impl<'m, M: Machine> Driver<'m, M> {
+    // What `io::run` set up, each piece once: a struct to carry them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         machine: &'m mut M,
         ring: IoUring,
@@ -170,6 +178,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         listeners: Vec<TcpListener>,
         console: Option<ConsoleReader>,
         signals: Vec<SignalReader>,
+        core_token: Option<CoreToken>,
         config: &DriverConfig,
     ) -> Self {
         let connections_max = config.max_connections;
@@ -192,6 +201,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             send_buffer_bytes: config.send_buffer_bytes,
             inbound_recv_mapped: 0,
             governor: Governor::new(config.busy_poll),
+            core_token,
             spare_recv_buffers: Vec::with_capacity(connections_max),
             held_recv_buffers: Vec::new(),
             spare_send_buffers: Vec::with_capacity(connections_max),
@@ -221,6 +231,7 @@ impl<'m, M: Machine> Driver<'m, M> {
         tracing::info!(
             waits = stats.waits,
             polls = stats.polls,
+            polls_declined = stats.polls_declined,
             looks = stats.looks,
             polls_yielded = stats.polls_yielded,
             poll_ms = stats.poll_ns / 1_000_000,
@@ -286,6 +297,10 @@ impl<'m, M: Machine> Driver<'m, M> {
                 }
             }
             if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
+                // A sleeping loop keeps no core awake: another process there may poll.
+                if let Some(token) = &mut self.core_token {
+                    token.release();
+                }
                 let asked = self.now;
                 match wake {
                     Some(wake) => {
@@ -449,6 +464,10 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// idles (waking an idle core is the largest part of a hop's latency at light load on
     /// some machines; `busy_poll`).
     fn busy_poll(&mut self, poll: Poll, tick: Option<Nanos>) -> Result<(), DriverError> {
+        if poll.adaptive && !self.core_token.as_mut().is_some_and(CoreToken::acquire) {
+            self.stats.polls_declined += 1;
+            return Ok(());
+        }
         let until = poll.until.min(tick.unwrap_or(Nanos::MAX));
         let started = self.now;
         self.stats.polls += 1;

@@ -6,7 +6,8 @@
 //! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
 //! `console` (the standard-input thread), `signals` (signals read through the ring),
 //! `accept_pause` (the accept's pause while descriptors or
-//! memory run out), `busy_poll` (when the loop polls before sleeping), `clock`.
+//! memory run out), `busy_poll` (when the loop polls before sleeping), `core_token` (one
+//! adaptive poller per core), `clock`.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]
 
@@ -16,6 +17,7 @@ mod busy_poll;
 pub mod clock;
 mod conn;
 mod console;
+mod core_token;
 mod event_loop;
 mod ops;
 mod outcome;
@@ -186,7 +188,7 @@ pub fn run<M: Machine>(
             what: "signal handler",
             source,
         })?;
-    setup::pin(config.core);
+    let pinned = setup::pin(config.core);
     let console = if config.console {
         console::start().map_err(|source| DriverError::Setup {
             what: "console thread",
@@ -206,5 +208,10 @@ pub fn run<M: Machine>(
         ),
         None => None,
     };
-    event_loop::Driver::new(machine, ring, shared, listeners, console, signals, config).run()
+    // The adaptive poll keeps a core awake for its other processes only if it knows which.
+    let core_token = pinned.map(core_token::CoreToken::new);
+    event_loop::Driver::new(
+        machine, ring, shared, listeners, console, signals, core_token, config,
+    )
+    .run()
 }

@@ -88,21 +88,23 @@ pub(crate) fn ignore_sigpipe() {
 }
 
 /// Pins the calling thread to `core` (or `process id % cores`); warns and stays unpinned if
-/// that core does not exist.
-pub(crate) fn pin(core: Option<usize>) {
+/// that core does not exist. Returns the core the thread is pinned to.
+pub(crate) fn pin(core: Option<usize>) -> Option<usize> {
     let Some(cores) = core_affinity::get_core_ids().filter(|cores| !cores.is_empty()) else {
         tracing::warn!("cannot list cores; loop thread not pinned");
-        return;
+        return None;
     };
     let chosen = core.unwrap_or_else(|| cores[std::process::id() as usize % cores.len()].id);
     let Some(core_id) = cores.into_iter().find(|candidate| candidate.id == chosen) else {
         tracing::warn!(core = chosen, "no such core; loop thread not pinned");
-        return;
+        return None;
     };
     if core_affinity::set_for_current(core_id) {
         tracing::debug!(core = chosen, "loop thread pinned");
+        Some(chosen)
     } else {
         tracing::warn!(core = chosen, "pinning failed; loop thread not pinned");
+        None
     }
 }
 
