@@ -86,7 +86,7 @@ impl<C: Codec> Node<C> {
             return self.on_manifest_more(message);
         }
         match message {
-            Control::RegisterStatus { status, info } => self.on_register_status(status, info),
+            Control::RegisterStatus { status, info } => self.on_register_status(now, status, info),
             Control::DeregisterStatus { status, info } => match (status, self.phase) {
                 (Status::Ok(_), Phase::Exiting { .. }) => {
                     self.say(format!("Deregistered: {info}"));
@@ -209,7 +209,7 @@ impl<C: Codec> Node<C> {
         self.effects.push(Effect::Exit(1));
     }
 
-    fn on_register_status(&mut self, status: Status, info: String) {
+    fn on_register_status(&mut self, now: Nanos, status: Status, info: String) {
         if self.phase != Phase::Registering {
             self.say(format!(
                 "Ignoring an unrequested registration status: {info}"
@@ -222,6 +222,7 @@ impl<C: Codec> Node<C> {
                 self.phase = Phase::Registered { id };
                 self.say(format!("Registered as node {id}: {info}"));
             }
+            Status::Failed if self.join_after_our_own_registration(now, &info) => {}
             Status::Failed => {
                 self.say(format!(
                     "Registration refused: {}",

@@ -28,6 +28,10 @@ pub(super) struct Joining {
     /// This attempt's connection was established: a close before any answer is a refusal
     /// too (another wire format, a secret we lack, a full registry), not unreachability.
     connected: bool,
+    /// An earlier attempt was given up on after it connected: its registration may still
+    /// wait, unread, in a registry that did not run (stopped, starved), which then registers
+    /// our address on that connection before it reads the connection's close.
+    abandoned: bool,
 }
 
 impl Joining {
@@ -49,6 +53,7 @@ impl<C: Codec> Node<C> {
             next: now,
             heard: false,
             connected: false,
+            abandoned: false,
         });
         self.attempt_join(now);
     }
@@ -140,17 +145,43 @@ impl<C: Codec> Node<C> {
     /// register: close it and try again after the usual pause, within the wait. Returns
     /// false when the node is not joining.
     pub(super) fn join_busy(&mut self, now: Nanos) -> bool {
+        let why = Refusal::Busy.describe(&format!("the registry at {}", self.config.registry));
+        self.join_again(now, &why)
+    }
+
+    /// The registry refused to register our address because it holds it already: if an
+    /// earlier attempt of ours was given up on after it connected, that attempt's registration
+    /// is what it holds, and it drops it once it reads that connection's close; try again
+    /// after the usual pause, within the wait. Returns false (the refusal stands) otherwise.
+    pub(super) fn join_after_our_own_registration(&mut self, now: Nanos, info: &str) -> bool {
+        if !info.contains(crate::wire::ALREADY_REGISTERED)
+            || !self
+                .joining
+                .as_ref()
+                .is_some_and(|joining| joining.abandoned)
+        {
+            return false;
+        }
+        let why = format!(
+            "the registry at {} still holds an earlier attempt's registration ({info})",
+            self.config.registry
+        );
+        self.join_again(now, &why)
+    }
+
+    /// Closes this attempt's connection and tries again after the usual pause, within the
+    /// wait, as if the registry had not been reached. Returns false when the node is not
+    /// joining.
+    fn join_again(&mut self, now: Nanos, why: &str) -> bool {
         let Some(joining) = self.joining.as_mut() else {
             return false;
         };
-        // Not a refusal of this node: as if the registry had not been reached.
         joining.heard = false;
         joining.connected = false;
         let conn = self.registry;
         self.connections.remove(&conn);
         self.effects.push(Effect::Close(conn));
-        let why = Refusal::Busy.describe(&format!("the registry at {}", self.config.registry));
-        self.join_failed(now, &why, false)
+        self.join_failed(now, why, false)
     }
 
     /// The current attempt's connection is established: the registry has
@@ -182,17 +213,19 @@ impl<C: Codec> Node<C> {
     /// An attempt not answered in time is given up on (its connection closed); a pause that
     /// is over starts the next attempt.
     pub(super) fn on_join_tick(&mut self, now: Nanos) {
-        let Some(joining) = self.joining.as_ref() else {
+        let Some(joining) = self.joining.as_mut() else {
             return;
         };
         if now < joining.next {
             return;
         }
         if joining.open {
+            let connected = joining.connected;
+            joining.abandoned |= connected;
             let conn = self.registry;
             self.connections.remove(&conn);
             self.effects.push(Effect::Close(conn));
-            let why = if joining.connected {
+            let why = if connected {
                 format!(
                     "no answer within {} s of connecting",
                     JOIN_ATTEMPT_TIMEOUT_NS / 1_000_000_000
@@ -213,6 +246,100 @@ impl<C: Codec> Node<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::{ConnId, Machine};
+    use crate::node::NodeConfig;
+    use crate::wire::native::Native;
+    use crate::wire::{Control, Status};
+
+    /// A node at 127.0.0.1:10 that keeps trying for a minute; its first attempt has
+    /// connected. Returns it and that attempt's connection.
+    fn connected_node() -> (Node<Native>, ConnId) {
+        let mut node = Node::<Native>::new(NodeConfig {
+            listen: "127.0.0.1:10".parse().unwrap(),
+            registry: "127.0.0.1:9".parse().unwrap(),
+            seed: 1,
+            secret: None,
+            link_buffer_bytes: 0,
+            registry_wait: 60_000_000_000,
+        });
+        node.on_start(0);
+        let conn = connects(&mut node);
+        node.on_connected(0, conn);
+        (node, conn)
+    }
+
+    /// The connection the node asks for among its effects (which it drops).
+    fn connects(node: &mut Node<Native>) -> ConnId {
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::Connect { conn, .. } => Some(*conn),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no connect among {effects:?}"))
+    }
+
+    /// The registry's answer to a registration on `conn`; returns the node's effects.
+    fn answer(node: &mut Node<Native>, now: Nanos, conn: ConnId, status: Status) -> Vec<Effect> {
+        let info = match status {
+            Status::Ok(_) => "Registration request successful".to_string(),
+            Status::Failed => format!(
+                "registration refused: 127.0.0.1:10 {} 109",
+                crate::wire::ALREADY_REGISTERED
+            ),
+        };
+        let mut bytes = Vec::new();
+        Native::encode_control(&Control::RegisterStatus { status, info }, &mut bytes);
+        assert_eq!(node.on_received(now, conn, &bytes), bytes.len());
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        effects
+    }
+
+    fn exits(effects: &[Effect]) -> bool {
+        effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::Exit(_)))
+    }
+
+    /// A registry that did not run while a node gave up on an attempt reads that attempt's
+    /// registration first and refuses the next one for the same address (the flake of
+    /// `tests/faults.rs a_scripted_registry_paused_before_set_up_does_not_give_up_on_its_nodes`:
+    /// the node exited). The node tries again and registers once the registry has dropped
+    /// the earlier attempt.
+    #[test]
+    fn a_refusal_of_our_own_earlier_registration_is_tried_again() {
+        let (mut node, first) = connected_node();
+        let mut now = JOIN_ATTEMPT_TIMEOUT_NS;
+        node.on_tick(now);
+        let mut effects = Vec::new();
+        node.take_effects(&mut effects);
+        assert!(effects.contains(&Effect::Close(first)), "{effects:?}");
+        now = node.next_tick().expect("a tick for the next attempt");
+        node.on_tick(now);
+        let second = connects(&mut node);
+        node.on_connected(now, second);
+        let effects = answer(&mut node, now, second, Status::Failed);
+        assert!(!exits(&effects), "{effects:?}");
+        assert!(effects.contains(&Effect::Close(second)), "{effects:?}");
+        now = node.next_tick().expect("a tick for the third attempt");
+        node.on_tick(now);
+        let third = connects(&mut node);
+        node.on_connected(now, third);
+        let effects = answer(&mut node, now, third, Status::Ok(7));
+        assert!(!exits(&effects), "{effects:?}");
+        assert!(node.joining.is_none());
+    }
+
+    /// Without an attempt given up on, the address is another node's: the refusal stands.
+    #[test]
+    fn a_refusal_of_an_address_another_node_registered_stands() {
+        let (mut node, first) = connected_node();
+        let effects = answer(&mut node, 0, first, Status::Failed);
+        assert!(exits(&effects), "{effects:?}");
+    }
 
     #[test]
     fn pauses_double_up_to_the_most() {

@@ -11,7 +11,7 @@ use super::changes::Queued;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::summary::counted;
-use crate::wire::{Codec, Control, NodeId, Refusal, Status, Targets};
+use crate::wire::{ALREADY_REGISTERED, Codec, Control, NodeId, Refusal, Status, Targets};
 
 /// A registered node.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ impl<C: Codec> Registry<C> {
             ))
         } else if let Some((id, _)) = self.nodes.iter().find(|(_, n)| n.addr == addr) {
             Some(format!(
-                "registration refused: {addr} is already registered as node {id}"
+                "registration refused: {addr} {ALREADY_REGISTERED} {id}"
             ))
         } else if self.run.is_some() && !self.live_overlay() {
             Some("registration refused: a run is in progress".to_string())

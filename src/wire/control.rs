@@ -15,6 +15,11 @@ pub enum Status {
     Failed,
 }
 
+/// What a registration refused because its address is registered already says after the
+/// address (the registry's wording, which a node that gave up on an earlier attempt reads:
+/// that attempt's registration may be what the registry still holds).
+pub const ALREADY_REGISTERED: &str = "is already registered as node";
+
 /// One routing-table entry as the manifest carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEntry {
