@@ -381,8 +381,9 @@ pub fn default_window_bytes(nodes: usize) -> u64 {
 /// Every data byte queued anywhere is in its source's window, and a source has at most
 /// `window_bytes + FRAME_BYTES_MAX` originated and unacknowledged (it originates while below
 /// its window). An ack on its way to a source covers at least one whole data frame of that
-/// window (36 bytes or more) that has arrived and is queued nowhere, so its 32 bytes stand in
-/// for more window bytes than they are. The data and acks queued in the whole overlay, and so
+/// window (32 bytes or more: a native trace has at least [`TRACE_CHURN_HEADROOM`] slot) that
+/// has arrived and is queued nowhere, so its 32 bytes stand in for no fewer window bytes than
+/// they are. The data and acks queued in the whole overlay, and so
 /// at one node, are therefore at most `nodes x (window_bytes + FRAME_BYTES_MAX)`, once for
 /// each window epoch: acks of the previous run may still be on their way when the next one
 /// starts (the registry waits for the data to arrive, not for the acks), hence the factor 2.

@@ -10,23 +10,24 @@ use std::net::SocketAddr;
 
 use overlay::limits::RECV_BUFFER_BYTES;
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
-use overlay::wire::native::{DATA_HEADER_BYTES, Native, PREFIX_BYTES, kind};
+use overlay::wire::native::{DATA_HEADER_BYTES, DataHeader, Native, PREFIX_BYTES, kind};
 use overlay::wire::{Codec, Control, Peek};
 
-/// Rewrites the CRC32 field of every whole, consistent data frame in `bytes` so that the
-/// fuzzer's frames get past the CRC check to the trace and counter logic behind it (this
-/// replaces a `cfg(fuzzing)` switch in the product).
+/// Rewrites the CRC32 field of every whole data frame in `bytes` whose trace slots lie within
+/// it, so that the fuzzer's frames get past the CRC check to the trace and counter logic
+/// behind it (this replaces a `cfg(fuzzing)` switch in the product).
 pub fn fix_crcs(bytes: &mut [u8]) {
+    const SLOTS_AT: usize = std::mem::offset_of!(DataHeader, trace_slots);
+    const CRC32_AT: usize = std::mem::offset_of!(DataHeader, crc32);
     let mut offset = 0;
     while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
         let frame = &mut bytes[offset..offset + len];
         if frame[PREFIX_BYTES] == kind::DATA && frame.len() >= DATA_HEADER_BYTES {
-            let slots = usize::from(frame[5]);
-            let payload_len = u32::from_le_bytes([frame[16], frame[17], frame[18], frame[19]]);
-            let payload_start = DATA_HEADER_BYTES + 4 * slots;
-            if payload_start <= frame.len() && frame.len() - payload_start == payload_len as usize {
+            // The payload is the rest of the frame after the trace.
+            let payload_start = DATA_HEADER_BYTES + 4 * usize::from(frame[SLOTS_AT]);
+            if payload_start <= frame.len() {
                 let crc = crc32fast::hash(&frame[payload_start..]);
-                frame[20..24].copy_from_slice(&crc.to_le_bytes());
+                frame[CRC32_AT..CRC32_AT + 4].copy_from_slice(&crc.to_le_bytes());
             }
         }
         offset += len;

@@ -83,7 +83,7 @@ impl<C: Codec> Node<C> {
 
     fn handle_control(&mut self, now: Nanos, message: Control) {
         if self.manifest_parts.is_some() {
-            return self.on_manifest_more(message);
+            return self.on_manifest_more(now, message);
         }
         match message {
             Control::RegisterStatus { status, info } => self.on_register_status(now, status, info),
@@ -105,7 +105,7 @@ impl<C: Codec> Node<C> {
                     ));
                 }
             },
-            Control::Manifest(manifest) => self.on_manifest(manifest),
+            Control::Manifest(manifest) => self.on_manifest(now, manifest),
             Control::ManifestStart { manifest, members } => {
                 self.manifest_parts = Some(ManifestAssembly::start(manifest, members))
             }
@@ -129,7 +129,7 @@ impl<C: Codec> Node<C> {
                 };
                 self.on_task_initiate(now, task)
             }
-            Control::SummaryRequest { reset, links } => self.on_summary_request(reset, links),
+            Control::SummaryRequest { reset, links } => self.on_summary_request(now, reset, links),
             Control::Lookup { number, key } => self.lookup(now, &key, Some(number)),
             Control::Refused(refusal) => self.registry_refused(now, Failure::Refused(refusal)),
             other => {
@@ -235,7 +235,7 @@ impl<C: Codec> Node<C> {
 
     /// The next frame from the registry while a manifest comes in several: it must be the
     /// manifest's next members; the last of them sets the overlay up.
-    fn on_manifest_more(&mut self, message: Control) {
+    fn on_manifest_more(&mut self, now: Nanos, message: Control) {
         let Some(parts) = self.manifest_parts.as_mut() else {
             return;
         };
@@ -247,7 +247,7 @@ impl<C: Codec> Node<C> {
             Ok(None) => {}
             Ok(Some(manifest)) => {
                 self.manifest_parts = None;
-                self.on_manifest(manifest);
+                self.on_manifest(now, manifest);
             }
             Err(why) => {
                 self.manifest_parts = None;
@@ -256,7 +256,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    fn on_manifest(&mut self, manifest: Manifest) {
+    fn on_manifest(&mut self, now: Nanos, manifest: Manifest) {
         let Some(id) = self.phase.id() else {
             self.send_control(&Control::SetupStatus {
                 status: Status::Failed,
@@ -363,6 +363,8 @@ impl<C: Codec> Node<C> {
         }
         let mut flow = Flow::new(nodes, manifest.window_bytes);
         flow.epoch = manifest.epoch;
+        // No packet of this epoch's run was sent to this node before it had its manifest.
+        flow.epoch_began_at = now;
         self.overlay = Some(Overlay::new(
             id,
             (members, router),
@@ -493,7 +495,7 @@ impl<C: Codec> Node<C> {
         }
     }
 
-    fn on_summary_request(&mut self, reset: bool, links: bool) {
+    fn on_summary_request(&mut self, now: Nanos, reset: bool, links: bool) {
         let Some(id) = self.phase.id() else {
             tracing::warn!("a summary request before this node registered: ignored");
             return;
@@ -524,7 +526,7 @@ impl<C: Codec> Node<C> {
                 }
                 let counters = overlay.counters;
                 if reset {
-                    overlay.reset_counts();
+                    overlay.reset_counts(now);
                 }
                 (counters, stats, links)
             }

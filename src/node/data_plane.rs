@@ -12,7 +12,7 @@ use crate::limits::HELD_FRAME_BYTES_MIN;
 use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
 use crate::routing::RouteFault;
 use crate::wire::native::ACK_FRAME_BYTES;
-use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek};
+use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek, SendStamp};
 
 /// Data frames found in one batch of bytes from a link.
 #[derive(Debug, Clone, Copy)]
@@ -531,9 +531,17 @@ impl<C: Codec> Overlay<C> {
             *self.sunk_from.get_mut(position) += 1;
         }
         self.counters.received += 1;
-        // A send time of 0 means none (the classic format has no timestamp).
-        let latency =
-            (delivered.send_time_ns != 0).then(|| now.saturating_sub(delivered.send_time_ns));
+        // The classic format has no send time.
+        let latency = match delivered.sent {
+            Some(sent) => {
+                let latency = sent.latency_ns(now, self.flow.epoch_began_at);
+                if latency.is_none() {
+                    self.latency_unknown(effects, now);
+                }
+                latency
+            }
+            None => None,
+        };
         self.stats_since_poll.record(delivered.relays, latency);
         self.counters.sum_received = self
             .counters
@@ -615,6 +623,31 @@ impl<C: Codec> Overlay<C> {
             "dropped a packet of an earlier run from node {} (stale)",
             frame.source()
         );
+    }
+
+    /// A packet whose send time could not be read as one time since this epoch began: it is
+    /// received, its latency is not recorded, and the operator is told once per epoch.
+    #[cold]
+    fn latency_unknown(&mut self, effects: &mut Vec<Effect>, now: Nanos) {
+        if std::mem::replace(&mut self.latency_unknown_said, true) {
+            return;
+        }
+        let since = now.saturating_sub(self.flow.epoch_began_at);
+        let line = if since >= SendStamp::WRAP_NS {
+            let minutes = |ns: Nanos| ns as f64 / 60e9;
+            format!(
+                "latency not recorded for packets from now on in this run: it began here \
+                 {:.1} minutes ago, longer than the send time's wrap ({:.1} minutes), so a \
+                 packet could be a whole wrap older than its send time says",
+                minutes(since),
+                minutes(SendStamp::WRAP_NS)
+            )
+        } else {
+            "latency not recorded for a packet whose send time lies before this run began \
+             here (the source's clock is not this node's, as across machines)"
+                .to_string()
+        };
+        self.problem(effects, line);
     }
 
     #[cold]

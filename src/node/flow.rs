@@ -10,6 +10,7 @@
 
 use super::per_node::PerNode;
 use crate::limits::{FRAME_BYTES_MAX, own_queued_bytes_max};
+use crate::machine::Nanos;
 
 /// The window state of one node, as source and as sink.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,10 @@ pub struct Flow {
     /// Number of final reports since the manifest: acks carry it, so a late ack from an earlier
     /// run is recognised and ignored.
     pub epoch: u32,
+    /// When this node's epoch began (the manifest, or its last final report): every packet
+    /// of the epoch's run was sent after it, which is how a sink reads a send time that
+    /// wraps (`wire::SendStamp::latency_ns`).
+    pub epoch_began_at: Nanos,
 }
 
 /// The window's counts with one other node, as its sink and as its source.
@@ -54,6 +59,7 @@ impl Flow {
             in_flight_bytes: 0,
             peers: PerNode::new(nodes),
             epoch: 0,
+            epoch_began_at: 0,
         }
     }
 
@@ -179,11 +185,13 @@ impl Flow {
         true
     }
 
-    /// After a final report: everything of the run is delivered; start the next epoch.
-    pub fn next_epoch(&mut self) {
+    /// After a final report (at `now`): everything of the run is delivered; start the next
+    /// epoch.
+    pub fn next_epoch(&mut self, now: Nanos) {
         self.in_flight_bytes = 0;
         self.peers.clear();
         self.epoch = self.epoch.wrapping_add(1);
+        self.epoch_began_at = now;
     }
 }
 
@@ -210,7 +218,7 @@ mod tests {
         );
         assert_eq!(flow.in_flight_bytes, 500);
         assert!(!flow.on_ack(2, 0, 10_000), "more than was sent");
-        flow.next_epoch();
+        flow.next_epoch(0);
         assert_eq!(flow.in_flight_bytes, 0);
         assert!(!flow.on_ack(1, 0, 400));
     }
@@ -238,7 +246,7 @@ mod tests {
             Some(vec![3, 7, nodes as u32 - 1]),
             "dense beyond the bound"
         );
-        flow.next_epoch();
+        flow.next_epoch(0);
         assert_eq!(flow.peers.sparse_positions(), Some(vec![]));
         assert_eq!(
             flow.on_delivered(7, 100),

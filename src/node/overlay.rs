@@ -338,6 +338,9 @@ pub(super) struct Overlay<C: Codec> {
     /// Problems reported since the last final report (corrupted packets, unknown sinks), to
     /// keep logs short.
     problems_logged: u64,
+    /// A delivered packet's latency was not recorded in this epoch: its send time could not
+    /// be read as one time since the epoch began (`wire::SendStamp::latency_ns`).
+    pub(super) latency_unknown_said: bool,
     codec: PhantomData<C>,
 }
 
@@ -390,6 +393,7 @@ impl<C: Codec> Overlay<C> {
             batch_starts: Vec::new(),
             stuck: Stuck::default(),
             problems_logged: 0,
+            latency_unknown_said: false,
             codec: PhantomData,
         };
         overlay.pick_sinks();
@@ -604,8 +608,9 @@ impl<C: Codec> Overlay<C> {
         }
     }
 
-    /// After a final report: counting starts again from zero, in the window's next epoch.
-    pub(super) fn reset_counts(&mut self) {
+    /// After a final report (at `now`): counting starts again from zero, in the window's next
+    /// epoch.
+    pub(super) fn reset_counts(&mut self, now: Nanos) {
         self.counters = Counters::default();
         self.received_from.clear();
         self.received_unnamed = 0;
@@ -629,9 +634,10 @@ impl<C: Codec> Overlay<C> {
             .for_each(|entry| entry.packets_out = 0);
         self.stats = SinkStats::default();
         self.stats_since_poll = SinkStats::default();
-        self.flow.next_epoch();
+        self.flow.next_epoch(now);
         self.shape.run_tag = DataShape::run_tag_of(self.flow.epoch);
         self.problems_logged = 0;
+        self.latency_unknown_said = false;
     }
 
     /// A data packet for `sink`, which left the overlay since the packet was sent (its

@@ -354,7 +354,7 @@ impl Codec for Classic {
         Ok(Delivered {
             source,
             value: be_i32(bytes, VALUE_AT),
-            send_time_ns: 0,
+            sent: None,
             relays: frame.relays(),
             detoured: false,
         })

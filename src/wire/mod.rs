@@ -66,13 +66,57 @@ pub struct Delivered {
     pub source: NodeId,
     /// The reference's random 32-bit value (first four payload bytes).
     pub value: i32,
-    /// When the source sent it (its clock; comparable on one machine).
-    pub send_time_ns: u64,
+    /// When the source sent it (its clock; comparable on one machine): `None` in a format
+    /// without a send time (classic).
+    pub sent: Option<SendStamp>,
     /// Relays the packet passed through (recorded in its trace).
     pub relays: usize,
     /// Some node routed it around a dead link (`native::FLAG_DETOURED`): its trace is checked
     /// by the structural rule only, and may have overflowed.
     pub detoured: bool,
+}
+
+/// A send time as a native data frame carries it: the source's CLOCK_MONOTONIC in
+/// microseconds, modulo 2^32, so it wraps every 71.6 minutes. The sink tells the whole time
+/// from it only when the packet cannot be a whole wrap older than it looks: it knows the
+/// packet was sent after its own epoch began (docs/PROTOCOL.md, "The send time").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendStamp(pub u32);
+
+impl SendStamp {
+    /// Nanoseconds per unit of the stamp.
+    pub const UNIT_NS: u64 = 1_000;
+    /// The stamp's period: 2^32 units (71.6 minutes).
+    pub const WRAP_NS: u64 = (1 << 32) * Self::UNIT_NS;
+
+    /// The stamp of a packet sent at `now` (CLOCK_MONOTONIC nanoseconds).
+    #[inline]
+    pub fn at(now_ns: u64) -> SendStamp {
+        // Modulo 2^32 units: the cast keeps the low bits.
+        SendStamp((now_ns / Self::UNIT_NS) as u32)
+    }
+
+    /// The latency of a packet stamped `self` that arrives at `now_ns`, known to have been
+    /// sent no earlier than `sent_after_ns` (when the sink's epoch began: every packet of its
+    /// run was sent after that). `None` when the stamp cannot be read as one time in
+    /// `sent_after_ns..=now_ns`: either a time one wrap earlier is also in it (the epoch is
+    /// older than the wrap: the packet may be a whole period older than it looks), or no time
+    /// is (a clock that is not the sink's, as across machines). Otherwise the time the unit
+    /// leaves open is taken as its middle, so the latency is exact within half a unit (0.5
+    /// us), and at least 1 ns.
+    #[inline]
+    pub fn latency_ns(self, now_ns: u64, sent_after_ns: u64) -> Option<u64> {
+        let now_units = now_ns / Self::UNIT_NS;
+        let age_units = u64::from((now_units as u32).wrapping_sub(self.0));
+        // The latest send time the stamp can name, in whole units: no later than now.
+        let sent_units = now_units.checked_sub(age_units)?;
+        let after_units = sent_after_ns / Self::UNIT_NS;
+        if sent_units < after_units || sent_units - after_units >= 1 << 32 {
+            return None;
+        }
+        let sent_ns = sent_units * Self::UNIT_NS + Self::UNIT_NS / 2;
+        Some(now_ns.saturating_sub(sent_ns).max(1))
+    }
 }
 
 /// Why a data packet that reached its sink is counted as corrupted.

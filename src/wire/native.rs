@@ -1,4 +1,4 @@
-//! The native encoding: little-endian, one 4-byte length prefix per frame, and a fixed 32-byte
+//! The native encoding: little-endian, one 4-byte length prefix per frame, and a fixed 24-byte
 //! header for the data plane that relays read and patch in place (docs/PROTOCOL.md has the
 //! byte tables).
 
@@ -12,7 +12,7 @@ use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, Change, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
     LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, MembershipChange, NewTable, NodeId,
-    PayloadCrc, Peek, Refusal, Status, Targets, WireError,
+    PayloadCrc, Peek, Refusal, SendStamp, Status, Targets, WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
@@ -99,12 +99,13 @@ pub const PREFIX_BYTES: usize = 4;
 /// The most nodes a lookup's path names: the asker, a full trace of relays, the owner.
 const LOOKUP_PATH_MAX: usize = TRACE_SLOTS_MAX + 2;
 
-/// The fixed header of a data frame. The trace (`trace_slots` little-endian u32 relay IDs)
-/// and then the payload follow it.
+/// The fixed header of a data frame. The trace (`trace_slots` little-endian u32 relay IDs),
+/// the key of a keyed frame, and then the payload follow it: the payload is the rest of the
+/// frame, so its length is told by `len`, `trace_slots` and the key's width, not by a field.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct DataHeader {
-    /// Bytes after this field: header rest + trace + payload.
+    /// Bytes after this field: header rest + trace + key + payload.
     pub len: U32,
     /// [`kind::DATA`].
     pub kind: u8,
@@ -117,15 +118,15 @@ pub struct DataHeader {
     pub flags: u8,
     /// The node that originated the packet.
     pub source: U32,
-    /// The node the packet is for: the only field a relay routes on. 0 in a keyed frame
-    /// ([`kind::KEYED_DATA`]), which is routed by the key between its trace and its payload.
+    /// The node the packet is for: the only field a relay routes on. In a keyed frame
+    /// ([`kind::KEYED_DATA`]) or a lookup, which are routed by the key between the trace and
+    /// the payload, the key's width in bytes instead (1..=[`ID_BYTES`]).
     pub sink: U32,
-    /// Payload bytes after the trace (4-byte value + extra bytes).
-    pub payload_len: U32,
     /// CRC32 (IEEE) of the payload.
     pub crc32: U32,
-    /// The source's CLOCK_MONOTONIC at sending, for latency.
-    pub send_time_ns: U64,
+    /// The source's CLOCK_MONOTONIC at sending in microseconds, modulo 2^32 ([`SendStamp`]),
+    /// for latency.
+    pub send_time_us: U32,
 }
 
 /// A flow-control acknowledgement, routed to `sink` like data.
@@ -156,14 +157,18 @@ const HOP_COUNT_AT: usize = std::mem::offset_of!(DataHeader, hop_count);
 const FLAGS_AT: usize = std::mem::offset_of!(DataHeader, flags);
 const SINK_AT: usize = std::mem::offset_of!(DataHeader, sink);
 const CRC32_AT: usize = std::mem::offset_of!(DataHeader, crc32);
+/// Offset of the key's width in a keyed frame or a lookup (the field a data frame's sink
+/// takes).
+const KEY_BYTES_AT: usize = SINK_AT;
 pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
 /// Bytes of one [`LinkCount`] in a summary: peer, sent, received.
 const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
-const _: () = assert!(DATA_HEADER_BYTES == 32);
+const _: () = assert!(DATA_HEADER_BYTES == 24);
 const _: () = assert!(ACK_FRAME_BYTES == 32);
-
-/// Offset of the payload length in a data frame (keyed or not).
-const PAYLOAD_LEN_AT: usize = std::mem::offset_of!(DataHeader, payload_len);
+/// An ack covers at least one whole data frame, the smallest of which (one trace slot, the
+/// value) is no smaller than the ack: the relay bound's argument (`limits::relay_queued_bytes_max`).
+const _: () =
+    assert!(ACK_FRAME_BYTES <= DATA_HEADER_BYTES + 4 * crate::limits::TRACE_CHURN_HEADROOM + 4);
 
 /// Bytes of one data frame of `shape`.
 pub fn data_frame_bytes(shape: DataShape) -> usize {
@@ -247,11 +252,11 @@ impl Codec for Native {
         if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
             && let Ok((header, rest)) = DataHeader::ref_from_prefix(frame)
         {
+            // The payload is what follows the trace: at least the 4-byte value.
             let slots = usize::from(header.trace_slots);
-            let payload = header.payload_len.get() as usize;
             if slots <= TRACE_SLOTS_MAX
                 && usize::from(header.hop_count) <= slots
-                && rest.len() == 4 * slots + payload
+                && rest.len() >= 4 * slots + 4
             {
                 return Ok(Peek::Data(DataFrame::checked(
                     frame,
@@ -311,7 +316,7 @@ impl Codec for Native {
             kind: kind::DATA,
             source,
             sink,
-            send_time_ns,
+            sent: SendStamp::at(send_time_ns),
         };
         append_frame(out, head, &[], shape, payload, payload_crc)
     }
@@ -349,13 +354,14 @@ impl Codec for Native {
 
     fn key<'a>(frame: &DataFrame<'a, Self>) -> &'a [u8] {
         let bytes = frame.bytes();
-        let payload_len = u32::from_le_bytes(
-            bytes[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 4]
+        let key_bytes = u32::from_le_bytes(
+            bytes[KEY_BYTES_AT..KEY_BYTES_AT + 4]
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
         // `peek` checked that the key lies between the trace and the payload.
-        &bytes[DATA_HEADER_BYTES + 4 * frame.trace_slots()..bytes.len() - payload_len]
+        let key_at = DATA_HEADER_BYTES + 4 * frame.trace_slots();
+        &bytes[key_at..key_at + key_bytes]
     }
 
     fn append_keyed_with_crc(
@@ -371,8 +377,8 @@ impl Codec for Native {
         let head = Head {
             kind: kind::KEYED_DATA,
             source,
-            sink: 0,
-            send_time_ns,
+            sink: key.len() as NodeId,
+            sent: SendStamp::at(send_time_ns),
         };
         append_frame(out, head, key, shape, payload, payload_crc)
     }
@@ -396,8 +402,8 @@ impl Codec for Native {
         let head = Head {
             kind: kind::LOOKUP,
             source: asker,
-            sink: 0,
-            send_time_ns,
+            sink: key.len() as NodeId,
+            sent: SendStamp::at(send_time_ns),
         };
         // Lookups belong to no run: no tag.
         let shape = DataShape {
@@ -428,7 +434,6 @@ impl Codec for Native {
             kind: kind::LOOKUP_REPLY,
             source: U32::new(owner),
             sink: U32::new(lookup.source()),
-            payload_len: U32::new(payload.len() as u32),
             crc32: U32::new(crc32(&payload)),
             ..*header
         };

@@ -254,7 +254,7 @@ fn data_packet_grows_by_one_id_per_relay() {
         Delivered {
             source: 97,
             value: 1,
-            send_time_ns: 0,
+            sent: None,
             relays: 2,
             detoured: false,
         }

@@ -3,12 +3,13 @@
 
 use super::*;
 
-/// What differs between the data frames a source builds: kind, addresses, time.
+/// What differs between the data frames a source builds: kind, addresses (a keyed frame's
+/// `sink` is its key's width), time.
 pub(super) struct Head {
     pub(super) kind: u8,
     pub(super) source: NodeId,
     pub(super) sink: NodeId,
-    pub(super) send_time_ns: u64,
+    pub(super) sent: SendStamp,
 }
 
 /// Appends a data frame (keyed when `key` is not empty) with an empty trace; returns its
@@ -24,6 +25,7 @@ pub(super) fn append_frame(
 ) -> usize {
     debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
     debug_assert_eq!(payload_crc, crc32(payload));
+    debug_assert!(key.is_empty() || head.sink as usize == key.len());
     let trace_bytes = 4 * shape.trace_slots;
     let total = DATA_HEADER_BYTES + trace_bytes + key.len() + payload.len();
     let header = DataHeader {
@@ -34,9 +36,8 @@ pub(super) fn append_frame(
         flags: shape.run_tag << RUN_TAG_SHIFT,
         source: U32::new(head.source),
         sink: U32::new(head.sink),
-        payload_len: U32::new(payload.len() as u32),
         crc32: U32::new(payload_crc),
-        send_time_ns: U64::new(head.send_time_ns),
+        send_time_us: U32::new(head.sent.0),
     };
     out.extend_from_slice(header.as_bytes());
     out.resize(out.len() + trace_bytes, 0);
@@ -65,7 +66,7 @@ pub(super) fn check_payload<'a>(
         return Err(Corruption::TraceOverflow { slots });
     }
     // The payload size is the source's choice for its run (a sink may hear of the run
-    // later than the source): `peek` checked it fills the frame; it must hold the value.
+    // later than the source): it is the rest of the frame; it must hold the value.
     let Some(value) = payload.first_chunk::<4>() else {
         return Err(Corruption::Header(format!(
             "payload of {} bytes in a frame with {} bytes after the header",
@@ -83,7 +84,7 @@ pub(super) fn check_payload<'a>(
     Ok(Delivered {
         source: frame.source(),
         value: i32::from_le_bytes(*value),
-        send_time_ns: header.send_time_ns.get(),
+        sent: Some(SendStamp(header.send_time_us.get())),
         relays: frame.relays(),
         detoured,
     })
@@ -100,14 +101,16 @@ pub(super) fn header_and_payload<'a>(frame: &DataFrame<'a, Native>) -> (&'a Data
 }
 
 /// The header and the payload of any frame `peek` accepted with a data header (keyed or
-/// not): the payload is the frame's tail, after the trace and any key.
+/// not): the payload is the frame's tail, after the trace and, in a keyed frame or a lookup,
+/// the key (as wide as its header's `sink` says).
 pub(super) fn header_and_tail<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]) {
     let (head, rest) = frame.bytes().split_at(DATA_HEADER_BYTES);
     let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
-    (
-        header,
-        &rest[rest.len() - header.payload_len.get() as usize..],
-    )
+    let key_bytes = match header.kind {
+        kind::KEYED_DATA | kind::LOOKUP => header.sink.get() as usize,
+        _ => 0,
+    };
+    (header, &rest[4 * frame.trace_slots() + key_bytes..])
 }
 
 /// [`Codec::peek`] for everything but a well-formed data frame.
@@ -123,10 +126,10 @@ pub(super) fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
             Err(WireError::BadField {
                 what: "data header",
                 detail: format!(
-                    "{} trace slots, {} hops and {} payload bytes do not fill {} bytes",
+                    "{} trace slots and {} hops in {} bytes (at most {TRACE_SLOTS_MAX} slots, \
+                     hops at most the slots, the slots and a 4-byte value within the frame)",
                     header.trace_slots,
                     header.hop_count,
-                    header.payload_len.get(),
                     rest.len()
                 ),
             })
@@ -155,23 +158,24 @@ pub(super) fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
 }
 
 /// [`Codec::peek`] for a keyed data frame or a lookup (its payload exactly `payload` bytes,
-/// or any with 0): the header's fields and a key of 1 to [`ID_BYTES`] bytes fill the frame
-/// exactly, and `sink` is 0.
-pub(super) fn peek_keyed(frame: &[u8], payload: u32) -> Result<DataFrame<'_, Native>, WireError> {
+/// or any with 0): the key's width (the header's `sink` field) is 1 to [`ID_BYTES`] bytes,
+/// and the trace and the key lie within the frame, the payload being the rest.
+pub(super) fn peek_keyed(frame: &[u8], payload: usize) -> Result<DataFrame<'_, Native>, WireError> {
     let (header, rest) = DataHeader::ref_from_prefix(frame).map_err(|_| WireError::Truncated {
         what: "keyed data header",
     })?;
     let slots = usize::from(header.trace_slots);
-    let key_bytes = rest
+    let key_bytes = header.sink.get() as usize;
+    let payload_bytes = rest
         .len()
         .checked_sub(4 * slots)
-        .and_then(|left| left.checked_sub(header.payload_len.get() as usize));
-    match key_bytes {
-        Some(1..=ID_BYTES)
+        .and_then(|left| left.checked_sub(key_bytes));
+    match payload_bytes {
+        Some(bytes)
             if slots <= TRACE_SLOTS_MAX
                 && usize::from(header.hop_count) <= slots
-                && header.sink.get() == 0
-                && (payload == 0 || header.payload_len.get() == payload) =>
+                && (1..=ID_BYTES).contains(&key_bytes)
+                && (payload == 0 || bytes == payload) =>
         {
             Ok(DataFrame::checked(
                 frame,
@@ -185,13 +189,16 @@ pub(super) fn peek_keyed(frame: &[u8], payload: u32) -> Result<DataFrame<'_, Nat
         _ => Err(WireError::BadField {
             what: "keyed data header",
             detail: format!(
-                "{} trace slots, {} hops, sink {} and {} payload bytes do not leave a key of 1 \
-                 to {ID_BYTES} bytes in {} bytes (sink must be 0)",
+                "{} trace slots, {} hops and a key of {} bytes (1 to {ID_BYTES}) in {} bytes{}",
                 header.trace_slots,
                 header.hop_count,
                 header.sink.get(),
-                header.payload_len.get(),
-                rest.len()
+                rest.len(),
+                if payload == 0 {
+                    String::new()
+                } else {
+                    format!(" (a payload of {payload} bytes)")
+                }
             ),
         }),
     }
@@ -204,11 +211,11 @@ pub(super) fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         what: "lookup reply header",
     })?;
     let slots = usize::from(header.trace_slots);
-    let payload = header.payload_len.get() as usize;
+    let payload = rest.len().checked_sub(4 * slots);
     if slots <= TRACE_SLOTS_MAX
         && usize::from(header.hop_count) <= slots
-        && (payload == 4 + 2 + 4 || payload == 4 + 2 + 16)
-        && rest.len() == 4 * slots + payload
+        && matches!(payload, Some(10 | 22))
+    // number, port, IPv4 or IPv6
     {
         return Ok(Peek::LookupReply(DataFrame::checked(
             frame,
@@ -222,7 +229,7 @@ pub(super) fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
     Err(WireError::BadField {
         what: "lookup reply",
         detail: format!(
-            "{} trace slots, {} hops and {payload} payload bytes (10 or 22) do not fill {} bytes",
+            "{} trace slots and {} hops leave no payload of 10 or 22 bytes in {} bytes",
             header.trace_slots,
             header.hop_count,
             rest.len()

@@ -460,22 +460,65 @@ const SHAPE: DataShape = DataShape {
     run_tag: 0,
 };
 
+/// The golden vectors' send time: 0x0102 microseconds (and 999 ns the stamp drops).
+const SENT_NS: u64 = 0x0102 * 1_000 + 999;
+
 #[test]
 fn data_frame_golden_vector() {
     let mut out = Vec::new();
-    let len = Native::append_data(&mut out, 97, 82, SHAPE, 0x0102, &1i32.to_le_bytes());
+    let len = Native::append_data(&mut out, 97, 82, SHAPE, SENT_NS, &1i32.to_le_bytes());
     #[rustfmt::skip]
     let expected = [
-        40, 0, 0, 0,  9, 2, 0, 0,     // len (after itself), kind, trace slots, hops, flags
+        32, 0, 0, 0,  9, 2, 0, 0,     // len (after itself), kind, trace slots, hops, flags
         97, 0, 0, 0,  82, 0, 0, 0,    // source, sink
-        4, 0, 0, 0,   0x79, 0xb8, 0xf8, 0x99, // payload length, CRC32
-        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        0x79, 0xb8, 0xf8, 0x99,       // CRC32 of the payload
+        2, 1, 0, 0,                   // send time (us)
         0, 0, 0, 0,   0, 0, 0, 0,     // trace
-        1, 0, 0, 0,                   // payload
+        1, 0, 0, 0,                   // payload: the rest of the frame
     ];
     assert_eq!(out, expected);
     assert_eq!(len, expected.len());
     assert_eq!(len, data_frame_bytes(SHAPE));
+}
+
+/// The send time (issue 16): microseconds modulo 2^32, read by the sink as one time since its
+/// epoch began, or not at all.
+#[test]
+fn send_times_are_read_within_half_a_microsecond_or_not_at_all() {
+    let wrap = SendStamp::WRAP_NS;
+    let epoch = 5 * wrap + 123_456_789; // the sink's epoch began here
+    // Sent 1.2345 ms after the epoch began, received 25.25 us later: exact within 0.5 us.
+    let sent = epoch + 1_234_500;
+    let latency = SendStamp::at(sent)
+        .latency_ns(sent + 25_250, epoch)
+        .unwrap();
+    assert!(latency.abs_diff(25_250) <= 500, "{latency}");
+    // Across the stamp's wrap (sent just before a multiple of 2^32 us, received after).
+    let sent = 6 * wrap - 3_000;
+    assert!(sent > epoch);
+    let latency = SendStamp::at(sent).latency_ns(sent + 7_000, epoch).unwrap();
+    assert!(latency.abs_diff(7_000) <= 500, "{latency}");
+    assert!(
+        SendStamp::at(sent).0 > SendStamp::at(sent + 7_000).0,
+        "the stamp wrapped"
+    );
+    // Received early in the microsecond it was sent in: at least 1 ns.
+    let early = epoch - epoch % 1_000 + 100;
+    assert_eq!(SendStamp::at(early).latency_ns(early, epoch), Some(1));
+    // Sent 60 minutes after the epoch began and held a minute: still one time.
+    let sent = epoch + 3_600_000_000_000;
+    let held = 60_000_000_000;
+    let latency = SendStamp::at(sent).latency_ns(sent + held, epoch).unwrap();
+    assert!(latency.abs_diff(held) <= 500);
+    // Once the epoch is older than the wrap, a packet could be a whole wrap older than its
+    // stamp says: not read, however fresh it looks.
+    let now = epoch + wrap + 1_000_000;
+    assert_eq!(SendStamp::at(now - 10_000).latency_ns(now, epoch), None);
+    // A stamp naming a time before the epoch began (another machine's clock): not read.
+    let now = epoch + 1_000_000_000;
+    assert_eq!(SendStamp::at(epoch - 2_000).latency_ns(now, epoch), None);
+    // A clock near its start (the stamp's time would be before 0): not read.
+    assert_eq!(SendStamp(u32::MAX).latency_ns(10_000, 0), None);
 }
 
 /// The run tag (issue 12): bits 4-7 of `flags`, written by the source, copied by relays
@@ -487,9 +530,9 @@ fn data_frames_carry_their_run_tag_through_relays() {
         ..SHAPE
     };
     let mut tagged = Vec::new();
-    Native::append_data(&mut tagged, 97, 82, later, 0x0102, &1i32.to_le_bytes());
+    Native::append_data(&mut tagged, 97, 82, later, SENT_NS, &1i32.to_le_bytes());
     let mut untagged = Vec::new();
-    Native::append_data(&mut untagged, 97, 82, SHAPE, 0x0102, &1i32.to_le_bytes());
+    Native::append_data(&mut untagged, 97, 82, SHAPE, SENT_NS, &1i32.to_le_bytes());
     assert_eq!(tagged[7], 0x30, "flags");
     untagged[7] = 0x30;
     assert_eq!(tagged, untagged, "nothing else differs");
@@ -553,15 +596,15 @@ fn keyed_frame_golden_vector() {
     let mut out = Vec::new();
     let key = [0x12, 0x34, 0x56];
     let len =
-        Native::append_keyed_with_crc(&mut out, 97, &key, SHAPE, 0x0102, &1i32.to_le_bytes(), {
+        Native::append_keyed_with_crc(&mut out, 97, &key, SHAPE, SENT_NS, &1i32.to_le_bytes(), {
             crc32(&1i32.to_le_bytes())
         });
     #[rustfmt::skip]
     let expected = [
-        43, 0, 0, 0,  18, 2, 0, 0,    // len (after itself), kind, trace slots, hops, flags
-        97, 0, 0, 0,  0, 0, 0, 0,     // source, sink (0: routed by the key)
-        4, 0, 0, 0,   0x79, 0xb8, 0xf8, 0x99, // payload length, CRC32
-        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        35, 0, 0, 0,  18, 2, 0, 0,    // len (after itself), kind, trace slots, hops, flags
+        97, 0, 0, 0,  3, 0, 0, 0,     // source, the key's width (no sink: routed by the key)
+        0x79, 0xb8, 0xf8, 0x99,       // CRC32 of the payload
+        2, 1, 0, 0,                   // send time (us)
         0, 0, 0, 0,   0, 0, 0, 0,     // trace
         0x12, 0x34, 0x56,             // key, big-endian (here 24 bits wide)
         1, 0, 0, 0,                   // payload
@@ -584,7 +627,7 @@ fn keyed_frame_golden_vector() {
         Ok(Delivered {
             source: 97,
             value: 1,
-            send_time_ns: 0x0102,
+            sent: Some(SendStamp(0x0102)),
             relays: 2,
             detoured: false,
         })
@@ -613,13 +656,13 @@ fn keyed_frame_golden_vector() {
 #[test]
 fn lookup_and_reply_golden_vectors() {
     let mut lookup = Vec::new();
-    Native::append_lookup(&mut lookup, 97, &[0x12, 0x34], 2, 7, 0x0102);
+    Native::append_lookup(&mut lookup, 97, &[0x12, 0x34], 2, 7, SENT_NS);
     #[rustfmt::skip]
     let expected = [
-        42, 0, 0, 0,  19, 2, 0, 0,    // len, kind (lookup), trace slots, hops, flags
-        97, 0, 0, 0,  0, 0, 0, 0,     // source (the asker), sink (0: routed by the key)
-        4, 0, 0, 0,   0xa5, 0xe7, 0x93, 0xbc, // payload length, CRC32
-        2, 1, 0, 0, 0, 0, 0, 0,       // send time
+        34, 0, 0, 0,  19, 2, 0, 0,    // len, kind (lookup), trace slots, hops, flags
+        97, 0, 0, 0,  2, 0, 0, 0,     // source (the asker), the key's width
+        0xa5, 0xe7, 0x93, 0xbc,       // CRC32 of the payload
+        2, 1, 0, 0,                   // send time (us)
         0, 0, 0, 0,   0, 0, 0, 0,     // trace
         0x12, 0x34,                   // key
         7, 0, 0, 0,                   // the asker's lookup number
@@ -639,10 +682,10 @@ fn lookup_and_reply_golden_vectors() {
     Native::append_lookup_reply(&mut reply, &at_owner, 60, "10.0.0.1:4000".parse().unwrap());
     #[rustfmt::skip]
     let expected = [
-        46, 0, 0, 0,  20, 2, 1, 0,    // len, kind (reply), trace slots, hops (the lookup's), flags
+        38, 0, 0, 0,  20, 2, 1, 0,    // len, kind (reply), trace slots, hops (the lookup's), flags
         60, 0, 0, 0,  97, 0, 0, 0,    // source (the owner), sink (the asker)
-        10, 0, 0, 0,  0xc2, 0x25, 0xa0, 0x82, // payload length, CRC32
-        2, 1, 0, 0, 0, 0, 0, 0,       // the lookup's send time
+        0xc2, 0x25, 0xa0, 0x82,       // CRC32 of the payload
+        2, 1, 0, 0,                   // the lookup's send time
         19, 0, 0, 0,  0, 0, 0, 0,     // the lookup's trace
         7, 0, 0, 0,  0xa0, 0x0f,      // number, the owner's port
         10, 0, 0, 1,                  // the owner's address
@@ -661,12 +704,10 @@ fn lookup_and_reply_golden_vectors() {
     let mut long = lookup.clone();
     long.push(0);
     long[0] += 1;
-    long[16] = 5;
     assert!(Native::peek(&long).is_err());
     let mut short = reply.clone();
     short.truncate(short.len() - 1);
     short[0] -= 1;
-    short[16] -= 1;
     assert!(Native::peek(&short).is_err());
 }
 
@@ -709,7 +750,7 @@ fn lookup_messages_roundtrip() {
 }
 
 #[test]
-fn keyed_frames_need_a_key_of_1_to_20_bytes_and_no_sink() {
+fn keyed_frames_need_a_key_of_1_to_20_bytes_within_the_frame() {
     let payload = [0; 4];
     let crc = crc32(&payload);
     for width in [1, 4, 20] {
@@ -719,10 +760,11 @@ fn keyed_frames_need_a_key_of_1_to_20_bytes_and_no_sink() {
     }
     let mut frame = Vec::new();
     Native::append_keyed_with_crc(&mut frame, 1, &[7; 20], SHAPE, 0, &payload, crc);
-    // 21 bytes between trace and payload: no key is that wide.
+    // A key of 21 bytes between trace and payload: no key is that wide.
     let mut wide = frame.clone();
     wide.insert(DATA_HEADER_BYTES + 8, 0);
     wide[0] += 1;
+    wide[KEY_BYTES_AT] = 21;
     assert!(matches!(
         Native::peek(&wide),
         Err(WireError::BadField { .. })
@@ -732,20 +774,23 @@ fn keyed_frames_need_a_key_of_1_to_20_bytes_and_no_sink() {
     Native::append_data(&mut none, 1, 0, SHAPE, 0, &payload);
     none[PREFIX_BYTES] = kind::KEYED_DATA;
     assert!(Native::peek(&none).is_err());
-    // A sink other than 0.
-    let mut sink = frame.clone();
-    sink[12] = 5;
-    assert!(Native::peek(&sink).is_err());
-    // A payload length beyond the frame.
-    let mut long = frame;
-    long[16] = 200;
-    assert!(Native::peek(&long).is_err());
+    // A key wider than what the frame has after its trace.
+    let mut short = Vec::new();
+    Native::append_keyed_with_crc(&mut short, 1, &[7], SHAPE, 0, &payload, crc);
+    assert!(Native::peek(&short).is_ok());
+    short[KEY_BYTES_AT] = 6;
+    assert!(Native::peek(&short).is_err());
+    // A lookup's payload is its 4-byte number: a key that leaves it 3 bytes is refused.
+    let mut lookup = Vec::new();
+    Native::append_lookup(&mut lookup, 1, &[7, 7], 2, 9, 0);
+    lookup[KEY_BYTES_AT] = 3;
+    assert!(Native::peek(&lookup).is_err());
 }
 
 #[test]
 fn relays_fill_the_trace_and_the_sink_reads_it() {
     let mut frame = Vec::new();
-    Native::append_data(&mut frame, 97, 82, SHAPE, 5, &(-7i32).to_le_bytes());
+    Native::append_data(&mut frame, 97, 82, SHAPE, 5_000, &(-7i32).to_le_bytes());
     assert_eq!(data(&frame).sink(), 82);
     assert_eq!(data(&frame).previous_hop(), Some(97));
     let mut hop1 = Vec::new();
@@ -763,7 +808,7 @@ fn relays_fill_the_trace_and_the_sink_reads_it() {
         Delivered {
             source: 97,
             value: -7,
-            send_time_ns: 5,
+            sent: Some(SendStamp(5)),
             relays: 2,
             detoured: false,
         }
@@ -812,7 +857,9 @@ fn a_flipped_payload_bit_fails_the_crc() {
 fn inconsistent_data_headers_are_refused_by_peek() {
     let mut frame = Vec::new();
     Native::append_data(&mut frame, 1, 2, SHAPE, 0, &[0; 4]);
-    frame[5] = 3; // claims a third trace slot it does not have
+    frame[5] = 3; // claims a third trace slot: the value's bytes, leaving no payload
+    assert!(Native::peek(&frame).is_err());
+    frame[5] = 4; // claims trace slots beyond the frame
     assert!(Native::peek(&frame).is_err());
     frame[5] = 2;
     frame[6] = 3; // more hops than slots
