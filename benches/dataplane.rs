@@ -130,17 +130,22 @@ fn set_up() -> Bench {
     }
 }
 
+/// When the batches' frames were sent (CLOCK_MONOTONIC nanoseconds), and when they arrive: a
+/// sink records a latency per delivery, as in a run.
+const SENT_NS: u64 = 1_000_000_000;
+const RECEIVED_NS: u64 = SENT_NS + 20_000;
+
 impl Bench {
     /// Feeds one batch and empties what the node queued, as the driver would.
     fn feed(&mut self, batch: &[u8]) -> usize {
-        let consumed = self.node.on_received(1, self.inbound, batch);
+        let consumed = self.node.on_received(RECEIVED_NS, self.inbound, batch);
         self.drain();
         consumed
     }
 
     /// One origination tick, then empties what the node queued.
     fn tick(&mut self) {
-        self.node.on_tick(2);
+        self.node.on_tick(RECEIVED_NS);
         self.drain();
     }
 
@@ -167,7 +172,7 @@ fn batch(source: NodeId, sinks: &[NodeId], hops_done: usize) -> (Vec<u8>, u64) {
             source,
             sinks[i % sinks.len()],
             shape,
-            0,
+            SENT_NS,
             &(i as i32).to_le_bytes(),
         );
         // Pretend earlier relays filled part of the trace.
