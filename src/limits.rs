@@ -577,7 +577,8 @@ pub const RING_SUBMISSION_ENTRIES: u32 = 1024;
 /// a send per connection, within `2 x RING_SUBMISSION_ENTRIES..=` this).
 pub const RING_COMPLETION_ENTRIES_MAX: u32 = 65536;
 /// Descriptors a process needs besides one per connection slot (the ring, listeners, the
-/// console's socket pair, standard streams, files it writes).
+/// console's socket pair, the signals' socket pairs, the core's poll token, standard streams,
+/// files it writes).
 pub const DESCRIPTORS_BESIDES_CONNECTIONS: u64 = 64;
 /// Connections the kernel queues on a listener before the loop accepts them (the kernel caps it at net.core.somaxconn, 4096 by default): thousands of nodes dial one
 /// registry at once, and a request that finds the queue full is retransmitted only a second
