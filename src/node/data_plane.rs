@@ -6,7 +6,7 @@
 use super::Node;
 use super::links::{LinkPeer, Step};
 use super::overlay::{Around, Link, Overlay, route_around};
-use super::shares::Admit;
+use super::shares::{Admit, Batch};
 use crate::chord;
 use crate::limits::HELD_FRAME_BYTES_MIN;
 use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
@@ -29,6 +29,17 @@ pub(super) enum Stop {
     Bad(String),
     /// The link asked for more to be queued than honest traffic can ([`Admit::Cut`]).
     Cut,
+}
+
+/// The link whose bytes are being routed asked for more to be queued than honest traffic can
+/// ([`Stop::Cut`]): what the relay and delivery paths return, one bit rather than a `Stop`
+/// (whose message would make every frame's result a test of a `String`'s niche).
+pub(super) struct Cut;
+
+impl From<Cut> for Stop {
+    fn from(_: Cut) -> Stop {
+        Stop::Cut
+    }
 }
 
 /// A frame a relay forwards: a data packet (its trace gains this node, and it is counted; in a
@@ -169,10 +180,10 @@ impl<C: Codec> Node<C> {
 
 impl<C: Codec> Overlay<C> {
     /// Delivers, relays or takes every whole frame of `bytes` from `link` (which has `share`
-    /// bytes queued on its behalf); counts data frames in `data`. Returns the bytes consumed,
-    /// or why the link must close (the frames before that were handled). `lent`: the buffer
-    /// `bytes` lie in, if the driver lends it. What the batch queues is recorded as `link`'s
-    /// once, at its end ([`Overlay::open_batch`]).
+    /// bytes queued on its behalf, updated here); counts data frames in `data`. Returns the
+    /// bytes consumed, or why the link must close (the frames before that were handled).
+    /// `lent`: the buffer `bytes` lie in, if the driver lends it. What the batch queues is
+    /// recorded as `link`'s once, at its end ([`Overlay::open_batch`], [`Batch`]).
     fn route_frames(
         &mut self,
         effects: &mut Vec<Effect>,
@@ -183,20 +194,22 @@ impl<C: Codec> Overlay<C> {
         data: &mut DataFrames,
     ) -> Result<usize, Stop> {
         self.open_batch();
-        let routed = self.route_batch(effects, now, bytes, share, data);
+        let mut batch = self.shares.open_batch(*share);
+        let routed = self.route_batch(effects, now, bytes, &mut batch, data);
+        self.shares.close_batch(batch, share);
         self.close_batch(link);
         routed
     }
 
     /// [`Overlay::route_frames`] within one batch: everything it queues is on behalf of the
-    /// batch's link (which has `share` queued).
+    /// batch's link (`batch`).
     #[inline(always)]
     fn route_batch(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
         (bytes, lent): (&[u8], Option<&Lent<'_>>),
-        share: &mut usize,
+        batch: &mut Batch,
         data: &mut DataFrames,
     ) -> Result<usize, Stop> {
         let mut offset = 0;
@@ -216,11 +229,11 @@ impl<C: Codec> Overlay<C> {
                     }
                     data.count += 1;
                     if data_frame.sink() == self.id {
-                        self.deliver::<false>(effects, now, data_frame, share)?;
+                        self.deliver::<false>(effects, now, data_frame, batch)?;
                     } else {
                         let sink = data_frame.sink();
                         let relayed = Relayed::Data(data_frame, lent);
-                        self.relay(effects, sink, relayed, share)?;
+                        self.relay(effects, sink, relayed, batch)?;
                     }
                 }
                 Ok(Peek::Keyed(keyed)) => {
@@ -228,19 +241,19 @@ impl<C: Codec> Overlay<C> {
                         data.first_previous_hop = Some(keyed.previous_hop());
                     }
                     data.count += 1;
-                    self.route_keyed(effects, now, keyed, share)?;
+                    self.route_keyed(effects, now, keyed, batch)?;
                 }
-                Ok(Peek::Lookup(lookup)) => self.route_lookup(effects, lookup, share)?,
+                Ok(Peek::Lookup(lookup)) => self.route_lookup(effects, lookup, batch)?,
                 Ok(Peek::LookupReply(reply)) if reply.sink() == self.id => {
                     self.on_lookup_reply(effects, now, reply)
                 }
                 Ok(Peek::LookupReply(reply)) => {
                     let sink = reply.sink();
-                    self.relay(effects, sink, Relayed::Verbatim(reply.bytes()), share)?
+                    self.relay(effects, sink, Relayed::Verbatim(reply.bytes()), batch)?
                 }
                 Ok(Peek::Ack(ack)) if ack.sink() == self.id => self.on_ack(effects, ack),
                 Ok(Peek::Ack(ack)) => {
-                    self.relay(effects, ack.sink(), Relayed::Verbatim(ack.bytes()), share)?
+                    self.relay(effects, ack.sink(), Relayed::Verbatim(ack.bytes()), batch)?
                 }
                 Ok(Peek::Control) => {
                     return Err(Stop::Bad(
@@ -252,22 +265,40 @@ impl<C: Codec> Overlay<C> {
         }
     }
 
-    /// Whether `bytes` more may be queued on behalf of a link with `share` queued: `Ok(true)`
-    /// yes, `Ok(false)` no (dropped: the links together hold the bound; said once per
-    /// episode), `Err` the link is cut.
+    /// Whether `bytes` more may be queued on behalf of the batch's link: `Ok(true)` yes,
+    /// `Ok(false)` no (dropped: the links together hold the bound; said once per episode),
+    /// `Err` the link is cut. The caller adds what it queues to `batch.queued`.
     #[inline(always)]
     fn admit(
         &mut self,
         effects: &mut Vec<Effect>,
-        share: usize,
+        batch: &mut Batch,
         bytes: usize,
-    ) -> Result<bool, Stop> {
-        match self.shares.admit(share, bytes) {
+    ) -> Result<bool, Cut> {
+        if batch.fits(bytes) {
+            return Ok(true);
+        }
+        self.admit_past_room(effects, batch, bytes)
+    }
+
+    /// [`Overlay::admit`] for a frame that does not fit in the batch's room: asked of
+    /// [`Shares::admit`](super::shares::Shares::admit) with what the batch has queued.
+    #[cold]
+    #[inline(never)]
+    fn admit_past_room(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        batch: &mut Batch,
+        bytes: usize,
+    ) -> Result<bool, Cut> {
+        let share = batch.share + batch.queued;
+        match self.shares.admit(share, batch.queued, bytes) {
             Admit::Queue => {
                 self.shares.dropping = false;
                 Ok(true)
             }
             Admit::Drop => {
+                batch.room = 0;
                 self.shares.frames_dropped += 1;
                 self.counters.relay_bound_drops += 1;
                 if !std::mem::replace(&mut self.shares.dropping, true) {
@@ -275,27 +306,28 @@ impl<C: Codec> Overlay<C> {
                         "dropping frames to relay: {} bytes are queued on behalf of inbound \
                          links, more than honest traffic queues ({} bytes); some link is no \
                          honest node's",
-                        self.shares.total, self.shares.bound
+                        self.shares.total + batch.queued,
+                        self.shares.bound
                     );
                     self.problem(effects, line);
                 }
                 Ok(false)
             }
-            Admit::Cut => Err(Stop::Cut),
+            Admit::Cut => Err(Cut),
         }
     }
 
     /// The relay path: appends `frame` to the pending bytes of the table entry toward `sink`,
-    /// on behalf of the batch's link (with `share` queued for it), if the bound on what links
-    /// may have queued lets it (`shares.rs`).
+    /// on behalf of the batch's link, if the bound on what links may have queued lets it
+    /// (`shares.rs`).
     #[inline(always)]
     fn relay(
         &mut self,
         effects: &mut Vec<Effect>,
         sink: NodeId,
         frame: Relayed<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         let Some(index) = self.router.next_hop(sink) else {
             if matches!(frame, Relayed::Data(..)) {
                 if self.others.contains_key(&sink) {
@@ -313,11 +345,11 @@ impl<C: Codec> Overlay<C> {
             }
             return Ok(());
         };
-        self.relay_on(effects, index, |_| sink, frame, share)
+        self.relay_on(effects, index, |_| sink, frame, batch)
     }
 
     /// Appends `frame` to the pending bytes of table entry `index`, on behalf of the batch's
-    /// link (with `share` queued for it), if the bound on what links may have queued lets it.
+    /// link, if the bound on what links may have queued lets it.
     /// When that entry's link is not up, the frame goes around it toward the node `target`
     /// names (its sink, or a keyed frame's owner): [`Overlay::relay_around`].
     #[inline(always)]
@@ -327,13 +359,13 @@ impl<C: Codec> Overlay<C> {
         index: usize,
         target: impl FnOnce(&crate::routing::Router) -> NodeId,
         frame: Relayed<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         if self.entries[index].link != Link::Up {
             let target = target(&self.router);
-            return self.relay_around(effects, target, frame, share);
+            return self.relay_around(effects, target, frame, batch);
         }
-        self.queue_relayed::<false>(effects, index, frame, share)
+        self.queue_relayed::<false>(effects, index, frame, batch)
     }
 
     /// [`Overlay::relay_on`] when the rule's entry is not up: the frame goes on as
@@ -346,11 +378,11 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         target: NodeId,
         frame: Relayed<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         let data = matches!(frame, Relayed::Data(..));
         match route_around::<C>(&self.router, &self.entries, target) {
-            Around::Entry(other) => self.queue_relayed::<true>(effects, other, frame, share),
+            Around::Entry(other) => self.queue_relayed::<true>(effects, other, frame, batch),
             Around::LostWith(dead) => {
                 // Its sink is dead: handed to the dead node's link, lost with it.
                 if data {
@@ -384,14 +416,14 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         index: usize,
         frame: Relayed<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         let (data, bytes) = match frame {
             Relayed::Data(frame, _) => (true, frame.bytes().len()),
             Relayed::Lookup(frame) => (false, frame.bytes().len()),
             Relayed::Verbatim(bytes) => (false, bytes.len()),
         };
-        let admitted = self.admit(effects, *share, bytes);
+        let admitted = self.admit(effects, batch, bytes);
         if !matches!(admitted, Ok(true)) {
             // Taken from the link and not handed on: dropped, whether the link is cut or not.
             if data {
@@ -433,9 +465,7 @@ impl<C: Codec> Overlay<C> {
         if DETOURED {
             C::mark_detoured(&mut entry.pending[start..]);
         }
-        let queued = entry.queued_len() - before;
-        *share += queued;
-        self.shares.total += queued;
+        batch.queued += entry.queued_len() - before;
         if data {
             self.counters.relayed += 1;
             entry.packets_out += 1;
@@ -452,8 +482,8 @@ impl<C: Codec> Overlay<C> {
         effects: &mut Vec<Effect>,
         now: Nanos,
         frame: &DataFrame<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         let space = self.router.key_space();
         let Some(key) = space.read_key(C::key(frame)) else {
             let why = format!(
@@ -466,29 +496,28 @@ impl<C: Codec> Overlay<C> {
             return Ok(());
         };
         match self.router.key_step(key) {
-            chord::Step::Owner => self.deliver::<true>(effects, now, frame, share),
+            chord::Step::Owner => self.deliver::<true>(effects, now, frame, batch),
             chord::Step::Deliver(index) | chord::Step::Forward(index) => self.relay_on(
                 effects,
                 index,
                 |router| router.key_owner(key),
                 Relayed::Data(frame, None),
-                share,
+                batch,
             ),
         }
     }
 
     /// The delivery path: the sink's checks (layout, CRC, the trace a route from the source
     /// to here: `Router::check_route`), the counters and histograms, and an ack when one is
-    /// due (queued on behalf of the batch's link, with `share` queued for it, as a relayed
-    /// frame is).
+    /// due (queued on behalf of the batch's link, as a relayed frame is).
     /// `KEYED`: a keyed frame at its key's owner (a key's route is its owner's).
     fn deliver<const KEYED: bool>(
         &mut self,
         effects: &mut Vec<Effect>,
         now: Nanos,
         frame: &DataFrame<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         if !C::of_run(frame, self.shape) {
             self.stale::<KEYED>(frame);
             return Ok(());
@@ -561,7 +590,7 @@ impl<C: Codec> Overlay<C> {
                 index = other;
             }
             if self.entries[index].link == Link::Up
-                && self.admit(effects, *share, ACK_FRAME_BYTES)?
+                && self.admit(effects, batch, ACK_FRAME_BYTES)?
             {
                 let (id, epoch) = (self.id, self.flow.epoch);
                 let entry = &mut self.entries[index];
@@ -571,9 +600,7 @@ impl<C: Codec> Overlay<C> {
                 // On behalf of the batch's link, as a relayed frame (`Overlay::close_batch`).
                 let before = entry.pending.len();
                 C::append_ack(&mut entry.pending, id, delivered.source, epoch, acked);
-                let queued = entry.pending.len() - before;
-                *share += queued;
-                self.shares.total += queued;
+                batch.queued += entry.pending.len() - before;
             }
         }
         Ok(())

@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::data_plane::{Relayed, Stop};
+use super::data_plane::{Cut, Relayed};
 use super::overlay::{Around, Link, Overlay, route_around};
+use super::shares::Batch;
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, Step};
 use crate::limits::{LOOKUP_TIMEOUT_NS, LOOKUPS_PENDING_MAX};
@@ -141,8 +142,8 @@ impl<C: Codec> Overlay<C> {
         &mut self,
         effects: &mut Vec<Effect>,
         frame: &DataFrame<'_, C>,
-        share: &mut usize,
-    ) -> Result<(), Stop> {
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
         let Some(key) = self.router.key_space().read_key(C::key(frame)) else {
             let line = format!(
                 "a lookup from node {} for {:02x?}, which is not a key of this overlay: ignored",
@@ -165,7 +166,7 @@ impl<C: Codec> Overlay<C> {
                 let mut reply = Vec::new();
                 C::append_lookup_reply(&mut reply, frame, self.id, self.listen);
                 let asker = frame.source();
-                self.relay_on(effects, index, |_| asker, Relayed::Verbatim(&reply), share)
+                self.relay_on(effects, index, |_| asker, Relayed::Verbatim(&reply), batch)
             }
             // Around a dead link as a keyed packet goes, toward the key's owner.
             Step::Deliver(index) | Step::Forward(index) => self.relay_on(
@@ -173,7 +174,7 @@ impl<C: Codec> Overlay<C> {
                 index,
                 |router| router.key_owner(key),
                 Relayed::Lookup(frame),
-                share,
+                batch,
             ),
         }
     }
