@@ -253,17 +253,18 @@ pub struct SinkStats {
     dense: Option<DenseStats>,
 }
 
-/// The dense form of a sink's record: per relay count, the packets and their latencies
-/// counted in the HDR histograms' own buckets ([`latency_index`]), handed to `hdrhistogram`
-/// only when reported ([`DenseStats::to_run_stats`]). Recording a packet is an index and an
-/// increment; the histogram's own `saturating_record` also keeps its minimum, maximum and
-/// total and checks its range on every value (47.6 instructions per delivery in a W2 node,
-/// issue 16), which the report recomputes from the counts anyway.
+/// The dense form of a sink's record: per relay count, the packets counted by latency in the
+/// HDR histograms' own buckets ([`latency_index`]), handed to `hdrhistogram` only when
+/// reported ([`DenseStats::to_run_stats`]). Recording a packet is an index and an increment;
+/// the histogram's own `saturating_record` also keeps its minimum, maximum and total and
+/// checks its range on every value (47.6 instructions per delivery in a W2 node, issue 16),
+/// which the report recomputes from the counts anyway.
 #[derive(Debug, Clone, Default)]
 struct DenseStats {
-    hops: Vec<u64>,
-    /// Per relay count, [`LATENCY_INDEXES`] counters (30 KiB, as the histogram's).
-    latency: Vec<Box<[u64]>>,
+    /// Per relay count, [`COUNTERS`] counters (30 KiB, as the histogram's): one per latency
+    /// bucket, then [`NO_LATENCY`]. The packets of a relay count are their sum, so that a
+    /// packet is one increment.
+    counts: Vec<Box<[u64]>>,
 }
 
 /// Sub-buckets per power of two in the histograms' layout: `hdrhistogram` uses the power of
@@ -271,8 +272,21 @@ struct DenseStats {
 const SUB_BUCKETS: u64 = (2 * 10u64.pow(SIGNIFICANT_DIGITS as u32)).next_power_of_two();
 const SUB_BUCKET_BITS: u32 = SUB_BUCKETS.trailing_zeros();
 const HALF_BUCKET_BITS: u32 = SUB_BUCKET_BITS - 1;
-/// Counters per relay count: every latency up to [`LATENCY_NS_MAX`] has one.
+/// Latency buckets per relay count: every latency up to [`LATENCY_NS_MAX`] has one.
 const LATENCY_INDEXES: usize = latency_index(LATENCY_NS_MAX) + 1;
+/// The counter of packets without a send time, after the latency buckets.
+const NO_LATENCY: usize = LATENCY_INDEXES;
+/// Counters per relay count in [`DenseStats`].
+const COUNTERS: usize = LATENCY_INDEXES + 1;
+
+/// The counter of a packet with `latency_ns` (or none) in [`DenseStats`].
+#[inline(always)]
+fn counter_of(latency_ns: Option<u64>) -> usize {
+    match latency_ns {
+        Some(latency) => latency_index(latency.clamp(1, LATENCY_NS_MAX)),
+        None => NO_LATENCY,
+    }
+}
 
 /// The counter of `latency` (1..=[`LATENCY_NS_MAX`]) in the histograms' layout: the
 /// power-of-two bucket it falls in, then its sub-bucket (`hdrhistogram`'s `index_for`; the
@@ -298,30 +312,23 @@ impl DenseStats {
     /// As [`RunStats::record`].
     #[inline]
     fn record(&mut self, relays: usize, latency_ns: Option<u64>) {
-        if relays >= self.hops.len() {
+        if relays >= self.counts.len() {
             self.grow(relays + 1);
         }
-        self.hops[relays] += 1;
-        if let Some(latency) = latency_ns {
-            self.latency[relays][latency_index(latency.clamp(1, LATENCY_NS_MAX))] += 1;
-        }
+        self.counts[relays][counter_of(latency_ns)] += 1;
     }
 
     #[cold]
     fn grow(&mut self, classes: usize) {
-        self.hops.resize(classes, 0);
-        self.latency
-            .resize_with(classes, || vec![0; LATENCY_INDEXES].into_boxed_slice());
+        self.counts
+            .resize_with(classes, || vec![0; COUNTERS].into_boxed_slice());
     }
 
     fn add(&mut self, other: &DenseStats) {
-        if other.hops.len() > self.hops.len() {
-            self.grow(other.hops.len());
+        if other.counts.len() > self.counts.len() {
+            self.grow(other.counts.len());
         }
-        for (mine, theirs) in self.hops.iter_mut().zip(&other.hops) {
-            *mine += theirs;
-        }
-        for (mine, theirs) in self.latency.iter_mut().zip(&other.latency) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
             for (mine, theirs) in mine.iter_mut().zip(theirs.iter()) {
                 *mine += theirs;
             }
@@ -331,10 +338,11 @@ impl DenseStats {
     /// The histograms: each counter recorded once, at a latency in its bucket.
     fn to_run_stats(&self) -> RunStats {
         let mut stats = RunStats::default();
-        stats.grow(self.hops.len());
-        stats.hops.copy_from_slice(&self.hops);
-        for (histogram, counts) in stats.latency_ns.iter_mut().zip(&self.latency) {
-            for (index, &count) in counts.iter().enumerate() {
+        stats.grow(self.counts.len());
+        let classes = stats.hops.iter_mut().zip(&mut stats.latency_ns);
+        for ((hops, histogram), counts) in classes.zip(&self.counts) {
+            *hops = counts.iter().sum();
+            for (index, &count) in counts[..LATENCY_INDEXES].iter().enumerate() {
                 if count != 0 {
                     histogram.saturating_record_n(latency_of_index(index), count);
                 }
@@ -349,9 +357,24 @@ const _: () = assert!(TRACE_SLOTS_MAX < 1 << SAMPLE_RELAY_BITS);
 const _: () = assert!(LATENCY_NS_MAX < 1 << (64 - SAMPLE_RELAY_BITS));
 
 impl SinkStats {
-    /// As [`RunStats::record`].
-    #[inline]
+    /// As [`RunStats::record`]. Inline for a busy sink's packets (the dense form, a relay
+    /// count seen before: one increment); the rest out of line (issue 16: as a call, the
+    /// whole took 45 instructions per delivery in a W2 node).
+    #[inline(always)]
     pub fn record(&mut self, relays: usize, latency_ns: Option<u64>) {
+        if let Some(dense) = &mut self.dense
+            && let Some(counts) = dense.counts.get_mut(relays)
+        {
+            counts[counter_of(latency_ns)] += 1;
+            return;
+        }
+        self.record_otherwise(relays, latency_ns);
+    }
+
+    /// [`SinkStats::record`] but for its inline case: a sample, the dense form made, or a
+    /// relay count not seen before.
+    #[inline(never)]
+    fn record_otherwise(&mut self, relays: usize, latency_ns: Option<u64>) {
         if let Some(dense) = &mut self.dense {
             dense.record(relays, latency_ns);
         } else if self.samples.len() < SINK_SAMPLES_MAX {
