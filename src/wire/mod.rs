@@ -107,15 +107,16 @@ impl SendStamp {
     #[inline]
     pub fn latency_ns(self, now_ns: u64, sent_after_ns: u64) -> Option<u64> {
         let now_units = now_ns / Self::UNIT_NS;
+        // Whole units since the epoch began, and the age of the latest send time the stamp
+        // can name (now_units - age): it must lie in the epoch, and one wrap earlier must not.
+        let span_units = now_units.saturating_sub(sent_after_ns / Self::UNIT_NS);
         let age_units = u64::from((now_units as u32).wrapping_sub(self.0));
-        // The latest send time the stamp can name, in whole units: no later than now.
-        let sent_units = now_units.checked_sub(age_units)?;
-        let after_units = sent_after_ns / Self::UNIT_NS;
-        if sent_units < after_units || sent_units - after_units >= 1 << 32 {
+        if age_units > span_units || span_units - age_units >= 1 << 32 {
             return None;
         }
-        let sent_ns = sent_units * Self::UNIT_NS + Self::UNIT_NS / 2;
-        Some(now_ns.saturating_sub(sent_ns).max(1))
+        // now - (the middle of the sending unit): now's part of its unit, plus the age.
+        let latency = now_ns - now_units * Self::UNIT_NS + age_units * Self::UNIT_NS;
+        Some(latency.saturating_sub(Self::UNIT_NS / 2).max(1))
     }
 }
 
