@@ -61,6 +61,11 @@ fn a_launch_sh_run_goes_on_through_a_leave_a_crash_and_a_join() {
 
     let mut joiner = Proc::spawn("joiner", &["node", "127.0.0.1", &port], false);
     launch.wait_line("(9 nodes)", 0);
+    // The join is carried out before the leave and the crash: a join whose set-up is under
+    // way when one of the newcomer's table entries crashes is let go today (the registry says
+    // "could not join: could not connect to node V"; docs/CHURN.md), which is not what this
+    // test is about.
+    launch.wait_line(" joined: ", 0);
     for (pid, signal) in [(pids[2], "-TERM"), (pids[5], "-KILL")] {
         let status = std::process::Command::new("kill")
             .args([signal, &pid.to_string()])
