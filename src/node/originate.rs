@@ -10,12 +10,74 @@ use crate::chord::id::ID_BYTES;
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
 use crate::routing::KeyDraw;
-use crate::wire::{Codec, NodeId, PayloadCrc};
+use crate::wire::{Codec, DataShape, NodeId, PayloadCrc};
 
 /// Draws of a key for a packet of a run to keys while the key drawn is this node's own
 /// (possible only after the tables were repaired around a lost node): the arc a node comes
 /// to own is a small part of the key space, so a few draws find another node's key.
 const KEY_REDRAWS_MAX: usize = 8;
+
+/// Bytes of the fixed-size buffer a small frame is originated from ([`Template::Small`]).
+const SMALL_FRAME_BYTES: usize = 64;
+
+/// A batch's frame, which each packet of the batch is a copy of with its sink, value and CRC
+/// set ([`Codec::set_originated`]).
+enum Template {
+    /// A frame of at most [`SMALL_FRAME_BYTES`] (W1's and W2's), at the start of a buffer of
+    /// that size: each packet's fields are set in the buffer, and the buffer is appended whole
+    /// and the queue cut back to the frame's end, a copy of known size instead of a call to
+    /// `memcpy` and fields set without bounds checks on the queue (issue 16).
+    Small([u8; SMALL_FRAME_BYTES], usize),
+    /// A larger frame: copied, then its fields set in the copy.
+    Large(Vec<u8>),
+}
+
+impl Template {
+    fn new(frame: Vec<u8>) -> Template {
+        let mut small = [0; SMALL_FRAME_BYTES];
+        match small.get_mut(..frame.len()) {
+            Some(head) => {
+                head.copy_from_slice(&frame);
+                Template::Small(small, frame.len())
+            }
+            None => Template::Large(frame),
+        }
+    }
+
+    /// The frame's bytes (with the fields of the last packet appended, if any).
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Template::Small(small, len) => &small[..*len],
+            Template::Large(frame) => frame,
+        }
+    }
+
+    /// Appends to `out` the packet for `sink` with `value_bytes` and payload CRC `crc`;
+    /// returns where it starts.
+    #[inline(always)]
+    fn append<C: Codec>(
+        &mut self,
+        out: &mut Vec<u8>,
+        shape: DataShape,
+        sink: NodeId,
+        value_bytes: [u8; 4],
+        crc: u32,
+    ) -> usize {
+        let start = out.len();
+        match self {
+            Template::Small(small, len) => {
+                C::set_originated(small, shape, sink, value_bytes, crc);
+                out.extend_from_slice(small);
+                out.truncate(start + *len);
+            }
+            Template::Large(frame) => {
+                out.extend_from_slice(frame);
+                C::set_originated(&mut out[start..], shape, sink, value_bytes, crc);
+            }
+        }
+        start
+    }
+}
 
 /// The current run, from `TaskInitiate` to the last packet originated.
 #[derive(Debug)]
@@ -104,9 +166,11 @@ impl<C: Codec> Overlay<C> {
         // once for the batch (each packet adds the frame's length to both); a packet lost
         // around a dead link adds nothing, so this never allows more than asking per packet.
         batch = batch.min(self.flow.originations_allowed(self.own_queued, frame.len()));
-        // Counted here and added to the run once the batch ends (one counter in a register
-        // instead of two in memory per packet).
+        let mut frame = Template::new(frame);
+        // Counted here and added to the run and the counters once the batch ends (counters
+        // in registers instead of in memory per packet).
         let mut originated = 0;
+        let mut sum_sent = self.counters.sum_sent;
         while originated < batch {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
@@ -117,8 +181,7 @@ impl<C: Codec> Overlay<C> {
             let position = self.sinks[(((draw >> 32) * sinks) >> 32) as usize] as usize;
             let sink = self.router.ring().ids()[position];
             let value_bytes = value.to_le_bytes();
-            self.counters.sent += 1;
-            self.counters.sum_sent = self.counters.sum_sent.wrapping_add(i64::from(value));
+            sum_sent = sum_sent.wrapping_add(i64::from(value));
             let index = self
                 .router
                 .next_hop(sink)
@@ -126,11 +189,13 @@ impl<C: Codec> Overlay<C> {
             let crc = payload_crc.of(value_bytes);
             if self.entries[index].link == Link::Up {
                 let to = (position, sink);
-                self.queue_originated::<false>(effects, index, &frame, to, value_bytes, crc);
+                self.queue_originated::<false>(effects, index, &mut frame, to, value_bytes, crc);
             } else {
-                self.originate_around(effects, &frame, (position, sink), value_bytes, crc);
+                self.originate_around(effects, &mut frame, (position, sink), value_bytes, crc);
             }
         }
+        self.counters.sent += originated;
+        self.counters.sum_sent = sum_sent;
         let run = self.run.as_mut().expect("the run originating");
         run.remaining -= originated;
         run.originated += originated;
@@ -148,7 +213,7 @@ impl<C: Codec> Overlay<C> {
     fn originate_around(
         &mut self,
         effects: &mut Vec<Effect>,
-        frame: &[u8],
+        frame: &mut Template,
         (position, sink): (usize, NodeId),
         value_bytes: [u8; 4],
         crc: u32,
@@ -165,13 +230,11 @@ impl<C: Codec> Overlay<C> {
                 let held = self
                     .stuck
                     .hold::<C>(bound, &mut self.counters.dropped, |stuck| {
-                        let start = stuck.len();
-                        stuck.extend_from_slice(frame);
-                        C::set_originated(&mut stuck[start..], shape, sink, value_bytes, crc);
+                        frame.append::<C>(stuck, shape, sink, value_bytes, crc);
                     });
                 if held {
                     *self.originated_to.get_mut(position) += 1;
-                    self.flow.on_originated(position, frame.len());
+                    self.flow.on_originated(position, frame.bytes().len());
                 }
             }
         }
@@ -186,7 +249,7 @@ impl<C: Codec> Overlay<C> {
         &mut self,
         effects: &mut Vec<Effect>,
         index: usize,
-        frame: &[u8],
+        frame: &mut Template,
         (position, sink): (usize, NodeId),
         value_bytes: [u8; 4],
         crc: u32,
@@ -195,17 +258,15 @@ impl<C: Codec> Overlay<C> {
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
-        let start = entry.pending.len();
-        entry.pending.extend_from_slice(frame);
-        let copy = &mut entry.pending[start..];
-        C::set_originated(copy, self.shape, sink, value_bytes, crc);
+        let start = frame.append::<C>(&mut entry.pending, self.shape, sink, value_bytes, crc);
         if DETOURED {
-            C::mark_detoured(copy);
+            C::mark_detoured(&mut entry.pending[start..]);
         }
+        let len = entry.pending.len() - start;
         entry.packets_out += 1;
-        self.own_queued += frame.len();
+        self.own_queued += len;
         *self.originated_to.get_mut(position) += 1;
-        self.flow.on_originated(position, frame.len());
+        self.flow.on_originated(position, len);
     }
 
     /// [`Overlay::originate`] for a run addressed to keys: each packet to a key `keys` draws,

@@ -307,7 +307,9 @@ pub trait Codec: Sized {
     /// Makes `frame`, a copy of a frame [`Codec::append_data_with_crc`] built with the same
     /// source, `shape`, send time and extra payload, a packet to `sink` with the value `value`
     /// (the payload's first 4 bytes) and the payload CRC `payload_crc`: origination builds one
-    /// frame per batch and copies it for each packet, rather than building each.
+    /// frame per batch and copies it for each packet, rather than building each. `frame` may
+    /// run on past the frame's end (a fixed-size buffer holding it): the fields are found
+    /// from its start and the shape.
     fn set_originated(
         frame: &mut [u8],
         shape: DataShape,
