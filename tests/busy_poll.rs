@@ -13,22 +13,32 @@ use common::{Proc, cpu_ticks, nodes, registered, registry, sleeps};
 /// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
 /// polling would use about 300; one that polled for a millisecond after every timer or
 /// keepalive would show up too.
-#[test]
-fn default_nodes_use_no_cpu_once_light_traffic_stops() {
-    let (mut reg, port) = registry(&["--rate", "1000"], true);
-    let nodes: Vec<Proc> = nodes(4, port, &[]);
-    for n in &nodes {
+/// The four `nodes` register with `reg` and it sets up an overlay of NR 2.
+fn set_up(reg: &mut Proc, nodes: &[Proc]) {
+    for n in nodes {
         registered(n);
     }
     reg.wait_line("(4 nodes)", 0);
     let mark = reg.mark();
     reg.send("setup-overlay 2");
     reg.wait_line("Registry now ready to initiate tasks.", mark);
+}
+
+/// Run 1 (`start PACKETS`) passes with `total` (e.g. "2,000 packets") in its verdict.
+fn run_passes(reg: &mut Proc, packets: u32, total: &str) {
     let mark = reg.mark();
-    reg.send("start 500");
+    reg.send(&format!("start {packets}"));
     let (_, after) = reg.wait_line("Run 1 summary:", mark);
     let (verdict, _) = reg.wait_line_starting("PASS", after);
-    assert!(verdict.contains("2,000 packets"), "{verdict}");
+    assert!(verdict.contains(total), "{verdict}");
+}
+
+#[test]
+fn default_nodes_use_no_cpu_once_light_traffic_stops() {
+    let (mut reg, port) = registry(&["--rate", "1000"], true);
+    let nodes: Vec<Proc> = nodes(4, port, &[]);
+    set_up(&mut reg, &nodes);
+    run_passes(&mut reg, 500, "2,000 packets");
     // The last summary request's work and its poll are long over after this.
     std::thread::sleep(Duration::from_millis(500));
     let before: Vec<u64> = nodes.iter().map(|n| cpu_ticks(n.id()).unwrap()).collect();
@@ -54,13 +64,7 @@ fn default_nodes_use_no_cpu_once_light_traffic_stops() {
 fn an_idle_overlay_sleeps_until_something_happens() {
     let (mut reg, port) = registry(&[], true);
     let mut nodes: Vec<Proc> = nodes(4, port, &[]);
-    for n in &nodes {
-        registered(n);
-    }
-    reg.wait_line("(4 nodes)", 0);
-    let mark = reg.mark();
-    reg.send("setup-overlay 2");
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    set_up(&mut reg, &nodes);
     // The set-up's last messages and any poll after them are long over after this.
     std::thread::sleep(Duration::from_millis(500));
     let processes: Vec<(String, u32)> = nodes
@@ -123,18 +127,8 @@ fn one_process_at_a_time_polls_on_a_core() {
             )
         })
         .collect();
-    for n in &nodes {
-        registered(n);
-    }
-    reg.wait_line("(4 nodes)", 0);
-    let mark = reg.mark();
-    reg.send("setup-overlay 2");
-    reg.wait_line("Registry now ready to initiate tasks.", mark);
-    let mark = reg.mark();
-    reg.send("start 1500");
-    let (_, after) = reg.wait_line("Run 1 summary:", mark);
-    let (verdict, _) = reg.wait_line_starting("PASS", after);
-    assert!(verdict.contains("6,000 packets"), "{verdict}");
+    set_up(&mut reg, &nodes);
+    run_passes(&mut reg, 1500, "6,000 packets");
     for node in &nodes {
         node.signal(libc::SIGTERM);
     }

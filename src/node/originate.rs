@@ -318,6 +318,19 @@ impl<C: Codec> Overlay<C> {
             };
             let owner = self.router.key_owner(key);
             let position = self.router.position(owner).unwrap_or_default();
+            let crc = payload_crc.of(value_bytes);
+            // The packet's frame appended to a link's queue or to the hold; returns its bytes.
+            let mut append = |out: &mut Vec<u8>| {
+                C::append_keyed_with_crc(
+                    out,
+                    id,
+                    space.write_key(key, &mut key_bytes),
+                    shape,
+                    now,
+                    &run.payload,
+                    crc,
+                )
+            };
             // Around a dead link as a node-addressed packet goes, toward the key's owner.
             let detoured = self.entries[index].link != Link::Up;
             if detoured {
@@ -333,15 +346,7 @@ impl<C: Codec> Overlay<C> {
                         let held =
                             self.stuck
                                 .hold::<C>(bound, &mut self.counters.dropped, |stuck| {
-                                    bytes = C::append_keyed_with_crc(
-                                        stuck,
-                                        id,
-                                        space.write_key(key, &mut key_bytes),
-                                        shape,
-                                        now,
-                                        &run.payload,
-                                        payload_crc.of(value_bytes),
-                                    );
+                                    bytes = append(stuck);
                                 });
                         if held {
                             self.flow.on_originated(position, bytes);
@@ -355,15 +360,7 @@ impl<C: Codec> Overlay<C> {
                 effects.push(Effect::Send(entry.conn));
             }
             let start = entry.pending.len();
-            let bytes = C::append_keyed_with_crc(
-                &mut entry.pending,
-                id,
-                space.write_key(key, &mut key_bytes),
-                shape,
-                now,
-                &run.payload,
-                payload_crc.of(value_bytes),
-            );
+            let bytes = append(&mut entry.pending);
             if detoured {
                 C::mark_detoured(&mut entry.pending[start..]);
             }
