@@ -129,11 +129,22 @@ fn one_process_at_a_time_polls_on_a_core() {
         .collect();
     set_up(&mut reg, &nodes);
     run_passes(&mut reg, 1500, "6,000 packets");
-    for node in &nodes {
-        node.signal(libc::SIGTERM);
-    }
+    // The nodes exit with the registry (each prints its loop's totals as it exits). Not
+    // with SIGTERM: four graceful leaves at once can leave one node waiting past a minute
+    // (a churn bug of its own, recorded in the issue note), which is not what this tests.
+    reg.kill();
     for node in &mut nodes {
-        assert!(node.wait_exit().success(), "{}", node.dump());
+        let exited = node.wait_exit_within(Duration::from_secs(15)).is_some();
+        assert!(
+            exited,
+            "the registry died and the node runs on\n{}",
+            node.dump()
+        );
+        assert!(
+            node.out.text().contains("the registry connection closed"),
+            "{}",
+            node.dump()
+        );
     }
     let lived_ms = born.elapsed().as_millis() as u64;
     let wanted: u64 = nodes
