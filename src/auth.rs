@@ -54,6 +54,8 @@ const LABEL: &[u8; 16] = b"overlay-auth-v2\0";
 pub enum Role {
     Registry,
     Node,
+    /// The multiplexer of a process of several nodes (`node::mux`): a trunk's acceptor.
+    Trunk,
 }
 
 impl Role {
@@ -61,6 +63,7 @@ impl Role {
         match self {
             Role::Registry => 1,
             Role::Node => 2,
+            Role::Trunk => 3,
         }
     }
 }
@@ -642,7 +645,7 @@ mod tests {
             0 => {
                 m.binding.acceptor = match t.binding.acceptor {
                     Role::Registry => Role::Node,
-                    Role::Node => Role::Registry,
+                    Role::Node | Role::Trunk => Role::Registry,
                 }
             }
             1 => {

@@ -452,6 +452,37 @@ pub const GROUP_JOIN_GAP_NS: u64 = 2_000_000;
 /// 2 x (NR + backup entries) + 2 descriptors and its share of the loop.
 pub const GROUP_NODES_MAX: usize = 4096;
 
+/// Trunks (`node::mux`: one connection between two processes of several nodes, carrying all
+/// their links) a process keeps up at once. One per other process of the overlay, two when both
+/// dialed at the same moment: an overlay of [`NODES_MAX`] nodes in groups of two at least has
+/// fewer than 8,000 other processes; honest launches have tens. Past it a trunk that comes up
+/// is closed, and links toward its process go on connections of their own, as between
+/// processes of one node.
+pub const TRUNKS_MAX: usize = NODES_MAX / 2;
+/// Accepted trunks that have not finished their handshake, and trunks this process dialed that
+/// have not come up, each kept at once (the first pool like a node's strangers,
+/// `crate::strangers`: a newer one pushes out an older one, a share per address; each has
+/// [`NODE_HANDSHAKE_TIMEOUT_NS`]). A dial past it is not made: the link goes on a connection of
+/// its own.
+pub const TRUNK_STRANGERS_MAX: usize = NODE_STRANGERS_MAX;
+/// Streams (links) the peer may have open on one trunk: each of its nodes opens at most
+/// [`NODE_OUTBOUND_RESERVED`] connections, and a group has at most [`GROUP_NODES_MAX`] nodes.
+/// An open past it is refused (the stream is closed at once, as a node refuses a connection
+/// past its bounds). A stream costs its record (tens of bytes) and what it keeps (below);
+/// the nodes' own bounds on accepted connections (strangers, inbound links) close streams long
+/// before a hostile peer gets here.
+pub const TRUNK_STREAMS_MAX: usize = GROUP_NODES_MAX * NODE_OUTBOUND_RESERVED;
+/// Bytes of a stream its node did not consume, kept until more arrive: a partial frame (less
+/// than [`FRAME_BYTES_MAX`]), or what a connector sent behind its hello before it was
+/// answered, which an honest one does not (it waits for the challenge). Past it the stream
+/// is closed, as a TCP link whose frame outgrows the receive buffer.
+pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
+/// Addresses a process remembers as no trunk's (a node alone in its process, or a process
+/// that refused or failed a trunk): links to them go on connections of their own without
+/// another try. At most every node of an overlay; past it the memory starts over (one more
+/// try each).
+pub const TRUNK_PLAIN_ADDRESSES_MAX: usize = NODES_MAX;
+
 /// Most members a node takes in a manifest: the registry never has more than [`NODES_MAX`].
 /// A manifest whose members do not fit one frame comes in several (a start, then
 /// continuations: docs/PROTOCOL.md), and its node puts them back together
@@ -628,6 +659,8 @@ const _: () = assert!(2 * RING_SUBMISSION_ENTRIES <= RING_COMPLETION_ENTRIES_MAX
 const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);
 const _: () = assert!(ACCEPT_RETRY_NS < JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(ACCEPT_RETRY_NS < ACCEPT_WARNING_INTERVAL_NS);
+const _: () = assert!(TRUNK_STREAM_KEPT_BYTES_MAX >= FRAME_BYTES_MAX);
+const _: () = assert!(TRUNK_STREAMS_MAX < u32::MAX as usize / 2);
 
 /// Lookups a node (or the registry) waits for at once. A lookup is asked by an operator, or
 /// by the registry for one: more waiting at once means replies are being lost, and each is a

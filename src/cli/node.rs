@@ -10,7 +10,7 @@ use overlay::limits::{
     BUSY_POLL_US_MAX, GROUP_NODES_MAX, NODE_CONNECTIONS_MAX, NODE_OUTBOUND_RESERVED,
     OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES,
 };
-use overlay::node::{Group, Node, NodeConfig};
+use overlay::node::{Group, Mux, Node, NodeConfig};
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
@@ -147,6 +147,11 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     let code = if count == 1 {
         let node = Node::<C>::new(configs.remove(0));
         io::run(&mut Terminable::new(node), listeners, &config)?
+    } else if C::HELLO {
+        // The group's links share a connection per other process (trunks) and stay in memory
+        // within this one (`node::mux`).
+        let mux = Terminable::new(Mux::<C>::new(configs));
+        io::run(&mut { mux }, listeners, &config)?
     } else {
         let group = Terminable::new(Group::<C>::new(configs));
         io::run(&mut { group }, listeners, &config)?

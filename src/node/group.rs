@@ -93,6 +93,16 @@ impl<C: Codec> Group<C> {
         self.members.iter().map(|member| &member.node)
     }
 
+    /// Forgets accepted connection `conn` without a word: the process's multiplexer took it
+    /// as a trunk (`node::mux`) before it became anything to its node.
+    pub(crate) fn forget(&mut self, conn: ConnId) {
+        if let Some(member) = self.members.get_mut(conn.group()) {
+            let local = conn.ungrouped();
+            member.open.remove(&local);
+            member.node.forget(local);
+        }
+    }
+
     /// When the next node that has not started starts.
     fn next_start(&self) -> Option<Nanos> {
         (self.started < self.members.len())

@@ -23,6 +23,7 @@ mod joining;
 mod links;
 mod lookups;
 mod membership;
+pub mod mux;
 mod originate;
 mod overlay;
 mod per_node;
@@ -51,6 +52,7 @@ use links::{Connection, Role};
 use overlay::{Entry, Overlay, unsent_from};
 
 pub use group::Group;
+pub use mux::Mux;
 
 /// What a node is told at start.
 #[derive(Debug, Clone)]
@@ -285,6 +287,13 @@ impl<C: Codec> Node<C> {
         self.strangers.leave(conn);
         self.connections.remove(&conn);
         self.effects.push(Effect::Close(conn));
+    }
+
+    /// Forgets accepted connection `conn` without a word (it said nothing to this node yet:
+    /// its process's multiplexer took it as a trunk, `node::mux`).
+    pub(crate) fn forget(&mut self, conn: ConnId) {
+        self.strangers.leave(conn);
+        self.connections.remove(&conn);
     }
 
     /// Accepted strangers whose handshake did not finish in time are closed.

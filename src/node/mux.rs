@@ -1,0 +1,1114 @@
+//! The links of a process of several nodes (`overlay node --count K`, a [`Group`]), carried
+//! without a TCP connection each: links between two nodes of the process are handed over in
+//! memory, and links to the nodes of another such process share one connection with it, a
+//! *trunk* (docs/ARCHITECTURE.md, "Trunks"). No I/O, like the nodes.
+//!
+//! The nodes do not know: each link is still a connection (`ConnId`) that its node opens,
+//! handshakes on, sends on and sees closed. The mux sits between the group and the driver and
+//! turns a node's `Connect` to another process's listener into a *stream* of the trunk to that
+//! process, and a node's pending bytes into DATA segments of that stream (a header per batch
+//! the node queued, not per frame), taken from the node when the driver takes the trunk's
+//! bytes, so that a node's queues, spans and shares count what waits exactly as they do on a
+//! connection of its own.
+//!
+//! Which addresses are one process's: a trunk's two sides each list the listeners they serve
+//! once authenticated. A process learns a peer's list by dialing, at the address one of its
+//! nodes wants, a trunk (the connector's magic first): a process of several nodes takes it
+//! from that node's listener; a node alone in its process refuses it as a bad frame, and its
+//! address is remembered as no trunk's, so that links to it (and any link a trunk could not
+//! take) go on connections of their own, as before. Connects to one host wait for a dial to
+//! it already under way, so one dial finds a whole process.
+//!
+//! A trunk is authenticated before it carries anything (`crate::auth`, with the trunk's role in
+//! the transcript); until then it is a stranger with a deadline. Garbage on a trunk, a trunk
+//! that fails or is closed, closes every link on it: each node sees its links closed, as when
+//! the peer's process dies.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::NodeConfig;
+use super::group::Group;
+use crate::auth::{self, Binding, Handshake, Outcome, Secret};
+use crate::limits::{
+    NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES,
+    TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
+    TRUNKS_MAX,
+};
+use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
+use crate::strangers::Strangers;
+use crate::warnings::WarningLimit;
+use crate::wire::{Codec, Control};
+
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use segment::{CLOSE, CONTROL, DATA, HEADER_BYTES, LISTENERS, MAGIC, OPEN};
+
+/// The group bits of the connections the mux dials itself (trunks): above every node's.
+const TRUNK_GROUP: usize = ConnId::GROUPS_MAX - 1;
+/// The sequences of the accepting ends the mux names (streams opened by a peer, the accepting
+/// end of a link in memory) start here: the driver names accepted connections counting from
+/// 0, and would need 2^47 accepts to get here.
+const VIRTUAL_SEQUENCE_BASE: u64 = 1 << 47;
+
+const _: () = assert!(crate::limits::GROUP_NODES_MAX < TRUNK_GROUP);
+
+/// A connection the mux carries for a node instead of the driver.
+#[derive(Debug)]
+enum Link {
+    /// A connect waiting for `trunk` to come up (it may then go elsewhere).
+    Waiting { trunk: ConnId, addr: SocketAddr },
+    /// One end of a link between two nodes of this process; `peer` is the other end (gone
+    /// once that end closed).
+    Local {
+        peer: ConnId,
+        kept: Vec<u8>,
+        ready: bool,
+    },
+    /// A link carried by `trunk` as `stream`; `wanting`: its node has bytes pending and the
+    /// trunk will take them.
+    Stream {
+        trunk: ConnId,
+        stream: u32,
+        kept: Vec<u8>,
+        wanting: bool,
+    },
+}
+
+/// Where a trunk stands.
+#[derive(Debug)]
+enum Stage {
+    /// Dialed: the connection is not up yet.
+    Dialing,
+    /// The handshake runs.
+    Handshaking(Handshake),
+    /// This side is authenticated and sent its listeners; the peer's are to come.
+    Listening,
+    /// Both lists are in: it carries streams.
+    Up,
+}
+
+#[derive(Debug)]
+struct Trunk {
+    stage: Stage,
+    /// The listener this process dialed (`None`: the peer dialed).
+    dialed: Option<SocketAddr>,
+    /// The peer's address of the connection (streams it opens come from there).
+    peer: SocketAddr,
+    /// When a dialed trunk must be up.
+    deadline: Option<Nanos>,
+    /// Connects waiting for it to come up.
+    waiting: Vec<ConnId>,
+    /// The peer's listeners.
+    listeners: Vec<SocketAddr>,
+    /// Segments to send before the streams' bytes (handshake, opens, a closed stream's last
+    /// bytes and its close).
+    queued: Vec<u8>,
+    /// Streams whose nodes have bytes pending.
+    wanting: Vec<ConnId>,
+    /// `Effect::Send` asked for and the bytes not taken yet.
+    send_asked: bool,
+    /// Open streams by number.
+    streams: HashMap<u32, ConnId>,
+    /// The next stream this side opens (the connector's are odd, the acceptor's even).
+    next_stream: u32,
+    /// The highest stream the peer opened.
+    peer_streams_last: u32,
+    /// A DATA segment being received: its stream (`None`: closed here, its bytes are
+    /// dropped) and the bytes still to come.
+    receiving: Option<(Option<ConnId>, usize)>,
+}
+
+impl Trunk {
+    fn new(stage: Stage, dialed: Option<SocketAddr>, peer: SocketAddr) -> Trunk {
+        Trunk {
+            stage,
+            dialed,
+            peer,
+            deadline: None,
+            waiting: Vec::new(),
+            listeners: Vec::new(),
+            queued: Vec::new(),
+            wanting: Vec::new(),
+            send_asked: false,
+            streams: HashMap::new(),
+            next_stream: if dialed.is_some() { 1 } else { 2 },
+            peer_streams_last: 0,
+            receiving: None,
+        }
+    }
+
+    /// Whether the peer opens streams of this parity.
+    fn peer_opens(&self, stream: u32) -> bool {
+        (stream % 2 == 1) != self.dialed.is_some()
+    }
+
+    /// Whether `stream` was ever open on this trunk (a segment for it may cross its close).
+    fn was_open(&self, stream: u32) -> bool {
+        stream != 0
+            && if self.peer_opens(stream) {
+                stream <= self.peer_streams_last
+            } else {
+                stream < self.next_stream
+            }
+    }
+}
+
+/// What the mux tells the group once the effects at hand are carried out.
+#[derive(Debug)]
+enum Event {
+    Accepted {
+        conn: ConnId,
+        peer: SocketAddr,
+        local: SocketAddr,
+    },
+    Connected(ConnId),
+    Closed(ConnId, CloseReason),
+    Flushed(ConnId),
+    /// A closed link's last bytes, for its other end.
+    Deliver(ConnId, Vec<u8>),
+}
+
+/// A group of nodes whose links share trunks, and stay in memory within the process.
+pub struct Mux<C: Codec> {
+    group: Group<C>,
+    /// This process's listeners, and the node of each.
+    own: HashMap<SocketAddr, usize>,
+    own_list: Vec<SocketAddr>,
+    registry: SocketAddr,
+    secret: Option<Secret>,
+    nonces: StdRng,
+    ids: ConnIds,
+    next_virtual: u64,
+    trunks: HashMap<ConnId, Trunk>,
+    /// Trunks that are up, by the peer's listeners.
+    by_addr: HashMap<SocketAddr, ConnId>,
+    /// Dialed trunks not up yet, by the host dialed.
+    dialing: HashMap<IpAddr, ConnId>,
+    /// Accepted trunks not authenticated yet.
+    strangers: Strangers,
+    /// Addresses that are no trunk's: links to them go on connections of their own.
+    plain: HashSet<SocketAddr>,
+    links: HashMap<ConnId, Link>,
+    /// Accepted connections whose first bytes have not said yet whether they are a trunk
+    /// (`(peer, local)`).
+    unclassified: HashMap<ConnId, (SocketAddr, SocketAddr)>,
+    /// Links in memory with bytes to hand over (at the next tick).
+    local_ready: Vec<ConnId>,
+    events: VecDeque<Event>,
+    effects: Vec<Effect>,
+    scratch: Vec<Effect>,
+    /// A node's bytes on their way into a trunk's (kept to reuse its allocation).
+    taken: Vec<u8>,
+    warnings: WarningLimit,
+    /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
+    /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
+    last_words: HashMap<ConnId, Vec<u8>>,
+}
+
+impl<C: Codec> Mux<C> {
+    /// The group of one node per configuration, its links multiplexed.
+    pub fn new(configs: Vec<NodeConfig>) -> Mux<C> {
+        assert!(C::HELLO, "trunks carry the native format only");
+        let registry = configs[0].registry;
+        let secret = configs[0].secret.clone();
+        let seed = configs[0].seed ^ 0x7472_756e_6b73_2121;
+        let own_list: Vec<SocketAddr> = configs.iter().map(|c| c.listen).collect();
+        let own = own_list
+            .iter()
+            .enumerate()
+            .map(|(index, &addr)| (addr, index))
+            .collect();
+        Mux {
+            group: Group::new(configs),
+            own,
+            own_list,
+            registry,
+            secret,
+            nonces: StdRng::seed_from_u64(seed),
+            ids: ConnIds::default(),
+            next_virtual: 0,
+            trunks: HashMap::new(),
+            by_addr: HashMap::new(),
+            dialing: HashMap::new(),
+            strangers: Strangers::new(
+                TRUNK_STRANGERS_MAX,
+                NODE_STRANGERS_PER_ADDRESS_MAX,
+                NODE_HANDSHAKE_TIMEOUT_NS,
+            ),
+            plain: HashSet::new(),
+            links: HashMap::new(),
+            unclassified: HashMap::new(),
+            local_ready: Vec::new(),
+            events: VecDeque::new(),
+            effects: Vec::new(),
+            scratch: Vec::new(),
+            taken: Vec::new(),
+            warnings: WarningLimit::for_closed_connections(),
+            last_words: HashMap::new(),
+        }
+    }
+
+    /// The group the mux carries.
+    pub fn group(&self) -> &Group<C> {
+        &self.group
+    }
+
+    /// Trunks up, and links carried in memory and on trunks: for diagnostics and tests.
+    pub fn carried(&self) -> (usize, usize, usize) {
+        let up = self
+            .trunks
+            .values()
+            .filter(|t| matches!(t.stage, Stage::Up))
+            .count();
+        let local = self
+            .links
+            .values()
+            .filter(|l| matches!(l, Link::Local { .. }))
+            .count();
+        let streams = self
+            .links
+            .values()
+            .filter(|l| matches!(l, Link::Stream { .. }))
+            .count();
+        (up, local, streams)
+    }
+
+    fn virtual_conn(&mut self, index: usize) -> ConnId {
+        self.next_virtual += 1;
+        ConnId::inbound(VIRTUAL_SEQUENCE_BASE + self.next_virtual).in_group(index)
+    }
+
+    /// The group's effects, and what they lead to, until none are left.
+    fn pump(&mut self, now: Nanos) {
+        loop {
+            let mut batch = std::mem::take(&mut self.scratch);
+            self.group.take_effects(&mut batch);
+            if batch.is_empty() {
+                self.scratch = batch;
+                match self.events.pop_front() {
+                    Some(event) => self.apply(now, event),
+                    None => return,
+                }
+                continue;
+            }
+            for effect in batch.drain(..) {
+                self.route(now, effect);
+            }
+            self.scratch = batch;
+        }
+    }
+
+    fn apply(&mut self, now: Nanos, event: Event) {
+        match event {
+            Event::Accepted { conn, peer, local } => self.group.on_accepted(now, conn, peer, local),
+            Event::Connected(conn) => self.group.on_connected(now, conn),
+            Event::Closed(conn, reason) => {
+                self.links.remove(&conn);
+                self.group.on_closed(now, conn, reason);
+            }
+            Event::Flushed(conn) => self.group.on_flushed(now, conn),
+            Event::Deliver(conn, bytes) => self.deliver(now, conn, &bytes),
+        }
+    }
+
+    /// One of the group's effects: the links' go to memory or trunks, the rest to the driver.
+    fn route(&mut self, now: Nanos, effect: Effect) {
+        match effect {
+            Effect::Connect {
+                conn,
+                addr,
+                keepalive,
+            } if !keepalive && addr != self.registry => self.connect(now, conn, addr),
+            Effect::Send(conn) if self.links.contains_key(&conn) => self.wants_send(conn),
+            Effect::Close(conn) if self.links.contains_key(&conn) => self.close_link(conn),
+            Effect::Close(conn) => {
+                self.unclassified.remove(&conn);
+                self.effects.push(Effect::Close(conn));
+            }
+            Effect::Exit(code) => {
+                for (&trunk, _) in self.trunks.iter() {
+                    self.effects.push(Effect::Close(trunk));
+                }
+                self.effects.push(Effect::Exit(code));
+            }
+            other => self.effects.push(other),
+        }
+    }
+
+    /// A node connects to `addr`: in memory, on a trunk, or on a connection of its own.
+    fn connect(&mut self, now: Nanos, conn: ConnId, addr: SocketAddr) {
+        if let Some(&index) = self.own.get(&addr) {
+            let accepted = self.virtual_conn(index);
+            let from = self.own_list[conn.group()];
+            self.links.insert(
+                conn,
+                Link::Local {
+                    peer: accepted,
+                    kept: Vec::new(),
+                    ready: false,
+                },
+            );
+            self.links.insert(
+                accepted,
+                Link::Local {
+                    peer: conn,
+                    kept: Vec::new(),
+                    ready: false,
+                },
+            );
+            self.events.push_back(Event::Accepted {
+                conn: accepted,
+                peer: from,
+                local: addr,
+            });
+            self.events.push_back(Event::Connected(conn));
+            return;
+        }
+        if let Some(&trunk) = self.by_addr.get(&addr) {
+            self.open_stream(trunk, conn, addr);
+            return;
+        }
+        if self.plain.contains(&addr) {
+            return self.connect_plain(conn, addr);
+        }
+        let trunk = match self.dialing.get(&addr.ip()) {
+            Some(&trunk) => trunk,
+            None if self.dialing.len() < TRUNK_STRANGERS_MAX => {
+                let trunk = self.ids.next_outbound().in_group(TRUNK_GROUP);
+                let mut dialed = Trunk::new(Stage::Dialing, Some(addr), addr);
+                dialed.deadline = Some(now + NODE_HANDSHAKE_TIMEOUT_NS);
+                self.trunks.insert(trunk, dialed);
+                self.dialing.insert(addr.ip(), trunk);
+                self.effects.push(Effect::Connect {
+                    conn: trunk,
+                    addr,
+                    keepalive: false,
+                });
+                trunk
+            }
+            None => return self.connect_plain(conn, addr),
+        };
+        if let Some(dialed) = self.trunks.get_mut(&trunk) {
+            dialed.waiting.push(conn);
+        }
+        self.links.insert(conn, Link::Waiting { trunk, addr });
+    }
+
+    fn connect_plain(&mut self, conn: ConnId, addr: SocketAddr) {
+        self.effects.push(Effect::Connect {
+            conn,
+            addr,
+            keepalive: false,
+        });
+    }
+
+    /// Opens `conn` to `addr` as a stream of `trunk` (up): it is connected at once (what the
+    /// node says first is its hello; a listener that is gone closes the stream).
+    fn open_stream(&mut self, trunk_conn: ConnId, conn: ConnId, addr: SocketAddr) {
+        let Some(trunk) = self.trunks.get_mut(&trunk_conn) else {
+            return self.connect_plain(conn, addr);
+        };
+        let stream = trunk.next_stream;
+        let Some(next) = stream.checked_add(2) else {
+            return self.connect_plain(conn, addr);
+        };
+        trunk.next_stream = next;
+        segment::put_open(&mut trunk.queued, stream, addr);
+        trunk.streams.insert(stream, conn);
+        self.links.insert(
+            conn,
+            Link::Stream {
+                trunk: trunk_conn,
+                stream,
+                kept: Vec::new(),
+                wanting: false,
+            },
+        );
+        self.ask_send(trunk_conn);
+        self.events.push_back(Event::Connected(conn));
+    }
+
+    fn ask_send(&mut self, trunk_conn: ConnId) {
+        if let Some(trunk) = self.trunks.get_mut(&trunk_conn)
+            && !trunk.send_asked
+        {
+            trunk.send_asked = true;
+            self.effects.push(Effect::Send(trunk_conn));
+        }
+    }
+
+    /// A node has bytes pending on a link the mux carries.
+    fn wants_send(&mut self, conn: ConnId) {
+        match self.links.get_mut(&conn) {
+            Some(Link::Local { ready, .. }) if !*ready => {
+                *ready = true;
+                self.local_ready.push(conn);
+            }
+            Some(Link::Stream { trunk, wanting, .. }) if !*wanting => {
+                *wanting = true;
+                let trunk = *trunk;
+                if let Some(t) = self.trunks.get_mut(&trunk) {
+                    t.wanting.push(conn);
+                }
+                self.ask_send(trunk);
+            }
+            _ => {}
+        }
+    }
+
+    /// A node closes a link the mux carries: what it still has pending goes first, then the
+    /// close; the node hears that it is flushed.
+    fn close_link(&mut self, conn: ConnId) {
+        let mut last = Vec::new();
+        match self.links.remove(&conn) {
+            Some(Link::Waiting { trunk, .. }) => {
+                if let Some(t) = self.trunks.get_mut(&trunk) {
+                    t.waiting.retain(|&waiting| waiting != conn);
+                }
+            }
+            Some(Link::Local { peer, .. }) => {
+                self.group.swap_outgoing(conn, &mut last);
+                if self.links.contains_key(&peer) {
+                    if !last.is_empty() {
+                        self.events.push_back(Event::Deliver(peer, last));
+                    }
+                    // Its end is gone: what its node sends now goes nowhere.
+                    if let Some(Link::Local { peer: gone, .. }) = self.links.get_mut(&peer) {
+                        *gone = conn;
+                    }
+                    self.events
+                        .push_back(Event::Closed(peer, CloseReason::PeerClosed));
+                }
+            }
+            Some(Link::Stream { trunk, stream, .. }) => {
+                self.group.swap_outgoing(conn, &mut last);
+                if let Some(t) = self.trunks.get_mut(&trunk) {
+                    segment::put_data(&mut t.queued, stream, &last);
+                    segment::put_header(&mut t.queued, CLOSE, stream, 0);
+                    t.streams.remove(&stream);
+                    self.ask_send(trunk);
+                }
+            }
+            None => return,
+        }
+        self.events.push_back(Event::Flushed(conn));
+    }
+
+    /// Bytes for `conn` (an end of a link in memory, or a stream): joined to what its node
+    /// left unconsumed, and offered to it in place where they can be.
+    fn deliver(&mut self, now: Nanos, conn: ConnId, mut bytes: &[u8]) {
+        let mut kept = match self.links.get_mut(&conn) {
+            Some(Link::Local { kept, .. } | Link::Stream { kept, .. }) => std::mem::take(kept),
+            Some(Link::Waiting { .. }) => return,
+            // Its link closed meanwhile (a close's last bytes): offered as they are.
+            None => {
+                self.group.on_received(now, conn, bytes);
+                return self.pump(now);
+            }
+        };
+        if !kept.is_empty() {
+            let have = kept.len();
+            let take = match C::frame_len(&kept) {
+                Ok(Some(frame)) if frame > have => (frame - have).min(bytes.len()),
+                _ => bytes.len(),
+            };
+            kept.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            let consumed = self.group.on_received(now, conn, &kept).min(kept.len());
+            kept.drain(..consumed);
+            if !kept.is_empty() {
+                kept.extend_from_slice(bytes);
+                bytes = &[];
+            }
+        }
+        if !bytes.is_empty() {
+            let consumed = self.group.on_received(now, conn, bytes).min(bytes.len());
+            kept.extend_from_slice(&bytes[consumed..]);
+        }
+        let too_much = kept.len() > TRUNK_STREAM_KEPT_BYTES_MAX;
+        if let Some(Link::Local { kept: slot, .. } | Link::Stream { kept: slot, .. }) =
+            self.links.get_mut(&conn)
+        {
+            *slot = kept;
+        }
+        if too_much {
+            // As a connection whose frame outgrows the receive buffer.
+            self.close_link(conn);
+            if let Some(Event::Flushed(flushed)) = self.events.pop_back() {
+                debug_assert_eq!(flushed, conn);
+            }
+            self.events
+                .push_back(Event::Closed(conn, CloseReason::FrameTooLarge));
+        }
+        self.pump(now);
+    }
+
+    /// Hands the bytes of the links in memory to their other ends.
+    fn deliver_local(&mut self, now: Nanos) {
+        let ready = std::mem::take(&mut self.local_ready);
+        let mut bytes = std::mem::take(&mut self.taken);
+        for &conn in &ready {
+            let peer = match self.links.get_mut(&conn) {
+                Some(Link::Local { peer, ready, .. }) => {
+                    *ready = false;
+                    *peer
+                }
+                _ => continue,
+            };
+            self.group.swap_outgoing(conn, &mut bytes);
+            if self.links.contains_key(&peer) && !bytes.is_empty() {
+                self.deliver(now, peer, &bytes);
+            }
+            bytes.clear();
+        }
+        self.taken = bytes;
+        if self.local_ready.is_empty() {
+            self.local_ready = ready;
+            self.local_ready.clear();
+        }
+    }
+
+    // ---- trunks -------------------------------------------------------------------------
+
+    /// The first bytes of an accepted connection: a trunk's magic makes it one (taken from its
+    /// node), anything else leaves it to its node.
+    fn classify(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        let Some(&(peer, local)) = self.unclassified.get(&conn) else {
+            return self.group.on_received(now, conn, bytes);
+        };
+        if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
+            return 0;
+        }
+        self.unclassified.remove(&conn);
+        if !bytes.starts_with(MAGIC) {
+            let consumed = self.group.on_received(now, conn, bytes);
+            self.pump(now);
+            return consumed;
+        }
+        self.group.forget(conn);
+        let handshake = Handshake::accept(Binding {
+            acceptor: auth::Role::Trunk,
+            acceptor_addr: local,
+        });
+        self.trunks
+            .insert(conn, Trunk::new(Stage::Handshaking(handshake), None, peer));
+        if let Some(old) = self.strangers.admit(now, conn, peer.ip()) {
+            self.trunk_failed(
+                now,
+                old,
+                "pushed out by a newer trunk (too many wait to finish their handshake)",
+            );
+        }
+        MAGIC.len() + self.trunk_bytes(now, conn, &bytes[MAGIC.len()..])
+    }
+
+    /// A trunk's bytes: segments, a DATA segment's payload passed on as it arrives.
+    fn trunk_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        let mut at = 0;
+        loop {
+            let Some(trunk) = self.trunks.get_mut(&conn) else {
+                return bytes.len();
+            };
+            if let Some((target, remaining)) = trunk.receiving {
+                let take = remaining.min(bytes.len() - at);
+                if take == 0 {
+                    return at;
+                }
+                trunk.receiving = (remaining > take).then_some((target, remaining - take));
+                let part = &bytes[at..at + take];
+                at += take;
+                if let Some(target) = target {
+                    self.deliver(now, target, part);
+                }
+                continue;
+            }
+            let rest = &bytes[at..];
+            let Some(header) = segment::header(rest) else {
+                return at;
+            };
+            let Some(max) = segment::payload_max(header.kind) else {
+                self.trunk_failed(now, conn, &format!("segment kind {}", header.kind));
+                return bytes.len();
+            };
+            if header.len > max {
+                let why = format!("a segment of kind {} of {} bytes", header.kind, header.len);
+                self.trunk_failed(now, conn, &why);
+                return bytes.len();
+            }
+            if header.kind == DATA {
+                let target = trunk.streams.get(&header.stream).copied();
+                if !matches!(trunk.stage, Stage::Up)
+                    || (target.is_none() && !trunk.was_open(header.stream))
+                {
+                    let why = format!("data for stream {} that is not open", header.stream);
+                    self.trunk_failed(now, conn, &why);
+                    return bytes.len();
+                }
+                trunk.receiving = (header.len > 0).then_some((target, header.len));
+                at += HEADER_BYTES;
+                continue;
+            }
+            if rest.len() < HEADER_BYTES + header.len {
+                return at;
+            }
+            let payload = &rest[HEADER_BYTES..HEADER_BYTES + header.len];
+            at += HEADER_BYTES + header.len;
+            if let Err(why) = self.segment(now, conn, header, payload) {
+                self.trunk_failed(now, conn, &why);
+                return bytes.len();
+            }
+        }
+    }
+
+    /// One whole segment other than DATA.
+    fn segment(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        header: segment::Header,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let Some(trunk) = self.trunks.get_mut(&conn) else {
+            return Ok(());
+        };
+        match (header.kind, &mut trunk.stage) {
+            (CONTROL, Stage::Handshaking(handshake)) => {
+                let message = match C::frame_len(payload) {
+                    Ok(Some(len)) if len == payload.len() => C::decode_control(payload).ok(),
+                    _ => None,
+                }
+                .ok_or("a handshake message that does not decode")?;
+                match handshake.on_message(self.secret.as_ref(), Some(&message), &mut self.nonces) {
+                    Outcome::Reply(reply) => {
+                        put_control::<C>(&mut trunk.queued, &reply);
+                    }
+                    Outcome::Done(last) => {
+                        if let Some(last) = last {
+                            put_control::<C>(&mut trunk.queued, &last);
+                        }
+                        segment::put_listeners(&mut trunk.queued, &self.own_list);
+                        trunk.stage = Stage::Listening;
+                    }
+                    Outcome::PassThrough => return Err("it did not follow the handshake".into()),
+                    Outcome::Failed(failure) => {
+                        if let Some(refusal) = failure.tell() {
+                            put_control::<C>(&mut trunk.queued, &Control::Refused(refusal));
+                        }
+                        return Err(failure.describe(&format!("the trunk of {}", trunk.peer)));
+                    }
+                }
+                self.ask_send(conn);
+                Ok(())
+            }
+            (LISTENERS, Stage::Listening) => {
+                let listeners = segment::listeners(payload)?;
+                self.trunk_up(now, conn, listeners)
+            }
+            (OPEN, Stage::Up) => {
+                let stream = header.stream;
+                if !trunk.peer_opens(stream) || stream <= trunk.peer_streams_last {
+                    return Err(format!("an open of stream {stream} out of turn"));
+                }
+                trunk.peer_streams_last = stream;
+                let to = segment::open_addr(payload)?;
+                let opened = trunk
+                    .streams
+                    .keys()
+                    .filter(|&&s| trunk.peer_opens(s))
+                    .count();
+                let Some(&index) = self.own.get(&to).filter(|_| opened < TRUNK_STREAMS_MAX) else {
+                    // No node of ours listens there (or too many): refused, as a connect.
+                    segment::put_header(&mut trunk.queued, CLOSE, stream, 0);
+                    self.ask_send(conn);
+                    return Ok(());
+                };
+                let peer = trunk.peer;
+                let accepted = self.virtual_conn(index);
+                if let Some(trunk) = self.trunks.get_mut(&conn) {
+                    trunk.streams.insert(stream, accepted);
+                }
+                self.links.insert(
+                    accepted,
+                    Link::Stream {
+                        trunk: conn,
+                        stream,
+                        kept: Vec::new(),
+                        wanting: false,
+                    },
+                );
+                self.group.on_accepted(now, accepted, peer, to);
+                self.pump(now);
+                Ok(())
+            }
+            (CLOSE, Stage::Up) => {
+                match trunk.streams.remove(&header.stream) {
+                    Some(closed) => {
+                        self.events
+                            .push_back(Event::Closed(closed, CloseReason::PeerClosed));
+                        self.pump(now);
+                    }
+                    None if trunk.was_open(header.stream) => {}
+                    None => return Err(format!("a close of stream {}", header.stream)),
+                }
+                Ok(())
+            }
+            (kind, _) => Err(format!("segment kind {kind} out of turn")),
+        }
+    }
+
+    /// Both sides' listeners are known: the trunk carries their links from now on.
+    fn trunk_up(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        listeners: Vec<SocketAddr>,
+    ) -> Result<(), String> {
+        let up = self
+            .trunks
+            .values()
+            .filter(|t| matches!(t.stage, Stage::Up))
+            .count();
+        if up >= TRUNKS_MAX {
+            return Err(format!("this process already keeps {TRUNKS_MAX} trunks"));
+        }
+        self.strangers.leave(conn);
+        let Some(trunk) = self.trunks.get_mut(&conn) else {
+            return Ok(());
+        };
+        trunk.stage = Stage::Up;
+        trunk.deadline = None;
+        if let Some(dialed) = trunk.dialed
+            && self.dialing.get(&dialed.ip()) == Some(&conn)
+        {
+            self.dialing.remove(&dialed.ip());
+        }
+        for &listener in &listeners {
+            if !self.own.contains_key(&listener) {
+                self.by_addr.entry(listener).or_insert(conn);
+                self.plain.remove(&listener);
+            }
+        }
+        trunk.listeners = listeners;
+        let waiting = std::mem::take(&mut trunk.waiting);
+        tracing::debug!(
+            "trunk with {} up: {} listeners, {} links waiting",
+            trunk.peer,
+            trunk.listeners.len(),
+            waiting.len()
+        );
+        for conn in waiting {
+            if let Some(Link::Waiting { addr, .. }) = self.links.remove(&conn) {
+                self.connect(now, conn, addr);
+            }
+        }
+        Ok(())
+    }
+
+    /// A trunk is closed for what its peer did (said in a warning) or did not do in time.
+    fn trunk_failed(&mut self, now: Nanos, conn: ConnId, why: &str) {
+        let Some(trunk) = self.trunks.get_mut(&conn) else {
+            return;
+        };
+        if let Some(held) = self.warnings.admit(now) {
+            let more = match held {
+                0 => String::new(),
+                held => format!(" ({held} more closed connections since the last warning)"),
+            };
+            tracing::warn!("closing the trunk with {}: {why}{more}", trunk.peer);
+        }
+        // What it queued last (a refusal saying why) goes before the close.
+        let last = std::mem::take(&mut trunk.queued);
+        if !last.is_empty() {
+            self.last_words.insert(conn, last);
+        }
+        self.effects.push(Effect::Close(conn));
+        self.trunk_lost(now, conn, CloseReason::PeerClosed);
+    }
+
+    /// A trunk is gone: each link on it is closed for its node, and connects that waited
+    /// for it go elsewhere (a trunk that never came up: on connections of their own).
+    fn trunk_lost(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
+        let Some(trunk) = self.trunks.remove(&conn) else {
+            return;
+        };
+        self.strangers.leave(conn);
+        for listener in &trunk.listeners {
+            if self.by_addr.get(listener) == Some(&conn) {
+                self.by_addr.remove(listener);
+            }
+        }
+        if let Some(dialed) = trunk.dialed
+            && !matches!(trunk.stage, Stage::Up)
+        {
+            if self.dialing.get(&dialed.ip()) == Some(&conn) {
+                self.dialing.remove(&dialed.ip());
+            }
+            if self.plain.len() >= TRUNK_PLAIN_ADDRESSES_MAX {
+                self.plain.clear();
+            }
+            self.plain.insert(dialed);
+        }
+        for (_, stream) in trunk.streams {
+            self.events.push_back(Event::Closed(stream, reason));
+        }
+        for waiting in trunk.waiting {
+            if let Some(Link::Waiting { addr, .. }) = self.links.remove(&waiting) {
+                self.connect(now, waiting, addr);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Dialed trunks that did not come up in time are given up.
+    fn expire_trunks(&mut self, now: Nanos) {
+        while let Some(conn) = self.strangers.expired(now) {
+            let why = format!(
+                "no handshake within {} s of connecting",
+                NODE_HANDSHAKE_TIMEOUT_NS / 1_000_000_000
+            );
+            self.trunk_failed(now, conn, &why);
+        }
+        let late: Vec<ConnId> = self
+            .dialing
+            .values()
+            .copied()
+            .filter(|conn| {
+                self.trunks
+                    .get(conn)
+                    .and_then(|t| t.deadline)
+                    .is_some_and(|deadline| deadline <= now)
+            })
+            .collect();
+        for conn in late {
+            self.trunk_failed(now, conn, "it did not come up in time");
+        }
+    }
+
+    fn trunk_connected(&mut self, conn: ConnId) {
+        let secret = self.secret.clone();
+        let Some(trunk) = self.trunks.get_mut(&conn) else {
+            return;
+        };
+        let Some(dialed) = trunk.dialed else {
+            return;
+        };
+        let binding = Binding {
+            acceptor: auth::Role::Trunk,
+            acceptor_addr: dialed,
+        };
+        let (handshake, hello) = Handshake::connect(secret.as_ref(), binding, &mut self.nonces);
+        trunk.queued.extend_from_slice(MAGIC);
+        put_control::<C>(&mut trunk.queued, &hello);
+        if handshake.is_done() {
+            segment::put_listeners(&mut trunk.queued, &self.own_list);
+            trunk.stage = Stage::Listening;
+        } else {
+            trunk.stage = Stage::Handshaking(handshake);
+        }
+        self.ask_send(conn);
+    }
+
+    /// The trunk's bytes for the driver: its own segments, then each waiting stream's batch.
+    fn take_trunk_bytes(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        let Some(trunk) = self.trunks.get_mut(&conn) else {
+            return;
+        };
+        std::mem::swap(buf, &mut trunk.queued);
+        trunk.send_asked = false;
+        let mut wanting = std::mem::take(&mut trunk.wanting);
+        let mut bytes = std::mem::take(&mut self.taken);
+        for &stream_conn in &wanting {
+            let Some(Link::Stream {
+                stream, wanting, ..
+            }) = self.links.get_mut(&stream_conn)
+            else {
+                continue;
+            };
+            *wanting = false;
+            let stream = *stream;
+            self.group.swap_outgoing(stream_conn, &mut bytes);
+            if !bytes.is_empty() {
+                segment::put_data(buf, stream, &bytes);
+                bytes.clear();
+            }
+        }
+        self.taken = bytes;
+        wanting.clear();
+        if let Some(trunk) = self.trunks.get_mut(&conn)
+            && trunk.wanting.is_empty()
+        {
+            trunk.wanting = wanting;
+        }
+    }
+
+    /// A trunk failed with `taken[sent..]` never handed to the kernel: each stream's part of
+    /// it goes back to its node (`Machine::on_unsent`), which routes around what never left.
+    fn trunk_unsent(&mut self, now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+        let Some(trunk) = self.trunks.get(&conn) else {
+            return;
+        };
+        let mut at = if taken.starts_with(MAGIC) {
+            MAGIC.len()
+        } else {
+            0
+        };
+        let mut unsent = Vec::new();
+        while let Some(header) = segment::header(&taken[at..]) {
+            let start = at + HEADER_BYTES;
+            let end = (start + header.len).min(taken.len());
+            if header.kind == DATA
+                && end > sent
+                && let Some(&stream) = trunk.streams.get(&header.stream)
+            {
+                unsent.push((stream, start, end));
+            }
+            at = end;
+        }
+        for (stream, start, end) in unsent {
+            self.group
+                .on_unsent(now, stream, &taken[start..end], sent.saturating_sub(start));
+        }
+        self.pump(now);
+    }
+}
+
+/// Appends a handshake message as a CONTROL segment.
+fn put_control<C: Codec>(out: &mut Vec<u8>, message: &Control) {
+    let mut frame = Vec::new();
+    C::encode_control(message, &mut frame);
+    segment::put_header(out, CONTROL, 0, frame.len());
+    out.extend_from_slice(&frame);
+}
+
+impl<C: Codec> Machine for Mux<C> {
+    fn on_start(&mut self, now: Nanos) {
+        self.group.on_start(now);
+        self.pump(now);
+    }
+
+    fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+        self.unclassified.insert(conn, (peer, local));
+        self.group.on_accepted(now, conn, peer, local);
+        self.pump(now);
+    }
+
+    fn on_connected(&mut self, now: Nanos, conn: ConnId) {
+        if self.trunks.contains_key(&conn) {
+            self.trunk_connected(conn);
+        } else {
+            self.group.on_connected(now, conn);
+        }
+        self.pump(now);
+    }
+
+    fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        if self.trunks.contains_key(&conn) {
+            return self.trunk_bytes(now, conn, bytes);
+        }
+        if self.unclassified.contains_key(&conn) {
+            return self.classify(now, conn, bytes);
+        }
+        let consumed = self.group.on_received(now, conn, bytes);
+        self.pump(now);
+        consumed
+    }
+
+    fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
+        if self.trunks.contains_key(&conn) {
+            return self.trunk_lost(now, conn, reason);
+        }
+        self.unclassified.remove(&conn);
+        self.group.on_closed(now, conn, reason);
+        self.pump(now);
+    }
+
+    fn on_unsent(&mut self, now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+        if self.trunks.contains_key(&conn) {
+            return self.trunk_unsent(now, conn, taken, sent);
+        }
+        self.group.on_unsent(now, conn, taken, sent);
+        self.pump(now);
+    }
+
+    fn on_flushed(&mut self, now: Nanos, conn: ConnId) {
+        if !self.last_words.is_empty() {
+            self.last_words.remove(&conn);
+        }
+        if conn.group() == TRUNK_GROUP || self.trunks.contains_key(&conn) {
+            return;
+        }
+        self.group.on_flushed(now, conn);
+        self.pump(now);
+    }
+
+    fn on_command(&mut self, now: Nanos, line: &str) {
+        self.group.on_command(now, line);
+        self.pump(now);
+    }
+
+    fn on_tick(&mut self, now: Nanos) {
+        self.group.on_tick(now);
+        self.pump(now);
+        self.deliver_local(now);
+        self.expire_trunks(now);
+    }
+
+    fn next_tick(&self) -> Option<Nanos> {
+        let local = (!self.local_ready.is_empty()).then_some(0);
+        let dialed = self
+            .dialing
+            .values()
+            .filter_map(|conn| self.trunks.get(conn).and_then(|t| t.deadline))
+            .min();
+        [
+            self.group.next_tick(),
+            local,
+            dialed,
+            self.strangers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.effects, into);
+    }
+
+    fn pending_len(&self, conn: ConnId) -> usize {
+        let Some(trunk) = self.trunks.get(&conn) else {
+            return self.group.pending_len(conn);
+        };
+        let mut len = trunk.queued.len();
+        for &stream in &trunk.wanting {
+            if len >= SEND_BATCH_BYTES {
+                break;
+            }
+            len += self.group.pending_len(stream);
+        }
+        len
+    }
+
+    fn frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        self.group.frame_len(bytes)
+    }
+
+    fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        if self.trunks.contains_key(&conn) {
+            self.take_trunk_bytes(conn, buf);
+        } else if let Some(last) = (!self.last_words.is_empty())
+            .then(|| self.last_words.remove(&conn))
+            .flatten()
+        {
+            *buf = last;
+        } else {
+            self.group.swap_outgoing(conn, buf);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The mux without sockets: a peer process's side of a trunk played by hand.
+
+use super::*;
+use crate::wire::native::Native;
+
+const NODES: usize = 2;
+
+fn config(port: u16, secret: Option<&Secret>) -> NodeConfig {
+    NodeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 2], port)),
+        registry: "127.0.0.1:9".parse().unwrap(),
+        seed: u64::from(port),
+        secret: secret.cloned(),
+        link_buffer_bytes: 0,
+        registry_wait: 0,
+    }
+}
+
+fn mux(secret: Option<&Secret>) -> Mux<Native> {
+    let configs = (0..NODES as u16)
+        .map(|i| config(4000 + i, secret))
+        .collect();
+    let mut mux = Mux::<Native>::new(configs);
+    mux.on_start(0);
+    effects(&mut mux);
+    mux
+}
+
+fn effects(mux: &mut Mux<Native>) -> Vec<Effect> {
+    let mut into = Vec::new();
+    mux.take_effects(&mut into);
+    into
+}
+
+fn listener(index: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 2], 4000 + index as u16))
+}
+
+const PEER: &str = "127.0.0.3:5555";
+const PEER_LISTENER: &str = "127.0.0.3:6000";
+
+/// An accepted connection on node 0's listener.
+fn accept(mux: &mut Mux<Native>, sequence: u64) -> ConnId {
+    let conn = ConnId::inbound(sequence);
+    mux.on_accepted(1, conn, PEER.parse().unwrap(), listener(0));
+    conn
+}
+
+fn control(message: &Control) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_control::<Native>(&mut out, message);
+    out
+}
+
+/// The segments in `bytes`: (kind, stream, payload).
+fn segments(bytes: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while let Some(header) = segment::header(&bytes[at..]) {
+        let start = at + HEADER_BYTES;
+        out.push((
+            header.kind,
+            header.stream,
+            bytes[start..start + header.len].to_vec(),
+        ));
+        at = start + header.len;
+    }
+    assert_eq!(at, bytes.len(), "whole segments");
+    out
+}
+
+fn sent(mux: &mut Mux<Native>, trunk: ConnId) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut buf = Vec::new();
+    mux.swap_outgoing(trunk, &mut buf);
+    segments(&buf)
+}
+
+/// A trunk from a peer without a secret, up: its hello and listeners in, ours out.
+fn trunk_up(mux: &mut Mux<Native>) -> ConnId {
+    let trunk = accept(mux, 1);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(control(&Control::Hello { nonce: None }));
+    segment::put_listeners(&mut bytes, &[PEER_LISTENER.parse().unwrap()]);
+    assert_eq!(mux.on_received(2, trunk, &bytes), bytes.len());
+    assert!(effects(mux).contains(&Effect::Send(trunk)));
+    let ours = sent(mux, trunk);
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].0, LISTENERS);
+    assert_eq!(
+        segment::listeners(&ours[0].2).unwrap(),
+        vec![listener(0), listener(1)]
+    );
+    assert_eq!(mux.carried().0, 1);
+    trunk
+}
+
+#[test]
+fn a_trunk_carries_a_link_from_its_open_to_its_close() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    // The peer's node opens a link to node 1 and says hello on it, in one receive cut in the
+    // middle of the hello.
+    let mut bytes = Vec::new();
+    segment::put_open(&mut bytes, 1, listener(1));
+    let mut hello = Vec::new();
+    Native::encode_control(&Control::Hello { nonce: None }, &mut hello);
+    segment::put_data(&mut bytes, 1, &hello);
+    let cut = bytes.len() - 2;
+    assert_eq!(mux.on_received(3, trunk, &bytes[..cut]), cut);
+    assert_eq!(mux.carried(), (1, 0, 1));
+    assert_eq!(mux.on_received(3, trunk, &bytes[cut..]), 2);
+    assert!(effects(&mut mux).is_empty(), "a link needs no answer");
+    // The peer closes it: node 1 sees it closed, nothing goes back.
+    let mut close = Vec::new();
+    segment::put_header(&mut close, CLOSE, 1, 0);
+    assert_eq!(mux.on_received(4, trunk, &close), close.len());
+    assert_eq!(mux.carried(), (1, 0, 0));
+    // A segment for the closed stream that crossed the close is dropped; a stream never
+    // opened is garbage.
+    let mut late = Vec::new();
+    segment::put_data(&mut late, 1, b"late");
+    assert_eq!(mux.on_received(5, trunk, &late), late.len());
+    assert!(!effects(&mut mux).contains(&Effect::Close(trunk)));
+    let mut stray = Vec::new();
+    segment::put_data(&mut stray, 7, b"stray");
+    mux.on_received(6, trunk, &stray);
+    assert!(effects(&mut mux).contains(&Effect::Close(trunk)));
+    assert_eq!(mux.carried(), (0, 0, 0));
+}
+
+#[test]
+fn an_open_to_no_listener_of_ours_is_refused_and_one_out_of_turn_closes_the_trunk() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    let mut bytes = Vec::new();
+    segment::put_open(&mut bytes, 1, "127.0.0.9:1".parse().unwrap());
+    mux.on_received(3, trunk, &bytes);
+    assert_eq!(sent(&mut mux, trunk), vec![(CLOSE, 1, Vec::new())]);
+    // Stream 1 again, and an even stream (this side's to open): garbage.
+    for stream in [1, 4] {
+        let mut mux = self::mux(None);
+        let trunk = trunk_up(&mut mux);
+        let mut bytes = Vec::new();
+        segment::put_open(&mut bytes, 1, listener(1));
+        segment::put_open(&mut bytes, stream, listener(0));
+        mux.on_received(3, trunk, &bytes);
+        assert!(
+            effects(&mut mux).contains(&Effect::Close(trunk)),
+            "{stream}"
+        );
+        assert_eq!(mux.carried(), (0, 0, 0), "the link on it is closed too");
+    }
+}
+
+#[test]
+fn nothing_is_carried_before_the_handshake_and_garbage_closes_the_trunk() {
+    let secret = Secret::from_file_contents(b"correct horse battery staple").unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("an open before the hello", {
+            let mut b = Vec::new();
+            segment::put_open(&mut b, 1, listener(0));
+            b
+        }),
+        ("data before the hello", {
+            let mut b = Vec::new();
+            segment::put_data(&mut b, 1, b"x");
+            b
+        }),
+        ("listeners before the proof", {
+            let mut b = control(&Control::Hello {
+                nonce: Some([1; auth::NONCE_BYTES]),
+            });
+            segment::put_listeners(&mut b, &[]);
+            b
+        }),
+        (
+            "a kind that does not exist",
+            vec![9, 0, 0, 0, 0, 0, 0, 0, 0],
+        ),
+        (
+            "a handshake message too long",
+            vec![CONTROL, 0, 0, 0, 0, 0, 2, 0, 0],
+        ),
+        ("no secret", control(&Control::Hello { nonce: None })),
+    ];
+    for (what, garbage) in cases {
+        let mut mux = mux(Some(&secret));
+        let trunk = accept(&mut mux, 1);
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(&garbage);
+        mux.on_received(2, trunk, &bytes);
+        assert!(
+            effects(&mut mux).contains(&Effect::Close(trunk)),
+            "{what}: not closed"
+        );
+        assert_eq!(mux.carried(), (0, 0, 0), "{what}");
+    }
+    // A peer without the secret is told so before the close.
+    let mut mux = mux(Some(&secret));
+    let trunk = accept(&mut mux, 1);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(control(&Control::Hello { nonce: None }));
+    mux.on_received(2, trunk, &bytes);
+    let told = sent(&mut mux, trunk);
+    assert_eq!(
+        told,
+        vec![(
+            CONTROL,
+            0,
+            control(&Control::Refused(crate::wire::Refusal::SecretRequired))[HEADER_BYTES..]
+                .to_vec()
+        )]
+    );
+}
+
+#[test]
+fn a_trunk_with_the_secret_comes_up_and_one_that_never_proves_itself_is_closed_in_time() {
+    let secret = Secret::from_file_contents(b"correct horse battery staple").unwrap();
+    let mut mux = mux(Some(&secret));
+    let trunk = accept(&mut mux, 1);
+    // The peer plays the connector of `crate::auth`.
+    let mut nonces = StdRng::seed_from_u64(7);
+    let binding = Binding {
+        acceptor: auth::Role::Trunk,
+        acceptor_addr: listener(0),
+    };
+    let (mut connector, hello) = Handshake::connect(Some(&secret), binding, &mut nonces);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(control(&hello));
+    mux.on_received(2, trunk, &bytes);
+    let challenge = sent(&mut mux, trunk);
+    assert_eq!(challenge.len(), 1);
+    let message = Native::decode_control(&challenge[0].2).unwrap();
+    let Outcome::Done(Some(response)) =
+        connector.on_message(Some(&secret), Some(&message), &mut nonces)
+    else {
+        panic!("the mux proved itself as the trunk's acceptor");
+    };
+    let mut bytes = control(&response);
+    segment::put_listeners(&mut bytes, &[PEER_LISTENER.parse().unwrap()]);
+    mux.on_received(3, trunk, &bytes);
+    assert_eq!(sent(&mut mux, trunk)[0].0, LISTENERS);
+    assert_eq!(mux.carried().0, 1);
+    // A node's proof is no trunk's: the same exchange bound to the node role fails.
+    let mut other = mux_with_stranger(&secret);
+    let node_binding = Binding {
+        acceptor: auth::Role::Node,
+        acceptor_addr: listener(0),
+    };
+    let (mut connector, hello) = Handshake::connect(Some(&secret), node_binding, &mut nonces);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(control(&hello));
+    other.on_received(2, ConnId::inbound(1), &bytes);
+    let challenge = sent(&mut other, ConnId::inbound(1));
+    let message = Native::decode_control(&challenge[0].2).unwrap();
+    assert!(matches!(
+        connector.on_message(Some(&secret), Some(&message), &mut nonces),
+        Outcome::Failed(auth::Failure::WrongProof)
+    ));
+    // A trunk that stops after its magic is a stranger with a deadline.
+    let mut idle = mux_with_stranger(&secret);
+    idle.on_received(2, ConnId::inbound(1), MAGIC);
+    let deadline = idle.next_tick().unwrap();
+    assert!(deadline <= 2 + NODE_HANDSHAKE_TIMEOUT_NS, "{deadline}");
+    idle.on_tick(2 + NODE_HANDSHAKE_TIMEOUT_NS - 1);
+    assert!(!effects(&mut idle).contains(&Effect::Close(ConnId::inbound(1))));
+    idle.on_tick(2 + NODE_HANDSHAKE_TIMEOUT_NS);
+    assert!(effects(&mut idle).contains(&Effect::Close(ConnId::inbound(1))));
+}
+
+fn mux_with_stranger(secret: &Secret) -> Mux<Native> {
+    let mut mux = mux(Some(secret));
+    accept(&mut mux, 1);
+    mux
+}
+
+#[test]
+fn a_connection_that_is_no_trunk_is_its_nodes() {
+    let mut mux = mux(None);
+    let conn = accept(&mut mux, 1);
+    let mut hello = Vec::new();
+    Native::encode_control(&Control::Hello { nonce: None }, &mut hello);
+    // Fewer bytes than the magic, not its start: the node's at once.
+    assert_eq!(mux.on_received(2, conn, &hello), hello.len());
+    assert!(effects(&mut mux).is_empty());
+    assert_eq!(mux.carried(), (0, 0, 0));
+    // The start of the magic waits for more.
+    let other = accept(&mut mux, 2);
+    assert_eq!(mux.on_received(2, other, &MAGIC[..3]), 0);
+}
+
+#[test]
+fn a_failed_trunk_closes_its_links_whatever_it_held_unsent() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    let mut bytes = Vec::new();
+    segment::put_open(&mut bytes, 1, listener(1));
+    mux.on_received(3, trunk, &bytes);
+    // A buffer of two streams' data, the first handed over whole, the second cut.
+    let mut taken = Vec::new();
+    segment::put_data(&mut taken, 1, &[0; 10]);
+    segment::put_data(&mut taken, 99, &[0; 10]);
+    mux.on_unsent(4, trunk, &taken, 12);
+    mux.on_closed(4, trunk, CloseReason::PeerClosed);
+    assert_eq!(mux.carried(), (0, 0, 0));
+}
