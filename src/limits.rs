@@ -465,13 +465,13 @@ pub const TRUNKS_MAX: usize = NODES_MAX / 2;
 /// [`NODE_HANDSHAKE_TIMEOUT_NS`]). A dial past it is not made: the link goes on a connection of
 /// its own.
 pub const TRUNK_STRANGERS_MAX: usize = NODE_STRANGERS_MAX;
-/// Streams (links) the peer may have open on one trunk: each of its nodes opens at most
+/// Streams (links) open on one trunk: each node of either side opens at most
 /// [`NODE_OUTBOUND_RESERVED`] connections, and a group has at most [`GROUP_NODES_MAX`] nodes.
-/// An open past it is refused (the stream is closed at once, as a node refuses a connection
-/// past its bounds). A stream costs its record (tens of bytes) and what it keeps (below);
+/// The peer's open past it is refused (the stream is closed at once, as a node refuses a
+/// connection past its bounds). A stream costs its record (tens of bytes) and what it keeps (below);
 /// the nodes' own bounds on accepted connections (strangers, inbound links) close streams long
 /// before a hostile peer gets here.
-pub const TRUNK_STREAMS_MAX: usize = GROUP_NODES_MAX * NODE_OUTBOUND_RESERVED;
+pub const TRUNK_STREAMS_MAX: usize = 2 * GROUP_NODES_MAX * NODE_OUTBOUND_RESERVED;
 /// Bytes of a stream its node did not consume, kept until more arrive: a partial frame (less
 /// than [`FRAME_BYTES_MAX`]), or what a connector sent behind its hello before it was
 /// answered, which an honest one does not (it waits for the challenge). Past it the stream

@@ -42,9 +42,10 @@ pub(crate) struct NodeArgs {
     registry_wait: f64,
     /// Run this many nodes in this process, on one event loop: each listens on its own port
     /// of the --bind address, registers and keeps its links as a node alone in its process
-    /// would. Console commands go to every node; each line a node prints starts with its
-    /// address. The process exits once every node has. Link buffers are then sized by
-    /// traffic instead of mapped up front.
+    /// would, but links between its nodes stay in memory and links to the nodes of another
+    /// such process share one connection with it (a trunk). Console commands go to every
+    /// node; each line a node prints starts with its address. The process exits once every
+    /// node has. Link buffers are then sized by traffic instead of mapped up front.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=GROUP_NODES_MAX as i64))]
     count: u32,
     #[command(flatten)]

@@ -1,8 +1,8 @@
 //! Several messaging nodes in one machine, so that one process and one io_uring loop can run
 //! them (`overlay node --count K`). No I/O, like the nodes themselves.
 //!
-//! Each node keeps its own listener, registration, ID, links and counters: on the wire a group
-//! of K nodes is K nodes. The group only multiplexes: the driver names a connection accepted on
+//! Each node keeps its own listener, registration, ID, links and counters: to the registry a
+//! group of K nodes is K nodes (how their links travel is `mux.rs`'s business). The group only multiplexes: the driver names a connection accepted on
 //! listener `i` in group `i` (`ConnId::in_group`), and the group names the connections node `i`
 //! opens the same way, so every event goes to its node by the connection's group bits, and each
 //! node sees the ungrouped identifiers it chose or was given, exactly as when it runs alone.
