@@ -304,3 +304,41 @@ fn a_failed_trunk_closes_its_links_whatever_it_held_unsent() {
     mux.on_closed(4, trunk, CloseReason::PeerClosed);
     assert_eq!(mux.carried(), (0, 0, 0));
 }
+
+#[test]
+fn the_process_exits_once_its_trunks_have_sent_what_their_nodes_handed_them() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    // Both nodes give up on their registry (they try once): the group exits.
+    mux.on_tick(crate::limits::GROUP_JOIN_GAP_NS);
+    effects(&mut mux);
+    let registry = "127.0.0.1:9".parse().unwrap();
+    let refused = CloseReason::ConnectFailed {
+        addr: registry,
+        error: crate::machine::LinkError::Refused,
+    };
+    let first = ConnIds::default().next_outbound();
+    for index in 0..NODES {
+        mux.on_closed(3, first.in_group(index), refused);
+    }
+    let closing = effects(&mut mux);
+    assert!(closing.contains(&Effect::Close(trunk)), "{closing:?}");
+    assert!(
+        !closing.iter().any(|e| matches!(e, Effect::Exit(_))),
+        "{closing:?}"
+    );
+    mux.on_flushed(4, trunk);
+    assert_eq!(effects(&mut mux), vec![Effect::Exit(1)]);
+    // Without the flush, at the deadline.
+    let mut mux = self::mux(None);
+    trunk_up(&mut mux);
+    mux.on_tick(crate::limits::GROUP_JOIN_GAP_NS);
+    for index in 0..NODES {
+        mux.on_closed(3, first.in_group(index), refused);
+    }
+    effects(&mut mux);
+    let deadline = mux.next_tick().expect("a deadline");
+    assert_eq!(deadline, 3 + LEAVE_FLUSH_TIMEOUT_NS);
+    mux.on_tick(deadline);
+    assert_eq!(effects(&mut mux), vec![Effect::Exit(1)]);
+}
