@@ -34,9 +34,9 @@ use super::NodeConfig;
 use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
-    LEAVE_FLUSH_TIMEOUT_NS, NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX,
-    SEND_BATCH_BYTES, TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX,
-    TRUNK_STREAMS_MAX, TRUNKS_MAX,
+    NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES,
+    TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
+    TRUNKS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::strangers::Strangers;
@@ -209,10 +209,6 @@ pub struct Mux<C: Codec> {
     /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
     /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
     last_words: HashMap<ConnId, Vec<u8>>,
-    /// The group exited with this status: the process exits once the trunks in `flushing` are
-    /// flushed, or at the deadline ([`LEAVE_FLUSH_TIMEOUT_NS`]).
-    exiting: Option<(i32, Nanos)>,
-    flushing: HashSet<ConnId>,
 }
 
 impl<C: Codec> Mux<C> {
@@ -255,25 +251,12 @@ impl<C: Codec> Mux<C> {
             taken: Vec::new(),
             warnings: WarningLimit::for_closed_connections(),
             last_words: HashMap::new(),
-            exiting: None,
-            flushing: HashSet::new(),
         }
     }
 
     /// The group the mux carries.
     pub fn group(&self) -> &Group<C> {
         &self.group
-    }
-
-    /// Exits once every trunk closed at the group's exit is flushed, or at the deadline.
-    fn exit_if_flushed(&mut self, now: Nanos) {
-        if let Some((code, deadline)) = self.exiting
-            && (self.flushing.is_empty() || deadline <= now)
-        {
-            self.exiting = None;
-            self.flushing.clear();
-            self.effects.push(Effect::Exit(code));
-        }
     }
 
     /// Trunks up, and links carried in memory and on trunks: for diagnostics and tests.
@@ -349,15 +332,10 @@ impl<C: Codec> Mux<C> {
                 self.effects.push(Effect::Close(conn));
             }
             Effect::Exit(code) => {
-                // The last node is gone: the trunks send what their nodes handed them (a
-                // leaver's last relayed frames, told flushed once they were in the trunk)
-                // before the process exits, as a node alone waits for its links' flush.
                 for (&trunk, _) in self.trunks.iter() {
                     self.effects.push(Effect::Close(trunk));
-                    self.flushing.insert(trunk);
                 }
-                self.exiting = Some((code, now + LEAVE_FLUSH_TIMEOUT_NS));
-                self.exit_if_flushed(now);
+                self.effects.push(Effect::Exit(code));
             }
             other => self.effects.push(other),
         }
@@ -1042,9 +1020,6 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
-        if self.flushing.remove(&conn) {
-            return self.exit_if_flushed(now);
-        }
         if self.trunks.contains_key(&conn) {
             return self.trunk_lost(now, conn, reason);
         }
@@ -1065,9 +1040,6 @@ impl<C: Codec> Machine for Mux<C> {
         if !self.last_words.is_empty() {
             self.last_words.remove(&conn);
         }
-        if self.flushing.remove(&conn) {
-            return self.exit_if_flushed(now);
-        }
         if conn.group() == TRUNK_GROUP || self.trunks.contains_key(&conn) {
             return;
         }
@@ -1085,7 +1057,6 @@ impl<C: Codec> Machine for Mux<C> {
         self.pump(now);
         self.deliver_local(now);
         self.expire_trunks(now);
-        self.exit_if_flushed(now);
     }
 
     fn next_tick(&self) -> Option<Nanos> {
@@ -1100,7 +1071,6 @@ impl<C: Codec> Machine for Mux<C> {
             local,
             dialed,
             self.strangers.next_deadline(),
-            self.exiting.map(|(_, deadline)| deadline),
         ]
         .into_iter()
         .flatten()
