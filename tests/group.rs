@@ -117,8 +117,8 @@ fn established() -> Vec<(SocketAddr, SocketAddr)> {
         .collect()
 }
 
-/// Three groups of four nodes, each process on a loopback address of its own, and two nodes
-/// alone: their links between processes of several nodes share one connection per process
+/// Three groups of four nodes with `--trunks`, each process on a loopback address of its own,
+/// and two nodes alone: their links between processes of several nodes share one connection per process
 /// pair (two when both dialed at once), the links within a process none, and a link to a node
 /// alone is a connection of its own as before. The overlay verifies runs; the four nodes of
 /// one group leave gracefully during a run (SIGTERM) and it still verifies with nothing lost;
@@ -137,7 +137,7 @@ fn the_nodes_of_a_process_share_a_connection_to_each_other_process() {
             node(
                 &format!("group{i}"),
                 port,
-                &["--count", &count, "--bind", bind],
+                &["--count", &count, "--bind", bind, "--trunks"],
                 false,
             )
         })

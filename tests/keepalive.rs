@@ -101,14 +101,12 @@ fn only_a_nodes_registry_connection_probes_while_idle() {
     assert_eq!(members.len(), total);
 
     // Each node holds a link to each of its entries (three, and three backups, some the
-    // same nodes). A link of a node alone is a connection, both ends of it sockets of the
-    // census; links between nodes of the group are carried in its memory (`node::mux`), so
-    // the nodes alone's links are the ones counted on.
+    // same nodes): both ends of each are sockets of the census.
     let census = poll(Duration::from_secs(20), || {
         let census = census(registry_addr, &members);
         let settled = census.to_registry.len() == total
             && census.at_registry.len() == total
-            && census.links.len() >= 2 * 3 * ALONE
+            && census.links.len() >= 2 * 3 * total
             && census.to_registry.iter().all(|s| s.timer != 1)
             && census.links.iter().all(|s| s.timer != 1);
         settled.then_some(census)

@@ -42,12 +42,17 @@ pub(crate) struct NodeArgs {
     registry_wait: f64,
     /// Run this many nodes in this process, on one event loop: each listens on its own port
     /// of the --bind address, registers and keeps its links as a node alone in its process
-    /// would, but links between its nodes stay in memory and links to the nodes of another
-    /// such process share one connection with it (a trunk). Console commands go to every
-    /// node; each line a node prints starts with its address. The process exits once every
-    /// node has. Link buffers are then sized by traffic instead of mapped up front.
+    /// would. Console commands go to every node; each line a node prints starts with its
+    /// address. The process exits once every node has. Link buffers are then sized by
+    /// traffic instead of mapped up front.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=GROUP_NODES_MAX as i64))]
     count: u32,
+    /// With --count above 1: links between the nodes of this process stay in memory, and
+    /// links to the nodes of another process started with --trunks share one connection with
+    /// it (a trunk; docs/ARCHITECTURE.md, "Trunks"). Not the default yet: a 10,000-node run
+    /// lost its trunks (docs/SCALE.md).
+    #[arg(long)]
+    trunks: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -148,7 +153,7 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     let code = if count == 1 {
         let node = Node::<C>::new(configs.remove(0));
         io::run(&mut Terminable::new(node), listeners, &config)?
-    } else if C::HELLO {
+    } else if args.trunks && C::HELLO {
         // The group's links share a connection per other process (trunks) and stay in memory
         // within this one (`node::mux`).
         let mux = Terminable::new(Mux::<C>::new(configs));
