@@ -142,6 +142,57 @@ fn sigterm_at_a_node_during_a_run_is_a_graceful_leave() {
     );
 }
 
+/// SIGTERM at several nodes at the same instant (one kill(1) for all): during a run three
+/// leave, one at a time, and the run verifies with nothing lost; after it every node left is
+/// SIGTERMed at once. The registry carries out the leaves the tables can take, the one that
+/// would leave too few nodes drops the overlay, and every node exits with status 0 within
+/// 30 s, those whose leaves were queued behind it too (one of four nodes SIGTERMed at once
+/// waited for an answer for ever: its queued leave went with the overlay).
+#[test]
+fn sigterm_at_many_nodes_at_once_lets_every_one_go() {
+    let _serial = many_processes();
+    let (mut reg, port) = registry(&["--stall-timeout", "60"], true);
+    let mut nodes: Vec<Proc> = (0..10)
+        .map(|i| node(&format!("node{i}"), port, &[], false))
+        .collect();
+    reg.wait_line("(10 nodes)", 0);
+    let mark = reg.mark();
+    // NR 3 needs 5 nodes: the fifth leave of the ten cannot keep the tables.
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    let mark = reg.mark();
+    reg.send("start 3s");
+    reg.wait_line("Run 1:", mark);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let leave_at_once = |nodes: &mut [Proc]| {
+        let asked = std::time::Instant::now();
+        Proc::signal_all(&nodes.iter().collect::<Vec<_>>(), SIGTERM);
+        for node in nodes.iter_mut() {
+            let status = node.wait_exit_within(std::time::Duration::from_secs(30));
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "{} {:?} after SIGTERM: {status:?}\n{}\n{}",
+                node.name,
+                asked.elapsed(),
+                node.dump(),
+                reg.dump()
+            );
+            assert!(node.out.text().contains("Deregistered"), "{}", node.dump());
+        }
+    };
+    leave_at_once(&mut nodes[..3]);
+    let line = verdict(&reg, 1, mark);
+    assert!(
+        line.starts_with("PASS:") && line.contains(", 0 corrupted, 0 dropped"),
+        "{line}\n{}",
+        reg.dump()
+    );
+    leave_at_once(&mut nodes[3..]);
+    reg.wait_line("(0 nodes)", mark);
+    let said = reg.dump();
+    assert!(!said.contains("no answer from"), "{said}");
+}
+
 #[test]
 fn a_leave_the_overlay_cannot_take_during_a_run_is_refused_and_the_run_passes() {
     let (mut reg, port) = registry(&["--stall-timeout", "60"], true);

@@ -162,6 +162,26 @@ impl Changes {
         self.current.is_some() || !self.queue.is_empty()
     }
 
+    /// The nodes that asked to leave gracefully and have not been let go: queued, under way
+    /// (a repair of lost nodes is no leave), or put off until the run is over.
+    pub(super) fn leavers(&self) -> BTreeSet<NodeId> {
+        let queued = self.queue.iter().filter_map(|q| match q {
+            Queued::Leave(id) => Some(*id),
+            Queued::Join(_) | Queued::Lost(_) => None,
+        });
+        let current = self.current.as_ref().filter(|c| {
+            !c.lost
+                && matches!(
+                    c.stage,
+                    Stage::Leave | Stage::Drain | Stage::Gone | Stage::Close | Stage::Final
+                )
+        });
+        queued
+            .chain(current.map(|c| c.node))
+            .chain(self.parked.keys().copied())
+            .collect()
+    }
+
     /// Whether node `id` is joining or leaving (or queued to).
     pub(super) fn concerns(&self, id: NodeId) -> bool {
         self.current.as_ref().is_some_and(|c| c.nodes.contains(&id))
@@ -367,7 +387,7 @@ impl<C: Codec> Registry<C> {
         if let Err(why) = self.fits_without(&gone) {
             // The overlay cannot do without them: as before live membership, it must be set
             // up again (and a run fails).
-            self.overlay_changed(format!("{} left, and {why}", named(&gone).0));
+            self.overlay_changed(now, format!("{} left, and {why}", named(&gone).0));
             return false;
         }
         let Some(overlay) = self.overlay.as_mut() else {
@@ -493,7 +513,7 @@ impl<C: Codec> Registry<C> {
                 // Only between runs (a registration during a run is refused when it does not
                 // fit with the joins queued before it): the overlay is set up again, as before
                 // live membership.
-                self.overlay_changed(format!("node {id} joined, and {why}"));
+                self.overlay_changed(now, format!("node {id} joined, and {why}"));
                 return true;
             }
         };
@@ -597,7 +617,7 @@ impl<C: Codec> Registry<C> {
         let (tables, chord) = match overlay.tables_for(&ring, identifiers) {
             Ok(built) => built,
             Err(why) => {
-                self.overlay_changed(format!("{} left, and {why}", named(&gone).0));
+                self.overlay_changed(now, format!("{} left, and {why}", named(&gone).0));
                 return false;
             }
         };

@@ -174,7 +174,7 @@ impl<C: Codec> Registry<C> {
             self.queue_join(now, id);
             return;
         }
-        self.overlay_changed(format!("node {id} joined"));
+        self.overlay_changed(now, format!("node {id} joined"));
         self.maybe_script_setup();
     }
 
@@ -342,7 +342,7 @@ impl<C: Codec> Registry<C> {
             // Its join was let go: the overlay never had it.
             return;
         }
-        self.overlay_changed(format!("node {id} left"));
+        self.overlay_changed(now, format!("node {id} left"));
     }
 
     /// Refuses a peer's message and closes its connection.

@@ -250,6 +250,19 @@ impl<C: Codec> Registry<C> {
             self.say("setup-overlay refused: a run is in progress");
             return;
         }
+        // A new overlay would drop the old one's changes, and a leaver would wait for an
+        // answer for ever: it is carried out first (between runs, within milliseconds).
+        let leaving = self
+            .overlay
+            .as_ref()
+            .map(|o| o.changes.leavers())
+            .unwrap_or_default();
+        if let Some(id) = leaving.first() {
+            self.say(format!(
+                "setup-overlay refused: node {id} is leaving; set the overlay up once it has left"
+            ));
+            return;
+        }
         let count = self.nodes.len();
         let built = match fingers {
             Fingers::Positions { nr } => self.position_tables(nr),
@@ -438,12 +451,15 @@ impl<C: Codec> Registry<C> {
         }
     }
 
-    /// The membership changed: an overlay that was set up no longer holds.
-    pub(super) fn overlay_changed(&mut self, what: String) {
-        if self.overlay.take().is_some() {
+    /// The membership changed: an overlay that was set up no longer holds. The graceful
+    /// leaves it had not carried out go with it, their leavers let go at once
+    /// (`Registry::let_go_leavers`).
+    pub(super) fn overlay_changed(&mut self, now: Nanos, what: String) {
+        if let Some(overlay) = self.overlay.take() {
             self.say(format!(
                 "The overlay changed ({what}): run setup-overlay again before start"
             ));
+            self.let_go_leavers(now, overlay.changes.leavers());
         }
     }
 }

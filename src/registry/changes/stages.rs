@@ -307,6 +307,32 @@ impl<C: Codec> Registry<C> {
         self.remove_node(now, id, format!("deregistered, and without it {why}"));
     }
 
+    /// The overlay is gone (it must be set up again), and with it the changes that would have
+    /// answered the nodes `leavers` (their graceful leaves queued, under way or put off): each
+    /// is let go at once, as a node that asks to leave when there is no overlay. Without this
+    /// a leaver waited for an answer for ever (four nodes that asked to leave at once: the
+    /// second leave left too few nodes for the tables, and the leaves queued behind it went
+    /// with the overlay).
+    pub(in crate::registry) fn let_go_leavers(&mut self, now: Nanos, leavers: BTreeSet<NodeId>) {
+        for id in leavers {
+            if !self.nodes.contains_key(&id) {
+                continue;
+            }
+            let count = self.nodes.len() - 1;
+            self.send_to_node(
+                id,
+                &Control::DeregisterStatus {
+                    status: Status::Ok(id),
+                    info: format!(
+                        "Deregistration request successful. The number of messaging nodes \
+                         currently constituting the overlay is ({count})"
+                    ),
+                },
+            );
+            self.remove_node(now, id, "deregistered".to_string());
+        }
+    }
+
     /// The change's `Gone` stage began as a new change (`start_gone`): it is still the change
     /// that began at `began` (its time until every table reflects it counts from then).
     pub(super) fn continue_change(&mut self, began: Nanos) {

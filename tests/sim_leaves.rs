@@ -1,0 +1,140 @@
+//! Graceful leaves asked for at the same instant, in the deterministic simulator: during a run
+//! (the leaves queue up and are carried out one at a time, nothing lost), and every node of the
+//! overlay at once after it (the leave that leaves too few nodes for the tables drops the
+//! overlay, and the leaves queued behind it must still be answered). Every leaver exits.
+//!
+//! A failure names its seed; the same seed replays it exactly.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use overlay::registry::RegistryConfig;
+use overlay::routing::Fingers;
+use overlay::sim::{Sim, SimConfig, Who};
+use overlay::summary::RunResult;
+
+const STEPS_MAX: u64 = 20_000_000;
+
+/// Tiny links and a small window, as tests/sim_churn.rs; a stage that waits out the stall
+/// timeout (600 s) is a failure.
+fn config(nodes: usize, seed: u64) -> SimConfig {
+    let mut config = SimConfig::new(nodes, seed);
+    config.registry = RegistryConfig {
+        window_bytes: Some(4096),
+        stall_timeout: Some(600_000_000_000),
+        ..config.registry
+    };
+    config.capacity_bytes = Some(512);
+    config
+}
+
+fn setup(sim: &mut Sim, fingers: Fingers) {
+    sim.register_all(STEPS_MAX).expect("registration");
+    let command = match fingers {
+        Fingers::Positions { nr } => format!("setup-overlay {nr}"),
+        Fingers::Chord { bits, .. } => format!("setup-overlay chord {bits}"),
+    };
+    sim.command(Who::Registry, &command);
+    sim.run_until(|sim| sim.is_ready(), STEPS_MAX)
+        .expect("setup");
+}
+
+/// Every packet sent was received, sums match, nothing corrupted, dropped or unaccounted.
+fn check(result: &RunResult, context: &str) {
+    assert!(result.passed(), "{context}: {}", result.verdict_line());
+    assert_eq!(result.corrupted, 0, "{context}");
+    assert_eq!(result.dropped, 0, "{context}");
+    assert_eq!(result.packets_received, result.packets_sent, "{context}");
+    assert_eq!(result.packets_sent, result.packets_expected, "{context}");
+    if let Some(accounting) = &result.accounting {
+        assert_eq!(accounting.unaccounted, 0, "{context}: {accounting:?}");
+    }
+}
+
+/// Types `exit-overlay` at each of `leavers` at the same instant (no step between them) and
+/// runs until every one has exited with status 0, within 10 s of virtual time.
+fn leave_at_once(sim: &mut Sim, leavers: &[usize], context: &str) {
+    for &i in leavers {
+        sim.command(Who::Node(i), "exit-overlay");
+    }
+    let asked = sim.now();
+    let exited = sim.run_until(
+        |sim| {
+            leavers
+                .iter()
+                .all(|&i| sim.exit_code(Who::Node(i)).is_some())
+                || sim.now() > asked + 10_000_000_000
+        },
+        STEPS_MAX,
+    );
+    let stuck: Vec<usize> = leavers
+        .iter()
+        .copied()
+        .filter(|&i| sim.exit_code(Who::Node(i)) != Some(0))
+        .collect();
+    if exited.is_err() || !stuck.is_empty() {
+        for line in sim.printed(Who::Registry) {
+            eprintln!("registry: {line}");
+        }
+        for &i in &stuck {
+            for line in sim.printed(Who::Node(i)) {
+                eprintln!("node {i}: {line}");
+            }
+        }
+        panic!(
+            "{context}: leavers {stuck:?} of {leavers:?} did not exit with 0 within 10 s \
+             ({exited:?})"
+        );
+    }
+    let said = sim.printed(Who::Registry).join("\n");
+    assert!(!said.contains("no answer from"), "{context}:\n{said}");
+}
+
+/// Seeded: during a run, three nodes ask to leave at the same instant; the run passes with
+/// nothing lost and all three exit. Then every node left asks to leave at the same instant:
+/// the overlay carries out the leaves it can take, the one that would leave too few nodes for
+/// the tables drops it (set up again before the next run), and every leaver exits, the ones
+/// queued behind that leave too (before the fix they waited for an answer for ever: the
+/// stuck node of four SIGTERMed at once, tests/churn.rs). Both finger rules.
+#[test]
+fn leaves_asked_for_at_the_same_instant_all_complete() {
+    const NODES: usize = 12;
+    for seed in 0..8u64 {
+        let fingers = if seed % 2 == 1 {
+            Fingers::Chord {
+                bits: 16,
+                hashed: false,
+            }
+        } else {
+            // From 9 to 15 nodes fit NR 3: three leaves during the run are never refused.
+            Fingers::Positions { nr: 3 }
+        };
+        let context = format!("seed {seed}, {fingers:?}");
+        let mut sim = Sim::new(config(NODES, seed));
+        setup(&mut sim, fingers);
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x1EAF);
+        sim.command(Who::Registry, "start 600");
+        let at = rng.random_range(0..20_000u64);
+        sim.run_until(|_| false, at).unwrap_or_default();
+        let mut order: Vec<usize> = (0..NODES).collect();
+        for k in 0..NODES {
+            let j = rng.random_range(k..NODES);
+            order.swap(k, j);
+        }
+        let (during, after) = order.split_at(3);
+        leave_at_once(&mut sim, during, &format!("{context}, during the run"));
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("{context}: the run did not end: {e}"));
+        let result = sim.results()[0].clone();
+        if !result.passed() {
+            for line in sim.printed(Who::Registry) {
+                eprintln!("registry: {line}");
+            }
+        }
+        check(&result, &format!("{context}, the run"));
+        assert_eq!(result.nodes, NODES, "{context}");
+        leave_at_once(&mut sim, after, &format!("{context}, after the run"));
+        assert_eq!(sim.registry().node_count(), 0, "{context}");
+        assert!(!sim.registry().membership_changing(), "{context}");
+    }
+}
