@@ -3,7 +3,8 @@
 //! finger rules; every run verifies (every packet sent is received, sums match, nothing
 //! corrupted or dropped), and the next run after the churn verifies too.
 //!
-//! A failure names its seed; the same seed replays it exactly.
+//! A failure names its seed; the same seed replays it exactly: `SIM_CHURN_SEED=150 cargo test
+//! --release --test sim_churn many_seeded_churns` runs that seed alone.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -15,6 +16,17 @@ use overlay::summary::RunResult;
 use overlay::wire::NodeId;
 
 const STEPS_MAX: u64 = 20_000_000;
+
+/// The seeds `range` of a seeded test, or only the one `SIM_CHURN_SEED` names (if in it).
+fn seeds(range: std::ops::Range<u64>) -> Vec<u64> {
+    match std::env::var("SIM_CHURN_SEED") {
+        Ok(seed) => {
+            let seed: u64 = seed.parse().expect("SIM_CHURN_SEED is a number");
+            range.filter(|&s| s == seed).collect()
+        }
+        Err(_) => range.collect(),
+    }
+}
 
 /// What a churn run does: `joins` nodes join and `leaves` leave, each at a random step
 /// within the first `spread` steps of a run of `packets` packets per node.
@@ -318,7 +330,7 @@ fn joins_and_leaves_at_several_rates_under_both_finger_rules() {
 /// finger rule.
 #[test]
 fn many_seeded_churns() {
-    for seed in 100..160 {
+    for seed in seeds(100..160) {
         let mut rng = SmallRng::seed_from_u64(seed);
         let fingers = if seed % 2 == 0 {
             Fingers::Positions { nr: 3 }
@@ -350,7 +362,7 @@ fn many_seeded_churns() {
 /// exits; the run after the churn passes.
 #[test]
 fn many_seeded_churns_with_crashes() {
-    for seed in 200..260 {
+    for seed in seeds(200..260) {
         let mut rng = SmallRng::seed_from_u64(seed);
         let fingers = if seed % 2 == 0 {
             Fingers::Positions { nr: 3 }

@@ -138,3 +138,71 @@ fn leaves_asked_for_at_the_same_instant_all_complete() {
         assert!(!sim.registry().membership_changing(), "{context}");
     }
 }
+
+/// Issue note, leave bug 2 (seed 150 of `many_seeded_churns` on the branch whose hello carries
+/// a protocol version): a leave whose `Leave` stage is under way when the run ends. The
+/// registry asks every node for its final report while the last acknowledgements of `Leave`
+/// are on their way, so the leaver gives its final report (which clears the counts a drain
+/// compares) before its `Drain` comes, naming what the others sent it before theirs: it
+/// waited for those packets again, out the stall timeout (600 s). A leave is asked for at
+/// every step of the last stretch of a run, each in a fresh simulation of the same seed
+/// (deterministic until then): every run passes with nothing lost, every leaver exits within
+/// 10 s, and no stage waits out the stall timeout.
+#[test]
+fn a_leave_asked_for_as_the_run_ends_completes() {
+    const NODES: usize = 8;
+    const PACKETS: u64 = 60;
+    let start = |seed: u64| {
+        let mut sim = Sim::new(config(NODES, seed));
+        setup(&mut sim, Fingers::Positions { nr: 3 });
+        sim.command(Who::Registry, &format!("start {PACKETS}"));
+        sim
+    };
+    for seed in 0..2u64 {
+        // Where the run ends without a leave.
+        let mut probe = start(seed);
+        let began = probe.steps();
+        probe
+            .run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .expect("the run ends");
+        let took = probe.steps() - began;
+        let mut raced = 0;
+        for at in took.saturating_sub(400)..took + 20 {
+            let context = format!("seed {seed}, leave asked {at} steps into the run");
+            let mut sim = start(seed);
+            sim.run_until(|_| false, at).unwrap_or_default();
+            let leaver = (seed as usize + at as usize) % NODES;
+            sim.command(Who::Node(leaver), "exit-overlay");
+            let asked = sim.now();
+            sim.run_until(
+                |sim| {
+                    (!sim.results().is_empty() && sim.exit_code(Who::Node(leaver)).is_some())
+                        || sim.now() > asked + 10_000_000_000
+                },
+                STEPS_MAX,
+            )
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+            let said = sim.printed(Who::Registry).join("\n");
+            let result = sim
+                .results()
+                .front()
+                .cloned()
+                .unwrap_or_else(|| panic!("{context}: the run did not end\n{said}"));
+            check(&result, &context);
+            assert_eq!(
+                sim.exit_code(Who::Node(leaver)),
+                Some(0),
+                "{context}: the leaver did not exit within 10 s\n{said}"
+            );
+            assert!(!said.contains("no answer from"), "{context}:\n{said}");
+            // The leave was under way when the run's summary came.
+            let leaving = said.find("is leaving").expect("the leave began");
+            let summary = said.find("Run 1 summary").expect("the summary");
+            raced += usize::from(leaving < summary && said[summary..].contains(" left ("));
+        }
+        assert!(
+            raced > 0,
+            "seed {seed}: no leave was under way as the run ended"
+        );
+    }
+}

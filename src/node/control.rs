@@ -543,6 +543,10 @@ impl<C: Codec> Node<C> {
             stats,
             links,
         });
+        if reset {
+            // A leaver's drain under way waits for no packet any more (`Leaving::reported`).
+            self.check_leaving();
+        }
     }
 }
 

@@ -95,6 +95,7 @@ impl<C: Codec> Node<C> {
             }
             Change::Leave { id } if id == me => {
                 // This node leaves: it originates nothing more.
+                overlay.leaving.began = true;
                 if let Some(run) = overlay.run.as_mut() {
                     run.remaining = 0;
                     self.finish_run();
@@ -479,10 +480,11 @@ impl<C: Codec> Node<C> {
             return;
         };
         let mut done = Vec::new();
-        // Every packet toward it arrived, and every packet it sent arrived (acknowledged): none
-        // of its packets is on its way to a node that leaves after it.
+        // Every packet toward it arrived (or did by a final report it gave while leaving), and
+        // every packet it sent arrived (acknowledged): none of its packets is on its way to a
+        // node that leaves after it.
         if let Some((version, expected)) = overlay.leaving.drain
-            && overlay.sunk_from.values().sum::<u64>() >= expected
+            && (overlay.leaving.reported || overlay.sunk_from.values().sum::<u64>() >= expected)
             && overlay.flow.in_flight_bytes == 0
         {
             overlay.leaving.drain = None;

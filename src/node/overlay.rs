@@ -54,6 +54,13 @@ pub(super) struct Switch {
 /// What a leaving node waits for before it acknowledges (`membership.rs`).
 #[derive(Debug, Default)]
 pub(super) struct Leaving {
+    /// Its own `Change::Leave` came: it originates nothing more.
+    pub(super) began: bool,
+    /// It gave a final report since `began`: every packet sent to it before had arrived then
+    /// (the run's end rule), and none is sent to it after (it is no sink, and no run starts
+    /// while a change is under way), so its drain waits for no packet (the counts a
+    /// `Change::Drain` names may be from before that report, which cleared this node's).
+    pub(super) reported: bool,
     /// `Change::Drain`: the version, and the packets that must have reached it as sink.
     pub(super) drain: Option<(u32, u64)>,
     /// `Change::Close`: the version; acknowledged once no node's link to it is open.
@@ -621,6 +628,7 @@ impl<C: Codec> Overlay<C> {
         // changes").
         self.originated_to.clear();
         self.sunk_from.clear();
+        self.leaving.reported = self.leaving.began;
         // Every packet of the run has arrived: the nodes that left are in no trace any more.
         if self.router.changed() {
             let joining = self.switch.as_ref().map(|s| &s.members.ids);
