@@ -12,7 +12,7 @@ use crate::limits::HELD_FRAME_BYTES_MIN;
 use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
 use crate::routing::RouteFault;
 use crate::wire::native::ACK_FRAME_BYTES;
-use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek, SendStamp};
+use crate::wire::{Ack, Codec, Corruption, DataFrame, NodeId, Peek, SendStamp, StampReader};
 
 /// Data frames found in one batch of bytes from a link.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +195,8 @@ impl<C: Codec> Overlay<C> {
     ) -> Result<usize, Stop> {
         self.open_batch();
         let mut batch = self.shares.open_batch(*share);
+        // The send times of the batch's deliveries are read against one arrival time.
+        self.stamps = StampReader::new(now, self.flow.epoch_began_at);
         let routed = self.route_batch(effects, now, bytes, &mut batch, data);
         self.shares.close_batch(batch, share);
         self.close_batch(link);
@@ -563,7 +565,7 @@ impl<C: Codec> Overlay<C> {
         // The classic format has no send time.
         let latency = match delivered.sent {
             Some(sent) => {
-                let latency = sent.latency_ns(now, self.flow.epoch_began_at);
+                let latency = self.stamps.latency_ns(sent);
                 if latency.is_none() {
                     self.latency_unknown(effects, now);
                 }

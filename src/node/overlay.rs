@@ -17,7 +17,9 @@ use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max
 use crate::machine::{ConnId, Effect, Hole, Nanos, gathered};
 use crate::routing::Router;
 use crate::stats::SinkStats;
-use crate::wire::{ChordIds, Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek};
+use crate::wire::{
+    ChordIds, Codec, Counters, DataFrame, DataShape, LinkCount, NodeId, Peek, StampReader,
+};
 
 /// Who is in the overlay, as this node last heard: what its router is built from, again at
 /// each change of membership (`membership.rs`).
@@ -337,6 +339,9 @@ pub(super) struct Overlay<C: Codec> {
     /// Nodes a trace may name besides the members (they left since the last final report,
     /// or they are joining), with their keys: what the router's check knows of them.
     pub(super) others: HashMap<NodeId, crate::chord::Id>,
+    /// Reads the send times of the batch being routed (`route_frames` sets it for each batch
+    /// from its arrival time and the epoch's start: computed once, not per delivery).
+    pub(super) stamps: StampReader,
     /// Where each entry's queue ended when the batch of a link's bytes being routed began
     /// ([`Overlay::open_batch`]): everything queued past it during the batch is that link's.
     batch_starts: Vec<u64>,
@@ -398,6 +403,7 @@ impl<C: Codec> Overlay<C> {
             leaving: Leaving::default(),
             others: HashMap::new(),
             batch_starts: Vec::new(),
+            stamps: StampReader::new(0, 0),
             stuck: Stuck::default(),
             problems_logged: 0,
             latency_unknown_said: false,

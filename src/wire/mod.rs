@@ -106,17 +106,47 @@ impl SendStamp {
     /// us), and at least 1 ns.
     #[inline]
     pub fn latency_ns(self, now_ns: u64, sent_after_ns: u64) -> Option<u64> {
-        let now_units = now_ns / Self::UNIT_NS;
-        // Whole units since the epoch began, and the age of the latest send time the stamp
-        // can name (now_units - age): it must lie in the epoch, and one wrap earlier must not.
-        let span_units = now_units.saturating_sub(sent_after_ns / Self::UNIT_NS);
-        let age_units = u64::from((now_units as u32).wrapping_sub(self.0));
-        if age_units > span_units || span_units - age_units >= 1 << 32 {
+        StampReader::new(now_ns, sent_after_ns).latency_ns(self)
+    }
+}
+
+/// Reads send times as [`SendStamp::latency_ns`] does, for one arrival time and one epoch:
+/// what does not depend on the stamp is computed once (a sink makes one per batch of frames
+/// it receives).
+#[derive(Debug, Clone, Copy)]
+pub struct StampReader {
+    /// Whole units of `now`.
+    now_units: u64,
+    /// Nanoseconds of `now` past its last whole unit.
+    now_part_ns: u64,
+    /// Whole units from the unit `sent_after` lies in to `now`'s.
+    span_units: u64,
+}
+
+impl StampReader {
+    /// For packets arriving at `now_ns`, each sent no earlier than `sent_after_ns`.
+    #[inline]
+    pub fn new(now_ns: u64, sent_after_ns: u64) -> StampReader {
+        let now_units = now_ns / SendStamp::UNIT_NS;
+        StampReader {
+            now_units,
+            now_part_ns: now_ns - now_units * SendStamp::UNIT_NS,
+            span_units: now_units.saturating_sub(sent_after_ns / SendStamp::UNIT_NS),
+        }
+    }
+
+    /// [`SendStamp::latency_ns`] of `stamp`.
+    #[inline]
+    pub fn latency_ns(self, stamp: SendStamp) -> Option<u64> {
+        // The age of the latest send time the stamp can name (now_units - age): it must lie
+        // in the epoch, and one wrap earlier must not.
+        let age_units = u64::from((self.now_units as u32).wrapping_sub(stamp.0));
+        if age_units > self.span_units || self.span_units - age_units >= 1 << 32 {
             return None;
         }
         // now - (the middle of the sending unit): now's part of its unit, plus the age.
-        let latency = now_ns - now_units * Self::UNIT_NS + age_units * Self::UNIT_NS;
-        Some(latency.saturating_sub(Self::UNIT_NS / 2).max(1))
+        let latency = self.now_part_ns + age_units * SendStamp::UNIT_NS;
+        Some(latency.saturating_sub(SendStamp::UNIT_NS / 2).max(1))
     }
 }
 
