@@ -243,6 +243,17 @@ pub const NODE_HANDSHAKE_TIMEOUT_NS: Nanos = 5_000_000_000;
 /// and each handshake has [`NODE_HANDSHAKE_TIMEOUT_NS`]; one past this is not coming, its join
 /// is abandoned (it is never polled), and the membership changes queued behind it go on.
 pub const JOIN_SETUP_TIMEOUT_NS: Nanos = NODE_HANDSHAKE_TIMEOUT_NS;
+/// How many set-ups a join gets before the newcomer is let go: a set-up fails when the
+/// newcomer cannot reach a table entry, most often a member that crashed while it connected
+/// (the join then waits behind that member's repair and is set up again with live members);
+/// one that fails this often is kept from holding the membership changes up.
+pub const JOIN_SETUPS_MAX: u32 = 3;
+/// How long a join whose set-up failed waits before it is queued again when the registry
+/// knows of no lost node yet (a crashed entry refuses the newcomer's connection at once, and
+/// its registry connection, closed by the same kernel, may be read just after the newcomer's
+/// report): the loss, once learned, queues the join again at once behind its repair; this
+/// pause only bounds the wait when the failure had another cause.
+pub const JOIN_RETRY_PAUSE_NS: Nanos = 1_000_000_000;
 /// Links other nodes opened to this one (handshake done) a node keeps: the rest of its slots.
 /// A table of NR entries brings NR of them (more with Chord fingers); past this bound a new one
 /// is refused as busy.

@@ -145,6 +145,29 @@ pub(crate) struct Changes {
     /// membership version their change had begun with, if it had (its late acknowledgements
     /// are not warned about). At most one per registered node.
     parked: std::collections::BTreeMap<NodeId, Option<u32>>,
+    /// Joins whose set-up failed so far, per joiner (tried again up to
+    /// [`JOIN_SETUPS_MAX`](crate::limits::JOIN_SETUPS_MAX) set-ups in all). At most one per
+    /// joiner.
+    failed_setups: std::collections::BTreeMap<NodeId, u32>,
+    /// Joins whose set-up failed while no lost node was known, with when they are queued
+    /// again ([`JOIN_RETRY_PAUSE_NS`](crate::limits::JOIN_RETRY_PAUSE_NS) later), unless a
+    /// loss queues them earlier, behind its repair. At most one per joiner.
+    retries: std::collections::BTreeMap<NodeId, Nanos>,
+}
+
+impl super::setup::Overlay {
+    /// A join that did not make it is undone: the membership before it comes back, and no
+    /// change is under way.
+    pub(super) fn undo_join(&mut self) {
+        if let Some((ring, tables, backups, chord)) = self.previous.take() {
+            self.ring = ring;
+            self.tables = tables;
+            self.backups = backups;
+            self.chord = chord;
+            self.nr = self.tables.iter().map(Vec::len).max().unwrap_or(0);
+        }
+        self.changes.current = None;
+    }
 }
 
 impl InProgress {
@@ -157,9 +180,14 @@ impl InProgress {
 }
 
 impl Changes {
-    /// Whether a change is being carried out or waiting.
+    /// Whether a change is being carried out or waiting (a join to be tried again included).
     pub(super) fn busy(&self) -> bool {
-        self.current.is_some() || !self.queue.is_empty()
+        self.current.is_some() || !self.queue.is_empty() || !self.retries.is_empty()
+    }
+
+    /// Whether a lost node's repair is queued.
+    fn repair_queued(&self) -> bool {
+        self.queue.iter().any(|q| matches!(q, Queued::Lost(_)))
     }
 
     /// The nodes that asked to leave gracefully and have not been let go: queued, under way
@@ -200,6 +228,9 @@ impl Changes {
                     .position(|q| !matches!(q, Queued::Lost(_)))
                     .unwrap_or(self.queue.len());
                 self.queue.insert(at, change);
+                // A join whose set-up failed for want of this node goes after its repair.
+                let retries = std::mem::take(&mut self.retries);
+                self.queue.extend(retries.into_keys().map(Queued::Join));
             }
             Queued::Join(_) | Queued::Leave(_) => self.queue.push_back(change),
         }
@@ -225,9 +256,12 @@ impl<C: Codec> Registry<C> {
 
     /// Node `id` is no joiner any more (in the run now, or gone); whether it was.
     pub(super) fn end_joiner(&mut self, id: NodeId) -> bool {
-        self.overlay
-            .as_mut()
-            .is_some_and(|o| o.changes.joiners.remove(&id))
+        self.overlay.as_mut().is_some_and(|o| {
+            o.changes.failed_setups.remove(&id);
+            o.changes.retries.remove(&id);
+            o.changes.identifiers.remove(&id);
+            o.changes.joiners.remove(&id)
+        })
     }
 
     /// The registered nodes a run counts on: all but the joiners.
@@ -509,10 +543,24 @@ impl<C: Codec> Registry<C> {
     fn start_join(&mut self, now: Nanos, id: NodeId) -> bool {
         let (ring, identifiers) = match self.with_members(&[id]) {
             Ok(membership) => membership,
+            Err(why) if self.run.is_some() => {
+                // It fitted when it registered (with the joins queued before it), but a
+                // change that went first (a repair, a leave) gave routes that its traces no
+                // longer hold: it is refused as its registration would be now, and the run
+                // goes on. (Dropping the overlay here left the run waiting for it.)
+                self.say(format!("Node {id} could not join during the run: {why}"));
+                if let Some(conn) = self.nodes.get(&id).map(|n| n.conn) {
+                    self.refuse_and_close(
+                        now,
+                        conn,
+                        format!("node {id} could not join during the run: {why}"),
+                    );
+                }
+                self.end_joiner(id);
+                return false;
+            }
             Err(why) => {
-                // Only between runs (a registration during a run is refused when it does not
-                // fit with the joins queued before it): the overlay is set up again, as before
-                // live membership.
+                // Between runs: the overlay is set up again, as before live membership.
                 self.overlay_changed(now, format!("node {id} joined, and {why}"));
                 return true;
             }

@@ -608,7 +608,8 @@ impl<C: Codec> Machine for Registry<C> {
         let deadline = self.ready_deadline.filter(|_| !self.is_ready());
         let stranger = self.strangers.next_deadline();
         let change = self.change_deadline();
-        [poll, deadline, stranger, change]
+        let retry = self.join_retry_due();
+        [poll, deadline, stranger, change, retry]
             .into_iter()
             .flatten()
             .min()

@@ -351,7 +351,20 @@ impl<C: Codec> Sim<C> {
     /// slow path, while both nodes go on with everything else. Links opened later are not
     /// held.
     pub fn hold(&mut self, from: usize, to: usize, held: bool) {
-        let (sender, receiver) = (Owner::Machine(from + 1), Owner::Machine(to + 1));
+        self.hold_ends(from + 1, to + 1, held);
+    }
+
+    /// Holds (or releases) what node `from` sends the registry, the close of its connection
+    /// included: held, the registry hears nothing more of it (not even that it died) until
+    /// released, as a registry that reads its other connections first.
+    pub fn hold_registry(&mut self, from: usize, held: bool) {
+        self.hold_ends(from + 1, 0, held);
+    }
+
+    /// Holds (or releases) what machine `from` sends machine `to` on the connections `from`
+    /// opened to `to`.
+    fn hold_ends(&mut self, from: usize, to: usize, held: bool) {
+        let (sender, receiver) = (Owner::Machine(from), Owner::Machine(to));
         for e in 0..self.ends.len() {
             let end = &self.ends[e];
             if end.owner == receiver

@@ -84,7 +84,9 @@ impl<C: Codec> Registry<C> {
             }
             _ => {
                 self.say(format!("Node {id} could not join: {info}"));
-                self.abandon_join(now, id);
+                if !self.retry_join(now, id) {
+                    self.abandon_join(now, id);
+                }
             }
         }
         true
@@ -359,20 +361,71 @@ impl<C: Codec> Registry<C> {
         self.next_change(now);
     }
 
+    /// Node `id`'s join set-up failed (it could not reach a table entry: most often a member
+    /// that crashed while it connected): the membership goes back to what it was and the join
+    /// is queued again, behind the repair of the nodes lost (repairs go before joins, so the
+    /// newcomer then gets a table of live members), or, with no loss known yet, after
+    /// [`JOIN_RETRY_PAUSE_NS`](crate::limits::JOIN_RETRY_PAUSE_NS) or at the next loss
+    /// (`Changes::enqueue`), whichever comes first. Returns false, changing nothing, once the
+    /// join has had [`JOIN_SETUPS_MAX`](crate::limits::JOIN_SETUPS_MAX) set-ups. Each set-up
+    /// is answered by exactly one status (the node sends one per manifest), so no status of
+    /// an earlier set-up can be taken for a later one's.
+    pub(super) fn retry_join(&mut self, now: Nanos, id: NodeId) -> bool {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return false;
+        };
+        let failed = overlay.changes.failed_setups.entry(id).or_insert(0);
+        *failed += 1;
+        if *failed >= crate::limits::JOIN_SETUPS_MAX {
+            return false;
+        }
+        overlay.undo_join();
+        if overlay.changes.repair_queued() {
+            overlay.changes.enqueue(Queued::Join(id));
+            self.say(format!(
+                "Node {id} will try to join again once the nodes lost are repaired"
+            ));
+        } else {
+            let at = now + crate::limits::JOIN_RETRY_PAUSE_NS;
+            overlay.changes.retries.insert(id, at);
+            self.say(format!(
+                "Node {id} will try to join again in {} s, or once a lost node is repaired",
+                crate::limits::JOIN_RETRY_PAUSE_NS / 1_000_000_000
+            ));
+        }
+        self.next_change(now);
+        true
+    }
+
+    /// The joins whose pause after a failed set-up is over are queued again.
+    fn queue_retries(&mut self, now: Nanos) {
+        let Some(overlay) = self.overlay.as_mut() else {
+            return;
+        };
+        let due: Vec<NodeId> = overlay
+            .changes
+            .retries
+            .iter()
+            .filter(|&(_, &at)| at <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for id in due {
+            overlay.changes.retries.remove(&id);
+            overlay.changes.enqueue(Queued::Join(id));
+        }
+        self.next_change(now);
+    }
+
     /// A join that cannot be: the overlay's tables go back to what they were; nobody else
     /// heard of it.
     pub(super) fn abandon_join(&mut self, now: Nanos, id: NodeId) {
         let Some(overlay) = self.overlay.as_mut() else {
             return;
         };
-        if let Some((ring, tables, backups, chord)) = overlay.previous.take() {
-            overlay.ring = ring;
-            overlay.tables = tables;
-            overlay.backups = backups;
-            overlay.chord = chord;
-            overlay.nr = overlay.tables.iter().map(Vec::len).max().unwrap_or(0);
-        }
-        overlay.changes.current = None;
+        overlay.undo_join();
         self.say(format!("Node {id} did not join the overlay"));
         // Registered outside the overlay it would be a member of no run: it is let go (and
         // may register again).
@@ -540,6 +593,7 @@ impl<C: Codec> Registry<C> {
 
     /// A stage that waited longer than the stall timeout goes on, naming who did not answer.
     pub(in crate::registry) fn change_tick(&mut self, now: Nanos) {
+        self.queue_retries(now);
         let timeout = self.change_timeout();
         let Some(current) = self
             .overlay
@@ -629,5 +683,12 @@ impl<C: Codec> Registry<C> {
             .as_ref()
             .and_then(|o| o.changes.current.as_ref())
             .map(|c| c.deadline)
+    }
+
+    /// When a join whose set-up failed is next queued again.
+    pub(in crate::registry) fn join_retry_due(&self) -> Option<Nanos> {
+        self.overlay
+            .as_ref()
+            .and_then(|o| o.changes.retries.values().min().copied())
     }
 }
