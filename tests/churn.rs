@@ -2,7 +2,8 @@
 //! join and three leave gracefully (`exit-overlay` at their consoles) during a run, which
 //! verifies with nothing lost; the runs after the churn verify too. SIGTERM at a node is a
 //! graceful leave; a leave the overlay cannot take during a run is refused, and the run passes.
-//! A quarter of the nodes killed at once (SIGKILL) during a run is repaired and accounted for.
+//! A quarter of the nodes killed at once (SIGKILL) during a run is repaired and accounted for,
+//! and a newcomer whose table entry crashes while it connects joins after the repair.
 
 mod common;
 
@@ -418,4 +419,90 @@ fn churn_in_scripted_mode_under_both_finger_rules() {
         let status = reg.wait_exit();
         assert_eq!(status.code(), Some(0), "{fingers:?}\n{}", reg.dump());
     }
+}
+
+/// An entry of a join under way crashes (docs/CHURN.md): with a secret, the newcomer's link to
+/// each table entry is up only once the entry answered its hello, so with every member stopped
+/// (SIGSTOP) the newcomer's set-up waits on them. Its successor, its first table entry under
+/// positions, is killed then (SIGKILL) and the others continued: the newcomer cannot reach the
+/// dead entry and says so, and the registry repairs the crash and sets the join up again with
+/// live members (before, the newcomer was let go and exited). The newcomer joins, the run
+/// ends as PASS with crashes with 0 unaccounted, and the next run counts the newcomer and
+/// passes.
+#[test]
+fn an_entry_of_a_join_under_way_crashes_and_the_newcomer_joins_after_the_repair() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = many_processes();
+    const NODES: usize = 8;
+    let secret = common::temp_path("join-entry-crash.secret");
+    std::fs::write(&secret.0, "a shared secret of enough bytes\n").unwrap();
+    // Only the owner may read a secret file.
+    std::fs::set_permissions(&secret.0, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_secret = ["--secret-file", secret.arg()];
+    let (mut reg, port) = registry(
+        &["--stall-timeout", "60", "--secret-file", secret.arg()],
+        true,
+    );
+    let nodes: Vec<Proc> = (0..NODES)
+        .map(|i| node(&format!("node{i}"), port, &with_secret, false))
+        .collect();
+    reg.wait_line(&format!("({NODES} nodes)"), 0);
+    let mark = reg.mark();
+    reg.send("setup-overlay 3");
+    reg.wait_line("Registry now ready to initiate tasks.", mark);
+    // The ring is in ID order.
+    let mut ring: Vec<(u32, usize)> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (common::registered(n).id, i))
+        .collect();
+    ring.sort_unstable();
+
+    let mark = reg.mark();
+    reg.send("start 6s");
+    reg.wait_line("Run 1:", mark);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let members: Vec<&Proc> = nodes.iter().collect();
+    Proc::signal_all(&members, libc::SIGSTOP);
+    let newcomer = node(&format!("node{NODES}"), port, &with_secret, false);
+    let id = common::registered(&newcomer).id;
+    let &(victim_id, victim) = ring
+        .iter()
+        .find(|&&(member, _)| member > id)
+        .unwrap_or(&ring[0]);
+    nodes[victim].signal(SIGKILL);
+    let others: Vec<&Proc> = nodes
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != victim)
+        .map(|(_, n)| n)
+        .collect();
+    Proc::signal_all(&others, libc::SIGCONT);
+    reg.wait_line(
+        &format!("Node {id} could not join: could not connect to node {victim_id} "),
+        mark,
+    );
+    reg.wait_line(&format!("Node {id} will try to join again"), mark);
+    reg.wait_line(&format!("Node {id} joined: "), mark);
+    let line = verdict(&reg, 1, mark);
+    assert!(
+        line.starts_with("PASS with crashes")
+            && line.contains(", 0 unaccounted;")
+            && line.contains(", 0 corrupted, 0 dropped")
+            && line.contains(&format!("node {victim_id}")),
+        "{line}\n{}",
+        reg.dump()
+    );
+    let said = reg.dump();
+    assert!(!said.contains("did not join the overlay"), "{said}");
+
+    // The next run counts the newcomer: the seven members left and it.
+    let mark = reg.mark();
+    reg.send("start 300");
+    let line = verdict(&reg, 2, mark);
+    assert!(
+        line.starts_with("PASS:") && line.contains("2,400 packets in"),
+        "{line}\n{}",
+        reg.dump()
+    );
 }
