@@ -38,6 +38,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 
 use crate::limits::{SECRET_BYTES_MIN, SECRET_FILE_BYTES_MAX};
+use crate::wire::native::PROTOCOL_VERSION;
 use crate::wire::{Control, Refusal};
 use sha2::Sha256;
 
@@ -267,6 +268,8 @@ pub enum Failure {
     Refused(Refusal),
     /// The peer sent something else than the handshake's next message.
     OutOfTurn,
+    /// The peer's hello names another native protocol version, `theirs` (another build).
+    Version { theirs: u16 },
 }
 
 impl Failure {
@@ -276,6 +279,9 @@ impl Failure {
             Failure::WrongProof => Some(Refusal::WrongSecret),
             Failure::PeerHasNoSecret => Some(Refusal::SecretRequired),
             Failure::WeHaveNoSecret => Some(Refusal::NoSecret),
+            Failure::Version { .. } => Some(Refusal::Version {
+                ours: PROTOCOL_VERSION,
+            }),
             Failure::Refused(_) | Failure::OutOfTurn => None,
         }
     }
@@ -297,6 +303,11 @@ impl Failure {
             ),
             Failure::Refused(refusal) => refusal.describe(peer),
             Failure::OutOfTurn => format!("{peer} did not follow the handshake"),
+            Failure::Version { theirs } => format!(
+                "{peer} speaks native protocol version {theirs}, this side \
+                 {PROTOCOL_VERSION}: run the same build of overlay everywhere (their data \
+                 frames do not read alike)"
+            ),
         }
     }
 }
@@ -315,10 +326,19 @@ impl Handshake {
                 nonces.fill_bytes(&mut nonce);
                 (
                     Handshake::Connecting { binding, nonce },
-                    Control::Hello { nonce: Some(nonce) },
+                    Control::Hello {
+                        nonce: Some(nonce),
+                        version: PROTOCOL_VERSION,
+                    },
                 )
             }
-            None => (Handshake::Done, Control::Hello { nonce: None }),
+            None => (
+                Handshake::Done,
+                Control::Hello {
+                    nonce: None,
+                    version: PROTOCOL_VERSION,
+                },
+            ),
         }
     }
 
@@ -347,11 +367,19 @@ impl Handshake {
                 Outcome::Failed(Failure::OutOfTurn)
             }
             (_, _, Some(Control::Refused(refusal))) => Outcome::Failed(Failure::Refused(*refusal)),
+            // Before the secret: a peer of another build would fail the handshake for
+            // reasons that say less.
+            (Handshake::Accepting { .. }, _, Some(Control::Hello { version, .. }))
+                if *version != PROTOCOL_VERSION =>
+            {
+                Outcome::Failed(Failure::Version { theirs: *version })
+            }
             (
                 Handshake::Accepting { binding },
                 Some(secret),
                 Some(Control::Hello {
                     nonce: Some(theirs),
+                    ..
                 }),
             ) => {
                 let mut ours = [0; NONCE_BYTES];
@@ -366,10 +394,10 @@ impl Handshake {
                 return Outcome::Reply(Control::Challenge { nonce: ours, proof });
             }
             (Handshake::Accepting { .. }, Some(_), _) => Outcome::Failed(Failure::PeerHasNoSecret),
-            (Handshake::Accepting { .. }, None, Some(Control::Hello { nonce: Some(_) })) => {
+            (Handshake::Accepting { .. }, None, Some(Control::Hello { nonce: Some(_), .. })) => {
                 Outcome::Failed(Failure::WeHaveNoSecret)
             }
-            (Handshake::Accepting { .. }, None, Some(Control::Hello { nonce: None })) => {
+            (Handshake::Accepting { .. }, None, Some(Control::Hello { nonce: None, .. })) => {
                 Outcome::Done(None)
             }
             (Handshake::Accepting { .. }, None, _) => Outcome::PassThrough,
@@ -417,6 +445,7 @@ impl Handshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::native::PROTOCOL_VERSION_UNNAMED;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -547,6 +576,47 @@ mod tests {
         );
     }
 
+    /// A hello of another protocol version (an older build's names none: version 1) is
+    /// refused with the acceptor's version, with a secret or without, before anything else
+    /// (issue 16: the 24-byte data header).
+    #[test]
+    fn a_hello_of_another_protocol_version_is_refused_with_ours() {
+        let s = secret();
+        let b = binding(Role::Registry, "127.0.0.1:5000");
+        let mut nonces = StdRng::seed_from_u64(5);
+        for (secret, nonce) in [(None, None), (Some(&s), Some([1; NONCE_BYTES]))] {
+            for theirs in [PROTOCOL_VERSION_UNNAMED, PROTOCOL_VERSION + 1] {
+                let hello = Control::Hello {
+                    nonce,
+                    version: theirs,
+                };
+                let outcome = Handshake::accept(b).on_message(secret, Some(&hello), &mut nonces);
+                assert_eq!(outcome, Outcome::Failed(Failure::Version { theirs }));
+            }
+        }
+        let failure = Failure::Version { theirs: 1 };
+        assert_eq!(
+            failure.tell(),
+            Some(Refusal::Version {
+                ours: PROTOCOL_VERSION
+            })
+        );
+        assert!(
+            failure.describe("the node at 127.0.0.1:7").starts_with(
+                "the node at 127.0.0.1:7 speaks native protocol version 1, this side 2:"
+            )
+        );
+        // The connector, told so, says which versions differ.
+        let told = Refusal::Version { ours: 7 }.describe("the registry at 127.0.0.1:5000");
+        assert!(told.contains("version 7, this side 2"), "{told}");
+        // A hello of this version goes on as before.
+        let (_, hello) = Handshake::connect(None, b, &mut nonces);
+        assert_eq!(
+            Handshake::accept(b).on_message(None, Some(&hello), &mut nonces),
+            Outcome::Done(None)
+        );
+    }
+
     /// The reflection of issue 12, item 3, in memory: an outsider O lures node N (its registry
     /// port mistyped as O's) and relays between N and a real party P, forwarding every
     /// handshake message unchanged. Whatever P is, N finds P's proof wrong and proves nothing,
@@ -589,6 +659,7 @@ mod tests {
         let mut p = Handshake::accept(b);
         let hello = Control::Hello {
             nonce: Some([7; NONCE_BYTES]),
+            version: PROTOCOL_VERSION,
         };
         let Outcome::Reply(Control::Challenge { proof, nonce }) =
             p.on_message(Some(&s), Some(&hello), &mut nonces)

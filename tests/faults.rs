@@ -12,6 +12,7 @@ use common::{
 };
 use overlay::limits::NODE_HANDSHAKE_TIMEOUT_NS;
 use overlay::wire::Control;
+use overlay::wire::native::PROTOCOL_VERSION;
 use serde_json::Value;
 
 /// An interactive registry (stdin piped) with `extra` arguments, `count` nodes, and an overlay
@@ -445,7 +446,10 @@ fn a_node_stopped_past_a_handshake_deadline_reads_the_hello_that_came_first() {
     n.signal(libc::SIGSTOP);
     // Stopped in its wait for the handshake deadline; the hello arrives while it is stopped.
     std::thread::sleep(Duration::from_millis(200));
-    peer.send(&Control::Hello { nonce: None });
+    peer.send(&Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION,
+    });
     std::thread::sleep(Duration::from_nanos(NODE_HANDSHAKE_TIMEOUT_NS) + Duration::from_secs(1));
     n.signal(libc::SIGCONT);
     peer.timeout(Duration::from_secs(2));

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use overlay::auth::{Binding, Direction, Role, Secret, Transcript};
-use overlay::wire::native::Native;
+use overlay::wire::native::{Native, PROTOCOL_VERSION, kind};
 use overlay::wire::{Codec, Control, DataShape, Refusal, Status};
 
 use common::{Client, Proc, node, nodes, registered, registry, temp_path, wait_file};
@@ -54,6 +54,7 @@ fn authenticate(client: &mut Client, secret: &Secret, binding: Binding) {
     let connector_nonce = [0x5a; 32];
     client.send(&Control::Hello {
         nonce: Some(connector_nonce),
+        version: PROTOCOL_VERSION,
     });
     let Control::Challenge { nonce, proof } = client.recv() else {
         panic!("expected a challenge in answer to the hello");
@@ -126,6 +127,7 @@ fn the_registry_refuses_hosts_without_the_secret() {
     let connector_nonce = [1; 32];
     client.send(&Control::Hello {
         nonce: Some(connector_nonce),
+        version: PROTOCOL_VERSION,
     });
     let Control::Challenge { nonce, .. } = client.recv() else {
         panic!("expected a challenge");
@@ -196,6 +198,56 @@ fn a_registry_without_a_secret_says_so_to_a_node_with_one() {
     // A plain node still registers.
     let plain = node("plain", port, &[], false);
     registered(&plain);
+}
+
+/// Mixed builds (issue 16: the 24-byte data header is protocol version 2): the hello of an
+/// older build names no version and reads as 1, and a registry and a node each refuse such a
+/// hello, and one naming a later version, with their own version, saying so in their logs; a
+/// hello of this version registers as before.
+#[test]
+fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
+    let (reg, port) = registry(&[], true);
+    let said = "speaks native protocol version 1, this side 2: run the same build";
+    // An older build's hello (no version), then its registration.
+    let mut older = Client::connect(port);
+    older.send_raw(&[2, 0, 0, 0, kind::HELLO, 0]);
+    let addr = older.local_addr();
+    older.send(&Control::Register { addr });
+    assert_eq!(
+        refusal(&mut older),
+        Refusal::Version {
+            ours: PROTOCOL_VERSION
+        }
+    );
+    assert!(
+        older.closed_by_peer(),
+        "registered a peer of another version"
+    );
+    wait_stderr(&reg, said);
+    let mut later = Client::connect(port);
+    later.send(&Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION + 1,
+    });
+    assert_eq!(
+        refusal(&mut later),
+        Refusal::Version {
+            ours: PROTOCOL_VERSION
+        }
+    );
+    wait_stderr(&reg, "speaks native protocol version 3, this side 2");
+    // A node refuses an older build's data link the same way.
+    let n = node("current", port, &[], false);
+    let me = registered(&n);
+    let mut link = Client::connect_to(me.addr, None);
+    link.send_raw(&[2, 0, 0, 0, kind::HELLO, 0]);
+    assert_eq!(
+        refusal(&mut link),
+        Refusal::Version {
+            ours: PROTOCOL_VERSION
+        }
+    );
+    wait_stderr(&n, said);
 }
 
 #[test]

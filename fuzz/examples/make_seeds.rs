@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use overlay::wire::classic::Classic;
-use overlay::wire::native::Native;
+use overlay::wire::native::{Native, PROTOCOL_VERSION};
 use overlay::wire::{
     Codec, Control, Counters, DataShape, Manifest, ManifestEntry, Peek, Refusal, Status,
 };
@@ -104,9 +104,13 @@ fn controls() -> Vec<Control> {
                 received: 2,
             }],
         },
-        Control::Hello { nonce: None },
+        Control::Hello {
+            nonce: None,
+            version: PROTOCOL_VERSION,
+        },
         Control::Hello {
             nonce: Some([7; 32]),
+            version: PROTOCOL_VERSION,
         },
         Control::Challenge {
             nonce: [8; 32],

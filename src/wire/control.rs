@@ -303,6 +303,9 @@ pub enum Refusal {
     ///
     /// [`Codec::farewell_to_the_other_format`]: super::Codec::farewell_to_the_other_format
     ClassicWire,
+    /// The peer's hello named another native protocol version than this side's, `ours`
+    /// (another build: their data frames do not read alike).
+    Version { ours: u16 },
 }
 
 impl Refusal {
@@ -326,6 +329,11 @@ impl Refusal {
             Refusal::ClassicWire => format!(
                 "{peer} speaks the classic wire format, not the native one: start both sides \
                  with the same --wire"
+            ),
+            Refusal::Version { ours } => format!(
+                "{peer} speaks native protocol version {ours}, this side {}: run the same \
+                 build of overlay everywhere (their data frames do not read alike)",
+                super::native::PROTOCOL_VERSION
             ),
         }
     }
@@ -375,8 +383,15 @@ pub enum Control {
     SummaryRequest { reset: bool, links: bool },
     /// Connector -> acceptor, the first frame of every native connection: whether the
     /// connector holds a shared secret (`--secret-file`) and, if it does, its fresh nonce
-    /// (`crate::auth`; native only).
-    Hello { nonce: Option<[u8; NONCE_BYTES]> },
+    /// (`crate::auth`; native only); and the native protocol version it speaks
+    /// ([`PROTOCOL_VERSION`]: an acceptor of another version refuses it,
+    /// [`Refusal::Version`]).
+    ///
+    /// [`PROTOCOL_VERSION`]: super::native::PROTOCOL_VERSION
+    Hello {
+        nonce: Option<[u8; NONCE_BYTES]>,
+        version: u16,
+    },
     /// Acceptor -> connector, the answer to a hello with a nonce: the acceptor's fresh nonce
     /// and its proof of the secret over both nonces, both roles and its address.
     Challenge {

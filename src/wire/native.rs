@@ -76,7 +76,16 @@ pub mod refusal_code {
     pub const NO_SECRET: u8 = 3;
     pub const WRONG_SECRET: u8 = 4;
     pub const CLASSIC_WIRE: u8 = 5;
+    /// Followed by the refuser's protocol version (u16).
+    pub const VERSION: u8 = 6;
 }
+
+/// The native protocol's version, in every hello: 2 since the 24-byte data header (issue 16).
+/// Version 1, the builds before, sent hellos without one; an acceptor reads those as 1 and
+/// refuses them, as any other version ([`Refusal::Version`]).
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The version of a hello that names none.
+pub const PROTOCOL_VERSION_UNNAMED: u16 = 1;
 
 /// `DataHeader::flags` bit: a relay found no free trace slot (the sink counts it corrupted,
 /// unless the packet was routed around a dead link: [`FLAG_DETOURED`]).

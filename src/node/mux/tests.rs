@@ -1,7 +1,7 @@
 //! The mux without sockets: a peer process's side of a trunk played by hand.
 
 use super::*;
-use crate::wire::native::Native;
+use crate::wire::native::{Native, PROTOCOL_VERSION};
 
 const NODES: usize = 2;
 
@@ -79,7 +79,10 @@ fn sent(mux: &mut Mux<Native>, trunk: ConnId) -> Vec<(u8, u32, Vec<u8>)> {
 fn trunk_up(mux: &mut Mux<Native>) -> ConnId {
     let trunk = accept(mux, 1);
     let mut bytes = MAGIC.to_vec();
-    bytes.extend(control(&Control::Hello { nonce: None }));
+    bytes.extend(control(&Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION,
+    }));
     segment::put_listeners(&mut bytes, &[PEER_LISTENER.parse().unwrap()]);
     assert_eq!(mux.on_received(2, trunk, &bytes), bytes.len());
     assert!(effects(mux).contains(&Effect::Send(trunk)));
@@ -103,7 +106,13 @@ fn a_trunk_carries_a_link_from_its_open_to_its_close() {
     let mut bytes = Vec::new();
     segment::put_open(&mut bytes, 1, listener(1));
     let mut hello = Vec::new();
-    Native::encode_control(&Control::Hello { nonce: None }, &mut hello);
+    Native::encode_control(
+        &Control::Hello {
+            nonce: None,
+            version: PROTOCOL_VERSION,
+        },
+        &mut hello,
+    );
     segment::put_data(&mut bytes, 1, &hello);
     let cut = bytes.len() - 2;
     assert_eq!(mux.on_received(3, trunk, &bytes[..cut]), cut);
@@ -169,6 +178,7 @@ fn nothing_is_carried_before_the_handshake_and_garbage_closes_the_trunk() {
         ("listeners before the proof", {
             let mut b = control(&Control::Hello {
                 nonce: Some([1; auth::NONCE_BYTES]),
+                version: PROTOCOL_VERSION,
             });
             segment::put_listeners(&mut b, &[]);
             b
@@ -181,7 +191,13 @@ fn nothing_is_carried_before_the_handshake_and_garbage_closes_the_trunk() {
             "a handshake message too long",
             vec![CONTROL, 0, 0, 0, 0, 0, 2, 0, 0],
         ),
-        ("no secret", control(&Control::Hello { nonce: None })),
+        (
+            "no secret",
+            control(&Control::Hello {
+                nonce: None,
+                version: PROTOCOL_VERSION,
+            }),
+        ),
     ];
     for (what, garbage) in cases {
         let mut mux = mux(Some(&secret));
@@ -199,7 +215,10 @@ fn nothing_is_carried_before_the_handshake_and_garbage_closes_the_trunk() {
     let mut mux = mux(Some(&secret));
     let trunk = accept(&mut mux, 1);
     let mut bytes = MAGIC.to_vec();
-    bytes.extend(control(&Control::Hello { nonce: None }));
+    bytes.extend(control(&Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION,
+    }));
     mux.on_received(2, trunk, &bytes);
     let told = sent(&mut mux, trunk);
     assert_eq!(
@@ -279,7 +298,13 @@ fn a_connection_that_is_no_trunk_is_its_nodes() {
     let mut mux = mux(None);
     let conn = accept(&mut mux, 1);
     let mut hello = Vec::new();
-    Native::encode_control(&Control::Hello { nonce: None }, &mut hello);
+    Native::encode_control(
+        &Control::Hello {
+            nonce: None,
+            version: PROTOCOL_VERSION,
+        },
+        &mut hello,
+    );
     // Fewer bytes than the magic, not its start: the node's at once.
     assert_eq!(mux.on_received(2, conn, &hello), hello.len());
     assert!(effects(&mut mux).is_empty());

@@ -179,7 +179,7 @@ pub(super) fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::SUMMARY_REQUEST);
             out.push(u8::from(*reset) | u8::from(*links) << 1);
         }
-        Control::Hello { nonce } => {
+        Control::Hello { nonce, version } => {
             out.push(kind::HELLO);
             match nonce {
                 Some(nonce) => {
@@ -188,6 +188,7 @@ pub(super) fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 }
                 None => out.push(0),
             }
+            out.extend_from_slice(&version.to_le_bytes());
         }
         Control::Challenge { nonce, proof } => {
             out.push(kind::CHALLENGE);
@@ -231,6 +232,10 @@ pub(super) fn encode_body(message: &Control, out: &mut Vec<u8>) {
                 Refusal::NoSecret => out.push(refusal_code::NO_SECRET),
                 Refusal::WrongSecret => out.push(refusal_code::WRONG_SECRET),
                 Refusal::ClassicWire => out.push(refusal_code::CLASSIC_WIRE),
+                Refusal::Version { ours } => {
+                    out.push(refusal_code::VERSION);
+                    out.extend_from_slice(&ours.to_le_bytes());
+                }
             }
         }
         Control::Membership(change) => encode_membership(change, out),
@@ -588,6 +593,12 @@ pub(super) fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     });
                 }
             },
+            // The builds before protocol versions sent none.
+            version: if reader.remaining() == 0 {
+                PROTOCOL_VERSION_UNNAMED
+            } else {
+                reader.u16_le()?
+            },
         },
         kind::CHALLENGE => Control::Challenge {
             nonce: reader.array()?,
@@ -632,6 +643,9 @@ pub(super) fn decode_body(body: &[u8]) -> Result<Control, WireError> {
             refusal_code::NO_SECRET => Refusal::NoSecret,
             refusal_code::WRONG_SECRET => Refusal::WrongSecret,
             refusal_code::CLASSIC_WIRE => Refusal::ClassicWire,
+            refusal_code::VERSION => Refusal::Version {
+                ours: reader.u16_le()?,
+            },
             other => {
                 return Err(WireError::BadField {
                     what: "refusal",

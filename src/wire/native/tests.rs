@@ -57,6 +57,32 @@ fn status_golden_vectors() {
     );
 }
 
+/// The hello names the protocol version (issue 16); the builds before named none, and their
+/// hello reads as version 1, so that the acceptor can refuse it by its version.
+#[test]
+fn hello_golden_vectors_and_the_version_of_older_builds() {
+    let hello = encode(&Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION,
+    });
+    assert_eq!(hello, [4, 0, 0, 0, kind::HELLO, 0, 2, 0]);
+    let older = [2, 0, 0, 0, kind::HELLO, 0];
+    assert_eq!(
+        Native::decode_control(&older),
+        Ok(Control::Hello {
+            nonce: None,
+            version: PROTOCOL_VERSION_UNNAMED,
+        })
+    );
+    let refusal = encode(&Control::Refused(Refusal::Version { ours: 2 }));
+    assert_eq!(
+        refusal,
+        [4, 0, 0, 0, kind::REFUSED, refusal_code::VERSION, 2, 0]
+    );
+    // A version cut short is refused, not read as an older build's.
+    assert!(Native::decode_control(&[3, 0, 0, 0, kind::HELLO, 0, 2]).is_err());
+}
+
 #[test]
 fn summary_request_golden_vector() {
     assert_eq!(
@@ -118,9 +144,13 @@ fn every_control_message_roundtrips() {
         targets: Targets::Keys { bits: 160 },
     });
     roundtrip(Control::TaskFinished { addr, id: u32::MAX });
-    roundtrip(Control::Hello { nonce: None });
+    roundtrip(Control::Hello {
+        nonce: None,
+        version: PROTOCOL_VERSION,
+    });
     roundtrip(Control::Hello {
         nonce: Some([5; 32]),
+        version: 7,
     });
     roundtrip(Control::Challenge {
         nonce: [9; 32],
@@ -133,6 +163,7 @@ fn every_control_message_roundtrips() {
         Refusal::NoSecret,
         Refusal::WrongSecret,
         Refusal::ClassicWire,
+        Refusal::Version { ours: 2 },
     ] {
         roundtrip(Control::Refused(refusal));
     }
