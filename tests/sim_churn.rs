@@ -13,9 +13,10 @@ use overlay::registry::RegistryConfig;
 use overlay::routing::Fingers;
 use overlay::sim::{Sim, SimConfig, Who};
 use overlay::summary::RunResult;
-use overlay::wire::NodeId;
 
-const STEPS_MAX: u64 = 20_000_000;
+mod sim_common;
+use overlay::wire::NodeId;
+use sim_common::{STEPS_MAX, check, config, setup};
 
 /// The seeds `range` of a seeded test, or only the one `SIM_CHURN_SEED` names (if in it).
 fn seeds(range: std::ops::Range<u64>) -> Vec<u64> {
@@ -50,39 +51,6 @@ fn config_with_crashes(nodes: usize, seed: u64) -> SimConfig {
     let mut config = config(nodes, seed);
     config.registry.window_bytes = Some(64 * 1024);
     config
-}
-
-fn config(nodes: usize, seed: u64) -> SimConfig {
-    let mut config = SimConfig::new(nodes, seed);
-    config.registry = RegistryConfig {
-        window_bytes: Some(4096),
-        stall_timeout: Some(600_000_000_000),
-        ..config.registry
-    };
-    config.capacity_bytes = Some(512);
-    config
-}
-
-fn setup(sim: &mut Sim, fingers: Fingers) {
-    sim.register_all(STEPS_MAX).expect("registration");
-    let command = match fingers {
-        Fingers::Positions { nr } => format!("setup-overlay {nr}"),
-        Fingers::Chord { bits, .. } => format!("setup-overlay chord {bits}"),
-    };
-    sim.command(Who::Registry, &command);
-    sim.run_until(|sim| sim.is_ready(), STEPS_MAX)
-        .expect("setup");
-}
-
-fn check(result: &RunResult, context: &str) {
-    assert!(result.passed(), "{context}: {}", result.verdict_line());
-    assert_eq!(result.corrupted, 0, "{context}");
-    assert_eq!(result.dropped, 0, "{context}");
-    assert_eq!(result.packets_received, result.packets_sent, "{context}");
-    assert_eq!(result.packets_sent, result.packets_expected, "{context}");
-    if let Some(accounting) = &result.accounting {
-        assert_eq!(accounting.unaccounted, 0, "{context}: {accounting:?}");
-    }
 }
 
 /// A run during which `crashed` were killed: every packet is delivered or lost with them, by
