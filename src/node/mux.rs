@@ -209,6 +209,10 @@ pub struct Mux<C: Codec> {
     /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
     /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
     last_words: HashMap<ConnId, Vec<u8>>,
+    /// The latest time the driver passed in: what the group did while the driver took a
+    /// trunk's bytes (`swap_outgoing` has no time) is routed with it before the driver takes
+    /// the effects.
+    now: Nanos,
 }
 
 impl<C: Codec> Mux<C> {
@@ -251,6 +255,7 @@ impl<C: Codec> Mux<C> {
             taken: Vec::new(),
             warnings: WarningLimit::for_closed_connections(),
             last_words: HashMap::new(),
+            now: 0,
         }
     }
 
@@ -286,6 +291,7 @@ impl<C: Codec> Mux<C> {
 
     /// The group's effects, and what they lead to, until none are left.
     fn pump(&mut self, now: Nanos) {
+        self.now = self.now.max(now);
         loop {
             let mut batch = std::mem::take(&mut self.scratch);
             self.group.take_effects(&mut batch);
@@ -1009,7 +1015,12 @@ impl<C: Codec> Machine for Mux<C> {
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         if self.trunks.contains_key(&conn) {
-            return self.trunk_bytes(now, conn, bytes);
+            // What the trunk's segments led to (a trunk up: its waiting links connected, their
+            // hellos to send) goes now, not with the process's next event: the peer gives a
+            // stream's hello NODE_HANDSHAKE_TIMEOUT_NS.
+            let consumed = self.trunk_bytes(now, conn, bytes);
+            self.pump(now);
+            return consumed;
         }
         if self.unclassified.contains_key(&conn) {
             return self.classify(now, conn, bytes);
@@ -1021,7 +1032,8 @@ impl<C: Codec> Machine for Mux<C> {
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
         if self.trunks.contains_key(&conn) {
-            return self.trunk_lost(now, conn, reason);
+            self.trunk_lost(now, conn, reason);
+            return self.pump(now);
         }
         self.unclassified.remove(&conn);
         self.group.on_closed(now, conn, reason);
@@ -1078,6 +1090,7 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        self.pump(self.now);
         std::mem::swap(&mut self.effects, into);
     }
 
