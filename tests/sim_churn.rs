@@ -16,7 +16,7 @@ use overlay::summary::RunResult;
 
 mod sim_common;
 use overlay::wire::NodeId;
-use sim_common::{STEPS_MAX, check, config, setup};
+use sim_common::{STEPS_MAX, check, config, fingers_by_seed, setup};
 
 /// The seeds `range` of a seeded test, or only the one `SIM_CHURN_SEED` names (if in it).
 fn seeds(range: std::ops::Range<u64>) -> Vec<u64> {
@@ -511,14 +511,7 @@ fn a_crash_while_joins_wait_is_repaired_before_them() {
     const NODES: usize = 12;
     for seed in 0..8u64 {
         let mut sim = Sim::new(config(NODES, seed));
-        let fingers = if seed % 2 == 1 {
-            Fingers::Chord {
-                bits: 16,
-                hashed: false,
-            }
-        } else {
-            Fingers::Positions { nr: 3 }
-        };
+        let fingers = fingers_by_seed(seed);
         setup(&mut sim, fingers);
         sim.command(Who::Registry, "start 1500");
         sim.run_until(
@@ -781,14 +774,7 @@ fn a_crash_during_a_drain_does_not_stall_the_leave() {
         let mut config = config(8, seed);
         config.registry.window_bytes = Some(1 << 20);
         let mut sim = Sim::new(config);
-        let fingers = if seed % 2 == 1 {
-            Fingers::Chord {
-                bits: 16,
-                hashed: false,
-            }
-        } else {
-            Fingers::Positions { nr: 3 }
-        };
+        let fingers = fingers_by_seed(seed);
         setup(&mut sim, fingers);
         sim.command(Who::Registry, "start 1500");
         sim.run_until(|sim| (0..8).all(|i| sim.counters(i).sent > 50), STEPS_MAX)
@@ -862,14 +848,7 @@ fn a_scripted_session_carries_out_a_leave_put_off_by_a_crash_before_it_exits() {
         let mut config = config_with_crashes(8, seed);
         config.registry.script = Some(overlay::registry::Script {
             nodes: 8,
-            fingers: if seed % 2 == 1 {
-                Fingers::Chord {
-                    bits: 16,
-                    hashed: false,
-                }
-            } else {
-                Fingers::Positions { nr: 3 }
-            },
+            fingers: fingers_by_seed(seed),
             goal: overlay::registry::Goal::Packets(1500),
             runs: 2,
             extra_payload_bytes: 0,

@@ -12,7 +12,7 @@ use overlay::routing::Fingers;
 use overlay::sim::{Sim, Who};
 
 mod sim_common;
-use sim_common::{STEPS_MAX, check, config, setup};
+use sim_common::{STEPS_MAX, check, config, fingers_by_seed, setup};
 
 /// Types `exit-overlay` at each of `leavers` at the same instant (no step between them) and
 /// runs until every one has exited with status 0, within 10 s of virtual time.
@@ -63,15 +63,9 @@ fn leave_at_once(sim: &mut Sim, leavers: &[usize], context: &str) {
 fn leaves_asked_for_at_the_same_instant_all_complete() {
     const NODES: usize = 12;
     for seed in 0..8u64 {
-        let fingers = if seed % 2 == 1 {
-            Fingers::Chord {
-                bits: 16,
-                hashed: false,
-            }
-        } else {
-            // From 9 to 15 nodes fit NR 3: three leaves during the run are never refused.
-            Fingers::Positions { nr: 3 }
-        };
+        // Even seeds: from 9 to 15 nodes fit NR 3, so three leaves during the run are never
+        // refused.
+        let fingers = fingers_by_seed(seed);
         let context = format!("seed {seed}, {fingers:?}");
         let mut sim = Sim::new(config(NODES, seed));
         setup(&mut sim, fingers);

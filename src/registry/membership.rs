@@ -268,17 +268,7 @@ impl<C: Codec> Registry<C> {
             self.queue_change(now, Queued::Leave(id));
             return;
         }
-        self.send(
-            conn,
-            &Control::DeregisterStatus {
-                status: Status::Ok(id),
-                info: format!(
-                    "Deregistration request successful. The number of messaging nodes \
-                     currently constituting the overlay is ({})",
-                    self.nodes.len() - 1
-                ),
-            },
-        );
+        self.send(conn, &deregistered(id, self.nodes.len() - 1));
         self.remove_node(now, id, "deregistered".to_string());
     }
 
@@ -453,6 +443,17 @@ fn nth_free(taken: impl Iterator<Item = NodeId>, rank: NodeId) -> NodeId {
         id += 1;
     }
     id
+}
+
+/// The answer to a leave carried out: `id` is gone and `remaining` nodes stay.
+pub(in crate::registry) fn deregistered(id: NodeId, remaining: usize) -> Control {
+    Control::DeregisterStatus {
+        status: Status::Ok(id),
+        info: format!(
+            "Deregistration request successful. The number of messaging nodes currently \
+             constituting the overlay is ({remaining})"
+        ),
+    }
 }
 
 #[cfg(test)]

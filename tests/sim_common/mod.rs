@@ -23,6 +23,19 @@ pub fn config(nodes: usize, seed: u64) -> SimConfig {
     config
 }
 
+/// Both finger rules over a test's seeds: odd seeds Chord fingers (16-bit IDs, unhashed),
+/// even seeds NR 3 by position.
+pub fn fingers_by_seed(seed: u64) -> Fingers {
+    if seed % 2 == 1 {
+        Fingers::Chord {
+            bits: 16,
+            hashed: false,
+        }
+    } else {
+        Fingers::Positions { nr: 3 }
+    }
+}
+
 /// Registers every node and sets the overlay up under `fingers`.
 pub fn setup(sim: &mut Sim, fingers: Fingers) {
     sim.register_all(STEPS_MAX).expect("registration");

@@ -2,6 +2,7 @@
 //! (done, abandoned, its node lost), and its deadline.
 
 use super::*;
+use crate::registry::membership::deregistered;
 
 impl<C: Codec> Registry<C> {
     /// Node `id` acknowledged change `version` (with `count`, what the change asked for).
@@ -269,16 +270,7 @@ impl<C: Codec> Registry<C> {
     /// The leaver may go: it is told, and forgotten.
     pub(super) fn let_go(&mut self, now: Nanos, id: NodeId) {
         let count = self.nodes.len().saturating_sub(1);
-        self.send_to_node(
-            id,
-            &Control::DeregisterStatus {
-                status: Status::Ok(id),
-                info: format!(
-                    "Deregistration request successful. The number of messaging nodes \
-                     currently constituting the overlay is ({count})"
-                ),
-            },
-        );
+        self.send_to_node(id, &deregistered(id, count));
         self.departed.insert(id);
         if let Some(node) = self.nodes.remove(&id)
             && let Some(connection) = self.connections.get_mut(&node.conn)
@@ -293,16 +285,7 @@ impl<C: Codec> Registry<C> {
     /// rest): it goes at once, and the overlay must be set up again (a run fails).
     pub(super) fn let_go_unrepaired(&mut self, now: Nanos, id: NodeId, why: &str) {
         let count = self.nodes.len().saturating_sub(1);
-        self.send_to_node(
-            id,
-            &Control::DeregisterStatus {
-                status: Status::Ok(id),
-                info: format!(
-                    "Deregistration request successful. The number of messaging nodes \
-                     currently constituting the overlay is ({count})"
-                ),
-            },
-        );
+        self.send_to_node(id, &deregistered(id, count));
         if let Some(overlay) = self.overlay.as_mut() {
             overlay.changes.current = None;
         }
@@ -321,16 +304,7 @@ impl<C: Codec> Registry<C> {
                 continue;
             }
             let count = self.nodes.len() - 1;
-            self.send_to_node(
-                id,
-                &Control::DeregisterStatus {
-                    status: Status::Ok(id),
-                    info: format!(
-                        "Deregistration request successful. The number of messaging nodes \
-                         currently constituting the overlay is ({count})"
-                    ),
-                },
-            );
+            self.send_to_node(id, &deregistered(id, count));
             self.remove_node(now, id, "deregistered".to_string());
         }
     }
