@@ -488,6 +488,19 @@ pub const TRUNK_STREAMS_MAX: usize = 2 * GROUP_NODES_MAX * NODE_OUTBOUND_RESERVE
 /// answered, which an honest one does not (it waits for the challenge). Past it the stream
 /// is closed, as a TCP link whose frame outgrows the receive buffer.
 pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
+/// DATA bytes a trunk has sent and its peer has not yet credited back as consumed
+/// (`node::mux`): streams' bytes are taken from their nodes only below it (the last batch may
+/// pass it by less than a frame; a closing stream's last bytes go whatever it says). Why:
+/// without it the bytes of hundreds of links pile up in the receiving kernel's buffer of one
+/// connection whenever the receiving process reads slower than the others send, the window
+/// stays closed, and the kernel closes the trunk once that lasts [`LINK_TIMEOUT_SECS`]
+/// (TCP_USER_TIMEOUT counts a closed window as unacknowledged data: a 10,000-node run lost every
+/// trunk so). Measured on loopback (docs/SCALE.md, "Trunks"): a reader taking 4 KiB a second
+/// kept a connection with 64 KiB outstanding alive, one with 128 KiB was closed after 10 s; the
+/// receiving kernel's buffer starts at 128 KiB (`tcp_rmem`), half of it advertised. What waits
+/// beyond it waits in its node's queue, where the flow-control windows bound it as on a
+/// connection of its own.
+pub const TRUNK_CREDIT_BYTES: usize = 64 * 1024;
 /// Addresses a process remembers as no trunk's (a node alone in its process, or a process
 /// that refused or failed a trunk): links to them go on connections of their own without
 /// another try. At most every node of an overlay; past it the memory starts over (one more

@@ -34,9 +34,9 @@ use super::NodeConfig;
 use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
-    NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES,
-    TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
-    TRUNKS_MAX,
+    LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES,
+    TRUNK_CREDIT_BYTES, TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX,
+    TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX, TRUNKS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::strangers::Strangers;
@@ -47,7 +47,7 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
-use segment::{CLOSE, CONTROL, DATA, HEADER_BYTES, LISTENERS, MAGIC, OPEN};
+use segment::{CLOSE, CONTROL, CREDIT, DATA, HEADER_BYTES, LISTENERS, MAGIC, OPEN};
 
 /// The group bits of the connections the mux dials itself (trunks): above every node's.
 const TRUNK_GROUP: usize = ConnId::GROUPS_MAX - 1;
@@ -57,6 +57,11 @@ const TRUNK_GROUP: usize = ConnId::GROUPS_MAX - 1;
 const VIRTUAL_SEQUENCE_BASE: u64 = 1 << 47;
 
 const _: () = assert!(crate::limits::GROUP_NODES_MAX < TRUNK_GROUP);
+
+/// A trunk whose peer returns no credit this long while bytes of ours wait for it is stalled
+/// (its process stopped reading): closed, as the kernel closes a link whose data stays
+/// unacknowledged ([`LINK_TIMEOUT_SECS`]).
+const TRUNK_STALL_NS: Nanos = LINK_TIMEOUT_SECS * 1_000_000_000;
 
 /// A connection the mux carries for a node instead of the driver.
 #[derive(Debug)]
@@ -71,12 +76,15 @@ enum Link {
         ready: bool,
     },
     /// A link carried by `trunk` as `stream`; `wanting`: its node has bytes pending and the
-    /// trunk will take them.
+    /// trunk will take them; `held`: bytes taken from its node that the trunk's credit did
+    /// not let go yet (whole frames; they go before anything its node queues later).
     Stream {
         trunk: ConnId,
         stream: u32,
         kept: Vec<u8>,
         wanting: bool,
+        held: Vec<u8>,
+        held_at: usize,
     },
 }
 
@@ -122,6 +130,14 @@ struct Trunk {
     /// A DATA segment being received: its stream (`None`: closed here, its bytes are
     /// dropped) and the bytes still to come.
     receiving: Option<(Option<ConnId>, usize)>,
+    /// DATA bytes sent and not yet credited back by the peer: streams' bytes are taken only
+    /// while it is below [`TRUNK_CREDIT_BYTES`].
+    outstanding: usize,
+    /// Since when bytes have been outstanding without a credit coming back (`None`: none
+    /// outstanding).
+    unanswered_since: Option<Nanos>,
+    /// DATA bytes received since the last credit this side sent.
+    consumed: usize,
 }
 
 impl Trunk {
@@ -140,7 +156,23 @@ impl Trunk {
             next_stream: if dialed.is_some() { 1 } else { 2 },
             peer_streams_last: 0,
             receiving: None,
+            outstanding: 0,
+            unanswered_since: None,
+            consumed: 0,
         }
+    }
+
+    /// Notes `bytes` of DATA sent at `now`.
+    fn sent_data(&mut self, now: Nanos, bytes: usize) {
+        if bytes > 0 && self.outstanding == 0 {
+            self.unanswered_since = Some(now);
+        }
+        self.outstanding += bytes;
+    }
+
+    /// When the trunk counts as stalled, unless a credit comes first.
+    fn stall_deadline(&self) -> Option<Nanos> {
+        self.unanswered_since.map(|since| since + TRUNK_STALL_NS)
     }
 
     /// Whether the peer opens streams of this parity.
@@ -209,9 +241,9 @@ pub struct Mux<C: Codec> {
     /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
     /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
     last_words: HashMap<ConnId, Vec<u8>>,
-    /// The latest time the driver passed in: what the group did while the driver took a
-    /// trunk's bytes (`swap_outgoing` has no time) is routed with it before the driver takes
-    /// the effects.
+    /// The latest time the driver passed in (`swap_outgoing` is told none): what the group did
+    /// while the driver took a trunk's bytes is routed with it before the driver takes the
+    /// effects, and DATA sent then is dated with it.
     now: Nanos,
 }
 
@@ -434,6 +466,8 @@ impl<C: Codec> Mux<C> {
                 stream,
                 kept: Vec::new(),
                 wanting: false,
+                held: Vec::new(),
+                held_at: 0,
             },
         );
         self.ask_send(trunk_conn);
@@ -492,10 +526,22 @@ impl<C: Codec> Mux<C> {
                         .push_back(Event::Closed(peer, CloseReason::PeerClosed));
                 }
             }
-            Some(Link::Stream { trunk, stream, .. }) => {
+            Some(Link::Stream {
+                trunk,
+                stream,
+                mut held,
+                held_at,
+                ..
+            }) => {
+                // Its last bytes go whatever the credit: a close is not held back.
                 self.group.swap_outgoing(conn, &mut last);
+                held.drain(..held_at);
+                held.extend_from_slice(&last);
                 if let Some(t) = self.trunks.get_mut(&trunk) {
-                    segment::put_data(&mut t.queued, stream, &last);
+                    if !held.is_empty() {
+                        segment::put_data(&mut t.queued, stream, &held);
+                        t.sent_data(self.now, held.len());
+                    }
                     segment::put_header(&mut t.queued, CLOSE, stream, 0);
                     t.streams.remove(&stream);
                     self.ask_send(trunk);
@@ -614,8 +660,21 @@ impl<C: Codec> Mux<C> {
         MAGIC.len() + self.trunk_bytes(now, conn, &bytes[MAGIC.len()..])
     }
 
-    /// A trunk's bytes: segments, a DATA segment's payload passed on as it arrives.
+    /// A trunk's bytes; the DATA bytes among them are credited back to the peer at once (they
+    /// are consumed: a node always reads).
     fn trunk_bytes(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        let consumed = self.trunk_segments(now, conn, bytes);
+        if let Some(trunk) = self.trunks.get_mut(&conn)
+            && trunk.consumed > 0
+        {
+            segment::put_credit(&mut trunk.queued, std::mem::take(&mut trunk.consumed));
+            self.ask_send(conn);
+        }
+        consumed
+    }
+
+    /// A trunk's bytes: segments, a DATA segment's payload passed on as it arrives.
+    fn trunk_segments(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
         let mut at = 0;
         loop {
             let Some(trunk) = self.trunks.get_mut(&conn) else {
@@ -627,6 +686,7 @@ impl<C: Codec> Mux<C> {
                     return at;
                 }
                 trunk.receiving = (remaining > take).then_some((target, remaining - take));
+                trunk.consumed += take;
                 let part = &bytes[at..at + take];
                 at += take;
                 if let Some(target) = target {
@@ -746,10 +806,27 @@ impl<C: Codec> Mux<C> {
                         stream,
                         kept: Vec::new(),
                         wanting: false,
+                        held: Vec::new(),
+                        held_at: 0,
                     },
                 );
                 self.group.on_accepted(now, accepted, peer, to);
                 self.pump(now);
+                Ok(())
+            }
+            (CREDIT, Stage::Up) => {
+                let granted = segment::credit(payload)?;
+                if granted == 0 || granted > trunk.outstanding {
+                    return Err(format!(
+                        "a credit of {granted} bytes where {} are outstanding",
+                        trunk.outstanding
+                    ));
+                }
+                trunk.outstanding -= granted;
+                trunk.unanswered_since = (trunk.outstanding > 0).then_some(now);
+                if !trunk.wanting.is_empty() {
+                    self.ask_send(conn);
+                }
                 Ok(())
             }
             (CLOSE, Stage::Up) => {
@@ -861,6 +938,14 @@ impl<C: Codec> Mux<C> {
             self.plain.insert(dialed);
         }
         for (_, stream) in trunk.streams {
+            // What the credit held back never left: its node routes around it.
+            if let Some(Link::Stream { held, held_at, .. }) = self.links.get_mut(&stream)
+                && *held_at < held.len()
+            {
+                let held = std::mem::take(held);
+                let from = std::mem::take(held_at);
+                self.group.on_unsent(now, stream, &held[from..], 0);
+            }
             self.events.push_back(Event::Closed(stream, reason));
         }
         for waiting in trunk.waiting {
@@ -871,8 +956,21 @@ impl<C: Codec> Mux<C> {
         self.pump(now);
     }
 
-    /// Dialed trunks that did not come up in time are given up.
+    /// Dialed trunks that did not come up in time are given up, and trunks whose peer stopped
+    /// crediting what they sent are closed.
     fn expire_trunks(&mut self, now: Nanos) {
+        let stalled: Vec<ConnId> = self
+            .trunks
+            .iter()
+            .filter(|(_, t)| t.stall_deadline().is_some_and(|deadline| deadline <= now))
+            .map(|(&conn, _)| conn)
+            .collect();
+        for conn in stalled {
+            let why = format!(
+                "no credit for what it was sent within {LINK_TIMEOUT_SECS} s (its process stopped reading)"
+            );
+            self.trunk_failed(now, conn, &why);
+        }
         while let Some(conn) = self.strangers.expired(now) {
             let why = format!(
                 "no handshake within {} s of connecting",
@@ -920,35 +1018,79 @@ impl<C: Codec> Mux<C> {
         self.ask_send(conn);
     }
 
-    /// The trunk's bytes for the driver: its own segments, then each waiting stream's batch.
+    /// The trunk's bytes for the driver: its own segments, then the waiting streams' bytes, in
+    /// the order they asked, as far as the trunk's credit goes (whole frames: the last may pass
+    /// it by less than a frame). What a stream's batch had beyond the credit is held for it,
+    /// and it stays first in line.
     fn take_trunk_bytes(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         let Some(trunk) = self.trunks.get_mut(&conn) else {
             return;
         };
         std::mem::swap(buf, &mut trunk.queued);
         trunk.send_asked = false;
+        let mut credit = TRUNK_CREDIT_BYTES.saturating_sub(trunk.outstanding);
         let mut wanting = std::mem::take(&mut trunk.wanting);
         let mut bytes = std::mem::take(&mut self.taken);
+        let mut data = 0;
+        let mut served = 0;
         for &stream_conn in &wanting {
+            if credit == 0 {
+                break;
+            }
             let Some(Link::Stream {
-                stream, wanting, ..
+                stream,
+                wanting,
+                held,
+                held_at,
+                ..
             }) = self.links.get_mut(&stream_conn)
             else {
+                served += 1;
                 continue;
             };
-            *wanting = false;
             let stream = *stream;
-            self.group.swap_outgoing(stream_conn, &mut bytes);
-            if !bytes.is_empty() {
-                segment::put_data(buf, stream, &bytes);
-                bytes.clear();
+            if !held.is_empty() {
+                let rest = &held[*held_at..];
+                let take = frames_within::<C>(rest, credit);
+                segment::put_data(buf, stream, &rest[..take]);
+                data += take;
+                credit = credit.saturating_sub(take);
+                if take < rest.len() {
+                    *held_at += take;
+                    break;
+                }
+                *held = Vec::new();
+                *held_at = 0;
+                if credit == 0 {
+                    // What its node queued meanwhile waits for the next credit, first in line.
+                    if self.group.pending_len(stream_conn) == 0 {
+                        *wanting = false;
+                        served += 1;
+                    }
+                    break;
+                }
             }
+            self.group.swap_outgoing(stream_conn, &mut bytes);
+            let take = frames_within::<C>(&bytes, credit);
+            if take > 0 {
+                segment::put_data(buf, stream, &bytes[..take]);
+            }
+            data += take;
+            credit = credit.saturating_sub(take);
+            if take < bytes.len() {
+                held.extend_from_slice(&bytes[take..]);
+                bytes.clear();
+                break;
+            }
+            bytes.clear();
+            *wanting = false;
+            served += 1;
         }
         self.taken = bytes;
-        wanting.clear();
-        if let Some(trunk) = self.trunks.get_mut(&conn)
-            && trunk.wanting.is_empty()
-        {
+        wanting.drain(..served);
+        if let Some(trunk) = self.trunks.get_mut(&conn) {
+            trunk.sent_data(self.now, data);
+            wanting.append(&mut trunk.wanting);
             trunk.wanting = wanting;
         }
     }
@@ -984,6 +1126,23 @@ impl<C: Codec> Mux<C> {
     }
 }
 
+/// How much of `bytes` (whole frames) goes within `limit`: all of it if it fits, else the
+/// frames up to the one that reaches the limit, that one included.
+fn frames_within<C: Codec>(bytes: &[u8], limit: usize) -> usize {
+    if bytes.len() <= limit {
+        return bytes.len();
+    }
+    let mut at = 0;
+    while at < limit {
+        match C::frame_len(&bytes[at..]) {
+            Ok(Some(len)) if len > 0 && at + len <= bytes.len() => at += len,
+            // Not whole frames (a node queues nothing else): all of it, as before the credit.
+            _ => return bytes.len(),
+        }
+    }
+    at
+}
+
 /// Appends a handshake message as a CONTROL segment.
 fn put_control<C: Codec>(out: &mut Vec<u8>, message: &Control) {
     let mut frame = Vec::new();
@@ -994,17 +1153,20 @@ fn put_control<C: Codec>(out: &mut Vec<u8>, message: &Control) {
 
 impl<C: Codec> Machine for Mux<C> {
     fn on_start(&mut self, now: Nanos) {
+        self.now = now;
         self.group.on_start(now);
         self.pump(now);
     }
 
     fn on_accepted(&mut self, now: Nanos, conn: ConnId, peer: SocketAddr, local: SocketAddr) {
+        self.now = now;
         self.unclassified.insert(conn, (peer, local));
         self.group.on_accepted(now, conn, peer, local);
         self.pump(now);
     }
 
     fn on_connected(&mut self, now: Nanos, conn: ConnId) {
+        self.now = now;
         if self.trunks.contains_key(&conn) {
             self.trunk_connected(conn);
         } else {
@@ -1014,6 +1176,7 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_received(&mut self, now: Nanos, conn: ConnId, bytes: &[u8]) -> usize {
+        self.now = now;
         if self.trunks.contains_key(&conn) {
             // What the trunk's segments led to (a trunk up: its waiting links connected, their
             // hellos to send) goes now, not with the process's next event: the peer gives a
@@ -1031,6 +1194,7 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_closed(&mut self, now: Nanos, conn: ConnId, reason: CloseReason) {
+        self.now = now;
         if self.trunks.contains_key(&conn) {
             self.trunk_lost(now, conn, reason);
             return self.pump(now);
@@ -1041,6 +1205,7 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_unsent(&mut self, now: Nanos, conn: ConnId, taken: &[u8], sent: usize) {
+        self.now = now;
         if self.trunks.contains_key(&conn) {
             return self.trunk_unsent(now, conn, taken, sent);
         }
@@ -1049,6 +1214,7 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_flushed(&mut self, now: Nanos, conn: ConnId) {
+        self.now = now;
         if !self.last_words.is_empty() {
             self.last_words.remove(&conn);
         }
@@ -1060,11 +1226,13 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn on_command(&mut self, now: Nanos, line: &str) {
+        self.now = now;
         self.group.on_command(now, line);
         self.pump(now);
     }
 
     fn on_tick(&mut self, now: Nanos) {
+        self.now = now;
         self.group.on_tick(now);
         self.pump(now);
         self.deliver_local(now);
@@ -1078,10 +1246,12 @@ impl<C: Codec> Machine for Mux<C> {
             .values()
             .filter_map(|conn| self.trunks.get(conn).and_then(|t| t.deadline))
             .min();
+        let stalled = self.trunks.values().filter_map(Trunk::stall_deadline).min();
         [
             self.group.next_tick(),
             local,
             dialed,
+            stalled,
             self.strangers.next_deadline(),
         ]
         .into_iter()
@@ -1099,11 +1269,19 @@ impl<C: Codec> Machine for Mux<C> {
             return self.group.pending_len(conn);
         };
         let mut len = trunk.queued.len();
+        if trunk.outstanding >= TRUNK_CREDIT_BYTES {
+            return len;
+        }
         for &stream in &trunk.wanting {
             if len >= SEND_BATCH_BYTES {
                 break;
             }
-            len += self.group.pending_len(stream);
+            len += match self.links.get(&stream) {
+                Some(Link::Stream { held, held_at, .. }) if !held.is_empty() => {
+                    held.len() - held_at
+                }
+                _ => self.group.pending_len(stream),
+            };
         }
         len
     }

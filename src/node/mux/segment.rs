@@ -23,6 +23,9 @@ pub(super) const OPEN: u8 = 3;
 pub(super) const DATA: u8 = 4;
 /// The sender closed `stream` after the bytes it sent on it. No payload.
 pub(super) const CLOSE: u8 = 5;
+/// The sender consumed this many more DATA bytes of the trunk (`u32`): the receiver of it may
+/// send as many more (`TRUNK_CREDIT_BYTES` outstanding at most). Stream 0.
+pub(super) const CREDIT: u8 = 6;
 
 /// Bytes of an address: IPv6 (an IPv4 address mapped), then the port.
 pub(super) const ADDR_BYTES: usize = 18;
@@ -31,7 +34,7 @@ pub(super) const CONTROL_BYTES_MAX: usize = 256;
 /// The largest list of listeners: every node of the largest group.
 pub(super) const LISTENERS_BYTES_MAX: usize = 2 + GROUP_NODES_MAX * ADDR_BYTES;
 
-const _: () = assert!(MAGIC[0] > CLOSE);
+const _: () = assert!(MAGIC[0] > CREDIT);
 
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,25 @@ pub(super) fn put_data(out: &mut Vec<u8>, stream: u32, bytes: &[u8]) {
         put_header(out, DATA, stream, chunk.len());
         out.extend_from_slice(chunk);
     }
+}
+
+/// Appends a CREDIT segment for `bytes` consumed (sent as several past a length field).
+pub(super) fn put_credit(out: &mut Vec<u8>, bytes: usize) {
+    let mut left = bytes;
+    while left > 0 {
+        let part = left.min(u32::MAX as usize);
+        put_header(out, CREDIT, 0, 4);
+        out.extend_from_slice(&(part as u32).to_le_bytes());
+        left -= part;
+    }
+}
+
+/// The bytes a CREDIT segment's payload grants.
+pub(super) fn credit(payload: &[u8]) -> Result<usize, String> {
+    let bytes: [u8; 4] = payload
+        .try_into()
+        .map_err(|_| format!("a credit of {} bytes", payload.len()))?;
+    Ok(u32::from_le_bytes(bytes) as usize)
 }
 
 fn put_addr(out: &mut Vec<u8>, addr: SocketAddr) {
@@ -134,6 +156,7 @@ pub(super) fn payload_max(kind: u8) -> Option<usize> {
         OPEN => Some(ADDR_BYTES),
         DATA => Some(u32::MAX as usize),
         CLOSE => Some(0),
+        CREDIT => Some(4),
         _ => None,
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
+use segment::ADDR_BYTES;
 
 const NODES: usize = 2;
 
@@ -118,7 +119,17 @@ fn a_trunk_carries_a_link_from_its_open_to_its_close() {
     assert_eq!(mux.on_received(3, trunk, &bytes[..cut]), cut);
     assert_eq!(mux.carried(), (1, 0, 1));
     assert_eq!(mux.on_received(3, trunk, &bytes[cut..]), 2);
-    assert!(effects(&mut mux).is_empty(), "a link needs no answer");
+    // A link needs no answer; the trunk credits back the DATA bytes each receive consumed.
+    assert_eq!(effects(&mut mux), vec![Effect::Send(trunk)]);
+    let cut_data = cut - HEADER_BYTES - ADDR_BYTES - HEADER_BYTES;
+    let credits: Vec<usize> = sent(&mut mux, trunk)
+        .iter()
+        .map(|(kind, stream, payload)| {
+            assert_eq!((*kind, *stream), (CREDIT, 0));
+            segment::credit(payload).unwrap()
+        })
+        .collect();
+    assert_eq!(credits, vec![cut_data, hello.len() - cut_data]);
     // The peer closes it: node 1 sees it closed, nothing goes back.
     let mut close = Vec::new();
     segment::put_header(&mut close, CLOSE, 1, 0);
@@ -328,4 +339,67 @@ fn a_failed_trunk_closes_its_links_whatever_it_held_unsent() {
     mux.on_unsent(4, trunk, &taken, 12);
     mux.on_closed(4, trunk, CloseReason::PeerClosed);
     assert_eq!(mux.carried(), (0, 0, 0));
+}
+
+#[test]
+fn bytes_outstanding_without_credit_for_the_link_timeout_close_the_trunk() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    effects(&mut mux);
+    // 100 bytes of ours went at 10; a credit for 40 at 5 s keeps it; nothing more for 10 s
+    // closes it.
+    mux.trunks.get_mut(&trunk).unwrap().sent_data(10, 100);
+    let deadline = |mux: &Mux<Native>| mux.trunks[&trunk].stall_deadline();
+    assert_eq!(deadline(&mux), Some(10 + TRUNK_STALL_NS));
+    let mut credit = Vec::new();
+    segment::put_credit(&mut credit, 40);
+    let at = 5_000_000_000;
+    assert_eq!(mux.on_received(at, trunk, &credit), credit.len());
+    mux.on_tick(10 + TRUNK_STALL_NS);
+    assert!(!effects(&mut mux).contains(&Effect::Close(trunk)));
+    assert_eq!(deadline(&mux), Some(at + TRUNK_STALL_NS));
+    mux.on_tick(at + TRUNK_STALL_NS);
+    assert!(effects(&mut mux).contains(&Effect::Close(trunk)));
+    assert_eq!(mux.carried().0, 0);
+}
+
+#[test]
+fn a_credit_for_more_than_was_sent_closes_the_trunk() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    mux.trunks.get_mut(&trunk).unwrap().sent_data(10, 100);
+    let mut credit = Vec::new();
+    segment::put_credit(&mut credit, 100);
+    mux.on_received(20, trunk, &credit);
+    assert!(!effects(&mut mux).contains(&Effect::Close(trunk)));
+    // All of it is credited: nothing is outstanding, nothing can stall.
+    assert_eq!(mux.trunks[&trunk].stall_deadline(), None);
+    mux.on_received(30, trunk, &credit);
+    assert!(effects(&mut mux).contains(&Effect::Close(trunk)));
+}
+
+#[test]
+fn the_credit_takes_whole_frames_up_to_the_one_that_reaches_it() {
+    let mut frames = Vec::new();
+    for len in [10, 20, 30] {
+        let mut frame = Vec::new();
+        Native::encode_control(
+            &Control::Hello {
+                nonce: (len > 10).then_some([len as u8; crate::auth::NONCE_BYTES]),
+            },
+            &mut frame,
+        );
+        frames.push(frame);
+    }
+    let all: Vec<u8> = frames.concat();
+    let first = frames[0].len();
+    assert_eq!(frames_within::<Native>(&all, all.len()), all.len());
+    assert_eq!(frames_within::<Native>(&all, 1), first);
+    assert_eq!(frames_within::<Native>(&all, first), first);
+    assert_eq!(
+        frames_within::<Native>(&all, first + 1),
+        first + frames[1].len()
+    );
+    // Bytes that are no frames go whole.
+    assert_eq!(frames_within::<Native>(&[0xff; 40], 4), 40);
 }
