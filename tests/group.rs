@@ -203,7 +203,11 @@ fn the_nodes_of_a_process_share_a_connection_to_each_other_process() {
     );
     let mut groups = groups;
     let status = groups[2].wait_exit_within(Duration::from_secs(20));
-    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        groups[2].dump()
+    );
 
     // Group 1 is killed during a run: its four nodes crash, the rest is accounted for.
     let mark = reg.mark();

@@ -146,7 +146,7 @@ throughput_runs() {
     status=0
     drops=$(loopback_drops)
     # The driver's totals at exit (sends, receives, bytes per operation) in each node log.
-    RUST_LOG=${RUST_LOG:-overlay::io::event_loop=info} \
+    RUST_LOG=${RUST_LOG:-warn,overlay::io::event_loop=info} \
       OUT="$dir" DURATION=$duration NODES_PER_PROCESS=$per \
       REGISTRY_ARGS="--warmup $warmup --csv $dir/progress.csv --window-bytes $window ${REGISTRY_ARGS:-}" \
       tools/launch.sh "$n" 0 >"$dir/launch.log" 2>&1 || status=$?

@@ -34,9 +34,10 @@ use super::NodeConfig;
 use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
-    LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS, NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES,
-    TRUNK_CREDIT_BYTES, TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX,
-    TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX, TRUNKS_MAX,
+    LEAVE_FLUSH_TIMEOUT_NS, LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS,
+    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, TRUNK_CREDIT_BYTES,
+    TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
+    TRUNKS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
 use crate::strangers::Strangers;
@@ -59,9 +60,13 @@ const VIRTUAL_SEQUENCE_BASE: u64 = 1 << 47;
 const _: () = assert!(crate::limits::GROUP_NODES_MAX < TRUNK_GROUP);
 
 /// A trunk whose peer returns no credit this long while bytes of ours wait for it is stalled
-/// (its process stopped reading): closed, as the kernel closes a link whose data stays
-/// unacknowledged ([`LINK_TIMEOUT_SECS`]).
-const TRUNK_STALL_NS: Nanos = LINK_TIMEOUT_SECS * 1_000_000_000;
+/// (its process stopped reading): closed, with every link on it. Three link timeouts
+/// ([`LINK_TIMEOUT_SECS`], what the kernel gives one link's unacknowledged data) rather than
+/// one: a trunk carries hundreds of links, and a loaded process of 500 nodes can spend
+/// seconds on one batch of completions before its credits go out (with a 10 s rule, one
+/// 10,000-node run on a loaded machine lost trunks 13 to 19 s into the run, its warnings not
+/// logged; a second passed).
+const TRUNK_STALL_NS: Nanos = 3 * LINK_TIMEOUT_SECS * 1_000_000_000;
 
 /// A connection the mux carries for a node instead of the driver.
 #[derive(Debug)]
@@ -245,6 +250,12 @@ pub struct Mux<C: Codec> {
     /// while the driver took a trunk's bytes is routed with it before the driver takes the
     /// effects, and DATA sent then is dated with it.
     now: Nanos,
+    /// The group exited with this status: the process exits once every trunk's peer has
+    /// consumed what the trunk carried for its nodes, or at the deadline
+    /// ([`LEAVE_FLUSH_TIMEOUT_NS`]).
+    exiting: Option<(i32, Nanos)>,
+    /// The exit was passed on to the driver.
+    exited: bool,
 }
 
 impl<C: Codec> Mux<C> {
@@ -288,12 +299,40 @@ impl<C: Codec> Mux<C> {
             warnings: WarningLimit::for_closed_connections(),
             last_words: HashMap::new(),
             now: 0,
+            exiting: None,
+            exited: false,
         }
     }
 
     /// The group the mux carries.
     pub fn group(&self) -> &Group<C> {
         &self.group
+    }
+
+    /// Once the group exited: exits when every trunk's peer has consumed all the DATA the
+    /// trunk sent (credited back: a leaver's last frames are delivered, not in a kernel buffer
+    /// that the exit would reset), or at the deadline. The trunks are closed then.
+    fn exit_when_delivered(&mut self, now: Nanos) {
+        let Some((code, deadline)) = self.exiting.filter(|_| !self.exited) else {
+            return;
+        };
+        let waiting = self
+            .trunks
+            .values()
+            .filter(|t| {
+                matches!(t.stage, Stage::Up)
+                    && (t.outstanding > 0 || !t.queued.is_empty() || !t.wanting.is_empty())
+            })
+            .count();
+        if waiting > 0 && now < deadline {
+            return;
+        }
+        tracing::debug!("exiting: {waiting} trunks with bytes not consumed by their peers");
+        self.exited = true;
+        for &conn in self.trunks.keys() {
+            self.effects.push(Effect::Close(conn));
+        }
+        self.effects.push(Effect::Exit(code));
     }
 
     /// Trunks up, and links carried in memory and on trunks: for diagnostics and tests.
@@ -369,11 +408,14 @@ impl<C: Codec> Mux<C> {
                 self.unclassified.remove(&conn);
                 self.effects.push(Effect::Close(conn));
             }
+            // The group says it again as its nodes' last connections close: once is enough.
+            Effect::Exit(_) if self.exiting.is_some() => {}
             Effect::Exit(code) => {
-                for (&trunk, _) in self.trunks.iter() {
-                    self.effects.push(Effect::Close(trunk));
-                }
-                self.effects.push(Effect::Exit(code));
+                // The last node is gone: what its links left in the trunks (a leaver's last
+                // frames, told flushed once they were in the trunk's queue) is delivered before
+                // the process exits, as a node alone waits for its links' flush.
+                self.exiting = Some((code, now + LEAVE_FLUSH_TIMEOUT_NS));
+                self.exit_when_delivered(now);
             }
             other => self.effects.push(other),
         }
@@ -670,6 +712,7 @@ impl<C: Codec> Mux<C> {
             segment::put_credit(&mut trunk.queued, std::mem::take(&mut trunk.consumed));
             self.ask_send(conn);
         }
+        self.exit_when_delivered(now);
         consumed
     }
 
@@ -967,7 +1010,8 @@ impl<C: Codec> Mux<C> {
             .collect();
         for conn in stalled {
             let why = format!(
-                "no credit for what it was sent within {LINK_TIMEOUT_SECS} s (its process stopped reading)"
+                "no credit for what it was sent within {} s (its process stopped reading)",
+                TRUNK_STALL_NS / 1_000_000_000
             );
             self.trunk_failed(now, conn, &why);
         }
@@ -1197,7 +1241,8 @@ impl<C: Codec> Machine for Mux<C> {
         self.now = now;
         if self.trunks.contains_key(&conn) {
             self.trunk_lost(now, conn, reason);
-            return self.pump(now);
+            self.pump(now);
+            return self.exit_when_delivered(now);
         }
         self.unclassified.remove(&conn);
         self.group.on_closed(now, conn, reason);
@@ -1237,6 +1282,7 @@ impl<C: Codec> Machine for Mux<C> {
         self.pump(now);
         self.deliver_local(now);
         self.expire_trunks(now);
+        self.exit_when_delivered(now);
     }
 
     fn next_tick(&self) -> Option<Nanos> {
@@ -1253,6 +1299,9 @@ impl<C: Codec> Machine for Mux<C> {
             dialed,
             stalled,
             self.strangers.next_deadline(),
+            self.exiting
+                .filter(|_| !self.exited)
+                .map(|(_, deadline)| deadline),
         ]
         .into_iter()
         .flatten()
@@ -1293,6 +1342,7 @@ impl<C: Codec> Machine for Mux<C> {
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         if self.trunks.contains_key(&conn) {
             self.take_trunk_bytes(conn, buf);
+            self.exit_when_delivered(self.now);
         } else if let Some(last) = (!self.last_words.is_empty())
             .then(|| self.last_words.remove(&conn))
             .flatten()

@@ -403,3 +403,41 @@ fn the_credit_takes_whole_frames_up_to_the_one_that_reaches_it() {
     // Bytes that are no frames go whole.
     assert_eq!(frames_within::<Native>(&[0xff; 40], 4), 40);
 }
+
+#[test]
+fn the_process_exits_once_its_trunks_bytes_are_consumed_or_at_the_deadline() {
+    let mut mux = mux(None);
+    let trunk = trunk_up(&mut mux);
+    effects(&mut mux);
+    // The group's last node exited with 100 bytes of its links not yet credited back: the
+    // process waits for the peer to consume them, then closes the trunk and exits.
+    mux.trunks.get_mut(&trunk).unwrap().sent_data(5, 100);
+    mux.route(10, Effect::Exit(0));
+    assert!(effects(&mut mux).is_empty());
+    let mut credit = Vec::new();
+    segment::put_credit(&mut credit, 60);
+    mux.on_received(11, trunk, &credit);
+    assert!(effects(&mut mux).is_empty());
+    segment::put_credit(&mut credit, 40);
+    mux.on_received(12, trunk, &credit[credit.len() / 2..]);
+    assert_eq!(
+        effects(&mut mux),
+        vec![Effect::Close(trunk), Effect::Exit(0)]
+    );
+
+    // A peer that does not consume them is given up at the deadline.
+    let mut mux = self::mux(None);
+    let trunk = trunk_up(&mut mux);
+    effects(&mut mux);
+    mux.trunks.get_mut(&trunk).unwrap().sent_data(5, 100);
+    mux.route(10, Effect::Exit(3));
+    mux.route(11, Effect::Exit(3));
+    assert!(effects(&mut mux).is_empty());
+    mux.on_tick(10 + LEAVE_FLUSH_TIMEOUT_NS - 1);
+    assert!(!effects(&mut mux).contains(&Effect::Exit(3)));
+    mux.on_tick(10 + LEAVE_FLUSH_TIMEOUT_NS);
+    // (Its nodes never started here: the tick starts them too.)
+    let last = effects(&mut mux);
+    assert!(last.contains(&Effect::Close(trunk)), "{last:?}");
+    assert_eq!(last.last(), Some(&Effect::Exit(3)));
+}
