@@ -53,6 +53,8 @@ struct Echo {
     tick_nanos: Nanos,
     /// Exit (with `exit_code`) when a connection closes.
     exit_on_close: bool,
+    /// Exit (with `exit_code`) when a connection it closed is flushed, and tick no more.
+    exit_on_flushed: bool,
     conn_ids: ConnIds,
     pending: HashMap<ConnId, Vec<u8>>,
     /// The capacity of the pending buffers the machine holds, after each swap (largest), and
@@ -87,6 +89,7 @@ impl Echo {
             next_tick: None,
             tick_nanos: TICK_NANOS,
             exit_on_close: false,
+            exit_on_flushed: false,
             conn_ids: ConnIds::default(),
             pending: HashMap::new(),
             pending_capacity: Arc::new(AtomicUsize::new(0)),
@@ -218,6 +221,13 @@ impl Machine for Echo {
         let _ = self.events.send(Event::Closed(conn, reason));
         if self.exit_on_close {
             self.effects.push(Effect::Exit(self.exit_code));
+        }
+    }
+
+    fn on_flushed(&mut self, _now: Nanos, _conn: ConnId) {
+        if self.exit_on_flushed {
+            self.effects.push(Effect::Exit(self.exit_code));
+            self.next_tick = None;
         }
     }
 
@@ -792,6 +802,37 @@ fn machine_close_flushes_then_closes_without_on_closed() {
     while let Ok(event) = events.try_recv() {
         assert!(!matches!(event, Event::Closed(..)), "{event:?}");
     }
+}
+
+/// A close whose flush ends after its send completes (not while the close is carried out):
+/// the exit the machine asks for then is carried out at once, though nothing else happens
+/// (no tick, no more input). A process of several nodes with trunks hung there after its
+/// last node left (tests/group.rs).
+#[test]
+fn an_exit_asked_for_when_a_close_is_flushed_ends_the_run() {
+    let (events_sender, events) = channel();
+    let (listener, addr) = listener();
+    let mut machine = Echo::new(events_sender, Arc::new(AtomicBool::new(false)));
+    machine.reply_and_close = Some(b"bye".repeat(100_000));
+    machine.exit_on_flushed = true;
+    let driver = start(machine, Some(listener), config(4096));
+    let mut stream = client(addr);
+    stream.write_all(b"hi").unwrap();
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .expect("reply, then end of stream");
+    assert_eq!(reply, b"bye".repeat(100_000));
+    assert!(matches!(next_event(&events), Event::Accepted(_)));
+    let start = Instant::now();
+    while !driver.is_finished() {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the driver did not exit after the flush"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(driver.join().unwrap().unwrap(), 7);
 }
 
 #[test]

@@ -275,6 +275,9 @@ impl<'m, M: Machine> Driver<'m, M> {
             // A machine waiting for its sends to reach the kernel has none held back.
             let hand_over = self.machine.awaits_hand_over();
             self.start_wanted_sends(hand_over)?;
+            if self.exit_code.is_some() {
+                continue;
+            }
             // Take whatever has completed without waiting; only when there is nothing to do
             // are the held-back sends started and the loop waits.
             let asked = self.now;
@@ -292,6 +295,9 @@ impl<'m, M: Machine> Driver<'m, M> {
             };
             if self.completions.is_empty() && wake.is_none_or(|wake| wake > self.now) {
                 self.start_wanted_sends(true)?;
+                if self.exit_code.is_some() {
+                    continue;
+                }
                 if let Some(poll) = self.governor.on_idle(self.now) {
                     self.busy_poll(poll, wake)?;
                 }

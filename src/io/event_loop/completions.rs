@@ -482,7 +482,10 @@ impl<M: Machine> Driver<'_, M> {
         // Sends started above may have noted more (a flushing close); keep both.
         wanted.append(&mut self.sends_wanted);
         self.sends_wanted = wanted;
-        Ok(())
+        // What the machine did when its bytes were taken or a close was flushed (its exit
+        // once its last link is flushed) is carried out now, not with the next event: there
+        // may be none.
+        self.apply_effects()
     }
 
     pub(super) fn on_console(&mut self, result: i32) -> Result<(), DriverError> {

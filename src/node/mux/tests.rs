@@ -1,6 +1,7 @@
 //! The mux without sockets: a peer process's side of a trunk played by hand.
 
 use super::*;
+use crate::wire::NodeId;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
 use segment::ADDR_BYTES;
 
@@ -386,6 +387,7 @@ fn the_credit_takes_whole_frames_up_to_the_one_that_reaches_it() {
         Native::encode_control(
             &Control::Hello {
                 nonce: (len > 10).then_some([len as u8; crate::auth::NONCE_BYTES]),
+                version: PROTOCOL_VERSION,
             },
             &mut frame,
         );
@@ -440,4 +442,210 @@ fn the_process_exits_once_its_trunks_bytes_are_consumed_or_at_the_deadline() {
     let last = effects(&mut mux);
     assert!(last.contains(&Effect::Close(trunk)), "{last:?}");
     assert_eq!(last.last(), Some(&Effect::Exit(3)));
+}
+
+/// The peer process's two nodes, both listening on one host (one dial finds them both).
+const PEER_NODES: [(NodeId, &str); 2] = [(20, "127.0.0.3:6000"), (30, "127.0.0.3:6001")];
+
+/// Node 0 of a fresh mux, registered as node 10 and given a table of the peer's two nodes
+/// (a run's window of `window_bytes`): its two links wait for one trunk, dialed. Returns the
+/// mux, node 0's registry connection and the trunk.
+fn table_of_peer_nodes(window_bytes: u64) -> (Mux<Native>, ConnId, ConnId) {
+    let configs = (0..NODES as u16).map(|i| config(4000 + i, None)).collect();
+    let mut mux = Mux::<Native>::new(configs);
+    mux.on_start(0);
+    let registry = effects(&mut mux)
+        .into_iter()
+        .find_map(|effect| match effect {
+            Effect::Connect {
+                conn,
+                keepalive: true,
+                ..
+            } if conn.group() == 0 => Some(conn),
+            _ => None,
+        })
+        .expect("node 0 connects to the registry");
+    mux.on_connected(1, registry);
+    effects(&mut mux);
+    let ring = crate::routing::Ring::new(vec![10, PEER_NODES[0].0, PEER_NODES[1].0]);
+    let addr = |id: NodeId| {
+        PEER_NODES
+            .iter()
+            .find(|(peer, _)| *peer == id)
+            .map(|(_, addr)| addr.parse().unwrap())
+            .unwrap()
+    };
+    let mut bytes = Vec::new();
+    for message in [
+        Control::RegisterStatus {
+            status: crate::wire::Status::Ok(10),
+            info: String::new(),
+        },
+        Control::Manifest(crate::wire::Manifest {
+            entries: ring
+                .table(ring.position(10).unwrap(), 2)
+                .into_iter()
+                .map(|id| crate::wire::ManifestEntry { id, addr: addr(id) })
+                .collect(),
+            all_ids: ring.ids().into(),
+            chord: None,
+            trace_slots: 4,
+            window_bytes,
+            backups: Vec::new(),
+            epoch: 0,
+        }),
+    ] {
+        Native::encode_control(&message, &mut bytes);
+    }
+    assert_eq!(mux.on_received(2, registry, &bytes), bytes.len());
+    // One dial for both links, to the host of the first; neither link is a connection.
+    let dials: Vec<(ConnId, SocketAddr)> = effects(&mut mux)
+        .into_iter()
+        .filter_map(|effect| match effect {
+            Effect::Connect { conn, addr, .. } => Some((conn, addr)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials.len(), 1, "{dials:?}");
+    let (trunk, dialed) = dials[0];
+    assert_eq!(trunk.group(), TRUNK_GROUP);
+    assert_eq!(dialed.ip(), addr(20).ip());
+    assert_eq!(mux.carried(), (0, 0, 0));
+    (mux, registry, trunk)
+}
+
+/// The dialed trunk of [`table_of_peer_nodes`] comes up: the peer (an acceptor without a
+/// secret) answers with its listeners. Returns what the trunk sent after that, at once.
+fn dialed_trunk_up(mux: &mut Mux<Native>, trunk: ConnId) -> Vec<(u8, u32, Vec<u8>)> {
+    mux.on_connected(3, trunk);
+    assert_eq!(effects(mux), vec![Effect::Send(trunk)]);
+    let mut first = Vec::new();
+    mux.swap_outgoing(trunk, &mut first);
+    assert!(first.starts_with(MAGIC));
+    let kinds: Vec<u8> = segments(&first[MAGIC.len()..])
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(kinds, vec![CONTROL, LISTENERS]);
+    let listeners: Vec<SocketAddr> = PEER_NODES.iter().map(|(_, a)| a.parse().unwrap()).collect();
+    let mut bytes = Vec::new();
+    segment::put_listeners(&mut bytes, &listeners);
+    assert_eq!(mux.on_received(4, trunk, &bytes), bytes.len());
+    // What the trunk coming up led to is asked for in the same call, not at a later event.
+    assert!(effects(mux).contains(&Effect::Send(trunk)));
+    sent(mux, trunk)
+}
+
+#[test]
+fn a_dialed_trunk_carries_the_links_that_waited_for_it_at_once() {
+    let (mut mux, _, trunk) = table_of_peer_nodes(1 << 20);
+    let after = dialed_trunk_up(&mut mux, trunk);
+    assert_eq!(mux.carried(), (1, 0, 2));
+    // Each waiting link is opened as a stream of the connector's parity, to its listener, and
+    // its node's hello follows on it in the same bytes.
+    let opens: Vec<(u32, SocketAddr)> = after
+        .iter()
+        .filter(|s| s.0 == OPEN)
+        .map(|s| (s.1, segment::open_addr(&s.2).unwrap()))
+        .collect();
+    let mut to: Vec<SocketAddr> = opens.iter().map(|o| o.1).collect();
+    to.sort();
+    let listeners: Vec<SocketAddr> = PEER_NODES.iter().map(|(_, a)| a.parse().unwrap()).collect();
+    assert_eq!(to, listeners, "{after:?}");
+    let mut streams: Vec<u32> = opens.iter().map(|o| o.0).collect();
+    streams.sort();
+    assert_eq!(streams, vec![1, 3]);
+    for (stream, _) in &opens {
+        let data: Vec<u8> = after
+            .iter()
+            .filter(|s| s.0 == DATA && s.1 == *stream)
+            .flat_map(|s| s.2.clone())
+            .collect();
+        let hello = Native::decode_control(&data[..Native::frame_len(&data).unwrap().unwrap()]);
+        assert!(
+            matches!(hello, Ok(Control::Hello { nonce: None, .. })),
+            "stream {stream}: {hello:?}"
+        );
+    }
+    // The DATA is what the trunk has outstanding until the peer credits it back.
+    let data: usize = after
+        .iter()
+        .filter(|s| s.0 == DATA)
+        .map(|s| s.2.len())
+        .sum();
+    assert_eq!(mux.trunks[&trunk].outstanding, data);
+}
+
+#[test]
+fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
+    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
+    let hellos: usize = dialed_trunk_up(&mut mux, trunk)
+        .iter()
+        .filter(|s| s.0 == DATA)
+        .map(|s| s.2.len())
+        .sum();
+    // A run: node 0 originates far more than the credit (its window is 1 MiB).
+    let mut bytes = Vec::new();
+    Native::encode_control(
+        &Control::TaskInitiate {
+            run: 1,
+            packets: 1_000_000,
+            extra_payload_bytes: 0,
+            rate_per_s: 0,
+            targets: crate::wire::Targets::Nodes,
+        },
+        &mut bytes,
+    );
+    assert_eq!(mux.on_received(5, registry, &bytes), bytes.len());
+    let frame_max = 1 << 10;
+    let mut now = 6;
+    let mut data_sent = hellos;
+    let mut credited = 0;
+    // The peer consumes slowly: 10,000 bytes per round, each round the node originates more.
+    for round in 0..40 {
+        for _ in 0..4 {
+            now += 1_000_000;
+            mux.on_tick(now);
+        }
+        effects(&mut mux);
+        loop {
+            let segments = sent(&mut mux, trunk);
+            let data: usize = segments
+                .iter()
+                .filter(|s| s.0 == DATA)
+                .map(|s| s.2.len())
+                .sum();
+            if data == 0 {
+                break;
+            }
+            data_sent += data;
+        }
+        let outstanding = data_sent - credited;
+        assert_eq!(mux.trunks[&trunk].outstanding, outstanding, "round {round}");
+        assert!(
+            outstanding < TRUNK_CREDIT_BYTES + frame_max,
+            "round {round}: {outstanding} bytes outstanding"
+        );
+        if round >= 2 {
+            // The credit is used up; the streams still have bytes (in their node's queues, or
+            // held in whole frames), and the driver is told of none.
+            assert!(
+                outstanding >= TRUNK_CREDIT_BYTES,
+                "round {round}: {outstanding}"
+            );
+            assert!(!mux.trunks[&trunk].wanting.is_empty(), "round {round}");
+            assert_eq!(mux.pending_len(trunk), 0, "round {round}");
+        }
+        let mut credit = Vec::new();
+        segment::put_credit(&mut credit, 10_000);
+        credited += 10_000;
+        now += 1;
+        assert_eq!(mux.on_received(now, trunk, &credit), credit.len());
+        // A credit with streams waiting asks the driver for the trunk's bytes at once.
+        assert!(
+            effects(&mut mux).contains(&Effect::Send(trunk)),
+            "round {round}"
+        );
+    }
+    assert!(data_sent > 40 * 10_000, "{data_sent}");
 }
