@@ -214,16 +214,19 @@ impl<C: Codec> Overlay<C> {
         batch: &mut Batch,
         data: &mut DataFrames,
     ) -> Result<usize, Stop> {
-        let mut offset = 0;
+        // Walked as the bytes not yet routed: `frame_len` checks the frame lies within them,
+        // so taking it off their front needs no further check.
+        let mut rest = bytes;
         loop {
-            let len = match C::frame_len(&bytes[offset..]) {
+            let len = match C::frame_len(rest) {
                 Ok(Some(len)) => len,
-                Ok(None) => return Ok(offset),
+                Ok(None) => return Ok(bytes.len() - rest.len()),
                 Err(error) => return Err(Stop::Bad(format!("bad frame from a peer: {error}"))),
             };
-            let frame = &bytes[offset..offset + len];
-            offset += len;
-            // Matched by reference: the view is read where `peek` put it, not copied.
+            let (frame, tail) = rest.split_at(len);
+            rest = tail;
+            // Matched by reference: the view is read where `peek` put it, not copied (a copy
+            // of it as a whole read the fields' separate stores back in wider loads).
             match &C::peek(frame) {
                 Ok(Peek::Data(data_frame)) => {
                     if data.count == 0 {
@@ -233,9 +236,7 @@ impl<C: Codec> Overlay<C> {
                     if data_frame.sink() == self.id {
                         self.deliver::<false>(effects, now, data_frame, batch)?;
                     } else {
-                        let sink = data_frame.sink();
-                        let relayed = Relayed::Data(data_frame, lent);
-                        self.relay(effects, sink, relayed, batch)?;
+                        self.relay_data(effects, data_frame, lent, batch)?;
                     }
                 }
                 Ok(Peek::Keyed(keyed)) => {
@@ -265,6 +266,53 @@ impl<C: Codec> Overlay<C> {
                 Err(error) => return Err(Stop::Bad(format!("bad frame from a peer: {error}"))),
             }
         }
+    }
+
+    /// The relay path of a data frame (`frame`, in the buffer `lent` if the driver lends it):
+    /// when its next hop's link is up, the frame fits the batch's room and is small enough
+    /// to be copied whole, it is appended there with no `Relayed` made; everything else goes
+    /// through [`Overlay::relay`] out of line.
+    #[inline(always)]
+    fn relay_data(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        frame: &DataFrame<'_, C>,
+        lent: Option<&Lent<'_>>,
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
+        let bytes = frame.bytes().len();
+        let id = self.id;
+        if let Some(index) = self.router.next_hop(frame.sink())
+            && bytes < HELD_FRAME_BYTES_MIN
+            && batch.fits(bytes)
+            && let Some(entry) = self.entries.get_mut(index)
+            && entry.link == Link::Up
+        {
+            if entry.pending.is_empty() {
+                effects.push(Effect::Send(entry.conn));
+            }
+            // Copied whole (a classic frame grows by its new trace entry): what the queue
+            // gained is queued on behalf of the batch's link.
+            let before = entry.pending.len();
+            C::append_relayed(frame, id, &mut entry.pending);
+            batch.queued += entry.pending.len() - before;
+            entry.packets_out += 1;
+            self.counters.relayed += 1;
+            return Ok(());
+        }
+        self.relay_data_otherwise(effects, frame, lent, batch)
+    }
+
+    /// [`Overlay::relay_data`] for a frame its fast path does not take.
+    #[inline(never)]
+    fn relay_data_otherwise(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        frame: &DataFrame<'_, C>,
+        lent: Option<&Lent<'_>>,
+        batch: &mut Batch,
+    ) -> Result<(), Cut> {
+        self.relay(effects, frame.sink(), Relayed::Data(frame, lent), batch)
     }
 
     /// Whether `bytes` more may be queued on behalf of the batch's link: `Ok(true)` yes,
