@@ -1121,12 +1121,17 @@ impl<C: Codec> Mux<C> {
             }
             data += take;
             credit = credit.saturating_sub(take);
-            if take < bytes.len() {
+            let beyond = take < bytes.len();
+            if beyond {
                 held.extend_from_slice(&bytes[take..]);
-                bytes.clear();
-                break;
             }
             bytes.clear();
+            // Its node gets its own buffer back, emptied: one buffer passed from stream to
+            // stream would leave a busy link's queue growing anew from another's size.
+            self.group.swap_outgoing(stream_conn, &mut bytes);
+            if beyond {
+                break;
+            }
             *wanting = false;
             served += 1;
         }

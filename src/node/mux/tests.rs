@@ -622,6 +622,9 @@ fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
         }
         let outstanding = data_sent - credited;
         assert_eq!(mux.trunks[&trunk].outstanding, outstanding, "round {round}");
+        // Each node got its own queue's buffer back: the one the mux swaps in and out stays
+        // the empty one it started with.
+        assert_eq!(mux.taken.capacity(), 0, "round {round}");
         assert!(
             outstanding < TRUNK_CREDIT_BYTES + frame_max,
             "round {round}: {outstanding} bytes outstanding"
