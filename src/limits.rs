@@ -559,14 +559,35 @@ const _: () = assert!(REGISTRY_STRANGERS_PER_ADDRESS_MAX <= REGISTRY_STRANGERS_M
 const _: () = assert!(NODE_HANDSHAKE_TIMEOUT_NS <= JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(GROUP_NODES_MAX <= crate::machine::ConnId::GROUPS_MAX);
 
-/// A TCP link whose sent data stays unacknowledged this long is closed (TCP_USER_TIMEOUT on
-/// every socket), and so is one with keepalive probes ([`KEEPALIVE_CONNECTIONS_PER_NODE`])
-/// that stays silent and unanswering to them this long: a cut link is noticed by the nodes and
-/// the registry themselves, not after the kernel's default of many minutes.
-pub const LINK_TIMEOUT_SECS: u64 = 10;
+/// The ceiling on every connection's TCP retransmission timeout (`TCP_RTO_MAX_MS`, the
+/// kernel's minimum; Linux's default is 120 s), and so on the gap between its retransmissions
+/// and its zero-window probes. It is what makes a dead peer noticed in bounded time without
+/// `TCP_USER_TIMEOUT` (`io::event_loop::set_link_timeouts`, docs/RELIABILITY.md, "Link
+/// liveness"): the kernel closes a connection after `net.ipv4.tcp_retries2` (15) tries
+/// without an answer, and with the timeout growing 0.2, 0.4, 0.8 s and then at most this, 15
+/// tries take about 15 s instead of 15 minutes; and a live peer whose receive window stays
+/// closed answers a probe at least this often. The price: after a loss, retransmissions are
+/// at most this far apart instead of backing off further, which suits a data centre or a LAN
+/// (round trips far below a second), not a path whose round trip nears a second.
+pub const LINK_RTO_MAX_MS: u32 = 1_000;
+/// About how long a connection lives after its peer's kernel last answered, while data waits
+/// for it (unacknowledged, or held back by a closed receive window): the kernel's 15 tries
+/// (`net.ipv4.tcp_retries2`'s default) under [`LINK_RTO_MAX_MS`] take 14.4 s from the first
+/// retransmission (`tcp_model_timeout`: 7 x 0.2 s + 13 x 1 s), 15-16 s of unanswered
+/// zero-window probes; measured on Linux 6.18 with a peer cut by iptables: 14.8 s and 16.0 s.
+/// A peer that answers is never timed out, however long its process does not read: a node
+/// stopped, descheduled or swapping keeps its links (test
+/// `a_node_stopped_longer_than_the_link_timeout_keeps_its_links`). On a kernel without
+/// `TCP_RTO_MAX_MS` (before 6.15) every connection gets `TCP_USER_TIMEOUT` of this instead,
+/// which also closes a link whose peer keeps its window closed this long.
+pub const LINK_TIMEOUT_SECS: u64 = 16;
 /// A connection with keepalive probes sends its first probe after this long without
-/// receiving anything, then one a second: five chances before [`LINK_TIMEOUT_SECS`].
-pub const KEEPALIVE_IDLE_SECS: u64 = LINK_TIMEOUT_SECS / 2;
+/// receiving anything, then one a second, and is closed after [`KEEPALIVE_PROBES`]
+/// unanswered ones: an idle peer that vanished is noticed within 10 s.
+pub const KEEPALIVE_IDLE_SECS: u64 = 5;
+/// Unanswered keepalive probes (a second apart) that close a connection.
+pub const KEEPALIVE_PROBES: u32 = 5;
+const _: () = assert!(KEEPALIVE_IDLE_SECS + KEEPALIVE_PROBES as u64 <= LINK_TIMEOUT_SECS);
 /// Connections of a node that send keepalive probes: its registry connection only, so that a
 /// node notices while idle that its registry's machine is gone. Table links and every
 /// accepted connection (a node's predecessors, the registry's side) have none.
@@ -584,13 +605,13 @@ pub const KEEPALIVE_IDLE_SECS: u64 = LINK_TIMEOUT_SECS / 2;
 /// dropped is sent again a second later, with only the other dropped ones: two runs of 10,000
 /// nodes on the default backlog dropped 475 and 172 packets in all, and lost no connection.
 ///
-/// Nothing is lost by it: a table link carries every run's data and acks, and data
-/// unacknowledged for [`LINK_TIMEOUT_SECS`] closes it, so a link to a machine that vanished
-/// between runs is closed within that of the next run's first packet on it, which then goes
-/// around it as around a crash; the registry notices a vanished node at its next message to
-/// it (a task, a counter poll, a manifest) the same way. A link from a predecessor whose
-/// machine vanished without a reset stays open at the node (inbound links send nothing) until
-/// it is closed from the other side or the node exits; [`NODE_INBOUND_LINKS_MAX`] bounds them.
+/// Nothing is lost by it: a table link carries every run's data and acks, and data its peer's
+/// kernel does not answer for about [`LINK_TIMEOUT_SECS`] closes it, so a link to a machine that
+/// vanished between runs is closed within that of the next run's first packet on it, which then
+/// goes around it as around a crash; the registry notices a vanished node at its next message to
+/// it (a task, a counter poll, a manifest) the same way. A link from a predecessor whose machine
+/// vanished without a reset stays open at the node (inbound links send nothing) until it is closed
+/// from the other side or the node exits; [`NODE_INBOUND_LINKS_MAX`] bounds them.
 pub const KEEPALIVE_CONNECTIONS_PER_NODE: usize = 1;
 
 /// The widest identifier space of the Chord finger rule (`src/chord/`): 160 bits, as SHA-1 in

@@ -132,8 +132,9 @@ pub enum LinkError {
     Reset,
     /// The peer is gone: a send after the connection broke (EPIPE).
     BrokenPipe,
-    /// Data went unacknowledged, or keepalive probes unanswered, for the link timeout
-    /// (ETIMEDOUT).
+    /// The peer's kernel answered nothing (data unacknowledged, zero-window or keepalive
+    /// probes unanswered) for about the link timeout (ETIMEDOUT); a peer that answers but
+    /// does not read is never timed out.
     TimedOut,
     /// Nothing listens at the address (ECONNREFUSED).
     Refused,
@@ -224,11 +225,13 @@ impl std::fmt::Display for LinkError {
 pub enum Effect {
     /// Open a TCP connection to `addr` (from the driver's configured local address, if any).
     /// The driver answers with `on_connected`, or with `on_closed` if it fails. Every
-    /// connection is closed once data it sent stays unacknowledged for the link timeout
-    /// ([`LINK_TIMEOUT_SECS`](crate::limits::LINK_TIMEOUT_SECS)); with `keepalive`, also
-    /// once it stays silent that long and its keepalive probes go unanswered: a peer that
-    /// vanished is noticed while nothing is sent. Only a node's registry connection asks
-    /// for probes ([`KEEPALIVE_CONNECTIONS_PER_NODE`](crate::limits::KEEPALIVE_CONNECTIONS_PER_NODE)).
+    /// connection is closed (`TimedOut`) once its peer's kernel has answered nothing for
+    /// about the link timeout while data waits for it
+    /// ([`LINK_TIMEOUT_SECS`](crate::limits::LINK_TIMEOUT_SECS)), and never while it answers,
+    /// however long the peer does not read; with `keepalive`, also once it stays silent and
+    /// its keepalive probes go unanswered: a peer that vanished is noticed while nothing is
+    /// sent. Only a node's registry connection asks for probes
+    /// ([`KEEPALIVE_CONNECTIONS_PER_NODE`](crate::limits::KEEPALIVE_CONNECTIONS_PER_NODE)).
     Connect {
         conn: ConnId,
         addr: SocketAddr,

@@ -257,6 +257,59 @@ fn stopped_node_resumes_and_memory_stays_bounded() {
     }
 }
 
+/// (b1) A node stopped (SIGSTOP) for 18 s during a run, longer than the link timeout, then
+/// resumed: the others keep sending to it and through it until their windows are full, so
+/// its inbound links' receive windows stay closed all the while (16 MiB windows: the five
+/// other sources' data waiting for it is several times what its links' kernel buffers hold),
+/// and its kernel answers every zero-window probe. Its links must live: the run PASSes with
+/// every packet counted, nobody crashed, no link timed out. The stall timeout (40 s) is
+/// longer than the stop, so the registry's own rule for a silent node does not end the run
+/// first. Before the fix (TCP_USER_TIMEOUT of 10 s on every socket, which Linux also counts
+/// against a receive window closed that long) its predecessors' links closed with
+/// `Connection timed out` about 10 s into the stop and what was in their kernel buffers was
+/// lost.
+#[test]
+fn a_node_stopped_longer_than_the_link_timeout_keeps_its_links() {
+    const STOP_SECS: u64 = 18;
+    const _: () = assert!(STOP_SECS > overlay::limits::LINK_TIMEOUT_SECS);
+    let stop = Duration::from_secs(STOP_SECS);
+    let (mut reg, nodes, _me) = overlay(
+        &["--stall-timeout", "40", "--window-bytes", "16777216"],
+        6,
+        3,
+    );
+    let mark = reg.mark();
+    reg.send("start 200000");
+    reg.wait_line("Run 1:", mark);
+    let victim = &nodes[1];
+    victim.signal(libc::SIGSTOP);
+    std::thread::sleep(stop);
+    victim.signal(libc::SIGCONT);
+    let (_, after) = reg.wait_line("Run 1 summary:", mark);
+    let verdict = verdict_after(&reg, after);
+    assert!(
+        verdict.starts_with("PASS") && !verdict.contains("crash"),
+        "{verdict}\n{}",
+        reg.dump()
+    );
+    assert!(verdict.contains("1,200,000 packets"), "{verdict}");
+    for n in &nodes {
+        let err = n.err.text();
+        assert!(
+            !err.contains("timed out"),
+            "{} lost a link to a live peer:\n{}",
+            n.name,
+            n.dump()
+        );
+    }
+    assert!(
+        !reg.err.text().contains("left during the run"),
+        "{}",
+        reg.dump()
+    );
+    no_panics(&reg, &nodes);
+}
+
 /// (b2) The registry stopped (SIGSTOP, as by Ctrl-Z) mid-run for twice its stall timeout while
 /// a counter poll waits for one node, slow to answer (stopped itself for 1.5 s of the time the
 /// registry ran): once resumed (SIGCONT, as by `fg`), the registry counts none of the time it
@@ -662,9 +715,7 @@ fn cut_host_is_named_within(test: &str, rules: &[&[&str]], bound: Duration) -> O
         "{line}; cut: {cut:?}"
     );
     let status = reg
-        .wait_exit_within(Duration::from_secs(
-            3 * overlay::limits::LINK_TIMEOUT_SECS + 20,
-        ))
+        .wait_exit_within(Duration::from_secs(50))
         .expect("the registry ends the run");
     assert!(!status.success(), "registry: {status}\n{}", reg.dump());
     assert!(
@@ -679,19 +730,21 @@ fn cut_host_is_named_within(test: &str, rules: &[&[&str]], bound: Duration) -> O
 }
 
 /// (d3) The same cut with a stall timeout far longer than a link's own timeout
-/// (`LINK_TIMEOUT_SECS`, TCP_USER_TIMEOUT and keepalive on every socket): the connections to
-/// the cut host die by themselves, so the registry names a node behind the cut as lost within
-/// about that timeout, long before its stall timeout.
+/// (`LINK_TIMEOUT_SECS`: the kernel closes a connection whose peer's kernel answers nothing
+/// for about that long, `io::event_loop::set_link_timeouts`): the connections to the cut host
+/// die by themselves, so the registry names a node behind the cut as lost within about that
+/// timeout, long before its stall timeout. This is the dead-peer side of the rule whose
+/// live-peer side `a_node_stopped_longer_than_the_link_timeout_keeps_its_links` tests.
 #[test]
 fn cut_link_is_detected_by_the_links_own_timeout() {
-    let limit = overlay::limits::LINK_TIMEOUT_SECS;
+    // About 3 x the link timeout (16 s), for a loaded machine.
     cut_host_is_named_within(
         "cut_link_is_detected_by_the_links_own_timeout",
         &[
             &["-A", "INPUT", "-i", "eth0", "-j", "DROP"],
             &["-A", "OUTPUT", "-o", "eth0", "-j", "DROP"],
         ],
-        Duration::from_secs(3 * limit + 20),
+        Duration::from_secs(50),
     );
 }
 
@@ -715,6 +768,7 @@ fn reset_link_is_detected_at_once() {
             "--reject-with",
             "tcp-reset",
         ]],
-        Duration::from_secs(overlay::limits::LINK_TIMEOUT_SECS),
+        // Well under any link timeout (10 s, what it was before the rule of issue 16).
+        Duration::from_secs(10),
     );
 }

@@ -889,3 +889,42 @@ fn a_scripted_session_carries_out_a_leave_put_off_by_a_crash_before_it_exits() {
         check_with_crashes(&results[0], &[victim_id], &format!("{context}, run 1"));
     }
 }
+
+/// A crash during a run that leaves too few nodes for the overlay's NR (5 nodes at NR 3; 4
+/// cannot fill 3 entries): the overlay must be set up again, and the run FAILs at once,
+/// saying why, instead of waiting out its stall timeout (600 s here) for an account that can
+/// never balance (what the survivors hold for the dead node waits for tables that will not
+/// come). Seen in `tests/faults.rs cut_link_is_detected_by_the_links_own_timeout` when the
+/// two nodes behind the cut were lost one after the other: the registry waited its 120 s stall
+/// timeout.
+#[test]
+fn a_crash_that_leaves_too_few_nodes_for_the_overlay_fails_the_run_at_once() {
+    for seed in 0..4 {
+        let context = format!("seed {seed}");
+        let mut sim = Sim::new(config(5, seed));
+        setup(&mut sim, Fingers::Positions { nr: 3 });
+        sim.command(Who::Registry, "start 1000000");
+        sim.run_until(|_| false, 5_000).unwrap_or_default();
+        assert!(
+            sim.results().is_empty(),
+            "{context}: the run is still going"
+        );
+        let killed_at = sim.now();
+        sim.kill(2);
+        sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+            .unwrap_or_else(|e| panic!("{context}: the run did not end: {e}"));
+        let took_ns = sim.now() - killed_at;
+        let said = sim.printed(Who::Registry).join("\n");
+        let result = sim.results().back().cloned().expect("a result");
+        assert!(!result.passed(), "{context}: {}", result.verdict_line());
+        assert!(
+            said.contains("cannot carry the run on"),
+            "{context}:\n{said}"
+        );
+        assert!(
+            took_ns < 30_000_000_000,
+            "{context}: the run ended {} s after the crash:\n{said}",
+            took_ns / 1_000_000_000
+        );
+    }
+}

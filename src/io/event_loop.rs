@@ -32,8 +32,8 @@ use super::{DriverConfig, DriverError, clock};
 use crate::buffer;
 use crate::limits::{
     ACCEPT_RETRY_NS, ACCEPT_WARNING_INTERVAL_NS, EXIT_DRAIN_TIMEOUT_MS, HELD_RECV_BUFFERS_MAX,
-    KEEPALIVE_IDLE_SECS, LEFTOVER_KEPT_BYTES, LINK_TIMEOUT_SECS, MAPPED_INBOUND_RECV_BUFFERS,
-    SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
+    KEEPALIVE_IDLE_SECS, KEEPALIVE_PROBES, LEFTOVER_KEPT_BYTES, LINK_RTO_MAX_MS, LINK_TIMEOUT_SECS,
+    MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
 };
 use crate::machine::{
     self, CloseReason, ConnId, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
@@ -602,22 +602,71 @@ impl<M: Machine> Drop for Driver<'_, M> {
     }
 }
 
-/// A dead peer or a cut link closes the connection within about `LINK_TIMEOUT_SECS`: data
-/// unacknowledged that long (TCP_USER_TIMEOUT), and with `keepalive` also an idle link whose
-/// keepalive probes go unanswered (`KEEPALIVE_CONNECTIONS_PER_NODE` says why only a few
-/// connections have them).
+/// Linux's `TCP_RTO_MAX_MS` (include/uapi/linux/tcp.h, Linux 6.15; not in `libc` yet): the
+/// longest the socket's retransmission timeout may grow, in milliseconds (1,000 to 120,000).
+const TCP_RTO_MAX_MS: libc::c_int = 44;
+
+/// The liveness rule of every connection (docs/RELIABILITY.md, "Link liveness"): a connection
+/// is closed as timed out (`Connection timed out`) when its peer's kernel stops answering, and
+/// never while it answers, however long the peer's process does not read.
+///
+/// The rule is the kernel's own (RFC 1122 4.2.2.17: a sender keeps a connection open as long
+/// as the receiver answers its zero-window probes) with a short ceiling on the retransmission
+/// timeout, [`LINK_RTO_MAX_MS`]: data unacknowledged, or zero-window probes unanswered, for
+/// `net.ipv4.tcp_retries2` (15 by default) tries at most a second apart end the connection,
+/// within about [`LINK_TIMEOUT_SECS`] of the peer's last answer; every answer starts the count
+/// again. Without the ceiling the tries back off to 120 s apart and a dead peer takes about 15
+/// minutes. No timer of ours and no syscall per frame: the kernel's retransmission and probe
+/// timers run only while data waits, so an idle link costs nothing.
+///
+/// Not `TCP_USER_TIMEOUT`, which links had until issue 16's trunks died of it: Linux counts it
+/// also against a peer that answers every probe but whose receive window stays closed (a
+/// process stopped, descheduled or reading slowly), and closed such links after 10 s, losing
+/// the bytes in their buffers. It is the fallback on a kernel without `TCP_RTO_MAX_MS` (before
+/// 6.15), with a warning once per process, since a dead peer would otherwise go unnoticed for
+/// minutes.
+///
+/// With `keepalive` (`KEEPALIVE_CONNECTIONS_PER_NODE` says why only a few connections have
+/// it), an idle connection also probes its peer after [`KEEPALIVE_IDLE_SECS`] of silence, a
+/// probe a second, and is closed after 5 unanswered ones.
 fn set_link_timeouts(socket: &Socket, keepalive: bool) -> std::io::Result<()> {
-    let timeout = Duration::from_secs(LINK_TIMEOUT_SECS);
-    socket.set_tcp_user_timeout(Some(timeout))?;
     if keepalive {
         socket.set_tcp_keepalive(
             &socket2::TcpKeepalive::new()
                 .with_time(Duration::from_secs(KEEPALIVE_IDLE_SECS))
                 .with_interval(Duration::from_secs(1))
-                .with_retries(5),
+                .with_retries(KEEPALIVE_PROBES),
         )?;
     }
-    Ok(())
+    let ceiling = LINK_RTO_MAX_MS as libc::c_int;
+    // SAFETY: the descriptor is open (owned by `socket`), and the option value is a live
+    // c_int whose size is passed with it; the kernel only reads it.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            TCP_RTO_MAX_MS,
+            (&raw const ceiling).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    if !matches!(error.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL)) {
+        return Err(error);
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            kernel = %super::setup::kernel_release(),
+            "this kernel has no TCP_RTO_MAX_MS (Linux 6.15): links time out with \
+             TCP_USER_TIMEOUT ({LINK_TIMEOUT_SECS} s) instead, which also closes a link to a \
+             live peer that reads nothing for that long (docs/RELIABILITY.md, \"Link liveness\")"
+        );
+    });
+    socket.set_tcp_user_timeout(Some(Duration::from_secs(LINK_TIMEOUT_SECS)))
 }
 
 /// Errors from submit or wait that are part of normal operation.

@@ -453,13 +453,22 @@ impl<C: Codec> Registry<C> {
 
     /// The membership changed: an overlay that was set up no longer holds. The graceful
     /// leaves it had not carried out go with it, their leavers let go at once
-    /// (`Registry::let_go_leavers`).
+    /// (`Registry::let_go_leavers`). A run under way fails at once: what its nodes hold for
+    /// the nodes that left waits for tables that will not come, so its account would never
+    /// balance and it would end only by its stall timeout. (Without progress polls a node
+    /// lost during a run has failed it already.)
     pub(super) fn overlay_changed(&mut self, now: Nanos, what: String) {
         if let Some(overlay) = self.overlay.take() {
             self.say(format!(
                 "The overlay changed ({what}): run setup-overlay again before start"
             ));
             self.let_go_leavers(now, overlay.changes.leavers());
+            if C::PROGRESS_POLLS && self.run.is_some() {
+                self.fail_run(
+                    now,
+                    format!("the overlay changed ({what}) and cannot carry the run on"),
+                );
+            }
         }
     }
 }
