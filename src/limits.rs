@@ -493,9 +493,10 @@ pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// pass it by less than a frame; a closing stream's last bytes go whatever it says). Why:
 /// without it the bytes of hundreds of links pile up in the receiving kernel's buffer of one
 /// connection whenever the receiving process reads slower than the others send, the window
-/// stays closed, and the kernel closes the trunk once that lasts [`LINK_TIMEOUT_SECS`]
-/// (TCP_USER_TIMEOUT counts a closed window as unacknowledged data: a 10,000-node run lost every
-/// trunk so). Measured on loopback (docs/SCALE.md, "Trunks"): a reader taking 4 KiB a second
+/// stays closed, and with the `TCP_USER_TIMEOUT` links had until issue 16 the kernel closed
+/// the trunk once that lasted 10 s (it counts a closed window as unacknowledged data: a
+/// 10,000-node run lost every trunk so; links no longer have it, docs/RELIABILITY.md, "Link
+/// liveness"). Measured on loopback (docs/SCALE.md, "Trunks"): a reader taking 4 KiB a second
 /// kept a connection with 64 KiB outstanding alive, one with 128 KiB was closed after 10 s; the
 /// receiving kernel's buffer starts at 128 KiB (`tcp_rmem`), half of it advertised. What waits
 /// beyond it waits in its node's queue, where the flow-control windows bound it as on a

@@ -60,13 +60,14 @@ const VIRTUAL_SEQUENCE_BASE: u64 = 1 << 47;
 const _: () = assert!(crate::limits::GROUP_NODES_MAX < TRUNK_GROUP);
 
 /// A trunk whose peer returns no credit this long while bytes of ours wait for it is stalled
-/// (its process stopped reading): closed, with every link on it. Three link timeouts
-/// ([`LINK_TIMEOUT_SECS`], what the kernel gives one link's unacknowledged data) rather than
-/// one: a trunk carries hundreds of links, and a loaded process of 500 nodes can spend
-/// seconds on one batch of completions before its credits go out (with a 10 s rule, one
-/// 10,000-node run on a loaded machine lost trunks 13 to 19 s into the run, its warnings not
-/// logged; a second passed).
-const TRUNK_STALL_NS: Nanos = 3 * LINK_TIMEOUT_SECS * 1_000_000_000;
+/// (its process stopped reading): closed, with every link on it. Three times the 10 s link
+/// timeout links had before issue 16 (about twice [`LINK_TIMEOUT_SECS`] now) rather than one:
+/// a trunk carries hundreds of links, and a loaded process of 500 nodes can spend seconds on
+/// one batch of completions before its credits go out (with a 10 s rule, one 10,000-node run
+/// on a loaded machine lost trunks 13 to 19 s into the run, its warnings not logged; a second
+/// passed).
+const TRUNK_STALL_NS: Nanos = 30 * 1_000_000_000;
+const _: () = assert!(TRUNK_STALL_NS > LINK_TIMEOUT_SECS * 1_000_000_000);
 
 /// A connection the mux carries for a node instead of the driver.
 #[derive(Debug)]
