@@ -27,6 +27,17 @@ impl<M: Machine> Driver<'_, M> {
                 };
                 let slot = &mut self.connections[key];
                 tracing::debug!(?conn, peer = %slot.peer, "closing connection");
+                // The flush of a closed connection must end even if its peer never reads
+                // (a hostile peer cut for not reading its answers): here the liveness rule
+                // that spares slow readers (`set_link_timeouts`) gives way to
+                // TCP_USER_TIMEOUT, which ends a flush whose window stays closed within
+                // `LINK_TIMEOUT_SECS`. One syscall per close, none per frame.
+                if let Err(error) = slot
+                    .socket
+                    .set_tcp_user_timeout(Some(Duration::from_secs(LINK_TIMEOUT_SECS)))
+                {
+                    tracing::debug!(?conn, %error, "TCP_USER_TIMEOUT failed on a closing connection");
+                }
                 slot.state = State::Flushing;
                 self.start_send(key)
             }
