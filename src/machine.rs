@@ -240,7 +240,10 @@ pub enum Effect {
     /// `conn` has bytes pending: the driver takes them with `swap_outgoing` as soon as it has
     /// no send in flight on that connection.
     Send(ConnId),
-    /// Send whatever is pending on `conn`, then close it. No `on_closed` follows.
+    /// Send whatever is pending on `conn`, then close it. No `on_closed` follows. The flush
+    /// ends within the link timeout even if the peer never reads (the driver sets
+    /// `TCP_USER_TIMEOUT` on a connection it closes): a peer cut for not reading its answers
+    /// cannot hold the connection open by keeping its window closed.
     Close(ConnId),
     /// A line for the operator (standard output).
     Print(String),
