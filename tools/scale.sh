@@ -34,6 +34,16 @@
 # registry kept busy over the span (nodes, reg). When the registry's progress rows come
 # further apart than the span, it runs from the first row after the warm-up to the end of the
 # run. Rows also in $OUT/throughput.csv.
+#
+# After each size, the calibration ring (../shared/baselines/ringproto, or $RING_SRC; built
+# into target/ringproto; RING=0 skips it) with P = N processes, the same NR, and M packets per
+# process (RING_PACKETS, default: as many as our span's transmissions at our mean hops, at
+# least 100), as tools/perf.sh runs it: a line under ours with its transmissions/s (its GO
+# to its last delivery) and per CPU second (its processes' user + system), each with its ratio
+# to the ring's first size, and ours / ring for both. Sizes above RING_MAX (default 1024) skip
+# it: the ring's processes poll shared memory every 1 ms and 0.2 ms while they set up, and its
+# set-up took 5 s at 512 processes, 44 s at 1,024 and 382 s at 2,048 here. Rows in
+# $OUT/ring.csv.
 [[ "${1:-}" == -h || "${1:-}" == --help ]] && { sed -n '2,/^set -/{/^#/!d;s/^# \{0,1\}//;p}' "$0"; exit 0; }
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -124,6 +134,16 @@ throughput_runs() {
     fit=$((($(ulimit -n) - 64) / per_node))
     processes=$(((largest + fit - 1) / fit))
     [ "$processes" -ge "$cores" ] || processes=$cores
+  fi
+  ring=
+  if [ "${RING:-1}" != 0 ]; then
+    local ring_src=${RING_SRC:-$top/../shared/baselines/ringproto}
+    [ -f "$ring_src/Cargo.toml" ] || { echo "scale.sh: no calibration ring in $ring_src (set RING_SRC, or RING=0)" >&2; exit 1; }
+    # Built into our target directory: the ring's folder is read only, and shared.
+    cargo build --release --quiet --manifest-path "$ring_src/Cargo.toml" --target-dir "$top/target/ringproto" 2>/dev/null
+    ring="$top/target/ringproto/release/ring"
+    echo "nodes,nr,packets_per_node,ring_transmissions_per_s,ring_ratio,ring_transmissions_per_cpu_s,ring_cpu_ratio,ours_over_ring,cpu_ours_over_ring,verdict,load_average" \
+      >"$out/ring.csv"
   fi
   echo "machine: $cores cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -r); throughput:" \
     "$processes node processes, $duration s of sending, the first $warmup s left out; $(uptime)" |
@@ -230,9 +250,72 @@ with open(table, "a") as f:
 print(f"{n:>6} {r.get('nr', ''):>3} {procs:>5} {int(window) // 1024:>8} {span:>11} {rate:>12,.0f} {ratio:>6.3f} "
       f"{per_cpu:>13,.0f} {cpu_ratio:>6.3f} {whole:>12,.0f} {hops:>6.2f} {per_send:>7,.0f} {int(drops):>8,} {cores:>5.2f} {registry_cores:>5.2f} {verdict:>7} {load:>6}")
 PY
+    [ -z "$ring" ] || ring_beside "$n"
   done
   echo "scale.sh: results in $out/throughput.csv (each size's logs in $out/N)" >&2
   return "$failed"
+}
+
+# ring_beside N: the calibration ring with P = N processes and our NR, after our run at N (the
+# last row of throughput.csv); prints its line and appends to ring.csv.
+ring_beside() {
+  local n=$1 max=${RING_MAX:-1024} m line status=0
+  case "$max" in '' | *[!0-9]*) echo "scale.sh: RING_MAX must be a number" >&2; exit 2 ;; esac
+  if [ "$n" -gt "$max" ]; then
+    printf '%6s ring: skipped (P = %s processes > RING_MAX %s: the set-up of the ring grows as about P^3 here)\n' "$n" "$n" "$max"
+    return
+  fi
+  # M: as many packets as our span's transmissions at our mean hops (the same work in about
+  # the same time), at least 100.
+  m=${RING_PACKETS:-$(python3 - "$out/throughput.csv" "$n" <<'PY'
+import csv, math, sys
+row = list(csv.DictReader(open(sys.argv[1])))[-1]
+n = int(sys.argv[2])
+try:
+    t0, t1 = (float(x) for x in row["span_s"].split("-"))
+    m = float(row["transmissions_per_s"]) * (t1 - t0) / (n * float(row["hops_mean"]))
+    print(max(100, int(m)) if math.isfinite(m) else 100)
+except ValueError:
+    print(100)
+PY
+)}
+  case "$m" in '' | *[!0-9]*) echo "scale.sh: RING_PACKETS must be a number" >&2; exit 2 ;; esac
+  line=$(RING_MINFLUSH=32768 RING_RCAP=262144 "$ring" "$n" "$(ring_nr "$n")" "$m" epoll 1048576 4194304 4096 "${RING_PORT:-21000}" 2>&1) || status=$?
+  echo "$line" >>"$out/ring.log"
+  python3 - "$out/throughput.csv" "$out/ring.csv" "$n" "$m" "$status" "$(cut -d' ' -f1 /proc/loadavg)" "$line" <<'PY'
+import csv, re, sys
+ours_table, table, n, m, status, load, line = sys.argv[1:]
+nan = float("nan")
+ours = list(csv.DictReader(open(ours_table)))[-1]
+# The ring's fields (its second line's "sys-wide:" part left out: it repeats "sys=").
+f = dict(re.findall(r"([\w/]+)=([0-9.]+)", line.split("|")[0]))
+done = re.search(r"delivered=(\d+)/(\d+)", line)
+ok = status == "0" and done is not None and done.group(1) == done.group(2)
+rate = float(f.get("trans/s", nan)) if ok else nan
+cpu = float(f.get("user", nan)) + float(f.get("sys", nan))
+per_cpu = float(f.get("trans", nan)) / cpu if ok and cpu > 0 else nan
+first = list(csv.DictReader(open(table)))
+base = first[0] if first else None
+ratio = rate / float(base["ring_transmissions_per_s"]) if base else 1.0
+cpu_ratio = per_cpu / float(base["ring_transmissions_per_cpu_s"]) if base else 1.0
+vs = float(ours["transmissions_per_s"]) / rate
+cpu_vs = float(ours["transmissions_per_cpu_s"]) / per_cpu
+verdict = "PASS" if ok else "FAIL"
+with open(table, "a") as t:
+    t.write(",".join(str(x) for x in [n, f.get("NR", ""), m, f"{rate:.0f}", f"{ratio:.3f}", f"{per_cpu:.0f}",
+                                       f"{cpu_ratio:.3f}", f"{vs:.3f}", f"{cpu_vs:.3f}", verdict, load]) + "\n")
+print(f"{n:>6} ring: P {n}, M {int(m):,}: {rate:,.0f} transmissions/s ({ratio:.3f}), {per_cpu:,.0f} per CPU second "
+      f"({cpu_ratio:.3f}); ours / ring {vs:.3f}, per CPU second {cpu_vs:.3f}; {verdict}, load {load}")
+if not ok:
+    print(f"scale.sh: the ring at {n} did not deliver everything: {line[:300]}", file=sys.stderr)
+PY
+}
+
+# ring_nr N: ceil(log2 N), the NR launch.sh picks.
+ring_nr() {
+  local nr=0
+  while [ $((1 << nr)) -lt "$1" ]; do nr=$((nr + 1)); done
+  echo "$nr"
 }
 
 if [ -n "$throughput" ]; then
