@@ -35,7 +35,7 @@ use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
     LEAVE_FLUSH_TIMEOUT_NS, LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS,
-    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, TRUNK_CREDIT_BYTES,
+    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, TRUNK_CREDIT_BYTES,
     TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
     TRUNKS_MAX,
 };
@@ -1116,6 +1116,7 @@ impl<C: Codec> Mux<C> {
                 }
             }
             self.group.swap_outgoing(stream_conn, &mut bytes);
+            let queued = bytes.len();
             let take = frames_within::<C>(&bytes, credit);
             if take > 0 {
                 segment::put_data(buf, stream, &bytes[..take]);
@@ -1127,6 +1128,13 @@ impl<C: Codec> Mux<C> {
                 held.extend_from_slice(&bytes[take..]);
             }
             bytes.clear();
+            if bytes.capacity() > SEND_BUFFER_KEPT_BYTES && queued <= bytes.capacity() / 4 {
+                // Grown in a burst that is over (this take found a quarter of it at most):
+                // given back, as the driver gives back a connection's send buffer, so that
+                // thousands of mostly idle streams do not each keep their largest burst
+                // (docs/SCALE.md, "Trunks": 21 GB at 10,000 nodes before).
+                bytes = Vec::new();
+            }
             // Its node gets its own buffer back, emptied: one buffer passed from stream to
             // stream would leave a busy link's queue growing anew from another's size.
             self.group.swap_outgoing(stream_conn, &mut bytes);

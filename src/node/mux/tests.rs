@@ -652,3 +652,84 @@ fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
     }
     assert!(data_sent > 40 * 10_000, "{data_sent}");
 }
+
+/// The capacity of each stream's queue in its node (swapped out and back to be looked at).
+fn stream_queue_capacities(mux: &mut Mux<Native>) -> Vec<usize> {
+    let streams: Vec<ConnId> = mux
+        .links
+        .iter()
+        .filter(|(_, link)| matches!(link, Link::Stream { .. }))
+        .map(|(conn, _)| *conn)
+        .collect();
+    streams
+        .into_iter()
+        .map(|conn| {
+            let mut queue = Vec::new();
+            mux.group.swap_outgoing(conn, &mut queue);
+            let capacity = queue.capacity();
+            mux.group.swap_outgoing(conn, &mut queue);
+            capacity
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
+    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
+    dialed_trunk_up(&mut mux, trunk);
+    let mut bytes = Vec::new();
+    Native::encode_control(
+        &Control::TaskInitiate {
+            run: 1,
+            packets: 1_000_000,
+            extra_payload_bytes: 0,
+            rate_per_s: 0,
+            targets: crate::wire::Targets::Nodes,
+        },
+        &mut bytes,
+    );
+    assert_eq!(mux.on_received(5, registry, &bytes), bytes.len());
+    // The burst: node 0 fills its 1 MiB window (the peers never acknowledge) while the trunk
+    // takes nothing.
+    let mut now = 6;
+    for _ in 0..100 {
+        now += 1_000_000;
+        mux.on_tick(now);
+    }
+    effects(&mut mux);
+    let grown = stream_queue_capacities(&mut mux);
+    assert!(
+        grown.iter().any(|&c| c > 4 * SEND_BUFFER_KEPT_BYTES),
+        "{grown:?}"
+    );
+    // The peer credits back all it gets until the trunk has sent everything: the window is
+    // full, so the node queues nothing more.
+    let mut data_sent = 0;
+    for round in 0..100 {
+        let data: usize = sent(&mut mux, trunk)
+            .iter()
+            .filter(|s| s.0 == DATA)
+            .map(|s| s.2.len())
+            .sum();
+        if data == 0 && mux.trunks[&trunk].wanting.is_empty() {
+            break;
+        }
+        data_sent += data;
+        let mut credit = Vec::new();
+        segment::put_credit(&mut credit, data);
+        now += 1;
+        assert_eq!(
+            mux.on_received(now, trunk, &credit),
+            credit.len(),
+            "round {round}"
+        );
+        effects(&mut mux);
+    }
+    assert!(data_sent >= 1 << 19, "{data_sent}");
+    // The burst is over: no stream's queue keeps what it grew to.
+    let after = stream_queue_capacities(&mut mux);
+    assert!(
+        after.iter().all(|&c| c <= SEND_BUFFER_KEPT_BYTES),
+        "{grown:?} -> {after:?}"
+    );
+}
