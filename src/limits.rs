@@ -684,6 +684,15 @@ pub const HELD_RECV_BUFFERS_MAX: usize = 32;
 /// send at light load is at most [`SEND_BATCH_BYTES`], so buffers of that size are kept and
 /// reused; only what a burst grew is given back, and a burst grows a fresh one again.
 pub const SEND_BUFFER_KEPT_BYTES: usize = SEND_BATCH_BYTES;
+/// A trunk's take frees a stream's queue buffer (in its node) larger than this once a take
+/// finds a quarter of it at most. Smaller than [`SEND_BUFFER_KEPT_BYTES`]: a process has a
+/// stream per remote link (up to 140,000 at 10,000 nodes), and what waits for a trunk's
+/// credit waits in those queues, so each kept buffer counts; buffers this small come from the
+/// allocator's free lists (below glibc's 128 KiB mmap threshold), so growing one again costs
+/// no page clearing. At most 140,000 x 8 KiB = 1.1 GB kept at 10,000 nodes; measured there
+/// with 64 KiB windows: peak 5.1 GB against 6.7 GB with the 64 KiB rule, the rate unchanged
+/// at 1,024 nodes (docs/SCALE.md, "Memory with trunks").
+pub const STREAM_QUEUE_KEPT_BYTES: usize = 8 * 1024;
 /// How long the loop waits at exit for the kernel to finish with its buffers (what is still in
 /// flight after that is leaked, never freed).
 pub const EXIT_DRAIN_TIMEOUT_MS: u64 = 2_000;

@@ -35,7 +35,7 @@ use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
     LEAVE_FLUSH_TIMEOUT_NS, LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS,
-    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, TRUNK_CREDIT_BYTES,
+    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, STREAM_QUEUE_KEPT_BYTES, TRUNK_CREDIT_BYTES,
     TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
     TRUNKS_MAX,
 };
@@ -1128,11 +1128,11 @@ impl<C: Codec> Mux<C> {
                 held.extend_from_slice(&bytes[take..]);
             }
             bytes.clear();
-            if bytes.capacity() > SEND_BUFFER_KEPT_BYTES && queued <= bytes.capacity() / 4 {
+            if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES && queued <= bytes.capacity() / 4 {
                 // Grown in a burst that is over (this take found a quarter of it at most):
                 // given back, as the driver gives back a connection's send buffer, so that
                 // thousands of mostly idle streams do not each keep their largest burst
-                // (docs/SCALE.md, "Trunks": 21 GB at 10,000 nodes before).
+                // (docs/SCALE.md, "Memory with trunks").
                 bytes = Vec::new();
             }
             // Its node gets its own buffer back, emptied: one buffer passed from stream to

@@ -699,7 +699,7 @@ fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
     effects(&mut mux);
     let grown = stream_queue_capacities(&mut mux);
     assert!(
-        grown.iter().any(|&c| c > 4 * SEND_BUFFER_KEPT_BYTES),
+        grown.iter().any(|&c| c > 4 * STREAM_QUEUE_KEPT_BYTES),
         "{grown:?}"
     );
     // The peer credits back all it gets until the trunk has sent everything: the window is
@@ -729,7 +729,7 @@ fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
     // The burst is over: no stream's queue keeps what it grew to.
     let after = stream_queue_capacities(&mut mux);
     assert!(
-        after.iter().all(|&c| c <= SEND_BUFFER_KEPT_BYTES),
+        after.iter().all(|&c| c <= STREAM_QUEUE_KEPT_BYTES),
         "{grown:?} -> {after:?}"
     );
 }
