@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench latency` (environment: `LATENCY_NODES`, default 10; `LATENCY_NR`,
 //! default 3; `LATENCY_RATE`, packets/s per node at light load, default 500; `OVERLAY_BIN`, a
-//! prebuilt binary to run instead of this build's).
+//! prebuilt binary to run instead of this build's). Each light-load mode runs twice: with a
+//! process per node and with the nodes of each core in one process (`overlay node --count`).
 //!
 //! Latency is measured by the sinks from the send time the source stamps in each packet
 //! (CLOCK_MONOTONIC, shared by the processes of one machine), so it includes queueing at the
@@ -63,8 +64,11 @@ fn main() {
     print_latency("  same, on two cores", &paced_two_cores);
 
     // The default (adaptive busy poll), nodes that always sleep at once, and nodes that poll
-    // for a fixed time after any work, one after the other in the same run.
+    // for a fixed time after any work, each with a process per node and then with the nodes
+    // of each core in one process (`overlay node --count`), one after the other in the same
+    // run.
     let busy_poll = busy_poll_us.to_string();
+    let per_core = nodes.div_ceil(cores());
     let modes: [(&str, &[&str]); 3] = [
         ("default flags (adaptive busy poll)", &[]),
         (
@@ -77,13 +81,20 @@ fn main() {
         ),
     ];
     let mut light = Vec::new();
-    for (label, args) in modes {
-        let (run, cpu) = overlay_run(nodes, nr, rate, u64::from(rate) * 5, args);
-        println!("\nlight load, {label}: {nodes} nodes, NR {nr}, {rate} packets/s per node");
-        print_run(&run, cpu);
-        light.push((label, run));
+    for (mode, args) in modes {
+        for per_process in [1, per_core] {
+            let layout = match per_process {
+                1 => "a process per node".to_string(),
+                n => format!("{n} nodes per process, one process per core"),
+            };
+            let label = format!("{mode}, {layout}");
+            let (run, cpu) = overlay_run(nodes, per_process, nr, rate, u64::from(rate) * 5, args);
+            println!("\nlight load, {label}: {nodes} nodes, NR {nr}, {rate} packets/s per node");
+            print_run(&run, cpu);
+            light.push((label, run));
+        }
     }
-    let (saturated, cpu) = overlay_run(nodes, nr, 0, 200_000, &[]);
+    let (saturated, cpu) = overlay_run(nodes, 1, nr, 0, 200_000, &[]);
     println!("\nsaturation: {nodes} nodes, NR {nr}, as fast as flow control allows");
     print_run(&saturated, cpu);
 
@@ -207,10 +218,12 @@ impl Drop for Kill {
     }
 }
 
-/// One scripted overlay run (`node_args` go to every node): its JSON result and the CPU
-/// seconds (user + system) its processes used.
+/// One scripted overlay run of `nodes` nodes, `per_process` in each process (`overlay node
+/// --count`; the processes pinned to the cores in turn), `node_args` to every process: its
+/// JSON result and the CPU seconds (user + system) its processes used.
 fn overlay_run(
     nodes: usize,
+    per_process: usize,
     nr: usize,
     rate: u32,
     packets: u64,
@@ -245,7 +258,10 @@ fn overlay_run(
             .expect("registry starts"),
     )];
     let port = wait_for_port(&port_file);
-    for i in 0..nodes {
+    // Spread evenly, as tools/launch.sh does: the first `nodes % groups` take one more.
+    let groups = nodes.div_ceil(per_process.max(1));
+    for i in 0..groups {
+        let count = nodes / groups + usize::from(i < nodes % groups);
         processes.push(Kill(
             Command::new(&bin)
                 .args([
@@ -254,6 +270,8 @@ fn overlay_run(
                     &port,
                     "--core",
                     &(i % cores()).to_string(),
+                    "--count",
+                    &count.to_string(),
                 ])
                 .args(node_args)
                 .stdin(Stdio::null())
