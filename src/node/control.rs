@@ -443,7 +443,7 @@ impl<C: Codec> Node<C> {
             remaining: packets,
             originated: 0,
             rate_per_s,
-            started_at: now,
+            started_at: Run::phased_start(now, rate_per_s, self.rng.next_u64()),
             payload,
             keys,
         });

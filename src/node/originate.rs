@@ -89,6 +89,8 @@ pub(super) struct Run {
     /// At most this many packets per second (0 = as fast as the window allows), counted from
     /// `started_at`.
     pub(super) rate_per_s: u32,
+    /// When the rate's count starts: at a rate, up to one interval before the run began here
+    /// ([`Run::phased_start`]).
     pub(super) started_at: Nanos,
     /// A value's 4 bytes (each packet's own are set in its copy of the batch's frame) followed
     /// by the run's extra payload bytes.
@@ -98,6 +100,21 @@ pub(super) struct Run {
 }
 
 impl Run {
+    /// When a run that begins at `now` at `rate_per_s` counts its rate from: `draw` (a random
+    /// number) picks a point up to one interval before `now`. The first packet goes at once
+    /// and the next within one interval, as from `now`, but the sources of a run, which the
+    /// registry starts in the same instant, do not send in step: in step, ten sources at 500
+    /// packets/s sent ten packets every 2 ms at once, and each packet waited behind the others
+    /// on the two cores (docs/PERFORMANCE.md, W4: per-hop p50 at light load 1.2-2.7 x lower
+    /// out of step). A run as fast as the window allows starts at `now`.
+    pub(super) fn phased_start(now: Nanos, rate_per_s: u32, draw: u64) -> Nanos {
+        if rate_per_s == 0 {
+            return now;
+        }
+        let interval = (1_000_000_000 / u64::from(rate_per_s)).max(1);
+        now.saturating_sub(draw % interval)
+    }
+
     /// Packets the rate allows to have originated by `now` (one at the start).
     fn due(&self, now: Nanos) -> u64 {
         let elapsed = u128::from(now.saturating_sub(self.started_at));
@@ -371,5 +388,63 @@ impl<C: Codec> Overlay<C> {
         run.remaining -= originated;
         run.originated += originated;
         run.remaining == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Run;
+
+    fn run(rate_per_s: u32, started_at: u64) -> Run {
+        Run {
+            number: 1,
+            remaining: 100,
+            originated: 0,
+            rate_per_s,
+            started_at,
+            payload: vec![0; 4],
+            keys: None,
+        }
+    }
+
+    /// Sources started in the same instant send their first packet at once and then out of
+    /// step, each still at its rate: the second packet of each within one interval, the
+    /// tenth within ten.
+    #[test]
+    fn sources_started_together_send_out_of_step_at_their_rate() {
+        let now = 5_000_000_000;
+        let interval = 2_000_000;
+        let mut seconds = Vec::new();
+        for draw in [
+            0,
+            1,
+            777_777,
+            1_999_999,
+            2_000_000,
+            123_456_789_012,
+            u64::MAX,
+        ] {
+            let mut source = run(500, Run::phased_start(now, 500, draw));
+            assert_eq!(
+                source.due(now),
+                1,
+                "draw {draw}: the first packet goes at once"
+            );
+            source.originated = 1;
+            let second = source.next_send();
+            assert!(
+                second > now && second <= now + interval,
+                "draw {draw}: second packet at {second}"
+            );
+            source.originated = 10;
+            assert!(source.next_send() <= now + 10 * interval);
+            assert_eq!(source.due(second + 9 * interval), 11, "draw {draw}");
+            seconds.push(second);
+        }
+        seconds.sort();
+        seconds.dedup();
+        assert!(seconds.len() >= 5, "in step: {seconds:?}");
+        // As fast as the window allows: no phase.
+        assert_eq!(Run::phased_start(now, 0, 777_777), now);
     }
 }
