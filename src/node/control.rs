@@ -443,7 +443,12 @@ impl<C: Codec> Node<C> {
             remaining: packets,
             originated: 0,
             rate_per_s,
-            started_at: Run::phased_start(now, rate_per_s, self.rng.next_u64()),
+            // Drawn only at a rate: a run as fast as the window allows leaves the node's
+            // random sequence as it was (seeded simulations replay it).
+            started_at: match rate_per_s {
+                0 => now,
+                rate => Run::phased_start(now, rate, self.rng.next_u64()),
+            },
             payload,
             keys,
         });
