@@ -46,10 +46,15 @@ fn no_panics(reg: &Proc, nodes: &[Proc]) {
 }
 
 fn no_panic(proc: &Proc) {
+    no_line(proc, "panicked", "panicked");
+}
+
+/// `proc` wrote nothing containing `needle` to its standard error (`what` names the failure).
+fn no_line(proc: &Proc, needle: &str, what: &str) {
     let err = proc.err.text();
     assert!(
-        !err.contains("panicked"),
-        "{} panicked:\n{}",
+        !err.contains(needle),
+        "{} {what}:\n{}",
         proc.name,
         proc.dump()
     );
@@ -294,13 +299,7 @@ fn a_node_stopped_longer_than_the_link_timeout_keeps_its_links() {
     );
     assert!(verdict.contains("1,200,000 packets"), "{verdict}");
     for n in &nodes {
-        let err = n.err.text();
-        assert!(
-            !err.contains("timed out"),
-            "{} lost a link to a live peer:\n{}",
-            n.name,
-            n.dump()
-        );
+        no_line(n, "timed out", "lost a link to a live peer");
     }
     assert!(
         !reg.err.text().contains("left during the run"),

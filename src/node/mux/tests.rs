@@ -585,18 +585,7 @@ fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
         .map(|s| s.2.len())
         .sum();
     // A run: node 0 originates far more than the credit (its window is 1 MiB).
-    let mut bytes = Vec::new();
-    Native::encode_control(
-        &Control::TaskInitiate {
-            run: 1,
-            packets: 1_000_000,
-            extra_payload_bytes: 0,
-            rate_per_s: 0,
-            targets: crate::wire::Targets::Nodes,
-        },
-        &mut bytes,
-    );
-    assert_eq!(mux.on_received(5, registry, &bytes), bytes.len());
+    start_a_long_run(&mut mux, registry);
     let frame_max = 1 << 10;
     let mut now = 6;
     let mut data_sent = hellos;
@@ -673,10 +662,9 @@ fn stream_queue_capacities(mux: &mut Mux<Native>) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
-    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
-    dialed_trunk_up(&mut mux, trunk);
+/// The registry (its connection `registry`) starts run 1 of 1,000,000 packets per node, far
+/// more than any window or credit, at time 5.
+fn start_a_long_run(mux: &mut Mux<Native>, registry: ConnId) {
     let mut bytes = Vec::new();
     Native::encode_control(
         &Control::TaskInitiate {
@@ -689,6 +677,13 @@ fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
         &mut bytes,
     );
     assert_eq!(mux.on_received(5, registry, &bytes), bytes.len());
+}
+
+#[test]
+fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
+    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
+    dialed_trunk_up(&mut mux, trunk);
+    start_a_long_run(&mut mux, registry);
     // The burst: node 0 fills its 1 MiB window (the peers never acknowledge) while the trunk
     // takes nothing.
     let mut now = 6;
