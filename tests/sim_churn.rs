@@ -928,3 +928,80 @@ fn a_crash_that_leaves_too_few_nodes_for_the_overlay_fails_the_run_at_once() {
         );
     }
 }
+
+/// A node registers as a run ends: it has its manifest (of the run's epoch) when the run's
+/// final request goes out, which a joiner does not get, and it finishes joining only after
+/// the run's summary. The registry brings its count of runs level with the others' (the
+/// final request it missed), so the next run, with it in, passes (before, each side dropped
+/// the other's packets as stale and the run stalled). Both finger rules.
+#[test]
+fn a_join_that_straddles_the_end_of_a_run_leaves_the_newcomer_in_step() {
+    for seed in 0..4u64 {
+        join_straddles_the_end_of_a_run(seed);
+    }
+}
+
+/// [`a_join_that_straddles_the_end_of_a_run_leaves_the_newcomer_in_step`], one seed.
+fn join_straddles_the_end_of_a_run(seed: u64) {
+    const NODES: usize = 10;
+    const PACKETS: u64 = 300;
+    let fingers = fingers_by_seed(seed);
+    let context = format!("seed {seed}, {fingers:?}");
+    let mut sim = Sim::new(config(NODES, seed));
+    setup(&mut sim, fingers);
+    sim.command(Who::Registry, &format!("start {PACKETS}"));
+    // Every source has sent its last packet: what is left of the run is its end.
+    sim.run_until(
+        |sim| (0..NODES).all(|i| sim.counters(i).sent == PACKETS),
+        STEPS_MAX,
+    )
+    .unwrap_or_else(|e| panic!("{context}: traffic: {e}"));
+    let newcomer = sim.add_node();
+    sim.run_until(|sim| sim.node(newcomer).setting_up(), STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the newcomer got no manifest: {e}"));
+    assert!(
+        sim.results().is_empty(),
+        "{context}: the run ended before the newcomer had its manifest"
+    );
+    let id = sim.node_id(newcomer).expect("registered");
+    // The newcomer does nothing more until the run is over: its set-up is still under way
+    // when the final request goes out.
+    sim.stall(newcomer, true);
+    sim.run_until(|sim| !sim.results().is_empty(), STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the run did not end: {e}"));
+    check(&sim.results()[0], &context);
+    sim.stall(newcomer, false);
+    let joined = format!("Node {id} joined: ");
+    sim.run_until(
+        |sim| !sim.registry().membership_changing() && sim.printed_contains(Who::Registry, &joined),
+        STEPS_MAX,
+    )
+    .unwrap_or_else(|e| {
+        let said = sim.printed(Who::Registry).join("\n");
+        panic!("{context}: the newcomer did not join: {e}\n{said}")
+    });
+    let said = sim.printed(Who::Registry).join("\n");
+    let summary = said.find("Run 1 summary").expect("the run's summary");
+    let join = said.find(&joined).expect("joined");
+    assert!(
+        summary < join,
+        "{context}: the join ended before the run did:\n{said}"
+    );
+    let after = sim
+        .run_packets(20, STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the run after: {e}"));
+    check(&after, &format!("{context}, the run after"));
+    assert_eq!(after.nodes, NODES + 1, "{context}: the newcomer is counted");
+    assert!(
+        after
+            .node
+            .iter()
+            .any(|n| n.id == id && n.packets_sent == 20 && n.packets_received > 0),
+        "{context}: the newcomer sent and received its packets"
+    );
+    let said = sim.printed(Who::Registry).join("\n");
+    assert!(
+        !said.contains("stale"),
+        "{context}: packets of another run:\n{said}"
+    );
+}

@@ -122,6 +122,10 @@ struct InProgress {
     /// again from when they have (`Registry::change_handed`).
     handing: bool,
     started_at: Nanos,
+    /// A join: the epoch (count of final reports) its newcomer's manifest carried. A run that
+    /// ends while the newcomer sets up asks the members only for their final reports, so the
+    /// newcomer is behind by the difference once it is in (`on_joiner_setup`).
+    manifest_epoch: Option<u32>,
     /// Nodes whose tables the change altered (they got a table with it).
     tables_changed: usize,
 }
@@ -534,6 +538,7 @@ impl<C: Codec> Registry<C> {
                 handing: true,
                 started_at: now,
                 tables_changed: 0,
+                manifest_epoch: None,
             });
         }
     }
@@ -642,6 +647,7 @@ impl<C: Codec> Registry<C> {
             .and_then(|o| o.changes.current.as_mut())
         {
             current.deadline = current.deadline.min(now + JOIN_SETUP_TIMEOUT_NS);
+            current.manifest_epoch = Some(manifest.epoch);
         }
         self.send_to_node(id, &Control::Manifest(manifest));
         true

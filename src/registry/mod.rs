@@ -110,11 +110,12 @@ pub struct Registry<C: Codec> {
     overlay: Option<Overlay>,
     /// The run in progress (runs.rs; its end is decided by run.rs).
     run: Option<Run>,
-    /// Nodes that had not answered a run's final request when the run ended (given up on, or
-    /// `stop`), with that run's number: until each answers, its count of final reports (the
-    /// run tag, docs/PROTOCOL.md) is behind the others' and it would drop the next run's
-    /// packets as stale, so no run starts (runs.rs). At most one entry per node.
-    owed_finals: BTreeMap<NodeId, u32>,
+    /// Nodes whose count of final reports (the run tag, docs/PROTOCOL.md) is behind the
+    /// others': those that had not answered a run's final request when the run ended (given
+    /// up on, or `stop`), and newcomers that were setting up when a run's final request went
+    /// to the members. Until each answers, it would drop the next run's packets as stale, so
+    /// no run starts (runs.rs). At most one entry per node.
+    owed_finals: BTreeMap<NodeId, runs::Owed>,
     runs_started: u32,
     /// The finger rule of the overlay the current (or last) run started on.
     run_fingers: Fingers,

@@ -22,6 +22,21 @@ fn seconds(ns: Nanos) -> f64 {
     ns as f64 / 1e9
 }
 
+/// What a node whose count of final reports is behind the others' still owes
+/// (`Registry::owed_finals`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Owed {
+    /// The run whose final request it has not answered (the last that ended).
+    run: u32,
+    /// Final summaries still to come: one for a node given up on at the end of a run; for a
+    /// newcomer, one per run that ended while it set up (at most one: no run starts while a
+    /// membership change is under way).
+    answers: u32,
+    /// A newcomer that was setting up when the run ended (asked when its join went through),
+    /// rather than a member given up on.
+    joined: bool,
+}
+
 impl<C: Codec> Registry<C> {
     /// `start N` or `start Ts`: refused during a run, before the overlay is ready, for a count
     /// above [`PACKETS_PER_NODE_MAX`], a warm-up as long as the run, or when the encoding cannot
@@ -66,20 +81,26 @@ impl<C: Codec> Registry<C> {
         // A node that left since is no longer waited for.
         let nodes = &self.nodes;
         self.owed_finals.retain(|id, _| nodes.contains_key(id));
-        if let Some((id, run)) = self.owed_finals.first_key_value() {
+        if let Some((id, owed)) = self.owed_finals.first_key_value() {
             let owing: Vec<String> = self
                 .owed_finals
                 .keys()
                 .map(|id| format!("node {id}"))
                 .collect();
             self.say(format!(
-                "start refused: {} not answered the final request of run {run} yet (given up \
-                 on when that run ended: stopped, hung or starved); until {}, {} count of runs \
-                 is behind the others' and would drop this run's packets as stale. Start again \
-                 once the registry says it answered, or end {}",
+                "start refused: {} not answered the final request of run {} yet ({}); until \
+                 {}, {} count of runs is behind the others' and would drop this run's packets \
+                 as stale. Start again once the registry says it answered, or end {}",
                 match owing.len() {
                     1 => format!("node {id} has"),
                     _ => format!("{} have", owing.join(", ")),
+                },
+                owed.run,
+                if owed.joined {
+                    "it was joining when that run ended, and was asked once its join went \
+                     through"
+                } else {
+                    "given up on when that run ended: stopped, hung or starved"
                 },
                 if owing.len() == 1 {
                     "it does"
@@ -216,23 +237,38 @@ impl<C: Codec> Registry<C> {
         if reset && self.on_leaver_summary(now, id, (counters, stats.clone(), links.clone())) {
             return;
         }
-        if let Some(&run) = self.owed_finals.get(&id) {
+        if let Some(owed) = self.owed_finals.get_mut(&id) {
             // Answers to the requests of a run that ended without this node's final summary:
             // the final one brings its count of runs level with the others'.
-            if reset {
-                self.owed_finals.remove(&id);
+            let run = owed.run;
+            if !reset {
+                tracing::debug!("{}: a late counter reply of run {run}", self.describe(id));
+                return;
+            }
+            owed.answers = owed.answers.saturating_sub(1);
+            if owed.answers > 0 {
+                return;
+            }
+            let joined = owed.joined;
+            self.owed_finals.remove(&id);
+            let may_start = if self.owed_finals.is_empty() {
+                "; a run may start"
+            } else {
+                ""
+            };
+            if joined {
+                // Asked as its join went through: nothing of the run passed it, so its
+                // answer is a formality, told only to the log.
+                tracing::info!(
+                    "{}: answered the final request of run {run}, which ended while it joined",
+                    self.describe(id)
+                );
+            } else {
                 self.say(format!(
                     "{} answered the final request of run {run} at last: its count of runs is \
-                     level with the others' again{}",
+                     level with the others' again{may_start}",
                     self.describe(id),
-                    if self.owed_finals.is_empty() {
-                        "; a run may start"
-                    } else {
-                        ""
-                    }
                 ));
-            } else {
-                tracing::debug!("{}: a late counter reply of run {run}", self.describe(id));
             }
             return;
         }
@@ -286,6 +322,31 @@ impl<C: Codec> Registry<C> {
             step
         };
         self.apply_step(now, step);
+    }
+
+    /// Newcomer `id` was setting up (its manifest out) when the final requests of `behind`
+    /// runs went to the members, and is in now: it is asked for them, so that it counts the
+    /// next run with the same run tag as the others, and no run starts until it answered.
+    /// Without this each side drops the other's packets of the next run as stale, and that
+    /// run stalls. Its answers carry nothing of those runs (it was in none of them).
+    pub(super) fn bring_level(&mut self, id: NodeId, behind: u32) {
+        for _ in 0..behind {
+            self.send_to_node(
+                id,
+                &Control::SummaryRequest {
+                    reset: true,
+                    links: false,
+                },
+            );
+        }
+        self.owed_finals.insert(
+            id,
+            Owed {
+                run: self.runs_started,
+                answers: behind,
+                joined: true,
+            },
+        );
     }
 
     /// Tells every node to stop sending: a task of no packets (docs/PROTOCOL.md).
@@ -363,7 +424,14 @@ impl<C: Codec> Registry<C> {
                 && !replies.contains_key(id)
                 && !run.left.contains_key(id)
             {
-                self.owed_finals.insert(*id, run.number);
+                self.owed_finals.insert(
+                    *id,
+                    Owed {
+                        run: run.number,
+                        answers: 1,
+                        joined: false,
+                    },
+                );
             }
         }
         // The nodes that left during the run: their final counters are the run's too.

@@ -67,12 +67,24 @@ impl<C: Codec> Registry<C> {
         }
         match status {
             Status::Ok(reported) if reported == id => {
+                // Final requests of runs that ended since its manifest went out (to the
+                // members only): it is that many final reports behind.
+                let behind = self.overlay.as_ref().map_or(0, |o| {
+                    o.changes
+                        .current
+                        .as_ref()
+                        .and_then(|c| c.manifest_epoch)
+                        .map_or(0, |given| o.epoch.wrapping_sub(given))
+                });
                 // From now on it is part of the run: the others learn of it next. A
                 // registrant that never gets this far is never polled (it cannot hold up a
                 // run), and its join ends at the stage's deadline.
                 self.end_joiner(id);
                 if let Some(run) = self.run.as_mut() {
                     run.joined(id);
+                }
+                if behind > 0 {
+                    self.bring_level(id, behind);
                 }
                 if let Some(current) = self
                     .overlay
