@@ -17,7 +17,7 @@ use overlay::sim::{ReadyNode, task_initiate};
 use overlay::wire::native::{Native, data_frame_bytes};
 use overlay::wire::{Codec, DataShape, NodeId, Peek};
 
-/// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6).
+/// 64 IDs spread over 0..128, the W2 overlay's shape (NR 6, 1-byte trace slots).
 fn ids() -> Vec<NodeId> {
     (0..64).map(|i| i * 2).collect()
 }
@@ -26,6 +26,7 @@ const NR: usize = 6;
 fn shape() -> DataShape {
     DataShape {
         trace_slots: longest_path_relays(64, NR),
+        slot_bytes: 1,
         extra_payload_bytes: 0,
         run_tag: 0,
     }

@@ -603,12 +603,12 @@ mod tests {
         );
         assert!(
             failure.describe("the node at 127.0.0.1:7").starts_with(
-                "the node at 127.0.0.1:7 speaks native protocol version 1, this side 2:"
+                "the node at 127.0.0.1:7 speaks native protocol version 1, this side 3:"
             )
         );
         // The connector, told so, says which versions differ.
         let told = Refusal::Version { ours: 7 }.describe("the registry at 127.0.0.1:5000");
-        assert!(told.contains("version 7, this side 2"), "{told}");
+        assert!(told.contains("version 7, this side 3"), "{told}");
         // A hello of this version goes on as before.
         let (_, hello) = Handshake::connect(None, b, &mut nonces);
         assert_eq!(

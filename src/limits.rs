@@ -63,6 +63,12 @@ pub const LEAVE_FLUSH_TIMEOUT_NS: Nanos = 5_000_000_000;
 /// room than this is refused during a run (and sets the overlay up again between runs).
 pub const TRACE_CHURN_HEADROOM: usize = 1;
 
+/// The smallest native data frame: its 24-byte header, a trace of [`TRACE_CHURN_HEADROOM`]
+/// 1-byte slot, the 4-byte value (`wire::native` checks it against the header).
+pub const DATA_FRAME_BYTES_MIN: usize = 29;
+/// A native ack's bytes (`wire::native::ACK_FRAME_BYTES`).
+pub const ACK_BYTES: usize = 32;
+
 /// Largest frame (length prefix included) either side accepts. A declared length above this is
 /// refused before anything is buffered.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
@@ -392,12 +398,14 @@ pub fn default_window_bytes(nodes: usize) -> u64 {
 /// Every data byte queued anywhere is in its source's window, and a source has at most
 /// `window_bytes + FRAME_BYTES_MAX` originated and unacknowledged (it originates while below
 /// its window). An ack on its way to a source covers at least one whole data frame of that
-/// window (32 bytes or more: a native trace has at least [`TRACE_CHURN_HEADROOM`] slot) that
-/// has arrived and is queued nowhere, so its 32 bytes stand in for no fewer window bytes than
-/// they are. The data and acks queued in the whole overlay, and so
-/// at one node, are therefore at most `nodes x (window_bytes + FRAME_BYTES_MAX)`, once for
-/// each window epoch: acks of the previous run may still be on their way when the next one
-/// starts (the registry waits for the data to arrive, not for the acks), hence the factor 2.
+/// window ([`DATA_FRAME_BYTES_MIN`] bytes or more: a native trace has at least
+/// [`TRACE_CHURN_HEADROOM`] slot, of 1 byte in the smallest ID spaces) that has arrived and is
+/// queued nowhere, so its [`ACK_BYTES`] stand in for at most `ACK_BYTES /
+/// DATA_FRAME_BYTES_MIN` of the window bytes. The data and acks queued in the whole overlay,
+/// and so at one node, are therefore at most `nodes x (window_bytes + FRAME_BYTES_MAX)` times
+/// that ratio, once for each window epoch: acks of the previous run may still be on their way
+/// when the next one starts (the registry waits for the data to arrive, not for the acks),
+/// hence the factor 2.
 /// A run that failed with packets still queued (a hung node) can leave more.
 ///
 /// The same bounds the data frames a node holds when no live entry or backup lies short of
@@ -416,7 +424,9 @@ pub fn relay_queued_bytes_max(nodes: usize, window_bytes: u64) -> usize {
     }
     let bytes = 2u64
         .saturating_mul(nodes as u64)
-        .saturating_mul(window_bytes.saturating_add(FRAME_BYTES_MAX as u64));
+        .saturating_mul(window_bytes.saturating_add(FRAME_BYTES_MAX as u64))
+        .saturating_mul(ACK_BYTES as u64)
+        .div_ceil(DATA_FRAME_BYTES_MIN as u64);
     usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 /// The most bytes of its own data frames a source with a window of `window_bytes` (not 0)
@@ -519,11 +529,11 @@ pub const MANIFEST_MEMBERS_MAX: usize = NODES_MAX;
 /// 20 at m = 160; none under position fingers).
 pub const MANIFEST_MEMBER_BYTES_MAX: usize = 4 + 20;
 /// A manifest's first frame without its members, at most: length prefix, kind, entry count,
-/// trace slots, window, up to 255 entries (the count is one byte) of an ID and an IPv6 address
-/// and port, the member count, the count carried, the identifier width, the window epoch, the
-/// backup count and up to 255 backups.
+/// trace slots, their width, window, up to 255 entries (the count is one byte) of an ID and an
+/// IPv6 address and port, the member count, the count carried, the identifier width, the
+/// window epoch, the backup count and up to 255 backups.
 pub const MANIFEST_HEAD_BYTES_MAX: usize =
-    4 + 1 + 1 + 1 + 8 + 255 * (4 + 1 + 16 + 2) + 4 + 4 + 1 + 4 + 1 + 255 * (4 + 1 + 16 + 2);
+    4 + 1 + 1 + 1 + 1 + 8 + 255 * (4 + 1 + 16 + 2) + 4 + 4 + 1 + 4 + 1 + 255 * (4 + 1 + 16 + 2);
 /// A manifest continuation's frame without its members: length prefix, kind, count, width.
 pub const MANIFEST_MORE_HEAD_BYTES: usize = 4 + 1 + 4 + 1;
 /// Members one continuation frame holds, at the widest.

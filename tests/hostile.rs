@@ -60,6 +60,7 @@ fn data_frame_of_run(source: u32, sink: u32, run_tag: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let shape = overlay::wire::DataShape {
         trace_slots: 1,
+        slot_bytes: 1,
         extra_payload_bytes: 0,
         run_tag,
     };
@@ -684,6 +685,7 @@ fn a_flood_of_relayable_frames_is_cut_and_memory_stays_bounded() {
     // send them.
     let shape = overlay::wire::DataShape {
         trace_slots: 1,
+        slot_bytes: 1,
         extra_payload_bytes: 1020,
         // The next run's (one run so far): the flood is this run's traffic, not stale.
         run_tag: 1,

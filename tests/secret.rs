@@ -286,6 +286,7 @@ fn data_frame(source: u32, sink: u32) -> Vec<u8> {
     let mut frame = Vec::new();
     let shape = DataShape {
         trace_slots: 1,
+        slot_bytes: 1,
         extra_payload_bytes: 0,
         run_tag: 0,
     };

@@ -291,6 +291,7 @@ fn stalled_node_with_tiny_buffers(seed: u64, nr: usize) {
     // acks are in flight.
     let frame = data_frame_bytes(DataShape {
         trace_slots: longest_path_relays(NODES, nr),
+        slot_bytes: 4,
         extra_payload_bytes: 0,
         run_tag: 0,
     }) as u64;

@@ -61,6 +61,7 @@ fn controls() -> Vec<Control> {
             all_ids: vec![5, 20, 40, 60, 90, 127].into(),
             chord: None,
             trace_slots: 2,
+            trace_slot_bytes: 1,
             window_bytes: 1 << 16,
             backups: vec![ManifestEntry {
                 id: 90,
@@ -135,6 +136,7 @@ fn encode(message: &Control) -> Vec<u8> {
 fn data_frames() -> Vec<Vec<u8>> {
     let shape = DataShape {
         trace_slots: 2,
+        slot_bytes: 1,
         extra_payload_bytes: 0,
         run_tag: 0,
     };

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 
 use overlay::limits::RECV_BUFFER_BYTES;
 use overlay::machine::{CloseReason, ConnId, Effect, Machine, Nanos};
-use overlay::wire::native::{DATA_HEADER_BYTES, DataHeader, Native, PREFIX_BYTES, kind};
+use overlay::wire::native::{
+    DATA_HEADER_BYTES, DataHeader, Native, PREFIX_BYTES, kind, slot_bytes_of,
+};
 use overlay::wire::{Codec, Control, Peek};
 
 /// Rewrites the CRC32 field of every whole data frame in `bytes` whose trace slots lie within
@@ -19,13 +21,16 @@ use overlay::wire::{Codec, Control, Peek};
 pub fn fix_crcs(bytes: &mut [u8]) {
     const SLOTS_AT: usize = std::mem::offset_of!(DataHeader, trace_slots);
     const CRC32_AT: usize = std::mem::offset_of!(DataHeader, crc32);
+    const FLAGS_AT: usize = std::mem::offset_of!(DataHeader, flags);
     let mut offset = 0;
     while let Ok(Some(len)) = Native::frame_len(&bytes[offset..]) {
         let frame = &mut bytes[offset..offset + len];
         if frame[PREFIX_BYTES] == kind::DATA && frame.len() >= DATA_HEADER_BYTES {
-            // The payload is the rest of the frame after the trace.
-            let payload_start = DATA_HEADER_BYTES + 4 * usize::from(frame[SLOTS_AT]);
-            if payload_start <= frame.len() {
+            // The payload is the rest of the frame after the trace (its slots as wide as
+            // the flags say; none if they name no width).
+            let width = slot_bytes_of(frame[FLAGS_AT]);
+            let payload_start = DATA_HEADER_BYTES + width * usize::from(frame[SLOTS_AT]);
+            if width != 0 && payload_start <= frame.len() {
                 let crc = crc32fast::hash(&frame[payload_start..]);
                 frame[CRC32_AT..CRC32_AT + 4].copy_from_slice(&crc.to_le_bytes());
             }

@@ -69,6 +69,8 @@ fuzz_target!(|data: &[u8]| {
             all_ids: RING.as_slice().into(),
             chord: None,
             trace_slots: longest_path_relays(RING.len(), NR) as u8,
+            // IDs up to 127.
+            trace_slot_bytes: 1,
             window_bytes: u64::from(phase >> 2) * 1024,
             backups: Vec::new(),
             epoch: 0,

@@ -12,7 +12,8 @@ use overlay::wire::native::Native;
 use overlay::wire::{Codec, DataShape, Peek};
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: the overlay's trace slots for the sink's check, and whether to fix CRCs.
+    // First byte: the overlay's trace slots (bits 0..=4) and their width (bits 5..=6: 4, 1,
+    // 2 or 4 bytes) for the sink's check, and whether to fix CRCs (bit 7).
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -21,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         harness::fix_crcs(&mut bytes);
     }
     let shape = DataShape {
-        trace_slots: usize::from(mode & 0x3f),
+        trace_slots: usize::from(mode & 0x1f),
+        slot_bytes: [4, 1, 2, 4][usize::from((mode >> 5) & 3)],
         extra_payload_bytes: 0,
         run_tag: 0,
     };
@@ -59,6 +61,12 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(relayed.sink(), data.sink());
                 assert_eq!(relayed.source(), data.source());
                 assert!(relayed.relays() <= relayed.trace_slots());
+                assert_eq!(relayed.slot_bytes(), data.slot_bytes());
+                assert_eq!(data.trace().count(), data.relays());
+                if data.relays() < data.trace_slots() && !data.overflowed() {
+                    // Relay 7 fits every width.
+                    assert_eq!(relayed.previous_hop(), Some(7));
+                }
                 if let Ok(delivered) = Native::check_delivered(&data, shape) {
                     assert!(data.trace().count() <= shape.trace_slots);
                     assert_eq!(delivered.relays, data.trace().count());

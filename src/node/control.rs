@@ -16,6 +16,7 @@ use crate::machine::{Effect, Nanos};
 use crate::routing::Router;
 use crate::wire::{
     Codec, Control, Manifest, ManifestAssembly, NodeId, PayloadCrc, Refusal, Status, Targets,
+    fits_slot,
 };
 
 use rand::RngCore;
@@ -280,8 +281,20 @@ impl<C: Codec> Node<C> {
             nr,
             trace_slots: usize::from(manifest.trace_slots),
         };
+        let slot_bytes = usize::from(manifest.trace_slot_bytes);
+        // A relay writes its ID's low bytes into a slot, so every ID must fit one (the
+        // registry draws them from an ID space whose IDs do: `wire::slot_bytes_for`).
+        let too_wide = std::iter::once(id)
+            .chain(members.ids.iter().copied())
+            .find(|&member| !fits_slot(member, slot_bytes));
         let router = if nr == 0 {
             Err("the manifest has no table entries".to_string())
+        } else if !matches!(slot_bytes, 1 | 2 | 4) {
+            Err(format!("trace slots of {slot_bytes} bytes (1, 2 or 4)"))
+        } else if let Some(member) = too_wide {
+            Err(format!(
+                "node {member} does not fit the overlay's trace slots of {slot_bytes} bytes"
+            ))
         } else {
             members.router(&self.views, id)
         };
@@ -368,7 +381,10 @@ impl<C: Codec> Node<C> {
         self.overlay = Some(Overlay::new(
             id,
             (members, router),
-            usize::from(manifest.trace_slots),
+            (
+                usize::from(manifest.trace_slots),
+                usize::from(manifest.trace_slot_bytes),
+            ),
             entries,
             flow,
             self.config.listen,

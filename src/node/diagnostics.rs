@@ -64,9 +64,10 @@ impl<C: Codec> Node<C> {
             Some(overlay) => {
                 let _ = writeln!(
                     out,
-                    "overlay: {} nodes, trace slots {}, window {} bytes, epoch {}",
+                    "overlay: {} nodes, trace slots {} of {} bytes, window {} bytes, epoch {}",
                     overlay.router.ring().len(),
                     overlay.shape.trace_slots,
+                    overlay.shape.slot_bytes,
                     overlay.flow.window_bytes,
                     overlay.flow.epoch
                 );

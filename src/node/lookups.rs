@@ -115,7 +115,7 @@ impl<C: Codec> Overlay<C> {
             &mut entry.pending,
             self.id,
             space.write_key(key, &mut key_bytes),
-            self.shape.trace_slots,
+            self.shape,
             number,
             now,
         );

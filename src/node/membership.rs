@@ -30,7 +30,9 @@ use crate::buffer;
 use crate::chord::Id;
 use crate::limits::{BACKUP_ENTRIES, LEAVE_FLUSH_TIMEOUT_NS, relay_queued_bytes_max};
 use crate::machine::{ConnId, Effect, Nanos};
-use crate::wire::{Change, Codec, Control, ManifestEntry, MembershipChange, NewTable, NodeId};
+use crate::wire::{
+    Change, Codec, Control, ManifestEntry, MembershipChange, NewTable, NodeId, fits_slot,
+};
 
 impl<C: Codec> Node<C> {
     /// A membership change from the registry.
@@ -65,7 +67,15 @@ impl<C: Codec> Node<C> {
                 identifier,
             } => {
                 let mut members = newest;
-                if let Err(why) = members.add(id, identifier) {
+                let slot_bytes = overlay.shape.slot_bytes;
+                let added = if fits_slot(id, slot_bytes) {
+                    members.add(id, identifier)
+                } else {
+                    Err(format!(
+                        "node {id} does not fit the overlay's trace slots of {slot_bytes} bytes"
+                    ))
+                };
+                if let Err(why) = added {
                     self.membership_problem(version, &why);
                     return;
                 }

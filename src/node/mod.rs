@@ -602,6 +602,14 @@ mod tests {
     use crate::wire::native::Native;
     use crate::wire::{DataShape, Peek, Targets};
 
+    /// The trace of a lookup in the tests' overlay of IDs 10..=40 (1-byte slots).
+    const LOOKUP_SHAPE: DataShape = DataShape {
+        trace_slots: 2,
+        slot_bytes: 1,
+        extra_payload_bytes: 0,
+        run_tag: 0,
+    };
+
     fn link_counts(node: &Node<Native>) -> Vec<LinkCount> {
         node.overlay.as_ref().expect("an overlay").link_counts()
     }
@@ -740,6 +748,7 @@ mod tests {
         accept(&mut node, 2, inbound);
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             ..DataShape::default()
         };
         let payload = 7i32.to_le_bytes();
@@ -810,6 +819,7 @@ mod tests {
         accept(&mut node, 2, inbound);
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             ..DataShape::default()
         };
         let bound = crate::limits::relay_queued_bytes_max(4, 1000);
@@ -841,6 +851,7 @@ mod tests {
         };
         let shape = DataShape {
             trace_slots: 1,
+            slot_bytes: 1,
             extra_payload_bytes: 0,
             run_tag: 0,
         };
@@ -1000,6 +1011,7 @@ mod tests {
         accept(&mut node, 0, inbound);
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             extra_payload_bytes: 0,
             run_tag: 0,
         };
@@ -1031,6 +1043,33 @@ mod tests {
             .find(|link| link.peer == 40)
             .expect("a row for 40");
         assert_eq!(from_40.received, 2);
+        // A frame whose trace slots are 4 bytes wide in this overlay of 1-byte slots is
+        // corrupted, as one of other trace slots is, and said so.
+        for shape in [
+            DataShape {
+                slot_bytes: 4,
+                ..shape
+            },
+            DataShape {
+                trace_slots: 3,
+                ..shape
+            },
+        ] {
+            let mut other = Vec::new();
+            Native::append_data(&mut other, 40, 10, shape, 1, &7i32.to_le_bytes());
+            let before = node.counters().corrupted;
+            assert_eq!(node.on_received(3, inbound, &other), other.len());
+            assert_eq!(node.counters().corrupted, before + 1);
+            let mut effects = Vec::new();
+            node.take_effects(&mut effects);
+            assert!(
+                effects.iter().any(|effect| matches!(
+                    effect,
+                    Effect::Print(line) if line.contains("this overlay uses 2 of 1")
+                )),
+                "{effects:?}"
+            );
+        }
     }
 
     /// Keyed packets at node 10 of the ring 10 20 30 40 (position fingers, NR 2: entries 20
@@ -1046,6 +1085,7 @@ mod tests {
         accept(&mut node, 0, inbound);
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             ..DataShape::default()
         };
         let payload = 7i32.to_le_bytes();
@@ -1136,6 +1176,7 @@ mod tests {
         accept(&mut node, 2, inbound);
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             ..DataShape::default()
         };
         let payload = 7i32.to_le_bytes();
@@ -1176,6 +1217,7 @@ mod tests {
     fn frames_held_in_a_lent_buffer_go_out_as_copied_ones_do() {
         let shape = DataShape {
             trace_slots: 2,
+            slot_bytes: 1,
             ..DataShape::default()
         };
         let mut frames = Vec::new();
@@ -1303,7 +1345,7 @@ mod tests {
         );
         // A reply to lookup 0, which no longer waits: ignored, and nothing is counted.
         let mut lookup = Vec::new();
-        Native::append_lookup(&mut lookup, 10, &15u32.to_be_bytes(), 2, 0, 3);
+        Native::append_lookup(&mut lookup, 10, &15u32.to_be_bytes(), LOOKUP_SHAPE, 0, 3);
         let Ok(Peek::Lookup(view)) = Native::peek(&lookup) else {
             panic!("a lookup");
         };
@@ -1358,9 +1400,16 @@ mod tests {
             "127.0.0.1:10".parse().unwrap(),
         );
         let mut from_20 = Vec::new();
-        Native::append_lookup(&mut from_20, 20, &35u32.to_be_bytes(), 2, 7, 3);
+        Native::append_lookup(&mut from_20, 20, &35u32.to_be_bytes(), LOOKUP_SHAPE, 7, 3);
         let mut asked_by_40 = Vec::new();
-        Native::append_lookup(&mut asked_by_40, 40, &15u32.to_be_bytes(), 2, 8, 3);
+        Native::append_lookup(
+            &mut asked_by_40,
+            40,
+            &15u32.to_be_bytes(),
+            LOOKUP_SHAPE,
+            8,
+            3,
+        );
         let Ok(Peek::Lookup(asked)) = Native::peek(&asked_by_40) else {
             panic!("a lookup");
         };

@@ -360,7 +360,7 @@ impl<C: Codec> Overlay<C> {
     pub(super) fn new(
         id: NodeId,
         (members, router): (Members, Router),
-        trace_slots: usize,
+        (trace_slots, slot_bytes): (usize, usize),
         entries: Vec<Entry>,
         flow: Flow,
         listen: SocketAddr,
@@ -373,6 +373,7 @@ impl<C: Codec> Overlay<C> {
             router,
             shape: DataShape {
                 trace_slots,
+                slot_bytes,
                 extra_payload_bytes: 0,
                 // A node that joins a running overlay starts in the others' epoch.
                 run_tag: DataShape::run_tag_of(flow.epoch),

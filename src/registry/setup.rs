@@ -15,7 +15,9 @@ use crate::limits::{
 use crate::machine::Nanos;
 use crate::routing::{self, ChordLayout, Fingers, Ring, check_nr, longest_path_relays};
 use crate::summary::counted;
-use crate::wire::{ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status};
+use crate::wire::{
+    ChordIds, Codec, Control, Manifest, ManifestEntry, NodeId, Status, slot_bytes_for,
+};
 
 /// A membership before a join: ring, tables, backups, identifiers.
 pub(super) type Previous = (
@@ -308,6 +310,7 @@ impl<C: Codec> Registry<C> {
             all_ids: ring.ids().into(),
             chord: chord_ids,
             trace_slots: slots as u8,
+            trace_slot_bytes: slot_bytes_for(self.config.id_bits) as u8,
             window_bytes,
             backups: Vec::new(),
             epoch: 0,

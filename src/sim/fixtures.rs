@@ -42,8 +42,19 @@ pub struct ReadyNode {
 }
 
 impl ReadyNode {
+    /// Bytes of the trace slots of an overlay of `ids`: the fewest of 1, 2 or 4 that hold the
+    /// largest.
+    pub fn slot_bytes(ids: &[NodeId]) -> usize {
+        let largest = ids.iter().copied().max().unwrap_or(0);
+        [1, 2, 4]
+            .into_iter()
+            .find(|&bytes| crate::wire::fits_slot(largest, bytes))
+            .expect("every ID fits 4 bytes")
+    }
+
     /// Node `self_id` (one of `ids`) listens on 127.0.0.1:`port(self_id)`, where each entry
-    /// is too; `trace_slots` and `window_bytes` are the manifest's.
+    /// is too; `trace_slots` and `window_bytes` are the manifest's, its trace slots as wide as
+    /// the largest of `ids` needs ([`ReadyNode::slot_bytes`]).
     pub fn new(
         self_id: NodeId,
         ids: &[NodeId],
@@ -94,6 +105,7 @@ impl ReadyNode {
                 all_ids: ring.ids().into(),
                 chord: None,
                 trace_slots,
+                trace_slot_bytes: ReadyNode::slot_bytes(ids) as u8,
                 window_bytes,
                 backups: Vec::new(),
                 epoch: 0,

@@ -101,8 +101,9 @@ impl Codec for Classic {
     /// IDs are Java ints.
     const ID_MAX: NodeId = i32::MAX as NodeId;
 
-    fn read_id(bytes: [u8; 4]) -> NodeId {
-        NodeId::from_be_bytes(bytes)
+    /// Always 4 bytes (`peek` makes every classic view with 4-byte slots).
+    fn read_slot(slot: &[u8]) -> NodeId {
+        NodeId::from_be_bytes(slot.try_into().expect("classic trace IDs are 4 bytes"))
     }
 
     fn encodable(message: &Control) -> Result<(), WireError> {
@@ -282,8 +283,7 @@ impl Codec for Classic {
                     frame,
                     sink,
                     be_u32(frame, SOURCE_AT),
-                    relays,
-                    relays,
+                    (relays, relays, 4),
                     false,
                 )))
             }
@@ -565,6 +565,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 all_ids: all_ids.into(),
                 chord: None,
                 trace_slots: 0,
+                trace_slot_bytes: 4,
                 window_bytes: 0,
                 backups: Vec::new(),
                 epoch: 0,

@@ -42,6 +42,10 @@ pub struct Manifest {
     /// Relay slots of every data frame's trace in this overlay (native only; the classic
     /// format's traces grow with each relay, and decode as 0).
     pub trace_slots: u8,
+    /// Bytes of each trace slot in this overlay's data frames: 1, 2 or 4, the fewest that hold
+    /// every ID of the registry's ID space (`wire::slot_bytes_for`; native only: the classic
+    /// format decodes as 4, its trace IDs' width).
+    pub trace_slot_bytes: u8,
     /// Bytes of data frames a source may have unacknowledged (native only; 0 = no window,
     /// which is what the classic format decodes as).
     pub window_bytes: u64,

@@ -46,30 +46,34 @@ pub struct DataFrame<'a, C: Codec> {
     /// u16: the classic format's traces stay below `classic::TRACE_LEN_MAX` (16k).
     relays: u16,
     trace_slots: u16,
+    /// Bytes per trace slot: 1, 2 or 4.
+    slot_bytes: u8,
     overflowed: bool,
     codec: PhantomData<fn() -> C>,
 }
 
 impl<'a, C: Codec> DataFrame<'a, C> {
-    /// For the codecs' `peek`, once they have checked that the trace (`relays` IDs of 4 bytes
-    /// from [`Codec::TRACE_AT`]) lies within `bytes` and `relays <= trace_slots`.
+    /// For the codecs' `peek`, once they have checked that `slot_bytes` is 1, 2 or 4, that the
+    /// trace (`trace_slots` slots of `slot_bytes` from [`Codec::TRACE_AT`]) lies within
+    /// `bytes` and `relays <= trace_slots`.
     #[inline]
     pub(super) fn checked(
         bytes: &'a [u8],
         sink: NodeId,
         source: NodeId,
-        relays: u16,
-        trace_slots: u16,
+        (relays, trace_slots, slot_bytes): (u16, u16, u8),
         overflowed: bool,
     ) -> Self {
         debug_assert!(relays <= trace_slots);
-        debug_assert!(C::TRACE_AT + 4 * relays as usize <= bytes.len());
+        debug_assert!(matches!(slot_bytes, 1 | 2 | 4));
+        debug_assert!(C::TRACE_AT + usize::from(slot_bytes) * trace_slots as usize <= bytes.len());
         DataFrame {
             bytes,
             sink,
             source,
             relays,
             trace_slots,
+            slot_bytes,
             overflowed,
             codec: PhantomData,
         }
@@ -107,6 +111,13 @@ impl<'a, C: Codec> DataFrame<'a, C> {
         self.trace_slots as usize
     }
 
+    /// Bytes of each trace slot: 1, 2 or 4 (native: the frame's flags say, the same for every
+    /// frame of an overlay; classic: 4).
+    #[inline]
+    pub fn slot_bytes(&self) -> usize {
+        usize::from(self.slot_bytes)
+    }
+
     /// A relay found no free trace slot (native only).
     #[inline]
     pub fn overflowed(&self) -> bool {
@@ -115,8 +126,9 @@ impl<'a, C: Codec> DataFrame<'a, C> {
 
     /// The relays recorded in the trace, in order.
     pub fn trace(&self) -> impl Iterator<Item = NodeId> + Clone + 'a {
-        let (slots, _) = self.trace_bytes().as_chunks::<4>();
-        slots.iter().map(|&slot| C::read_id(slot))
+        self.trace_bytes()
+            .chunks_exact(self.slot_bytes())
+            .map(|slot| C::read_slot(slot))
     }
 
     /// The node that put the frame on the link it arrived on: its last relay, or its source if
@@ -126,16 +138,20 @@ impl<'a, C: Codec> DataFrame<'a, C> {
         if self.overflowed {
             return None;
         }
-        let id = match self.trace().last() {
-            Some(relay) => relay,
-            None => self.source,
+        let id = match self.relays() {
+            0 => self.source,
+            relays => {
+                let width = self.slot_bytes();
+                let at = C::TRACE_AT + width * (relays - 1);
+                C::read_slot(&self.bytes[at..at + width])
+            }
         };
         (id <= C::ID_MAX).then_some(id)
     }
 
     #[inline]
     fn trace_bytes(&self) -> &'a [u8] {
-        &self.bytes[C::TRACE_AT..C::TRACE_AT + 4 * self.relays()]
+        &self.bytes[C::TRACE_AT..C::TRACE_AT + self.slot_bytes() * self.relays()]
     }
 }
 
@@ -165,6 +181,7 @@ impl<C: Codec> fmt::Debug for DataFrame<'_, C> {
             .field("sink", &self.sink)
             .field("relays", &self.relays)
             .field("trace_slots", &self.trace_slots)
+            .field("slot_bytes", &self.slot_bytes)
             .field("overflowed", &self.overflowed)
             .finish()
     }

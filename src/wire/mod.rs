@@ -172,10 +172,13 @@ pub enum Corruption {
 }
 
 /// The parameters every data frame of one run shares.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataShape {
     /// Relay slots in each frame's trace (set by the registry per overlay).
     pub trace_slots: usize,
+    /// Bytes of each trace slot: 1, 2 or 4 ([`slot_bytes_for`] the registry's ID space; set
+    /// by the registry per overlay). The classic format's trace IDs are always 4 bytes.
+    pub slot_bytes: usize,
     /// Payload bytes after the 4-byte value.
     pub extra_payload_bytes: usize,
     /// The run, as its data frames carry it: the node's count of final reports since the
@@ -188,6 +191,34 @@ pub struct DataShape {
 /// Distinct run tags in a data frame: a packet is taken for one of the current run only if
 /// it is a multiple of this many runs late, which no packet lives to be.
 pub const RUN_TAGS: u32 = 16;
+
+/// No trace slots, 4-byte slots (the widest), no extra payload, run tag 0.
+impl Default for DataShape {
+    fn default() -> Self {
+        DataShape {
+            trace_slots: 0,
+            slot_bytes: 4,
+            extra_payload_bytes: 0,
+            run_tag: 0,
+        }
+    }
+}
+
+/// Bytes of a native trace slot in an overlay whose node IDs are drawn from `0..2^id_bits`
+/// (`id_bits` 1..=32): the fewest of 1, 2 or 4 bytes that hold every such ID (a registry's
+/// ID space is fixed for its life, so every ID it ever gives out fits).
+pub fn slot_bytes_for(id_bits: u32) -> usize {
+    match id_bits {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    }
+}
+
+/// Whether node `id` fits a trace slot of `slot_bytes` bytes (1, 2 or 4).
+pub fn fits_slot(id: NodeId, slot_bytes: usize) -> bool {
+    slot_bytes >= 4 || u64::from(id) < 1u64 << (8 * slot_bytes)
+}
 
 impl DataShape {
     /// The tag of the run after `epoch` final reports.
@@ -240,14 +271,16 @@ pub trait Codec: Sized {
     /// called, and the registry refuses runs addressed to keys.
     const KEYED: bool = false;
 
-    /// Offset of a data frame's hop trace: 4 bytes per relay ID from here.
+    /// Offset of a data frame's hop trace: one slot per relay ID from here
+    /// ([`DataFrame::slot_bytes`] each).
     const TRACE_AT: usize;
 
     /// The largest node ID the encoding carries.
     const ID_MAX: NodeId;
 
-    /// A node ID (a trace slot) as this encoding writes it.
-    fn read_id(bytes: [u8; 4]) -> NodeId;
+    /// A node ID from a trace slot (1, 2 or 4 bytes, as [`DataFrame::slot_bytes`] says) as this
+    /// encoding writes it.
+    fn read_slot(slot: &[u8]) -> NodeId;
 
     /// Whether `message` can be expressed in this encoding (fields beyond the format's
     /// ranges, a progress poll without [`Codec::PROGRESS_POLLS`], extra payload the format
@@ -348,8 +381,8 @@ pub trait Codec: Sized {
         payload_crc: u32,
     );
 
-    /// The sink's checks of a data frame: its trace capacity against the overlay's, the
-    /// overflow flag, the CRC. The sink then checks that the trace is a route to it
+    /// The sink's checks of a data frame: its trace capacity and slot width against the
+    /// overlay's, the overflow flag, the CRC. The sink then checks that the trace is a route to it
     /// (`routing::Router::check_route`).
     fn check_delivered(
         frame: &DataFrame<'_, Self>,
@@ -396,16 +429,17 @@ pub trait Codec: Sized {
     }
 
     /// Appends a lookup (a keyed frame of its own kind, never counted as a packet) from
-    /// `asker` for `key` with `trace_slots` relay slots, numbered `number` by the asker.
+    /// `asker` for `key` with the trace of `shape` (its slots and their width; the rest of
+    /// the shape is not used), numbered `number` by the asker.
     fn append_lookup(
         out: &mut Vec<u8>,
         asker: NodeId,
         key: &[u8],
-        trace_slots: usize,
+        shape: DataShape,
         number: u32,
         send_time_ns: u64,
     ) {
-        let _ = (out, asker, key, trace_slots, number, send_time_ns);
+        let _ = (out, asker, key, shape, number, send_time_ns);
         unreachable!("the {} format has no lookups", Self::NAME)
     }
 

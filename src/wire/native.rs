@@ -80,10 +80,11 @@ pub mod refusal_code {
     pub const VERSION: u8 = 6;
 }
 
-/// The native protocol's version, in every hello: 2 since the 24-byte data header (issue 16).
-/// Version 1, the builds before, sent hellos without one; an acceptor reads those as 1 and
-/// refuses them, as any other version ([`Refusal::Version`]).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The native protocol's version, in every hello: 3 since trace slots as wide as the ID space
+/// (the manifest's slot width, the data frame's width bits; issue 16), 2 since the 24-byte
+/// data header. Version 1, the builds before, sent hellos without one; an acceptor reads
+/// those as 1 and refuses them, as any other version ([`Refusal::Version`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The version of a hello that names none.
 pub const PROTOCOL_VERSION_UNNAMED: u16 = 1;
 
@@ -101,6 +102,33 @@ const _: () = assert!((FLAG_TRACE_OVERFLOW as u32) < 1 << RUN_TAG_SHIFT);
 /// the relays recorded when the detour made the trace overflow.
 pub const FLAG_DETOURED: u8 = 2;
 const _: () = assert!((FLAG_DETOURED as u32) < 1 << RUN_TAG_SHIFT);
+/// `DataHeader::flags` bits 2..=3: the width of the trace's slots, written by the source
+/// from its overlay's ([`DataShape::slot_bytes`]) and copied by relays: 0 = 4 bytes, 1 = 1
+/// byte, 2 = 2 bytes; 3 is no width, and `peek` refuses the frame.
+pub const SLOT_WIDTH_SHIFT: u32 = 2;
+pub const SLOT_WIDTH_MASK: u8 = 3 << SLOT_WIDTH_SHIFT;
+const _: () = assert!(SLOT_WIDTH_MASK & (FLAG_TRACE_OVERFLOW | FLAG_DETOURED) == 0);
+const _: () = assert!((SLOT_WIDTH_MASK as u32) < 1 << RUN_TAG_SHIFT);
+/// Slot bytes by the width bits' value (0 for the value that is no width).
+const SLOT_BYTES_BY_CODE: [u8; 4] = [4, 1, 2, 0];
+
+/// The width bits of `flags`' trace slots, in bytes: 1, 2 or 4, or 0 if they name no width.
+#[inline]
+pub fn slot_bytes_of(flags: u8) -> usize {
+    usize::from(SLOT_BYTES_BY_CODE[usize::from((flags & SLOT_WIDTH_MASK) >> SLOT_WIDTH_SHIFT)])
+}
+
+/// The width bits for slots of `slot_bytes` bytes (1, 2 or 4).
+#[inline]
+pub fn slot_width_flags(slot_bytes: usize) -> u8 {
+    debug_assert!(matches!(slot_bytes, 1 | 2 | 4));
+    let code = match slot_bytes {
+        1 => 1,
+        2 => 2,
+        _ => 0,
+    };
+    code << SLOT_WIDTH_SHIFT
+}
 
 /// Bytes of the length prefix.
 pub const PREFIX_BYTES: usize = 4;
@@ -108,7 +136,8 @@ pub const PREFIX_BYTES: usize = 4;
 /// The most nodes a lookup's path names: the asker, a full trace of relays, the owner.
 const LOOKUP_PATH_MAX: usize = TRACE_SLOTS_MAX + 2;
 
-/// The fixed header of a data frame. The trace (`trace_slots` little-endian u32 relay IDs),
+/// The fixed header of a data frame. The trace (`trace_slots` little-endian relay IDs of 1, 2
+/// or 4 bytes each, as the flags' width bits say),
 /// the key of a keyed frame, and then the payload follow it: the payload is the rest of the
 /// frame, so its length is told by `len`, `trace_slots` and the key's width, not by a field.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -122,8 +151,8 @@ pub struct DataHeader {
     pub trace_slots: u8,
     /// Relays so far = trace slots used.
     pub hop_count: u8,
-    /// [`FLAG_TRACE_OVERFLOW`], [`FLAG_DETOURED`]; bits 4..=7 the run tag ([`RUN_TAG_SHIFT`]);
-    /// other bits zero.
+    /// [`FLAG_TRACE_OVERFLOW`], [`FLAG_DETOURED`]; bits 2..=3 the trace slots' width
+    /// ([`SLOT_WIDTH_SHIFT`]); bits 4..=7 the run tag ([`RUN_TAG_SHIFT`]).
     pub flags: u8,
     /// The node that originated the packet.
     pub source: U32,
@@ -174,14 +203,18 @@ pub const ACK_FRAME_BYTES: usize = size_of::<AckFrame>();
 const LINK_COUNT_BYTES: usize = 4 + 8 + 8;
 const _: () = assert!(DATA_HEADER_BYTES == 24);
 const _: () = assert!(ACK_FRAME_BYTES == 32);
-/// An ack covers at least one whole data frame, the smallest of which (one trace slot, the
-/// value) is no smaller than the ack: the relay bound's argument (`limits::relay_queued_bytes_max`).
-const _: () =
-    assert!(ACK_FRAME_BYTES <= DATA_HEADER_BYTES + 4 * crate::limits::TRACE_CHURN_HEADROOM + 4);
+/// An ack covers at least one whole data frame, the smallest of which is the header, one
+/// 1-byte trace slot and the value: the relay bound's argument
+/// (`limits::relay_queued_bytes_max`) scales by the ack's bytes over those.
+const _: () = assert!(
+    crate::limits::DATA_FRAME_BYTES_MIN
+        == DATA_HEADER_BYTES + crate::limits::TRACE_CHURN_HEADROOM + 4
+);
+const _: () = assert!(crate::limits::ACK_BYTES == ACK_FRAME_BYTES);
 
 /// Bytes of one data frame of `shape`.
 pub fn data_frame_bytes(shape: DataShape) -> usize {
-    DATA_HEADER_BYTES + 4 * shape.trace_slots + 4 + shape.extra_payload_bytes
+    DATA_HEADER_BYTES + shape.slot_bytes * shape.trace_slots + 4 + shape.extra_payload_bytes
 }
 
 /// The native encoding.
@@ -194,9 +227,15 @@ impl Codec for Native {
     const TRACE_AT: usize = DATA_HEADER_BYTES;
     const ID_MAX: NodeId = NodeId::MAX;
 
+    /// Little-endian, 1, 2 or 4 bytes.
     #[inline]
-    fn read_id(bytes: [u8; 4]) -> NodeId {
-        NodeId::from_le_bytes(bytes)
+    fn read_slot(slot: &[u8]) -> NodeId {
+        match *slot {
+            [a] => NodeId::from(a),
+            [a, b] => NodeId::from(u16::from_le_bytes([a, b])),
+            [a, b, c, d] => NodeId::from_le_bytes([a, b, c, d]),
+            _ => unreachable!("peek makes views of 1-, 2- or 4-byte slots only"),
+        }
     }
 
     fn encodable(message: &Control) -> Result<(), WireError> {
@@ -261,18 +300,24 @@ impl Codec for Native {
         if frame.get(PREFIX_BYTES) == Some(&kind::DATA)
             && let Ok((header, rest)) = DataHeader::ref_from_prefix(frame)
         {
-            // The payload is what follows the trace: at least the 4-byte value.
+            // The payload is what follows the trace: at least the 4-byte value. A width of 0
+            // (the width bits' value that names none) is refused out of line.
             let slots = usize::from(header.trace_slots);
+            let width = slot_bytes_of(header.flags);
             if slots <= TRACE_SLOTS_MAX
+                && width != 0
                 && usize::from(header.hop_count) <= slots
-                && rest.len() >= 4 * slots + 4
+                && rest.len() >= width * slots + 4
             {
                 return Ok(Peek::Data(DataFrame::checked(
                     frame,
                     header.sink.get(),
                     header.source.get(),
-                    u16::from(header.hop_count),
-                    u16::from(header.trace_slots),
+                    (
+                        u16::from(header.hop_count),
+                        u16::from(header.trace_slots),
+                        width as u8,
+                    ),
                     header.flags & FLAG_TRACE_OVERFLOW != 0,
                 )));
             }
@@ -288,7 +333,7 @@ impl Codec for Native {
     #[inline]
     fn relayed_head(frame: &DataFrame<'_, Self>) -> Option<usize> {
         // `peek` checked the trace's slots lie in the frame.
-        Some(DATA_HEADER_BYTES + 4 * frame.trace_slots())
+        Some(DATA_HEADER_BYTES + frame.slot_bytes() * frame.trace_slots())
     }
 
     #[inline(always)]
@@ -304,9 +349,15 @@ impl Codec for Native {
         let hop = frame.relays();
         if hop < frame.trace_slots() {
             // `hop < trace_slots <= u8::MAX`, and `peek` checked the slot lies in the frame.
+            // The ID's low bytes: in an overlay whose slots are this wide, every ID fits (the
+            // node checked its own at setup); a frame of another width is refused at its sink.
             copy[HOP_COUNT_AT] = hop as u8 + 1;
-            let at = DATA_HEADER_BYTES + 4 * hop;
-            copy[at..at + 4].copy_from_slice(&self_id.to_le_bytes());
+            let id = self_id.to_le_bytes();
+            match frame.slot_bytes() {
+                1 => copy[DATA_HEADER_BYTES + hop] = id[0],
+                2 => copy[DATA_HEADER_BYTES + 2 * hop..][..2].copy_from_slice(&id[..2]),
+                _ => copy[DATA_HEADER_BYTES + 4 * hop..][..4].copy_from_slice(&id),
+            }
         } else {
             copy[FLAGS_AT] |= FLAG_TRACE_OVERFLOW;
         }
@@ -347,7 +398,7 @@ impl Codec for Native {
         value: [u8; 4],
         payload_crc: u32,
     ) {
-        let payload_at = DATA_HEADER_BYTES + 4 * shape.trace_slots;
+        let payload_at = DATA_HEADER_BYTES + shape.slot_bytes * shape.trace_slots;
         frame[SINK_AT..SINK_AT + 4].copy_from_slice(&sink.to_le_bytes());
         frame[CRC32_AT..CRC32_AT + 4].copy_from_slice(&payload_crc.to_le_bytes());
         frame[payload_at..payload_at + 4].copy_from_slice(&value);
@@ -369,7 +420,7 @@ impl Codec for Native {
                 .expect("4 bytes"),
         ) as usize;
         // `peek` checked that the key lies between the trace and the payload.
-        let key_at = DATA_HEADER_BYTES + 4 * frame.trace_slots();
+        let key_at = DATA_HEADER_BYTES + frame.slot_bytes() * frame.trace_slots();
         &bytes[key_at..key_at + key_bytes]
     }
 
@@ -403,7 +454,7 @@ impl Codec for Native {
         out: &mut Vec<u8>,
         asker: NodeId,
         key: &[u8],
-        trace_slots: usize,
+        shape: DataShape,
         number: u32,
         send_time_ns: u64,
     ) {
@@ -416,7 +467,8 @@ impl Codec for Native {
         };
         // Lookups belong to no run: no tag.
         let shape = DataShape {
-            trace_slots,
+            trace_slots: shape.trace_slots,
+            slot_bytes: shape.slot_bytes,
             ..DataShape::default()
         };
         append_frame(out, head, key, shape, &payload, crc32(&payload));
@@ -437,7 +489,8 @@ impl Codec for Native {
             std::net::IpAddr::V4(ip) => payload.extend_from_slice(&ip.octets()),
             std::net::IpAddr::V6(ip) => payload.extend_from_slice(&ip.octets()),
         }
-        let trace = &bytes[DATA_HEADER_BYTES..DATA_HEADER_BYTES + 4 * lookup.trace_slots()];
+        let trace_bytes = lookup.slot_bytes() * lookup.trace_slots();
+        let trace = &bytes[DATA_HEADER_BYTES..DATA_HEADER_BYTES + trace_bytes];
         let reply = DataHeader {
             len: U32::new((DATA_HEADER_BYTES - PREFIX_BYTES + trace.len() + payload.len()) as u32),
             kind: kind::LOOKUP_REPLY,

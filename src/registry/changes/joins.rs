@@ -118,6 +118,7 @@ impl<C: Codec> Registry<C> {
                 })
             }),
             trace_slots: overlay.trace_slots as u8,
+            trace_slot_bytes: crate::wire::slot_bytes_for(self.config.id_bits) as u8,
             window_bytes: overlay.window_bytes,
             epoch: overlay.epoch,
         };

@@ -95,6 +95,7 @@ fn manifest() {
         all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
         chord: None,
         trace_slots: 0,
+        trace_slot_bytes: 4,
         window_bytes: 0,
         backups: Vec::new(),
         epoch: 0,
@@ -113,6 +114,7 @@ fn manifest() {
     // The native-only fields are not on the wire.
     let native_fields = Manifest {
         trace_slots: 5,
+        trace_slot_bytes: 2,
         window_bytes: 1 << 20,
         backups: Vec::new(),
         epoch: 0,
@@ -325,6 +327,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
         all_ids: (0..256).collect::<Vec<_>>().into(),
         chord: None,
         trace_slots: 0,
+        trace_slot_bytes: 4,
         window_bytes: 0,
         backups: Vec::new(),
         epoch: 0,
@@ -338,6 +341,7 @@ fn what_the_format_cannot_carry_is_refused_before_encoding() {
             ids: vec![crate::chord::Id::from(3), crate::chord::Id::from(90)],
         })),
         trace_slots: 0,
+        trace_slot_bytes: 4,
         window_bytes: 0,
         backups: Vec::new(),
         epoch: 0,
@@ -480,7 +484,7 @@ proptest! {
         sink in 0..=Classic::ID_MAX,
         value in any::<[u8; 4]>(),
     ) {
-        let shape = DataShape { trace_slots: 0, extra_payload_bytes: 0, run_tag: 0 };
+        let shape = DataShape { trace_slots: 0, slot_bytes: 4, extra_payload_bytes: 0, run_tag: 0 };
         let mut direct = Vec::new();
         Classic::append_data(&mut direct, 7, sink, shape, 0, &value);
         let mut copied = Vec::new();

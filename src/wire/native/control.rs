@@ -48,6 +48,7 @@ pub(super) fn put_manifest(
     out.push(kind::MANIFEST);
     out.push(manifest.entries.len() as u8);
     out.push(manifest.trace_slots);
+    out.push(manifest.trace_slot_bytes);
     put_u64(out, manifest.window_bytes);
     for entry in &manifest.entries {
         put_u32(out, entry.id);
@@ -344,6 +345,7 @@ pub(super) fn manifest_bytes(manifest: &Manifest) -> usize {
         + 1
         + 1
         + 1
+        + 1
         + 8
         + entries
         + 4
@@ -445,6 +447,13 @@ pub(super) fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                     detail: format!("{trace_slots} (at most {TRACE_SLOTS_MAX})"),
                 });
             }
+            let trace_slot_bytes = reader.u8()?;
+            if !matches!(trace_slot_bytes, 1 | 2 | 4) {
+                return Err(WireError::BadField {
+                    what: "manifest trace slot bytes",
+                    detail: format!("{trace_slot_bytes} (1, 2 or 4)"),
+                });
+            }
             let window_bytes = reader.u64_le()?;
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
@@ -489,6 +498,7 @@ pub(super) fn decode_body(body: &[u8]) -> Result<Control, WireError> {
                 all_ids: all_ids.into(),
                 chord: chord.map(std::sync::Arc::new),
                 trace_slots,
+                trace_slot_bytes,
                 window_bytes,
                 backups,
                 epoch,

@@ -26,14 +26,14 @@ pub(super) fn append_frame(
     debug_assert_eq!(payload.len(), 4 + shape.extra_payload_bytes);
     debug_assert_eq!(payload_crc, crc32(payload));
     debug_assert!(key.is_empty() || head.sink as usize == key.len());
-    let trace_bytes = 4 * shape.trace_slots;
+    let trace_bytes = shape.slot_bytes * shape.trace_slots;
     let total = DATA_HEADER_BYTES + trace_bytes + key.len() + payload.len();
     let header = DataHeader {
         len: U32::new((total - PREFIX_BYTES) as u32),
         kind: head.kind,
         trace_slots: shape.trace_slots as u8,
         hop_count: 0,
-        flags: shape.run_tag << RUN_TAG_SHIFT,
+        flags: shape.run_tag << RUN_TAG_SHIFT | slot_width_flags(shape.slot_bytes),
         source: U32::new(head.source),
         sink: U32::new(head.sink),
         crc32: U32::new(payload_crc),
@@ -54,11 +54,8 @@ pub(super) fn check_payload<'a>(
     locate: impl FnOnce(&DataFrame<'a, Native>) -> (&'a DataHeader, &'a [u8]),
 ) -> Result<Delivered, Corruption> {
     let slots = frame.trace_slots();
-    if slots != shape.trace_slots {
-        return Err(Corruption::Header(format!(
-            "{slots} trace slots, this overlay uses {}",
-            shape.trace_slots
-        )));
+    if slots != shape.trace_slots || frame.slot_bytes() != shape.slot_bytes {
+        return Err(other_trace(frame, shape));
     }
     let (header, payload) = locate(frame);
     let detoured = header.flags & FLAG_DETOURED != 0;
@@ -90,6 +87,19 @@ pub(super) fn check_payload<'a>(
     })
 }
 
+/// A frame whose trace is not its overlay's: other slots, or slots of another width.
+#[cold]
+#[inline(never)]
+fn other_trace(frame: &DataFrame<'_, Native>, shape: DataShape) -> Corruption {
+    Corruption::Header(format!(
+        "{} trace slots of {} bytes, this overlay uses {} of {}",
+        frame.trace_slots(),
+        frame.slot_bytes(),
+        shape.trace_slots,
+        shape.slot_bytes
+    ))
+}
+
 /// The header and the payload of a frame `peek` accepted as data: the view proves the header
 /// is there and the payload follows the trace slots.
 #[inline]
@@ -97,7 +107,7 @@ pub(super) fn header_and_payload<'a>(frame: &DataFrame<'a, Native>) -> (&'a Data
     let bytes = frame.bytes();
     let (head, rest) = bytes.split_at(DATA_HEADER_BYTES);
     let header = DataHeader::ref_from_bytes(head).expect("peek checked the header's length");
-    (header, &rest[4 * frame.trace_slots()..])
+    (header, &rest[frame.slot_bytes() * frame.trace_slots()..])
 }
 
 /// The header and the payload of any frame `peek` accepted with a data header (keyed or
@@ -110,7 +120,10 @@ pub(super) fn header_and_tail<'a>(frame: &DataFrame<'a, Native>) -> (&'a DataHea
         kind::KEYED_DATA | kind::LOOKUP => header.sink.get() as usize,
         _ => 0,
     };
-    (header, &rest[4 * frame.trace_slots() + key_bytes..])
+    (
+        header,
+        &rest[frame.slot_bytes() * frame.trace_slots() + key_bytes..],
+    )
 }
 
 /// [`Codec::peek`] for everything but a well-formed data frame.
@@ -126,9 +139,11 @@ pub(super) fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
             Err(WireError::BadField {
                 what: "data header",
                 detail: format!(
-                    "{} trace slots and {} hops in {} bytes (at most {TRACE_SLOTS_MAX} slots, \
-                     hops at most the slots, the slots and a 4-byte value within the frame)",
+                    "{} trace slots of {}, {} hops in {} bytes (at most {TRACE_SLOTS_MAX} slots \
+                     of 1, 2 or 4 bytes, hops at most the slots, the slots and a 4-byte value \
+                     within the frame)",
                     header.trace_slots,
+                    width_said(header.flags),
                     header.hop_count,
                     rest.len()
                 ),
@@ -157,6 +172,17 @@ pub(super) fn peek_slow(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
     }
 }
 
+/// The width bits of `flags` for an error message.
+fn width_said(flags: u8) -> String {
+    match slot_bytes_of(flags) {
+        0 => format!(
+            "no width (width bits {})",
+            (flags & SLOT_WIDTH_MASK) >> SLOT_WIDTH_SHIFT
+        ),
+        bytes => format!("{bytes} bytes"),
+    }
+}
+
 /// [`Codec::peek`] for a keyed data frame or a lookup (its payload exactly `payload` bytes,
 /// or any with 0): the key's width (the header's `sink` field) is 1 to [`ID_BYTES`] bytes,
 /// and the trace and the key lie within the frame, the payload being the rest.
@@ -165,14 +191,16 @@ pub(super) fn peek_keyed(frame: &[u8], payload: usize) -> Result<DataFrame<'_, N
         what: "keyed data header",
     })?;
     let slots = usize::from(header.trace_slots);
+    let width = slot_bytes_of(header.flags);
     let key_bytes = header.sink.get() as usize;
     let payload_bytes = rest
         .len()
-        .checked_sub(4 * slots)
+        .checked_sub(width * slots)
         .and_then(|left| left.checked_sub(key_bytes));
     match payload_bytes {
         Some(bytes)
             if slots <= TRACE_SLOTS_MAX
+                && width != 0
                 && usize::from(header.hop_count) <= slots
                 && (1..=ID_BYTES).contains(&key_bytes)
                 && (payload == 0 || bytes == payload) =>
@@ -181,16 +209,21 @@ pub(super) fn peek_keyed(frame: &[u8], payload: usize) -> Result<DataFrame<'_, N
                 frame,
                 0,
                 header.source.get(),
-                u16::from(header.hop_count),
-                u16::from(header.trace_slots),
+                (
+                    u16::from(header.hop_count),
+                    u16::from(header.trace_slots),
+                    width as u8,
+                ),
                 header.flags & FLAG_TRACE_OVERFLOW != 0,
             ))
         }
         _ => Err(WireError::BadField {
             what: "keyed data header",
             detail: format!(
-                "{} trace slots, {} hops and a key of {} bytes (1 to {ID_BYTES}) in {} bytes{}",
+                "{} trace slots of {}, {} hops and a key of {} bytes (1 to {ID_BYTES}) in {} \
+                 bytes{}",
                 header.trace_slots,
+                width_said(header.flags),
                 header.hop_count,
                 header.sink.get(),
                 rest.len(),
@@ -211,8 +244,10 @@ pub(super) fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
         what: "lookup reply header",
     })?;
     let slots = usize::from(header.trace_slots);
-    let payload = rest.len().checked_sub(4 * slots);
+    let width = slot_bytes_of(header.flags);
+    let payload = rest.len().checked_sub(width * slots);
     if slots <= TRACE_SLOTS_MAX
+        && width != 0
         && usize::from(header.hop_count) <= slots
         && matches!(payload, Some(10 | 22))
     // number, port, IPv4 or IPv6
@@ -221,16 +256,20 @@ pub(super) fn peek_reply(frame: &[u8]) -> Result<Peek<'_, Native>, WireError> {
             frame,
             header.sink.get(),
             header.source.get(),
-            u16::from(header.hop_count),
-            u16::from(header.trace_slots),
+            (
+                u16::from(header.hop_count),
+                u16::from(header.trace_slots),
+                width as u8,
+            ),
             header.flags & FLAG_TRACE_OVERFLOW != 0,
         )));
     }
     Err(WireError::BadField {
         what: "lookup reply",
         detail: format!(
-            "{} trace slots and {} hops leave no payload of 10 or 22 bytes in {} bytes",
+            "{} trace slots of {}, {} hops leave no payload of 10 or 22 bytes in {} bytes",
             header.trace_slots,
+            width_said(header.flags),
             header.hop_count,
             rest.len()
         ),

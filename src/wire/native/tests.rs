@@ -65,7 +65,7 @@ fn hello_golden_vectors_and_the_version_of_older_builds() {
         nonce: None,
         version: PROTOCOL_VERSION,
     });
-    assert_eq!(hello, [4, 0, 0, 0, kind::HELLO, 0, 2, 0]);
+    assert_eq!(hello, [4, 0, 0, 0, kind::HELLO, 0, 3, 0]);
     let older = [2, 0, 0, 0, kind::HELLO, 0];
     assert_eq!(
         Native::decode_control(&older),
@@ -112,6 +112,7 @@ fn every_control_message_roundtrips() {
         all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
         chord: None,
         trace_slots: 3,
+        trace_slot_bytes: 1,
         window_bytes: 1 << 20,
         backups: Vec::new(),
         epoch: 0,
@@ -122,6 +123,7 @@ fn every_control_message_roundtrips() {
         all_ids: vec![4, 18, 19, 33, 60, 82, 97, 119].into(),
         chord: None,
         trace_slots: 3,
+        trace_slot_bytes: 2,
         window_bytes: 1 << 20,
         backups: vec![
             ManifestEntry { id: 33, addr: v6 },
@@ -230,6 +232,7 @@ fn chord_manifests_carry_identifiers_in_their_width() {
             ids: vec![space.max(), Id::ZERO, space.power_of_two(130)],
         })),
         trace_slots: 1,
+        trace_slot_bytes: 4,
         window_bytes: 1 << 20,
         backups: Vec::new(),
         epoch: 0,
@@ -296,6 +299,7 @@ fn chord_manifest(members: u32, bits: u32) -> Manifest {
                 .collect(),
         })),
         trace_slots: 9,
+        trace_slot_bytes: 2,
         window_bytes: 1 << 20,
         backups: vec![ManifestEntry { id: 4, addr }],
         epoch: 3,
@@ -477,7 +481,7 @@ fn bad_control_frames_are_errors() {
     // Trailing byte.
     assert!(Native::decode_control(&[3, 0, 0, 0, 11, 1, 0]).is_err());
     // Manifest claiming a billion IDs.
-    let mut manifest = vec![0, 0, 0, 0, kind::MANIFEST, 0, 0];
+    let mut manifest = vec![0, 0, 0, 0, kind::MANIFEST, 0, 0, 1];
     manifest.extend_from_slice(&0u64.to_le_bytes());
     manifest.extend_from_slice(&1_000_000_000u32.to_le_bytes());
     let len = (manifest.len() - 4) as u32;
@@ -487,6 +491,7 @@ fn bad_control_frames_are_errors() {
 
 const SHAPE: DataShape = DataShape {
     trace_slots: 2,
+    slot_bytes: 4,
     extra_payload_bytes: 0,
     run_tag: 0,
 };
@@ -693,7 +698,7 @@ fn keyed_frame_golden_vector() {
 #[test]
 fn lookup_and_reply_golden_vectors() {
     let mut lookup = Vec::new();
-    Native::append_lookup(&mut lookup, 97, &[0x12, 0x34], 2, 7, SENT_NS);
+    Native::append_lookup(&mut lookup, 97, &[0x12, 0x34], SHAPE, 7, SENT_NS);
     #[rustfmt::skip]
     let expected = [
         34, 0, 0, 0,  19, 2, 0, 0,    // len, kind (lookup), trace slots, hops, flags
@@ -819,7 +824,7 @@ fn keyed_frames_need_a_key_of_1_to_20_bytes_within_the_frame() {
     assert!(Native::peek(&short).is_err());
     // A lookup's payload is its 4-byte number: a key that leaves it 3 bytes is refused.
     let mut lookup = Vec::new();
-    Native::append_lookup(&mut lookup, 1, &[7, 7], 2, 9, 0);
+    Native::append_lookup(&mut lookup, 1, &[7, 7], SHAPE, 9, 0);
     lookup[KEY_BYTES_AT] = 3;
     assert!(Native::peek(&lookup).is_err());
 }
@@ -877,6 +882,7 @@ fn a_flipped_payload_bit_fails_the_crc() {
     let mut frame = Vec::new();
     let shape = DataShape {
         trace_slots: 1,
+        slot_bytes: 4,
         extra_payload_bytes: 100,
         run_tag: 0,
     };
@@ -983,6 +989,7 @@ fn the_largest_manifest_of_position_fingers_fits_one_frame() {
         all_ids: (0..NODES_MAX as u32).collect::<Vec<_>>().into(),
         chord: None,
         trace_slots: 64,
+        trace_slot_bytes: 4,
         window_bytes: u64::MAX,
         backups: Vec::new(),
         epoch: 0,
@@ -1018,11 +1025,12 @@ proptest! {
         sink in any::<u32>(),
         value in any::<[u8; 4]>(),
         trace_slots in 1usize..=16,
+        slot_bytes in prop_oneof![Just(1usize), Just(2), Just(4)],
         extra in proptest::collection::vec(any::<u8>(), 0..64),
         send_time in any::<u64>(),
         run_tag in 0..crate::wire::RUN_TAGS as u8,
     ) {
-        let shape = DataShape { trace_slots, extra_payload_bytes: extra.len(), run_tag };
+        let shape = DataShape { trace_slots, slot_bytes, extra_payload_bytes: extra.len(), run_tag };
         let payload = |value: [u8; 4]| [&value[..], &extra[..]].concat();
         let mut direct = Vec::new();
         Native::append_data(&mut direct, 7, sink, shape, send_time, &payload(value));
@@ -1078,5 +1086,306 @@ fn nodes_lost_together_roundtrip_and_their_count_is_bounded() {
                 ..
             })
         ));
+    }
+}
+
+/// Trace slots as wide as the ID space (issue 16): the flags' bits 2..=3 say the width (0 = 4
+/// bytes, 1 = 1 byte, 2 = 2 bytes), a relay writes its ID's low bytes, the trace is read by
+/// width.
+#[test]
+fn data_frame_golden_vectors_with_1_and_2_byte_slots() {
+    let one = DataShape {
+        slot_bytes: 1,
+        ..SHAPE
+    };
+    let mut out = Vec::new();
+    let len = Native::append_data(&mut out, 97, 82, one, SENT_NS, &1i32.to_le_bytes());
+    #[rustfmt::skip]
+    let expected = [
+        26, 0, 0, 0,  9, 2, 0, 0x04,  // len (after itself), kind, trace slots, hops, flags
+        97, 0, 0, 0,  82, 0, 0, 0,    // source, sink
+        0x79, 0xb8, 0xf8, 0x99,       // CRC32 of the payload
+        2, 1, 0, 0,                   // send time (us)
+        0, 0,                         // trace: two 1-byte slots
+        1, 0, 0, 0,                   // payload
+    ];
+    assert_eq!(out, expected);
+    assert_eq!((len, data_frame_bytes(one)), (30, 30));
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&data(&out), 119, &mut hop1);
+    assert_eq!(&hop1[5..8], [2, 1, 0x04], "slots, hops, flags");
+    assert_eq!(&hop1[24..26], [119, 0]);
+    let at_sink = data(&hop1);
+    assert_eq!(at_sink.slot_bytes(), 1);
+    assert_eq!(at_sink.trace().collect::<Vec<_>>(), [119]);
+    assert_eq!(at_sink.previous_hop(), Some(119));
+    assert_eq!(Native::relayed_head(&at_sink), Some(26));
+    let delivered = Native::check_delivered(&at_sink, one).unwrap();
+    assert_eq!((delivered.value, delivered.relays), (1, 1));
+
+    let two = DataShape {
+        slot_bytes: 2,
+        ..SHAPE
+    };
+    let mut out = Vec::new();
+    Native::append_data(&mut out, 97, 82, two, SENT_NS, &1i32.to_le_bytes());
+    #[rustfmt::skip]
+    let expected = [
+        28, 0, 0, 0,  9, 2, 0, 0x08,  // len (after itself), kind, trace slots, hops, flags
+        97, 0, 0, 0,  82, 0, 0, 0,    // source, sink
+        0x79, 0xb8, 0xf8, 0x99,       // CRC32 of the payload
+        2, 1, 0, 0,                   // send time (us)
+        0, 0,   0, 0,                 // trace: two 2-byte slots
+        1, 0, 0, 0,                   // payload
+    ];
+    assert_eq!(out, expected);
+    assert_eq!(data_frame_bytes(two), 32);
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&data(&out), 0x1234, &mut hop1);
+    let mut hop2 = Vec::new();
+    Native::append_relayed(&data(&hop1), 0xfffe, &mut hop2);
+    assert_eq!(
+        &hop2[24..28],
+        [0x34, 0x12, 0xfe, 0xff],
+        "little-endian, as 4-byte slots"
+    );
+    let at_sink = data(&hop2);
+    assert_eq!(at_sink.trace().collect::<Vec<_>>(), [0x1234, 0xfffe]);
+    assert_eq!(at_sink.previous_hop(), Some(0xfffe));
+    assert_eq!(Native::check_delivered(&at_sink, two).unwrap().relays, 2);
+    // A third relay overflows, at any width.
+    let mut hop3 = Vec::new();
+    Native::append_relayed(&at_sink, 7, &mut hop3);
+    assert_eq!(hop3[7], 0x08 | FLAG_TRACE_OVERFLOW);
+    assert_eq!(&hop3[24..28], [0x34, 0x12, 0xfe, 0xff]);
+}
+
+/// Keyed frames, lookups and their replies carry the width too; a reply keeps its lookup's.
+#[test]
+fn keyed_frames_and_lookups_with_1_byte_slots() {
+    let one = DataShape {
+        slot_bytes: 1,
+        ..SHAPE
+    };
+    let key = [0x12, 0x34];
+    let mut out = Vec::new();
+    let payload = 1i32.to_le_bytes();
+    let len = Native::append_keyed_with_crc(&mut out, 97, &key, one, 0, &payload, crc32(&payload));
+    assert_eq!(len, 24 + 2 + 2 + 4);
+    let mut hop1 = Vec::new();
+    Native::append_relayed(&keyed(&out), 19, &mut hop1);
+    let at_owner = keyed(&hop1);
+    assert_eq!(Native::key(&at_owner), key);
+    assert_eq!(at_owner.trace().collect::<Vec<_>>(), [19]);
+    assert_eq!(
+        Native::check_keyed_delivered(&at_owner, one)
+            .unwrap()
+            .relays,
+        1
+    );
+    assert!(matches!(
+        Native::check_keyed_delivered(&at_owner, SHAPE),
+        Err(Corruption::Header(_))
+    ));
+
+    let mut lookup = Vec::new();
+    Native::append_lookup(&mut lookup, 97, &key, one, 7, 0);
+    let mut relayed = Vec::new();
+    let Ok(Peek::Lookup(view)) = Native::peek(&lookup) else {
+        panic!("a lookup");
+    };
+    Native::append_relayed(&view, 19, &mut relayed);
+    let Ok(Peek::Lookup(view)) = Native::peek(&relayed) else {
+        panic!("a relayed lookup");
+    };
+    let mut reply = Vec::new();
+    Native::append_lookup_reply(&mut reply, &view, 60, "127.0.0.1:9".parse().unwrap());
+    let Ok(Peek::LookupReply(reply)) = Native::peek(&reply) else {
+        panic!("a reply");
+    };
+    assert_eq!(reply.slot_bytes(), 1);
+    assert_eq!(reply.trace().collect::<Vec<_>>(), [19]);
+    assert_eq!(Native::lookup_reply(&reply).0, 7);
+}
+
+/// Hostile width bits: the value that names no width (3), a width that would put the trace
+/// past the frame, a width other than the overlay's: refused with a clear error, never a
+/// panic.
+#[test]
+fn frames_whose_width_bits_lie_are_refused() {
+    let one = DataShape {
+        slot_bytes: 1,
+        ..SHAPE
+    };
+    let width_bits = |frame: &[u8], code: u8| {
+        let mut frame = frame.to_vec();
+        frame[7] = frame[7] & !SLOT_WIDTH_MASK | code << SLOT_WIDTH_SHIFT;
+        frame
+    };
+    let mut narrow = Vec::new();
+    Native::append_data(&mut narrow, 97, 82, one, 0, &1i32.to_le_bytes());
+    // No width: refused, saying so.
+    let Err(WireError::BadField { what, detail }) = Native::peek(&width_bits(&narrow, 3)) else {
+        panic!("width bits 3 are no width");
+    };
+    assert_eq!(what, "data header");
+    assert!(detail.contains("no width (width bits 3)"), "{detail}");
+    // 30 bytes cannot hold 2 slots of 2 or 4 bytes and the value.
+    for code in [0, 2] {
+        assert!(matches!(
+            Native::peek(&width_bits(&narrow, code)),
+            Err(WireError::BadField {
+                what: "data header",
+                ..
+            })
+        ));
+    }
+    // A 4-byte frame that says 1: its trace fits, so `peek` takes it; the sink of a 4-byte
+    // overlay refuses it for its width, as for other trace slots.
+    let mut wide = Vec::new();
+    Native::append_data(&mut wide, 97, 82, SHAPE, 0, &1i32.to_le_bytes());
+    let lying = width_bits(&wide, 1);
+    let view = data(&lying);
+    assert_eq!((view.slot_bytes(), view.trace_slots()), (1, 2));
+    assert_eq!(
+        Native::check_delivered(&view, SHAPE),
+        Err(Corruption::Header(
+            "2 trace slots of 1 bytes, this overlay uses 2 of 4".into()
+        ))
+    );
+    assert!(matches!(
+        Native::check_delivered(&view, one),
+        Err(Corruption::Crc { .. })
+    ));
+    // A 1-byte frame at a 2-byte overlay's sink.
+    let two = DataShape {
+        slot_bytes: 2,
+        ..SHAPE
+    };
+    assert!(matches!(
+        Native::check_delivered(&data(&narrow), two),
+        Err(Corruption::Header(_))
+    ));
+    // Keyed frames, lookups and replies: width bits 3 refused too.
+    let mut keyed_frame = Vec::new();
+    let payload = 1i32.to_le_bytes();
+    Native::append_keyed_with_crc(
+        &mut keyed_frame,
+        97,
+        &[1],
+        one,
+        0,
+        &payload,
+        crc32(&payload),
+    );
+    assert!(Native::peek(&width_bits(&keyed_frame, 3)).is_err());
+    let mut lookup = Vec::new();
+    Native::append_lookup(&mut lookup, 97, &[1], one, 7, 0);
+    assert!(Native::peek(&width_bits(&lookup, 3)).is_err());
+    let Ok(Peek::Lookup(view)) = Native::peek(&lookup) else {
+        panic!("a lookup");
+    };
+    let mut reply = Vec::new();
+    Native::append_lookup_reply(&mut reply, &view, 60, "127.0.0.1:9".parse().unwrap());
+    assert!(Native::peek(&reply).is_ok());
+    assert!(Native::peek(&width_bits(&reply, 3)).is_err());
+    assert!(
+        Native::peek(&width_bits(&reply, 0)).is_err(),
+        "trace past the frame"
+    );
+}
+
+/// The manifest's slot width: 1, 2 or 4, anything else refused.
+#[test]
+fn manifests_carry_a_slot_width_of_1_2_or_4_bytes() {
+    let addr: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let manifest = |trace_slot_bytes| Manifest {
+        entries: vec![ManifestEntry { id: 19, addr }],
+        all_ids: vec![4, 19].into(),
+        chord: None,
+        trace_slots: 2,
+        trace_slot_bytes,
+        window_bytes: 1 << 20,
+        backups: Vec::new(),
+        epoch: 0,
+    };
+    for width in [1, 2, 4] {
+        let bytes = encode(&Control::Manifest(manifest(width)));
+        // len, kind, entry count, trace slots, then the width.
+        assert_eq!(bytes[4..8], [kind::MANIFEST, 1, 2, width]);
+        roundtrip(Control::Manifest(manifest(width)));
+    }
+    for width in [0, 3, 8] {
+        let mut bytes = encode(&Control::Manifest(manifest(1)));
+        bytes[7] = width;
+        assert!(matches!(
+            Native::decode_control(&bytes),
+            Err(WireError::BadField {
+                what: "manifest trace slot bytes",
+                ..
+            })
+        ));
+    }
+    assert_eq!(
+        [1, 7, 8, 9, 16, 17, 24, 32].map(crate::wire::slot_bytes_for),
+        [1, 1, 1, 2, 2, 4, 4, 4]
+    );
+    assert!(crate::wire::fits_slot(255, 1) && !crate::wire::fits_slot(256, 1));
+    assert!(crate::wire::fits_slot(65_535, 2) && !crate::wire::fits_slot(65_536, 2));
+    assert!(crate::wire::fits_slot(u32::MAX, 4));
+}
+
+proptest! {
+    /// At every width, a frame relayed by IDs that fit its slots carries them in order to a
+    /// sink of the same width, and is refused by a sink of any other; its width bits set to
+    /// any value are refused or read within the frame, never a panic.
+    #[test]
+    fn traces_of_every_width_carry_their_relays(
+        slot_bytes in prop_oneof![Just(1usize), Just(2), Just(4)],
+        trace_slots in 1usize..=TRACE_SLOTS_MAX,
+        relays in proptest::collection::vec(any::<u32>(), 0..=8),
+        extra in proptest::collection::vec(any::<u8>(), 0..16),
+        code in 0u8..4,
+    ) {
+        let shape = DataShape { trace_slots, slot_bytes, extra_payload_bytes: extra.len(), run_tag: 0 };
+        let bits = 8 * slot_bytes as u32;
+        let relays: Vec<u32> = relays
+            .into_iter()
+            .map(|id| if bits >= 32 { id } else { id & ((1 << bits) - 1) })
+            .collect();
+        let payload = [&5i32.to_le_bytes()[..], &extra[..]].concat();
+        let mut frame = Vec::new();
+        Native::append_data(&mut frame, 1, 2, shape, 0, &payload);
+        prop_assert_eq!(frame.len(), data_frame_bytes(shape));
+        for &relay in &relays {
+            let mut next = Vec::new();
+            Native::append_relayed(&data(&frame), relay, &mut next);
+            frame = next;
+        }
+        let view = data(&frame);
+        let recorded = relays.len().min(trace_slots);
+        prop_assert_eq!(view.trace().collect::<Vec<_>>(), relays[..recorded].to_vec());
+        prop_assert_eq!(view.overflowed(), relays.len() > trace_slots);
+        if relays.len() <= trace_slots {
+            prop_assert_eq!(Native::check_delivered(&view, shape).map(|d| d.relays), Ok(recorded));
+        }
+        for other in [1usize, 2, 4].into_iter().filter(|&w| w != slot_bytes) {
+            let other = DataShape { slot_bytes: other, ..shape };
+            prop_assert!(Native::check_delivered(&view, other).is_err());
+        }
+        let mut lying = frame.clone();
+        lying[7] = lying[7] & !SLOT_WIDTH_MASK | code << SLOT_WIDTH_SHIFT;
+        if let Ok(Peek::Data(view)) = Native::peek(&lying) {
+            prop_assert!(code != 3);
+            prop_assert!(24 + view.slot_bytes() * view.trace_slots() + 4 <= lying.len());
+            let _ = view.trace().count();
+            let _ = view.previous_hop();
+            let _ = Native::check_delivered(&view, shape);
+            let mut relayed = Vec::new();
+            Native::append_relayed(&view, 3, &mut relayed);
+            prop_assert!(Native::peek(&relayed).is_ok());
+        } else {
+            prop_assert!(code != (frame[7] & SLOT_WIDTH_MASK) >> SLOT_WIDTH_SHIFT);
+        }
     }
 }
