@@ -49,7 +49,8 @@ fn expect_closed(what: &str, to: SocketAddr, bytes: &[u8], shutdown: bool) {
     );
 }
 
-/// A data frame as a source would send it (shape: 1 trace slot, value 7).
+/// A data frame as a source would send it (shape: 1 trace slot of 1 byte, the registries here
+/// having 7-bit IDs; value 7).
 fn data_frame(source: u32, sink: u32) -> Vec<u8> {
     data_frame_of_run(source, sink, 0)
 }
@@ -172,6 +173,25 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
             {
                 let mut f = data_frame(me[1].id, me[0].id);
                 f[5] = 9; // nine trace slots claimed, one present
+                f
+            },
+            false,
+        ),
+        (
+            "a data header whose width bits name no slot width",
+            {
+                let mut f = data_frame(me[1].id, me[0].id);
+                f[7] |= 3 << 2; // width bits 3
+                f
+            },
+            false,
+        ),
+        (
+            "a data header whose slots, 4 bytes wide, run past the frame",
+            {
+                let mut f = data_frame(me[1].id, me[0].id);
+                f[7] &= !(3 << 2); // width bits 0: 4 bytes, where the frame has 1
+                f[5] = 2;
                 f
             },
             false,
