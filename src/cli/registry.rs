@@ -79,7 +79,8 @@ pub(crate) struct RegistryArgs {
     #[arg(short, long, default_value = "0.0.0.0")]
     bind: IpAddr,
     /// Node IDs are drawn from 0..2^BITS [default: 7, the reference's 0..=127, or in scripted
-    /// mode the fewest bits that give each of --nodes an ID].
+    /// mode the fewest bits that give each of --nodes an ID]. BITS also sets the width of the
+    /// data frames' trace slots: 1 byte up to 8 bits, 2 up to 16, else 4.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
     id_bits: Option<u32>,
     /// Bytes of data a source may have unacknowledged (default: nodes x 128 KiB, at most
