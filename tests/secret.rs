@@ -200,14 +200,18 @@ fn a_registry_without_a_secret_says_so_to_a_node_with_one() {
     registered(&plain);
 }
 
-/// Mixed builds (issue 16: the 24-byte data header is protocol version 2): the hello of an
-/// older build names no version and reads as 1, and a registry and a node each refuse such a
-/// hello, and one naming a later version, with their own version, saying so in their logs; a
-/// hello of this version registers as before.
+/// Mixed builds (issue 16: the 24-byte data header is protocol version 2, trace slots as wide
+/// as the ID space 3): the hello of an older build names no version and reads as 1, and a
+/// registry and a node each refuse such a hello, one of version 2 and one naming a later
+/// version, with their own version, saying so in their logs; a hello of this version
+/// registers as before.
 #[test]
 fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
     let (reg, port) = registry(&[], true);
-    let said = "speaks native protocol version 1, this side 2: run the same build";
+    let said = format!(
+        "speaks native protocol version 1, this side {PROTOCOL_VERSION}: run the same build"
+    );
+    let said = said.as_str();
     // An older build's hello (no version), then its registration.
     let mut older = Client::connect(port);
     older.send_raw(&[2, 0, 0, 0, kind::HELLO, 0]);
@@ -235,7 +239,26 @@ fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
             ours: PROTOCOL_VERSION
         }
     );
-    wait_stderr(&reg, "speaks native protocol version 3, this side 2");
+    wait_stderr(
+        &reg,
+        &format!(
+            "speaks native protocol version {}, this side {PROTOCOL_VERSION}",
+            PROTOCOL_VERSION + 1
+        ),
+    );
+    // The build before trace slots as wide as the ID space (version 2).
+    let mut two = Client::connect(port);
+    two.send(&Control::Hello {
+        nonce: None,
+        version: 2,
+    });
+    assert_eq!(
+        refusal(&mut two),
+        Refusal::Version {
+            ours: PROTOCOL_VERSION
+        }
+    );
+    wait_stderr(&reg, "speaks native protocol version 2, this side 3");
     // A node refuses an older build's data link the same way.
     let n = node("current", port, &[], false);
     let me = registered(&n);

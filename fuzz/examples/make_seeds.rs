@@ -189,7 +189,7 @@ fn main() {
     let controls: Vec<Vec<u8>> = controls().iter().map(encode).collect();
     let data = data_frames();
 
-    // wire_native: mode byte (trace slots 2, CRC fixing on/off) then frames.
+    // wire_native: mode byte (trace slots 2 of 1 byte, CRC fixing on/off) then frames.
     for (i, frame) in GOLDEN
         .iter()
         .copied()
@@ -208,7 +208,8 @@ fn main() {
             dir,
             "wire_native",
             &format!("data-{i}"),
-            &[&[0x82u8][..], frame].concat(),
+            // Fix CRCs, 1-byte slots (bits 5-6: 1), 2 trace slots.
+            &[&[0x80u8 | 1 << 5 | 2][..], frame].concat(),
         );
     }
     write(
