@@ -177,11 +177,16 @@ pub const AUTO_POLL_YIELD_NS: Nanos = 200_000;
 /// After such a yield the adaptive poll pauses this long: on a core shared with busy programs
 /// a yielding node waits out their time slices, where a sleeping one woken by a packet runs
 /// at once (a 5 s light-load run at load 10 had p99 per hop of 5-10 ms with polls, 0.3-0.6 ms
-/// without); a node pays at most one slow yield per pause.
-pub const AUTO_POLL_PAUSE_NS: Nanos = 1_000_000_000;
+/// without); a node pays at most one slow yield per pause. Short, because most slow yields on
+/// a quiet machine are its housekeeping (a kernel thread such as `kdamond`, or the VM's
+/// agent, taking the core 0.2-3.5 ms about once a second: `perf record -e
+/// sched:sched_switch`, docs/PERFORMANCE.md, W4), after which the core is free again; a first
+/// pause of a second there left a poller unpolled most of a light run.
+pub const AUTO_POLL_PAUSE_NS: Nanos = 10_000_000;
 /// Each slow yield within one pause of the last pause's end doubles the next pause, up to this
-/// (a machine busy with other programs for a long time costs each node a slow yield per
-/// minute); a slow yield after a longer spell without one pauses `AUTO_POLL_PAUSE_NS` again.
+/// (steady outside load takes the pause to a second after 7 slow yields in 1.3 s, and a machine
+/// busy with other programs for a long time costs each node a slow yield per minute); a slow
+/// yield after a longer spell without one pauses `AUTO_POLL_PAUSE_NS` again.
 pub const AUTO_POLL_PAUSE_MAX_NS: Nanos = 64_000_000_000;
 
 /// Largest latency a histogram records (longer ones are recorded as this): a minute, far past

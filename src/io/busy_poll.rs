@@ -16,7 +16,8 @@
 //!   from that work (64 nodes on 2 cores at full speed, or other programs). Worse, a node
 //!   that yields to a busy program waits out that program's time slice, where a sleeping
 //!   node woken by a packet would run at once; so after a slow yield the node does not poll
-//!   for `AUTO_POLL_PAUSE_NS`, a pause that doubles with each slow yield that comes within
+//!   for `AUTO_POLL_PAUSE_NS` (10 ms: a machine's housekeeping takes a core a moment about
+//!   once a second, and the core is free again after it), a pause that doubles with each slow yield that comes within
 //!   one pause of the last pause's end (the busy programs are still there), up to
 //!   `AUTO_POLL_PAUSE_MAX_NS`; a slow yield after a longer spell without one starts again at
 //!   `AUTO_POLL_PAUSE_NS`. Fast yields do not shorten the pause: within one poll, yields to
@@ -182,11 +183,8 @@ mod tests {
         assert_eq!(g.on_idle(502 * US), None, "paused after a slow yield");
         // Light traffic goes on; once the pause is over, the node polls again.
         let end = 500 * US + AUTO_POLL_PAUSE_NS;
-        g.on_idle(end - 2 * US);
-        g.on_work(end - US, 1);
-        assert_eq!(g.on_idle(end - US), None);
-        g.on_work(end, 1);
-        assert!(g.on_idle(end).is_some());
+        assert_eq!(polls_at(&mut g, end - US), None, "still paused");
+        assert!(polls_at(&mut g, end).is_some());
     }
 
     /// Light traffic goes on at `now`; whether the node polls.
@@ -233,6 +231,21 @@ mod tests {
             now = g.paused_until;
         }
         assert_eq!(g.pause, AUTO_POLL_PAUSE_MAX_NS);
+    }
+
+    /// A machine's housekeeping takes the core a moment about once a second: each such slow
+    /// yield costs the shortest pause only, and the node polls the rest of the time.
+    #[test]
+    fn a_slow_yield_now_and_then_pauses_briefly() {
+        let mut g = Governor::new(BusyPoll::Auto);
+        let mut now = 10 * US;
+        for _ in 0..10 {
+            let poll = polls_at(&mut g, now).expect("polls between the moments");
+            assert!(g.yield_was_slow(poll, now, 3 * AUTO_POLL_YIELD_NS));
+            assert_eq!(polls_at(&mut g, now + AUTO_POLL_PAUSE_NS - US), None);
+            assert!(polls_at(&mut g, now + AUTO_POLL_PAUSE_NS).is_some());
+            now += 1_000_000_000;
+        }
     }
 
     #[test]
