@@ -973,6 +973,11 @@ fn join_straddles_the_end_of_a_run(seed: u64) {
         .unwrap_or_else(|e| panic!("{context}: the run did not end: {e}"));
     check(&sim.results()[0], &context);
     sim.stall(newcomer, false);
+    // Once its join goes through, the registry asks the newcomer for the run it missed ...
+    sim.run_until(|sim| sim.registry().owes_final_summary(id), STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the newcomer was not asked for run 1: {e}"));
+    // ... and while it has not answered, a start is refused with the reason.
+    sim.stall(newcomer, true);
     let joined = format!("Node {id} joined: ");
     sim.run_until(
         |sim| !sim.registry().membership_changing() && sim.printed_contains(Who::Registry, &joined),
@@ -982,6 +987,19 @@ fn join_straddles_the_end_of_a_run(seed: u64) {
         let said = sim.printed(Who::Registry).join("\n");
         panic!("{context}: the newcomer did not join: {e}\n{said}")
     });
+    sim.command(Who::Registry, "start 20");
+    let refused = format!(
+        "start refused: node {id} has not answered the final request of run 1 yet (it was \
+         joining when that run ended"
+    );
+    assert!(
+        sim.printed_contains(Who::Registry, &refused),
+        "{context}: a start while the newcomer owes run 1 was not refused:\n{}",
+        sim.printed(Who::Registry).join("\n")
+    );
+    sim.stall(newcomer, false);
+    sim.run_until(|sim| !sim.registry().owes_final_summary(id), STEPS_MAX)
+        .unwrap_or_else(|e| panic!("{context}: the newcomer did not answer for run 1: {e}"));
     let said = sim.printed(Who::Registry).join("\n");
     let summary = said.find("Run 1 summary").expect("the run's summary");
     let join = said.find(&joined).expect("joined");
@@ -1003,7 +1021,7 @@ fn join_straddles_the_end_of_a_run(seed: u64) {
     );
     let said = sim.printed(Who::Registry).join("\n");
     assert!(
-        !said.contains("stale"),
+        !said.contains("stale packets"),
         "{context}: packets of another run:\n{said}"
     );
 }

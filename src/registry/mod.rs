@@ -281,6 +281,12 @@ impl<C: Codec> Registry<C> {
         self.nodes.keys().copied().collect()
     }
 
+    /// Whether node `id` still owes the final summary of a run that ended while it was
+    /// joining (or while it was given up on): until it answers, `start` is refused.
+    pub fn owes_final_summary(&self, id: NodeId) -> bool {
+        self.owed_finals.contains_key(&id)
+    }
+
     /// True once every node reported setup success.
     pub fn is_ready(&self) -> bool {
         self.overlay.as_ref().is_some_and(|o| o.ready)
