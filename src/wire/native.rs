@@ -24,6 +24,7 @@ use crate::stats::RunStats;
 
 mod control;
 mod data;
+mod membership;
 
 use control::{decode_body, encode_body, encode_manifest_in_frames, manifest_bytes, put_frame};
 use data::{Head, append_frame, check_payload, header_and_payload, header_and_tail, peek_slow};
