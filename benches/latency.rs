@@ -100,8 +100,11 @@ fn main() {
 
     for (label, run) in &light {
         let hop = per_hop_all(run);
+        // The back-to-back ping-pong keeps both cores awake, which a light load does not: it
+        // is printed, but the goal is judged against the paced one (issue 16).
         println!(
-            "\n{label} per hop vs ping-pong one way: p50 {:.2}x, p99 {:.2}x (goal: at most 2x)",
+            "\n{label} per hop vs ping-pong one way (back to back; not the goal's baseline): \
+             p50 {:.2}x, p99 {:.2}x",
             hop.0 as f64 / baseline.value_at_quantile(0.5) as f64,
             hop.1 as f64 / baseline.value_at_quantile(0.99) as f64
         );
@@ -110,10 +113,17 @@ fn main() {
             ("1 per ms, one core", &paced_one_core),
             ("1 per ms, two cores", &paced_two_cores),
         ] {
+            let p50 = hop.0 as f64 / h.value_at_quantile(0.5) as f64;
+            let p99 = hop.1 as f64 / h.value_at_quantile(0.99) as f64;
+            // The goal: p50 and p99 within 2 x the paced ping-pong, with the default flags.
+            let goal = match (pace, label.starts_with("default flags")) {
+                ("1 per ms", true) if p50 <= 2.0 && p99 <= 2.0 => " (goal, at most 2x: met)",
+                ("1 per ms", true) => " (goal, at most 2x: not met)",
+                ("1 per ms", false) => " (the goal's baseline; the goal is for the default flags)",
+                _ => "",
+            };
             println!(
-                "{label} per hop vs the paced ping-pong ({pace}): p50 {:.2}x, p99 {:.2}x",
-                hop.0 as f64 / h.value_at_quantile(0.5) as f64,
-                hop.1 as f64 / h.value_at_quantile(0.99) as f64
+                "{label} per hop vs the paced ping-pong ({pace}): p50 {p50:.2}x, p99 {p99:.2}x{goal}"
             );
         }
     }
