@@ -5,6 +5,16 @@ use super::*;
 use crate::wire::ManifestAssembly;
 use proptest::prelude::*;
 
+const SHAPE: DataShape = DataShape {
+    trace_slots: 2,
+    slot_bytes: 4,
+    extra_payload_bytes: 0,
+    run_tag: 0,
+};
+
+/// The golden vectors' send time: 0x0102 microseconds (and 999 ns the stamp drops).
+const SENT_NS: u64 = 0x0102 * 1_000 + 999;
+
 /// The view of a frame `peek` must accept as data.
 fn data(frame: &[u8]) -> DataFrame<'_, Native> {
     match Native::peek(frame) {
@@ -579,4 +589,75 @@ fn nodes_lost_together_roundtrip_and_their_count_is_bounded() {
     }
 }
 
+#[test]
+fn task_initiate_golden_vector_and_key_bits() {
+    let task = Control::TaskInitiate {
+        run: 1,
+        packets: 2,
+        extra_payload_bytes: 0,
+        rate_per_s: 0,
+        targets: Targets::Keys { bits: 7 },
+    };
+    #[rustfmt::skip]
+    let expected = [
+        22, 0, 0, 0,  8,              // len, type
+        1, 0, 0, 0,                   // run
+        2, 0, 0, 0, 0, 0, 0, 0,       // packets
+        0, 0, 0, 0,   0, 0, 0, 0,     // extra payload bytes, rate
+        7,                            // key bits (0: node-addressed)
+    ];
+    assert_eq!(encode(&task), expected);
+    assert_eq!(Native::decode_control(&expected), Ok(task));
+    let mut wide = expected;
+    wide[25] = 161;
+    assert!(matches!(
+        Native::decode_control(&wide),
+        Err(WireError::BadField {
+            what: "task key bits",
+            ..
+        })
+    ));
+}
+
+/// The manifest's slot width: 1, 2 or 4, anything else refused.
+#[test]
+fn manifests_carry_a_slot_width_of_1_2_or_4_bytes() {
+    let addr: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let manifest = |trace_slot_bytes| Manifest {
+        entries: vec![ManifestEntry { id: 19, addr }],
+        all_ids: vec![4, 19].into(),
+        chord: None,
+        trace_slots: 2,
+        trace_slot_bytes,
+        window_bytes: 1 << 20,
+        backups: Vec::new(),
+        epoch: 0,
+    };
+    for width in [1, 2, 4] {
+        let bytes = encode(&Control::Manifest(manifest(width)));
+        // len, kind, entry count, trace slots, then the width.
+        assert_eq!(bytes[4..8], [kind::MANIFEST, 1, 2, width]);
+        roundtrip(Control::Manifest(manifest(width)));
+    }
+    for width in [0, 3, 8] {
+        let mut bytes = encode(&Control::Manifest(manifest(1)));
+        bytes[7] = width;
+        assert!(matches!(
+            Native::decode_control(&bytes),
+            Err(WireError::BadField {
+                what: "manifest trace slot bytes",
+                ..
+            })
+        ));
+    }
+    assert_eq!(
+        [1, 7, 8, 9, 16, 17, 24, 32].map(crate::wire::slot_bytes_for),
+        [1, 1, 1, 2, 2, 4, 4, 4]
+    );
+    assert!(crate::wire::fits_slot(255, 1) && !crate::wire::fits_slot(256, 1));
+    assert!(crate::wire::fits_slot(65_535, 2) && !crate::wire::fits_slot(65_536, 2));
+    assert!(crate::wire::fits_slot(u32::MAX, 4));
+}
+
 mod frames;
+mod keyed;
