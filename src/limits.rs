@@ -179,7 +179,7 @@ pub const AUTO_POLL_YIELD_NS: Nanos = 200_000;
 /// at once (a 5 s light-load run at load 10 had p99 per hop of 5-10 ms with polls, 0.3-0.6 ms
 /// without); a node pays at most one slow yield per pause. Short, because most slow yields on
 /// a quiet machine are its housekeeping (a kernel thread such as `kdamond`, or the VM's
-/// agent, taking the core 0.2-3.5 ms about once a second: `perf record -e
+/// agent, taking the core 0.2-5 ms about once a second: `perf record -e
 /// sched:sched_switch`, docs/PERFORMANCE.md, W4), after which the core is free again; a first
 /// pause of a second there left a poller unpolled most of a light run.
 pub const AUTO_POLL_PAUSE_NS: Nanos = 10_000_000;
