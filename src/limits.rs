@@ -411,7 +411,9 @@ pub fn default_window_bytes(nodes: usize) -> u64 {
 /// that ratio, once for each window epoch: acks of the previous run may still be on their way
 /// when the next one starts (the registry waits for the data to arrive, not for the acks),
 /// hence the factor 2.
-/// A run that failed with packets still queued (a hung node) can leave more.
+/// A run that failed with packets still queued (a hung node) can leave more. After nodes were
+/// lost, a source may have more than a window on its way (what it had in flight was given
+/// back: `Flow::forgive`), and the nodes pass `Flow::bound_window_bytes` as `window_bytes`.
 ///
 /// The same bounds the data frames a node holds when no live entry or backup lies short of
 /// their sink, until the registry's repair (one membership change, 0.5 to 2.2 s after a

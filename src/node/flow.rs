@@ -33,6 +33,11 @@ pub struct Flow {
     /// of the epoch's run was sent after it, which is how a sink reads a send time that
     /// wraps (`wire::SendStamp::latency_ns`).
     pub epoch_began_at: Nanos,
+    /// Times this epoch's bytes in flight were given back because nodes were lost
+    /// ([`Flow::forgive`]), and the same for the epoch before: each lets every source have up
+    /// to one more window of bytes on their way ([`Flow::bound_window_bytes`]).
+    forgiven: u32,
+    forgiven_before: u32,
 }
 
 /// The window's counts with one other node, as its sink and as its source.
@@ -46,6 +51,9 @@ struct Peer {
     acknowledged_to: u64,
     /// Bytes originated toward it (what its cumulative acks can cover).
     sent_to: u64,
+    /// Bytes toward it given back when nodes were lost ([`Flow::forgive`]): its cumulative
+    /// acks count on from there (an ack of `n` bytes covers `n + ack_offset` of `sent_to`).
+    ack_offset: u64,
     /// It is leaving: every frame from it is acknowledged at once ([`Flow::ack_at_once`]).
     at_once: bool,
 }
@@ -60,6 +68,8 @@ impl Flow {
             peers: PerNode::new(nodes),
             epoch: 0,
             epoch_began_at: 0,
+            forgiven: 0,
+            forgiven_before: 0,
         }
     }
 
@@ -172,7 +182,17 @@ impl Flow {
         if epoch != self.epoch {
             return false;
         }
-        let previous = self.peers.get(position).acked_by;
+        let peer = self.peers.get(position);
+        let previous = peer.acked_by;
+        // After a loss the sink's count lags what was sent by what was given back; what was
+        // given back and arrived after all is not counted twice.
+        let acked_bytes = if peer.ack_offset == 0 {
+            acked_bytes
+        } else {
+            acked_bytes
+                .saturating_add(peer.ack_offset)
+                .min(peer.sent_to)
+        };
         if acked_bytes <= previous {
             return true;
         }
@@ -185,11 +205,42 @@ impl Flow {
         true
     }
 
+    /// Nodes were lost (crashed): the packets of this node's they held, or that were on
+    /// their way to them, are gone and will never be acknowledged, and which of the bytes in
+    /// flight those are nobody can tell. Everything unacknowledged is given back to the
+    /// window, each sink's acks counting on from what was sent to it; what was given back
+    /// and arrives after all is then on its way beside up to a window of new bytes, so each
+    /// time lets every source have one more window in flight for the rest of the epoch
+    /// ([`Flow::bound_window_bytes`]). Without it a source whose window the lost packets
+    /// filled would wait for acks that never come (docs/ARCHITECTURE.md, "Flow control").
+    pub fn forgive(&mut self) {
+        if self.window_bytes == 0 {
+            return;
+        }
+        self.peers.for_each_mut(|peer| {
+            let unacked = peer.sent_to.saturating_sub(peer.acked_by);
+            peer.ack_offset += unacked;
+            peer.acked_by += unacked;
+        });
+        self.in_flight_bytes = 0;
+        self.forgiven = self.forgiven.saturating_add(1);
+    }
+
+    /// The most bytes one source may have on their way, counting what was given back when
+    /// nodes were lost in this epoch or the one before ([`Flow::forgive`]): the window once
+    /// for each such time, and once more. What bounds the relays' queues
+    /// (`limits::relay_queued_bytes_max`) is computed from it.
+    pub fn bound_window_bytes(&self) -> u64 {
+        let times = self.forgiven.max(self.forgiven_before);
+        self.window_bytes.saturating_mul(1 + u64::from(times))
+    }
+
     /// After a final report (at `now`): everything of the run is delivered; start the next
     /// epoch.
     pub fn next_epoch(&mut self, now: Nanos) {
         self.in_flight_bytes = 0;
         self.peers.clear();
+        self.forgiven_before = std::mem::take(&mut self.forgiven);
         self.epoch = self.epoch.wrapping_add(1);
         self.epoch_began_at = now;
     }
@@ -273,6 +324,59 @@ mod tests {
         assert_eq!(flow.ack_every_bytes, 800 / 6);
         assert!(flow.on_ack(1, 0, 200), "position 2's sink is at 1 now");
         assert_eq!(flow.in_flight_bytes, 0);
+    }
+
+    /// Nodes were lost: everything unacknowledged is given back; each sink's acks count on
+    /// from what was sent to it, what was given back and arrives after all is not counted
+    /// twice, and the relays' bound makes room for one more window per loss in this epoch
+    /// or the one before.
+    #[test]
+    fn a_loss_gives_the_window_back_and_acks_count_on_from_it() {
+        let mut flow = Flow::new(4, 800);
+        assert_eq!(flow.bound_window_bytes(), 800);
+        flow.on_originated(1, 300);
+        flow.on_originated(2, 500);
+        assert!(flow.on_ack(1, 0, 100));
+        assert_eq!(flow.in_flight_bytes, 700);
+        // Of sink 1's 200 unacknowledged bytes 100 were lost with a relay; of sink 2's 500,
+        // all were lost.
+        flow.forgive();
+        assert_eq!(flow.in_flight_bytes, 0);
+        assert_eq!(flow.bound_window_bytes(), 1600);
+        flow.on_originated(1, 100);
+        flow.on_originated(2, 100);
+        assert_eq!(flow.in_flight_bytes, 200);
+        // Sink 2 received none of the old bytes and the 100 new ones: 100 bytes acked.
+        assert!(flow.on_ack(2, 0, 100));
+        assert_eq!(flow.in_flight_bytes, 100);
+        // Sink 1 got 100 of the old unacknowledged bytes after all: nobody can tell them from
+        // the new ones, so they open the window for the 100 new ones still on their way (the
+        // one more window the bound allows for); then no count covers more than was sent.
+        assert!(flow.on_ack(1, 0, 200), "the old bytes that arrived");
+        assert_eq!(flow.in_flight_bytes, 0);
+        assert!(flow.on_ack(1, 0, 300));
+        assert_eq!(flow.in_flight_bytes, 0);
+        flow.on_originated(1, 100);
+        assert_eq!(
+            flow.in_flight_bytes, 100,
+            "the count above covered no more than was sent then"
+        );
+        // The 100 old bytes that arrived keep standing in for as many new ones: at most what
+        // was given back, for the rest of the epoch.
+        assert!(flow.on_ack(1, 0, 300));
+        assert_eq!(flow.in_flight_bytes, 0);
+        // A forged ack claiming more than was sent is still ignored.
+        flow.on_originated(3, 100);
+        assert!(!flow.on_ack(3, 0, 10_000));
+        assert_eq!(flow.in_flight_bytes, 100);
+        // The bound stays raised through the next epoch, then falls back.
+        flow.next_epoch(0);
+        assert_eq!(flow.bound_window_bytes(), 1600);
+        flow.next_epoch(0);
+        assert_eq!(flow.bound_window_bytes(), 800);
+        let mut open = Flow::new(4, 0);
+        open.forgive();
+        assert_eq!(open.bound_window_bytes(), 0);
     }
 
     #[test]

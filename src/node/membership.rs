@@ -146,6 +146,13 @@ impl<C: Codec> Node<C> {
                     .closed
                     .extend(ids.iter().copied().filter(|&id| id != me));
                 overlay.pick_sinks();
+                // What they held of this node's packets never arrives: the window is given
+                // back, and the relays' bound makes room for what arrives after all.
+                overlay.flow.forgive();
+                overlay.shares.bound = relay_queued_bytes_max(
+                    overlay.router.ring().len(),
+                    overlay.flow.bound_window_bytes(),
+                );
                 self.acknowledge(version, 0);
             }
             Change::Repair { ids } if !ids.contains(&me) => {
@@ -411,7 +418,7 @@ impl<C: Codec> Node<C> {
             .others
             .retain(|id, _| router.position(*id).is_none());
         router.after_change(members.trace_slots, overlay.others.clone());
-        overlay.shares.bound = relay_queued_bytes_max(nodes, overlay.flow.window_bytes);
+        overlay.shares.bound = relay_queued_bytes_max(nodes, overlay.flow.bound_window_bytes());
         overlay.router = router;
         overlay.members = members;
         overlay.version = version;

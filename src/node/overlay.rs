@@ -650,6 +650,9 @@ impl<C: Codec> Overlay<C> {
         self.stats = SinkStats::default();
         self.stats_since_poll = SinkStats::default();
         self.flow.next_epoch(now);
+        // Bytes given back when nodes were lost two epochs ago are on their way no more.
+        self.shares.bound =
+            relay_queued_bytes_max(self.router.ring().len(), self.flow.bound_window_bytes());
         self.shape.run_tag = DataShape::run_tag_of(self.flow.epoch);
         self.problems_logged = 0;
         self.latency_unknown_said = false;

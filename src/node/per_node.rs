@@ -101,6 +101,14 @@ impl<T: Copy + Default> PerNode<T> {
         gone
     }
 
+    /// Changes every value kept (a large overlay's absent ones stay at their default).
+    pub(crate) fn for_each_mut(&mut self, mut change: impl FnMut(&mut T)) {
+        match &mut self.values {
+            Values::Dense(values) => values.iter_mut().for_each(change),
+            Values::Sparse(values) => values.values_mut().for_each(&mut change),
+        }
+    }
+
     /// Every value back to its default; a large overlay's map gives back what it grew.
     pub(crate) fn clear(&mut self) {
         match &mut self.values {

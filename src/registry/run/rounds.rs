@@ -107,8 +107,7 @@ impl Run {
         .accounting;
         format!(
             "{} packets sent by the nodes left; by the per-link account {} were on links among \
-             them and {} more are missing (a source waits for acks that packets lost with a \
-             crashed node never bring, once they fill its window)",
+             them and {} more are missing",
             totals.sent, account.lost_on_links, account.unaccounted
         )
     }
