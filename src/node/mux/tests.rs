@@ -4,6 +4,7 @@ use super::*;
 use crate::wire::NodeId;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
 use segment::ADDR_BYTES;
+use trunk::{TRUNK_STALL_NS, frames_within, put_control};
 
 const NODES: usize = 2;
 
