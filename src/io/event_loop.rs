@@ -512,7 +512,7 @@ impl<'m, M: Machine> Driver<'m, M> {
     /// it made a sink on the same machine read a send time later than "now": its age wrapped,
     /// and it recorded no latency ("latency not recorded for a packet whose send time lies
     /// before this run began here", four nodes on one core) or, sent just before, one too
-    /// short (test `bytes_come_with_a_time_no_earlier_than_their_arrival`, tests/driver.rs).
+    /// short (test `bytes_come_with_a_time_no_earlier_than_their_arrival`, tests/driver/stops.rs).
     fn reap(&mut self) {
         let before = self.completions.len();
         for entry in self.ring.completion() {

@@ -61,7 +61,7 @@ fn send_times_are_read_within_half_a_microsecond_or_not_at_all() {
     assert_eq!(SendStamp(u32::MAX).latency_ns(10_000, 0), None);
     // A stamp a few microseconds after "now" names the time a wrap earlier, before the
     // epoch: not read. On one machine that is only a "now" read before the packet arrived,
-    // which the driver never hands over (tests/driver.rs
+    // which the driver never hands over (tests/driver/stops.rs
     // `bytes_come_with_a_time_no_earlier_than_their_arrival`).
     let now = epoch + 1_000_000_000;
     assert_eq!(SendStamp::at(now + 3_000).latency_ns(now, epoch), None);
