@@ -506,19 +506,27 @@ pub const TRUNK_STREAMS_MAX: usize = 2 * GROUP_NODES_MAX * NODE_OUTBOUND_RESERVE
 /// is closed, as a TCP link whose frame outgrows the receive buffer.
 pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// DATA bytes a trunk has sent and its peer has not yet credited back as consumed
-/// (`node::mux`): streams' bytes are taken from their nodes only below it (the last batch may
-/// pass it by less than a frame; a closing stream's last bytes go whatever it says). Why:
-/// without it the bytes of hundreds of links pile up in the receiving kernel's buffer of one
-/// connection whenever the receiving process reads slower than the others send, the window
-/// stays closed, and with the `TCP_USER_TIMEOUT` links had until issue 16 the kernel closed
-/// the trunk once that lasted 10 s (it counts a closed window as unacknowledged data: a
-/// 10,000-node run lost every trunk so; links no longer have it, docs/RELIABILITY.md, "Link
-/// liveness"). Measured on loopback (docs/SCALE.md, "Trunks"): a reader taking 4 KiB a second
-/// kept a connection with 64 KiB outstanding alive, one with 128 KiB was closed after 10 s; the
-/// receiving kernel's buffer starts at 128 KiB (`tcp_rmem`), half of it advertised. What waits
-/// beyond it waits in its node's queue, where the flow-control windows bound it as on a
-/// connection of its own.
-pub const TRUNK_CREDIT_BYTES: usize = 64 * 1024;
+/// (`node::mux`), on a kernel whose links outlast a closed window (`TCP_RTO_MAX_MS`, Linux
+/// 6.15: `io::links_outlast_closed_windows`): streams' bytes are taken from their nodes only
+/// below it (the last batch may pass it by less than a frame; a closing stream's last bytes
+/// go whatever it says). Why a bound: without it the bytes of hundreds of links pile up in the
+/// receiving kernel's buffer of one connection whenever the receiving process reads slower
+/// than the others send; with it what waits, waits in its node's queue, where the
+/// flow-control windows bound it as on a connection of its own. Why this much: a trunk's
+/// throughput is at most its credit per round trip of a credit, and a round trip crosses both
+/// processes' loops. W2 in two processes of 32 nodes with trunks (docs/PERFORMANCE.md,
+/// "Trunks' credit"): 11.5-11.8 M packets/s with 64 KiB, 16.1-16.6 M with 256 KiB, 15.2-16.2 M
+/// with 1 MiB; at 1,024 nodes in 20 processes the rate is the same with 64 KiB and 1 MiB. At
+/// most 256 KiB in the kernels' buffers per trunk: 100 MiB for the 380 trunks of 20 processes.
+pub const TRUNK_CREDIT_BYTES: usize = 256 * 1024;
+/// [`TRUNK_CREDIT_BYTES`] on a kernel without `TCP_RTO_MAX_MS`, where links fall back to
+/// `TCP_USER_TIMEOUT`: Linux counts a closed receive window against it, and closed links whose
+/// peer read nothing for [`LINK_TIMEOUT_SECS`] (a 10,000-node run lost every trunk so).
+/// Measured on loopback (docs/SCALE.md, "Trunks"): a reader taking 4 KiB a second kept a
+/// connection with 64 KiB outstanding alive, one with 128 KiB was closed after 10 s; the
+/// receiving kernel's buffer starts at 128 KiB (`tcp_rmem`), half of it advertised, so 64 KiB
+/// outstanding never closes the window.
+pub const TRUNK_CREDIT_BYTES_USER_TIMEOUT: usize = 64 * 1024;
 /// Addresses a process remembers as no trunk's (a node alone in its process, or a process
 /// that refused or failed a trunk): links to them go on connections of their own without
 /// another try. At most every node of an overlay; past it the memory starts over (one more

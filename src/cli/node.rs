@@ -8,7 +8,8 @@ use clap::Args;
 use overlay::io::{self, BusyPoll, DriverConfig};
 use overlay::limits::{
     BUSY_POLL_US_MAX, GROUP_NODES_MAX, NODE_CONNECTIONS_MAX, NODE_OUTBOUND_RESERVED,
-    OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES,
+    OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, TRUNK_CREDIT_BYTES,
+    TRUNK_CREDIT_BYTES_USER_TIMEOUT,
 };
 use overlay::node::{Group, Mux, Node, NodeConfig};
 use overlay::wire::Codec;
@@ -156,7 +157,12 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     } else if args.trunks && C::HELLO {
         // The group's links share a connection per other process (trunks) and stay in memory
         // within this one (`node::mux`).
-        let mux = Terminable::new(Mux::<C>::new(configs));
+        let credit = if io::links_outlast_closed_windows() {
+            TRUNK_CREDIT_BYTES
+        } else {
+            TRUNK_CREDIT_BYTES_USER_TIMEOUT
+        };
+        let mux = Terminable::new(Mux::<C>::new(configs, credit));
         io::run(&mut { mux }, listeners, &config)?
     } else {
         let group = Terminable::new(Group::<C>::new(configs));

@@ -638,6 +638,27 @@ fn set_link_timeouts(socket: &Socket, keepalive: bool) -> std::io::Result<()> {
                 .with_retries(KEEPALIVE_PROBES),
         )?;
     }
+    let error = match set_rto_ceiling(socket) {
+        Ok(()) => return Ok(()),
+        Err(error) if lacks_rto_ceiling(&error) => error,
+        Err(error) => return Err(error),
+    };
+    tracing::debug!(%error, "TCP_RTO_MAX_MS refused");
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            kernel = %super::setup::kernel_release(),
+            "this kernel has no TCP_RTO_MAX_MS (Linux 6.15): links time out with \
+             TCP_USER_TIMEOUT ({LINK_TIMEOUT_SECS} s) instead, which also closes a link to a \
+             live peer that reads nothing for that long (docs/RELIABILITY.md, \"Link liveness\")"
+        );
+    });
+    socket.set_tcp_user_timeout(Some(Duration::from_secs(LINK_TIMEOUT_SECS)))
+}
+
+/// Sets [`LINK_RTO_MAX_MS`] as `socket`'s ceiling on the retransmission timeout
+/// (`TCP_RTO_MAX_MS`).
+fn set_rto_ceiling(socket: &Socket) -> std::io::Result<()> {
     let ceiling = LINK_RTO_MAX_MS as libc::c_int;
     // SAFETY: the descriptor is open (owned by `socket`), and the option value is a live
     // c_int whose size is passed with it; the kernel only reads it.
@@ -651,22 +672,25 @@ fn set_link_timeouts(socket: &Socket, keepalive: bool) -> std::io::Result<()> {
         )
     };
     if result == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
-    let error = std::io::Error::last_os_error();
-    if !matches!(error.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL)) {
-        return Err(error);
-    }
-    static WARNED: std::sync::Once = std::sync::Once::new();
-    WARNED.call_once(|| {
-        tracing::warn!(
-            kernel = %super::setup::kernel_release(),
-            "this kernel has no TCP_RTO_MAX_MS (Linux 6.15): links time out with \
-             TCP_USER_TIMEOUT ({LINK_TIMEOUT_SECS} s) instead, which also closes a link to a \
-             live peer that reads nothing for that long (docs/RELIABILITY.md, \"Link liveness\")"
-        );
-    });
-    socket.set_tcp_user_timeout(Some(Duration::from_secs(LINK_TIMEOUT_SECS)))
+}
+
+/// Whether `error`, from [`set_rto_ceiling`], says this kernel has no `TCP_RTO_MAX_MS`.
+fn lacks_rto_ceiling(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOPROTOOPT | libc::EINVAL))
+}
+
+/// Whether this kernel's links keep the liveness rule of [`set_link_timeouts`] without
+/// `TCP_USER_TIMEOUT` (it has `TCP_RTO_MAX_MS`, Linux 6.15): a link whose peer answers but
+/// does not read then stays open however long its window is closed. Tried on a socket of
+/// its own; a socket that cannot be made says no.
+pub(crate) fn links_outlast_closed_windows() -> bool {
+    Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+        .and_then(|socket| set_rto_ceiling(&socket))
+        .is_ok()
 }
 
 /// Errors from submit or wait that are part of normal operation.

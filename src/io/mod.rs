@@ -133,6 +133,14 @@ pub fn check_support() -> Result<(), DriverError> {
     setup::ring(1).map(drop)
 }
 
+/// Whether this kernel keeps a link open however long its peer's window stays closed while
+/// the peer answers (it has `TCP_RTO_MAX_MS`, Linux 6.15; before it links fall back to
+/// `TCP_USER_TIMEOUT`, which closes them after `LINK_TIMEOUT_SECS` of a closed window):
+/// docs/RELIABILITY.md, "Link liveness". A trunk's credit depends on it (`TrunkCredit`).
+pub fn links_outlast_closed_windows() -> bool {
+    event_loop::links_outlast_closed_windows()
+}
+
 /// Opens a listening TCP socket (SO_REUSEADDR, nonblocking, backlog
 /// `LISTEN_BACKLOG_CONNECTIONS`) on `addr` (port 0
 /// picks one); returns it and its actual local address.

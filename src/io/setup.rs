@@ -119,4 +119,20 @@ mod tests {
         assert_eq!(kernel_version("weird"), None);
         assert!(kernel_version("5.4.0").unwrap() < KERNEL_REQUIRED);
     }
+
+    /// The probe that chooses a trunk's credit says what this kernel's release says:
+    /// `TCP_RTO_MAX_MS` came with Linux 6.15.
+    #[test]
+    fn links_outlast_closed_windows_from_linux_6_15() {
+        let release = kernel_release();
+        let Some(version) = kernel_version(&release) else {
+            eprintln!("*** SKIPPED: kernel release {release:?} does not parse ***");
+            return;
+        };
+        assert_eq!(
+            super::super::links_outlast_closed_windows(),
+            version >= (6, 15),
+            "kernel {release}"
+        );
+    }
 }

@@ -35,7 +35,7 @@ use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
     LEAVE_FLUSH_TIMEOUT_NS, LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS,
-    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, STREAM_QUEUE_KEPT_BYTES, TRUNK_CREDIT_BYTES,
+    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, STREAM_QUEUE_KEPT_BYTES,
     TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
     TRUNKS_MAX,
 };
@@ -146,11 +146,15 @@ pub struct Mux<C: Codec> {
     exiting: Option<(i32, Nanos)>,
     /// The exit was passed on to the driver.
     exited: bool,
+    /// DATA bytes a trunk may have outstanding (not yet credited back by its peer).
+    credit: usize,
 }
 
 impl<C: Codec> Mux<C> {
-    /// The group of one node per configuration, its links multiplexed.
-    pub fn new(configs: Vec<NodeConfig>) -> Mux<C> {
+    /// The group of one node per configuration, its links multiplexed; each trunk has
+    /// `credit` bytes outstanding at most (`limits::TRUNK_CREDIT_BYTES`, or
+    /// `TRUNK_CREDIT_BYTES_USER_TIMEOUT` on a kernel whose links time out with a closed window).
+    pub fn new(configs: Vec<NodeConfig>, credit: usize) -> Mux<C> {
         assert!(C::HELLO, "trunks carry the native format only");
         let registry = configs[0].registry;
         let secret = configs[0].secret.clone();
@@ -191,6 +195,7 @@ impl<C: Codec> Mux<C> {
             now: 0,
             exiting: None,
             exited: false,
+            credit,
         }
     }
 
@@ -682,7 +687,7 @@ impl<C: Codec> Machine for Mux<C> {
             return self.group.pending_len(conn);
         };
         let mut len = trunk.queued.len();
-        if trunk.outstanding >= TRUNK_CREDIT_BYTES {
+        if trunk.outstanding >= self.credit {
             return len;
         }
         for &stream in &trunk.wanting {

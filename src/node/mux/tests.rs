@@ -1,6 +1,7 @@
 //! The mux without sockets: a peer process's side of a trunk played by hand.
 
 use super::*;
+use crate::limits::{TRUNK_CREDIT_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT};
 use crate::wire::NodeId;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
 use segment::ADDR_BYTES;
@@ -23,7 +24,7 @@ fn mux(secret: Option<&Secret>) -> Mux<Native> {
     let configs = (0..NODES as u16)
         .map(|i| config(4000 + i, secret))
         .collect();
-    let mut mux = Mux::<Native>::new(configs);
+    let mut mux = Mux::<Native>::new(configs, TRUNK_CREDIT_BYTES);
     mux.on_start(0);
     effects(&mut mux);
     mux
@@ -449,11 +450,11 @@ fn the_process_exits_once_its_trunks_bytes_are_consumed_or_at_the_deadline() {
 const PEER_NODES: [(NodeId, &str); 2] = [(20, "127.0.0.3:6000"), (30, "127.0.0.3:6001")];
 
 /// Node 0 of a fresh mux, registered as node 10 and given a table of the peer's two nodes
-/// (a run's window of `window_bytes`): its two links wait for one trunk, dialed. Returns the
-/// mux, node 0's registry connection and the trunk.
-fn table_of_peer_nodes(window_bytes: u64) -> (Mux<Native>, ConnId, ConnId) {
+/// (a run's window of `window_bytes`): its two links wait for one trunk, dialed, whose credit
+/// is `credit`. Returns the mux, node 0's registry connection and the trunk.
+fn table_of_peer_nodes(window_bytes: u64, credit: usize) -> (Mux<Native>, ConnId, ConnId) {
     let configs = (0..NODES as u16).map(|i| config(4000 + i, None)).collect();
-    let mut mux = Mux::<Native>::new(configs);
+    let mut mux = Mux::<Native>::new(configs, credit);
     mux.on_start(0);
     let registry = effects(&mut mux)
         .into_iter()
@@ -542,7 +543,7 @@ fn dialed_trunk_up(mux: &mut Mux<Native>, trunk: ConnId) -> Vec<(u8, u32, Vec<u8
 
 #[test]
 fn a_dialed_trunk_carries_the_links_that_waited_for_it_at_once() {
-    let (mut mux, _, trunk) = table_of_peer_nodes(1 << 20);
+    let (mut mux, _, trunk) = table_of_peer_nodes(1 << 20, TRUNK_CREDIT_BYTES);
     let after = dialed_trunk_up(&mut mux, trunk);
     assert_eq!(mux.carried(), (1, 0, 2));
     // Each waiting link is opened as a stream of the connector's parity, to its listener, and
@@ -582,7 +583,17 @@ fn a_dialed_trunk_carries_the_links_that_waited_for_it_at_once() {
 
 #[test]
 fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
-    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
+    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES);
+}
+
+#[test]
+fn a_trunk_sends_no_more_than_the_smaller_credit_where_links_time_out_on_a_closed_window() {
+    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES_USER_TIMEOUT);
+}
+
+/// A run of node 0's far beyond a trunk's credit `credit_bytes`, credited back slowly.
+fn sends_no_more_than_its_credit(credit_bytes: usize) {
+    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20, credit_bytes);
     let hellos: usize = dialed_trunk_up(&mut mux, trunk)
         .iter()
         .filter(|s| s.0 == DATA)
@@ -619,16 +630,13 @@ fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
         // the empty one it started with.
         assert_eq!(mux.taken.capacity(), 0, "round {round}");
         assert!(
-            outstanding < TRUNK_CREDIT_BYTES + frame_max,
+            outstanding < credit_bytes + frame_max,
             "round {round}: {outstanding} bytes outstanding"
         );
         if round >= 2 {
             // The credit is used up; the streams still have bytes (in their node's queues, or
             // held in whole frames), and the driver is told of none.
-            assert!(
-                outstanding >= TRUNK_CREDIT_BYTES,
-                "round {round}: {outstanding}"
-            );
+            assert!(outstanding >= credit_bytes, "round {round}: {outstanding}");
             assert!(!mux.trunks[&trunk].wanting.is_empty(), "round {round}");
             assert_eq!(mux.pending_len(trunk), 0, "round {round}");
         }
@@ -685,7 +693,7 @@ fn start_a_long_run(mux: &mut Mux<Native>, registry: ConnId) {
 
 #[test]
 fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
-    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20);
+    let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20, TRUNK_CREDIT_BYTES);
     dialed_trunk_up(&mut mux, trunk);
     start_a_long_run(&mut mux, registry);
     // The burst: node 0 fills its 1 MiB window (the peers never acknowledge) while the trunk

@@ -57,7 +57,7 @@ pub(super) struct Trunk {
     /// dropped) and the bytes still to come.
     pub(super) receiving: Option<(Option<ConnId>, usize)>,
     /// DATA bytes sent and not yet credited back by the peer: streams' bytes are taken only
-    /// while it is below [`TRUNK_CREDIT_BYTES`].
+    /// while it is below the mux's credit (`limits::TRUNK_CREDIT_BYTES`).
     pub(super) outstanding: usize,
     /// Since when bytes have been outstanding without a credit coming back (`None`: none
     /// outstanding).
@@ -520,7 +520,7 @@ impl<C: Codec> Mux<C> {
         };
         std::mem::swap(buf, &mut trunk.queued);
         trunk.send_asked = false;
-        let mut credit = TRUNK_CREDIT_BYTES.saturating_sub(trunk.outstanding);
+        let mut credit = self.credit.saturating_sub(trunk.outstanding);
         let mut wanting = std::mem::take(&mut trunk.wanting);
         let mut bytes = std::mem::take(&mut self.taken);
         let mut data = 0;
@@ -556,6 +556,13 @@ impl<C: Codec> Mux<C> {
                 if credit == 0 {
                     // What its node queued meanwhile waits for the next credit, first in line.
                     if self.group.pending_len(stream_conn) == 0 {
+                        // Served: its node's queue, empty, is given back as below if a burst
+                        // grew it (no later take may look at it).
+                        self.group.swap_outgoing(stream_conn, &mut bytes);
+                        if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES {
+                            bytes = Vec::new();
+                        }
+                        self.group.swap_outgoing(stream_conn, &mut bytes);
                         *wanting = false;
                         served += 1;
                     }
