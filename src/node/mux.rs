@@ -44,6 +44,7 @@ use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control};
 
+mod grown;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -148,6 +149,8 @@ pub struct Mux<C: Codec> {
     exited: bool,
     /// DATA bytes a trunk may have outstanding (not yet credited back by its peer).
     credit: usize,
+    /// Streams' queue buffers grown in bursts that still recur (`grown.rs`).
+    grown: grown::Grown,
 }
 
 impl<C: Codec> Mux<C> {
@@ -196,6 +199,7 @@ impl<C: Codec> Mux<C> {
             exiting: None,
             exited: false,
             credit,
+            grown: grown::Grown::default(),
         }
     }
 
@@ -651,6 +655,7 @@ impl<C: Codec> Machine for Mux<C> {
         self.pump(now);
         self.deliver_local(now);
         self.expire_trunks(now);
+        self.sweep_grown(now);
         self.exit_when_delivered(now);
     }
 
@@ -665,6 +670,7 @@ impl<C: Codec> Machine for Mux<C> {
         [
             self.group.next_tick(),
             local,
+            self.grown.sweep_at(),
             dialed,
             stalled,
             self.strangers.next_deadline(),

@@ -1,7 +1,7 @@
 //! The mux without sockets: a peer process's side of a trunk played by hand.
 
 use super::*;
-use crate::limits::{TRUNK_CREDIT_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT};
+use crate::limits::{STREAM_BURST_GAP_NS, TRUNK_CREDIT_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT};
 use crate::wire::NodeId;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
 use segment::ADDR_BYTES;
@@ -733,10 +733,24 @@ fn a_stream_queue_grown_in_a_burst_is_given_back_once_the_burst_is_over() {
         effects(&mut mux);
     }
     assert!(data_sent >= 1 << 19, "{data_sent}");
-    // The burst is over: no stream's queue keeps what it grew to.
+    // Within a second of the burst's last heavy take the grown queues are kept (another
+    // burst may come), and the mux wakes to look at them again.
+    let kept = stream_queue_capacities(&mut mux);
+    assert!(
+        kept.iter().any(|&c| c > 4 * STREAM_QUEUE_KEPT_BYTES),
+        "{grown:?} -> {kept:?}"
+    );
+    let sweep = mux.next_tick().expect("a sweep is due");
+    assert!(sweep <= now + STREAM_BURST_GAP_NS, "{sweep} {now}");
+    // The burst is over: once the sweeps are due, no stream's queue keeps what it grew to,
+    // and nothing more wakes the mux for them.
+    now += 2 * STREAM_BURST_GAP_NS;
+    mux.on_tick(now);
+    effects(&mut mux);
     let after = stream_queue_capacities(&mut mux);
     assert!(
         after.iter().all(|&c| c <= STREAM_QUEUE_KEPT_BYTES),
-        "{grown:?} -> {after:?}"
+        "{grown:?} -> {kept:?} -> {after:?}"
     );
+    assert_eq!(mux.grown.sweep_at(), None);
 }

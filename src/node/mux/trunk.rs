@@ -556,10 +556,12 @@ impl<C: Codec> Mux<C> {
                 if credit == 0 {
                     // What its node queued meanwhile waits for the next credit, first in line.
                     if self.group.pending_len(stream_conn) == 0 {
-                        // Served: its node's queue, empty, is given back as below if a burst
-                        // grew it (no later take may look at it).
+                        // Served: its node's queue, empty, is looked at as below.
                         self.group.swap_outgoing(stream_conn, &mut bytes);
-                        if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES {
+                        if self
+                            .grown
+                            .after_take(stream_conn, 0, bytes.capacity(), self.now)
+                        {
                             bytes = Vec::new();
                         }
                         self.group.swap_outgoing(stream_conn, &mut bytes);
@@ -582,11 +584,14 @@ impl<C: Codec> Mux<C> {
                 held.extend_from_slice(&bytes[take..]);
             }
             bytes.clear();
-            if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES && queued <= bytes.capacity() / 4 {
-                // Grown in a burst that is over (this take found a quarter of it at most):
-                // given back, as the driver gives back a connection's send buffer, so that
-                // thousands of mostly idle streams do not each keep their largest burst
-                // (docs/SCALE.md, "Memory with trunks").
+            if self
+                .grown
+                .after_take(stream_conn, queued, bytes.capacity(), self.now)
+            {
+                // Grown in bursts that are over (this take found a quarter of it at most, and
+                // none found more for a while): given back, as the driver gives back a
+                // connection's send buffer, so that thousands of mostly idle streams do not
+                // each keep their largest burst (docs/SCALE.md, "Memory with trunks").
                 bytes = Vec::new();
             }
             // Its node gets its own buffer back, emptied: one buffer passed from stream to
@@ -605,6 +610,25 @@ impl<C: Codec> Mux<C> {
             wanting.append(&mut trunk.wanting);
             trunk.wanting = wanting;
         }
+    }
+
+    /// Frees the grown queue buffers of streams whose bursts stopped a while ago and that got
+    /// no take since (`grown.rs`); a stream with bytes waiting is left to its next take.
+    pub(super) fn sweep_grown(&mut self, now: Nanos) {
+        let mut bytes = std::mem::take(&mut self.taken);
+        for stream in self.grown.due(now) {
+            if !matches!(self.links.get(&stream), Some(Link::Stream { .. }))
+                || self.group.pending_len(stream) > 0
+            {
+                continue;
+            }
+            self.group.swap_outgoing(stream, &mut bytes);
+            if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES {
+                bytes = Vec::new();
+            }
+            self.group.swap_outgoing(stream, &mut bytes);
+        }
+        self.taken = bytes;
     }
 
     /// A trunk failed with `taken[sent..]` never handed to the kernel: each stream's part of
