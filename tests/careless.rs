@@ -70,6 +70,18 @@ fn nonsense_flags_are_refused_before_anything_listens() {
         &["registry", "--csv", "/no/such/dir/progress.csv"],
         "cannot write /no/such/dir/progress.csv",
     );
+    refused(
+        &[
+            "node",
+            "127.0.0.1",
+            "9",
+            "--count",
+            "4",
+            "--trunks",
+            "--no-trunks",
+        ],
+        "'--trunks' cannot be used with '--no-trunks'",
+    );
 }
 
 fn secret_file(name: &str, contents: &[u8], mode: u32) -> common::TempFile {

@@ -30,7 +30,8 @@ fn verdict(reg: &Proc, from: usize) -> (String, String) {
 fn a_group_of_nodes_is_as_many_nodes_in_one_overlay() {
     let (mut reg, port) = registry(&[], true);
     let count = GROUP.to_string();
-    let mut group = node("group", port, &["--count", &count], false);
+    // Every link a connection of its own (the trunks' test is below).
+    let mut group = node("group", port, &["--count", &count, "--no-trunks"], false);
     let alone: Vec<Proc> = nodes(ALONE, port, &[]);
     let members = group_registered(&group, GROUP);
     let singles: Vec<Registered> = alone.iter().map(registered).collect();
@@ -117,7 +118,7 @@ fn established() -> Vec<(SocketAddr, SocketAddr)> {
         .collect()
 }
 
-/// Three groups of four nodes with `--trunks`, each process on a loopback address of its own,
+/// Three groups of four nodes (trunks by default), each process on a loopback address of its own,
 /// and two nodes alone: their links between processes of several nodes share one connection per process
 /// pair (two when both dialed at once), the links within a process none, and a link to a node
 /// alone is a connection of its own as before. The overlay verifies runs; the four nodes of
@@ -137,7 +138,7 @@ fn the_nodes_of_a_process_share_a_connection_to_each_other_process() {
             node(
                 &format!("group{i}"),
                 port,
-                &["--count", &count, "--bind", bind, "--trunks"],
+                &["--count", &count, "--bind", bind],
                 false,
             )
         })

@@ -48,12 +48,15 @@ pub(crate) struct NodeArgs {
     /// traffic instead of mapped up front.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=GROUP_NODES_MAX as i64))]
     count: u32,
-    /// With --count above 1: links between the nodes of this process stay in memory, and
-    /// links to the nodes of another process started with --trunks share one connection with
-    /// it (a trunk; docs/ARCHITECTURE.md, "Trunks"). Not the default yet: a 10,000-node run
-    /// lost its trunks (docs/SCALE.md).
-    #[arg(long)]
+    /// With --count above 1 (the default there): links between the nodes of this process stay
+    /// in memory, and links to the nodes of another such process share one connection with it
+    /// (a trunk; docs/ARCHITECTURE.md, "Trunks"). Native format only.
+    #[arg(long, conflicts_with = "no_trunks")]
     trunks: bool,
+    /// With --count above 1: every link a connection of its own, as nodes alone in their
+    /// processes have (no trunks, no links in memory).
+    #[arg(long)]
+    no_trunks: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -154,7 +157,7 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     let code = if count == 1 {
         let node = Node::<C>::new(configs.remove(0));
         io::run(&mut Terminable::new(node), listeners, &config)?
-    } else if args.trunks && C::HELLO {
+    } else if !args.no_trunks && C::HELLO {
         // The group's links share a connection per other process (trunks) and stay in memory
         // within this one (`node::mux`).
         let credit = if io::links_outlast_closed_windows() {
