@@ -7,17 +7,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Proc, cpu_ticks, nodes, registered, registry, sleeps};
+use common::{Proc, cpu_ticks, group_registered, node, nodes, registered, registry, sleeps};
+use overlay::limits::STREAM_BURST_GAP_NS;
 
-/// Four nodes with the default flags carry a paced run (light load, where they poll), then
-/// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
-/// polling would use about 300; one that polled for a millisecond after every timer or
-/// keepalive would show up too.
 /// The four `nodes` register with `reg` and it sets up an overlay of NR 2.
 fn set_up(reg: &mut Proc, nodes: &[Proc]) {
     for n in nodes {
         registered(n);
     }
+    set_up_registered(reg);
+}
+
+/// Once four nodes are registered with `reg`, it sets up an overlay of NR 2.
+fn set_up_registered(reg: &mut Proc) {
     reg.wait_line("(4 nodes)", 0);
     let mark = reg.mark();
     reg.send("setup-overlay 2");
@@ -33,6 +35,10 @@ fn run_passes(reg: &mut Proc, packets: u32, total: &str) {
     assert!(verdict.contains(total), "{verdict}");
 }
 
+/// Four nodes with the default flags carry a paced run (light load, where they poll), then
+/// sit idle: over 3 s each uses at most one clock tick (10 ms) of CPU. A node that kept
+/// polling would use about 300; one that polled for a millisecond after every timer or
+/// keepalive would show up too.
 #[test]
 fn default_nodes_use_no_cpu_once_light_traffic_stops() {
     let (mut reg, port) = registry(&["--rate", "1000"], true);
@@ -87,6 +93,46 @@ fn an_idle_overlay_sleeps_until_something_happens() {
     node.signal(libc::SIGTERM);
     node.wait_line("Deregistered", 0);
     assert!(node.wait_exit().success(), "{}", node.dump());
+}
+
+/// Two processes of two nodes each (trunks, the default for groups) carry a run as fast as
+/// the window allows, which grows their streams' queues in bursts, then sit idle: once the
+/// kept queues' sweep has given them back (`STREAM_BURST_GAP_NS`, at most two of it after
+/// the last burst) nothing wakes either process: at most two wake-ups and one clock tick of
+/// CPU in 3 s. A sweep that kept itself due would wake each process every second.
+#[test]
+fn idle_groups_with_trunks_sleep_once_their_bursts_are_over() {
+    let (mut reg, port) = registry(&[], true);
+    let groups: Vec<Proc> = ["127.0.8.1", "127.0.8.2"]
+        .iter()
+        .enumerate()
+        .map(|(i, bind)| {
+            node(
+                &format!("group{i}"),
+                port,
+                &["--count", "2", "--bind", bind],
+                false,
+            )
+        })
+        .collect();
+    for group in &groups {
+        group_registered(group, 2);
+    }
+    set_up_registered(&mut reg);
+    run_passes(&mut reg, 200_000, "800,000 packets");
+    std::thread::sleep(Duration::from_nanos(2 * STREAM_BURST_GAP_NS) + Duration::from_millis(500));
+    let woke_before: Vec<u64> = groups.iter().map(|g| sleeps(g.id()).unwrap()).collect();
+    let cpu_before: Vec<u64> = groups.iter().map(|g| cpu_ticks(g.id()).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    for (i, group) in groups.iter().enumerate() {
+        let woke = sleeps(group.id()).unwrap() - woke_before[i];
+        let cpu = cpu_ticks(group.id()).unwrap() - cpu_before[i];
+        assert!(woke <= 2, "idle group {i} woke {woke} times in 3 s");
+        assert!(
+            cpu <= 1,
+            "idle group {i} used {cpu} clock ticks of CPU in 3 s"
+        );
+    }
 }
 
 /// The totals a node's loop logs at exit (`RUST_LOG=overlay::io=info`): `name=value` pairs
