@@ -66,6 +66,12 @@ impl ConnId {
     }
 }
 
+/// A map keyed by connection. Its keys are identifiers this process hands out itself (a
+/// sequence, never a peer's choice), so a fast unkeyed hash (FxHash) is safe where the default
+/// SipHash cost 2-5% of the samples of a process of many nodes (docs/PERFORMANCE.md, "Trunks'
+/// credit").
+pub type ConnMap<V> = rustc_hash::FxHashMap<ConnId, V>;
+
 /// Hands out identifiers for connections a machine opens.
 #[derive(Debug, Default)]
 pub struct ConnIds {

@@ -22,7 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use crate::machine::{ConnId, Nanos};
+use crate::machine::{ConnId, ConnMap, Nanos};
 
 /// The strangers of one machine.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub struct Strangers {
     /// (`order` holds at most [`Strangers::ORDER_SLACK`] x capacity entries).
     order: VecDeque<(Nanos, ConnId, IpAddr)>,
     /// The strangers now, by connection.
-    present: HashMap<ConnId, IpAddr>,
+    present: ConnMap<IpAddr>,
     /// How many strangers each address holds (no entry for none).
     per_address: HashMap<IpAddr, usize>,
 }
@@ -54,7 +54,7 @@ impl Strangers {
             per_address_max,
             timeout,
             order: VecDeque::new(),
-            present: HashMap::new(),
+            present: ConnMap::default(),
             per_address: HashMap::new(),
         }
     }

@@ -8,7 +8,7 @@
 //! This file holds the loop, submissions, slots and the exit drain; `completions.rs` what each
 //! completion means, `effects.rs` how each effect is carried out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -35,6 +35,7 @@ use crate::limits::{
     KEEPALIVE_IDLE_SECS, KEEPALIVE_PROBES, LEFTOVER_KEPT_BYTES, LINK_RTO_MAX_MS, LINK_TIMEOUT_SECS,
     MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
 };
+use crate::machine::ConnMap;
 use crate::machine::{
     self, CloseReason, ConnId, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
 };
@@ -116,7 +117,7 @@ pub(crate) struct Driver<'m, M: Machine> {
     starved: Vec<(usize, u32)>,
     connections: Slab<Connection>,
     /// Which slot holds each connection the machine can still name.
-    slots: HashMap<ConnId, usize>,
+    slots: ConnMap<usize>,
     connections_max: usize,
     /// Accepted connections beyond this many slots in use are closed at once
     /// (`DriverConfig::outbound_reserved`), with a warning at most once per interval.
@@ -193,7 +194,7 @@ impl<'m, M: Machine> Driver<'m, M> {
             shared_recv,
             starved: Vec::new(),
             connections: Slab::with_capacity(connections_max),
-            slots: HashMap::with_capacity(connections_max),
+            slots: ConnMap::with_capacity_and_hasher(connections_max, Default::default()),
             connections_max,
             accepted_max: connections_max - config.outbound_reserved,
             accept_limit_warnings: WarningLimit::for_strangers(),

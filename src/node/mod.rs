@@ -30,7 +30,6 @@ mod per_node;
 mod shares;
 pub mod views;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use rand::SeedableRng;
@@ -42,6 +41,7 @@ use crate::limits::{
     NODE_HANDSHAKE_TIMEOUT_NS, NODE_INBOUND_LINKS_MAX, NODE_STRANGERS_MAX,
     NODE_STRANGERS_PER_ADDRESS_MAX,
 };
+use crate::machine::ConnMap;
 use crate::machine::{
     CloseReason, ConnId, ConnIds, Effect, Farewells, Hole, Lent, Machine, Nanos, gathered,
 };
@@ -118,7 +118,7 @@ pub struct Node<C: Codec> {
     /// Attempts to reach the registry and register, until it answers.
     joining: Option<joining::Joining>,
     /// Every open connection: the registry, the table links, inbound links.
-    connections: HashMap<ConnId, Connection>,
+    connections: ConnMap<Connection>,
     /// The overlay of the last manifest that set one up: everything the data plane uses.
     overlay: Option<Overlay<C>>,
     /// A manifest that comes in several frames, until its last members arrive (bounded by
@@ -170,7 +170,7 @@ impl<C: Codec> Node<C> {
             registry,
             phase: Phase::Connecting,
             joining: None,
-            connections: HashMap::new(),
+            connections: ConnMap::default(),
             overlay: None,
             manifest_parts: None,
             strangers: Strangers::new(

@@ -39,7 +39,7 @@ use crate::limits::{
     TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
     TRUNKS_MAX,
 };
-use crate::machine::{CloseReason, ConnId, ConnIds, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, ConnIds, ConnMap, Effect, Machine, Nanos};
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control};
@@ -113,7 +113,7 @@ pub struct Mux<C: Codec> {
     nonces: StdRng,
     ids: ConnIds,
     next_virtual: u64,
-    trunks: HashMap<ConnId, Trunk>,
+    trunks: ConnMap<Trunk>,
     /// Trunks that are up, by the peer's listeners.
     by_addr: HashMap<SocketAddr, ConnId>,
     /// Dialed trunks not up yet, by the host dialed.
@@ -122,10 +122,10 @@ pub struct Mux<C: Codec> {
     strangers: Strangers,
     /// Addresses that are no trunk's: links to them go on connections of their own.
     plain: HashSet<SocketAddr>,
-    links: HashMap<ConnId, Link>,
+    links: ConnMap<Link>,
     /// Accepted connections whose first bytes have not said yet whether they are a trunk
     /// (`(peer, local)`).
-    unclassified: HashMap<ConnId, (SocketAddr, SocketAddr)>,
+    unclassified: ConnMap<(SocketAddr, SocketAddr)>,
     /// Links in memory with bytes to hand over (at the next tick).
     local_ready: Vec<ConnId>,
     events: VecDeque<Event>,
@@ -136,7 +136,7 @@ pub struct Mux<C: Codec> {
     warnings: WarningLimit,
     /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
     /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
-    last_words: HashMap<ConnId, Vec<u8>>,
+    last_words: ConnMap<Vec<u8>>,
     /// The latest time the driver passed in (`swap_outgoing` is told none): what the group did
     /// while the driver took a trunk's bytes is routed with it before the driver takes the
     /// effects, and DATA sent then is dated with it.
@@ -177,7 +177,7 @@ impl<C: Codec> Mux<C> {
             nonces: StdRng::seed_from_u64(seed),
             ids: ConnIds::default(),
             next_virtual: 0,
-            trunks: HashMap::new(),
+            trunks: ConnMap::default(),
             by_addr: HashMap::new(),
             dialing: HashMap::new(),
             strangers: Strangers::new(
@@ -186,15 +186,15 @@ impl<C: Codec> Mux<C> {
                 NODE_HANDSHAKE_TIMEOUT_NS,
             ),
             plain: HashSet::new(),
-            links: HashMap::new(),
-            unclassified: HashMap::new(),
+            links: ConnMap::default(),
+            unclassified: ConnMap::default(),
             local_ready: Vec::new(),
             events: VecDeque::new(),
             effects: Vec::new(),
             scratch: Vec::new(),
             taken: Vec::new(),
             warnings: WarningLimit::for_closed_connections(),
-            last_words: HashMap::new(),
+            last_words: ConnMap::default(),
             now: 0,
             exiting: None,
             exited: false,

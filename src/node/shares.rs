@@ -8,9 +8,7 @@
 //! which cannot be told: the frame that would pass the bound is dropped (and counted), so that
 //! the node's memory stays bounded whoever sends.
 
-use std::collections::HashMap;
-
-use crate::machine::ConnId;
+use crate::machine::{ConnId, ConnMap};
 
 /// What may happen to a frame a link asks this node to queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +51,7 @@ pub(super) struct Shares {
     pub(super) bound: usize,
     /// Bytes queued on behalf of each link that has any (a link cut keeps its share until its
     /// bytes are sent or dropped).
-    per_link: HashMap<ConnId, usize>,
+    per_link: ConnMap<usize>,
     /// Their sum.
     pub(super) total: usize,
     /// Links cut for passing the bound alone, since the overlay was set up.
@@ -69,7 +67,7 @@ impl Shares {
     pub(super) fn new(bound: usize) -> Shares {
         Shares {
             bound,
-            per_link: HashMap::new(),
+            per_link: ConnMap::default(),
             total: 0,
             links_cut: 0,
             frames_dropped: 0,

@@ -16,7 +16,7 @@
 //! `settle` after the last task-finished), no window, and `start` or `setup-overlay` is refused
 //! when the format cannot carry what it would send (extra payload, more than 255 nodes).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
@@ -29,7 +29,7 @@ use crate::limits::{
     CONNECTION_WARNINGS_MAX, ID_BITS_MAX, REGISTRY_LATE_NS_MAX, REGISTRY_QUEUED_BYTES_MAX,
     REGISTRY_STRANGERS_MAX, REGISTRY_STRANGERS_PER_ADDRESS_MAX,
 };
-use crate::machine::{CloseReason, ConnId, Effect, Farewells, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, ConnMap, Effect, Farewells, Machine, Nanos};
 use crate::routing::Fingers;
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
@@ -99,7 +99,7 @@ struct Connection {
 pub struct Registry<C: Codec> {
     config: RegistryConfig,
     /// Every connection accepted, registered or not.
-    connections: HashMap<ConnId, Connection>,
+    connections: ConnMap<Connection>,
     /// The registered nodes (membership.rs).
     nodes: BTreeMap<NodeId, NodeRecord>,
     /// IDs of members that left a live overlay (gracefully or lost) since the last run ended:
@@ -173,7 +173,7 @@ impl<C: Codec> Registry<C> {
         );
         Registry {
             config,
-            connections: HashMap::new(),
+            connections: ConnMap::default(),
             nodes: BTreeMap::new(),
             departed: BTreeSet::new(),
             overlay: None,

@@ -9,15 +9,13 @@
 //! whose bursts stopped that long ago (`Mux::sweep_grown`). Nothing is kept, and no sweep is
 //! due, once every burst is over: an idle process is not woken for it.
 
-use std::collections::HashMap;
-
 use crate::limits::{STREAM_BURST_GAP_NS, STREAM_QUEUE_KEPT_BYTES};
-use crate::machine::{ConnId, Nanos};
+use crate::machine::{ConnId, ConnMap, Nanos};
 
 /// The streams whose grown queue buffers are kept, with their last heavy take.
 #[derive(Debug, Default)]
 pub(super) struct Grown {
-    last_heavy: HashMap<ConnId, Nanos>,
+    last_heavy: ConnMap<Nanos>,
     sweep_at: Option<Nanos>,
 }
 
