@@ -58,7 +58,9 @@ of MESSAGES_PER_NODE packets; PAYLOAD extra payload bytes per packet; OUT;
 OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS and NODE_ARGS more flags for
 the registry and every node process; NODES_PER_PROCESS nodes in each process (default: one
 up to 64 nodes, on each host with --hosts; beyond, as many as spread the nodes over the
-cores, within the descriptors `ulimit -n` allows, about 2 x NR + 10 a node). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
+cores, within the descriptors `ulimit -n` allows, about 2 x NR + 10 a node; the nodes of a
+process hand links to each other over in memory and share one connection, a trunk, with each
+other such process: NODE_ARGS=--no-trunks gives every link a connection of its own). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
 -i ~/.ssh/lab"); REGISTRY_PORT the registry's port (default: a free one); REGISTRY_ADDRESS the
 address the nodes dial (default: this machine's address as each host sees it, or with
 --registry-on first the first host's as this machine reaches it).
