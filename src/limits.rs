@@ -515,8 +515,8 @@ pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// flow-control windows bound it as on a connection of its own. Why this much: a trunk's
 /// throughput is at most its credit per round trip of a credit, and a round trip crosses both
 /// processes' loops. W2 in two processes of 32 nodes with trunks (docs/PERFORMANCE.md,
-/// "Trunks' credit"): 11.5-11.8 M packets/s with 64 KiB, 16.1-16.6 M with 256 KiB, 15.2-16.2 M
-/// with 1 MiB; at 1,024 nodes in 20 processes the rate is the same with 64 KiB and 1 MiB. At
+/// "Trunks' credit"): 11.5-11.9 M packets/s with 64 KiB, 16.0-16.6 M with 256 KiB, 15.2-16.2 M
+/// with 1 MiB; at 1,024 nodes in 20 processes the rate is the same with 64 KiB and 256 KiB. At
 /// most 256 KiB in the kernels' buffers per trunk: 100 MiB for the 380 trunks of 20 processes.
 pub const TRUNK_CREDIT_BYTES: usize = 256 * 1024;
 /// [`TRUNK_CREDIT_BYTES`] on a kernel without `TCP_RTO_MAX_MS`, where links fall back to
@@ -723,8 +723,8 @@ pub const STREAM_QUEUE_KEPT_BYTES: usize = 8 * 1024;
 /// (`node::mux::grown`). Then the next take that finds a quarter at most frees it, or, if no
 /// take comes, the mux's sweep within as long again. Without it a busy stream's queue was
 /// freed between bursts and grown again by doubling, each growth a copy: in W2 in two
-/// processes of 32 nodes with trunks the growths copied 2.4 GB per process, 0.3 GB with
-/// buffers never freed, and the run went from 16.1-16.7 to 17.8-18.7 M packets/s
+/// processes of 32 nodes with trunks the growths copied 2.3-2.5 GB per process, 0.25-0.36 GB
+/// with buffers never freed, and the run went from 16.1-16.7 to 17.8-18.7 M packets/s
 /// (docs/PERFORMANCE.md, "Trunks' credit"). Memory: a stream keeps its largest burst at most
 /// two of these after its bursts stop; a burst is bounded by the flow-control windows as before.
 pub const STREAM_BURST_GAP_NS: u64 = 1_000_000_000;

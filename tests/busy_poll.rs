@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Proc, cpu_ticks, group_registered, node, nodes, registered, registry, sleeps};
+use common::{Proc, cpu_ticks, group_registered, groups, nodes, registered, registry, sleeps};
 use overlay::limits::STREAM_BURST_GAP_NS;
 
 /// The four `nodes` register with `reg` and it sets up an overlay of NR 2.
@@ -103,18 +103,7 @@ fn an_idle_overlay_sleeps_until_something_happens() {
 #[test]
 fn idle_groups_with_trunks_sleep_once_their_bursts_are_over() {
     let (mut reg, port) = registry(&[], true);
-    let groups: Vec<Proc> = ["127.0.8.1", "127.0.8.2"]
-        .iter()
-        .enumerate()
-        .map(|(i, bind)| {
-            node(
-                &format!("group{i}"),
-                port,
-                &["--count", "2", "--bind", bind],
-                false,
-            )
-        })
-        .collect();
+    let groups: Vec<Proc> = groups(port, 2, &["127.0.8.1", "127.0.8.2"]);
     for group in &groups {
         group_registered(group, 2);
     }

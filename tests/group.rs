@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{
-    Proc, Registered, cpu_ticks, group_registered, node, nodes, poll, registered, registry,
+    Proc, Registered, cpu_ticks, group_registered, groups, node, nodes, poll, registered, registry,
 };
 
 const GROUP: usize = 8;
@@ -130,19 +130,7 @@ fn the_nodes_of_a_process_share_a_connection_to_each_other_process() {
     const PER: usize = 4;
     const BINDS: [&str; 3] = ["127.0.7.1", "127.0.7.2", "127.0.7.3"];
     let (mut reg, port) = registry(&[], true);
-    let count = PER.to_string();
-    let groups: Vec<Proc> = BINDS
-        .iter()
-        .enumerate()
-        .map(|(i, bind)| {
-            node(
-                &format!("group{i}"),
-                port,
-                &["--count", &count, "--bind", bind],
-                false,
-            )
-        })
-        .collect();
+    let groups: Vec<Proc> = groups(port, PER, &BINDS);
     let alone: Vec<Proc> = nodes(ALONE - 1, port, &[]);
     let members: Vec<Vec<Registered>> = groups.iter().map(|g| group_registered(g, PER)).collect();
     let total = BINDS.len() * PER + alone.len();

@@ -35,9 +35,8 @@ use crate::limits::{
     KEEPALIVE_IDLE_SECS, KEEPALIVE_PROBES, LEFTOVER_KEPT_BYTES, LINK_RTO_MAX_MS, LINK_TIMEOUT_SECS,
     MAPPED_INBOUND_RECV_BUFFERS, SEND_BATCH_BYTES, SEND_BUFFER_KEPT_BYTES, SEND_HOLD_NS,
 };
-use crate::machine::ConnMap;
 use crate::machine::{
-    self, CloseReason, ConnId, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
+    self, CloseReason, ConnId, ConnMap, Effect, EffectSink, Lent, LinkError, Machine, Nanos,
 };
 use crate::warnings::WarningLimit;
 
@@ -639,12 +638,11 @@ fn set_link_timeouts(socket: &Socket, keepalive: bool) -> std::io::Result<()> {
                 .with_retries(KEEPALIVE_PROBES),
         )?;
     }
-    let error = match set_rto_ceiling(socket) {
+    match set_rto_ceiling(socket) {
         Ok(()) => return Ok(()),
-        Err(error) if lacks_rto_ceiling(&error) => error,
+        Err(error) if lacks_rto_ceiling(&error) => {}
         Err(error) => return Err(error),
-    };
-    tracing::debug!(%error, "TCP_RTO_MAX_MS refused");
+    }
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
         tracing::warn!(

@@ -136,7 +136,8 @@ pub fn check_support() -> Result<(), DriverError> {
 /// Whether this kernel keeps a link open however long its peer's window stays closed while
 /// the peer answers (it has `TCP_RTO_MAX_MS`, Linux 6.15; before it links fall back to
 /// `TCP_USER_TIMEOUT`, which closes them after `LINK_TIMEOUT_SECS` of a closed window):
-/// docs/RELIABILITY.md, "Link liveness". A trunk's credit depends on it (`TrunkCredit`).
+/// docs/RELIABILITY.md, "Link liveness". A trunk's credit depends on it
+/// (`limits::TRUNK_CREDIT_BYTES`).
 pub fn links_outlast_closed_windows() -> bool {
     event_loop::links_outlast_closed_windows()
 }

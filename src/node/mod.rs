@@ -41,9 +41,8 @@ use crate::limits::{
     NODE_HANDSHAKE_TIMEOUT_NS, NODE_INBOUND_LINKS_MAX, NODE_STRANGERS_MAX,
     NODE_STRANGERS_PER_ADDRESS_MAX,
 };
-use crate::machine::ConnMap;
 use crate::machine::{
-    CloseReason, ConnId, ConnIds, Effect, Farewells, Hole, Lent, Machine, Nanos, gathered,
+    CloseReason, ConnId, ConnIds, ConnMap, Effect, Farewells, Hole, Lent, Machine, Nanos, gathered,
 };
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;

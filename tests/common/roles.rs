@@ -55,6 +55,25 @@ pub fn nodes(count: usize, port: u16, extra: &[&str]) -> Vec<Proc> {
         .collect()
 }
 
+/// One process of `per` nodes (`group0`, `group1`, ...; `overlay node --count`) on each of
+/// the loopback addresses `binds`, of the registry at 127.0.0.1:`port`: trunks between them,
+/// the default for a process of several nodes.
+pub fn groups(port: u16, per: usize, binds: &[&str]) -> Vec<Proc> {
+    let count = per.to_string();
+    binds
+        .iter()
+        .enumerate()
+        .map(|(i, bind)| {
+            node(
+                &format!("group{i}"),
+                port,
+                &["--count", &count, "--bind", bind],
+                false,
+            )
+        })
+        .collect()
+}
+
 /// What a node printed about itself once registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registered {

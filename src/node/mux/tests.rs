@@ -1,7 +1,10 @@
 //! The mux without sockets: a peer process's side of a trunk played by hand.
 
 use super::*;
-use crate::limits::{STREAM_BURST_GAP_NS, TRUNK_CREDIT_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT};
+use crate::limits::{
+    STREAM_BURST_GAP_NS, STREAM_QUEUE_KEPT_BYTES, TRUNK_CREDIT_BYTES,
+    TRUNK_CREDIT_BYTES_USER_TIMEOUT,
+};
 use crate::wire::NodeId;
 use crate::wire::native::{Native, PROTOCOL_VERSION};
 use segment::ADDR_BYTES;

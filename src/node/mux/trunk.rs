@@ -556,17 +556,10 @@ impl<C: Codec> Mux<C> {
                 if credit == 0 {
                     // What its node queued meanwhile waits for the next credit, first in line.
                     if self.group.pending_len(stream_conn) == 0 {
-                        // Served: its node's queue, empty, is looked at as below.
-                        self.group.swap_outgoing(stream_conn, &mut bytes);
-                        if self
-                            .grown
-                            .after_take(stream_conn, 0, bytes.capacity(), self.now)
-                        {
-                            bytes = Vec::new();
-                        }
-                        self.group.swap_outgoing(stream_conn, &mut bytes);
                         *wanting = false;
                         served += 1;
+                        // Served: no later take may look at its node's queue.
+                        self.look_at_empty_queue(stream_conn, &mut bytes);
                     }
                     break;
                 }
@@ -617,18 +610,27 @@ impl<C: Codec> Mux<C> {
     pub(super) fn sweep_grown(&mut self, now: Nanos) {
         let mut bytes = std::mem::take(&mut self.taken);
         for stream in self.grown.due(now) {
-            if !matches!(self.links.get(&stream), Some(Link::Stream { .. }))
-                || self.group.pending_len(stream) > 0
+            if matches!(self.links.get(&stream), Some(Link::Stream { .. }))
+                && self.group.pending_len(stream) == 0
             {
-                continue;
+                self.look_at_empty_queue(stream, &mut bytes);
             }
-            self.group.swap_outgoing(stream, &mut bytes);
-            if bytes.capacity() > STREAM_QUEUE_KEPT_BYTES {
-                bytes = Vec::new();
-            }
-            self.group.swap_outgoing(stream, &mut bytes);
         }
         self.taken = bytes;
+    }
+
+    /// `stream`'s node queue, empty, looked at as by a take that found nothing: its buffer is
+    /// freed if bursts that are over grew it (`grown.rs`). `scratch`: the mux's empty buffer,
+    /// swapped in while the queue's is looked at.
+    fn look_at_empty_queue(&mut self, stream: ConnId, scratch: &mut Vec<u8>) {
+        self.group.swap_outgoing(stream, scratch);
+        if self
+            .grown
+            .after_take(stream, 0, scratch.capacity(), self.now)
+        {
+            *scratch = Vec::new();
+        }
+        self.group.swap_outgoing(stream, scratch);
     }
 
     /// A trunk failed with `taken[sent..]` never handed to the kernel: each stream's part of
