@@ -24,9 +24,9 @@ const SMALL_FRAME_BYTES: usize = 64;
 /// set ([`Codec::set_originated`]).
 enum Template {
     /// A frame of at most [`SMALL_FRAME_BYTES`] (W1's and W2's), at the start of a buffer of
-    /// that size: each packet's fields are set in the buffer, and the buffer is appended whole
-    /// and the queue cut back to the frame's end, a copy of known size instead of a call to
-    /// `memcpy` and fields set without bounds checks on the queue (issue 16).
+    /// that size: the buffer is appended whole, each packet's fields are set in the copy, and
+    /// the queue is cut back to the frame's end: a copy of known size instead of a call to
+    /// `memcpy`, and fields set without bounds checks (issue 16).
     Small([u8; SMALL_FRAME_BYTES], usize),
     /// A larger frame: copied, then its fields set in the copy.
     Large(Vec<u8>),
@@ -44,7 +44,7 @@ impl Template {
         }
     }
 
-    /// The frame's bytes (with the fields of the last packet appended, if any).
+    /// The frame's bytes (the batch's; each packet's fields are set in its copy).
     fn bytes(&self) -> &[u8] {
         match self {
             Template::Small(small, len) => &small[..*len],
@@ -66,8 +66,15 @@ impl Template {
         let start = out.len();
         match self {
             Template::Small(small, len) => {
-                C::set_originated(small, shape, sink, value_bytes, crc);
+                // The batch's frame is copied as it is and the packet's fields set in the
+                // copy: set in the template first, its narrow stores were read back by the
+                // copy's wide loads, a store-forwarding stall per packet (half of
+                // origination's samples in a W2 node, issue 16).
                 out.extend_from_slice(small);
+                let copy = out
+                    .last_chunk_mut::<SMALL_FRAME_BYTES>()
+                    .expect("just appended");
+                C::set_originated(copy, shape, sink, value_bytes, crc);
                 out.truncate(start + *len);
             }
             Template::Large(frame) => {
