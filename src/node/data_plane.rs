@@ -8,6 +8,7 @@ use super::links::{LinkPeer, Step};
 use super::overlay::{Around, Link, Overlay, route_around};
 use super::shares::{Admit, Batch};
 use crate::chord;
+use crate::io::prefetch::read_ahead;
 use crate::limits::HELD_FRAME_BYTES_MIN;
 use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
 use crate::routing::RouteFault;
@@ -225,6 +226,7 @@ impl<C: Codec> Overlay<C> {
             };
             let (frame, tail) = rest.split_at(len);
             rest = tail;
+            read_ahead(rest);
             // Matched by reference: the view is read where `peek` put it, not copied (a copy
             // of it as a whole read the fields' separate stores back in wider loads).
             match &C::peek(frame) {
