@@ -704,6 +704,13 @@ pub const HELD_FRAME_BYTES_MIN: usize = 2048;
 /// in W2 (`tools/launch.sh 64 1000000 6`, alternating builds, 2026-12-04): 256 bytes ahead
 /// +1.9%, 1 KiB +4.1% (6 of 6 rounds), 4 KiB +4.5% packets/s against none.
 pub const READ_AHEAD_BYTES: usize = 1024;
+/// How far past the end of a link's queue the receive loop and origination ask for its buffer
+/// to be brought into the first-level cache, to be written (`io::prefetch::write_ahead`, once
+/// per frame appended): a queue's buffer comes back from the driver's last send of it cold.
+/// Measured in W2 (`tools/launch.sh 64 1000000 6`, alternating builds, 2026-12-04): 21.0-21.2
+/// -> 23.3-23.6 M packets/s at 512 bytes; 256, 1,024 and 2,048 bytes alike within the runs'
+/// spread (21.6-23.0 M).
+pub const WRITE_AHEAD_BYTES: usize = 512;
 /// Receive buffers a process keeps alive for the frames queued from them (see
 /// [`HELD_FRAME_BYTES_MIN`]) beyond each connection's own: once this many are held, receives
 /// go on with copying relays until some buffer's last held frame has been sent, so the memory

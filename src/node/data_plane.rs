@@ -8,7 +8,7 @@ use super::links::{LinkPeer, Step};
 use super::overlay::{Around, Link, Overlay, route_around};
 use super::shares::{Admit, Batch};
 use crate::chord;
-use crate::io::prefetch::read_ahead;
+use crate::io::prefetch::{read_ahead, write_ahead};
 use crate::limits::HELD_FRAME_BYTES_MIN;
 use crate::machine::{ConnId, Effect, Hole, Lent, Nanos};
 use crate::routing::RouteFault;
@@ -296,6 +296,7 @@ impl<C: Codec> Overlay<C> {
             // Copied whole (a classic frame grows by its new trace entry): what the queue
             // gained is queued on behalf of the batch's link.
             let before = entry.pending.len();
+            write_ahead(&entry.pending);
             C::append_relayed(frame, id, &mut entry.pending);
             batch.queued += entry.pending.len() - before;
             entry.packets_out += 1;

@@ -7,6 +7,7 @@ use super::Node;
 use super::overlay::{Around, Link, Overlay, route_around};
 use crate::chord::Step;
 use crate::chord::id::ID_BYTES;
+use crate::io::prefetch::write_ahead;
 use crate::limits::ORIGINATE_BATCH_FRAMES;
 use crate::machine::{Effect, Nanos};
 use crate::routing::KeyDraw;
@@ -282,6 +283,7 @@ impl<C: Codec> Overlay<C> {
         if entry.pending.is_empty() {
             effects.push(Effect::Send(entry.conn));
         }
+        write_ahead(&entry.pending);
         let start = frame.append::<C>(&mut entry.pending, self.shape, sink, value_bytes, crc);
         if DETOURED {
             C::mark_detoured(&mut entry.pending[start..]);
