@@ -211,6 +211,16 @@ pub const FLOW_DENSE_NODES_MAX: usize = 1024;
 /// 10,000 nodes a 1,000-packet run gives a node about 950 sinks and 950 sources (10% of the
 /// nodes): two maps of about 35 KiB where the slots took 2 x 80 KB.
 pub const SPARSE_ENTRIES_PER_DENSE_NODES: usize = 4;
+/// From this many nodes on, the receive loop and origination ask for the counts a node keeps
+/// per other node (`node::per_node`, in slots) for the next frame's source or the next
+/// packet's sink while they handle the current one: with a slot per node of an overlay that
+/// large the counts are cold (docs/SCALE.md, "Where a transmission's time goes"). In a small
+/// overlay they stay in the cache and the look ahead only costs. Measured 2026-12-04 with
+/// alternating builds (`PROCESSES=20 RING=0 DURATION=12 WARMUP=4 tools/scale.sh --throughput
+/// N`, transmissions per CPU second): from 1,024 nodes +4.5% (3 pairs), from 512 +2.0% and
+/// +2.9%, from 256 -1.1% and -0.6%; W2 (64 nodes) 4.3% fewer packets/s when it was done at
+/// every size.
+pub const PREFETCH_SLOTS_MIN_NODES: usize = 512;
 /// Packets a sink's record keeps one by one (`stats::SinkStats`, 8 bytes each: 32 KiB) before
 /// it counts them in the buckets of HDR histograms, about 30 KiB per relay count (2 significant
 /// digits up to [`LATENCY_NS_MAX`]: 3,808 counters of 8 bytes). A node keeps two

@@ -44,3 +44,18 @@ pub fn write_ahead(queue: &Vec<u8>) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = queue;
 }
+
+/// Asks the CPU to fetch the cache line `value` starts in: state a loop will use for the next
+/// item while it handles this one. Only a hint, as [`read_ahead`].
+#[inline(always)]
+pub fn fetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let line = std::ptr::from_ref(value).cast::<i8>();
+        // SAFETY: as in `read_ahead`: a prefetch never faults and has no effect on memory, and
+        // `line` points at a live value.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}

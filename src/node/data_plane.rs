@@ -218,6 +218,7 @@ impl<C: Codec> Overlay<C> {
         // Walked as the bytes not yet routed: `frame_len` checks the frame lies within them,
         // so taking it off their front needs no further check.
         let mut rest = bytes;
+        let look_ahead = self.sunk_from.prefetches();
         loop {
             let len = match C::frame_len(rest) {
                 Ok(Some(len)) => len,
@@ -227,6 +228,15 @@ impl<C: Codec> Overlay<C> {
             let (frame, tail) = rest.split_at(len);
             rest = tail;
             read_ahead(rest);
+            // The next frame's source counts, if it is delivered here, asked for while this
+            // one is handled: in a large overlay they are cold (docs/SCALE.md).
+            if look_ahead
+                && let Some(source) = C::source_if_for(rest, self.id)
+                && let Some(position) = self.router.position(source)
+            {
+                self.sunk_from.prefetch(position);
+                self.flow.prefetch(position);
+            }
             // Matched by reference: the view is read where `peek` put it, not copied (a copy
             // of it as a whole read the fields' separate stores back in wider loads).
             match &C::peek(frame) {

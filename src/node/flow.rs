@@ -136,6 +136,13 @@ impl Flow {
             .min(queue_room as u64 / frame + 1)
     }
 
+    /// Asks for the counts of the node at `position` to be brought into the cache: a frame
+    /// to or from it comes next.
+    #[inline]
+    pub fn prefetch(&self, position: usize) {
+        self.peers.prefetch(position);
+    }
+
     /// A frame of `frame_bytes` was originated toward the sink at `position`.
     #[inline]
     pub fn on_originated(&mut self, position: usize, frame_bytes: usize) {

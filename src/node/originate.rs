@@ -196,14 +196,24 @@ impl<C: Codec> Overlay<C> {
         // in registers instead of in memory per packet).
         let mut originated = 0;
         let mut sum_sent = self.counters.sum_sent;
+        let sink_of = |draw: u64| (((draw >> 32) * sinks) >> 32) as usize;
+        let look_ahead = self.originated_to.prefetches();
         while originated < batch {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
             // of the sinks, the positions other than our own (multiply-shift: each gets floor
             // or ceil of 2^32 / sinks of the draws, a bias below sinks / 2^32).
             let draw = rng.next_u64();
+            if look_ahead {
+                // The next packet's sink (the generator's next draw, read from a copy of its
+                // state): its counts are asked for while this packet is queued, since in a
+                // large overlay they are cold (docs/SCALE.md).
+                let next_position = self.sinks[sink_of(rng.clone().next_u64())] as usize;
+                self.originated_to.prefetch(next_position);
+                self.flow.prefetch(next_position);
+            }
             let value = draw as u32 as i32;
-            let position = self.sinks[(((draw >> 32) * sinks) >> 32) as usize] as usize;
+            let position = self.sinks[sink_of(draw)] as usize;
             let sink = self.router.ring().ids()[position];
             let value_bytes = value.to_le_bytes();
             sum_sent = sum_sent.wrapping_add(i64::from(value));

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::limits::{FLOW_DENSE_NODES_MAX, SPARSE_ENTRIES_PER_DENSE_NODES};
+use crate::limits::{
+    FLOW_DENSE_NODES_MAX, PREFETCH_SLOTS_MIN_NODES, SPARSE_ENTRIES_PER_DENSE_NODES,
+};
 
 /// A value per node of an overlay of `nodes` nodes: at most one per node either way (keys are
 /// ring positions). Sparse from [`FLOW_DENSE_NODES_MAX`] nodes on until it holds more than
@@ -64,6 +66,24 @@ impl<T: Copy + Default> PerNode<T> {
         match &mut self.values {
             Values::Dense(values) => &mut values[position],
             Values::Sparse(values) => values.entry(position as u32).or_default(),
+        }
+    }
+
+    /// Whether asking for slots ahead of their use is worth it ([`PerNode::prefetch`]): slots
+    /// of an overlay of at least [`PREFETCH_SLOTS_MIN_NODES`] nodes (a map: no).
+    #[inline]
+    pub(crate) fn prefetches(&self) -> bool {
+        matches!(self.values, Values::Dense(_)) && self.nodes >= PREFETCH_SLOTS_MIN_NODES
+    }
+
+    /// Asks for the slot of the node at `position` to be brought into the cache, ahead of
+    /// its use (a large overlay's map: nothing).
+    #[inline]
+    pub(crate) fn prefetch(&self, position: usize) {
+        if let Values::Dense(values) = &self.values
+            && let Some(value) = values.get(position)
+        {
+            crate::io::prefetch::fetch(value);
         }
     }
 

@@ -298,6 +298,15 @@ pub trait Codec: Sized {
     /// format, which classic nodes written by others print too.
     fn farewell_to_the_other_format() -> Vec<u8>;
 
+    /// The source of the data frame at the front of `bytes` if it is one for `sink` and its
+    /// header is there; `None` otherwise, or when the codec does not say. Unchecked: only to
+    /// ask for the source's counts ahead of the frame's delivery (`io::prefetch`), never to
+    /// decide anything.
+    #[inline]
+    fn source_if_for(bytes: &[u8], sink: NodeId) -> Option<NodeId> {
+        let _ = (bytes, sink);
+        None
+    }
     /// Length of the whole frame at the front of `bytes`, once its length field is there:
     /// `Ok(None)` means more bytes are needed. Refuses a declared length outside the bound
     /// before anything is buffered.

@@ -296,6 +296,12 @@ impl Codec for Native {
     }
 
     #[inline]
+    fn source_if_for(bytes: &[u8], sink: NodeId) -> Option<NodeId> {
+        let (header, _) = DataHeader::ref_from_prefix(bytes).ok()?;
+        (header.kind == kind::DATA && header.sink.get() == sink).then(|| header.source.get())
+    }
+
+    #[inline]
     fn peek(frame: &[u8]) -> Result<Peek<'_, Self>, WireError> {
         // A well-formed data frame inline; everything else out of line.
         if frame.get(PREFIX_BYTES) == Some(&kind::DATA)

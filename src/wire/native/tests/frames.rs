@@ -484,3 +484,22 @@ proptest! {
         }
     }
 }
+
+/// The receive loop's look ahead names the source only of a data frame for the given sink
+/// whose header is all there: not of a frame for another node, an ack, or a cut header.
+#[test]
+fn the_look_ahead_names_a_data_frames_source_only_at_its_sink() {
+    let mut frame = Vec::new();
+    Native::append_data(&mut frame, 97, 82, SHAPE, SENT_NS, &1i32.to_le_bytes());
+    assert_eq!(Native::source_if_for(&frame, 82), Some(97));
+    assert_eq!(Native::source_if_for(&frame, 97), None);
+    assert_eq!(
+        Native::source_if_for(&frame[..DATA_HEADER_BYTES - 1], 82),
+        None
+    );
+    assert_eq!(Native::source_if_for(&[], 82), None);
+    let mut ack = Vec::new();
+    Native::append_ack(&mut ack, 97, 82, 0, 1);
+    assert_eq!(Native::source_if_for(&ack, 82), None);
+    assert_eq!(Native::source_if_for(&ack, 97), None);
+}
