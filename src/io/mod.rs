@@ -6,8 +6,8 @@
 //! (connection slots and the buffer-lifetime invariant), `ops` (`user_data` tokens),
 //! `console` (the standard-input thread), `signals` (signals read through the ring),
 //! `accept_pause` (the accept's pause while descriptors or
-//! memory run out), `prefetch` (the receive loop's read-ahead hint, the one piece of the driver
-//! the protocol core uses), `busy_poll` (when the loop polls before sleeping), `core_token` (one
+//! memory run out), `prefetch` (cache hints, the one piece of the driver the protocol core
+//! uses), `busy_poll` (when the loop polls before sleeping), `core_token` (one
 //! adaptive poller per core), `clock`.
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::multiple_unsafe_ops_per_block)]

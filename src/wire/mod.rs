@@ -307,6 +307,7 @@ pub trait Codec: Sized {
         let _ = (bytes, sink);
         None
     }
+
     /// Length of the whole frame at the front of `bytes`, once its length field is there:
     /// `Ok(None)` means more bytes are needed. Refuses a declared length outside the bound
     /// before anything is buffered.
