@@ -189,7 +189,12 @@ impl Flow {
         if epoch != self.epoch {
             return false;
         }
-        let peer = self.peers.get(position);
+        // One lookup (in a large overlay's map, a hash and a probe): a sink with no record
+        // here was sent nothing it could acknowledge, and is read as the record's default.
+        let mut absent = Peer::default();
+        let existing = self.peers.get_existing_mut(position);
+        let found = existing.is_some();
+        let peer = existing.unwrap_or(&mut absent);
         let previous = peer.acked_by;
         // After a loss the sink's count lags what was sent by what was given back; what was
         // given back and arrived after all is not counted twice.
@@ -207,7 +212,11 @@ impl Flow {
         if newly > self.in_flight_bytes {
             return false;
         }
-        self.peers.get_mut(position).acked_by = acked_bytes;
+        if found {
+            peer.acked_by = acked_bytes;
+        } else {
+            self.peers.get_mut(position).acked_by = acked_bytes;
+        }
         self.in_flight_bytes -= newly;
         true
     }

@@ -3,7 +3,7 @@
 //! The flow-control counts (`flow.rs`) and the counts a leave's hand-over needs (packets
 //! originated toward each sink, and taken from each source) are kept so.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::limits::{
     FLOW_DENSE_NODES_MAX, PREFETCH_SLOTS_MIN_NODES, SPARSE_ENTRIES_PER_DENSE_NODES,
@@ -22,14 +22,16 @@ pub(crate) struct PerNode<T> {
 #[derive(Debug, Clone)]
 enum Values<T> {
     Dense(Vec<T>),
-    Sparse(HashMap<u32, T>),
+    /// Keyed by ring position: hashed with FxHash, as keys the process draws itself
+    /// (`machine::ConnMap`) are; a position is below the overlay's size whoever sends.
+    Sparse(FxHashMap<u32, T>),
 }
 
 impl<T> Default for PerNode<T> {
     fn default() -> PerNode<T> {
         PerNode {
             nodes: 0,
-            values: Values::Sparse(HashMap::new()),
+            values: Values::Sparse(FxHashMap::default()),
         }
     }
 }
@@ -40,7 +42,7 @@ impl<T: Copy + Default> PerNode<T> {
         let values = if nodes <= FLOW_DENSE_NODES_MAX {
             Values::Dense(vec![T::default(); nodes])
         } else {
-            Values::Sparse(HashMap::new())
+            Values::Sparse(FxHashMap::default())
         };
         PerNode { nodes, values }
     }
@@ -51,6 +53,16 @@ impl<T: Copy + Default> PerNode<T> {
         match &self.values {
             Values::Dense(values) => values[position],
             Values::Sparse(values) => values.get(&(position as u32)).copied().unwrap_or_default(),
+        }
+    }
+
+    /// The value of the node at `position` to change, if it has one of its own (a slot
+    /// always does); `None` adds nothing, where [`PerNode::get_mut`] would.
+    #[inline]
+    pub(crate) fn get_existing_mut(&mut self, position: usize) -> Option<&mut T> {
+        match &mut self.values {
+            Values::Dense(values) => values.get_mut(position),
+            Values::Sparse(values) => values.get_mut(&(position as u32)),
         }
     }
 
@@ -171,7 +183,7 @@ impl<T: Copy + Default> PerNode<T> {
 
 impl<T> Default for Values<T> {
     fn default() -> Values<T> {
-        Values::Sparse(HashMap::new())
+        Values::Sparse(FxHashMap::default())
     }
 }
 
