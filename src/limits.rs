@@ -711,8 +711,9 @@ pub const HELD_FRAME_BYTES_MIN: usize = 2048;
 /// brought into the first-level cache (`io::prefetch::read_ahead`, once per frame). The kernel
 /// copies a receive of up to [`RECV_BUFFER_BYTES`] at once, more than that cache holds, so
 /// without it each line of frames came from the next level as the loop reached it. Measured
-/// in W2 (`tools/launch.sh 64 1000000 6`, alternating builds, 2026-12-04): 256 bytes ahead
-/// +1.9%, 1 KiB +4.1% (6 of 6 rounds), 4 KiB +4.5% packets/s against none.
+/// in W2 (`tools/launch.sh 64 1000000 6`, alternating builds, 2026-12-04; means of three
+/// rounds against none in the same set): 256 bytes ahead +1.9%, 1 KiB +3.2% and +4.1% (higher
+/// in 6 of 6 rounds), 4 KiB +4.5% packets/s.
 pub const READ_AHEAD_BYTES: usize = 1024;
 /// How far past the end of a link's queue the receive loop and origination ask for its buffer
 /// to be brought into the first-level cache, to be written (`io::prefetch::write_ahead`, once

@@ -13,7 +13,12 @@ use common::{Proc, ensure_python_module, nodes, registry, say_skipped, temp_path
 /// A well-formed SVG document that draws something (matplotlib draws with paths).
 fn assert_svg(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let doc = roxmltree::Document::parse(&text)
+    // matplotlib writes the SVG doctype, which roxmltree refuses unless asked.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&text, options)
         .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}", path.display()));
     assert!(doc.root_element().has_tag_name("svg"), "{}", path.display());
     let paths = doc.descendants().filter(|n| n.has_tag_name("path")).count();
@@ -36,7 +41,8 @@ fn plot(args: &[&str]) -> String {
     let output = Command::new("python3")
         .arg(&script)
         .args(args)
-        // The test installs Debian's matplotlib if needed; no virtual environment from PyPI.
+        // The test makes matplotlib importable first (`ensure_python_module`); the script's
+        // own virtual environment is for users and stays out of the test.
         .env("OVERLAY_PLOT_NO_INSTALL", "1")
         .output()
         .expect("python3 runs");
@@ -123,7 +129,12 @@ fn pictures_sh_draws_every_picture_from_one_run() {
     assert!(output.status.success(), "{}\n{said}", output.status);
     let overlay = docs.0.join("overlay-4.svg");
     let text = std::fs::read_to_string(&overlay).unwrap_or_else(|e| panic!("{e}\n{said}"));
-    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    // matplotlib writes the SVG doctype, which roxmltree refuses unless asked.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&text, options).expect("well-formed SVG");
     let nodes = doc
         .descendants()
         .filter(|n| n.attribute("class") == Some("node"))

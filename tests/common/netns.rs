@@ -26,9 +26,9 @@ pub fn skip_without_netns(test: &str) -> bool {
     match netns_unavailable() {
         None => false,
         Some(why) => {
-            eprintln!(
-                "\n*** SKIPPED {test}: {why}. This test needs root and iproute2 (.ci/run \
-                 installs them). It did NOT run. ***\n"
+            super::say_skipped(
+                test,
+                &format!("{why}. This test needs root and iproute2 (.ci/run installs them)"),
             );
             true
         }

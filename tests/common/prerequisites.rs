@@ -1,14 +1,20 @@
 //! Programs some tests need beyond the toolchain (iptables, tmux): installed on demand where
 //! this process may, and a loud marker for a test that cannot run.
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use super::netns_unavailable;
 
-/// Prints the loud marker of a test that did not run, and why.
+/// Prints the loud marker of a test that did not run, and why: written to the standard error
+/// itself, not through `eprintln!`, which the test harness captures and shows only for a
+/// failed test, so that the marker is in the output of a passing run too.
 pub fn say_skipped(test: &str, why: &str) {
-    eprintln!("\n*** SKIPPED {test}: {why}. It did NOT run. ***\n");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: {why}. It did NOT run. ***\n"
+    );
 }
 
 /// Serializes installs: the tests of one binary run in parallel threads.
@@ -24,17 +30,37 @@ pub fn ensure_command(program: &str, package: &str) -> Result<(), String> {
 }
 
 /// Makes the Python module `module` importable by `python3`, installing Debian's `package`
-/// as [`ensure_command`] does. `Err` says why it is still missing.
+/// as [`ensure_command`] does, or, where `python3` on the PATH is not Debian's (a pyenv
+/// Python, as on our machines) and so cannot see Debian's package, `module` from PyPI with
+/// that Python's pip. `Err` says why it is still missing.
 pub fn ensure_python_module(module: &str, package: &str) -> Result<(), String> {
     ensure_command("python3", "python3")?;
-    ensure(&format!("python3's `{module}`"), package, || {
+    let importable = || {
         Command::new("python3")
             .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-    })
+    };
+    let debian = ensure(&format!("python3's `{module}`"), package, importable);
+    if debian.is_ok() {
+        return debian;
+    }
+    let _guard = INSTALLS.lock().unwrap_or_else(|e| e.into_inner());
+    if importable() {
+        return Ok(());
+    }
+    eprintln!("installing `{module}` from PyPI for `python3` (not Debian's Python) with pip");
+    let _ = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", module])
+        .stdout(Stdio::null())
+        .status();
+    if importable() {
+        Ok(())
+    } else {
+        debian.map_err(|why| format!("{why}; `python3 -m pip install {module}` did not either"))
+    }
 }
 
 /// `what` is there once `present` says so, installing `package` first if it is missing.
