@@ -528,7 +528,21 @@ pub const TRUNK_STREAM_KEPT_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
 /// "Trunks' credit"): 11.5-11.9 M packets/s with 64 KiB, 16.0-16.6 M with 256 KiB, 15.2-16.2 M
 /// with 1 MiB; at 1,024 nodes in 20 processes the rate is the same with 64 KiB and 256 KiB. At
 /// most 256 KiB in the kernels' buffers per trunk: 100 MiB for the 380 trunks of 20 processes.
+/// The least a trunk's credit is: it grows with the frames a trunk carries
+/// ([`TRUNK_CREDIT_FRAMES`], `node::mux::TrunkCredit`) up to [`TRUNK_CREDIT_BYTES_MAX`].
 pub const TRUNK_CREDIT_BYTES: usize = 256 * 1024;
+/// Frames of the mean length a trunk carries that its credit allows (within
+/// [`TRUNK_CREDIT_BYTES`] and [`TRUNK_CREDIT_BYTES_MAX`]): a round trip of a credit crosses
+/// both processes' loops, whose work is per frame. At W2's 34-byte frames the credit stays at
+/// its least (7,700 frames); W3's 4 KiB frames in two processes of 32 nodes left each loop
+/// waiting for credit a quarter of its time with 256 KiB (62 frames) and ran 1.28 x faster with
+/// 1 MiB (docs/PERFORMANCE.md, "Trunks' credit").
+pub const TRUNK_CREDIT_FRAMES: usize = 256;
+/// The most a trunk's credit grows to with large frames: W3 in two processes (4 KiB frames)
+/// measured 322-325 K packets/s at 256 KiB, 334-376 K at 512 KiB, 415-437 K at 1 MiB and
+/// 292-424 K at 2 MiB (the caches hold less of what is in flight). At most 1 MiB in the
+/// kernels' buffers per trunk: 380 MiB for the 380 trunks of 20 processes, 1 MiB for two.
+pub const TRUNK_CREDIT_BYTES_MAX: usize = 1024 * 1024;
 /// [`TRUNK_CREDIT_BYTES`] on a kernel without `TCP_RTO_MAX_MS`, where links fall back to
 /// `TCP_USER_TIMEOUT`: Linux counts a closed receive window against it, and closed links whose
 /// peer read nothing for [`LINK_TIMEOUT_SECS`] (a 10,000-node run lost every trunk so).
@@ -775,6 +789,7 @@ const _: () = assert!(SEND_BATCH_BYTES <= SEND_BUFFER_BYTES);
 const _: () = assert!(ACCEPT_RETRY_NS < JOIN_ATTEMPT_TIMEOUT_NS);
 const _: () = assert!(ACCEPT_RETRY_NS < ACCEPT_WARNING_INTERVAL_NS);
 const _: () = assert!(TRUNK_STREAM_KEPT_BYTES_MAX >= FRAME_BYTES_MAX);
+const _: () = assert!(TRUNK_CREDIT_BYTES <= TRUNK_CREDIT_BYTES_MAX);
 const _: () = assert!(TRUNK_STREAMS_MAX < u32::MAX as usize / 2);
 
 /// Lookups a node (or the registry) waits for at once. A lookup is asked by an operator, or

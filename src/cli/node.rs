@@ -8,10 +8,9 @@ use clap::Args;
 use overlay::io::{self, BusyPoll, DriverConfig};
 use overlay::limits::{
     BUSY_POLL_US_MAX, GROUP_NODES_MAX, NODE_CONNECTIONS_MAX, NODE_OUTBOUND_RESERVED,
-    OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, TRUNK_CREDIT_BYTES,
-    TRUNK_CREDIT_BYTES_USER_TIMEOUT,
+    OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT,
 };
-use overlay::node::{Group, Mux, Node, NodeConfig};
+use overlay::node::{Group, Mux, Node, NodeConfig, TrunkCredit};
 use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
@@ -161,9 +160,9 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
         // The group's links share a connection per other process (trunks) and stay in memory
         // within this one (`node::mux`).
         let credit = if io::links_outlast_closed_windows() {
-            TRUNK_CREDIT_BYTES
+            TrunkCredit::by_frames()
         } else {
-            TRUNK_CREDIT_BYTES_USER_TIMEOUT
+            TrunkCredit::fixed(TRUNK_CREDIT_BYTES_USER_TIMEOUT)
         };
         let mux = Terminable::new(Mux::<C>::new(configs, credit));
         io::run(&mut { mux }, listeners, &config)?

@@ -51,7 +51,7 @@ use links::{Connection, Role};
 use overlay::{Entry, Overlay, unsent_from};
 
 pub use group::Group;
-pub use mux::Mux;
+pub use mux::{Mux, TrunkCredit};
 
 /// What a node is told at start.
 #[derive(Debug, Clone)]

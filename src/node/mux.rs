@@ -43,12 +43,14 @@ use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control};
 
+mod credit;
 mod grown;
 mod segment;
 #[cfg(test)]
 mod tests;
 mod trunk;
 
+pub use credit::TrunkCredit;
 use segment::{CLOSE, CONTROL, CREDIT, DATA, HEADER_BYTES, LISTENERS, MAGIC, OPEN};
 use trunk::{Stage, Trunk};
 
@@ -147,16 +149,16 @@ pub struct Mux<C: Codec> {
     /// The exit was passed on to the driver.
     exited: bool,
     /// DATA bytes a trunk may have outstanding (not yet credited back by its peer).
-    credit: usize,
+    credit: TrunkCredit,
     /// Streams' queue buffers grown in bursts that still recur (`grown.rs`).
     grown: grown::Grown,
 }
 
 impl<C: Codec> Mux<C> {
     /// The group of one node per configuration, its links multiplexed; each trunk has
-    /// `credit` bytes outstanding at most (`limits::TRUNK_CREDIT_BYTES`, or
+    /// `credit` bytes outstanding at most (`TrunkCredit::by_frames`, or a fixed
     /// `TRUNK_CREDIT_BYTES_USER_TIMEOUT` on a kernel whose links time out with a closed window).
-    pub fn new(configs: Vec<NodeConfig>, credit: usize) -> Mux<C> {
+    pub fn new(configs: Vec<NodeConfig>, credit: TrunkCredit) -> Mux<C> {
         assert!(C::HELLO, "trunks carry the native format only");
         let registry = configs[0].registry;
         let secret = configs[0].secret.clone();
@@ -692,7 +694,7 @@ impl<C: Codec> Machine for Mux<C> {
             return self.group.pending_len(conn);
         };
         let mut len = trunk.queued.len();
-        if trunk.outstanding >= self.credit {
+        if trunk.outstanding >= self.credit.bytes() {
             return len;
         }
         for &stream in &trunk.wanting {

@@ -24,7 +24,7 @@ pub(super) const DATA: u8 = 4;
 /// The sender closed `stream` after the bytes it sent on it. No payload.
 pub(super) const CLOSE: u8 = 5;
 /// The sender consumed this many more DATA bytes of the trunk (`u32`): the receiver of it may
-/// send as many more (`TRUNK_CREDIT_BYTES` outstanding at most). Stream 0.
+/// send as many more (its credit outstanding at most, `credit::TrunkCredit`). Stream 0.
 pub(super) const CREDIT: u8 = 6;
 
 /// Bytes of an address: IPv6 (an IPv4 address mapped), then the port.

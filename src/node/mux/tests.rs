@@ -27,7 +27,7 @@ fn mux(secret: Option<&Secret>) -> Mux<Native> {
     let configs = (0..NODES as u16)
         .map(|i| config(4000 + i, secret))
         .collect();
-    let mut mux = Mux::<Native>::new(configs, TRUNK_CREDIT_BYTES);
+    let mut mux = Mux::<Native>::new(configs, TrunkCredit::by_frames());
     mux.on_start(0);
     effects(&mut mux);
     mux
@@ -457,7 +457,7 @@ const PEER_NODES: [(NodeId, &str); 2] = [(20, "127.0.0.3:6000"), (30, "127.0.0.3
 /// is `credit`. Returns the mux, node 0's registry connection and the trunk.
 fn table_of_peer_nodes(window_bytes: u64, credit: usize) -> (Mux<Native>, ConnId, ConnId) {
     let configs = (0..NODES as u16).map(|i| config(4000 + i, None)).collect();
-    let mut mux = Mux::<Native>::new(configs, credit);
+    let mut mux = Mux::<Native>::new(configs, TrunkCredit::fixed(credit));
     mux.on_start(0);
     let registry = effects(&mut mux)
         .into_iter()

@@ -57,7 +57,7 @@ pub(super) struct Trunk {
     /// dropped) and the bytes still to come.
     pub(super) receiving: Option<(Option<ConnId>, usize)>,
     /// DATA bytes sent and not yet credited back by the peer: streams' bytes are taken only
-    /// while it is below the mux's credit (`limits::TRUNK_CREDIT_BYTES`).
+    /// while it is below the mux's credit (`credit::TrunkCredit`).
     pub(super) outstanding: usize,
     /// Since when bytes have been outstanding without a credit coming back (`None`: none
     /// outstanding).
@@ -520,7 +520,7 @@ impl<C: Codec> Mux<C> {
         };
         std::mem::swap(buf, &mut trunk.queued);
         trunk.send_asked = false;
-        let mut credit = self.credit.saturating_sub(trunk.outstanding);
+        let mut credit = self.credit.bytes().saturating_sub(trunk.outstanding);
         let mut wanting = std::mem::take(&mut trunk.wanting);
         let mut bytes = std::mem::take(&mut self.taken);
         let mut data = 0;
@@ -566,6 +566,9 @@ impl<C: Codec> Mux<C> {
             }
             self.group.swap_outgoing(stream_conn, &mut bytes);
             let queued = bytes.len();
+            if let Ok(Some(first)) = C::frame_len(&bytes) {
+                self.credit.sample(first);
+            }
             let take = frames_within::<C>(&bytes, credit);
             if take > 0 {
                 segment::put_data(buf, stream, &bytes[..take]);
