@@ -11,6 +11,13 @@ cd "$top"
 tool=$(basename "$0")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# Extra payload bytes per packet (PAYLOAD) from which up to 64 nodes run in a process per core
+# rather than one each: a hop between two nodes of one process is one copy in memory instead of
+# a TCP connection's two, and with 2 KiB payloads that outweighs the trunks' own work
+# (docs/PERFORMANCE.md, "Layout by payload": W3 with 4 KiB payloads 1.35 x, 2 KiB 1.17 x,
+# 1 KiB the same, 256 bytes 0.85 x).
+core_layout_payload=2048
+
 # Sets `bin`: $OVERLAY_BIN if set (a prebuilt binary), else target/release/overlay, built now.
 find_overlay() {
   if [ -n "${OVERLAY_BIN:-}" ]; then
@@ -59,7 +66,8 @@ start_registry() {
 }
 
 # start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port. Up to 64
-# nodes, one process each; beyond, groups of K nodes per process (`overlay node --count K`):
+# nodes, one process each (unless PAYLOAD is at least $core_layout_payload); beyond (or with
+# such payloads), groups of K nodes per process (`overlay node --count K`):
 # at least one process per core, and no more nodes per process than its descriptors allow (a
 # listener, the registry connection and about 2 x (NR + 3) links each: NR = $nr or ceil(log2
 # COUNT), and up to 3 backup entries). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
@@ -77,7 +85,7 @@ start_nodes() {
   fit=$(((limit - 64) / per_node))
   if [ -n "${NODES_PER_PROCESS:-}" ]; then
     per=$NODES_PER_PROCESS
-  elif [ "$count" -le 64 ]; then
+  elif [ "$count" -le 64 ] && [ "${PAYLOAD:-0}" -lt "$core_layout_payload" ]; then
     per=1
   else
     per=$(((count + cores - 1) / cores))
@@ -171,7 +179,7 @@ echo "$d $SSH_CONNECTION"'
 # them here: up to 64, one process each, each line prefixed with the node's index; beyond,
 # groups of PER nodes per process (`overlay node --count PER`; PER empty: as many as spread
 # them over the host's cores, within the descriptors its `ulimit -n` allows for tables of NR
-# entries), whose lines name their node already. Every process started is recorded in
+# entries; PER `cores`: so at any count), whose lines name their node already. Every process started is recorded in
 # DIR/pid.NAME and stopped when standard input ends (the ssh session is gone); the script ends
 # when they do.
 remote_script='
@@ -194,7 +202,7 @@ shift 5
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 if [ -z "$per" ] && [ "$count" -le 64 ]; then
   per=1
-elif [ -z "$per" ]; then
+elif [ -z "$per" ] || [ "$per" = cores ]; then
   cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
   limit=$(ulimit -n)
   case $limit in unlimited) limit=1048576 ;; esac
@@ -324,9 +332,10 @@ start_remote_registry() {
 # $out/host-i.log, prefixed with the host (by `loggers`, reading a fifo each). Sets `groups`
 # (ssh process IDs) and `group_hosts`.
 start_remote_nodes() {
-  local total=$1 address=$2 i count nr_used=${nr:-0}
+  local total=$1 address=$2 i count nr_used=${nr:-0} per=${NODES_PER_PROCESS:-}
   shift 2
   case ${NODES_PER_PROCESS:-1} in '' | *[!0-9]* | 0) echo "$tool: NODES_PER_PROCESS must be a positive number" >&2; exit 2 ;; esac
+  [ -n "$per" ] || [ "${PAYLOAD:-0}" -lt "$core_layout_payload" ] || per=cores
   if [ -z "${nr:-}" ]; then
     while [ $((1 << nr_used)) -lt "$total" ]; do nr_used=$((nr_used + 1)); done
   fi
@@ -339,7 +348,7 @@ start_remote_nodes() {
     prefix_lines "${hosts[$i]}" "$out/host-$i.log" <"$out/.host-$i" &
     loggers+=("$!")
     remote_ssh "${hosts[$i]}" "$(remote_command "$remote_script" "${dirs[$i]}" nodes "$count" \
-      "$nr_used" "${NODES_PER_PROCESS:-}" "$address" "$port" ${binds[$i]:+--bind "${binds[$i]}"} "$@")" \
+      "$nr_used" "$per" "$address" "$port" ${binds[$i]:+--bind "${binds[$i]}"} "$@")" \
       <>"$out/.alive" >"$out/.host-$i" 2>&1 &
     pids+=("$!")
     groups+=("$!")

@@ -6,7 +6,8 @@
 #
 # W1 classic:   10 nodes, NR 3, 100,000 packets per node.
 # W2 stress:    64 nodes, NR 6, 1,000,000 packets per node (PACKETS=... to change).
-# W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node.
+# W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node (in a process per
+#               core: launch.sh's layout for such payloads).
 #
 # W1 and W2 run ROUNDS times (default 3) in alternation with the calibration ring
 # (../shared/baselines/ringproto, or $RING_SRC; built into target/ringproto) with the same P, NR
@@ -80,7 +81,8 @@ ring_pps() {
 }
 
 # ours NAME NODES NR PACKETS EXTRA: runs the workload; prints duration_s, packets/s, goodput
-# (payload bytes delivered/s), peak resident MiB of the slowest node, the CPU seconds (user +
+# (payload bytes delivered/s), peak resident MiB per node (the largest node process's, or a
+# group's divided by its nodes: W3's payloads run in a process per core), the CPU seconds (user +
 # system) of launch.sh and everything it waited for (set-up included) per payload byte, and
 # the links a packet crossed on average (transmissions / packets).
 ours() {
@@ -97,8 +99,11 @@ logs, extra, cpu = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 r = json.load(open(logs + "/result.json"))
 peak = 0
 for log in glob.glob(logs + "/node-*.log"):
-    for m in re.finditer(r"peak resident memory (\d+) KiB", open(log).read()):
-        peak = max(peak, int(m.group(1)))
+    text = open(log).read()
+    # A process of several nodes (a group) registers each of them.
+    nodes = max(1, text.count("Registered as"))
+    for m in re.finditer(r"peak resident memory (\d+) KiB", text):
+        peak = max(peak, int(m.group(1)) / nodes)
 payload = r["packets_received"] * (4 + extra)
 crossed = (r["packets_received"] + r["packets_relayed"]) / r["packets_received"]
 print(r["duration_s"], r["packets_per_s"], payload / r["duration_s"], peak / 1024, cpu / payload, crossed)
@@ -143,6 +148,7 @@ against_iperf() {
   local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base cores secs pps g peak cpb crossed
   say ""
   say "$name: $nodes nodes, NR $nr, $packets packets of $extra extra payload bytes per node, against iperf3 right before each run"
+  say "layout: ${NODES_PER_PROCESS:+$NODES_PER_PROCESS nodes per process (NODES_PER_PROCESS)}${NODES_PER_PROCESS:-a process per core, as launch.sh runs payloads of 2 KiB and more (docs/PERFORMANCE.md, Layout by payload)}"
   say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s %12s %10s %11s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB iperf3_cs/GB ours_cs/GB cs/GB_link ceiling_x)"
   for i in $(seq "$runs"); do
     l1=$(load)

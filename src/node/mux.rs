@@ -35,8 +35,9 @@ use super::group::Group;
 use crate::auth::{self, Binding, Handshake, Outcome, Secret};
 use crate::limits::{
     LEAVE_FLUSH_TIMEOUT_NS, LINK_TIMEOUT_SECS, NODE_HANDSHAKE_TIMEOUT_NS,
-    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, TRUNK_PLAIN_ADDRESSES_MAX,
-    TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX, TRUNKS_MAX,
+    NODE_STRANGERS_PER_ADDRESS_MAX, SEND_BATCH_BYTES, SPARE_QUEUE_BUFFERS_MAX, STREAM_BURST_GAP_NS,
+    TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
+    TRUNKS_MAX,
 };
 use crate::machine::{CloseReason, ConnId, ConnIds, ConnMap, Effect, Machine, Nanos};
 use crate::strangers::Strangers;
@@ -134,6 +135,13 @@ pub struct Mux<C: Codec> {
     scratch: Vec<Effect>,
     /// A node's bytes on their way into a trunk's (kept to reuse its allocation).
     taken: Vec<u8>,
+    /// Emptied allocations of what streams held, for the next batch that passes a trunk's
+    /// credit (`limits::SPARE_QUEUE_BUFFERS_MAX`).
+    spares: Vec<Vec<u8>>,
+    /// When a spare was last kept or used: they are freed [`STREAM_BURST_GAP_NS`] after.
+    spares_at: Nanos,
+    /// Batches that passed a credit and were held as they were (into a spare), not copied.
+    held_in_place: u64,
     warnings: WarningLimit,
     /// The last bytes of trunks closed for what their peers did (a refusal), until the driver
     /// takes them or says the trunk is flushed: at most one per trunk, kept or stranger.
@@ -194,6 +202,9 @@ impl<C: Codec> Mux<C> {
             effects: Vec::new(),
             scratch: Vec::new(),
             taken: Vec::new(),
+            spares: Vec::new(),
+            spares_at: 0,
+            held_in_place: 0,
             warnings: WarningLimit::for_closed_connections(),
             last_words: ConnMap::default(),
             now: 0,

@@ -597,11 +597,13 @@ fn a_trunk_sends_no_more_than_the_smaller_credit_where_links_time_out_on_a_close
 /// A run of node 0's far beyond a trunk's credit `credit_bytes`, credited back slowly.
 fn sends_no_more_than_its_credit(credit_bytes: usize) {
     let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20, credit_bytes);
-    let hellos: usize = dialed_trunk_up(&mut mux, trunk)
-        .iter()
-        .filter(|s| s.0 == DATA)
-        .map(|s| s.2.len())
-        .sum();
+    let up = dialed_trunk_up(&mut mux, trunk);
+    let hellos: usize = up.iter().filter(|s| s.0 == DATA).map(|s| s.2.len()).sum();
+    // Each stream's bytes, in the order the trunk carried them.
+    let mut streams: HashMap<u32, Vec<u8>> = HashMap::new();
+    for (_, stream, bytes) in up.iter().filter(|s| s.0 == DATA) {
+        streams.entry(*stream).or_default().extend_from_slice(bytes);
+    }
     // A run: node 0 originates far more than the credit (its window is 1 MiB).
     start_a_long_run(&mut mux, registry);
     let frame_max = 1 << 10;
@@ -622,6 +624,9 @@ fn sends_no_more_than_its_credit(credit_bytes: usize) {
                 .filter(|s| s.0 == DATA)
                 .map(|s| s.2.len())
                 .sum();
+            for (_, stream, bytes) in segments.iter().filter(|s| s.0 == DATA) {
+                streams.entry(*stream).or_default().extend_from_slice(bytes);
+            }
             if data == 0 {
                 break;
             }
@@ -655,6 +660,28 @@ fn sends_no_more_than_its_credit(credit_bytes: usize) {
         );
     }
     assert!(data_sent > 40 * 10_000, "{data_sent}");
+    // What passed the credit was held and went later, as it was: each stream's bytes are its
+    // node's frames, whole, each once (a hello, then data frames of a run from node 0, each
+    // with a random value and its send time).
+    let mut seen = HashSet::new();
+    for (stream, bytes) in &streams {
+        let mut at = 0;
+        while at < bytes.len() {
+            let len = Native::frame_len(&bytes[at..]).unwrap().unwrap();
+            assert!(
+                len > 0 && at + len <= bytes.len(),
+                "stream {stream} at {at}"
+            );
+            let frame = &bytes[at..at + len];
+            if frame[4] == crate::wire::native::kind::DATA {
+                assert!(seen.insert(frame), "stream {stream}: a data frame twice");
+            }
+            at += len;
+        }
+    }
+    assert!(seen.len() > 1_000, "{}", seen.len());
+    // Batches passed the credit while emptied ones were kept: held as they were, not copied.
+    assert!(mux.held_in_place > 0);
 }
 
 /// The capacity of each stream's queue in its node (swapped out and back to be looked at).

@@ -551,8 +551,13 @@ impl<C: Codec> Mux<C> {
                     *held_at += take;
                     break;
                 }
-                *held = Vec::new();
+                let mut spare = std::mem::take(held);
                 *held_at = 0;
+                if self.spares.len() < SPARE_QUEUE_BUFFERS_MAX {
+                    spare.clear();
+                    self.spares.push(spare);
+                    self.spares_at = self.now;
+                }
                 if credit == 0 {
                     // What its node queued meanwhile waits for the next credit, first in line.
                     if self.group.pending_len(stream_conn) == 0 {
@@ -577,7 +582,17 @@ impl<C: Codec> Mux<C> {
             credit = credit.saturating_sub(take);
             let beyond = take < bytes.len();
             if beyond {
-                held.extend_from_slice(&bytes[take..]);
+                if let Some(spare) = self.spares.pop() {
+                    self.spares_at = self.now;
+                    self.held_in_place += 1;
+                    // Held where it is, not copied; its node queues into a spare (a batch's
+                    // size: its queue does not grow anew by copies).
+                    std::mem::swap(held, &mut bytes);
+                    *held_at = take;
+                    bytes = spare;
+                } else {
+                    held.extend_from_slice(&bytes[take..]);
+                }
             }
             bytes.clear();
             if self
@@ -611,6 +626,10 @@ impl<C: Codec> Mux<C> {
     /// Frees the grown queue buffers of streams whose bursts stopped a while ago and that got
     /// no take since (`grown.rs`); a stream with bytes waiting is left to its next take.
     pub(super) fn sweep_grown(&mut self, now: Nanos) {
+        if !self.spares.is_empty() && now.saturating_sub(self.spares_at) >= STREAM_BURST_GAP_NS {
+            // No batch passed a credit for a while.
+            self.spares = Vec::new();
+        }
         let mut bytes = std::mem::take(&mut self.taken);
         for stream in self.grown.due(now) {
             if matches!(self.links.get(&stream), Some(Link::Stream { .. }))
