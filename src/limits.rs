@@ -772,7 +772,8 @@ pub const STREAM_BURST_GAP_NS: u64 = 1_000_000_000;
 /// copied aside (a copy of most of W3's bytes in two processes: 9.6% of a process's samples).
 /// One batch per take passes the credit and one held batch empties, so a few suffice; each
 /// is a batch's size, bounded by the flow-control windows like the queue it came from, and
-/// the mux's sweep frees them.
+/// the mux's sweep frees them. Held batches all sent that a driver's gathered send still names
+/// wait to become spares, as many at most (past that they are freed by the last holder).
 pub const SPARE_QUEUE_BUFFERS_MAX: usize = 4;
 /// How long the loop waits at exit for the kernel to finish with its buffers (what is still in
 /// flight after that is leaked, never freed).

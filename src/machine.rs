@@ -369,25 +369,52 @@ impl<'a> Lent<'a> {
             "held bytes lie in the lent buffer"
         );
         Held {
-            buffer: Arc::clone(self.0),
+            buffer: Backing::Lent(Arc::clone(self.0)),
             start,
             end: start + part.len(),
         }
     }
 }
 
-/// Bytes of a lent receive buffer a machine keeps ([`Lent::hold`]); the buffer lives as long
-/// as any part of it is held.
+/// Bytes a machine queues for sending without copying them: a part of a lent receive buffer
+/// ([`Lent::hold`]) or of a buffer of its own it will not change ([`Held::shared`]); the buffer
+/// lives as long as any part of it is held.
 #[derive(Clone)]
 pub struct Held {
-    buffer: Arc<[u8]>,
+    buffer: Backing,
     start: usize,
     end: usize,
 }
 
+#[derive(Clone)]
+enum Backing {
+    Lent(Arc<[u8]>),
+    Own(Arc<Vec<u8>>),
+}
+
 impl Held {
+    /// Bytes `range` of `buffer`, which the machine shares and no longer changes (it gets the
+    /// allocation back with `Arc::try_unwrap` once the driver has let go of every part).
+    ///
+    /// # Panics
+    /// If `range` does not lie within `buffer`.
+    pub fn shared(buffer: &Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Held {
+        assert!(
+            range.start <= range.end && range.end <= buffer.len(),
+            "held bytes lie in the buffer"
+        );
+        Held {
+            buffer: Backing::Own(Arc::clone(buffer)),
+            start: range.start,
+            end: range.end,
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
-        &self.buffer[self.start..self.end]
+        match &self.buffer {
+            Backing::Lent(buffer) => &buffer[self.start..self.end],
+            Backing::Own(buffer) => &buffer[self.start..self.end],
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -26,6 +26,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -39,7 +40,7 @@ use crate::limits::{
     TRUNK_PLAIN_ADDRESSES_MAX, TRUNK_STRANGERS_MAX, TRUNK_STREAM_KEPT_BYTES_MAX, TRUNK_STREAMS_MAX,
     TRUNKS_MAX,
 };
-use crate::machine::{CloseReason, ConnId, ConnIds, ConnMap, Effect, Machine, Nanos};
+use crate::machine::{CloseReason, ConnId, ConnIds, ConnMap, Effect, Held, Hole, Machine, Nanos};
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
 use crate::wire::{Codec, Control};
@@ -77,14 +78,15 @@ enum Link {
         ready: bool,
     },
     /// A link carried by `trunk` as `stream`; `wanting`: its node has bytes pending and the
-    /// trunk will take them; `held`: bytes taken from its node that the trunk's credit did
-    /// not let go yet (whole frames; they go before anything its node queues later).
+    /// trunk will take them; `held`: a batch taken from its node whose bytes from `held_at`
+    /// on the trunk's credit did not let go yet (whole frames; they go before anything its
+    /// node queues later), shared with the driver's sends of its earlier parts.
     Stream {
         trunk: ConnId,
         stream: u32,
         kept: Vec<u8>,
         wanting: bool,
-        held: Vec<u8>,
+        held: Option<Arc<Vec<u8>>>,
         held_at: usize,
     },
 }
@@ -138,6 +140,9 @@ pub struct Mux<C: Codec> {
     /// Emptied allocations of what streams held, for the next batch that passes a trunk's
     /// credit (`limits::SPARE_QUEUE_BUFFERS_MAX`).
     spares: Vec<Vec<u8>>,
+    /// Batches streams held that are all sent, while the driver may still send from them
+    /// (their allocations become spares once it has let go; as many as spares at most).
+    let_go: Vec<Arc<Vec<u8>>>,
     /// When a spare was last kept or used: they are freed [`STREAM_BURST_GAP_NS`] after.
     spares_at: Nanos,
     /// Batches that passed a credit and were held as they were (into a spare), not copied.
@@ -203,6 +208,7 @@ impl<C: Codec> Mux<C> {
             scratch: Vec::new(),
             taken: Vec::new(),
             spares: Vec::new(),
+            let_go: Vec::new(),
             spares_at: 0,
             held_in_place: 0,
             warnings: WarningLimit::for_closed_connections(),
@@ -419,7 +425,7 @@ impl<C: Codec> Mux<C> {
                 stream,
                 kept: Vec::new(),
                 wanting: false,
-                held: Vec::new(),
+                held: None,
                 held_at: 0,
             },
         );
@@ -482,13 +488,14 @@ impl<C: Codec> Mux<C> {
             Some(Link::Stream {
                 trunk,
                 stream,
-                mut held,
+                held,
                 held_at,
                 ..
             }) => {
                 // Its last bytes go whatever the credit: a close is not held back.
                 self.group.swap_outgoing(conn, &mut last);
-                held.drain(..held_at);
+                let mut held = held.map(Arc::unwrap_or_clone).unwrap_or_default();
+                held.drain(..held_at.min(held.len()));
                 held.extend_from_slice(&last);
                 if let Some(t) = self.trunks.get_mut(&trunk) {
                     if !held.is_empty() {
@@ -713,9 +720,11 @@ impl<C: Codec> Machine for Mux<C> {
                 break;
             }
             len += match self.links.get(&stream) {
-                Some(Link::Stream { held, held_at, .. }) if !held.is_empty() => {
-                    held.len() - held_at
-                }
+                Some(Link::Stream {
+                    held: Some(held),
+                    held_at,
+                    ..
+                }) => held.len() - held_at,
                 _ => self.group.pending_len(stream),
             };
         }
@@ -726,9 +735,18 @@ impl<C: Codec> Machine for Mux<C> {
         self.group.frame_len(bytes)
     }
 
+    fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
+        if self.trunks.contains_key(&conn) {
+            self.take_trunk_bytes(conn, buf, Some(holes));
+            self.exit_when_delivered(self.now);
+        } else {
+            self.swap_outgoing(conn, buf);
+        }
+    }
+
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
         if self.trunks.contains_key(&conn) {
-            self.take_trunk_bytes(conn, buf);
+            self.take_trunk_bytes(conn, buf, None);
             self.exit_when_delivered(self.now);
         } else if let Some(last) = (!self.last_words.is_empty())
             .then(|| self.last_words.remove(&conn))

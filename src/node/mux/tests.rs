@@ -586,16 +586,23 @@ fn a_dialed_trunk_carries_the_links_that_waited_for_it_at_once() {
 
 #[test]
 fn a_trunk_sends_no_more_than_its_credit_and_resumes_on_credit() {
-    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES);
+    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES, false);
+}
+
+#[test]
+fn a_trunk_names_what_streams_held_for_a_gathered_send_and_reuses_it_once_let_go() {
+    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES, true);
 }
 
 #[test]
 fn a_trunk_sends_no_more_than_the_smaller_credit_where_links_time_out_on_a_closed_window() {
-    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES_USER_TIMEOUT);
+    sends_no_more_than_its_credit(TRUNK_CREDIT_BYTES_USER_TIMEOUT, false);
 }
 
-/// A run of node 0's far beyond a trunk's credit `credit_bytes`, credited back slowly.
-fn sends_no_more_than_its_credit(credit_bytes: usize) {
+/// A run of node 0's far beyond a trunk's credit `credit_bytes`, credited back slowly. With
+/// `gather`, the trunk's bytes are taken as the driver takes them for a gathered send (what
+/// streams held named among holes, which the driver keeps until its next take).
+fn sends_no_more_than_its_credit(credit_bytes: usize, gather: bool) {
     let (mut mux, registry, trunk) = table_of_peer_nodes(1 << 20, credit_bytes);
     let up = dialed_trunk_up(&mut mux, trunk);
     let hellos: usize = up.iter().filter(|s| s.0 == DATA).map(|s| s.2.len()).sum();
@@ -607,6 +614,9 @@ fn sends_no_more_than_its_credit(credit_bytes: usize) {
     // A run: node 0 originates far more than the credit (its window is 1 MiB).
     start_a_long_run(&mut mux, registry);
     let frame_max = 1 << 10;
+    let mut in_flight = Vec::new();
+    let mut holes_named = 0;
+    let mut shared_with_driver = false;
     let mut now = 6;
     let mut data_sent = hellos;
     let mut credited = 0;
@@ -618,7 +628,16 @@ fn sends_no_more_than_its_credit(credit_bytes: usize) {
         }
         effects(&mut mux);
         loop {
-            let segments = sent(&mut mux, trunk);
+            let segments = if gather {
+                let mut buf = Vec::new();
+                in_flight.clear();
+                mux.swap_outgoing_held(trunk, &mut buf, &mut in_flight);
+                holes_named += in_flight.len();
+                shared_with_driver |= !mux.let_go.is_empty();
+                segments(&crate::machine::gathered(&buf, &in_flight))
+            } else {
+                sent(&mut mux, trunk)
+            };
             let data: usize = segments
                 .iter()
                 .filter(|s| s.0 == DATA)
@@ -682,6 +701,19 @@ fn sends_no_more_than_its_credit(credit_bytes: usize) {
     assert!(seen.len() > 1_000, "{}", seen.len());
     // Batches passed the credit while emptied ones were kept: held as they were, not copied.
     assert!(mux.held_in_place > 0);
+    if gather {
+        // Held batches went as holes, and a batch all sent waited while the driver still had
+        // it; once the driver let go (its next take), its allocation became a spare.
+        assert!(holes_named > 0);
+        assert!(shared_with_driver);
+        in_flight.clear();
+        mux.swap_outgoing_held(trunk, &mut Vec::new(), &mut in_flight);
+        assert!(mux.let_go.is_empty());
+        assert!(!mux.spares.is_empty());
+    } else {
+        // Without a driver holding them, a batch all sent is a spare at once.
+        assert!(mux.let_go.is_empty());
+    }
 }
 
 /// The capacity of each stream's queue in its node (swapped out and back to be looked at).

@@ -297,7 +297,7 @@ impl<C: Codec> Mux<C> {
                         stream,
                         kept: Vec::new(),
                         wanting: false,
-                        held: Vec::new(),
+                        held: None,
                         held_at: 0,
                     },
                 );
@@ -431,11 +431,12 @@ impl<C: Codec> Mux<C> {
         for (_, stream) in trunk.streams {
             // What the credit held back never left: its node routes around it.
             if let Some(Link::Stream { held, held_at, .. }) = self.links.get_mut(&stream)
-                && *held_at < held.len()
+                && let Some(held) = held.take()
             {
-                let held = std::mem::take(held);
                 let from = std::mem::take(held_at);
-                self.group.on_unsent(now, stream, &held[from..], 0);
+                if from < held.len() {
+                    self.group.on_unsent(now, stream, &held[from..], 0);
+                }
             }
             self.events.push_back(Event::Closed(stream, reason));
         }
@@ -513,13 +514,23 @@ impl<C: Codec> Mux<C> {
     /// The trunk's bytes for the driver: its own segments, then the waiting streams' bytes, in
     /// the order they asked, as far as the trunk's credit goes (whole frames: the last may pass
     /// it by less than a frame). What a stream's batch had beyond the credit is held for it,
-    /// and it stays first in line.
-    pub(super) fn take_trunk_bytes(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+    /// and it stays first in line. With `holes` (the driver gathers), what streams held goes
+    /// as holes naming it rather than copied into `buf`.
+    pub(super) fn take_trunk_bytes(
+        &mut self,
+        conn: ConnId,
+        buf: &mut Vec<u8>,
+        mut holes: Option<&mut Vec<Hole>>,
+    ) {
         let Some(trunk) = self.trunks.get_mut(&conn) else {
             return;
         };
         std::mem::swap(buf, &mut trunk.queued);
         trunk.send_asked = false;
+        // The driver let go of what it sent before: held batches all sent become spares.
+        for batch in std::mem::take(&mut self.let_go) {
+            recycle(&mut self.spares, &mut self.let_go, batch);
+        }
         let mut credit = self.credit.bytes().saturating_sub(trunk.outstanding);
         let mut wanting = std::mem::take(&mut trunk.wanting);
         let mut bytes = std::mem::take(&mut self.taken);
@@ -541,23 +552,21 @@ impl<C: Codec> Mux<C> {
                 continue;
             };
             let stream = *stream;
-            if !held.is_empty() {
-                let rest = &held[*held_at..];
-                let take = frames_within::<C>(rest, credit);
-                segment::put_data(buf, stream, &rest[..take]);
+            if let Some(batch) = held {
+                let from = *held_at;
+                let take = frames_within::<C>(&batch[from..], credit);
+                put_shared(buf, &mut holes, stream, batch, from..from + take);
                 data += take;
                 credit = credit.saturating_sub(take);
-                if take < rest.len() {
+                if from + take < batch.len() {
                     *held_at += take;
                     break;
                 }
-                let mut spare = std::mem::take(held);
-                *held_at = 0;
-                if self.spares.len() < SPARE_QUEUE_BUFFERS_MAX {
-                    spare.clear();
-                    self.spares.push(spare);
+                if let Some(batch) = held.take() {
+                    recycle(&mut self.spares, &mut self.let_go, batch);
                     self.spares_at = self.now;
                 }
+                *held_at = 0;
                 if credit == 0 {
                     // What its node queued meanwhile waits for the next credit, first in line.
                     if self.group.pending_len(stream_conn) == 0 {
@@ -575,9 +584,6 @@ impl<C: Codec> Mux<C> {
                 self.credit.sample(first);
             }
             let take = frames_within::<C>(&bytes, credit);
-            if take > 0 {
-                segment::put_data(buf, stream, &bytes[..take]);
-            }
             data += take;
             credit = credit.saturating_sub(take);
             let beyond = take < bytes.len();
@@ -587,12 +593,17 @@ impl<C: Codec> Mux<C> {
                     self.held_in_place += 1;
                     // Held where it is, not copied; its node queues into a spare (a batch's
                     // size: its queue does not grow anew by copies).
-                    std::mem::swap(held, &mut bytes);
+                    let batch = Arc::new(std::mem::replace(&mut bytes, spare));
+                    put_shared(buf, &mut holes, stream, &batch, 0..take);
+                    *held = Some(batch);
                     *held_at = take;
-                    bytes = spare;
                 } else {
-                    held.extend_from_slice(&bytes[take..]);
+                    segment::put_data(buf, stream, &bytes[..take]);
+                    *held = Some(Arc::new(bytes[take..].to_vec()));
+                    *held_at = 0;
                 }
+            } else if take > 0 {
+                segment::put_data(buf, stream, &bytes[..take]);
             }
             bytes.clear();
             if self
@@ -683,6 +694,42 @@ impl<C: Codec> Mux<C> {
                 .on_unsent(now, stream, &taken[start..end], sent.saturating_sub(start));
         }
         self.pump(now);
+    }
+}
+
+/// Bytes `range` of a batch a stream held as a DATA segment of `stream`: named among `holes`
+/// when the driver gathers (not copied), else copied into `buf`.
+fn put_shared(
+    buf: &mut Vec<u8>,
+    holes: &mut Option<&mut Vec<Hole>>,
+    stream: u32,
+    batch: &Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+) {
+    match holes {
+        Some(holes) => {
+            segment::put_header(buf, DATA, stream, range.len());
+            holes.push(Hole {
+                at: buf.len(),
+                held: Held::shared(batch, range),
+            });
+        }
+        None => segment::put_data(buf, stream, &batch[range]),
+    }
+}
+
+/// A batch a stream held, all sent: its allocation becomes a spare once the driver let go of
+/// it (else it waits in `let_go`; past the bound it is simply dropped, freed by the last
+/// holder).
+fn recycle(spares: &mut Vec<Vec<u8>>, let_go: &mut Vec<Arc<Vec<u8>>>, batch: Arc<Vec<u8>>) {
+    match Arc::try_unwrap(batch) {
+        Ok(mut spare) if spares.len() < SPARE_QUEUE_BUFFERS_MAX => {
+            spare.clear();
+            spares.push(spare);
+        }
+        Ok(_) => {}
+        Err(batch) if let_go.len() < SPARE_QUEUE_BUFFERS_MAX => let_go.push(batch),
+        Err(_) => {}
     }
 }
 
