@@ -637,9 +637,13 @@ impl<C: Codec> Mux<C> {
     /// Frees the grown queue buffers of streams whose bursts stopped a while ago and that got
     /// no take since (`grown.rs`); a stream with bytes waiting is left to its next take.
     pub(super) fn sweep_grown(&mut self, now: Nanos) {
-        if !self.spares.is_empty() && now.saturating_sub(self.spares_at) >= STREAM_BURST_GAP_NS {
-            // No batch passed a credit for a while.
+        if !(self.spares.is_empty() && self.let_go.is_empty())
+            && now.saturating_sub(self.spares_at) >= STREAM_BURST_GAP_NS
+        {
+            // No batch passed a credit for a while: the spares, and what would have become
+            // spares once the driver let go, are freed (the last holder frees the latter).
             self.spares = Vec::new();
+            self.let_go = Vec::new();
         }
         let mut bytes = std::mem::take(&mut self.taken);
         for stream in self.grown.due(now) {
