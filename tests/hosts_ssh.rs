@@ -345,6 +345,40 @@ fn launch_over_ssh_across_namespaces() {
     lab.assert_nothing_left("a run of node groups");
     assert_copies_removed(&launcher, 3);
 
+    // Payloads of 2 KiB and more run in a process per core on each host, as a local launch
+    // runs them (tools/lib.sh's `core_layout_payload`): four nodes a host, spread over its
+    // cores.
+    let (mut launcher, out) = lab.launch_with("payload", &hosts, &["PAYLOAD=2048"], &["12", "200"]);
+    let status = launcher.wait_exit();
+    assert!(status.success(), "{status}\n{}", launcher.dump());
+    let json = result(&out);
+    assert_eq!(json["verdict"], "PASS", "{json:#}");
+    assert_eq!(json["packets_received"], 2_400u64, "{json:#}");
+    let cores: usize = String::from_utf8(
+        Command::new("getconf")
+            .arg("_NPROCESSORS_ONLN")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let per = 4usize.div_ceil(cores);
+    let processes = 4usize.div_ceil(per);
+    let err = launcher.err.text();
+    for label in [format!("root@{}", ip(1)), ip(2), ip(3)] {
+        assert!(
+            err.contains(&format!(
+                "[{label}] overlay-launch: 4 nodes in {processes} node processes"
+            )),
+            "{err}"
+        );
+    }
+    lab.assert_nothing_left("a run of large payloads");
+    assert_copies_removed(&launcher, 3);
+
     // The registry on the first host; result.json still lands here.
     let (mut launcher, out) = lab.launch("first", &hosts, &["--registry-on", "first", "4", "1000"]);
     let status = launcher.wait_exit();
