@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    BIN, DEADLINE, Netns, Proc, ensure_command, poll, say_skipped, sh, skip_without_netns,
+    BIN, DEADLINE, Netns, Proc, cores_by, ensure_command, poll, say_skipped, sh, skip_without_netns,
 };
 use serde_json::Value;
 
@@ -346,32 +346,29 @@ fn launch_over_ssh_across_namespaces() {
     assert_copies_removed(&launcher, 3);
 
     // Payloads of 2 KiB and more run in a process per core on each host, as a local launch
-    // runs them (tools/lib.sh's `core_layout_payload`): four nodes a host, spread over its
-    // cores.
-    let (mut launcher, out) = lab.launch_with("payload", &hosts, &["PAYLOAD=2048"], &["12", "200"]);
+    // runs them (tools/lib.sh's `core_layout_payload`): two nodes a core on each host, two
+    // in each process.
+    let cores = cores_by(&["getconf", "_NPROCESSORS_ONLN"]);
+    let per_host = (2 * cores).min(64);
+    let nodes = (3 * per_host).to_string();
+    let (mut launcher, out) =
+        lab.launch_with("payload", &hosts, &["PAYLOAD=2048"], &[&nodes, "200"]);
     let status = launcher.wait_exit();
     assert!(status.success(), "{status}\n{}", launcher.dump());
     let json = result(&out);
     assert_eq!(json["verdict"], "PASS", "{json:#}");
-    assert_eq!(json["packets_received"], 2_400u64, "{json:#}");
-    let cores: usize = String::from_utf8(
-        Command::new("getconf")
-            .arg("_NPROCESSORS_ONLN")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .parse()
-    .unwrap();
-    let per = 4usize.div_ceil(cores);
-    let processes = 4usize.div_ceil(per);
+    assert_eq!(
+        json["packets_received"],
+        (3 * per_host * 200) as u64,
+        "{json:#}"
+    );
+    let per = per_host.div_ceil(cores);
+    let processes = per_host.div_ceil(per);
     let err = launcher.err.text();
     for label in [format!("root@{}", ip(1)), ip(2), ip(3)] {
         assert!(
             err.contains(&format!(
-                "[{label}] overlay-launch: 4 nodes in {processes} node processes"
+                "[{label}] overlay-launch: {per_host} nodes in {processes} node processes"
             )),
             "{err}"
         );

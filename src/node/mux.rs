@@ -736,17 +736,20 @@ impl<C: Codec> Machine for Mux<C> {
     }
 
     fn swap_outgoing_held(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: &mut Vec<Hole>) {
-        if self.trunks.contains_key(&conn) {
-            self.take_trunk_bytes(conn, buf, Some(holes));
-            self.exit_when_delivered(self.now);
-        } else {
-            self.swap_outgoing(conn, buf);
-        }
+        self.swap_out(conn, buf, Some(holes));
     }
 
     fn swap_outgoing(&mut self, conn: ConnId, buf: &mut Vec<u8>) {
+        self.swap_out(conn, buf, None);
+    }
+}
+
+impl<C: Codec> Mux<C> {
+    /// `conn`'s pending bytes for the driver: a trunk's (what streams held named among
+    /// `holes` when the driver gathers), a closed link's last words, or a node's own.
+    fn swap_out(&mut self, conn: ConnId, buf: &mut Vec<u8>, holes: Option<&mut Vec<Hole>>) {
         if self.trunks.contains_key(&conn) {
-            self.take_trunk_bytes(conn, buf, None);
+            self.take_trunk_bytes(conn, buf, holes);
             self.exit_when_delivered(self.now);
         } else if let Some(last) = (!self.last_words.is_empty())
             .then(|| self.last_words.remove(&conn))

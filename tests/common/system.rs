@@ -46,3 +46,16 @@ pub fn sleeps(pid: u32) -> Option<u64> {
 pub fn raise_nofile(want: u64) -> u64 {
     rlimit::increase_nofile_limit(want).expect("getrlimit/setrlimit")
 }
+
+/// The cores `tools/lib.sh` spreads a host's nodes over, as `command` counts them (`nproc` for
+/// a local launch, `getconf _NPROCESSORS_ONLN` on a host reached over ssh).
+pub fn cores_by(command: &[&str]) -> usize {
+    let output = std::process::Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"))
+}

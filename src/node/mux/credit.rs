@@ -30,8 +30,6 @@ pub struct TrunkCredit {
     most: usize,
     /// The mean length of the frames sampled, times 2^`MEAN_SHIFT`.
     mean_scaled: usize,
-    /// What the credit is now (recomputed with each sample).
-    bytes: usize,
 }
 
 impl TrunkCredit {
@@ -52,13 +50,12 @@ impl TrunkCredit {
             least,
             most,
             mean_scaled: 0,
-            bytes: least,
         }
     }
 
     /// Bytes a trunk may have outstanding now.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        ((self.mean_scaled >> MEAN_SHIFT) * TRUNK_CREDIT_FRAMES).clamp(self.least, self.most)
     }
 
     /// A frame of `len` bytes about to go on a trunk (a sample: the first of each stream's
@@ -66,8 +63,6 @@ impl TrunkCredit {
     pub fn sample(&mut self, len: usize) {
         let len = len.min(FRAME_BYTES_MAX);
         self.mean_scaled = self.mean_scaled - (self.mean_scaled >> MEAN_SHIFT) + len;
-        let frames = (self.mean_scaled >> MEAN_SHIFT) * TRUNK_CREDIT_FRAMES;
-        self.bytes = frames.clamp(self.least, self.most);
     }
 }
 
