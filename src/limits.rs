@@ -192,24 +192,21 @@ pub const AUTO_POLL_PAUSE_MAX_NS: Nanos = 64_000_000_000;
 /// Largest latency a histogram records (longer ones are recorded as this): a minute, far past
 /// any run's stall timeout.
 pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
-/// Largest overlay whose nodes keep their flow-control counts (`node::flow`) in a slot per node
-/// of the overlay (24 bytes each: 24 KiB at this bound), read with one load per packet. Larger
-/// overlays keep them only for the nodes a node took packets or acks from in the current
-/// epoch, in a hash map (at most one entry per node of the overlay, its keys being ring
-/// positions; about 2 x 950 entries, 60 KiB, for a 1,000-packet run at 10,000 nodes, where
-/// the slots took 240 KB), at the cost of hashing each delivered packet's source and each
-/// ack's sink.
-/// The counts a leave's hand-over needs (packets originated toward each sink, and taken from
-/// each source, since setup: `node::per_node`) follow the same rule.
+/// Largest overlay whose nodes keep their counts per other node (`node::flow`: the window's
+/// counts and the packets originated toward it and taken from it, which a leave's hand-over
+/// needs) in a slot per node of the overlay: a record of 64 bytes, one cache line (64 KiB at
+/// this bound), read with one miss per packet. Larger overlays keep them only for the nodes a
+/// node exchanged packets or acks with in the current epoch, in a hash map (at most one entry
+/// per node of the overlay, its keys being ring positions; about 1,900 entries, 160-280 KB,
+/// for a 1,000-packet run at 10,000 nodes, where the slots take 640 KB), at the cost of
+/// hashing each delivered packet's source and each ack's sink.
 pub const FLOW_DENSE_NODES_MAX: usize = 1024;
 /// A large overlay's per-node map (`node::per_node::PerNode`) turns into a slot per node once
-/// it holds more than one value per this many nodes. A `HashMap<u32, u64>` entry takes 16
-/// bytes and a control byte, and the map keeps from 1/2 to 7/8 of its entries full: 19 to 39
-/// bytes a value, against 8 a slot; so at a quarter of the nodes the map holds 4.9 to 9.7
-/// bytes per node of the overlay where slots hold 8, and the counts of a node never take
-/// more than about 1.2 x the slots, however many nodes it exchanged with since setup. At
-/// 10,000 nodes a 1,000-packet run gives a node about 950 sinks and 950 sources (10% of the
-/// nodes): two maps of about 35 KiB where the slots took 2 x 80 KB.
+/// it holds more than one value per this many nodes. A `HashMap<u32, Peer>` entry takes 72
+/// bytes and a control byte, and the map keeps from 1/2 to 7/8 of its entries full: 83 to 146
+/// bytes a value, against 64 a slot; so at a quarter of the nodes the map holds 21 to 37
+/// bytes per node of the overlay where slots hold 64, and the counts of a node never take
+/// more than the slots would, however many nodes it exchanged with since setup.
 pub const SPARSE_ENTRIES_PER_DENSE_NODES: usize = 4;
 /// From this many nodes on, the receive loop and origination ask for the counts a node keeps
 /// per other node (`node::per_node`, in slots) for the next frame's source or the next

@@ -218,7 +218,7 @@ impl<C: Codec> Overlay<C> {
         // Walked as the bytes not yet routed: `frame_len` checks the frame lies within them,
         // so taking it off their front needs no further check.
         let mut rest = bytes;
-        let look_ahead = self.sunk_from.prefetches();
+        let look_ahead = self.flow.prefetches();
         loop {
             let len = match C::frame_len(rest) {
                 Ok(Some(len)) => len,
@@ -234,7 +234,6 @@ impl<C: Codec> Overlay<C> {
                 && let Some(source) = C::source_if_for(rest, self.id)
                 && let Some(position) = self.router.position(source)
             {
-                self.sunk_from.prefetch(position);
                 self.flow.prefetch(position);
             }
             // Matched by reference: the view is read where `peek` put it, not copied (a copy
@@ -620,7 +619,7 @@ impl<C: Codec> Overlay<C> {
         };
         if !KEYED && let Some(position) = position {
             // The route check found the source's position: no second lookup.
-            *self.sunk_from.get_mut(position) += 1;
+            self.flow.on_sunk(position);
         }
         self.counters.received += 1;
         // The classic format has no send time.
@@ -670,18 +669,18 @@ impl<C: Codec> Overlay<C> {
     }
 
     /// A node-addressed packet that reached this node as its sink and is not received
-    /// (stale, corrupted): counted in `sunk_from` by its source's position, if a member's.
+    /// (stale, corrupted): counted as sunk from its source (`Flow::on_sunk`), if a member's.
     /// Out of line: a received one is counted with the position its route check found.
     #[cold]
     fn sunk_from_source(&mut self, source: NodeId) {
         if let Some(from) = self.router.position(source) {
-            *self.sunk_from.get_mut(from) += 1;
+            self.flow.on_sunk(from);
         }
     }
 
     /// A packet whose trace is no route from its source to this node (`fault` says which
     /// rule it breaks): the trace is copied out only to say so. `KEYED`: a keyed frame at its
-    /// key's owner (not counted in `sunk_from`).
+    /// key's owner (not counted as sunk).
     #[cold]
     fn wrong_trace<const KEYED: bool>(
         &mut self,
@@ -704,10 +703,10 @@ impl<C: Codec> Overlay<C> {
     /// A packet of an earlier run (a run ended by `stop`, or by a failure, while it was on
     /// its way): counted as stale and dropped. It is no outsider's doing and no link lost it,
     /// so the registry neither counts it as received nor blames anyone for it.
-    /// `KEYED`: a keyed frame at its key's owner (not counted in `sunk_from`).
+    /// `KEYED`: a keyed frame at its key's owner (not counted as sunk).
     #[cold]
     fn stale<const KEYED: bool>(&mut self, frame: &DataFrame<'_, C>) {
-        // Not in `sunk_from`: its source counted it in an earlier run's `originated_to`.
+        // Not counted as sunk: its source counted it in an earlier run's packets originated.
         self.counters.stale += 1;
         tracing::debug!(
             "dropped a packet of an earlier run from node {} (stale)",

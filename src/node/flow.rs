@@ -40,7 +40,9 @@ pub struct Flow {
     forgiven_before: u32,
 }
 
-/// The window's counts with one other node, as its sink and as its source.
+/// The window's counts with one other node, as its sink and as its source, and the packets
+/// exchanged with it: one record, 64 bytes, so that a delivery or an origination touches one
+/// cache line of it (in a large overlay these records are cold: docs/SCALE.md).
 #[derive(Debug, Clone, Copy, Default)]
 struct Peer {
     /// Highest cumulative ack seen from it (as sink of this node's packets).
@@ -54,9 +56,18 @@ struct Peer {
     /// Bytes toward it given back when nodes were lost ([`Flow::forgive`]): its cumulative
     /// acks count on from there (an ack of `n` bytes covers `n + ack_offset` of `sent_to`).
     ack_offset: u64,
+    /// Node-addressed packets originated toward it in this epoch (what a leave's hand-over
+    /// says is on its way to it).
+    originated: u64,
+    /// Node-addressed packets from it that ended here in this epoch (received, stale or
+    /// corrupted: what a leaving node's drain waits for).
+    sunk: u64,
     /// It is leaving: every frame from it is acknowledged at once ([`Flow::ack_at_once`]).
     at_once: bool,
 }
+
+// One cache line: the slots are aligned to lines (`per_node.rs`).
+const _: () = assert!(std::mem::size_of::<Peer>() == 64);
 
 impl Flow {
     /// Fresh state for an overlay of `nodes` nodes.
@@ -136,6 +147,12 @@ impl Flow {
             .min(queue_room as u64 / frame + 1)
     }
 
+    /// Whether asking for a node's counts ahead of their use is worth it ([`Flow::prefetch`]).
+    #[inline]
+    pub fn prefetches(&self) -> bool {
+        self.peers.prefetches()
+    }
+
     /// Asks for the counts of the node at `position` to be brought into the cache: a frame
     /// to or from it comes next.
     #[inline]
@@ -143,11 +160,39 @@ impl Flow {
         self.peers.prefetch(position);
     }
 
-    /// A frame of `frame_bytes` was originated toward the sink at `position`.
+    /// A node-addressed packet's frame of `frame_bytes` was originated toward the sink at
+    /// `position`: in flight, and counted toward it ([`Flow::originated_toward`]).
     #[inline]
     pub fn on_originated(&mut self, position: usize, frame_bytes: usize) {
         self.in_flight_bytes += frame_bytes as u64;
+        let peer = self.peers.get_mut(position);
+        peer.sent_to += frame_bytes as u64;
+        peer.originated += 1;
+    }
+
+    /// A keyed packet's frame of `frame_bytes` was originated toward the key's owner at
+    /// `position`: in flight only (a leave's hand-over counts node-addressed packets).
+    #[inline]
+    pub fn on_originated_keyed(&mut self, position: usize, frame_bytes: usize) {
+        self.in_flight_bytes += frame_bytes as u64;
         self.peers.get_mut(position).sent_to += frame_bytes as u64;
+    }
+
+    /// A node-addressed packet from the source at `position` ended here (received, stale or
+    /// corrupted).
+    #[inline]
+    pub fn on_sunk(&mut self, position: usize) {
+        self.peers.get_mut(position).sunk += 1;
+    }
+
+    /// Node-addressed packets originated toward the node at `position` in this epoch.
+    pub fn originated_toward(&self, position: usize) -> u64 {
+        self.peers.get(position).originated
+    }
+
+    /// Node-addressed packets that ended here in this epoch, from every source.
+    pub fn sunk_total(&self) -> u64 {
+        self.peers.values().map(|peer| peer.sunk).sum()
     }
 
     /// A data frame from the source at `position` arrived here. Returns the cumulative value
@@ -288,6 +333,49 @@ mod tests {
         flow.next_epoch(0);
         assert_eq!(flow.in_flight_bytes, 0);
         assert!(!flow.on_ack(1, 0, 400));
+    }
+
+    /// The packets a leave's hand-over counts live in the same record as the window's counts:
+    /// node-addressed packets originated toward a sink (keyed ones not), packets sunk from each
+    /// source; they move with the ring, go with a node that left, and start again from zero
+    /// in the next epoch. In slots and in a large overlay's map alike.
+    #[test]
+    fn the_hand_overs_counts_follow_the_ring_and_the_epoch() {
+        for nodes in [4, FLOW_DENSE_NODES_MAX + 4] {
+            let mut flow = Flow::new(nodes, 1 << 20);
+            flow.on_originated(1, 100);
+            flow.on_originated(1, 100);
+            flow.on_originated_keyed(1, 100);
+            flow.on_originated(2, 100);
+            flow.on_sunk(2);
+            flow.on_sunk(3);
+            flow.on_sunk(3);
+            assert_eq!(flow.in_flight_bytes, 400);
+            assert_eq!(
+                (0..4)
+                    .map(|p| flow.originated_toward(p))
+                    .collect::<Vec<_>>(),
+                [0, 2, 1, 0],
+                "{nodes} nodes"
+            );
+            assert_eq!(flow.sunk_total(), 3);
+            // The node at position 2 leaves: 3 moves to 2.
+            flow.remap(nodes - 1, |p| match p {
+                2 => None,
+                3 => Some(2),
+                p => Some(p),
+            });
+            assert_eq!(
+                (0..3)
+                    .map(|p| flow.originated_toward(p))
+                    .collect::<Vec<_>>(),
+                [0, 2, 0]
+            );
+            assert_eq!(flow.sunk_total(), 2);
+            assert_eq!(flow.in_flight_bytes, 300, "what went to the leaver is not");
+            flow.next_epoch(0);
+            assert_eq!((flow.originated_toward(1), flow.sunk_total()), (0, 0));
+        }
     }
 
     /// Beyond the dense bound, counts exist only for the nodes a node heard from, and act as

@@ -116,7 +116,7 @@ impl<C: Codec> Node<C> {
                 overlay.closed.insert(id);
                 overlay.pick_sinks();
                 let position = overlay.router.position(id);
-                let count = position.map_or(0, |p| overlay.originated_to.get(p));
+                let count = position.map_or(0, |p| overlay.flow.originated_toward(p));
                 // Its drain also waits until all it sent has arrived: acknowledged at once.
                 if let Some(acked) = position.and_then(|p| overlay.flow.ack_at_once(p)) {
                     overlay.send_ack(&mut self.effects, id, acked);
@@ -400,9 +400,6 @@ impl<C: Codec> Node<C> {
         let nodes = router.ring().len();
         let moved = |p: usize| router.position(old_ring[p]);
         overlay.flow.remap(nodes, moved);
-        for counts in [&mut overlay.originated_to, &mut overlay.sunk_from] {
-            counts.remap(nodes, moved);
-        }
         overlay
             .holders_seen
             .extend(router.holders().iter().copied());
@@ -501,7 +498,7 @@ impl<C: Codec> Node<C> {
         // every packet it sent arrived (acknowledged): none of its packets is on its way to a
         // node that leaves after it.
         if let Some((version, expected)) = overlay.leaving.drain
-            && (overlay.leaving.reported || overlay.sunk_from.values().sum::<u64>() >= expected)
+            && (overlay.leaving.reported || overlay.flow.sunk_total() >= expected)
             && overlay.flow.in_flight_bytes == 0
         {
             overlay.leaving.drain = None;

@@ -197,7 +197,7 @@ impl<C: Codec> Overlay<C> {
         let mut originated = 0;
         let mut sum_sent = self.counters.sum_sent;
         let sink_of = |draw: u64| (((draw >> 32) * sinks) >> 32) as usize;
-        let look_ahead = self.originated_to.prefetches();
+        let look_ahead = self.flow.prefetches();
         while originated < batch {
             originated += 1;
             // One 64-bit draw per packet: the low half is the value, the high half picks one
@@ -209,7 +209,6 @@ impl<C: Codec> Overlay<C> {
                 // state): its counts are asked for while this packet is queued, since in a
                 // large overlay they are cold (docs/SCALE.md).
                 let next_position = self.sinks[sink_of(rng.clone().next_u64())] as usize;
-                self.originated_to.prefetch(next_position);
                 self.flow.prefetch(next_position);
             }
             let value = draw as u32 as i32;
@@ -268,7 +267,6 @@ impl<C: Codec> Overlay<C> {
                         frame.append::<C>(stuck, shape, sink, value_bytes, crc);
                     });
                 if held {
-                    *self.originated_to.get_mut(position) += 1;
                     self.flow.on_originated(position, frame.bytes().len());
                 }
             }
@@ -301,7 +299,6 @@ impl<C: Codec> Overlay<C> {
         let len = entry.pending.len() - start;
         entry.packets_out += 1;
         self.own_queued += len;
-        *self.originated_to.get_mut(position) += 1;
         self.flow.on_originated(position, len);
     }
 
@@ -385,7 +382,7 @@ impl<C: Codec> Overlay<C> {
                                     bytes = append(stuck);
                                 });
                         if held {
-                            self.flow.on_originated(position, bytes);
+                            self.flow.on_originated_keyed(position, bytes);
                         }
                         continue;
                     }
@@ -402,7 +399,7 @@ impl<C: Codec> Overlay<C> {
             }
             entry.packets_out += 1;
             self.own_queued += bytes;
-            self.flow.on_originated(position, bytes);
+            self.flow.on_originated_keyed(position, bytes);
         }
         run.remaining -= originated;
         run.originated += originated;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::flow::Flow;
 use super::lookups::Lookups;
 use super::originate::Run;
-use super::per_node::PerNode;
 use super::shares::Shares;
 use crate::chord::churn::detour;
 use crate::limits::{PROBLEM_LINES_MAX, SUMMARY_LINKS_MAX, relay_queued_bytes_max};
@@ -318,14 +317,6 @@ pub(super) struct Overlay<C: Codec> {
     pub(super) closed: BTreeSet<NodeId>,
     /// The ring positions this node picks sinks from: every member but itself and `closed`.
     pub(super) sinks: Vec<u32>,
-    /// Data packets originated toward each ring position since the last final report (a
-    /// leaver's count; sparse in large overlays: `limits::FLOW_DENSE_NODES_MAX`).
-    pub(super) originated_to: PerNode<u64>,
-    /// Data packets of the run that reached this node as their sink since the last final
-    /// report (received or corrupted), by the ring position of their source (a leaver's drain
-    /// counts those of the members that were asked what they sent it; sparse in large
-    /// overlays).
-    pub(super) sunk_from: PerNode<u64>,
     /// A change of table waiting for its new links.
     pub(super) switch: Option<Switch>,
     /// Data packets handed to table links retired since the last final report, by peer.
@@ -396,8 +387,6 @@ impl<C: Codec> Overlay<C> {
             version: 0,
             closed: BTreeSet::new(),
             sinks: Vec::new(),
-            originated_to: PerNode::new(nodes),
-            sunk_from: PerNode::new(nodes),
             switch: None,
             retired_out: HashMap::new(),
             holders_seen,
@@ -629,12 +618,11 @@ impl<C: Codec> Overlay<C> {
         self.received_from.clear();
         self.received_unnamed = 0;
         self.retired_out.clear();
-        // A leave's hand-over counts what was sent toward it since the last final report:
-        // nothing of that run is on its way any more, and what was lost with crashed nodes
-        // is not waited for in the runs after it (docs/ARCHITECTURE.md, "Membership that
-        // changes").
-        self.originated_to.clear();
-        self.sunk_from.clear();
+        // A leave's hand-over counts what was sent toward it since the last final report
+        // (`Flow::originated_toward`, `Flow::sunk_total`: cleared with the window's epoch
+        // below): nothing of that run is on its way any more, and what was lost with crashed
+        // nodes is not waited for in the runs after it (docs/ARCHITECTURE.md, "Membership
+        // that changes").
         self.leaving.reported = self.leaving.began;
         // Every packet of the run has arrived: the nodes that left are in no trace any more.
         if self.router.changed() {

@@ -1,7 +1,7 @@
 //! Values kept per other node of the overlay, by ring position: a slot per node in small
 //! overlays, only the nodes that have a value in large ones (`limits::FLOW_DENSE_NODES_MAX`).
-//! The flow-control counts (`flow.rs`) and the counts a leave's hand-over needs (packets
-//! originated toward each sink, and taken from each source) are kept so.
+//! A node's record per other node (`flow.rs`: the window's counts and the packets originated
+//! toward it and taken from it, which a leave's hand-over needs) is kept so.
 
 use rustc_hash::FxHashMap;
 
@@ -21,11 +21,17 @@ pub(crate) struct PerNode<T> {
 
 #[derive(Debug, Clone)]
 enum Values<T> {
-    Dense(Vec<T>),
+    /// Each slot starts a cache line (a flow record is one line: `flow.rs`).
+    Dense(Vec<Line<T>>),
     /// Keyed by ring position: hashed with FxHash, as keys the process draws itself
     /// (`machine::ConnMap`) are; a position is below the overlay's size whoever sends.
     Sparse(FxHashMap<u32, T>),
 }
+
+/// A slot aligned to a cache line, so that one record is read with one miss, not two.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Line<T>(T);
 
 impl<T> Default for PerNode<T> {
     fn default() -> PerNode<T> {
@@ -40,7 +46,7 @@ impl<T: Copy + Default> PerNode<T> {
     /// Every value at its default, for `nodes` nodes.
     pub(crate) fn new(nodes: usize) -> PerNode<T> {
         let values = if nodes <= FLOW_DENSE_NODES_MAX {
-            Values::Dense(vec![T::default(); nodes])
+            Values::Dense(vec![Line::default(); nodes])
         } else {
             Values::Sparse(FxHashMap::default())
         };
@@ -51,7 +57,7 @@ impl<T: Copy + Default> PerNode<T> {
     #[inline]
     pub(crate) fn get(&self, position: usize) -> T {
         match &self.values {
-            Values::Dense(values) => values[position],
+            Values::Dense(values) => values[position].0,
             Values::Sparse(values) => values.get(&(position as u32)).copied().unwrap_or_default(),
         }
     }
@@ -61,7 +67,7 @@ impl<T: Copy + Default> PerNode<T> {
     #[inline]
     pub(crate) fn get_existing_mut(&mut self, position: usize) -> Option<&mut T> {
         match &mut self.values {
-            Values::Dense(values) => values.get_mut(position),
+            Values::Dense(values) => values.get_mut(position).map(|line| &mut line.0),
             Values::Sparse(values) => values.get_mut(&(position as u32)),
         }
     }
@@ -76,7 +82,7 @@ impl<T: Copy + Default> PerNode<T> {
             self.densify();
         }
         match &mut self.values {
-            Values::Dense(values) => &mut values[position],
+            Values::Dense(values) => &mut values[position].0,
             Values::Sparse(values) => values.entry(position as u32).or_default(),
         }
     }
@@ -102,7 +108,7 @@ impl<T: Copy + Default> PerNode<T> {
     /// The values of every node that has one (in no particular order).
     pub(crate) fn values(&self) -> impl Iterator<Item = T> + '_ {
         let (dense, sparse) = match &self.values {
-            Values::Dense(values) => (Some(values.iter().copied()), None),
+            Values::Dense(values) => (Some(values.iter().map(|line| line.0)), None),
             Values::Sparse(values) => (None, Some(values.values().copied())),
         };
         dense
@@ -124,7 +130,7 @@ impl<T: Copy + Default> PerNode<T> {
             Values::Dense(values) => values
                 .into_iter()
                 .enumerate()
-                .for_each(|(p, value)| keep(p, value)),
+                .for_each(|(p, line)| keep(p, line.0)),
             Values::Sparse(values) => values
                 .into_iter()
                 .for_each(|(p, value)| keep(p as usize, value)),
@@ -136,7 +142,7 @@ impl<T: Copy + Default> PerNode<T> {
     /// Changes every value kept (a large overlay's absent ones stay at their default).
     pub(crate) fn for_each_mut(&mut self, mut change: impl FnMut(&mut T)) {
         match &mut self.values {
-            Values::Dense(values) => values.iter_mut().for_each(change),
+            Values::Dense(values) => values.iter_mut().for_each(|line| change(&mut line.0)),
             Values::Sparse(values) => values.values_mut().for_each(&mut change),
         }
     }
@@ -145,17 +151,17 @@ impl<T: Copy + Default> PerNode<T> {
     pub(crate) fn clear(&mut self) {
         match &mut self.values {
             Values::Dense(values) if self.nodes <= FLOW_DENSE_NODES_MAX => {
-                values.fill(T::default());
+                values.fill(Line::default());
             }
             _ => *self = PerNode::new(self.nodes),
         }
     }
 
     fn densify(&mut self) {
-        let mut dense = vec![T::default(); self.nodes];
+        let mut dense = vec![Line::default(); self.nodes];
         if let Values::Sparse(values) = &self.values {
             for (&p, &value) in values {
-                dense[p as usize] = value;
+                dense[p as usize] = Line(value);
             }
         }
         self.values = Values::Dense(dense);
