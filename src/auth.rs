@@ -563,6 +563,7 @@ mod tests {
         let mut nonces = StdRng::seed_from_u64(2);
         let register = Control::Register {
             addr: "127.0.0.1:7".parse().unwrap(),
+            group: None,
         };
         let mut plain = Handshake::accept(b);
         assert_eq!(
@@ -603,12 +604,12 @@ mod tests {
         );
         assert!(
             failure.describe("the node at 127.0.0.1:7").starts_with(
-                "the node at 127.0.0.1:7 speaks native protocol version 1, this side 3:"
+                "the node at 127.0.0.1:7 speaks native protocol version 1, this side 4:"
             )
         );
         // The connector, told so, says which versions differ.
         let told = Refusal::Version { ours: 7 }.describe("the registry at 127.0.0.1:5000");
-        assert!(told.contains("version 7, this side 3"), "{told}");
+        assert!(told.contains("version 7, this side 4"), "{told}");
         // A hello of this version goes on as before.
         let (_, hello) = Handshake::connect(None, b, &mut nonces);
         assert_eq!(

@@ -27,6 +27,12 @@ pub const NR_MAX: usize = 32;
 /// (1 GB at the bound, 6 GB with 160-bit identifiers, sent once per setup, at most
 /// [`MANIFESTS_OUTSTANDING_MAX`] at a time).
 pub const NODES_MAX: usize = 16_000;
+/// Groups (processes of several nodes) whose next node's place on the ring the registry keeps
+/// (`registry::placement`): one entry of 24 bytes each, about 400 KiB at this bound, whatever
+/// group tokens peers make up; as many as the overlay can have nodes, so honest groups never
+/// reach it. When full, the map starts again empty (a group's later nodes then land less
+/// evenly; nothing else changes).
+pub const PLACEMENT_GROUPS_MAX: usize = NODES_MAX;
 
 /// Manifests the registry has sent whose node has not reported its setup status yet; the next
 /// goes out as a status comes in (`registry/setup.rs`). Sending all N at once queued N

@@ -202,7 +202,7 @@ fn manifests_larger_than_a_frame_come_in_several_and_every_node_puts_them_togeth
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let mut client = Client::connect(port);
-            match client.request(&Control::Register { addr }) {
+            match client.request(&Control::Register { addr, group: None }) {
                 Control::RegisterStatus {
                     status: Status::Ok(id),
                     ..

@@ -361,7 +361,7 @@ fn interactive_consoles() {
 }
 
 fn register(addr: SocketAddr) -> Control {
-    Control::Register { addr }
+    Control::Register { addr, group: None }
 }
 
 fn refusal(answer: Control) -> String {

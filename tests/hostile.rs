@@ -109,7 +109,10 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
     // connection is ignored with a warning; the same connection still gets answers.
     let liar_addr = SocketAddr::from(([127, 0, 0, 1], 45_001));
     let mut liar = Client::connect(port);
-    let liar_id = match liar.request(&Control::Register { addr: liar_addr }) {
+    let liar_id = match liar.request(&Control::Register {
+        addr: liar_addr,
+        group: None,
+    }) {
         Control::RegisterStatus {
             status: Status::Ok(id),
             ..
@@ -228,6 +231,7 @@ fn hostile_input_at_node_and_registry_then_a_run_verifies() {
         let mut client = Client::connect(port);
         let frame = encode(&Control::Register {
             addr: SocketAddr::from(([127, 0, 0, 1], 45_002)),
+            group: None,
         });
         client.send_raw(&frame[..frame.len() - 3]);
     }
@@ -293,6 +297,7 @@ fn registry_refuses_other_nodes_ids_from_distinct_hosts() {
     let mut attacker = Client::connect_to(registry_addr, Some(attacker_ip));
     let attacker_id = match attacker.request(&Control::Register {
         addr: attacker_addr,
+        group: None,
     }) {
         Control::RegisterStatus {
             status: Status::Ok(id),
@@ -340,6 +345,7 @@ fn registry_refuses_other_nodes_ids_from_distinct_hosts() {
     let mut other = Client::connect_to(registry_addr, Some(other_ip));
     other.request(&Control::Register {
         addr: SocketAddr::new(other_ip, 46_001),
+        group: None,
     });
     other.send(&Control::TaskFinished {
         addr: victim.addr,
@@ -563,7 +569,10 @@ fn a_peer_that_never_reads_its_answers_is_cut() {
     let (reg, port) = registry(&[], true);
     let mut peer = Client::connect(port);
     let me = peer.local_addr();
-    match peer.request(&Control::Register { addr: me }) {
+    match peer.request(&Control::Register {
+        addr: me,
+        group: None,
+    }) {
         Control::RegisterStatus {
             status: Status::Ok(_),
             ..
@@ -572,7 +581,13 @@ fn a_peer_that_never_reads_its_answers_is_cut() {
     }
     // The same registration again and again (each refused with an answer), never reading.
     let mut request = Vec::new();
-    Native::encode_control(&Control::Register { addr: me }, &mut request);
+    Native::encode_control(
+        &Control::Register {
+            addr: me,
+            group: None,
+        },
+        &mut request,
+    );
     let batch = request.repeat(10_000);
     let mut batches = 0;
     while batches < 100 && peer.try_send_raw(&batch) {

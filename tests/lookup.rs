@@ -517,7 +517,7 @@ fn the_registry_names_a_lookup_owner_its_membership_contradicts() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let mut client = Client::connect(port);
-            match client.request(&Control::Register { addr }) {
+            match client.request(&Control::Register { addr, group: None }) {
                 Control::RegisterStatus {
                     status: Status::Ok(id),
                     ..

@@ -117,7 +117,7 @@ fn the_registry_refuses_hosts_without_the_secret() {
     // A registration without the handshake: told that a secret is required, closed.
     let mut client = Client::connect(port);
     let addr = client.local_addr();
-    client.send(&Control::Register { addr });
+    client.send(&Control::Register { addr, group: None });
     assert_eq!(refusal(&mut client), Refusal::SecretRequired);
     assert!(client.closed_by_peer(), "registered without the secret");
     wait_stderr(&reg, "has no shared secret, which this side requires");
@@ -165,7 +165,7 @@ fn the_registry_refuses_hosts_without_the_secret() {
     let Control::RegisterStatus {
         status: Status::Ok(id),
         ..
-    } = client.request(&Control::Register { addr })
+    } = client.request(&Control::Register { addr, group: None })
     else {
         panic!("registration with the secret refused");
     };
@@ -216,7 +216,7 @@ fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
     let mut older = Client::connect(port);
     older.send_raw(&[2, 0, 0, 0, kind::HELLO, 0]);
     let addr = older.local_addr();
-    older.send(&Control::Register { addr });
+    older.send(&Control::Register { addr, group: None });
     assert_eq!(
         refusal(&mut older),
         Refusal::Version {
@@ -246,19 +246,22 @@ fn a_peer_of_another_protocol_version_is_refused_with_a_clear_message() {
             PROTOCOL_VERSION + 1
         ),
     );
-    // The build before trace slots as wide as the ID space (version 2).
-    let mut two = Client::connect(port);
-    two.send(&Control::Hello {
+    // The build before registrations named their group (version 3).
+    let mut three = Client::connect(port);
+    three.send(&Control::Hello {
         nonce: None,
-        version: 2,
+        version: 3,
     });
     assert_eq!(
-        refusal(&mut two),
+        refusal(&mut three),
         Refusal::Version {
             ours: PROTOCOL_VERSION
         }
     );
-    wait_stderr(&reg, "speaks native protocol version 2, this side 3");
+    wait_stderr(
+        &reg,
+        &format!("speaks native protocol version 3, this side {PROTOCOL_VERSION}"),
+    );
     // A node refuses an older build's data link the same way.
     let n = node("current", port, &[], false);
     let me = registered(&n);
@@ -410,7 +413,13 @@ fn an_outsider_cannot_reflect_the_handshake_through_a_misdirected_node() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut registration = Vec::new();
-    Native::encode_control(&Control::Register { addr: fake }, &mut registration);
+    Native::encode_control(
+        &Control::Register {
+            addr: fake,
+            group: None,
+        },
+        &mut registration,
+    );
     real.try_send_raw(&registration);
     assert!(
         real.closed_by_peer(),

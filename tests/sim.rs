@@ -394,20 +394,38 @@ fn registry_refuses_duplicates_and_spoofed_addresses() {
     let listen = SocketAddr::new(localhost(), 20_000);
 
     let first = sim.raw_connect(localhost(), Who::Registry);
-    sim.raw_send_control(first, &Control::Register { addr: listen });
+    sim.raw_send_control(
+        first,
+        &Control::Register {
+            addr: listen,
+            group: None,
+        },
+    );
     let (status, info) = one_status(&mut sim, first);
     let Status::Ok(id) = status else {
         panic!("first registration refused: {info}");
     };
 
     // The same connection registering again.
-    sim.raw_send_control(first, &Control::Register { addr: listen });
+    sim.raw_send_control(
+        first,
+        &Control::Register {
+            addr: listen,
+            group: None,
+        },
+    );
     let (status, info) = one_status(&mut sim, first);
     assert_eq!(status, Status::Failed, "{info}");
 
     // The same address from another connection of the same IP.
     let second = sim.raw_connect(localhost(), Who::Registry);
-    sim.raw_send_control(second, &Control::Register { addr: listen });
+    sim.raw_send_control(
+        second,
+        &Control::Register {
+            addr: listen,
+            group: None,
+        },
+    );
     let (status, info) = one_status(&mut sim, second);
     assert_eq!(status, Status::Failed, "{info}");
     assert!(info.contains("already registered"), "{info}");
@@ -418,6 +436,7 @@ fn registry_refuses_duplicates_and_spoofed_addresses() {
         spoofer,
         &Control::Register {
             addr: SocketAddr::new(localhost(), 20_001),
+            group: None,
         },
     );
     let (status, info) = one_status(&mut sim, spoofer);

@@ -48,7 +48,7 @@ fn overlay_with(config: SimConfig, count: usize, setup: &str) -> (Sim, Vec<Fake>
     for i in 0..count {
         let raw = sim.raw_connect(localhost(), Who::Registry);
         let addr = SocketAddr::new(localhost(), 20_000 + i as u16);
-        sim.raw_send_control(raw, &Control::Register { addr });
+        sim.raw_send_control(raw, &Control::Register { addr, group: None });
         sim.run_until(|sim| !sim.raw_received(raw).is_empty(), STEPS_MAX)
             .expect("a registration status");
         sim.run_until_quiet(STEPS_MAX).expect("quiet");

@@ -11,9 +11,9 @@ use overlay::limits::{
     OPERATOR_WAIT_SECS_MAX, RECV_BUFFER_BYTES, SEND_BUFFER_BYTES, TRUNK_CREDIT_BYTES_USER_TIMEOUT,
 };
 use overlay::node::{Group, Mux, Node, NodeConfig, TrunkCredit};
-use overlay::wire::Codec;
 use overlay::wire::classic::Classic;
 use overlay::wire::native::Native;
+use overlay::wire::{Codec, GroupTag};
 
 use super::terminate::{SIGTERM, Terminable};
 use super::{Common, SHARED_RECV, Wire, say, secret, seed};
@@ -122,6 +122,12 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
     let seed = seed(&args.common);
     // A group's nodes map no link buffers up front: K nodes would map K times a node's.
     let link_buffer_bytes = if count == 1 { SEND_BUFFER_BYTES } else { 0 };
+    // The registry places a group's nodes apart on the ring (docs/ARCHITECTURE.md,
+    // "Placement"); the token only has to differ from other processes'.
+    let group = (count > 1).then(|| GroupTag {
+        token: rand::random(),
+        size: count as u32,
+    });
     for index in 0..count {
         let (listener, local) = io::listen(SocketAddr::new(bind, 0))
             .with_context(|| format!("cannot listen on {bind}"))?;
@@ -136,6 +142,7 @@ pub(crate) fn run_node_with<C: Codec>(args: NodeArgs) -> Result<u8> {
             secret: secret.clone(),
             link_buffer_bytes,
             registry_wait: (args.registry_wait * 1e9) as u64,
+            group,
         });
     }
     let config = DriverConfig {

@@ -70,6 +70,13 @@ pub(crate) fn nanos(seconds: f64) -> Nanos {
     (seconds * 1e9) as Nanos
 }
 
+/// `--placement`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Placement {
+    Groups,
+    Random,
+}
+
 #[derive(Args)]
 #[command(group(ArgGroup::new("goal").args(["start", "duration"])))]
 pub(crate) struct RegistryArgs {
@@ -83,6 +90,12 @@ pub(crate) struct RegistryArgs {
     /// data frames' trace slots: 1 byte up to 8 bits, 2 up to 16, else 4.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=ID_BITS_MAX as i64))]
     id_bits: Option<u32>,
+    /// Where registering nodes go on the ring. groups: the nodes of a process of several
+    /// (`node --count K`) spread over the ID space and the processes interleaved, so that
+    /// most hops stay within a process (with two processes, all but the hops of one
+    /// position); lone nodes at random. random: every node at random.
+    #[arg(long, value_enum, default_value_t = Placement::Groups)]
+    placement: Placement,
     /// Bytes of data a source may have unacknowledged (default: nodes x 128 KiB, at most
     /// 256 MiB / nodes, within 256 KiB..=4 MiB: 1.25 MiB for 10 nodes, 4 MiB from 32 to 64). At least the largest frame (64 KiB): a smaller window would stall
     /// a source on every frame; at most 256 MiB.
@@ -379,6 +392,7 @@ pub(crate) fn run_registry_with<C: Codec>(args: RegistryArgs) -> Result<u8> {
     let scripted = script.is_some();
     let registry = Registry::<C>::new(RegistryConfig {
         id_bits: args.id_bits(),
+        place_groups: args.placement == Placement::Groups,
         seed,
         secret,
         script,

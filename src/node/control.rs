@@ -44,6 +44,7 @@ impl<C: Codec> Node<C> {
         self.phase = Phase::Registering;
         self.send_control(&Control::Register {
             addr: self.config.listen,
+            group: self.config.group,
         });
     }
 

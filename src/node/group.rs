@@ -321,6 +321,7 @@ mod tests {
             secret: None,
             link_buffer_bytes: 0,
             registry_wait: 0,
+            group: None,
         }
     }
 

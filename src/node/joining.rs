@@ -261,6 +261,7 @@ mod tests {
             secret: None,
             link_buffer_bytes: 0,
             registry_wait: 60_000_000_000,
+            group: None,
         });
         node.on_start(0);
         let conn = connects(&mut node);

@@ -46,7 +46,7 @@ use crate::machine::{
 };
 use crate::strangers::Strangers;
 use crate::warnings::WarningLimit;
-use crate::wire::{Codec, Control, Counters, NodeId, PayloadCrc, Refusal};
+use crate::wire::{Codec, Control, Counters, GroupTag, NodeId, PayloadCrc, Refusal};
 use links::{Connection, Role};
 use overlay::{Entry, Overlay, unsent_from};
 
@@ -73,6 +73,9 @@ pub struct NodeConfig {
     /// How long to keep trying to reach the registry and register (the registry may start
     /// after the node, or not answer at once) before giving up; 0 tries once.
     pub registry_wait: Nanos,
+    /// The process's nodes, named in the registration so that the registry places them apart
+    /// on the ring (`overlay node --count K`, K > 1); `None` for a node alone.
+    pub group: Option<GroupTag>,
 }
 
 /// Whether the reason a connection is closed has been printed already.

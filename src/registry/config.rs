@@ -13,6 +13,9 @@ use crate::machine::Nanos;
 pub struct RegistryConfig {
     /// IDs are drawn from 0..2^id_bits.
     pub id_bits: u32,
+    /// Nodes that name their process's group get IDs that place the group's nodes apart on
+    /// the ring (`placement.rs`); false: every ID at random (`--placement random`).
+    pub place_groups: bool,
     pub seed: u64,
     pub script: Option<Script>,
     /// Per-source window in bytes; `None` = derived from the in-flight budget.
@@ -49,6 +52,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
             id_bits: ID_BITS_DEFAULT,
+            place_groups: true,
             seed: 0,
             script: None,
             window_bytes: None,

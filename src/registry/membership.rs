@@ -11,7 +11,7 @@ use super::changes::Queued;
 use crate::limits::{CONNECTION_WARNINGS_MAX, ID_SPACE_LISTED_MAX, NODES_MAX};
 use crate::machine::{ConnId, Effect, Nanos};
 use crate::summary::counted;
-use crate::wire::{ALREADY_REGISTERED, Codec, Control, NodeId, Refusal, Status, Targets};
+use crate::wire::{ALREADY_REGISTERED, Codec, Control, GroupTag, NodeId, Refusal, Status, Targets};
 
 /// A registered node.
 #[derive(Debug)]
@@ -28,13 +28,20 @@ impl<C: Codec> Registry<C> {
         1u64 << self.config.id_bits
     }
 
-    /// A free ID at random, or `None` when the ID space or [`NODES_MAX`] is full.
-    fn pick_id(&mut self) -> Option<NodeId> {
+    /// A free ID: where `group`'s next node goes (`placement.rs`) if that one is free,
+    /// otherwise one at random; `None` when the ID space or [`NODES_MAX`] is full.
+    fn pick_id(&mut self, group: Option<GroupTag>) -> Option<NodeId> {
         let space = self.id_space();
         // Members that left since the last run ended keep their IDs until it has.
         let taken = self.nodes.len() + self.departed.len();
         if taken as u64 >= space || self.nodes.len() >= NODES_MAX {
             return None;
+        }
+        if let Some(group) = group.filter(|_| self.config.place_groups) {
+            let id = self.placement.propose(group, space);
+            if !self.nodes.contains_key(&id) && !self.departed.contains(&id) {
+                return Some(id);
+            }
         }
         if space <= ID_SPACE_LISTED_MAX {
             // Uniform over the free IDs. Listing them for each registration cost a map lookup
@@ -88,7 +95,13 @@ impl<C: Codec> Registry<C> {
 
     /// `register`: refused when the claimed IP is not the connection's, when the connection
     /// or the address already registered, during a run, or when every ID is taken.
-    pub(super) fn on_register(&mut self, now: Nanos, conn: ConnId, addr: SocketAddr) {
+    pub(super) fn on_register(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        addr: SocketAddr,
+        group: Option<GroupTag>,
+    ) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
@@ -126,7 +139,7 @@ impl<C: Codec> Registry<C> {
             self.refuse_registration(conn, peer, info);
             return;
         }
-        let Some(id) = self.pick_id() else {
+        let Some(id) = self.pick_id(group) else {
             // The node prints this and stops (waiting would not help).
             let space = self.id_space();
             let info = format!(

@@ -42,6 +42,7 @@ mod interval;
 mod listings;
 mod lookups;
 mod membership;
+mod placement;
 pub mod progress;
 mod results;
 mod run;
@@ -150,6 +151,8 @@ pub struct Registry<C: Codec> {
     stranger_warnings: WarningLimit,
     /// Draws node IDs.
     rng: SmallRng,
+    /// Places the nodes of a process apart on the ring (`placement.rs`).
+    placement: placement::Placement,
     /// Challenge nonces (seeded from the configured seed; main seeds it from the OS).
     nonces: StdRng,
     effects: Vec<Effect>,
@@ -195,6 +198,7 @@ impl<C: Codec> Registry<C> {
             strangers,
             stranger_warnings: WarningLimit::for_strangers(),
             rng,
+            placement: placement::Placement::default(),
             nonces,
             effects: Vec::new(),
             farewells: Farewells::default(),
@@ -394,7 +398,7 @@ impl<C: Codec> Registry<C> {
         }
         let node = self.connections.get(&conn).and_then(|c| c.node);
         match (message, node) {
-            (Control::Register { addr }, _) => self.on_register(now, conn, addr),
+            (Control::Register { addr, group }, _) => self.on_register(now, conn, addr, group),
             (Control::Deregister { addr, id }, _) => self.on_deregister(now, conn, addr, id),
             (Control::SetupStatus { status, info }, Some(id)) => {
                 self.on_setup_status(now, id, status, info)

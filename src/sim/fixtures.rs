@@ -72,6 +72,7 @@ impl ReadyNode {
             secret: None,
             link_buffer_bytes: 0,
             registry_wait: 0,
+            group: None,
         });
         let mut effects = Vec::new();
         node.on_start(0);

@@ -184,6 +184,7 @@ fn sim_node<C: Codec>(seed: u64, i: usize) -> Node<C> {
         secret: None,
         link_buffer_bytes: 0,
         registry_wait: 0,
+        group: None,
         seed: seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(i as u64 + 1),

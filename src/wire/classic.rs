@@ -417,7 +417,8 @@ fn put_status(out: &mut Vec<u8>, status: Status, info: &str) {
 
 fn encode_body(message: &Control, out: &mut Vec<u8>) {
     match message {
-        Control::Register { addr } => {
+        // The classic format has no group: the registry places the node at random.
+        Control::Register { addr, .. } => {
             out.push(kind::REGISTER);
             put_addr(out, addr);
         }
@@ -521,6 +522,7 @@ fn decode_body(body: &[u8]) -> Result<Control, WireError> {
     let message = match code {
         kind::REGISTER => Control::Register {
             addr: reader.addr_be()?,
+            group: None,
         },
         kind::REGISTER_STATUS => {
             let (status, info) = reader.status_be()?;

@@ -343,12 +343,27 @@ impl Refusal {
     }
 }
 
+/// The process a registering node runs in, shared by every node of that process
+/// (`overlay node --count K`): the registry places a group's nodes apart on the ring, so that
+/// most of a route's hops stay within a process (docs/ARCHITECTURE.md, "Placement").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupTag {
+    /// Drawn at random by the process, the same for all its nodes.
+    pub token: u64,
+    /// How many nodes the process runs (1..=`limits::NODES_MAX`).
+    pub size: u32,
+}
+
 /// Every control message of the system. The data plane (data packets, acks) is not here: it
 /// goes through the codec's in-place functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
-    /// Node -> registry: register me at this listening address.
-    Register { addr: SocketAddr },
+    /// Node -> registry: register me at this listening address; `group`: the nodes of my
+    /// process, which the registry places apart on the ring (native only).
+    Register {
+        addr: SocketAddr,
+        group: Option<GroupTag>,
+    },
     /// Registry -> node: the ID given, or a refusal; `info` says which.
     RegisterStatus { status: Status, info: String },
     /// Node -> registry: remove me.

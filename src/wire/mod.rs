@@ -19,8 +19,9 @@ pub use frame::{Ack, DataFrame, Peek};
 pub use payload_crc::PayloadCrc;
 
 pub use control::{
-    ALREADY_REGISTERED, Change, ChordIds, Control, Counters, LinkCount, LookupAnswer, Manifest,
-    ManifestAssembly, ManifestEntry, Members, MembershipChange, NewTable, Refusal, Status, Targets,
+    ALREADY_REGISTERED, Change, ChordIds, Control, Counters, GroupTag, LinkCount, LookupAnswer,
+    Manifest, ManifestAssembly, ManifestEntry, Members, MembershipChange, NewTable, Refusal,
+    Status, Targets,
 };
 
 /// A node's identifier in the ring (0..=127 by default, up to 32 bits wide).

@@ -11,14 +11,15 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::reader::{Reader, put_ip, put_string};
 use super::{
     Ack, Change, ChordIds, Codec, Control, Corruption, Counters, DataFrame, DataShape, Delivered,
-    LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, MembershipChange, NewTable, NodeId,
-    PayloadCrc, Peek, Refusal, SendStamp, Status, Targets, WireError,
+    GroupTag, LinkCount, LookupAnswer, Manifest, ManifestEntry, Members, MembershipChange,
+    NewTable, NodeId, PayloadCrc, Peek, Refusal, SendStamp, Status, Targets, WireError,
 };
 use crate::chord::id::ID_BYTES;
 use crate::chord::{Id, IdSpace};
 use crate::limits::{
     BACKUP_ENTRIES, CHORD_ID_BITS_MAX, FRAME_BYTES_MAX, MANIFEST_MEMBERS_MAX,
-    MANIFEST_MORE_HEAD_BYTES, NR_MAX, REPAIR_NODES_MAX, SUMMARY_LINKS_MAX, TRACE_SLOTS_MAX,
+    MANIFEST_MORE_HEAD_BYTES, NODES_MAX, NR_MAX, REPAIR_NODES_MAX, SUMMARY_LINKS_MAX,
+    TRACE_SLOTS_MAX,
 };
 use crate::stats::RunStats;
 
@@ -81,11 +82,12 @@ pub mod refusal_code {
     pub const VERSION: u8 = 6;
 }
 
-/// The native protocol's version, in every hello: 3 since trace slots as wide as the ID space
+/// The native protocol's version, in every hello: 4 since a registration may name its node's
+/// group (`GroupTag`: the registry places a process's nodes apart on the ring), 3 since trace slots as wide as the ID space
 /// (the manifest's slot width, the data frame's width bits; issue 16), 2 since the 24-byte
 /// data header. Version 1, the builds before, sent hellos without one; an acceptor reads
 /// those as 1 and refuses them, as any other version ([`Refusal::Version`]).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The version of a hello that names none.
 pub const PROTOCOL_VERSION_UNNAMED: u16 = 1;
 

@@ -22,6 +22,7 @@ fn config(port: u16, secret: Option<&Secret>) -> NodeConfig {
         secret: secret.cloned(),
         link_buffer_bytes: 0,
         registry_wait: 0,
+        group: None,
     }
 }
 

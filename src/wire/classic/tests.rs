@@ -36,7 +36,7 @@ fn addr(text: &str) -> SocketAddr {
 fn registration_is_the_reference_example() {
     #[rustfmt::skip]
     golden(
-        Control::Register { addr: addr("127.0.0.1:43765") },
+        Control::Register { addr: addr("127.0.0.1:43765"), group: None },
         &[0x00, 0x00, 0x00, 0x0A, 0x02, 0x04, 0x7F, 0x00, 0x00, 0x01, 0x00, 0x00, 0xAA, 0xF5],
     );
 }

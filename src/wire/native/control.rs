@@ -121,9 +121,13 @@ pub(super) fn put_status(out: &mut Vec<u8>, status: Status, info: &str) {
 
 pub(super) fn encode_body(message: &Control, out: &mut Vec<u8>) {
     match message {
-        Control::Register { addr } => {
+        Control::Register { addr, group } => {
             out.push(kind::REGISTER);
             put_addr(out, addr);
+            if let Some(group) = group {
+                out.extend_from_slice(&group.token.to_le_bytes());
+                put_u32(out, group.size);
+            }
         }
         Control::RegisterStatus { status, info } => {
             out.push(kind::REGISTER_STATUS);
@@ -420,12 +424,30 @@ pub(super) fn members_of(reader: &mut Reader<'_>) -> Result<Members, WireError> 
     Ok(Members { ids, chord })
 }
 
+/// A registration's group: u64 token, u32 size (1..=`NODES_MAX`).
+fn group_tag(reader: &mut Reader<'_>) -> Result<GroupTag, WireError> {
+    let token = reader.u64_le()?;
+    let size = reader.u32_le()?;
+    if size == 0 || size as usize > NODES_MAX {
+        return Err(WireError::BadField {
+            what: "registration group size",
+            detail: format!("{size} nodes (must be 1 to {NODES_MAX})"),
+        });
+    }
+    Ok(GroupTag { token, size })
+}
+
 pub(super) fn decode_body(body: &[u8]) -> Result<Control, WireError> {
     let mut reader = Reader::new(body, "control message");
     let code = reader.u8()?;
     let message = match code {
         kind::REGISTER => Control::Register {
             addr: reader.addr_le()?,
+            group: if reader.remaining() > 0 {
+                Some(group_tag(&mut reader)?)
+            } else {
+                None
+            },
         },
         kind::REGISTER_STATUS => {
             let (status, info) = reader.status_le()?;

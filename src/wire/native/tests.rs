@@ -40,12 +40,46 @@ fn roundtrip(message: Control) {
 fn registration_golden_vector() {
     let message = Control::Register {
         addr: "127.0.0.1:43765".parse().unwrap(),
+        group: None,
     };
     let expected = [
         0x08, 0x00, 0x00, 0x00, 0x02, 0x04, 0x7F, 0x00, 0x00, 0x01, 0xF5, 0xAA,
     ];
     assert_eq!(encode(&message), expected);
     assert_eq!(Native::decode_control(&expected), Ok(message));
+}
+
+/// A registration that names its group: u64 token and u32 size after the address; a size
+/// of 0 or past `NODES_MAX` is refused, and so is a group cut short.
+#[test]
+fn registration_with_a_group_golden_vector() {
+    let message = Control::Register {
+        addr: "127.0.0.1:43765".parse().unwrap(),
+        group: Some(GroupTag {
+            token: 0x0102_0304_0506_0708,
+            size: 32,
+        }),
+    };
+    let expected = [
+        0x14, 0x00, 0x00, 0x00, 0x02, 0x04, 0x7F, 0x00, 0x00, 0x01, 0xF5, 0xAA, 0x08, 0x07, 0x06,
+        0x05, 0x04, 0x03, 0x02, 0x01, 0x20, 0x00, 0x00, 0x00,
+    ];
+    assert_eq!(encode(&message), expected);
+    assert_eq!(Native::decode_control(&expected), Ok(message));
+    for size in [0, crate::limits::NODES_MAX as u32 + 1] {
+        let mut bad = expected;
+        bad[20..24].copy_from_slice(&size.to_le_bytes());
+        assert!(
+            matches!(
+                Native::decode_control(&bad),
+                Err(WireError::BadField { .. })
+            ),
+            "{size}"
+        );
+    }
+    let mut short = expected[..22].to_vec();
+    short[0] = 18;
+    assert!(Native::decode_control(&short).is_err());
 }
 
 #[test]
@@ -78,7 +112,7 @@ fn hello_golden_vectors_and_the_version_of_older_builds() {
         nonce: None,
         version: PROTOCOL_VERSION,
     });
-    assert_eq!(hello, [4, 0, 0, 0, kind::HELLO, 0, 3, 0]);
+    assert_eq!(hello, [4, 0, 0, 0, kind::HELLO, 0, 4, 0]);
     let older = [2, 0, 0, 0, kind::HELLO, 0];
     assert_eq!(
         Native::decode_control(&older),
@@ -111,7 +145,17 @@ fn summary_request_golden_vector() {
 fn every_control_message_roundtrips() {
     let addr: SocketAddr = "10.1.2.3:9000".parse().unwrap();
     let v6: SocketAddr = "[::1]:5".parse().unwrap();
-    roundtrip(Control::Register { addr: v6 });
+    roundtrip(Control::Register {
+        addr: v6,
+        group: None,
+    });
+    roundtrip(Control::Register {
+        addr: v6,
+        group: Some(GroupTag {
+            token: u64::MAX,
+            size: 16_000,
+        }),
+    });
     roundtrip(Control::Deregister { addr, id: 5 });
     roundtrip(Control::DeregisterStatus {
         status: Status::Failed,

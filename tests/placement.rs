@@ -1,0 +1,49 @@
+//! Where the registry places the nodes of processes of several nodes (`overlay node --count
+//! K`, `overlay registry --placement`): by default a process's nodes spread over the ring and
+//! the processes interleaved, so that with two processes every other position is the same
+//! process's and a route's hops of an even number of positions stay in memory
+//! (docs/ARCHITECTURE.md, "Placement"); `--placement random` draws every ID at random.
+
+mod common;
+
+use common::{group_registered, groups, registry};
+
+/// Nodes per process: two processes of 12 alternate by chance once in C(24, 12) / 2, about
+/// 1.4 million, draws at random.
+const PER: usize = 12;
+
+/// The process (0 or 1) of each ring position, in ring order, for a registry started with
+/// `extra` and two processes of [`PER`] nodes.
+fn ring_of(extra: &[&str], binds: &[&str]) -> Vec<usize> {
+    let (_reg, port) = registry(extra, false);
+    let processes = groups(port, PER, binds);
+    let mut ring: Vec<(u32, usize)> = processes
+        .iter()
+        .enumerate()
+        .flat_map(|(process, group)| {
+            group_registered(group, PER)
+                .into_iter()
+                .map(move |node| (node.id, process))
+        })
+        .collect();
+    ring.sort_unstable();
+    ring.into_iter().map(|(_, process)| process).collect()
+}
+
+fn alternates(ring: &[usize]) -> bool {
+    ring.iter()
+        .enumerate()
+        .all(|(position, &process)| process != ring[(position + 1) % ring.len()])
+}
+
+#[test]
+fn two_processes_nodes_alternate_on_the_ring_unless_placed_at_random() {
+    let placed = ring_of(&[], &["127.0.9.1", "127.0.9.2"]);
+    assert_eq!(placed.len(), 2 * PER);
+    assert!(alternates(&placed), "{placed:?}");
+    // A wider ID space: the same.
+    let wide = ring_of(&["--id-bits", "20"], &["127.0.9.3", "127.0.9.4"]);
+    assert!(alternates(&wide), "{wide:?}");
+    let random = ring_of(&["--placement", "random"], &["127.0.9.5", "127.0.9.6"]);
+    assert!(!alternates(&random), "{random:?}");
+}
