@@ -345,14 +345,12 @@ fn launch_over_ssh_across_namespaces() {
     lab.assert_nothing_left("a run of node groups");
     assert_copies_removed(&launcher, 3);
 
-    // Payloads of 2 KiB and more run in a process per core on each host, as a local launch
-    // runs them (tools/lib.sh's `core_layout_payload`): two nodes a core on each host, two
-    // in each process.
+    // By default nodes run in a process per core on each host, as a local launch runs them:
+    // two nodes a core on each host, two in each process.
     let cores = cores_by(&["getconf", "_NPROCESSORS_ONLN"]);
     let per_host = (2 * cores).min(64);
     let nodes = (3 * per_host).to_string();
-    let (mut launcher, out) =
-        lab.launch_with("payload", &hosts, &["PAYLOAD=2048"], &[&nodes, "200"]);
+    let (mut launcher, out) = lab.launch_with("per-core", &hosts, &[], &[&nodes, "200"]);
     let status = launcher.wait_exit();
     assert!(status.success(), "{status}\n{}", launcher.dump());
     let json = result(&out);

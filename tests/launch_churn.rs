@@ -35,6 +35,8 @@ fn a_launch_sh_run_goes_on_through_a_leave_a_crash_and_a_join() {
         format!("OVERLAY_BIN={BIN}"),
         format!("OUT={}", out.display()),
         "DURATION=8".to_string(),
+        // A process per node: the leave and the crash are of one node each.
+        "NODES_PER_PROCESS=1".to_string(),
     ];
     let mut args: Vec<&str> = settings.iter().map(String::as_str).collect();
     args.extend([script, "8", "1", "3"]);

@@ -17,8 +17,8 @@
 # (default 0); OUT directory for logs and result.json (default: a new temporary directory);
 # OVERLAY_BIN a prebuilt binary to use instead of building; REGISTRY_ARGS more registry flags
 # (for example "--window-bytes 1048576"); NODE_ARGS more flags for every node (for example
-# "--busy-poll-us 1000"); NODES_PER_PROCESS nodes per process (default: one up to 64 nodes
-# unless PAYLOAD is 2048 or more, then groups sized by cores and descriptors). With --hosts also: SSH_OPTS options for every ssh; REGISTRY_PORT
+# "--busy-poll-us 1000"); NODES_PER_PROCESS nodes per process (default: groups sized by
+# cores and descriptors; 1 gives each node a process of its own). With --hosts also: SSH_OPTS options for every ssh; REGISTRY_PORT
 # the registry's port (default: a free one); REGISTRY_ADDRESS the address nodes dial.
 set -euo pipefail
 
@@ -56,12 +56,13 @@ temporary directory). Every process started is stopped on exit, failure and Ctrl
 Environment: RUNS runs in a row (default 1); DURATION seconds each node sends per run instead
 of MESSAGES_PER_NODE packets; PAYLOAD extra payload bytes per packet; OUT;
 OVERLAY_BIN a prebuilt binary instead of building; REGISTRY_ARGS and NODE_ARGS more flags for
-the registry and every node process; NODES_PER_PROCESS nodes in each process (default: one
-up to 64 nodes, on each host with --hosts, unless PAYLOAD is 2048 bytes or more, where a
-process per core carries them faster; beyond, as many as spread the nodes over the
-cores, within the descriptors `ulimit -n` allows, about 2 x NR + 10 a node; the nodes of a
-process hand links to each other over in memory and share one connection, a trunk, with each
-other such process: NODE_ARGS=--no-trunks gives every link a connection of its own). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
+the registry and every node process; NODES_PER_PROCESS nodes in each process (default: as
+many as spread the nodes over the cores, on each host with --hosts, within the descriptors
+`ulimit -n` allows, about 2 x NR + 10 a node; 1 gives each node a process of its own; the
+nodes of a process hand links to each other over in memory, share one connection, a trunk,
+with each other such process, and the registry places them apart on the ring so that most
+hops stay in memory: NODE_ARGS=--no-trunks gives every link a connection of its own,
+REGISTRY_ARGS="--placement random" places every node at random). With --hosts: SSH_OPTS options for every ssh (e.g. "-p 2222
 -i ~/.ssh/lab"); REGISTRY_PORT the registry's port (default: a free one); REGISTRY_ADDRESS the
 address the nodes dial (default: this machine's address as each host sees it, or with
 --registry-on first the first host's as this machine reaches it).

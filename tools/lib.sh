@@ -11,12 +11,11 @@ cd "$top"
 tool=$(basename "$0")
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Extra payload bytes per packet (PAYLOAD) from which up to 64 nodes run in a process per core
-# rather than one each: a hop between two nodes of one process is one copy in memory instead of
-# a TCP connection's two, and with 2 KiB payloads that outweighs the trunks' own work
-# (docs/PERFORMANCE.md, "Layout by payload": W3 with 4 KiB payloads 1.35 x, 2 KiB 1.17 x,
-# 1 KiB the same, 256 bytes 0.85 x).
-core_layout_payload=2048
+# Nodes run in a process per core at every size and payload unless NODES_PER_PROCESS says
+# otherwise: a hop between two nodes of one process is a copy in memory instead of a TCP
+# connection's two, and the registry places a process's nodes so that most hops are such
+# (docs/ARCHITECTURE.md, "Placement"; docs/PERFORMANCE.md, "Layout": W2 1.27 x, W3 1.7 x a
+# process per node, W1 the same).
 
 # Sets `bin`: $OVERLAY_BIN if set (a prebuilt binary), else target/release/overlay, built now.
 find_overlay() {
@@ -65,10 +64,8 @@ start_registry() {
   port=$(cat "$out/port")
 }
 
-# start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port. Up to 64
-# nodes, one process each (unless PAYLOAD is at least $core_layout_payload); beyond (or with
-# such payloads), groups of K nodes per process (`overlay node --count K`):
-# at least one process per core, and no more nodes per process than its descriptors allow (a
+# start_nodes COUNT [FLAG...]: starts COUNT nodes of the registry on 127.0.0.1:$port in groups
+# of K nodes per process (`overlay node --count K`): at least one process per core, and no more nodes per process than its descriptors allow (a
 # listener, the registry connection and about 2 x (NR + 3) links each: NR = $nr or ceil(log2
 # COUNT), and up to 3 backup entries). NODES_PER_PROCESS sets K. Process i is pinned to core i modulo the cores, its
 # output in $out/node-i.log. Sets `node_pids` and `node_groups` (nodes in each process).
@@ -85,8 +82,6 @@ start_nodes() {
   fit=$(((limit - 64) / per_node))
   if [ -n "${NODES_PER_PROCESS:-}" ]; then
     per=$NODES_PER_PROCESS
-  elif [ "$count" -le 64 ] && [ "${PAYLOAD:-0}" -lt "$core_layout_payload" ]; then
-    per=1
   else
     per=$(((count + cores - 1) / cores))
     [ "$per" -le "$fit" ] || per=$fit
@@ -200,9 +195,7 @@ count=$1 nr=$2 per=$3 registry=$4 port=$5
 shift 5
 [ -n "$registry" ] || registry=${SSH_CONNECTION%% *}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-if [ -z "$per" ] && [ "$count" -le 64 ]; then
-  per=1
-elif [ -z "$per" ] || [ "$per" = cores ]; then
+if [ -z "$per" ] || [ "$per" = cores ]; then
   cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
   limit=$(ulimit -n)
   case $limit in unlimited) limit=1048576 ;; esac
@@ -335,7 +328,7 @@ start_remote_nodes() {
   local total=$1 address=$2 i count nr_used=${nr:-0} per=${NODES_PER_PROCESS:-}
   shift 2
   case ${NODES_PER_PROCESS:-1} in '' | *[!0-9]* | 0) echo "$tool: NODES_PER_PROCESS must be a positive number" >&2; exit 2 ;; esac
-  [ -n "$per" ] || [ "${PAYLOAD:-0}" -lt "$core_layout_payload" ] || per=cores
+  [ -n "$per" ] || per=cores
   if [ -z "${nr:-}" ]; then
     while [ $((1 << nr_used)) -lt "$total" ]; do nr_used=$((nr_used + 1)); done
   fi

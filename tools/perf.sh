@@ -6,8 +6,9 @@
 #
 # W1 classic:   10 nodes, NR 3, 100,000 packets per node.
 # W2 stress:    64 nodes, NR 6, 1,000,000 packets per node (PACKETS=... to change).
-# W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node (in a process per
-#               core: launch.sh's layout for such payloads).
+# W3 bandwidth: 64 nodes, NR 6, 4 KiB extra payload, 20,000 packets per node.
+# Each in launch.sh's layout: a process per core, the nodes of a process placed apart on the
+# ring (NODES_PER_PROCESS=1 gives each node a process of its own).
 #
 # W1 and W2 run ROUNDS times (default 3) in alternation with the calibration ring
 # (../shared/baselines/ringproto, or $RING_SRC; built into target/ringproto) with the same P, NR
@@ -148,7 +149,7 @@ against_iperf() {
   local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base cores secs pps g peak cpb crossed
   say ""
   say "$name: $nodes nodes, NR $nr, $packets packets of $extra extra payload bytes per node, against iperf3 right before each run"
-  say "layout: ${NODES_PER_PROCESS:+$NODES_PER_PROCESS nodes per process (NODES_PER_PROCESS)}${NODES_PER_PROCESS:-a process per core, as launch.sh runs payloads of 2 KiB and more (docs/PERFORMANCE.md, Layout by payload)}"
+  say "layout: ${NODES_PER_PROCESS:+$NODES_PER_PROCESS nodes per process (NODES_PER_PROCESS)}${NODES_PER_PROCESS:-a process per core, as launch.sh runs them (docs/PERFORMANCE.md, Layout)}"
   say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s %12s %10s %11s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB iperf3_cs/GB ours_cs/GB cs/GB_link ceiling_x)"
   for i in $(seq "$runs"); do
     l1=$(load)
