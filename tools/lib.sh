@@ -14,7 +14,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Nodes run in a process per core at every size and payload unless NODES_PER_PROCESS says
 # otherwise: a hop between two nodes of one process is a copy in memory instead of a TCP
 # connection's two, and the registry places a process's nodes so that most hops are such
-# (docs/ARCHITECTURE.md, "Placement"; docs/PERFORMANCE.md, "Layout": W2 1.27 x, W3 1.7 x a
+# (docs/ARCHITECTURE.md, "Placement"; docs/PERFORMANCE.md, "Layout and placement": W2 1.27 x, W3 2.4 x a
 # process per node, W1 the same).
 
 # Sets `bin`: $OVERLAY_BIN if set (a prebuilt binary), else target/release/overlay, built now.

@@ -149,7 +149,7 @@ against_iperf() {
   local name=$1 nodes=$2 nr=$3 packets=$4 extra=$5 ratios=() l1 l2 base cores secs pps g peak cpb crossed
   say ""
   say "$name: $nodes nodes, NR $nr, $packets packets of $extra extra payload bytes per node, against iperf3 right before each run"
-  say "layout: ${NODES_PER_PROCESS:+$NODES_PER_PROCESS nodes per process (NODES_PER_PROCESS)}${NODES_PER_PROCESS:-a process per core, as launch.sh runs them (docs/PERFORMANCE.md, Layout)}"
+  say "layout: ${NODES_PER_PROCESS:+$NODES_PER_PROCESS nodes per process (NODES_PER_PROCESS)}${NODES_PER_PROCESS:-a process per core, as launch.sh runs them (docs/PERFORMANCE.md, Layout and placement)}"
   say "$(printf '%-4s %3s %6s %12s %6s %8s %12s %12s %8s %9s %12s %10s %11s %9s' W run load_i iperf3_GB/s load_o seconds packets/s goodput_GB/s x_iperf peak_MiB iperf3_cs/GB ours_cs/GB cs/GB_link ceiling_x)"
   for i in $(seq "$runs"); do
     l1=$(load)
