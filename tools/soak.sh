@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Soak: NODES nodes (default 64) send PACKETS packets each (default 1,000,000) in RUNS runs in
 # a row (default 3) in one overlay (the scripted registry's --runs). Every run must PASS, and
-# no node's resident memory may grow from one run to the next: VmRSS of every node is read
-# when the overlay is ready, after run 1 and after run RUNS-1 (the last moment every node is
-# sure to be alive), and the later must stay within SLACK_KIB (default 8 MiB) of the earlier.
+# no node process's resident memory may grow from one run to the next: VmRSS of every node
+# process (launch.sh's layout: a process per core) is read when the overlay is ready, after
+# run 1 and after run RUNS-1 (the last moment every node is sure to be alive), and the later
+# must stay within SLACK_KIB (default 8 MiB) per node of the process of the earlier.
 # RUNS is at least 3, so that the two compared samples are a run apart.
 #
-#   tools/soak.sh [NODES] [PACKETS] [RUNS]       smallest useful: tools/soak.sh 10 1000000 3
+#   tools/soak.sh [NODES] [PACKETS] [RUNS]       smallest useful: tools/soak.sh 10 10000000 3
 #
 # Prints one line of memory figures per sample and the registry's summaries; exits 0 only if
 # every run passed, every node could be sampled (runs too short to sample fail: raise PACKETS)
@@ -41,16 +42,17 @@ wait_for() {
     sleep 0.2
   done
 }
-# Prints "min max sum" of the nodes' VmRSS in KiB, and saves each in $out/rss-$1, one line
-# per node: 0 for a node that has exited (no VmRSS, or no /proc entry at all).
+# Prints "min max mean" of the node processes' VmRSS in KiB per node, and saves each process's
+# in $out/rss-$1, one line per process, "KiB nodes": 0 KiB for a process that has exited (no
+# VmRSS, or no /proc entry at all).
 sample() {
   : >"$out/rss-$1"
-  for pid in "${node_pids[@]}"; do
-    awk '/^VmRSS:/ {kib = $2} END {print kib + 0}' "/proc/$pid/status" 2>/dev/null >>"$out/rss-$1" \
-      || echo 0 >>"$out/rss-$1"
+  for i in "${!node_pids[@]}"; do
+    kib=$(awk '/^VmRSS:/ {kib = $2} END {print kib + 0}' "/proc/${node_pids[$i]}/status" 2>/dev/null) || kib=0
+    echo "${kib:-0} ${node_groups[$i]}" >>"$out/rss-$1"
   done
-  awk -v what="$1" 'NR==1 {min=$1; max=$1} {s+=$1; if ($1<min) min=$1; if ($1>max) max=$1}
-    END {printf "soak: RSS %-8s min %d KiB, max %d KiB, mean %d KiB over %d nodes\n", what, min, max, s/NR, NR}' "$out/rss-$1"
+  awk -v what="$1" '{v = $1 / $2} NR==1 {min=v; max=v} {s+=$1; n+=$2; if (v<min) min=v; if (v>max) max=v}
+    END {printf "soak: RSS %-8s per node min %d KiB, max %d KiB, mean %d KiB over %d nodes in %d processes\n", what, min, max, s/n, n, NR}' "$out/rss-$1"
 }
 
 start=$(date +%s)
@@ -66,8 +68,9 @@ first="$out/rss-after-run1"
 last="$out/rss-after-run$((runs - 1))"
 gone=$(cat "$first" "$last" 2>/dev/null | awk '$1 == 0 {n++} END {print n+0}')
 lines=$(cat "$first" "$last" 2>/dev/null | wc -l)
-grown=$(paste "$first" "$last" 2>/dev/null | awk -v slack="$slack" '$2 > $1 + slack {n++} END {print n+0}')
-if [ "$gone" -gt 0 ] || [ "$lines" -ne $((2 * nodes)) ]; then
+# A process of K nodes may grow by K x the slack.
+grown=$(paste -d' ' "$first" "$last" 2>/dev/null | awk -v slack="$slack" '$3 > $1 + slack * $2 {n += $2} END {print n+0}')
+if [ "$gone" -gt 0 ] || [ "$lines" -ne $((2 * ${#node_pids[@]})) ]; then
   echo "soak: FAIL: memory not sampled for every node after run 1 and run $((runs - 1)) (runs too short? raise PACKETS)" >&2
   status=1
 elif [ "$grown" -gt 0 ]; then
