@@ -12,8 +12,8 @@ use common::{group_registered, groups, registry};
 /// 1.4 million, draws at random.
 const PER: usize = 12;
 
-/// The process (0 or 1) of each ring position, in ring order, for a registry started with
-/// `extra` and two processes of [`PER`] nodes.
+/// The process (its index in `binds`) of each ring position, in ring order, for a registry
+/// started with `extra` and a process of [`PER`] nodes on each of `binds`.
 fn ring_of(extra: &[&str], binds: &[&str]) -> Vec<usize> {
     let (_reg, port) = registry(extra, false);
     let processes = groups(port, PER, binds);
@@ -31,9 +31,16 @@ fn ring_of(extra: &[&str], binds: &[&str]) -> Vec<usize> {
 }
 
 fn alternates(ring: &[usize]) -> bool {
-    ring.iter()
-        .enumerate()
-        .all(|(position, &process)| process != ring[(position + 1) % ring.len()])
+    repeats_every(ring, 2)
+}
+
+/// Whether the processes take the ring's positions in an order that repeats every `period`
+/// positions, each position's neighbour another process's.
+fn repeats_every(ring: &[usize], period: usize) -> bool {
+    ring.iter().enumerate().all(|(position, &process)| {
+        process != ring[(position + 1) % ring.len()]
+            && process == ring[(position + period) % ring.len()]
+    })
 }
 
 #[test]
@@ -46,4 +53,18 @@ fn two_processes_nodes_alternate_on_the_ring_unless_placed_at_random() {
     assert!(alternates(&wide), "{wide:?}");
     let random = ring_of(&["--placement", "random"], &["127.0.9.5", "127.0.9.6"]);
     assert!(!alternates(&random), "{random:?}");
+}
+
+/// Three processes: placed in a repeating order when the registry does not know how many
+/// nodes to expect, at random when it does (three is no power of two: no hop of 2^k positions
+/// could stay in a process, which measured slower than positions at random).
+#[test]
+fn three_processes_are_placed_only_when_the_registry_cannot_tell_they_are_three() {
+    let binds = ["127.0.9.7", "127.0.9.8", "127.0.9.9"];
+    let placed = ring_of(&[], &binds);
+    assert_eq!(placed.len(), 3 * PER);
+    assert!(repeats_every(&placed, 3), "{placed:?}");
+    let nodes = (3 * PER).to_string();
+    let scripted = ring_of(&["--nodes", &nodes, "--start", "10"], &binds);
+    assert!(!repeats_every(&scripted, 3), "{scripted:?}");
 }

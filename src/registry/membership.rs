@@ -38,8 +38,11 @@ impl<C: Codec> Registry<C> {
             return None;
         }
         if let Some(group) = group.filter(|_| self.config.place_groups) {
-            let id = self.placement.propose(group, space);
-            if !self.nodes.contains_key(&id) && !self.departed.contains(&id) {
+            let nodes = self.config.script.as_ref().map(|script| script.nodes);
+            if let Some(id) = self.placement.propose(group, space, nodes)
+                && !self.nodes.contains_key(&id)
+                && !self.departed.contains(&id)
+            {
                 return Some(id);
             }
         }

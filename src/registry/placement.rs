@@ -8,9 +8,13 @@
 //! in an ID space of S IDs gets `floor(S x (j + r(g)) / K)`, where r(g) is g's bits reversed
 //! as a binary fraction (0, 1/2, 1/4, 3/4, 1/8, ...): each new group falls in the middle of
 //! the widest gaps the earlier ones left, so with G groups of K nodes, G a power of two, the
-//! ring's positions take the groups in a fixed order that repeats every G positions. An ID
-//! that is taken (another group's, a node that left) is not proposed twice: the registry
-//! draws one at random instead, as it does for nodes that name no group.
+//! ring's positions take the groups in a fixed order that repeats every G positions. With G
+//! no power of two no hop of 2^k positions stays in its process that way (2^k is no multiple
+//! of G), which measured slower than IDs at random (docs/PERFORMANCE.md, "Layout and
+//! placement"): when the registry knows the overlay's size N (scripted, `--nodes`), it places
+//! nothing unless N / K, rounded, is a power of two. An ID that is taken (another group's, a
+//! node that left) is not proposed twice: the registry draws one at random instead, as it does
+//! for nodes that name no group.
 
 use rustc_hash::FxHashMap;
 
@@ -36,8 +40,22 @@ struct Seen {
 }
 
 impl Placement {
-    /// The ID for the next node of `group` in an ID space of `space` IDs (at most 2^32).
-    pub(super) fn propose(&mut self, group: GroupTag, space: u64) -> NodeId {
+    /// The ID for the next node of `group` in an ID space of `space` IDs (at most 2^32), in
+    /// an overlay of `nodes` nodes if the registry knows; `None`: place it at random (the
+    /// groups would number no power of two).
+    pub(super) fn propose(
+        &mut self,
+        group: GroupTag,
+        space: u64,
+        nodes: Option<usize>,
+    ) -> Option<NodeId> {
+        let size = group.size.max(1);
+        if let Some(nodes) = nodes {
+            let groups = (nodes + size as usize / 2) / size as usize;
+            if !groups.max(1).is_power_of_two() {
+                return None;
+            }
+        }
         if self.groups.len() >= PLACEMENT_GROUPS_MAX && !self.groups.contains_key(&group.token) {
             self.groups.clear();
         }
@@ -47,12 +65,11 @@ impl Placement {
             *next_index = next_index.wrapping_add(1);
             Seen { index, placed: 0 }
         });
-        let size = group.size.max(1);
         let slot = seen.placed % size;
         seen.placed = seen.placed.wrapping_add(1);
         // slot < size and offset < 2^32, so the ID is below `space`.
         let at = (u128::from(slot) << 32) + u128::from(offset(seen.index));
-        (u128::from(space) * at / (u128::from(size) << 32)) as NodeId
+        Some((u128::from(space) * at / (u128::from(size) << 32)) as NodeId)
     }
 }
 
@@ -85,7 +102,10 @@ mod tests {
                     for _ in 0..=g {
                         if left[g as usize] > 0 {
                             left[g as usize] -= 1;
-                            let id = placement.propose(group(100 + g, size), 1 << bits);
+                            let nodes = Some(groups as usize * size as usize);
+                            let id = placement
+                                .propose(group(100 + g, size), 1 << bits, nodes)
+                                .expect("a power of two of groups");
                             assert!(u64::from(id) < 1 << bits);
                             ring.push((id, g));
                         }
@@ -110,24 +130,45 @@ mod tests {
     #[test]
     fn placement_stays_in_the_space_and_bounded() {
         let mut placement = Placement::default();
-        let first = placement.propose(group(1, 2), 128);
-        let second = placement.propose(group(1, 2), 128);
-        assert_eq!((first, second), (0, 64));
-        assert_eq!(
-            placement.propose(group(1, 2), 128),
-            first,
-            "a third node of two"
-        );
-        assert_eq!(
-            placement.propose(group(2, 2), 128),
-            32,
-            "the next group between"
-        );
-        assert_eq!(placement.propose(group(3, 1), 1 << 32), 1 << 30);
+        let mut propose = |token, size, space| placement.propose(group(token, size), space, None);
+        let first = propose(1, 2, 128);
+        let second = propose(1, 2, 128);
+        assert_eq!((first, second), (Some(0), Some(64)));
+        assert_eq!(propose(1, 2, 128), first, "a third node of two");
+        assert_eq!(propose(2, 2, 128), Some(32), "the next group between");
+        assert_eq!(propose(3, 1, 1 << 32), Some(1 << 30));
         for token in 0..2 * PLACEMENT_GROUPS_MAX as u64 {
-            let id = placement.propose(group(10 + token, 16_000), 1 << 14);
-            assert!(id < 1 << 14);
+            let id = placement.propose(group(10 + token, 16_000), 1 << 14, None);
+            assert!(id.is_some_and(|id| id < 1 << 14));
             assert!(placement.groups.len() <= PLACEMENT_GROUPS_MAX);
+        }
+    }
+
+    /// Knowing the overlay's size, the registry places groups only when they number a power
+    /// of two (N / K rounded: sizes that differ by one, as launchers spread nodes, count as
+    /// the same).
+    #[test]
+    fn groups_that_number_no_power_of_two_are_placed_at_random() {
+        let mut placement = Placement::default();
+        for (nodes, size, placed) in [
+            (64, 32, true),
+            (64, 11, false),
+            (1024, 52, false),
+            (1024, 51, false),
+            (1024, 64, true),
+            (9, 5, true),
+            (9, 4, true),
+            (10, 5, true),
+            (30, 10, false),
+            (3, 3, true),
+        ] {
+            assert_eq!(
+                placement
+                    .propose(group(nodes as u64, size), 1 << 16, Some(nodes))
+                    .is_some(),
+                placed,
+                "{nodes} nodes in groups of {size}"
+            );
         }
     }
 }
