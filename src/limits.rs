@@ -33,6 +33,15 @@ pub const NODES_MAX: usize = 16_000;
 /// reach it. When full, the map starts again empty (a group's later nodes then land less
 /// evenly; nothing else changes).
 pub const PLACEMENT_GROUPS_MAX: usize = NODES_MAX;
+/// Largest process (nodes) whose nodes the registry places apart on the ring
+/// (`registry::placement`); larger ones get IDs at random. Placed, a process's hops stay in
+/// its memory, and in a process of hundreds of nodes the in-memory hand-over between its
+/// nodes, a segment per link and pump with a few frames each, costs more than the trunks it
+/// saves: 1,024 nodes (`PROCESSES=P RING=0 DURATION=10 WARMUP=3 tools/scale.sh --throughput
+/// 1024`, placed against `--placement random`, 2026-12-04 09:58) in 8 processes of 128 ran
+/// 11.5 M transmissions/s against 10.6 M, in 4 of 256 8.6 M against 8.7 M, in 2 of 512 5.8 M
+/// against 12.3 M; `tools/launch.sh 1000` (2 of 500) took 69.3 s against 38.7 s.
+pub const PLACEMENT_GROUP_NODES_MAX: u32 = 128;
 
 /// Manifests the registry has sent whose node has not reported its setup status yet; the next
 /// goes out as a status comes in (`registry/setup.rs`). Sending all N at once queued N

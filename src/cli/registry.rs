@@ -94,7 +94,8 @@ pub(crate) struct RegistryArgs {
     /// (`node --count K`) spread over the ID space and the processes interleaved, so that
     /// most hops stay within a process (with two processes, all but the hops of one
     /// position); with --nodes N only when N / K, rounded, is a power of two (other counts of
-    /// processes gain nothing from it); lone nodes at random. random: every node at random.
+    /// processes gain nothing from it), and only processes of at most 128 nodes; lone nodes at
+    /// random. random: every node at random.
     #[arg(long, value_enum, default_value_t = Placement::Groups)]
     placement: Placement,
     /// Bytes of data a source may have unacknowledged (default: nodes x 128 KiB, at most

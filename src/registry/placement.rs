@@ -12,13 +12,15 @@
 //! no power of two no hop of 2^k positions stays in its process that way (2^k is no multiple
 //! of G), which measured slower than IDs at random (docs/PERFORMANCE.md, "Layout and
 //! placement"): when the registry knows the overlay's size N (scripted, `--nodes`), it places
-//! nothing unless N / K, rounded, is a power of two. An ID that is taken (another group's, a
+//! nothing unless N / K, rounded, is a power of two. Nor does it place the nodes of a process
+//! of more than [`PLACEMENT_GROUP_NODES_MAX`]: in-memory hand-overs between hundreds of nodes
+//! cost more than the trunk crossings placement saves. An ID that is taken (another group's, a
 //! node that left) is not proposed twice: the registry draws one at random instead, as it does
 //! for nodes that name no group.
 
 use rustc_hash::FxHashMap;
 
-use crate::limits::PLACEMENT_GROUPS_MAX;
+use crate::limits::{PLACEMENT_GROUP_NODES_MAX, PLACEMENT_GROUPS_MAX};
 use crate::wire::{GroupTag, NodeId};
 
 /// The groups the registry has placed nodes of.
@@ -42,7 +44,7 @@ struct Seen {
 impl Placement {
     /// The ID for the next node of `group` in an ID space of `space` IDs (at most 2^32), in
     /// an overlay of `nodes` nodes if the registry knows; `None`: place it at random (the
-    /// groups would number no power of two).
+    /// groups would number no power of two, or the group is too large).
     pub(super) fn propose(
         &mut self,
         group: GroupTag,
@@ -50,6 +52,9 @@ impl Placement {
         nodes: Option<usize>,
     ) -> Option<NodeId> {
         let size = group.size.max(1);
+        if size > PLACEMENT_GROUP_NODES_MAX {
+            return None;
+        }
         if let Some(nodes) = nodes {
             let groups = (nodes + size as usize / 2) / size as usize;
             if !groups.max(1).is_power_of_two() {
@@ -138,7 +143,7 @@ mod tests {
         assert_eq!(propose(2, 2, 128), Some(32), "the next group between");
         assert_eq!(propose(3, 1, 1 << 32), Some(1 << 30));
         for token in 0..2 * PLACEMENT_GROUPS_MAX as u64 {
-            let id = placement.propose(group(10 + token, 16_000), 1 << 14, None);
+            let id = placement.propose(group(10 + token, 100), 1 << 14, None);
             assert!(id.is_some_and(|id| id < 1 << 14));
             assert!(placement.groups.len() <= PLACEMENT_GROUPS_MAX);
         }
@@ -146,7 +151,7 @@ mod tests {
 
     /// Knowing the overlay's size, the registry places groups only when they number a power
     /// of two (N / K rounded: sizes that differ by one, as launchers spread nodes, count as
-    /// the same).
+    /// the same), and never groups of more than `PLACEMENT_GROUP_NODES_MAX` nodes.
     #[test]
     fn groups_that_number_no_power_of_two_are_placed_at_random() {
         let mut placement = Placement::default();
@@ -161,6 +166,9 @@ mod tests {
             (10, 5, true),
             (30, 10, false),
             (3, 3, true),
+            (256, 128, true),
+            (512, 256, false),
+            (1000, 500, false),
         ] {
             assert_eq!(
                 placement
