@@ -28,7 +28,8 @@ pub const NR_MAX: usize = 32;
 /// [`MANIFESTS_OUTSTANDING_MAX`] at a time).
 pub const NODES_MAX: usize = 16_000;
 /// Groups (processes of several nodes) whose next node's place on the ring the registry keeps
-/// (`registry::placement`): one entry of 24 bytes each, about 400 KiB at this bound, whatever
+/// (`registry::placement`): an entry of 16 bytes and a control byte, 19 to 34 bytes with the
+/// map's load, at most about 540 KiB at this bound, whatever
 /// group tokens peers make up; as many as the overlay can have nodes, so honest groups never
 /// reach it. When full, the map starts again empty (a group's later nodes then land less
 /// evenly; nothing else changes).

@@ -164,18 +164,23 @@ impl Flow {
     /// `position`: in flight, and counted toward it ([`Flow::originated_toward`]).
     #[inline]
     pub fn on_originated(&mut self, position: usize, frame_bytes: usize) {
-        self.in_flight_bytes += frame_bytes as u64;
-        let peer = self.peers.get_mut(position);
-        peer.sent_to += frame_bytes as u64;
-        peer.originated += 1;
+        self.sent(position, frame_bytes).originated += 1;
     }
 
     /// A keyed packet's frame of `frame_bytes` was originated toward the key's owner at
     /// `position`: in flight only (a leave's hand-over counts node-addressed packets).
     #[inline]
     pub fn on_originated_keyed(&mut self, position: usize, frame_bytes: usize) {
+        self.sent(position, frame_bytes);
+    }
+
+    /// `frame_bytes` more in flight toward the node at `position`; its record, looked up once.
+    #[inline]
+    fn sent(&mut self, position: usize, frame_bytes: usize) -> &mut Peer {
         self.in_flight_bytes += frame_bytes as u64;
-        self.peers.get_mut(position).sent_to += frame_bytes as u64;
+        let peer = self.peers.get_mut(position);
+        peer.sent_to += frame_bytes as u64;
+        peer
     }
 
     /// A node-addressed packet from the source at `position` ended here (received, stale or

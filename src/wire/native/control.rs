@@ -125,7 +125,7 @@ pub(super) fn encode_body(message: &Control, out: &mut Vec<u8>) {
             out.push(kind::REGISTER);
             put_addr(out, addr);
             if let Some(group) = group {
-                out.extend_from_slice(&group.token.to_le_bytes());
+                put_u64(out, group.token);
                 put_u32(out, group.size);
             }
         }
