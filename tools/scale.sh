@@ -87,7 +87,9 @@ cpu_sample() {
   while [ ! -e "$dir/.done" ]; do
     for pid in $(pgrep -f "^$OVERLAY_BIN (node|registry)" || true); do
       # Fields 14 and 15 of /proc/PID/stat (after the command's parenthesis): utime, stime.
-      line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+      # Read by the shell itself: a process forked per node process and sample made the
+      # samples 2 s apart with 32 node processes on a busy machine, too sparse for the span.
+      read -r line 2>/dev/null <"/proc/$pid/stat" || continue
       line=${line##*) }
       read -r -a f <<<"$line"
       last[$pid]=$((f[11] + f[12]))
@@ -96,7 +98,7 @@ cpu_sample() {
     registry=${last[${registry_pid:-none}]:-0}
     total=$((-registry))
     for pid in "${!last[@]}"; do total=$((total + last[$pid])); done
-    now=$(date +%s.%N)
+    now=${EPOCHREALTIME/,/.}
     echo "$now $total $registry" >>"$dir/cpu"
     if [ ! -e "$dir/run_started" ] && grep -q "^Run 1:" "$dir/registry.log" 2>/dev/null; then
       echo "$now" >"$dir/run_started"
