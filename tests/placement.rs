@@ -56,15 +56,32 @@ fn two_processes_nodes_alternate_on_the_ring_unless_placed_at_random() {
 }
 
 /// Three processes: placed in a repeating order when the registry does not know how many
-/// nodes to expect, at random when it does (three is no power of two: no hop of 2^k positions
-/// could stay in a process, which measured slower than positions at random).
+/// nodes to expect; when it does, in arcs, one for each bit of three: two processes
+/// alternating over two thirds of the ring, then the third's nodes in a row (docs/ARCHITECTURE.md,
+/// "Placement"), so that hops of an even number of positions stay in memory within the first
+/// arc and short hops within the second.
 #[test]
-fn three_processes_are_placed_only_when_the_registry_cannot_tell_they_are_three() {
+fn three_processes_are_placed_in_arcs_when_the_registry_knows_they_are_three() {
     let binds = ["127.0.9.7", "127.0.9.8", "127.0.9.9"];
     let placed = ring_of(&[], &binds);
     assert_eq!(placed.len(), 3 * PER);
     assert!(repeats_every(&placed, 3), "{placed:?}");
     let nodes = (3 * PER).to_string();
     let scripted = ring_of(&["--nodes", &nodes, "--start", "10"], &binds);
+    assert_eq!(scripted.len(), 3 * PER);
     assert!(!repeats_every(&scripted, 3), "{scripted:?}");
+    // The ring starts at ID 0, where the first arc starts.
+    let (pair, single) = scripted.split_at(2 * PER);
+    assert!(repeats_every(pair, 2), "{scripted:?}");
+    assert!(single.iter().all(|&p| p == single[0]), "{scripted:?}");
+    assert!(!pair.contains(&single[0]), "{scripted:?}");
+    let random = ring_of(
+        &["--nodes", &nodes, "--start", "10", "--placement", "random"],
+        &binds,
+    );
+    let (pair, single) = random.split_at(2 * PER);
+    assert!(
+        !(repeats_every(pair, 2) && single.iter().all(|&p| p == single[0])),
+        "{random:?}"
+    );
 }

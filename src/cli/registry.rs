@@ -93,9 +93,10 @@ pub(crate) struct RegistryArgs {
     /// Where registering nodes go on the ring. groups: the nodes of a process of several
     /// (`node --count K`) spread over the ID space and the processes interleaved, so that
     /// most hops stay within a process (with two processes, all but the hops of one
-    /// position); with --nodes N only when N / K, rounded, is a power of two (other counts of
-    /// processes gain nothing from it), and only processes of at most 128 nodes; lone nodes at
-    /// random. random: every node at random.
+    /// position); with --nodes N and N / K processes no power of two, in arcs of the ring, one
+    /// for each bit of their number, each holding a power of two of processes interleaved.
+    /// Only processes of at most 128 nodes; lone nodes at random. random: every node at
+    /// random.
     #[arg(long, value_enum, default_value_t = Placement::Groups)]
     placement: Placement,
     /// Bytes of data a source may have unacknowledged (default: nodes x 128 KiB, at most
