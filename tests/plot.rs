@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Proc, ensure_python_module, nodes, registry, say_skipped, temp_path};
+use common::{Proc, ensure_python_module, nodes, registry, said, say_skipped, temp_path};
 
 /// A well-formed SVG document that draws something (matplotlib draws with paths).
 fn assert_svg(path: &Path) {
@@ -121,11 +121,7 @@ fn pictures_sh_draws_every_picture_from_one_run() {
         .env("OVERLAY_PLOT_NO_INSTALL", "1")
         .output()
         .expect("pictures.sh runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = said(&output);
     assert!(output.status.success(), "{}\n{said}", output.status);
     let overlay = docs.0.join("overlay-4.svg");
     let text = std::fs::read_to_string(&overlay).unwrap_or_else(|e| panic!("{e}\n{said}"));
@@ -172,11 +168,7 @@ fn scale_sh_and_its_plot() {
         .env("PACKETS", "500")
         .output()
         .expect("scale.sh runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = said(&output);
     assert!(output.status.success(), "{}\n{said}", output.status);
     let csv = out.0.join("scale.csv");
     let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}\n{said}"));

@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::BIN;
+use common::{BIN, said};
 
 #[test]
 fn scale_throughput_measures_each_size_by_time_and_per_cpu_second() {
@@ -27,11 +27,7 @@ fn scale_throughput_measures_each_size_by_time_and_per_cpu_second() {
         .env_remove("WINDOW")
         .output()
         .expect("tools/scale.sh runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = said(&output);
     assert!(output.status.success(), "{}\n{said}", output.status);
     let text = std::fs::read_to_string(out.join("throughput.csv"))
         .unwrap_or_else(|e| panic!("throughput.csv: {e}\n{said}"));

@@ -220,8 +220,7 @@ mod tests {
     }
 
     /// The ring of `sizes.len()` groups of those sizes placed in an overlay of their sum,
-    /// registering in turns; each position's group.
-    /// How many proposed IDs were taken comes with it.
+    /// registering in turns: each position's group, and how many proposed IDs were taken.
     fn placed_ring(sizes: &[u32], bits: u32) -> (Vec<usize>, usize) {
         let nodes: u32 = sizes.iter().sum();
         let mut placement = Placement::default();
@@ -299,6 +298,11 @@ mod tests {
                 assert_eq!(moved, 0, "{sizes:?}: equal groups' IDs are distinct");
             }
             let measured = in_group(&ring);
+            // The shares docs/ARCHITECTURE.md quotes (`-- --nocapture` shows them).
+            eprintln!(
+                "{} groups {sizes:?}: {measured:.3} of hops in their group",
+                sizes.len()
+            );
             assert!(
                 measured >= share,
                 "{} groups ({sizes:?}): {measured:.3} of hops in their group",

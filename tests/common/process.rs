@@ -2,12 +2,22 @@
 //! threads so that a test can wait for a line, killed and reaped on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{BIN, DEADLINE};
+
+/// What a finished command wrote, standard output then standard error, for a failure's
+/// message.
+pub fn said(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
 
 /// Text a child wrote to one stream, growing as it arrives.
 #[derive(Default)]
